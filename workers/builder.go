@@ -1,0 +1,123 @@
+package workers
+
+import "encoding/binary"
+
+// builder appends packets to the worker's open block and keeps the block's
+// flow summary. The summary's distinct-flow set is an open-addressing table
+// of indexes into Block.Summary.Flows, cleared per block by walking only the
+// slots that were used, so resetting costs O(flows in block), not O(table).
+type builder struct {
+	pool     *BlockPool
+	cur      *Block
+	queue    uint16
+	maxFlows int
+
+	set    []int32 // slot -> index+1 into cur.Summary.Flows; 0 = empty
+	hashes []uint64
+	used   []int32 // slots set in this block
+	mask   uint64
+}
+
+func newBuilder(pool *BlockPool, queue uint16, maxFlows int) *builder {
+	n := 1
+	for n < 2*maxFlows {
+		n <<= 1
+	}
+	return &builder{
+		pool:     pool,
+		queue:    queue,
+		maxFlows: maxFlows,
+		set:      make([]int32, n),
+		hashes:   make([]uint64, 0, maxFlows),
+		used:     make([]int32, 0, maxFlows),
+		mask:     uint64(n - 1),
+	}
+}
+
+// open takes a fresh block from the pool. It returns false if none is free.
+func (b *builder) open(now int64) bool {
+	blk := b.pool.Get()
+	if blk == nil {
+		return false
+	}
+	blk.Queue = b.queue
+	blk.OpenedAt = now
+	b.cur = blk
+	return true
+}
+
+// take hands the open block out (for sealing) and clears the flow set.
+func (b *builder) take() *Block {
+	blk := b.cur
+	b.cur = nil
+	for _, s := range b.used {
+		b.set[s] = 0
+	}
+	b.used = b.used[:0]
+	b.hashes = b.hashes[:0]
+	return blk
+}
+
+// fits reports whether a record of caplen bytes may go into the open block
+// without passing the seal size. An empty block takes any packet: its buffer
+// has room for one maximum-size packet beyond the seal size.
+func (b *builder) fits(caplen int) bool {
+	return b.cur.Count == 0 || len(b.cur.Data)+RecordHeaderSize+caplen <= b.pool.size
+}
+
+// addFlow accounts one packet to flow k in the open block's summary. It
+// returns false if the flow is new and the block already holds maxFlows
+// flows: the caller seals the block and retries in a new one.
+func (b *builder) addFlow(k *FlowKey, h uint64, dir uint8, ts int64, wireLen uint32) bool {
+	flows := &b.cur.Summary.Flows
+	i := h & b.mask
+	for {
+		v := b.set[i]
+		if v == 0 {
+			break
+		}
+		if b.hashes[v-1] == h && (*flows)[v-1].Key == *k {
+			f := &(*flows)[v-1]
+			f.Pkts[dir]++
+			f.Bytes[dir] += uint64(wireLen)
+			f.LastTS = ts
+			return true
+		}
+		i = (i + 1) & b.mask
+	}
+	if len(*flows) >= b.maxFlows {
+		return false
+	}
+	*flows = append(*flows, FlowStat{Key: *k, FirstTS: ts, LastTS: ts, FirstDir: dir})
+	f := &(*flows)[len(*flows)-1]
+	f.Pkts[dir] = 1
+	f.Bytes[dir] = uint64(wireLen)
+	b.hashes = append(b.hashes, h)
+	b.set[i] = int32(len(*flows))
+	b.used = append(b.used, int32(i))
+	return true
+}
+
+// appendRecord copies one packet into the open block. The caller checked
+// fits. data must be at most MaxPacketSize bytes.
+func (b *builder) appendRecord(ts int64, wireLen uint32, linkType, iface uint16, data []byte) {
+	blk := b.cur
+	n := len(blk.Data)
+	end := n + RecordHeaderSize + len(data)
+	blk.Data = blk.Data[:end]
+	r := blk.Data[n:end]
+	binary.LittleEndian.PutUint64(r[0:], uint64(ts))
+	binary.LittleEndian.PutUint32(r[8:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(r[12:], wireLen)
+	binary.LittleEndian.PutUint16(r[16:], linkType)
+	binary.LittleEndian.PutUint16(r[18:], iface)
+	copy(r[RecordHeaderSize:], data)
+	if blk.Count == 0 || ts < blk.MinTS {
+		blk.MinTS = ts
+	}
+	if blk.Count == 0 || ts > blk.MaxTS {
+		blk.MaxTS = ts
+	}
+	blk.Count++
+	blk.Bytes += uint64(wireLen)
+}

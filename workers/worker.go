@@ -1,0 +1,310 @@
+package workers
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"tapvault/dataplane"
+)
+
+// Config configures one worker.
+type Config struct {
+	Queue     uint16     // RX queue number, recorded in every block
+	Pool      *BlockPool // shared free list of block buffers
+	Sink      BlockSink  // where sealed blocks go (the writer)
+	SealAfter time.Duration
+	// MaxBlockFlows bounds the distinct flows one block summarises; a block
+	// seals early when it would exceed it. Must not exceed the capacity the
+	// pool gave Summary.Flows.
+	MaxBlockFlows int
+	MaxFlows      int           // flow table bound
+	FlowIdle      time.Duration // flow idle eviction, in packet time
+}
+
+// Defaults for Config.
+const (
+	DefaultSealAfter     = time.Second
+	DefaultMaxBlockFlows = 16384
+	DefaultMaxFlows      = 1 << 18
+	DefaultFlowIdle      = 120 * time.Second
+)
+
+// Stats are one worker's counters. They are written by the worker only,
+// once per burst, and may be read from any goroutine.
+type Stats struct {
+	_ [64]byte // keep neighbouring workers' counters off this cache line
+
+	RxPackets    atomic.Uint64 // packets handed to the worker
+	RxBytes      atomic.Uint64 // their wire bytes
+	Stored       atomic.Uint64 // packets in blocks the sink accepted
+	DropNoBuffer atomic.Uint64 // packets dropped: no free block buffer
+	DropSink     atomic.Uint64 // packets dropped: the writer refused a sealed block (queue full)
+	Cut          atomic.Uint64 // packets cut to MaxPacketSize
+	Malformed    atomic.Uint64 // packets the decoder flagged malformed or truncated
+	NoFlow       atomic.Uint64 // packets with no IP flow (ARP, non-IP, ...)
+	Blocks       atomic.Uint64 // blocks sealed and accepted by the sink
+	BlocksTimed  atomic.Uint64 // of which sealed by the time limit
+	FlowsActive  atomic.Int64
+	FlowsCreated atomic.Uint64
+	FlowsEvicted atomic.Uint64
+	FlowsFull    atomic.Uint64 // packets of new flows the full flow table could not track
+
+	_ [64]byte
+}
+
+// PanicError is what a worker returns when it recovered from a panic: the
+// lcore entry never lets one escape.
+type PanicError struct {
+	Queue uint16
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("worker %d panicked: %v\n%s", e.Queue, e.Value, e.Stack)
+}
+
+// Worker is the per-core loop: burst -> decode -> flow -> block builder. All
+// its state is unshared; it allocates nothing per packet.
+type Worker struct {
+	cfg    Config
+	dec    Decoder
+	d      Decoded
+	flows  *FlowTable
+	b      *builder
+	t0     time.Time
+	lastTS int64 // newest packet time seen
+	stats  *Stats
+
+	// per-burst counter deltas, published to stats once per burst
+	c struct {
+		rx, rxBytes, stored, noBuf, sinkDrop, cut, malformed, noFlow, blocks, timed uint64
+	}
+}
+
+// NewWorker builds a worker. Everything it needs is allocated here.
+func NewWorker(cfg Config) *Worker {
+	if cfg.Pool == nil || cfg.Sink == nil {
+		panic("BUG: worker needs a block pool and a sink")
+	}
+	if cfg.SealAfter <= 0 {
+		cfg.SealAfter = DefaultSealAfter
+	}
+	if cfg.MaxBlockFlows <= 0 {
+		cfg.MaxBlockFlows = DefaultMaxBlockFlows
+	}
+	if cfg.MaxFlows <= 0 {
+		cfg.MaxFlows = DefaultMaxFlows
+	}
+	if cfg.FlowIdle <= 0 {
+		cfg.FlowIdle = DefaultFlowIdle
+	}
+	return &Worker{
+		cfg:   cfg,
+		flows: NewFlowTable(cfg.MaxFlows, int64(cfg.FlowIdle)),
+		b:     newBuilder(cfg.Pool, cfg.Queue, cfg.MaxBlockFlows),
+		t0:    time.Now(),
+		stats: new(Stats),
+	}
+}
+
+// Stats returns the worker's live counters.
+func (w *Worker) Stats() *Stats { return w.stats }
+
+// Flows returns the worker's flow table. Only the worker's goroutine may use
+// it while the worker runs.
+func (w *Worker) Flows() *FlowTable { return w.flows }
+
+// now is the worker's monotonic clock for the seal timer, in ns.
+func (w *Worker) now() int64 { return int64(time.Since(w.t0)) }
+
+// Run reads src until it returns io.EOF, an error, or stop becomes true, then
+// seals its open block. Packets are processed before the next Recv, which is
+// what releases them.
+func (w *Worker) Run(src dataplane.Source, stop *atomic.Bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Queue: w.cfg.Queue, Value: r, Stack: debug.Stack()}
+		}
+	}()
+	burst := new(dataplane.Burst)
+	idle := 0
+	for !stop.Load() {
+		n, rerr := src.Recv(burst)
+		now := w.now()
+		if n > 0 {
+			w.ProcessBurst(burst, now)
+			idle = 0
+		} else {
+			idle++
+			w.Tick(now)
+			// Poll-mode RX spins; after a run of empty polls, back off so an
+			// idle link does not burn the core the compressors need.
+			if idle > 256 {
+				time.Sleep(20 * time.Microsecond)
+			} else if idle > 16 {
+				runtime.Gosched()
+			}
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				break
+			}
+			w.Flush()
+			return fmt.Errorf("worker %d: receive: %w", w.cfg.Queue, rerr)
+		}
+	}
+	w.Flush()
+	return nil
+}
+
+// ProcessBurst handles every packet of b, then publishes the counters and
+// runs the timers. now is the worker clock (see Run).
+func (w *Worker) ProcessBurst(b *dataplane.Burst, now int64) {
+	for i := 0; i < b.N; i++ {
+		w.process(&b.Pkts[i], now)
+	}
+	w.Tick(now)
+}
+
+func (w *Worker) process(p *dataplane.Packet, now int64) {
+	data := p.Data
+	w.c.rx++
+	w.c.rxBytes += uint64(p.WireLen)
+	if p.TS > w.lastTS {
+		w.lastTS = p.TS
+	}
+	d := &w.d
+	w.dec.Decode(data, p.LinkType, d)
+	if d.Flags&(FlagMalformed|FlagTruncated) != 0 {
+		w.c.malformed++
+	}
+	k, dir, ok := FlowKeyOf(d)
+	var h uint64
+	if ok {
+		h = hashKey(&k)
+		if e := w.flows.Lookup(&k, h, p.TS, dir); e != nil {
+			e.LastTS = p.TS
+			e.Pkts[dir]++
+			e.Bytes[dir] += uint64(p.WireLen)
+		}
+	} else {
+		w.c.noFlow++
+	}
+
+	// Storage. Analytics above never depend on it: a packet that finds no
+	// block buffer is still decoded and counted in its flow.
+	if len(data) > MaxPacketSize {
+		data = data[:MaxPacketSize]
+		w.c.cut++
+	}
+	bl := w.b
+	if bl.cur != nil && !bl.fits(len(data)) {
+		w.seal(false)
+	}
+	if bl.cur == nil && !bl.open(now) {
+		w.c.noBuf++
+		return
+	}
+	if ok {
+		if !bl.addFlow(&k, h, dir, p.TS, p.WireLen) {
+			w.seal(false)
+			if !bl.open(now) {
+				w.c.noBuf++
+				return
+			}
+			bl.addFlow(&k, h, dir, p.TS, p.WireLen)
+		}
+	} else {
+		bl.cur.Summary.NonFlow++
+	}
+	bl.appendRecord(p.TS, p.WireLen, p.LinkType, p.Iface, data)
+}
+
+// seal hands the open block to the sink. If the sink refuses it, its packets
+// are counted as dropped and the buffer goes back to the pool.
+func (w *Worker) seal(timed bool) {
+	blk := w.b.take()
+	if blk == nil {
+		return
+	}
+	if blk.Count == 0 {
+		blk.Release()
+		return
+	}
+	n := uint64(blk.Count)
+	if w.cfg.Sink.Submit(blk) {
+		w.c.stored += n
+		w.c.blocks++
+		if timed {
+			w.c.timed++
+		}
+		return
+	}
+	w.c.sinkDrop += n
+	blk.Release()
+}
+
+// Tick seals a block that has been open longer than SealAfter (so quiet links
+// still commit), advances flow eviction, and publishes counters. now is the
+// worker clock; flow idleness is judged in packet time.
+func (w *Worker) Tick(now int64) {
+	if c := w.b.cur; c != nil && c.Count > 0 && now-c.OpenedAt >= int64(w.cfg.SealAfter) {
+		w.seal(true)
+	}
+	// Idleness is judged against the newest packet time seen, so a replay
+	// of an old trace evicts by the trace's clock.
+	w.flows.Evict(w.lastTS, 8, nil)
+	w.publish()
+}
+
+// Flush seals the open block regardless of its age and publishes counters.
+func (w *Worker) Flush() {
+	if w.b.cur != nil {
+		w.seal(false)
+	}
+	w.publish()
+}
+
+func (w *Worker) publish() {
+	s, c := w.stats, &w.c
+	if c.rx != 0 {
+		s.RxPackets.Add(c.rx)
+		s.RxBytes.Add(c.rxBytes)
+	}
+	if c.stored != 0 {
+		s.Stored.Add(c.stored)
+	}
+	if c.noBuf != 0 {
+		s.DropNoBuffer.Add(c.noBuf)
+	}
+	if c.sinkDrop != 0 {
+		s.DropSink.Add(c.sinkDrop)
+	}
+	if c.cut != 0 {
+		s.Cut.Add(c.cut)
+	}
+	if c.malformed != 0 {
+		s.Malformed.Add(c.malformed)
+	}
+	if c.noFlow != 0 {
+		s.NoFlow.Add(c.noFlow)
+	}
+	if c.blocks != 0 {
+		s.Blocks.Add(c.blocks)
+		s.BlocksTimed.Add(c.timed)
+	}
+	*c = struct {
+		rx, rxBytes, stored, noBuf, sinkDrop, cut, malformed, noFlow, blocks, timed uint64
+	}{}
+	ft := w.flows.Stats()
+	s.FlowsActive.Store(int64(ft.Active))
+	s.FlowsCreated.Store(ft.Created)
+	s.FlowsEvicted.Store(ft.Evicted)
+	s.FlowsFull.Store(ft.Full)
+}
