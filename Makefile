@@ -1,0 +1,48 @@
+# tapvault - see README.md. Every target works on a fresh Debian 12 machine
+# as root: the ones that need packages run `setup` first.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := bin/tapvault
+PKGS := ./...
+FUZZTIME ?= 10s
+
+.PHONY: setup build test test-race bench bench-quick fuzz-smoke lint demo clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(GO) build -o $(BIN) ./cmd/tapvault
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./...
+
+test: setup
+	$(GO) vet $(PKGS)
+	CGO_ENABLED=0 $(GO) build ./...
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+test-race: setup
+	$(GO) test -count=1 -race -timeout 30m $(PKGS)
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 60m $(PKGS)
+
+fuzz-smoke: setup
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+lint: setup
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	CGO_ENABLED=0 $(GO) vet $(PKGS)
+
+demo: build
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf bin demo-out

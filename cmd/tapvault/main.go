@@ -1,0 +1,57 @@
+// Command tapvault captures, stores, indexes and queries packets.
+//
+// Subcommands: capture (DPDK), import (pcap/pcapng files), query, verify,
+// stats, bench. Run `tapvault help` for the list.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	root := &cobra.Command{
+		Use:           "tapvault",
+		Short:         "Full packet capture on DPDK, stored compressed and indexed, with in-stream analytics",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	var verbose bool
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		level := slog.LevelInfo
+		if verbose {
+			level = slog.LevelDebug
+		}
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	}
+	root.AddCommand(
+		newCaptureCmd(),
+		newImportCmd(),
+		newQueryCmd(),
+		newVerifyCmd(),
+		newStatsCmd(),
+		newBenchCmd(),
+	)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "tapvault: %v\n", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"tapvault/dataplane"
+	"tapvault/pipeline"
+)
+
+// printReport writes the end-of-run summary: what each stage received,
+// stored and dropped, and what it cost on disk.
+func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
+	secs := r.Elapsed.Seconds()
+	if secs <= 0 {
+		secs = 1e-9
+	}
+	fmt.Fprintf(w, "elapsed           %s\n", r.Elapsed.Round(time.Millisecond))
+	if port != nil {
+		fmt.Fprintf(w, "port              received %d pkts %d bytes; dropped: imissed %d, ierrors %d, rx_nombuf %d\n",
+			port.IPackets, port.IBytes, port.IMissed, port.IErrors, port.RxNoMbuf)
+	}
+	fmt.Fprintf(w, "workers           received %d pkts %d bytes (%.3f Mpps, %.3f Gbps)\n",
+		r.RxPackets, r.RxBytes, float64(r.RxPackets)/secs/1e6, float64(r.RxBytes)*8/secs/1e9)
+	fmt.Fprintf(w, "                  dropped: no free block buffer %d, writer queue full %d; cut to max size %d; malformed (kept) %d; flows %d\n",
+		r.DropNoBuffer, r.DropWriter, r.Cut, r.Malformed, r.Flows)
+	ws := r.Writer
+	ratio := 0.0
+	if ws.StoredBytes > 0 {
+		ratio = float64(ws.RawBytes) / float64(ws.StoredBytes)
+	}
+	fmt.Fprintf(w, "store             committed %d pkts in %d blocks (%d sealed by time); raw %d bytes, stored %d bytes, compression %.2fx\n",
+		ws.Packets, ws.Blocks, r.BlocksTimed, ws.RawBytes, ws.StoredBytes, ratio)
+	fmt.Fprintf(w, "                  stored raw: incompressible %d, compressor behind %d; write errors %d; fsyncs %d\n",
+		ws.RawIncompressible, ws.RawBehind, ws.WriteErrors, ws.Syncs)
+	lost := r.DropNoBuffer + r.DropWriter
+	if port != nil {
+		lost += port.IMissed + port.RxNoMbuf + port.IErrors
+	}
+	fmt.Fprintf(w, "total             %d packets stored, %d dropped\n", ws.Packets, lost)
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"tapvault/pipeline"
+)
+
+// storeOptions are the flags shared by everything that writes a store.
+type storeOptions struct {
+	data        string
+	blockSize   string
+	blocks      int
+	sealAfter   time.Duration
+	segmentSize string
+	segmentAge  time.Duration
+	compressors int
+}
+
+func (o *storeOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.data, "data", "", "store directory (created if missing)")
+	f.StringVar(&o.blockSize, "block-size", "1MiB", "payload size at which a block seals")
+	f.IntVar(&o.blocks, "blocks", 0, "block buffers between workers and disk; bounds memory (default 16 per worker)")
+	f.DurationVar(&o.sealAfter, "seal-after", time.Second, "seal a block after this long even if not full, so quiet links still commit")
+	f.StringVar(&o.segmentSize, "segment-size", "1GiB", "rotate segment files at this size (< 4GiB)")
+	f.DurationVar(&o.segmentAge, "segment-age", time.Hour, "rotate segment files at this age")
+	f.IntVar(&o.compressors, "compressors", 0, "compression goroutines (default: the writer's)")
+}
+
+func (o *storeOptions) check() error {
+	if o.data == "" {
+		return errors.New("--data DIR is required")
+	}
+	if _, err := parseSize(o.blockSize); err != nil {
+		return fmt.Errorf("--block-size: %w", err)
+	}
+	n, err := parseSize(o.segmentSize)
+	if err != nil {
+		return fmt.Errorf("--segment-size: %w", err)
+	}
+	if n >= 4<<30 {
+		return fmt.Errorf("--segment-size %s: must be below 4GiB (block offsets are 32-bit)", o.segmentSize)
+	}
+	if o.sealAfter <= 0 {
+		return fmt.Errorf("--seal-after %s: must be positive", o.sealAfter)
+	}
+	return nil
+}
+
+// parseSize reads "1048576", "512k", "1MiB", "1.5GB" (k/M/G are powers of 1024).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(strings.ToLower(s))
+	mult := int64(1)
+	for _, suf := range []struct {
+		s string
+		m int64
+	}{{"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10}, {"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1}} {
+		if strings.HasSuffix(t, suf.s) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, suf.s)), suf.m
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bad size %q (want e.g. 1048576, 512KiB, 1MiB, 1GiB)", s)
+	}
+	return int64(v * float64(mult)), nil
+}
+
+// store is an open store with a pipeline writing into it.
+type store struct {
+	p *pipeline.Pipeline
+}
+
+func openStore(o storeOptions, workers int, pin func(int) error) (*store, error) {
+	if err := os.MkdirAll(o.data, 0o700); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	bs, _ := parseSize(o.blockSize)
+	ss, _ := parseSize(o.segmentSize)
+	p, err := pipeline.Open(pipeline.Options{
+		Dir:         o.data,
+		BlockSize:   int(bs),
+		Blocks:      o.blocks,
+		SealAfter:   o.sealAfter,
+		SegmentSize: ss,
+		SegmentAge:  o.segmentAge,
+		Compressors: o.compressors,
+		Pin:         pin,
+		Logger:      slog.Default(),
+	}, workers)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", o.data, err)
+	}
+	return &store{p: p}, nil
+}
+
+// finish flushes what follows the writer (the index). Call after Run.
+func (s *store) finish() error { return nil }
+
+// close releases anything finish did not.
+func (s *store) close() {}

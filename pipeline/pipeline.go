@@ -1,0 +1,180 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"tapvault/dataplane"
+	"tapvault/workers"
+	"tapvault/writer"
+)
+
+// Options configures a run.
+type Options struct {
+	Dir string // store directory
+
+	BlockSize     int           // seal size of a block's payload (default workers.DefaultBlockSize)
+	Blocks        int           // block buffers in the pool; bounds memory (default 16 per worker, at least 8)
+	SealAfter     time.Duration // time limit of an open block (default 1 s)
+	MaxBlockFlows int           // distinct flows a block summarises before it seals (default 16384)
+	MaxFlows      int           // flow-table bound per worker
+	FlowIdle      time.Duration // flow idle eviction
+
+	SegmentSize int64
+	SegmentAge  time.Duration
+	Compressors int
+
+	// CommitHook, if set, sees every durable block (the index).
+	CommitHook writer.CommitHook
+
+	// Pin, if set, is called on each worker's goroutine after it has been
+	// locked to its OS thread, to pin it (DPDK lcores).
+	Pin func(worker int) error
+
+	Logger *slog.Logger
+}
+
+// Pipeline is one run of sources through workers into the store.
+type Pipeline struct {
+	opts    Options
+	pool    *workers.BlockPool
+	w       *writer.Writer
+	workers []*workers.Worker
+	stop    atomic.Bool
+	started time.Time
+}
+
+// Open opens the store for writing and builds n workers.
+func Open(opts Options, n int) (*Pipeline, error) {
+	if n < 1 {
+		return nil, errors.New("pipeline: need at least one source")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.BlockSize <= 0 {
+		opts.BlockSize = workers.DefaultBlockSize
+	}
+	if opts.Blocks <= 0 {
+		opts.Blocks = max(8, 16*n)
+	}
+	if opts.MaxBlockFlows <= 0 {
+		opts.MaxBlockFlows = workers.DefaultMaxBlockFlows
+	}
+	pool := workers.NewBlockPool(opts.Blocks, opts.BlockSize, opts.MaxBlockFlows)
+	w, err := writer.Open(writer.Options{
+		Dir:         opts.Dir,
+		SegmentSize: opts.SegmentSize,
+		SegmentAge:  opts.SegmentAge,
+		Compressors: opts.Compressors,
+		QueueLen:    opts.Blocks,
+		CommitHook:  opts.CommitHook,
+		Logger:      opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{opts: opts, pool: pool, w: w}
+	for i := 0; i < n; i++ {
+		p.workers = append(p.workers, workers.NewWorker(workers.Config{
+			Queue:         uint16(i),
+			Pool:          pool,
+			Sink:          w,
+			SealAfter:     opts.SealAfter,
+			MaxBlockFlows: opts.MaxBlockFlows,
+			MaxFlows:      opts.MaxFlows,
+			FlowIdle:      opts.FlowIdle,
+		}))
+	}
+	return p, nil
+}
+
+// Stop asks every worker to stop after its current burst. Safe to call from
+// a signal handler goroutine, more than once.
+func (p *Pipeline) Stop() { p.stop.Store(true) }
+
+// Workers gives access to the workers (for live counters).
+func (p *Pipeline) Workers() []*workers.Worker { return p.workers }
+
+// Writer gives access to the writer (for live counters).
+func (p *Pipeline) Writer() *writer.Writer { return p.w }
+
+// Run runs worker i over sources[i] until every source is exhausted or Stop
+// is called, then drains: every open block is sealed and every sealed block
+// is written and made durable before Run returns. Sources are closed.
+func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
+	if len(sources) != len(p.workers) {
+		panic("BUG: one source per worker")
+	}
+	p.started = time.Now()
+	errs := make([]error, len(sources))
+	var wg sync.WaitGroup
+	for i, src := range sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if p.opts.Pin != nil {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				if err := p.opts.Pin(i); err != nil {
+					errs[i] = fmt.Errorf("pin worker %d: %w", i, err)
+					return
+				}
+			}
+			errs[i] = p.workers[i].Run(src, &p.stop)
+		}()
+	}
+	wg.Wait()
+	for i, src := range sources {
+		if err := src.Close(); err != nil && errs[i] == nil {
+			errs[i] = fmt.Errorf("close source %d: %w", i, err)
+		}
+	}
+	werr := p.w.Close()
+	r := p.report()
+	return r, errors.Join(append(errs, werr)...)
+}
+
+// Report is the accounting of a run, stage by stage.
+type Report struct {
+	Elapsed time.Duration
+
+	RxPackets    uint64 // packets the workers received
+	RxBytes      uint64 // their wire bytes
+	Stored       uint64 // packets in blocks handed to the writer
+	DropNoBuffer uint64 // dropped at the block builder: no free block buffer
+	DropWriter   uint64 // dropped at the writer queue: full
+	Cut          uint64 // packets cut to the maximum record size
+	Malformed    uint64 // packets the decoder flagged (kept and stored)
+	Blocks       uint64
+	BlocksTimed  uint64
+	Flows        uint64 // flows created across workers
+
+	Writer writer.Stats
+}
+
+func (p *Pipeline) report() Report {
+	r := Report{Elapsed: time.Since(p.started), Writer: p.w.Stats()}
+	for _, w := range p.workers {
+		s := w.Stats()
+		r.RxPackets += s.RxPackets.Load()
+		r.RxBytes += s.RxBytes.Load()
+		r.Stored += s.Stored.Load()
+		r.DropNoBuffer += s.DropNoBuffer.Load()
+		r.DropWriter += s.DropSink.Load()
+		r.Cut += s.Cut.Load()
+		r.Malformed += s.Malformed.Load()
+		r.Blocks += s.Blocks.Load()
+		r.BlocksTimed += s.BlocksTimed.Load()
+		r.Flows += s.FlowsCreated.Load()
+	}
+	return r
+}
+
+// Live returns the report so far, for progress display while Run runs.
+func (p *Pipeline) Live() Report { return p.report() }
