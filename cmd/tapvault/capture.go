@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"tapvault/dataplane"
+)
+
+// captureConfig is the capture configuration file (YAML). Every key has the
+// same meaning and default as the flag of the same name; flags given on the
+// command line override the file.
+type captureConfig struct {
+	EAL         string        `yaml:"eal"`
+	Data        string        `yaml:"data"`
+	Port        string        `yaml:"port"`
+	Queues      int           `yaml:"queues"`
+	Mbufs       int           `yaml:"mbufs"`
+	RxDesc      int           `yaml:"rx_desc"`
+	BlockSize   string        `yaml:"block_size"`
+	Blocks      int           `yaml:"blocks"`
+	SealAfter   time.Duration `yaml:"seal_after"`
+	SegmentSize string        `yaml:"segment_size"`
+	SegmentAge  time.Duration `yaml:"segment_age"`
+	Compressors int           `yaml:"compressors"`
+}
+
+func loadCaptureConfig(path string) (*captureConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var c captureConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true) // an unknown or misspelt key is an error naming it
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func newCaptureCmd() *cobra.Command {
+	var (
+		so       storeOptions
+		eal      string
+		port     string
+		queues   int
+		mbufs    int
+		rxDesc   int
+		config   string
+		statsInt time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "capture --eal \"EAL ARGS\" --data DIR",
+		Short: "Capture from a DPDK port into a store",
+		Long: `Capture receives packets from one DPDK port with one worker per RX queue,
+each pinned to its own lcore, and stores them compressed in DIR.
+
+Any DPDK port works: a NIC bound to vfio-pci, net_af_packet (a kernel
+interface), net_pcap (replay a file; capture stops at its end), net_ring or
+net_null. Examples:
+
+  tapvault capture --eal "-l 0-1 --no-pci --vdev=net_pcap0,rx_pcap=trace.pcap" --data store
+  tapvault capture --eal "-l 0-1 --vdev=net_af_packet0,iface=veth1" --data store
+
+Without free hugepages tapvault adds --no-huge itself. It always uses a
+process-unique --file-prefix unless one is given, so tests, benchmarks and a
+running capture do not collide. SIGINT or SIGTERM drain every stage, flush,
+and print the summary.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if config != "" {
+				c, err := loadCaptureConfig(config)
+				if err != nil {
+					return err
+				}
+				f := cmd.Flags()
+				set := func(name string, apply func()) {
+					if !f.Changed(name) {
+						apply()
+					}
+				}
+				set("eal", func() { eal = orStr(c.EAL, eal) })
+				set("data", func() { so.data = orStr(c.Data, so.data) })
+				set("port", func() { port = orStr(c.Port, port) })
+				set("queues", func() { queues = orInt(c.Queues, queues) })
+				set("mbufs", func() { mbufs = orInt(c.Mbufs, mbufs) })
+				set("rx-desc", func() { rxDesc = orInt(c.RxDesc, rxDesc) })
+				set("block-size", func() { so.blockSize = orStr(c.BlockSize, so.blockSize) })
+				set("blocks", func() { so.blocks = orInt(c.Blocks, so.blocks) })
+				set("seal-after", func() { so.sealAfter = orDur(c.SealAfter, so.sealAfter) })
+				set("segment-size", func() { so.segmentSize = orStr(c.SegmentSize, so.segmentSize) })
+				set("segment-age", func() { so.segmentAge = orDur(c.SegmentAge, so.segmentAge) })
+				set("compressors", func() { so.compressors = orInt(c.Compressors, so.compressors) })
+			}
+			if eal == "" {
+				return errors.New("--eal is required (e.g. --eal \"-l 0-1 --no-pci --vdev=net_pcap0,rx_pcap=trace.pcap\")")
+			}
+			if err := so.check(); err != nil {
+				return err
+			}
+			if queues < 1 {
+				return fmt.Errorf("--queues %d: must be at least 1", queues)
+			}
+			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt)
+		},
+	}
+	so.addFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&eal, "eal", "", "DPDK EAL arguments, as one string")
+	f.StringVar(&port, "port", "", "DPDK device to capture from (default: the only --vdev or -a device)")
+	f.IntVar(&queues, "queues", 1, "RX queues, one worker (and lcore) each; RSS spreads flows symmetrically")
+	f.IntVar(&mbufs, "mbufs", 0, "mbufs in the port's mempool (default: the dataplane's, sized per queue)")
+	f.IntVar(&rxDesc, "rx-desc", 0, "RX descriptors per queue (default: the dataplane's)")
+	f.StringVar(&config, "config", "", "YAML configuration file; flags override it")
+	f.DurationVar(&statsInt, "stats-interval", time.Second, "how often port statistics are read")
+	return cmd
+}
+
+func orStr(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+func orInt(v, def int) int {
+	if v != 0 {
+		return v
+	}
+	return def
+}
+func orDur(v, def time.Duration) time.Duration {
+	if v != 0 {
+		return v
+	}
+	return def
+}
+
+// ealArgs splits the --eal string and adds what a safe run needs: --no-huge
+// when no hugepages are free, and a process-unique --file-prefix.
+func ealArgs(s string) []string {
+	args := strings.Fields(s)
+	has := func(name string) bool {
+		for _, a := range args {
+			if a == name || strings.HasPrefix(a, name+"=") {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("--no-huge") && !hugepagesFree() {
+		slog.Info("no free hugepages: running EAL with --no-huge (scripts/setup.sh reserves them when root)")
+		args = append(args, "--no-huge")
+		if !has("-m") && !has("--socket-mem") {
+			args = append(args, "-m", "1024")
+		}
+	}
+	if has("--no-huge") && !has("--no-shconf") {
+		args = append(args, "--no-shconf")
+	}
+	if !has("--file-prefix") {
+		args = append(args, fmt.Sprintf("--file-prefix=tapvault-%d", os.Getpid()))
+	}
+	return args
+}
+
+func hugepagesFree() bool {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return false
+	}
+	free := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "HugePages_Free:") {
+			fmt.Sscan(strings.TrimPrefix(l, "HugePages_Free:"), &free)
+		}
+	}
+	if free == 0 {
+		return false
+	}
+	m, _ := os.ReadFile("/proc/mounts")
+	return bytes.Contains(m, []byte(" hugetlbfs "))
+}
+
+// devices lists the device names the EAL arguments create or allow.
+func devices(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		var v string
+		switch {
+		case strings.HasPrefix(a, "--vdev="):
+			v = strings.TrimPrefix(a, "--vdev=")
+		case strings.HasPrefix(a, "--allow="):
+			v = strings.TrimPrefix(a, "--allow=")
+		case (a == "--vdev" || a == "-a" || a == "--allow") && i+1 < len(args):
+			i++
+			v = args[i]
+		case strings.HasPrefix(a, "-a") && len(a) > 2:
+			v = a[2:]
+		default:
+			continue
+		}
+		out = append(out, strings.SplitN(v, ",", 2)[0])
+	}
+	return out
+}
+
+func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration) error {
+	args := ealArgs(ealStr)
+	if port == "" {
+		devs := devices(args)
+		if len(devs) != 1 {
+			return fmt.Errorf("--port is required when the EAL arguments name %d devices (%s)", len(devs), strings.Join(devs, ", "))
+		}
+		port = devs[0]
+	}
+	slog.Info("initialising DPDK EAL", "args", strings.Join(args, " "))
+	if err := dataplane.InitEAL(args); err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	lcores := dataplane.WorkerLcores()
+	if len(lcores) == 0 {
+		slog.Warn("EAL gave no worker lcores; the worker shares the main lcore's CPU", "lcore", dataplane.MainLcore())
+		lcores = []int{dataplane.MainLcore()}
+	}
+	if len(lcores) < queues {
+		return fmt.Errorf("capture: %d queues need %d worker lcores, EAL gave %d (%v): widen -l", queues, queues, len(lcores), lcores)
+	}
+	p, err := dataplane.OpenPort(dataplane.PortConfig{Name: port, RxQueues: queues, Mbufs: mbufs, RxDesc: rxDesc, Promisc: true})
+	if err != nil {
+		return fmt.Errorf("capture: open port %s: %w", port, err)
+	}
+	defer p.Stop()
+	slog.Info("port started", "port", port, "driver", p.Driver(), "queues", queues, "lcores", lcores[:queues])
+
+	st, err := openStore(so, queues, func(i int) error { return dataplane.PinThread(lcores[i]) })
+	if err != nil {
+		return err
+	}
+	defer st.close()
+
+	// Port statistics are read periodically and kept; the last reading goes
+	// into the summary.
+	var (
+		mu        sync.Mutex
+		lastStats dataplane.PortStats
+	)
+	readStats := func() {
+		s, err := p.Stats()
+		if err != nil {
+			slog.Warn("read port statistics", "err", err)
+			return
+		}
+		mu.Lock()
+		lastStats = s
+		mu.Unlock()
+	}
+	statsDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(statsInt)
+		defer t.Stop()
+		for {
+			select {
+			case <-statsDone:
+				return
+			case <-t.C:
+				readStats()
+			}
+		}
+	}()
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		if s, ok := <-sigs; ok {
+			slog.Info("signal received: draining", "signal", s.String())
+			st.p.Stop()
+		}
+	}()
+	defer signal.Stop(sigs)
+
+	sources := make([]dataplane.Source, queues)
+	for i := range sources {
+		sources[i] = p.Queue(i)
+	}
+	stopProgress := startProgress(cmd.ErrOrStderr(), func() string {
+		r := st.p.Live()
+		return fmt.Sprintf("capture: %d packets received, %d stored, %d dropped", r.RxPackets, r.Stored, r.DropNoBuffer+r.DropWriter)
+	})
+	rep, err := st.p.Run(sources)
+	stopProgress()
+	close(statsDone)
+	readStats()
+	if ferr := st.finish(); ferr != nil && err == nil {
+		err = ferr
+	}
+	mu.Lock()
+	ps := lastStats
+	mu.Unlock()
+	printReport(cmd.OutOrStdout(), rep, &ps)
+	return err
+}

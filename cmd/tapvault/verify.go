@@ -1,0 +1,49 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/spf13/cobra"
+
+	"tapvault/writer"
+)
+
+func newVerifyCmd() *cobra.Command {
+	var data string
+	cmd := &cobra.Command{
+		Use:   "verify --data DIR",
+		Short: "Check every stored block: checksums, decompression, packet records, summaries",
+		Long: `Verify reads every block of every segment and checks its CRC32C, that it
+decompresses, that its packet records and summary parse and agree with its
+header. It names each bad block (segment and offset) and exits with status 2
+if any is bad. It never modifies the store.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if data == "" {
+				return errors.New("--data DIR is required")
+			}
+			var done, total atomic.Int64
+			stop := startProgress(cmd.ErrOrStderr(), func() string {
+				pct := 100.0
+				if t := total.Load(); t > 0 {
+					pct = 100 * float64(done.Load()) / float64(t)
+				}
+				return fmt.Sprintf("verify: %5.1f%% of %s", pct, humanBytes(total.Load()))
+			})
+			rep, err := writer.Verify(data, func(d, t int64) { done.Store(d); total.Store(t) })
+			stop()
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), rep.String())
+			if !rep.OK() {
+				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks", len(rep.Bad))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "store directory")
+	return cmd
+}

@@ -1,0 +1,108 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"tapvault/workers"
+	"tapvault/writer"
+)
+
+// Store is a store opened for reading.
+type Store struct {
+	Dir string
+	R   *writer.Reader
+	Log *slog.Logger
+}
+
+// OpenStore opens the store in dir for reading. It sees committed blocks
+// only and never modifies anything, so it is safe beside a running capture.
+func OpenStore(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	r, err := writer.OpenReader(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{Dir: dir, R: r, Log: log}, nil
+}
+
+// Close releases the store.
+func (s *Store) Close() error { return s.R.Close() }
+
+// Blocks lists the committed blocks that overlap [from, to], from the block
+// headers.
+func (s *Store) Blocks(from, to int64) ([]writer.BlockMeta, error) {
+	segs, err := s.R.Segments()
+	if err != nil {
+		return nil, err
+	}
+	var out []writer.BlockMeta
+	for _, seg := range segs {
+		err := s.R.ScanSegment(seg.Number, func(m writer.BlockMeta) error {
+			if m.MaxTS >= from && m.MinTS <= to {
+				out = append(out, m)
+			}
+			return nil
+		})
+		if err != nil {
+			var ce *writer.CorruptionError
+			if errors.As(err, &ce) {
+				s.Log.Warn("segment scan stopped at a corrupt block; later blocks of this segment are not listed", "err", err)
+				continue
+			}
+			return nil, fmt.Errorf("scan segment %d: %w", seg.Number, err)
+		}
+	}
+	return out, nil
+}
+
+// Request selects packets.
+type Request struct {
+	From, To int64   // inclusive; MinTime/MaxTime for unbounded
+	Filter   *Filter // nil or empty: everything
+	Limit    int     // stop after this many matching packets; 0 = no limit
+}
+
+// Result counts what a query did.
+type Result struct {
+	MergeStats
+	Candidates int    // blocks chosen
+	Matched    uint64 // packets that passed the filter
+}
+
+// Run calls fn, in time order, for every stored packet that the request
+// selects.
+func (s *Store) Run(req Request, fn func(p *Packet) error) (Result, error) {
+	var res Result
+	blocks, err := s.Blocks(req.From, req.To)
+	if err != nil {
+		return res, err
+	}
+	res.Candidates = len(blocks)
+	var (
+		dec workers.Decoder
+		d   workers.Decoded
+	)
+	all := req.Filter == nil || req.Filter.MatchAll()
+	ms, err := Merge(s.R, blocks, req.From, req.To, s.Log, func(p *Packet) error {
+		if !all {
+			dec.Decode(p.Data, p.LinkType, &d)
+			if !req.Filter.Match(&d) {
+				return nil
+			}
+		}
+		res.Matched++
+		if err := fn(p); err != nil {
+			return err
+		}
+		if req.Limit > 0 && res.Matched >= uint64(req.Limit) {
+			return ErrStop
+		}
+		return nil
+	})
+	res.MergeStats = ms
+	return res, err
+}

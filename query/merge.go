@@ -1,0 +1,211 @@
+package query
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+
+	"tapvault/workers"
+	"tapvault/writer"
+)
+
+// Unbounded ends of a time range.
+const (
+	MinTime int64 = math.MinInt64
+	MaxTime int64 = math.MaxInt64
+)
+
+// Packet is one stored packet read back, with its address in the store.
+// Data is borrowed from the block buffer it was read from: valid only during
+// the callback that receives it.
+type Packet struct {
+	workers.Record
+	Ref     writer.Ref // block
+	Ordinal uint32     // packet number within the block, from 0
+}
+
+// BlockReader is what the merge needs from the store (writer.Reader has it).
+type BlockReader interface {
+	ReadBlock(ref writer.Ref, buf *writer.BlockBuf) (writer.BlockMeta, error)
+}
+
+// SortBlocks orders blocks for a merge: by first timestamp, then last, then
+// ref. Within one queue blocks are sealed in time order, so for time-ordered
+// input this also keeps packets with equal timestamps in arrival order
+// across a block boundary.
+func SortBlocks(blocks []writer.BlockMeta) {
+	slices.SortFunc(blocks, func(a, b writer.BlockMeta) int {
+		switch {
+		case a.MinTS != b.MinTS:
+			return cmp(a.MinTS, b.MinTS)
+		case a.MaxTS != b.MaxTS:
+			return cmp(a.MaxTS, b.MaxTS)
+		default:
+			return cmp(a.Ref, b.Ref)
+		}
+	})
+}
+
+func cmp[T int64 | writer.Ref](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// cursor walks the packet records of one decompressed block.
+type cursor struct {
+	buf  *writer.BlockBuf
+	meta writer.BlockMeta
+	rank int // position of the block in sorted order: the tie-break
+	rest []byte
+	cur  Packet
+	n    uint32
+}
+
+func (c *cursor) next() (bool, error) {
+	if len(c.rest) == 0 {
+		return false, nil
+	}
+	rec, rest, err := workers.NextRecord(c.rest)
+	if err != nil {
+		return false, &writer.CorruptionError{Path: c.meta.Ref.String(), Offset: int64(c.meta.Ref.Offset()), Err: err}
+	}
+	c.rest = rest
+	c.cur = Packet{Record: rec, Ref: c.meta.Ref, Ordinal: c.n}
+	c.n++
+	return true, nil
+}
+
+type cursorHeap []*cursor
+
+func (h cursorHeap) Len() int { return len(h) }
+func (h cursorHeap) Less(i, j int) bool {
+	if h[i].cur.TS != h[j].cur.TS {
+		return h[i].cur.TS < h[j].cur.TS
+	}
+	return h[i].rank < h[j].rank
+}
+func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }
+func (h *cursorHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
+
+// ErrStop may be returned by a Merge callback to end the merge early without
+// an error.
+var ErrStop = errors.New("stop")
+
+// MergeStats counts what a merge read.
+type MergeStats struct {
+	Blocks         int    // blocks read
+	SkippedCorrupt int    // blocks skipped because they failed verification
+	Packets        uint64 // packets visited (in range)
+}
+
+// Merge reads the given blocks and calls fn for every packet whose timestamp
+// lies in [from, to], in time order across blocks and queues. Blocks are
+// opened lazily, when the merge reaches their first timestamp, so at most the
+// blocks that overlap in time are held in memory. A block that fails its
+// checksum is skipped with a warning and counted; everything else is
+// returned.
+func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.Logger, fn func(p *Packet) error) (MergeStats, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	var st MergeStats
+	SortBlocks(blocks)
+	var free []*writer.BlockBuf
+	h := &cursorHeap{}
+	next := 0 // next block to open
+
+	open := func(i int) error {
+		meta := blocks[i]
+		var buf *writer.BlockBuf
+		if n := len(free); n > 0 {
+			buf, free = free[n-1], free[:n-1]
+		} else {
+			buf = new(writer.BlockBuf)
+		}
+		m, err := r.ReadBlock(meta.Ref, buf)
+		if err != nil {
+			var ce *writer.CorruptionError
+			if errors.As(err, &ce) {
+				log.Warn("skipping corrupt block", "ref", meta.Ref.String(), "err", err)
+				st.SkippedCorrupt++
+				free = append(free, buf)
+				return nil
+			}
+			return fmt.Errorf("read block %s: %w", meta.Ref, err)
+		}
+		st.Blocks++
+		c := &cursor{buf: buf, meta: m, rank: i, rest: buf.Records()}
+		for {
+			ok, err := c.next()
+			if err != nil {
+				log.Warn("skipping rest of corrupt block", "ref", meta.Ref.String(), "err", err)
+				st.SkippedCorrupt++
+				free = append(free, buf)
+				return nil
+			}
+			if !ok {
+				free = append(free, buf)
+				return nil
+			}
+			if c.cur.TS >= from && c.cur.TS <= to {
+				heap.Push(h, c)
+				return nil
+			}
+		}
+	}
+
+	for {
+		// Open every block that starts at or before the smallest pending
+		// timestamp: one of its packets may come first.
+		for next < len(blocks) && (h.Len() == 0 || blocks[next].MinTS <= (*h)[0].cur.TS) {
+			if blocks[next].MaxTS >= from && blocks[next].MinTS <= to {
+				if err := open(next); err != nil {
+					return st, err
+				}
+			}
+			next++
+		}
+		if h.Len() == 0 {
+			return st, nil
+		}
+		c := (*h)[0]
+		st.Packets++
+		if err := fn(&c.cur); err != nil {
+			if errors.Is(err, ErrStop) {
+				return st, nil
+			}
+			return st, err
+		}
+		for {
+			ok, err := c.next()
+			if err != nil {
+				log.Warn("skipping rest of corrupt block", "ref", c.meta.Ref.String(), "err", err)
+				st.SkippedCorrupt++
+				ok = false
+			}
+			if !ok {
+				heap.Pop(h)
+				free = append(free, c.buf)
+				break
+			}
+			if c.cur.TS >= from && c.cur.TS <= to {
+				heap.Fix(h, 0)
+				break
+			}
+		}
+	}
+}
