@@ -47,6 +47,8 @@ type Pipeline struct {
 	workers []*workers.Worker
 	stop    atomic.Bool
 	started time.Time
+
+	workerCPU []time.Duration
 }
 
 // Open opens the store for writing and builds n workers.
@@ -112,21 +114,27 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 		panic("BUG: one source per worker")
 	}
 	p.started = time.Now()
+	p.workerCPU = make([]time.Duration, len(sources))
+	cpu0 := ProcessCPU()
 	errs := make([]error, len(sources))
 	var wg sync.WaitGroup
 	for i, src := range sources {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A worker owns its OS thread: it is pinned there (DPDK lcore)
+			// and its CPU time is read from that thread alone.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			if p.opts.Pin != nil {
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
 				if err := p.opts.Pin(i); err != nil {
 					errs[i] = fmt.Errorf("pin worker %d: %w", i, err)
 					return
 				}
 			}
+			c0 := ThreadCPU()
 			errs[i] = p.workers[i].Run(src, &p.stop)
+			p.workerCPU[i] = ThreadCPU() - c0
 		}()
 	}
 	wg.Wait()
@@ -137,6 +145,8 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 	}
 	werr := p.w.Close()
 	r := p.report()
+	r.WorkerCPU = p.workerCPU
+	r.ProcessCPU = ProcessCPU() - cpu0
 	return r, errors.Join(append(errs, werr)...)
 }
 
@@ -154,6 +164,9 @@ type Report struct {
 	Blocks       uint64
 	BlocksTimed  uint64
 	Flows        uint64 // flows created across workers
+
+	WorkerCPU  []time.Duration // CPU time of each worker's thread (RX, decode, flow, block build)
+	ProcessCPU time.Duration   // CPU time of the whole process during Run
 
 	Writer writer.Stats
 }

@@ -1,0 +1,199 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+
+	"tapvault/dataplane"
+	"tapvault/pipeline"
+)
+
+// RunOptions configure one end-to-end replay through the real dataplane.
+type RunOptions struct {
+	Port   string // DPDK device: net_ring0 (fed from memory) or net_pcapN (reads its file)
+	Frames [][]byte
+	Loops  int    // ring: passes over Frames
+	Dir    string // store directory (must be fresh)
+
+	WorkerLcore   int
+	ProducerLcore int
+	Store         pipeline.Options
+	Logger        *slog.Logger
+}
+
+// Result is what one replay measured.
+type Result struct {
+	Port     string
+	Driver   string
+	Sent     uint64 // packets the producer transmitted (ring)
+	Retries  uint64 // bursts the ring refused in part (producer retried)
+	PortStat dataplane.PortStats
+	Report   pipeline.Report
+	Producer time.Duration // CPU of the producer thread (ring)
+	DiskSize int64
+}
+
+// Mpps is the workers' receive rate over the run.
+func (r *Result) Mpps() float64 {
+	return float64(r.Report.RxPackets) / r.Report.Elapsed.Seconds() / 1e6
+}
+
+// Gbps is the workers' receive rate in wire bits.
+func (r *Result) Gbps() float64 {
+	return float64(r.Report.RxBytes) * 8 / r.Report.Elapsed.Seconds() / 1e9
+}
+
+// Drops is every packet lost at any stage.
+func (r *Result) Drops() uint64 {
+	return r.PortStat.IMissed + r.PortStat.RxNoMbuf + r.PortStat.IErrors + r.Report.DropNoBuffer + r.Report.DropWriter
+}
+
+// Run replays through opts.Port into a fresh store and reports. EAL must be
+// initialised with the device already.
+func Run(opts RunOptions) (*Result, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ring := len(opts.Frames) > 0
+	pc := dataplane.PortConfig{Name: opts.Port, RxQueues: 1}
+	if ring {
+		pc.TxQueues = 1
+	}
+	port, err := dataplane.OpenPort(pc)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", opts.Port, err)
+	}
+	defer port.Stop()
+	so := opts.Store
+	so.Dir = opts.Dir
+	so.Logger = opts.Logger
+	so.Pin = func(int) error { return dataplane.PinThread(opts.WorkerLcore) }
+	p, err := pipeline.Open(so, 1)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Port: opts.Port, Driver: port.Driver()}
+
+	var src dataplane.Source = port.Queue(0)
+	var prodErr chan error
+	if ring {
+		loops := max(opts.Loops, 1)
+		total := uint64(len(opts.Frames)) * uint64(loops)
+		prod, err := dataplane.NewProducer(port, 0, opts.Frames, dataplane.ProducerOptions{Loops: loops})
+		if err != nil {
+			return nil, err
+		}
+		prodErr = make(chan error, 1)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			c0 := pipeline.ThreadCPU()
+			err := prod.Run(opts.ProducerLcore)
+			res.Producer = pipeline.ThreadCPU() - c0
+			res.Sent, res.Retries = prod.Sent(), prod.Refused()
+			prodErr <- err
+		}()
+		// The ring never ends by itself: stop once every sent packet
+		// has been received (or the producer failed).
+		src = &countedSource{Source: src, want: total, prodErr: prodErr}
+	}
+	rep, err := p.Run([]dataplane.Source{src})
+	if ring {
+		if perr := <-prodErr; perr != nil && err == nil {
+			err = fmt.Errorf("producer: %w", perr)
+		}
+	}
+	res.Report = rep
+	res.PortStat, _ = port.Stats()
+	res.DiskSize = dirSize(opts.Dir)
+	return res, err
+}
+
+// countedSource ends a never-ending source once want packets have arrived,
+// or when the producer has finished and nothing more arrives.
+type countedSource struct {
+	dataplane.Source
+	want, got uint64
+	prodErr   chan error
+	prodDone  bool
+	idleSince time.Time
+}
+
+func (c *countedSource) Recv(b *dataplane.Burst) (int, error) {
+	if c.got >= c.want {
+		b.N = 0
+		return 0, io.EOF
+	}
+	n, err := c.Source.Recv(b)
+	c.got += uint64(n)
+	if n > 0 || err != nil {
+		c.idleSince = time.Time{}
+		return n, err
+	}
+	if !c.prodDone {
+		select {
+		case e := <-c.prodErr:
+			c.prodDone = true
+			c.prodErr <- e // leave it for Run
+		default:
+			return 0, nil
+		}
+	}
+	// Producer done, ring empty: whatever is missing was refused by the
+	// ring; wait a little for stragglers, then end.
+	if c.idleSince.IsZero() {
+		c.idleSince = time.Now()
+	} else if time.Since(c.idleSince) > 500*time.Millisecond {
+		return 0, io.EOF
+	}
+	return 0, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		p := dir + "/" + e.Name()
+		if e.IsDir() {
+			n += dirSize(p)
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// WriteReport prints a result the way docs/PERFORMANCE.md quotes it.
+func WriteReport(w io.Writer, name string, r *Result) {
+	rep := &r.Report
+	fmt.Fprintf(w, "%s (%s)\n", name, r.Driver)
+	fmt.Fprintf(w, "  received      %d pkts, %d bytes in %s: %.3f Mpps, %.3f Gbps\n",
+		rep.RxPackets, rep.RxBytes, rep.Elapsed.Round(time.Millisecond), r.Mpps(), r.Gbps())
+	if r.Sent > 0 {
+		fmt.Fprintf(w, "  producer      sent %d (ring-full retries %d), CPU %s\n", r.Sent, r.Retries, r.Producer.Round(time.Millisecond))
+	}
+	fmt.Fprintf(w, "  drops         port imissed %d rx_nombuf %d ierrors %d; no block buffer %d; writer queue %d; total %d\n",
+		r.PortStat.IMissed, r.PortStat.RxNoMbuf, r.PortStat.IErrors, rep.DropNoBuffer, rep.DropWriter, r.Drops())
+	ws := rep.Writer
+	ratio := 0.0
+	if ws.StoredBytes > 0 {
+		ratio = float64(ws.RawBytes) / float64(ws.StoredBytes)
+	}
+	fmt.Fprintf(w, "  stored        %d pkts, %d blocks, raw %d B -> stored %d B (%.2fx), on disk %d B; raw blocks: incompressible %d, compressor behind %d\n",
+		ws.Packets, ws.Blocks, ws.RawBytes, ws.StoredBytes, ratio, r.DiskSize, ws.RawIncompressible, ws.RawBehind)
+	var wcpu time.Duration
+	for _, c := range rep.WorkerCPU {
+		wcpu += c
+	}
+	rest := rep.ProcessCPU - wcpu - r.Producer
+	el := rep.Elapsed.Seconds()
+	fmt.Fprintf(w, "  CPU           worker (rx+decode+flow+build) %s (%.0f%% of a core); producer %s; compress+write+index+runtime %s (%.0f%% of a core); process %s\n",
+		wcpu.Round(time.Millisecond), 100*wcpu.Seconds()/el, r.Producer.Round(time.Millisecond),
+		rest.Round(time.Millisecond), 100*rest.Seconds()/el, rep.ProcessCPU.Round(time.Millisecond))
+}
