@@ -17,7 +17,8 @@ import (
 // rare 0xa1b2cd34 "modified" variant). pcapng is read section by section
 // (each section may have its own byte order), with any number of interfaces,
 // each with its own link type, if_tsresol and if_tsoffset, and Enhanced,
-// Simple and obsolete Packet blocks; every other block type is skipped.
+// Simple and obsolete Packet blocks; every other block type is skipped. A
+// Simple Packet Block has no timestamp and gets the previous packet's.
 //
 // Reading allocates nothing per packet: record headers are peeked from a
 // bufio.Reader, and packet bytes are read straight into an arena owned by the
@@ -29,7 +30,7 @@ import (
 // interfaces) end with an error wrapping ErrCorrupt.
 type FileSource struct {
 	path string
-	f    *os.File
+	c    io.Closer // the file; nil for in-memory input
 	r    *bufio.Reader
 	size int64
 	off  int64 // bytes consumed so far: the offset of the next unread record
@@ -46,6 +47,7 @@ type FileSource struct {
 	arena    []byte          // packet bytes of the current burst; len(arena) is fixed
 	scratch  []byte          // IDB and SHB bodies, reused
 	npkts    int64           // packets delivered so far
+	lastTS   int64           // timestamp of the last pcapng packet that had one
 	err      error           // sticky: returned once the packets before it are delivered
 	warn     error           // set when the file was cut short
 	closed   bool
@@ -181,7 +183,12 @@ func OpenFile(path string) (*FileSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open trace %q: %w", path, err)
 	}
-	s, err := newFileSource(path, f)
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open trace %q: %w", path, err)
+	}
+	s, err := newFileSource(path, f, st.Size(), f)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -189,16 +196,14 @@ func OpenFile(path string) (*FileSource, error) {
 	return s, nil
 }
 
-func newFileSource(path string, f *os.File) (*FileSource, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("open trace %q: %w", path, err)
-	}
+// newFileSource reads the file header from r, which holds size bytes. c, if
+// not nil, is closed by Close.
+func newFileSource(path string, r io.Reader, size int64, c io.Closer) (*FileSource, error) {
 	s := &FileSource{
 		path:  path,
-		f:     f,
-		r:     bufio.NewReaderSize(f, 1<<20),
-		size:  st.Size(),
+		c:     c,
+		r:     bufio.NewReaderSize(r, 1<<20),
+		size:  size,
 		arena: make([]byte, arenaSize),
 	}
 	head, err := s.r.Peek(4)
@@ -558,9 +563,12 @@ func (s *FileSource) readNgPacket(b *Burst, n int, used *int, typ, blen uint32) 
 	p := &b.Pkts[n]
 	p.Data = data
 	if typ == ngBlockSPB {
-		p.TS = 0 // SPBs carry no timestamp
+		// An SPB carries no timestamp: it gets the previous packet's, so
+		// it does not stretch a block's time range back to 1970.
+		p.TS = s.lastTS
 	} else {
 		p.TS = s.conv[gi].ns(ts)
+		s.lastTS = p.TS
 	}
 	p.WireLen = orig
 	p.LinkType = s.ifaces[gi].LinkType
@@ -732,7 +740,10 @@ func (s *FileSource) Close() error {
 	}
 	s.closed = true
 	s.arena = nil
-	if err := s.f.Close(); err != nil {
+	if s.c == nil {
+		return nil
+	}
+	if err := s.c.Close(); err != nil {
 		return fmt.Errorf("close trace %q: %w", s.path, err)
 	}
 	return nil
