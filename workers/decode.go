@@ -1,0 +1,704 @@
+package workers
+
+import (
+	"encoding/binary"
+
+	"tapvault/dataplane"
+)
+
+// The decoder walks one packet from its link header to the start of the L4
+// payload in a single forward pass, with explicit bounds checks and no
+// recursion, so that it allocates nothing and cannot panic on any input
+// (FuzzDecode proves the second half). It keeps no pointer into the packet:
+// everything it learns is copied into a Decoded as values and offsets.
+//
+// What it decodes, outermost first:
+//
+//	link:   Ethernet II, 802.3 (LLC, and SNAP carrying an EtherType),
+//	        Linux SLL and SLL2, raw IP, BSD NULL and LOOP loopback
+//	tags:   802.1Q / 802.1ad / 0x9100 VLAN tags at any depth,
+//	        MPLS label stacks (IPv4/IPv6 guessed from the first nibble),
+//	        PPPoE session frames carrying IPv4/IPv6
+//	L3:     IPv4 (options, fragments), IPv6 (hop-by-hop, routing,
+//	        destination options, fragment and AH extension headers), ARP
+//	L4:     TCP, UDP, SCTP, ICMP, ICMPv6
+//
+// Tunnels (GRE, VXLAN, IP-in-IP) are not entered: the outer IP header is the
+// one reported.
+//
+// Offsets and lengths (all relative to the data given to Decode):
+//
+//	L3Off       set when the fixed IP header (20/40 bytes) was captured, or
+//	            when at least one byte of an ARP header was.
+//	L4Off       set when at least one byte of the L4 header is captured and
+//	            the packet is not a non-first fragment, whatever the
+//	            protocol (GRE and ESP headers get an L4Off too).
+//	PayloadOff  set once a TCP/UDP/SCTP/ICMP/ICMPv6 header was completely
+//	            captured: it is the first byte after that header (and may
+//	            equal len(data) when the payload is empty). For a non-first
+//	            fragment it is the start of the fragment's data, which
+//	            continues an L4 segment begun in another packet; such a
+//	            packet has FlagFragment but not FlagFirstFrag.
+//	PayloadLen  captured bytes from PayloadOff up to the end of the IP
+//	            datagram as its length fields declare it, so Ethernet
+//	            padding and trailers are never counted.
+//
+// FlagTruncated is set when the captured bytes end before the end of a header
+// or before the end of the IP datagram its length field declares (a snaplen
+// cut). FlagMalformed is set when a header contradicts itself or its
+// enclosing header (IPv4 IHL < 5, total length shorter than the header, a
+// TCP data offset < 5, a UDP length beyond the datagram, a wrong IP version
+// behind an EtherType that promised one). Either flag stops the walk;
+// whatever was decoded before it is kept.
+
+// EtherTypes the decoder understands.
+const (
+	etherTypeIPv4    = 0x0800
+	etherTypeARP     = 0x0806
+	etherTypeRARP    = 0x8035
+	etherTypeVLAN    = 0x8100 // 802.1Q C-tag
+	etherTypeQinQ    = 0x88a8 // 802.1ad S-tag
+	etherTypeQinQOld = 0x9100 // pre-standard S-tag
+	etherTypeIPv6    = 0x86dd
+	etherTypeMPLSUni = 0x8847
+	etherTypeMPLSMul = 0x8848
+	etherTypePPPoE   = 0x8864 // PPPoE session stage
+)
+
+// IP protocol numbers the decoder understands.
+const (
+	protoHopByHop = 0
+	protoICMP     = 1
+	protoTCP      = 6
+	protoUDP      = 17
+	protoRouting  = 43
+	protoFragment = 44
+	protoAH       = 51
+	protoICMPv6   = 58
+	protoDstOpts  = 60
+	protoSCTP     = 132
+)
+
+// Decoder decodes packets into a Decoded. It is preallocated per worker (it
+// holds no state today, but keeping it a type leaves room for scratch space
+// without changing callers). Decode allocates nothing and never panics on
+// any input.
+type Decoder struct{}
+
+// Decode decodes data, a packet of the given pcap LINKTYPE_*, into out,
+// overwriting all of it. data is only read during the call: out keeps
+// offsets into it, not references, so out stays valid as long as the caller
+// keeps data (for a DPDK packet, until the next Recv).
+func (dec *Decoder) Decode(data []byte, linkType uint16, out *Decoded) {
+	*out = Decoded{LinkType: linkType, L3Off: -1, L4Off: -1, PayloadOff: -1}
+	switch linkType {
+	case dataplane.LinkTypeEthernet:
+		decodeEthernet(data, out)
+	case dataplane.LinkTypeRaw:
+		decodeRawIP(data, 0, out)
+	case dataplane.LinkTypeIPv4:
+		decodeIPv4(data, 0, out)
+	case dataplane.LinkTypeIPv6:
+		decodeIPv6(data, 0, out)
+	case dataplane.LinkTypeLinuxSLL:
+		// 16 bytes: packet type, ARPHRD type, address length, 8 address
+		// bytes, protocol (an EtherType for everything we decode).
+		if len(data) < 16 {
+			out.Flags |= FlagTruncated
+			return
+		}
+		decodeEtherType(data, 16, binary.BigEndian.Uint16(data[14:]), out)
+	case dataplane.LinkTypeLinuxSLL2:
+		// 20 bytes: protocol, reserved, interface index, ARPHRD type,
+		// packet type, address length, 8 address bytes.
+		if len(data) < 20 {
+			out.Flags |= FlagTruncated
+			return
+		}
+		decodeEtherType(data, 20, binary.BigEndian.Uint16(data[0:]), out)
+	case dataplane.LinkTypeNull:
+		// The family is in the capturing host's byte order, which the file
+		// does not record: families are small numbers, so a value with
+		// bits in its upper half was written big-endian.
+		if len(data) < 4 {
+			out.Flags |= FlagTruncated
+			return
+		}
+		fam := binary.LittleEndian.Uint32(data)
+		if fam&0xffff0000 != 0 {
+			fam = binary.BigEndian.Uint32(data)
+		}
+		decodeLoopFamily(data, fam, out)
+	case dataplane.LinkTypeLoop:
+		if len(data) < 4 {
+			out.Flags |= FlagTruncated
+			return
+		}
+		decodeLoopFamily(data, binary.BigEndian.Uint32(data), out)
+	}
+}
+
+// decodeLoopFamily decodes what follows a 4-byte loopback family header. IPv6
+// has a different AF_INET6 value on each BSD (24 NetBSD/OpenBSD, 28 FreeBSD,
+// 30 Darwin).
+func decodeLoopFamily(data []byte, fam uint32, d *Decoded) {
+	switch fam {
+	case 2:
+		decodeIPv4(data, 4, d)
+	case 24, 28, 30:
+		decodeIPv6(data, 4, d)
+	}
+}
+
+// decodeRawIP decodes an IP header whose version is only known from its
+// first nibble (raw IP links, and what follows an MPLS stack).
+func decodeRawIP(data []byte, off int, d *Decoded) {
+	if off >= len(data) {
+		d.Flags |= FlagTruncated
+		return
+	}
+	switch data[off] >> 4 {
+	case 4:
+		decodeIPv4(data, off, d)
+	case 6:
+		decodeIPv6(data, off, d)
+	}
+}
+
+func decodeEthernet(data []byte, d *Decoded) {
+	if len(data) < 14 {
+		d.Flags |= FlagTruncated
+		return
+	}
+	et := binary.BigEndian.Uint16(data[12:])
+	if et >= 0x0600 {
+		decodeEtherType(data, 14, et, d)
+		return
+	}
+	// 802.3: et is a length and an 802.2 LLC header follows. Only SNAP
+	// (AA AA 03, OUI, EtherType) with the zero OUI, which is how 802.3 links
+	// carry EtherTypes, leads anywhere.
+	if len(data) < 22 {
+		if len(data) >= 17 && data[14] == 0xaa && data[15] == 0xaa && data[16] == 0x03 {
+			d.Flags |= FlagTruncated
+		}
+		return
+	}
+	if data[14] == 0xaa && data[15] == 0xaa && data[16] == 0x03 &&
+		data[17] == 0 && data[18] == 0 && data[19] == 0 {
+		decodeEtherType(data, 22, binary.BigEndian.Uint16(data[20:]), d)
+	}
+}
+
+// decodeEtherType decodes the frame from off on, where the EtherType et says
+// what starts. VLAN tags and MPLS labels are walked in a loop, so no tag
+// stack, however deep, recurses or escapes the bounds checks.
+func decodeEtherType(data []byte, off int, et uint16, d *Decoded) {
+	for {
+		d.EtherType = et
+		switch et {
+		case etherTypeIPv4:
+			decodeIPv4(data, off, d)
+			return
+		case etherTypeIPv6:
+			decodeIPv6(data, off, d)
+			return
+		case etherTypeVLAN, etherTypeQinQ, etherTypeQinQOld:
+			if len(data)-off < 4 {
+				d.Flags |= FlagTruncated
+				return
+			}
+			if d.NVLAN < MaxVLAN {
+				d.VLANs[d.NVLAN] = binary.BigEndian.Uint16(data[off:]) & 0x0fff
+			}
+			if d.NVLAN < 255 {
+				d.NVLAN++
+			}
+			d.Flags |= FlagVLAN
+			et = binary.BigEndian.Uint16(data[off+2:])
+			off += 4
+		case etherTypeMPLSUni, etherTypeMPLSMul:
+			for {
+				if len(data)-off < 4 {
+					d.Flags |= FlagTruncated
+					return
+				}
+				if d.NMPLS < 255 {
+					d.NMPLS++
+				}
+				d.Flags |= FlagMPLS
+				bos := data[off+2]&0x01 != 0
+				off += 4
+				if bos {
+					break
+				}
+			}
+			// Nothing in the stack says what it carries: guess from the
+			// version nibble, as every MPLS-unaware decoder does. A
+			// pseudowire control word (nibble 0) ends the walk.
+			decodeRawIP(data, off, d)
+			return
+		case etherTypePPPoE:
+			// 6-byte PPPoE header (ver/type, code, session, length), then the
+			// 2-byte PPP protocol.
+			if len(data)-off < 8 {
+				d.Flags |= FlagTruncated
+				return
+			}
+			switch binary.BigEndian.Uint16(data[off+6:]) {
+			case 0x0021:
+				decodeIPv4(data, off+8, d)
+			case 0x0057:
+				decodeIPv6(data, off+8, d)
+			}
+			return
+		case etherTypeARP, etherTypeRARP:
+			d.Flags |= FlagARP
+			if off >= len(data) {
+				d.Flags |= FlagTruncated
+				return
+			}
+			d.L3Off = int32(off)
+			// 8 fixed bytes, then sender and target hardware and
+			// protocol addresses.
+			if len(data)-off < 8 || len(data)-off < 8+2*(int(data[off+4])+int(data[off+5])) {
+				d.Flags |= FlagTruncated
+			}
+			return
+		default:
+			return
+		}
+	}
+}
+
+// ipv4Mapped is the prefix of an IPv4-mapped IPv6 address.
+var ipv4Mapped = [12]byte{10: 0xff, 11: 0xff}
+
+func decodeIPv4(data []byte, off int, d *Decoded) {
+	if off < 0 || len(data)-off < 20 {
+		d.Flags |= FlagTruncated
+		return
+	}
+	h := data[off : off+20]
+	if h[0]>>4 != 4 {
+		d.Flags |= FlagMalformed
+		return
+	}
+	hl := int(h[0]&0x0f) * 4
+	totalLen := int(binary.BigEndian.Uint16(h[2:]))
+	avail := len(data) - off
+	if totalLen == 0 {
+		// TCP segmentation offload: the sending host captured its own
+		// segment before the NIC filled the length in.
+		totalLen = avail
+	}
+	if hl < 20 || totalLen < hl {
+		d.Flags |= FlagMalformed
+		return
+	}
+	d.Flags |= FlagIPv4
+	d.IPVer = 4
+	d.L3Off = int32(off)
+	d.TTL = h[8]
+	d.Proto = h[9]
+	copy(d.Src[:12], ipv4Mapped[:])
+	copy(d.Src[12:], h[12:16])
+	copy(d.Dst[:12], ipv4Mapped[:])
+	copy(d.Dst[12:], h[16:20])
+	d.FragID = uint32(binary.BigEndian.Uint16(h[4:]))
+	frag := binary.BigEndian.Uint16(h[6:])
+	fragOff := uint32(frag&0x1fff) * 8
+	more := frag&0x2000 != 0
+	d.FragOff = fragOff
+
+	end := off + totalLen
+	if totalLen > avail {
+		d.Flags |= FlagTruncated
+		end = len(data)
+	}
+	if hl > avail {
+		// Options cut: the addresses are known, nothing past them is.
+		return
+	}
+	l4 := off + hl
+	if fragOff != 0 || more {
+		d.Flags |= FlagFragment
+		if fragOff != 0 {
+			d.PayloadOff = int32(l4)
+			d.PayloadLen = int32(end - l4)
+			return
+		}
+		d.Flags |= FlagFirstFrag
+	}
+	decodeL4(data[:end], l4, end < off+totalLen, d)
+}
+
+func decodeIPv6(data []byte, off int, d *Decoded) {
+	if off < 0 || len(data)-off < 40 {
+		d.Flags |= FlagTruncated
+		return
+	}
+	h := data[off : off+40]
+	if h[0]>>4 != 6 {
+		d.Flags |= FlagMalformed
+		return
+	}
+	d.Flags |= FlagIPv6
+	d.IPVer = 6
+	d.L3Off = int32(off)
+	d.TTL = h[7]
+	copy(d.Src[:], h[8:24])
+	copy(d.Dst[:], h[24:40])
+	nh := h[6]
+	d.Proto = nh
+
+	declared := off + 40 + int(binary.BigEndian.Uint16(h[4:]))
+	if declared == off+40 && nh == protoHopByHop {
+		// Payload length 0 behind a hop-by-hop header: a jumbogram, whose
+		// real length sits in a hop-by-hop option. Take what was captured.
+		declared = len(data)
+	}
+	end := declared
+	cut := false
+	if end > len(data) {
+		d.Flags |= FlagTruncated
+		end = len(data)
+		cut = true
+	}
+	p := off + 40
+	for {
+		var hl int
+		switch nh {
+		case protoHopByHop, protoRouting, protoDstOpts:
+			if end-p < 2 {
+				extShort(cut, d)
+				return
+			}
+			hl = (int(data[p+1]) + 1) * 8
+		case protoAH:
+			if end-p < 2 {
+				extShort(cut, d)
+				return
+			}
+			hl = (int(data[p+1]) + 2) * 4
+		case protoFragment:
+			if end-p < 8 {
+				extShort(cut, d)
+				return
+			}
+			fo := binary.BigEndian.Uint16(data[p+2:])
+			fragOff := uint32(fo &^ 7)
+			more := fo&1 != 0
+			d.FragID = binary.BigEndian.Uint32(data[p+4:])
+			d.FragOff = fragOff
+			nh = data[p]
+			d.Proto = nh
+			p += 8
+			// An atomic fragment (offset 0, no more fragments; RFC 6946)
+			// is a whole packet and is decoded as one.
+			if fragOff != 0 || more {
+				d.Flags |= FlagFragment
+				if fragOff != 0 {
+					d.PayloadOff = int32(p)
+					d.PayloadLen = int32(end - p)
+					return
+				}
+				d.Flags |= FlagFirstFrag
+			}
+			continue
+		default:
+			decodeL4(data[:end], p, cut, d)
+			return
+		}
+		if end-p < hl {
+			extShort(cut, d)
+			return
+		}
+		nh = data[p]
+		d.Proto = nh
+		p += hl
+	}
+}
+
+// extShort flags an IPv6 extension header that does not fit in what is left
+// of the datagram: a capture cut if the datagram itself was cut, a lie
+// otherwise.
+func extShort(cut bool, d *Decoded) {
+	if cut {
+		d.Flags |= FlagTruncated // already set with cut; kept for clarity
+		return
+	}
+	d.Flags |= FlagMalformed
+}
+
+// decodeL4 decodes the L4 header of protocol d.Proto at off. data ends where
+// the IP datagram ends (or where the capture ends, if that is earlier; cut
+// says so).
+func decodeL4(data []byte, off int, cut bool, d *Decoded) {
+	n := len(data) - off
+	if n <= 0 {
+		if n == 0 && !cut && hasL4Header(d.Proto) {
+			d.Flags |= FlagMalformed
+		}
+		return
+	}
+	d.L4Off = int32(off)
+	// short flags an L4 header that does not fit, as extShort does.
+	short := FlagMalformed
+	if cut {
+		short = FlagTruncated
+	}
+	switch d.Proto {
+	case protoTCP:
+		if n < 4 {
+			d.Flags |= short
+			return
+		}
+		d.SrcPort = binary.BigEndian.Uint16(data[off:])
+		d.DstPort = binary.BigEndian.Uint16(data[off+2:])
+		d.Flags |= FlagPorts
+		if n < 20 {
+			d.Flags |= short
+			return
+		}
+		h := data[off : off+20]
+		d.Seq = binary.BigEndian.Uint32(h[4:])
+		d.Ack = binary.BigEndian.Uint32(h[8:])
+		d.TCPFlags = h[13]
+		d.Window = binary.BigEndian.Uint16(h[14:])
+		hl := int(h[12]>>4) * 4
+		if hl < 20 {
+			d.Flags |= FlagMalformed
+			return
+		}
+		d.Flags |= FlagTCP
+		if hl > n {
+			d.Flags |= short
+			return
+		}
+		d.PayloadOff = int32(off + hl)
+		d.PayloadLen = int32(n - hl)
+	case protoUDP:
+		if n < 4 {
+			d.Flags |= short
+			return
+		}
+		d.SrcPort = binary.BigEndian.Uint16(data[off:])
+		d.DstPort = binary.BigEndian.Uint16(data[off+2:])
+		d.Flags |= FlagPorts
+		if n < 8 {
+			d.Flags |= short
+			return
+		}
+		d.Flags |= FlagUDP
+		d.PayloadOff = int32(off + 8)
+		d.PayloadLen = int32(n - 8)
+		ulen := int(binary.BigEndian.Uint16(data[off+4:]))
+		switch {
+		case ulen == 0:
+			// Jumbogram (RFC 2675) or offloaded checksum/length: the IP
+			// length rules.
+		case ulen < 8:
+			d.Flags |= FlagMalformed
+		case ulen-8 < n-8:
+			// UDP says less than the datagram holds: trust UDP, the rest
+			// is trailer.
+			d.PayloadLen = int32(ulen - 8)
+		case ulen > n && !cut:
+			d.Flags |= FlagMalformed
+		}
+	case protoSCTP:
+		if n < 4 {
+			d.Flags |= short
+			return
+		}
+		d.SrcPort = binary.BigEndian.Uint16(data[off:])
+		d.DstPort = binary.BigEndian.Uint16(data[off+2:])
+		d.Flags |= FlagPorts
+		if n < 12 {
+			d.Flags |= short
+			return
+		}
+		d.Flags |= FlagSCTP
+		d.PayloadOff = int32(off + 12)
+		d.PayloadLen = int32(n - 12)
+	case protoICMP:
+		if n < 4 {
+			d.Flags |= short
+			return
+		}
+		d.ICMPType = data[off]
+		d.ICMPCode = data[off+1]
+		d.Flags |= FlagICMP
+		// Type, code, checksum and 4 type-specific bytes (id and sequence
+		// for echo), as gopacket's ICMPv4 layer has it.
+		if n < 8 {
+			d.Flags |= short
+			return
+		}
+		d.PayloadOff = int32(off + 8)
+		d.PayloadLen = int32(n - 8)
+	case protoICMPv6:
+		if n < 4 {
+			d.Flags |= short
+			return
+		}
+		d.ICMPType = data[off]
+		d.ICMPCode = data[off+1]
+		d.Flags |= FlagICMPv6
+		// RFC 4443's header is type, code and checksum; the message body
+		// follows (gopacket's ICMPv6 layer agrees).
+		d.PayloadOff = int32(off + 4)
+		d.PayloadLen = int32(n - 4)
+	}
+}
+
+// hasL4Header reports whether a datagram of protocol proto must carry a
+// header the decoder knows, so that an empty one is malformed.
+func hasL4Header(proto uint8) bool {
+	switch proto {
+	case protoTCP, protoUDP, protoSCTP, protoICMP, protoICMPv6:
+		return true
+	}
+	return false
+}
+
+// icmpCounterpart maps an ICMP (v4) type to the type of its answer, as Zeek
+// and Community-ID v1 do; ok is false for one-way messages.
+func icmpCounterpart(t uint8) (uint8, bool) {
+	switch t {
+	case 8: // echo request
+		return 0, true
+	case 0: // echo reply
+		return 8, true
+	case 13: // timestamp
+		return 14, true
+	case 14:
+		return 13, true
+	case 15: // information request
+		return 16, true
+	case 16:
+		return 15, true
+	case 10: // router solicitation
+		return 9, true
+	case 9: // router advertisement
+		return 10, true
+	case 17: // address mask request
+		return 18, true
+	case 18:
+		return 17, true
+	}
+	return 0, false
+}
+
+// icmp6Counterpart is icmpCounterpart for ICMPv6.
+func icmp6Counterpart(t uint8) (uint8, bool) {
+	switch t {
+	case 128: // echo request
+		return 129, true
+	case 129:
+		return 128, true
+	case 130: // MLD query
+		return 131, true
+	case 131: // MLD report
+		return 130, true
+	case 133: // router solicitation
+		return 134, true
+	case 134:
+		return 133, true
+	case 135: // neighbour solicitation
+		return 136, true
+	case 136:
+		return 135, true
+	case 139: // who-are-you request
+		return 140, true
+	case 140:
+		return 139, true
+	case 144: // home agent address discovery request
+		return 145, true
+	case 145:
+		return 144, true
+	}
+	return 0, false
+}
+
+// icmpPorts returns the Community-ID v1 port equivalents of an ICMP or
+// ICMPv6 message: (type, counterpart type) for request/response messages,
+// (type, code) for one-way ones, which are never flipped.
+func icmpPorts(v6 bool, typ, code uint8) (sport, dport uint16, oneWay bool) {
+	var c uint8
+	var ok bool
+	if v6 {
+		c, ok = icmp6Counterpart(typ)
+	} else {
+		c, ok = icmpCounterpart(typ)
+	}
+	if !ok {
+		return uint16(typ), uint16(code), true
+	}
+	return uint16(typ), uint16(c), false
+}
+
+// lessEndpoint reports whether (a, pa) sorts before (b, pb): addresses as
+// big-endian bytes, then ports, the order Community-ID v1 uses.
+func lessEndpoint(a, b *[16]byte, pa, pb uint16) bool {
+	a0, b0 := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	if a0 != b0 {
+		return a0 < b0
+	}
+	a1, b1 := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:])
+	if a1 != b1 {
+		return a1 < b1
+	}
+	return pa < pb
+}
+
+// FlowKeyOf returns the normalised bidirectional key of a decoded IP packet
+// and the packet's direction relative to it (DirAB if the packet goes from
+// key.A to key.B). ok is false when the packet has no IP flow (ARP, non-IP,
+// truncated before the addresses).
+//
+// The endpoint with the smaller (address, port) becomes A, exactly as
+// Community-ID v1 orders its hash input, so AppendCommunityID of the key is
+// the packet's Community-ID. Two consequences follow from that spec:
+//   - ICMP/ICMPv6 request/response types (echo, timestamp, ND, MLD, ...) use
+//     (type, counterpart type) as ports, so a request and its reply share a
+//     key. One-way messages (unreachable, time exceeded, ...) use
+//     (type, code) and are never flipped: A is always their source and
+//     their direction always DirAB.
+//   - Protocols without ports (and TCP/UDP/SCTP packets whose ports were not
+//     captured) have ports 0.
+//
+// Non-first IP fragments carry no L4 header, so their ports are 0: they land
+// in a separate flow per address pair and protocol, not in the 5-tuple flow
+// of their first fragment, whose ports are known. Reassembly would be needed
+// to do better, and a per-core decoder does not hold fragment state.
+func FlowKeyOf(d *Decoded) (k FlowKey, dir uint8, ok bool) {
+	if d.Flags&(FlagIPv4|FlagIPv6) == 0 {
+		return k, DirAB, false
+	}
+	k.Proto = d.Proto
+	k.IPVer = d.IPVer
+	if d.NVLAN > 0 {
+		k.VLAN = d.VLANs[0]
+		if d.NVLAN > 1 {
+			k.VLAN2 = d.VLANs[1]
+		}
+	}
+	var sp, dp uint16
+	oneWay := false
+	switch {
+	case d.Flags&FlagPorts != 0:
+		sp, dp = d.SrcPort, d.DstPort
+	case d.Flags&FlagICMP != 0:
+		sp, dp, oneWay = icmpPorts(false, d.ICMPType, d.ICMPCode)
+	case d.Flags&FlagICMPv6 != 0:
+		sp, dp, oneWay = icmpPorts(true, d.ICMPType, d.ICMPCode)
+	}
+	if oneWay || !lessEndpoint(&d.Dst, &d.Src, dp, sp) {
+		k.A, k.B, k.PortA, k.PortB = d.Src, d.Dst, sp, dp
+		return k, DirAB, true
+	}
+	k.A, k.B, k.PortA, k.PortB = d.Dst, d.Src, dp, sp
+	return k, DirBA, true
+}
