@@ -12,6 +12,7 @@ type builder struct {
 	queue    uint16
 	maxFlows int
 
+	gen    uint32  // incremented per block; FlowEntry.blkGen caches membership
 	set    []int32 // slot -> index+1 into cur.Summary.Flows; 0 = empty
 	hashes []uint64
 	used   []int32 // slots set in this block
@@ -25,6 +26,7 @@ func newBuilder(pool *BlockPool, queue uint16, maxFlows int) *builder {
 	}
 	return &builder{
 		pool:     pool,
+		gen:      1, // FlowEntry.blkGen starts at 0: never a valid generation
 		queue:    queue,
 		maxFlows: maxFlows,
 		set:      make([]int32, n),
@@ -50,6 +52,7 @@ func (b *builder) open(now int64) bool {
 func (b *builder) take() *Block {
 	blk := b.cur
 	b.cur = nil
+	b.gen++
 	for _, s := range b.used {
 		b.set[s] = 0
 	}
@@ -65,10 +68,11 @@ func (b *builder) fits(caplen int) bool {
 	return b.cur.Count == 0 || len(b.cur.Data)+RecordHeaderSize+caplen <= b.pool.size
 }
 
-// addFlow accounts one packet to flow k in the open block's summary. It
-// returns false if the flow is new and the block already holds maxFlows
-// flows: the caller seals the block and retries in a new one.
-func (b *builder) addFlow(k *FlowKey, h uint64, dir uint8, ts int64, wireLen uint32) bool {
+// addFlow accounts one packet to flow k in the open block's summary and
+// returns the flow's index in it. It returns -1 if the flow is new and the
+// block already holds maxFlows flows: the caller seals the block and retries
+// in a new one.
+func (b *builder) addFlow(k *FlowKey, h uint64, dir uint8, ts int64, wireLen uint32) int32 {
 	flows := &b.cur.Summary.Flows
 	i := h & b.mask
 	for {
@@ -77,16 +81,13 @@ func (b *builder) addFlow(k *FlowKey, h uint64, dir uint8, ts int64, wireLen uin
 			break
 		}
 		if b.hashes[v-1] == h && (*flows)[v-1].Key == *k {
-			f := &(*flows)[v-1]
-			f.Pkts[dir]++
-			f.Bytes[dir] += uint64(wireLen)
-			f.LastTS = ts
-			return true
+			b.countFlow(v-1, dir, ts, wireLen)
+			return v - 1
 		}
 		i = (i + 1) & b.mask
 	}
 	if len(*flows) >= b.maxFlows {
-		return false
+		return -1
 	}
 	*flows = append(*flows, FlowStat{Key: *k, FirstTS: ts, LastTS: ts, FirstDir: dir})
 	f := &(*flows)[len(*flows)-1]
@@ -95,7 +96,15 @@ func (b *builder) addFlow(k *FlowKey, h uint64, dir uint8, ts int64, wireLen uin
 	b.hashes = append(b.hashes, h)
 	b.set[i] = int32(len(*flows))
 	b.used = append(b.used, int32(i))
-	return true
+	return int32(len(*flows) - 1)
+}
+
+// countFlow accounts one packet to the flow at index x of the summary.
+func (b *builder) countFlow(x int32, dir uint8, ts int64, wireLen uint32) {
+	f := &b.cur.Summary.Flows[x]
+	f.Pkts[dir]++
+	f.Bytes[dir] += uint64(wireLen)
+	f.LastTS = ts
 }
 
 // appendRecord copies one packet into the open block. The caller checked

@@ -695,10 +695,18 @@ func FlowKeyOf(d *Decoded) (k FlowKey, dir uint8, ok bool) {
 	case d.Flags&FlagICMPv6 != 0:
 		sp, dp, oneWay = icmpPorts(true, d.ICMPType, d.ICMPCode)
 	}
+	// Plain assignments: a tuple assignment of arrays copies them through
+	// temporaries, which showed up in the profile.
 	if oneWay || !lessEndpoint(&d.Dst, &d.Src, dp, sp) {
-		k.A, k.B, k.PortA, k.PortB = d.Src, d.Dst, sp, dp
+		k.A = d.Src
+		k.B = d.Dst
+		k.PortA = sp
+		k.PortB = dp
 		return k, DirAB, true
 	}
-	k.A, k.B, k.PortA, k.PortB = d.Dst, d.Src, dp, sp
+	k.A = d.Dst
+	k.B = d.Src
+	k.PortA = dp
+	k.PortB = sp
 	return k, DirBA, true
 }

@@ -185,10 +185,13 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 		w.c.malformed++
 	}
 	k, dir, ok := FlowKeyOf(d)
-	var h uint64
+	var (
+		h uint64
+		e *FlowEntry
+	)
 	if ok {
 		h = hashKey(&k)
-		if e := w.flows.Lookup(&k, h, p.TS, dir); e != nil {
+		if e = w.flows.Lookup(&k, h, p.TS, dir); e != nil {
 			e.LastTS = p.TS
 			e.Pkts[dir]++
 			e.Bytes[dir] += uint64(p.WireLen)
@@ -211,17 +214,26 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 		w.c.noBuf++
 		return
 	}
-	if ok {
-		if !bl.addFlow(&k, h, dir, p.TS, p.WireLen) {
+	switch {
+	case !ok:
+		bl.cur.Summary.NonFlow++
+	case e != nil && e.blkGen == bl.gen:
+		// Fast path: the flow table entry knows where the flow sits in
+		// this block's summary, which saves the second hash probe.
+		bl.countFlow(e.blkIdx, dir, p.TS, p.WireLen)
+	default:
+		x := bl.addFlow(&k, h, dir, p.TS, p.WireLen)
+		if x < 0 {
 			w.seal(false)
 			if !bl.open(now) {
 				w.c.noBuf++
 				return
 			}
-			bl.addFlow(&k, h, dir, p.TS, p.WireLen)
+			x = bl.addFlow(&k, h, dir, p.TS, p.WireLen)
 		}
-	} else {
-		bl.cur.Summary.NonFlow++
+		if e != nil {
+			e.blkGen, e.blkIdx = bl.gen, x
+		}
 	}
 	bl.appendRecord(p.TS, p.WireLen, p.LinkType, p.Iface, data)
 }
