@@ -1,0 +1,526 @@
+//go:build cgo && !nodpdk
+
+package dataplane
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include <rte_ethdev.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
+#include "dpdk.h"
+
+// Symmetric RSS key: 0x6d5a repeated maps both directions of a flow to the
+// same queue (Woo and Park, "Scalable TCP Session Monitoring with Symmetric
+// Receive-side Scaling").
+static uint8_t tv_sym_rss_key[64];
+
+static void tv_fill_sym_key(void)
+{
+	for (int i = 0; i < 64; i += 2) {
+		tv_sym_rss_key[i] = 0x6d;
+		tv_sym_rss_key[i + 1] = 0x5a;
+	}
+}
+
+static int tv_port_configure(uint16_t port, uint16_t nrx, uint16_t ntx,
+			     int rss, uint8_t key_len, uint64_t rss_hf,
+			     uint64_t rx_offloads)
+{
+	struct rte_eth_conf conf;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.rxmode.offloads = rx_offloads;
+	if (rss) {
+		tv_fill_sym_key();
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_key = tv_sym_rss_key;
+		conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
+		conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+	}
+	return rte_eth_dev_configure(port, nrx, ntx, &conf);
+}
+
+static struct tv_rxq *tv_rxq_new(uint16_t port, uint16_t queue, int socket)
+{
+	struct tv_rxq *q = rte_zmalloc_socket("tv_rxq", sizeof(*q),
+					      RTE_CACHE_LINE_SIZE, socket);
+	if (q == NULL)
+		return NULL;
+	q->port = port;
+	q->queue = queue;
+	q->ts_off = -1;
+	tv_rx_init_clock(q);
+	return q;
+}
+
+static int tv_ts_lookup(int *off, uint64_t *flag)
+{
+	int o = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, NULL);
+	int b = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, NULL);
+
+	if (o < 0 || b < 0)
+		return -1;
+	*off = o;
+	*flag = 1ULL << b;
+	return 0;
+}
+
+static int tv_mbuf_headroom(void) { return RTE_PKTMBUF_HEADROOM; }
+static uint64_t tv_rss_hf(void) { return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP; }
+static uint64_t tv_offload_timestamp(void) { return RTE_ETH_RX_OFFLOAD_TIMESTAMP; }
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// The C burst array and the Go one must have the same size.
+const _ = uint(MaxBurst-C.TV_MAX_BURST) + uint(C.TV_MAX_BURST-MaxBurst)
+
+// TimestampSource says where an RX queue's packet timestamps come from.
+type TimestampSource int
+
+const (
+	TimestampTSC  TimestampSource = iota // TSC once per burst, anchored to CLOCK_REALTIME every second
+	TimestampPcap                        // net_pcap: the file's capture time, microseconds
+	TimestampNIC                         // RX timestamp offload, device clock calibrated by rte_eth_read_clock
+	numTimestampSources
+)
+
+func (s TimestampSource) String() string {
+	switch s {
+	case TimestampTSC:
+		return "tsc"
+	case TimestampPcap:
+		return "pcap"
+	case TimestampNIC:
+		return "nic"
+	}
+	return fmt.Sprintf("TimestampSource(%d)", int(s))
+}
+
+// Port is one started ethdev port and its RX queues.
+type Port struct {
+	id       uint16
+	name     string
+	driver   string
+	mp       *C.struct_rte_mempool
+	queues   []*RxQueue
+	rss      bool
+	dataRoom int
+	txq      int
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// RxQueue receives bursts from one RX queue of a Port. It is a Source and
+// is read by exactly one goroutine, ideally on a thread pinned with
+// PinThread.
+type RxQueue struct {
+	c      *C.struct_tv_rxq
+	port   *Port
+	id     int
+	ts     TimestampSource
+	closed bool
+
+	// Replay end (net_pcap over a file); expect < 0 when unknown or live.
+	replay   bool
+	expect   int64
+	idle     time.Duration
+	idleFrom time.Time // when the queue last turned empty; zero while packets flow
+	lastIPkt uint64
+}
+
+var _ Source = (*RxQueue)(nil)
+
+// ErrClosed is returned by Recv on a closed queue or stopped port.
+var ErrClosed = errors.New("rx queue closed")
+
+// OpenPort configures and starts the port cfg.Name: a mempool, cfg.RxQueues
+// RX queues (symmetric RSS when there are several and the PMD supports RSS),
+// cfg.TxQueues TX queues, promiscuous mode if asked, and the timestamp
+// source for the driver. The control-plane calls run on the EAL main thread.
+func OpenPort(cfg PortConfig) (*Port, error) {
+	if !EALInitialised() {
+		return nil, errNoEAL
+	}
+	var p *Port
+	var err error
+	onMain(func() { p, err = openPort(cfg) })
+	return p, err
+}
+
+func openPort(cfg PortConfig) (*Port, error) {
+	cname := C.CString(cfg.Name)
+	defer C.free(unsafe.Pointer(cname))
+	var pid C.uint16_t
+	if rc := C.rte_eth_dev_get_port_by_name(cname, &pid); rc != 0 {
+		return nil, fmt.Errorf("open port %q: no such ethdev (is it in the EAL --vdev or allow list?): %w", cfg.Name, rteErr(-int(rc)))
+	}
+	var info C.struct_rte_eth_dev_info
+	if rc := C.rte_eth_dev_info_get(pid, &info); rc != 0 {
+		return nil, fmt.Errorf("open port %q: device info: %w", cfg.Name, rteErr(-int(rc)))
+	}
+	p := &Port{id: uint16(pid), name: cfg.Name, driver: C.GoString(info.driver_name)}
+
+	nrx := cfg.RxQueues
+	if nrx <= 0 {
+		nrx = 1
+	}
+	if nrx > int(info.max_rx_queues) {
+		return nil, fmt.Errorf("open port %q: %d rx queues asked, driver %s allows %d", cfg.Name, nrx, p.driver, info.max_rx_queues)
+	}
+	ntx := max(cfg.TxQueues, 0)
+	if ntx > int(info.max_tx_queues) {
+		return nil, fmt.Errorf("open port %q: %d tx queues asked, driver %s allows %d", cfg.Name, ntx, p.driver, info.max_tx_queues)
+	}
+	p.txq = ntx
+
+	// Replay files decide the data room and the end-of-replay counts.
+	var replay []captureInfo
+	var replayErr []error
+	if p.driver == "net_pcap" {
+		if kv, ok := vdevArgs(ealArgs(), cfg.Name); ok {
+			for _, f := range pcapRxFiles(kv) {
+				ci, err := countCapture(f)
+				replay = append(replay, ci)
+				replayErr = append(replayErr, err)
+			}
+		}
+	}
+
+	headroom := int(C.tv_mbuf_headroom())
+	dataRoom := cfg.DataRoom
+	if dataRoom <= 0 {
+		dataRoom = DefaultDataRoom
+		for i, ci := range replay {
+			if replayErr[i] == nil {
+				dataRoom = max(dataRoom, int(ci.MaxCapLen)+headroom)
+			}
+		}
+	}
+	if dataRoom > 0xffff {
+		dataRoom = 0xffff // data_room_size is a uint16; bigger packets arrive multi-segment
+	}
+	if dataRoom <= headroom {
+		return nil, fmt.Errorf("open port %q: data room %d leaves no space after the %d-byte headroom", cfg.Name, dataRoom, headroom)
+	}
+	p.dataRoom = dataRoom
+
+	rss := nrx > 1 && info.flow_type_rss_offloads != 0
+	keyLen := C.uint8_t(info.hash_key_size)
+	if keyLen == 0 {
+		keyLen = 40
+	}
+	var offloads C.uint64_t
+	useNICClock := p.driver != "net_pcap" && info.rx_offload_capa&C.tv_offload_timestamp() != 0
+	if useNICClock {
+		offloads |= C.tv_offload_timestamp()
+	}
+	if rc := C.tv_port_configure(pid, C.uint16_t(nrx), C.uint16_t(ntx), boolInt(rss), keyLen,
+		C.tv_rss_hf()&info.flow_type_rss_offloads, offloads); rc != 0 {
+		return nil, fmt.Errorf("open port %q: configure %d rx/%d tx queues: %w", cfg.Name, nrx, ntx, rteErr(-int(rc)))
+	}
+	p.rss = rss
+
+	nrxd := C.uint16_t(cfg.RxDesc)
+	if cfg.RxDesc <= 0 {
+		nrxd = DefaultRxDesc
+	}
+	ntxd := C.uint16_t(DefaultRxDesc)
+	if rc := C.rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nrxd, &ntxd); rc != 0 {
+		return nil, fmt.Errorf("open port %q: adjust descriptors: %w", cfg.Name, rteErr(-int(rc)))
+	}
+
+	nmbufs := cfg.Mbufs
+	if nmbufs <= 0 {
+		nmbufs = DefaultMbufsPerQueue * nrx
+	}
+	if need := nrx * (int(nrxd) + MaxBurst); nmbufs < need {
+		return nil, fmt.Errorf("open port %q: %d mbufs cannot fill %d rx rings of %d plus one burst each (need %d)", cfg.Name, nmbufs, nrx, nrxd, need)
+	}
+	cache := cfg.MbufCache
+	if cache <= 0 {
+		cache = DefaultMbufCache
+	}
+	cache = min(cache, int(C.RTE_MEMPOOL_CACHE_MAX_SIZE), nmbufs*2/3)
+	socket := C.rte_eth_dev_socket_id(pid)
+	mpName := C.CString(fmt.Sprintf("tv_rx_%d", pid))
+	defer C.free(unsafe.Pointer(mpName))
+	p.mp = C.rte_pktmbuf_pool_create(mpName, C.uint(nmbufs), C.uint(cache), 0, C.uint16_t(dataRoom), socket)
+	if p.mp == nil {
+		return nil, fmt.Errorf("open port %q: mempool of %d mbufs x %d bytes: %w", cfg.Name, nmbufs, dataRoom, rteErr(int(C.tv_rte_errno())))
+	}
+	fail := func(err error) (*Port, error) {
+		C.rte_eth_dev_stop(pid)
+		C.rte_mempool_free(p.mp)
+		return nil, err
+	}
+	for q := 0; q < nrx; q++ {
+		if rc := C.rte_eth_rx_queue_setup(pid, C.uint16_t(q), nrxd, C.uint(socket), nil, p.mp); rc != 0 {
+			return fail(fmt.Errorf("open port %q: rx queue %d setup: %w", cfg.Name, q, rteErr(-int(rc))))
+		}
+	}
+	for q := 0; q < ntx; q++ {
+		if rc := C.rte_eth_tx_queue_setup(pid, C.uint16_t(q), ntxd, C.uint(socket), nil); rc != 0 {
+			return fail(fmt.Errorf("open port %q: tx queue %d setup: %w", cfg.Name, q, rteErr(-int(rc))))
+		}
+	}
+	if rc := C.rte_eth_dev_start(pid); rc != 0 {
+		return fail(fmt.Errorf("open port %q: start: %w", cfg.Name, rteErr(-int(rc))))
+	}
+	if cfg.Promisc {
+		// Virtual devices often cannot change promiscuity (ENOTSUP): that is fine.
+		if rc := C.rte_eth_promiscuous_enable(pid); rc != 0 && rc != -C.ENOTSUP {
+			return fail(fmt.Errorf("open port %q: enable promiscuous mode: %w", cfg.Name, rteErr(-int(rc))))
+		}
+	}
+
+	// The timestamp dynfield is registered by the PMD during setup or
+	// start, so look it up only now.
+	var tsOff C.int = -1
+	var tsFlag C.uint64_t
+	haveField := C.tv_ts_lookup(&tsOff, &tsFlag) == 0
+	mode := TimestampTSC
+	switch {
+	case p.driver == "net_pcap" && haveField:
+		mode = TimestampPcap
+	case useNICClock && haveField:
+		mode = TimestampNIC
+	}
+	var t0 C.uint64_t
+	var n0 C.int64_t
+	if mode == TimestampNIC {
+		if C.tv_read_clock(pid, &t0, &n0) != 0 {
+			mode = TimestampTSC // no rte_eth_read_clock: ticks cannot be converted
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	idle := cfg.ReplayIdle
+	if idle <= 0 {
+		idle = DefaultReplayIdle
+	}
+	for q := 0; q < nrx; q++ {
+		c := C.tv_rxq_new(pid, C.uint16_t(q), socket)
+		if c == nil {
+			for _, rq := range p.queues {
+				C.rte_free(unsafe.Pointer(rq.c))
+			}
+			return fail(fmt.Errorf("open port %q: allocate rx queue %d state", cfg.Name, q))
+		}
+		rq := &RxQueue{c: c, port: p, id: q, ts: mode, expect: -1, idle: idle}
+		if mode != TimestampTSC {
+			c.ts_mode = C.uint16_t(mode)
+			c.ts_off = C.int32_t(tsOff)
+			c.ts_flag = tsFlag
+		}
+		if mode == TimestampNIC && C.tv_rx_nic_calibrate(c, t0, n0) != 0 {
+			rq.ts = TimestampTSC
+			c.ts_mode = C.TV_TS_TSC
+		}
+		if p.driver == "net_pcap" && q < len(replay) {
+			rq.replay = true
+			if replayErr[q] == nil {
+				rq.expect = replay[q].Packets
+			}
+		}
+		p.queues = append(p.queues, rq)
+	}
+	return p, nil
+}
+
+func boolInt(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ID returns the ethdev port id.
+func (p *Port) ID() int { return int(p.id) }
+
+// Name returns the device name the port was opened by.
+func (p *Port) Name() string { return p.name }
+
+// Driver returns the PMD name, e.g. "net_pcap", "net_ring", "net_ice".
+func (p *Port) Driver() string { return p.driver }
+
+// RSS reports whether symmetric RSS spreads packets over the RX queues.
+func (p *Port) RSS() bool { return p.rss }
+
+// DataRoom returns the mbuf data room in use, headroom included.
+func (p *Port) DataRoom() int { return p.dataRoom }
+
+// NumQueues returns the number of RX queues.
+func (p *Port) NumQueues() int { return len(p.queues) }
+
+// Queue returns RX queue q, or nil if there is no such queue.
+func (p *Port) Queue(q int) *RxQueue {
+	if q < 0 || q >= len(p.queues) {
+		return nil
+	}
+	return p.queues[q]
+}
+
+// Stats reads the port's counters (rte_eth_stats_get). Safe to call from
+// any goroutine while receivers run.
+func (p *Port) Stats() (PortStats, error) {
+	var s C.struct_rte_eth_stats
+	if rc := C.rte_eth_stats_get(C.uint16_t(p.id), &s); rc != 0 {
+		return PortStats{}, fmt.Errorf("port %q stats: %w", p.name, rteErr(-int(rc)))
+	}
+	return PortStats{
+		IPackets: uint64(s.ipackets),
+		IBytes:   uint64(s.ibytes),
+		IMissed:  uint64(s.imissed),
+		IErrors:  uint64(s.ierrors),
+		RxNoMbuf: uint64(s.rx_nombuf),
+	}, nil
+}
+
+// Stop closes every queue, stops and closes the port and frees its mempool.
+// Call it only after every goroutine receiving from the port has returned.
+// For a virtual device the port is gone afterwards: it cannot be reopened in
+// this process.
+func (p *Port) Stop() error {
+	p.stopOnce.Do(func() {
+		for _, q := range p.queues {
+			q.Close()
+		}
+		onMain(func() {
+			if rc := C.rte_eth_dev_stop(C.uint16_t(p.id)); rc != 0 {
+				p.stopErr = fmt.Errorf("stop port %q: %w", p.name, rteErr(-int(rc)))
+			}
+			if rc := C.rte_eth_dev_close(C.uint16_t(p.id)); rc != 0 && p.stopErr == nil {
+				p.stopErr = fmt.Errorf("close port %q: %w", p.name, rteErr(-int(rc)))
+			}
+			for _, q := range p.queues {
+				C.rte_free(unsafe.Pointer(q.c))
+				q.c = nil
+			}
+			C.rte_mempool_free(p.mp)
+			p.mp = nil
+		})
+	})
+	return p.stopErr
+}
+
+// ID returns the queue number within its port.
+func (q *RxQueue) ID() int { return q.id }
+
+// Port returns the port the queue belongs to.
+func (q *RxQueue) Port() *Port { return q.port }
+
+// Timestamps says where this queue's packet timestamps come from.
+func (q *RxQueue) Timestamps() TimestampSource { return q.ts }
+
+// Recv frees the previous burst's mbufs and receives the next burst, in one
+// cgo call. Each b.Pkts[i].Data points into mbuf memory without a copy and
+// is valid until the next Recv or Close on q. LinkType is Ethernet.
+//
+// A packet that did not fit one mbuf (multi-segment) is delivered as its
+// first segment: len(Data) < WireLen, and Stats().Truncated counts it.
+// OpenPort sizes mbufs so that this does not happen on replay.
+//
+// It returns 0 and a nil error when nothing is waiting, and io.EOF when a
+// net_pcap replay has delivered all its packets (see docs/dataplane.md).
+func (q *RxQueue) Recv(b *Burst) (int, error) {
+	if q.closed {
+		b.N = 0
+		return 0, ErrClosed
+	}
+	n := int(C.tv_rx_burst(q.c))
+	pk := &q.c.pkts
+	for i := 0; i < n; i++ {
+		s := &pk[i]
+		p := &b.Pkts[i]
+		p.Data = unsafe.Slice((*byte)(unsafe.Pointer(s.data)), int(s.data_len))
+		p.TS = int64(s.ts)
+		p.WireLen = uint32(s.pkt_len)
+		p.LinkType = LinkTypeEthernet
+		p.Iface = 0
+	}
+	b.N = n
+	if n > 0 {
+		if q.replay {
+			q.idleFrom = time.Time{}
+		}
+		return n, nil
+	}
+	if q.replay {
+		return 0, q.replayEnd()
+	}
+	return 0, nil
+}
+
+// replayEnd decides, on an empty poll of a replay queue, whether the replay
+// is over: all counted packets delivered, or nothing for q.idle (five times
+// that before the first packet) while the port's ipackets stood still.
+func (q *RxQueue) replayEnd() error {
+	got := int64(q.c.packets)
+	if q.expect >= 0 && got >= q.expect {
+		return io.EOF
+	}
+	now := time.Now()
+	if q.idleFrom.IsZero() {
+		st, err := q.port.Stats()
+		if err != nil {
+			return err
+		}
+		q.idleFrom, q.lastIPkt = now, st.IPackets
+		return nil
+	}
+	limit := q.idle
+	if got == 0 {
+		limit *= 5
+	}
+	if now.Sub(q.idleFrom) < limit {
+		return nil
+	}
+	st, err := q.port.Stats()
+	if err != nil {
+		return err
+	}
+	if st.IPackets != q.lastIPkt {
+		q.lastIPkt = st.IPackets
+		q.idleFrom = now
+		return nil
+	}
+	return io.EOF
+}
+
+// Stats returns the queue's own counters. Call it from the receiving
+// goroutine (the counters are not synchronised).
+func (q *RxQueue) Stats() RxQueueStats {
+	if q.c == nil {
+		return RxQueueStats{}
+	}
+	return RxQueueStats{
+		Packets:   uint64(q.c.packets),
+		Bytes:     uint64(q.c.bytes),
+		Bursts:    uint64(q.c.bursts),
+		Truncated: uint64(q.c.truncated),
+	}
+}
+
+// Close frees the mbufs of the last burst. The queue's hardware stays
+// configured until Port.Stop. Further Recv calls return ErrClosed.
+func (q *RxQueue) Close() error {
+	if q.closed {
+		return nil
+	}
+	q.closed = true
+	C.tv_rx_release(q.c)
+	return nil
+}
