@@ -1,0 +1,29 @@
+// Package writer is the block store: it owns the on-disk block record and
+// segment formats (docs/format/block.md, docs/format/segment.md), zstd
+// compression of sealed blocks, appending them to segment files, durable
+// group commit, crash recovery, and reading and verifying blocks.
+//
+// Data path: workers Submit sealed blocks (never blocking); compressor
+// goroutines, off the RX cores, turn each into a complete record (one shared
+// zstd encoder with one slot per compressor, EncodeAll into buffers each
+// compressor owns, frame CRC off because every record ends in its own
+// CRC32C); one write goroutine patches in the ref (segment<<32 | offset,
+// known only at write time), computes the CRCs, appends the record with one
+// write call, fdatasyncs in groups (at most every SyncEvery), and only then
+// calls the CommitHook and releases the block to its pool. So an index entry
+// never names a block that is not durable.
+//
+// When the compressors fall behind, blocks go straight to the write queue
+// and are stored raw rather than dropped; when that queue is full too,
+// Submit refuses the block and the worker counts the drop. Memory is bounded
+// by the block pool and the two queues.
+//
+// Recovery on Open checks the last segment record by record: a torn or
+// corrupt tail is cut off; a corrupt record with valid records after it is
+// kept and reported (CorruptionError), and readers skip it. Sealed segments
+// are checked by Verify.
+//
+// This package must not: decode packets or build summaries (workers does),
+// touch the index (the CommitHook is the seam), block a worker, or log
+// packet payloads.
+package writer

@@ -1,0 +1,283 @@
+package writer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Block record layout (docs/format/block.md has the full diagram). All
+// integers are little-endian.
+//
+//	0     4   5   6     8          16    18  19  20     24      32      40      48
+//	+-----+---+---+-----+----------+-----+---+---+------+-------+-------+-------+
+//	|magic|ver|flg|hdlen| ref      |queue|sc |rc |count | minTS | maxTS | wire  |
+//	+-----+---+---+-----+----------+-----+---+---+------+-------+-------+-------+
+//	48        52       56        60       64       68       72
+//	+---------+--------+---------+--------+--------+--------+
+//	|sumStored|sumRaw  |recStored|recRaw  |sumCRC  |hdrCRC  |
+//	+---------+--------+---------+--------+--------+--------+
+//	| summary section (sumStored) | records section (recStored) | CRC32C |
+//
+// hdrCRC covers bytes [0,68) so a header can be trusted (and skipped over)
+// without reading the payload; sumCRC covers the stored summary section so
+// ReadSummary verifies what it reads; the trailing CRC covers everything
+// before it, header included.
+const (
+	blockMagic      uint32 = 0x4b425654 // "TVBK"
+	blockVersion    uint8  = 1
+	blockHeaderSize        = 72
+	maxHeaderSize          = 4096 // a reader accepts longer (future) headers up to this
+	crcSize                = 4
+
+	// maxSectionLen bounds the raw and stored length of either section. It
+	// bounds what a reader allocates for one block, and the decoder memory.
+	maxSectionLen = 256 << 20
+
+	offMagic     = 0
+	offVersion   = 4
+	offFlags     = 5
+	offHdrLen    = 6
+	offRef       = 8
+	offQueue     = 16
+	offSumCodec  = 18
+	offRecCodec  = 19
+	offCount     = 20
+	offMinTS     = 24
+	offMaxTS     = 32
+	offWire      = 40
+	offSumStored = 48
+	offSumRaw    = 52
+	offRecStored = 56
+	offRecRaw    = 60
+	offSumCRC    = 64
+	offHdrCRC    = 68
+)
+
+// Segment file header: 32 bytes, little-endian.
+//
+//	0     4   6     8       12      16           24      28      32
+//	+-----+---+-----+-------+-------+------------+-------+-------+
+//	|magic|ver|hdlen|segment|flags  | created ns |  rsv  |CRC32C |
+//	+-----+---+-----+-------+-------+------------+-------+-------+
+const (
+	segMagic      uint32 = 0x47535654 // "TVSG"
+	segVersion    uint16 = 1
+	segHeaderSize        = 32
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// CorruptionError reports a block record (or segment header) that fails its
+// checks. Offset is the byte offset of the record within the file at Path.
+type CorruptionError struct {
+	Path   string
+	Offset int64
+	Err    error
+}
+
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("corrupt record in %q at offset %d: %v", e.Path, e.Offset, e.Err)
+}
+
+func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// errShort means a record runs past the end of its file: a torn tail, or a
+// block still being written.
+var errShort = errors.New("record extends past end of file")
+
+// blockHeader is the decoded fixed header of a block record.
+type blockHeader struct {
+	ref       Ref
+	hdrLen    uint16
+	queue     uint16
+	sumCodec  uint8
+	recCodec  uint8
+	count     uint32
+	minTS     int64
+	maxTS     int64
+	wire      uint64
+	sumStored uint32
+	sumRaw    uint32
+	recStored uint32
+	recRaw    uint32
+	sumCRC    uint32
+}
+
+// recordLen is the full on-disk length of the record, trailing CRC included.
+func (h *blockHeader) recordLen() int64 {
+	return int64(h.hdrLen) + int64(h.sumStored) + int64(h.recStored) + crcSize
+}
+
+func (h *blockHeader) meta() BlockMeta {
+	return BlockMeta{
+		Ref:       h.ref,
+		Queue:     h.queue,
+		Codec:     h.recCodec,
+		Count:     h.count,
+		MinTS:     h.minTS,
+		MaxTS:     h.maxTS,
+		RawLen:    h.sumRaw + h.recRaw,
+		StoredLen: h.sumStored + h.recStored,
+		WireBytes: h.wire,
+	}
+}
+
+// putBlockHeader writes every header field except the ref and the header
+// CRC, which the write goroutine patches in once the offset is known.
+func putBlockHeader(b []byte, h *blockHeader) {
+	_ = b[blockHeaderSize-1]
+	binary.LittleEndian.PutUint32(b[offMagic:], blockMagic)
+	b[offVersion] = blockVersion
+	b[offFlags] = 0
+	binary.LittleEndian.PutUint16(b[offHdrLen:], blockHeaderSize)
+	binary.LittleEndian.PutUint64(b[offRef:], 0)
+	binary.LittleEndian.PutUint16(b[offQueue:], h.queue)
+	b[offSumCodec] = h.sumCodec
+	b[offRecCodec] = h.recCodec
+	binary.LittleEndian.PutUint32(b[offCount:], h.count)
+	binary.LittleEndian.PutUint64(b[offMinTS:], uint64(h.minTS))
+	binary.LittleEndian.PutUint64(b[offMaxTS:], uint64(h.maxTS))
+	binary.LittleEndian.PutUint64(b[offWire:], h.wire)
+	binary.LittleEndian.PutUint32(b[offSumStored:], h.sumStored)
+	binary.LittleEndian.PutUint32(b[offSumRaw:], h.sumRaw)
+	binary.LittleEndian.PutUint32(b[offRecStored:], h.recStored)
+	binary.LittleEndian.PutUint32(b[offRecRaw:], h.recRaw)
+	binary.LittleEndian.PutUint32(b[offSumCRC:], h.sumCRC)
+	binary.LittleEndian.PutUint32(b[offHdrCRC:], 0)
+}
+
+// sealRecord patches ref into a complete record (header, sections and four
+// bytes reserved for the CRC) and fills in the header and record CRCs.
+func sealRecord(rec []byte, ref Ref) {
+	binary.LittleEndian.PutUint64(rec[offRef:], uint64(ref))
+	binary.LittleEndian.PutUint32(rec[offHdrCRC:], crc32.Checksum(rec[:offHdrCRC], castagnoli))
+	end := len(rec) - crcSize
+	binary.LittleEndian.PutUint32(rec[end:], crc32.Checksum(rec[:end], castagnoli))
+}
+
+// parseBlockHeader decodes and checks the fixed header at the start of b
+// (which must hold at least blockHeaderSize bytes). It checks the header CRC
+// and that every field is within bounds, but not the sections.
+func parseBlockHeader(b []byte) (blockHeader, error) {
+	var h blockHeader
+	if len(b) < blockHeaderSize {
+		return h, fmt.Errorf("block header: %d bytes, want %d", len(b), blockHeaderSize)
+	}
+	if m := binary.LittleEndian.Uint32(b[offMagic:]); m != blockMagic {
+		return h, fmt.Errorf("block header: bad magic %#08x", m)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[offHdrCRC:]), crc32.Checksum(b[:offHdrCRC], castagnoli); got != want {
+		return h, fmt.Errorf("block header: crc %#08x, want %#08x", got, want)
+	}
+	if v := b[offVersion]; v != blockVersion {
+		return h, fmt.Errorf("block header: unsupported version %d", v)
+	}
+	h.hdrLen = binary.LittleEndian.Uint16(b[offHdrLen:])
+	if h.hdrLen < blockHeaderSize || h.hdrLen > maxHeaderSize {
+		return h, fmt.Errorf("block header: header length %d out of range", h.hdrLen)
+	}
+	h.ref = Ref(binary.LittleEndian.Uint64(b[offRef:]))
+	h.queue = binary.LittleEndian.Uint16(b[offQueue:])
+	h.sumCodec = b[offSumCodec]
+	h.recCodec = b[offRecCodec]
+	h.count = binary.LittleEndian.Uint32(b[offCount:])
+	h.minTS = int64(binary.LittleEndian.Uint64(b[offMinTS:]))
+	h.maxTS = int64(binary.LittleEndian.Uint64(b[offMaxTS:]))
+	h.wire = binary.LittleEndian.Uint64(b[offWire:])
+	h.sumStored = binary.LittleEndian.Uint32(b[offSumStored:])
+	h.sumRaw = binary.LittleEndian.Uint32(b[offSumRaw:])
+	h.recStored = binary.LittleEndian.Uint32(b[offRecStored:])
+	h.recRaw = binary.LittleEndian.Uint32(b[offRecRaw:])
+	h.sumCRC = binary.LittleEndian.Uint32(b[offSumCRC:])
+	if err := checkSection("summary", h.sumCodec, h.sumStored, h.sumRaw); err != nil {
+		return h, err
+	}
+	if err := checkSection("records", h.recCodec, h.recStored, h.recRaw); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+func checkSection(name string, codec uint8, stored, raw uint32) error {
+	if stored > maxSectionLen || raw > maxSectionLen {
+		return fmt.Errorf("block header: %s section %d stored / %d raw bytes exceeds %d", name, stored, raw, maxSectionLen)
+	}
+	switch codec {
+	case CodecRaw:
+		if stored != raw {
+			return fmt.Errorf("block header: raw %s section stores %d bytes, raw length %d", name, stored, raw)
+		}
+	case CodecZstd:
+	default:
+		return fmt.Errorf("block header: %s section has unknown codec %d", name, codec)
+	}
+	return nil
+}
+
+// checkRecordCRC verifies the trailing CRC of a complete record.
+func checkRecordCRC(rec []byte) error {
+	end := len(rec) - crcSize
+	if got, want := binary.LittleEndian.Uint32(rec[end:]), crc32.Checksum(rec[:end], castagnoli); got != want {
+		return fmt.Errorf("block crc %#08x, want %#08x", got, want)
+	}
+	return nil
+}
+
+// appendSegmentHeader appends a segment file header.
+func appendSegmentHeader(dst []byte, seg uint32, created int64) []byte {
+	start := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, segMagic)
+	dst = binary.LittleEndian.AppendUint16(dst, segVersion)
+	dst = binary.LittleEndian.AppendUint16(dst, segHeaderSize)
+	dst = binary.LittleEndian.AppendUint32(dst, seg)
+	dst = binary.LittleEndian.AppendUint32(dst, 0) // flags
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(created))
+	dst = binary.LittleEndian.AppendUint32(dst, 0) // reserved
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// parseSegmentHeader checks a segment file header and returns its segment
+// number and creation time.
+func parseSegmentHeader(b []byte) (seg uint32, created int64, err error) {
+	if len(b) < segHeaderSize {
+		return 0, 0, fmt.Errorf("segment header: %d bytes, want %d", len(b), segHeaderSize)
+	}
+	if m := binary.LittleEndian.Uint32(b); m != segMagic {
+		return 0, 0, fmt.Errorf("segment header: bad magic %#08x", m)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[28:]), crc32.Checksum(b[:28], castagnoli); got != want {
+		return 0, 0, fmt.Errorf("segment header: crc %#08x, want %#08x", got, want)
+	}
+	if v := binary.LittleEndian.Uint16(b[4:]); v != segVersion {
+		return 0, 0, fmt.Errorf("segment header: unsupported version %d", v)
+	}
+	if l := binary.LittleEndian.Uint16(b[6:]); l != segHeaderSize {
+		return 0, 0, fmt.Errorf("segment header: header length %d, want %d", l, segHeaderSize)
+	}
+	return binary.LittleEndian.Uint32(b[8:]), int64(binary.LittleEndian.Uint64(b[16:])), nil
+}
+
+const segSuffix = ".seg"
+
+// segmentName is the file name of segment n: fixed width, so names sort in
+// segment order.
+func segmentName(n uint32) string { return fmt.Sprintf("%010d%s", n, segSuffix) }
+
+// parseSegmentName returns the segment number of a file name made by
+// segmentName.
+func parseSegmentName(name string) (uint32, bool) {
+	base, ok := strings.CutSuffix(filepath.Base(name), segSuffix)
+	if !ok || len(base) != 10 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(base, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return uint32(n), true
+}

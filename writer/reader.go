@@ -1,0 +1,297 @@
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Reader reads blocks from a store. It is safe for concurrent use, and safe
+// while a Writer appends to the same directory: it never modifies files, and
+// at the tail of a segment it stops at the first record that is not whole
+// and valid (a torn write, or a block still being written).
+type Reader struct {
+	dir    string
+	segDir string
+	log    *slog.Logger
+	dec    *zstd.Decoder
+
+	mu    sync.Mutex
+	files map[uint32]*os.File
+}
+
+// ReaderOption configures OpenReader.
+type ReaderOption func(*Reader)
+
+// WithReaderLogger sets where the reader warns about corrupt records it
+// skips. The default is slog.Default().
+func WithReaderLogger(l *slog.Logger) ReaderOption { return func(r *Reader) { r.log = l } }
+
+// OpenReader opens the store in dir for reading.
+func OpenReader(dir string, opts ...ReaderOption) (*Reader, error) {
+	r := &Reader{dir: dir, segDir: segmentsDir(dir), log: slog.Default(), files: make(map[uint32]*os.File)}
+	for _, o := range opts {
+		o(r)
+	}
+	fi, err := os.Stat(r.segDir)
+	if err != nil {
+		return nil, fmt.Errorf("open store %q: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("open store %q: %q is not a directory", dir, r.segDir)
+	}
+	r.dec, err = zstd.NewReader(nil,
+		zstd.WithDecoderMaxMemory(maxSectionLen),
+		zstd.WithDecoderMaxWindow(maxSectionLen),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create zstd decoder: %w", err)
+	}
+	return r, nil
+}
+
+// Close releases the reader's files and decoder.
+func (r *Reader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for n, f := range r.files {
+		if err := f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close segment %q: %w", f.Name(), err))
+		}
+		delete(r.files, n)
+	}
+	r.dec.Close()
+	return errors.Join(errs...)
+}
+
+// Segments lists the store's segments in ascending order.
+func (r *Reader) Segments() ([]SegmentInfo, error) {
+	nums, err := listSegments(r.segDir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SegmentInfo, 0, len(nums))
+	for _, n := range nums {
+		si, err := r.segmentInfo(n)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since listed (retention)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, si)
+	}
+	return out, nil
+}
+
+func (r *Reader) segmentInfo(n uint32) (SegmentInfo, error) {
+	path := filepath.Join(r.segDir, segmentName(n))
+	f, err := os.Open(path)
+	if err != nil {
+		return SegmentInfo{}, fmt.Errorf("open segment %q: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return SegmentInfo{}, fmt.Errorf("stat segment %q: %w", path, err)
+	}
+	si := SegmentInfo{Number: n, Path: path, Size: fi.Size()}
+	if si.Created, err = readSegmentHeader(f, path, n); err != nil {
+		return SegmentInfo{}, err
+	}
+	return si, nil
+}
+
+// file returns the open segment file n, opening it on first use.
+func (r *Reader) file(n uint32) (*os.File, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.files[n]; ok {
+		return f, nil
+	}
+	path := filepath.Join(r.segDir, segmentName(n))
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open segment %q: %w", path, err)
+	}
+	if _, err := readSegmentHeader(f, path, n); err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.files[n] = f
+	return f, nil
+}
+
+// ScanSegment calls fn with the header of every block of segment seg, in
+// file order, without reading or decompressing payloads. It skips corrupt
+// headers (logging a warning) when a valid block follows them, and stops at
+// the segment's end or its torn or still-written tail. Only header CRCs are
+// checked: a corrupt payload shows when the block is read. An error from fn
+// stops the scan and is returned.
+func (r *Reader) ScanSegment(seg uint32, fn func(BlockMeta) error) error {
+	f, err := r.file(seg)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat segment %q: %w", f.Name(), err)
+	}
+	wk := segWalker{f: f, path: f.Name(), seg: seg, size: fi.Size()}
+	_, _, err = wk.walk(
+		func(h *blockHeader, _ []byte) error { return fn(h.meta()) },
+		func(ce *CorruptionError) error {
+			r.log.Warn("skipping corrupt block record", "path", ce.Path, "offset", ce.Offset, "err", ce.Err)
+			return nil
+		})
+	return err
+}
+
+// BlockBuf holds one block read back, and the buffers reused from read to
+// read. A BlockBuf is used by one goroutine at a time; the zero value is
+// ready to use.
+type BlockBuf struct {
+	rec     []byte // the stored record
+	sumDec  []byte // decompressed summary, when zstd
+	recDec  []byte // decompressed packet records, when zstd
+	summary []byte
+	records []byte
+}
+
+// Records returns the packet records of the last block read (walk them with
+// workers.NextRecord). Valid until the next read into b.
+func (b *BlockBuf) Records() []byte { return b.records }
+
+// Summary returns the encoded summary of the last block read (decode it with
+// workers.ParseSummary). Valid until the next read into b.
+func (b *BlockBuf) Summary() []byte { return b.summary }
+
+// readHeader reads and checks the header of the block at ref into buf.rec.
+func (r *Reader) readHeader(ref Ref, buf *BlockBuf) (*os.File, blockHeader, error) {
+	f, err := r.file(ref.Segment())
+	if err != nil {
+		return nil, blockHeader{}, err
+	}
+	off := int64(ref.Offset())
+	buf.rec = grow(buf.rec, blockHeaderSize)
+	if _, err := f.ReadAt(buf.rec, off); err != nil {
+		return f, blockHeader{}, &CorruptionError{Path: f.Name(), Offset: off, Err: fmt.Errorf("read block header: %w", noEOF(err))}
+	}
+	h, err := parseBlockHeader(buf.rec)
+	if err == nil && h.ref != ref {
+		err = fmt.Errorf("block header ref %v, want %v", h.ref, ref)
+	}
+	if err != nil {
+		return f, h, &CorruptionError{Path: f.Name(), Offset: off, Err: err}
+	}
+	return f, h, nil
+}
+
+// ReadBlock reads the block at ref into buf, verifies its CRCs and
+// decompresses both sections; then buf.Records and buf.Summary return them.
+// A record that fails any check gives a *CorruptionError.
+func (r *Reader) ReadBlock(ref Ref, buf *BlockBuf) (BlockMeta, error) {
+	f, h, err := r.readHeader(ref, buf)
+	if err != nil {
+		return BlockMeta{}, err
+	}
+	off := int64(ref.Offset())
+	corrupt := func(err error) (BlockMeta, error) {
+		return BlockMeta{}, &CorruptionError{Path: f.Name(), Offset: off, Err: err}
+	}
+	n := int(h.recordLen())
+	if cap(buf.rec) < n {
+		rec := make([]byte, n)
+		copy(rec, buf.rec[:blockHeaderSize])
+		buf.rec = rec
+	}
+	buf.rec = buf.rec[:n]
+	if _, err := f.ReadAt(buf.rec[blockHeaderSize:], off+blockHeaderSize); err != nil {
+		return corrupt(fmt.Errorf("read block record: %w", noEOF(err)))
+	}
+	if err := checkRecordCRC(buf.rec); err != nil {
+		return corrupt(err)
+	}
+	sumEnd := int(h.hdrLen) + int(h.sumStored)
+	buf.summary, buf.sumDec, err = r.decodeSection(buf.rec[h.hdrLen:sumEnd], h.sumCodec, h.sumRaw, buf.sumDec)
+	if err != nil {
+		return corrupt(fmt.Errorf("summary section: %w", err))
+	}
+	buf.records, buf.recDec, err = r.decodeSection(buf.rec[sumEnd:n-crcSize], h.recCodec, h.recRaw, buf.recDec)
+	if err != nil {
+		return corrupt(fmt.Errorf("records section: %w", err))
+	}
+	return h.meta(), nil
+}
+
+// ReadSummary reads only the header and summary section of the block at
+// ref (verifying the header and summary CRCs), not the packet records:
+// buf.Summary returns it, and buf.Records is empty.
+func (r *Reader) ReadSummary(ref Ref, buf *BlockBuf) (BlockMeta, error) {
+	f, h, err := r.readHeader(ref, buf)
+	if err != nil {
+		return BlockMeta{}, err
+	}
+	off := int64(ref.Offset())
+	corrupt := func(err error) (BlockMeta, error) {
+		return BlockMeta{}, &CorruptionError{Path: f.Name(), Offset: off, Err: err}
+	}
+	n := int(h.hdrLen) + int(h.sumStored)
+	if cap(buf.rec) < n {
+		rec := make([]byte, n)
+		copy(rec, buf.rec[:blockHeaderSize])
+		buf.rec = rec
+	}
+	buf.rec = buf.rec[:n]
+	if _, err := f.ReadAt(buf.rec[blockHeaderSize:], off+blockHeaderSize); err != nil {
+		return corrupt(fmt.Errorf("read summary: %w", noEOF(err)))
+	}
+	sum := buf.rec[h.hdrLen:n]
+	if got := crc32.Checksum(sum, castagnoli); got != h.sumCRC {
+		return corrupt(fmt.Errorf("summary crc %#08x, want %#08x", got, h.sumCRC))
+	}
+	buf.summary, buf.sumDec, err = r.decodeSection(sum, h.sumCodec, h.sumRaw, buf.sumDec)
+	if err != nil {
+		return corrupt(fmt.Errorf("summary section: %w", err))
+	}
+	buf.records = nil
+	return h.meta(), nil
+}
+
+// decodeSection returns the raw bytes of a stored section: stored itself
+// when raw, otherwise decompressed into scratch (grown as needed, and
+// returned for reuse).
+func (r *Reader) decodeSection(stored []byte, codec uint8, rawLen uint32, scratch []byte) (out, newScratch []byte, err error) {
+	if codec == CodecRaw {
+		return stored, scratch, nil
+	}
+	if cap(scratch) < int(rawLen) {
+		scratch = make([]byte, 0, rawLen)
+	}
+	out, err = r.dec.DecodeAll(stored, scratch[:0])
+	if cap(out) > cap(scratch) {
+		scratch = out[:0]
+	}
+	if err != nil {
+		return nil, scratch, fmt.Errorf("zstd: %w", err)
+	}
+	if len(out) != int(rawLen) {
+		return nil, scratch, fmt.Errorf("decompressed %d bytes, header says %d", len(out), rawLen)
+	}
+	return out, scratch, nil
+}
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,661 @@
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"tapvault/workers"
+)
+
+// Defaults of Options.
+const (
+	DefaultSegmentSize = 1 << 30
+	DefaultSegmentAge  = time.Hour
+	DefaultQueueLen    = 64
+	DefaultSyncEvery   = 10 * time.Millisecond
+	DefaultSyncBytes   = 64 << 20
+
+	// MaxSegmentSize is the largest SegmentSize: block offsets are 32-bit.
+	MaxSegmentSize = 1<<32 - 1
+	// MinSegmentSize is the smallest SegmentSize accepted.
+	MinSegmentSize = 4096
+)
+
+// incompressiblePct: a section whose zstd output is above this percentage of
+// its raw size is stored raw. Decompressing a section that saved under 5% is
+// a loss on read (TLS payloads, already-compressed media).
+const incompressiblePct = 95
+
+// Options configure a Writer. The zero value of every field but Dir means its
+// default.
+type Options struct {
+	Dir         string        // store directory; segments go in Dir/segments/ (created 0700, files 0600)
+	SegmentSize int64         // rotate before a segment would exceed this; default 1 GiB; at most MaxSegmentSize
+	SegmentAge  time.Duration // rotate a segment older than this; default 1 h
+	// Compressors is the number of compression goroutines. The default is
+	// half of GOMAXPROCS (at least one): the other half runs the RX workers.
+	Compressors int
+	Level       zstd.EncoderLevel // default zstd.SpeedFastest
+	// QueueLen is the length of the sealed-block queue and of the write
+	// queue. Set it to the block pool's size so a healthy writer never turns
+	// a block away; default DefaultQueueLen.
+	QueueLen int
+	// SyncEvery bounds group commit: a written block is fdatasync'd (and its
+	// hook called) within this interval. Default 10 ms.
+	SyncEvery time.Duration
+	// SyncBytes also ends a group as soon as this many bytes are written but
+	// not yet synced. Default 64 MiB.
+	SyncBytes  int64
+	CommitHook CommitHook
+	Logger     *slog.Logger // default slog.Default()
+}
+
+// Stats are the writer's counters. Every field is a running total except
+// Segment and the queue lengths, which are gauges.
+type Stats struct {
+	BlocksCommitted    uint64 // durable, hook called
+	PacketsCommitted   uint64
+	WireBytesCommitted uint64
+	RawBytes           uint64 // uncompressed summary+record bytes of committed blocks
+	StoredBytes        uint64 // on-disk bytes of committed block records (headers and CRCs included)
+
+	RawIncompressible uint64 // records stored raw because zstd saved less than 5%
+	RawBehind         uint64 // blocks stored raw because the compressors were behind
+	Rejected          uint64 // Submit returned false: both queues full
+	BlocksLost        uint64 // accepted but never committed (write, sync or segment errors, oversize)
+
+	WriteErrors   uint64 // failed writes, syncs and segment creations
+	Fsyncs        uint64
+	FsyncNanos    uint64
+	FsyncMaxNanos uint64
+	Segments      uint64 // segments created by this writer
+
+	Segment       uint32 // segment being appended to, 0 if none is open
+	CompressQueue int    // blocks waiting for a compressor
+	WriteQueue    int    // records waiting for the write goroutine
+}
+
+// Recovery is what Open found in the store's last segment.
+type Recovery struct {
+	Segment   uint32             // the segment checked, 0 if the store was empty
+	Blocks    int                // valid blocks in it
+	CutAt     int64              // offset the torn tail was cut at, -1 if none
+	BytesCut  int64              // bytes cut off
+	CutReason error              // why the record at CutAt failed, nil if nothing was cut
+	Corrupt   []*CorruptionError // bad records kept because valid blocks follow them
+}
+
+// Writer is the block store's append side. It implements workers.BlockSink.
+type Writer struct {
+	opts     Options
+	log      *slog.Logger
+	segDir   string
+	lockFile *os.File
+	enc      *zstd.Encoder
+	recovery Recovery
+
+	mu        sync.RWMutex // guards closed against Submit
+	closed    bool
+	compressQ chan *workers.Block
+	writeQ    chan item
+	compWG    sync.WaitGroup
+	done      chan struct{}
+	closeErr  error
+
+	// Owned by the write goroutine.
+	f          *os.File
+	path       string
+	seg        uint32
+	size       int64
+	segBlocks  int
+	segCreated time.Time
+	nextSeg    uint32
+	pending    []pend
+	pendBytes  int64
+	pendSince  time.Time
+	rawRec     recBuf // record buffer of the raw (compressor-behind) path
+	errLogged  time.Time
+	errMuted   int
+	firstErr   error // first reason a block was lost
+
+	st struct {
+		blocks, packets, wire, raw, stored       atomic.Uint64
+		rawIncompressible, rawBehind, rejected   atomic.Uint64
+		lost, writeErrors                        atomic.Uint64
+		fsyncs, fsyncNanos, fsyncMax, segsCreate atomic.Uint64
+		segment                                  atomic.Uint32
+	}
+}
+
+var _ workers.BlockSink = (*Writer)(nil)
+
+// item is one unit on the write queue: a block, and the record a compressor
+// built for it (nil: store the block raw).
+type item struct {
+	b  *workers.Block
+	rb *recBuf
+}
+
+// pend is a block written but not yet synced.
+type pend struct {
+	b    *workers.Block
+	meta BlockMeta
+}
+
+// recBuf is a complete block record being built. A compressor owns two, so
+// it can compress the next block while the write goroutine writes the last;
+// the write goroutine hands each back once its write call returns.
+type recBuf struct {
+	rec   []byte
+	sum   []byte // encoded summary scratch
+	h     blockHeader
+	incmp bool // records stored raw as incompressible
+	err   error
+	owner chan *recBuf
+}
+
+// DefaultCompressors is the default of Options.Compressors.
+func DefaultCompressors() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+func (o *Options) setDefaults() error {
+	if o.Dir == "" {
+		return errors.New("writer options: Dir is empty")
+	}
+	if o.SegmentSize == 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.SegmentSize < MinSegmentSize || o.SegmentSize > MaxSegmentSize {
+		return fmt.Errorf("writer options: SegmentSize %d outside [%d, %d]", o.SegmentSize, MinSegmentSize, int64(MaxSegmentSize))
+	}
+	if o.SegmentAge <= 0 {
+		o.SegmentAge = DefaultSegmentAge
+	}
+	if o.Compressors <= 0 {
+		o.Compressors = DefaultCompressors()
+	}
+	if o.Level == 0 {
+		o.Level = zstd.SpeedFastest
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = DefaultQueueLen
+	}
+	if o.SyncEvery <= 0 {
+		o.SyncEvery = DefaultSyncEvery
+	}
+	if o.SyncBytes <= 0 {
+		o.SyncBytes = DefaultSyncBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Open creates or opens the store in opts.Dir, recovers its last segment
+// (cutting off a torn tail, keeping and reporting corruption that valid
+// blocks follow), and starts the compression and write goroutines. New
+// blocks always go to a new segment, created on the first write.
+func Open(opts Options) (*Writer, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	w := &Writer{
+		opts:      opts,
+		log:       opts.Logger,
+		segDir:    segmentsDir(opts.Dir),
+		compressQ: make(chan *workers.Block, opts.QueueLen),
+		writeQ:    make(chan item, opts.QueueLen),
+		done:      make(chan struct{}),
+		nextSeg:   1,
+		recovery:  Recovery{CutAt: -1},
+	}
+	if err := os.MkdirAll(w.segDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create store %q: %w", opts.Dir, err)
+	}
+	lockPath := filepath.Join(opts.Dir, "LOCK")
+	lf, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %q: %w", lockPath, err)
+	}
+	if err := lockFile(lf); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("lock store %q: %w", opts.Dir, err)
+	}
+	w.lockFile = lf
+	if err := w.recover(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	w.enc, err = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(opts.Level),
+		zstd.WithEncoderConcurrency(opts.Compressors),
+		zstd.WithEncoderCRC(false), // the block record has its own CRC32C
+	)
+	if err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("create zstd encoder: %w", err)
+	}
+	for i := 0; i < opts.Compressors; i++ {
+		free := make(chan *recBuf, 2)
+		free <- &recBuf{owner: free}
+		free <- &recBuf{owner: free}
+		w.compWG.Add(1)
+		go w.compressLoop(free)
+	}
+	go w.writeLoop()
+	return w, nil
+}
+
+// Recovery reports what Open found in the last segment.
+func (w *Writer) Recovery() Recovery { return w.recovery }
+
+// recover removes half-created segments and checks the last segment record
+// by record. Older segments were sealed by rotation (synced before the next
+// was created); Verify checks them.
+func (w *Writer) recover() error {
+	if err := removeTempSegments(w.segDir); err != nil {
+		return err
+	}
+	nums, err := listSegments(w.segDir)
+	if err != nil {
+		return err
+	}
+	if len(nums) == 0 {
+		return nil
+	}
+	last := nums[len(nums)-1]
+	if last == MaxSegmentNumber {
+		return fmt.Errorf("store %q: segment numbers exhausted", w.opts.Dir)
+	}
+	w.nextSeg = last + 1
+	rec, err := recoverSegment(filepath.Join(w.segDir, segmentName(last)), last, w.log)
+	w.recovery = rec
+	return err
+}
+
+// MaxSegmentNumber is the largest segment number.
+const MaxSegmentNumber = 1<<32 - 1
+
+// recoverSegment walks every record of a segment, verifying lengths and
+// CRCs. A bad region with valid blocks after it is kept and reported; a bad
+// tail is cut off and the cut made durable.
+func recoverSegment(path string, seg uint32, log *slog.Logger) (Recovery, error) {
+	rec := Recovery{Segment: seg, CutAt: -1}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return rec, fmt.Errorf("open segment %q: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return rec, fmt.Errorf("stat segment %q: %w", path, err)
+	}
+	if _, err := readSegmentHeader(f, path, seg); err != nil {
+		return rec, fmt.Errorf("recover segment: %w", err)
+	}
+	wk := segWalker{f: f, path: path, seg: seg, size: fi.Size(), full: true}
+	tail, tailErr, err := wk.walk(
+		func(*blockHeader, []byte) error { rec.Blocks++; return nil },
+		func(ce *CorruptionError) error {
+			log.Warn("corrupt block kept: valid blocks follow it", "path", ce.Path, "offset", ce.Offset, "err", ce.Err)
+			rec.Corrupt = append(rec.Corrupt, ce)
+			return nil
+		})
+	if err != nil {
+		return rec, fmt.Errorf("recover segment %q: %w", path, err)
+	}
+	if tail == fi.Size() {
+		return rec, nil
+	}
+	rec.CutAt, rec.BytesCut, rec.CutReason = tail, fi.Size()-tail, tailErr
+	log.Warn("cutting torn tail of last segment", "path", path, "offset", tail, "bytes", fi.Size()-tail, "reason", tailErr)
+	if err := f.Truncate(tail); err != nil {
+		return rec, fmt.Errorf("truncate segment %q at %d: %w", path, tail, err)
+	}
+	if err := f.Sync(); err != nil {
+		return rec, fmt.Errorf("sync segment %q: %w", path, err)
+	}
+	return rec, nil
+}
+
+// Submit hands a sealed block to the writer. It never blocks: the block goes
+// to the compress queue; if that is full, straight to the write queue to be
+// stored raw (counted in RawBehind); if that is full too Submit returns false
+// and the caller keeps b (counts its packets as dropped and releases it).
+// Once Submit returns true the writer owns b and releases it after commit.
+func (w *Writer) Submit(b *workers.Block) bool {
+	w.mu.RLock()
+	ok := !w.closed
+	if ok {
+		select {
+		case w.compressQ <- b:
+		default:
+			select {
+			case w.writeQ <- item{b: b}:
+			default:
+				ok = false
+			}
+		}
+	}
+	w.mu.RUnlock()
+	if !ok {
+		w.st.rejected.Add(1)
+	}
+	return ok
+}
+
+// Close stops accepting blocks, writes and syncs everything submitted, calls
+// the hooks, and closes the store. It returns an error if any accepted block
+// was not committed during the writer's life (Stats.BlocksLost) or a file
+// failed to close. Calling it again returns nil.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	close(w.compressQ)
+	w.mu.Unlock()
+	w.compWG.Wait()
+	close(w.writeQ)
+	<-w.done
+	w.enc.Close()
+	var errs []error
+	if n := w.st.lost.Load(); n > 0 {
+		errs = append(errs, fmt.Errorf("%d accepted blocks were not committed, first because: %w", n, w.firstErr))
+	}
+	errs = append(errs, w.closeErr)
+	if err := w.lockFile.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close lock file: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Stats returns a snapshot of the counters.
+func (w *Writer) Stats() Stats {
+	return Stats{
+		BlocksCommitted:    w.st.blocks.Load(),
+		PacketsCommitted:   w.st.packets.Load(),
+		WireBytesCommitted: w.st.wire.Load(),
+		RawBytes:           w.st.raw.Load(),
+		StoredBytes:        w.st.stored.Load(),
+		RawIncompressible:  w.st.rawIncompressible.Load(),
+		RawBehind:          w.st.rawBehind.Load(),
+		Rejected:           w.st.rejected.Load(),
+		BlocksLost:         w.st.lost.Load(),
+		WriteErrors:        w.st.writeErrors.Load(),
+		Fsyncs:             w.st.fsyncs.Load(),
+		FsyncNanos:         w.st.fsyncNanos.Load(),
+		FsyncMaxNanos:      w.st.fsyncMax.Load(),
+		Segments:           w.st.segsCreate.Load(),
+		Segment:            w.st.segment.Load(),
+		CompressQueue:      len(w.compressQ),
+		WriteQueue:         len(w.writeQ),
+	}
+}
+
+// compressLoop compresses blocks into records, alternating between the two
+// record buffers of free.
+func (w *Writer) compressLoop(free chan *recBuf) {
+	defer w.compWG.Done()
+	for b := range w.compressQ {
+		rb := <-free
+		buildRecord(rb, b, w.enc)
+		w.writeQ <- item{b: b, rb: rb}
+	}
+}
+
+// buildRecord encodes b as a complete block record in rb.rec: header (ref
+// and CRCs left for sealRecord), summary section, records section and room
+// for the CRC. enc nil stores both sections raw.
+func buildRecord(rb *recBuf, b *workers.Block, enc *zstd.Encoder) {
+	rb.err, rb.incmp = nil, false
+	if len(b.Data) > maxSectionLen {
+		rb.err = fmt.Errorf("block of %d record bytes exceeds %d", len(b.Data), maxSectionLen)
+		return
+	}
+	rb.sum = workers.AppendSummary(rb.sum[:0], &b.Summary)
+	if len(rb.sum) > maxSectionLen {
+		rb.err = fmt.Errorf("block summary of %d bytes exceeds %d", len(rb.sum), maxSectionLen)
+		return
+	}
+	h := blockHeader{
+		hdrLen: blockHeaderSize,
+		queue:  b.Queue,
+		count:  b.Count,
+		minTS:  b.MinTS,
+		maxTS:  b.MaxTS,
+		wire:   b.Bytes,
+		sumRaw: uint32(len(rb.sum)),
+		recRaw: uint32(len(b.Data)),
+	}
+	rec := grow(rb.rec, blockHeaderSize)
+	rec, h.sumCodec = appendSection(rec, rb.sum, enc)
+	h.sumStored = uint32(len(rec) - blockHeaderSize)
+	h.sumCRC = crc32.Checksum(rec[blockHeaderSize:], castagnoli)
+	start := len(rec)
+	rec, h.recCodec = appendSection(rec, b.Data, enc)
+	h.recStored = uint32(len(rec) - start)
+	rec = append(rec, 0, 0, 0, 0) // CRC, filled by sealRecord
+	putBlockHeader(rec, &h)
+	rb.rec, rb.h = rec, h
+	rb.incmp = enc != nil && h.recCodec == CodecRaw && len(b.Data) > 0
+}
+
+// appendSection appends src to dst zstd-compressed, or raw when enc is nil
+// or compression saves too little.
+func appendSection(dst, src []byte, enc *zstd.Encoder) ([]byte, uint8) {
+	if enc == nil || len(src) == 0 {
+		return append(dst, src...), CodecRaw
+	}
+	start := len(dst)
+	dst = enc.EncodeAll(src, dst)
+	if (len(dst)-start)*100 > len(src)*incompressiblePct {
+		return append(dst[:start], src...), CodecRaw
+	}
+	return dst, CodecZstd
+}
+
+// ageCheck is how often an idle writer checks its segment's age.
+func (w *Writer) ageCheck() time.Duration { return min(w.opts.SegmentAge, time.Second) }
+
+// writeLoop is the single goroutine that appends records, syncs in groups,
+// calls hooks and rotates segments.
+func (w *Writer) writeLoop() {
+	defer close(w.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	tick := time.NewTicker(w.ageCheck())
+	defer tick.Stop()
+	for {
+		select {
+		case it, ok := <-w.writeQ:
+			if !ok {
+				w.commit()
+				w.closeSegment()
+				return
+			}
+			first := len(w.pending) == 0
+			w.write(it)
+			if it.rb != nil {
+				it.rb.owner <- it.rb // written (or failed): the compressor may reuse it
+			}
+			if len(w.pending) == 0 {
+				break
+			}
+			if first {
+				w.pendSince = time.Now()
+				timer.Reset(w.opts.SyncEvery)
+			}
+			if w.pendBytes >= w.opts.SyncBytes || time.Since(w.pendSince) >= w.opts.SyncEvery {
+				w.commit()
+				timer.Stop()
+			}
+		case <-timer.C:
+			w.commit()
+		case <-tick.C:
+			if w.f != nil && w.segBlocks > 0 && time.Since(w.segCreated) >= w.opts.SegmentAge {
+				w.commit()
+				timer.Stop()
+				w.closeSegment()
+			}
+		}
+	}
+}
+
+// write appends one block record to the current segment, rotating first if
+// the segment is full or old.
+func (w *Writer) write(it item) {
+	rb := it.rb
+	if rb == nil {
+		rb = &w.rawRec
+		buildRecord(rb, it.b, nil)
+		if rb.err == nil {
+			w.st.rawBehind.Add(1)
+		}
+	}
+	if rb.err != nil {
+		w.lose(it.b, "block not stored", rb.err)
+		return
+	}
+	n := int64(len(rb.rec))
+	if w.f != nil && ((w.segBlocks > 0 && w.size+n > w.opts.SegmentSize) || time.Since(w.segCreated) >= w.opts.SegmentAge) {
+		w.commit()
+		w.closeSegment()
+	}
+	if w.f == nil {
+		if err := w.openSegment(); err != nil {
+			w.st.writeErrors.Add(1)
+			w.lose(it.b, "block not stored", err)
+			return
+		}
+	}
+	ref := MakeRef(w.seg, uint32(w.size))
+	sealRecord(rb.rec, ref)
+	if _, err := w.f.WriteAt(rb.rec, w.size); err != nil {
+		w.st.writeErrors.Add(1)
+		w.lose(it.b, "block not stored", fmt.Errorf("write segment %q at %d: %w", w.path, w.size, err))
+		// Cut what may have been written, so the next record follows a
+		// clean end; if even that fails give the segment up.
+		if terr := w.f.Truncate(w.size); terr != nil {
+			w.commit()
+			w.closeSegment()
+		}
+		return
+	}
+	h := rb.h
+	h.ref = ref
+	w.pending = append(w.pending, pend{b: it.b, meta: h.meta()})
+	w.pendBytes += n
+	w.size += n
+	w.segBlocks++
+	if rb.incmp {
+		w.st.rawIncompressible.Add(1)
+	}
+}
+
+// commit makes every pending record durable with one fdatasync, then calls
+// the hook for each and releases its block.
+func (w *Writer) commit() {
+	if len(w.pending) == 0 {
+		return
+	}
+	t0 := time.Now()
+	err := fdatasync(w.f)
+	d := uint64(time.Since(t0))
+	w.st.fsyncs.Add(1)
+	w.st.fsyncNanos.Add(d)
+	if d > w.st.fsyncMax.Load() {
+		w.st.fsyncMax.Store(d)
+	}
+	if err != nil {
+		// After a failed fsync the page cache can no longer be trusted
+		// (the kernel may have dropped the dirty pages): the blocks are
+		// lost, and the segment is given up.
+		w.st.writeErrors.Add(1)
+		err = fmt.Errorf("sync segment %q: %w", w.path, err)
+		for i := range w.pending {
+			w.lose(w.pending[i].b, "blocks not committed", err)
+			w.pending[i] = pend{}
+		}
+		w.pending, w.pendBytes = w.pending[:0], 0
+		w.closeSegment()
+		return
+	}
+	hook := w.opts.CommitHook
+	for i := range w.pending {
+		p := &w.pending[i]
+		if hook != nil {
+			hook(p.meta, &p.b.Summary)
+		}
+		w.st.blocks.Add(1)
+		w.st.packets.Add(uint64(p.meta.Count))
+		w.st.wire.Add(p.meta.WireBytes)
+		w.st.raw.Add(uint64(p.meta.RawLen))
+		w.st.stored.Add(uint64(p.meta.StoredLen) + blockHeaderSize + crcSize)
+		p.b.Release()
+		*p = pend{}
+	}
+	w.pending, w.pendBytes = w.pending[:0], 0
+}
+
+// lose releases a block that will not be committed, counting and logging it
+// (the log is rate-limited: a full disk fails every block).
+func (w *Writer) lose(b *workers.Block, msg string, err error) {
+	w.st.lost.Add(1)
+	b.Release()
+	if w.firstErr == nil {
+		w.firstErr = err
+	}
+	if now := time.Now(); now.Sub(w.errLogged) >= time.Second {
+		w.log.Error("writer: "+msg, "err", err, "suppressed", w.errMuted)
+		w.errLogged, w.errMuted = now, 0
+	} else {
+		w.errMuted++
+	}
+}
+
+func (w *Writer) openSegment() error {
+	seg := w.nextSeg
+	if seg == 0 {
+		return fmt.Errorf("store %q: segment numbers exhausted", w.opts.Dir)
+	}
+	w.nextSeg++
+	now := time.Now()
+	f, path, err := createSegment(w.segDir, seg, now.UnixNano())
+	if err != nil {
+		return err
+	}
+	w.f, w.path, w.seg, w.size, w.segBlocks, w.segCreated = f, path, seg, segHeaderSize, 0, now
+	w.st.segsCreate.Add(1)
+	w.st.segment.Store(seg)
+	return nil
+}
+
+// closeSegment closes the current segment. Callers commit first.
+func (w *Writer) closeSegment() {
+	if w.f == nil {
+		return
+	}
+	if err := w.f.Close(); err != nil {
+		w.st.writeErrors.Add(1)
+		err = fmt.Errorf("close segment %q: %w", w.path, err)
+		w.log.Error("writer: close segment", "err", err)
+		if w.closeErr == nil {
+			w.closeErr = err
+		}
+	}
+	w.f = nil
+	w.st.segment.Store(0)
+}
