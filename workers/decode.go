@@ -437,16 +437,22 @@ func extShort(cut bool, d *Decoded) {
 func decodeL4(data []byte, off int, cut bool, d *Decoded) {
 	n := len(data) - off
 	if n <= 0 {
-		if n == 0 && !cut && hasL4Header(d.Proto) {
+		if n == 0 && !cut && d.Flags&FlagFirstFrag == 0 && hasL4Header(d.Proto) {
 			d.Flags |= FlagMalformed
 		}
 		return
 	}
 	d.L4Off = int32(off)
-	// short flags an L4 header that does not fit, as extShort does.
+	// short flags an L4 header that does not fit, as extShort does. In a
+	// first fragment the L4 header and its lengths may run on into the next
+	// fragment: nothing is wrong with that.
+	frag := d.Flags&FlagFirstFrag != 0
 	short := FlagMalformed
-	if cut {
+	switch {
+	case cut:
 		short = FlagTruncated
+	case frag:
+		short = 0
 	}
 	switch d.Proto {
 	case protoTCP:
@@ -504,7 +510,7 @@ func decodeL4(data []byte, off int, cut bool, d *Decoded) {
 			// UDP says less than the datagram holds: trust UDP, the rest
 			// is trailer.
 			d.PayloadLen = int32(ulen - 8)
-		case ulen > n && !cut:
+		case ulen > n && !cut && !frag:
 			d.Flags |= FlagMalformed
 		}
 	case protoSCTP:

@@ -785,3 +785,293 @@ func boundsDiffs(d *Decoded, n int) []string {
 	}
 	return diffs
 }
+
+// ---- hand-built cases: what gopacket does not decode, and exact values -----
+
+// cat concatenates byte slices.
+func cat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+
+// ethHdr is an Ethernet header announcing et.
+func ethHdr(et uint16) []byte {
+	return cat([]byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1}, be16(et))
+}
+
+// ip4Hdr is a 20-byte IPv4 header (checksum left 0: the decoder ignores it)
+// for a datagram of totalLen bytes.
+func ip4Hdr(proto uint8, totalLen int, frag uint16) []byte {
+	h := []byte{0x45, 0, 0, 0, 0x12, 0x34, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2}
+	binary.BigEndian.PutUint16(h[2:], uint16(totalLen))
+	binary.BigEndian.PutUint16(h[6:], frag)
+	return h
+}
+
+// ip6Hdr is an IPv6 header from 2001:db8::1 to 2001:db8::2.
+func ip6Hdr(nh uint8, payloadLen int) []byte {
+	h := make([]byte, 40)
+	h[0] = 0x60
+	binary.BigEndian.PutUint16(h[4:], uint16(payloadLen))
+	h[6], h[7] = nh, 64
+	copy(h[8:], netip.MustParseAddr("2001:db8::1").AsSlice())
+	copy(h[24:], netip.MustParseAddr("2001:db8::2").AsSlice())
+	return h
+}
+
+// udpHdr is a UDP header 1000 -> 53 with the given length field.
+func udpHdr(length int) []byte {
+	return cat(be16(1000), be16(53), be16(uint16(length)), be16(0))
+}
+
+// tcpHdr is a TCP header 40000 -> 80 with a data offset of doff words.
+func tcpHdr(doff uint8) []byte {
+	h := make([]byte, 20)
+	copy(h, cat(be16(40000), be16(80)))
+	binary.BigEndian.PutUint32(h[4:], 1000)
+	binary.BigEndian.PutUint32(h[8:], 2000)
+	h[12] = doff << 4
+	h[13] = 0x12 // SYN|ACK
+	binary.BigEndian.PutUint16(h[14:], 8192)
+	return h
+}
+
+func zeros(n int) []byte { return make([]byte, n) }
+
+// udp4 is an untagged Ethernet IPv4/UDP frame with n payload bytes.
+func udp4(n int) []byte {
+	return cat(ethHdr(0x0800), ip4Hdr(17, 28+n, 0), udpHdr(8+n), zeros(n))
+}
+
+// want lists the fields a case checks; zero-valued fields are checked too.
+type want struct {
+	flags                        uint32
+	etherType                    uint16
+	nvlan, nmpls                 uint8
+	vlans                        [MaxVLAN]uint16
+	ipver, proto                 uint8
+	l3, l4, pay, payLen          int32
+	sport, dport                 uint16
+	fragID, fragOff              uint32
+	icmpType, icmpCode, tcpFlags uint8
+}
+
+func TestDecodeCases(t *testing.T) {
+	const (
+		eth  = dataplane.LinkTypeEthernet
+		v4   = FlagIPv4
+		v6   = FlagIPv6
+		udp  = FlagUDP | FlagPorts
+		tcp  = FlagTCP | FlagPorts
+		none = int32(-1)
+	)
+	deep := ethHdr(0x8100)
+	for i := 0; i < 300; i++ {
+		next := uint16(0x8100)
+		if i == 299 {
+			next = 0x0800
+		}
+		deep = cat(deep, be16(uint16(i+1)), be16(next))
+	}
+	deep = cat(deep, ip4Hdr(17, 28, 0), udpHdr(8))
+	deepVLANs := [MaxVLAN]uint16{1, 2, 3, 4, 5, 6, 7, 8}
+	ah := cat(ethHdr(0x86dd), ip6Hdr(51, 24+20), []byte{6, 4, 0, 0}, zeros(20), tcpHdr(5))
+	atomic := cat(ethHdr(0x86dd), ip6Hdr(44, 8+8), []byte{17, 0, 0, 0, 0xca, 0xfe, 0xba, 0xbe}, udpHdr(8))
+	cases := []struct {
+		name string
+		lt   uint16
+		data []byte
+		w    want
+	}{
+		{"udp, Ethernet padding excluded", eth, cat(udp4(4), zeros(14)),
+			want{flags: v4 | udp, etherType: 0x0800, ipver: 4, proto: 17, l3: 14, l4: 34, pay: 42, payLen: 4, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"0x9100 and 0x88a8 tags", eth, cat(ethHdr(0x9100), be16(0x2005), be16(0x88a8), be16(7), be16(0x8100), be16(9), be16(0x0800), ip4Hdr(17, 28, 0), udpHdr(8)),
+			want{flags: FlagVLAN | v4 | udp, etherType: 0x0800, nvlan: 3, vlans: [MaxVLAN]uint16{5, 7, 9}, ipver: 4, proto: 17, l3: 26, l4: 46, pay: 54, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"300 tags: count saturates, IP still decoded", eth, deep,
+			want{flags: FlagVLAN | v4 | udp, etherType: 0x0800, nvlan: 255, vlans: deepVLANs, ipver: 4, proto: 17, l3: 14 + 1200, l4: 14 + 1220, pay: 14 + 1228, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"802.3 LLC (STP)", eth, cat(ethHdr(38), []byte{0x42, 0x42, 0x03}, zeros(35)),
+			want{l3: none, l4: none, pay: none}},
+		{"802.3 SNAP carrying IPv4", eth, cat(ethHdr(8+28), []byte{0xaa, 0xaa, 0x03, 0, 0, 0}, be16(0x0800), ip4Hdr(17, 28, 0), udpHdr(8)),
+			want{flags: v4 | udp, etherType: 0x0800, ipver: 4, proto: 17, l3: 22, l4: 42, pay: 50, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"ARP", eth, cat(ethHdr(0x0806), []byte{0, 1, 8, 0, 6, 4, 0, 1}, zeros(20)),
+			want{flags: FlagARP, etherType: 0x0806, l3: 14, l4: none, pay: none}},
+		{"ARP cut", eth, cat(ethHdr(0x0806), []byte{0, 1, 8, 0, 6, 4, 0, 1}, zeros(10)),
+			want{flags: FlagARP | FlagTruncated, etherType: 0x0806, l3: 14, l4: none, pay: none}},
+		{"MPLS pseudowire (not IP)", eth, cat(ethHdr(0x8847), []byte{0, 0x10, 0x01, 64}, zeros(4), udp4(0)),
+			want{flags: FlagMPLS, etherType: 0x8847, nmpls: 1, l3: none, l4: none, pay: none}},
+		{"MPLS two labels, IPv6", eth, cat(ethHdr(0x8847), []byte{0, 0x10, 0x00, 64, 0, 0x20, 0x01, 64}, ip6Hdr(17, 8), udpHdr(8)),
+			want{flags: FlagMPLS | v6 | udp, etherType: 0x8847, nmpls: 2, ipver: 6, proto: 17, l3: 22, l4: 62, pay: 70, sport: 1000, dport: 53}},
+		{"PPPoE over QinQ", eth, cat(ethHdr(0x88a8), be16(10), be16(0x8100), be16(20), be16(0x8864), []byte{0x11, 0, 0x12, 0x34}, be16(30), be16(0x0021), ip4Hdr(17, 28, 0), udpHdr(8)),
+			want{flags: FlagVLAN | v4 | udp, etherType: 0x8864, nvlan: 2, vlans: [MaxVLAN]uint16{10, 20}, ipver: 4, proto: 17, l3: 30, l4: 50, pay: 58, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"NULL, little-endian family", dataplane.LinkTypeNull, cat([]byte{2, 0, 0, 0}, ip4Hdr(17, 28, 0), udpHdr(8)),
+			want{flags: v4 | udp, ipver: 4, proto: 17, l3: 4, l4: 24, pay: 32, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"NULL, big-endian family", dataplane.LinkTypeNull, cat([]byte{0, 0, 0, 2}, ip4Hdr(17, 28, 0), udpHdr(8)),
+			want{flags: v4 | udp, ipver: 4, proto: 17, l3: 4, l4: 24, pay: 32, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"NULL, Darwin IPv6", dataplane.LinkTypeNull, cat([]byte{30, 0, 0, 0}, ip6Hdr(17, 8), udpHdr(8)),
+			want{flags: v6 | udp, ipver: 6, proto: 17, l3: 4, l4: 44, pay: 52, sport: 1000, dport: 53}},
+		{"LOOP IPv6", dataplane.LinkTypeLoop, cat([]byte{0, 0, 0, 24}, ip6Hdr(17, 8), udpHdr(8)),
+			want{flags: v6 | udp, ipver: 6, proto: 17, l3: 4, l4: 44, pay: 52, sport: 1000, dport: 53}},
+		{"unknown link type", 9999, udp4(4),
+			want{l3: none, l4: none, pay: none}},
+		{"IPv6 AH then TCP", eth, ah,
+			want{flags: v6 | tcp, etherType: 0x86dd, ipver: 6, proto: 6, l3: 14, l4: 78, pay: 98, sport: 40000, dport: 80, tcpFlags: 0x12}},
+		{"IPv6 ESP", eth, cat(ethHdr(0x86dd), ip6Hdr(50, 16), zeros(16)),
+			want{flags: v6, etherType: 0x86dd, ipver: 6, proto: 50, l3: 14, l4: 54, pay: none}},
+		{"IPv6 no next header", eth, cat(ethHdr(0x86dd), ip6Hdr(59, 0)),
+			want{flags: v6, etherType: 0x86dd, ipver: 6, proto: 59, l3: 14, l4: none, pay: none}},
+		{"IPv6 atomic fragment is whole", eth, atomic,
+			want{flags: v6 | udp, etherType: 0x86dd, ipver: 6, proto: 17, l3: 14, l4: 62, pay: 70, sport: 1000, dport: 53, fragID: 0xcafebabe}},
+		{"IPv4 later fragment", eth, cat(ethHdr(0x0800), ip4Hdr(17, 20+16, 100), zeros(16)),
+			want{flags: v4 | FlagFragment, etherType: 0x0800, ipver: 4, proto: 17, l3: 14, l4: none, pay: 34, payLen: 16, fragID: 0x1234, fragOff: 800}},
+		{"IPv4 first fragment", eth, cat(ethHdr(0x0800), ip4Hdr(17, 20+16, 0x2000), udpHdr(100), zeros(8)),
+			want{flags: v4 | FlagFragment | FlagFirstFrag | udp, etherType: 0x0800, ipver: 4, proto: 17, l3: 14, l4: 34, pay: 42, payLen: 8, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"IPv4 tiny first fragment: TCP header continues", eth, cat(ethHdr(0x0800), ip4Hdr(6, 20+8, 0x2000), tcpHdr(5)[:8]),
+			want{flags: v4 | FlagFragment | FlagFirstFrag | FlagPorts, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 34, pay: none, sport: 40000, dport: 80, fragID: 0x1234}},
+		{"IPv4 with options", eth, cat(ethHdr(0x0800), []byte{0x46}, ip4Hdr(6, 24+20, 0)[1:20], []byte{0x94, 4, 0, 0}, tcpHdr(5)),
+			want{flags: v4 | tcp, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 38, pay: 58, sport: 40000, dport: 80, fragID: 0x1234, tcpFlags: 0x12}},
+		{"IPv4 TSO length 0", eth, cat(ethHdr(0x0800), ip4Hdr(17, 0, 0), udpHdr(0), zeros(1000)),
+			want{flags: v4 | udp, etherType: 0x0800, ipver: 4, proto: 17, l3: 14, l4: 34, pay: 42, payLen: 1000, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"IPv4 datagram cut by snaplen", eth, cat(ethHdr(0x0800), ip4Hdr(6, 1500, 0), tcpHdr(5), zeros(10)),
+			want{flags: v4 | tcp | FlagTruncated, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 34, pay: 54, payLen: 10, sport: 40000, dport: 80, fragID: 0x1234, tcpFlags: 0x12}},
+		{"TCP options cut", eth, cat(ethHdr(0x0800), ip4Hdr(6, 1500, 0), tcpHdr(8), zeros(4)),
+			want{flags: v4 | tcp | FlagTruncated, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 34, pay: none, sport: 40000, dport: 80, fragID: 0x1234, tcpFlags: 0x12}},
+		{"TCP ports only", eth, cat(ethHdr(0x0800), ip4Hdr(6, 1500, 0), tcpHdr(5)[:6]),
+			want{flags: v4 | FlagPorts | FlagTruncated, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 34, pay: none, sport: 40000, dport: 80, fragID: 0x1234}},
+		{"UDP shorter than its datagram", eth, cat(ethHdr(0x0800), ip4Hdr(17, 28+10, 0), udpHdr(8+4), zeros(10)),
+			want{flags: v4 | udp, etherType: 0x0800, ipver: 4, proto: 17, l3: 14, l4: 34, pay: 42, payLen: 4, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"ICMP echo", eth, cat(ethHdr(0x0800), ip4Hdr(1, 28+4, 0), []byte{8, 0, 0, 0, 0, 1, 0, 2}, zeros(4)),
+			want{flags: v4 | FlagICMP, etherType: 0x0800, ipver: 4, proto: 1, l3: 14, l4: 34, pay: 42, payLen: 4, fragID: 0x1234, icmpType: 8}},
+		{"ICMPv6 neighbour solicitation", eth, cat(ethHdr(0x86dd), ip6Hdr(58, 24), []byte{135, 0, 0, 0}, zeros(20)),
+			want{flags: v6 | FlagICMPv6, etherType: 0x86dd, ipver: 6, proto: 58, l3: 14, l4: 54, pay: 58, payLen: 20, icmpType: 135}},
+		{"IPv6 jumbogram", eth, cat(ethHdr(0x86dd), ip6Hdr(0, 0), []byte{17, 0, 0xc2, 4, 0, 0, 0, 0}, udpHdr(0), zeros(100)),
+			want{flags: v6 | udp, etherType: 0x86dd, ipver: 6, proto: 17, l3: 14, l4: 62, pay: 70, payLen: 100, sport: 1000, dport: 53}},
+		{"raw IPv6", dataplane.LinkTypeRaw, cat(ip6Hdr(17, 8), udpHdr(8)),
+			want{flags: v6 | udp, ipver: 6, proto: 17, l3: 0, l4: 40, pay: 48, sport: 1000, dport: 53}},
+
+		// Malformed headers.
+		{"IPv4 IHL 4", eth, cat(ethHdr(0x0800), []byte{0x44}, ip4Hdr(17, 28, 0)[1:], udpHdr(8)),
+			want{flags: FlagMalformed, etherType: 0x0800, l3: none, l4: none, pay: none}},
+		{"IPv6 behind the IPv4 EtherType", eth, cat(ethHdr(0x0800), ip6Hdr(17, 8), udpHdr(8)),
+			want{flags: FlagMalformed, etherType: 0x0800, l3: none, l4: none, pay: none}},
+		{"IPv4 total length below IHL", eth, cat(ethHdr(0x0800), ip4Hdr(17, 12, 0), udpHdr(8)),
+			want{flags: FlagMalformed, etherType: 0x0800, l3: none, l4: none, pay: none}},
+		{"TCP data offset 3", eth, cat(ethHdr(0x0800), ip4Hdr(6, 40, 0), tcpHdr(3)),
+			want{flags: v4 | FlagPorts | FlagMalformed, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 34, pay: none, sport: 40000, dport: 80, fragID: 0x1234, tcpFlags: 0x12}},
+		{"UDP length 5", eth, cat(ethHdr(0x0800), ip4Hdr(17, 28, 0), udpHdr(5)),
+			want{flags: v4 | udp | FlagMalformed, etherType: 0x0800, ipver: 4, proto: 17, l3: 14, l4: 34, pay: 42, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"UDP longer than its datagram", eth, cat(ethHdr(0x0800), ip4Hdr(17, 28, 0), udpHdr(200)),
+			want{flags: v4 | udp | FlagMalformed, etherType: 0x0800, ipver: 4, proto: 17, l3: 14, l4: 34, pay: 42, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"IPv4 datagram too short for TCP", eth, cat(ethHdr(0x0800), ip4Hdr(6, 20, 0), zeros(26)),
+			want{flags: v4 | FlagMalformed, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: none, pay: none, fragID: 0x1234}},
+		{"IPv6 extension header beyond its datagram", eth, cat(ethHdr(0x86dd), ip6Hdr(60, 8), []byte{17, 4}, zeros(6), zeros(32)),
+			want{flags: v6 | FlagMalformed, etherType: 0x86dd, ipver: 6, proto: 60, l3: 14, l4: none, pay: none}},
+	}
+	var dec Decoder
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var d Decoded
+			dec.Decode(c.data, c.lt, &d)
+			got := want{d.Flags, d.EtherType, d.NVLAN, d.NMPLS, d.VLANs, d.IPVer, d.Proto, d.L3Off, d.L4Off, d.PayloadOff, d.PayloadLen,
+				d.SrcPort, d.DstPort, d.FragID, d.FragOff, d.ICMPType, d.ICMPCode, d.TCPFlags}
+			if got != c.w {
+				t.Errorf("got  %+v\nwant %+v", got, c.w)
+			}
+			if diffs := boundsDiffs(&d, len(c.data)); len(diffs) > 0 {
+				t.Errorf("%s", strings.Join(diffs, "; "))
+			}
+			if d.LinkType != c.lt {
+				t.Errorf("got LinkType %d, want %d", d.LinkType, c.lt)
+			}
+		})
+	}
+}
+
+func TestDecodeAddresses(t *testing.T) {
+	var dec Decoder
+	var d Decoded
+	dec.Decode(udp4(0), dataplane.LinkTypeEthernet, &d)
+	if got, want := netip.AddrFrom16(d.Src), netip.MustParseAddr("::ffff:10.0.0.1"); got != want {
+		t.Errorf("got Src %v, want %v (IPv4-mapped)", got, want)
+	}
+	if got, want := netip.AddrFrom16(d.Dst).Unmap(), netip.MustParseAddr("10.0.0.2"); got != want {
+		t.Errorf("got Dst %v, want %v", got, want)
+	}
+	if d.TTL != 64 {
+		t.Errorf("got TTL %d, want 64", d.TTL)
+	}
+	dec.Decode(cat(ethHdr(0x86dd), ip6Hdr(17, 8), udpHdr(8)), dataplane.LinkTypeEthernet, &d)
+	if got, want := netip.AddrFrom16(d.Dst), netip.MustParseAddr("2001:db8::2"); got != want {
+		t.Errorf("got Dst %v, want %v", got, want)
+	}
+}
+
+// TestDecodeReuse checks that nothing leaks from one packet into the next
+// through the reused Decoded.
+func TestDecodeReuse(t *testing.T) {
+	var dec Decoder
+	var fresh, reused Decoded
+	r := rand.New(rand.NewPCG(9, 10))
+	prev := genPacket(t, genSpec{link: dataplane.LinkTypeEthernet, tags: []layers.EthernetType{layers.EthernetTypeDot1Q, layers.EthernetTypeDot1Q},
+		mpls: 2, l4: layers.IPProtocolTCP, payload: 100})
+	for i := 0; i < 200; i++ {
+		s := randomSpec(r)
+		data := genPacket(t, s)
+		dec.Decode(prev, dataplane.LinkTypeEthernet, &reused)
+		dec.Decode(data, s.link, &reused)
+		fresh = Decoded{}
+		dec.Decode(data, s.link, &fresh)
+		if fresh != reused {
+			t.Fatalf("%v: decode into a used Decoded gives %+v, want %+v", s, reused, fresh)
+		}
+	}
+}
+
+// TestFlowKeyOfDecoded checks keys of decoded packets: both directions of a
+// TCP connection and an ICMP echo share a key; VLANs come from the tags;
+// non-first fragments have no ports.
+func TestFlowKeyOfDecoded(t *testing.T) {
+	var dec Decoder
+	var d Decoded
+	key := func(data []byte) (FlowKey, uint8) {
+		t.Helper()
+		dec.Decode(data, dataplane.LinkTypeEthernet, &d)
+		k, dir, ok := FlowKeyOf(&d)
+		if !ok {
+			t.Fatalf("got ok false for flags %#x", d.Flags)
+		}
+		return k, dir
+	}
+	fwd := genPacket(t, genSpec{link: dataplane.LinkTypeEthernet, tags: []layers.EthernetType{layers.EthernetTypeQinQ, layers.EthernetTypeDot1Q}, l4: layers.IPProtocolTCP})
+	kf, df := key(fwd)
+	// The reply: swap MACs are irrelevant, swap addresses and ports.
+	rev := append([]byte(nil), fwd...)
+	ipOff := 14 + 8
+	copy(rev[ipOff+12:ipOff+16], fwd[ipOff+16:ipOff+20])
+	copy(rev[ipOff+16:ipOff+20], fwd[ipOff+12:ipOff+16])
+	copy(rev[ipOff+20:ipOff+22], fwd[ipOff+22:ipOff+24])
+	copy(rev[ipOff+22:ipOff+24], fwd[ipOff+20:ipOff+22])
+	kr, dr := key(rev)
+	if kf != kr || df == dr {
+		t.Errorf("TCP: got keys %+v/%+v dirs %d/%d, want equal keys, opposite dirs", kf, kr, df, dr)
+	}
+	if kf.VLAN != 100 || kf.VLAN2 != 110 || kf.IPVer != 4 || kf.Proto != 6 {
+		t.Errorf("got key %+v, want VLAN 100, VLAN2 110, IPv4, TCP", kf)
+	}
+	if kf.A != netip.AddrFrom4([4]byte(genSrc4)).As16() || kf.PortA != 40001 || df != DirAB {
+		t.Errorf("got A %v:%d dir %d, want 192.0.2.10:40001 DirAB", netip.AddrFrom16(kf.A).Unmap(), kf.PortA, df)
+	}
+	if got, want := string(AppendCommunityID(nil, &kf, 0)), string(AppendCommunityID(nil, &kr, 0)); got != want {
+		t.Errorf("Community-ID: got %s for the reply, want %s", want, got)
+	}
+
+	frag := cat(ethHdr(0x0800), ip4Hdr(17, 20+16, 100), zeros(16))
+	kfr, _ := key(frag)
+	if kfr.PortA != 0 || kfr.PortB != 0 || kfr.Proto != 17 {
+		t.Errorf("later fragment: got key %+v, want UDP without ports", kfr)
+	}
+}
