@@ -186,7 +186,7 @@ func WriteReport(w io.Writer, name string, r *Result) {
 		ratio = float64(ws.RawBytes) / float64(ws.StoredBytes)
 	}
 	fmt.Fprintf(w, "  stored        %d pkts, %d blocks, raw %d B -> stored %d B (%.2fx), on disk %d B; raw blocks: incompressible %d, compressor behind %d\n",
-		ws.Packets, ws.Blocks, ws.RawBytes, ws.StoredBytes, ratio, r.DiskSize, ws.RawIncompressible, ws.RawBehind)
+		ws.PacketsCommitted, ws.BlocksCommitted, ws.RawBytes, ws.StoredBytes, ratio, r.DiskSize, ws.RawIncompressible, ws.RawBehind)
 	var wcpu time.Duration
 	for _, c := range rep.WorkerCPU {
 		wcpu += c

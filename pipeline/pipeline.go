@@ -32,6 +32,10 @@ type Options struct {
 	// CommitHook, if set, sees every durable block (the index).
 	CommitHook writer.CommitHook
 
+	// Lossless makes workers wait for buffers and the writer instead of
+	// dropping: for imports, never for live ports.
+	Lossless bool
+
 	// Pin, if set, is called on each worker's goroutine after it has been
 	// locked to its OS thread, to pin it (DPDK lcores).
 	Pin func(worker int) error
@@ -91,6 +95,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 			MaxBlockFlows: opts.MaxBlockFlows,
 			MaxFlows:      opts.MaxFlows,
 			FlowIdle:      opts.FlowIdle,
+			Lossless:      opts.Lossless,
 		}))
 	}
 	return p, nil

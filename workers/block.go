@@ -214,6 +214,10 @@ func (p *BlockPool) Get() *Block {
 	}
 }
 
+// GetWait returns a free block, waiting for one. Only lossless sources (files)
+// use it; RX never waits.
+func (p *BlockPool) GetWait() *Block { return <-p.free }
+
 // Free is the number of blocks currently free.
 func (p *BlockPool) Free() int { return len(p.free) }
 

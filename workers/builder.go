@@ -37,8 +37,13 @@ func newBuilder(pool *BlockPool, queue uint16, maxFlows int) *builder {
 }
 
 // open takes a fresh block from the pool. It returns false if none is free.
-func (b *builder) open(now int64) bool {
-	blk := b.pool.Get()
+func (b *builder) open(now int64, wait bool) bool {
+	var blk *Block
+	if wait {
+		blk = b.pool.GetWait()
+	} else {
+		blk = b.pool.Get()
+	}
 	if blk == nil {
 		return false
 	}

@@ -24,6 +24,11 @@ type Config struct {
 	MaxBlockFlows int
 	MaxFlows      int           // flow table bound
 	FlowIdle      time.Duration // flow idle eviction, in packet time
+
+	// Lossless makes the worker wait for a free block buffer and for the
+	// sink instead of dropping. It is for sources that can wait (files
+	// being imported); a live port must never set it: RX never blocks.
+	Lossless bool
 }
 
 // Defaults for Config.
@@ -210,7 +215,7 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 	if bl.cur != nil && !bl.fits(len(data)) {
 		w.seal(false)
 	}
-	if bl.cur == nil && !bl.open(now) {
+	if bl.cur == nil && !bl.open(now, w.cfg.Lossless) {
 		w.c.noBuf++
 		return
 	}
@@ -225,7 +230,7 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 		x := bl.addFlow(&k, h, dir, p.TS, p.WireLen)
 		if x < 0 {
 			w.seal(false)
-			if !bl.open(now) {
+			if !bl.open(now, w.cfg.Lossless) {
 				w.c.noBuf++
 				return
 			}
@@ -250,6 +255,17 @@ func (w *Worker) seal(timed bool) {
 		return
 	}
 	n := uint64(blk.Count)
+	if w.cfg.Lossless {
+		for !w.cfg.Sink.Submit(blk) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		w.c.stored += n
+		w.c.blocks++
+		if timed {
+			w.c.timed++
+		}
+		return
+	}
 	if w.cfg.Sink.Submit(blk) {
 		w.c.stored += n
 		w.c.blocks++

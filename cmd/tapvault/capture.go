@@ -104,6 +104,9 @@ and print the summary.`,
 				set("segment-age", func() { so.segmentAge = orDur(c.SegmentAge, so.segmentAge) })
 				set("compressors", func() { so.compressors = orInt(c.Compressors, so.compressors) })
 			}
+			if !dataplane.Available {
+				return fmt.Errorf("capture: %w", dataplane.ErrNoDPDK)
+			}
 			if eal == "" {
 				return errors.New("--eal is required (e.g. --eal \"-l 0-1 --no-pci --vdev=net_pcap0,rx_pcap=trace.pcap\")")
 			}
@@ -219,11 +222,11 @@ func devices(args []string) []string {
 
 func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration) error {
 	args := ealArgs(ealStr)
+	devs := devices(args)
+	if port == "" && len(devs) != 1 {
+		return fmt.Errorf("--port is required when the EAL arguments name %d devices (%s)", len(devs), strings.Join(devs, ", "))
+	}
 	if port == "" {
-		devs := devices(args)
-		if len(devs) != 1 {
-			return fmt.Errorf("--port is required when the EAL arguments name %d devices (%s)", len(devs), strings.Join(devs, ", "))
-		}
 		port = devs[0]
 	}
 	slog.Info("initialising DPDK EAL", "args", strings.Join(args, " "))
@@ -245,7 +248,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	defer p.Stop()
 	slog.Info("port started", "port", port, "driver", p.Driver(), "queues", queues, "lcores", lcores[:queues])
 
-	st, err := openStore(so, queues, func(i int) error { return dataplane.PinThread(lcores[i]) })
+	st, err := openStore(so, queues, func(i int) error { return dataplane.PinThread(lcores[i]) }, false)
 	if err != nil {
 		return err
 	}

@@ -141,7 +141,7 @@ func runImport(stderr, stdout io.Writer, so storeOptions, paths []string) error 
 		}
 		f.Close()
 	}
-	st, err := openStore(so, 1, nil)
+	st, err := openStore(so, 1, nil, true)
 	if err != nil {
 		return err
 	}

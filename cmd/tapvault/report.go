@@ -31,12 +31,12 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 		ratio = float64(ws.RawBytes) / float64(ws.StoredBytes)
 	}
 	fmt.Fprintf(w, "store             committed %d pkts in %d blocks (%d sealed by time); raw %d bytes, stored %d bytes, compression %.2fx\n",
-		ws.Packets, ws.Blocks, r.BlocksTimed, ws.RawBytes, ws.StoredBytes, ratio)
+		ws.PacketsCommitted, ws.BlocksCommitted, r.BlocksTimed, ws.RawBytes, ws.StoredBytes, ratio)
 	fmt.Fprintf(w, "                  stored raw: incompressible %d, compressor behind %d; write errors %d; fsyncs %d\n",
-		ws.RawIncompressible, ws.RawBehind, ws.WriteErrors, ws.Syncs)
+		ws.RawIncompressible, ws.RawBehind, ws.WriteErrors, ws.Fsyncs)
 	lost := r.DropNoBuffer + r.DropWriter
 	if port != nil {
 		lost += port.IMissed + port.RxNoMbuf + port.IErrors
 	}
-	fmt.Fprintf(w, "total             %d packets stored, %d dropped\n", ws.Packets, lost)
+	fmt.Fprintf(w, "total             %d packets stored, %d dropped\n", ws.PacketsCommitted, lost)
 }

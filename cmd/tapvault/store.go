@@ -81,7 +81,7 @@ type store struct {
 	p *pipeline.Pipeline
 }
 
-func openStore(o storeOptions, workers int, pin func(int) error) (*store, error) {
+func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) (*store, error) {
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
@@ -96,6 +96,7 @@ func openStore(o storeOptions, workers int, pin func(int) error) (*store, error)
 		SegmentAge:  o.segmentAge,
 		Compressors: o.compressors,
 		Pin:         pin,
+		Lossless:    lossless,
 		Logger:      slog.Default(),
 	}, workers)
 	if err != nil {

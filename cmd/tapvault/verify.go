@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 
 	"github.com/spf13/cobra"
@@ -37,13 +38,35 @@ if any is bad. It never modifies the store.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(cmd.OutOrStdout(), rep.String())
+			printVerify(cmd.OutOrStdout(), &rep)
 			if !rep.OK() {
-				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks", len(rep.Bad))}
+				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks", rep.BadBlocks)}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "", "store directory")
 	return cmd
+}
+
+func printVerify(w io.Writer, rep *writer.VerifyReport) {
+	for _, s := range rep.Segments {
+		status := "ok"
+		if len(s.Bad) > 0 {
+			status = fmt.Sprintf("%d BAD blocks", len(s.Bad))
+		}
+		fmt.Fprintf(w, "segment %010d  %s  %d blocks, %d packets, %d bytes: %s\n", s.Number, s.Path, s.Blocks, s.Packets, s.Size, status)
+		for _, b := range s.Bad {
+			fmt.Fprintf(w, "  bad block at segment %d offset %d: %v\n", s.Number, b.Offset, b.Err)
+		}
+		if s.TailBytes > 0 {
+			fmt.Fprintf(w, "  %d bytes after the last complete block (a write in progress or torn by a crash; cut on the next open for writing)\n", s.TailBytes)
+		}
+	}
+	verdict := "OK"
+	if !rep.OK() {
+		verdict = "DAMAGED"
+	}
+	fmt.Fprintf(w, "verify: %s: %d segments, %d blocks, %d packets, %d bytes checked, %d bad blocks\n",
+		verdict, len(rep.Segments), rep.Blocks, rep.Packets, rep.Bytes, rep.BadBlocks)
 }
