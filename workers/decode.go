@@ -240,10 +240,20 @@ func decodeEtherType(data []byte, off int, et uint16, d *Decoded) {
 			return
 		case etherTypePPPoE:
 			// 6-byte PPPoE header (ver/type, code, session, length), then the
-			// 2-byte PPP protocol.
+			// 2-byte PPP protocol. The PPPoE length (which counts the PPP
+			// protocol) bounds the datagram, as tcpdump has it: Ethernet
+			// padding behind a lying IP length is not payload.
 			if len(data)-off < 8 {
 				d.Flags |= FlagTruncated
 				return
+			}
+			plen := int(binary.BigEndian.Uint16(data[off+4:]))
+			if plen < 2 {
+				d.Flags |= FlagMalformed
+				return
+			}
+			if end := off + 6 + plen; end < len(data) {
+				data = data[:end]
 			}
 			switch binary.BigEndian.Uint16(data[off+6:]) {
 			case 0x0021:

@@ -908,6 +908,8 @@ func TestDecodeCases(t *testing.T) {
 			want{flags: FlagMPLS | v6 | udp, etherType: 0x8847, nmpls: 2, ipver: 6, proto: 17, l3: 22, l4: 62, pay: 70, sport: 1000, dport: 53}},
 		{"PPPoE over QinQ", eth, cat(ethHdr(0x88a8), be16(10), be16(0x8100), be16(20), be16(0x8864), []byte{0x11, 0, 0x12, 0x34}, be16(30), be16(0x0021), ip4Hdr(17, 28, 0), udpHdr(8)),
 			want{flags: FlagVLAN | v4 | udp, etherType: 0x8864, nvlan: 2, vlans: [MaxVLAN]uint16{10, 20}, ipver: 4, proto: 17, l3: 30, l4: 50, pay: 58, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"PPPoE length bounds the datagram", eth, cat(ethHdr(0x8864), []byte{0x11, 0, 0x12, 0x34}, be16(2+28), be16(0x0021), ip4Hdr(17, 34, 0), udpHdr(14), zeros(6)),
+			want{flags: v4 | udp | FlagTruncated, etherType: 0x8864, ipver: 4, proto: 17, l3: 22, l4: 42, pay: 50, sport: 1000, dport: 53, fragID: 0x1234}},
 		{"NULL, little-endian family", dataplane.LinkTypeNull, cat([]byte{2, 0, 0, 0}, ip4Hdr(17, 28, 0), udpHdr(8)),
 			want{flags: v4 | udp, ipver: 4, proto: 17, l3: 4, l4: 24, pay: 32, sport: 1000, dport: 53, fragID: 0x1234}},
 		{"NULL, big-endian family", dataplane.LinkTypeNull, cat([]byte{0, 0, 0, 2}, ip4Hdr(17, 28, 0), udpHdr(8)),
