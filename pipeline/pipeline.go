@@ -19,7 +19,7 @@ type Options struct {
 	Dir string // store directory
 
 	BlockSize     int           // seal size of a block's payload (default workers.DefaultBlockSize)
-	Blocks        int           // block buffers in the pool; bounds memory (default 16 per worker, at least 8)
+	Blocks        int           // block buffers in the pool; bounds memory (default 32 per worker, at least 16)
 	SealAfter     time.Duration // time limit of an open block (default 1 s)
 	MaxBlockFlows int           // distinct flows a block summarises before it seals (default 16384)
 	MaxFlows      int           // flow-table bound per worker
@@ -67,7 +67,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		opts.BlockSize = workers.DefaultBlockSize
 	}
 	if opts.Blocks <= 0 {
-		opts.Blocks = max(8, 16*n)
+		opts.Blocks = max(16, 32*n)
 	}
 	if opts.MaxBlockFlows <= 0 {
 		opts.MaxBlockFlows = workers.DefaultMaxBlockFlows
@@ -78,9 +78,12 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		SegmentSize: opts.SegmentSize,
 		SegmentAge:  opts.SegmentAge,
 		Compressors: opts.Compressors,
-		QueueLen:    opts.Blocks,
-		CommitHook:  opts.CommitHook,
-		Logger:      opts.Logger,
+		// The compress queue is a quarter of the pool: when compression
+		// falls behind, blocks go to disk raw (counted) well before the
+		// workers run out of buffers and would have to drop packets.
+		QueueLen:   max(2, opts.Blocks/4),
+		CommitHook: opts.CommitHook,
+		Logger:     opts.Logger,
 	})
 	if err != nil {
 		return nil, err

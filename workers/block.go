@@ -238,3 +238,13 @@ func (p *BlockPool) put(b *Block) {
 type BlockSink interface {
 	Submit(b *Block) bool
 }
+
+// WaitSink is a BlockSink that can also wait to take a block. Lossless
+// workers (imports, replays) use it so that blocks are not stored raw or
+// refused when compression is behind.
+type WaitSink interface {
+	BlockSink
+	// SubmitWait waits until the sink takes b. It returns false only when
+	// the sink is closed.
+	SubmitWait(b *Block) bool
+}

@@ -256,8 +256,16 @@ func (w *Worker) seal(timed bool) {
 	}
 	n := uint64(blk.Count)
 	if w.cfg.Lossless {
-		for !w.cfg.Sink.Submit(blk) {
-			time.Sleep(100 * time.Microsecond)
+		if ws, ok := w.cfg.Sink.(WaitSink); ok {
+			if !ws.SubmitWait(blk) {
+				w.c.sinkDrop += n
+				blk.Release()
+				return
+			}
+		} else {
+			for !w.cfg.Sink.Submit(blk) {
+				time.Sleep(100 * time.Microsecond)
+			}
 		}
 		w.c.stored += n
 		w.c.blocks++

@@ -60,6 +60,7 @@ func newCaptureCmd() *cobra.Command {
 		rxDesc   int
 		config   string
 		statsInt time.Duration
+		lossless string
 	)
 	cmd := &cobra.Command{
 		Use:   "capture --eal \"EAL ARGS\" --data DIR",
@@ -116,7 +117,10 @@ and print the summary.`,
 			if queues < 1 {
 				return fmt.Errorf("--queues %d: must be at least 1", queues)
 			}
-			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt)
+			if lossless != "auto" && lossless != "true" && lossless != "false" {
+				return fmt.Errorf("--lossless %q: want auto, true or false", lossless)
+			}
+			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt, lossless)
 		},
 	}
 	so.addFlags(cmd)
@@ -128,6 +132,7 @@ and print the summary.`,
 	f.IntVar(&rxDesc, "rx-desc", 0, "RX descriptors per queue (default: the dataplane's)")
 	f.StringVar(&config, "config", "", "YAML configuration file; flags override it")
 	f.DurationVar(&statsInt, "stats-interval", time.Second, "how often port statistics are read")
+	f.StringVar(&lossless, "lossless", "auto", "wait for buffers instead of dropping: auto = only for net_pcap replays, whose PMD reads the file only when polled, so waiting loses nothing; never use on a live port")
 	return cmd
 }
 
@@ -220,7 +225,7 @@ func devices(args []string) []string {
 	return out
 }
 
-func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration) error {
+func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration, lossless string) error {
 	args := ealArgs(ealStr)
 	devs := devices(args)
 	if port == "" && len(devs) != 1 {
@@ -248,7 +253,11 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	defer p.Stop()
 	slog.Info("port started", "port", port, "driver", p.Driver(), "queues", queues, "lcores", lcores[:queues])
 
-	st, err := openStore(so, queues, func(i int) error { return dataplane.PinThread(lcores[i]) }, false)
+	wait := lossless == "true" || (lossless == "auto" && p.Driver() == "net_pcap")
+	if wait {
+		slog.Info("lossless mode: workers wait for the writer instead of dropping", "driver", p.Driver())
+	}
+	st, err := openStore(so, queues, func(i int) error { return dataplane.PinThread(lcores[i]) }, wait)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.data, "data", "", "store directory (created if missing)")
 	f.StringVar(&o.blockSize, "block-size", "1MiB", "payload size at which a block seals")
-	f.IntVar(&o.blocks, "blocks", 0, "block buffers between workers and disk; bounds memory (default 16 per worker)")
+	f.IntVar(&o.blocks, "blocks", 0, "block buffers between workers and disk; bounds memory (default 32 per worker)")
 	f.DurationVar(&o.sealAfter, "seal-after", time.Second, "seal a block after this long even if not full, so quiet links still commit")
 	f.StringVar(&o.segmentSize, "segment-size", "1GiB", "rotate segment files at this size (< 4GiB)")
 	f.DurationVar(&o.segmentAge, "segment-age", time.Hour, "rotate segment files at this age")
