@@ -1474,13 +1474,13 @@ func isCommunityID(s string) bool {
 	if len(s) != workers.CommunityIDLen || s[:2] != "1:" {
 		return false
 	}
-	var sum [20]byte
+	var sum [21]byte // DecodedLen(28): an unpadded string decodes to 21 bytes
 	n, err := base64.StdEncoding.Decode(sum[:], []byte(s[2:]))
 	if err != nil || n != 20 {
 		return false
 	}
 	// Only the canonical encoding (zero padding bits) re-encodes to s.
-	return base64.StdEncoding.EncodeToString(sum[:]) == s[2:]
+	return base64.StdEncoding.EncodeToString(sum[:20]) == s[2:]
 }
 
 func communityNode(s string) *node {

@@ -87,3 +87,23 @@ func TestParseTimeErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseTime checks that ParseTime never panics and that the forms that
+// parse to a time format back to the same time.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"now", "-15m", "-2h30m", "-1d", "@1.5", "1714979289123456789",
+		"2024-05-06T07:08:09.5+02:00", "2024-05-06", "2024-05-06 07:08"} {
+		f.Add(s)
+	}
+	now := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseTime(s, now)
+		if err != nil {
+			return
+		}
+		round := time.Unix(0, v).UTC().Format(time.RFC3339Nano)
+		if w, err := ParseTime(round, now); err != nil || w != v {
+			t.Fatalf("ParseTime(%q) = %d; its RFC 3339 form %q gives %d, %v", s, v, round, w, err)
+		}
+	})
+}
