@@ -21,15 +21,16 @@ import (
 // EAL initialises once per process, so TestMain does it for every test
 // with all the virtual devices they need:
 //
-//	net_pcap0  replay of pcapPkts (µs pcap, incl. a 9000-byte jumbo)
+//	net_pcap0  replay of replayPkts (µs pcap, incl. a 9000-byte jumbo)
 //	net_pcap1  two queues: the same packets as pcapng, and as ns pcap
 //	net_pcap2  the same file, for the idle-timeout fallback
+//	net_pcap3  the same file, replayed into mbufs too small for the jumbo
 //	net_ring0  rings: TX queue q feeds RX queue q
 //	net_null0  endless 64-byte packets (benchmarks)
 //	net_null1  for Stop
 var (
 	ealErr   error
-	pcapPkts []testPacket
+	replayPkts []testPacket
 )
 
 // net_ring0 queue pairs, one per test or benchmark, so that no test sees
@@ -54,13 +55,13 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	pcapPkts = testPackets(300)
+	replayPkts = testPackets(300)
 	usFile := filepath.Join(dir, "replay.pcap")
-	ngFile := filepath.Join(dir, "replay.pcapng")
+	ngPath := filepath.Join(dir, "replay.pcapng")
 	nsFile := filepath.Join(dir, "replay-ns.pcap")
-	writeTestPcap(mainTB{}, usFile, pcapPkts, false, binary.LittleEndian)
-	writeTestPcapng(mainTB{}, ngFile, pcapPkts)
-	writeTestPcap(mainTB{}, nsFile, pcapPkts, true, binary.BigEndian)
+	writeTestPcap(mainTB{}, usFile, replayPkts, false, binary.LittleEndian)
+	writeTestPcapng(mainTB{}, ngPath, replayPkts)
+	writeTestPcap(mainTB{}, nsFile, replayPkts, true, binary.BigEndian)
 
 	lcores := "0"
 	if runtime.NumCPU() > 1 {
@@ -72,8 +73,9 @@ func runMain(m *testing.M) int {
 		fmt.Sprintf("--file-prefix=tvtest%d", os.Getpid()),
 		"--log-level=lib.eal:warning",
 		"--vdev=net_pcap0,rx_pcap=" + usFile,
-		"--vdev", "net_pcap1,rx_pcap=" + ngFile + ",rx_pcap=" + nsFile,
+		"--vdev", "net_pcap1,rx_pcap=" + ngPath + ",rx_pcap=" + nsFile,
 		"--vdev=net_pcap2,rx_pcap=" + usFile,
+		"--vdev=net_pcap3,rx_pcap=" + usFile,
 		"--vdev=net_ring0",
 		"--vdev=net_null0",
 		"--vdev=net_null1",
@@ -224,7 +226,7 @@ func recvAll(t *testing.T, q *RxQueue, deadline time.Duration) []testPacket {
 			t.Fatalf("Recv: %v", err)
 		}
 		if n == 0 && time.Now().After(end) {
-			t.Fatalf("no io.EOF after %v: got %d packets, want %d", deadline, len(got), len(pcapPkts))
+			t.Fatalf("no io.EOF after %v: got %d packets, want %d", deadline, len(got), len(replayPkts))
 		}
 	}
 }
@@ -272,22 +274,22 @@ func TestPcapReplay(t *testing.T) {
 	start := time.Now()
 	got := recvAll(t, q, 10*time.Second)
 	if el := time.Since(start); el > time.Second {
-		t.Errorf("replay of %d packets took %v: the end was found by timeout, not by count", len(pcapPkts), el)
+		t.Errorf("replay of %d packets took %v: the end was found by timeout, not by count", len(replayPkts), el)
 	}
-	samePackets(t, "net_pcap0", got, pcapPkts)
+	samePackets(t, "net_pcap0", got, replayPkts)
 	st := q.Stats()
-	if st.Packets != uint64(len(pcapPkts)) || st.Truncated != 0 {
-		t.Errorf("queue stats: got %+v, want %d packets, 0 truncated", st, len(pcapPkts))
+	if st.Packets != uint64(len(replayPkts)) || st.Truncated != 0 {
+		t.Errorf("queue stats: got %+v, want %d packets, 0 truncated", st, len(replayPkts))
 	}
 	ps, err := p.Stats()
 	if err != nil {
 		t.Fatalf("Stats: %v", err)
 	}
-	if ps.IPackets != uint64(len(pcapPkts)) {
-		t.Errorf("port ipackets: got %d, want %d", ps.IPackets, len(pcapPkts))
+	if ps.IPackets != uint64(len(replayPkts)) {
+		t.Errorf("port ipackets: got %d, want %d", ps.IPackets, len(replayPkts))
 	}
 	var wantBytes uint64
-	for _, pk := range pcapPkts {
+	for _, pk := range replayPkts {
 		wantBytes += uint64(len(pk.Data))
 	}
 	if ps.IBytes != wantBytes || st.Bytes != wantBytes {
@@ -320,9 +322,9 @@ func TestPcapReplayMultiQueue(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	samePackets(t, "pcapng queue", res[0], pcapPkts)
+	samePackets(t, "pcapng queue", res[0], replayPkts)
 	// libpcap reads nanosecond files at microsecond precision.
-	samePackets(t, "ns pcap queue", res[1], pcapPkts)
+	samePackets(t, "ns pcap queue", res[1], replayPkts)
 }
 
 func TestPcapReplayIdleEnd(t *testing.T) {
@@ -340,8 +342,8 @@ func TestPcapReplayIdleEnd(t *testing.T) {
 	start := time.Now()
 	got := recvAll(t, q, 10*time.Second)
 	el := time.Since(start)
-	if len(got) != len(pcapPkts) {
-		t.Errorf("got %d packets, want %d", len(got), len(pcapPkts))
+	if len(got) != len(replayPkts) {
+		t.Errorf("got %d packets, want %d", len(got), len(replayPkts))
 	}
 	if el < idle || el > idle+2*time.Second {
 		t.Errorf("idle end after %v, want about %v", el, idle)
@@ -585,5 +587,54 @@ func TestOpenPortErrors(t *testing.T) {
 			p.Stop()
 			t.Errorf("%s: OpenPort(%+v): got nil error, want one", tc.name, tc.cfg)
 		}
+	}
+}
+
+// TestPcapReplaySmallMbufs replays into mbufs smaller than the jumbo
+// frames: net_pcap chains them into multi-segment mbufs, which Recv
+// delivers as their first segment, reporting the truncation.
+func TestPcapReplaySmallMbufs(t *testing.T) {
+	needEAL(t)
+	p, err := OpenPort(PortConfig{Name: "net_pcap3", Mbufs: 4095, DataRoom: DefaultDataRoom})
+	if err != nil {
+		t.Fatalf("OpenPort: %v", err)
+	}
+	defer p.Stop()
+	q := p.Queue(0)
+	var b Burst
+	i, jumbo := 0, 0
+	end := time.Now().Add(10 * time.Second)
+	for time.Now().Before(end) {
+		n, err := q.Recv(&b)
+		for k := 0; k < n; k++ {
+			pk := &b.Pkts[k]
+			want := replayPkts[i].Data
+			if int(pk.WireLen) != len(want) {
+				t.Fatalf("packet %d: got wire length %d, want %d", i, pk.WireLen, len(want))
+			}
+			room := DefaultDataRoom - 128
+			if len(want) > room {
+				jumbo++
+				if len(pk.Data) != room {
+					t.Errorf("packet %d: got %d bytes, want the first segment of %d", i, len(pk.Data), room)
+				}
+			}
+			if !bytes.Equal(pk.Data, want[:len(pk.Data)]) {
+				t.Fatalf("packet %d: bytes differ", i)
+			}
+			i++
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+	}
+	if i != len(replayPkts) {
+		t.Errorf("got %d packets, want %d", i, len(replayPkts))
+	}
+	if st := q.Stats(); st.Truncated != uint64(jumbo) || jumbo == 0 {
+		t.Errorf("Truncated: got %d, want %d (> 0)", st.Truncated, jumbo)
 	}
 }

@@ -22,6 +22,9 @@ import (
 	"unsafe"
 )
 
+// Available reports whether this binary was built with DPDK support.
+const Available = true
+
 // eal is the process-wide EAL state. EAL can be initialised once per
 // process; the thread that initialised it is the main lcore and runs
 // control-plane calls for the rest of the process.

@@ -7,6 +7,9 @@ package dataplane
 
 import "fmt"
 
+// Available reports whether this binary was built with DPDK support.
+const Available = false
+
 // InitEAL returns ErrNoDPDK: this binary was built without DPDK.
 func InitEAL(args []string) error { return ErrNoDPDK }
 
