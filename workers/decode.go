@@ -281,9 +281,6 @@ func decodeEtherType(data []byte, off int, et uint16, d *Decoded) {
 	}
 }
 
-// ipv4Mapped is the prefix of an IPv4-mapped IPv6 address.
-var ipv4Mapped = [12]byte{10: 0xff, 11: 0xff}
-
 func decodeIPv4(data []byte, off int, d *Decoded) {
 	if off < 0 || len(data)-off < 20 {
 		d.Flags |= FlagTruncated
@@ -311,10 +308,10 @@ func decodeIPv4(data []byte, off int, d *Decoded) {
 	d.L3Off = int32(off)
 	d.TTL = h[8]
 	d.Proto = h[9]
-	copy(d.Src[:12], ipv4Mapped[:])
-	copy(d.Src[12:], h[12:16])
-	copy(d.Dst[:12], ipv4Mapped[:])
-	copy(d.Dst[12:], h[16:20])
+	// IPv4-mapped, written as whole words (Decode zeroed the first 8
+	// bytes) so that FlowKeyOf's 8-byte loads forward from these stores.
+	binary.BigEndian.PutUint64(d.Src[8:], 0xffff<<32|uint64(binary.BigEndian.Uint32(h[12:])))
+	binary.BigEndian.PutUint64(d.Dst[8:], 0xffff<<32|uint64(binary.BigEndian.Uint32(h[16:])))
 	d.FragID = uint32(binary.BigEndian.Uint16(h[4:]))
 	frag := binary.BigEndian.Uint16(h[6:])
 	fragOff := uint32(frag&0x1fff) * 8
