@@ -522,16 +522,21 @@ func ipProtoName(p uint8) string {
 }
 
 // services are the port names accepted, for the few services people type by
-// name. tcpdump reads /etc/services; a fixed table keeps a filter's meaning
-// independent of the host it runs on.
-var services = map[string]uint16{
-	"ftp-data": 20, "ftp": 21, "ssh": 22, "telnet": 23, "smtp": 25,
-	"domain": 53, "dns": 53, "bootps": 67, "bootpc": 68, "tftp": 69,
-	"http": 80, "www": 80, "kerberos": 88, "pop3": 110, "ntp": 123,
-	"netbios-ns": 137, "imap": 143, "snmp": 161, "snmp-trap": 162,
-	"bgp": 179, "ldap": 389, "https": 443, "syslog": 514, "ldaps": 636,
-	"imaps": 993, "pop3s": 995, "mysql": 3306, "rdp": 3389,
-	"postgresql": 5432,
+// name, with the protocol /etc/services gives them (0: tcp and udp, which
+// pcap-filter then applies to tcp, udp and sctp). tcpdump reads
+// /etc/services; a fixed table keeps a filter's meaning independent of the
+// host it runs on. The entries follow IANA and Debian's netbase.
+var services = map[string]struct {
+	port  uint16
+	proto uint8
+}{
+	"ftp-data": {20, 6}, "ftp": {21, 6}, "ssh": {22, 6}, "telnet": {23, 6},
+	"smtp": {25, 6}, "domain": {53, 0}, "bootps": {67, 17}, "bootpc": {68, 17},
+	"tftp": {69, 17}, "http": {80, 6}, "www": {80, 6}, "kerberos": {88, 0},
+	"pop3": {110, 6}, "ntp": {123, 17}, "netbios-ns": {137, 17}, "imap": {143, 6},
+	"snmp": {161, 0}, "snmp-trap": {162, 0}, "bgp": {179, 6}, "ldap": {389, 0},
+	"https": {443, 0}, "syslog": {514, 17}, "ldaps": {636, 0}, "imaps": {993, 6},
+	"pop3s": {995, 6}, "mysql": {3306, 6}, "postgresql": {5432, 6},
 }
 
 // unsupported are pcap-filter keywords this language does not implement,
@@ -698,7 +703,7 @@ func lex(expr string) []token {
 
 // Qualifier types (the aqual of a head).
 const (
-	typNone uint8 = iota // only pqual/dqual given: host or net by the id's form
+	typNone uint8 = iota // only pqual/dqual given: the id must be an address (a host)
 	typHost
 	typNet
 	typPort
@@ -1114,11 +1119,22 @@ func (p *parser) value(q qual, t token) (*node, error) {
 	case typNone, typHost, typNet:
 		return p.addrValue(q, t)
 	case typPort:
+		proto := ipProtos[q.pq]
+		if sv, ok := services[strings.ToLower(s)]; ok {
+			switch {
+			case sv.proto == 0:
+			case proto == 0:
+				proto = sv.proto
+			case proto != sv.proto:
+				return nil, p.errAt(t, fmt.Sprintf("port %s is %s only", s, ipProtoName(sv.proto)))
+			}
+			return &node{op: opPort, proto: proto, dir: q.dir, lo: sv.port, hi: sv.port}, nil
+		}
 		port, err := p.port(t, s)
 		if err != nil {
 			return nil, err
 		}
-		return &node{op: opPort, proto: ipProtos[q.pq], dir: q.dir, lo: port, hi: port}, nil
+		return &node{op: opPort, proto: proto, dir: q.dir, lo: port, hi: port}, nil
 	case typPortRange:
 		i := strings.IndexByte(s, '-')
 		if i <= 0 || i == len(s)-1 {
@@ -1195,10 +1211,8 @@ func etherByName(s string) int {
 	return -1
 }
 
+// port parses a port number (names are looked up by the caller).
 func (p *parser) port(t token, s string) (uint16, error) {
-	if v, ok := services[strings.ToLower(s)]; ok {
-		return v, nil
-	}
 	v, err := parseNum(s, 65535)
 	if err != nil {
 		return 0, p.errAt(t, fmt.Sprintf("invalid port %q: %v", s, err))
@@ -1206,15 +1220,15 @@ func (p *parser) port(t token, s string) (uint16, error) {
 	return uint16(v), nil
 }
 
-// addrValue parses the id of host, net, or a head with no type (src X):
-// an address is a host, a prefix or "X mask M" a net.
+// addrValue parses the id of host, net, or a head with no type (src X,
+// which must be an address, as in pcap-filter).
 func (p *parser) addrValue(q qual, t token) (*node, error) {
 	s := t.text
 	typ := q.typ
 	var pfx netip.Prefix
 	if m := p.peek(); m.kind == tWord && m.word == "mask" {
-		if typ == typHost {
-			return nil, p.errAt(m, "mask applies to net, not host")
+		if typ != typNet {
+			return nil, p.errAt(m, "mask applies to net only (as in pcap-filter)")
 		}
 		p.next()
 		mt := p.next()
@@ -1236,8 +1250,10 @@ func (p *parser) addrValue(q qual, t token) (*node, error) {
 		pfx = netip.PrefixFrom(a, bits)
 		typ = typNet
 	} else if i := strings.IndexByte(s, '/'); i >= 0 {
-		if typ == typHost {
-			return nil, p.errAt(t, fmt.Sprintf("%q is a network: use net, not host", s))
+		if typ != typNet {
+			// pcap-filter refuses "src 10.0.0.0/8" too: the type is not
+			// guessed from the value's form.
+			return nil, p.errAt(t, fmt.Sprintf("%q is a network: write net before it", s))
 		}
 		a, err := parsePartialAddr(s[:i])
 		if err != nil {
