@@ -1,0 +1,212 @@
+package index
+
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"tapvault/workers"
+	"tapvault/writer"
+)
+
+// IP protocols whose ports are indexed. ICMP keys carry type and code in
+// their port fields and are indexed by flow and host only.
+const (
+	protoTCP  = 6
+	protoUDP  = 17
+	protoSCTP = 132
+)
+
+func portProto(p uint8) bool { return p == protoTCP || p == protoUDP || p == protoSCTP }
+
+// member is one block of a group, as queries need it.
+type member struct {
+	Meta    writer.BlockMeta
+	NonFlow uint32
+}
+
+// group aggregates up to GroupBlocks consecutive blocks of one segment: the
+// distinct flows they hold, each with a bitmap of the blocks it appears in.
+// Hosts, ports and VLANs are derived from the flows when the group is
+// written, which costs one pass over the distinct flows instead of one per
+// block.
+type group struct {
+	id      groupID
+	seg     uint32
+	last    writer.Ref
+	members []member
+	opened  int64 // wall-clock ns of the first block, for the age limit
+	minTS   int64
+	maxTS   int64
+
+	flows flowTable
+}
+
+func (g *group) reset() {
+	g.id, g.seg, g.last, g.opened, g.minTS, g.maxTS = groupID{}, 0, 0, 0, 0, 0
+	g.members = g.members[:0]
+	g.flows.reset()
+}
+
+// full reports whether g can take no more blocks.
+func (g *group) full() bool { return len(g.members) >= GroupBlocks }
+
+// accepts reports whether the block at ref may join g: same segment, after
+// the last block, and room left.
+func (g *group) accepts(ref writer.Ref) bool {
+	return len(g.members) > 0 && !g.full() && ref.Segment() == g.seg && ref > g.last
+}
+
+// add appends one block. flows are the block's flow keys.
+func (g *group) add(meta writer.BlockMeta, nonFlow uint32, flows []workers.FlowKey, now int64) {
+	k := len(g.members)
+	if k == 0 {
+		g.seg = meta.Ref.Segment()
+		g.opened = now
+		g.minTS, g.maxTS = meta.MinTS, meta.MaxTS
+	}
+	if meta.MinTS < g.minTS {
+		g.minTS = meta.MinTS
+	}
+	if meta.MaxTS > g.maxTS {
+		g.maxTS = meta.MaxTS
+	}
+	g.members = append(g.members, member{Meta: meta, NonFlow: nonFlow})
+	g.last = meta.Ref
+	for i := range flows {
+		g.flows.bits(&flows[i]).set(k)
+	}
+}
+
+// flowTable is an open-addressing hash table from FlowKey to bitmap, sized
+// to the distinct flows of a group and reused from group to group.
+type flowTable struct {
+	slots []int32 // index+1 into keys, 0 = empty
+	keys  []workers.FlowKey
+	maps  []bitmap
+	mask  uint64
+}
+
+func (t *flowTable) reset() {
+	clear(t.slots)
+	t.keys = t.keys[:0]
+	t.maps = t.maps[:0]
+}
+
+func (t *flowTable) len() int { return len(t.keys) }
+
+// bits returns the bitmap of k, inserting k if it is new. The pointer is
+// valid until the next insertion.
+func (t *flowTable) bits(k *workers.FlowKey) *bitmap {
+	if 2*(len(t.keys)+1) > len(t.slots) {
+		t.grow()
+	}
+	for i := hashFlow(k) & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 {
+			t.keys = append(t.keys, *k)
+			t.maps = append(t.maps, bitmap{})
+			t.slots[i] = int32(len(t.keys))
+			return &t.maps[len(t.maps)-1]
+		}
+		if t.keys[s-1] == *k {
+			return &t.maps[s-1]
+		}
+	}
+}
+
+// lookup returns the bitmap of k, or nil.
+func (t *flowTable) lookup(k *workers.FlowKey) *bitmap {
+	if len(t.slots) == 0 {
+		return nil
+	}
+	for i := hashFlow(k) & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 {
+			return nil
+		}
+		if t.keys[s-1] == *k {
+			return &t.maps[s-1]
+		}
+	}
+}
+
+func (t *flowTable) grow() {
+	n := 2 * len(t.slots)
+	if n < 1024 {
+		n = 1024
+	}
+	t.slots = make([]int32, n)
+	t.mask = uint64(n - 1)
+	for j := range t.keys {
+		i := hashFlow(&t.keys[j]) & t.mask
+		for t.slots[i] != 0 {
+			i = (i + 1) & t.mask
+		}
+		t.slots[i] = int32(j + 1)
+	}
+}
+
+// hashFlow is a process-local hash of a flow key, for in-memory tables only
+// (never persisted).
+func hashFlow(k *workers.FlowKey) uint64 {
+	h := mix64(binary.LittleEndian.Uint64(k.A[0:]), binary.LittleEndian.Uint64(k.A[8:]))
+	h = mix64(h, binary.LittleEndian.Uint64(k.B[0:]))
+	h = mix64(h, binary.LittleEndian.Uint64(k.B[8:]))
+	h = mix64(h, uint64(k.PortA)<<48|uint64(k.PortB)<<32|uint64(k.Proto)<<24|uint64(k.IPVer)<<16|uint64(k.VLAN))
+	return mix64(h, uint64(k.VLAN2))
+}
+
+func mix64(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a^0x9e3779b97f4a7c15, b^0xd6e8feb86659fd93)
+	return hi ^ lo
+}
+
+// attrSet accumulates the derived attributes (hosts, ports, VLANs) of a
+// group when it is written, and of a dropped segment. Process-local maps,
+// never persisted as such.
+type attrSet struct {
+	hosts map[[16]byte]bitmap
+	ports map[uint32]bitmap // proto<<16 | port
+	vlans map[uint16]bitmap
+}
+
+func newAttrSet() *attrSet {
+	return &attrSet{
+		hosts: make(map[[16]byte]bitmap),
+		ports: make(map[uint32]bitmap),
+		vlans: make(map[uint16]bitmap),
+	}
+}
+
+func (s *attrSet) reset() {
+	clear(s.hosts)
+	clear(s.ports)
+	clear(s.vlans)
+}
+
+// addFlow ORs b into the attributes of flow k.
+func (s *attrSet) addFlow(k *workers.FlowKey, b *bitmap) {
+	orInto(s.hosts, k.A, b)
+	if k.B != k.A {
+		orInto(s.hosts, k.B, b)
+	}
+	if portProto(k.Proto) {
+		p := uint32(k.Proto) << 16
+		orInto(s.ports, p|uint32(k.PortA), b)
+		if k.PortB != k.PortA {
+			orInto(s.ports, p|uint32(k.PortB), b)
+		}
+	}
+	if k.VLAN != 0 {
+		orInto(s.vlans, k.VLAN, b)
+	}
+	if k.VLAN2 != 0 && k.VLAN2 != k.VLAN {
+		orInto(s.vlans, k.VLAN2, b)
+	}
+}
+
+func orInto[K comparable](m map[K]bitmap, k K, b *bitmap) {
+	v := m[k]
+	v.or(b)
+	m[k] = v
+}

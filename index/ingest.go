@@ -1,0 +1,709 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"tapvault/workers"
+	"tapvault/writer"
+)
+
+// placeChunk is how many pending blocks the batcher aggregates per hold of
+// the group lock, so queries never wait long behind it.
+const placeChunk = 8
+
+// Hook returns the function to pass as writer.Options.CommitHook. It copies
+// the block's flow keys (about 84 KB for 2000 flows) and queues them; it
+// never waits for the batcher or for Badger. When QueueLen blocks are already
+// waiting it drops the block from the live index, counts the drop and
+// remembers the hole, which CatchUp fills later.
+func (ix *Index) Hook() writer.CommitHook { return ix.hook }
+
+func (ix *Index) hook(meta writer.BlockMeta, sum *workers.Summary) {
+	if ix.closed.Load() {
+		ix.drops.Add(1)
+		return
+	}
+	ix.pmu.Lock()
+	if !ix.hasLive {
+		ix.live, ix.hasLive = meta.Ref, true
+	}
+	if len(ix.pending) >= ix.opts.QueueLen {
+		if _, ok := ix.holes[meta.Ref]; !ok {
+			ix.holes[meta.Ref] = false
+		}
+		ix.pmu.Unlock()
+		if ix.drops.Add(1) == 1 {
+			ix.log.Warn("index queue full: block dropped from the live index, the index is behind until CatchUp", "ref", meta.Ref)
+		}
+		return
+	}
+	var e *entry
+	if n := len(ix.free); n > 0 {
+		e, ix.free = ix.free[n-1], ix.free[:n-1]
+	} else {
+		e = new(entry)
+	}
+	ix.pmu.Unlock()
+
+	e.meta, e.nonFlow = meta, sum.NonFlow
+	e.flows = slices.Grow(e.flows[:0], len(sum.Flows))[:len(sum.Flows)]
+	for i := range sum.Flows {
+		e.flows[i] = sum.Flows[i].Key
+	}
+
+	ix.pmu.Lock()
+	ix.pending = append(ix.pending, e)
+	ix.pmu.Unlock()
+	select {
+	case ix.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Add indexes one block synchronously, for reindex, CatchUp and tests. The
+// block is queryable when Add returns and durable after Flush or Close (or
+// once its group fills). sum is only read during the call.
+func (ix *Index) Add(meta writer.BlockMeta, sum *workers.Summary) error {
+	if ix.closed.Load() {
+		return fmt.Errorf("index add %v: %w", meta.Ref, ErrClosed)
+	}
+	now := time.Now().UnixNano()
+	ix.gmu.Lock()
+	g, closed := ix.groupFor(meta, now)
+	k := len(g.members)
+	g.add(meta, sum.NonFlow, nil, now)
+	for i := range sum.Flows {
+		g.flows.bits(&sum.Flows[i].Key).set(k)
+	}
+	closed = ix.closeIfFull(g, closed)
+	ix.gmu.Unlock()
+	return ix.writeGroups(closed)
+}
+
+// groupFor returns the open group block meta joins, opening one if needed.
+// Groups it had to close are appended to closed and moved to writing.
+// ix.gmu must be held.
+func (ix *Index) groupFor(meta writer.BlockMeta, now int64) (g *group, closed []*group) {
+	seg := meta.Ref.Segment()
+	for i, og := range ix.open {
+		if og.seg != seg {
+			continue
+		}
+		if og.accepts(meta.Ref) {
+			g = og
+		} else {
+			ix.open = slices.Delete(ix.open, i, i+1)
+			ix.writing = append(ix.writing, og)
+			closed = append(closed, og)
+		}
+		break
+	}
+	if g == nil {
+		if n := len(ix.gfree); n > 0 {
+			g, ix.gfree = ix.gfree[n-1], ix.gfree[:n-1]
+		} else {
+			g = new(group)
+		}
+		ix.open = append(ix.open, g)
+	}
+	s, ok := ix.segs[seg]
+	if !ok {
+		s = segInfo{Seg: seg, MinTS: meta.MinTS, MaxTS: meta.MaxTS}
+	}
+	ix.segs[seg] = mergeSeg(s, segInfo{Seg: seg, MinTS: meta.MinTS, MaxTS: meta.MaxTS})
+	return g, closed
+}
+
+// closeIfFull moves g to writing if it is full. ix.gmu must be held.
+func (ix *Index) closeIfFull(g *group, closed []*group) []*group {
+	if !g.full() {
+		return closed
+	}
+	ix.open = slices.DeleteFunc(ix.open, func(o *group) bool { return o == g })
+	ix.writing = append(ix.writing, g)
+	return append(closed, g)
+}
+
+// closeGroups moves the open groups that pick selects to writing.
+func (ix *Index) closeGroups(pick func(*group) bool) []*group {
+	ix.gmu.Lock()
+	defer ix.gmu.Unlock()
+	var closed []*group
+	ix.open = slices.DeleteFunc(ix.open, func(g *group) bool {
+		if pick(g) {
+			ix.writing = append(ix.writing, g)
+			closed = append(closed, g)
+			return true
+		}
+		return false
+	})
+	return closed
+}
+
+// run is the batcher: it aggregates hooked blocks into groups and writes
+// groups that are full, too old, or flushed.
+func (ix *Index) run() {
+	defer close(ix.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ix.wake:
+			ix.report(ix.drain())
+		case <-tick.C:
+			err := ix.drain()
+			if err == nil {
+				now := time.Now().UnixNano()
+				age := int64(ix.opts.MaxGroupAge)
+				err = ix.writeGroups(ix.closeGroups(func(g *group) bool { return now-g.opened >= age }))
+			}
+			ix.report(err)
+		case reply := <-ix.flushReq:
+			reply <- ix.flushAll()
+		case <-ix.quit:
+			ix.report(ix.flushAll())
+			return
+		}
+	}
+}
+
+func (ix *Index) report(err error) {
+	if err != nil {
+		ix.log.Error("index write failed; the index is behind until CatchUp", "err", err)
+	}
+}
+
+func (ix *Index) flushAll() error {
+	err := ix.drain()
+	return errors.Join(err, ix.writeGroups(ix.closeGroups(func(*group) bool { return true })))
+}
+
+// drain aggregates every pending block, a chunk per hold of the group lock.
+func (ix *Index) drain() error {
+	var errs []error
+	for {
+		now := time.Now().UnixNano()
+		ix.gmu.Lock()
+		ix.pmu.Lock()
+		n := min(len(ix.pending), placeChunk)
+		var batch [placeChunk]*entry
+		copy(batch[:], ix.pending[:n])
+		ix.pending = slices.Delete(ix.pending, 0, n)
+		ix.pmu.Unlock()
+		var closed []*group
+		for _, e := range batch[:n] {
+			g, c := ix.groupFor(e.meta, now)
+			closed = append(closed, c...)
+			g.add(e.meta, e.nonFlow, e.flows, now)
+			closed = ix.closeIfFull(g, closed)
+		}
+		ix.gmu.Unlock()
+		if n > 0 {
+			ix.pmu.Lock()
+			ix.free = append(ix.free, batch[:n]...)
+			ix.pmu.Unlock()
+		}
+		if err := ix.writeGroups(closed); err != nil {
+			errs = append(errs, err)
+		}
+		if n < placeChunk {
+			return errors.Join(errs...)
+		}
+	}
+}
+
+// writeGroups writes closed groups, in order, and retires them.
+func (ix *Index) writeGroups(gs []*group) error {
+	if len(gs) == 0 {
+		return nil
+	}
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
+	var errs []error
+	for _, g := range gs {
+		start := time.Now()
+		err := ix.writeGroup(g)
+		ix.batchNS.Add(int64(time.Since(start)))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		ix.gmu.Lock()
+		ix.writing = slices.DeleteFunc(ix.writing, func(o *group) bool { return o == g })
+		ix.gmu.Unlock()
+		if err == nil {
+			ix.advanceWatermark(g)
+		} else {
+			ix.markHoles(g)
+		}
+		ix.gmu.Lock()
+		g.reset()
+		ix.gfree = append(ix.gfree, g)
+		ix.gmu.Unlock()
+	}
+	if err := ix.persistWatermark(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// markHoles remembers the blocks of a group that failed to write, so that
+// CatchUp indexes them again.
+func (ix *Index) markHoles(g *group) {
+	ix.pmu.Lock()
+	for i := range g.members {
+		if _, ok := ix.holes[g.members[i].Meta.Ref]; !ok {
+			ix.holes[g.members[i].Meta.Ref] = false
+		}
+	}
+	ix.pmu.Unlock()
+}
+
+// writeGroup writes one group's keys in one WriteBatch: the B keys first, so
+// that a group id is claimed before any attribute key uses it, then the
+// attribute keys, the segment's time range and the hole markers. ix.wmu must
+// be held.
+func (ix *Index) writeGroup(g *group) error {
+	gen, err := ix.nextGen(g.members[0].Meta.Ref)
+	if err != nil {
+		return err
+	}
+	g.id = groupID{Ref: g.members[0].Meta.Ref, Gen: gen}
+
+	attrs := ix.attrs
+	attrs.reset()
+	for i := range g.flows.keys {
+		attrs.addFlow(&g.flows.keys[i], &g.flows.maps[i])
+	}
+	nkeys := len(g.members) + g.flows.len() + len(attrs.hosts) + len(attrs.ports) + len(attrs.vlans)
+	size := len(g.members)*blockKeySize + g.flows.len()*flowKeySize + len(attrs.hosts)*hostKeySize +
+		len(attrs.ports)*portKeySize + len(attrs.vlans)*vlanKeySize + 2*segmentKeySize
+	// Badger keeps the key slices until the batch is flushed, so they live
+	// in one arena that is reused only after Flush returns.
+	if cap(ix.arena) < size {
+		ix.arena = make([]byte, 0, size+size/4)
+	}
+	buf := ix.arena[:0]
+	wb := ix.db.NewWriteBatch()
+	defer wb.Cancel()
+	set := func(start int) error { return wb.Set(buf[start:len(buf):len(buf)], nil) }
+
+	for i := range g.members {
+		m := &g.members[i]
+		start := len(buf)
+		buf = appendBlockKey(buf, &blockEntry{Meta: m.Meta, NonFlow: m.NonFlow, Group: g.id, K: uint16(i), N: uint16(len(g.members))})
+		if err := set(start); err != nil {
+			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		}
+	}
+	var attr [flowAttrSize]byte
+	for i := range g.flows.keys {
+		start := len(buf)
+		buf = appendAttrKey(buf, kindFlow, appendFlowAttr(attr[:0], &g.flows.keys[i]), g.id, &g.flows.maps[i])
+		if err := set(start); err != nil {
+			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		}
+	}
+	for ip, b := range attrs.hosts {
+		start := len(buf)
+		buf = appendAttrKey(buf, kindHost, appendHostAttr(attr[:0], &ip), g.id, &b)
+		if err := set(start); err != nil {
+			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		}
+	}
+	for pp, b := range attrs.ports {
+		start := len(buf)
+		buf = appendAttrKey(buf, kindPort, appendPortAttr(attr[:0], uint8(pp>>16), uint16(pp)), g.id, &b)
+		if err := set(start); err != nil {
+			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		}
+	}
+	for v, b := range attrs.vlans {
+		start := len(buf)
+		buf = appendAttrKey(buf, kindVLAN, appendVLANAttr(attr[:0], v), g.id, &b)
+		if err := set(start); err != nil {
+			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		}
+	}
+
+	// The segment's time range: set the widened key before deleting the old
+	// one, so a crash leaves both (merged on load) rather than neither.
+	seg := segInfo{Seg: g.seg, MinTS: g.minTS, MaxTS: g.maxTS}
+	old, had := ix.diskSegs[g.seg]
+	if had {
+		seg = mergeSeg(old, seg)
+	}
+	if !had || seg != old {
+		start := len(buf)
+		buf = appendSegmentKey(buf, seg)
+		if err := set(start); err != nil {
+			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		}
+		nkeys++
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("index group %v: flush: %w", g.id.Ref, err)
+	}
+	if had && seg != old {
+		if err := ix.deleteKeys(appendSegmentKey(nil, old)); err != nil {
+			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		}
+	}
+	ix.diskSegs[g.seg] = seg
+	ix.blocks.Add(uint64(len(g.members)))
+	ix.groups.Add(1)
+	ix.keys.Add(uint64(nkeys))
+	return nil
+}
+
+// deleteKeys deletes keys in one small transaction.
+func (ix *Index) deleteKeys(keys ...[]byte) error {
+	err := ix.db.Update(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		ix.deletes.Add(uint64(len(keys)))
+	}
+	return err
+}
+
+// nextGen returns an unused generation for a group starting at first: one
+// more than any group already recorded there (normally none). ix.wmu must be
+// held.
+func (ix *Index) nextGen(first writer.Ref) (uint8, error) {
+	if gen, ok := ix.nextGenAt[first]; ok {
+		// Written by this process moments ago, possibly not yet visible to a
+		// new read transaction's prefix scan; keep counting.
+		if gen == 255 {
+			return 0, fmt.Errorf("index group %v: more than 255 groupings start at this block", first)
+		}
+		ix.nextGenAt[first] = gen + 1
+		return gen + 1, nil
+	}
+	var next int
+	prefix := appendRefKey(nil, kindBlock, first)
+	err := ix.db.View(func(txn *badger.Txn) error {
+		return scanPrefix(txn, prefix, func(k []byte) error {
+			e, err := parseBlockKey(k)
+			if err != nil {
+				return err
+			}
+			if e.Group.Ref == first && int(e.Group.Gen) >= next {
+				next = int(e.Group.Gen) + 1
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("index group %v: find generation: %w", first, err)
+	}
+	if next > 255 {
+		return 0, fmt.Errorf("index group %v: more than 255 groupings start at this block", first)
+	}
+	if len(ix.nextGenAt) > 4096 {
+		clear(ix.nextGenAt)
+	}
+	ix.nextGenAt[first] = uint8(next)
+	return uint8(next), nil
+}
+
+// advanceWatermark moves the watermark past the written group's blocks that
+// precede every block still in flight or missing, and clears the holes the
+// group filled. ix.wmu must be held.
+func (ix *Index) advanceWatermark(g *group) {
+	var filled [][]byte
+	ix.gmu.RLock()
+	ix.pmu.Lock()
+	for i := range g.members {
+		r := g.members[i].Meta.Ref
+		if persisted, ok := ix.holes[r]; ok {
+			delete(ix.holes, r)
+			if persisted {
+				filled = append(filled, appendRefKey(nil, kindMissing, r))
+			}
+		}
+	}
+	bound, bounded := ix.inflightMinLocked()
+	ix.pmu.Unlock()
+	ix.gmu.RUnlock()
+	if len(filled) > 0 {
+		if err := ix.deleteKeys(filled...); err != nil {
+			ix.log.Warn("index: delete hole markers", "err", err)
+		}
+	}
+	if !ix.caughtUp {
+		return
+	}
+	for i := len(g.members) - 1; i >= 0; i-- {
+		r := g.members[i].Meta.Ref
+		if bounded && r >= bound {
+			continue
+		}
+		if !ix.hasWM || r > ix.wm {
+			ix.wm, ix.hasWM = r, true
+		}
+		break
+	}
+}
+
+// inflightMinLocked is the lowest ref hooked or added but not durable, or
+// missing. ix.gmu and ix.pmu must be held.
+func (ix *Index) inflightMinLocked() (writer.Ref, bool) {
+	var m writer.Ref
+	ok := false
+	see := func(r writer.Ref) {
+		if !ok || r < m {
+			m, ok = r, true
+		}
+	}
+	for _, e := range ix.pending {
+		see(e.meta.Ref)
+	}
+	for _, g := range ix.open {
+		see(g.members[0].Meta.Ref)
+	}
+	for _, g := range ix.writing {
+		if len(g.members) > 0 {
+			see(g.members[0].Meta.Ref)
+		}
+	}
+	for r := range ix.holes {
+		see(r)
+	}
+	return m, ok
+}
+
+// persistWatermark writes the watermark and new hole markers if they
+// changed. ix.wmu must be held.
+func (ix *Index) persistWatermark() error {
+	var set, del [][]byte
+	ix.pmu.Lock()
+	for r, persisted := range ix.holes {
+		if !persisted {
+			set = append(set, appendRefKey(nil, kindMissing, r))
+			ix.holes[r] = true
+		}
+	}
+	ix.pmu.Unlock()
+	var old writer.Ref
+	var hadOld bool
+	err := ix.db.View(func(txn *badger.Txn) error {
+		return scanPrefix(txn, []byte{kindWatermark}, func(k []byte) error {
+			r, err := parseRefKey(k, kindWatermark)
+			if err == nil && (!hadOld || r > old) {
+				old, hadOld = r, true
+			}
+			if err == nil && (!ix.hasWM || r != ix.wm) {
+				del = append(del, slices.Clone(k))
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("index: read watermark: %w", err)
+	}
+	if ix.hasWM && (!hadOld || old != ix.wm) {
+		set = append(set, appendRefKey(nil, kindWatermark, ix.wm))
+	}
+	if len(set) == 0 && len(del) == 0 {
+		return nil
+	}
+	err = ix.db.Update(func(txn *badger.Txn) error {
+		for _, k := range set {
+			if err := txn.Set(k, nil); err != nil {
+				return err
+			}
+		}
+		for _, k := range del {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index: write watermark: %w", err)
+	}
+	ix.keys.Add(uint64(len(set)))
+	ix.deletes.Add(uint64(len(del)))
+	return nil
+}
+
+// Flush aggregates every queued block and writes every open group. When it
+// returns nil, everything committed before the call is durable in the index.
+func (ix *Index) Flush() error {
+	if ix.closed.Load() {
+		return fmt.Errorf("index flush: %w", ErrClosed)
+	}
+	reply := make(chan error, 1)
+	select {
+	case ix.flushReq <- reply:
+		return <-reply
+	case <-ix.done:
+		return fmt.Errorf("index flush: %w", ErrClosed)
+	}
+}
+
+// Close flushes and closes the index. Blocks hooked after Close are counted
+// as drops.
+func (ix *Index) Close() error {
+	ix.closeMu.Lock()
+	defer ix.closeMu.Unlock()
+	if ix.closed.Swap(true) {
+		return nil
+	}
+	close(ix.quit)
+	<-ix.done
+	if err := ix.db.Close(); err != nil {
+		return fmt.Errorf("close index %q: %w", ix.opts.Dir, err)
+	}
+	return nil
+}
+
+// Stats returns the index's counters.
+func (ix *Index) Stats() Stats {
+	s := Stats{
+		Blocks:     ix.blocks.Load(),
+		Groups:     ix.groups.Load(),
+		Keys:       ix.keys.Load(),
+		Deletes:    ix.deletes.Load(),
+		QueueDrops: ix.drops.Load(),
+		BatchTime:  time.Duration(ix.batchNS.Load()),
+	}
+	ix.gmu.RLock()
+	ix.pmu.Lock()
+	s.Lag = len(ix.pending)
+	for _, g := range ix.open {
+		s.Lag += len(g.members)
+	}
+	for _, g := range ix.writing {
+		s.Lag += len(g.members)
+	}
+	s.Holes = len(ix.holes)
+	ix.pmu.Unlock()
+	ix.gmu.RUnlock()
+	ix.wmu.Lock()
+	s.Watermark, s.CaughtUp = ix.wm, ix.caughtUp
+	ix.wmu.Unlock()
+	return s
+}
+
+// Size is Badger's estimate of its table (LSM) and value-log bytes.
+func (ix *Index) Size() (lsm, vlog int64) { return ix.db.Size() }
+
+// Watermark is the highest ref indexed with nothing missing before it, or 0
+// when none is known. It advances only after CatchUp has run once since
+// Open: before that the index cannot know which blocks the store wrote
+// while it was not watching.
+func (ix *Index) Watermark() writer.Ref {
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
+	return ix.wm
+}
+
+// Missing returns the refs of blocks the index knows it lacks (dropped by a
+// full queue or a failed write), ascending.
+func (ix *Index) Missing() []writer.Ref {
+	ix.pmu.Lock()
+	out := make([]writer.Ref, 0, len(ix.holes))
+	for r := range ix.holes {
+		out = append(out, r)
+	}
+	ix.pmu.Unlock()
+	slices.Sort(out)
+	return out
+}
+
+// BlockWalker calls fn for every committed block of the store with a ref at
+// or after from, in ref order. The reader adapter of the store implements
+// it over the segments' block summaries.
+type BlockWalker func(from writer.Ref, fn func(meta writer.BlockMeta, sum *workers.Summary) error) error
+
+// CatchUp indexes what the index lacks: the blocks after the watermark that
+// the commit hook did not see since Open, and the holes. On an empty index
+// that is every block: a reindex. Call it once after Open, also when the
+// store is new, since the watermark advances only afterwards; call it again
+// whenever Stats.Holes is not zero. Live hooking may go on meanwhile.
+func (ix *Index) CatchUp(walk BlockWalker) error {
+	ix.wmu.Lock()
+	from, has := ix.wm+1, ix.hasWM
+	ix.wmu.Unlock()
+	if !has {
+		from = 0
+	}
+	ix.pmu.Lock()
+	for r := range ix.holes {
+		if r < from {
+			from = r
+		}
+	}
+	ix.pmu.Unlock()
+	err := walk(from, func(meta writer.BlockMeta, sum *workers.Summary) error {
+		ix.pmu.Lock()
+		_, hole := ix.holes[meta.Ref]
+		live := ix.hasLive && meta.Ref >= ix.live
+		ix.pmu.Unlock()
+		if live && !hole {
+			return nil
+		}
+		return ix.Add(meta, sum)
+	})
+	if err != nil {
+		return fmt.Errorf("index catch up from %v: %w", from, err)
+	}
+	if err := ix.Flush(); err != nil {
+		return fmt.Errorf("index catch up: %w", err)
+	}
+	ix.wmu.Lock()
+	ix.caughtUp = true
+	ix.gmu.RLock()
+	ix.pmu.Lock()
+	bound, bounded := ix.inflightMinLocked()
+	ix.pmu.Unlock()
+	ix.gmu.RUnlock()
+	_ = bound
+	if !bounded {
+		// Nothing in flight and nothing missing: everything seen is durable.
+		if top, ok, err := ix.maxIndexedRef(); err != nil {
+			ix.wmu.Unlock()
+			return err
+		} else if ok && (!ix.hasWM || top > ix.wm) {
+			ix.wm, ix.hasWM = top, true
+		}
+	}
+	err = ix.persistWatermark()
+	ix.wmu.Unlock()
+	return err
+}
+
+// maxIndexedRef is the highest ref with a B key.
+func (ix *Index) maxIndexedRef() (writer.Ref, bool, error) {
+	var r writer.Ref
+	var ok bool
+	err := ix.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{kindBlock}})
+		defer it.Close()
+		it.Seek([]byte{kindBlock, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		if it.ValidForPrefix([]byte{kindBlock}) {
+			e, err := parseBlockKey(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			r, ok = e.Meta.Ref, true
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("index: find last block: %w", err)
+	}
+	return r, ok, nil
+}

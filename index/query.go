@@ -1,0 +1,562 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"tapvault/workers"
+	"tapvault/writer"
+)
+
+// A query has two parts, both snapshot when the iterator is made: the blocks
+// still in memory (queued, in an open group, or being written) and the
+// blocks in Badger. The memory is read first and the Badger transaction
+// opened after, so a group that moves from memory to Badger in between is
+// seen in at least one of them.
+
+// matcher selects flows in memory; on disk the key ranges do.
+type matcher struct {
+	exact *workers.FlowKey // a single flow: hash lookup in groups
+	match func(k *workers.FlowKey) bool
+}
+
+func overlaps(m *writer.BlockMeta, from, to int64) bool { return m.MinTS <= to && m.MaxTS >= from }
+
+// snapshot returns the matching in-memory refs and the segments worth
+// scanning on disk, ascending.
+func (ix *Index) snapshot(m *matcher, from, to int64) (mem []writer.Ref, segs []uint32) {
+	ix.gmu.RLock()
+	ix.pmu.Lock()
+	for _, e := range ix.pending {
+		if !overlaps(&e.meta, from, to) {
+			continue
+		}
+		if m == nil {
+			mem = append(mem, e.meta.Ref)
+			continue
+		}
+		for i := range e.flows {
+			if m.matches(&e.flows[i]) {
+				mem = append(mem, e.meta.Ref)
+				break
+			}
+		}
+	}
+	ix.pmu.Unlock()
+	for _, gs := range [2][]*group{ix.open, ix.writing} {
+		for _, g := range gs {
+			mem = g.match(mem, m, from, to)
+		}
+	}
+	for _, s := range ix.segs {
+		if s.MinTS <= to && s.MaxTS >= from {
+			segs = append(segs, s.Seg)
+		}
+	}
+	ix.gmu.RUnlock()
+	slices.Sort(segs)
+	return sortUnique(mem), segs
+}
+
+func (m *matcher) matches(k *workers.FlowKey) bool {
+	if m.exact != nil {
+		return *k == *m.exact
+	}
+	return m.match(k)
+}
+
+// match appends the refs of g's blocks that hold a flow m selects (every
+// block if m is nil) and overlap [from, to].
+func (g *group) match(dst []writer.Ref, m *matcher, from, to int64) []writer.Ref {
+	var bits bitmap
+	switch {
+	case m == nil:
+		for k := range g.members {
+			bits.set(k)
+		}
+	case m.exact != nil:
+		if b := g.flows.lookup(m.exact); b != nil {
+			bits = *b
+		}
+	default:
+		for i := range g.flows.keys {
+			if m.match(&g.flows.keys[i]) {
+				bits.or(&g.flows.maps[i])
+			}
+		}
+	}
+	for k := range g.members {
+		if bits.has(k) && overlaps(&g.members[k].Meta, from, to) {
+			dst = append(dst, g.members[k].Meta.Ref)
+		}
+	}
+	return dst
+}
+
+// Time iterates the blocks overlapping [from, to] (both inclusive, ns).
+func (ix *Index) Time(from, to int64) Iterator {
+	if ix.closed.Load() {
+		return &errIter{fmt.Errorf("index time query: %w", ErrClosed)}
+	}
+	mem, segs := ix.snapshot(nil, from, to)
+	d := ix.newDiskIter(segs, from, to)
+	d.load = d.loadTime
+	return withMem(mem, d)
+}
+
+// Flow iterates the blocks holding flow k and overlapping [from, to]. k is a
+// normalised key, as the decoder makes it.
+func (ix *Index) Flow(k workers.FlowKey, from, to int64) Iterator {
+	return ix.single(kindFlow, appendFlowAttr(nil, &k), &matcher{exact: &k}, from, to)
+}
+
+// Host iterates the blocks with a flow from or to ip (IPv4-mapped for IPv4).
+func (ix *Index) Host(ip [16]byte, from, to int64) Iterator {
+	return ix.single(kindHost, appendHostAttr(nil, &ip), &matcher{match: func(k *workers.FlowKey) bool {
+		return k.A == ip || k.B == ip
+	}}, from, to)
+}
+
+// VLAN iterates the blocks with a flow tagged with VLAN id (outer or inner).
+// Untagged traffic (id 0) is not indexed.
+func (ix *Index) VLAN(id uint16, from, to int64) Iterator {
+	if id == 0 {
+		return newSliceIter(nil)
+	}
+	return ix.single(kindVLAN, appendVLANAttr(nil, id), &matcher{match: func(k *workers.FlowKey) bool {
+		return k.VLAN == id || k.VLAN2 == id
+	}}, from, to)
+}
+
+// Port iterates the blocks with a TCP, UDP or SCTP flow using port at either
+// end. proto 0 means any of the three.
+func (ix *Index) Port(proto uint8, port uint16, from, to int64) Iterator {
+	if proto == 0 {
+		return Union(ix.Port(protoTCP, port, from, to), ix.Port(protoUDP, port, from, to), ix.Port(protoSCTP, port, from, to))
+	}
+	if !portProto(proto) {
+		return newSliceIter(nil)
+	}
+	return ix.single(kindPort, appendPortAttr(nil, proto, port), &matcher{match: func(k *workers.FlowKey) bool {
+		return k.Proto == proto && (k.PortA == port || k.PortB == port)
+	}}, from, to)
+}
+
+// PortRange is Port for every port in [lo, hi].
+func (ix *Index) PortRange(proto uint8, lo, hi uint16, from, to int64) Iterator {
+	if proto == 0 {
+		return Union(ix.PortRange(protoTCP, lo, hi, from, to), ix.PortRange(protoUDP, lo, hi, from, to), ix.PortRange(protoSCTP, lo, hi, from, to))
+	}
+	if !portProto(proto) || lo > hi {
+		return newSliceIter(nil)
+	}
+	if lo == hi {
+		return ix.Port(proto, lo, from, to)
+	}
+	in := func(p uint16) bool { return p >= lo && p <= hi }
+	return ix.ranged(kindPort, appendPortAttr(nil, proto, lo), appendPortAttr(nil, proto, hi), &matcher{match: func(k *workers.FlowKey) bool {
+		return k.Proto == proto && (in(k.PortA) || in(k.PortB))
+	}}, from, to)
+}
+
+// Net iterates the blocks with a flow from or to an address in prefix.
+func (ix *Index) Net(prefix netip.Prefix, from, to int64) Iterator {
+	if !prefix.IsValid() {
+		return &errIter{fmt.Errorf("index net query: invalid prefix %v", prefix)}
+	}
+	prefix = prefix.Masked()
+	bitsLen := prefix.Bits()
+	if prefix.Addr().Is4() {
+		bitsLen += 96
+	}
+	lo := netip.AddrFrom16(prefix.Addr().As16()).As16()
+	hi := lo
+	for i := bitsLen; i < 128; i++ {
+		hi[i/8] |= 0x80 >> (i % 8)
+	}
+	if lo == hi {
+		return ix.Host(lo, from, to)
+	}
+	in := func(a *[16]byte) bool {
+		return bytes.Compare(a[:], lo[:]) >= 0 && bytes.Compare(a[:], hi[:]) <= 0
+	}
+	return ix.ranged(kindHost, lo[:], hi[:], &matcher{match: func(k *workers.FlowKey) bool {
+		return in(&k.A) || in(&k.B)
+	}}, from, to)
+}
+
+// single is a query on one attribute value: lazy, one segment at a time.
+func (ix *Index) single(kind byte, attr []byte, m *matcher, from, to int64) Iterator {
+	if ix.closed.Load() {
+		return &errIter{fmt.Errorf("index query: %w", ErrClosed)}
+	}
+	mem, segs := ix.snapshot(m, from, to)
+	d := ix.newDiskIter(segs, from, to)
+	d.prefix = append([]byte{kind}, attr...)
+	d.load = d.loadSingle
+	return withMem(mem, d)
+}
+
+// ranged is a query on a range of attribute values [lo, hi]: the matching
+// keys of every value are collected at once, hopping from value to value.
+func (ix *Index) ranged(kind byte, lo, hi []byte, m *matcher, from, to int64) Iterator {
+	if ix.closed.Load() {
+		return &errIter{fmt.Errorf("index query: %w", ErrClosed)}
+	}
+	mem, segs := ix.snapshot(m, from, to)
+	d := ix.newDiskIter(segs, from, to)
+	defer d.Close()
+	refs, err := d.collectRange(kind, lo, hi)
+	if err != nil {
+		return &errIter{err}
+	}
+	return newSliceIter(sortUnique(append(refs, mem...)))
+}
+
+func withMem(mem []writer.Ref, d *diskIter) Iterator {
+	if len(mem) == 0 {
+		return d
+	}
+	return Union(newSliceIter(mem), d)
+}
+
+// diskIter walks the Badger part of a query one candidate segment at a time.
+type diskIter struct {
+	ix       *Index
+	txn      *badger.Txn
+	it       *badger.Iterator // over the query's key kind
+	bit      *badger.Iterator // over B keys, to resolve groups
+	segs     []uint32
+	si       int // next segment to load
+	from, to int64
+	prefix   []byte // kind | attr, for single-value queries
+	load     func(seg uint32) error
+	key      []byte
+	members  map[groupID][]member
+	buf      []writer.Ref
+	bi       int
+	err      error
+	closed   bool
+}
+
+func (ix *Index) newDiskIter(segs []uint32, from, to int64) *diskIter {
+	return &diskIter{ix: ix, segs: segs, from: from, to: to, bi: -1, members: make(map[groupID][]member)}
+}
+
+func (d *diskIter) begin() {
+	if d.txn == nil && !d.closed {
+		d.txn = d.ix.db.NewTransaction(false)
+	}
+}
+
+func (d *diskIter) Next() bool {
+	for {
+		if d.err != nil || d.closed {
+			return false
+		}
+		if d.bi+1 < len(d.buf) {
+			d.bi++
+			return true
+		}
+		if d.si >= len(d.segs) {
+			d.bi = len(d.buf)
+			return false
+		}
+		d.fill()
+	}
+}
+
+// fill loads the next candidate segment into buf.
+func (d *diskIter) fill() {
+	d.begin()
+	seg := d.segs[d.si]
+	d.si++
+	d.buf, d.bi = d.buf[:0], -1
+	if err := d.load(seg); err != nil {
+		d.err = err
+		return
+	}
+	d.buf = sortUnique(d.buf)
+}
+
+func (d *diskIter) Seek(ref writer.Ref) bool {
+	if d.err != nil || d.closed {
+		return false
+	}
+	if d.bi >= 0 && d.bi < len(d.buf) && d.buf[d.bi] >= ref {
+		return true
+	}
+	for {
+		if len(d.buf) > 0 && d.buf[len(d.buf)-1] >= ref {
+			if d.bi < 0 {
+				d.bi = 0
+			}
+			j, _ := slices.BinarySearch(d.buf[d.bi:], ref)
+			d.bi += j
+			return true
+		}
+		// Nothing left here: skip the segments before ref's.
+		for d.si < len(d.segs) && d.segs[d.si] < ref.Segment() {
+			d.si++
+		}
+		if d.si >= len(d.segs) {
+			d.buf, d.bi = d.buf[:0], 0
+			return false
+		}
+		d.fill()
+		if d.err != nil {
+			return false
+		}
+	}
+}
+
+func (d *diskIter) At() writer.Ref { return d.buf[d.bi] }
+func (d *diskIter) Err() error     { return d.err }
+
+func (d *diskIter) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if d.it != nil {
+		d.it.Close()
+	}
+	if d.bit != nil {
+		d.bit.Close()
+	}
+	if d.txn != nil {
+		d.txn.Discard()
+	}
+	return nil
+}
+
+func segStart(seg uint32) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(writer.MakeRef(seg, 0)))
+}
+
+// loadTime adds the blocks of seg that overlap the query's time range.
+func (d *diskIter) loadTime(seg uint32) error {
+	if d.it == nil {
+		d.it = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindBlock}})
+	}
+	prefix := binary.BigEndian.AppendUint32([]byte{kindBlock}, seg)
+	for d.it.Seek(prefix); d.it.ValidForPrefix(prefix); d.it.Next() {
+		e, err := parseBlockKey(d.it.Item().Key())
+		if err != nil {
+			return fmt.Errorf("index time query: %w", err)
+		}
+		if overlaps(&e.Meta, d.from, d.to) {
+			d.buf = append(d.buf, e.Meta.Ref)
+		}
+	}
+	return nil
+}
+
+// loadSingle adds the blocks of seg holding the query's attribute.
+func (d *diskIter) loadSingle(seg uint32) error {
+	if d.it == nil {
+		d.it = d.txn.NewIterator(badger.IteratorOptions{Prefix: d.prefix[:1]})
+	}
+	d.key = append(append(d.key[:0], d.prefix...), segStart(seg)...)
+	for d.it.Seek(d.key); d.it.ValidForPrefix(d.prefix); d.it.Next() {
+		ak, err := parseAttrKey(d.it.Item().Key())
+		if err != nil {
+			return fmt.Errorf("index query: %w", err)
+		}
+		if ak.Group.Ref.Segment() != seg {
+			break
+		}
+		if err := d.resolve(ak.Group, &ak.Bits); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collectRange returns the blocks, in any order, of every attribute value
+// in [lo, hi] within the candidate segments.
+func (d *diskIter) collectRange(kind byte, lo, hi []byte) ([]writer.Ref, error) {
+	if len(d.segs) == 0 {
+		return nil, nil
+	}
+	d.begin()
+	d.it = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kind}})
+	first, last := d.segs[0], d.segs[len(d.segs)-1]
+	want := make(map[uint32]bool, len(d.segs))
+	for _, s := range d.segs {
+		want[s] = true
+	}
+	n := attrSize(kind)
+	attr := slices.Clone(lo)
+	for {
+		d.key = append(append(append(d.key[:0], kind), attr...), segStart(first)...)
+		d.it.Seek(d.key)
+		if !d.it.ValidForPrefix([]byte{kind}) {
+			break
+		}
+		k := d.it.Item().Key()
+		if bytes.Compare(k[1:1+n], hi) > 0 {
+			break
+		}
+		copy(attr, k[1:1+n])
+		for ; d.it.ValidForPrefix([]byte{kind}); d.it.Next() {
+			k = d.it.Item().Key()
+			if !bytes.Equal(k[1:1+n], attr) {
+				break
+			}
+			ak, err := parseAttrKey(k)
+			if err != nil {
+				return nil, fmt.Errorf("index query: %w", err)
+			}
+			seg := ak.Group.Ref.Segment()
+			if seg > last {
+				break
+			}
+			if !want[seg] {
+				continue
+			}
+			if err := d.resolve(ak.Group, &ak.Bits); err != nil {
+				return nil, err
+			}
+		}
+		if !increment(attr) || bytes.Compare(attr, hi) > 0 {
+			break
+		}
+	}
+	return d.buf, nil
+}
+
+// increment adds one to the big-endian number b; false on overflow.
+func increment(b []byte) bool {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i]++
+		if b[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve adds the blocks of group g whose bit is set and that overlap the
+// query's time range.
+func (d *diskIter) resolve(g groupID, bits *bitmap) error {
+	ms, err := d.groupMembers(g)
+	if err != nil {
+		return err
+	}
+	for k := range ms {
+		if bits.has(k) && overlaps(&ms[k].Meta, d.from, d.to) {
+			d.buf = append(d.buf, ms[k].Meta.Ref)
+		}
+	}
+	return nil
+}
+
+// groupMembers reads the blocks of group g from its B keys: they follow g's
+// first block, in order.
+func (d *diskIter) groupMembers(g groupID) ([]member, error) {
+	if ms, ok := d.members[g]; ok {
+		return ms, nil
+	}
+	if d.bit == nil {
+		d.bit = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindBlock}})
+	}
+	var ms []member
+	found, scanned := 0, 0
+	seg := g.Ref.Segment()
+	for d.bit.Seek(appendRefKey(d.key[:0], kindBlock, g.Ref)); d.bit.ValidForPrefix([]byte{kindBlock}); d.bit.Next() {
+		e, err := parseBlockKey(d.bit.Item().Key())
+		if err != nil {
+			return nil, fmt.Errorf("index query: group %v: %w", g.Ref, err)
+		}
+		if e.Meta.Ref.Segment() != seg {
+			break
+		}
+		scanned++
+		if e.Group == g {
+			if ms == nil {
+				ms = make([]member, e.N)
+				for i := range ms {
+					// A member whose B key is missing (a crash, or a
+					// segment being dropped) overlaps no time range.
+					ms[i].Meta.MinTS, ms[i].Meta.MaxTS = math.MaxInt64, math.MinInt64
+				}
+			}
+			if int(e.K) < len(ms) {
+				ms[e.K] = member{Meta: e.Meta, NonFlow: e.NonFlow}
+				found++
+			}
+			if found == len(ms) {
+				break
+			}
+		}
+		if scanned > 4*GroupBlocks {
+			break
+		}
+	}
+	if ms == nil {
+		// A group whose B keys are gone (its segment is being dropped).
+		ms = []member{}
+	}
+	if len(d.members) >= 1024 {
+		clear(d.members)
+	}
+	d.members[g] = ms
+	return ms, nil
+}
+
+// Meta returns the indexed meta of the block at ref.
+func (ix *Index) Meta(ref writer.Ref) (writer.BlockMeta, bool) {
+	if ix.closed.Load() {
+		return writer.BlockMeta{}, false
+	}
+	ix.gmu.RLock()
+	ix.pmu.Lock()
+	for _, e := range ix.pending {
+		if e.meta.Ref == ref {
+			m := e.meta
+			ix.pmu.Unlock()
+			ix.gmu.RUnlock()
+			return m, true
+		}
+	}
+	ix.pmu.Unlock()
+	for _, gs := range [2][]*group{ix.open, ix.writing} {
+		for _, g := range gs {
+			for i := range g.members {
+				if g.members[i].Meta.Ref == ref {
+					m := g.members[i].Meta
+					ix.gmu.RUnlock()
+					return m, true
+				}
+			}
+		}
+	}
+	ix.gmu.RUnlock()
+	var m writer.BlockMeta
+	var ok bool
+	prefix := appendRefKey(nil, kindBlock, ref)
+	err := ix.db.View(func(txn *badger.Txn) error {
+		return scanPrefix(txn, prefix, func(k []byte) error {
+			e, err := parseBlockKey(k)
+			if err == nil {
+				m, ok = e.Meta, true
+				return errStop
+			}
+			return nil
+		})
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return writer.BlockMeta{}, false
+	}
+	return m, ok
+}
+
+var errStop = errors.New("stop")
