@@ -43,13 +43,16 @@ import (
 //	            datagram as its length fields declare it, so Ethernet
 //	            padding and trailers are never counted.
 //
-// FlagTruncated is set when the captured bytes end before the end of a header
-// or before the end of the IP datagram its length field declares (a snaplen
-// cut). FlagMalformed is set when a header contradicts itself or its
-// enclosing header (IPv4 IHL < 5, total length shorter than the header, a
-// TCP data offset < 5, a UDP length beyond the datagram, a wrong IP version
-// behind an EtherType that promised one). Either flag stops the walk;
-// whatever was decoded before it is kept.
+// FlagTruncated is set when the captured bytes end inside a header the
+// decoder decodes (link, tag, IP with its options and extension headers,
+// TCP/UDP/SCTP/ICMP/ICMPv6), as decoded.go defines it. A snaplen cut inside
+// the L4 payload is not flagged: the decode lost nothing, and the packet
+// record's wire length shows the cut. FlagMalformed is set when a header
+// contradicts itself or its enclosing header (IPv4 IHL < 5, a total length
+// shorter than the header, a TCP data offset < 5, a UDP length outside the
+// datagram, an IPv6 extension header longer than the datagram, a wrong IP
+// version behind an EtherType that promised one). Either flag ends the walk
+// at the header concerned; whatever was decoded before it is kept.
 
 // EtherTypes the decoder understands.
 const (
@@ -320,11 +323,11 @@ func decodeIPv4(data []byte, off int, d *Decoded) {
 
 	end := off + totalLen
 	if totalLen > avail {
-		d.Flags |= FlagTruncated
 		end = len(data)
 	}
 	if hl > avail {
 		// Options cut: the addresses are known, nothing past them is.
+		d.Flags |= FlagTruncated
 		return
 	}
 	l4 := off + hl
@@ -368,7 +371,6 @@ func decodeIPv6(data []byte, off int, d *Decoded) {
 	end := declared
 	cut := false
 	if end > len(data) {
-		d.Flags |= FlagTruncated
 		end = len(data)
 		cut = true
 	}
@@ -432,7 +434,7 @@ func decodeIPv6(data []byte, off int, d *Decoded) {
 // otherwise.
 func extShort(cut bool, d *Decoded) {
 	if cut {
-		d.Flags |= FlagTruncated // already set with cut; kept for clarity
+		d.Flags |= FlagTruncated
 		return
 	}
 	d.Flags |= FlagMalformed
@@ -444,7 +446,11 @@ func extShort(cut bool, d *Decoded) {
 func decodeL4(data []byte, off int, cut bool, d *Decoded) {
 	n := len(data) - off
 	if n <= 0 {
-		if n == 0 && !cut && d.Flags&FlagFirstFrag == 0 && hasL4Header(d.Proto) {
+		switch {
+		case !hasL4Header(d.Proto):
+		case cut:
+			d.Flags |= FlagTruncated
+		case d.Flags&FlagFirstFrag == 0:
 			d.Flags |= FlagMalformed
 		}
 		return

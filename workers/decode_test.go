@@ -685,13 +685,20 @@ func TestDecodeTruncated(t *testing.T) {
 		s.pad = 0
 		data := genPacket(t, s)
 		dec.Decode(data, s.link, &whole)
-		// Where the IP datagram ends: gopacket pads Ethernet frames to
-		// 60 bytes, and a cut in the padding is no truncation.
-		ipEnd := int(whole.L3Off)
-		if whole.IPVer == 4 {
-			ipEnd += int(binary.BigEndian.Uint16(data[ipEnd+2:]))
-		} else {
-			ipEnd += 40 + int(binary.BigEndian.Uint16(data[ipEnd+4:]))
+		// Where the headers end: a cut before is truncation, a cut after
+		// (in the payload or in gopacket's padding to 60 bytes) is not.
+		hdrEnd := int(whole.PayloadOff)
+		if hdrEnd < 0 {
+			hdrEnd = int(whole.L4Off) // a protocol the decoder does not know
+		}
+		if hdrEnd < 0 {
+			// Nothing after the IP headers: they end with the datagram.
+			hdrEnd = int(whole.L3Off)
+			if whole.IPVer == 4 {
+				hdrEnd += int(binary.BigEndian.Uint16(data[hdrEnd+2:]))
+			} else {
+				hdrEnd += 40 + int(binary.BigEndian.Uint16(data[hdrEnd+4:]))
+			}
 		}
 		for c := 0; c < len(data); c++ {
 			p := data[:c:c]
@@ -699,9 +706,13 @@ func TestDecodeTruncated(t *testing.T) {
 			if diffs := prefixDiffs(&whole, &cut, c); len(diffs) > 0 {
 				t.Fatalf("%v cut at %d of %d:\n%s", s, c, len(data), strings.Join(diffs, "\n"))
 			}
-			if c >= ipEnd {
+			if c >= hdrEnd {
+				cut.PayloadLen = whole.PayloadLen
+				if c == hdrEnd && whole.PayloadOff < 0 {
+					cut.L4Off = whole.L4Off // no byte of the unknown L4 header
+				}
 				if cut != whole {
-					t.Fatalf("%v cut at %d of %d, in the padding: got %+v, want %+v", s, c, len(data), cut, whole)
+					t.Fatalf("%v cut at %d of %d, after the headers: got %+v, want %+v", s, c, len(data), cut, whole)
 				}
 				continue
 			}
@@ -909,7 +920,7 @@ func TestDecodeCases(t *testing.T) {
 		{"PPPoE over QinQ", eth, cat(ethHdr(0x88a8), be16(10), be16(0x8100), be16(20), be16(0x8864), []byte{0x11, 0, 0x12, 0x34}, be16(30), be16(0x0021), ip4Hdr(17, 28, 0), udpHdr(8)),
 			want{flags: FlagVLAN | v4 | udp, etherType: 0x8864, nvlan: 2, vlans: [MaxVLAN]uint16{10, 20}, ipver: 4, proto: 17, l3: 30, l4: 50, pay: 58, sport: 1000, dport: 53, fragID: 0x1234}},
 		{"PPPoE length bounds the datagram", eth, cat(ethHdr(0x8864), []byte{0x11, 0, 0x12, 0x34}, be16(2+28), be16(0x0021), ip4Hdr(17, 34, 0), udpHdr(14), zeros(6)),
-			want{flags: v4 | udp | FlagTruncated, etherType: 0x8864, ipver: 4, proto: 17, l3: 22, l4: 42, pay: 50, sport: 1000, dport: 53, fragID: 0x1234}},
+			want{flags: v4 | udp, etherType: 0x8864, ipver: 4, proto: 17, l3: 22, l4: 42, pay: 50, sport: 1000, dport: 53, fragID: 0x1234}},
 		{"NULL, little-endian family", dataplane.LinkTypeNull, cat([]byte{2, 0, 0, 0}, ip4Hdr(17, 28, 0), udpHdr(8)),
 			want{flags: v4 | udp, ipver: 4, proto: 17, l3: 4, l4: 24, pay: 32, sport: 1000, dport: 53, fragID: 0x1234}},
 		{"NULL, big-endian family", dataplane.LinkTypeNull, cat([]byte{0, 0, 0, 2}, ip4Hdr(17, 28, 0), udpHdr(8)),
@@ -938,8 +949,8 @@ func TestDecodeCases(t *testing.T) {
 			want{flags: v4 | tcp, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 38, pay: 58, sport: 40000, dport: 80, fragID: 0x1234, tcpFlags: 0x12}},
 		{"IPv4 TSO length 0", eth, cat(ethHdr(0x0800), ip4Hdr(17, 0, 0), udpHdr(0), zeros(1000)),
 			want{flags: v4 | udp, etherType: 0x0800, ipver: 4, proto: 17, l3: 14, l4: 34, pay: 42, payLen: 1000, sport: 1000, dport: 53, fragID: 0x1234}},
-		{"IPv4 datagram cut by snaplen", eth, cat(ethHdr(0x0800), ip4Hdr(6, 1500, 0), tcpHdr(5), zeros(10)),
-			want{flags: v4 | tcp | FlagTruncated, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 34, pay: 54, payLen: 10, sport: 40000, dport: 80, fragID: 0x1234, tcpFlags: 0x12}},
+		{"IPv4 datagram cut by snaplen in the payload", eth, cat(ethHdr(0x0800), ip4Hdr(6, 1500, 0), tcpHdr(5), zeros(10)),
+			want{flags: v4 | tcp, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 34, pay: 54, payLen: 10, sport: 40000, dport: 80, fragID: 0x1234, tcpFlags: 0x12}},
 		{"TCP options cut", eth, cat(ethHdr(0x0800), ip4Hdr(6, 1500, 0), tcpHdr(8), zeros(4)),
 			want{flags: v4 | tcp | FlagTruncated, etherType: 0x0800, ipver: 4, proto: 6, l3: 14, l4: 34, pay: none, sport: 40000, dport: 80, fragID: 0x1234, tcpFlags: 0x12}},
 		{"TCP ports only", eth, cat(ethHdr(0x0800), ip4Hdr(6, 1500, 0), tcpHdr(5)[:6]),
