@@ -129,12 +129,20 @@ func NewProducer(p *Port, txq int, frames [][]byte, opts ProducerOptions) (*Prod
 // Run transmits every frame opts.Loops times on the calling goroutine, which
 // it locks to its thread and pins to lcore (lcore < 0: no pinning). It
 // returns when all packets were accepted by the PMD, or early after Stop.
-func (pr *Producer) Run(lcore int) error {
+func (pr *Producer) Run(lcore int) (err error) {
 	if !pr.running.CompareAndSwap(false, true) {
 		return errors.New("producer: already running or finished")
 	}
+	if pr.t == nil {
+		return errors.New("producer: closed")
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("producer on lcore %d: panic: %v", lcore, r)
+		}
+	}()
 	if lcore >= 0 {
 		if err := PinThread(lcore); err != nil {
 			return fmt.Errorf("producer: %w", err)

@@ -73,26 +73,29 @@ func countCapture(path string) (captureInfo, error) {
 		return captureInfo{}, fmt.Errorf("count capture %q: %w", path, err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
-	var magic [4]byte
-	if _, err := io.ReadFull(r, magic[:]); err != nil {
-		return captureInfo{}, fmt.Errorf("count capture %q: read magic: %w", path, err)
-	}
-	var info captureInfo
-	switch binary.LittleEndian.Uint32(magic[:]) {
-	case 0xa1b2c3d4, 0xa1b23c4d:
-		info, err = countPcap(r, binary.LittleEndian)
-	case 0xd4c3b2a1, 0x4d3cb2a1:
-		info, err = countPcap(r, binary.BigEndian)
-	case 0x0a0d0d0a:
-		info, err = countPcapng(r)
-	default:
-		err = errReplayFormat
-	}
+	info, err := countCaptureFrom(f)
 	if err != nil {
 		return info, fmt.Errorf("count capture %q: %w", path, err)
 	}
 	return info, nil
+}
+
+// countCaptureFrom counts the packets of a pcap or pcapng stream.
+func countCaptureFrom(rd io.Reader) (captureInfo, error) {
+	r := bufio.NewReaderSize(rd, 64<<10)
+	var magic [4]byte
+	if _, err := io.ReadFull(r, magic[:]); err != nil {
+		return captureInfo{}, fmt.Errorf("read magic: %w", err)
+	}
+	switch binary.LittleEndian.Uint32(magic[:]) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		return countPcap(r, binary.LittleEndian)
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		return countPcap(r, binary.BigEndian)
+	case 0x0a0d0d0a:
+		return countPcapng(r)
+	}
+	return captureInfo{}, errReplayFormat
 }
 
 // countPcap walks classic pcap records after the 4-byte magic.

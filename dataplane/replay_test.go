@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -212,4 +213,35 @@ func TestCountCapture(t *testing.T) {
 	if _, err := countCapture(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("countCapture(missing): got %v, want %v", err, os.ErrNotExist)
 	}
+}
+
+// FuzzCountCapture checks that counting never panics or loops on arbitrary
+// input, and never counts more packets than the input could hold.
+func FuzzCountCapture(f *testing.F) {
+	dir := f.TempDir()
+	pk := testPackets(5)
+	for i, write := range []func(string){
+		func(p string) { writeTestPcap(f, p, pk, false, binary.LittleEndian) },
+		func(p string) { writeTestPcap(f, p, pk, true, binary.BigEndian) },
+		func(p string) { writeTestPcapng(f, p, pk) },
+	} {
+		path := filepath.Join(dir, fmt.Sprint(i))
+		write(path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		info, err := countCaptureFrom(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		// Every counted record has at least a 12-byte header (SPB: 16).
+		if info.Packets > int64(len(b)/12) {
+			t.Fatalf("got %d packets from %d bytes, want at most %d", info.Packets, len(b), len(b)/12)
+		}
+	})
 }
