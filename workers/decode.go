@@ -693,15 +693,29 @@ func lessEndpoint(a, b *[16]byte, pa, pb uint16) bool {
 // of their first fragment, whose ports are known. Reassembly would be needed
 // to do better, and a per-core decoder does not hold fragment state.
 func FlowKeyOf(d *Decoded) (k FlowKey, dir uint8, ok bool) {
+	// A wrapper small enough to inline, so the key is built in the
+	// caller's frame instead of being returned from a call.
+	dir, ok = FlowKeyInto(&k, d)
+	return k, dir, ok
+}
+
+// FlowKeyInto is FlowKeyOf writing the key into *k (zeroed when ok is
+// false). It is the cheaper form for the per-packet path: the 42-byte key
+// that FlowKeyOf returns is copied with overlapping 16-byte moves, and the
+// last of them loads across the key's separately stored small fields, which
+// defeats store forwarding. Measured on the shared 2-vCPU machine (thread
+// CPU time, best of 7): 15 ns per key returned from a call, 8 ns with
+// FlowKeyOf inlined, less again with FlowKeyInto.
+func FlowKeyInto(k *FlowKey, d *Decoded) (dir uint8, ok bool) {
 	if d.Flags&(FlagIPv4|FlagIPv6) == 0 {
-		return k, DirAB, false
+		*k = FlowKey{}
+		return DirAB, false
 	}
-	k.Proto = d.Proto
-	k.IPVer = d.IPVer
+	var vlan, vlan2 uint16
 	if d.NVLAN > 0 {
-		k.VLAN = d.VLANs[0]
+		vlan = d.VLANs[0]
 		if d.NVLAN > 1 {
-			k.VLAN2 = d.VLANs[1]
+			vlan2 = d.VLANs[1]
 		}
 	}
 	var sp, dp uint16
@@ -714,18 +728,20 @@ func FlowKeyOf(d *Decoded) (k FlowKey, dir uint8, ok bool) {
 	case d.Flags&FlagICMPv6 != 0:
 		sp, dp, oneWay = icmpPorts(true, d.ICMPType, d.ICMPCode)
 	}
-	// Plain assignments: a tuple assignment of arrays copies them through
-	// temporaries, which showed up in the profile.
+	k.Proto = d.Proto
+	k.IPVer = d.IPVer
+	k.VLAN = vlan
+	k.VLAN2 = vlan2
 	if oneWay || !lessEndpoint(&d.Dst, &d.Src, dp, sp) {
 		k.A = d.Src
 		k.B = d.Dst
 		k.PortA = sp
 		k.PortB = dp
-		return k, DirAB, true
+		return DirAB, true
 	}
 	k.A = d.Dst
 	k.B = d.Src
 	k.PortA = dp
 	k.PortB = sp
-	return k, DirBA, true
+	return DirBA, true
 }
