@@ -720,12 +720,17 @@ type qual struct {
 	typ   uint8
 }
 
+// maxDepth bounds the nesting of parentheses and nots, so that a filter
+// from the network cannot make parsing or Match recurse without bound.
+const maxDepth = 200
+
 type parser struct {
-	expr string
-	toks []token
-	i    int
-	q    qual // qualifiers a bare id takes
-	qok  bool // q is valid (false at the start and after a pname)
+	expr  string
+	toks  []token
+	i     int
+	depth int  // current nesting of parentheses and nots
+	q     qual // qualifiers a bare id takes
+	qok   bool // q is valid (false at the start and after a pname)
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
@@ -803,6 +808,12 @@ func (p *parser) parseExpr() (*node, error) {
 
 func (p *parser) parseUnary() (*node, error) {
 	t := p.peek()
+	if t.kind == tNot || t.kind == tLParen {
+		if p.depth++; p.depth > maxDepth {
+			return nil, p.errAt(t, fmt.Sprintf("filter nested more than %d deep", maxDepth))
+		}
+		defer func() { p.depth-- }()
+	}
 	switch t.kind {
 	case tNot:
 		p.next()
@@ -1047,6 +1058,12 @@ func typName(t uint8) string {
 // parenthesised list of ids joined by and/or ("host (a or b)").
 func (p *parser) parseID(q qual) (*node, error) {
 	t := p.peek()
+	if t.kind == tNot || t.kind == tLParen {
+		if p.depth++; p.depth > maxDepth {
+			return nil, p.errAt(t, fmt.Sprintf("filter nested more than %d deep", maxDepth))
+		}
+		defer func() { p.depth-- }()
+	}
 	switch t.kind {
 	case tNot:
 		p.next()
@@ -1088,28 +1105,28 @@ func (p *parser) parseID(q qual) (*node, error) {
 		_, isProto := ipProtos[t.word]
 		protoName := q.typ == typProto && (isProto || etherByName(t.word) >= 0)
 		if t.word != "" && isKeyword(t.word) && !protoName {
-			return nil, p.errExpected(t, "a "+idWhat(q.typ))
+			return nil, p.errExpected(t, idWhat(q.typ))
 		}
 		p.next()
 		return p.value(q, t)
 	}
-	return nil, p.errExpected(t, "a "+idWhat(q.typ))
+	return nil, p.errExpected(t, idWhat(q.typ))
 }
 
 func idWhat(typ uint8) string {
 	switch typ {
 	case typPort:
-		return "port number"
+		return "a port number"
 	case typPortRange:
-		return "port range (lo-hi)"
+		return "a port range (lo-hi)"
 	case typProto:
-		return "protocol number or name"
+		return "a protocol number or name"
 	case typVLAN:
-		return "VLAN id"
+		return "a VLAN id"
 	case typNet:
-		return "network (CIDR)"
+		return "a network (CIDR)"
 	}
-	return "IP address"
+	return "an IP address"
 }
 
 // value turns one word into a primitive under q.

@@ -214,7 +214,7 @@ func TestFilterErrors(t *testing.T) {
 		msg      string // substring of Msg
 	}{
 		{"hots 1.2.3.4", 0, 4, `unknown primitive "hots"`},
-		{"host", 4, 1, "unexpected end of filter, expected a IP address"},
+		{"host", 4, 1, "unexpected end of filter, expected an IP address"},
 		{"host 1.2.3", 5, 5, "invalid address"},
 		{"host example.com", 5, 11, "invalid address"},
 		{"host foo", 5, 3, "host names are not resolved"},
@@ -257,7 +257,10 @@ func TestFilterErrors(t *testing.T) {
 		{"community-id 1:abc", 13, 5, "Community-ID v1 string"},
 		{"host fe80::1%eth0", 5, 12, "zone"},
 		{"host 1.1.1.1 or port", 20, 1, "expected a port number"},
-		{"host tcp", 5, 3, `expected a IP address, got "tcp"`},
+		{"host tcp", 5, 3, `expected an IP address, got "tcp"`},
+		{strings.Repeat("(", 201) + "tcp" + strings.Repeat(")", 201), 200, 1, "nested more than 200 deep"},
+		{strings.Repeat("not ", 201) + "tcp", 800, 3, "nested more than 200 deep"},
+		{"host " + strings.Repeat("not ", 201) + "1.1.1.1", 805, 3, "nested more than 200 deep"},
 	} {
 		_, err := ParseFilter(tc.in)
 		var fe *FilterError
