@@ -306,11 +306,14 @@ func decodeIPv4(data []byte, off int, d *Decoded) {
 		d.Flags |= FlagMalformed
 		return
 	}
-	d.Flags |= FlagIPv4
+	// Flags are gathered in f and stored once: each `d.Flags |=` is a
+	// load and a store the next one waits on.
+	f := FlagIPv4
 	d.IPVer = 4
 	d.L3Off = int32(off)
 	d.TTL = h[8]
-	d.Proto = h[9]
+	proto := h[9]
+	d.Proto = proto
 	// IPv4-mapped, written as whole words (Decode zeroed the first 8
 	// bytes) so that FlowKeyOf's 8-byte loads forward from these stores.
 	binary.BigEndian.PutUint64(d.Src[8:], 0xffff<<32|uint64(binary.BigEndian.Uint32(h[12:])))
@@ -327,20 +330,21 @@ func decodeIPv4(data []byte, off int, d *Decoded) {
 	}
 	if hl > avail {
 		// Options cut: the addresses are known, nothing past them is.
-		d.Flags |= FlagTruncated
+		d.Flags |= f | FlagTruncated
 		return
 	}
 	l4 := off + hl
 	if fragOff != 0 || more {
-		d.Flags |= FlagFragment
+		f |= FlagFragment
 		if fragOff != 0 {
 			d.PayloadOff = int32(l4)
 			d.PayloadLen = int32(end - l4)
+			d.Flags |= f
 			return
 		}
-		d.Flags |= FlagFirstFrag
+		f |= FlagFirstFrag
 	}
-	decodeL4(data[:end], l4, end < off+totalLen, d)
+	d.Flags |= f | decodeL4(data[:end], l4, proto, end < off+totalLen, more, d)
 }
 
 func decodeIPv6(data []byte, off int, d *Decoded) {
@@ -353,7 +357,7 @@ func decodeIPv6(data []byte, off int, d *Decoded) {
 		d.Flags |= FlagMalformed
 		return
 	}
-	d.Flags |= FlagIPv6
+	f := FlagIPv6
 	d.IPVer = 6
 	d.L3Off = int32(off)
 	d.TTL = h[7]
@@ -380,19 +384,19 @@ func decodeIPv6(data []byte, off int, d *Decoded) {
 		switch nh {
 		case protoHopByHop, protoRouting, protoDstOpts:
 			if end-p < 2 {
-				extShort(cut, d)
+				d.Flags |= f | extShort(cut)
 				return
 			}
 			hl = (int(data[p+1]) + 1) * 8
 		case protoAH:
 			if end-p < 2 {
-				extShort(cut, d)
+				d.Flags |= f | extShort(cut)
 				return
 			}
 			hl = (int(data[p+1]) + 2) * 4
 		case protoFragment:
 			if end-p < 8 {
-				extShort(cut, d)
+				d.Flags |= f | extShort(cut)
 				return
 			}
 			fo := binary.BigEndian.Uint16(data[p+2:])
@@ -406,21 +410,22 @@ func decodeIPv6(data []byte, off int, d *Decoded) {
 			// An atomic fragment (offset 0, no more fragments; RFC 6946)
 			// is a whole packet and is decoded as one.
 			if fragOff != 0 || more {
-				d.Flags |= FlagFragment
+				f |= FlagFragment
 				if fragOff != 0 {
 					d.PayloadOff = int32(p)
 					d.PayloadLen = int32(end - p)
+					d.Flags |= f
 					return
 				}
-				d.Flags |= FlagFirstFrag
+				f |= FlagFirstFrag
 			}
 			continue
 		default:
-			decodeL4(data[:end], p, cut, d)
+			d.Flags |= f | decodeL4(data[:end], p, nh, cut, f&FlagFirstFrag != 0, d)
 			return
 		}
 		if end-p < hl {
-			extShort(cut, d)
+			d.Flags |= f | extShort(cut)
 			return
 		}
 		nh = data[p]
@@ -432,53 +437,49 @@ func decodeIPv6(data []byte, off int, d *Decoded) {
 // extShort flags an IPv6 extension header that does not fit in what is left
 // of the datagram: a capture cut if the datagram itself was cut, a lie
 // otherwise.
-func extShort(cut bool, d *Decoded) {
+func extShort(cut bool) uint32 {
 	if cut {
-		d.Flags |= FlagTruncated
-		return
+		return FlagTruncated
 	}
-	d.Flags |= FlagMalformed
+	return FlagMalformed
 }
 
-// decodeL4 decodes the L4 header of protocol d.Proto at off. data ends where
-// the IP datagram ends (or where the capture ends, if that is earlier; cut
-// says so).
-func decodeL4(data []byte, off int, cut bool, d *Decoded) {
+// decodeL4 decodes the L4 header of protocol proto at off and returns the
+// flags it learnt. data ends where the IP datagram ends (or where the capture
+// ends, if that is earlier: cut says so); firstFrag says the datagram is the
+// first fragment of a larger one.
+func decodeL4(data []byte, off int, proto uint8, cut, firstFrag bool, d *Decoded) uint32 {
 	n := len(data) - off
 	if n <= 0 {
 		switch {
-		case !hasL4Header(d.Proto):
+		case !hasL4Header(proto):
 		case cut:
-			d.Flags |= FlagTruncated
-		case d.Flags&FlagFirstFrag == 0:
-			d.Flags |= FlagMalformed
+			return FlagTruncated
+		case !firstFrag:
+			return FlagMalformed
 		}
-		return
+		return 0
 	}
 	d.L4Off = int32(off)
 	// short flags an L4 header that does not fit, as extShort does. In a
 	// first fragment the L4 header and its lengths may run on into the next
 	// fragment: nothing is wrong with that.
-	frag := d.Flags&FlagFirstFrag != 0
-	short := FlagMalformed
+	var short uint32
 	switch {
 	case cut:
 		short = FlagTruncated
-	case frag:
-		short = 0
+	case !firstFrag:
+		short = FlagMalformed
 	}
-	switch d.Proto {
+	switch proto {
 	case protoTCP:
 		if n < 4 {
-			d.Flags |= short
-			return
+			return short
 		}
 		d.SrcPort = binary.BigEndian.Uint16(data[off:])
 		d.DstPort = binary.BigEndian.Uint16(data[off+2:])
-		d.Flags |= FlagPorts
 		if n < 20 {
-			d.Flags |= short
-			return
+			return FlagPorts | short
 		}
 		h := data[off : off+20]
 		d.Seq = binary.BigEndian.Uint32(h[4:])
@@ -487,29 +488,23 @@ func decodeL4(data []byte, off int, cut bool, d *Decoded) {
 		d.Window = binary.BigEndian.Uint16(h[14:])
 		hl := int(h[12]>>4) * 4
 		if hl < 20 {
-			d.Flags |= FlagMalformed
-			return
+			return FlagPorts | FlagMalformed
 		}
-		d.Flags |= FlagTCP
 		if hl > n {
-			d.Flags |= short
-			return
+			return FlagPorts | FlagTCP | short
 		}
 		d.PayloadOff = int32(off + hl)
 		d.PayloadLen = int32(n - hl)
+		return FlagPorts | FlagTCP
 	case protoUDP:
 		if n < 4 {
-			d.Flags |= short
-			return
+			return short
 		}
 		d.SrcPort = binary.BigEndian.Uint16(data[off:])
 		d.DstPort = binary.BigEndian.Uint16(data[off+2:])
-		d.Flags |= FlagPorts
 		if n < 8 {
-			d.Flags |= short
-			return
+			return FlagPorts | short
 		}
-		d.Flags |= FlagUDP
 		d.PayloadOff = int32(off + 8)
 		d.PayloadLen = int32(n - 8)
 		ulen := int(binary.BigEndian.Uint16(data[off+4:]))
@@ -518,58 +513,54 @@ func decodeL4(data []byte, off int, cut bool, d *Decoded) {
 			// Jumbogram (RFC 2675) or offloaded checksum/length: the IP
 			// length rules.
 		case ulen < 8:
-			d.Flags |= FlagMalformed
-		case ulen-8 < n-8:
+			return FlagPorts | FlagUDP | FlagMalformed
+		case ulen < n:
 			// UDP says less than the datagram holds: trust UDP, the rest
 			// is trailer.
 			d.PayloadLen = int32(ulen - 8)
-		case ulen > n && !cut && !frag:
-			d.Flags |= FlagMalformed
+		case ulen > n && !cut && !firstFrag:
+			return FlagPorts | FlagUDP | FlagMalformed
 		}
+		return FlagPorts | FlagUDP
 	case protoSCTP:
 		if n < 4 {
-			d.Flags |= short
-			return
+			return short
 		}
 		d.SrcPort = binary.BigEndian.Uint16(data[off:])
 		d.DstPort = binary.BigEndian.Uint16(data[off+2:])
-		d.Flags |= FlagPorts
 		if n < 12 {
-			d.Flags |= short
-			return
+			return FlagPorts | short
 		}
-		d.Flags |= FlagSCTP
 		d.PayloadOff = int32(off + 12)
 		d.PayloadLen = int32(n - 12)
+		return FlagPorts | FlagSCTP
 	case protoICMP:
 		if n < 4 {
-			d.Flags |= short
-			return
+			return short
 		}
 		d.ICMPType = data[off]
 		d.ICMPCode = data[off+1]
-		d.Flags |= FlagICMP
 		// Type, code, checksum and 4 type-specific bytes (id and sequence
 		// for echo), as gopacket's ICMPv4 layer has it.
 		if n < 8 {
-			d.Flags |= short
-			return
+			return FlagICMP | short
 		}
 		d.PayloadOff = int32(off + 8)
 		d.PayloadLen = int32(n - 8)
+		return FlagICMP
 	case protoICMPv6:
 		if n < 4 {
-			d.Flags |= short
-			return
+			return short
 		}
 		d.ICMPType = data[off]
 		d.ICMPCode = data[off+1]
-		d.Flags |= FlagICMPv6
 		// RFC 4443's header is type, code and checksum; the message body
 		// follows (gopacket's ICMPv6 layer agrees).
 		d.PayloadOff = int32(off + 4)
 		d.PayloadLen = int32(n - 4)
+		return FlagICMPv6
 	}
+	return 0
 }
 
 // hasL4Header reports whether a datagram of protocol proto must carry a

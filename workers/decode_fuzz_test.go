@@ -46,6 +46,10 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("second decode differs: got %+v, want %+v", again, d)
 		}
 		k, dir, ok := FlowKeyOf(&d)
+		dirty := FlowKey{A: [16]byte{1}, PortA: 9, Proto: 6, VLAN: 3, VLAN2: 4}
+		if dir2, ok2 := FlowKeyInto(&dirty, &d); dirty != k || dir2 != dir || ok2 != ok {
+			t.Fatalf("FlowKeyInto gives %+v %d %v, FlowKeyOf %+v %d %v", dirty, dir2, ok2, k, dir, ok)
+		}
 		if ok != (d.IPVer != 0) {
 			t.Fatalf("FlowKeyOf ok %v for IPVer %d", ok, d.IPVer)
 		}
