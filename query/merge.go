@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"container/heap"
 	"errors"
 	"fmt"
@@ -40,23 +41,13 @@ func SortBlocks(blocks []writer.BlockMeta) {
 	slices.SortFunc(blocks, func(a, b writer.BlockMeta) int {
 		switch {
 		case a.MinTS != b.MinTS:
-			return cmp(a.MinTS, b.MinTS)
+			return cmp.Compare(a.MinTS, b.MinTS)
 		case a.MaxTS != b.MaxTS:
-			return cmp(a.MaxTS, b.MaxTS)
+			return cmp.Compare(a.MaxTS, b.MaxTS)
 		default:
-			return cmp(a.Ref, b.Ref)
+			return cmp.Compare(a.Ref, b.Ref)
 		}
 	})
-}
-
-func cmp[T int64 | writer.Ref](a, b T) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // cursor walks the packet records of one decompressed block.

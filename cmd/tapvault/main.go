@@ -44,6 +44,7 @@ func main() {
 		newQueryCmd(),
 		newVerifyCmd(),
 		newStatsCmd(),
+		newFlowsCmd(),
 		newBenchCmd(),
 	)
 	if err := root.Execute(); err != nil {

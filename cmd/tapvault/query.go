@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -37,27 +36,9 @@ use --format pcapng (the output file is then removed and the error says so).`,
 				return errors.New("--data DIR is required")
 			}
 			// Everything the user typed is checked before any data is read.
-			flt, err := query.ParseFilter(strings.Join(args, " "))
+			req, err := parseRequest(args, from, to, limit)
 			if err != nil {
 				return err
-			}
-			now := time.Now()
-			req := query.Request{From: query.MinTime, To: query.MaxTime, Filter: flt, Limit: limit}
-			if from != "" {
-				if req.From, err = query.ParseTime(from, now); err != nil {
-					return fmt.Errorf("--from: %w", err)
-				}
-			}
-			if to != "" {
-				if req.To, err = query.ParseTime(to, now); err != nil {
-					return fmt.Errorf("--to: %w", err)
-				}
-			}
-			if req.From > req.To {
-				return fmt.Errorf("--from is after --to")
-			}
-			if limit < 0 {
-				return fmt.Errorf("--limit %d: must not be negative", limit)
 			}
 			if !count && out == "" {
 				return errors.New("say what to produce: -w FILE (or -w - for stdout) and/or --count")

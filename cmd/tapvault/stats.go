@@ -11,53 +11,6 @@ import (
 	"tapvault/query"
 )
 
-// storeStats is what `tapvault stats` reports.
-type storeStats struct {
-	FirstNS     int64   `json:"first_ns"`
-	LastNS      int64   `json:"last_ns"`
-	Packets     uint64  `json:"packets"`
-	WireBytes   uint64  `json:"wire_bytes"`
-	RawBytes    uint64  `json:"raw_bytes"`
-	StoredBytes uint64  `json:"stored_bytes"`
-	Ratio       float64 `json:"compression_ratio"`
-	Blocks      int     `json:"blocks"`
-	Segments    int     `json:"segments"`
-	SegmentSize int64   `json:"segment_bytes"`
-}
-
-func collectStats(st *query.Store) (storeStats, error) {
-	var s storeStats
-	segs, err := st.R.Segments()
-	if err != nil {
-		return s, err
-	}
-	s.Segments = len(segs)
-	for _, seg := range segs {
-		s.SegmentSize += seg.Size
-	}
-	blocks, err := st.Blocks(query.MinTime, query.MaxTime)
-	if err != nil {
-		return s, err
-	}
-	s.Blocks = len(blocks)
-	for i, b := range blocks {
-		if i == 0 || b.MinTS < s.FirstNS {
-			s.FirstNS = b.MinTS
-		}
-		if i == 0 || b.MaxTS > s.LastNS {
-			s.LastNS = b.MaxTS
-		}
-		s.Packets += uint64(b.Count)
-		s.WireBytes += b.WireBytes
-		s.RawBytes += uint64(b.RawLen)
-		s.StoredBytes += uint64(b.StoredLen)
-	}
-	if s.StoredBytes > 0 {
-		s.Ratio = float64(s.RawBytes) / float64(s.StoredBytes)
-	}
-	return s, nil
-}
-
 func newStatsCmd() *cobra.Command {
 	var (
 		data   string
@@ -76,7 +29,7 @@ func newStatsCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			s, err := collectStats(st)
+			s, err := st.Stats()
 			if err != nil {
 				return err
 			}
@@ -95,7 +48,8 @@ func newStatsCmd() *cobra.Command {
 				time.Duration(s.LastNS-s.FirstNS))
 			fmt.Fprintf(w, "packets       %d (%d wire bytes)\n", s.Packets, s.WireBytes)
 			fmt.Fprintf(w, "bytes         raw %d, stored %d (compression %.2fx)\n", s.RawBytes, s.StoredBytes, s.Ratio)
-			fmt.Fprintf(w, "blocks        %d in %d segments (%s on disk)\n", s.Blocks, s.Segments, humanBytes(s.SegmentSize))
+			fmt.Fprintf(w, "blocks        %d in %d segments (%s on disk)\n", s.Blocks, s.Segments, humanBytes(s.SegmentBytes))
+			fmt.Fprintf(w, "index         %s (%s)\n", s.IndexState, humanBytes(s.IndexBytes))
 			return nil
 		},
 	}
