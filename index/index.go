@@ -136,6 +136,7 @@ type Index struct {
 	// wmu serialises group writes, and guards what they update.
 	wmu       sync.Mutex
 	arena     []byte
+	keyList   [][]byte
 	attrs     *attrSet
 	diskSegs  map[uint32]segInfo // S keys as persisted
 	wm        writer.Ref

@@ -28,7 +28,7 @@ const (
 // which of the group's blocks hold the attribute, so answers stay exact per
 // block while the key count drops by the number of blocks an attribute
 // appears in per group (see docs/format/index.md for the measurements).
-const GroupBlocks = 256
+const GroupBlocks = 1024
 
 // bitmapWords is the bitmap size in 64-bit words, bitmapBytes in bytes.
 const (

@@ -82,13 +82,14 @@ func (g *group) match(dst []writer.Ref, m *matcher, from, to int64) []writer.Ref
 			bits.set(k)
 		}
 	case m.exact != nil:
-		if b := g.flows.lookup(m.exact); b != nil {
-			bits = *b
+		if i := g.flows.find(m.exact); i >= 0 {
+			bits = g.flows.bitmap(i)
 		}
 	default:
 		for i := range g.flows.keys {
 			if m.match(&g.flows.keys[i]) {
-				bits.or(&g.flows.maps[i])
+				b := g.flows.bitmap(i)
+				bits.or(&b)
 			}
 		}
 	}
