@@ -15,7 +15,7 @@ import (
 // What it decodes, outermost first:
 //
 //	link:   Ethernet II, 802.3 (LLC, and SNAP carrying an EtherType),
-//	        Linux SLL and SLL2, raw IP, BSD NULL and LOOP loopback
+//	        Linux SLL and SLL2, raw IP, BSD NULL and LOOP loopback, FDDI
 //	tags:   802.1Q / 802.1ad / 0x9100 VLAN tags at any depth,
 //	        MPLS label stacks (IPv4/IPv6 guessed from the first nibble),
 //	        PPPoE session frames carrying IPv4/IPv6
@@ -25,6 +25,22 @@ import (
 //
 // Tunnels (GRE, VXLAN, IP-in-IP) are not entered: the outer IP header is the
 // one reported.
+//
+// Fields whose meaning the walk shapes:
+//
+//	EtherType   the last EtherType field read: 0x0800/0x86dd/0x0806 for
+//	            plain and tagged frames, 0x8847 behind MPLS, 0x8864 behind
+//	            PPPoE (what they carry shows in IPVer), 0 for links
+//	            without one and for 802.3 frames without SNAP.
+//	Proto       the IPv4 protocol, or for IPv6 the next-header value after
+//	            the extension headers; if the walk stops inside them (cut
+//	            or malformed), the last next-header value reached.
+//	FragID      the IPv4 identification of every IPv4 packet; for IPv6,
+//	            set only by a fragment header.
+//	FragOff     fragment offset in bytes.
+//
+// An IPv6 atomic fragment (a fragment header with offset 0 and no more
+// fragments, RFC 6946) is a whole packet: it gets FragID but no FlagFragment.
 //
 // Offsets and lengths (all relative to the data given to Decode):
 //
@@ -138,8 +154,19 @@ func (dec *Decoder) Decode(data []byte, linkType uint16, out *Decoded) {
 			return
 		}
 		decodeLoopFamily(data, binary.BigEndian.Uint32(data), out)
+	case linkTypeFDDI:
+		// Frame control and two addresses, then 802.2 LLC as on 802.3.
+		if len(data) < 13 {
+			out.Flags |= FlagTruncated
+			return
+		}
+		decodeLLC(data, 13, out)
 	}
 }
+
+// linkTypeFDDI is LINKTYPE_FDDI. Nobody captures FDDI any more, but old
+// traces (one of the shared test traces among them) are imported.
+const linkTypeFDDI = 10
 
 // decodeLoopFamily decodes what follows a 4-byte loopback family header. IPv6
 // has a different AF_INET6 value on each BSD (24 NetBSD/OpenBSD, 28 FreeBSD,
@@ -178,18 +205,23 @@ func decodeEthernet(data []byte, d *Decoded) {
 		decodeEtherType(data, 14, et, d)
 		return
 	}
-	// 802.3: et is a length and an 802.2 LLC header follows. Only SNAP
-	// (AA AA 03, OUI, EtherType) with the zero OUI, which is how 802.3 links
-	// carry EtherTypes, leads anywhere.
-	if len(data) < 22 {
-		if len(data) >= 17 && data[14] == 0xaa && data[15] == 0xaa && data[16] == 0x03 {
+	// 802.3: et is a length and an 802.2 LLC header follows.
+	decodeLLC(data, 14, d)
+}
+
+// decodeLLC decodes an 802.2 LLC header at off. Only SNAP (AA AA 03, OUI,
+// EtherType) with the zero OUI, which is how 802.3 and FDDI links carry
+// EtherTypes, leads anywhere.
+func decodeLLC(data []byte, off int, d *Decoded) {
+	if len(data)-off < 8 {
+		if len(data)-off >= 3 && data[off] == 0xaa && data[off+1] == 0xaa && data[off+2] == 0x03 {
 			d.Flags |= FlagTruncated
 		}
 		return
 	}
-	if data[14] == 0xaa && data[15] == 0xaa && data[16] == 0x03 &&
-		data[17] == 0 && data[18] == 0 && data[19] == 0 {
-		decodeEtherType(data, 22, binary.BigEndian.Uint16(data[20:]), d)
+	h := data[off : off+8]
+	if h[0] == 0xaa && h[1] == 0xaa && h[2] == 0x03 && h[3] == 0 && h[4] == 0 && h[5] == 0 {
+		decodeEtherType(data, off+8, binary.BigEndian.Uint16(h[6:]), d)
 	}
 }
 

@@ -228,7 +228,7 @@ loop:
 			l4(l, 0)
 			break loop
 		case *layers.Ethernet, *layers.LinuxSLL, *layers.LinuxSLL2, *layers.Loopback,
-			*layers.PPPoE, *layers.PPP, *layers.LLC, *layers.SNAP:
+			*layers.PPPoE, *layers.PPP, *layers.LLC, *layers.SNAP, *layers.FDDI:
 			if seenIP || bad {
 				break loop
 			}
@@ -909,6 +909,8 @@ func TestDecodeCases(t *testing.T) {
 			want{l3: none, l4: none, pay: none}},
 		{"802.3 SNAP carrying IPv4", eth, cat(ethHdr(8+28), []byte{0xaa, 0xaa, 0x03, 0, 0, 0}, be16(0x0800), ip4Hdr(17, 28, 0), udpHdr(8)),
 			want{flags: v4 | udp, etherType: 0x0800, ipver: 4, proto: 17, l3: 22, l4: 42, pay: 50, sport: 1000, dport: 53, fragID: 0x1234}},
+		{"FDDI with SNAP", 10, cat([]byte{0x50}, zeros(12), []byte{0xaa, 0xaa, 0x03, 0, 0, 0}, be16(0x0800), ip4Hdr(17, 28, 0), udpHdr(8)),
+			want{flags: v4 | udp, etherType: 0x0800, ipver: 4, proto: 17, l3: 21, l4: 41, pay: 49, sport: 1000, dport: 53, fragID: 0x1234}},
 		{"ARP", eth, cat(ethHdr(0x0806), []byte{0, 1, 8, 0, 6, 4, 0, 1}, zeros(20)),
 			want{flags: FlagARP, etherType: 0x0806, l3: 14, l4: none, pay: none}},
 		{"ARP cut", eth, cat(ethHdr(0x0806), []byte{0, 1, 8, 0, 6, 4, 0, 1}, zeros(10)),
