@@ -225,6 +225,7 @@ func newFileSource(path string, r io.Reader, size int64, c io.Closer) (*FileSour
 			}
 			return nil, fmt.Errorf("open trace %q: %w", path, err)
 		}
+		s.readLeadingIDBs()
 	case isPcapMagic(be):
 		s.bo = binary.BigEndian
 		err = s.readPcapHeader(be)
@@ -613,6 +614,27 @@ func (s *FileSource) readBlock(blen uint32, what string, n int) ([]byte, error) 
 		return nil, s.corrupt(n, "%s at offset %d has length %d but trailer says %d", what, blockOff, blen, tl)
 	}
 	return blk[8 : blen-4], nil
+}
+
+// readLeadingIDBs reads the Interface Description Blocks that directly
+// follow the first section header, so that Interfaces is complete before the
+// first Recv for the usual file. A fault is kept for Recv to return, after
+// the (no) packets before it.
+func (s *FileSource) readLeadingIDBs() {
+	for {
+		h, _ := s.r.Peek(8)
+		if len(h) < 8 || s.bo.Uint32(h) != ngBlockIDB {
+			return
+		}
+		blen := s.bo.Uint32(h[4:])
+		if blen < 12 || blen%4 != 0 {
+			return // Recv reports it
+		}
+		if err := s.readIDB(blen, 0); err != nil {
+			s.err = err
+			return
+		}
+	}
 }
 
 // readIDB reads an Interface Description Block.

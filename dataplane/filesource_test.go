@@ -363,6 +363,10 @@ func TestFileSourcePcapng(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// OpenFile reads the interfaces that directly follow the header.
+	if got := len(s.Interfaces()); got != 2 {
+		t.Errorf("before Recv: got %d interfaces, want 2", got)
+	}
 	got, err := readAll(t, s)
 	if err != io.EOF {
 		t.Fatalf("got error %v, want io.EOF", err)
@@ -386,6 +390,36 @@ func TestFileSourcePcapng(t *testing.T) {
 			t.Errorf("interface %d: got %+v, want %+v", i, ifs[i], wantIfs[i])
 		}
 	}
+}
+
+// TestFileSourcePcapModified reads the 0xa1b2cd34 variant, whose records
+// carry 8 more bytes (ifindex, protocol, packet type, padding).
+func TestFileSourcePcapModified(t *testing.T) {
+	want := pcapPkts(20, false, LinkTypeEthernet)
+	var f []byte
+	f = binary.BigEndian.AppendUint32(f, magicPcapModified)
+	f = binary.BigEndian.AppendUint16(f, 2)
+	f = binary.BigEndian.AppendUint16(f, 4)
+	f = append(f, make([]byte, 8)...)
+	f = binary.BigEndian.AppendUint32(f, 65535)
+	f = binary.BigEndian.AppendUint32(f, uint32(LinkTypeEthernet)|4<<28) // FCS bits set: ignored
+	for _, p := range want {
+		f = binary.BigEndian.AppendUint32(f, uint32(p.ts/1e9))
+		f = binary.BigEndian.AppendUint32(f, uint32(p.ts%1e9/1e3))
+		f = binary.BigEndian.AppendUint32(f, uint32(len(p.data)))
+		f = binary.BigEndian.AppendUint32(f, p.wire)
+		f = append(f, 0, 0, 0, 2, 8, 0, 0, 0)
+		f = append(f, p.data...)
+	}
+	s, err := openBytes(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := readAll(t, s)
+	if err != io.EOF {
+		t.Fatalf("got %v, want io.EOF", err)
+	}
+	comparePkts(t, got, want)
 }
 
 func TestTSConv(t *testing.T) {
