@@ -15,7 +15,7 @@ import (
 // storeBlocks writes blocks generated from seeds 1..n (kind chosen by kindOf)
 // into a new writer with opts, closes it, and returns what each block must
 // read back as, by MinTS, and the committed metas in commit order.
-func storeBlocks(t *testing.T, opts Options, pool *workers.BlockPool, n, size int, kindOf func(i int) int) (map[int64]want, []BlockMeta) {
+func storeBlocks(t testing.TB, opts Options, pool *workers.BlockPool, n, size int, kindOf func(i int) int) (map[int64]want, []BlockMeta) {
 	t.Helper()
 	var hl hookLog
 	opts.CommitHook = hl.hook
