@@ -168,7 +168,8 @@ type Report struct {
 	DropNoBuffer uint64 // dropped at the block builder: no free block buffer
 	DropWriter   uint64 // dropped at the writer queue: full
 	Cut          uint64 // packets cut to the maximum record size
-	Malformed    uint64 // packets the decoder flagged (kept and stored)
+	Malformed    uint64 // packets with an inconsistent header (kept and stored)
+	Truncated    uint64 // packets captured short inside a header (kept and stored)
 	Blocks       uint64
 	BlocksTimed  uint64
 	Flows        uint64 // flows created across workers
@@ -190,6 +191,7 @@ func (p *Pipeline) report() Report {
 		r.DropWriter += s.DropSink.Load()
 		r.Cut += s.Cut.Load()
 		r.Malformed += s.Malformed.Load()
+		r.Truncated += s.Truncated.Load()
 		r.Blocks += s.Blocks.Load()
 		r.BlocksTimed += s.BlocksTimed.Load()
 		r.Flows += s.FlowsCreated.Load()

@@ -50,7 +50,8 @@ type Stats struct {
 	DropNoBuffer atomic.Uint64 // packets dropped: no free block buffer
 	DropSink     atomic.Uint64 // packets dropped: the writer refused a sealed block (queue full)
 	Cut          atomic.Uint64 // packets cut to MaxPacketSize
-	Malformed    atomic.Uint64 // packets the decoder flagged malformed or truncated
+	Malformed    atomic.Uint64 // packets with an inconsistent header (kept and stored)
+	Truncated    atomic.Uint64 // packets whose capture ends inside a header (kept and stored)
 	NoFlow       atomic.Uint64 // packets with no IP flow (ARP, non-IP, ...)
 	Blocks       atomic.Uint64 // blocks sealed and accepted by the sink
 	BlocksTimed  atomic.Uint64 // of which sealed by the time limit
@@ -80,6 +81,7 @@ type Worker struct {
 	cfg    Config
 	dec    Decoder
 	d      Decoded
+	k      FlowKey // the current packet's flow key
 	flows  *FlowTable
 	b      *builder
 	t0     time.Time
@@ -88,7 +90,7 @@ type Worker struct {
 
 	// per-burst counter deltas, published to stats once per burst
 	c struct {
-		rx, rxBytes, stored, noBuf, sinkDrop, cut, malformed, noFlow, blocks, timed uint64
+		rx, rxBytes, stored, noBuf, sinkDrop, cut, malformed, truncated, noFlow, blocks, timed uint64
 	}
 }
 
@@ -186,17 +188,23 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 	}
 	d := &w.d
 	w.dec.Decode(data, p.LinkType, d)
-	if d.Flags&(FlagMalformed|FlagTruncated) != 0 {
+	if d.Flags&FlagMalformed != 0 {
 		w.c.malformed++
 	}
-	k, dir, ok := FlowKeyOf(d)
+	if d.Flags&FlagTruncated != 0 {
+		w.c.truncated++
+	}
+	// FlowKeyInto fills w.k in place: returning the 42-byte key by value
+	// cost ~12 ns a packet (measured by the decoder's benchmarks).
+	k := &w.k
+	dir, ok := FlowKeyInto(k, d)
 	var (
 		h uint64
 		e *FlowEntry
 	)
 	if ok {
-		h = hashKey(&k)
-		if e = w.flows.Lookup(&k, h, p.TS, dir); e != nil {
+		h = hashKey(k)
+		if e = w.flows.Lookup(k, h, p.TS, dir); e != nil {
 			e.LastTS = p.TS
 			e.Pkts[dir]++
 			e.Bytes[dir] += uint64(p.WireLen)
@@ -227,14 +235,14 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 		// this block's summary, which saves the second hash probe.
 		bl.countFlow(e.blkIdx, dir, p.TS, p.WireLen)
 	default:
-		x := bl.addFlow(&k, h, dir, p.TS, p.WireLen)
+		x := bl.addFlow(k, h, dir, p.TS, p.WireLen)
 		if x < 0 {
 			w.seal(false)
 			if !bl.open(now, w.cfg.Lossless) {
 				w.c.noBuf++
 				return
 			}
-			x = bl.addFlow(&k, h, dir, p.TS, p.WireLen)
+			x = bl.addFlow(k, h, dir, p.TS, p.WireLen)
 		}
 		if e != nil {
 			e.blkGen, e.blkIdx = bl.gen, x
@@ -328,6 +336,9 @@ func (w *Worker) publish() {
 	if c.malformed != 0 {
 		s.Malformed.Add(c.malformed)
 	}
+	if c.truncated != 0 {
+		s.Truncated.Add(c.truncated)
+	}
 	if c.noFlow != 0 {
 		s.NoFlow.Add(c.noFlow)
 	}
@@ -336,7 +347,7 @@ func (w *Worker) publish() {
 		s.BlocksTimed.Add(c.timed)
 	}
 	*c = struct {
-		rx, rxBytes, stored, noBuf, sinkDrop, cut, malformed, noFlow, blocks, timed uint64
+		rx, rxBytes, stored, noBuf, sinkDrop, cut, malformed, truncated, noFlow, blocks, timed uint64
 	}{}
 	ft := w.flows.Stats()
 	s.FlowsActive.Store(int64(ft.Active))

@@ -23,8 +23,8 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 	}
 	fmt.Fprintf(w, "workers           received %d pkts %d bytes (%.3f Mpps, %.3f Gbps)\n",
 		r.RxPackets, r.RxBytes, float64(r.RxPackets)/secs/1e6, float64(r.RxBytes)*8/secs/1e9)
-	fmt.Fprintf(w, "                  dropped: no free block buffer %d, writer queue full %d; cut to max size %d; malformed (kept) %d; flows %d\n",
-		r.DropNoBuffer, r.DropWriter, r.Cut, r.Malformed, r.Flows)
+	fmt.Fprintf(w, "                  dropped: no free block buffer %d, writer queue full %d; cut to max size %d; kept but malformed %d, truncated in a header %d; flows %d\n",
+		r.DropNoBuffer, r.DropWriter, r.Cut, r.Malformed, r.Truncated, r.Flows)
 	ws := r.Writer
 	ratio := 0.0
 	if ws.StoredBytes > 0 {
