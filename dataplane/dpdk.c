@@ -50,8 +50,18 @@ int tv_lcore_id(void)
 	return id == LCORE_ID_ANY ? -1 : (int)id;
 }
 
-/* Pin the calling thread to the CPUs EAL assigned to lcore and register it
- * as a non-EAL DPDK thread (a fresh lcore id), so mempool caches work. */
+/* Register the calling thread as a non-EAL DPDK thread (a fresh lcore id),
+ * so mempool caches work. A thread that has an lcore id already keeps it. */
+int tv_register_thread(void)
+{
+	if (rte_lcore_id() != LCORE_ID_ANY)
+		return 0;
+	if (rte_thread_register() != 0)
+		return -rte_errno;
+	return 0;
+}
+
+/* Pin the calling thread to the CPUs EAL assigned to lcore and register it. */
 int tv_pin_thread(unsigned int lcore)
 {
 	rte_cpuset_t set = rte_lcore_cpuset(lcore);
@@ -62,11 +72,7 @@ int tv_pin_thread(unsigned int lcore)
 	rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	if (rc != 0)
 		return -rc;
-	if (rte_lcore_id() != LCORE_ID_ANY)
-		return 0; /* already an EAL or registered thread */
-	if (rte_thread_register() != 0)
-		return -rte_errno;
-	return 0;
+	return tv_register_thread();
 }
 
 int tv_unpin_thread(void)

@@ -74,6 +74,7 @@ struct tv_txq {
 
 int tv_eal_init(int argc, char **argv);
 int tv_rte_errno(void);
+int tv_register_thread(void);
 int tv_pin_thread(unsigned int lcore);
 int tv_unpin_thread(void);
 int tv_lcore_id(void);

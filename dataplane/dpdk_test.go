@@ -29,7 +29,7 @@ import (
 //	net_null0  endless 64-byte packets (benchmarks)
 //	net_null1  for Stop
 var (
-	ealErr   error
+	ealErr     error
 	replayPkts []testPacket
 )
 
@@ -189,6 +189,31 @@ func TestPinThread(t *testing.T) {
 		}
 		if got := threadAffinity(t); fmt.Sprint(got) != fmt.Sprint(before) {
 			t.Errorf("affinity after UnpinThread: got %v, want %v", got, before)
+		}
+	}()
+	<-done
+
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		before := threadAffinity(t)
+		if err := RegisterThread(); err != nil {
+			t.Errorf("RegisterThread: %v", err)
+			return
+		}
+		if got := CurrentLcore(); got < 0 {
+			t.Errorf("CurrentLcore after RegisterThread: got %d, want a registered lcore id", got)
+		}
+		if got := threadAffinity(t); fmt.Sprint(got) != fmt.Sprint(before) {
+			t.Errorf("affinity after RegisterThread: got %v, want %v (unchanged)", got, before)
+		}
+		if err := UnpinThread(); err != nil {
+			t.Errorf("UnpinThread: %v", err)
+		}
+		if got := CurrentLcore(); got != -1 {
+			t.Errorf("CurrentLcore after UnpinThread: got %d, want -1", got)
 		}
 	}()
 	<-done

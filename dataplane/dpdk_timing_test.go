@@ -63,25 +63,29 @@ func TestRecvAllocs(t *testing.T) {
 //
 // pmd=null: net_null hands out full bursts of 64-byte mbufs from our pool;
 // this is the cost of Recv itself plus the PMD's mbuf alloc and our free.
-// pin=yes runs on a thread pinned and registered with PinThread (mempool
-// cache in use), pin=no on a plain Go thread (no cache).
+// thread=pinned runs on a thread pinned and registered with PinThread,
+// thread=registered on one registered with RegisterThread but free to
+// migrate (both use the mempool cache), thread=plain on an unregistered Go
+// thread (no cache: every alloc and free goes to the mempool ring).
 //
 // pmd=ring: a Producer on the worker lcore feeds a net_ring queue; the
 // receiver runs on the main lcore. Mpps is then the lesser of producer and
 // receiver capacity, with both copying nothing on the receive side.
 func BenchmarkRecv(b *testing.B) {
-	for _, pin := range []bool{true, false} {
-		name := "pmd=null/size=64/pin=no"
-		if pin {
-			name = "pmd=null/size=64/pin=yes"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, thread := range []string{"pinned", "registered", "plain"} {
+		b.Run("pmd=null/size=64/thread="+thread, func(b *testing.B) {
 			q := nullPort(b).Queue(0)
 			lc := -1
-			if pin {
+			if thread == "pinned" {
 				lc = MainLcore()
 			}
 			pinned(b, lc, func() {
+				if thread == "registered" {
+					if err := RegisterThread(); err != nil {
+						b.Fatalf("RegisterThread: %v", err)
+					}
+					defer UnpinThread()
+				}
 				var bu Burst
 				pkts := 0
 				b.ReportAllocs()

@@ -163,6 +163,21 @@ func PinThread(lcore int) error {
 	return nil
 }
 
+// RegisterThread registers the calling OS thread with DPDK
+// (rte_thread_register) without changing its CPU affinity: it gets a
+// mempool cache, and the kernel still schedules it on any CPU. PinThread
+// does this too. The caller must have called runtime.LockOSThread; undo it
+// with UnpinThread.
+func RegisterThread() error {
+	if !EALInitialised() {
+		return errNoEAL
+	}
+	if rc := C.tv_register_thread(); rc != 0 {
+		return fmt.Errorf("register thread: %w", rteErr(-int(rc)))
+	}
+	return nil
+}
+
 // UnpinThread undoes PinThread on the calling thread: it unregisters the
 // thread from DPDK (if PinThread registered it) and restores the affinity
 // the process had before EAL started. Call it before runtime.UnlockOSThread.

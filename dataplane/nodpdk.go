@@ -25,6 +25,9 @@ func MainLcore() int { return -1 }
 // PinThread returns ErrNoDPDK: this binary was built without DPDK.
 func PinThread(lcore int) error { return ErrNoDPDK }
 
+// RegisterThread returns ErrNoDPDK: this binary was built without DPDK.
+func RegisterThread() error { return ErrNoDPDK }
+
 // UnpinThread returns ErrNoDPDK: this binary was built without DPDK.
 func UnpinThread() error { return ErrNoDPDK }
 
