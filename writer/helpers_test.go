@@ -17,6 +17,7 @@ import (
 const (
 	payloadText   = iota // protocol-like text: compresses well
 	payloadRandom        // random full-size frames: incompressible, like bulk TLS
+	payloadMixed         // IMIX frames, half with text payloads, half random
 )
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -65,8 +66,9 @@ func fillBlock(b *workers.Block, seed uint64, target int, kind int) {
 		pkt = binary.BigEndian.AppendUint16(pkt, 443)
 		pkt = binary.BigEndian.AppendUint32(pkt, uint32(i)*1448)
 		pkt = append(pkt, make([]byte, 8)...)
+		random := kind == payloadRandom || (kind == payloadMixed && r.IntN(2) == 0)
 		for len(pkt) < size {
-			if kind == payloadRandom {
+			if random {
 				pkt = append(pkt, byte(r.Uint32()))
 			} else {
 				pkt = append(pkt, words[r.IntN(len(words))]...)
