@@ -538,15 +538,22 @@ type packetStream struct {
 	pw        PacketWriter
 	linkType  int
 	lastFlush time.Time
+	sent      bool // the status line is sent: an error can only cut the stream
 }
 
 func (ps *packetStream) Write(b []byte) (int, error) {
 	setWriteDeadline(ps.rc, ps.timeout)
+	if !ps.sent {
+		ps.sent = true
+		ps.w.WriteHeader(http.StatusOK)
+	}
 	return ps.w.Write(b)
 }
 
-// start sends the headers and the file header. linkType fixes a pcap file's
-// link type.
+// start sets the headers and writes the file header into the output buffer.
+// linkType fixes a pcap file's link type. Nothing reaches the client before
+// the buffer first fills or is flushed, so an error within the first 1 MiB
+// is still answered with a status and a JSON message.
 func (ps *packetStream) start(linkType uint16) error {
 	h := ps.w.Header()
 	if ps.format == "pcapng" {
@@ -557,8 +564,6 @@ func (ps *packetStream) start(linkType uint16) error {
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", ps.name+"."+ps.format))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	setWriteDeadline(ps.rc, ps.timeout)
-	ps.w.WriteHeader(http.StatusOK)
 	var err error
 	if ps.format == "pcapng" {
 		ps.pw, err = NewPcapngWriter(ps)
@@ -578,12 +583,21 @@ func (ps *packetStream) write(p *Packet) error {
 	}
 	if err := ps.pw.WritePacket(p.TS, p.WireLen, p.LinkType, p.Iface, p.Data); err != nil {
 		if errors.Is(err, ErrMixedLinkTypes) {
-			return fmt.Errorf("the selected packets mix link types (%d, then %d) and a pcap file holds one: use format=pcapng", ps.linkType, p.LinkType)
+			return &mixedLinkError{first: ps.linkType, then: int(p.LinkType)}
 		}
 		return err
 	}
 	return nil
 }
+
+// mixedLinkError is ErrMixedLinkTypes in the API's words.
+type mixedLinkError struct{ first, then int }
+
+func (e *mixedLinkError) Error() string {
+	return fmt.Sprintf("the selected packets mix link types (%d, then %d) and a pcap file holds one: use format=pcapng", e.first, e.then)
+}
+
+func (e *mixedLinkError) Unwrap() error { return ErrMixedLinkTypes }
 
 func (ps *packetStream) flush() error {
 	if err := ps.pw.Flush(); err != nil {
@@ -640,11 +654,15 @@ func (s *Server) handlePackets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ri.err = err.Error()
-	if ps.pw == nil {
-		if ctx.Err() != nil {
-			return // the client is gone: nobody to answer
+	if !ps.sent {
+		switch {
+		case ctx.Err() != nil:
+			// The client is gone: nobody to answer.
+		case errors.Is(err, ErrMixedLinkTypes):
+			writeError(w, r, http.StatusUnprocessableEntity, err.Error())
+		default:
+			writeError(w, r, http.StatusInternalServerError, "query: "+err.Error())
 		}
-		writeError(w, r, http.StatusInternalServerError, "query: "+err.Error())
 		return
 	}
 	if ctx.Err() == nil {
