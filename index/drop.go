@@ -37,6 +37,7 @@ func (ix *Index) DropSegment(seg uint32, summaries func(fn func(meta writer.Bloc
 	ix.wmu.Lock()
 	delete(ix.diskSegs, seg)
 	ix.wmu.Unlock()
+	ix.spans.dropSegment(seg)
 
 	flows := make(map[workers.FlowKey]struct{})
 	attrs := newAttrSet()
@@ -115,6 +116,7 @@ func (ix *Index) DropSegment(seg uint32, summaries func(fn func(meta writer.Bloc
 		return fmt.Errorf("index drop segment %d: flush: %w", seg, err)
 	}
 	ix.deletes.Add(n)
+	ix.spans.dropSegment(seg) // again: a query may have cached during the drop
 	ix.log.Info("index segment dropped", "segment", seg, "keys", n, "flows", len(flows))
 	return nil
 }

@@ -47,8 +47,12 @@ func (g *group) reset() {
 	g.flows.reset()
 }
 
+// maxGroupFlows caps the distinct flows of a group, which bounds its memory
+// (about 170 bytes a flow: 22 MB) on links with far more flows than 10k.
+const maxGroupFlows = 1 << 17
+
 // full reports whether g can take no more blocks.
-func (g *group) full() bool { return len(g.members) >= GroupBlocks }
+func (g *group) full() bool { return len(g.members) >= GroupBlocks || g.flows.len() >= maxGroupFlows }
 
 // accepts reports whether the block at ref may join g: same segment, after
 // the last block, and room left.

@@ -142,7 +142,10 @@ type Index struct {
 	wm        writer.Ref
 	hasWM     bool
 	caughtUp  bool
+	parked    []writer.Ref
 	nextGenAt map[writer.Ref]uint8
+
+	spans spanCache
 
 	blocks, groups, keys, deletes, drops atomic.Uint64
 	batchNS                              atomic.Int64
@@ -196,6 +199,7 @@ func Open(opts Options) (*Index, error) {
 		attrs:     newAttrSet(),
 		diskSegs:  make(map[uint32]segInfo),
 		nextGenAt: make(map[writer.Ref]uint8),
+		spans:     spanCache{max: 256},
 		flushReq:  make(chan chan error),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),

@@ -128,8 +128,23 @@ func TestQueriesMatchBruteForce(t *testing.T) {
 	// Half through the hook, half with Add.
 	half := len(blocks) / 2
 	hookPaced(ix, blocks[:half])
-	for i := half; i < len(blocks); i++ {
-		if err := ix.Add(blocks[i].meta, &blocks[i].sum); err != nil {
+	// The rest with Add, two segments interleaved as two writers would.
+	var a, b []testBlock
+	for _, tb := range blocks[half:] {
+		if tb.meta.Ref.Segment() == blocks[len(blocks)-1].meta.Ref.Segment() {
+			b = append(b, tb)
+		} else {
+			a = append(a, tb)
+		}
+	}
+	for len(a)+len(b) > 0 {
+		var next testBlock
+		if len(b) == 0 || len(a) > 0 && rng.IntN(2) == 0 {
+			next, a = a[0], a[1:]
+		} else {
+			next, b = b[0], b[1:]
+		}
+		if err := ix.Add(next.meta, &next.sum); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,6 +278,7 @@ func TestDropSegmentWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := allKeys(t, ix)
+	checkQueries(t, rng, ix, old, pop, "before drop") // fills the span cache
 
 	// Keep writing segments 4 and 5 through the hook while segment 2 goes.
 	var wg sync.WaitGroup

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -457,18 +460,33 @@ func (ix *Index) advanceWatermark(g *group) {
 			ix.log.Warn("index: delete hole markers", "err", err)
 		}
 	}
+	// Groups written while an earlier block was still in flight are
+	// parked by their last block, and counted once the way is clear.
+	ix.parked = append(ix.parked, g.last)
+	if len(ix.parked) > 4096 {
+		ix.parked = ix.parked[1:] // only makes the watermark more conservative
+	}
 	if !ix.caughtUp {
 		return
 	}
 	for i := len(g.members) - 1; i >= 0; i-- {
-		r := g.members[i].Meta.Ref
-		if bounded && r >= bound {
-			continue
+		if r := g.members[i].Meta.Ref; !bounded || r < bound {
+			ix.raiseWatermark(r)
+			break
 		}
-		if !ix.hasWM || r > ix.wm {
-			ix.wm, ix.hasWM = r, true
+	}
+	ix.parked = slices.DeleteFunc(ix.parked, func(r writer.Ref) bool {
+		if !bounded || r < bound {
+			ix.raiseWatermark(r)
+			return true
 		}
-		break
+		return false
+	})
+}
+
+func (ix *Index) raiseWatermark(r writer.Ref) {
+	if !ix.hasWM || r > ix.wm {
+		ix.wm, ix.hasWM = r, true
 	}
 }
 
@@ -614,8 +632,33 @@ func (ix *Index) Stats() Stats {
 	return s
 }
 
-// Size is Badger's estimate of its table (LSM) and value-log bytes.
-func (ix *Index) Size() (lsm, vlog int64) { return ix.db.Size() }
+// Size is the bytes on disk of the index's tables (lsm: the .sst files) and
+// of its logs (vlog: value log and memtable write-ahead logs, counted as
+// allocated, since Badger preallocates them sparse). Badger's own DB.Size
+// is refreshed only once a minute, too late for tests and reports.
+func (ix *Index) Size() (lsm, vlog int64) {
+	entries, err := os.ReadDir(ix.opts.Dir)
+	if err != nil {
+		return 0, 0
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		n := fi.Size()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Blocks*512 < n {
+			n = st.Blocks * 512
+		}
+		switch filepath.Ext(e.Name()) {
+		case ".sst":
+			lsm += n
+		case ".vlog", ".mem":
+			vlog += n
+		}
+	}
+	return lsm, vlog
+}
 
 // Watermark is the highest ref indexed with nothing missing before it, or 0
 // when none is known. It advances only after CatchUp has run once since
@@ -687,7 +730,13 @@ func (ix *Index) CatchUp(walk BlockWalker) error {
 	bound, bounded := ix.inflightMinLocked()
 	ix.pmu.Unlock()
 	ix.gmu.RUnlock()
-	_ = bound
+	ix.parked = slices.DeleteFunc(ix.parked, func(r writer.Ref) bool {
+		if !bounded || r < bound {
+			ix.raiseWatermark(r)
+			return true
+		}
+		return false
+	})
 	if !bounded {
 		// Nothing in flight and nothing missing: everything seen is durable.
 		if top, ok, err := ix.maxIndexedRef(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -240,7 +241,7 @@ type diskIter struct {
 	prefix   []byte // kind | attr, for single-value queries
 	load     func(seg uint32) error
 	key      []byte
-	members  map[groupID][]member
+	members  map[groupID][]blockSpan
 	buf      []writer.Ref
 	bi       int
 	err      error
@@ -248,7 +249,7 @@ type diskIter struct {
 }
 
 func (ix *Index) newDiskIter(segs []uint32, from, to int64) *diskIter {
-	return &diskIter{ix: ix, segs: segs, from: from, to: to, bi: -1, members: make(map[groupID][]member)}
+	return &diskIter{ix: ix, segs: segs, from: from, to: to, bi: -1, members: make(map[groupID][]blockSpan)}
 }
 
 func (d *diskIter) begin() {
@@ -453,23 +454,33 @@ func (d *diskIter) resolve(g groupID, bits *bitmap) error {
 		return err
 	}
 	for k := range ms {
-		if bits.has(k) && overlaps(&ms[k].Meta, d.from, d.to) {
-			d.buf = append(d.buf, ms[k].Meta.Ref)
+		if bits.has(k) && ms[k].MinTS <= d.to && ms[k].MaxTS >= d.from {
+			d.buf = append(d.buf, ms[k].Ref)
 		}
 	}
 	return nil
 }
 
-// groupMembers reads the blocks of group g from its B keys: they follow g's
-// first block, in order.
-func (d *diskIter) groupMembers(g groupID) ([]member, error) {
+// blockSpan is what resolving a group needs of each block.
+type blockSpan struct {
+	Ref          writer.Ref
+	MinTS, MaxTS int64
+}
+
+// groupMembers reads the blocks of group g from its B keys, which follow
+// g's first block in order, through the index's cache of complete groups.
+func (d *diskIter) groupMembers(g groupID) ([]blockSpan, error) {
 	if ms, ok := d.members[g]; ok {
+		return ms, nil
+	}
+	if ms, ok := d.ix.spans.get(g); ok {
+		d.members[g] = ms
 		return ms, nil
 	}
 	if d.bit == nil {
 		d.bit = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindBlock}})
 	}
-	var ms []member
+	var ms []blockSpan
 	found, scanned := 0, 0
 	seg := g.Ref.Segment()
 	for d.bit.Seek(appendRefKey(d.key[:0], kindBlock, g.Ref)); d.bit.ValidForPrefix([]byte{kindBlock}); d.bit.Next() {
@@ -483,15 +494,15 @@ func (d *diskIter) groupMembers(g groupID) ([]member, error) {
 		scanned++
 		if e.Group == g {
 			if ms == nil {
-				ms = make([]member, e.N)
+				ms = make([]blockSpan, e.N)
 				for i := range ms {
 					// A member whose B key is missing (a crash, or a
 					// segment being dropped) overlaps no time range.
-					ms[i].Meta.MinTS, ms[i].Meta.MaxTS = math.MaxInt64, math.MinInt64
+					ms[i].MinTS, ms[i].MaxTS = math.MaxInt64, math.MinInt64
 				}
 			}
-			if int(e.K) < len(ms) {
-				ms[e.K] = member{Meta: e.Meta, NonFlow: e.NonFlow}
+			if int(e.K) < len(ms) && ms[e.K].MinTS == math.MaxInt64 {
+				ms[e.K] = blockSpan{Ref: e.Meta.Ref, MinTS: e.Meta.MinTS, MaxTS: e.Meta.MaxTS}
 				found++
 			}
 			if found == len(ms) {
@@ -502,15 +513,61 @@ func (d *diskIter) groupMembers(g groupID) ([]member, error) {
 			break
 		}
 	}
-	if ms == nil {
-		// A group whose B keys are gone (its segment is being dropped).
-		ms = []member{}
-	}
 	if len(d.members) >= 1024 {
 		clear(d.members)
 	}
 	d.members[g] = ms
+	if ms != nil && found == len(ms) {
+		d.ix.spans.put(g, ms)
+	}
 	return ms, nil
+}
+
+// spanCache keeps the block spans of recently resolved, complete groups:
+// a written group never changes, and resolving one reads up to GroupBlocks
+// B keys. About 24 KB per full group.
+type spanCache struct {
+	mu    sync.Mutex
+	m     map[groupID][]blockSpan
+	order []groupID // insertion order, for FIFO eviction
+	max   int
+}
+
+func (c *spanCache) get(g groupID) ([]blockSpan, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ms, ok := c.m[g]
+	return ms, ok
+}
+
+func (c *spanCache) put(g groupID, ms []blockSpan) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[groupID][]blockSpan)
+	}
+	if _, ok := c.m[g]; ok {
+		return
+	}
+	for len(c.order) >= c.max && len(c.order) > 0 {
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.m[g] = ms
+	c.order = append(c.order, g)
+}
+
+// dropSegment forgets the groups of seg.
+func (c *spanCache) dropSegment(seg uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.order = slices.DeleteFunc(c.order, func(g groupID) bool {
+		if g.Ref.Segment() == seg {
+			delete(c.m, g)
+			return true
+		}
+		return false
+	})
 }
 
 // Meta returns the indexed meta of the block at ref.
