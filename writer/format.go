@@ -281,3 +281,37 @@ func parseSegmentName(name string) (uint32, bool) {
 	}
 	return uint32(n), true
 }
+
+// The commit marker, Dir/COMMITTED: 24 bytes, little-endian, rewritten in
+// place (no fsync: it only serves readers while the writer lives) after
+// every group commit.
+//
+//	0      4        8                16       20     24
+//	+------+--------+----------------+--------+------+
+//	|magic |segment | committed size | CRC32C | rsv  |
+//	+------+--------+----------------+--------+------+
+//
+// A reader that finds the store locked by a live writer shows nothing of
+// segment `segment` past `committed size`, and nothing of later segments.
+const (
+	markerMagic uint32 = 0x4d435654 // "TVCM"
+	markerSize         = 24
+	markerName         = "COMMITTED"
+)
+
+func appendMarker(dst []byte, seg uint32, size int64) []byte {
+	start := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, markerMagic)
+	dst = binary.LittleEndian.AppendUint32(dst, seg)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(size))
+	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+	return binary.LittleEndian.AppendUint32(dst, 0)
+}
+
+func parseMarker(b []byte) (seg uint32, size int64, ok bool) {
+	if len(b) < markerSize || binary.LittleEndian.Uint32(b) != markerMagic ||
+		binary.LittleEndian.Uint32(b[16:]) != crc32.Checksum(b[:16], castagnoli) {
+		return 0, 0, false
+	}
+	return binary.LittleEndian.Uint32(b[4:]), int64(binary.LittleEndian.Uint64(b[8:])), true
+}

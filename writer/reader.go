@@ -133,7 +133,9 @@ func (r *Reader) file(n uint32) (*os.File, error) {
 // ScanSegment calls fn with the header of every block of segment seg, in
 // file order, without reading or decompressing payloads. It skips corrupt
 // headers (logging a warning) when a valid block follows them, and stops at
-// the segment's end or its torn or still-written tail. Only header CRCs are
+// the segment's end or its torn tail. While a writer holds the store it
+// stops at the committed end the writer publishes after each group commit,
+// so blocks written but not yet synced are not shown. Only header CRCs are
 // checked: a corrupt payload shows when the block is read. An error from fn
 // stops the scan and is returned.
 func (r *Reader) ScanSegment(seg uint32, fn func(BlockMeta) error) error {
@@ -145,7 +147,16 @@ func (r *Reader) ScanSegment(seg uint32, fn func(BlockMeta) error) error {
 	if err != nil {
 		return fmt.Errorf("stat segment %q: %w", f.Name(), err)
 	}
-	wk := segWalker{f: f, path: f.Name(), seg: seg, size: fi.Size()}
+	size := fi.Size()
+	if mseg, msize, live := r.committed(); live {
+		switch {
+		case seg > mseg:
+			size = segHeaderSize
+		case seg == mseg:
+			size = min(size, msize)
+		}
+	}
+	wk := segWalker{f: f, path: f.Name(), seg: seg, size: size}
 	_, _, err = wk.walk(
 		func(h *blockHeader, _ []byte) error { return fn(h.meta()) },
 		func(ce *CorruptionError) error {
@@ -153,6 +164,26 @@ func (r *Reader) ScanSegment(seg uint32, fn func(BlockMeta) error) error {
 			return nil
 		})
 	return err
+}
+
+// committed returns the commit marker if a writer holds the store (live).
+// Without a live writer there is nothing in flight: every whole, valid
+// block on disk is what the next Open's recovery keeps, so readers show it.
+func (r *Reader) committed() (seg uint32, size int64, live bool) {
+	if !writerLive(filepath.Join(r.dir, "LOCK")) {
+		return 0, 0, false
+	}
+	for try := 0; try < 3; try++ { // a read may race the 24-byte rewrite
+		b, err := os.ReadFile(filepath.Join(r.dir, markerName))
+		if err != nil {
+			break
+		}
+		if seg, size, ok := parseMarker(b); ok {
+			return seg, size, true
+		}
+	}
+	r.log.Warn("store has a live writer but no readable commit marker: showing every valid block", "dir", r.dir)
+	return 0, 0, false
 }
 
 // BlockBuf holds one block read back, and the buffers reused from read to

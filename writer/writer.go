@@ -88,6 +88,7 @@ type Stats struct {
 // Recovery is what Open found in the store's last segment.
 type Recovery struct {
 	Segment   uint32             // the segment checked, 0 if the store was empty
+	Size      int64              // its size after recovery
 	Blocks    int                // valid blocks in it
 	CutAt     int64              // offset the torn tail was cut at, -1 if none
 	BytesCut  int64              // bytes cut off
@@ -101,6 +102,7 @@ type Writer struct {
 	log      *slog.Logger
 	segDir   string
 	lockFile *os.File
+	marker   *os.File // Dir/COMMITTED, see publish
 	enc      *zstd.Encoder
 	recovery Recovery
 
@@ -127,6 +129,7 @@ type Writer struct {
 	errLogged  time.Time
 	errMuted   int
 	firstErr   error // first reason a block was lost
+	markBuf    [markerSize]byte
 
 	st struct {
 		blocks, packets, wire, raw, stored       atomic.Uint64
@@ -236,12 +239,23 @@ func Open(opts Options) (*Writer, error) {
 		lf.Close()
 		return nil, err
 	}
+	markPath := filepath.Join(opts.Dir, markerName)
+	if w.marker, err = os.OpenFile(markPath, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("open commit marker %q: %w", markPath, err)
+	}
+	if err := w.publish(w.recovery.Segment, w.recovery.Size); err != nil {
+		w.marker.Close()
+		lf.Close()
+		return nil, err
+	}
 	w.enc, err = zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(opts.Level),
 		zstd.WithEncoderConcurrency(opts.Compressors),
 		zstd.WithEncoderCRC(false), // the block record has its own CRC32C
 	)
 	if err != nil {
+		w.marker.Close()
 		lf.Close()
 		return nil, fmt.Errorf("create zstd encoder: %w", err)
 	}
@@ -314,6 +328,7 @@ func recoverSegment(path string, seg uint32, log *slog.Logger) (Recovery, error)
 	if err != nil {
 		return rec, fmt.Errorf("recover segment %q: %w", path, err)
 	}
+	rec.Size = tail
 	if tail == fi.Size() {
 		return rec, nil
 	}
@@ -376,6 +391,9 @@ func (w *Writer) Close() error {
 		errs = append(errs, fmt.Errorf("%d accepted blocks were not committed, first because: %w", n, w.firstErr))
 	}
 	errs = append(errs, w.closeErr)
+	if err := w.marker.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close commit marker: %w", err))
+	}
 	if err := w.lockFile.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close lock file: %w", err))
 	}
@@ -593,6 +611,10 @@ func (w *Writer) commit() {
 		w.closeSegment()
 		return
 	}
+	if err := w.publish(w.seg, w.size); err != nil {
+		w.st.writeErrors.Add(1)
+		w.log.Error("writer: live readers will not see new blocks", "err", err)
+	}
 	hook := w.opts.CommitHook
 	for i := range w.pending {
 		p := &w.pending[i]
@@ -608,6 +630,17 @@ func (w *Writer) commit() {
 		*p = pend{}
 	}
 	w.pending, w.pendBytes = w.pending[:0], 0
+}
+
+// publish records in the commit marker that segment seg is committed up to
+// size. Readers use it only while this writer holds the store's lock, to
+// show committed blocks and not those written but not yet synced. It needs
+// no fsync: after a crash no writer holds the lock and readers ignore it.
+func (w *Writer) publish(seg uint32, size int64) error {
+	if _, err := w.marker.WriteAt(appendMarker(w.markBuf[:0], seg, size), 0); err != nil {
+		return fmt.Errorf("write commit marker: %w", err)
+	}
+	return nil
 }
 
 // lose releases a block that will not be committed, counting and logging it

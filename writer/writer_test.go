@@ -531,3 +531,66 @@ func TestCorruptionErrorUnwraps(t *testing.T) {
 		t.Fatalf("Error(): got %q, want %q", got, want)
 	}
 }
+
+// TestScanSeesCommittedOnly holds a written block back from its commit (a
+// sync interval far away): a live reader must not see it until the commit,
+// although its bytes are in the file.
+func TestScanSeesCommittedOnly(t *testing.T) {
+	dir := t.TempDir()
+	pool := workers.NewBlockPool(2, 8<<10, 16)
+	w, err := Open(Options{Dir: dir, SyncEvery: time.Hour, Logger: quietLog})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	b := getBlock(t, pool)
+	fillBlock(b, 1, 8<<10, payloadText)
+	w.Submit(b)
+	path := filepath.Join(segmentsDir(dir), segmentName(1))
+	waitFor(t, "block written", func() bool {
+		fi, err := os.Stat(path)
+		return err == nil && fi.Size() > segHeaderSize
+	})
+	r, err := OpenReader(dir, WithReaderLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := len(scanAll(t, r, 1)); got != 0 {
+		t.Fatalf("live writer, block not synced: scanned %d blocks, want 0", got)
+	}
+	if st := w.Stats(); st.BlocksCommitted != 0 {
+		t.Fatalf("BlocksCommitted: got %d, want 0 before the sync interval", st.BlocksCommitted)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := len(scanAll(t, r, 1)); got != 1 {
+		t.Fatalf("after Close: scanned %d blocks, want 1", got)
+	}
+
+	// A live writer that committed: its blocks show, a stale marker from
+	// an earlier writer does not hide anything once no writer is live.
+	w, err = Open(Options{Dir: dir, SyncEvery: time.Millisecond, Logger: quietLog})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	if got := len(scanAll(t, r, 1)); got != 1 {
+		t.Fatalf("reopened writer: scanned %d blocks of segment 1, want 1", got)
+	}
+	b = getBlock(t, pool)
+	fillBlock(b, 2, 8<<10, payloadText)
+	w.Submit(b)
+	waitFor(t, "second block committed", func() bool { return w.Stats().BlocksCommitted == 1 })
+	if got := len(scanAll(t, r, 2)); got != 1 {
+		t.Fatalf("live writer, block committed: scanned %d blocks of segment 2, want 1", got)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, markerName), appendMarker(nil, 1, segHeaderSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(scanAll(t, r, 2)); got != 1 {
+		t.Fatalf("no live writer, stale marker: scanned %d blocks of segment 2, want 1", got)
+	}
+}
