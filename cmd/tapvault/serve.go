@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"tapvault/query"
+)
+
+// tokenEnv names the environment variable that may carry the API token. A
+// token is never taken from a flag value: it would show in ps.
+const tokenEnv = "TAPVAULT_TOKEN"
+
+func newServeCmd() *cobra.Command {
+	var (
+		data, listen, tokenFile string
+		maxConcurrent           int
+	)
+	cmd := &cobra.Command{
+		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--token-file FILE]",
+		Short: "Serve the HTTP query API for a store: packets as pcap/pcapng, flows and stats as JSON",
+		Long: `Serve answers the HTTP API (docs/api.md) for a store at rest, or beside a
+running capture (it only reads committed blocks):
+  GET /api/v1/packets?filter=&from=&to=&format=pcap|pcapng&limit=
+  GET /api/v1/flows?filter=&from=&to=&limit=
+  GET /api/v1/stats
+e.g.  curl -sG http://127.0.0.1:8080/api/v1/packets --data-urlencode 'filter=tcp port 80' | tcpdump -r -
+
+It listens on 127.0.0.1 unless told otherwise. Listening on any other
+address needs a bearer token, read from --token-file FILE or the
+TAPVAULT_TOKEN environment variable (never from the command line, where ps
+shows it); a token set on loopback is required there too. SIGINT or SIGTERM
+shuts the server down.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("serve takes no arguments, got %q", args)
+			}
+			if data == "" {
+				return errors.New("--data DIR is required")
+			}
+			token, err := loadToken(tokenFile, os.Getenv(tokenEnv))
+			if err != nil {
+				return err
+			}
+			log := slog.Default()
+			st, err := query.OpenStore(data, log)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			srv, err := query.NewServer(st, query.ServerOptions{
+				Addr: listen, Token: token, MaxConcurrent: maxConcurrent, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return srv.ListenAndServe(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&data, "data", "", "store directory")
+	f.StringVar(&listen, "listen", query.DefaultAPIAddr, "listen address; anything but loopback needs a token")
+	f.StringVar(&tokenFile, "token-file", "", "file holding the bearer token (else $"+tokenEnv+")")
+	f.IntVar(&maxConcurrent, "max-queries", query.DefaultMaxConcurrent, "queries that may run at once; more wait briefly, then get 503")
+	return cmd
+}
+
+// loadToken returns the token from file, else from env (the value of
+// TAPVAULT_TOKEN), else "". Giving both is an error: which one wins would be
+// a guess. Surrounding white space (a trailing newline) is dropped.
+func loadToken(file, env string) (string, error) {
+	env = strings.TrimSpace(env)
+	if file == "" {
+		return env, nil
+	}
+	if env != "" {
+		return "", fmt.Errorf("both --token-file and $%s are set: give one", tokenEnv)
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("token file %q is not a regular file", file)
+	}
+	if fi.Size() > 4096 {
+		return "", fmt.Errorf("token file %q is %d bytes: want one token", file, fi.Size())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %q is empty", file)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		slog.Warn("the token file is readable by other users; chmod 600 it", "file", file, "mode", fi.Mode().Perm().String())
+	}
+	return tok, nil
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadToken(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "token")
+	if err := os.WriteFile(good, []byte("  abcdefghijklmnopqrstuvwxyz\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		file, env, want string
+		ok              bool
+	}{
+		{"", "", "", true},
+		{"", " from-env-0123456789\n", "from-env-0123456789", true},
+		{good, "", "abcdefghijklmnopqrstuvwxyz", true},
+		{good, "from-env-0123456789", "", false},
+		{empty, "", "", false},
+		{filepath.Join(dir, "missing"), "", "", false},
+		{dir, "", "", false},
+	}
+	for _, c := range cases {
+		got, err := loadToken(c.file, c.env)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("loadToken(%q, %q): got %q, %v, want %q, ok %v", c.file, c.env, got, err, c.want, c.ok)
+		}
+	}
+}
+
+func TestServeRefusesOpenAddressWithoutToken(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.pcap")
+	genTrace(t, trace, "imix", 100)
+	store := filepath.Join(dir, "store")
+	tv(t, false, "import", "--data", store, trace)
+	t.Setenv(tokenEnv, "")
+	cmd := newServeCmd()
+	cmd.SetArgs([]string{"--data", store, "--listen", "0.0.0.0:0"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "without a token") {
+		t.Fatalf("got %v, want a refusal to listen without a token", err)
+	}
+}
+
+// The API's pcap is the CLI's, byte for byte, and the server stops on its
+// context.
+func TestServeMatchesQuery(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.pcap")
+	genTrace(t, trace, "mixed", 5000)
+	store := filepath.Join(dir, "store")
+	tv(t, false, "import", "--data", store, "--block-size", "64KiB", trace)
+	cliOut := filepath.Join(dir, "cli.pcap")
+	tv(t, false, "query", "--data", store, "-w", cliOut, "tcp")
+	want, err := os.ReadFile(cliOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	const token = "serve-test-token-0123456789"
+	t.Setenv(tokenEnv, token)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := newServeCmd()
+	cmd.SetArgs([]string{"--data", store, "--listen", addr})
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.ExecuteContext(ctx) }()
+
+	get := func(auth string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/packets?filter=tcp", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, nil
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	var (
+		resp *http.Response
+		body []byte
+	)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, body = get(token); resp != nil {
+			break
+		}
+		select {
+		case err := <-errc:
+			t.Fatalf("serve ended: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not answer within 10s")
+		}
+	}
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("got status %d and %d bytes, want 200 and the CLI's %d bytes", resp.StatusCode, len(body), len(want))
+	}
+	// The token from the environment is required on loopback too.
+	if resp, _ := get(""); resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("got %v without a token, want 401", resp)
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("serve returned %v after its context ended, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop within 10s of its context ending")
+	}
+}
