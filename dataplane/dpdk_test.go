@@ -593,8 +593,16 @@ func TestTSCTimestamps(t *testing.T) {
 	if n, err := q.Recv(&b); n != 0 || !errors.Is(err, ErrClosed) {
 		t.Errorf("Recv after Stop: got %d, %v, want 0, %v", n, err, ErrClosed)
 	}
-	if _, err := OpenPort(PortConfig{Name: "net_null1"}); err == nil {
-		t.Errorf("OpenPort after Stop: got nil error, want one (vdev released)")
+	// The closed vdev is re-created from its --vdev arguments.
+	p2, err := OpenPort(PortConfig{Name: "net_null1", Mbufs: 2047})
+	if err != nil {
+		t.Fatalf("OpenPort after Stop: %v", err)
+	}
+	if n, err := p2.Queue(0).Recv(&b); n == 0 || err != nil {
+		t.Errorf("Recv on the reopened port: got %d, %v, want packets", n, err)
+	}
+	if err := p2.Stop(); err != nil {
+		t.Errorf("Stop: %v", err)
 	}
 }
 

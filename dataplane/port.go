@@ -5,6 +5,7 @@ package dataplane
 /*
 #include <stdlib.h>
 #include <string.h>
+#include <rte_dev.h>
 #include <rte_ethdev.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
@@ -78,7 +79,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -164,7 +167,12 @@ func openPort(cfg PortConfig) (*Port, error) {
 	defer C.free(unsafe.Pointer(cname))
 	var pid C.uint16_t
 	if rc := C.rte_eth_dev_get_port_by_name(cname, &pid); rc != 0 {
-		return nil, fmt.Errorf("open port %q: no such ethdev (is it in the EAL --vdev or allow list?): %w", cfg.Name, rteErr(-int(rc)))
+		if err := reprobeVdev(cfg.Name); err != nil {
+			return nil, fmt.Errorf("open port %q: no such ethdev (is it in the EAL --vdev or allow list?): %w", cfg.Name, err)
+		}
+		if rc := C.rte_eth_dev_get_port_by_name(cname, &pid); rc != 0 {
+			return nil, fmt.Errorf("open port %q: no ethdev after re-creating the vdev: %w", cfg.Name, rteErr(-int(rc)))
+		}
 	}
 	var info C.struct_rte_eth_dev_info
 	if rc := C.rte_eth_dev_info_get(pid, &info); rc != 0 {
@@ -340,6 +348,33 @@ func openPort(cfg PortConfig) (*Port, error) {
 	return p, nil
 }
 
+// reprobeVdev re-creates a virtual device given to InitEAL by --vdev whose
+// port was closed (closing a vdev port releases it): the device is removed
+// from the vdev bus and probed again with its original arguments, so a
+// net_pcap replay starts over. It returns an error for names that are not
+// such a vdev.
+func reprobeVdev(name string) error {
+	kv, ok := vdevArgs(ealArgs(), name)
+	if !ok {
+		return syscall.ENODEV
+	}
+	parts := make([]string, len(kv))
+	for i, p := range kv {
+		parts[i] = p[0] + "=" + p[1]
+	}
+	bus := C.CString("vdev")
+	defer C.free(unsafe.Pointer(bus))
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	cargs := C.CString(strings.Join(parts, ","))
+	defer C.free(unsafe.Pointer(cargs))
+	C.rte_eal_hotplug_remove(bus, cname) // fails harmlessly if the device is gone already
+	if rc := C.rte_eal_hotplug_add(bus, cname, cargs); rc != 0 {
+		return fmt.Errorf("re-create vdev: %w", rteErr(-int(rc)))
+	}
+	return nil
+}
+
 func boolInt(b bool) C.int {
 	if b {
 		return 1
@@ -391,8 +426,8 @@ func (p *Port) Stats() (PortStats, error) {
 
 // Stop closes every queue, stops and closes the port and frees its mempool.
 // Call it only after every goroutine receiving from the port has returned.
-// For a virtual device the port is gone afterwards: it cannot be reopened in
-// this process.
+// DPDK releases a closed virtual device's port; OpenPort re-creates it from
+// its --vdev arguments (a net_pcap replay then starts over).
 func (p *Port) Stop() error {
 	p.stopOnce.Do(func() {
 		for _, q := range p.queues {
