@@ -23,6 +23,22 @@
 // kept and reported (CorruptionError), and readers skip it. Sealed segments
 // are checked by Verify.
 //
+// Refs increase with write order. With more than one compressor, blocks
+// may be written in a different order than they were submitted (a block
+// that compresses faster overtakes), so block order is not time order even
+// within one queue: order packets by timestamp, not by ref.
+//
+// Measured here (2 shared cores, loaded; writer_timing_test.go, 1 MiB
+// IMIX-like blocks): compressing at SpeedFastest ~300-400 MB/s per core with
+// ratio 0.15 on protocol text and 0.48 on a half-encrypted mix; trying and
+// rejecting an incompressible block ~0.4 ms; the write goroutine's CRC32C
+// pass ~25 GB/s (40 us per MiB), so patching the ref and computing the CRC
+// there costs little; end to end with one compressor ~300 MB/s of text,
+// ~180 MB/s of the mix and ~600 MB/s of incompressible data, each group
+// commit syncing 4-12 blocks in 2-7 ms. Reading back decompresses at
+// ~0.5-1 GB/s. The compress, seal and read paths allocate nothing in steady
+// state.
+//
 // This package must not: decode packets or build summaries (workers does),
 // touch the index (the CommitHook is the seam), block a worker, or log
 // packet payloads.

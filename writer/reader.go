@@ -72,7 +72,9 @@ func (r *Reader) Close() error {
 	return errors.Join(errs...)
 }
 
-// Segments lists the store's segments in ascending order.
+// Segments lists the store's segments in ascending order. A segment whose
+// header is damaged is listed with Err set (reading it fails; Verify
+// reports it).
 func (r *Reader) Segments() ([]SegmentInfo, error) {
 	nums, err := listSegments(r.segDir)
 	if err != nil {
@@ -105,7 +107,11 @@ func (r *Reader) segmentInfo(n uint32) (SegmentInfo, error) {
 	}
 	si := SegmentInfo{Number: n, Path: path, Size: fi.Size()}
 	if si.Created, err = readSegmentHeader(f, path, n); err != nil {
-		return SegmentInfo{}, err
+		var ce *CorruptionError
+		if !errors.As(err, &ce) {
+			return SegmentInfo{}, err
+		}
+		si.Err = ce
 	}
 	return si, nil
 }

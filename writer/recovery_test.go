@@ -306,3 +306,50 @@ func TestVerifySealedSegment(t *testing.T) {
 		t.Fatalf("progress: got %d calls ending %d/%d, want calls ending at %d/%d", calls, lastDone, lastTotal, rep.Bytes, rep.Bytes)
 	}
 }
+
+func TestOpenWithDamagedLastSegmentHeader(t *testing.T) {
+	seg, metas, _ := smallStore(t, 2, 1024)
+	bad := bytes.Clone(seg)
+	bad[5] ^= 0xff // inside the segment header
+	dir := storeWith(t, bad)
+	w, err := Open(Options{Dir: dir, Logger: quietLog})
+	if err != nil {
+		t.Fatalf("Open: got %v, want capture to start despite a damaged segment", err)
+	}
+	rec := w.Recovery()
+	pool := workers.NewBlockPool(1, 1024, 4)
+	b := getBlock(t, pool)
+	fillBlock(b, 9, 1024, payloadText)
+	w.Submit(b)
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if len(rec.Corrupt) != 1 || rec.Corrupt[0].Offset != 0 {
+		t.Fatalf("Recovery: got %+v, want the segment header reported", rec)
+	}
+	if got := segSize(t, dir); got != int64(len(bad)) {
+		t.Fatalf("damaged segment size: got %d, want %d (left alone)", got, len(bad))
+	}
+	r, err := OpenReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	segs, err := r.Segments()
+	if err != nil {
+		t.Fatalf("Segments: %v", err)
+	}
+	if len(segs) != 2 || segs[0].Err == nil || segs[1].Err != nil {
+		t.Fatalf("Segments: got %+v, want segment 1 flagged and segment 2 sound", segs)
+	}
+	if _, err := r.ReadBlock(metas[0].Ref, &BlockBuf{}); err == nil {
+		t.Fatal("ReadBlock in the damaged segment: got nil error")
+	}
+	rep, err := Verify(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BadBlocks != 1 || rep.Blocks != 1 {
+		t.Fatalf("Verify: got %d bad, %d good; want 1, 1", rep.BadBlocks, rep.Blocks)
+	}
+}

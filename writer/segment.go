@@ -19,6 +19,7 @@ type SegmentInfo struct {
 	Path    string
 	Size    int64 // bytes on disk when listed (the open segment grows)
 	Created int64 // creation time, ns since the Unix epoch, from the header
+	Err     error // why the header is unreadable, nil if sound (then Created is 0)
 }
 
 const tmpSuffix = ".tmp"

@@ -315,7 +315,15 @@ func recoverSegment(path string, seg uint32, log *slog.Logger) (Recovery, error)
 		return rec, fmt.Errorf("stat segment %q: %w", path, err)
 	}
 	if _, err := readSegmentHeader(f, path, seg); err != nil {
-		return rec, fmt.Errorf("recover segment: %w", err)
+		// Creation is atomic, so only damage gets here. Capture must
+		// still start: keep the file for Verify and write elsewhere.
+		var ce *CorruptionError
+		if !errors.As(err, &ce) {
+			return rec, fmt.Errorf("recover segment: %w", err)
+		}
+		log.Error("last segment has a bad header: leaving it as it is", "path", path, "err", ce.Err)
+		rec.Corrupt = append(rec.Corrupt, ce)
+		return rec, nil
 	}
 	wk := segWalker{f: f, path: path, seg: seg, size: fi.Size(), full: true}
 	tail, tailErr, err := wk.walk(
