@@ -512,7 +512,6 @@ func (w *Writer) writeLoop() {
 				w.closeSegment()
 				return
 			}
-			first := len(w.pending) == 0
 			w.write(it)
 			if it.rb != nil {
 				it.rb.owner <- it.rb // written (or failed): the compressor may reuse it
@@ -520,7 +519,7 @@ func (w *Writer) writeLoop() {
 			if len(w.pending) == 0 {
 				break
 			}
-			if first {
+			if w.pendSince.IsZero() { // first of a new group: arm its deadline
 				w.pendSince = time.Now()
 				timer.Reset(w.opts.SyncEvery)
 			}
@@ -594,6 +593,7 @@ func (w *Writer) write(it item) {
 // commit makes every pending record durable with one fdatasync, then calls
 // the hook for each and releases its block.
 func (w *Writer) commit() {
+	w.pendSince = time.Time{}
 	if len(w.pending) == 0 {
 		return
 	}

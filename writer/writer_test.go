@@ -594,3 +594,80 @@ func TestScanSeesCommittedOnly(t *testing.T) {
 		t.Fatalf("no live writer, stale marker: scanned %d blocks of segment 2, want 1", got)
 	}
 }
+
+func TestGroupCommit(t *testing.T) {
+	const n = 20
+	pool := workers.NewBlockPool(n, 4<<10, 16)
+	submitAll := func(w *Writer) {
+		for i := 1; i <= n; i++ {
+			b := getBlock(t, pool)
+			fillBlock(b, uint64(i), 4<<10, payloadText)
+			if !w.Submit(b) {
+				t.Fatalf("Submit %d: got false, want true", i)
+			}
+		}
+	}
+
+	// A burst within one sync interval is committed in few syncs.
+	w, err := Open(Options{Dir: t.TempDir(), SyncEvery: 200 * time.Millisecond, QueueLen: n, Logger: quietLog})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t0 := time.Now()
+	submitAll(w)
+	waitFor(t, "burst committed", func() bool { return w.Stats().BlocksCommitted == n })
+	if d := time.Since(t0); d < 150*time.Millisecond {
+		t.Fatalf("burst committed after %v, want the group to wait for the %v interval", d, 200*time.Millisecond)
+	}
+	if st := w.Stats(); st.Fsyncs == 0 || st.Fsyncs > 3 {
+		t.Fatalf("fsyncs for a %d-block burst: got %d, want 1 to 3", n, st.Fsyncs)
+	}
+	w.Close()
+
+	// SyncBytes ends a group early: here every block.
+	w, err = Open(Options{Dir: t.TempDir(), SyncEvery: time.Hour, SyncBytes: 1, QueueLen: n, Logger: quietLog})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	submitAll(w)
+	waitFor(t, "blocks committed by size", func() bool { return w.Stats().BlocksCommitted == n })
+	if st := w.Stats(); st.Fsyncs != n || st.FsyncNanos == 0 || st.FsyncMaxNanos == 0 {
+		t.Fatalf("fsyncs with SyncBytes 1: got %d (%d ns, max %d), want %d with times", st.Fsyncs, st.FsyncNanos, st.FsyncMaxNanos, n)
+	}
+	w.Close()
+}
+
+// TestSegmentCreateFailure removes the segments directory under a running
+// writer: blocks cannot be stored, so they must be counted lost, released,
+// never reported committed, and Close must say so.
+func TestSegmentCreateFailure(t *testing.T) {
+	dir := t.TempDir()
+	pool := workers.NewBlockPool(2, 4<<10, 16)
+	var hl hookLog
+	w, err := Open(Options{Dir: dir, CommitHook: hl.hook, Logger: quietLog})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := os.RemoveAll(segmentsDir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		b := getBlock(t, pool)
+		fillBlock(b, uint64(i), 4<<10, payloadText)
+		if !w.Submit(b) {
+			t.Fatalf("Submit %d: got false, want true", i)
+		}
+	}
+	err = w.Close()
+	if err == nil || !strings.Contains(err.Error(), "3 accepted blocks were not committed") {
+		t.Fatalf("Close: got %v, want an error counting 3 lost blocks", err)
+	}
+	st := w.Stats()
+	if st.BlocksLost != 3 || st.WriteErrors != 3 || st.BlocksCommitted != 0 || len(hl.all()) != 0 {
+		t.Fatalf("got lost %d, write errors %d, committed %d, hooks %d; want 3, 3, 0, 0",
+			st.BlocksLost, st.WriteErrors, st.BlocksCommitted, len(hl.all()))
+	}
+	if pool.Free() != pool.Cap() {
+		t.Fatalf("free blocks: got %d, want %d", pool.Free(), pool.Cap())
+	}
+}
