@@ -231,6 +231,10 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return nil
 }
 
+// statusClientGone is logged (never sent) for a request whose client left
+// before any answer: nginx's 499.
+const statusClientGone = 499
+
 // reqInfo is what the request log line reports beyond the status.
 type reqInfo struct {
 	status  int
@@ -417,6 +421,9 @@ func (s *Server) parseParams(r *http.Request, allowed ...string) (params, error)
 		for _, a := range allowed {
 			ok = ok || k == a
 		}
+		if !ok && len(allowed) == 0 {
+			return p, fmt.Errorf("unknown parameter %q (this endpoint takes none)", k)
+		}
 		if !ok {
 			return p, fmt.Errorf("unknown parameter %q (this endpoint takes: %s)", k, strings.Join(allowed, ", "))
 		}
@@ -519,7 +526,8 @@ func (s *Server) acquire(w http.ResponseWriter, r *http.Request) (release func()
 		writeError(w, r, http.StatusServiceUnavailable, fmt.Sprintf("busy: %d queries running; retry later", s.opts.MaxConcurrent))
 		return nil, false
 	case <-r.Context().Done():
-		infoOf(r).err = "client gone while queued"
+		ri := infoOf(r)
+		ri.status, ri.err = statusClientGone, "client gone while queued"
 		return nil, false
 	}
 }
@@ -657,7 +665,7 @@ func (s *Server) handlePackets(w http.ResponseWriter, r *http.Request) {
 	if !ps.sent {
 		switch {
 		case ctx.Err() != nil:
-			// The client is gone: nobody to answer.
+			ri.status = statusClientGone // nobody to answer
 		case errors.Is(err, ErrMixedLinkTypes):
 			writeError(w, r, http.StatusUnprocessableEntity, err.Error())
 		default:

@@ -49,7 +49,8 @@ type apiPkt struct {
 
 func apiTS(i int) int64 { return apiBaseTS + int64(i)*1_000_000 }
 
-func apiPacket(i int) apiPkt {
+// apiPacket is packet i; raw ones are LINKTYPE_RAW.
+func apiPacket(i int, raw bool) apiPkt {
 	udp := i%3 == 0
 	payload := 60 + (i*37)%1100
 	var l4 []byte
@@ -77,7 +78,7 @@ func apiPacket(i int) apiPkt {
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(l4)))
 	ip = append(ip, l4...)
 	p := apiPkt{ts: apiTS(i), lt: linkEthernet}
-	if i >= apiEthPackets {
+	if raw {
 		p.lt, p.data = linkRaw, ip
 	} else {
 		p.data = append([]byte{0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00}, ip...)
@@ -92,6 +93,12 @@ func apiPacket(i int) apiPkt {
 // apiStore writes the test store with the real writer and returns its
 // directory and every packet in time order.
 func apiStore(t testing.TB) (string, []apiPkt) {
+	t.Helper()
+	return apiStoreN(t, apiEthPackets, apiRawPackets)
+}
+
+// apiStoreN writes eth Ethernet packets, then raw LINKTYPE_RAW ones.
+func apiStoreN(t testing.TB, eth, raw int) (string, []apiPkt) {
 	t.Helper()
 	dir := t.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -112,14 +119,14 @@ func apiStore(t testing.TB) (string, []apiPkt) {
 		}
 		b = nil
 	}
-	for i := 0; i < apiEthPackets+apiRawPackets; i++ {
-		if i%apiPerBlock == 0 || i == apiEthPackets {
+	for i := 0; i < eth+raw; i++ {
+		if i%apiPerBlock == 0 || i == eth {
 			seal()
 		}
 		if b == nil {
 			b = pool.GetWait()
 		}
-		p := apiPacket(i)
+		p := apiPacket(i, i >= eth)
 		all = append(all, p)
 		b.Data = binary.LittleEndian.AppendUint64(b.Data, uint64(p.ts))
 		b.Data = binary.LittleEndian.AppendUint32(b.Data, uint32(len(p.data)))
