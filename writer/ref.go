@@ -45,5 +45,6 @@ type BlockMeta struct {
 // CommitHook is called once per block after the block is durable (fsynced)
 // and before its buffer is recycled. sum is borrowed: valid only during the
 // call. The index uses it; it must not block for long, because the writer
-// goroutine waits for it.
+// goroutine waits for it. Hooks are called from that one goroutine, in
+// increasing Ref order.
 type CommitHook func(meta BlockMeta, sum *workers.Summary)

@@ -41,7 +41,13 @@ func storeBlocks(t testing.TB, opts Options, pool *workers.BlockPool, n, size in
 	if got := pool.Free(); got != pool.Cap() {
 		t.Fatalf("free blocks after Close: got %d, want %d (every block released)", got, pool.Cap())
 	}
-	return wants, hl.all()
+	metas := hl.all()
+	for i := 1; i < len(metas); i++ {
+		if metas[i].Ref <= metas[i-1].Ref {
+			t.Fatalf("hook %d: ref %v after %v, want increasing refs", i, metas[i].Ref, metas[i-1].Ref)
+		}
+	}
+	return wants, metas
 }
 
 func TestRoundTrip(t *testing.T) {
