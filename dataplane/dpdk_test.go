@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -49,6 +51,10 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	if os.Getenv("TAPVAULT_DATAPLANE_CHILD") == "eal-fail" {
+		ealFailChild()
+		return 0
+	}
 	dir, err := os.MkdirTemp("", "tapvault-dataplane-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -81,6 +87,35 @@ func runMain(m *testing.M) int {
 		"--vdev=net_null1",
 	})
 	return m.Run()
+}
+
+// ealFailChild runs in a subprocess of TestEALFailure: a first InitEAL
+// with an unknown argument, then a second one.
+func ealFailChild() {
+	err1 := InitEAL([]string{"--no-huge", "--no-shconf", "--no-pci", "--tapvault-not-an-eal-flag"})
+	err2 := InitEAL([]string{"--no-huge", "--no-shconf", "--no-pci"})
+	fmt.Printf("first: %v\nsecond: %v\ninitialised: %v\n", err1, err2, EALInitialised())
+}
+
+// TestEALFailure checks, in a fresh process, that a failed InitEAL reports
+// the error and cannot be retried.
+func TestEALFailure(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TAPVAULT_DATAPLANE_CHILD=eal-fail")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, want := range []string{
+		"first: init eal [\"--no-huge\" \"--no-shconf\" \"--no-pci\" \"--tapvault-not-an-eal-flag\"]: invalid argument",
+		"second: init eal: already initialised",
+		"initialised: false",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("child output %q: want it to contain %q", got, want)
+		}
+	}
 }
 
 // mainTB lets the fixture writers run in TestMain.
@@ -236,6 +271,8 @@ func recvAll(t *testing.T, q *RxQueue, deadline time.Duration) []testPacket {
 			if p.LinkType != LinkTypeEthernet {
 				t.Fatalf("packet %d: got link type %d, want %d", len(got), p.LinkType, LinkTypeEthernet)
 			}
+			// net_pcap sets pkt_len to the captured length: snapped
+			// packets lose their original length on replay.
 			if int(p.WireLen) != len(p.Data) {
 				t.Fatalf("packet %d: got wire length %d, want %d (captured length)", len(got), p.WireLen, len(p.Data))
 			}

@@ -80,7 +80,7 @@ func ealMain(args []string, done chan<- error) {
 	sl[len(argv)] = nil
 	rc := C.tv_eal_init(C.int(len(argv)), cargv)
 	if rc < 0 {
-		done <- fmt.Errorf("init eal %q: %w", args, rteErr(-int(C.tv_rte_errno())))
+		done <- fmt.Errorf("init eal %q: %w", args, rteErr(int(C.tv_rte_errno())))
 		return
 	}
 	done <- nil

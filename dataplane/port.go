@@ -96,7 +96,6 @@ const (
 	TimestampTSC  TimestampSource = iota // TSC once per burst, anchored to CLOCK_REALTIME every second
 	TimestampPcap                        // net_pcap: the file's capture time, microseconds
 	TimestampNIC                         // RX timestamp offload, device clock calibrated by rte_eth_read_clock
-	numTimestampSources
 )
 
 func (s TimestampSource) String() string {

@@ -34,7 +34,8 @@ func testFrame(seq, n int) []byte {
 // testPacket is one generated capture record.
 type testPacket struct {
 	Data []byte
-	TS   int64 // ns since the epoch; whole microseconds for µs files
+	TS   int64  // ns since the epoch; whole microseconds for µs files
+	Orig uint32 // original length when the packet was snapped, else 0
 }
 
 // testPackets makes n packets of varied sizes, including 1514 and a jumbo,
@@ -49,6 +50,9 @@ func testPackets(n int) []testPacket {
 			size = 9000
 		}
 		pk[i] = testPacket{Data: testFrame(i, size), TS: base + int64(i)*1_234_567_000 + int64(i%3)*1000}
+		if i%50 == 3 {
+			pk[i].Orig = uint32(size) + 100 // snapped
+		}
 	}
 	return pk
 }
@@ -78,7 +82,7 @@ func writeTestPcap(t testing.TB, path string, pk []testPacket, nano bool, bo bin
 		bo.PutUint32(rec[0:], uint32(p.TS/1e9))
 		bo.PutUint32(rec[4:], uint32(sub))
 		bo.PutUint32(rec[8:], uint32(len(p.Data)))
-		bo.PutUint32(rec[12:], uint32(len(p.Data)))
+		bo.PutUint32(rec[12:], max(uint32(len(p.Data)), p.Orig))
 		b.Write(rec)
 		b.Write(p.Data)
 	}
@@ -120,7 +124,7 @@ func writeTestPcapng(t testing.TB, path string, pk []testPacket) {
 		le.PutUint32(epb[4:], uint32(us>>32))
 		le.PutUint32(epb[8:], uint32(us))
 		le.PutUint32(epb[12:], uint32(len(p.Data)))
-		le.PutUint32(epb[16:], uint32(len(p.Data)))
+		le.PutUint32(epb[16:], max(uint32(len(p.Data)), p.Orig))
 		block(6, append(epb, p.Data...))
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
