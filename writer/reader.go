@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+
+	"tapvault/workers"
 )
 
 // Reader reads blocks from a store. It is safe for concurrent use, and safe
@@ -331,4 +333,53 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// WalkSummaries calls fn for every committed block with a ref at or after
+// from, in ref order, with the block's decoded summary (borrowed until fn
+// returns). It reads headers and summary sections only, never packets: the
+// reindex path (it has the shape of index.BlockWalker). Corrupt blocks and
+// segments with a damaged header are skipped with a warning; an error from
+// fn stops the walk and is returned.
+func (r *Reader) WalkSummaries(from Ref, fn func(meta BlockMeta, sum *workers.Summary) error) error {
+	segs, err := r.Segments()
+	if err != nil {
+		return err
+	}
+	var buf BlockBuf
+	var sum workers.Summary
+	for _, s := range segs {
+		if s.Number < from.Segment() {
+			continue
+		}
+		if s.Err != nil {
+			r.log.Warn("skipping segment with a damaged header", "path", s.Path, "err", s.Err)
+			continue
+		}
+		err := r.ScanSegment(s.Number, func(m BlockMeta) error {
+			if m.Ref < from {
+				return nil
+			}
+			if _, err := r.ReadSummary(m.Ref, &buf); err != nil {
+				var ce *CorruptionError
+				if errors.As(err, &ce) {
+					r.log.Warn("skipping corrupt block", "path", ce.Path, "offset", ce.Offset, "err", ce.Err)
+					return nil
+				}
+				return err
+			}
+			if err := workers.ParseSummary(buf.Summary(), &sum); err != nil {
+				r.log.Warn("skipping block with a bad summary", "ref", m.Ref, "err", err)
+				return nil
+			}
+			return fn(m, &sum)
+		})
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since listed
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
