@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"tapvault/workers"
 )
 
 // The HTTP API (docs/api.md):
@@ -681,38 +680,10 @@ func (s *Server) handlePackets(w http.ResponseWriter, r *http.Request) {
 	panic(http.ErrAbortHandler)
 }
 
-// run is Store.Run with the filter and limit applied here, so that ctx is
-// checked for every packet the merge visits, matching or not: a filter that
-// matches nothing over a long range still stops when the client leaves.
+// run is Store.Run bound to the request's context: it stops when the
+// client goes away, whether or not packets match.
 func (s *Server) run(ctx context.Context, req Request, fn func(p *Packet) error) (Result, error) {
-	f := req.Filter
-	all := f == nil || f.MatchAll()
-	var (
-		dec     workers.Decoder
-		d       workers.Decoded
-		matched uint64
-	)
-	res, err := s.store.Run(Request{From: req.From, To: req.To}, func(p *Packet) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !all {
-			dec.Decode(p.Data, p.LinkType, &d)
-			if !f.Match(&d) {
-				return nil
-			}
-		}
-		matched++
-		if err := fn(p); err != nil {
-			return err
-		}
-		if req.Limit > 0 && matched >= uint64(req.Limit) {
-			return ErrStop
-		}
-		return nil
-	})
-	res.Matched = matched
-	return res, err
+	return s.store.Run(ctx, req, fn)
 }
 
 // FlowsAnswer is the JSON answer of /api/v1/flows.

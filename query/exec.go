@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,8 +75,11 @@ type Result struct {
 }
 
 // Run calls fn, in time order, for every stored packet that the request
-// selects.
-func (s *Store) Run(req Request, fn func(p *Packet) error) (Result, error) {
+// selects. ctx is checked every few packets visited, matching or not, so a
+// filter that matches nothing over a long range still stops promptly when
+// the caller goes away. The filter is cloned: one Filter may serve
+// concurrent queries.
+func (s *Store) Run(ctx context.Context, req Request, fn func(p *Packet) error) (Result, error) {
 	var res Result
 	blocks, err := s.Blocks(req.From, req.To)
 	if err != nil {
@@ -87,10 +91,20 @@ func (s *Store) Run(req Request, fn func(p *Packet) error) (Result, error) {
 		d   workers.Decoded
 	)
 	all := req.Filter == nil || req.Filter.MatchAll()
+	var f *Filter
+	if !all {
+		f = req.Filter.Clone()
+	}
+	visited := 0
 	ms, err := Merge(s.R, blocks, req.From, req.To, s.Log, func(p *Packet) error {
+		if visited++; visited&255 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
 		if !all {
 			dec.Decode(p.Data, p.LinkType, &d)
-			if !req.Filter.Match(&d) {
+			if !f.Match(&d) {
 				return nil
 			}
 		}

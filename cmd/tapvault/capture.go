@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"tapvault/dataplane"
+	"tapvault/query"
 )
 
 // captureConfig is the capture configuration file (YAML). Every key has the
@@ -61,6 +63,8 @@ func newCaptureCmd() *cobra.Command {
 		config   string
 		statsInt time.Duration
 		lossless string
+		listen   string
+		tokenF   string
 	)
 	cmd := &cobra.Command{
 		Use:   "capture --eal \"EAL ARGS\" --data DIR",
@@ -120,7 +124,12 @@ and print the summary.`,
 			if lossless != "auto" && lossless != "true" && lossless != "false" {
 				return fmt.Errorf("--lossless %q: want auto, true or false", lossless)
 			}
-			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt, lossless)
+			token, err := loadToken(tokenF, os.Getenv(tokenEnv))
+			if err != nil {
+				return err
+			}
+			api := apiOptions{listen: listen, token: token}
+			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt, lossless, api)
 		},
 	}
 	so.addFlags(cmd)
@@ -132,6 +141,8 @@ and print the summary.`,
 	f.IntVar(&rxDesc, "rx-desc", 0, "RX descriptors per queue (default: the dataplane's)")
 	f.StringVar(&config, "config", "", "YAML configuration file; flags override it")
 	f.DurationVar(&statsInt, "stats-interval", time.Second, "how often port statistics are read")
+	f.StringVar(&listen, "listen", query.DefaultAPIAddr, "HTTP API address while capturing (\"\" turns it off); off loopback a token is required")
+	f.StringVar(&tokenF, "token-file", "", "file holding the API bearer token (else $"+tokenEnv+")")
 	f.StringVar(&lossless, "lossless", "auto", "wait for buffers instead of dropping: auto = only for net_pcap replays, whose PMD reads the file only when polled, so waiting loses nothing; never use on a live port")
 	return cmd
 }
@@ -225,7 +236,12 @@ func devices(args []string) []string {
 	return out
 }
 
-func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration, lossless string) error {
+// apiOptions configure the HTTP API a capture serves.
+type apiOptions struct {
+	listen, token string
+}
+
+func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration, lossless string, api apiOptions) error {
 	args := ealArgs(ealStr)
 	devs := devices(args)
 	if port == "" && len(devs) != 1 {
@@ -292,6 +308,28 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 			}
 		}
 	}()
+
+	// The HTTP API reads committed blocks beside the capture. It never
+	// blocks capture: it only reads files, with bounded concurrency. A
+	// failure to serve is reported and capture goes on.
+	apiCtx, apiStop := context.WithCancel(context.Background())
+	defer apiStop()
+	if api.listen != "" {
+		qs, err := query.OpenStore(so.data, nil)
+		if err != nil {
+			return fmt.Errorf("capture: open store for the API: %w", err)
+		}
+		defer qs.Close()
+		srv, err := query.NewServer(qs, query.ServerOptions{Addr: api.listen, Token: api.token, Logger: slog.Default()})
+		if err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+		go func() {
+			if err := srv.ListenAndServe(apiCtx); err != nil {
+				slog.Error("HTTP API stopped; capture goes on", "addr", api.listen, "err", err)
+			}
+		}()
+	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -233,7 +235,7 @@ func TestCaptureReplayThroughDPDK(t *testing.T) {
 	trace := filepath.Join(dir, "trace.pcap")
 	genTrace(t, trace, "mixed", 20000)
 	store := filepath.Join(dir, "store")
-	out, _ := tv(t, false, "capture", "--eal", ealFor("net_pcap0,rx_pcap="+trace), "--data", store, "--block-size", "128KiB")
+	out, _ := tv(t, false, "capture", "--eal", ealFor("net_pcap0,rx_pcap="+trace), "--data", store, "--block-size", "128KiB", "--listen", "")
 	if !strings.Contains(out, "20000 packets stored, 0 dropped") {
 		t.Fatalf("capture summary:\n%s", out)
 	}
@@ -257,7 +259,9 @@ func TestCaptureKill9(t *testing.T) {
 	trace := filepath.Join(dir, "trace.pcap")
 	genTrace(t, trace, "imix", 400000)
 	store := filepath.Join(dir, "store")
-	cmd := exec.Command(os.Args[0], "capture", "--eal", ealFor("net_pcap0,rx_pcap="+trace), "--data", store, "--block-size", "256KiB")
+	// The capture serves its HTTP API meanwhile: query it while it runs.
+	addr := fmt.Sprintf("127.0.0.1:%d", 20000+os.Getpid()%20000)
+	cmd := exec.Command(os.Args[0], "capture", "--eal", ealFor("net_pcap0,rx_pcap="+trace), "--data", store, "--block-size", "256KiB", "--listen", addr)
 	cmd.Env = append(os.Environ(), "TAPVAULT_E2E_MAIN=1")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -275,6 +279,23 @@ func TestCaptureKill9(t *testing.T) {
 			t.Fatalf("capture wrote nothing in 60s:\n%s", logs.String())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	// While capture goes on, the API answers from committed blocks.
+	var live struct{ Packets uint64 }
+	for {
+		resp, err := http.Get("http://" + addr + "/api/v1/stats")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&live)
+			resp.Body.Close()
+		}
+		if err == nil && live.Packets > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("API during capture: %v, packets %d\n%s", err, live.Packets, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

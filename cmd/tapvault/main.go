@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,9 +46,10 @@ func main() {
 		newVerifyCmd(),
 		newStatsCmd(),
 		newFlowsCmd(),
+		newServeCmd(),
 		newBenchCmd(),
 	)
-	if err := root.Execute(); err != nil {
+	if err := root.ExecuteContext(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "tapvault: %v\n", err)
 		var ee *exitError
 		if errors.As(err, &ee) {

@@ -107,7 +107,7 @@ func runQuery(cmd *cobra.Command, data string, req query.Request, out, format st
 			}
 		}
 	}
-	res, err := st.Run(req, func(p *query.Packet) error {
+	res, err := st.Run(cmd.Context(), req, func(p *query.Packet) error {
 		if bw == nil {
 			return nil
 		}
