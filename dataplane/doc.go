@@ -18,7 +18,7 @@
 //   - Workers are locked Go threads pinned with PinThread (sched affinity to
 //     the lcore's CPUs + rte_thread_register for a mempool cache), not
 //     threads EAL launches. Measured with net_null: a registered thread
-//     receives about 1.4x faster than an unregistered one (1.3 vs 1.9 µs
+//     receives 1.4-2x faster than an unregistered one (1.2-1.5 vs 1.8-3.2 µs
 //     per burst of 64), because freeing and allocating mbufs then goes
 //     through the per-lcore mempool cache. RegisterThread registers without
 //     pinning. OpenPort re-creates a closed vdev from its --vdev arguments.
