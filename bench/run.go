@@ -89,8 +89,9 @@ func Run(opts RunOptions) (*Result, error) {
 		}
 		prodErr = make(chan error, 1)
 		go func() {
+			// Run pins this thread; exiting locked makes Go discard it
+			// rather than reuse a pinned, DPDK-registered thread.
 			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
 			c0 := pipeline.ThreadCPU()
 			err := prod.Run(opts.ProducerLcore)
 			res.Producer = pipeline.ThreadCPU() - c0

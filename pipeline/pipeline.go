@@ -133,7 +133,12 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 			// A worker owns its OS thread: it is pinned there (DPDK lcore)
 			// and its CPU time is read from that thread alone.
 			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
+			if p.opts.Pin == nil {
+				defer runtime.UnlockOSThread()
+			}
+			// A pinned thread is never handed back: the goroutine exits
+			// locked, so Go discards the thread with its CPU affinity and
+			// DPDK registration instead of reusing it for other work.
 			if p.opts.Pin != nil {
 				if err := p.opts.Pin(i); err != nil {
 					errs[i] = fmt.Errorf("pin worker %d: %w", i, err)
