@@ -23,6 +23,10 @@ type RunOptions struct {
 	ProducerLcore int
 	Store         pipeline.Options
 	Logger        *slog.Logger
+
+	// Wrap, if set, wraps the port's receive queue: live ports never end by
+	// themselves, and a wrapper decides when the run is over (RunAFPacket).
+	Wrap func(dataplane.Source) dataplane.Source
 }
 
 // Result is what one replay measured.
@@ -79,6 +83,9 @@ func Run(opts RunOptions) (*Result, error) {
 	res := &Result{Port: opts.Port, Driver: port.Driver()}
 
 	var src dataplane.Source = port.Queue(0)
+	if opts.Wrap != nil {
+		src = opts.Wrap(src)
+	}
 	var prodErr chan error
 	if ring {
 		loops := max(opts.Loops, 1)
