@@ -114,6 +114,9 @@ func GenerateFile(path string, opts GenOptions) (GenStats, error) {
 // the same timestamps, and calls fn for each. frame is borrowed: it is valid
 // only during the call. An error from fn stops generation and is returned.
 func GenerateFrames(opts GenOptions, fn func(ts int64, frame []byte) error) (GenStats, error) {
+	if opts.Kind == KindApp {
+		return generateApp(opts, fn) // genapp.go
+	}
 	g, err := newGenerator(opts)
 	if err != nil {
 		return GenStats{}, err
