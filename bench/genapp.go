@@ -68,7 +68,7 @@ const (
 	appSlowNetNS   = 30_000_000 // slow-net: extra network delay of the server's answer
 	appMSS         = 1460       // payload bytes per TCP segment
 	appSegGapNS    = 12_000     // between back-to-back full segments (1 Gbit/s)
-	appMeanPackets = 20         // about the mean frames per conversation (measured: see the test)
+	appMeanPackets = 16         // about the mean frames per conversation (measured: TestAppRate)
 )
 
 // AppExchange is one request and its response in an app trace: the ground
@@ -1175,7 +1175,7 @@ func (a *appGen) tierConv(c *appConv, t int64) {
 		fe := a.newEx(c, &fs, AppHTTP)
 		off := len(c.data)
 		b := append(c.data, "GET /api/v1/cart/"...)
-		ps := len(b) - off - 4
+		ps := len("GET ")
 		b = strconv.AppendInt(b, int64(a.r.intn(100000)), 10)
 		pe := len(b) - off
 		b = append(b, " HTTP/1.1\r\nHost: shop.example.com\r\nUser-Agent: tapvault-gen/1\r\nAccept: application/json\r\n\r\n"...)
