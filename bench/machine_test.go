@@ -2,6 +2,7 @@ package bench
 
 import (
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -155,4 +156,24 @@ func TestPeakRSS(t *testing.T) {
 		t.Errorf("got peak RSS %d then %d after touching 64 MiB, want at least 32 MiB more", before, after)
 	}
 	runtime.KeepAlive(buf)
+}
+
+func TestResetPeakRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("VmHWM is Linux-only")
+	}
+	buf := make([]byte, 96<<20)
+	for i := 0; i < len(buf); i += 4096 {
+		buf[i] = 1
+	}
+	peak := PeakRSS()
+	runtime.KeepAlive(buf)
+	buf = nil
+	debug.FreeOSMemory()
+	if err := ResetPeakRSS(); err != nil {
+		t.Skipf("kernel refused: %v", err)
+	}
+	if got := PeakRSS(); got > peak-48<<20 {
+		t.Errorf("got peak RSS %d after freeing 96 MiB and a reset, want at most %d", got, peak-48<<20)
+	}
 }
