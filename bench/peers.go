@@ -387,7 +387,7 @@ func (c *Comparison) TapvaultCaptured() uint64 {
 func WriteComparison(w io.Writer, c *Comparison) {
 	fmt.Fprintf(w, "veth replay %s of %s\n", c.Rate, filepath.Base(c.Trace))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "capturer\tsent\tsent pps\tcaptured\tlost\tloss %\tkernel drops\tCPU\tCPU µs/pkt\ttapvault captured ×\ttapvault CPU/pkt ×\t")
+	fmt.Fprintln(tw, "capturer\tsent\tsent pps\tcaptured\tlost\tloss %\tdrops reported\tCPU\tCPU µs/pkt\ttapvault captured ×\ttapvault CPU/pkt ×\t")
 	row := func(name string, rr ReplayResult, captured uint64, drops string, cpu time.Duration, ratio string, err error) {
 		lost := int64(rr.Packets) - int64(captured)
 		loss := 0.0
@@ -425,7 +425,10 @@ func WriteComparison(w io.Writer, c *Comparison) {
 		row(p.Kind, p.Replay, p.Captured, drops, p.CPU, ratio, p.Err)
 	}
 	tw.Flush()
-	if c.Tapvault != nil {
+	if t := c.Tapvault; t != nil {
+		rx := t.Report.RxPackets
+		fmt.Fprintf(w, "  tapvault: %d received from the port, %d lost before it (kernel ring: DPDK 22.11's af_packet PMD reports no imissed); dropped after it: %d no block buffer, %d writer queue\n",
+			rx, int64(c.TapvaultReplay.Packets)-int64(rx), t.Report.DropNoBuffer, t.Report.DropWriter)
 		fmt.Fprintln(w, "  tapvault CPU is the whole process during the run, including the worker's busy polling (a full core however low the rate)")
 	}
 }
