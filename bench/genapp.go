@@ -20,6 +20,8 @@ import (
 // so the packet rate is about PPS; within a conversation the timing is
 // real: round trips, server think time, client think time. Frames from all
 // conversations are merged by timestamp, so timestamps never decrease.
+// Flows and VLANs do not apply: frames are untagged IPv4. Client endpoints
+// are 997 hosts in 10.1.0.0/16 with ports from 20000 up.
 //
 // Mix of conversations (each drawn from the seed):
 //
@@ -1149,8 +1151,8 @@ func (a *appGen) redisConv(c *appConv, t int64) {
 // captured next to F. F first opens a connection to its backend, PostgreSQL
 // (10.10.1.20:5432) or Redis (10.10.1.30:6379), like a pool would; then the
 // client connects and sends 1-3 requests; for each, F waits 100-800 µs,
-// makes 1-2 backend calls (100-300 µs apart) and answers 100-600 µs after
-// the last backend reply. F closes the backend connection after the
+// makes 1-2 backend calls (about 100-300 µs apart) and answers about
+// 100-600 µs after the last backend reply. F closes the backend connection after the
 // client closes.
 func (a *appGen) tierConv(c *appConv, t int64) {
 	fip := [4]byte{203, 0, 113, 80}
