@@ -48,8 +48,8 @@ func (g *group) reset() {
 }
 
 // maxGroupFlows caps the distinct flows of a group, which bounds its memory
-// (about 170 bytes a flow: 22 MB) on links with far more flows than 10k.
-const maxGroupFlows = 1 << 17
+// (about 300 bytes a flow: 20 MB) on links with far more flows than 10k.
+const maxGroupFlows = 1 << 16
 
 // full reports whether g can take no more blocks.
 func (g *group) full() bool { return len(g.members) >= GroupBlocks || g.flows.len() >= maxGroupFlows }
@@ -170,17 +170,19 @@ func (t *flowTable) grow() {
 }
 
 // hashFlow is a process-local hash of a flow key, for in-memory tables only
-// (never persisted).
+// (never persisted): the key's words folded with rotations, then mixed by
+// two multiplications.
 func hashFlow(k *workers.FlowKey) uint64 {
-	h := mix64(binary.LittleEndian.Uint64(k.A[0:]), binary.LittleEndian.Uint64(k.A[8:]))
-	h = mix64(h, binary.LittleEndian.Uint64(k.B[0:]))
-	h = mix64(h, binary.LittleEndian.Uint64(k.B[8:]))
-	h = mix64(h, uint64(k.PortA)<<48|uint64(k.PortB)<<32|uint64(k.Proto)<<24|uint64(k.IPVer)<<16|uint64(k.VLAN))
-	return mix64(h, uint64(k.VLAN2))
+	a := binary.LittleEndian.Uint64(k.A[0:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(k.A[8:]), 21)
+	b := binary.LittleEndian.Uint64(k.B[0:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(k.B[8:]), 43)
+	c := uint64(k.PortA)<<48 | uint64(k.PortB)<<32 | uint64(k.Proto)<<24 | uint64(k.IPVer)<<16 | uint64(k.VLAN)
+	c ^= uint64(k.VLAN2) << 7
+	return mix64(a^bits.RotateLeft64(c, 17), b^c)
 }
 
 func mix64(a, b uint64) uint64 {
 	hi, lo := bits.Mul64(a^0x9e3779b97f4a7c15, b^0xd6e8feb86659fd93)
+	hi, lo = bits.Mul64(hi^lo, 0xff51afd7ed558ccd)
 	return hi ^ lo
 }
 

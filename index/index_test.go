@@ -1,6 +1,7 @@
 package index
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net/netip"
@@ -240,16 +241,10 @@ func allKeys(t *testing.T, ix *Index) map[string]bool {
 // keySegment is the segment a key belongs to, or -1 for keys of no segment.
 func keySegment(k []byte) int64 {
 	switch k[0] {
-	case kindBlock, kindMissing:
+	case kindData, kindSegment:
+		return int64(binary.BigEndian.Uint32(k[1:]))
+	case kindMissing:
 		return int64(writer.Ref(be64(k[1:])).Segment())
-	case kindSegment:
-		return int64(uint32(k[1])<<24 | uint32(k[2])<<16 | uint32(k[3])<<8 | uint32(k[4]))
-	case kindFlow, kindHost, kindPort, kindVLAN:
-		ak, err := parseAttrKey(k)
-		if err != nil {
-			return -2
-		}
-		return int64(ak.Group.Ref.Segment())
 	}
 	return -1
 }
@@ -504,7 +499,7 @@ func TestCrashReaddGeneration(t *testing.T) {
 	checkQueries(t, rng, ix, blocks, pop, "after re-add")
 	var gens = map[uint8]bool{}
 	err := ix.db.View(func(txn *badger.Txn) error {
-		return scanPrefix(txn, appendRefKey(nil, kindBlock, blocks[0].meta.Ref), func(k []byte) error {
+		return scanPrefix(txn, appendBlockPrefix(nil, blocks[0].meta.Ref), func(k []byte) error {
 			e, err := parseBlockKey(k)
 			gens[e.Group.Gen] = true
 			return err

@@ -11,16 +11,29 @@ import (
 // Key kinds: the first byte of every key. Each kind has one fixed width, so a
 // key's kind says how to parse it and a prefix scan never sees a key of
 // another shape.
+//
+// Everything about the blocks of one segment lives under kind D and the
+// segment number, then a sub-kind. Putting the segment before the attribute
+// keeps each write batch inside one narrow key range (the current segment),
+// so Badger's compactions never rewrite older segments: measured 14% of a
+// core at 600 blocks/s with attribute-first keys, 9% with segment-first.
+// It also makes a query one prefix scan per candidate segment, and
+// retention one range of keys per segment.
 const (
-	kindBlock     byte = 'B' // B | ref | gref | gen | k | n | block meta
-	kindFlow      byte = 'F' // F | flow key (42) | gref | gen | bits
-	kindHost      byte = 'H' // H | ip (16) | gref | gen | bits
+	kindData      byte = 'D' // D | seg | sub-kind | ...
 	kindMissing   byte = 'M' // M | ref: a block dropped by the queue, not yet indexed
-	kindPort      byte = 'P' // P | proto | port | gref | gen | bits
 	kindSegment   byte = 'S' // S | seg | minTS | maxTS
-	kindVLAN      byte = 'V' // V | vlan | gref | gen | bits
 	kindWatermark byte = 'W' // W | ref
 	kindFormat    byte = 'X' // X | version | group blocks
+)
+
+// Sub-kinds of kind D, the byte after the segment number.
+const (
+	kindBlock byte = 'B' // D | seg | B | off | goff | gen | k | n | block meta
+	kindFlow  byte = 'F' // D | seg | F | flow key (42) | goff | gen | bits
+	kindHost  byte = 'H' // D | seg | H | ip (16) | goff | gen | bits
+	kindPort  byte = 'P' // D | seg | P | proto | port | goff | gen | bits
+	kindVLAN  byte = 'V' // D | seg | V | vlan | goff | gen | bits
 )
 
 // GroupBlocks is how many consecutive blocks of one segment share one set of
@@ -28,7 +41,7 @@ const (
 // which of the group's blocks hold the attribute, so answers stay exact per
 // block while the key count drops by the number of blocks an attribute
 // appears in per group (see docs/format/index.md for the measurements).
-const GroupBlocks = 1024
+const GroupBlocks = 2048
 
 // bitmapWords is the bitmap size in 64-bit words, bitmapBytes in bytes.
 const (
@@ -37,31 +50,32 @@ const (
 )
 
 // formatVersion is bumped on any change of key layout.
-const formatVersion = 1
+const formatVersion = 2
 
 // Attribute widths and key sizes.
 const (
-	groupSuffixSize = 8 + 1 + bitmapBytes // gref | gen | bits
+	dataPrefixSize  = 1 + 4 + 1           // D | seg | sub-kind
+	groupSuffixSize = 4 + 1 + bitmapBytes // goff | gen | bits
 
 	flowAttrSize = workers.FlowKeySize
 	hostAttrSize = 16
 	portAttrSize = 1 + 2
 	vlanAttrSize = 2
 
-	flowKeySize = 1 + flowAttrSize + groupSuffixSize
-	hostKeySize = 1 + hostAttrSize + groupSuffixSize
-	portKeySize = 1 + portAttrSize + groupSuffixSize
-	vlanKeySize = 1 + vlanAttrSize + groupSuffixSize
+	flowKeySize = dataPrefixSize + flowAttrSize + groupSuffixSize
+	hostKeySize = dataPrefixSize + hostAttrSize + groupSuffixSize
+	portKeySize = dataPrefixSize + portAttrSize + groupSuffixSize
+	vlanKeySize = dataPrefixSize + vlanAttrSize + groupSuffixSize
 
-	blockKeySize     = 1 + 8 + 8 + 1 + 2 + 2 + 8 + 8 + 4 + 8 + 4 + 4 + 2 + 1 + 4
+	blockKeySize     = dataPrefixSize + 4 + 4 + 1 + 2 + 2 + 8 + 8 + 4 + 8 + 4 + 4 + 2 + 1 + 4
 	segmentKeySize   = 1 + 4 + 8 + 8
 	missingKeySize   = 1 + 8
 	watermarkKeySize = 1 + 8
 	formatKeySize    = 1 + 2 + 2
 )
 
-// attrSize is the width of the attribute part of an attribute key of kind,
-// or -1 if kind is not an attribute kind.
+// attrSize is the width of the attribute part of an attribute key of
+// sub-kind kind, or -1 if kind is not an attribute kind.
 func attrSize(kind byte) int {
 	switch kind {
 	case kindFlow:
@@ -92,30 +106,32 @@ func (b *bitmap) or(o *bitmap) {
 // groupID names one group: its first block's ref and a generation that
 // tells apart two groupings that started at the same block (after a crash
 // the blocks past the watermark are indexed again, possibly grouped
-// differently).
+// differently). A group never spans two segments, so keys store only the
+// first block's offset (goff) after the segment.
 type groupID struct {
 	Ref writer.Ref
 	Gen uint8
 }
 
+// appendDataPrefix appends D | seg | sub.
+func appendDataPrefix(dst []byte, seg uint32, sub byte) []byte {
+	return append(binary.BigEndian.AppendUint32(append(dst, kindData), seg), sub)
+}
+
 // attrKey is a parsed attribute key.
 type attrKey struct {
-	Kind  byte
+	Kind  byte   // sub-kind
 	Attr  []byte // borrowed from the parsed key
 	Group groupID
 	Bits  bitmap
 }
 
-// appendAttrKey appends kind | attr | gref | gen | bits. attr must be
-// attrSize(kind) bytes.
+// appendAttrKey appends D | seg | kind | attr | goff | gen | bits, seg being
+// the group's. attr must be attrSize(kind) bytes.
 func appendAttrKey(dst []byte, kind byte, attr []byte, g groupID, bits *bitmap) []byte {
-	dst = append(dst, kind)
+	dst = appendDataPrefix(dst, g.Ref.Segment(), kind)
 	dst = append(dst, attr...)
-	return appendGroupSuffix(dst, g, bits)
-}
-
-func appendGroupSuffix(dst []byte, g groupID, bits *bitmap) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, uint64(g.Ref))
+	dst = binary.BigEndian.AppendUint32(dst, g.Ref.Offset())
 	dst = append(dst, g.Gen)
 	for _, w := range bits {
 		dst = binary.BigEndian.AppendUint64(dst, w)
@@ -125,23 +141,24 @@ func appendGroupSuffix(dst []byte, g groupID, bits *bitmap) []byte {
 
 // parseAttrKey parses an attribute key. ak.Attr is borrowed from b.
 func parseAttrKey(b []byte) (ak attrKey, err error) {
-	if len(b) == 0 {
-		return ak, fmt.Errorf("parse attribute key: empty")
+	if len(b) < dataPrefixSize || b[0] != kindData {
+		return ak, fmt.Errorf("parse attribute key: %d bytes kind %#x, want kind %q", len(b), firstByte(b), kindData)
 	}
-	n := attrSize(b[0])
+	n := attrSize(b[5])
 	if n < 0 {
-		return ak, fmt.Errorf("parse attribute key: kind %q is not an attribute kind", b[0])
+		return ak, fmt.Errorf("parse attribute key: sub-kind %#x is not an attribute", b[5])
 	}
-	if len(b) != 1+n+groupSuffixSize {
-		return ak, fmt.Errorf("parse attribute key %q: %d bytes, want %d", b[0], len(b), 1+n+groupSuffixSize)
+	if len(b) != dataPrefixSize+n+groupSuffixSize {
+		return ak, fmt.Errorf("parse attribute key %q: %d bytes, want %d", b[5], len(b), dataPrefixSize+n+groupSuffixSize)
 	}
-	ak.Kind = b[0]
-	ak.Attr = b[1 : 1+n : 1+n]
-	s := b[1+n:]
-	ak.Group.Ref = writer.Ref(binary.BigEndian.Uint64(s))
-	ak.Group.Gen = s[8]
+	seg := binary.BigEndian.Uint32(b[1:])
+	ak.Kind = b[5]
+	ak.Attr = b[dataPrefixSize : dataPrefixSize+n : dataPrefixSize+n]
+	s := b[dataPrefixSize+n:]
+	ak.Group.Ref = writer.MakeRef(seg, binary.BigEndian.Uint32(s))
+	ak.Group.Gen = s[4]
 	for i := range ak.Bits {
-		ak.Bits[i] = binary.BigEndian.Uint64(s[9+8*i:])
+		ak.Bits[i] = binary.BigEndian.Uint64(s[5+8*i:])
 	}
 	return ak, nil
 }
@@ -155,8 +172,8 @@ func appendPortAttr(dst []byte, proto uint8, port uint16) []byte {
 }
 func appendVLANAttr(dst []byte, id uint16) []byte { return binary.BigEndian.AppendUint16(dst, id) }
 
-// blockEntry is what a B key holds: one indexed block, the group it belongs
-// to and its position k among the group's n blocks.
+// blockEntry is what a block key holds: one indexed block, the group it
+// belongs to and its position k among the group's n blocks.
 type blockEntry struct {
 	Meta    writer.BlockMeta
 	NonFlow uint32
@@ -164,13 +181,22 @@ type blockEntry struct {
 	K, N    uint16
 }
 
-// appendBlockKey appends
-// B | ref | gref | gen | k | n | minTS | maxTS | count | wire | raw | stored | queue | codec | nonflow.
+// appendBlockPrefix appends D | seg | B | off: the prefix of the block keys
+// of the block at ref (one per grouping that holds it, normally one).
+func appendBlockPrefix(dst []byte, ref writer.Ref) []byte {
+	return binary.BigEndian.AppendUint32(appendDataPrefix(dst, ref.Segment(), kindBlock), ref.Offset())
+}
+
+// appendBlockKey appends D | seg | B | off | goff | gen | k | n | minTS |
+// maxTS | count | wire | raw | stored | queue | codec | nonflow. The group
+// must be in the block's segment.
 func appendBlockKey(dst []byte, e *blockEntry) []byte {
 	m := &e.Meta
-	dst = append(dst, kindBlock)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(m.Ref))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(e.Group.Ref))
+	if e.Group.Ref.Segment() != m.Ref.Segment() {
+		panic("BUG: block key for a group of another segment")
+	}
+	dst = appendBlockPrefix(dst, m.Ref)
+	dst = binary.BigEndian.AppendUint32(dst, e.Group.Ref.Offset())
 	dst = append(dst, e.Group.Gen)
 	dst = binary.BigEndian.AppendUint16(dst, e.K)
 	dst = binary.BigEndian.AppendUint16(dst, e.N)
@@ -186,28 +212,33 @@ func appendBlockKey(dst []byte, e *blockEntry) []byte {
 	return dst
 }
 
-// parseBlockKey parses a B key.
+// parseBlockKey parses a block key.
 func parseBlockKey(b []byte) (e blockEntry, err error) {
-	if len(b) != blockKeySize || b[0] != kindBlock {
-		return e, fmt.Errorf("parse block key: %d bytes kind %#x, want %d bytes kind %q", len(b), firstByte(b), blockKeySize, kindBlock)
+	if len(b) != blockKeySize || b[0] != kindData || b[5] != kindBlock {
+		return e, fmt.Errorf("parse block key: %d bytes kind %#x, want %d bytes kind %q sub-kind %q", len(b), firstByte(b), blockKeySize, kindData, kindBlock)
 	}
+	seg := binary.BigEndian.Uint32(b[1:])
+	p := b[dataPrefixSize:]
 	m := &e.Meta
-	m.Ref = writer.Ref(binary.BigEndian.Uint64(b[1:]))
-	e.Group.Ref = writer.Ref(binary.BigEndian.Uint64(b[9:]))
-	e.Group.Gen = b[17]
-	e.K = binary.BigEndian.Uint16(b[18:])
-	e.N = binary.BigEndian.Uint16(b[20:])
-	m.MinTS = parseTS(b[22:])
-	m.MaxTS = parseTS(b[30:])
-	m.Count = binary.BigEndian.Uint32(b[38:])
-	m.WireBytes = binary.BigEndian.Uint64(b[42:])
-	m.RawLen = binary.BigEndian.Uint32(b[50:])
-	m.StoredLen = binary.BigEndian.Uint32(b[54:])
-	m.Queue = binary.BigEndian.Uint16(b[58:])
-	m.Codec = b[60]
-	e.NonFlow = binary.BigEndian.Uint32(b[61:])
+	m.Ref = writer.MakeRef(seg, binary.BigEndian.Uint32(p[0:]))
+	e.Group.Ref = writer.MakeRef(seg, binary.BigEndian.Uint32(p[4:]))
+	e.Group.Gen = p[8]
+	e.K = binary.BigEndian.Uint16(p[9:])
+	e.N = binary.BigEndian.Uint16(p[11:])
+	m.MinTS = parseTS(p[13:])
+	m.MaxTS = parseTS(p[21:])
+	m.Count = binary.BigEndian.Uint32(p[29:])
+	m.WireBytes = binary.BigEndian.Uint64(p[33:])
+	m.RawLen = binary.BigEndian.Uint32(p[41:])
+	m.StoredLen = binary.BigEndian.Uint32(p[45:])
+	m.Queue = binary.BigEndian.Uint16(p[49:])
+	m.Codec = p[51]
+	e.NonFlow = binary.BigEndian.Uint32(p[52:])
 	if e.N == 0 || e.N > GroupBlocks || e.K >= e.N {
 		return e, fmt.Errorf("parse block key %v: position %d of %d out of range", m.Ref, e.K, e.N)
+	}
+	if e.Group.Ref > m.Ref {
+		return e, fmt.Errorf("parse block key %v: group starts after it, at %v", m.Ref, e.Group.Ref)
 	}
 	return e, nil
 }

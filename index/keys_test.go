@@ -46,11 +46,20 @@ func TestAttrKeyRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	// Keys of one attribute sort by group ref, then generation.
-	a := appendAttrKey(nil, kindPort, appendPortAttr(nil, protoTCP, 80), groupID{Ref: writer.MakeRef(1, 900)}, &bits)
-	b := appendAttrKey(nil, kindPort, appendPortAttr(nil, protoTCP, 80), groupID{Ref: writer.MakeRef(2, 0)}, &bitmap{})
-	if bytes.Compare(a, b) >= 0 {
-		t.Fatalf("got %x >= %x, want keys ordered by group ref", a, b)
+	// Keys sort by segment first, then attribute, then group.
+	port := func(p uint16, g writer.Ref) []byte {
+		return appendAttrKey(nil, kindPort, appendPortAttr(nil, protoTCP, p), groupID{Ref: g}, &bitmap{})
+	}
+	order := [][]byte{
+		port(80, writer.MakeRef(1, 900)),
+		port(80, writer.MakeRef(1, 901)),
+		port(81, writer.MakeRef(1, 0)),
+		port(22, writer.MakeRef(2, 0)),
+	}
+	for i := 1; i < len(order); i++ {
+		if bytes.Compare(order[i-1], order[i]) >= 0 {
+			t.Fatalf("key %d %x sorts after key %d %x, want before", i-1, order[i-1], i, order[i])
+		}
 	}
 }
 
@@ -77,7 +86,7 @@ func TestBlockKeyRoundTrip(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", got, e)
 	}
 	bad := bytes.Clone(k)
-	bad[18], bad[19] = 0xff, 0xff // k beyond n
+	bad[dataPrefixSize+9], bad[dataPrefixSize+10] = 0xff, 0xff // k beyond n
 	if _, err := parseBlockKey(bad); err == nil {
 		t.Fatalf("got nil error for position %d of %d, want an error", 0xffff, e.N)
 	}
@@ -119,7 +128,7 @@ func FuzzKeyCodec(f *testing.F) {
 	k := workers.FlowKey{Proto: protoTCP, IPVer: 4, PortA: 1, PortB: 2}
 	f.Add(appendAttrKey(nil, kindFlow, appendFlowAttr(nil, &k), groupID{Ref: 5}, &bits))
 	f.Add(appendAttrKey(nil, kindPort, appendPortAttr(nil, protoUDP, 53), groupID{Ref: 5}, &bits))
-	f.Add(appendBlockKey(nil, &blockEntry{N: 1}))
+	f.Add(appendBlockKey(nil, &blockEntry{N: 1, Meta: writer.BlockMeta{Ref: 7}}))
 	f.Add(appendSegmentKey(nil, segInfo{Seg: 1, MinTS: 1, MaxTS: 2}))
 	f.Add(appendRefKey(nil, kindWatermark, 9))
 	f.Add([]byte{})

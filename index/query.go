@@ -2,7 +2,6 @@ package index
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -194,32 +193,22 @@ func (ix *Index) Net(prefix netip.Prefix, from, to int64) Iterator {
 	}}, from, to)
 }
 
-// single is a query on one attribute value: lazy, one segment at a time.
+// single is a query on one attribute value.
 func (ix *Index) single(kind byte, attr []byte, m *matcher, from, to int64) Iterator {
-	if ix.closed.Load() {
-		return &errIter{fmt.Errorf("index query: %w", ErrClosed)}
-	}
-	mem, segs := ix.snapshot(m, from, to)
-	d := ix.newDiskIter(segs, from, to)
-	d.prefix = append([]byte{kind}, attr...)
-	d.load = d.loadSingle
-	return withMem(mem, d)
+	return ix.ranged(kind, attr, attr, m, from, to)
 }
 
-// ranged is a query on a range of attribute values [lo, hi]: the matching
-// keys of every value are collected at once, hopping from value to value.
+// ranged is a query on the attribute values [lo, hi]: lazily, one prefix
+// scan per candidate segment.
 func (ix *Index) ranged(kind byte, lo, hi []byte, m *matcher, from, to int64) Iterator {
 	if ix.closed.Load() {
 		return &errIter{fmt.Errorf("index query: %w", ErrClosed)}
 	}
 	mem, segs := ix.snapshot(m, from, to)
 	d := ix.newDiskIter(segs, from, to)
-	defer d.Close()
-	refs, err := d.collectRange(kind, lo, hi)
-	if err != nil {
-		return &errIter{err}
-	}
-	return newSliceIter(sortUnique(append(refs, mem...)))
+	d.kind, d.lo, d.hi = kind, lo, hi
+	d.load = d.loadAttr
+	return withMem(mem, d)
 }
 
 func withMem(mem []writer.Ref, d *diskIter) Iterator {
@@ -238,7 +227,8 @@ type diskIter struct {
 	segs     []uint32
 	si       int // next segment to load
 	from, to int64
-	prefix   []byte // kind | attr, for single-value queries
+	kind     byte   // attribute sub-kind
+	lo, hi   []byte // attribute range
 	load     func(seg uint32) error
 	key      []byte
 	members  map[groupID][]blockSpan
@@ -339,16 +329,12 @@ func (d *diskIter) Close() error {
 	return nil
 }
 
-func segStart(seg uint32) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(writer.MakeRef(seg, 0)))
-}
-
 // loadTime adds the blocks of seg that overlap the query's time range.
 func (d *diskIter) loadTime(seg uint32) error {
 	if d.it == nil {
-		d.it = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindBlock}})
+		d.it = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindData}})
 	}
-	prefix := binary.BigEndian.AppendUint32([]byte{kindBlock}, seg)
+	prefix := appendDataPrefix(d.key[:0], seg, kindBlock)
 	for d.it.Seek(prefix); d.it.ValidForPrefix(prefix); d.it.Next() {
 		e, err := parseBlockKey(d.it.Item().Key())
 		if err != nil {
@@ -361,89 +347,27 @@ func (d *diskIter) loadTime(seg uint32) error {
 	return nil
 }
 
-// loadSingle adds the blocks of seg holding the query's attribute.
-func (d *diskIter) loadSingle(seg uint32) error {
+// loadAttr adds the blocks of seg holding an attribute value in [lo, hi].
+func (d *diskIter) loadAttr(seg uint32) error {
 	if d.it == nil {
-		d.it = d.txn.NewIterator(badger.IteratorOptions{Prefix: d.prefix[:1]})
+		d.it = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindData}})
 	}
-	d.key = append(append(d.key[:0], d.prefix...), segStart(seg)...)
-	for d.it.Seek(d.key); d.it.ValidForPrefix(d.prefix); d.it.Next() {
-		ak, err := parseAttrKey(d.it.Item().Key())
+	prefix := appendDataPrefix(nil, seg, d.kind)
+	n := len(d.lo)
+	for d.it.Seek(append(d.key[:0], append(prefix, d.lo...)...)); d.it.ValidForPrefix(prefix); d.it.Next() {
+		k := d.it.Item().Key()
+		if len(k) < dataPrefixSize+n || bytes.Compare(k[dataPrefixSize:dataPrefixSize+n], d.hi) > 0 {
+			break
+		}
+		ak, err := parseAttrKey(k)
 		if err != nil {
 			return fmt.Errorf("index query: %w", err)
-		}
-		if ak.Group.Ref.Segment() != seg {
-			break
 		}
 		if err := d.resolve(ak.Group, &ak.Bits); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// collectRange returns the blocks, in any order, of every attribute value
-// in [lo, hi] within the candidate segments.
-func (d *diskIter) collectRange(kind byte, lo, hi []byte) ([]writer.Ref, error) {
-	if len(d.segs) == 0 {
-		return nil, nil
-	}
-	d.begin()
-	d.it = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kind}})
-	first, last := d.segs[0], d.segs[len(d.segs)-1]
-	want := make(map[uint32]bool, len(d.segs))
-	for _, s := range d.segs {
-		want[s] = true
-	}
-	n := attrSize(kind)
-	attr := slices.Clone(lo)
-	for {
-		d.key = append(append(append(d.key[:0], kind), attr...), segStart(first)...)
-		d.it.Seek(d.key)
-		if !d.it.ValidForPrefix([]byte{kind}) {
-			break
-		}
-		k := d.it.Item().Key()
-		if bytes.Compare(k[1:1+n], hi) > 0 {
-			break
-		}
-		copy(attr, k[1:1+n])
-		for ; d.it.ValidForPrefix([]byte{kind}); d.it.Next() {
-			k = d.it.Item().Key()
-			if !bytes.Equal(k[1:1+n], attr) {
-				break
-			}
-			ak, err := parseAttrKey(k)
-			if err != nil {
-				return nil, fmt.Errorf("index query: %w", err)
-			}
-			seg := ak.Group.Ref.Segment()
-			if seg > last {
-				break
-			}
-			if !want[seg] {
-				continue
-			}
-			if err := d.resolve(ak.Group, &ak.Bits); err != nil {
-				return nil, err
-			}
-		}
-		if !increment(attr) || bytes.Compare(attr, hi) > 0 {
-			break
-		}
-	}
-	return d.buf, nil
-}
-
-// increment adds one to the big-endian number b; false on overflow.
-func increment(b []byte) bool {
-	for i := len(b) - 1; i >= 0; i-- {
-		b[i]++
-		if b[i] != 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // resolve adds the blocks of group g whose bit is set and that overlap the
@@ -478,18 +402,15 @@ func (d *diskIter) groupMembers(g groupID) ([]blockSpan, error) {
 		return ms, nil
 	}
 	if d.bit == nil {
-		d.bit = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindBlock}})
+		d.bit = d.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindData}})
 	}
 	var ms []blockSpan
 	found, scanned := 0, 0
-	seg := g.Ref.Segment()
-	for d.bit.Seek(appendRefKey(d.key[:0], kindBlock, g.Ref)); d.bit.ValidForPrefix([]byte{kindBlock}); d.bit.Next() {
+	prefix := appendDataPrefix(nil, g.Ref.Segment(), kindBlock)
+	for d.bit.Seek(appendBlockPrefix(d.key[:0], g.Ref)); d.bit.ValidForPrefix(prefix); d.bit.Next() {
 		e, err := parseBlockKey(d.bit.Item().Key())
 		if err != nil {
 			return nil, fmt.Errorf("index query: group %v: %w", g.Ref, err)
-		}
-		if e.Meta.Ref.Segment() != seg {
-			break
 		}
 		scanned++
 		if e.Group == g {
@@ -525,7 +446,7 @@ func (d *diskIter) groupMembers(g groupID) ([]blockSpan, error) {
 
 // spanCache keeps the block spans of recently resolved, complete groups:
 // a written group never changes, and resolving one reads up to GroupBlocks
-// B keys. About 24 KB per full group.
+// block keys. About 48 KB per full group.
 type spanCache struct {
 	mu    sync.Mutex
 	m     map[groupID][]blockSpan
@@ -600,7 +521,7 @@ func (ix *Index) Meta(ref writer.Ref) (writer.BlockMeta, bool) {
 	ix.gmu.RUnlock()
 	var m writer.BlockMeta
 	var ok bool
-	prefix := appendRefKey(nil, kindBlock, ref)
+	prefix := appendBlockPrefix(nil, ref)
 	err := ix.db.View(func(txn *badger.Txn) error {
 		return scanPrefix(txn, prefix, func(k []byte) error {
 			e, err := parseBlockKey(k)
