@@ -16,8 +16,9 @@ import (
 type RunOptions struct {
 	Port   string // DPDK device: net_ring0 (fed from memory) or net_pcapN (reads its file)
 	Frames [][]byte
-	Loops  int    // ring: passes over Frames
-	Dir    string // store directory (must be fresh)
+	Loops  int     // ring: passes over Frames
+	PPS    float64 // ring: producer rate; 0 = as fast as possible
+	Dir    string  // store directory (must be fresh)
 
 	WorkerLcore   int
 	ProducerLcore int
@@ -90,7 +91,7 @@ func Run(opts RunOptions) (*Result, error) {
 	if ring {
 		loops := max(opts.Loops, 1)
 		total := uint64(len(opts.Frames)) * uint64(loops)
-		prod, err := dataplane.NewProducer(port, 0, opts.Frames, dataplane.ProducerOptions{Loops: loops})
+		prod, err := dataplane.NewProducer(port, 0, opts.Frames, dataplane.ProducerOptions{Loops: loops, PPS: opts.PPS})
 		if err != nil {
 			return nil, err
 		}

@@ -1,64 +1,113 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"tapvault/bench"
 	"tapvault/dataplane"
-	"tapvault/pipeline"
 )
 
 func addGenFlags(cmd *cobra.Command, o *bench.GenOptions) {
 	f := cmd.Flags()
-	f.StringVar(&o.Kind, "kind", "imix", "traffic: udp64, imix (7:4:1 of 64/594/1518 B over TCP flows), mixed")
+	f.StringVar(&o.Kind, "kind", "imix", "traffic: udp64, imix (7:4:1 of 64/594/1518 B over TCP flows), mixed, app (HTTP, DNS, PostgreSQL, Redis with known timings)")
 	f.IntVar(&o.Packets, "packets", 1_000_000, "packets to generate")
 	f.IntVar(&o.Flows, "flows", 10_000, "flows")
 	f.Int64Var(&o.Seed, "seed", 1, "seed: the same options give the same bytes")
 	f.Float64Var(&o.PPS, "pps", 1_000_000, "packet rate the timestamps are spaced for")
 }
 
+// benchOptions are the flags of `tapvault bench`.
+type benchOptions struct {
+	gen       bench.GenOptions
+	kinds     []string
+	sources   []string
+	loops     int
+	data      string
+	keep      bool
+	out       string
+	search    bool
+	trial     time.Duration
+	maxTrials int
+	vethRates []string
+	peers     []string
+}
+
 func newBenchCmd() *cobra.Command {
-	var (
-		gen     bench.GenOptions
-		sources string
-		loops   int
-		data    string
-		keep    bool
-	)
+	var o benchOptions
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Replay a generated trace through DPDK (net_ring, net_pcap) at maximum speed into a store, and report",
-		Long: `Bench generates a trace, then replays it through the real dataplane at
-maximum speed: from memory through net_ring (a producer thread transmits into
-the ring, the worker receives), and from the file through net_pcap. Each run
-goes into a fresh store and reports Mpps, Gbps, drops per stage, stored
-bytes, compression ratio and CPU per stage.`,
+		Short: "Replay generated traffic through DPDK into a store and report rates, drops per stage, CPU, storage, loss-free rate and peers",
+		Long: `Bench generates a trace per traffic kind and replays it through the real
+dataplane into fresh stores:
+
+  ring  from memory through net_ring at maximum speed (a producer thread
+        transmits into the ring, the pinned worker receives): the top rate
+  pcap  from the trace file through net_pcap
+  veth  through net_af_packet on a veth pair whose peer sits in a network
+        namespace the bench creates and removes, fed by tcpreplay; with
+        --peers, tcpdump and dumpcap capture the same replays for comparison
+        (needs root, iproute2, tcpreplay)
+
+With --search it looks for the loss-free rate on the ring path, RFC 2544
+style: trials of --trial each, bisecting between the highest rate with no
+drop at any stage and the lowest with drops.
+
+It writes report.md, report.json and report.png into --out. Goals are
+reported, never asserted. Stores go on the filesystem of --data: on a disk
+the rate to durable blocks is bounded by the disk; on tmpfs (/dev/shm) it
+measures the CPU path.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srcs := strings.Split(sources, ",")
-			for _, s := range srcs {
-				if s != "ring" && s != "pcap" {
-					return fmt.Errorf("--sources: unknown source %q (want ring, pcap)", s)
+			for _, s := range o.sources {
+				if s != "ring" && s != "pcap" && s != "veth" {
+					return fmt.Errorf("--sources: unknown source %q (want ring, pcap, veth)", s)
 				}
 			}
-			return runBench(cmd, gen, srcs, loops, data, keep)
+			for _, k := range o.kinds {
+				switch k {
+				case bench.KindUDP64, bench.KindIMIX, bench.KindMixed, bench.KindApp:
+				default:
+					return fmt.Errorf("--kinds: unknown kind %q (want udp64, imix, mixed, app)", k)
+				}
+			}
+			for _, r := range o.vethRates {
+				if _, err := bench.ParseRate(r); err != nil {
+					return fmt.Errorf("--veth-rates: %w", err)
+				}
+			}
+			if o.trial <= 0 || o.loops < 1 || o.gen.Packets < 1 {
+				return errors.New("--trial, --loops and --packets must be positive")
+			}
+			return runBench(cmd, o, os.Args)
 		},
 	}
-	addGenFlags(cmd, &gen)
+	addGenFlags(cmd, &o.gen)
 	f := cmd.Flags()
-	f.StringVar(&sources, "sources", "ring,pcap", "replay paths to run, in order")
-	f.IntVar(&loops, "loops", 3, "passes over the trace on the ring path")
-	f.StringVar(&data, "data", "", "directory for the trace and stores (default: a temporary one, removed)")
-	f.BoolVar(&keep, "keep", false, "keep the trace and stores")
+	f.StringSliceVar(&o.kinds, "kinds", []string{"imix"}, "traffic kinds to run, in order (overrides --kind)")
+	f.StringSliceVar(&o.sources, "sources", []string{"ring", "pcap"}, "replay paths: ring, pcap, veth")
+	f.IntVar(&o.loops, "loops", 3, "passes over the trace on the ring path at maximum speed")
+	f.StringVar(&o.data, "data", "", "directory for traces and stores (default: a temporary one, removed)")
+	f.BoolVar(&o.keep, "keep", false, "keep traces and stores")
+	f.StringVar(&o.out, "out", "bench-out", "directory for report.md, report.json and report.png")
+	f.BoolVar(&o.search, "search", false, "search the loss-free rate on the ring path")
+	f.DurationVar(&o.trial, "trial", 10*time.Second, "length of one loss-free search trial")
+	f.IntVar(&o.maxTrials, "max-trials", 12, "most trials per search")
+	f.StringSliceVar(&o.vethRates, "veth-rates", []string{"pps=100000", "max"}, "tcpreplay rates on the veth path: max, pps=N, mbps=N, xF (original timing times F)")
+	f.StringSliceVar(&o.peers, "peers", nil, "peers to run on the veth path (default: those installed of tcpdump, dumpcap; none to skip)")
 
 	var out string
 	genCmd := &cobra.Command{
@@ -70,7 +119,7 @@ bytes, compression ratio and CPU per stage.`,
 				return errors.New("-o FILE is required")
 			}
 			t0 := time.Now()
-			st, err := bench.GenerateFile(out, gen)
+			st, err := bench.GenerateFile(out, o.gen)
 			if err != nil {
 				return err
 			}
@@ -78,45 +127,85 @@ bytes, compression ratio and CPU per stage.`,
 			return nil
 		},
 	}
-	addGenFlags(genCmd, &gen)
+	addGenFlags(genCmd, &o.gen)
 	genCmd.Flags().StringVarP(&out, "out", "o", "", "output pcap file")
 	cmd.AddCommand(genCmd)
 	return cmd
 }
 
-func runBench(cmd *cobra.Command, gen bench.GenOptions, srcs []string, loops int, data string, keep bool) error {
+// kindRun is what bench prepares per traffic kind.
+type kindRun struct {
+	kind   string
+	trace  string
+	frames [][]byte
+	pcapID int
+}
+
+func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 	w := cmd.OutOrStdout()
-	if data == "" {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if cmd.Flags().Changed("kind") && !cmd.Flags().Changed("kinds") {
+		o.kinds = []string{o.gen.Kind}
+	}
+	if o.data == "" {
 		d, err := os.MkdirTemp("", "tapvault-bench-")
 		if err != nil {
 			return err
 		}
-		data = d
-		if !keep {
+		o.data = d
+		if !o.keep {
 			defer os.RemoveAll(d)
 		}
-	} else if err := os.MkdirAll(data, 0o700); err != nil {
+	} else if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return err
 	}
-	trace := filepath.Join(data, "trace.pcap")
-	t0 := time.Now()
-	gs, err := bench.GenerateFile(trace, gen)
-	if err != nil {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "trace: %s, %d packets, %d bytes, %d flows (generated in %s)\n", gen.Kind, gs.Packets, gs.Bytes, gs.Flows, time.Since(t0).Round(time.Millisecond))
+	rep := &bench.Report{Machine: bench.DescribeMachine(o.data), Command: bench.CommandLine(argv)}
 
-	var frames [][]byte
-	if slices.Contains(srcs, "ring") {
-		_, err := bench.GenerateFrames(gen, func(_ int64, f []byte) error {
-			frames = append(frames, append([]byte(nil), f...))
-			return nil
-		})
+	// Traces first: net_pcap opens its files when EAL starts.
+	var runs []*kindRun
+	ring := slices.Contains(o.sources, "ring")
+	for i, k := range o.kinds {
+		g := o.gen
+		g.Kind = k
+		kr := &kindRun{kind: k, trace: filepath.Join(o.data, "trace-"+k+".pcap"), pcapID: i}
+		t0 := time.Now()
+		gs, err := bench.GenerateFile(kr.trace, g)
 		if err != nil {
 			return err
 		}
+		fmt.Fprintf(w, "trace %s: %d packets, %d bytes, %d flows (generated in %s)\n", k, gs.Packets, gs.Bytes, gs.Flows, time.Since(t0).Round(time.Millisecond))
+		if ring {
+			if _, err := bench.GenerateFrames(g, func(_ int64, f []byte) error {
+				kr.frames = append(kr.frames, append([]byte(nil), f...))
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		runs = append(runs, kr)
 	}
-	args := ealArgs(fmt.Sprintf("-l 0-1 --no-pci --vdev=net_ring0 --vdev=net_pcap0,rx_pcap=%s", trace))
+
+	// The veth pair must exist before EAL starts: its af_packet port is a
+	// --vdev of EAL.
+	var veth *bench.Veth
+	eal := "-l 0-1 --no-pci --vdev=net_ring0"
+	for _, kr := range runs {
+		eal += fmt.Sprintf(" --vdev=net_pcap%d,rx_pcap=%s", kr.pcapID, kr.trace)
+	}
+	if slices.Contains(o.sources, "veth") {
+		v, err := bench.NewVeth()
+		if err != nil {
+			return fmt.Errorf("bench: veth path: %w (it needs root, iproute2 and tcpreplay: scripts/setup.sh installs them)", err)
+		}
+		defer v.Close()
+		veth = v
+		eal += " --vdev=" + bench.AFPacketVdev(v.CaptureIface())
+	}
+	args := ealArgs(eal)
 	if err := dataplane.InitEAL(args); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -124,37 +213,191 @@ func runBench(cmd *cobra.Command, gen bench.GenOptions, srcs []string, loops int
 	if l := dataplane.WorkerLcores(); len(l) > 0 {
 		worker = l[0]
 	}
-	fmt.Fprintf(w, "machine: %d CPUs; EAL %s; worker on lcore %d, producer on lcore %d\n", nCPU(), strings.Join(args, " "), worker, dataplane.MainLcore())
-	for _, s := range srcs {
-		opts := bench.RunOptions{
-			Dir:           filepath.Join(data, "store-"+s),
-			WorkerLcore:   worker,
-			ProducerLcore: dataplane.MainLcore(),
-			Store:         pipeline.Options{},
-			Logger:        slog.Default(),
-		}
-		name := ""
-		switch s {
-		case "ring":
-			opts.Port, opts.Frames, opts.Loops = "net_ring0", frames, loops
-			name = fmt.Sprintf("net_ring, %d x %d frames from memory", loops, len(frames))
-		case "pcap":
-			opts.Port = "net_pcap0"
-			name = "net_pcap, the trace file"
-		}
-		res, err := bench.Run(opts)
-		if err != nil {
-			return fmt.Errorf("bench %s: %w", s, err)
-		}
-		bench.WriteReport(w, name, res)
+	m := rep.Machine
+	fmt.Fprintf(w, "machine: %s, %d CPUs, %s memory, hugepages %d free of %d; DPDK %s; store on %s (%s)\n",
+		m.CPUModel, m.LogicalCPUs, humanBytes(m.MemTotal), m.HugePages.Free, m.HugePages.Total, m.DPDKVersion, m.Store.FSType, m.Store.Device)
+	fmt.Fprintf(w, "EAL %s; worker on lcore %d, producer on lcore %d\n\n", strings.Join(args, " "), worker, dataplane.MainLcore())
+
+	n := 0
+	store := func(name string) string {
+		n++
+		return filepath.Join(o.data, fmt.Sprintf("store-%02d-%s", n, name))
 	}
+	base := bench.RunOptions{WorkerLcore: worker, ProducerLcore: dataplane.MainLcore(), Logger: slog.Default()}
+	done := func(dir string) {
+		if !o.keep {
+			os.RemoveAll(dir)
+		}
+	}
+	for _, kr := range runs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if ring {
+			ro := base
+			ro.Port, ro.Frames, ro.Loops, ro.Dir = "net_ring0", kr.frames, o.loops, store("ring-"+kr.kind)
+			name := fmt.Sprintf("%s ring max (%d x %d frames)", kr.kind, o.loops, len(kr.frames))
+			if err := benchRun(w, rep, name, ro, done); err != nil {
+				return err
+			}
+		}
+		if slices.Contains(o.sources, "pcap") {
+			ro := base
+			ro.Port, ro.Dir = fmt.Sprintf("net_pcap%d", kr.pcapID), store("pcap-"+kr.kind)
+			if err := benchRun(w, rep, kr.kind+" pcap max", ro, done); err != nil {
+				return err
+			}
+		}
+		if ring && o.search {
+			if err := benchSearch(ctx, w, rep, kr, base, o, store, done); err != nil {
+				return err
+			}
+		}
+		if veth != nil {
+			for _, rs := range o.vethRates {
+				rate, _ := bench.ParseRate(rs)
+				dir := store("veth-" + kr.kind)
+				c, err := bench.CompareOnVeth(ctx, veth, kr.trace, rate, filepath.Join(o.data, "peers"), o.peers,
+					func(start func() error) (*bench.Result, error) {
+						ro := base
+						ro.Port, ro.Dir = "net_af_packet0", dir
+						return bench.RunAFPacket(ro, start)
+					})
+				if err != nil {
+					return fmt.Errorf("veth %s: %w", rate, err)
+				}
+				bench.WriteComparison(w, &c)
+				fmt.Fprintln(w)
+				rep.Peers = append(rep.Peers, bench.PeersFrom(&c)...)
+				if c.Tapvault != nil {
+					s := bench.RunSummaryFrom(c.Tapvault)
+					s.Name = fmt.Sprintf("%s veth %s", kr.kind, rate)
+					rep.Runs = append(rep.Runs, s)
+				}
+				done(dir)
+			}
+		}
+	}
+	addGoals(rep)
+	return writeBenchReport(w, rep, o.out)
+}
+
+func benchRun(w io.Writer, rep *bench.Report, name string, ro bench.RunOptions, done func(string)) error {
+	bench.ResetPeakRSS()
+	res, err := bench.Run(ro)
+	if err != nil {
+		return fmt.Errorf("bench %s: %w", name, err)
+	}
+	bench.WriteReport(w, name, res)
+	fmt.Fprintln(w)
+	s := bench.RunSummaryFrom(res)
+	s.Name = name
+	s.PeakRSS = bench.PeakRSS()
+	rep.Runs = append(rep.Runs, s)
+	done(ro.Dir)
 	return nil
 }
 
-func nCPU() int {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return 0
+// benchSearch finds the loss-free rate of one kind on the ring path: each
+// trial replays the frames at a fixed rate for the trial length into a fresh
+// store, and passes only with no drop at any stage, end to end to durable
+// blocks.
+func benchSearch(ctx context.Context, w io.Writer, rep *bench.Report, kr *kindRun, base bench.RunOptions, o benchOptions, store func(string) string, done func(string)) error {
+	// Start from the measured maximum-speed rate of this kind, if any.
+	maxRate := 0.0
+	for i := len(rep.Runs) - 1; i >= 0; i-- {
+		if strings.HasPrefix(rep.Runs[i].Name, kr.kind+" ring max") {
+			maxRate = rep.Runs[i].Mpps() * 1e6
+			break
+		}
 	}
-	return strings.Count(string(b), "\nprocessor") + 1
+	if maxRate <= 0 {
+		return fmt.Errorf("search %s: no maximum-speed ring run to start from", kr.kind)
+	}
+	trial := func(ctx context.Context, rate float64) (bench.TrialResult, error) {
+		d := bench.TrialDuration(ctx)
+		ro := base
+		ro.Port, ro.Frames, ro.PPS, ro.Dir = "net_ring0", kr.frames, rate, store("search-"+kr.kind)
+		ro.Loops = max(1, int(math.Ceil(rate*d.Seconds()/float64(len(kr.frames)))))
+		res, err := bench.Run(ro)
+		if err != nil {
+			return bench.TrialResult{}, err
+		}
+		defer done(ro.Dir)
+		r := &res.Report
+		el := r.Elapsed.Seconds()
+		tr := bench.TrialResult{
+			Offered:     res.Sent,
+			Received:    r.Writer.PacketsCommitted,
+			Bytes:       r.RxBytes,
+			Elapsed:     r.Elapsed,
+			OfferedPPS:  float64(res.Sent) / el,
+			ReceivedPPS: float64(r.Writer.PacketsCommitted) / el,
+			Drops: bench.Drops{
+				bench.DropIMissed:     res.PortStat.IMissed,
+				bench.DropRxNoMbuf:    res.PortStat.RxNoMbuf,
+				bench.DropIErrors:     res.PortStat.IErrors,
+				bench.DropNoBuffer:    r.DropNoBuffer,
+				bench.DropWriterQueue: r.DropWriter,
+			},
+			CPU: map[string]float64{"producer": res.Producer.Seconds()},
+		}
+		var wcpu time.Duration
+		for _, c := range r.WorkerCPU {
+			wcpu += c
+		}
+		tr.CPU["worker"] = wcpu.Seconds()
+		tr.CPU["compress+write+runtime"] = (r.ProcessCPU - wcpu - res.Producer).Seconds()
+		return tr, nil
+	}
+	fmt.Fprintf(w, "loss-free search, %s on net_ring, %s trials, from %.3f Mpps\n", kr.kind, o.trial, maxRate/1e6)
+	sr, err := bench.SearchLossFree(ctx, bench.SearchOptions{Kind: kr.kind, MaxRate: maxRate, Duration: o.trial, MaxTrials: o.maxTrials},
+		trial, func(p bench.TrialProgress) { fmt.Fprintln(w, "  "+p.String()) })
+	if err != nil {
+		return fmt.Errorf("search %s: %w", kr.kind, err)
+	}
+	fmt.Fprintf(w, "  loss-free rate %s: %.3f Mpps, %.3f Gbps (%s)\n\n", kr.kind, sr.LossFreePPS/1e6, sr.LossFreeGbps, sr.Outcome)
+	rep.Searches = append(rep.Searches, sr)
+	return nil
+}
+
+// addGoals records the issue's goals against what this run measured. They
+// are reported, never asserted.
+func addGoals(rep *bench.Report) {
+	for _, s := range rep.Searches {
+		if s.Kind == bench.KindIMIX {
+			rep.Goals = append(rep.Goals, bench.CheckGoal("0 drops at >= 5 Gbps IMIX, net_ring to durable compressed blocks", "Gbps", 5, s.LossFreeGbps, false))
+		}
+	}
+	for _, r := range rep.Runs {
+		if strings.HasPrefix(r.Name, bench.KindUDP64+" ring max") {
+			rep.Goals = append(rep.Goals, bench.CheckGoal(">= 10 Mpps of 64-byte frames, RX to blocks", "Mpps", 10, r.Mpps(), false))
+		}
+	}
+}
+
+func writeBenchReport(w io.Writer, rep *bench.Report, dir string) error {
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{"report.md", rep.WriteMarkdown},
+		{"report.json", rep.WriteJSON},
+		{"report.png", rep.WriteChart},
+	} {
+		p := filepath.Join(dir, f.name)
+		file, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		err = f.write(file)
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	fmt.Fprintf(w, "report: %s/report.md, report.json, report.png\n", dir)
+	return nil
 }
