@@ -27,6 +27,11 @@ test-race: setup
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 60m $(PKGS)
 
+# Under two minutes, for before/after comparisons in one run (CI does not run
+# it): both replay paths and a short loss-free search, for 64 B and IMIX.
+bench-quick: build
+	$(BIN) bench --kinds udp64,imix --packets 300000 --loops 2 --sources ring,pcap --search --trial 3s --max-trials 4 --out bench-out
+
 fuzz-smoke: setup
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
 		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \

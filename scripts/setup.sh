@@ -11,9 +11,13 @@ say() { printf 'setup: %s\n' "$*"; }
 # Debian packages the build, the tests and the demo need.
 #   libdpdk-dev, pkg-config  the DPDK 22.11 headers/libs our cgo layer links
 #   gcc, make, git           cgo and the Makefile
-#   tcpdump                  filter tests compare against BPF; demo reads output
+#   tcpdump                  filter tests compare against BPF; demo reads output;
+#                            a peer in the bench
 #   libpcap0.8               net_pcap PMD at run time (pulled by libdpdk-dev too)
-PKGS=(libdpdk-dev pkg-config gcc make git ca-certificates tcpdump libpcap0.8 procps)
+#   iproute2, ethtool        the bench's veth pair in a network namespace
+#   tcpreplay                feeds the veth path
+#   tshark                   dumpcap, the other peer in the bench
+PKGS=(libdpdk-dev pkg-config gcc make git ca-certificates tcpdump libpcap0.8 procps iproute2 ethtool tcpreplay tshark)
 
 missing=()
 for p in "${PKGS[@]}"; do
