@@ -16,20 +16,25 @@
 // # Layout in brief
 //
 // A key per (flow, block) would cost about 5x the 1% size goal on IMIX with
-// 10k flows: a 1 MiB block holds ~2000 distinct flows. So up to GroupBlocks
-// consecutive blocks of one segment form a group, and each distinct flow,
-// host, port and VLAN of a group gets one key carrying a bitmap of the
+// 10k flows: a 1 MiB block holds ~2400 distinct flows. So up to GroupBlocks
+// (2048) consecutive blocks of one segment form a group, and each distinct
+// flow, host, port and VLAN of a group gets one key carrying a bitmap of the
 // group's blocks that hold it. Answers stay exact per block without reading
 // any segment. Keys are fixed-width, big-endian, key-only, one kind byte
-// first; docs/format/index.md draws them and gives the measurements.
+// first, and the segment next, so each write batch stays in the current
+// segment's key range and compactions leave older segments alone;
+// docs/format/index.md draws them and gives the measurements.
 //
-//	F | flow(42) | gref(8) | gen(1) | bits(32)   one per flow per group
-//	H | ip(16)   | gref | gen | bits            hosts: both ends of each flow
-//	P | proto(1) | port(2) | gref | gen | bits  TCP/UDP/SCTP ports
-//	V | vlan(2)  | gref | gen | bits            outer and inner VLAN ids
-//	B | ref(8) | gref | gen | k | n | meta      one per block: group position, times, counts
-//	S | seg(4) | minTS | maxTS                  time range per segment
-//	M | ref  /  W | ref  /  X | version | G     missing blocks, watermark, format
+//	D|seg|F|flow(42)|goff|gen|bits(256)   one per flow per group
+//	D|seg|H|ip(16)|goff|gen|bits          hosts: both ends of each flow
+//	D|seg|P|proto|port|goff|gen|bits      TCP/UDP/SCTP ports
+//	D|seg|V|vlan|goff|gen|bits            outer and inner VLAN ids
+//	D|seg|B|off|goff|gen|k|n|meta         one per block: position, times, counts
+//	S|seg|minTS|maxTS                     time range per segment
+//	M|ref  W|ref  X|version|G             missing blocks, watermark, format
+//
+// Measured (IMIX, 10k flows): 0.30% of packet bytes with Snappy tables, and
+// 8-10% of a core at 600 blocks/s (5 Gbps).
 //
 // # Time to queryable
 //

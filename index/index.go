@@ -63,6 +63,11 @@ type Options struct {
 	Compression Compression
 	// MemTableSize is Badger's memtable size. Default 16 MiB.
 	MemTableSize int64
+	// ReadOnly opens the index for queries only: Badger takes a shared
+	// lock, so several readers may open it at once (but not while a writer
+	// holds it), and nothing is written. Hook, Add and CatchUp must not be
+	// used.
+	ReadOnly bool
 	// BlockCacheSize is Badger's block cache. Default 32 MiB.
 	BlockCacheSize int64
 	// TableBlockSize is the size of Badger's table blocks, the unit of
@@ -246,7 +251,8 @@ func openBadger(opts Options) (db *badger.DB, err error) {
 		WithBloomFalsePositive(0). // only prefix scans: blooms never help
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
-		WithNumVersionsToKeep(1)
+		WithNumVersionsToKeep(1).
+		WithReadOnly(opts.ReadOnly)
 	switch opts.Compression {
 	case CompressionZSTD:
 		bo = bo.WithCompression(options.ZSTD).WithZSTDCompressionLevel(1)
@@ -268,7 +274,11 @@ func openBadger(opts Options) (db *badger.DB, err error) {
 // small key kinds, each one prefix scan.
 func (ix *Index) load(created bool) error {
 	fk := appendFormatKey(nil)
-	return ix.db.Update(func(txn *badger.Txn) error {
+	txnFn := ix.db.Update
+	if ix.opts.ReadOnly {
+		txnFn = ix.db.View
+	}
+	return txnFn(func(txn *badger.Txn) error {
 		var found bool
 		err := scanPrefix(txn, []byte{kindFormat}, func(k []byte) error {
 			if string(k) != string(fk) {
