@@ -30,6 +30,9 @@ func (ix *Index) DropSegment(seg uint32, summaries SummaryWalker) error {
 	if ix.closed.Load() {
 		return fmt.Errorf("index drop segment %d: %w", seg, ErrClosed)
 	}
+	if ix.opts.ReadOnly {
+		return fmt.Errorf("index drop segment %d: %w", seg, ErrReadOnly)
+	}
 	// Queries stop looking at the segment first.
 	ix.gmu.Lock()
 	delete(ix.segs, seg)

@@ -55,6 +55,10 @@ func genFlows(rng *rand.Rand, n int) []workers.FlowKey {
 		case 1:
 			k.VLAN, k.VLAN2 = 100, uint16(200+rng.IntN(2))
 		}
+		if i%5 == 4 { // the same 5-tuple on another VLAN stack
+			*k = flows[i-1]
+			k.VLAN, k.VLAN2 = k.VLAN+1, 0
+		}
 	}
 	return flows
 }

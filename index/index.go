@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,8 +80,19 @@ type Options struct {
 // Options.Create is false. The caller rebuilds it with Create and CatchUp.
 var ErrMissing = errors.New("index missing")
 
+// ErrBusy is returned (wrapped) by Open when another process, or another
+// Index in this one, holds the directory: a capture holds it exclusively,
+// read-only openers share it. The message keeps Badger's own text.
+var ErrBusy = errors.New("index in use")
+
+// badgerLockMsg is part of Badger v4's error for a held directory lock.
+const badgerLockMsg = "Another process is using this Badger database"
+
 // ErrCorrupt is matched by errors.Is for a *CorruptError.
 var ErrCorrupt = errors.New("index corrupt")
+
+// ErrReadOnly is returned by writing calls on an Index opened ReadOnly.
+var ErrReadOnly = errors.New("index opened read-only")
 
 // ErrClosed is returned by calls on a closed Index.
 var ErrClosed = errors.New("index closed")
@@ -200,6 +212,11 @@ func Open(opts Options) (*Index, error) {
 	}
 	db, err := openBadger(opts)
 	if err != nil {
+		if strings.Contains(err.Error(), badgerLockMsg) {
+			// Badger formats the lock error with %v: the message is all
+			// there is to tell it from damage.
+			return nil, fmt.Errorf("open index %q: %w: %v", opts.Dir, ErrBusy, err)
+		}
 		return nil, &CorruptError{Dir: opts.Dir, Err: err}
 	}
 	ix := &Index{

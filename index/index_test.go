@@ -48,6 +48,10 @@ func randomQueries(rng *rand.Rand, pop []workers.FlowKey) []query {
 		{"time", func(ix *Index, a, b int64) Iterator { return ix.Time(a, b) }, nil},
 		{"flow", func(ix *Index, a, b int64) Iterator { return ix.Flow(f, a, b) },
 			func(k *workers.FlowKey) bool { return *k == f }},
+		{"flow-any-vlan", func(ix *Index, a, b int64) Iterator { return ix.FlowAnyVLAN(f, a, b) },
+			func(k *workers.FlowKey) bool {
+				return k.A == f.A && k.B == f.B && k.PortA == f.PortA && k.PortB == f.PortB && k.Proto == f.Proto && k.IPVer == f.IPVer
+			}},
 		{"host", func(ix *Index, a, b int64) Iterator { return ix.Host(h, a, b) },
 			func(k *workers.FlowKey) bool { return k.A == h || k.B == h }},
 		{"net4", func(ix *Index, a, b int64) Iterator { return ix.Net(net4, a, b) }, inNet(net4)},
@@ -84,7 +88,7 @@ func checkQueries(t *testing.T, rng *rand.Rand, ix *Index, blocks []testBlock, p
 		for _, q := range qs {
 			var want []writer.Ref
 			if q.name == "host-and-port" {
-				want = intersectRefs(expect(blocks, qs[2].pred, from, to), expect(blocks, qs[6].pred, from, to))
+				want = intersectRefs(expect(blocks, qs[3].pred, from, to), expect(blocks, qs[7].pred, from, to))
 			} else {
 				want = expect(blocks, q.pred, from, to)
 			}
@@ -170,7 +174,27 @@ func TestQueriesMatchBruteForce(t *testing.T) {
 	if err := ix.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ix, err := Open(Options{Dir: dir, Logger: quietLogger()})
+	// Read-only, as queries open it: several at once, nothing written.
+	ro, err := Open(Options{Dir: dir, ReadOnly: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro2, err := Open(Options{Dir: dir, ReadOnly: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("second read-only open: %v", err)
+	}
+	checkQueries(t, rng, ro, blocks, pop, "read-only")
+	if err := ro.Add(blocks[0].meta, &blocks[0].sum); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("add on a read-only index: got %v, want ErrReadOnly", err)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatalf("close read-only: %v", err)
+	}
+	if err := ro2.Close(); err != nil {
+		t.Fatalf("close read-only: %v", err)
+	}
+
+	ix, err = Open(Options{Dir: dir, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,6 +396,21 @@ func TestOpenMissingAndCorrupt(t *testing.T) {
 	if _, err := Open(Options{Dir: foreign, Logger: quietLogger()}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("foreign badger db: got %v, want ErrCorrupt", err)
 	}
+
+	// A held directory is busy, not corrupt: neither a second writer nor a
+	// reader gets in while a writer holds it.
+	held := filepath.Join(root, "held")
+	ix0, err := Open(Options{Dir: held, Create: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		_, err := Open(Options{Dir: held, ReadOnly: ro, Logger: quietLogger()})
+		if !errors.Is(err, ErrBusy) || errors.Is(err, ErrCorrupt) {
+			t.Fatalf("held dir, read-only %v: got %v, want ErrBusy and not ErrCorrupt", ro, err)
+		}
+	}
+	ix0.Close()
 
 	// Create makes a new one, which then opens without Create.
 	fresh := filepath.Join(root, "fresh")

@@ -36,7 +36,7 @@ const placeChunk = 8
 func (ix *Index) Hook() writer.CommitHook { return ix.hook }
 
 func (ix *Index) hook(meta writer.BlockMeta, sum *workers.Summary) {
-	if ix.closed.Load() {
+	if ix.closed.Load() || ix.opts.ReadOnly {
 		ix.drops.Add(1)
 		return
 	}
@@ -89,6 +89,9 @@ func (ix *Index) hook(meta writer.BlockMeta, sum *workers.Summary) {
 func (ix *Index) Add(meta writer.BlockMeta, sum *workers.Summary) error {
 	if ix.closed.Load() {
 		return fmt.Errorf("index add %v: %w", meta.Ref, ErrClosed)
+	}
+	if ix.opts.ReadOnly {
+		return fmt.Errorf("index add %v: %w", meta.Ref, ErrReadOnly)
 	}
 	now := time.Now().UnixNano()
 	ix.gmu.Lock()
@@ -534,6 +537,9 @@ func (ix *Index) inflightMinLocked() (writer.Ref, bool) {
 // persistWatermark writes the watermark and new hole markers if they
 // changed. ix.wmu must be held.
 func (ix *Index) persistWatermark() error {
+	if ix.opts.ReadOnly {
+		return nil
+	}
 	var set, del [][]byte
 	ix.pmu.Lock()
 	for r, persisted := range ix.holes {
@@ -708,6 +714,9 @@ type BlockWalker func(from writer.Ref, fn func(meta writer.BlockMeta, sum *worke
 // store is new, since the watermark advances only afterwards; call it again
 // whenever Stats.Holes is not zero. Live hooking may go on meanwhile.
 func (ix *Index) CatchUp(walk BlockWalker) error {
+	if ix.opts.ReadOnly {
+		return fmt.Errorf("index catch up: %w", ErrReadOnly)
+	}
 	ix.wmu.Lock()
 	from, has := ix.wm+1, ix.hasWM
 	ix.wmu.Unlock()
