@@ -15,8 +15,8 @@ import (
 // Everything about the blocks of one segment lives under kind D and the
 // segment number, then a sub-kind. Putting the segment before the attribute
 // keeps each write batch inside one narrow key range (the current segment),
-// so Badger's compactions never rewrite older segments: measured 14% of a
-// core at 600 blocks/s with attribute-first keys, 9% with segment-first.
+// so Badger's compactions never rewrite older segments (profiled over 30000
+// blocks: merging compactions 4% of ingest CPU).
 // It also makes a query one prefix scan per candidate segment, and
 // retention one range of keys per segment.
 const (
