@@ -146,6 +146,13 @@ func TestPeakRSS(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("VmHWM is Linux-only")
 	}
+	// Earlier tests in this process leave freed heap pages resident, and a
+	// new allocation may reuse them without raising the peak: give them
+	// back to the OS and restart the peak from the current RSS first.
+	debug.FreeOSMemory()
+	if err := ResetPeakRSS(); err != nil {
+		t.Skipf("cannot reset the peak: %v", err)
+	}
 	before := PeakRSS()
 	buf := make([]byte, 64<<20)
 	for i := 0; i < len(buf); i += 4096 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"tapvault/dataplane"
+	"tapvault/index"
 	"tapvault/workers"
 	"tapvault/writer"
 )
@@ -29,8 +30,13 @@ type Options struct {
 	SegmentAge  time.Duration
 	Compressors int
 
-	// CommitHook, if set, sees every durable block (the index).
-	CommitHook writer.CommitHook
+	// Index keeps the store's index (Dir/index) up to date: it is opened or
+	// created, catches up on blocks committed while nobody indexed them,
+	// and sees every durable block through the writer's commit hook.
+	Index bool
+	// IndexWait is how long to wait for an index another process holds
+	// (a query, serve) before capturing without it (default 10 s).
+	IndexWait time.Duration
 
 	// Lossless makes workers wait for buffers and the writer instead of
 	// dropping: for imports, never for live ports.
@@ -49,6 +55,7 @@ type Pipeline struct {
 	pool    *workers.BlockPool
 	w       *writer.Writer
 	workers []*workers.Worker
+	ix      *index.Index
 	stop    atomic.Bool
 	started time.Time
 
@@ -73,6 +80,19 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		opts.MaxBlockFlows = workers.DefaultMaxBlockFlows
 	}
 	pool := workers.NewBlockPool(opts.Blocks, opts.BlockSize, opts.MaxBlockFlows)
+	var (
+		ix   *index.Index
+		hook writer.CommitHook
+		err  error
+	)
+	if opts.Index {
+		if ix, err = openIndex(opts); err != nil {
+			return nil, err
+		}
+		if ix != nil {
+			hook = ix.Hook()
+		}
+	}
 	w, err := writer.Open(writer.Options{
 		Dir:         opts.Dir,
 		SegmentSize: opts.SegmentSize,
@@ -82,13 +102,26 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		// falls behind, blocks go to disk raw (counted) well before the
 		// workers run out of buffers and would have to drop packets.
 		QueueLen:   max(2, opts.Blocks/4),
-		CommitHook: opts.CommitHook,
+		CommitHook: hook,
 		Logger:     opts.Logger,
 	})
 	if err != nil {
+		if ix != nil {
+			ix.Close()
+		}
 		return nil, err
 	}
-	p := &Pipeline{opts: opts, pool: pool, w: w}
+	if ix != nil {
+		// Index what was committed while nobody indexed it (a crash, an
+		// index rebuilt from scratch), after the writer's recovery and
+		// before new blocks arrive.
+		if err := catchUp(ix, opts); err != nil {
+			w.Close()
+			ix.Close()
+			return nil, err
+		}
+	}
+	p := &Pipeline{opts: opts, pool: pool, w: w, ix: ix}
 	for i := 0; i < n; i++ {
 		p.workers = append(p.workers, workers.NewWorker(workers.Config{
 			Queue:         uint16(i),
@@ -157,6 +190,13 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 		}
 	}
 	werr := p.w.Close()
+	if p.ix != nil {
+		// The writer has called the hook for every committed block: make
+		// them durable in the index too.
+		if err := p.ix.Close(); err != nil && werr == nil {
+			werr = fmt.Errorf("close index: %w", err)
+		}
+	}
 	r := p.report()
 	r.WorkerCPU = p.workerCPU
 	r.ProcessCPU = ProcessCPU() - cpu0
@@ -183,10 +223,19 @@ type Report struct {
 	ProcessCPU time.Duration   // CPU time of the whole process during Run
 
 	Writer writer.Stats
+
+	Index      *index.Stats // nil without an index
+	IndexBytes int64
 }
 
 func (p *Pipeline) report() Report {
 	r := Report{Elapsed: time.Since(p.started), Writer: p.w.Stats()}
+	if p.ix != nil {
+		st := p.ix.Stats()
+		r.Index = &st
+		lsm, vlog := p.ix.Size()
+		r.IndexBytes = lsm + vlog
+	}
 	for _, w := range p.workers {
 		s := w.Stats()
 		r.RxPackets += s.RxPackets.Load()
@@ -203,6 +252,9 @@ func (p *Pipeline) report() Report {
 	}
 	return r
 }
+
+// Index is the run's index, nil without one.
+func (p *Pipeline) Index() *index.Index { return p.ix }
 
 // Live returns the report so far, for progress display while Run runs.
 func (p *Pipeline) Live() Report { return p.report() }

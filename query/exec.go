@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"tapvault/index"
 	"tapvault/workers"
 	"tapvault/writer"
 )
@@ -15,6 +16,12 @@ type Store struct {
 	Dir string
 	R   *writer.Reader
 	Log *slog.Logger
+
+	// Ix is the store's index, nil when it cannot be used (IndexState says
+	// why); queries then scan block headers.
+	Ix         *index.Index
+	IndexState string
+	sharedIx   bool
 }
 
 // OpenStore opens the store in dir for reading. It sees committed blocks
@@ -23,15 +30,43 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	r, err := writer.OpenReader(dir)
+	r, err := writer.OpenReader(dir, writer.WithReaderLogger(log))
 	if err != nil {
 		return nil, err
 	}
-	return &Store{Dir: dir, R: r, Log: log}, nil
+	s := &Store{Dir: dir, R: r, Log: log}
+	s.openIndex()
+	return s, nil
 }
 
-// Close releases the store.
-func (s *Store) Close() error { return s.R.Close() }
+// OpenStoreWithIndex opens the store for reading with an index the caller
+// already has open (a capture's own, live index), so queries through it see
+// blocks as soon as they are committed.
+func OpenStoreWithIndex(dir string, ix *index.Index, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	r, err := writer.OpenReader(dir, writer.WithReaderLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	st := &Store{Dir: dir, R: r, Log: log, Ix: ix, IndexState: IndexOK, sharedIx: true}
+	if ix == nil {
+		st.IndexState = IndexOff
+	}
+	return st, nil
+}
+
+// Close releases the store (and its index, unless it was lent).
+func (s *Store) Close() error {
+	err := s.R.Close()
+	if s.Ix != nil && !s.sharedIx {
+		if ierr := s.Ix.Close(); err == nil {
+			err = ierr
+		}
+	}
+	return err
+}
 
 // Blocks lists the committed blocks that overlap [from, to], from the block
 // headers.
@@ -70,6 +105,7 @@ type Request struct {
 // Result counts what a query did.
 type Result struct {
 	MergeStats
+	Plan       PlanStats
 	Candidates int    // blocks chosen
 	Matched    uint64 // packets that passed the filter
 }
@@ -81,10 +117,11 @@ type Result struct {
 // concurrent queries.
 func (s *Store) Run(ctx context.Context, req Request, fn func(p *Packet) error) (Result, error) {
 	var res Result
-	blocks, err := s.Blocks(req.From, req.To)
+	blocks, ps, err := s.plannedBlocks(req)
 	if err != nil {
 		return res, err
 	}
+	res.Plan = ps
 	res.Candidates = len(blocks)
 	var (
 		dec workers.Decoder

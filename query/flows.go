@@ -110,7 +110,7 @@ func flowEndpoint(ip [16]byte, port uint16, proto uint8) string {
 // Records are sorted by first timestamp. req.Limit bounds the number of
 // records (0: all).
 func (s *Store) Flows(req Request) ([]FlowRecord, error) {
-	blocks, err := s.Blocks(req.From, req.To)
+	blocks, _, err := s.plannedBlocks(req)
 	if err != nil {
 		return nil, err
 	}

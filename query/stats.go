@@ -1,5 +1,12 @@
 package query
 
+import (
+	"io/fs"
+	"path/filepath"
+
+	"tapvault/index"
+)
+
 // StoreStats is what a store holds.
 type StoreStats struct {
 	FirstNS      int64   `json:"first_ns"`
@@ -47,6 +54,28 @@ func (s *Store) Stats() (StoreStats, error) {
 	if st.StoredBytes > 0 {
 		st.Ratio = float64(st.RawBytes) / float64(st.StoredBytes)
 	}
-	st.IndexState = "none"
+	st.IndexState = s.IndexState
+	if s.Ix != nil {
+		lsm, vlog := s.Ix.Size()
+		st.IndexBytes = lsm + vlog
+	} else if n, err := dirBytes(index.DirOf(s.Dir)); err == nil {
+		st.IndexBytes = n
+	}
 	return st, nil
+}
+
+func dirBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
 }

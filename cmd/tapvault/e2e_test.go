@@ -79,7 +79,8 @@ func readAll(t *testing.T, path string) []filePacket {
 }
 
 // samePackets compares two packet lists; tsUnit is the precision the
-// timestamps must agree to (1 for ns, 1000 for µs). wireFromCap says the
+// timestamps must agree to (1 for ns, 1000 for µs: both sides are truncated
+// to it). wireFromCap says the
 // source lost wire lengths (net_pcap sets them to the captured length).
 func samePackets(t *testing.T, got, want []filePacket, tsUnit int64, wireFromCap bool) {
 	t.Helper()
@@ -92,7 +93,7 @@ func samePackets(t *testing.T, got, want []filePacket, tsUnit int64, wireFromCap
 		if wireFromCap {
 			wantWire = uint32(len(w.data))
 		}
-		if g.ts != w.ts/tsUnit*tsUnit || g.wire != wantWire || g.linkType != w.linkType || !bytes.Equal(g.data, w.data) {
+		if g.ts/tsUnit != w.ts/tsUnit || g.wire != wantWire || g.linkType != w.linkType || !bytes.Equal(g.data, w.data) {
 			t.Fatalf("packet %d: got ts %d wire %d lt %d len %d, want ts %d wire %d lt %d len %d (bytes equal %v)",
 				i, g.ts, g.wire, g.linkType, len(g.data), w.ts/tsUnit*tsUnit, wantWire, w.linkType, len(w.data), bytes.Equal(g.data, w.data))
 		}

@@ -47,6 +47,7 @@ func main() {
 		newStatsCmd(),
 		newFlowsCmd(),
 		newServeCmd(),
+		newReindexCmd(),
 		newBenchCmd(),
 	)
 	if err := root.ExecuteContext(context.Background()); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,6 +156,8 @@ func runQuery(cmd *cobra.Command, data string, req query.Request, out, format st
 			tmp = ""
 		}
 	}
+	slog.Debug("query plan", "index", st.IndexState, "blocks_from_index", res.Plan.FromIndex, "blocks_unindexed", res.Plan.Unindexed,
+		"blocks_read", res.Blocks, "packets_visited", res.Packets, "matched", res.Matched)
 	if count {
 		w := cmd.OutOrStdout()
 		if out == "-" { // stdout carries the packets

@@ -34,6 +34,12 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 		ws.PacketsCommitted, ws.BlocksCommitted, r.BlocksTimed, ws.RawBytes, ws.StoredBytes, ratio)
 	fmt.Fprintf(w, "                  stored raw: incompressible %d, compressor behind %d; write errors %d; fsyncs %d\n",
 		ws.RawIncompressible, ws.RawBehind, ws.WriteErrors, ws.Fsyncs)
+	if ix := r.Index; ix != nil {
+		fmt.Fprintf(w, "index             %d blocks indexed (%d keys, %s writing), %s on disk (%.2f%% of stored bytes); dropped at the index queue %d (reindex fills them)\n",
+			ix.Blocks, ix.Keys, ix.BatchTime.Round(time.Millisecond), humanBytes(r.IndexBytes), 100*float64(r.IndexBytes)/float64(max(ws.StoredBytes, 1)), ix.QueueDrops)
+	} else {
+		fmt.Fprintf(w, "index             none (run tapvault reindex)\n")
+	}
 	lost := r.DropNoBuffer + r.DropWriter
 	if port != nil {
 		lost += port.IMissed + port.RxNoMbuf + port.IErrors

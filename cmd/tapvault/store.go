@@ -23,6 +23,7 @@ type storeOptions struct {
 	segmentSize string
 	segmentAge  time.Duration
 	compressors int
+	noIndex     bool
 }
 
 func (o *storeOptions) addFlags(cmd *cobra.Command) {
@@ -34,6 +35,7 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.segmentSize, "segment-size", "1GiB", "rotate segment files at this size (< 4GiB)")
 	f.DurationVar(&o.segmentAge, "segment-age", time.Hour, "rotate segment files at this age")
 	f.IntVar(&o.compressors, "compressors", 0, "compression goroutines (default: the writer's)")
+	f.BoolVar(&o.noIndex, "no-index", false, "do not maintain the index (queries then scan block headers; `tapvault reindex` builds it later)")
 }
 
 func (o *storeOptions) check() error {
@@ -97,6 +99,7 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 		Compressors: o.compressors,
 		Pin:         pin,
 		Lossless:    lossless,
+		Index:       !o.noIndex,
 		Logger:      slog.Default(),
 	}, workers)
 	if err != nil {
