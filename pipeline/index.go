@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"tapvault/index"
@@ -28,7 +27,7 @@ func openIndex(opts Options) (*index.Index, error) {
 		switch {
 		case err == nil:
 			return ix, nil
-		case busy(err):
+		case errors.Is(err, index.ErrBusy):
 			if time.Now().Before(deadline) {
 				time.Sleep(200 * time.Millisecond)
 				continue
@@ -46,11 +45,6 @@ func openIndex(opts Options) (*index.Index, error) {
 			return nil, fmt.Errorf("open index: %w", err)
 		}
 	}
-}
-
-func busy(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "Another process is using this Badger database") || strings.Contains(s, "resource temporarily unavailable")
 }
 
 // catchUp indexes committed blocks the index has not seen, from their

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // The HTTP API (docs/api.md):

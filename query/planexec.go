@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"tapvault/index"
 	"tapvault/writer"
@@ -31,7 +30,7 @@ func (s *Store) openIndex() {
 	case errors.Is(err, index.ErrMissing):
 		s.IndexState = IndexMissing
 		s.Log.Info("store has no index: queries scan block headers; `tapvault reindex` builds it", "dir", s.Dir)
-	case strings.Contains(err.Error(), "Another process is using this Badger database") || strings.Contains(err.Error(), "resource temporarily unavailable"):
+	case errors.Is(err, index.ErrBusy):
 		s.IndexState = IndexBusy
 		s.Log.Info("the index is held by a running capture: this query scans block headers (the capture's HTTP API answers from the index)", "dir", s.Dir)
 	default:
