@@ -315,7 +315,9 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	apiCtx, apiStop := context.WithCancel(context.Background())
 	defer apiStop()
 	if api.listen != "" {
-		qs, err := query.OpenStore(so.data, nil)
+		// The capture's own index: blocks are findable the moment the
+		// writer commits them.
+		qs, err := query.OpenStoreWithIndex(so.data, st.p.Index(), nil)
 		if err != nil {
 			return fmt.Errorf("capture: open store for the API: %w", err)
 		}
