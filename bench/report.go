@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"tapvault/pipeline"
 	"time"
 )
 
@@ -39,6 +40,9 @@ type RunSummary struct {
 	DiskBytes     int64         `json:"disk_bytes"`     // the store directory's size
 	IndexBytes    int64         `json:"index_bytes"`    // 0 if no index was built
 	PeakRSS       int64         `json:"peak_rss_bytes"`
+	// TTQ is the time from a block's first packet arriving to the index
+	// returning the block.
+	TTQ pipeline.LatencySummary `json:"time_to_queryable"`
 }
 
 // Stage is one step of the data path in a run: the packets that left it
@@ -60,7 +64,8 @@ const (
 
 // RunSummaryFrom converts a replay's Result. Name is the port; callers
 // usually overwrite it. PeakRSS is the process's high-water mark now
-// (see ResetPeakRSS). IndexBytes is left 0: Run builds no index.
+// (see ResetPeakRSS). IndexBytes and the index queue drops come from the
+// run's index, when it had one.
 func RunSummaryFrom(r *Result) RunSummary {
 	rep := &r.Report
 	s := RunSummary{
@@ -81,7 +86,12 @@ func RunSummaryFrom(r *Result) RunSummary {
 		RawBytes:      rep.Writer.RawBytes,
 		StoredBytes:   rep.Writer.StoredBytes,
 		DiskBytes:     r.DiskSize,
+		IndexBytes:    rep.IndexBytes,
 		PeakRSS:       PeakRSS(),
+		TTQ:           rep.TimeToQueryable,
+	}
+	if rep.Index != nil {
+		s.Drops[DropIndexQueue] = rep.Index.QueueDrops
 	}
 	var wcpu time.Duration
 	for _, c := range rep.WorkerCPU {
@@ -395,7 +405,12 @@ func (r *Report) writeRuns(m *mdWriter) {
 		if s.IndexBytes > 0 {
 			m.f(", index %d B", s.IndexBytes)
 		}
-		m.f(".\n\n")
+		m.f(".")
+		if t := s.TTQ; t.Count > 0 {
+			m.f(" Time to queryable (first packet of a block arriving to the index returning the block): p50 %s, p99 %s, max %s over %d blocks.",
+				t.P50.Round(time.Microsecond), t.P99.Round(time.Microsecond), t.Max.Round(time.Microsecond), t.Count)
+		}
+		m.f("\n\n")
 		m.header("Drop cause", ">Packets", ">% of offered")
 		for _, c := range s.Drops.Causes() {
 			m.row(c, fmt.Sprint(s.Drops[c]), pct(float64(s.Drops[c]), float64(s.Packets+s.Drops.Total())))

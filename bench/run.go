@@ -54,7 +54,11 @@ func (r *Result) Gbps() float64 {
 
 // Drops is every packet lost at any stage.
 func (r *Result) Drops() uint64 {
-	return r.PortStat.IMissed + r.PortStat.RxNoMbuf + r.PortStat.IErrors + r.Report.DropNoBuffer + r.Report.DropWriter
+	d := r.PortStat.IMissed + r.PortStat.RxNoMbuf + r.PortStat.IErrors + r.Report.DropNoBuffer + r.Report.DropWriter
+	if r.Report.Index != nil {
+		d += r.Report.Index.QueueDrops
+	}
+	return d
 }
 
 // Run replays through opts.Port into a fresh store and reports. EAL must be
@@ -202,6 +206,12 @@ func WriteReport(w io.Writer, name string, r *Result) {
 	}
 	rest := rep.ProcessCPU - wcpu - r.Producer
 	el := rep.Elapsed.Seconds()
+	if rep.Index != nil {
+		t := rep.TimeToQueryable
+		fmt.Fprintf(w, "  index         %d blocks, %d B (%.2f%% of stored), queue drops %d; time to queryable p50 %s p99 %s max %s\n",
+			rep.Index.Blocks, rep.IndexBytes, 100*float64(rep.IndexBytes)/float64(max(ws.StoredBytes, 1)), rep.Index.QueueDrops,
+			t.P50.Round(time.Microsecond), t.P99.Round(time.Microsecond), t.Max.Round(time.Microsecond))
+	}
 	fmt.Fprintf(w, "  CPU           worker (rx+decode+flow+build) %s (%.0f%% of a core); producer %s; compress+write+index+runtime %s (%.0f%% of a core); process %s\n",
 		wcpu.Round(time.Millisecond), 100*wcpu.Seconds()/el, r.Producer.Round(time.Millisecond),
 		rest.Round(time.Millisecond), 100*rest.Seconds()/el, rep.ProcessCPU.Round(time.Millisecond))

@@ -56,6 +56,7 @@ type Pipeline struct {
 	w       *writer.Writer
 	workers []*workers.Worker
 	ix      *index.Index
+	ttq     *latencies
 	stop    atomic.Bool
 	started time.Time
 
@@ -84,13 +85,23 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		ix   *index.Index
 		hook writer.CommitHook
 		err  error
+		ttq  = new(latencies)
 	)
 	if opts.Index {
 		if ix, err = openIndex(opts); err != nil {
 			return nil, err
 		}
 		if ix != nil {
-			hook = ix.Hook()
+			// Time to queryable: from the arrival of a block's first (so
+			// oldest) packet to the moment the index can return the block,
+			// which is when its hook returns.
+			ihook := ix.Hook()
+			hook = func(m writer.BlockMeta, sum *workers.Summary) {
+				ihook(m, sum)
+				if m.Arrived != 0 {
+					ttq.add(time.Now().UnixNano() - m.Arrived)
+				}
+			}
 		}
 	}
 	w, err := writer.Open(writer.Options{
@@ -121,7 +132,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 			return nil, err
 		}
 	}
-	p := &Pipeline{opts: opts, pool: pool, w: w, ix: ix}
+	p := &Pipeline{opts: opts, pool: pool, w: w, ix: ix, ttq: ttq}
 	for i := 0; i < n; i++ {
 		p.workers = append(p.workers, workers.NewWorker(workers.Config{
 			Queue:         uint16(i),
@@ -226,6 +237,9 @@ type Report struct {
 
 	Index      *index.Stats // nil without an index
 	IndexBytes int64
+	// TimeToQueryable is, over the run's blocks, the time from the arrival
+	// of a block's first packet to the index returning the block.
+	TimeToQueryable LatencySummary
 }
 
 func (p *Pipeline) report() Report {
@@ -235,6 +249,7 @@ func (p *Pipeline) report() Report {
 		r.Index = &st
 		lsm, vlog := p.ix.Size()
 		r.IndexBytes = lsm + vlog
+		r.TimeToQueryable = p.ttq.summary()
 	}
 	for _, w := range p.workers {
 		s := w.Stats()

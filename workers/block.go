@@ -148,16 +148,19 @@ type Block struct {
 	// Summary is filled as packets are appended.
 	Summary Summary
 
-	// OpenedAt is the wall-clock ns when the first packet was appended, for
-	// the time-based seal.
+	// OpenedAt is the worker clock (ns) when the first packet was appended,
+	// for the time-based seal.
 	OpenedAt int64
+	// Arrived is the wall-clock Unix ns at which the first packet arrived,
+	// for measuring time to queryable.
+	Arrived int64
 
 	pool *BlockPool
 }
 
 // Reset empties b for reuse, keeping its buffers.
 func (b *Block) Reset() {
-	b.Count, b.MinTS, b.MaxTS, b.Bytes, b.OpenedAt = 0, 0, 0, 0, 0
+	b.Count, b.MinTS, b.MaxTS, b.Bytes, b.OpenedAt, b.Arrived = 0, 0, 0, 0, 0, 0
 	b.Data = b.Data[:0]
 	b.Summary.Flows = b.Summary.Flows[:0]
 	b.Summary.NonFlow = 0

@@ -1,6 +1,9 @@
 package workers
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // builder appends packets to the worker's open block and keeps the block's
 // flow summary. The summary's distinct-flow set is an open-addressing table
@@ -49,6 +52,7 @@ func (b *builder) open(now int64, wait bool) bool {
 	}
 	blk.Queue = b.queue
 	blk.OpenedAt = now
+	blk.Arrived = time.Now().UnixNano() // once per block, not per packet
 	b.cur = blk
 	return true
 }

@@ -40,6 +40,11 @@ type BlockMeta struct {
 	RawLen    uint32 // uncompressed payload bytes (summary + records)
 	StoredLen uint32 // payload bytes on disk
 	WireBytes uint64 // sum of the packets' wire lengths
+
+	// Arrived is the wall-clock Unix ns at which the block's first packet
+	// reached its worker. Only the commit hook sees it (it is not stored):
+	// hook time minus Arrived is the oldest packet's time to durable.
+	Arrived int64
 }
 
 // CommitHook is called once per block after the block is durable (fsynced)

@@ -627,7 +627,9 @@ func (w *Writer) commit() {
 	for i := range w.pending {
 		p := &w.pending[i]
 		if hook != nil {
-			hook(p.meta, &p.b.Summary)
+			m := p.meta
+			m.Arrived = p.b.Arrived
+			hook(m, &p.b.Summary)
 		}
 		w.st.blocks.Add(1)
 		w.st.packets.Add(uint64(p.meta.Count))

@@ -19,6 +19,7 @@ import (
 
 	"tapvault/bench"
 	"tapvault/dataplane"
+	"tapvault/pipeline"
 )
 
 func addGenFlags(cmd *cobra.Command, o *bench.GenOptions) {
@@ -223,7 +224,9 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 		n++
 		return filepath.Join(o.data, fmt.Sprintf("store-%02d-%s", n, name))
 	}
-	base := bench.RunOptions{WorkerLcore: worker, ProducerLcore: dataplane.MainLcore(), Logger: slog.Default()}
+	// Every run maintains the index, as capture does: the figures are
+	// "to durable compressed blocks + index".
+	base := bench.RunOptions{WorkerLcore: worker, ProducerLcore: dataplane.MainLcore(), Logger: slog.Default(), Store: pipeline.Options{Index: true}}
 	done := func(dir string) {
 		if !o.keep {
 			os.RemoveAll(dir)
@@ -341,6 +344,9 @@ func benchSearch(ctx context.Context, w io.Writer, rep *bench.Report, kr *kindRu
 				bench.DropWriterQueue: r.DropWriter,
 			},
 			CPU: map[string]float64{"producer": res.Producer.Seconds()},
+		}
+		if r.Index != nil {
+			tr.Drops[bench.DropIndexQueue] = r.Index.QueueDrops
 		}
 		var wcpu time.Duration
 		for _, c := range r.WorkerCPU {
