@@ -17,7 +17,8 @@ say() { printf 'setup: %s\n' "$*"; }
 #   iproute2, ethtool        the bench's veth pair in a network namespace
 #   tcpreplay                feeds the veth path
 #   tshark                   dumpcap, the other peer in the bench
-PKGS=(libdpdk-dev pkg-config gcc make git ca-certificates tcpdump libpcap0.8 procps iproute2 ethtool tcpreplay tshark)
+#   curl                     scripts/bench-query.sh asks the HTTP API
+PKGS=(libdpdk-dev pkg-config gcc make git ca-certificates tcpdump libpcap0.8 procps iproute2 ethtool tcpreplay tshark curl)
 
 missing=()
 for p in "${PKGS[@]}"; do
