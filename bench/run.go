@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +29,11 @@ type RunOptions struct {
 	// Wrap, if set, wraps the port's receive queue: live ports never end by
 	// themselves, and a wrapper decides when the run is over (RunAFPacket).
 	Wrap func(dataplane.Source) dataplane.Source
+
+	// During, if set, runs beside the capture (e.g. a query load) from the
+	// moment the pipeline is open until the run ends, when ctx is
+	// cancelled; Run waits for it to return.
+	During func(ctx context.Context, p *pipeline.Pipeline)
 }
 
 // Result is what one replay measured.
@@ -114,7 +120,22 @@ func Run(opts RunOptions) (*Result, error) {
 		// has been received (or the producer failed).
 		src = &countedSource{Source: src, want: total, prodErr: prodErr}
 	}
+	var duringDone chan struct{}
+	cancelDuring := func() {}
+	if opts.During != nil {
+		var dctx context.Context
+		dctx, cancelDuring = context.WithCancel(context.Background())
+		duringDone = make(chan struct{})
+		go func() {
+			defer close(duringDone)
+			opts.During(dctx, p)
+		}()
+	}
 	rep, err := p.Run([]dataplane.Source{src})
+	cancelDuring()
+	if duringDone != nil {
+		<-duringDone
+	}
 	if ring {
 		if perr := <-prodErr; perr != nil && err == nil {
 			err = fmt.Errorf("producer: %w", perr)

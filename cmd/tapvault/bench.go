@@ -45,6 +45,7 @@ type benchOptions struct {
 	maxTrials int
 	vethRates []string
 	peers     []string
+	queryLoad int
 }
 
 func newBenchCmd() *cobra.Command {
@@ -108,6 +109,7 @@ measures the CPU path.`,
 	f.DurationVar(&o.trial, "trial", 10*time.Second, "length of one loss-free search trial")
 	f.IntVar(&o.maxTrials, "max-trials", 12, "most trials per search")
 	f.StringSliceVar(&o.vethRates, "veth-rates", []string{"pps=100000", "max"}, "tcpreplay rates on the veth path: max, pps=N, mbps=N, xF (original timing times F)")
+	f.IntVar(&o.queryLoad, "query-load", 0, "also run each ring replay with N concurrent queries (flow, host, time) against the live store, and report their latency and the capture's drops with and without them")
 	f.StringSliceVar(&o.peers, "peers", nil, "peers to run on the veth path (default: those installed of tcpdump, dumpcap; none to skip)")
 
 	var out string
@@ -242,6 +244,18 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 			name := fmt.Sprintf("%s ring max (%d x %d frames)", kr.kind, o.loops, len(kr.frames))
 			if err := benchRun(w, rep, name, ro, done); err != nil {
 				return err
+			}
+			if o.queryLoad > 0 {
+				ql := newQueryLoad(o.queryLoad, 1000, kr.frames)
+				ro.Dir = store("ring-q-" + kr.kind)
+				dir := ro.Dir
+				ro.During = func(ctx context.Context, p *pipeline.Pipeline) { ql.run(ctx, p, dir) }
+				if err := benchRun(w, rep, fmt.Sprintf("%s with %d queries", name, o.queryLoad), ro, done); err != nil {
+					return err
+				}
+				line := kr.kind + " ring max: " + ql.summary()
+				fmt.Fprintf(w, "%s\n\n", line)
+				rep.Notes = append(rep.Notes, line)
 			}
 		}
 		if slices.Contains(o.sources, "pcap") {
