@@ -115,7 +115,15 @@ type Result struct {
 // filter that matches nothing over a long range still stops promptly when
 // the caller goes away. The filter is cloned: one Filter may serve
 // concurrent queries.
-func (s *Store) Run(ctx context.Context, req Request, fn func(p *Packet) error) (Result, error) {
+//
+// The work runs on a thread at nice QueryNice (see runLowPriority), so a
+// query beside a capture gets only the CPU the capture leaves.
+func (s *Store) Run(ctx context.Context, req Request, fn func(p *Packet) error) (res Result, err error) {
+	runLowPriority(func() { res, err = s.run(ctx, req, fn) })
+	return res, err
+}
+
+func (s *Store) run(ctx context.Context, req Request, fn func(p *Packet) error) (Result, error) {
 	var res Result
 	blocks, ps, err := s.plannedBlocks(req)
 	if err != nil {
@@ -123,37 +131,40 @@ func (s *Store) Run(ctx context.Context, req Request, fn func(p *Packet) error) 
 	}
 	res.Plan = ps
 	res.Candidates = len(blocks)
-	var (
-		dec workers.Decoder
-		d   workers.Decoded
-	)
-	all := req.Filter == nil || req.Filter.MatchAll()
-	var f *Filter
-	if !all {
-		f = req.Filter.Clone()
-	}
-	visited := 0
-	ms, err := Merge(s.R, blocks, req.From, req.To, s.Log, func(p *Packet) error {
-		if visited++; visited&255 == 0 {
-			if err := ctx.Err(); err != nil {
+	var ms MergeStats
+	{
+		var (
+			dec workers.Decoder
+			d   workers.Decoded
+		)
+		all := req.Filter == nil || req.Filter.MatchAll()
+		var f *Filter
+		if !all {
+			f = req.Filter.Clone()
+		}
+		visited := 0
+		ms, err = Merge(s.R, blocks, req.From, req.To, s.Log, func(p *Packet) error {
+			if visited++; visited&255 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if !all {
+				dec.Decode(p.Data, p.LinkType, &d)
+				if !f.Match(&d) {
+					return nil
+				}
+			}
+			res.Matched++
+			if err := fn(p); err != nil {
 				return err
 			}
-		}
-		if !all {
-			dec.Decode(p.Data, p.LinkType, &d)
-			if !f.Match(&d) {
-				return nil
+			if req.Limit > 0 && res.Matched >= uint64(req.Limit) {
+				return ErrStop
 			}
-		}
-		res.Matched++
-		if err := fn(p); err != nil {
-			return err
-		}
-		if req.Limit > 0 && res.Matched >= uint64(req.Limit) {
-			return ErrStop
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	res.MergeStats = ms
 	return res, err
 }

@@ -109,7 +109,12 @@ func flowEndpoint(ip [16]byte, port uint16, proto uint8) string {
 // Counts cover whole blocks: a block that straddles a bound counts entirely.
 // Records are sorted by first timestamp. req.Limit bounds the number of
 // records (0: all).
-func (s *Store) Flows(req Request) ([]FlowRecord, error) {
+func (s *Store) Flows(req Request) (out []FlowRecord, err error) {
+	runLowPriority(func() { out, err = s.flows(req) })
+	return out, err
+}
+
+func (s *Store) flows(req Request) ([]FlowRecord, error) {
 	blocks, _, err := s.plannedBlocks(req)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"tapvault/bench"
 	"tapvault/dataplane"
 	"tapvault/pipeline"
+	"tapvault/query"
 )
 
 func addGenFlags(cmd *cobra.Command, o *bench.GenOptions) {
@@ -46,6 +48,7 @@ type benchOptions struct {
 	vethRates []string
 	peers     []string
 	queryLoad int
+	queryRate float64
 }
 
 func newBenchCmd() *cobra.Command {
@@ -110,6 +113,7 @@ measures the CPU path.`,
 	f.IntVar(&o.maxTrials, "max-trials", 12, "most trials per search")
 	f.StringSliceVar(&o.vethRates, "veth-rates", []string{"pps=100000", "max"}, "tcpreplay rates on the veth path: max, pps=N, mbps=N, xF (original timing times F)")
 	f.IntVar(&o.queryLoad, "query-load", 0, "also run each ring replay with N concurrent queries (flow, host, time) against the live store, and report their latency and the capture's drops with and without them")
+	f.Float64Var(&o.queryRate, "query-rate", 0, "packets/s for the --query-load runs (default: the loss-free rate found, else half the maximum)")
 	f.StringSliceVar(&o.peers, "peers", nil, "peers to run on the veth path (default: those installed of tcpdump, dumpcap; none to skip)")
 
 	var out string
@@ -245,18 +249,6 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 			if err := benchRun(w, rep, name, ro, done); err != nil {
 				return err
 			}
-			if o.queryLoad > 0 {
-				ql := newQueryLoad(o.queryLoad, 1000, kr.frames)
-				ro.Dir = store("ring-q-" + kr.kind)
-				dir := ro.Dir
-				ro.During = func(ctx context.Context, p *pipeline.Pipeline) { ql.run(ctx, p, dir) }
-				if err := benchRun(w, rep, fmt.Sprintf("%s with %d queries", name, o.queryLoad), ro, done); err != nil {
-					return err
-				}
-				line := kr.kind + " ring max: " + ql.summary()
-				fmt.Fprintf(w, "%s\n\n", line)
-				rep.Notes = append(rep.Notes, line)
-			}
 		}
 		if slices.Contains(o.sources, "pcap") {
 			ro := base
@@ -267,6 +259,11 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 		}
 		if ring && o.search {
 			if err := benchSearch(ctx, w, rep, kr, base, o, store, done); err != nil {
+				return err
+			}
+		}
+		if ring && o.queryLoad > 0 {
+			if err := benchQueryLoad(w, rep, kr, base, o, store, done); err != nil {
 				return err
 			}
 		}
@@ -323,7 +320,7 @@ func benchSearch(ctx context.Context, w io.Writer, rep *bench.Report, kr *kindRu
 	// Start from the measured maximum-speed rate of this kind, if any.
 	maxRate := 0.0
 	for i := len(rep.Runs) - 1; i >= 0; i-- {
-		if strings.HasPrefix(rep.Runs[i].Name, kr.kind+" ring max") {
+		if n := rep.Runs[i].Name; strings.HasPrefix(n, kr.kind+" ring max") && !strings.Contains(n, " queries") {
 			maxRate = rep.Runs[i].Mpps() * 1e6
 			break
 		}
@@ -419,5 +416,61 @@ func writeBenchReport(w io.Writer, rep *bench.Report, dir string) error {
 		}
 	}
 	fmt.Fprintf(w, "report: %s/report.md, report.json, report.png\n", dir)
+	return nil
+}
+
+// benchQueryLoad replays one kind through the ring at a fixed rate (the
+// loss-free rate found by --search, else half the maximum-speed rate) for
+// one trial length, twice: without and with N concurrent queries against the
+// live store. The capture's drops in the two runs say whether queries stall
+// it; the queries' latencies say what a user waits meanwhile.
+func benchQueryLoad(w io.Writer, rep *bench.Report, kr *kindRun, base bench.RunOptions, o benchOptions, store func(string) string, done func(string)) error {
+	rate := o.queryRate
+	for _, s := range rep.Searches {
+		if rate > 0 {
+			break
+		}
+		if s.Kind == kr.kind && s.LossFreePPS > 0 {
+			rate = s.LossFreePPS
+		}
+	}
+	if rate == 0 {
+		for _, r := range rep.Runs {
+			if strings.HasPrefix(r.Name, kr.kind+" ring max") {
+				rate = r.Mpps() * 1e6 / 2
+			}
+		}
+	}
+	if rate == 0 {
+		return fmt.Errorf("query load %s: no ring run to take a rate from", kr.kind)
+	}
+	ro := base
+	ro.Port, ro.Frames, ro.PPS = "net_ring0", kr.frames, rate
+	ro.Loops = max(1, int(math.Ceil(rate*o.trial.Seconds()/float64(len(kr.frames)))))
+	for _, withQ := range []bool{false, true} {
+		ro.Dir = store("ring-q-" + kr.kind)
+		name := fmt.Sprintf("%s ring at %.3f Mpps", kr.kind, rate/1e6)
+		var ql *queryLoad
+		ro.During = nil
+		if withQ {
+			// As capture does when it serves its API: Ps for the
+			// low-priority query threads.
+			prev := runtime.GOMAXPROCS(0)
+			query.ReserveQueryProcs(o.queryLoad)
+			defer runtime.GOMAXPROCS(prev)
+			ql = newQueryLoad(o.queryLoad, 1000, kr.frames)
+			dir := ro.Dir
+			ro.During = func(ctx context.Context, p *pipeline.Pipeline) { ql.run(ctx, p, dir) }
+			name += fmt.Sprintf(" with %d queries", o.queryLoad)
+		}
+		if err := benchRun(w, rep, name, ro, done); err != nil {
+			return err
+		}
+		if ql != nil {
+			line := name + ": " + ql.summary()
+			fmt.Fprintf(w, "%s\n\n", line)
+			rep.Notes = append(rep.Notes, line)
+		}
+	}
 	return nil
 }

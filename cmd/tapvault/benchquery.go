@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"tapvault/dataplane"
+	"tapvault/index"
 	"tapvault/pipeline"
 	"tapvault/query"
 	"tapvault/workers"
@@ -24,9 +26,10 @@ type queryLoad struct {
 	flows []workers.FlowKey
 	hosts [][16]byte
 
-	mu   sync.Mutex
-	lat  map[string][]time.Duration
-	errs int
+	mu       sync.Mutex
+	lat      map[string][]time.Duration
+	errs     int
+	firstErr error
 }
 
 func newQueryLoad(n, limit int, frames [][]byte) *queryLoad {
@@ -60,6 +63,14 @@ func (ql *queryLoad) run(ctx context.Context, p *pipeline.Pipeline, dir string) 
 		return
 	}
 	defer st.Close()
+	// Start once the store holds something: queries of an empty store
+	// would only measure how fast nothing is found.
+	for ctx.Err() == nil {
+		if ix := p.Index(); ix == nil || p.Writer().Stats().BlocksCommitted > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	var wg sync.WaitGroup
 	for g := 0; g < ql.n; g++ {
 		wg.Add(1)
@@ -74,9 +85,15 @@ func (ql *queryLoad) run(ctx context.Context, p *pipeline.Pipeline, dir string) 
 				t0 := time.Now()
 				_, err = st.Run(ctx, query.Request{From: query.MinTime, To: query.MaxTime, Filter: f, Limit: ql.limit}, func(*query.Packet) error { return nil })
 				el := time.Since(t0)
+				if errors.Is(err, index.ErrClosed) {
+					return // the capture ended and closed its index
+				}
 				ql.mu.Lock()
 				if err != nil && ctx.Err() == nil {
 					ql.errs++
+					if ql.firstErr == nil {
+						ql.firstErr = fmt.Errorf("%s query %q: %w", kind, expr, err)
+					}
 				} else if err == nil {
 					ql.lat[kind] = append(ql.lat[kind], el)
 				}
@@ -117,7 +134,7 @@ func (ql *queryLoad) summary() string {
 		s += fmt.Sprintf(" %s n=%d p50 %s p99 %s;", kind, len(l), q(0.5).Round(time.Microsecond), q(0.99).Round(time.Microsecond))
 	}
 	if ql.errs > 0 {
-		s += fmt.Sprintf(" %d errors", ql.errs)
+		s += fmt.Sprintf(" %d errors, the first: %v", ql.errs, ql.firstErr)
 	}
 	return s
 }

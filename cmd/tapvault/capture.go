@@ -322,6 +322,9 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 			return fmt.Errorf("capture: open store for the API: %w", err)
 		}
 		defer qs.Close()
+		// Queries run on nice-19 threads; give them Ps of their own so a
+		// descheduled query never holds one the capture needs.
+		query.ReserveQueryProcs(query.DefaultMaxConcurrent)
 		srv, err := query.NewServer(qs, query.ServerOptions{Addr: api.listen, Token: api.token, Logger: slog.Default()})
 		if err != nil {
 			return fmt.Errorf("capture: %w", err)

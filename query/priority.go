@@ -1,0 +1,56 @@
+package query
+
+import (
+	"runtime"
+	"sync/atomic"
+	"syscall"
+)
+
+// QueryNice is the nice value query threads run at: the lowest priority, so
+// that the kernel gives capture (workers, compressors, writer) the CPU first
+// and queries what is left (DESIGN-NOTES: reads must not starve capture).
+// Query threads are also in the idle I/O class.
+const QueryNice = 19
+
+// lowPriorityFailed is set once setting the priority has failed, so the
+// warning is not repeated.
+var lowPriorityFailed atomic.Bool
+
+// runLowPriority runs fn on a fresh OS thread whose nice value is QueryNice
+// and waits for it. The goroutine exits still locked to that thread, so Go
+// discards the thread and its priority never leaks to other goroutines.
+//
+// A descheduled low-priority thread keeps its scheduler P while it waits for
+// the CPU; processes that serve queries beside capture therefore run with
+// GOMAXPROCS raised by the query concurrency (see ReserveQueryProcs), so the
+// capture's goroutines always have Ps of their own.
+func runLowPriority(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread dies with the goroutine.
+		defer close(done)
+		tid := syscall.Gettid()
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, QueryNice); err != nil {
+			lowPriorityFailed.Store(true)
+		}
+		// Idle I/O class: the query's reads wait for the disk to have
+		// nothing else to do, so they never delay the writer's appends
+		// and fsyncs (CFQ/BFQ honour it; other schedulers may not).
+		const ioprioWhoProcess, ioprioClassIdle = 1, 3
+		if _, _, e := syscall.Syscall(syscall.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), ioprioClassIdle<<13); e != 0 {
+			lowPriorityFailed.Store(true)
+		}
+		fn()
+	}()
+	<-done
+}
+
+// ReserveQueryProcs raises GOMAXPROCS by n, the number of queries that may
+// run at once, so low-priority query threads never take a P from capture.
+// It returns the new value.
+func ReserveQueryProcs(n int) int {
+	p := runtime.GOMAXPROCS(0) + n
+	runtime.GOMAXPROCS(p)
+	return p
+}
