@@ -49,6 +49,7 @@ type benchOptions struct {
 	peers     []string
 	queryLoad int
 	queryRate float64
+	traces    []string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -103,6 +104,7 @@ measures the CPU path.`,
 	addGenFlags(cmd, &o.gen)
 	f := cmd.Flags()
 	f.StringSliceVar(&o.kinds, "kinds", []string{"imix"}, "traffic kinds to run, in order (overrides --kind)")
+	f.StringSliceVar(&o.traces, "trace", nil, "replay your own pcap/pcapng file(s) instead of generated kinds (repeatable)")
 	f.StringSliceVar(&o.sources, "sources", []string{"ring", "pcap"}, "replay paths: ring, pcap, veth")
 	f.IntVar(&o.loops, "loops", 3, "passes over the trace on the ring path at maximum speed")
 	f.StringVar(&o.data, "data", "", "directory for traces and stores (default: a temporary one, removed)")
@@ -175,7 +177,46 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 	// Traces first: net_pcap opens its files when EAL starts.
 	var runs []*kindRun
 	ring := slices.Contains(o.sources, "ring")
+	if len(o.traces) > 0 {
+		// A user's own traces: the file replays through net_pcap and veth
+		// as it is; the ring path replays its frames from memory.
+		for i, path := range o.traces {
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return err
+			}
+			kr := &kindRun{kind: strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), trace: abs, pcapID: i}
+			src, err := dataplane.OpenFile(abs)
+			if err != nil {
+				return fmt.Errorf("bench --trace: %w", err)
+			}
+			var b dataplane.Burst
+			for ring {
+				n, err := src.Recv(&b)
+				for j := 0; j < n; j++ {
+					if b.Pkts[j].LinkType != dataplane.LinkTypeEthernet {
+						src.Close()
+						return fmt.Errorf("bench --trace %s: packet of link type %d: the replay paths carry Ethernet only", path, b.Pkts[j].LinkType)
+					}
+					kr.frames = append(kr.frames, append([]byte(nil), b.Pkts[j].Data...))
+				}
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						src.Close()
+						return fmt.Errorf("bench --trace %s: %w", path, err)
+					}
+					break
+				}
+			}
+			src.Close()
+			fmt.Fprintf(w, "trace %s: %s\n", kr.kind, abs)
+			runs = append(runs, kr)
+		}
+	}
 	for i, k := range o.kinds {
+		if len(o.traces) > 0 {
+			break
+		}
 		g := o.gen
 		g.Kind = k
 		kr := &kindRun{kind: k, trace: filepath.Join(o.data, "trace-"+k+".pcap"), pcapID: i}
