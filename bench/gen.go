@@ -37,6 +37,12 @@ type GenOptions struct {
 	// VLANs tags about one flow in five with an 802.1Q tag and about one
 	// in thirty with two (QinQ: 802.1ad outer, 802.1Q inner).
 	VLANs bool
+	// Active, if set (and below Flows), keeps only that many flows active
+	// at a time: a window sliding over the flows from the first packet to
+	// the last, so each flow lives for about Active/Flows of the trace, as
+	// real flows come and go. 0 keeps every flow active throughout (the
+	// worst case for an index: every flow in every part of the trace).
+	Active int
 }
 
 // GenStats is what a generator produced.
@@ -123,6 +129,7 @@ func GenerateFrames(opts GenOptions, fn func(ts int64, frame []byte) error) (Gen
 	}
 	step := 1e9 / g.opts.PPS
 	for i := 0; i < g.opts.Packets; i++ {
+		g.emitted = i
 		frame := g.next()
 		ts := g.opts.StartNS + int64(float64(i)*step)
 		g.stats.Packets++
@@ -218,9 +225,10 @@ type generator struct {
 	r     rng
 	stats GenStats
 
-	tcp   []flow // Flows of them (udp64: the UDP flows)
-	aux   []flow // mixed: DNS, ICMP, UDP, fragment and IPv6 extension flows
-	hosts int    // ARP hosts
+	tcp     []flow // Flows of them (udp64: the UDP flows)
+	emitted int    // frames emitted so far (for GenOptions.Active)
+	aux     []flow // mixed: DNS, ICMP, UDP, fragment and IPv6 extension flows
+	hosts   int    // ARP hosts
 
 	text []byte // text-like payload source
 
@@ -237,8 +245,8 @@ func newGenerator(opts GenOptions) (*generator, error) {
 	default:
 		return nil, fmt.Errorf("generate trace: unknown kind %q (want udp64, imix or mixed)", opts.Kind)
 	}
-	if opts.Packets < 0 || opts.Flows < 0 {
-		return nil, fmt.Errorf("generate trace: packets (%d) and flows (%d) must not be negative", opts.Packets, opts.Flows)
+	if opts.Packets < 0 || opts.Flows < 0 || opts.Active < 0 {
+		return nil, fmt.Errorf("generate trace: packets (%d), flows (%d) and active flows (%d) must not be negative", opts.Packets, opts.Flows, opts.Active)
 	}
 	if opts.PPS < 0 || math.IsNaN(opts.PPS) || math.IsInf(opts.PPS, 0) {
 		return nil, fmt.Errorf("generate trace: invalid packet rate %v", opts.PPS)
@@ -309,6 +317,16 @@ func (g *generator) next() []byte {
 // pick chooses a flow index: half the packets go to the hottest tenth of the
 // flows, like the elephants of real traffic.
 func (g *generator) pick(n int) int {
+	if a := g.opts.Active; a > 0 && a < n && n == len(g.tcp) {
+		// The window of active flows slides from flow 0 to n-a over the
+		// trace; within it, the same hot/cold choice as below.
+		base := int(int64(g.emitted) * int64(n-a) / int64(max(g.opts.Packets, 1)))
+		return base + g.pickIn(a)
+	}
+	return g.pickIn(n)
+}
+
+func (g *generator) pickIn(n int) int {
 	if hot := n / 10; hot > 0 && g.r.next()&1 == 0 {
 		return g.r.intn(hot)
 	}

@@ -31,6 +31,7 @@ func addGenFlags(cmd *cobra.Command, o *bench.GenOptions) {
 	f.IntVar(&o.Flows, "flows", 10_000, "flows")
 	f.Int64Var(&o.Seed, "seed", 1, "seed: the same options give the same bytes")
 	f.Float64Var(&o.PPS, "pps", 1_000_000, "packet rate the timestamps are spaced for")
+	f.IntVar(&o.Active, "active", 0, "flows active at a time (a window sliding over --flows, so flows come and go); 0: all flows active throughout")
 }
 
 // benchOptions are the flags of `tapvault bench`.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -30,9 +31,20 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	var verbose bool
+	var (
+		verbose bool
+		cpuProf string
+	)
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
+	root.PersistentFlags().StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile (pprof) of the command to FILE")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPostRun = func(*cobra.Command, []string) { pprof.StopCPUProfile() }
 	root.PersistentPreRun = func(*cobra.Command, []string) {
+		if cpuProf != "" {
+			if f, err := os.Create(cpuProf); err == nil {
+				pprof.StartCPUProfile(f)
+			}
+		}
 		level := slog.LevelInfo
 		if verbose {
 			level = slog.LevelDebug
