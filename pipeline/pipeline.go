@@ -202,6 +202,15 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 	}
 	werr := p.w.Close()
 	if p.ix != nil {
+		// Blocks the index dropped at its queue during the run (it fell
+		// behind) are holes: fill them from the segments now, so the run
+		// leaves a complete index rather than a task for reindex.
+		if holes := p.ix.Stats().Holes; holes > 0 {
+			p.opts.Logger.Info("index: filling the blocks it dropped while behind", "blocks", holes)
+			if err := catchUp(p.ix, p.opts); err != nil && werr == nil {
+				werr = fmt.Errorf("index catch-up: %w", err)
+			}
+		}
 		// The writer has called the hook for every committed block: make
 		// them durable in the index too.
 		if err := p.ix.Close(); err != nil && werr == nil {

@@ -35,7 +35,7 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 	fmt.Fprintf(w, "                  stored raw: incompressible %d, compressor behind %d; write errors %d; fsyncs %d\n",
 		ws.RawIncompressible, ws.RawBehind, ws.WriteErrors, ws.Fsyncs)
 	if ix := r.Index; ix != nil {
-		fmt.Fprintf(w, "index             %d blocks indexed (%d keys, %s writing), %s on disk (%.2f%% of stored bytes); dropped at the index queue %d (reindex fills them)\n",
+		fmt.Fprintf(w, "index             %d blocks indexed (%d keys, %s writing), %s on disk (%.2f%% of stored bytes); dropped at the index queue %d (filled from the segments before exit)\n",
 			ix.Blocks, ix.Keys, ix.BatchTime.Round(time.Millisecond), humanBytes(r.IndexBytes), 100*float64(r.IndexBytes)/float64(max(ws.StoredBytes, 1)), ix.QueueDrops)
 		if t := r.TimeToQueryable; t.Count > 0 {
 			fmt.Fprintf(w, "time to queryable first packet of a block to indexed: p50 %s, p99 %s, max %s over %d blocks\n",
