@@ -59,7 +59,10 @@ const (
 	StageGenerator = "generator"
 	StageNIC       = "nic"
 	StageWorker    = "worker"
-	StageWriter    = "writer"
+	StageCompress  = "compress"
+	StageWrite     = "write"
+	StageIndex     = "index"
+	StageWriter    = "other" // commit hook, Go runtime, GC: what the named stages leave
 )
 
 // RunSummaryFrom converts a replay's Result. Name is the port; callers
@@ -104,9 +107,20 @@ func RunSummaryFrom(r *Result) RunSummary {
 	if r.PortStat.IPackets > 0 {
 		s.Stages = append(s.Stages, Stage{Name: StageNIC, Does: "port receive counters", Packets: r.PortStat.IPackets})
 	}
+	ws := &rep.Writer
+	comp := time.Duration(ws.CompressNanos)
+	write := time.Duration(ws.WriteNanos)
+	var idx time.Duration
+	if rep.Index != nil {
+		idx = rep.Index.BatchTime
+	}
+	other := max(rest-comp-write-idx, 0)
 	s.Stages = append(s.Stages,
 		Stage{Name: StageWorker, Does: "rx, decode, flow, block build", Packets: rep.RxPackets, CPU: wcpu.Seconds()},
-		Stage{Name: StageWriter, Does: "compress, write, index, Go runtime", Packets: rep.Writer.PacketsCommitted, CPU: rest.Seconds()},
+		Stage{Name: StageCompress, Does: "zstd (time in the compressor goroutines)", Packets: ws.PacketsCommitted, CPU: comp.Seconds()},
+		Stage{Name: StageWrite, Does: "seal + append (fsync waits apart)", Packets: ws.PacketsCommitted, CPU: write.Seconds()},
+		Stage{Name: StageIndex, Does: "index group writes (Badger)", Packets: ws.PacketsCommitted, CPU: idx.Seconds()},
+		Stage{Name: StageWriter, Does: "the rest: commit hook, Go runtime and GC", Packets: ws.PacketsCommitted, CPU: other.Seconds()},
 	)
 	return s
 }

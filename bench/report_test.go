@@ -29,7 +29,7 @@ func sampleResult() *Result {
 			DropWriter:   2,
 			WorkerCPU:    []time.Duration{1500 * time.Millisecond},
 			ProcessCPU:   3 * time.Second,
-			Writer:       writer.Stats{PacketsCommitted: 2_998_958, RawBytes: 400_000_000, StoredBytes: 100_000_000},
+			Writer:       writer.Stats{PacketsCommitted: 2_998_958, RawBytes: 400_000_000, StoredBytes: 100_000_000, CompressNanos: 200e6, WriteNanos: 100e6},
 		},
 		Producer: 1 * time.Second,
 		DiskSize: 101_000_000,
@@ -66,8 +66,9 @@ func TestRunSummaryFrom(t *testing.T) {
 	for _, st := range s.Stages {
 		cpu[st.Name] = st.CPU
 	}
-	// Process 3 s = worker 1.5 + producer 1 + the rest 0.5.
-	for name, v := range map[string]float64{StageGenerator: 1, StageNIC: 0, StageWorker: 1.5, StageWriter: 0.5} {
+	// Process 3 s = worker 1.5 + producer 1 + the rest 0.5, of which
+	// compress 0.2 and write 0.1 (no index), leaving 0.2 to "other".
+	for name, v := range map[string]float64{StageGenerator: 1, StageNIC: 0, StageWorker: 1.5, StageCompress: 0.2, StageWrite: 0.1, StageIndex: 0, StageWriter: 0.2} {
 		if got, ok := cpu[name]; !ok || math.Abs(got-v) > 1e-9 {
 			t.Errorf("stage %s: got %v s (present %v), want %v", name, got, ok, v)
 		}
@@ -129,7 +130,8 @@ func TestWriteMarkdown(t *testing.T) {
 		"| writer_queue | 2 |",
 		"| **total** | 1042 |",
 		"| worker | rx, decode, flow, block build | 2999000 | 1.500 | 1.500 | 75% | 1.999 |",
-		"| writer | compress, write, index, Go runtime | 2998958 |",
+		"| compress | zstd (time in the compressor goroutines) | 2998958 |",
+		"| other | the rest: commit hook, Go runtime and GC | 2998958 |",
 		// Search: summary, sentence, trials.
 		"## Loss-free rate",
 		"| udp64 | ",

@@ -233,7 +233,13 @@ func WriteReport(w io.Writer, name string, r *Result) {
 			rep.Index.Blocks, rep.IndexBytes, 100*float64(rep.IndexBytes)/float64(max(ws.StoredBytes, 1)), rep.Index.QueueDrops,
 			t.P50.Round(time.Microsecond), t.P99.Round(time.Microsecond), t.Max.Round(time.Microsecond))
 	}
-	fmt.Fprintf(w, "  CPU           worker (rx+decode+flow+build) %s (%.0f%% of a core); producer %s; compress+write+index+runtime %s (%.0f%% of a core); process %s\n",
+	var idx time.Duration
+	if rep.Index != nil {
+		idx = rep.Index.BatchTime
+	}
+	fmt.Fprintf(w, "  CPU           worker (rx+decode+flow+build) %s (%.0f%% of a core); producer %s; compress %s, write %s (+fsync waits %s), index %s; all but worker and producer %s (%.0f%% of a core); process %s\n",
 		wcpu.Round(time.Millisecond), 100*wcpu.Seconds()/el, r.Producer.Round(time.Millisecond),
+		time.Duration(ws.CompressNanos).Round(time.Millisecond), time.Duration(ws.WriteNanos).Round(time.Millisecond),
+		time.Duration(ws.FsyncNanos).Round(time.Millisecond), idx.Round(time.Millisecond),
 		rest.Round(time.Millisecond), 100*rest.Seconds()/el, rep.ProcessCPU.Round(time.Millisecond))
 }

@@ -78,6 +78,12 @@ type Stats struct {
 	Fsyncs        uint64
 	FsyncNanos    uint64
 	FsyncMaxNanos uint64
+	// CompressNanos is the time compressors spent building block records
+	// (zstd, or trying it); WriteNanos the time the write goroutine spent
+	// sealing and writing them (fsyncs apart). Both are wall time on
+	// goroutines that do only that, so they approximate each stage's CPU.
+	CompressNanos uint64
+	WriteNanos    uint64
 	Segments      uint64 // segments created by this writer
 
 	Segment       uint32 // segment being appended to, 0 if none is open
@@ -136,6 +142,7 @@ type Writer struct {
 		rawIncompressible, rawBehind, rejected   atomic.Uint64
 		lost, writeErrors                        atomic.Uint64
 		fsyncs, fsyncNanos, fsyncMax, segsCreate atomic.Uint64
+		compressNanos, writeNanos                atomic.Uint64
 		segment                                  atomic.Uint32
 	}
 }
@@ -423,6 +430,8 @@ func (w *Writer) Stats() Stats {
 		WriteErrors:        w.st.writeErrors.Load(),
 		Fsyncs:             w.st.fsyncs.Load(),
 		FsyncNanos:         w.st.fsyncNanos.Load(),
+		CompressNanos:      w.st.compressNanos.Load(),
+		WriteNanos:         w.st.writeNanos.Load(),
 		FsyncMaxNanos:      w.st.fsyncMax.Load(),
 		Segments:           w.st.segsCreate.Load(),
 		Segment:            w.st.segment.Load(),
@@ -437,7 +446,9 @@ func (w *Writer) compressLoop(free chan *recBuf) {
 	defer w.compWG.Done()
 	for b := range w.compressQ {
 		rb := <-free
+		t0 := time.Now()
 		buildRecord(rb, b, w.enc)
+		w.st.compressNanos.Add(uint64(time.Since(t0)))
 		w.writeQ <- item{b: b, rb: rb}
 	}
 }
@@ -567,8 +578,11 @@ func (w *Writer) write(it item) {
 		}
 	}
 	ref := MakeRef(w.seg, uint32(w.size))
+	t0 := time.Now()
 	sealRecord(rb.rec, ref)
-	if _, err := w.f.WriteAt(rb.rec, w.size); err != nil {
+	_, err := w.f.WriteAt(rb.rec, w.size)
+	w.st.writeNanos.Add(uint64(time.Since(t0)))
+	if err != nil {
 		w.st.writeErrors.Add(1)
 		w.lose(it.b, "block not stored", fmt.Errorf("write segment %q at %d: %w", w.path, w.size, err))
 		// Cut what may have been written, so the next record follows a
