@@ -25,12 +25,14 @@ import (
 //	GET /api/v1/flows?filter=&from=&to=&limit=                        JSON {"flows": [...], counts}
 //	GET /api/v1/stats                                                 JSON StoreStats
 //
-// Queries run as ordinary goroutines of the HTTP server. They only read
-// committed segment files, so they cannot stall capture; what keeps them from
-// competing with it for CPU and disk is bounded concurrency (a semaphore of
-// MaxConcurrent slots), not OS priority. Work per query is bounded by limit
-// and by streaming (memory stays at one merge plus a 1 MiB output buffer),
-// and it stops when the client goes away.
+// Queries only read committed segment files, so they never block capture.
+// What keeps them from competing with it for CPU and disk is twofold: bounded
+// concurrency (a semaphore of MaxConcurrent slots), and OS priority: Store.Run
+// executes each query on its own thread at nice 19 in the idle I/O class
+// (priority.go), and a capture that serves the API raises GOMAXPROCS by the
+// slots so a descheduled query never holds a scheduler P capture needs.
+// Work per query is bounded by limit and by streaming (memory stays at one
+// merge plus a 1 MiB output buffer), and it stops when the client goes away.
 
 // API defaults.
 const (
