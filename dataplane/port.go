@@ -195,8 +195,14 @@ func openPort(cfg PortConfig) (*Port, error) {
 	// Replay files decide the data room and the end-of-replay counts.
 	var replay []captureInfo
 	var replayErr []error
+	infinite := false // infinite_rx=1: the PMD loops its file; it never ends
 	if p.driver == "net_pcap" {
 		if kv, ok := vdevArgs(ealArgs(), cfg.Name); ok {
+			for _, a := range kv {
+				if a[0] == "infinite_rx" && a[1] != "0" {
+					infinite = true
+				}
+			}
 			for _, f := range pcapRxFiles(kv) {
 				ci, err := countCapture(f)
 				replay = append(replay, ci)
@@ -336,7 +342,7 @@ func openPort(cfg PortConfig) (*Port, error) {
 			rq.ts = TimestampTSC
 			c.ts_mode = C.TV_TS_TSC
 		}
-		if p.driver == "net_pcap" && q < len(replay) {
+		if p.driver == "net_pcap" && q < len(replay) && !infinite {
 			rq.replay = true
 			if replayErr[q] == nil {
 				rq.expect = replay[q].Packets
