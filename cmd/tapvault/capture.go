@@ -36,6 +36,11 @@ type captureConfig struct {
 	SegmentSize string        `yaml:"segment_size"`
 	SegmentAge  time.Duration `yaml:"segment_age"`
 	Compressors int           `yaml:"compressors"`
+	NoIndex     bool          `yaml:"no_index"`
+	Lossless    string        `yaml:"lossless"`
+	Listen      *string       `yaml:"listen"` // pointer: "" (API off) differs from absent
+	TokenFile   string        `yaml:"token_file"`
+	StatsEvery  time.Duration `yaml:"stats_interval"`
 }
 
 func loadCaptureConfig(path string) (*captureConfig, error) {
@@ -108,6 +113,13 @@ and print the summary.`,
 				set("segment-size", func() { so.segmentSize = orStr(c.SegmentSize, so.segmentSize) })
 				set("segment-age", func() { so.segmentAge = orDur(c.SegmentAge, so.segmentAge) })
 				set("compressors", func() { so.compressors = orInt(c.Compressors, so.compressors) })
+				set("no-index", func() { so.noIndex = so.noIndex || c.NoIndex })
+				set("lossless", func() { lossless = orStr(c.Lossless, lossless) })
+				set("token-file", func() { tokenF = orStr(c.TokenFile, tokenF) })
+				set("stats-interval", func() { statsInt = orDur(c.StatsEvery, statsInt) })
+				if c.Listen != nil {
+					set("listen", func() { listen = *c.Listen })
+				}
 			}
 			if !dataplane.Available {
 				return fmt.Errorf("capture: %w", dataplane.ErrNoDPDK)
