@@ -42,6 +42,10 @@ type Options struct {
 	// dropping: for imports, never for live ports.
 	Lossless bool
 
+	// Retention limits what the store keeps (see RetentionOptions); the
+	// zero value keeps everything.
+	Retention RetentionOptions
+
 	// Pin, if set, is called on each worker's goroutine after it has been
 	// locked to its OS thread, to pin it (DPDK lcores).
 	Pin func(worker int) error
@@ -57,6 +61,7 @@ type Pipeline struct {
 	workers []*workers.Worker
 	ix      *index.Index
 	ttq     *latencies
+	ret     *retainer // nil without retention
 	stop    atomic.Bool
 	started time.Time
 
@@ -133,6 +138,15 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		}
 	}
 	p := &Pipeline{opts: opts, pool: pool, w: w, ix: ix, ttq: ttq}
+	if opts.Retention.Enabled() {
+		if p.ret, err = newRetainer(opts.Retention, opts.Dir, w, ix, opts.Logger); err != nil {
+			w.Close()
+			if ix != nil {
+				ix.Close()
+			}
+			return nil, err
+		}
+	}
 	for i := 0; i < n; i++ {
 		p.workers = append(p.workers, workers.NewWorker(workers.Config{
 			Queue:         uint16(i),
@@ -169,6 +183,9 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 	p.workerCPU = make([]time.Duration, len(sources))
 	cpu0 := ProcessCPU()
 	errs := make([]error, len(sources))
+	if p.ret != nil {
+		p.ret.start()
+	}
 	var wg sync.WaitGroup
 	for i, src := range sources {
 		wg.Add(1)
@@ -201,6 +218,14 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 		}
 	}
 	werr := p.w.Close()
+	if p.ret != nil {
+		// A last pass once everything is written, then let go of the store.
+		p.ret.stop()
+		if err := p.ret.check(); err != nil {
+			p.opts.Logger.Error("retention check failed", "err", err)
+		}
+		p.ret.close()
+	}
 	if p.ix != nil {
 		// Blocks the index dropped at its queue during the run (it fell
 		// behind) are holes: fill them from the segments now, so the run
@@ -249,10 +274,16 @@ type Report struct {
 	// TimeToQueryable is, over the run's blocks, the time from the arrival
 	// of a block's first packet to the index returning the block.
 	TimeToQueryable LatencySummary
+
+	RetentionDrops int   // segments retention dropped during the run
+	RetentionBytes int64 // their bytes
 }
 
 func (p *Pipeline) report() Report {
 	r := Report{Elapsed: time.Since(p.started), Writer: p.w.Stats()}
+	if p.ret != nil {
+		r.RetentionDrops, r.RetentionBytes = int(p.ret.drops.Load()), p.ret.bytes.Load()
+	}
 	if p.ix != nil {
 		st := p.ix.Stats()
 		r.Index = &st

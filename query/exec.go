@@ -83,6 +83,9 @@ func (s *Store) Blocks(from, to int64) ([]writer.BlockMeta, error) {
 			}
 			return nil
 		})
+		if errors.Is(err, writer.ErrSegmentGone) {
+			continue // removed by retention since listed
+		}
 		if err != nil {
 			var ce *writer.CorruptionError
 			if errors.As(err, &ce) {

@@ -100,6 +100,7 @@ var ErrStop = errors.New("stop")
 type MergeStats struct {
 	Blocks         int    // blocks read
 	SkippedCorrupt int    // blocks skipped because they failed verification
+	SkippedGone    int    // blocks skipped because retention removed their segment
 	Packets        uint64 // packets visited (in range)
 }
 
@@ -107,7 +108,8 @@ type MergeStats struct {
 // lies in [from, to], in time order across blocks and queues. Blocks are
 // opened lazily, when the merge reaches their first timestamp, so at most the
 // blocks that overlap in time are held in memory. A block that fails its
-// checksum is skipped with a warning and counted; everything else is
+// checksum is skipped with a warning and counted, as is (silently) one whose
+// segment retention removed since it was planned; everything else is
 // returned.
 func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.Logger, fn func(p *Packet) error) (MergeStats, error) {
 	if log == nil {
@@ -129,6 +131,11 @@ func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.L
 		}
 		m, err := r.ReadBlock(meta.Ref, buf)
 		if err != nil {
+			if errors.Is(err, writer.ErrSegmentGone) {
+				st.SkippedGone++
+				free = append(free, buf)
+				return nil
+			}
 			var ce *writer.CorruptionError
 			if errors.As(err, &ce) {
 				log.Warn("skipping corrupt block", "ref", meta.Ref.String(), "err", err)

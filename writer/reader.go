@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -93,7 +94,38 @@ func (r *Reader) Segments() ([]SegmentInfo, error) {
 		}
 		out = append(out, si)
 	}
+	r.forgetRemoved(nums)
 	return out, nil
+}
+
+// forgetRemoved closes the cached files of segments that are no longer in
+// the listing nums (removed by retention), so a long-lived reader does not
+// keep their disk space. Only segments below the newest listed are
+// considered: one created after the listing is not in it but is not gone.
+// A read racing the close fails with os.ErrClosed, reported as
+// ErrSegmentGone.
+func (r *Reader) forgetRemoved(nums []uint32) {
+	if len(nums) == 0 {
+		return
+	}
+	newest := nums[len(nums)-1]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for n, f := range r.files {
+		if _, listed := slices.BinarySearch(nums, n); !listed && n < newest {
+			f.Close()
+			delete(r.files, n)
+		}
+	}
+}
+
+// goneErr reports a read error on a file closed by forgetRemoved as
+// ErrSegmentGone.
+func goneErr(err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrSegmentGone, err)
+	}
+	return nil
 }
 
 func (r *Reader) segmentInfo(n uint32) (SegmentInfo, error) {
@@ -127,6 +159,9 @@ func (r *Reader) file(n uint32) (*os.File, error) {
 	}
 	path := filepath.Join(r.segDir, segmentName(n))
 	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open segment %q: %w: %w", path, ErrSegmentGone, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open segment %q: %w", path, err)
 	}
@@ -222,6 +257,9 @@ func (r *Reader) readHeader(ref Ref, buf *BlockBuf) (*os.File, blockHeader, erro
 	off := int64(ref.Offset())
 	buf.rec = grow(buf.rec, blockHeaderSize)
 	if _, err := f.ReadAt(buf.rec, off); err != nil {
+		if gerr := goneErr(err); gerr != nil {
+			return f, blockHeader{}, gerr
+		}
 		return f, blockHeader{}, &CorruptionError{Path: f.Name(), Offset: off, Err: fmt.Errorf("read block header: %w", noEOF(err))}
 	}
 	h, err := parseBlockHeader(buf.rec)
@@ -236,7 +274,8 @@ func (r *Reader) readHeader(ref Ref, buf *BlockBuf) (*os.File, blockHeader, erro
 
 // ReadBlock reads the block at ref into buf, verifies its CRCs and
 // decompresses both sections; then buf.Records and buf.Summary return them.
-// A record that fails any check gives a *CorruptionError.
+// A record that fails any check gives a *CorruptionError; a block whose
+// segment was removed (retention) gives an error matching ErrSegmentGone.
 func (r *Reader) ReadBlock(ref Ref, buf *BlockBuf) (BlockMeta, error) {
 	f, h, err := r.readHeader(ref, buf)
 	if err != nil {
@@ -254,6 +293,9 @@ func (r *Reader) ReadBlock(ref Ref, buf *BlockBuf) (BlockMeta, error) {
 	}
 	buf.rec = buf.rec[:n]
 	if _, err := f.ReadAt(buf.rec[blockHeaderSize:], off+blockHeaderSize); err != nil {
+		if gerr := goneErr(err); gerr != nil {
+			return BlockMeta{}, gerr
+		}
 		return corrupt(fmt.Errorf("read block record: %w", noEOF(err)))
 	}
 	if err := checkRecordCRC(buf.rec); err != nil {
@@ -291,6 +333,9 @@ func (r *Reader) ReadSummary(ref Ref, buf *BlockBuf) (BlockMeta, error) {
 	}
 	buf.rec = buf.rec[:n]
 	if _, err := f.ReadAt(buf.rec[blockHeaderSize:], off+blockHeaderSize); err != nil {
+		if gerr := goneErr(err); gerr != nil {
+			return BlockMeta{}, gerr
+		}
 		return corrupt(fmt.Errorf("read summary: %w", noEOF(err)))
 	}
 	sum := buf.rec[h.hdrLen:n]
@@ -374,7 +419,7 @@ func (r *Reader) WalkSummaries(from Ref, fn func(meta BlockMeta, sum *workers.Su
 			}
 			return fn(m, &sum)
 		})
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrSegmentGone) {
 			continue // removed since listed
 		}
 		if err != nil {

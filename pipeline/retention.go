@@ -1,0 +1,384 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"tapvault/index"
+	"tapvault/writer"
+)
+
+// DefaultRetentionEvery is the default of RetentionOptions.Every.
+const DefaultRetentionEvery = 10 * time.Second
+
+// RetentionLogName is the file in the store directory where every retention
+// action is appended, one JSON object a line (see RetentionAction).
+const RetentionLogName = "retention.log"
+
+// Reasons of retention actions.
+const (
+	ReasonMaxBytes = "max_bytes"
+	ReasonKeepFree = "keep_free"
+	ReasonMaxAge   = "max_age"
+)
+
+// RetentionOptions limit what the store keeps. Every limit drops whole
+// segments, oldest (lowest-numbered) first; the newest segment is never
+// dropped. The zero value keeps everything.
+type RetentionOptions struct {
+	// MaxBytes is the budget of the segment files, in bytes; 0 = none.
+	MaxBytes int64
+	// KeepFreePercent keeps this share of the filesystem holding the store
+	// available (0-100); 0 = none.
+	KeepFreePercent float64
+	// MaxAge, by packet time: a segment whose newest packet is older than
+	// the newest packet in the store minus MaxAge is dropped; 0 = none.
+	MaxAge time.Duration
+	// Every is the check interval (default DefaultRetentionEvery).
+	Every time.Duration
+	// Statfs returns the size and the bytes available to unprivileged users
+	// of the filesystem holding path; nil means statfs(2). Tests inject it.
+	Statfs func(path string) (total, avail uint64, err error)
+}
+
+// Enabled reports whether any limit is set.
+func (o RetentionOptions) Enabled() bool {
+	return o.MaxBytes > 0 || o.KeepFreePercent > 0 || o.MaxAge > 0
+}
+
+// RetentionAction is one segment dropped by retention: one line of
+// DIR/retention.log.
+type RetentionAction struct {
+	Time    time.Time `json:"time"`    // when it was dropped
+	Segment uint32    `json:"segment"` // its number
+	Bytes   int64     `json:"bytes"`   // its file size
+	Blocks  int       `json:"blocks"`
+	MinNS   int64     `json:"min_ns"` // packet time it covered
+	MaxNS   int64     `json:"max_ns"`
+	Reason  string    `json:"reason"` // ReasonMaxBytes, ReasonKeepFree or ReasonMaxAge
+}
+
+// RetentionLog reads the retention actions recorded in store dir, oldest
+// first. A store that never dropped anything has none (and no error). A
+// torn last line (a crash while appending) is ignored.
+func RetentionLog(dir string) ([]RetentionAction, error) {
+	path := filepath.Join(dir, RetentionLogName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read retention log: %w", err)
+	}
+	lines := bytes.Split(b, []byte("\n"))
+	var out []RetentionAction
+	for i, line := range lines {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var a RetentionAction
+		if err := json.Unmarshal(line, &a); err != nil {
+			if i == len(lines)-1 {
+				break // torn last line: no newline after it
+			}
+			return out, fmt.Errorf("retention log %q line %d: %w", path, i+1, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func statfs(path string) (total, avail uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, 0, fmt.Errorf("statfs %q: %w", path, err)
+	}
+	bs := uint64(st.Bsize)
+	return st.Blocks * bs, st.Bavail * bs, nil
+}
+
+// retainer enforces RetentionOptions beside a run. It takes no lock the
+// workers take: it lists segments from the directory, reads block headers
+// through its own Reader, and drops through index.DropSegment (writes on
+// its own) and writer.DropSegment (no lock of the write goroutine).
+type retainer struct {
+	opts RetentionOptions
+	dir  string
+	w    *writer.Writer
+	ix   *index.Index // nil without an index
+	r    *writer.Reader
+	log  *slog.Logger
+
+	spans     map[uint32]writer.SegmentSpan // sealed segments: they never change
+	ixPending []uint32                      // segments whose index drop failed: retried
+	stuck     bool                          // "cannot meet the limit" logged
+
+	drops atomic.Int64
+	bytes atomic.Int64
+
+	mu   sync.Mutex // serialises check (loop and final pass)
+	quit chan struct{}
+	done chan struct{}
+}
+
+func newRetainer(opts RetentionOptions, dir string, w *writer.Writer, ix *index.Index, log *slog.Logger) (*retainer, error) {
+	if opts.Every <= 0 {
+		opts.Every = DefaultRetentionEvery
+	}
+	if opts.Statfs == nil {
+		opts.Statfs = statfs
+	}
+	if opts.KeepFreePercent < 0 || opts.KeepFreePercent >= 100 {
+		return nil, fmt.Errorf("retention: KeepFreePercent %v outside [0, 100)", opts.KeepFreePercent)
+	}
+	if opts.MaxBytes < 0 || opts.MaxAge < 0 {
+		return nil, errors.New("retention: negative limit")
+	}
+	r, err := writer.OpenReader(dir, writer.WithReaderLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	return &retainer{
+		opts: opts, dir: dir, w: w, ix: ix, r: r, log: log,
+		spans: make(map[uint32]writer.SegmentSpan),
+		quit:  make(chan struct{}), done: make(chan struct{}),
+	}, nil
+}
+
+// start runs the checks every opts.Every until stop.
+func (rt *retainer) start() {
+	go func() {
+		defer close(rt.done)
+		t := time.NewTicker(rt.opts.Every)
+		defer t.Stop()
+		for {
+			select {
+			case <-rt.quit:
+				return
+			case <-t.C:
+				if err := rt.check(); err != nil {
+					rt.log.Error("retention check failed", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// stop ends the loop and waits for it.
+func (rt *retainer) stop() {
+	close(rt.quit)
+	<-rt.done
+}
+
+func (rt *retainer) close() error { return rt.r.Close() }
+
+// check applies every limit once, dropping the oldest sealed segments while
+// a limit is exceeded.
+func (rt *retainer) check() error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.retryIndex()
+	infos, err := rt.r.Segments()
+	if err != nil {
+		return err
+	}
+	if len(infos) == 0 {
+		return nil
+	}
+	live := rt.w.Stats().Segment
+	// Everything but the newest segment (and the open one) may go.
+	var cands []writer.SegmentSpan
+	var total int64
+	for i, si := range infos {
+		total += si.Size
+		if i == len(infos)-1 || si.Number == live {
+			continue
+		}
+		sp, ok := rt.spans[si.Number]
+		if !ok || sp.Size != si.Size {
+			if sp, err = rt.r.Span(si); errors.Is(err, writer.ErrSegmentGone) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			rt.spans[si.Number] = sp
+		}
+		cands = append(cands, sp)
+	}
+	for n := range rt.spans { // forget segments no longer listed
+		if !listed(infos, n) {
+			delete(rt.spans, n)
+		}
+	}
+	stuck := false
+
+	if rt.opts.MaxAge > 0 {
+		newest, any := int64(0), false
+		for _, sp := range cands {
+			if sp.Blocks > 0 && (!any || sp.MaxTS > newest) {
+				newest, any = sp.MaxTS, true
+			}
+		}
+		// The newest segment counts: the store's newest packet is usually
+		// in it.
+		last := infos[len(infos)-1]
+		if lsp, err := rt.r.Span(last); err == nil && lsp.Blocks > 0 && (!any || lsp.MaxTS > newest) {
+			newest, any = lsp.MaxTS, true
+		}
+		if any {
+			cut := newest - int64(rt.opts.MaxAge)
+			kept := cands[:0]
+			for _, sp := range cands {
+				if sp.Blocks > 0 && sp.MaxTS < cut {
+					total -= sp.Size
+					rt.drop(sp, ReasonMaxAge)
+					continue
+				}
+				kept = append(kept, sp)
+			}
+			cands = kept
+		}
+	}
+
+	if rt.opts.MaxBytes > 0 {
+		for total > rt.opts.MaxBytes && len(cands) > 0 {
+			total -= cands[0].Size
+			rt.drop(cands[0], ReasonMaxBytes)
+			cands = cands[1:]
+		}
+		if total > rt.opts.MaxBytes {
+			stuck = true
+			rt.logStuck("max_bytes", "segment_bytes", total, "max_bytes", rt.opts.MaxBytes)
+		}
+	}
+
+	if rt.opts.KeepFreePercent > 0 {
+		size, avail, err := rt.opts.Statfs(rt.dir)
+		if err != nil {
+			return err
+		}
+		want := uint64(rt.opts.KeepFreePercent / 100 * float64(size))
+		// Space freed by this pass counts as available at once: the
+		// filesystem may report it late (a reader still holding a file).
+		var freed uint64
+		for avail+freed < want && len(cands) > 0 {
+			freed += uint64(cands[0].Size)
+			rt.drop(cands[0], ReasonKeepFree)
+			cands = cands[1:]
+		}
+		if avail+freed < want {
+			stuck = true
+			rt.logStuck("keep_free", "avail_bytes", avail+freed, "want_bytes", want)
+		}
+	}
+	if !stuck {
+		rt.stuck = false
+	}
+	return nil
+}
+
+func listed(infos []writer.SegmentInfo, n uint32) bool {
+	for _, si := range infos {
+		if si.Number == n {
+			return true
+		}
+	}
+	return false
+}
+
+// logStuck says, once until the limit is met again, that only the newest
+// segment is left and the limit still does not hold. Capture goes on.
+func (rt *retainer) logStuck(limit string, args ...any) {
+	if rt.stuck {
+		return
+	}
+	rt.stuck = true
+	rt.log.Warn("retention: limit exceeded but only the segment being written is left; waiting for it to be sealed",
+		append([]any{"limit", limit}, args...)...)
+}
+
+// drop removes segment sp: first its index entries, then its file, then
+// records the action. See docs/retention.md for why in this order.
+func (rt *retainer) drop(sp writer.SegmentSpan, reason string) {
+	if rt.ix != nil {
+		if err := rt.dropIndex(sp.Number); err != nil {
+			// Go on: the disk limit matters more, readers skip refs to a
+			// removed segment, and the index drop is retried.
+			rt.log.Error("retention: index entries not dropped; will retry", "segment", sp.Number, "err", err)
+			rt.ixPending = append(rt.ixPending, sp.Number)
+		}
+	}
+	if err := rt.w.DropSegment(sp.Number); err != nil {
+		rt.log.Error("retention: segment not dropped", "segment", sp.Number, "err", err)
+		return
+	}
+	delete(rt.spans, sp.Number)
+	rt.drops.Add(1)
+	rt.bytes.Add(sp.Size)
+	a := RetentionAction{Time: time.Now().UTC(), Segment: sp.Number, Bytes: sp.Size, Blocks: sp.Blocks,
+		MinNS: sp.MinTS, MaxNS: sp.MaxTS, Reason: reason}
+	rt.log.Info("retention: segment dropped", "segment", sp.Number, "bytes", sp.Size, "reason", reason,
+		"blocks", sp.Blocks, "first", time.Unix(0, sp.MinTS).UTC(), "last", time.Unix(0, sp.MaxTS).UTC())
+	if err := appendRetentionLog(rt.dir, a); err != nil {
+		rt.log.Error("retention: action not recorded", "segment", sp.Number, "err", err)
+	}
+}
+
+// dropIndex removes segment seg's index entries. Blocks of a recent segment
+// may still sit in the index's queue or open groups, which DropSegment does
+// not touch: flush them to disk first so they go too.
+func (rt *retainer) dropIndex(seg uint32) error {
+	if wm := rt.ix.Watermark(); wm == 0 || seg >= wm.Segment() {
+		if err := rt.ix.Flush(); err != nil {
+			return err
+		}
+	}
+	return rt.ix.DropSegment(seg, nil)
+}
+
+func (rt *retainer) retryIndex() {
+	if rt.ix == nil || len(rt.ixPending) == 0 {
+		return
+	}
+	left := rt.ixPending[:0]
+	for _, seg := range rt.ixPending {
+		if err := rt.dropIndex(seg); err != nil {
+			left = append(left, seg)
+		}
+	}
+	rt.ixPending = left
+}
+
+// appendRetentionLog appends one action to DIR/retention.log and syncs it.
+func appendRetentionLog(dir string, a RetentionAction) error {
+	line, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	line = append(line, '\n')
+	path := filepath.Join(dir, RetentionLogName)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open retention log: %w", err)
+	}
+	_, err = f.Write(line)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("append retention log %q: %w", path, err)
+	}
+	return nil
+}
