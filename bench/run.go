@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
 	"time"
 
 	"tapvault/dataplane"
 	"tapvault/pipeline"
+	"tapvault/writer"
 )
 
 // RunOptions configure one end-to-end replay through the real dataplane.
@@ -143,7 +143,7 @@ func Run(opts RunOptions) (*Result, error) {
 	}
 	res.Report = rep
 	res.PortStat, _ = port.Stats()
-	res.DiskSize = dirSize(opts.Dir)
+	res.DiskSize, _ = writer.DirSize(opts.Dir)
 	return res, err
 }
 
@@ -185,22 +185,6 @@ func (c *countedSource) Recv(b *dataplane.Burst) (int, error) {
 		return 0, io.EOF
 	}
 	return 0, nil
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		p := dir + "/" + e.Name()
-		if e.IsDir() {
-			n += dirSize(p)
-			continue
-		}
-		if fi, err := e.Info(); err == nil {
-			n += fi.Size()
-		}
-	}
-	return n
 }
 
 // WriteReport prints a result the way docs/PERFORMANCE.md quotes it.

@@ -1,10 +1,8 @@
 package query
 
 import (
-	"io/fs"
-	"path/filepath"
-
 	"tapvault/index"
+	"tapvault/writer"
 )
 
 // StoreStats is what a store holds.
@@ -58,24 +56,8 @@ func (s *Store) Stats() (StoreStats, error) {
 	if s.Ix != nil {
 		lsm, vlog := s.Ix.Size()
 		st.IndexBytes = lsm + vlog
-	} else if n, err := dirBytes(index.DirOf(s.Dir)); err == nil {
+	} else if n, err := writer.DirSize(index.DirOf(s.Dir)); err == nil {
 		st.IndexBytes = n
 	}
 	return st, nil
-}
-
-func dirBytes(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n, err
 }

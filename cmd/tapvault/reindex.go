@@ -78,6 +78,7 @@ run beside a capture on the same store (the capture keeps its own index).`,
 				})
 			})
 			stop()
+			lsm, vlog := ix.Size()
 			if cerr := ix.Close(); err == nil {
 				err = cerr
 			}
@@ -89,7 +90,6 @@ run beside a capture on the same store (the capture keeps its own index).`,
 					return fmt.Errorf("reindex: remove the old index %s: %w", old, err)
 				}
 			}
-			lsm, vlog := sizeOfIndex(dir)
 			fmt.Fprintf(cmd.OutOrStdout(), "reindex: walked %d blocks (%d packets) in %s; index is %s\n",
 				blocks, packets, time.Since(t0).Round(time.Millisecond), humanBytes(lsm+vlog))
 			return nil
@@ -98,15 +98,4 @@ run beside a capture on the same store (the capture keeps its own index).`,
 	cmd.Flags().StringVar(&data, "data", "", "store directory")
 	cmd.Flags().BoolVar(&full, "full", false, "rebuild from scratch (the old index is moved aside)")
 	return cmd
-}
-
-func sizeOfIndex(dir string) (int64, int64) {
-	var n int64
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && !e.IsDir() {
-			n += fi.Size()
-		}
-	}
-	return n, 0
 }
