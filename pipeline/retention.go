@@ -62,6 +62,7 @@ type RetentionAction struct {
 	Segment uint32    `json:"segment"` // its number
 	Bytes   int64     `json:"bytes"`   // its file size
 	Blocks  int       `json:"blocks"`
+	Packets uint64    `json:"packets"`
 	MinNS   int64     `json:"min_ns"` // packet time it covered
 	MaxNS   int64     `json:"max_ns"`
 	Reason  string    `json:"reason"` // ReasonMaxBytes, ReasonKeepFree or ReasonMaxAge
@@ -324,7 +325,7 @@ func (rt *retainer) drop(sp writer.SegmentSpan, reason string) {
 	delete(rt.spans, sp.Number)
 	rt.drops.Add(1)
 	rt.bytes.Add(sp.Size)
-	a := RetentionAction{Time: time.Now().UTC(), Segment: sp.Number, Bytes: sp.Size, Blocks: sp.Blocks,
+	a := RetentionAction{Time: time.Now().UTC(), Segment: sp.Number, Bytes: sp.Size, Blocks: sp.Blocks, Packets: sp.Packets,
 		MinNS: sp.MinTS, MaxNS: sp.MaxTS, Reason: reason}
 	rt.log.Info("retention: segment dropped", "segment", sp.Number, "bytes", sp.Size, "reason", reason,
 		"blocks", sp.Blocks, "first", time.Unix(0, sp.MinTS).UTC(), "last", time.Unix(0, sp.MaxTS).UTC())

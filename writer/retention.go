@@ -57,6 +57,7 @@ func (w *Writer) DropSegment(n uint32) error {
 type SegmentSpan struct {
 	SegmentInfo
 	Blocks       int
+	Packets      uint64
 	MinTS, MaxTS int64 // over its blocks, ns; both 0 when it has none
 }
 
@@ -102,6 +103,7 @@ func (r *Reader) Span(si SegmentInfo) (SegmentSpan, error) {
 				sp.MaxTS = h.maxTS
 			}
 			sp.Blocks++
+			sp.Packets += uint64(h.count)
 			return nil
 		},
 		func(*CorruptionError) error { return nil })

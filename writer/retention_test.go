@@ -45,6 +45,13 @@ func TestDropSegment(t *testing.T) {
 			t.Fatal(err)
 		}
 		ms := bySeg[si.Number]
+		var pkts uint64
+		for _, m := range ms {
+			pkts += uint64(m.Count)
+		}
+		if sp.Packets != pkts {
+			t.Fatalf("span of segment %d: got %d packets, want %d", si.Number, sp.Packets, pkts)
+		}
 		if sp.Blocks != len(ms) || sp.MinTS != ms[0].MinTS || sp.MaxTS != ms[len(ms)-1].MaxTS {
 			t.Fatalf("span of segment %d: got %d blocks [%d, %d], want %d [%d, %d]",
 				si.Number, sp.Blocks, sp.MinTS, sp.MaxTS, len(ms), ms[0].MinTS, ms[len(ms)-1].MaxTS)
