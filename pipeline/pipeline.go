@@ -63,7 +63,7 @@ type Pipeline struct {
 	ttq     *latencies
 	ret     *retainer // nil without retention
 	stop    atomic.Bool
-	started time.Time
+	started atomic.Int64 // Unix ns when Run began; Live reads it concurrently
 
 	workerCPU []time.Duration
 }
@@ -179,7 +179,7 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 	if len(sources) != len(p.workers) {
 		panic("BUG: one source per worker")
 	}
-	p.started = time.Now()
+	p.started.Store(time.Now().UnixNano())
 	p.workerCPU = make([]time.Duration, len(sources))
 	cpu0 := ProcessCPU()
 	errs := make([]error, len(sources))
@@ -280,7 +280,7 @@ type Report struct {
 }
 
 func (p *Pipeline) report() Report {
-	r := Report{Elapsed: time.Since(p.started), Writer: p.w.Stats()}
+	r := Report{Elapsed: time.Duration(time.Now().UnixNano() - p.started.Load()), Writer: p.w.Stats()}
 	if p.ret != nil {
 		r.RetentionDrops, r.RetentionBytes = int(p.ret.drops.Load()), p.ret.bytes.Load()
 	}

@@ -145,3 +145,24 @@ func TestDamagedIndexIsMovedAsideAndRebuilt(t *testing.T) {
 		t.Fatalf("query count after rebuild: got %d, want 10000", got)
 	}
 }
+
+// Live is for progress displays: it runs beside Run (go test -race checks).
+func TestLiveDuringRun(t *testing.T) {
+	p, err := pipeline.Open(pipeline.Options{Dir: t.TempDir(), Logger: quiet()}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 100; i++ {
+			_ = p.Live()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	go func() { time.Sleep(30 * time.Millisecond); p.Stop() }()
+	if _, err := p.Run([]dataplane.Source{endless{}}); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}

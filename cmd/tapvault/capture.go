@@ -37,6 +37,9 @@ type captureConfig struct {
 	SegmentAge  time.Duration `yaml:"segment_age"`
 	Compressors int           `yaml:"compressors"`
 	NoIndex     bool          `yaml:"no_index"`
+	RetainBytes string        `yaml:"retain_bytes"`
+	RetainAge   time.Duration `yaml:"retain_age"`
+	KeepFree    float64       `yaml:"keep_free"`
 	Lossless    string        `yaml:"lossless"`
 	Listen      *string       `yaml:"listen"` // pointer: "" (API off) differs from absent
 	TokenFile   string        `yaml:"token_file"`
@@ -114,6 +117,13 @@ and print the summary.`,
 				set("segment-age", func() { so.segmentAge = orDur(c.SegmentAge, so.segmentAge) })
 				set("compressors", func() { so.compressors = orInt(c.Compressors, so.compressors) })
 				set("no-index", func() { so.noIndex = so.noIndex || c.NoIndex })
+				set("retain-bytes", func() { so.retainBytes = orStr(c.RetainBytes, so.retainBytes) })
+				set("retain-age", func() { so.retainAge = orDur(c.RetainAge, so.retainAge) })
+				set("keep-free", func() {
+					if c.KeepFree != 0 {
+						so.keepFree = c.KeepFree
+					}
+				})
 				set("lossless", func() { lossless = orStr(c.Lossless, lossless) })
 				set("token-file", func() { tokenF = orStr(c.TokenFile, tokenF) })
 				set("stats-interval", func() { statsInt = orDur(c.StatsEvery, statsInt) })

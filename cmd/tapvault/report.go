@@ -44,6 +44,9 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 	} else {
 		fmt.Fprintf(w, "index             none (run tapvault reindex)\n")
 	}
+	if r.RetentionDrops > 0 {
+		fmt.Fprintf(w, "retention         dropped %d oldest segments, %s freed (DIR/retention.log)\n", r.RetentionDrops, humanBytes(r.RetentionBytes))
+	}
 	lost := r.DropNoBuffer + r.DropWriter
 	if port != nil {
 		lost += port.IMissed + port.RxNoMbuf + port.IErrors

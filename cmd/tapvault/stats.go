@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tapvault/pipeline"
 	"tapvault/query"
 )
 
@@ -33,11 +34,18 @@ func newStatsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			acts, err := pipeline.RetentionLog(data)
+			if err != nil {
+				return err
+			}
 			w := cmd.OutOrStdout()
 			if asJSON {
 				e := json.NewEncoder(w)
 				e.SetIndent("", "  ")
-				return e.Encode(s)
+				return e.Encode(struct {
+					query.StoreStats
+					Retention []pipeline.RetentionAction `json:"retention_actions"`
+				}{s, acts})
 			}
 			if s.Packets == 0 {
 				fmt.Fprintf(w, "store %s is empty (%d segments)\n", data, s.Segments)
@@ -50,6 +58,16 @@ func newStatsCmd() *cobra.Command {
 			fmt.Fprintf(w, "bytes         raw %d, stored %d (compression %.2fx)\n", s.RawBytes, s.StoredBytes, s.Ratio)
 			fmt.Fprintf(w, "blocks        %d in %d segments (%s on disk)\n", s.Blocks, s.Segments, humanBytes(s.SegmentBytes))
 			fmt.Fprintf(w, "index         %s (%s)\n", s.IndexState, humanBytes(s.IndexBytes))
+			if len(acts) > 0 {
+				var freed int64
+				for _, a := range acts {
+					freed += a.Bytes
+				}
+				last := acts[len(acts)-1]
+				fmt.Fprintf(w, "retention     %d segments dropped, %s freed; the last: segment %d at %s (%s); oldest data held starts %s\n",
+					len(acts), humanBytes(freed), last.Segment, last.Time.UTC().Format(time.RFC3339), last.Reason,
+					time.Unix(0, s.FirstNS).UTC().Format(time.RFC3339Nano))
+			}
 			return nil
 		},
 	}

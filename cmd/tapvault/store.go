@@ -24,6 +24,9 @@ type storeOptions struct {
 	segmentAge  time.Duration
 	compressors int
 	noIndex     bool
+	retainBytes string
+	retainAge   time.Duration
+	keepFree    float64
 }
 
 func (o *storeOptions) addFlags(cmd *cobra.Command) {
@@ -35,6 +38,9 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.segmentSize, "segment-size", "1GiB", "rotate segment files at this size (< 4GiB)")
 	f.DurationVar(&o.segmentAge, "segment-age", time.Hour, "rotate segment files at this age")
 	f.IntVar(&o.compressors, "compressors", 0, "compression goroutines (default: the writer's)")
+	f.StringVar(&o.retainBytes, "retain-bytes", "", "retention: keep the segment files under this size (e.g. 500GiB); the oldest whole segments go first, with their index entries")
+	f.DurationVar(&o.retainAge, "retain-age", 0, "retention: drop segments whose newest packet is older than this, relative to the newest packet stored (e.g. 720h)")
+	f.Float64Var(&o.keepFree, "keep-free", 0, "retention: keep this percentage of the store's filesystem free (e.g. 10)")
 	f.BoolVar(&o.noIndex, "no-index", false, "do not maintain the index (queries then scan block headers; `tapvault reindex` builds it later)")
 }
 
@@ -54,6 +60,17 @@ func (o *storeOptions) check() error {
 	}
 	if o.sealAfter <= 0 {
 		return fmt.Errorf("--seal-after %s: must be positive", o.sealAfter)
+	}
+	if o.retainBytes != "" {
+		if _, err := parseSize(o.retainBytes); err != nil {
+			return fmt.Errorf("--retain-bytes: %w", err)
+		}
+	}
+	if o.retainAge < 0 {
+		return fmt.Errorf("--retain-age %s: must not be negative", o.retainAge)
+	}
+	if o.keepFree < 0 || o.keepFree >= 100 {
+		return fmt.Errorf("--keep-free %g: want a percentage from 0 to below 100", o.keepFree)
 	}
 	return nil
 }
@@ -88,6 +105,10 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
 	bs, _ := parseSize(o.blockSize)
+	var rb int64
+	if o.retainBytes != "" {
+		rb, _ = parseSize(o.retainBytes)
+	}
 	ss, _ := parseSize(o.segmentSize)
 	p, err := pipeline.Open(pipeline.Options{
 		Dir:         o.data,
@@ -100,7 +121,12 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 		Pin:         pin,
 		Lossless:    lossless,
 		Index:       !o.noIndex,
-		Logger:      slog.Default(),
+		Retention: pipeline.RetentionOptions{
+			MaxBytes:        rb,
+			MaxAge:          o.retainAge,
+			KeepFreePercent: o.keepFree,
+		},
+		Logger: slog.Default(),
 	}, workers)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", o.data, err)
