@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -58,6 +59,34 @@ type Options struct {
 	SyncBytes  int64
 	CommitHook CommitHook
 	Logger     *slog.Logger // default slog.Default()
+
+	ops *fileOps // nil: the real file operations (tests inject faults)
+}
+
+// fileOps are the file operations the write goroutine can see fail for lack
+// of space, and how long it waits before trying the disk again after that.
+type fileOps struct {
+	writeAt func(f *os.File, b []byte, off int64) (int, error)
+	sync    func(f *os.File) error
+	create  func(segDir string, seg uint32, created int64) (*os.File, string, error)
+	retry   time.Duration
+}
+
+// DiskFullRetry is how often a writer that ran out of space tries the disk
+// again. Blocks that arrive in between are dropped without touching it.
+const DiskFullRetry = time.Second
+
+var realOps = fileOps{
+	writeAt: func(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) },
+	sync:    fdatasync,
+	create:  createSegment,
+	retry:   DiskFullRetry,
+}
+
+// isDiskFull says whether err means the filesystem (or the user's quota) is
+// out of space: a condition that passes, unlike other write errors.
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // Stats are the writer's counters. Every field is a running total except
@@ -73,6 +102,12 @@ type Stats struct {
 	RawBehind         uint64 // blocks stored raw because the compressors were behind
 	Rejected          uint64 // Submit returned false: both queues full
 	BlocksLost        uint64 // accepted but never committed (write, sync or segment errors, oversize)
+	PacketsLost       uint64 // their packets: the to-disk drops
+	// DiskFullBlocks and DiskFullPackets are the part of BlocksLost and
+	// PacketsLost dropped because the disk was full (ENOSPC, EDQUOT). They
+	// are drops, not errors: Close does not fail for them.
+	DiskFullBlocks  uint64
+	DiskFullPackets uint64
 
 	WriteErrors   uint64 // failed writes, syncs and segment creations
 	Fsyncs        uint64
@@ -87,6 +122,7 @@ type Stats struct {
 	Segments      uint64 // segments created by this writer
 
 	Segment       uint32 // segment being appended to, 0 if none is open
+	DiskFull      bool   // writes are failing for lack of space; retried every DiskFullRetry
 	CompressQueue int    // blocks waiting for a compressor
 	WriteQueue    int    // records waiting for the write goroutine
 }
@@ -121,10 +157,12 @@ type Writer struct {
 	closeErr  error
 
 	// Owned by the write goroutine.
+	ops        fileOps
 	f          *os.File
 	path       string
 	seg        uint32
 	size       int64
+	synced     int64 // size of the segment at its last good sync
 	segBlocks  int
 	segCreated time.Time
 	nextSeg    uint32
@@ -134,13 +172,18 @@ type Writer struct {
 	rawRec     recBuf // record buffer of the raw (compressor-behind) path
 	errLogged  time.Time
 	errMuted   int
-	firstErr   error // first reason a block was lost
+	firstErr   error     // first reason a block was lost, disk full apart
+	fullAt     time.Time // when the disk filled; zero while writes succeed
+	retryAt    time.Time // next attempt to write while the disk is full
+	fullLost   [2]uint64 // blocks and packets lost when the disk filled
 	markBuf    [markerSize]byte
 
 	st struct {
 		blocks, packets, wire, raw, stored       atomic.Uint64
 		rawIncompressible, rawBehind, rejected   atomic.Uint64
-		lost, writeErrors                        atomic.Uint64
+		lost, lostPackets, writeErrors           atomic.Uint64
+		fullBlocks, fullPackets                  atomic.Uint64
+		full                                     atomic.Bool
 		fsyncs, fsyncNanos, fsyncMax, segsCreate atomic.Uint64
 		compressNanos, writeNanos                atomic.Uint64
 		segment                                  atomic.Uint32
@@ -228,6 +271,10 @@ func Open(opts Options) (*Writer, error) {
 		done:      make(chan struct{}),
 		nextSeg:   1,
 		recovery:  Recovery{CutAt: -1},
+		ops:       realOps,
+	}
+	if opts.ops != nil {
+		w.ops = *opts.ops
 	}
 	if err := os.MkdirAll(w.segDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create store %q: %w", opts.Dir, err)
@@ -402,8 +449,13 @@ func (w *Writer) Close() error {
 	<-w.done
 	w.enc.Close()
 	var errs []error
-	if n := w.st.lost.Load(); n > 0 {
+	if n := w.st.lost.Load() - w.st.fullBlocks.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("%d accepted blocks were not committed, first because: %w", n, w.firstErr))
+	}
+	if !w.fullAt.IsZero() {
+		w.log.Error("writer: closed with the disk still full",
+			"dropped_blocks", w.st.fullBlocks.Load()-w.fullLost[0], "dropped_packets", w.st.fullPackets.Load()-w.fullLost[1],
+			"for", time.Since(w.fullAt).Round(time.Millisecond))
 	}
 	errs = append(errs, w.closeErr)
 	if err := w.marker.Close(); err != nil {
@@ -427,6 +479,10 @@ func (w *Writer) Stats() Stats {
 		RawBehind:          w.st.rawBehind.Load(),
 		Rejected:           w.st.rejected.Load(),
 		BlocksLost:         w.st.lost.Load(),
+		PacketsLost:        w.st.lostPackets.Load(),
+		DiskFullBlocks:     w.st.fullBlocks.Load(),
+		DiskFullPackets:    w.st.fullPackets.Load(),
+		DiskFull:           w.st.full.Load(),
 		WriteErrors:        w.st.writeErrors.Load(),
 		Fsyncs:             w.st.fsyncs.Load(),
 		FsyncNanos:         w.st.fsyncNanos.Load(),
@@ -553,6 +609,10 @@ func (w *Writer) writeLoop() {
 // write appends one block record to the current segment, rotating first if
 // the segment is full or old.
 func (w *Writer) write(it item) {
+	if !w.fullAt.IsZero() && time.Now().Before(w.retryAt) {
+		w.lose(it.b, "block not stored", errDiskFull)
+		return
+	}
 	rb := it.rb
 	if rb == nil {
 		rb = &w.rawRec
@@ -580,7 +640,7 @@ func (w *Writer) write(it item) {
 	ref := MakeRef(w.seg, uint32(w.size))
 	t0 := time.Now()
 	sealRecord(rb.rec, ref)
-	_, err := w.f.WriteAt(rb.rec, w.size)
+	_, err := w.ops.writeAt(w.f, rb.rec, w.size)
 	w.st.writeNanos.Add(uint64(time.Since(t0)))
 	if err != nil {
 		w.st.writeErrors.Add(1)
@@ -612,7 +672,7 @@ func (w *Writer) commit() {
 		return
 	}
 	t0 := time.Now()
-	err := fdatasync(w.f)
+	err := w.ops.sync(w.f)
 	d := uint64(time.Since(t0))
 	w.st.fsyncs.Add(1)
 	w.st.fsyncNanos.Add(d)
@@ -622,7 +682,8 @@ func (w *Writer) commit() {
 	if err != nil {
 		// After a failed fsync the page cache can no longer be trusted
 		// (the kernel may have dropped the dirty pages): the blocks are
-		// lost, and the segment is given up.
+		// lost, cut off back to the last good sync so no reader or later
+		// recovery takes them for committed, and the segment is given up.
 		w.st.writeErrors.Add(1)
 		err = fmt.Errorf("sync segment %q: %w", w.path, err)
 		for i := range w.pending {
@@ -630,9 +691,14 @@ func (w *Writer) commit() {
 			w.pending[i] = pend{}
 		}
 		w.pending, w.pendBytes = w.pending[:0], 0
+		if terr := w.f.Truncate(w.synced); terr != nil {
+			w.log.Error("writer: cannot cut uncommitted blocks off", "path", w.path, "offset", w.synced, "err", terr)
+		}
 		w.closeSegment()
 		return
 	}
+	w.synced = w.size
+	w.spaceBack()
 	if err := w.publish(w.seg, w.size); err != nil {
 		w.st.writeErrors.Add(1)
 		w.log.Error("writer: live readers will not see new blocks", "err", err)
@@ -667,10 +733,34 @@ func (w *Writer) publish(seg uint32, size int64) error {
 	return nil
 }
 
+// errDiskFull is why blocks that arrive while the disk is full, between two
+// attempts to write, are lost.
+var errDiskFull = fmt.Errorf("disk full: %w", syscall.ENOSPC)
+
 // lose releases a block that will not be committed, counting and logging it
-// (the log is rate-limited: a full disk fails every block).
+// (the log is rate-limited). Running out of space is logged once when it
+// starts and once when it ends (spaceBack); the blocks in between are
+// counted as disk-full drops.
 func (w *Writer) lose(b *workers.Block, msg string, err error) {
+	pkts := uint64(b.Count)
 	w.st.lost.Add(1)
+	w.st.lostPackets.Add(pkts)
+	if isDiskFull(err) {
+		w.st.fullBlocks.Add(1)
+		w.st.fullPackets.Add(pkts)
+		b.Release()
+		now := time.Now()
+		if err != errDiskFull { // a real attempt failed: wait before the next
+			w.retryAt = now.Add(w.ops.retry)
+		}
+		if w.fullAt.IsZero() {
+			w.fullAt = now
+			w.fullLost = [2]uint64{w.st.fullBlocks.Load() - 1, w.st.fullPackets.Load() - pkts}
+			w.st.full.Store(true)
+			w.log.Error("writer: disk full: dropping blocks until space returns", "dir", w.opts.Dir, "retry_every", w.ops.retry, "err", err)
+		}
+		return
+	}
 	b.Release()
 	if w.firstErr == nil {
 		w.firstErr = err
@@ -683,6 +773,20 @@ func (w *Writer) lose(b *workers.Block, msg string, err error) {
 	}
 }
 
+// spaceBack ends a disk-full outage after a successful group commit (a
+// write that succeeds is not enough: the sync may still fail), logging what
+// the outage cost.
+func (w *Writer) spaceBack() {
+	if w.fullAt.IsZero() {
+		return
+	}
+	w.log.Info("writer: disk space back: writing resumed",
+		"dropped_blocks", w.st.fullBlocks.Load()-w.fullLost[0], "dropped_packets", w.st.fullPackets.Load()-w.fullLost[1],
+		"for", time.Since(w.fullAt).Round(time.Millisecond))
+	w.fullAt, w.retryAt = time.Time{}, time.Time{}
+	w.st.full.Store(false)
+}
+
 func (w *Writer) openSegment() error {
 	seg := w.nextSeg
 	if seg == 0 {
@@ -690,11 +794,12 @@ func (w *Writer) openSegment() error {
 	}
 	w.nextSeg++
 	now := time.Now()
-	f, path, err := createSegment(w.segDir, seg, now.UnixNano())
+	f, path, err := w.ops.create(w.segDir, seg, now.UnixNano())
 	if err != nil {
 		return err
 	}
 	w.f, w.path, w.seg, w.size, w.segBlocks, w.segCreated = f, path, seg, segHeaderSize, 0, now
+	w.synced = segHeaderSize
 	w.st.segsCreate.Add(1)
 	w.st.segment.Store(seg)
 	return nil
