@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -72,6 +73,11 @@ type ServerOptions struct {
 	// packet stream writes in chunks of up to 1 MiB), so a stalled reader
 	// releases its query slot; default 30 s.
 	StreamWriteTimeout time.Duration
+	// Handlers are extra endpoints served by exact path (e.g. "/metrics"),
+	// behind the same token check, request log and GET-only rule as the
+	// API's own. A path must start with "/" and must not be one of the
+	// API's.
+	Handlers map[string]http.Handler
 }
 
 // Server serves the HTTP API for a store.
@@ -128,6 +134,17 @@ func NewServer(store *Store, opts ServerOptions) (*Server, error) {
 			if c <= ' ' || c >= 0x7f {
 				return nil, errors.New("api: the token must be printable ASCII without spaces")
 			}
+		}
+	}
+	opts.Handlers = maps.Clone(opts.Handlers) // the caller's map may change later
+	for path, h := range opts.Handlers {
+		switch {
+		case !strings.HasPrefix(path, "/"):
+			return nil, fmt.Errorf("api: handler path %q: must start with /", path)
+		case path == pathPackets || path == pathFlows || path == pathStats:
+			return nil, fmt.Errorf("api: handler path %q: taken by the API", path)
+		case h == nil:
+			return nil, fmt.Errorf("api: handler path %q: nil handler", path)
 		}
 	}
 	loop, err := isLoopbackAddr(opts.Addr)
@@ -351,6 +368,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case pathStats:
 		h = s.handleStats
 	default:
+		if extra, ok := s.opts.Handlers[r.URL.Path]; ok {
+			h = extra.ServeHTTP
+			break
+		}
 		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no such endpoint %q (have %s, %s, %s)", r.URL.Path, pathPackets, pathFlows, pathStats))
 		return
 	}

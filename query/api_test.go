@@ -807,3 +807,51 @@ func TestAPIListenAndServe(t *testing.T) {
 		t.Errorf("got %v listening on a taken port, want a listen error", err)
 	}
 }
+
+func TestAPIExtraHandlers(t *testing.T) {
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "metrics here\n") })
+	e := newAPIEnv(t, ServerOptions{Token: testToken, Handlers: map[string]http.Handler{"/metrics": metrics}}, false)
+	cases := []struct {
+		method, auth, path string
+		status             int
+	}{
+		{"GET", "", "/metrics", 401},
+		{"GET", "Bearer " + testToken, "/metrics", 200},
+		{"POST", "Bearer " + testToken, "/metrics", 405},
+		{"GET", "Bearer " + testToken, "/metrics/x", 404},
+		{"GET", "Bearer " + testToken, "/api/v1/stats", 200},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(c.method, e.hs.URL+c.path, nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s (auth %v): got status %d (%s), want %d", c.method, c.path, c.auth != "", resp.StatusCode, body, c.status)
+		}
+		if c.status == 200 && c.path == "/metrics" && string(body) != "metrics here\n" {
+			t.Errorf("GET /metrics: got body %q, want the handler's", body)
+		}
+	}
+	if !strings.Contains(e.log.String(), "path=/metrics") {
+		t.Error("got no request log line for /metrics, want one")
+	}
+
+	dir, _ := apiStore(t)
+	st, err := OpenStore(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, path := range []string{"metrics", "/api/v1/stats"} {
+		if _, err := NewServer(st, ServerOptions{Handlers: map[string]http.Handler{path: metrics}}); err == nil {
+			t.Errorf("NewServer with a handler at %q: got no error, want one", path)
+		}
+	}
+}
