@@ -176,6 +176,7 @@ type Writer struct {
 	fullAt     time.Time // when the disk filled; zero while writes succeed
 	retryAt    time.Time // next attempt to write while the disk is full
 	fullLost   [2]uint64 // blocks and packets lost when the disk filled
+	resumed    bool      // a block was written since the disk filled
 	markBuf    [markerSize]byte
 
 	st struct {
@@ -653,6 +654,7 @@ func (w *Writer) write(it item) {
 		}
 		return
 	}
+	w.resumed = !w.fullAt.IsZero()
 	h := rb.h
 	h.ref = ref
 	w.pending = append(w.pending, pend{b: it.b, meta: h.meta()})
@@ -698,7 +700,9 @@ func (w *Writer) commit() {
 		return
 	}
 	w.synced = w.size
-	w.spaceBack()
+	if w.resumed {
+		w.spaceBack()
+	}
 	if err := w.publish(w.seg, w.size); err != nil {
 		w.st.writeErrors.Add(1)
 		w.log.Error("writer: live readers will not see new blocks", "err", err)
@@ -752,6 +756,7 @@ func (w *Writer) lose(b *workers.Block, msg string, err error) {
 		now := time.Now()
 		if err != errDiskFull { // a real attempt failed: wait before the next
 			w.retryAt = now.Add(w.ops.retry)
+			w.resumed = false
 		}
 		if w.fullAt.IsZero() {
 			w.fullAt = now
@@ -773,9 +778,9 @@ func (w *Writer) lose(b *workers.Block, msg string, err error) {
 	}
 }
 
-// spaceBack ends a disk-full outage after a successful group commit (a
-// write that succeeds is not enough: the sync may still fail), logging what
-// the outage cost.
+// spaceBack ends a disk-full outage once a block written after it began is
+// committed (a write that succeeds is not enough: the sync may still fail),
+// logging what the outage cost.
 func (w *Writer) spaceBack() {
 	if w.fullAt.IsZero() {
 		return
@@ -783,7 +788,7 @@ func (w *Writer) spaceBack() {
 	w.log.Info("writer: disk space back: writing resumed",
 		"dropped_blocks", w.st.fullBlocks.Load()-w.fullLost[0], "dropped_packets", w.st.fullPackets.Load()-w.fullLost[1],
 		"for", time.Since(w.fullAt).Round(time.Millisecond))
-	w.fullAt, w.retryAt = time.Time{}, time.Time{}
+	w.fullAt, w.retryAt, w.resumed = time.Time{}, time.Time{}, false
 	w.st.full.Store(false)
 }
 
