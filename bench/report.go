@@ -96,6 +96,9 @@ func RunSummaryFrom(r *Result) RunSummary {
 	if rep.Index != nil {
 		s.Drops[DropIndexQueue] = rep.Index.QueueDrops
 	}
+	if rep.Writer.PacketsLost > 0 {
+		s.Drops[DropDisk] = rep.Writer.PacketsLost
+	}
 	var wcpu time.Duration
 	for _, c := range rep.WorkerCPU {
 		wcpu += c

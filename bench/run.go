@@ -60,7 +60,7 @@ func (r *Result) Gbps() float64 {
 
 // Drops is every packet lost at any stage.
 func (r *Result) Drops() uint64 {
-	d := r.PortStat.IMissed + r.PortStat.RxNoMbuf + r.PortStat.IErrors + r.Report.DropNoBuffer + r.Report.DropWriter
+	d := r.PortStat.IMissed + r.PortStat.RxNoMbuf + r.PortStat.IErrors + r.Report.DropNoBuffer + r.Report.DropWriter + r.Report.Writer.PacketsLost
 	if r.Report.Index != nil {
 		d += r.Report.Index.QueueDrops
 	}

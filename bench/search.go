@@ -20,9 +20,10 @@ const (
 	DropNoBuffer    = "no_buffer"    // block builder: no free block buffer
 	DropWriterQueue = "writer_queue" // writer queue full
 	DropIndexQueue  = "index_queue"  // index queue full
+	DropDisk        = "disk"         // writer: blocks not written (disk full, write errors)
 )
 
-var dropOrder = []string{DropIMissed, DropRxNoMbuf, DropIErrors, DropNoBuffer, DropWriterQueue, DropIndexQueue}
+var dropOrder = []string{DropIMissed, DropRxNoMbuf, DropIErrors, DropNoBuffer, DropWriterQueue, DropIndexQueue, DropDisk}
 
 // Drops counts lost packets by cause.
 type Drops map[string]uint64

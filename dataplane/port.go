@@ -257,6 +257,15 @@ func openPort(cfg PortConfig) (*Port, error) {
 	nmbufs := cfg.Mbufs
 	if nmbufs <= 0 {
 		nmbufs = DefaultMbufsPerQueue * nrx
+		if infinite {
+			// With infinite_rx the PMD preloads every packet of its file
+			// into mbufs it keeps, and needs rings' worth more to deliver.
+			for i, ci := range replay {
+				if replayErr[i] == nil {
+					nmbufs = max(nmbufs, int(ci.Packets)*nrx+DefaultMbufsPerQueue*nrx)
+				}
+			}
+		}
 	}
 	if need := nrx * (int(nrxd) + MaxBurst); nmbufs < need {
 		return nil, fmt.Errorf("open port %q: %d mbufs cannot fill %d rx rings of %d plus one burst each (need %d)", cfg.Name, nmbufs, nrx, nrxd, need)

@@ -401,6 +401,9 @@ func benchSearch(ctx context.Context, w io.Writer, rep *bench.Report, kr *kindRu
 		if r.Index != nil {
 			tr.Drops[bench.DropIndexQueue] = r.Index.QueueDrops
 		}
+		if r.Writer.PacketsLost > 0 {
+			tr.Drops[bench.DropDisk] = r.Writer.PacketsLost
+		}
 		var wcpu time.Duration
 		for _, c := range r.WorkerCPU {
 			wcpu += c

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"tapvault/dataplane"
+	"tapvault/pipeline"
 	"tapvault/query"
 )
 
@@ -203,9 +206,11 @@ func ealArgs(s string) []string {
 	if !has("--no-huge") && !hugepagesFree() {
 		slog.Info("no free hugepages: running EAL with --no-huge (scripts/setup.sh reserves them when root)")
 		args = append(args, "--no-huge")
-		if !has("-m") && !has("--socket-mem") {
-			args = append(args, "-m", "1024")
-		}
+	}
+	if has("--no-huge") && !has("-m") && !has("--socket-mem") {
+		// EAL's default without hugepages is 64 MiB: too little for a
+		// port's mempool beside a replay's preloaded file.
+		args = append(args, "-m", "1024")
 	}
 	if has("--no-huge") && !has("--no-shconf") {
 		args = append(args, "--no-shconf")
@@ -284,6 +289,13 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	if len(lcores) < queues {
 		return fmt.Errorf("capture: %d queues need %d worker lcores, EAL gave %d (%v): widen -l", queues, queues, len(lcores), lcores)
 	}
+	// Each busy-polling worker holds a Go P for as long as it runs; with
+	// isolated cores the start-up affinity (and so GOMAXPROCS) can be
+	// smaller than the workers plus what the storage path needs.
+	if need := queues + 2; runtime.GOMAXPROCS(0) < need {
+		slog.Info("raising GOMAXPROCS so the pinned workers leave Ps for compression and writing", "from", runtime.GOMAXPROCS(0), "to", need)
+		runtime.GOMAXPROCS(need)
+	}
 	p, err := dataplane.OpenPort(dataplane.PortConfig{Name: port, RxQueues: queues, Mbufs: mbufs, RxDesc: rxDesc, Promisc: true})
 	if err != nil {
 		return fmt.Errorf("capture: open port %s: %w", port, err)
@@ -291,6 +303,9 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	defer p.Stop()
 	slog.Info("port started", "port", port, "driver", p.Driver(), "queues", queues, "lcores", lcores[:queues])
 
+	if so.retainBytes == "" && so.keepFree == 0 && so.retainAge == 0 {
+		slog.Warn("no retention limit (--keep-free, --retain-bytes, --retain-age): the store grows until the filesystem is full; the writer survives a full disk, but the index (Badger, memory-mapped) may not")
+	}
 	wait := lossless == "true" || (lossless == "auto" && p.Driver() == "net_pcap")
 	if wait {
 		slog.Info("lossless mode: workers wait for the writer instead of dropping", "driver", p.Driver())
@@ -306,6 +321,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	var (
 		mu        sync.Mutex
 		lastStats dataplane.PortStats
+		statsRead bool
 	)
 	readStats := func() {
 		s, err := p.Stats()
@@ -314,7 +330,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 			return
 		}
 		mu.Lock()
-		lastStats = s
+		lastStats, statsRead = s, true
 		mu.Unlock()
 	}
 	statsDone := make(chan struct{})
@@ -347,7 +363,17 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 		// Queries run on nice-19 threads; give them Ps of their own so a
 		// descheduled query never holds one the capture needs.
 		query.ReserveQueryProcs(query.DefaultMaxConcurrent)
-		srv, err := query.NewServer(qs, query.ServerOptions{Addr: api.listen, Token: api.token, Logger: slog.Default()})
+		// Prometheus /metrics beside the API, behind the same token rule.
+		// The collector reads the live counters at scrape time only.
+		col := pipeline.NewCollector(st.p, func() (dataplane.PortStats, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			return lastStats, statsRead
+		})
+		srv, err := query.NewServer(qs, query.ServerOptions{
+			Addr: api.listen, Token: api.token, Logger: slog.Default(),
+			Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col))},
+		})
 		if err != nil {
 			return fmt.Errorf("capture: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -25,6 +26,10 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
+	// Everything tapvault creates may hold packets: files 0600, directories
+	// 0700, including what libraries create (Badger's tables would be 0644
+	// under the usual umask).
+	syscall.Umask(0o077)
 	root := &cobra.Command{
 		Use:           "tapvault",
 		Short:         "Full packet capture on DPDK, stored compressed and indexed, with in-stream analytics",

@@ -34,6 +34,10 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 		ws.PacketsCommitted, ws.BlocksCommitted, r.BlocksTimed, ws.RawBytes, ws.StoredBytes, ratio)
 	fmt.Fprintf(w, "                  stored raw: incompressible %d, compressor behind %d; write errors %d; fsyncs %d\n",
 		ws.RawIncompressible, ws.RawBehind, ws.WriteErrors, ws.Fsyncs)
+	if ws.PacketsLost > 0 {
+		fmt.Fprintf(w, "                  dropped at the disk: %d pkts in %d blocks not written (of which disk full: %d pkts in %d blocks)\n",
+			ws.PacketsLost, ws.BlocksLost, ws.DiskFullPackets, ws.DiskFullBlocks)
+	}
 	if ix := r.Index; ix != nil {
 		fmt.Fprintf(w, "index             %d blocks indexed (%d keys, %s writing), %s on disk (%.2f%% of stored bytes); dropped at the index queue %d (filled from the segments before exit)\n",
 			ix.Blocks, ix.Keys, ix.BatchTime.Round(time.Millisecond), humanBytes(r.IndexBytes), 100*float64(r.IndexBytes)/float64(max(ws.StoredBytes, 1)), ix.QueueDrops)
@@ -47,7 +51,7 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 	if r.RetentionDrops > 0 {
 		fmt.Fprintf(w, "retention         dropped %d oldest segments, %s freed (DIR/retention.log)\n", r.RetentionDrops, humanBytes(r.RetentionBytes))
 	}
-	lost := r.DropNoBuffer + r.DropWriter
+	lost := r.DropNoBuffer + r.DropWriter + ws.PacketsLost
 	if port != nil {
 		lost += port.IMissed + port.RxNoMbuf + port.IErrors
 	}

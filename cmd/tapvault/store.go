@@ -104,6 +104,14 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
+	// An existing directory keeps its mode: tighten it, packets are
+	// sensitive.
+	if fi, err := os.Stat(o.data); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		slog.Warn("store directory was readable by others: setting it to 0700", "dir", o.data, "was", fi.Mode().Perm().String())
+		if err := os.Chmod(o.data, 0o700); err != nil {
+			return nil, fmt.Errorf("restrict store directory: %w", err)
+		}
+	}
 	bs, _ := parseSize(o.blockSize)
 	var rb int64
 	if o.retainBytes != "" {
