@@ -138,7 +138,9 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		}
 	}
 	p := &Pipeline{opts: opts, pool: pool, w: w, ix: ix, ttq: ttq}
-	if opts.Retention.Enabled() {
+	// The retainer runs even without limits (it then does nothing), so a
+	// reload can set them on a running capture.
+	{
 		if p.ret, err = newRetainer(opts.Retention, opts.Dir, w, ix, opts.Logger); err != nil {
 			w.Close()
 			if ix != nil {
@@ -221,6 +223,14 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 	if p.ret != nil {
 		// A last pass once everything is written, then let go of the store.
 		p.ret.stop()
+		if p.ix != nil {
+			// The index is flushed at close anyway; doing it first moves its
+			// watermark past every segment, so index drops the retainer
+			// deferred while the index was behind happen in this pass.
+			if err := p.ix.Flush(); err != nil {
+				p.opts.Logger.Error("index flush failed", "err", err)
+			}
+		}
 		if err := p.ret.check(); err != nil {
 			p.opts.Logger.Error("retention check failed", "err", err)
 		}
@@ -230,11 +240,17 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 		// Blocks the index dropped at its queue during the run (it fell
 		// behind) are holes: fill them from the segments now, so the run
 		// leaves a complete index rather than a task for reindex.
-		if holes := p.ix.Stats().Holes; holes > 0 {
+		// Only lossless runs (imports) do it before they exit: a live
+		// capture must stop promptly (a service manager's stop timeout),
+		// and its holes are durable (M keys) and filled by the catch-up at
+		// the next start or by tapvault reindex.
+		if holes := p.ix.Stats().Holes; holes > 0 && p.opts.Lossless {
 			p.opts.Logger.Info("index: filling the blocks it dropped while behind", "blocks", holes)
 			if err := catchUp(p.ix, p.opts); err != nil && werr == nil {
 				werr = fmt.Errorf("index catch-up: %w", err)
 			}
+		} else if holes > 0 {
+			p.opts.Logger.Warn("index: blocks dropped while it was behind are not indexed yet; the next start or tapvault reindex fills them", "blocks", holes)
 		}
 		// The writer has called the hook for every committed block: make
 		// them durable in the index too.
@@ -306,6 +322,17 @@ func (p *Pipeline) report() Report {
 		r.Flows += s.FlowsCreated.Load()
 	}
 	return r
+}
+
+// SetRetention replaces the retention limits of a running pipeline (a
+// SIGHUP reload); the next check, within RetentionOptions.Every, applies
+// them. A negative value is refused.
+func (p *Pipeline) SetRetention(o RetentionOptions) error {
+	if o.MaxBytes < 0 || o.MaxAge < 0 || o.KeepFreePercent < 0 || o.KeepFreePercent >= 100 {
+		return fmt.Errorf("retention: bad limits %+v", o)
+	}
+	p.ret.setLimits(o)
+	return nil
 }
 
 // Index is the run's index, nil without one.

@@ -166,3 +166,39 @@ func TestLiveDuringRun(t *testing.T) {
 	}
 	<-done
 }
+
+// SetRetention (a SIGHUP reload) sets limits on an open pipeline that had
+// none: the run's final check applies them.
+func TestSetRetentionOnAnOpenPipeline(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.pcap")
+	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: "imix", Packets: 20000, Flows: 200, Seed: 4}); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	p, err := pipeline.Open(pipeline.Options{Dir: store, Logger: quiet(), Lossless: true, BlockSize: 64 << 10, SegmentSize: 1 << 20, Index: true}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetRetention(pipeline.RetentionOptions{MaxBytes: -1}); err == nil {
+		t.Fatalf("a negative budget was accepted")
+	}
+	if err := p.SetRetention(pipeline.RetentionOptions{MaxBytes: 3 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := dataplane.OpenFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Run([]dataplane.Source{src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RetentionDrops == 0 {
+		t.Fatalf("no segment dropped with a 3 MiB budget set by SetRetention")
+	}
+	acts, err := pipeline.RetentionLog(store)
+	if err != nil || len(acts) != rep.RetentionDrops {
+		t.Fatalf("retention log: %d actions (err %v), report %d", len(acts), err, rep.RetentionDrops)
+	}
+}

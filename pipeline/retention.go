@@ -182,12 +182,24 @@ func (rt *retainer) stop() {
 
 func (rt *retainer) close() error { return rt.r.Close() }
 
+// setLimits replaces the limits (a SIGHUP reload); the next check applies
+// them. The check interval and statfs function stay.
+func (rt *retainer) setLimits(o RetentionOptions) {
+	rt.mu.Lock()
+	rt.opts.MaxBytes, rt.opts.KeepFreePercent, rt.opts.MaxAge = o.MaxBytes, o.KeepFreePercent, o.MaxAge
+	rt.stuck = false
+	rt.mu.Unlock()
+}
+
 // check applies every limit once, dropping the oldest sealed segments while
 // a limit is exceeded.
 func (rt *retainer) check() error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	rt.retryIndex()
+	if !rt.opts.Enabled() {
+		return nil // no limit (yet: a reload may set one)
+	}
 	infos, err := rt.r.Segments()
 	if err != nil {
 		return err
@@ -314,7 +326,9 @@ func (rt *retainer) drop(sp writer.SegmentSpan, reason string) {
 		if err := rt.dropIndex(sp.Number); err != nil {
 			// Go on: the disk limit matters more, readers skip refs to a
 			// removed segment, and the index drop is retried.
-			rt.log.Error("retention: index entries not dropped; will retry", "segment", sp.Number, "err", err)
+			if !errors.Is(err, errIndexBehind) {
+				rt.log.Error("retention: index entries not dropped; will retry", "segment", sp.Number, "err", err)
+			}
 			rt.ixPending = append(rt.ixPending, sp.Number)
 		}
 	}
@@ -337,11 +351,18 @@ func (rt *retainer) drop(sp writer.SegmentSpan, reason string) {
 // dropIndex removes segment seg's index entries. Blocks of a recent segment
 // may still sit in the index's queue or open groups, which DropSegment does
 // not touch: flush them to disk first so they go too.
+// errIndexBehind defers an index drop: the index has not yet written all of
+// the segment, and keys written after the drop would come back.
+var errIndexBehind = errors.New("the index has not caught up with the segment yet")
+
+// dropIndex removes a segment's index entries once the index has written
+// everything of it (its watermark is past the segment); until then it is
+// deferred, never waited for: flushing an index that is behind could take
+// as long as its backlog, and the disk limit must not wait. Readers skip
+// refs into a removed segment in the meantime.
 func (rt *retainer) dropIndex(seg uint32) error {
 	if wm := rt.ix.Watermark(); wm == 0 || seg >= wm.Segment() {
-		if err := rt.ix.Flush(); err != nil {
-			return err
-		}
+		return errIndexBehind
 	}
 	return rt.ix.DropSegment(seg, nil)
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -82,14 +83,13 @@ type ServerOptions struct {
 
 // Server serves the HTTP API for a store.
 type Server struct {
-	store    *Store
-	opts     ServerOptions
-	log      *slog.Logger
-	sem      chan struct{}
-	hasToken bool
-	tokenSum [32]byte // SHA-256 of the token: compared in constant time, whatever the length
-	handler  http.Handler
-	now      func() time.Time
+	store   *Store
+	opts    ServerOptions
+	log     *slog.Logger
+	sem     chan struct{}
+	tok     atomic.Pointer[tokenState] // swapped by SetToken (a SIGHUP reload)
+	handler http.Handler
+	now     func() time.Time
 
 	mu    sync.Mutex
 	bound string
@@ -126,15 +126,8 @@ func NewServer(store *Store, opts ServerOptions) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Token != "" {
-		if len(opts.Token) < MinTokenLen {
-			return nil, fmt.Errorf("api: the token is %d bytes; use at least %d (e.g. head -c 32 /dev/urandom | base64)", len(opts.Token), MinTokenLen)
-		}
-		for _, c := range []byte(opts.Token) {
-			if c <= ' ' || c >= 0x7f {
-				return nil, errors.New("api: the token must be printable ASCII without spaces")
-			}
-		}
+	if err := checkToken(opts.Token); err != nil {
+		return nil, err
 	}
 	opts.Handlers = maps.Clone(opts.Handlers) // the caller's map may change later
 	for path, h := range opts.Handlers {
@@ -155,18 +148,59 @@ func NewServer(store *Store, opts ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("api: refusing to listen on %q without a token: packets are sensitive; set a token, or listen on 127.0.0.1", opts.Addr)
 	}
 	s := &Server{
-		store:    store,
-		opts:     opts,
-		log:      opts.Logger,
-		sem:      make(chan struct{}, opts.MaxConcurrent),
-		hasToken: opts.Token != "",
-		tokenSum: sha256.Sum256([]byte(opts.Token)),
-		now:      time.Now,
-		bound:    opts.Addr,
-		ready:    make(chan struct{}),
+		store: store,
+		opts:  opts,
+		log:   opts.Logger,
+		sem:   make(chan struct{}, opts.MaxConcurrent),
+		now:   time.Now,
+		bound: opts.Addr,
+		ready: make(chan struct{}),
 	}
+	s.tok.Store(newTokenState(opts.Token))
 	s.handler = s.logRequests(s.authenticate(http.HandlerFunc(s.route)))
 	return s, nil
+}
+
+// tokenState is the bearer token in force: its SHA-256, compared in constant
+// time whatever the length.
+type tokenState struct {
+	has bool
+	sum [32]byte
+}
+
+func newTokenState(tok string) *tokenState {
+	return &tokenState{has: tok != "", sum: sha256.Sum256([]byte(tok))}
+}
+
+func checkToken(tok string) error {
+	if tok == "" {
+		return nil
+	}
+	if len(tok) < MinTokenLen {
+		return fmt.Errorf("api: the token is %d bytes; use at least %d (e.g. head -c 32 /dev/urandom | base64)", len(tok), MinTokenLen)
+	}
+	for _, c := range []byte(tok) {
+		if c <= ' ' || c >= 0x7f {
+			return errors.New("api: the token must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// SetToken replaces the bearer token of a running server (a SIGHUP reload):
+// requests from then on need the new one. Removing the token is refused when
+// the server listens off loopback.
+func (s *Server) SetToken(tok string) error {
+	if err := checkToken(tok); err != nil {
+		return err
+	}
+	if tok == "" {
+		if loop, err := isLoopbackAddr(s.opts.Addr); err != nil || !loop {
+			return fmt.Errorf("api: refusing to drop the token while listening on %q", s.opts.Addr)
+		}
+	}
+	s.tok.Store(newTokenState(tok))
+	return nil
 }
 
 // isLoopbackAddr reports whether a host:port listen address is a loopback
@@ -209,7 +243,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		return fmt.Errorf("api: listen: %w", err)
 	}
 	// A name such as localhost is checked again on the address it bound.
-	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() && !s.hasToken {
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() && !s.tok.Load().has {
 		ln.Close()
 		return fmt.Errorf("api: %q bound the non-loopback address %s and no token is set", s.opts.Addr, ap)
 	}
@@ -231,7 +265,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	close(s.ready)
-	s.log.Info("api listening", "addr", s.bound, "token", s.hasToken, "max_concurrent", s.opts.MaxConcurrent)
+	s.log.Info("api listening", "addr", s.bound, "token", s.tok.Load().has, "max_concurrent", s.opts.MaxConcurrent)
 
 	select {
 	case err := <-errc:
@@ -329,7 +363,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // exist).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.hasToken {
+		ts := s.tok.Load()
+		if !ts.has {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -340,7 +375,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
+		if subtle.ConstantTimeCompare(sum[:], ts.sum[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tapvault", error="invalid_token"`)
 			writeError(w, r, http.StatusUnauthorized, "invalid bearer token")
 			return

@@ -154,6 +154,38 @@ and print the summary.`,
 				return err
 			}
 			api := apiOptions{listen: listen, token: token}
+			// SIGHUP re-reads what can change on a running capture: the
+			// retention limits and the API token. Flags given on the
+			// command line keep precedence, as at start.
+			api.reload = func() (pipeline.RetentionOptions, string, error) {
+				r := storeOptions{retainBytes: so.retainBytes, retainAge: so.retainAge, keepFree: so.keepFree, retainEvery: so.retainEvery}
+				tf := tokenF
+				if config != "" {
+					c, err := loadCaptureConfig(config)
+					if err != nil {
+						return pipeline.RetentionOptions{}, "", err
+					}
+					f := cmd.Flags()
+					if !f.Changed("retain-bytes") {
+						r.retainBytes = c.RetainBytes
+					}
+					if !f.Changed("retain-age") {
+						r.retainAge = c.RetainAge
+					}
+					if !f.Changed("keep-free") {
+						r.keepFree = c.KeepFree
+					}
+					if !f.Changed("token-file") {
+						tf = c.TokenFile
+					}
+				}
+				ro, err := r.retention()
+				if err != nil {
+					return ro, "", err
+				}
+				tok, err := loadToken(tf, os.Getenv(tokenEnv))
+				return ro, tok, err
+			}
 			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt, lossless, api)
 		},
 	}
@@ -263,9 +295,11 @@ func devices(args []string) []string {
 	return out
 }
 
-// apiOptions configure the HTTP API a capture serves.
+// apiOptions configure the HTTP API a capture serves, and what a SIGHUP
+// reloads.
 type apiOptions struct {
 	listen, token string
+	reload        func() (pipeline.RetentionOptions, string, error)
 }
 
 func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration, lossless string, api apiOptions) error {
@@ -352,6 +386,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	// failure to serve is reported and capture goes on.
 	apiCtx, apiStop := context.WithCancel(context.Background())
 	defer apiStop()
+	var srv *query.Server
 	if api.listen != "" {
 		// The capture's own index: blocks are findable the moment the
 		// writer commits them.
@@ -370,7 +405,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 			defer mu.Unlock()
 			return lastStats, statsRead
 		})
-		srv, err := query.NewServer(qs, query.ServerOptions{
+		srv, err = query.NewServer(qs, query.ServerOptions{
 			Addr: api.listen, Token: api.token, Logger: slog.Default(),
 			Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col))},
 		})
@@ -385,11 +420,16 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	}
 
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		if s, ok := <-sigs; ok {
+		for s := range sigs {
+			if s == syscall.SIGHUP {
+				reloadCapture(st, srv, api.reload)
+				continue
+			}
 			slog.Info("signal received: draining", "signal", s.String())
 			st.p.Stop()
+			return
 		}
 	}()
 	defer signal.Stop(sigs)
@@ -414,4 +454,28 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	mu.Unlock()
 	printReport(cmd.OutOrStdout(), rep, &ps)
 	return err
+}
+
+// reloadCapture applies a SIGHUP: new retention limits and API token. A
+// reload that fails changes nothing and says why; capture goes on.
+func reloadCapture(st *store, srv *query.Server, reload func() (pipeline.RetentionOptions, string, error)) {
+	if reload == nil {
+		return
+	}
+	ro, tok, err := reload()
+	if err != nil {
+		slog.Error("SIGHUP: reload failed; nothing changed", "err", err)
+		return
+	}
+	if srv != nil {
+		if err := srv.SetToken(tok); err != nil {
+			slog.Error("SIGHUP: API token not changed", "err", err)
+			return
+		}
+	}
+	if err := st.p.SetRetention(ro); err != nil {
+		slog.Error("SIGHUP: retention not changed", "err", err)
+		return
+	}
+	slog.Info("SIGHUP: reloaded", "retain_bytes", ro.MaxBytes, "keep_free_percent", ro.KeepFreePercent, "retain_age", ro.MaxAge, "api_token", tok != "")
 }

@@ -27,6 +27,7 @@ type storeOptions struct {
 	retainBytes string
 	retainAge   time.Duration
 	keepFree    float64
+	retainEvery time.Duration
 }
 
 func (o *storeOptions) addFlags(cmd *cobra.Command) {
@@ -40,6 +41,7 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.compressors, "compressors", 0, "compression goroutines (default: the writer's)")
 	f.StringVar(&o.retainBytes, "retain-bytes", "", "retention: keep the segment files under this size (e.g. 500GiB); the oldest whole segments go first, with their index entries")
 	f.DurationVar(&o.retainAge, "retain-age", 0, "retention: drop segments whose newest packet is older than this, relative to the newest packet stored (e.g. 720h)")
+	f.DurationVar(&o.retainEvery, "retention-every", 10*time.Second, "retention: how often the limits are checked")
 	f.Float64Var(&o.keepFree, "keep-free", 0, "retention: keep this percentage of the store's filesystem free (e.g. 10)")
 	f.BoolVar(&o.noIndex, "no-index", false, "do not maintain the index (queries then scan block headers; `tapvault reindex` builds it later)")
 }
@@ -68,6 +70,9 @@ func (o *storeOptions) check() error {
 	}
 	if o.retainAge < 0 {
 		return fmt.Errorf("--retain-age %s: must not be negative", o.retainAge)
+	}
+	if o.retainEvery <= 0 {
+		return fmt.Errorf("--retention-every %s: must be positive", o.retainEvery)
 	}
 	if o.keepFree < 0 || o.keepFree >= 100 {
 		return fmt.Errorf("--keep-free %g: want a percentage from 0 to below 100", o.keepFree)
@@ -113,9 +118,9 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 		}
 	}
 	bs, _ := parseSize(o.blockSize)
-	var rb int64
-	if o.retainBytes != "" {
-		rb, _ = parseSize(o.retainBytes)
+	ret, err := o.retention()
+	if err != nil {
+		return nil, err
 	}
 	ss, _ := parseSize(o.segmentSize)
 	p, err := pipeline.Open(pipeline.Options{
@@ -129,12 +134,8 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 		Pin:         pin,
 		Lossless:    lossless,
 		Index:       !o.noIndex,
-		Retention: pipeline.RetentionOptions{
-			MaxBytes:        rb,
-			MaxAge:          o.retainAge,
-			KeepFreePercent: o.keepFree,
-		},
-		Logger: slog.Default(),
+		Retention:   ret,
+		Logger:      slog.Default(),
 	}, workers)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", o.data, err)
@@ -147,3 +148,18 @@ func (s *store) finish() error { return nil }
 
 // close releases anything finish did not.
 func (s *store) close() {}
+
+// retention is the retention part of the options.
+func (o *storeOptions) retention() (pipeline.RetentionOptions, error) {
+	var rb int64
+	if o.retainBytes != "" {
+		var err error
+		if rb, err = parseSize(o.retainBytes); err != nil {
+			return pipeline.RetentionOptions{}, fmt.Errorf("retain_bytes: %w", err)
+		}
+	}
+	if o.retainAge < 0 || o.keepFree < 0 || o.keepFree >= 100 {
+		return pipeline.RetentionOptions{}, fmt.Errorf("retention: retain_age %s, keep_free %g: want a non-negative age and a percentage below 100", o.retainAge, o.keepFree)
+	}
+	return pipeline.RetentionOptions{MaxBytes: rb, MaxAge: o.retainAge, KeepFreePercent: o.keepFree, Every: o.retainEvery}, nil
+}
