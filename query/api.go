@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +71,10 @@ type ServerOptions struct {
 	// answered 503 with Retry-After; default 2 s.
 	QueueWait time.Duration
 	Logger    *slog.Logger // default slog.Default()
+	// CertFile and KeyFile, when both are set, serve the API over TLS
+	// (PEM files; TLS 1.2 at least). They are loaded by NewServer, so a
+	// bad pair is an error at start, not at the first request.
+	CertFile, KeyFile string
 	// StreamWriteTimeout is the deadline of every write of a response (a
 	// packet stream writes in chunks of up to 1 MiB), so a stalled reader
 	// releases its query slot; default 30 s.
@@ -88,6 +93,7 @@ type Server struct {
 	log     *slog.Logger
 	sem     chan struct{}
 	tok     atomic.Pointer[tokenState] // swapped by SetToken (a SIGHUP reload)
+	tls     *tls.Config                // nil: plain HTTP
 	handler http.Handler
 	now     func() time.Time
 
@@ -140,6 +146,17 @@ func NewServer(store *Store, opts ServerOptions) (*Server, error) {
 			return nil, fmt.Errorf("api: handler path %q: nil handler", path)
 		}
 	}
+	var tlsConf *tls.Config
+	if (opts.CertFile == "") != (opts.KeyFile == "") {
+		return nil, errors.New("api: TLS needs both a certificate and a key file")
+	}
+	if opts.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("api: load TLS certificate: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	loop, err := isLoopbackAddr(opts.Addr)
 	if err != nil {
 		return nil, err
@@ -157,6 +174,7 @@ func NewServer(store *Store, opts ServerOptions) (*Server, error) {
 		ready: make(chan struct{}),
 	}
 	s.tok.Store(newTokenState(opts.Token))
+	s.tls = tlsConf
 	s.handler = s.logRequests(s.authenticate(http.HandlerFunc(s.route)))
 	return s, nil
 }
@@ -250,6 +268,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	s.mu.Lock()
 	s.bound = ln.Addr().String()
 	s.mu.Unlock()
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -265,7 +286,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	close(s.ready)
-	s.log.Info("api listening", "addr", s.bound, "token", s.tok.Load().has, "max_concurrent", s.opts.MaxConcurrent)
+	s.log.Info("api listening", "addr", s.bound, "tls", s.tls != nil, "token", s.tok.Load().has, "max_concurrent", s.opts.MaxConcurrent)
 
 	select {
 	case err := <-errc:

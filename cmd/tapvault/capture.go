@@ -46,6 +46,8 @@ type captureConfig struct {
 	Lossless    string        `yaml:"lossless"`
 	Listen      *string       `yaml:"listen"` // pointer: "" (API off) differs from absent
 	TokenFile   string        `yaml:"token_file"`
+	TLSCert     string        `yaml:"tls_cert"`
+	TLSKey      string        `yaml:"tls_key"`
 	StatsEvery  time.Duration `yaml:"stats_interval"`
 }
 
@@ -76,6 +78,8 @@ func newCaptureCmd() *cobra.Command {
 		lossless string
 		listen   string
 		tokenF   string
+		tlsCert  string
+		tlsKey   string
 	)
 	cmd := &cobra.Command{
 		Use:   "capture --eal \"EAL ARGS\" --data DIR",
@@ -129,6 +133,8 @@ and print the summary.`,
 				})
 				set("lossless", func() { lossless = orStr(c.Lossless, lossless) })
 				set("token-file", func() { tokenF = orStr(c.TokenFile, tokenF) })
+				set("tls-cert", func() { tlsCert = orStr(c.TLSCert, tlsCert) })
+				set("tls-key", func() { tlsKey = orStr(c.TLSKey, tlsKey) })
 				set("stats-interval", func() { statsInt = orDur(c.StatsEvery, statsInt) })
 				if c.Listen != nil {
 					set("listen", func() { listen = *c.Listen })
@@ -153,7 +159,7 @@ and print the summary.`,
 			if err != nil {
 				return err
 			}
-			api := apiOptions{listen: listen, token: token}
+			api := apiOptions{listen: listen, token: token, tlsCert: tlsCert, tlsKey: tlsKey}
 			// SIGHUP re-reads what can change on a running capture: the
 			// retention limits and the API token. Flags given on the
 			// command line keep precedence, as at start.
@@ -200,6 +206,8 @@ and print the summary.`,
 	f.DurationVar(&statsInt, "stats-interval", time.Second, "how often port statistics are read")
 	f.StringVar(&listen, "listen", query.DefaultAPIAddr, "HTTP API address while capturing (\"\" turns it off); off loopback a token is required")
 	f.StringVar(&tokenF, "token-file", "", "file holding the API bearer token (else $"+tokenEnv+")")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve the API over TLS with this PEM certificate (with --tls-key)")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	f.StringVar(&lossless, "lossless", "auto", "wait for buffers instead of dropping: auto = only for net_pcap replays, whose PMD reads the file only when polled, so waiting loses nothing; never use on a live port")
 	return cmd
 }
@@ -298,8 +306,9 @@ func devices(args []string) []string {
 // apiOptions configure the HTTP API a capture serves, and what a SIGHUP
 // reloads.
 type apiOptions struct {
-	listen, token string
-	reload        func() (pipeline.RetentionOptions, string, error)
+	listen, token   string
+	tlsCert, tlsKey string
+	reload          func() (pipeline.RetentionOptions, string, error)
 }
 
 func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration, lossless string, api apiOptions) error {
@@ -407,6 +416,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 		})
 		srv, err = query.NewServer(qs, query.ServerOptions{
 			Addr: api.listen, Token: api.token, Logger: slog.Default(),
+			CertFile: api.tlsCert, KeyFile: api.tlsKey,
 			Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col))},
 		})
 		if err != nil {

@@ -23,6 +23,7 @@ func newServeCmd() *cobra.Command {
 	var (
 		data, listen, tokenFile string
 		maxConcurrent           int
+		tlsCert, tlsKey         string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--token-file FILE]",
@@ -58,6 +59,7 @@ shuts the server down.`,
 			defer st.Close()
 			srv, err := query.NewServer(st, query.ServerOptions{
 				Addr: listen, Token: token, MaxConcurrent: maxConcurrent, Logger: log,
+				CertFile: tlsCert, KeyFile: tlsKey,
 			})
 			if err != nil {
 				return err
@@ -75,6 +77,8 @@ shuts the server down.`,
 	f.StringVar(&data, "data", "", "store directory")
 	f.StringVar(&listen, "listen", query.DefaultAPIAddr, "listen address; anything but loopback needs a token")
 	f.StringVar(&tokenFile, "token-file", "", "file holding the bearer token (else $"+tokenEnv+")")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve over TLS with this PEM certificate (with --tls-key)")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	f.IntVar(&maxConcurrent, "max-queries", query.DefaultMaxConcurrent, "queries that may run at once; more wait briefly, then get 503")
 	return cmd
 }
