@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -54,7 +55,9 @@ func main() {
 		if verbose {
 			level = slog.LevelDebug
 		}
-		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+		// Repeated warnings and errors are rate limited (3 a minute per
+		// message, then a count), so a persistent fault cannot flood the log.
+		slog.SetDefault(slog.New(newRateLimited(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}), time.Minute, 3)))
 	}
 	root.AddCommand(
 		newCaptureCmd(),
