@@ -46,6 +46,7 @@ type captureConfig struct {
 	Lossless    string        `yaml:"lossless"`
 	Listen      *string       `yaml:"listen"` // pointer: "" (API off) differs from absent
 	TokenFile   string        `yaml:"token_file"`
+	User        string        `yaml:"user"`
 	TLSCert     string        `yaml:"tls_cert"`
 	TLSKey      string        `yaml:"tls_key"`
 	StatsEvery  time.Duration `yaml:"stats_interval"`
@@ -80,6 +81,7 @@ func newCaptureCmd() *cobra.Command {
 		tokenF   string
 		tlsCert  string
 		tlsKey   string
+		runAs    string
 	)
 	cmd := &cobra.Command{
 		Use:   "capture --eal \"EAL ARGS\" --data DIR",
@@ -134,6 +136,7 @@ and print the summary.`,
 				set("lossless", func() { lossless = orStr(c.Lossless, lossless) })
 				set("token-file", func() { tokenF = orStr(c.TokenFile, tokenF) })
 				set("tls-cert", func() { tlsCert = orStr(c.TLSCert, tlsCert) })
+				set("user", func() { runAs = orStr(c.User, runAs) })
 				set("tls-key", func() { tlsKey = orStr(c.TLSKey, tlsKey) })
 				set("stats-interval", func() { statsInt = orDur(c.StatsEvery, statsInt) })
 				if c.Listen != nil {
@@ -159,7 +162,7 @@ and print the summary.`,
 			if err != nil {
 				return err
 			}
-			api := apiOptions{listen: listen, token: token, tlsCert: tlsCert, tlsKey: tlsKey}
+			api := apiOptions{listen: listen, token: token, tlsCert: tlsCert, tlsKey: tlsKey, user: runAs}
 			// SIGHUP re-reads what can change on a running capture: the
 			// retention limits and the API token. Flags given on the
 			// command line keep precedence, as at start.
@@ -206,6 +209,7 @@ and print the summary.`,
 	f.DurationVar(&statsInt, "stats-interval", time.Second, "how often port statistics are read")
 	f.StringVar(&listen, "listen", query.DefaultAPIAddr, "HTTP API address while capturing (\"\" turns it off); off loopback a token is required")
 	f.StringVar(&tokenF, "token-file", "", "file holding the API bearer token (else $"+tokenEnv+")")
+	f.StringVar(&runAs, "user", "", "once DPDK, the port, the store and the API are set up, give the store to this user and run as it (needs root)")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve the API over TLS with this PEM certificate (with --tls-key)")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	f.StringVar(&lossless, "lossless", "auto", "wait for buffers instead of dropping: auto = only for net_pcap replays, whose PMD reads the file only when polled, so waiting loses nothing; never use on a live port")
@@ -308,6 +312,7 @@ func devices(args []string) []string {
 type apiOptions struct {
 	listen, token   string
 	tlsCert, tlsKey string
+	user            string // drop to this user once set up
 	reload          func() (pipeline.RetentionOptions, string, error)
 }
 
@@ -444,6 +449,13 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	}()
 	defer signal.Stop(sigs)
 
+	if api.user != "" {
+		// Everything that needs root is done; the workers have not
+		// started, so every thread they lock is the new user's too.
+		if err := dropPrivileges(api.user, so.data); err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+	}
 	sources := make([]dataplane.Source, queues)
 	for i := range sources {
 		sources[i] = p.Queue(i)
