@@ -1,6 +1,9 @@
 package dataplane
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // PortConfig says how OpenPort sets up one ethdev port. Zero values pick the
 // defaults noted on each field.
@@ -49,4 +52,25 @@ type RxQueueStats struct {
 type ProducerOptions struct {
 	Loops int     // times over frames; 0 = once
 	PPS   float64 // target packets per second; 0 = as fast as possible
+}
+
+// TimestampSource says where an RX queue's packet timestamps come from.
+type TimestampSource int
+
+const (
+	TimestampTSC  TimestampSource = iota // TSC once per burst, anchored to CLOCK_REALTIME every second
+	TimestampPcap                        // net_pcap: the file's capture time, microseconds
+	TimestampNIC                         // RX timestamp offload, device clock calibrated by rte_eth_read_clock
+)
+
+func (s TimestampSource) String() string {
+	switch s {
+	case TimestampTSC:
+		return "tsc"
+	case TimestampPcap:
+		return "pcap"
+	case TimestampNIC:
+		return "nic"
+	}
+	return fmt.Sprintf("TimestampSource(%d)", int(s))
 }

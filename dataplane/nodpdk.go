@@ -5,8 +5,6 @@ package dataplane
 // This file gives binaries built without DPDK the same API as the cgo
 // files. Every live-capture entry point returns ErrNoDPDK.
 
-import "fmt"
-
 // Available reports whether this binary was built with DPDK support.
 const Available = false
 
@@ -33,27 +31,6 @@ func UnpinThread() error { return ErrNoDPDK }
 
 // CurrentLcore returns -1: this binary was built without DPDK.
 func CurrentLcore() int { return -1 }
-
-// TimestampSource says where an RX queue's packet timestamps come from.
-type TimestampSource int
-
-const (
-	TimestampTSC  TimestampSource = iota // TSC once per burst, anchored to CLOCK_REALTIME every second
-	TimestampPcap                        // net_pcap: the file's capture time, microseconds
-	TimestampNIC                         // RX timestamp offload, device clock calibrated by rte_eth_read_clock
-)
-
-func (s TimestampSource) String() string {
-	switch s {
-	case TimestampTSC:
-		return "tsc"
-	case TimestampPcap:
-		return "pcap"
-	case TimestampNIC:
-		return "nic"
-	}
-	return fmt.Sprintf("TimestampSource(%d)", int(s))
-}
 
 // Port is unavailable without DPDK; OpenPort never returns one.
 type Port struct{}

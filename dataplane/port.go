@@ -89,27 +89,6 @@ import (
 // The C burst array and the Go one must have the same size.
 const _ = uint(MaxBurst-C.TV_MAX_BURST) + uint(C.TV_MAX_BURST-MaxBurst)
 
-// TimestampSource says where an RX queue's packet timestamps come from.
-type TimestampSource int
-
-const (
-	TimestampTSC  TimestampSource = iota // TSC once per burst, anchored to CLOCK_REALTIME every second
-	TimestampPcap                        // net_pcap: the file's capture time, microseconds
-	TimestampNIC                         // RX timestamp offload, device clock calibrated by rte_eth_read_clock
-)
-
-func (s TimestampSource) String() string {
-	switch s {
-	case TimestampTSC:
-		return "tsc"
-	case TimestampPcap:
-		return "pcap"
-	case TimestampNIC:
-		return "nic"
-	}
-	return fmt.Sprintf("TimestampSource(%d)", int(s))
-}
-
 // Port is one started ethdev port and its RX queues.
 type Port struct {
 	id       uint16
