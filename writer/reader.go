@@ -286,17 +286,8 @@ func (r *Reader) ReadBlock(ref Ref, buf *BlockBuf) (BlockMeta, error) {
 		return BlockMeta{}, &CorruptionError{Path: f.Name(), Offset: off, Err: err}
 	}
 	n := int(h.recordLen())
-	if cap(buf.rec) < n {
-		rec := make([]byte, n)
-		copy(rec, buf.rec[:blockHeaderSize])
-		buf.rec = rec
-	}
-	buf.rec = buf.rec[:n]
-	if _, err := f.ReadAt(buf.rec[blockHeaderSize:], off+blockHeaderSize); err != nil {
-		if gerr := goneErr(err); gerr != nil {
-			return BlockMeta{}, gerr
-		}
-		return corrupt(fmt.Errorf("read block record: %w", noEOF(err)))
+	if err := readAfterHeader(f, off, n, buf, "read block record"); err != nil {
+		return BlockMeta{}, err
 	}
 	if err := checkRecordCRC(buf.rec); err != nil {
 		return corrupt(err)
@@ -313,6 +304,26 @@ func (r *Reader) ReadBlock(ref Ref, buf *BlockBuf) (BlockMeta, error) {
 	return h.meta(), nil
 }
 
+// readAfterHeader makes buf.rec the first n bytes of the block record at off
+// in f, keeping the header readHeader already put there and reading the rest.
+// A segment removed meanwhile gives ErrSegmentGone; a short or failed read a
+// *CorruptionError whose message starts with what.
+func readAfterHeader(f *os.File, off int64, n int, buf *BlockBuf, what string) error {
+	if cap(buf.rec) < n {
+		rec := make([]byte, n)
+		copy(rec, buf.rec[:blockHeaderSize])
+		buf.rec = rec
+	}
+	buf.rec = buf.rec[:n]
+	if _, err := f.ReadAt(buf.rec[blockHeaderSize:], off+blockHeaderSize); err != nil {
+		if gerr := goneErr(err); gerr != nil {
+			return gerr
+		}
+		return &CorruptionError{Path: f.Name(), Offset: off, Err: fmt.Errorf("%s: %w", what, noEOF(err))}
+	}
+	return nil
+}
+
 // ReadSummary reads only the header and summary section of the block at
 // ref (verifying the header and summary CRCs), not the packet records:
 // buf.Summary returns it, and buf.Records is empty.
@@ -326,17 +337,8 @@ func (r *Reader) ReadSummary(ref Ref, buf *BlockBuf) (BlockMeta, error) {
 		return BlockMeta{}, &CorruptionError{Path: f.Name(), Offset: off, Err: err}
 	}
 	n := int(h.hdrLen) + int(h.sumStored)
-	if cap(buf.rec) < n {
-		rec := make([]byte, n)
-		copy(rec, buf.rec[:blockHeaderSize])
-		buf.rec = rec
-	}
-	buf.rec = buf.rec[:n]
-	if _, err := f.ReadAt(buf.rec[blockHeaderSize:], off+blockHeaderSize); err != nil {
-		if gerr := goneErr(err); gerr != nil {
-			return BlockMeta{}, gerr
-		}
-		return corrupt(fmt.Errorf("read summary: %w", noEOF(err)))
+	if err := readAfterHeader(f, off, n, buf, "read summary"); err != nil {
+		return BlockMeta{}, err
 	}
 	sum := buf.rec[h.hdrLen:n]
 	if got := crc32.Checksum(sum, castagnoli); got != h.sumCRC {
