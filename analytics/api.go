@@ -1,0 +1,300 @@
+package analytics
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+)
+
+// Side is one end of a connection.
+type Side uint8
+
+// Sides. The client is the side that opened the connection (sent the SYN),
+// or, without a handshake, the side that is not on the decoder's port.
+const (
+	Client Side = 0
+	Server Side = 1
+)
+
+func (s Side) String() string {
+	if s == Client {
+		return "client"
+	}
+	return "server"
+}
+
+// Other returns the opposite side.
+func (s Side) Other() Side { return 1 - s }
+
+// PktRef is where one packet is stored: the block (Block is the block ID the
+// worker gave it, unique per capture run and queue, written into the block
+// header) and the packet's ordinal in the block. Block 0 means the packet
+// was not stored (no free block buffer, or the writer refused the block).
+type PktRef struct {
+	Block uint64
+	Queue uint16
+	Ord   uint32
+}
+
+// Field is one decoded key field of a message: a string or an integer.
+type Field struct {
+	Key   string
+	Str   string
+	Int   int64
+	IsInt bool
+}
+
+// Value returns the field's value as text.
+func (f Field) Value() string {
+	if f.IsInt {
+		return strconv.FormatInt(f.Int, 10)
+	}
+	return f.Str
+}
+
+// Message is one application message (a request or a response) seen on one
+// side of a connection. The Analyzer owns it and fills the timing and
+// packet fields; the parser adds key fields with Str and Int. A message
+// handed to Stream.Exchange must not be used by the parser afterwards.
+type Message struct {
+	Side    Side
+	FirstTS int64 // timestamp of the packet carrying the first byte
+	LastTS  int64 // timestamp of the packet carrying the last byte (0 until End)
+	Bytes   int64 // message bytes (0 until End)
+	Pkts    []PktRef
+	Fields  []Field
+	Ended   bool
+	Gap     bool // bytes of this message were lost before it ended
+
+	// Set by the Analyzer (TCP): the packet number in the connection of the
+	// first and last packets, and the stream offset after the last byte.
+	firstPkt, lastPkt uint64
+	startOff, endOff  uint64
+}
+
+// Str sets a string field (replacing one with the same key).
+func (m *Message) Str(key, v string) {
+	for i := range m.Fields {
+		if m.Fields[i].Key == key {
+			m.Fields[i] = Field{Key: key, Str: v}
+			return
+		}
+	}
+	m.Fields = append(m.Fields, Field{Key: key, Str: v})
+}
+
+// Int sets an integer field (replacing one with the same key).
+func (m *Message) Int(key string, v int64) {
+	for i := range m.Fields {
+		if m.Fields[i].Key == key {
+			m.Fields[i] = Field{Key: key, Int: v, IsInt: true}
+			return
+		}
+	}
+	m.Fields = append(m.Fields, Field{Key: key, Int: v, IsInt: true})
+}
+
+// Get returns the field named key.
+func (m *Message) Get(key string) (Field, bool) {
+	for _, f := range m.Fields {
+		if f.Key == key {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// Stream is what a Parser sees of its connection. Offsets are indexes into
+// the chunk b of the current Parser.Data call.
+type Stream interface {
+	// Begin starts a message on side s whose first byte is b[off] of the
+	// current Data call.
+	Begin(s Side, off int) *Message
+	// End ends m; its last byte is b[off-1] of the current Data call on m's
+	// side (off may be 0 when the message ended exactly at the end of the
+	// previous chunk... then call End in that call instead).
+	End(m *Message, off int)
+	// Exchange reports a request and its response (both ended). resp is nil
+	// for a request that got no answer (call it from Close or when the
+	// protocol knows no answer will come); req is nil for an unsolicited
+	// server message worth a record. Each message may be given once.
+	Exchange(req, resp *Message)
+	// Discard drops a message that will not be reported.
+	Discard(m *Message)
+	// TS is the timestamp of the packet being processed, in ns.
+	TS() int64
+	// Config is the analytics configuration (limits such as MaxStatement).
+	Config() *Config
+}
+
+// Parser decodes the application messages of one connection (or one UDP
+// flow). It is used from one goroutine. It must never panic on any input,
+// must bound the memory it keeps, and must not keep b after returning.
+type Parser interface {
+	// Data is the next in-order payload of side s: a TCP chunk after
+	// reassembly, or one UDP datagram. b is valid only during the call.
+	Data(s Side, b []byte, st Stream)
+	// Gap says n bytes of side s were lost (not captured, or dropped by the
+	// reassembly limits). The parser resynchronises or stops decoding.
+	Gap(s Side, n int, st Stream)
+	// Close is called once when the connection ends (FIN/RST, idle
+	// eviction, end of run). Requests still waiting are reported with
+	// Exchange(req, nil); messages left open are discarded by the caller.
+	Close(st Stream)
+}
+
+// Decoder describes one protocol for the registry.
+type Decoder struct {
+	Name string // record proto: "http", "dns", "tls", "redis", "pgsql", "mysql", "fix"
+	TCP  bool   // decodes TCP streams
+	UDP  bool   // decodes UDP datagrams
+	// Ports are the well-known server ports (either side of a flow on one
+	// of them selects the decoder, that side being the server).
+	Ports []uint16
+	// Backend marks database and cache protocols: exchanges a front end
+	// makes to its backend tier.
+	Backend bool
+	// Detect, if set, looks at the first payload of a connection whose
+	// ports matched no decoder and says whether it is this protocol. s is
+	// the side that sent b. It must be cheap and never panic.
+	Detect func(s Side, b []byte) bool
+	// New returns a parser for one connection.
+	New func(cfg *Config) Parser
+}
+
+var registry []*Decoder
+
+// Register adds a decoder. It is called from init functions; a duplicate
+// name is a programming error.
+func Register(d *Decoder) {
+	if d.Name == "" || d.New == nil || (!d.TCP && !d.UDP) {
+		panic("BUG: analytics.Register: incomplete decoder")
+	}
+	for _, x := range registry {
+		if x.Name == d.Name {
+			panic("BUG: analytics.Register: duplicate decoder " + d.Name)
+		}
+	}
+	registry = append(registry, d)
+	sort.Slice(registry, func(i, j int) bool { return registry[i].Name < registry[j].Name })
+}
+
+// Decoders returns the registered decoders, by name.
+func Decoders() []*Decoder { return slices.Clone(registry) }
+
+// Lookup returns the decoder called name.
+func Lookup(name string) (*Decoder, error) {
+	for _, d := range registry {
+		if d.Name == name {
+			return d, nil
+		}
+	}
+	names := make([]string, len(registry))
+	for i, d := range registry {
+		names[i] = d.Name
+	}
+	return nil, fmt.Errorf("unknown decoder %q (have %v)", name, names)
+}
+
+// Record classes (Record.Class).
+const (
+	ClassFast       = "fast"        // the server's first ACK of the request came with the response
+	ClassSlowApp    = "slow_app"    // a bare ACK on time, the response later: the application is slow
+	ClassSlowNet    = "slow_net"    // the ACK itself was late (server's of the request, or client's of the response)
+	ClassNoResponse = "no_response" // the request got no answer
+	ClassUDP        = "udp"         // no TCP signalling to split network from application time
+	ClassUnknown    = "unknown"     // TCP, but the ACK that splits the time was not seen
+	ClassFlow       = "flow"        // a "tcp" connection record (handshake and counts), not an exchange
+)
+
+// Record flags.
+const (
+	FlagGap          uint32 = 1 << iota // bytes of a message were lost
+	FlagRefsCut                         // more packets than MaxRefs: Packets lists the first ones
+	FlagNoRequest                       // a server message with no request (Request times are 0)
+	FlagMidstream                       // the connection's start was not seen (no handshake)
+	FlagSidesGuessed                    // client and server were guessed from ports, not the SYN
+)
+
+// Record is one exchange (a request and its response) or, with Proto "tcp",
+// one TCP connection's summary. Times are ns since the Unix epoch; durations
+// are ns, -1 when unknown.
+type Record struct {
+	ID        uint64
+	Proto     string
+	Transport uint8 // 6 TCP, 17 UDP
+	VLAN      uint16
+	Client    netip.AddrPort
+	Server    netip.AddrPort
+
+	ReqFirst, ReqLast   int64
+	RespFirst, RespLast int64
+	ServerAck           int64 // the server's first packet whose ACK covers the request (0: none seen)
+	ClientAck           int64 // the client's first packet whose ACK covers the response (0: none seen)
+
+	Network    int64 // ReqLast -> ServerAck
+	ServerTime int64 // ReqLast -> RespFirst: the server's (application) time as the capture point sees it
+	Transfer   int64 // RespFirst -> RespLast
+	ClientNet  int64 // RespLast -> ClientAck: the client side's network delay
+	RTT        int64 // the server-side round trip baseline (handshake SYN -> SYN/ACK, or the least ACK delay seen)
+	Class      string
+
+	ReqBytes, RespBytes int64
+	ReqPkts, RespPkts   int32 // packets carrying each message's bytes
+	Flags               uint32
+
+	Fields  []Field
+	Packets []PktRef // request packets first, then response packets
+}
+
+// Get returns the field named key.
+func (r *Record) Get(key string) (Field, bool) {
+	for _, f := range r.Fields {
+		if f.Key == key {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// SetID gives r its ID: a 64-bit FNV-1a hash of what identifies the
+// exchange (protocol, endpoints, VLAN, the first request and response
+// times, and the first packet's ref). It depends only on the packets, so
+// re-analysing stored packets gives the same IDs as the in-stream run.
+func (r *Record) SetID() {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	mix := func(b []byte) {
+		for _, c := range b {
+			h ^= uint64(c)
+			h *= prime
+		}
+	}
+	u64 := func(v uint64) {
+		var b [8]byte
+		for i := range b {
+			b[i] = byte(v >> (8 * i))
+		}
+		mix(b[:])
+	}
+	mix([]byte(r.Proto))
+	for _, ap := range [2]netip.AddrPort{r.Client, r.Server} {
+		a := ap.Addr().As16()
+		mix(a[:])
+		u64(uint64(ap.Port()))
+	}
+	u64(uint64(r.VLAN))
+	u64(uint64(r.ReqFirst))
+	u64(uint64(r.RespFirst))
+	if len(r.Packets) > 0 {
+		p := r.Packets[0]
+		u64(p.Block)
+		u64(uint64(p.Queue)<<32 | uint64(p.Ord))
+	}
+	if h == 0 {
+		h = 1
+	}
+	r.ID = h
+}

@@ -1,0 +1,97 @@
+package analytics
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config configures the analytics of one worker. The zero value is not
+// usable; start from DefaultConfig.
+type Config struct {
+	// Enabled lists the decoders to run, by name; empty means all
+	// registered decoders.
+	Enabled []string
+	// PortMap overrides port-based detection: a server port -> decoder
+	// name ("" disables decoding on that port).
+	PortMap map[uint16]string
+	// ContentDetect tries the decoders' Detect on connections whose ports
+	// match none.
+	ContentDetect bool
+
+	// MaxStatement truncates SQL statement text and other long free-text
+	// fields to this many bytes.
+	MaxStatement int
+	// MaxHeader bounds what a parser buffers for one message header
+	// (HTTP header block, a FIX message, a TLS handshake message).
+	MaxHeader int
+	// MaxRefs bounds the packet refs a record lists (FlagRefsCut beyond).
+	MaxRefs int
+
+	// Reassembly bounds: out-of-order bytes buffered per connection side,
+	// and in total per worker.
+	MaxConnBuffer  int
+	MaxTotalBuffer int
+	// MaxConns bounds the connections analysed per worker (beyond: counted
+	// and not analysed).
+	MaxConns int
+	// MaxPending bounds the requests waiting for a response per connection.
+	MaxPending int
+
+	// LateAck is how much later than the connection's baseline round trip
+	// an ACK may come before the exchange counts as slow_net: late when
+	// delay > RTT + max(LateAck, RTT/2).
+	LateAck time.Duration
+	// AckWait is how long (packet time) an exchange waits for the client's
+	// ACK of the response before it is emitted without one.
+	AckWait time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		ContentDetect:  true,
+		MaxStatement:   256,
+		MaxHeader:      16 << 10,
+		MaxRefs:        4096,
+		MaxConnBuffer:  256 << 10,
+		MaxTotalBuffer: 64 << 20,
+		MaxConns:       1 << 18,
+		MaxPending:     256,
+		LateAck:        5 * time.Millisecond,
+		AckWait:        time.Second,
+	}
+}
+
+// Validate checks c, naming the bad key.
+func (c *Config) Validate() error {
+	for _, n := range c.Enabled {
+		if _, err := Lookup(n); err != nil {
+			return fmt.Errorf("decoders: %w", err)
+		}
+	}
+	for p, n := range c.PortMap {
+		if n == "" {
+			continue
+		}
+		if _, err := Lookup(n); err != nil {
+			return fmt.Errorf("ports: port %d: %w", p, err)
+		}
+	}
+	switch {
+	case c.MaxStatement < 16:
+		return fmt.Errorf("max_statement: %d is below 16", c.MaxStatement)
+	case c.MaxHeader < 1024:
+		return fmt.Errorf("max_header: %d is below 1024", c.MaxHeader)
+	case c.MaxRefs < 1:
+		return fmt.Errorf("max_refs: must be at least 1")
+	case c.MaxConnBuffer < 0 || c.MaxTotalBuffer < 0:
+		return fmt.Errorf("reassembly buffers: must not be negative")
+	case c.MaxConns < 1:
+		return fmt.Errorf("max_conns: must be at least 1")
+	case c.MaxPending < 1:
+		return fmt.Errorf("max_pending: must be at least 1")
+	case c.LateAck < 0 || c.AckWait < 0:
+		return fmt.Errorf("late_ack/ack_wait: must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,15 @@
+// Package analytics is the in-stream half of tapvault: per-connection TCP
+// timing, bounded TCP reassembly, application message decoders and the
+// records that pair a request with its response.
+//
+// A worker hands every packet to its Analyzer (workers.Analyzer) after
+// decoding and the flow lookup, together with the packet's position in
+// storage (block ID and ordinal). The Analyzer keeps one conn per tracked
+// flow, indexed from the flow table entry, so it does no second hash lookup.
+// Payload bytes reach a protocol Parser in stream order; the parser marks
+// where messages begin and end (Stream.Begin/End) and pairs them
+// (Stream.Exchange). The Analyzer times each exchange from the TCP
+// signalling and emits a Record.
+//
+// Adding a protocol is one file: a Parser and a Register call in init.
+package analytics
