@@ -112,9 +112,11 @@ type Stream interface {
 	// Begin starts a message on side s whose first byte is b[off] of the
 	// current Data call.
 	Begin(s Side, off int) *Message
-	// End ends m; its last byte is b[off-1] of the current Data call on m's
-	// side (off may be 0 when the message ended exactly at the end of the
-	// previous chunk... then call End in that call instead).
+	// End ends m; its last byte is b[off-1] of the current Data call, which
+	// must be on m's side. off -1 means the message ended with the last
+	// byte already delivered on its side: for messages delimited by the
+	// connection's close or cut by a gap, called from Close, Gap, or a Data
+	// call of either side.
 	End(m *Message, off int)
 	// Exchange reports a request and its response (both ended). resp is nil
 	// for a request that got no answer (call it from Close or when the

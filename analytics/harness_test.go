@@ -18,6 +18,7 @@ type testStream struct {
 	n    int // length of the current chunk
 	open [2][]*Message
 	off  [2]int64 // stream offset of the current chunk's first byte
+	last [2]int64 // timestamp of the last chunk of each side
 
 	Exchanges [][2]*Message
 	Discarded []*Message
@@ -44,6 +45,8 @@ func (st *testStream) Feed(p Parser, s Side, b []byte) {
 		c[i] = 0xA5
 	}
 	st.off[s] += int64(len(b))
+	st.last[s] = st.ts
+	st.side, st.n = 2, 0 // no Data call in progress
 }
 
 // FeedGap reports n lost bytes of side s.
@@ -72,15 +75,20 @@ func (st *testStream) End(m *Message, off int) {
 	if m.Ended {
 		st.t.Fatalf("End of a message already ended")
 	}
-	if m.Side != st.side {
-		st.t.Fatalf("End of a %v message during a Data call of side %v", m.Side, st.side)
-	}
-	if off < 0 || off > st.n {
-		st.t.Fatalf("End offset %d outside chunk of %d", off, st.n)
-	}
 	m.Ended = true
-	m.LastTS = st.ts
-	m.endOff = uint64(st.off[m.Side] + int64(off))
+	if off == -1 {
+		m.LastTS = st.last[m.Side]
+		m.endOff = uint64(st.off[m.Side])
+	} else {
+		if m.Side != st.side {
+			st.t.Fatalf("End of a %v message during a Data call of side %v", m.Side, st.side)
+		}
+		if off < 0 || off > st.n {
+			st.t.Fatalf("End offset %d outside chunk of %d", off, st.n)
+		}
+		m.LastTS = st.ts
+		m.endOff = uint64(st.off[m.Side] + int64(off))
+	}
 	m.Bytes = int64(m.endOff - m.startOff)
 	st.drop(m)
 }
