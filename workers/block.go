@@ -137,6 +137,10 @@ func ParseSummary(b []byte, s *Summary) error {
 // written (or dropped), so the memory of the whole pipeline is bounded by the
 // pool.
 type Block struct {
+	// ID names the block in packet refs (analytics records): the worker's
+	// run ID in the high 32 bits and its per-queue block sequence number in
+	// the low 32. The writer stores it in the block header.
+	ID    uint64
 	Queue uint16 // RX queue (worker) that built it
 	Count uint32 // packets in Data
 	MinTS int64
@@ -160,7 +164,7 @@ type Block struct {
 
 // Reset empties b for reuse, keeping its buffers.
 func (b *Block) Reset() {
-	b.Count, b.MinTS, b.MaxTS, b.Bytes, b.OpenedAt, b.Arrived = 0, 0, 0, 0, 0, 0
+	b.ID, b.Count, b.MinTS, b.MaxTS, b.Bytes, b.OpenedAt, b.Arrived = 0, 0, 0, 0, 0, 0, 0
 	b.Data = b.Data[:0]
 	b.Summary.Flows = b.Summary.Flows[:0]
 	b.Summary.NonFlow = 0

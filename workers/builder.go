@@ -16,6 +16,8 @@ type builder struct {
 	maxFlows int
 
 	gen    uint32  // incremented per block; FlowEntry.blkGen caches membership
+	runID  uint32  // high half of block IDs
+	seq    uint32  // per-queue block sequence number, low half of block IDs
 	set    []int32 // slot -> index+1 into cur.Summary.Flows; 0 = empty
 	hashes []uint64
 	used   []int32 // slots set in this block
@@ -51,6 +53,11 @@ func (b *builder) open(now int64, wait bool) bool {
 		return false
 	}
 	blk.Queue = b.queue
+	b.seq++
+	if b.seq == 0 { // after 2^32 blocks; 0 would make ID 0 when runID is 0
+		b.seq = 1
+	}
+	blk.ID = uint64(b.runID)<<32 | uint64(b.seq)
 	blk.OpenedAt = now
 	blk.Arrived = time.Now().UnixNano() // once per block, not per packet
 	b.cur = blk

@@ -29,6 +29,39 @@ type Config struct {
 	// sink instead of dropping. It is for sources that can wait (files
 	// being imported); a live port must never set it: RX never blocks.
 	Lossless bool
+
+	// RunID goes into the high half of every block ID (Block.ID): a value
+	// unique to this capture run, so IDs from different runs never collide.
+	RunID uint32
+	// Analyzer, if set, sees every packet with an IP flow after storage
+	// (analytics): it must not block and must not keep the packet.
+	Analyzer Analyzer
+}
+
+// PacketRef is where a packet was stored: its block's ID, queue, and its
+// ordinal in the block. Block 0 means it was not stored.
+type PacketRef struct {
+	Block uint64
+	Queue uint16
+	Ord   uint32
+}
+
+// Analyzer is the in-stream analytics seam (package analytics implements
+// it). All calls come from the worker's goroutine.
+type Analyzer interface {
+	// Packet is one packet with a flow: d is its decoding, e its flow
+	// table entry (nil when the table was full), dir its direction in
+	// e.Key. p, d and e are borrowed for the call only (p.Data until the
+	// next Recv).
+	Packet(p *dataplane.Packet, d *Decoded, e *FlowEntry, dir uint8, ref PacketRef)
+	// FlowEnd is called when the flow table evicts e (idle), before e is
+	// reused.
+	FlowEnd(e *FlowEntry)
+	// Tick runs timers; now is the newest packet time seen (ns).
+	Tick(now int64)
+	// Flush ends every connection (end of run); the worker calls it from
+	// Flush after sealing its block.
+	Flush()
 }
 
 // Defaults for Config.
@@ -87,6 +120,8 @@ type Worker struct {
 	t0     time.Time
 	lastTS int64 // newest packet time seen
 	stats  *Stats
+	an     Analyzer
+	evict  func(*FlowEntry) // an.FlowEnd, or nil; built once, not per Tick
 
 	// per-burst counter deltas, published to stats once per burst
 	c struct {
@@ -111,13 +146,19 @@ func NewWorker(cfg Config) *Worker {
 	if cfg.FlowIdle <= 0 {
 		cfg.FlowIdle = DefaultFlowIdle
 	}
-	return &Worker{
+	w := &Worker{
 		cfg:   cfg,
 		flows: NewFlowTable(cfg.MaxFlows, int64(cfg.FlowIdle)),
 		b:     newBuilder(cfg.Pool, cfg.Queue, cfg.MaxBlockFlows),
 		t0:    time.Now(),
 		stats: new(Stats),
+		an:    cfg.Analyzer,
 	}
+	w.b.runID = cfg.RunID
+	if w.an != nil {
+		w.evict = w.an.FlowEnd
+	}
+	return w
 }
 
 // Stats returns the worker's live counters.
@@ -213,8 +254,16 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 		w.c.noFlow++
 	}
 
-	// Storage. Analytics above never depend on it: a packet that finds no
-	// block buffer is still decoded and counted in its flow.
+	// Storage, then analytics, which never depend on storage: a packet
+	// that finds no block buffer is still analysed (with a zero ref).
+	ref := w.store(p, data, k, h, e, dir, ok, now)
+	if ok && w.an != nil {
+		w.an.Packet(p, d, e, dir, ref)
+	}
+}
+
+// store appends the packet to the open block and returns where it went.
+func (w *Worker) store(p *dataplane.Packet, data []byte, k *FlowKey, h uint64, e *FlowEntry, dir uint8, ok bool, now int64) PacketRef {
 	if len(data) > MaxPacketSize {
 		data = data[:MaxPacketSize]
 		w.c.cut++
@@ -225,7 +274,7 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 	}
 	if bl.cur == nil && !bl.open(now, w.cfg.Lossless) {
 		w.c.noBuf++
-		return
+		return PacketRef{}
 	}
 	switch {
 	case !ok:
@@ -240,7 +289,7 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 			w.seal(false)
 			if !bl.open(now, w.cfg.Lossless) {
 				w.c.noBuf++
-				return
+				return PacketRef{}
 			}
 			x = bl.addFlow(k, h, dir, p.TS, p.WireLen)
 		}
@@ -248,7 +297,9 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 			e.blkGen, e.blkIdx = bl.gen, x
 		}
 	}
+	ref := PacketRef{Block: bl.cur.ID, Queue: w.cfg.Queue, Ord: bl.cur.Count}
 	bl.appendRecord(p.TS, p.WireLen, p.LinkType, p.Iface, data)
+	return ref
 }
 
 // seal hands the open block to the sink. If the sink refuses it, its packets
@@ -303,7 +354,10 @@ func (w *Worker) Tick(now int64) {
 	}
 	// Idleness is judged against the newest packet time seen, so a replay
 	// of an old trace evicts by the trace's clock.
-	w.flows.Evict(w.lastTS, 8, nil)
+	w.flows.Evict(w.lastTS, 8, w.evict)
+	if w.an != nil {
+		w.an.Tick(w.lastTS)
+	}
 	w.publish()
 }
 
@@ -311,6 +365,9 @@ func (w *Worker) Tick(now int64) {
 func (w *Worker) Flush() {
 	if w.b.cur != nil {
 		w.seal(false)
+	}
+	if w.an != nil {
+		w.an.Flush()
 	}
 	w.publish()
 }

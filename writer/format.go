@@ -30,7 +30,12 @@ import (
 const (
 	blockMagic      uint32 = 0x4b425654 // "TVBK"
 	blockVersion    uint8  = 1
-	blockHeaderSize        = 72
+	blockHeaderSize        = 72 // the fixed part every header has (version 1)
+	// blockHeaderLen is the header length written now: the fixed part and
+	// the block ID at offBlockID (hlen 80). The ID is covered by the record
+	// CRC, not the header CRC: readers use it only after a full-record read
+	// (ReadBlock), or as a hint.
+	blockHeaderLen = 80
 	maxHeaderSize          = 4096 // a reader accepts longer (future) headers up to this
 	crcSize                = 4
 
@@ -56,6 +61,7 @@ const (
 	offRecRaw    = 60
 	offSumCRC    = 64
 	offHdrCRC    = 68
+	offBlockID   = 72 // u64, in the header extension (hlen >= 80)
 )
 
 // Segment file header: 32 bytes, little-endian.
@@ -106,6 +112,7 @@ type blockHeader struct {
 	recStored uint32
 	recRaw    uint32
 	sumCRC    uint32
+	id        uint64 // block ID (0 when the header has no extension or it was not read)
 }
 
 // recordLen is the full on-disk length of the record, trailing CRC included.
@@ -124,17 +131,27 @@ func (h *blockHeader) meta() BlockMeta {
 		RawLen:    h.sumRaw + h.recRaw,
 		StoredLen: h.sumStored + h.recStored,
 		WireBytes: h.wire,
+		ID:        h.id,
+	}
+}
+
+// readBlockID fills h.id from a record buffer holding at least the whole
+// header.
+func (h *blockHeader) readBlockID(rec []byte) {
+	if h.hdrLen >= offBlockID+8 && len(rec) >= offBlockID+8 {
+		h.id = binary.LittleEndian.Uint64(rec[offBlockID:])
 	}
 }
 
 // putBlockHeader writes every header field except the ref and the header
 // CRC, which the write goroutine patches in once the offset is known.
 func putBlockHeader(b []byte, h *blockHeader) {
-	_ = b[blockHeaderSize-1]
+	_ = b[blockHeaderLen-1]
 	binary.LittleEndian.PutUint32(b[offMagic:], blockMagic)
 	b[offVersion] = blockVersion
 	b[offFlags] = 0
-	binary.LittleEndian.PutUint16(b[offHdrLen:], blockHeaderSize)
+	binary.LittleEndian.PutUint16(b[offHdrLen:], blockHeaderLen)
+	binary.LittleEndian.PutUint64(b[offBlockID:], h.id)
 	binary.LittleEndian.PutUint64(b[offRef:], 0)
 	binary.LittleEndian.PutUint16(b[offQueue:], h.queue)
 	b[offSumCodec] = h.sumCodec

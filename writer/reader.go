@@ -301,6 +301,7 @@ func (r *Reader) ReadBlock(ref Ref, buf *BlockBuf) (BlockMeta, error) {
 	if err != nil {
 		return corrupt(fmt.Errorf("records section: %w", err))
 	}
+	h.readBlockID(buf.rec)
 	return h.meta(), nil
 }
 
@@ -349,6 +350,7 @@ func (r *Reader) ReadSummary(ref Ref, buf *BlockBuf) (BlockMeta, error) {
 		return corrupt(fmt.Errorf("summary section: %w", err))
 	}
 	buf.records = nil
+	h.readBlockID(buf.rec)
 	return h.meta(), nil
 }
 

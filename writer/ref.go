@@ -40,6 +40,10 @@ type BlockMeta struct {
 	RawLen    uint32 // uncompressed payload bytes (summary + records)
 	StoredLen uint32 // payload bytes on disk
 	WireBytes uint64 // sum of the packets' wire lengths
+	// ID is the block ID its worker gave it (workers.Block.ID), which packet
+	// refs in message records name. Set by ReadBlock, ReadSummary and the
+	// commit hook; 0 from ScanSegment and for blocks written before IDs.
+	ID uint64
 
 	// Arrived is the wall-clock Unix ns at which the block's first packet
 	// reached its worker. Only the commit hook sees it (it is not stored):

@@ -117,6 +117,7 @@ func (w *segWalker) check(off int64) (blockHeader, error) {
 	if got := crc32.Checksum(sum, castagnoli); got != h.sumCRC {
 		return h, fmt.Errorf("summary crc %#08x, want %#08x", got, h.sumCRC)
 	}
+	h.readBlockID(w.rec)
 	return h, nil
 }
 

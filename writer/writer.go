@@ -525,7 +525,8 @@ func buildRecord(rb *recBuf, b *workers.Block, enc *zstd.Encoder) {
 		return
 	}
 	h := blockHeader{
-		hdrLen: blockHeaderSize,
+		hdrLen: blockHeaderLen,
+		id:     b.ID,
 		queue:  b.Queue,
 		count:  b.Count,
 		minTS:  b.MinTS,
@@ -534,10 +535,10 @@ func buildRecord(rb *recBuf, b *workers.Block, enc *zstd.Encoder) {
 		sumRaw: uint32(len(rb.sum)),
 		recRaw: uint32(len(b.Data)),
 	}
-	rec := grow(rb.rec, blockHeaderSize)
+	rec := grow(rb.rec, blockHeaderLen)
 	rec, h.sumCodec = appendSection(rec, rb.sum, enc)
-	h.sumStored = uint32(len(rec) - blockHeaderSize)
-	h.sumCRC = crc32.Checksum(rec[blockHeaderSize:], castagnoli)
+	h.sumStored = uint32(len(rec) - blockHeaderLen)
+	h.sumCRC = crc32.Checksum(rec[blockHeaderLen:], castagnoli)
 	start := len(rec)
 	rec, h.recCodec = appendSection(rec, b.Data, enc)
 	h.recStored = uint32(len(rec) - start)
@@ -719,7 +720,7 @@ func (w *Writer) commit() {
 		w.st.packets.Add(uint64(p.meta.Count))
 		w.st.wire.Add(p.meta.WireBytes)
 		w.st.raw.Add(uint64(p.meta.RawLen))
-		w.st.stored.Add(uint64(p.meta.StoredLen) + blockHeaderSize + crcSize)
+		w.st.stored.Add(uint64(p.meta.StoredLen) + blockHeaderLen + crcSize)
 		p.b.Release()
 		*p = pend{}
 	}
