@@ -1,0 +1,496 @@
+package msgstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+
+	"tapvault/analytics"
+)
+
+// Record encoding (one analytics.Record; docs/format/messages.md has the
+// table). Integers are uvarints or zig-zag varints, strings a uvarint
+// length then the bytes. In order:
+//
+//	id          8 bytes little-endian (a hash: a varint would be longer)
+//	proto       string
+//	transport   1 byte
+//	vlan        uvarint
+//	client      addrport (below)
+//	server      addrport
+//	times       1 byte presence mask, bit i set when time i != 0, for
+//	            ReqFirst, ReqLast, RespFirst, RespLast, ServerAck,
+//	            ClientAck; then for each present time a varint: the first
+//	            absolute, the others as the delta from the previous
+//	            present one
+//	durations   5 varints: Network, ServerTime, Transfer, ClientNet, RTT
+//	class       string
+//	bytes       2 varints: ReqBytes, RespBytes
+//	pkts        2 varints: ReqPkts, RespPkts
+//	flags       uvarint
+//	fields      uvarint count, then per field: key string, 1 byte kind
+//	            (bit 0 IsInt, bit 1 Str present, bit 2 Int present), the
+//	            string if present, the varint if present
+//	packets     uvarint count, then per ref: varint Block delta from the
+//	            previous ref's Block (the first from 0), uvarint Queue,
+//	            varint Ord delta from the previous ref's Ord (first from 0)
+//
+// addrport: 1 byte kind (0 no address, 4 IPv4, 6 IPv6, 7 IPv6 with zone),
+// the 4 or 16 address bytes, the zone string for kind 7, then the port as
+// 2 bytes little-endian (also for kind 0, so even an AddrPort with an
+// invalid address and a port round-trips).
+
+// Limits a parser enforces, so a damaged or hostile record cannot make it
+// allocate without bound. The writer refuses records beyond them.
+const (
+	MaxStringLen = 1 << 20 // bytes in any one string (proto, class, key, value)
+	MaxFields    = 1 << 16 // fields per record
+	MaxRefs      = 1 << 20 // packet refs per record
+)
+
+const (
+	addrNone   = 0
+	addr4      = 4
+	addr6      = 6
+	addr6Zone  = 7
+	fieldInt   = 1 << 0
+	fieldHasS  = 1 << 1
+	fieldHasI  = 1 << 2
+	fieldKinds = fieldInt | fieldHasS | fieldHasI
+)
+
+// errTruncated means the bytes end inside a record.
+var errTruncated = errors.New("record truncated")
+
+// AppendRecord appends the binary encoding of r to dst and returns the
+// extended slice. It does not check the limits (see checkRecord); it never
+// fails.
+func AppendRecord(dst []byte, r *analytics.Record) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, r.ID)
+	dst = appendString(dst, r.Proto)
+	dst = append(dst, r.Transport)
+	dst = binary.AppendUvarint(dst, uint64(r.VLAN))
+	dst = appendAddrPort(dst, r.Client)
+	dst = appendAddrPort(dst, r.Server)
+
+	times := [6]int64{r.ReqFirst, r.ReqLast, r.RespFirst, r.RespLast, r.ServerAck, r.ClientAck}
+	var mask byte
+	for i, t := range times {
+		if t != 0 {
+			mask |= 1 << i
+		}
+	}
+	dst = append(dst, mask)
+	var prev int64
+	for _, t := range times {
+		if t != 0 {
+			dst = binary.AppendVarint(dst, t-prev) // wraps for extreme values; the parser wraps back
+			prev = t
+		}
+	}
+
+	dst = binary.AppendVarint(dst, r.Network)
+	dst = binary.AppendVarint(dst, r.ServerTime)
+	dst = binary.AppendVarint(dst, r.Transfer)
+	dst = binary.AppendVarint(dst, r.ClientNet)
+	dst = binary.AppendVarint(dst, r.RTT)
+	dst = appendString(dst, r.Class)
+	dst = binary.AppendVarint(dst, r.ReqBytes)
+	dst = binary.AppendVarint(dst, r.RespBytes)
+	dst = binary.AppendVarint(dst, int64(r.ReqPkts))
+	dst = binary.AppendVarint(dst, int64(r.RespPkts))
+	dst = binary.AppendUvarint(dst, uint64(r.Flags))
+
+	dst = binary.AppendUvarint(dst, uint64(len(r.Fields)))
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		dst = appendString(dst, f.Key)
+		var kind byte
+		if f.IsInt {
+			kind |= fieldInt
+		}
+		if f.Str != "" {
+			kind |= fieldHasS
+		}
+		if f.Int != 0 {
+			kind |= fieldHasI
+		}
+		dst = append(dst, kind)
+		if f.Str != "" {
+			dst = appendString(dst, f.Str)
+		}
+		if f.Int != 0 {
+			dst = binary.AppendVarint(dst, f.Int)
+		}
+	}
+
+	dst = binary.AppendUvarint(dst, uint64(len(r.Packets)))
+	var prevBlock uint64
+	var prevOrd uint32
+	for _, p := range r.Packets {
+		dst = binary.AppendVarint(dst, int64(p.Block-prevBlock))
+		dst = binary.AppendUvarint(dst, uint64(p.Queue))
+		dst = binary.AppendVarint(dst, int64(p.Ord)-int64(prevOrd))
+		prevBlock, prevOrd = p.Block, p.Ord
+	}
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendAddrPort(dst []byte, ap netip.AddrPort) []byte {
+	a := ap.Addr()
+	switch {
+	case !a.IsValid():
+		dst = append(dst, addrNone)
+	case a.Is4():
+		b := a.As4()
+		dst = append(dst, addr4)
+		dst = append(dst, b[:]...)
+	default:
+		b := a.As16()
+		if z := a.Zone(); z != "" {
+			dst = append(dst, addr6Zone)
+			dst = append(dst, b[:]...)
+			dst = appendString(dst, z)
+		} else {
+			dst = append(dst, addr6)
+			dst = append(dst, b[:]...)
+		}
+	}
+	return binary.LittleEndian.AppendUint16(dst, ap.Port())
+}
+
+// checkRecord reports whether r is within the limits a parser accepts.
+func checkRecord(r *analytics.Record) error {
+	if len(r.Proto) > MaxStringLen || len(r.Class) > MaxStringLen || len(r.Client.Addr().Zone()) > MaxStringLen ||
+		len(r.Server.Addr().Zone()) > MaxStringLen {
+		return fmt.Errorf("record %016x: string longer than %d bytes", r.ID, MaxStringLen)
+	}
+	if len(r.Fields) > MaxFields {
+		return fmt.Errorf("record %016x: %d fields, limit %d", r.ID, len(r.Fields), MaxFields)
+	}
+	for i := range r.Fields {
+		if len(r.Fields[i].Key) > MaxStringLen || len(r.Fields[i].Str) > MaxStringLen {
+			return fmt.Errorf("record %016x: field %d longer than %d bytes", r.ID, i, MaxStringLen)
+		}
+	}
+	if len(r.Packets) > MaxRefs {
+		return fmt.Errorf("record %016x: %d packet refs, limit %d", r.ID, len(r.Packets), MaxRefs)
+	}
+	return nil
+}
+
+// decoder walks an encoded record. The first error sticks; later reads
+// return zero values, so ParseRecord checks err once per section.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte1() byte {
+	if len(d.b) < 1 {
+		d.fail(errTruncated)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) bytesN(n int) []byte {
+	if len(d.b) < n {
+		d.fail(errTruncated)
+		return nil
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		if n == 0 {
+			d.fail(errTruncated)
+		} else {
+			d.fail(errors.New("uvarint overflows 64 bits"))
+		}
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		if n == 0 {
+			d.fail(errTruncated)
+		} else {
+			d.fail(errors.New("varint overflows 64 bits"))
+		}
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bounded reads a uvarint that must be at most max.
+func (d *decoder) bounded(what string, max uint64) int {
+	v := d.uvarint()
+	if v > max {
+		d.fail(fmt.Errorf("%s %d exceeds %d", what, v, max))
+		return 0
+	}
+	return int(v)
+}
+
+// int32v reads a varint that must fit an int32.
+func (d *decoder) int32v(what string) int32 {
+	v := d.varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		d.fail(fmt.Errorf("%s %d out of int32 range", what, v))
+		return 0
+	}
+	return int32(v)
+}
+
+// rawString returns the next string's bytes, aliasing d.b.
+func (d *decoder) rawString(what string) []byte {
+	n := d.uvarint()
+	if n > MaxStringLen {
+		d.fail(fmt.Errorf("%s length %d exceeds %d", what, n, MaxStringLen))
+		return nil
+	}
+	return d.bytesN(int(n))
+}
+
+func (d *decoder) str(what string) string {
+	return intern(d.rawString(what))
+}
+
+func (d *decoder) addrPort(what string) netip.AddrPort {
+	var a netip.Addr
+	switch k := d.byte1(); k {
+	case addrNone:
+	case addr4:
+		if b := d.bytesN(4); b != nil {
+			a = netip.AddrFrom4([4]byte(b))
+		}
+	case addr6, addr6Zone:
+		if b := d.bytesN(16); b != nil {
+			a = netip.AddrFrom16([16]byte(b))
+		}
+		if k == addr6Zone {
+			z := d.rawString(what + " zone")
+			if len(z) == 0 {
+				d.fail(fmt.Errorf("%s: empty zone", what))
+			}
+			a = a.WithZone(string(z))
+		}
+	default:
+		d.fail(fmt.Errorf("%s: unknown address kind %d", what, k))
+	}
+	var port uint16
+	if b := d.bytesN(2); b != nil {
+		port = binary.LittleEndian.Uint16(b)
+	}
+	return netip.AddrPortFrom(a, port)
+}
+
+// ParseRecord decodes one record from the start of b into r and returns the
+// bytes after it. It overwrites every field of r and reuses r.Fields and
+// r.Packets (truncated to length 0), so a caller parsing many records into
+// one Record allocates only for strings that are not interned; anything the
+// caller kept from r's slices is overwritten. r's strings never alias b.
+// On error r holds a partial record and rest is nil. It never panics.
+func ParseRecord(b []byte, r *analytics.Record) (rest []byte, err error) {
+	d := decoder{b: b}
+	if id := d.bytesN(8); id != nil {
+		r.ID = binary.LittleEndian.Uint64(id)
+	}
+	r.Proto = d.str("proto")
+	r.Transport = d.byte1()
+	r.VLAN = uint16(d.bounded("vlan", math.MaxUint16))
+	r.Client = d.addrPort("client")
+	r.Server = d.addrPort("server")
+	if d.err != nil {
+		return nil, fmt.Errorf("parse record: %w", d.err)
+	}
+
+	mask := d.byte1()
+	if mask>>6 != 0 {
+		d.fail(fmt.Errorf("time mask %#02x has unknown bits", mask))
+	}
+	var times [6]int64
+	var prev int64
+	for i := range times {
+		if mask&(1<<i) != 0 {
+			t := prev + d.varint()
+			if t == 0 {
+				d.fail(fmt.Errorf("time %d present but zero", i))
+			}
+			times[i], prev = t, t
+		}
+	}
+	r.ReqFirst, r.ReqLast, r.RespFirst, r.RespLast, r.ServerAck, r.ClientAck =
+		times[0], times[1], times[2], times[3], times[4], times[5]
+
+	r.Network = d.varint()
+	r.ServerTime = d.varint()
+	r.Transfer = d.varint()
+	r.ClientNet = d.varint()
+	r.RTT = d.varint()
+	r.Class = d.str("class")
+	r.ReqBytes = d.varint()
+	r.RespBytes = d.varint()
+	r.ReqPkts = d.int32v("request packets")
+	r.RespPkts = d.int32v("response packets")
+	r.Flags = uint32(d.bounded("flags", math.MaxUint32))
+	if d.err != nil {
+		return nil, fmt.Errorf("parse record %016x: %w", r.ID, d.err)
+	}
+
+	// Each field takes at least 2 bytes: bound the count by what is left
+	// before growing the slice.
+	nf := d.bounded("field count", MaxFields)
+	if nf > len(d.b)/2 {
+		d.fail(fmt.Errorf("field count %d: %w", nf, errTruncated))
+		nf = 0
+	}
+	r.Fields = r.Fields[:0]
+	for i := 0; i < nf && d.err == nil; i++ {
+		f := analytics.Field{Key: d.str("field key")}
+		kind := d.byte1()
+		if kind&^fieldKinds != 0 {
+			d.fail(fmt.Errorf("field %d: unknown kind %#02x", i, kind))
+			break
+		}
+		f.IsInt = kind&fieldInt != 0
+		if kind&fieldHasS != 0 {
+			if f.Str = d.str("field value"); f.Str == "" && d.err == nil {
+				d.fail(fmt.Errorf("field %d: empty string marked present", i))
+			}
+		}
+		if kind&fieldHasI != 0 {
+			if f.Int = d.varint(); f.Int == 0 && d.err == nil {
+				d.fail(fmt.Errorf("field %d: zero integer marked present", i))
+			}
+		}
+		r.Fields = append(r.Fields, f)
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("parse record %016x: fields: %w", r.ID, d.err)
+	}
+
+	// Each ref takes at least 3 bytes.
+	np := d.bounded("packet ref count", MaxRefs)
+	if d.err != nil {
+		return nil, fmt.Errorf("parse record %016x: packet refs: %w", r.ID, d.err)
+	}
+	if np > len(d.b)/3 {
+		return nil, fmt.Errorf("parse record %016x: packet ref count %d: %w", r.ID, np, errTruncated)
+	}
+	r.Packets = r.Packets[:0]
+	var prevBlock uint64
+	var prevOrd uint32
+	for i := 0; i < np; i++ {
+		p := analytics.PktRef{Block: prevBlock + uint64(d.varint())}
+		p.Queue = uint16(d.bounded("queue", math.MaxUint16))
+		ord := int64(prevOrd) + d.varint()
+		if ord < 0 || ord > math.MaxUint32 {
+			d.fail(fmt.Errorf("packet ref %d: ordinal %d out of range", i, ord))
+		}
+		if d.err != nil {
+			return nil, fmt.Errorf("parse record %016x: packet refs: %w", r.ID, d.err)
+		}
+		p.Ord = uint32(ord)
+		r.Packets = append(r.Packets, p)
+		prevBlock, prevOrd = p.Block, p.Ord
+	}
+	return d.b, nil
+}
+
+// intern returns well-known protocol, class and field key names without
+// allocating (the switch on string(b) does not copy), and a copy of b
+// otherwise.
+func intern(b []byte) string {
+	switch string(b) {
+	case "":
+		return ""
+	case "http":
+		return "http"
+	case "dns":
+		return "dns"
+	case "tls":
+		return "tls"
+	case "tcp":
+		return "tcp"
+	case "redis":
+		return "redis"
+	case "pgsql":
+		return "pgsql"
+	case "mysql":
+		return "mysql"
+	case "fix":
+		return "fix"
+	case analytics.ClassFast:
+		return analytics.ClassFast
+	case analytics.ClassSlowApp:
+		return analytics.ClassSlowApp
+	case analytics.ClassSlowNet:
+		return analytics.ClassSlowNet
+	case analytics.ClassNoResponse:
+		return analytics.ClassNoResponse
+	case analytics.ClassUDP:
+		return analytics.ClassUDP
+	case analytics.ClassUnknown:
+		return analytics.ClassUnknown
+	case analytics.ClassFlow:
+		return analytics.ClassFlow
+	case "method":
+		return "method"
+	case "host":
+		return "host"
+	case "path":
+		return "path"
+	case "status":
+		return "status"
+	case "user_agent":
+		return "user_agent"
+	case "content_type":
+		return "content_type"
+	case "GET":
+		return "GET"
+	case "POST":
+		return "POST"
+	case "qname":
+		return "qname"
+	case "qtype":
+		return "qtype"
+	case "rcode":
+		return "rcode"
+	case "sni":
+		return "sni"
+	case "version":
+		return "version"
+	case "command":
+		return "command"
+	case "error":
+		return "error"
+	}
+	return string(b)
+}
