@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"tapvault/workers"
 )
 
 // Side is one end of a connection.
@@ -30,13 +31,9 @@ func (s Side) Other() Side { return 1 - s }
 
 // PktRef is where one packet is stored: the block (Block is the block ID the
 // worker gave it, unique per capture run and queue, written into the block
-// header) and the packet's ordinal in the block. Block 0 means the packet
-// was not stored (no free block buffer, or the writer refused the block).
-type PktRef struct {
-	Block uint64
-	Queue uint16
-	Ord   uint32
-}
+// header), the queue, and the packet's ordinal in the block. Block 0 means
+// the packet was not stored (no free block buffer).
+type PktRef = workers.PacketRef
 
 // Field is one decoded key field of a message: a string or an integer.
 type Field struct {
@@ -72,6 +69,9 @@ type Message struct {
 	// first and last packets, and the stream offset after the last byte.
 	firstPkt, lastPkt uint64
 	startOff, endOff  uint64
+	endSeq            uint32 // TCP sequence number after the last byte
+	ackTS             int64  // request: the other side's first packet whose ACK covers it
+	ackPkt            uint64 // and that packet's number
 }
 
 // Str sets a string field (replacing one with the same key).

@@ -11,6 +11,10 @@ type FlowEntry struct {
 	Bytes    [2]uint64
 	FirstDir uint8 // direction of the first packet seen: the initiator's
 
+	// App belongs to the Analyzer (its connection slot, 0 = none). It moves
+	// with the entry, so the analyzer needs no lookup of its own.
+	App uint32
+
 	// The worker caches where this flow sits in the open block's summary:
 	// valid while blkGen equals the builder's generation.
 	blkGen uint32

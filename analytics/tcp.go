@@ -1,0 +1,383 @@
+package analytics
+
+import (
+	"tapvault/workers"
+)
+
+// TCP flag bits (workers.Decoded.TCPFlags).
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+// connClosed in FlowEntry.App marks a flow whose connection ended (FIN
+// handshake done or RST): its late packets are ignored until a new SYN.
+const connClosed = ^uint32(0)
+
+// Sequence-space comparisons (RFC 1982 serial arithmetic).
+func seqLT(a, b uint32) bool { return int32(a-b) < 0 }
+func seqLE(a, b uint32) bool { return int32(a-b) <= 0 }
+func seqGT(a, b uint32) bool { return int32(a-b) > 0 }
+
+// conn is one analysed connection (or UDP flow).
+type conn struct {
+	idx    uint32 // slot; 0 = free
+	key    workers.FlowKey
+	tcp    bool
+	cliDir uint8 // the FlowKey direction the client sends in
+	flags  uint32
+
+	dec      *Decoder
+	parser   Parser
+	detected bool // content detection was tried
+	attn     bool // on the Analyzer's timer list
+
+	pkts    uint64 // packets seen (numbers packets for the piggyback test)
+	npk     [2]uint64
+	nby     [2]uint64
+	firstTS int64
+	lastTS  int64
+
+	synTS, synackTS, ackTS int64
+	rttSrv, rttCli         int64 // -1 unknown (see baseline)
+	minAck, minCliAck      int64
+
+	s    [2]sideState
+	open [2][]*Message // begun, not ended
+
+	pendAck []*Message // client messages ended, no server ACK of them yet
+	waitAck []pendEx   // exchanges waiting for the client's ACK of the response
+
+	retrans, ooo, dupack, zerowin, rst uint32
+	gapBytes                           uint64
+}
+
+type pendEx struct{ req, resp *Message }
+
+// rttSrvHS and rttCliHS are the handshake's two legs at the capture point:
+// SYN -> SYN/ACK (towards the server and back) and SYN/ACK -> ACK (towards
+// the client and back); -1 when not seen.
+func (c *conn) rttSrvHS() int64 {
+	if c.synTS != 0 && c.synackTS >= c.synTS {
+		return c.synackTS - c.synTS
+	}
+	return -1
+}
+
+func (c *conn) rttCliHS() int64 {
+	if c.synackTS != 0 && c.ackTS >= c.synackTS {
+		return c.ackTS - c.synackTS
+	}
+	return -1
+}
+
+// baseline is the server-side round trip an ACK delay is judged against:
+// the handshake's, else the least ACK delay seen on the connection.
+func (c *conn) baseline() int64 {
+	if r := c.rttSrvHS(); r >= 0 {
+		return r
+	}
+	if c.minAck > 0 {
+		return c.minAck
+	}
+	return -1
+}
+
+func (c *conn) cliBaseline() int64 {
+	if r := c.rttCliHS(); r >= 0 {
+		return r
+	}
+	if c.minCliAck > 0 {
+		return c.minCliAck
+	}
+	return -1
+}
+
+// sideState is one direction of a TCP connection.
+type sideState struct {
+	init bool   // base is known
+	base uint32 // sequence number of stream offset 0
+	off  uint64 // stream bytes delivered to the parser (or skipped as a gap)
+
+	maxEnd   uint32 // highest sequence end seen (Wireshark's nextseq)
+	maxEndTS int64  // when it last advanced
+	fin      bool
+	finSeq   uint32
+
+	ackSeen   bool
+	lastAck   uint32
+	lastAckTS int64
+	lastWin   uint16
+	dupAcks   int
+
+	ooo      []seg // out-of-order segments, by sequence number
+	oooBytes int
+
+	lastTS  int64 // packet time of the last delivery
+	lastPkt uint64
+}
+
+type seg struct {
+	seq  uint32
+	data []byte // owned copy
+	ts   int64
+	ref  PktRef
+}
+
+func (s *sideState) next() uint32     { return s.base + uint32(s.off) }
+func (s *sideState) buffered() bool   { return len(s.ooo) > 0 }
+func (s *sideState) started() bool    { return s.init }
+func (s *sideState) setBase(q uint32) { s.init, s.base, s.off, s.maxEnd = true, q, 0, q }
+
+// oooThreshold is how soon after the highest segment a lower one counts as
+// out of order rather than retransmitted: the handshake's round trip
+// (SYN -> ACK), or 3 ms, as Wireshark does.
+func (c *conn) oooThreshold() int64 {
+	if c.synTS != 0 && c.ackTS > c.synTS {
+		return c.ackTS - c.synTS
+	}
+	return 3_000_000
+}
+
+// tcpPacket is the TCP part of Packet: handshake, sequence analysis, ACK
+// timing, reassembly. It reports whether the connection ended.
+func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte, segLen int, ts int64, ref PktRef) bool {
+	fl := d.TCPFlags
+	ss, os := &c.s[s], &c.s[s.Other()]
+	pkt := c.pkts
+
+	// Handshake.
+	if fl&tcpSYN != 0 {
+		if fl&tcpACK == 0 {
+			if c.synTS == 0 {
+				c.synTS = ts
+			}
+		} else if c.synackTS == 0 {
+			c.synackTS = ts
+		}
+		if ss.init && ss.base == d.Seq+1 {
+			c.retrans++ // a repeated SYN
+			a.retx++
+		} else if !ss.init || ss.off == 0 {
+			ss.setBase(d.Seq + 1)
+			ss.maxEndTS = ts
+		}
+	} else if !ss.init {
+		ss.setBase(d.Seq)
+		ss.maxEndTS = ts
+		if c.synTS == 0 {
+			c.flags |= FlagMidstream
+		}
+	}
+	if fl&tcpACK != 0 && s == Client && c.ackTS == 0 && c.synackTS != 0 && os.init && d.Ack == os.base {
+		c.ackTS = ts
+	}
+	if fl&tcpRST != 0 {
+		c.rst++
+	}
+	if d.Window == 0 && fl&(tcpSYN|tcpFIN|tcpRST) == 0 {
+		c.zerowin++
+	}
+
+	// Sequence analysis, as Wireshark's tcp.analysis flags.
+	end := d.Seq + uint32(segLen)
+	if fl&tcpFIN != 0 {
+		end++
+	}
+	if (segLen > 0 || fl&tcpFIN != 0) && fl&tcpSYN == 0 {
+		keepalive := segLen <= 1 && fl&tcpFIN == 0 && d.Seq == ss.maxEnd-1
+		if seqLT(d.Seq, ss.maxEnd) && !keepalive {
+			switch {
+			case os.dupAcks >= 2 && os.lastAck == d.Seq && ts-os.lastAckTS < 20_000_000:
+				c.retrans++ // fast retransmission
+				a.retx++
+			case ts-ss.maxEndTS < c.oooThreshold() && ss.maxEnd != end:
+				c.ooo++
+				a.ooo++
+			default:
+				c.retrans++ // including spurious ones (already ACKed)
+				a.retx++
+			}
+		}
+		if seqGT(end, ss.maxEnd) {
+			ss.maxEnd, ss.maxEndTS = end, ts
+		}
+	}
+	// Duplicate ACKs.
+	if fl&tcpACK != 0 {
+		if segLen == 0 && fl&(tcpSYN|tcpFIN|tcpRST) == 0 && ss.ackSeen && d.Window != 0 &&
+			d.Window == ss.lastWin && d.Ack == ss.lastAck && d.Seq == ss.maxEnd {
+			ss.dupAcks++
+			c.dupack++
+		} else if d.Ack != ss.lastAck {
+			ss.dupAcks = 0
+		}
+		if !ss.ackSeen || d.Ack != ss.lastAck {
+			ss.lastAckTS = ts
+		}
+		ss.ackSeen, ss.lastAck, ss.lastWin = true, d.Ack, d.Window
+	}
+
+	decoding := c.parser != nil || !c.detected
+	// The other side's ACK: timing, and data it acknowledges that the
+	// capture never saw (a hole to declare).
+	if fl&tcpACK != 0 && os.init {
+		a.acked(c, s, d.Ack, ts, pkt)
+		if decoding && seqGT(d.Ack, os.next()) {
+			upto := d.Ack
+			if os.fin && seqLT(os.finSeq, upto) {
+				upto = os.finSeq
+			}
+			if len(os.ooo) > 0 && seqLT(os.ooo[0].seq, upto) {
+				upto = os.ooo[0].seq
+			}
+			if seqGT(upto, os.next()) {
+				a.fillHole(c, s.Other(), upto, ts, pkt)
+			}
+		}
+	}
+	if decoding && segLen > 0 && fl&tcpSYN == 0 {
+		a.reassemble(c, s, d.Seq, payload, segLen, ts, pkt, ref)
+	}
+	if fl&tcpFIN != 0 && !ss.fin {
+		ss.fin, ss.finSeq = true, d.Seq+uint32(segLen)
+	}
+	// The end: a RST, or both FINs with the second one ACKed.
+	done := fl&tcpRST != 0 ||
+		ss.fin && os.fin && fl&tcpACK != 0 && seqGT(d.Ack, os.finSeq) && !seqLT(ss.finSeq, ss.next())
+	return done
+}
+
+// acked handles an ACK number from side s: it times the other side's
+// messages it covers.
+func (a *Analyzer) acked(c *conn, s Side, ack uint32, ts int64, pkt uint64) {
+	if s == Server {
+		for len(c.pendAck) > 0 && seqLE(c.pendAck[0].endSeq, ack) {
+			m := c.pendAck[0]
+			m.ackTS, m.ackPkt = ts, pkt
+			c.pendAck = c.pendAck[1:]
+		}
+		return
+	}
+	for len(c.waitAck) > 0 && seqLE(c.waitAck[0].resp.endSeq, ack) {
+		x := c.waitAck[0]
+		c.waitAck = c.waitAck[1:]
+		a.emitExchange(c, x.req, x.resp, ts)
+	}
+}
+
+// reassemble delivers a segment's payload in stream order, buffering it if
+// it is ahead of the stream.
+func (a *Analyzer) reassemble(c *conn, s Side, seq uint32, payload []byte, segLen int, ts int64, pkt uint64, ref PktRef) {
+	ss := &c.s[s]
+	end := seq + uint32(segLen)
+	next := ss.next()
+	if !seqGT(end, next) {
+		return // all of it delivered already: a retransmission
+	}
+	if seqLT(seq, next) { // overlaps what was delivered: keep the new part
+		trim := int(next - seq)
+		if trim >= len(payload) {
+			payload = nil
+		} else {
+			payload = payload[trim:]
+		}
+		segLen -= trim
+		seq = next
+	}
+	if seq == next {
+		a.deliverSeg(c, s, payload, segLen, ts, pkt, ref)
+		a.drain(c, s, ts, pkt)
+		return
+	}
+	// Ahead of the stream: keep a copy until the hole fills.
+	if ss.oooBytes+segLen > a.cfg.MaxConnBuffer || a.buf+segLen > a.cfg.MaxTotalBuffer {
+		a.bfull++
+		a.insert(ss, seq, payload, ts, ref, segLen)
+		a.fillHole(c, s, ss.ooo[0].seq, ts, pkt)
+		return
+	}
+	a.insert(ss, seq, payload, ts, ref, segLen)
+	a.wantAttn(c)
+}
+
+// insert adds a segment to the out-of-order list, in sequence order. A cut
+// segment (snaplen) is kept as what was captured; the rest shows as a hole.
+func (a *Analyzer) insert(ss *sideState, seq uint32, payload []byte, ts int64, ref PktRef, segLen int) {
+	_ = segLen
+	sg := seg{seq: seq, data: append([]byte(nil), payload...), ts: ts, ref: ref}
+	i := len(ss.ooo)
+	for i > 0 && seqLT(seq, ss.ooo[i-1].seq) {
+		i--
+	}
+	ss.ooo = append(ss.ooo, seg{})
+	copy(ss.ooo[i+1:], ss.ooo[i:])
+	ss.ooo[i] = sg
+	ss.oooBytes += len(sg.data)
+	a.buf += len(sg.data)
+}
+
+// deliverSeg delivers an in-order segment; the part a snaplen cut (segLen
+// beyond the captured payload) becomes a hole.
+func (a *Analyzer) deliverSeg(c *conn, s Side, payload []byte, segLen int, ts int64, pkt uint64, ref PktRef) {
+	ss := &c.s[s]
+	if len(payload) > 0 {
+		a.deliver(c, s, payload, ts, pkt, ref)
+	}
+	if segLen > len(payload) {
+		a.gap(c, s, segLen-len(payload))
+	}
+	_ = ss
+}
+
+// drain delivers buffered segments that the stream has reached.
+func (a *Analyzer) drain(c *conn, s Side, ts int64, pkt uint64) {
+	ss := &c.s[s]
+	for len(ss.ooo) > 0 && c.idx != 0 {
+		sg := ss.ooo[0]
+		next := ss.next()
+		if seqGT(sg.seq, next) {
+			return
+		}
+		ss.ooo = ss.ooo[1:]
+		ss.oooBytes -= len(sg.data)
+		a.buf -= len(sg.data)
+		end := sg.seq + uint32(len(sg.data))
+		if !seqGT(end, next) {
+			continue
+		}
+		b := sg.data[int(next-sg.seq):]
+		// The bytes became available now: the packet that filled the hole
+		// completes them, so they carry its time; the ref is the packet
+		// that carried them.
+		a.deliver(c, s, b, max(ts, sg.ts), pkt, sg.ref)
+	}
+}
+
+// fillHole declares the bytes from the stream's position up to upto lost,
+// then delivers what was buffered after them.
+func (a *Analyzer) fillHole(c *conn, s Side, upto uint32, ts int64, pkt uint64) {
+	ss := &c.s[s]
+	if n := int64(upto - ss.next()); seqGT(upto, ss.next()) && n > 0 {
+		a.gap(c, s, int(n))
+	}
+	a.drain(c, s, ts, pkt)
+}
+
+// gap tells the parser n bytes of side s are lost.
+func (a *Analyzer) gap(c *conn, s Side, n int) {
+	ss := &c.s[s]
+	c.gapBytes += uint64(n)
+	a.gapB += uint64(n)
+	a.gaps++
+	for _, m := range c.open[s] {
+		m.Gap = true
+	}
+	if c.parser != nil {
+		a.setCur(c, s, ss.lastTS, ss.lastPkt, PktRef{})
+		c.parser.Gap(s, n, a)
+	}
+	ss.off += uint64(n)
+}
