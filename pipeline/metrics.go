@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tapvault/dataplane"
+	"tapvault/msgstore"
 	"tapvault/writer"
 )
 
@@ -162,6 +163,18 @@ var (
 	dRetentionSegs = desc("retention_dropped_segments_total", "Segments retention dropped, by reason (max_bytes, keep_free, max_age).", "reason")
 	dRetentionByte = desc("retention_dropped_bytes_total", "Bytes of the segments retention dropped, by reason.", "reason")
 	dStartTime     = desc("start_time_seconds", "Unix time the run started (0 before it does).")
+
+	// Analytics (the latency histograms and per-protocol counts come from
+	// the record stage's own collectors).
+	dAnRecords  = desc("analytics_records_total", "Records the analyzers emitted (exchanges and tcp connection records).")
+	dAnDropped  = desc("analytics_records_dropped_total", "Records lost, by stage: queue (the record queue was full) or store (the message store could not write them).", "stage")
+	dAnConns    = desc("analytics_connections", "Connections being analysed.")
+	dAnConnFull = desc("analytics_untracked_packets_total", "Packets of connections not analysed: the analyzer's or the flow table's limit was reached.")
+	dAnGapBytes = desc("analytics_gap_bytes_total", "TCP stream bytes the analyzers never saw (capture loss, or the reassembly limits).")
+	dAnBuffered = desc("analytics_reassembly_bytes", "Out-of-order TCP bytes held for reassembly.")
+	dTCPRetrans = desc("tcp_retransmissions_total", "TCP retransmissions (Wireshark's tcp.analysis.retransmission, fast and spurious ones included).")
+	dTCPOOO     = desc("tcp_out_of_order_total", "TCP out-of-order segments.")
+	dMsgBytes   = desc("store_message_bytes", "Size of the message store (DIR/messages).")
 )
 
 // Describe sends every metric's description.
@@ -174,8 +187,12 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		dIndexEnabled, dIndexBlocks, dIndexGroups, dIndexKeys, dIndexDeletes, dIndexDropped, dIndexLag, dIndexHoles,
 		dIndexBatch, dIndexCaughtUp, dIndexBytes, dTTQ,
 		dSegmentBytes, dFSSize, dFSAvail, dRetentionSegs, dRetentionByte, dStartTime,
+		dAnRecords, dAnDropped, dAnConns, dAnConnFull, dAnGapBytes, dAnBuffered, dTCPRetrans, dTCPOOO, dMsgBytes,
 	} {
 		ch <- d
+	}
+	if c.p.stage != nil {
+		c.p.stage.Describe(ch)
 	}
 }
 
@@ -291,6 +308,36 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, dRetentionByte, float64(retBytes[r]), r)
 	}
 	gauge(ch, dStartTime, float64(p.started.Load())/1e9)
+	if p.stage != nil {
+		c.collectAnalytics(ch)
+	}
+}
+
+func (c *Collector) collectAnalytics(ch chan<- prometheus.Metric) {
+	p := c.p
+	var recs, qdrop, conns, full, gap, buf, retx, ooo uint64
+	for _, an := range p.an {
+		s := an.Stats()
+		recs += s.Records.Load()
+		qdrop += s.RecordsDrop.Load()
+		conns += uint64(s.Conns.Load())
+		full += s.ConnsFull.Load()
+		gap += s.GapBytes.Load()
+		buf += uint64(s.Buffered.Load())
+		retx += s.Retrans.Load()
+		ooo += s.OutOfOrder.Load()
+	}
+	counter(ch, dAnRecords, float64(recs))
+	counter(ch, dAnDropped, float64(qdrop), "queue")
+	counter(ch, dAnDropped, float64(p.stage.dropped.Load()), "store")
+	gauge(ch, dAnConns, float64(conns))
+	counter(ch, dAnConnFull, float64(full))
+	counter(ch, dAnGapBytes, float64(gap))
+	gauge(ch, dAnBuffered, float64(buf))
+	counter(ch, dTCPRetrans, float64(retx))
+	counter(ch, dTCPOOO, float64(ooo))
+	gauge(ch, dMsgBytes, float64(msgstore.Size(p.opts.Dir)))
+	p.stage.Collect(ch)
 }
 
 // ttqHistogram buckets the time-to-queryable samples added since the last

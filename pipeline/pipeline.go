@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,8 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"tapvault/analytics"
 	"tapvault/dataplane"
 	"tapvault/index"
+	"tapvault/msgstore"
 	"tapvault/workers"
 	"tapvault/writer"
 )
@@ -46,6 +50,11 @@ type Options struct {
 	// zero value keeps everything.
 	Retention RetentionOptions
 
+	// Analytics, if set, runs the in-stream analytics in every worker with
+	// this configuration (validated by Open) and stores their records in
+	// Dir/messages. nil: no analytics.
+	Analytics *analytics.Config
+
 	// Pin, if set, is called on each worker's goroutine after it has been
 	// locked to its OS thread, to pin it (DPDK lcores).
 	Pin func(worker int) error
@@ -61,7 +70,10 @@ type Pipeline struct {
 	workers []*workers.Worker
 	ix      *index.Index
 	ttq     *latencies
-	ret     *retainer // nil without retention
+	ret     *retainer    // nil without retention
+	stage   *recordStage // nil without analytics
+	an      []*analytics.Analyzer
+	runID   uint32
 	stop    atomic.Bool
 	started atomic.Int64 // Unix ns when Run began; Live reads it concurrently
 
@@ -137,7 +149,25 @@ func Open(opts Options, n int) (*Pipeline, error) {
 			return nil, err
 		}
 	}
-	p := &Pipeline{opts: opts, pool: pool, w: w, ix: ix, ttq: ttq}
+	p := &Pipeline{opts: opts, pool: pool, w: w, ix: ix, ttq: ttq, runID: newRunID()}
+	if opts.Analytics != nil {
+		if err := opts.Analytics.Validate(); err != nil {
+			w.Close()
+			if ix != nil {
+				ix.Close()
+			}
+			return nil, fmt.Errorf("analytics: %w", err)
+		}
+		ms, err := msgstore.OpenWriter(opts.Dir, msgstore.Options{Logger: opts.Logger})
+		if err != nil {
+			w.Close()
+			if ix != nil {
+				ix.Close()
+			}
+			return nil, fmt.Errorf("open message store: %w", err)
+		}
+		p.stage = newRecordStage(ms, opts.Logger)
+	}
 	// The retainer runs even without limits (it then does nothing), so a
 	// reload can set them on a running capture.
 	{
@@ -150,7 +180,16 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		}
 	}
 	for i := 0; i < n; i++ {
+		var an *analytics.Analyzer
+		var wan workers.Analyzer
+		if p.stage != nil {
+			an = analytics.NewAnalyzer(*opts.Analytics, p.stage.emit)
+			p.an = append(p.an, an)
+			wan = an
+		}
 		p.workers = append(p.workers, workers.NewWorker(workers.Config{
+			RunID:         p.runID,
+			Analyzer:      wan,
 			Queue:         uint16(i),
 			Pool:          pool,
 			Sink:          w,
@@ -188,6 +227,9 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 	if p.ret != nil {
 		p.ret.start()
 	}
+	if p.stage != nil {
+		go p.stage.run()
+	}
 	var wg sync.WaitGroup
 	for i, src := range sources {
 		wg.Add(1)
@@ -219,7 +261,18 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 			errs[i] = fmt.Errorf("close source %d: %w", i, err)
 		}
 	}
+	// The workers flushed their analyzers when they stopped: every record
+	// is in the stage's queue.
+	var serr error
+	if p.stage != nil {
+		if err := p.stage.close(); err != nil {
+			serr = fmt.Errorf("close message store: %w", err)
+		}
+	}
 	werr := p.w.Close()
+	if werr == nil {
+		werr = serr
+	}
 	if p.ret != nil {
 		// A last pass once everything is written, then let go of the store.
 		p.ret.stop()
@@ -293,6 +346,25 @@ type Report struct {
 
 	RetentionDrops int   // segments retention dropped during the run
 	RetentionBytes int64 // their bytes
+
+	Analytics *AnalyticsReport // nil without analytics
+}
+
+// AnalyticsReport sums the analyzers' and the record stage's counters.
+type AnalyticsReport struct {
+	Records      uint64 // records the analyzers emitted
+	DropQueue    uint64 // records lost at the record queue (full)
+	DropStore    uint64 // records the message store refused (write errors)
+	Stored       uint64 // records appended to the message store
+	Exchanges    uint64
+	Unanswered   uint64
+	Conns        uint64 // connections analysed
+	ConnsFull    uint64 // packets of connections not analysed (limits)
+	GapBytes     uint64
+	Retrans      uint64
+	OutOfOrder   uint64
+	BufferFull   uint64
+	MessageBytes int64 // size of Dir/messages
 }
 
 func (p *Pipeline) report() Report {
@@ -306,6 +378,9 @@ func (p *Pipeline) report() Report {
 		lsm, vlog := p.ix.Size()
 		r.IndexBytes = lsm + vlog
 		r.TimeToQueryable = p.ttq.summary()
+	}
+	if p.stage != nil {
+		r.Analytics = p.analyticsReport()
 	}
 	for _, w := range p.workers {
 		s := w.Stats()
@@ -340,3 +415,41 @@ func (p *Pipeline) Index() *index.Index { return p.ix }
 
 // Live returns the report so far, for progress display while Run runs.
 func (p *Pipeline) Live() Report { return p.report() }
+
+// newRunID returns a random non-zero run ID for block IDs.
+func newRunID() uint32 {
+	var b [4]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return uint32(time.Now().UnixNano())
+		}
+		if v := binary.LittleEndian.Uint32(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+func (p *Pipeline) analyticsReport() *AnalyticsReport {
+	a := &AnalyticsReport{
+		DropStore:    p.stage.dropped.Load(),
+		Stored:       p.stage.stored.Load(),
+		MessageBytes: msgstore.Size(p.opts.Dir),
+	}
+	for _, an := range p.an {
+		s := an.Stats()
+		a.Records += s.Records.Load()
+		a.DropQueue += s.RecordsDrop.Load()
+		a.Exchanges += s.Exchanges.Load()
+		a.Unanswered += s.Unanswered.Load()
+		a.Conns += s.ConnsTotal.Load()
+		a.ConnsFull += s.ConnsFull.Load()
+		a.GapBytes += s.GapBytes.Load()
+		a.Retrans += s.Retrans.Load()
+		a.OutOfOrder += s.OutOfOrder.Load()
+		a.BufferFull += s.BufferFull.Load()
+	}
+	return a
+}
+
+// Analyzers returns the workers' analyzers (nil without analytics).
+func (p *Pipeline) Analyzers() []*analytics.Analyzer { return p.an }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tapvault/index"
+	"tapvault/msgstore"
 	"tapvault/writer"
 )
 
@@ -345,6 +346,13 @@ func (rt *retainer) drop(sp writer.SegmentSpan, reason string) {
 		"blocks", sp.Blocks, "first", time.Unix(0, sp.MinTS).UTC(), "last", time.Unix(0, sp.MaxTS).UTC())
 	if err := appendRetentionLog(rt.dir, a); err != nil {
 		rt.log.Error("retention: action not recorded", "segment", sp.Number, "err", err)
+	}
+	// Message records go with the packets they describe: whole message
+	// files whose every record is older than the segment's newest packet.
+	if n, b, err := msgstore.DropBefore(rt.dir, sp.MaxTS); err != nil {
+		rt.log.Error("retention: message files not dropped; will retry", "err", err)
+	} else if n > 0 {
+		rt.log.Info("retention: message files dropped", "files", n, "bytes", b, "before", time.Unix(0, sp.MaxTS).UTC())
 	}
 }
 

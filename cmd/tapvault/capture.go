@@ -50,6 +50,12 @@ type captureConfig struct {
 	TLSCert     string        `yaml:"tls_cert"`
 	TLSKey      string        `yaml:"tls_key"`
 	StatsEvery  time.Duration `yaml:"stats_interval"`
+	Analytics   *struct {
+		Enabled      *bool             `yaml:"enabled"`
+		Decoders     []string          `yaml:"decoders"`
+		Ports        map[uint16]string `yaml:"ports"`
+		MaxStatement int               `yaml:"max_statement"`
+	} `yaml:"analytics"`
 }
 
 func loadCaptureConfig(path string) (*captureConfig, error) {
@@ -141,6 +147,18 @@ and print the summary.`,
 				set("stats-interval", func() { statsInt = orDur(c.StatsEvery, statsInt) })
 				if c.Listen != nil {
 					set("listen", func() { listen = *c.Listen })
+				}
+				if a := c.Analytics; a != nil {
+					if a.Enabled != nil {
+						set("no-analytics", func() { so.noAnalytics = !*a.Enabled })
+					}
+					set("decoders", func() { so.decoders = a.Decoders })
+					set("max-statement", func() { so.maxStatement = orInt(a.MaxStatement, so.maxStatement) })
+					if !f.Changed("decoder-port") {
+						for port, name := range a.Ports {
+							so.decoderPorts = append(so.decoderPorts, fmt.Sprintf("%d=%s", port, name))
+						}
+					}
 				}
 			}
 			if !dataplane.Available {

@@ -51,6 +51,14 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 	if r.RetentionDrops > 0 {
 		fmt.Fprintf(w, "retention         dropped %d oldest segments, %s freed (DIR/retention.log)\n", r.RetentionDrops, humanBytes(r.RetentionBytes))
 	}
+	if a := r.Analytics; a != nil {
+		fmt.Fprintf(w, "analytics         %d records (%d exchanges, %d unanswered, %d connections), %d stored in %s; dropped: %d at the record queue, %d at the message store\n",
+			a.Records, a.Exchanges, a.Unanswered, a.Conns, a.Stored, humanBytes(a.MessageBytes), a.DropQueue, a.DropStore)
+		fmt.Fprintf(w, "tcp               %d retransmissions, %d out of order, %d stream bytes never seen, %d reassembly-limit holes, %d packets of untracked connections\n",
+			a.Retrans, a.OutOfOrder, a.GapBytes, a.BufferFull, a.ConnsFull)
+	} else {
+		fmt.Fprintf(w, "analytics         off (tapvault reanalyze can run the decoders over the stored packets)\n")
+	}
 	lost := r.DropNoBuffer + r.DropWriter + ws.PacketsLost
 	if port != nil {
 		lost += port.IMissed + port.RxNoMbuf + port.IErrors

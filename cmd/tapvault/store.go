@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tapvault/analytics"
 	"tapvault/pipeline"
 )
 
@@ -28,6 +29,11 @@ type storeOptions struct {
 	retainAge   time.Duration
 	keepFree    float64
 	retainEvery time.Duration
+
+	noAnalytics  bool
+	decoders     []string
+	decoderPorts []string // PORT=NAME
+	maxStatement int
 }
 
 func (o *storeOptions) addFlags(cmd *cobra.Command) {
@@ -44,6 +50,45 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.retainEvery, "retention-every", 10*time.Second, "retention: how often the limits are checked")
 	f.Float64Var(&o.keepFree, "keep-free", 0, "retention: keep this percentage of the store's filesystem free (e.g. 10)")
 	f.BoolVar(&o.noIndex, "no-index", false, "do not maintain the index (queries then scan block headers; `tapvault reindex` builds it later)")
+	f.BoolVar(&o.noAnalytics, "no-analytics", false, "do not decode application messages or measure latency in stream (tapvault reanalyze can do it later)")
+	f.StringSliceVar(&o.decoders, "decoders", nil, "decoders to run, comma-separated (default all: "+strings.Join(decoderNames(), ",")+")")
+	f.StringArrayVar(&o.decoderPorts, "decoder-port", nil, "PORT=NAME: decode this server port with decoder NAME, or PORT= to decode nothing there (repeatable)")
+	f.IntVar(&o.maxStatement, "max-statement", 0, "truncate SQL statements and other free text in records to this many bytes (default 256)")
+}
+
+func decoderNames() []string {
+	var n []string
+	for _, d := range analytics.Decoders() {
+		n = append(n, d.Name)
+	}
+	return n
+}
+
+// analyticsConfig is the analytics part of the options: nil when off.
+func (o *storeOptions) analyticsConfig() (*analytics.Config, error) {
+	if o.noAnalytics {
+		return nil, nil
+	}
+	c := analytics.DefaultConfig()
+	c.Enabled = o.decoders
+	if o.maxStatement != 0 {
+		c.MaxStatement = o.maxStatement
+	}
+	for _, pm := range o.decoderPorts {
+		ps, name, ok := strings.Cut(pm, "=")
+		port, err := strconv.ParseUint(ps, 10, 16)
+		if !ok || err != nil || port == 0 {
+			return nil, fmt.Errorf("--decoder-port %q: want PORT=NAME with a port from 1 to 65535", pm)
+		}
+		if c.PortMap == nil {
+			c.PortMap = map[uint16]string{}
+		}
+		c.PortMap[uint16(port)] = name
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("analytics: %w", err)
+	}
+	return &c, nil
 }
 
 func (o *storeOptions) check() error {
@@ -76,6 +121,9 @@ func (o *storeOptions) check() error {
 	}
 	if o.keepFree < 0 || o.keepFree >= 100 {
 		return fmt.Errorf("--keep-free %g: want a percentage from 0 to below 100", o.keepFree)
+	}
+	if _, err := o.analyticsConfig(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -123,7 +171,12 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 		return nil, err
 	}
 	ss, _ := parseSize(o.segmentSize)
+	ac, err := o.analyticsConfig()
+	if err != nil {
+		return nil, err
+	}
 	p, err := pipeline.Open(pipeline.Options{
+		Analytics:   ac,
 		Dir:         o.data,
 		BlockSize:   int(bs),
 		Blocks:      o.blocks,

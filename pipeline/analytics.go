@@ -1,0 +1,171 @@
+package pipeline
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tapvault/analytics"
+	"tapvault/msgstore"
+)
+
+// RecordQueueLen is how many records may wait between the workers'
+// analyzers and the record stage. A worker never waits: when the queue is
+// full the record is counted as dropped (records_dropped{stage="queue"}).
+const RecordQueueLen = 1 << 16
+
+// LatencyBuckets are the upper bounds, in seconds, of the message latency
+// histograms: 10 µs to 30 s.
+var LatencyBuckets = []float64{1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// MaxServerLabels bounds the distinct server label values per protocol in
+// the latency histograms; further servers share the value "other".
+const MaxServerLabels = 200
+
+// recordStage takes the records of every worker's analyzer, feeds the
+// latency metrics, and appends them to the message store. The metrics never
+// wait for the store: a store that fails (disk full) loses records, counted,
+// while the metrics go on.
+type recordStage struct {
+	ch  chan *analytics.Record
+	ms  *msgstore.Writer // nil: records are not stored (metrics only)
+	log *slog.Logger
+
+	hist     *prometheus.HistogramVec // proto, server, part
+	count    *prometheus.CounterVec   // proto, class
+	mu       sync.Mutex               // guards servers
+	servers  map[string]map[string]bool
+	received atomic.Uint64
+	stored   atomic.Uint64
+	dropped  atomic.Uint64 // the store refused them (write error)
+	done     chan struct{}
+}
+
+func newRecordStage(ms *msgstore.Writer, log *slog.Logger) *recordStage {
+	return &recordStage{
+		ch:  make(chan *analytics.Record, RecordQueueLen),
+		ms:  ms,
+		log: log,
+		hist: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tapvault_message_latency_seconds",
+			Help:    "Latency of application exchanges by protocol and server: part=total is request last packet to response last packet, network the request's last packet to the server's ACK of it, server the request's last packet to the response's first.",
+			Buckets: LatencyBuckets,
+		}, []string{"proto", "server", "part"}),
+		count: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapvault_messages_total",
+			Help: "Application exchanges (and tcp connection records) by protocol and class.",
+		}, []string{"proto", "class"}),
+		servers: map[string]map[string]bool{},
+		done:    make(chan struct{}),
+	}
+}
+
+// emit is every analyzer's Emit: it never blocks.
+func (s *recordStage) emit(r *analytics.Record) bool {
+	select {
+	case s.ch <- r:
+		return true
+	default:
+		return false
+	}
+}
+
+// run consumes records until the channel is closed, flushing the store's
+// open frame every second so records become readable.
+func (s *recordStage) run() {
+	defer close(s.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	dirty := false
+	for {
+		select {
+		case r, ok := <-s.ch:
+			if !ok {
+				s.flush(dirty)
+				return
+			}
+			s.received.Add(1)
+			s.observe(r)
+			if s.ms != nil {
+				if err := s.ms.Append(r); err != nil {
+					s.dropped.Add(1)
+					s.log.Error("message store: record lost", "err", err)
+				} else {
+					s.stored.Add(1)
+					dirty = true
+				}
+			}
+		case <-tick.C:
+			s.flush(dirty)
+			dirty = false
+		}
+	}
+}
+
+func (s *recordStage) flush(dirty bool) {
+	if s.ms == nil || !dirty {
+		return
+	}
+	if err := s.ms.Flush(); err != nil {
+		s.log.Error("message store: flush failed; the open frame's records are lost", "err", err)
+	}
+}
+
+// observe feeds the metrics.
+func (s *recordStage) observe(r *analytics.Record) {
+	s.count.WithLabelValues(r.Proto, r.Class).Inc()
+	if r.Proto == "tcp" || r.RespLast == 0 || r.ReqLast == 0 {
+		return
+	}
+	srv := s.serverLabel(r.Proto, r.Server.String())
+	s.hist.WithLabelValues(r.Proto, srv, "total").Observe(float64(r.RespLast-r.ReqLast) / 1e9)
+	if r.Network >= 0 {
+		s.hist.WithLabelValues(r.Proto, srv, "network").Observe(float64(r.Network) / 1e9)
+	}
+	if r.ServerTime >= 0 {
+		s.hist.WithLabelValues(r.Proto, srv, "server").Observe(float64(r.ServerTime) / 1e9)
+	}
+}
+
+func (s *recordStage) serverLabel(proto, srv string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.servers[proto]
+	if m == nil {
+		m = map[string]bool{}
+		s.servers[proto] = m
+	}
+	if m[srv] {
+		return srv
+	}
+	if len(m) >= MaxServerLabels {
+		return "other"
+	}
+	m[srv] = true
+	return srv
+}
+
+// close ends the stage after the workers have stopped: drain, flush,
+// close the store.
+func (s *recordStage) close() error {
+	close(s.ch)
+	<-s.done
+	if s.ms != nil {
+		return s.ms.Close()
+	}
+	return nil
+}
+
+// Describe and Collect make the stage a prometheus.Collector.
+func (s *recordStage) Describe(ch chan<- *prometheus.Desc) {
+	s.hist.Describe(ch)
+	s.count.Describe(ch)
+}
+
+func (s *recordStage) Collect(ch chan<- prometheus.Metric) {
+	s.hist.Collect(ch)
+	s.count.Collect(ch)
+}
