@@ -1,0 +1,556 @@
+package msgquery
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"tapvault/analytics"
+)
+
+// fixedNames are the JSON names AppendJSON writes itself; a record field
+// with one of these keys is written as "f_" + key.
+var fixedNames = map[string]bool{
+	"id": true, "proto": true, "transport": true, "vlan": true, "client": true, "server": true,
+	"req_first_ns": true, "req_last_ns": true, "resp_first_ns": true, "resp_last_ns": true,
+	"server_ack_ns": true, "client_ack_ns": true,
+	"latency_ns": true, "network_ns": true, "server_ns": true, "transfer_ns": true,
+	"client_net_ns": true, "rtt_ns": true, "class": true,
+	"req_bytes": true, "resp_bytes": true, "req_packets": true, "resp_packets": true,
+	"flags": true, "packets": true,
+	"tier_before_ns": true, "tier_backend_ns": true, "tier_after_ns": true, "tier_self_ns": true,
+	"backends": true, "frontend": true,
+}
+
+// flagNames are the JSON names of the record flags, by bit.
+var flagNames = [...]struct {
+	bit  uint32
+	name string
+}{
+	{analytics.FlagGap, "gap"},
+	{analytics.FlagRefsCut, "refs_cut"},
+	{analytics.FlagNoRequest, "no_request"},
+	{analytics.FlagMidstream, "midstream"},
+	{analytics.FlagSidesGuessed, "sides_guessed"},
+}
+
+// AppendJSON appends r as one JSON object (no trailing newline) to dst and
+// returns the extended buffer. t, when not nil, adds r's tier fields (see
+// Tier). Field names are listed in docs/messages.md; scripts depend on
+// them. It allocates nothing once dst has room.
+func AppendJSON(dst []byte, r *analytics.Record, t *Tier) []byte {
+	dst = append(dst, `{"id":"`...)
+	dst = appendHex16(dst, r.ID)
+	dst = append(dst, `","proto":`...)
+	dst = appendString(dst, r.Proto)
+	dst = append(dst, `,"transport":`...)
+	switch r.Transport {
+	case 6:
+		dst = append(dst, `"tcp"`...)
+	case 17:
+		dst = append(dst, `"udp"`...)
+	default:
+		dst = append(dst, '"')
+		dst = strconv.AppendUint(dst, uint64(r.Transport), 10)
+		dst = append(dst, '"')
+	}
+	if r.VLAN != 0 {
+		dst = append(dst, `,"vlan":`...)
+		dst = strconv.AppendUint(dst, uint64(r.VLAN), 10)
+	}
+	dst = append(dst, `,"client":`...)
+	dst = appendAddrPort(dst, r.Client)
+	dst = append(dst, `,"server":`...)
+	dst = appendAddrPort(dst, r.Server)
+
+	dst = appendIntField(dst, "req_first_ns", max(r.ReqFirst, 0))
+	dst = appendIntField(dst, "req_last_ns", max(r.ReqLast, 0))
+	dst = appendIntField(dst, "resp_first_ns", max(r.RespFirst, 0))
+	dst = appendIntField(dst, "resp_last_ns", max(r.RespLast, 0))
+	dst = appendIntField(dst, "server_ack_ns", max(r.ServerAck, 0))
+	dst = appendIntField(dst, "client_ack_ns", max(r.ClientAck, 0))
+	dst = appendIntField(dst, "latency_ns", latencyOf(r))
+	dst = appendIntField(dst, "network_ns", dur(r.Network))
+	dst = appendIntField(dst, "server_ns", dur(r.ServerTime))
+	dst = appendIntField(dst, "transfer_ns", dur(r.Transfer))
+	dst = appendIntField(dst, "client_net_ns", dur(r.ClientNet))
+	dst = appendIntField(dst, "rtt_ns", dur(r.RTT))
+	dst = append(dst, `,"class":`...)
+	dst = appendString(dst, r.Class)
+	dst = appendIntField(dst, "req_bytes", r.ReqBytes)
+	dst = appendIntField(dst, "resp_bytes", r.RespBytes)
+	dst = appendIntField(dst, "req_packets", int64(r.ReqPkts))
+	dst = appendIntField(dst, "resp_packets", int64(r.RespPkts))
+
+	dst = append(dst, `,"flags":[`...)
+	first := true
+	for _, f := range flagNames {
+		if r.Flags&f.bit == 0 {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, '"')
+		dst = append(dst, f.name...)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, ']')
+
+	for _, f := range r.Fields {
+		dst = append(dst, ',')
+		if fixedNames[f.Key] {
+			dst = append(dst, `"f_`...)
+			dst = appendStringBody(dst, f.Key)
+			dst = append(dst, '"')
+		} else {
+			dst = appendString(dst, f.Key)
+		}
+		dst = append(dst, ':')
+		if f.IsInt {
+			dst = strconv.AppendInt(dst, f.Int, 10)
+		} else {
+			dst = appendString(dst, f.Str)
+		}
+	}
+
+	dst = append(dst, `,"packets":[`...)
+	for i, p := range r.Packets {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"block":"`...)
+		dst = appendHex16(dst, p.Block)
+		dst = append(dst, `","queue":`...)
+		dst = strconv.AppendUint(dst, uint64(p.Queue), 10)
+		dst = append(dst, `,"ord":`...)
+		dst = strconv.AppendUint(dst, uint64(p.Ord), 10)
+		dst = append(dst, '}')
+	}
+	dst = append(dst, ']')
+
+	if t != nil {
+		if t.IsFront {
+			dst = appendIntField(dst, "tier_before_ns", t.Before)
+			dst = appendIntField(dst, "tier_backend_ns", t.Backend)
+			dst = appendIntField(dst, "tier_after_ns", t.After)
+			dst = appendIntField(dst, "tier_self_ns", t.Self)
+			dst = append(dst, `,"backends":[`...)
+			for i, id := range t.Backends {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = append(dst, '"')
+				dst = appendHex16(dst, id)
+				dst = append(dst, '"')
+			}
+			dst = append(dst, ']')
+		} else if t.Frontend != 0 {
+			dst = append(dst, `,"frontend":"`...)
+			dst = appendHex16(dst, t.Frontend)
+			dst = append(dst, '"')
+		}
+	}
+	return append(dst, '}')
+}
+
+// dur maps every negative duration to -1, "unknown".
+func dur(v int64) int64 {
+	if v < 0 {
+		return -1
+	}
+	return v
+}
+
+func appendIntField(dst []byte, name string, v int64) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, '"', ':')
+	return strconv.AppendInt(dst, v, 10)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendHex16 appends v as 16 lowercase hex digits.
+func appendHex16(dst []byte, v uint64) []byte {
+	for i := 60; i >= 0; i -= 4 {
+		dst = append(dst, hexDigits[v>>uint(i)&0xf])
+	}
+	return dst
+}
+
+// appendAddrPort appends ap as a JSON string: "ip:port", "[ipv6]:port",
+// or "" for an invalid (unset) address.
+func appendAddrPort(dst []byte, ap netip.AddrPort) []byte {
+	dst = append(dst, '"')
+	if ap.IsValid() {
+		dst = ap.AppendTo(dst) // digits, dots, colons, brackets, a zone: no escaping needed
+	}
+	return append(dst, '"')
+}
+
+// appendString appends s as a JSON string.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = appendStringBody(dst, s)
+	return append(dst, '"')
+}
+
+// appendStringBody appends s escaped for the inside of a JSON string, as
+// encoding/json does without HTML escaping: quotes, backslashes and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD, and U+2028/U+2029
+// escaped so the output is also valid JavaScript.
+func appendStringBody(dst []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}
+
+// AppendText appends one human-readable line for r (no trailing newline):
+// the time of the request's first byte (or of the response's, without a
+// request) in RFC 3339 UTC with microseconds, the protocol, client → server,
+// a protocol-specific summary, the latency, network and server times, the
+// class and the ID. Text from the record is cleaned of control characters
+// so that one record is one line.
+func AppendText(dst []byte, r *analytics.Record) []byte {
+	ts := r.ReqFirst
+	if ts <= 0 {
+		ts = r.RespFirst
+	}
+	if ts > 0 {
+		dst = time.Unix(0, ts).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
+	} else {
+		dst = append(dst, '-')
+	}
+	dst = append(dst, ' ')
+	dst = appendClean(dst, r.Proto, 16)
+	dst = append(dst, ' ')
+	if r.Client.IsValid() {
+		dst = r.Client.AppendTo(dst)
+	} else {
+		dst = append(dst, '?')
+	}
+	dst = append(dst, " → "...)
+	if r.Server.IsValid() {
+		dst = r.Server.AppendTo(dst)
+	} else {
+		dst = append(dst, '?')
+	}
+	dst = append(dst, ' ')
+	dst = appendSummary(dst, r)
+	dst = append(dst, " latency="...)
+	dst = AppendDuration(dst, latencyOf(r))
+	dst = append(dst, " network="...)
+	dst = AppendDuration(dst, r.Network)
+	dst = append(dst, " server="...)
+	dst = AppendDuration(dst, r.ServerTime)
+	dst = append(dst, " class="...)
+	dst = appendClean(dst, r.Class, 16)
+	dst = append(dst, " id="...)
+	return appendHex16(dst, r.ID)
+}
+
+// field helpers for the summaries: the value as text, "" when missing.
+func appendFieldText(dst []byte, r *analytics.Record, key string, maxLen int) []byte {
+	f, ok := r.Get(key)
+	if !ok {
+		return dst
+	}
+	if f.IsInt {
+		return strconv.AppendInt(dst, f.Int, 10)
+	}
+	return appendClean(dst, f.Str, maxLen)
+}
+
+func has(r *analytics.Record, key string) bool {
+	_, ok := r.Get(key)
+	return ok
+}
+
+// appendSummary appends the key fields of r in a short protocol-specific
+// form, e.g. "GET www.example.com/path -> 200".
+func appendSummary(dst []byte, r *analytics.Record) []byte {
+	noResp := r.RespFirst <= 0 && r.RespLast <= 0
+	arrow := func(dst []byte) []byte { return append(dst, " -> "...) }
+	switch {
+	case r.Proto == "http":
+		dst = appendFieldText(dst, r, "method", 16)
+		dst = append(dst, ' ')
+		dst = appendFieldText(dst, r, "host", 80)
+		dst = appendFieldText(dst, r, "path", 120)
+		dst = arrow(dst)
+		if has(r, "status") {
+			dst = appendFieldText(dst, r, "status", 8)
+		} else {
+			dst = append(dst, '-')
+		}
+	case r.Proto == "dns":
+		dst = appendFieldText(dst, r, "qtype", 16)
+		dst = append(dst, ' ')
+		dst = appendFieldText(dst, r, "qname", 120)
+		dst = arrow(dst)
+		switch {
+		case has(r, "rcode_name"):
+			dst = appendFieldText(dst, r, "rcode_name", 16)
+		case has(r, "rcode"):
+			dst = append(dst, "rcode="...)
+			dst = appendFieldText(dst, r, "rcode", 8)
+		default:
+			dst = append(dst, '-')
+		}
+		if f, ok := r.Get("answers"); ok && f.IsInt {
+			dst = append(dst, ' ')
+			dst = strconv.AppendInt(dst, f.Int, 10)
+			if f.Int == 1 {
+				dst = append(dst, " answer"...)
+			} else {
+				dst = append(dst, " answers"...)
+			}
+		}
+	case isPostgres(r.Proto):
+		dst = appendStatement(dst, r)
+		dst = arrow(dst)
+		switch {
+		case has(r, "error_code"):
+			dst = append(dst, "error "...)
+			dst = appendFieldText(dst, r, "error_code", 16)
+		case has(r, "tag"):
+			dst = appendFieldText(dst, r, "tag", 40)
+		default:
+			dst = append(dst, '-')
+		}
+	case r.Proto == "mysql":
+		dst = appendStatement(dst, r)
+		dst = arrow(dst)
+		switch {
+		case has(r, "error_code"):
+			dst = append(dst, "error "...)
+			dst = appendFieldText(dst, r, "error_code", 16)
+		case has(r, "result"):
+			dst = appendFieldText(dst, r, "result", 40)
+		default:
+			dst = append(dst, '-')
+		}
+		if has(r, "rows") {
+			dst = append(dst, " rows="...)
+			dst = appendFieldText(dst, r, "rows", 20)
+		}
+	case r.Proto == "redis":
+		dst = appendFieldText(dst, r, "command", 32)
+		if has(r, "key") {
+			dst = append(dst, ' ')
+			dst = appendFieldText(dst, r, "key", 60)
+		}
+		dst = arrow(dst)
+		switch {
+		case has(r, "error"):
+			dst = append(dst, "error "...)
+			dst = appendFieldText(dst, r, "error", 60)
+		case has(r, "reply"):
+			dst = appendFieldText(dst, r, "reply", 60)
+		default:
+			dst = append(dst, '-')
+		}
+	case r.Proto == "tls":
+		dst = appendFieldText(dst, r, "sni", 120)
+		if has(r, "version") {
+			dst = append(dst, ' ')
+			dst = appendFieldText(dst, r, "version", 16)
+		}
+		if has(r, "alpn") {
+			dst = append(dst, " alpn="...)
+			dst = appendFieldText(dst, r, "alpn", 32)
+		}
+	case r.Proto == "fix":
+		dst = appendFieldText(dst, r, "msgtype", 8)
+		if has(r, "clordid") {
+			dst = append(dst, ' ')
+			dst = appendFieldText(dst, r, "clordid", 40)
+		}
+		dst = arrow(dst)
+		if has(r, "resp_msgtype") {
+			dst = appendFieldText(dst, r, "resp_msgtype", 8)
+		} else {
+			dst = append(dst, '-')
+		}
+	case r.Proto == "tcp":
+		dst = append(dst, "handshake="...)
+		syn, sok := r.Get("syn_ns")
+		srv, vok := r.Get("hs_server_ns")
+		cli, cok := r.Get("hs_client_ns")
+		if sok && vok && cok && syn.IsInt && srv.IsInt && cli.IsInt {
+			dst = AppendDuration(dst, srv.Int)
+			dst = append(dst, '+')
+			dst = AppendDuration(dst, cli.Int)
+		} else {
+			dst = append(dst, '-')
+		}
+		for _, k := range [...]string{"retrans", "ooo", "dupack", "zerowin", "rst"} {
+			if f, ok := r.Get(k); ok && f.IsInt && f.Int != 0 {
+				dst = append(dst, ' ')
+				dst = append(dst, k...)
+				dst = append(dst, '=')
+				dst = strconv.AppendInt(dst, f.Int, 10)
+			}
+		}
+		dst = append(dst, " bytes="...)
+		dst = strconv.AppendInt(dst, r.ReqBytes, 10)
+		dst = append(dst, '/')
+		dst = strconv.AppendInt(dst, r.RespBytes, 10)
+		return dst
+	default:
+		// Unknown protocol: its fields, key=value.
+		for i, f := range r.Fields {
+			if i > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = appendClean(dst, f.Key, 32)
+			dst = append(dst, '=')
+			if f.IsInt {
+				dst = strconv.AppendInt(dst, f.Int, 10)
+			} else {
+				dst = appendClean(dst, f.Str, 60)
+			}
+		}
+	}
+	if noResp {
+		dst = append(dst, " (no response)"...)
+	}
+	return dst
+}
+
+// appendStatement appends a SQL record's statement cut to 60 characters,
+// or its command when it has no statement.
+func appendStatement(dst []byte, r *analytics.Record) []byte {
+	if has(r, "statement") {
+		return appendFieldText(dst, r, "statement", 60)
+	}
+	return appendFieldText(dst, r, "command", 32)
+}
+
+// appendClean appends s for a text line: at most maxRunes runes (then
+// "…"), control characters as spaces (tabs, newlines) or '?', invalid
+// UTF-8 as U+FFFD.
+func appendClean(dst []byte, s string, maxRunes int) []byte {
+	n := 0
+	for i := 0; i < len(s); {
+		if n == maxRunes {
+			return append(dst, "…"...)
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '\t' || c == '\n' || c == '\r':
+				dst = append(dst, ' ')
+			case c < 0x20 || c == 0x7f:
+				dst = append(dst, '?')
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			n++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		case r >= 0x80 && r < 0xa0 || r == '\u2028' || r == '\u2029':
+			dst = append(dst, '?')
+		default:
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+		n++
+	}
+	return dst
+}
+
+// AppendDuration appends a duration in ns in a short human form: "850ns",
+// "12.3µs", "1.234ms", "2.5s", "3m7.2s"; "-" for a negative (unknown)
+// duration.
+func AppendDuration(dst []byte, ns int64) []byte {
+	switch {
+	case ns < 0:
+		return append(dst, '-')
+	case ns < 1000:
+		dst = strconv.AppendInt(dst, ns, 10)
+		return append(dst, "ns"...)
+	case ns < 1_000_000:
+		dst = appendFixed(dst, ns, 1000)
+		return append(dst, "µs"...)
+	case ns < 1_000_000_000:
+		dst = appendFixed(dst, ns, 1_000_000)
+		return append(dst, "ms"...)
+	case ns < 60_000_000_000:
+		dst = appendFixed(dst, ns, 1_000_000_000)
+		return append(dst, 's')
+	}
+	m := ns / 60_000_000_000
+	dst = strconv.AppendInt(dst, m, 10)
+	dst = append(dst, 'm')
+	dst = appendFixed(dst, ns-m*60_000_000_000, 1_000_000_000)
+	return append(dst, 's')
+}
+
+// appendFixed appends v/unit with up to three decimals (rounded, trailing
+// zeros dropped).
+func appendFixed(dst []byte, v, unit int64) []byte {
+	// Round to three decimals.
+	step := unit / 1000
+	v = (v + step/2) / step // thousandths of the unit
+	dst = strconv.AppendInt(dst, v/1000, 10)
+	frac := v % 1000
+	if frac == 0 {
+		return dst
+	}
+	d := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 3
+	for n > 0 && d[n-1] == '0' {
+		n--
+	}
+	dst = append(dst, '.')
+	return append(dst, d[:n]...)
+}

@@ -1,0 +1,445 @@
+package msgquery
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"tapvault/analytics"
+)
+
+// DefaultMaxGroups is the default Aggregator.MaxGroups.
+const DefaultMaxGroups = 10000
+
+// OtherGroup is the key value of the group that collects records once
+// MaxGroups groups exist.
+const OtherGroup = "(other)"
+
+// Aggregator groups records by the values of some keys and computes exact
+// latency percentiles per group.
+//
+// Percentiles are exact (nearest rank) over every value added, so the
+// aggregator keeps the values: 8 bytes per record per metric (latency,
+// network, server time, transfer, and with AddTier before, backend, after,
+// self), about 32 bytes per record in all; a million records cost about
+// 32 MB. The number of groups is capped by MaxGroups: once that many exist,
+// records of further new groups go to one group whose every key value is
+// "(other)".
+//
+// An Aggregator is used from one goroutine.
+type Aggregator struct {
+	// MaxGroups caps the groups (default DefaultMaxGroups); set it before
+	// the first Add.
+	MaxGroups int
+
+	by     []string
+	groups map[string]*group
+	other  *group
+	keyBuf []byte
+}
+
+type group struct {
+	key        []string
+	count      int64
+	noResponse int64
+	latency    []int64
+	network    []int64
+	server     []int64
+	transfer   []int64
+	classes    map[string]int64
+	tiers      int64
+	before     []int64
+	backend    []int64
+	after      []int64
+	self       []int64
+}
+
+// Percentiles are nearest-rank percentiles of a set of ns values; all are
+// -1 when the set is empty (N 0).
+type Percentiles struct {
+	N                        int
+	P50, P90, P99, Max, Mean int64
+}
+
+// Group is one group's statistics. Key holds the group's value for each
+// grouping key, in the order given to NewAggregator ("" when a record has
+// no such field). Latency covers the exchanges with a response (RespLast -
+// ReqLast); Network, ServerTime and Transfer the records where each is
+// known. Classes counts records by class. Tiers counts the front exchanges
+// added with AddTier; TierBefore, TierAfter cover those with backends,
+// TierBackend and TierSelf all of them.
+type Group struct {
+	Key        []string
+	Count      int64
+	NoResponse int64
+	Latency    Percentiles
+	Network    Percentiles
+	ServerTime Percentiles
+	Transfer   Percentiles
+	Classes    map[string]int64
+
+	Tiers       int64
+	TierBefore  Percentiles
+	TierBackend Percentiles
+	TierAfter   Percentiles
+	TierSelf    Percentiles
+}
+
+// NewAggregator returns an aggregator grouping by the keys in by: proto,
+// server (ip:port), server_ip, client_ip, class, or any record field key
+// (method, host, status, qtype, command, ...). host, qname and sni values
+// are lowercased.
+func NewAggregator(by []string) (*Aggregator, error) {
+	if len(by) == 0 {
+		return nil, fmt.Errorf("new aggregator: no grouping key")
+	}
+	seen := map[string]bool{}
+	for _, k := range by {
+		if !validKey(k) {
+			return nil, fmt.Errorf("new aggregator: bad grouping key %q (a lowercase letter, then letters, digits, _ . or -)", k)
+		}
+		if seen[k] {
+			return nil, fmt.Errorf("new aggregator: grouping key %q given twice", k)
+		}
+		seen[k] = true
+	}
+	return &Aggregator{
+		MaxGroups: DefaultMaxGroups,
+		by:        slices.Clone(by),
+		groups:    make(map[string]*group),
+	}, nil
+}
+
+// appendKeyValue appends r's value for grouping key k.
+func appendKeyValue(dst []byte, r *analytics.Record, k string) []byte {
+	switch k {
+	case "proto":
+		if isPostgres(r.Proto) {
+			return append(dst, "postgres"...)
+		}
+		return append(dst, r.Proto...)
+	case "server":
+		if r.Server.IsValid() {
+			return r.Server.AppendTo(dst)
+		}
+		return dst
+	case "server_ip":
+		if r.Server.IsValid() {
+			return r.Server.Addr().AppendTo(dst)
+		}
+		return dst
+	case "client_ip":
+		if r.Client.IsValid() {
+			return r.Client.Addr().AppendTo(dst)
+		}
+		return dst
+	case "class":
+		return append(dst, r.Class...)
+	}
+	f, ok := r.Get(k)
+	switch {
+	case !ok:
+		return dst
+	case f.IsInt:
+		return strconv.AppendInt(dst, f.Int, 10)
+	case foldKey(k):
+		for i := 0; i < len(f.Str); i++ {
+			c := f.Str[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+		}
+		return dst
+	}
+	return append(dst, f.Str...)
+}
+
+// groupOf returns r's group, creating it (or using "(other)") as needed.
+func (a *Aggregator) groupOf(r *analytics.Record) *group {
+	b := a.keyBuf[:0]
+	for i, k := range a.by {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = appendKeyValue(b, r, k)
+	}
+	a.keyBuf = b
+	if g := a.groups[string(b)]; g != nil {
+		return g
+	}
+	if len(a.groups) >= max(a.MaxGroups, 1) {
+		if a.other == nil {
+			key := make([]string, len(a.by))
+			for i := range key {
+				key[i] = OtherGroup
+			}
+			a.other = &group{key: key, classes: map[string]int64{}}
+		}
+		return a.other
+	}
+	g := &group{key: strings.Split(string(b), "\x00"), classes: map[string]int64{}}
+	if len(g.key) != len(a.by) { // a value held a NUL: rebuild the key one by one
+		g.key = g.key[:0]
+		for _, k := range a.by {
+			g.key = append(g.key, string(appendKeyValue(nil, r, k)))
+		}
+	}
+	a.groups[string(b)] = g
+	return g
+}
+
+// Add counts r in its group. "tcp" flow records are skipped. A record
+// without a response counts in Count and NoResponse but adds no latency.
+func (a *Aggregator) Add(r *analytics.Record) {
+	if r.Proto == "tcp" || r.Class == analytics.ClassFlow {
+		return
+	}
+	g := a.groupOf(r)
+	g.count++
+	g.classes[r.Class]++
+	lat := latencyOf(r)
+	if lat < 0 {
+		g.noResponse++
+		return
+	}
+	g.latency = append(g.latency, lat)
+	if r.Network >= 0 {
+		g.network = append(g.network, r.Network)
+	}
+	if r.ServerTime >= 0 {
+		g.server = append(g.server, r.ServerTime)
+	}
+	if r.Transfer >= 0 {
+		g.transfer = append(g.transfer, r.Transfer)
+	}
+}
+
+// AddTier adds a front exchange's tier split to r's group. It does not
+// count r (call Add for that too); t's that are nil or not of a front
+// exchange are ignored. Before and After are added only when the front
+// exchange had backends.
+func (a *Aggregator) AddTier(r *analytics.Record, t *Tier) {
+	if t == nil || !t.IsFront || r.Proto == "tcp" || r.Class == analytics.ClassFlow {
+		return
+	}
+	g := a.groupOf(r)
+	g.tiers++
+	g.backend = append(g.backend, t.Backend)
+	g.self = append(g.self, t.Self)
+	if len(t.Backends) > 0 {
+		g.before = append(g.before, t.Before)
+		g.after = append(g.after, t.After)
+	}
+}
+
+// percentiles sorts v in place and returns its nearest-rank percentiles.
+func percentiles(v []int64) Percentiles {
+	if len(v) == 0 {
+		return Percentiles{P50: -1, P90: -1, P99: -1, Max: -1, Mean: -1}
+	}
+	slices.Sort(v)
+	n := len(v)
+	rank := func(p int) int64 {
+		// Nearest rank: the ceil(p/100 * n)-th smallest value.
+		k := (p*n + 99) / 100
+		return v[max(k, 1)-1]
+	}
+	// The mean without overflow: sum quotients and remainders separately.
+	var q, rem int64
+	for _, x := range v {
+		q += x / int64(n)
+		rem += x % int64(n)
+	}
+	return Percentiles{N: n, P50: rank(50), P90: rank(90), P99: rank(99), Max: v[n-1], Mean: q + rem/int64(n)}
+}
+
+// Groups returns the groups, by count (largest first), then by key. The
+// values are computed on each call.
+func (a *Aggregator) Groups() []Group {
+	out := make([]Group, 0, len(a.groups)+1)
+	add := func(g *group) {
+		out = append(out, Group{
+			Key:         slices.Clone(g.key),
+			Count:       g.count,
+			NoResponse:  g.noResponse,
+			Latency:     percentiles(g.latency),
+			Network:     percentiles(g.network),
+			ServerTime:  percentiles(g.server),
+			Transfer:    percentiles(g.transfer),
+			Classes:     copyMap(g.classes),
+			Tiers:       g.tiers,
+			TierBefore:  percentiles(g.before),
+			TierBackend: percentiles(g.backend),
+			TierAfter:   percentiles(g.after),
+			TierSelf:    percentiles(g.self),
+		})
+	}
+	for _, g := range a.groups {
+		add(g)
+	}
+	if a.other != nil {
+		add(a.other)
+	}
+	slices.SortFunc(out, func(x, y Group) int {
+		if x.Count != y.Count {
+			return cmpI64(y.Count, x.Count)
+		}
+		return slices.Compare(x.Key, y.Key)
+	})
+	return out
+}
+
+func copyMap(m map[string]int64) map[string]int64 {
+	c := make(map[string]int64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// By returns the grouping keys.
+func (a *Aggregator) By() []string { return slices.Clone(a.by) }
+
+// AppendGroupsJSON appends one JSON object per group, each followed by a
+// newline: {"key":{name:value,...},"count":N,"no_response":N,
+// "latency_ns":{"p50","p90","p99","max","mean"},"network_ns":{"p50","p99"},
+// "server_ns":{"p50","p99"},"transfer_ns":{"p50"},"classes":{class:N}},
+// and, for groups with tiers, "tiers":N and "tier_before_ns",
+// "tier_backend_ns", "tier_after_ns", "tier_self_ns" as {"p50","p99"}.
+// Key values are strings; unknown percentiles are -1.
+func AppendGroupsJSON(dst []byte, by []string, groups []Group) []byte {
+	for _, g := range groups {
+		dst = append(dst, `{"key":{`...)
+		for i, k := range by {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, k)
+			dst = append(dst, ':')
+			v := ""
+			if i < len(g.Key) {
+				v = g.Key[i]
+			}
+			dst = appendString(dst, v)
+		}
+		dst = append(dst, '}')
+		dst = appendIntField(dst, "count", g.Count)
+		dst = appendIntField(dst, "no_response", g.NoResponse)
+		dst = append(dst, `,"latency_ns":{"p50":`...)
+		dst = strconv.AppendInt(dst, g.Latency.P50, 10)
+		dst = appendIntField(dst, "p90", g.Latency.P90)
+		dst = appendIntField(dst, "p99", g.Latency.P99)
+		dst = appendIntField(dst, "max", g.Latency.Max)
+		dst = appendIntField(dst, "mean", g.Latency.Mean)
+		dst = append(dst, '}')
+		dst = appendP50P99(dst, "network_ns", g.Network)
+		dst = appendP50P99(dst, "server_ns", g.ServerTime)
+		dst = append(dst, `,"transfer_ns":{"p50":`...)
+		dst = strconv.AppendInt(dst, g.Transfer.P50, 10)
+		dst = append(dst, `},"classes":{`...)
+		classes := make([]string, 0, len(g.Classes))
+		for c := range g.Classes {
+			classes = append(classes, c)
+		}
+		slices.Sort(classes)
+		for i, c := range classes {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, c)
+			dst = append(dst, ':')
+			dst = strconv.AppendInt(dst, g.Classes[c], 10)
+		}
+		dst = append(dst, '}')
+		if g.Tiers > 0 {
+			dst = appendIntField(dst, "tiers", g.Tiers)
+			dst = appendP50P99(dst, "tier_before_ns", g.TierBefore)
+			dst = appendP50P99(dst, "tier_backend_ns", g.TierBackend)
+			dst = appendP50P99(dst, "tier_after_ns", g.TierAfter)
+			dst = appendP50P99(dst, "tier_self_ns", g.TierSelf)
+		}
+		dst = append(dst, "}\n"...)
+	}
+	return dst
+}
+
+func appendP50P99(dst []byte, name string, p Percentiles) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, `":{"p50":`...)
+	dst = strconv.AppendInt(dst, p.P50, 10)
+	dst = appendIntField(dst, "p99", p.P99)
+	return append(dst, '}')
+}
+
+// WriteTable writes the groups as an aligned text table with human
+// durations ("-" when unknown): the key columns, count, no_resp, latency
+// p50/p90/p99/max/mean, network and server p50/p99, transfer p50, the
+// classes, and tier before/backend/after p50 when any group has tiers.
+func WriteTable(w io.Writer, by []string, groups []Group) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tiers := slices.ContainsFunc(groups, func(g Group) bool { return g.Tiers > 0 })
+	var b []byte
+	for _, k := range by {
+		b = append(b, k...)
+		b = append(b, '\t')
+	}
+	b = append(b, "count\tno_resp\tp50\tp90\tp99\tmax\tmean\tnet_p50\tnet_p99\tsrv_p50\tsrv_p99\txfer_p50\t"...)
+	if tiers {
+		b = append(b, "before_p50\tbackend_p50\tafter_p50\t"...)
+	}
+	b = append(b, "classes\t\n"...)
+	for _, g := range groups {
+		for i := range by {
+			v := ""
+			if i < len(g.Key) {
+				v = g.Key[i]
+			}
+			if v == "" {
+				v = "-"
+			}
+			b = appendClean(b, v, 60)
+			b = append(b, '\t')
+		}
+		b = strconv.AppendInt(b, g.Count, 10)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, g.NoResponse, 10)
+		for _, v := range [...]int64{g.Latency.P50, g.Latency.P90, g.Latency.P99, g.Latency.Max, g.Latency.Mean,
+			g.Network.P50, g.Network.P99, g.ServerTime.P50, g.ServerTime.P99, g.Transfer.P50} {
+			b = append(b, '\t')
+			b = AppendDuration(b, v)
+		}
+		if tiers {
+			for _, v := range [...]int64{g.TierBefore.P50, g.TierBackend.P50, g.TierAfter.P50} {
+				b = append(b, '\t')
+				b = AppendDuration(b, v)
+			}
+		}
+		b = append(b, '\t')
+		classes := make([]string, 0, len(g.Classes))
+		for c := range g.Classes {
+			classes = append(classes, c)
+		}
+		slices.Sort(classes)
+		for i, c := range classes {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = appendClean(b, c, 20)
+			b = append(b, '=')
+			b = strconv.AppendInt(b, g.Classes[c], 10)
+		}
+		b = append(b, "\t\n"...)
+	}
+	if _, err := tw.Write(b); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,383 @@
+package msgquery
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"tapvault/analytics"
+)
+
+// DefaultTierWindow is the default TierLinker window: 10 s.
+const DefaultTierWindow = int64(10_000_000_000)
+
+// DefaultBackendProtos are the protocols a front end's backend calls use by
+// default.
+var DefaultBackendProtos = []string{"mysql", "postgres", "redis"}
+
+// DefaultMaxPending is the default TierLinker.MaxPending.
+const DefaultMaxPending = 1 << 20
+
+// Tier is what the tier linker found for one record.
+//
+// On a front exchange (IsFront), the split of its wait (ReqLast ->
+// RespFirst) into the front end's own time and its backend calls:
+// Backends are the IDs of the backend exchanges its server made inside the
+// wait, in time order (by ReqFirst); Before is the first backend's ReqFirst
+// - ReqLast (-1 without backends); Backend is the sum over the backends of
+// RespLast - ReqFirst (0 without backends; parallel calls are each counted,
+// so Self can be negative); After is RespFirst - the latest backend
+// RespLast (-1 without backends); Self is RespFirst - ReqLast - Backend.
+//
+// On a backend exchange (not IsFront), Frontend is the ID of the front
+// exchange it was linked to.
+type Tier struct {
+	IsFront  bool
+	Backends []uint64
+	Before   int64
+	Backend  int64
+	After    int64
+	Self     int64
+	Frontend uint64
+}
+
+// Linked is a record whose linking is final. Tier is nil when the linker
+// has nothing to say about the record: a "tcp" flow record, a front
+// exchange without a response or longer than the window, a backend
+// exchange that no front exchange contains.
+type Linked struct {
+	Rec  *analytics.Record
+	Tier *Tier
+}
+
+// TierLinker links, on one capture point, each client-facing ("front")
+// exchange to the backend exchanges its server made while the client
+// waited. A backend exchange B belongs to the front exchange F when
+//
+//   - B's proto is a backend protocol and F's is not (and is not "tcp"),
+//   - B.Client's address is F.Server's address (the same host; ports and
+//     VLANs may differ: the backend network is often another VLAN),
+//   - F.ReqLast <= B.ReqFirst and B.RespLast <= F.RespFirst (B is inside
+//     F's wait).
+//
+// When several front exchanges of the host contain B (concurrent requests
+// to the front end), B goes to the one with the latest ReqLast: the most
+// recent request is the likeliest cause, and without a request ID in the
+// backend call nothing better is known. Each backend exchange is given to
+// one front at most, so tiers never double-count.
+//
+// It is streaming with bounded memory: records go in with Push in about the
+// order they completed (RespLast, or the latest time they have without a
+// response) and come out when their linking is final, which is when the
+// newest completion time pushed is more than Window past theirs. A front
+// exchange longer than Window (ReqLast -> RespLast) is never linked (Tier
+// nil), so that a result never depends on how long records were held.
+// Linking is exact when a front exchange's duration plus the arrival
+// disorder is at most Window; a record pushed later than that misses links.
+// Memory is the records of one window (about rate × Window records) and at
+// most MaxPending records: beyond it the oldest are released early.
+//
+// A TierLinker is used from one goroutine.
+type TierLinker struct {
+	// MaxPending bounds the records held (default DefaultMaxPending).
+	MaxPending int
+
+	window  int64
+	backend map[string]bool
+	heap    []*tierEntry
+	fronts  map[netip.Addr]*frontList
+	newest  int64
+	out     []Linked
+}
+
+type tierRole uint8
+
+const (
+	roleOther tierRole = iota
+	roleFront
+	roleBackend
+)
+
+type tierEntry struct {
+	rec      *analytics.Record
+	done     int64 // completion time: the release order
+	role     tierRole
+	released bool
+	backends []backendRef // roleFront: the backends linked so far
+}
+
+type backendRef struct {
+	id                uint64
+	reqFirst, respEnd int64
+}
+
+// frontList holds one host's pending front exchanges, sorted by ReqLast;
+// entries before head are gone, released ones are skipped.
+type frontList struct {
+	head int
+	list []*tierEntry
+}
+
+// NewTierLinker returns a linker holding records for window ns (0: the
+// default, 10 s) and treating backendProtos as backend protocols (nil: the
+// default, postgres, mysql and redis; aliases such as pgsql are accepted).
+func NewTierLinker(window int64, backendProtos []string) (*TierLinker, error) {
+	if window < 0 {
+		return nil, fmt.Errorf("new tier linker: negative window %d", window)
+	}
+	if window == 0 {
+		window = DefaultTierWindow
+	}
+	if backendProtos == nil {
+		backendProtos = DefaultBackendProtos
+	}
+	l := &TierLinker{
+		MaxPending: DefaultMaxPending,
+		window:     window,
+		backend:    make(map[string]bool),
+		fronts:     make(map[netip.Addr]*frontList),
+	}
+	for _, p := range backendProtos {
+		if p == "" {
+			return nil, fmt.Errorf("new tier linker: empty backend protocol")
+		}
+		l.backend[canonProto(p)] = true
+	}
+	return l, nil
+}
+
+// completion is when r completed: RespLast, else the latest time it has.
+func completion(r *analytics.Record) int64 {
+	if r.RespLast > 0 {
+		return r.RespLast
+	}
+	return max(r.ReqFirst, r.ReqLast, r.RespFirst, 0)
+}
+
+// Push hands r to the linker, which owns it until it comes back in a
+// Linked.Rec (the caller must not change it meanwhile), and returns the
+// records whose linking is now final, in completion order. The returned
+// slice is reused: it is valid until the next Push or Flush.
+func (l *TierLinker) Push(r *analytics.Record) []Linked {
+	l.out = l.out[:0]
+	e := &tierEntry{rec: r, done: completion(r)}
+	l.newest = max(l.newest, e.done)
+	p := canonProto(r.Proto)
+	switch {
+	case l.backend[p]:
+		if r.ReqFirst > 0 && r.RespLast > 0 {
+			e.role = roleBackend
+		}
+	case p == "tcp" || r.Class == analytics.ClassFlow:
+	default:
+		if r.ReqLast > 0 && r.RespFirst >= r.ReqLast && r.RespLast-r.ReqLast <= l.window {
+			e.role = roleFront
+			l.addFront(e)
+		}
+	}
+	l.heapPush(e)
+	for len(l.heap) > 0 && (l.newest-l.heap[0].done > l.window || len(l.heap) > max(l.MaxPending, 1)) {
+		l.release(l.heapPop())
+	}
+	return l.out
+}
+
+// Flush releases every record still held, in completion order. The
+// returned slice is valid until the next Push or Flush.
+func (l *TierLinker) Flush() []Linked {
+	l.out = l.out[:0]
+	for len(l.heap) > 0 {
+		l.release(l.heapPop())
+	}
+	return l.out
+}
+
+func (l *TierLinker) addFront(e *tierEntry) {
+	a := e.rec.Server.Addr()
+	fl := l.fronts[a]
+	if fl == nil {
+		fl = &frontList{}
+		l.fronts[a] = fl
+	}
+	// Sorted by ReqLast (ties by ID); records arrive about in order, so the
+	// insertion point is near the end.
+	i := len(fl.list)
+	for i > fl.head && frontLess(e, fl.list[i-1]) {
+		i--
+	}
+	fl.list = slices.Insert(fl.list, i, e)
+}
+
+func frontLess(a, b *tierEntry) bool {
+	if a.rec.ReqLast != b.rec.ReqLast {
+		return a.rec.ReqLast < b.rec.ReqLast
+	}
+	return a.rec.ID < b.rec.ID
+}
+
+// findFront returns the pending front exchange that contains backend b
+// with the latest ReqLast, or nil.
+func (l *TierLinker) findFront(b *analytics.Record) *tierEntry {
+	fl := l.fronts[b.Client.Addr()]
+	if fl == nil {
+		return nil
+	}
+	live := fl.list[fl.head:]
+	// The last front whose request ended by b's start, then back from it.
+	i, _ := slices.BinarySearchFunc(live, b.ReqFirst, func(e *tierEntry, t int64) int {
+		if e.rec.ReqLast <= t {
+			return -1
+		}
+		return 1
+	})
+	for i--; i >= 0; i-- {
+		f := live[i]
+		if f.released {
+			continue
+		}
+		if f.rec.RespFirst >= b.RespLast {
+			return f
+		}
+		if b.ReqFirst-f.rec.ReqLast > l.window {
+			break // fronts are at most window long: none further back contains b
+		}
+	}
+	return nil
+}
+
+func (l *TierLinker) release(e *tierEntry) {
+	r := e.rec
+	var t *Tier
+	switch e.role {
+	case roleBackend:
+		if f := l.findFront(r); f != nil {
+			f.backends = append(f.backends, backendRef{id: r.ID, reqFirst: r.ReqFirst, respEnd: r.RespLast})
+			t = &Tier{Frontend: f.rec.ID}
+		}
+	case roleFront:
+		e.released = true
+		l.dropFronts(r.Server.Addr())
+		t = frontTier(r, e.backends)
+		e.backends = nil
+	}
+	e.rec = nil
+	l.out = append(l.out, Linked{Rec: r, Tier: t})
+}
+
+// frontTier computes a front exchange's Tier from its backends.
+func frontTier(f *analytics.Record, bs []backendRef) *Tier {
+	t := &Tier{IsFront: true, Before: -1, After: -1}
+	slices.SortFunc(bs, func(a, b backendRef) int {
+		switch {
+		case a.reqFirst != b.reqFirst:
+			return cmpI64(a.reqFirst, b.reqFirst)
+		case a.respEnd != b.respEnd:
+			return cmpI64(a.respEnd, b.respEnd)
+		}
+		return cmpU64(a.id, b.id)
+	})
+	var last int64
+	for _, b := range bs {
+		t.Backends = append(t.Backends, b.id)
+		t.Backend += b.respEnd - b.reqFirst
+		last = max(last, b.respEnd)
+	}
+	if len(bs) > 0 {
+		t.Before = bs[0].reqFirst - f.ReqLast
+		t.After = f.RespFirst - last
+	}
+	t.Self = f.RespFirst - f.ReqLast - t.Backend
+	return t
+}
+
+func cmpI64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// dropFronts advances a host's front list past released entries and
+// compacts it when half of it is dead.
+func (l *TierLinker) dropFronts(a netip.Addr) {
+	fl := l.fronts[a]
+	if fl == nil {
+		return
+	}
+	for fl.head < len(fl.list) && fl.list[fl.head].released {
+		fl.list[fl.head] = nil
+		fl.head++
+	}
+	if fl.head == len(fl.list) {
+		delete(l.fronts, a)
+		return
+	}
+	if fl.head > len(fl.list)/2 {
+		n := copy(fl.list, fl.list[fl.head:])
+		clear(fl.list[n:])
+		fl.list = fl.list[:n]
+		fl.head = 0
+	}
+}
+
+// The heap orders entries by completion time, backends before others at
+// the same time (a backend ending when its front's response starts is
+// released first, so it is linked before the front's Tier is computed).
+func entryLess(a, b *tierEntry) bool {
+	if a.done != b.done {
+		return a.done < b.done
+	}
+	return a.role == roleBackend && b.role != roleBackend
+}
+
+func (l *TierLinker) heapPush(e *tierEntry) {
+	l.heap = append(l.heap, e)
+	i := len(l.heap) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !entryLess(l.heap[i], l.heap[p]) {
+			break
+		}
+		l.heap[i], l.heap[p] = l.heap[p], l.heap[i]
+		i = p
+	}
+}
+
+func (l *TierLinker) heapPop() *tierEntry {
+	h := l.heap
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h[n] = nil
+	h = h[:n]
+	i := 0
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && entryLess(h[c+1], h[c]) {
+			c++
+		}
+		if !entryLess(h[c], h[i]) {
+			break
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+	l.heap = h
+	return top
+}
