@@ -412,3 +412,36 @@ func (w *Worker) publish() {
 	s.FlowsEvicted.Store(ft.Evicted)
 	s.FlowsFull.Store(ft.Full)
 }
+
+// Reanalyze runs the analyzer over one stored packet as process would have
+// run it at capture time, without storing it again: ref is where the packet
+// is stored. tapvault reanalyze feeds a queue's stored packets through it,
+// in the order the queue's worker saw them, then calls Flush. Like a burst,
+// every 32 packets it evicts idle flows and runs the analyzer's timers.
+func (w *Worker) Reanalyze(p *dataplane.Packet, ref PacketRef) {
+	if p.TS > w.lastTS {
+		w.lastTS = p.TS
+	}
+	w.c.rx++
+	if w.c.rx%32 == 0 {
+		w.flows.Evict(w.lastTS, 8, w.evict)
+		if w.an != nil {
+			w.an.Tick(w.lastTS)
+		}
+	}
+	d := &w.d
+	w.dec.Decode(p.Data, p.LinkType, d)
+	k := &w.k
+	dir, ok := FlowKeyInto(k, d)
+	if !ok || w.an == nil {
+		return
+	}
+	h := hashKey(k)
+	e := w.flows.Lookup(k, h, p.TS, dir)
+	if e != nil {
+		e.LastTS = p.TS
+		e.Pkts[dir]++
+		e.Bytes[dir] += uint64(p.WireLen)
+	}
+	w.an.Packet(p, d, e, dir, ref)
+}

@@ -68,6 +68,9 @@ func main() {
 		newFlowsCmd(),
 		newServeCmd(),
 		newReindexCmd(),
+		newMessagesCmd(),
+		newLatencyCmd(),
+		newReanalyzeCmd(),
 		newBenchCmd(),
 	)
 	if err := root.ExecuteContext(context.Background()); err != nil {

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"tapvault/analytics"
+	"tapvault/msgquery"
+	"tapvault/msgstore"
+	"tapvault/query"
+)
+
+// msgSel is what selects message records: a time range and an expression.
+type msgSel struct {
+	from, to int64
+	expr     *msgquery.Expr
+	tiers    bool
+	window   time.Duration
+}
+
+func (s *msgSel) match(r *analytics.Record) bool { return s.expr == nil || s.expr.Match(r) }
+
+func parseMsgSel(args []string, from, to string) (msgSel, error) {
+	sel := msgSel{from: query.MinTime, to: query.MaxTime}
+	var err error
+	if text := strings.TrimSpace(strings.Join(args, " ")); text != "" {
+		if sel.expr, err = msgquery.Parse(text); err != nil {
+			return sel, err
+		}
+	}
+	now := time.Now()
+	if from != "" {
+		if sel.from, err = query.ParseTime(from, now); err != nil {
+			return sel, fmt.Errorf("--from: %w", err)
+		}
+	}
+	if to != "" {
+		if sel.to, err = query.ParseTime(to, now); err != nil {
+			return sel, fmt.Errorf("--to: %w", err)
+		}
+	}
+	if sel.from > sel.to {
+		return sel, errors.New("--from is after --to")
+	}
+	return sel, nil
+}
+
+// scanMessages calls fn for each record sel selects, with its tier links
+// when sel.tiers. The record is fn's only during the call unless tiers are
+// on (then each is a fresh copy).
+func scanMessages(ctx context.Context, data string, sel msgSel, fn func(r *analytics.Record, t *msgquery.Tier) error) (warnings []error, err error) {
+	rd, err := msgstore.OpenReader(data)
+	if err != nil {
+		return nil, err
+	}
+	q := msgstore.Query{From: sel.from, To: sel.to, OnCorrupt: func(err error) { warnings = append(warnings, err) }}
+	if !sel.tiers {
+		// Tier links need the backend exchanges whatever the expression
+		// selects, so the skip index prunes only without them.
+		if sel.expr != nil {
+			q.Terms, q.Protos = sel.expr.Terms(), sel.expr.Protos()
+		}
+		err = rd.Scan(ctx, q, func(r *analytics.Record) error {
+			if !sel.match(r) {
+				return nil
+			}
+			return fn(r, nil)
+		})
+		return warnings, err
+	}
+	tl, err := msgquery.NewTierLinker(int64(sel.window), nil)
+	if err != nil {
+		return nil, err
+	}
+	emit := func(ls []msgquery.Linked) error {
+		for _, l := range ls {
+			if sel.match(l.Rec) {
+				if err := fn(l.Rec, l.Tier); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err = rd.Scan(ctx, q, func(r *analytics.Record) error {
+		c := *r
+		c.Fields = append([]analytics.Field(nil), r.Fields...)
+		c.Packets = append([]analytics.PktRef(nil), r.Packets...)
+		return emit(tl.Push(&c))
+	})
+	if err != nil {
+		return warnings, err
+	}
+	return warnings, emit(tl.Flush())
+}
+
+func warnCorrupt(ws []error) {
+	for _, w := range ws {
+		fmt.Fprintf(os.Stderr, "tapvault: warning: skipped part of the message store: %v\n", w)
+	}
+}
+
+func newMessagesCmd() *cobra.Command {
+	var (
+		data, from, to string
+		jsonOut, tiers bool
+		limit          int
+		window         time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "messages --data DIR [--from T] [--to T] [--json] [--tiers] [--limit N] [EXPR...]",
+		Short: "List application exchanges (HTTP, DNS, TLS, Redis, PostgreSQL, MySQL, FIX) and TCP connections",
+		Long: `Messages lists the records the in-stream analytics (or tapvault reanalyze)
+stored: one per request/response exchange, and one per TCP connection
+(proto tcp). EXPR selects them (docs/messages.md), e.g.
+  tapvault messages --data store proto http and status '>=' 500
+  tapvault messages --data store 'proto dns and qname ~ example.com'
+  tapvault messages --data store --json 'latency > 50ms'
+--json prints one object per line with times in ns and the refs of every
+packet of both messages; tapvault query --message ID -w out.pcap extracts
+them. --tiers links each front-end exchange to the database and cache calls
+its server made while the client waited (tier_* fields).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if data == "" {
+				return errors.New("--data DIR is required")
+			}
+			if limit < 0 {
+				return fmt.Errorf("--limit %d: must not be negative", limit)
+			}
+			sel, err := parseMsgSel(args, from, to)
+			if err != nil {
+				return err
+			}
+			sel.tiers, sel.window = tiers, window
+			out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
+			defer out.Flush()
+			var (
+				buf []byte
+				n   int
+			)
+			errLimit := errors.New("limit")
+			ws, err := scanMessages(cmd.Context(), data, sel, func(r *analytics.Record, t *msgquery.Tier) error {
+				buf = buf[:0]
+				if jsonOut {
+					buf = msgquery.AppendJSON(buf, r, t)
+				} else {
+					buf = msgquery.AppendText(buf, r)
+					if t != nil && len(t.Backends) > 0 {
+						buf = fmt.Appendf(buf, " tier: before %s backend %s after %s (%d calls)",
+							time.Duration(t.Before), time.Duration(t.Backend), time.Duration(t.After), len(t.Backends))
+					}
+				}
+				buf = append(buf, '\n')
+				if _, err := out.Write(buf); err != nil {
+					return err
+				}
+				if n++; limit > 0 && n >= limit {
+					return errLimit
+				}
+				return nil
+			})
+			warnCorrupt(ws)
+			if errors.Is(err, errLimit) {
+				err = nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			if !jsonOut {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d records\n", n)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&data, "data", "", "store directory")
+	f.StringVar(&from, "from", "", "start time (RFC 3339, relative like -15m, or unix ns)")
+	f.StringVar(&to, "to", "", "end time (inclusive)")
+	f.BoolVar(&jsonOut, "json", false, "one JSON object per line (times in ns)")
+	f.BoolVar(&tiers, "tiers", false, "link front-end exchanges to their backend calls (tier_* fields)")
+	f.DurationVar(&window, "tier-window", 10*time.Second, "longest front-end exchange --tiers can link")
+	f.IntVar(&limit, "limit", 0, "stop after N records (0: no limit)")
+	return cmd
+}
+
+func newLatencyCmd() *cobra.Command {
+	var (
+		data, from, to, by string
+		jsonOut, tiers     bool
+		window             time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "latency --data DIR [--by proto,server] [--from T] [--to T] [--json] [--tiers] [EXPR...]",
+		Short: "Latency percentiles of application exchanges, split into network and server time",
+		Long: `Latency groups the stored exchanges (selected by EXPR, as for messages) by
+the --by keys (proto, server, server_ip, client_ip, class, method, host,
+status, qtype, command, or any field) and prints their count, latency
+percentiles (request last packet to response last packet, what Wireshark's
+http.time measures), and the network/server split: network is the request's
+last packet to the server's ACK of it, server the request's last packet to
+the response's first. --tiers adds the front end's own time before and after
+its backend calls, and the backend time.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if data == "" {
+				return errors.New("--data DIR is required")
+			}
+			sel, err := parseMsgSel(args, from, to)
+			if err != nil {
+				return err
+			}
+			sel.tiers, sel.window = tiers, window
+			keys := strings.Split(by, ",")
+			agg, err := msgquery.NewAggregator(keys)
+			if err != nil {
+				return fmt.Errorf("--by: %w", err)
+			}
+			ws, err := scanMessages(cmd.Context(), data, sel, func(r *analytics.Record, t *msgquery.Tier) error {
+				agg.Add(r)
+				agg.AddTier(r, t)
+				return nil
+			})
+			warnCorrupt(ws)
+			if err != nil {
+				return err
+			}
+			groups := agg.Groups()
+			w := cmd.OutOrStdout()
+			if jsonOut {
+				_, err := w.Write(msgquery.AppendGroupsJSON(nil, agg.By(), groups))
+				return err
+			}
+			if len(groups) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no exchanges selected")
+				return nil
+			}
+			return msgquery.WriteTable(w, agg.By(), groups)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&data, "data", "", "store directory")
+	f.StringVar(&from, "from", "", "start time (RFC 3339, relative like -15m, or unix ns)")
+	f.StringVar(&to, "to", "", "end time (inclusive)")
+	f.StringVar(&by, "by", "proto,server", "grouping keys, comma-separated")
+	f.BoolVar(&jsonOut, "json", false, "one JSON object per group")
+	f.BoolVar(&tiers, "tiers", false, "add the tier breakdown of front-end exchanges")
+	f.DurationVar(&window, "tier-window", 10*time.Second, "longest front-end exchange --tiers can link")
+	return cmd
+}
