@@ -279,3 +279,5 @@ func FuzzParseRecord(f *testing.F) {
 		_ = rest
 	})
 }
+
+func netipMust(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

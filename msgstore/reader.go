@@ -1,0 +1,665 @@
+package msgstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
+
+	"tapvault/analytics"
+)
+
+// ErrNotFound is returned by Get when no record has the ID.
+var ErrNotFound = errors.New("message record not found")
+
+// Query selects records for Scan. The zero Query selects every record.
+type Query struct {
+	// From and To bound the records' times, ns since the Unix epoch; 0
+	// leaves that end open. A record matches when the span of its nonzero
+	// ReqFirst, ReqLast, RespFirst and RespLast overlaps [From, To]; a
+	// record with none of them matches only when both ends are open.
+	From, To int64
+	// Terms must all be among the record's terms (see Terms); matched
+	// case-insensitively. Frames whose bloom filter lacks one are skipped
+	// without decompressing.
+	Terms []string
+	// Protos, when not empty, lists the protocols accepted (any of them).
+	Protos []string
+	// OnCorrupt receives each damaged frame (a *CorruptionError) or file
+	// that could not be read; Scan skips the rest of that file and goes on
+	// with the next. Nil logs them with slog.Default at Warn level.
+	OnCorrupt func(error)
+}
+
+// ScanStats count a Reader's frame decisions since OpenReader.
+type ScanStats struct {
+	Frames       uint64 // frame headers read
+	SkippedTime  uint64 // frames skipped by their time range
+	SkippedProto uint64 // frames skipped by their protocol bitmap
+	SkippedBloom uint64 // frames skipped by their bloom filter
+	Decoded      uint64 // frames read whole (and decompressed when zstd)
+	Records      uint64 // records passed to Scan callbacks
+	Corrupt      uint64 // damaged frames and unreadable files reported
+}
+
+// Reader reads a store's message records. It is safe for concurrent use and
+// may run beside a Writer, in this or another process: it sees the frames
+// written before it reached each file's end.
+type Reader struct {
+	dir string // root/messages
+	dec *zstd.Decoder
+
+	frames, skipTime, skipProto, skipBloom, decoded, records, corrupt atomic.Uint64
+}
+
+// OpenReader opens the message store under root. A root without a messages
+// directory is a valid, empty store.
+func OpenReader(root string) (*Reader, error) {
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(maxDataLen),
+		zstd.WithDecoderMaxWindow(maxDataLen),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create zstd decoder: %w", err)
+	}
+	return &Reader{dir: messagesDir(root), dec: dec}, nil
+}
+
+// Close releases the decoder.
+func (r *Reader) Close() error {
+	r.dec.Close()
+	return nil
+}
+
+// Stats returns the reader's counters.
+func (r *Reader) Stats() ScanStats {
+	return ScanStats{
+		Frames:       r.frames.Load(),
+		SkippedTime:  r.skipTime.Load(),
+		SkippedProto: r.skipProto.Load(),
+		SkippedBloom: r.skipBloom.Load(),
+		Decoded:      r.decoded.Load(),
+		Records:      r.records.Load(),
+		Corrupt:      r.corrupt.Load(),
+	}
+}
+
+// plan is a Query prepared for testing frames and records.
+type plan struct {
+	q          Query
+	terms      []string // normalized
+	termHashes []uint64
+	protoMask  uint64
+}
+
+func newPlan(q Query) *plan {
+	p := &plan{q: q}
+	for _, t := range q.Terms {
+		t = NormalizeTerm(t)
+		p.terms = append(p.terms, t)
+		p.termHashes = append(p.termHashes, termHash([]byte(t)))
+	}
+	for _, pr := range q.Protos {
+		p.protoMask |= protoBit(pr)
+	}
+	return p
+}
+
+func (p *plan) frameInTime(h *frameHeader) bool {
+	if p.q.From == 0 && p.q.To == 0 {
+		return true
+	}
+	if h.minTS == 0 && h.maxTS == 0 {
+		return false // no record in the frame has a time
+	}
+	return (p.q.From == 0 || h.maxTS >= p.q.From) && (p.q.To == 0 || h.minTS <= p.q.To)
+}
+
+func (p *plan) recordMatches(r *analytics.Record, tb *termBuf) bool {
+	if p.q.From != 0 || p.q.To != 0 {
+		lo, hi, ok := recordSpan(r)
+		if !ok || (p.q.From != 0 && hi < p.q.From) || (p.q.To != 0 && lo > p.q.To) {
+			return false
+		}
+	}
+	if len(p.q.Protos) > 0 && !slices.Contains(p.q.Protos, r.Proto) {
+		return false
+	}
+	if len(p.terms) > 0 {
+		tb.build(r)
+		return tb.has(p.terms)
+	}
+	return true
+}
+
+// fileEntry is one message file found in a directory listing.
+type fileEntry struct {
+	seq  uint64
+	path string
+}
+
+// listFiles returns the message files in dir in sequence order; a missing
+// dir has none.
+func listFiles(dir string) ([]fileEntry, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list messages dir %q: %w", dir, err)
+	}
+	var out []fileEntry
+	for _, e := range ents {
+		if seq, ok := parseFileName(e.Name()); ok && e.Type().IsRegular() {
+			out = append(out, fileEntry{seq: seq, path: filepath.Join(dir, e.Name())})
+		}
+	}
+	slices.SortFunc(out, func(a, b fileEntry) int {
+		if a.seq < b.seq {
+			return -1
+		}
+		if a.seq > b.seq {
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// frameFile walks the frames of one open file, up to the size it had when
+// opened. buf is reused between frames; what next and read return is valid
+// until the next call.
+type frameFile struct {
+	f    *os.File
+	path string
+	size int64
+	off  int64 // offset of the next frame
+	buf  []byte
+}
+
+func openFrameFile(path string) (*frameFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat message file %q: %w", path, err)
+	}
+	return &frameFile{f: f, path: path, size: fi.Size()}, nil
+}
+
+func (ff *frameFile) close() { ff.f.Close() }
+
+func (ff *frameFile) corrupt(err error) error {
+	return &CorruptionError{Path: ff.path, Offset: ff.off, Err: err}
+}
+
+func (ff *frameFile) readAt(n int, off int64) ([]byte, error) {
+	if cap(ff.buf) < n {
+		ff.buf = make([]byte, n)
+	}
+	b := ff.buf[:n]
+	if _, err := ff.f.ReadAt(b, off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errTorn // the file shrank under us
+		}
+		return nil, fmt.Errorf("read message file %q at %d: %w", ff.path, off, err)
+	}
+	return b, nil
+}
+
+// next reads the header of the frame at ff.off. It returns io.EOF at the
+// end of the file, errTorn for a frame cut short by the end of the file
+// (or a zero-filled tail), a *CorruptionError for a damaged header, or
+// another error for a failed read.
+func (ff *frameFile) next() (frameHeader, error) {
+	left := ff.size - ff.off
+	if left == 0 {
+		return frameHeader{}, io.EOF
+	}
+	if left < frameHeaderSize {
+		return frameHeader{}, errTorn
+	}
+	b, err := ff.readAt(frameHeaderSize, ff.off)
+	if err != nil {
+		return frameHeader{}, err
+	}
+	if allZero(b) {
+		return frameHeader{}, errTorn
+	}
+	h, err := parseFrameHeader(b)
+	if err != nil {
+		return h, ff.corrupt(err)
+	}
+	if h.frameLen() > left {
+		return h, errTorn
+	}
+	return h, nil
+}
+
+// bloom reads and checks the bloom filter of the frame whose header is h.
+func (ff *frameFile) bloom(h *frameHeader) ([]byte, error) {
+	b, err := ff.readAt(int(h.bloomLen), ff.off+int64(h.hdrLen))
+	if err != nil {
+		return nil, err
+	}
+	if got := crc32.Checksum(b, castagnoli); got != h.bloomCRC {
+		return nil, ff.corrupt(fmt.Errorf("bloom crc %#08x, want %#08x", got, h.bloomCRC))
+	}
+	return b, nil
+}
+
+// data reads the whole frame, checks its CRC and returns the decoded data
+// section (in dst's storage when it was compressed, else in ff.buf).
+func (ff *frameFile) data(h *frameHeader, dec *zstd.Decoder, dst []byte) ([]byte, error) {
+	b, err := ff.readAt(int(h.frameLen()), ff.off)
+	if err != nil {
+		return nil, err
+	}
+	end := len(b) - crcSize
+	if got, want := binary.LittleEndian.Uint32(b[end:]), crc32.Checksum(b[:end], castagnoli); got != want {
+		return nil, ff.corrupt(fmt.Errorf("frame crc %#08x, want %#08x", got, want))
+	}
+	data := b[int(h.hdrLen)+int(h.bloomLen) : end]
+	if h.codec == codecZstd {
+		if cap(dst) < int(h.raw) {
+			dst = make([]byte, 0, h.raw)
+		}
+		data, err = dec.DecodeAll(data, dst[:0])
+		if err != nil {
+			return nil, ff.corrupt(fmt.Errorf("decompress data: %w", err))
+		}
+	}
+	if len(data) != int(h.raw) {
+		return nil, ff.corrupt(fmt.Errorf("data is %d bytes, header says %d", len(data), h.raw))
+	}
+	return data, nil
+}
+
+// Scan calls fn for each record matching q, file by file in sequence order
+// and in write order within a file. The *Record passed to fn, with its
+// Fields and Packets, is reused for the next record: fn must copy what it
+// keeps. A frame cut short at the end of a file (being written, or torn by
+// a crash) ends that file quietly; a damaged frame is reported to
+// q.OnCorrupt and ends that file, and Scan goes on with the next. Scan
+// returns fn's first error, ctx's error (checked before each frame), or an
+// error listing the messages directory.
+func (r *Reader) Scan(ctx context.Context, q Query, fn func(rec *analytics.Record) error) error {
+	files, err := listFiles(r.dir)
+	if err != nil {
+		return err
+	}
+	p := newPlan(q)
+	report := q.OnCorrupt
+	if report == nil {
+		report = func(err error) { slog.Warn("msgstore: skipping damaged messages", "err", err) }
+	}
+	s := &scanner{r: r, p: p, fn: fn}
+	for _, fe := range files {
+		if err := s.file(ctx, fe.path); err != nil {
+			if errors.Is(err, errStop) {
+				return s.err
+			}
+			r.corrupt.Add(1)
+			report(err)
+		}
+	}
+	return nil
+}
+
+// errStop wraps the end of a scan by fn or ctx; the cause is in scanner.err.
+var errStop = errors.New("scan stopped")
+
+type scanner struct {
+	r    *Reader
+	p    *plan
+	fn   func(*analytics.Record) error
+	rec  analytics.Record
+	tb   termBuf
+	dbuf []byte
+	err  error
+}
+
+// file scans one file; it returns errStop when the scan must end, nil at
+// the end of the file or a torn tail, or the error that ended the file.
+func (s *scanner) file(ctx context.Context, path string) error {
+	ff, err := openFrameFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // dropped by retention since the listing
+	}
+	if err != nil {
+		return fmt.Errorf("open message file %q: %w", path, err)
+	}
+	defer ff.close()
+	for {
+		if err := ctx.Err(); err != nil {
+			s.err = err
+			return errStop
+		}
+		h, err := ff.next()
+		if err == io.EOF || errors.Is(err, errTorn) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s.r.frames.Add(1)
+		if ok, err := s.frameCandidate(ff, &h); err != nil {
+			return err
+		} else if ok {
+			if err := s.frame(ff, &h); err != nil {
+				return err
+			}
+		}
+		ff.off += h.frameLen()
+	}
+}
+
+func (s *scanner) frameCandidate(ff *frameFile, h *frameHeader) (bool, error) {
+	if !s.p.frameInTime(h) {
+		s.r.skipTime.Add(1)
+		return false, nil
+	}
+	if s.p.protoMask != 0 && h.protos&s.p.protoMask == 0 {
+		s.r.skipProto.Add(1)
+		return false, nil
+	}
+	if len(s.p.termHashes) > 0 {
+		f, err := ff.bloom(h)
+		if err != nil {
+			return false, err
+		}
+		for _, th := range s.p.termHashes {
+			if !bloomHas(f, int(h.hashes), th) {
+				s.r.skipBloom.Add(1)
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+func (s *scanner) frame(ff *frameFile, h *frameHeader) error {
+	data, err := ff.data(h, s.r.dec, s.dbuf)
+	if err != nil {
+		return err
+	}
+	if h.codec == codecZstd {
+		s.dbuf = data[:0]
+	}
+	s.r.decoded.Add(1)
+	for i := uint32(0); i < h.count; i++ {
+		if data, err = ParseRecord(data, &s.rec); err != nil {
+			return ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
+		}
+		if !s.p.recordMatches(&s.rec, &s.tb) {
+			continue
+		}
+		s.r.records.Add(1)
+		if err := s.fn(&s.rec); err != nil {
+			s.err = err
+			return errStop
+		}
+	}
+	if len(data) != 0 {
+		return ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", len(data), h.count))
+	}
+	return nil
+}
+
+// Get returns the record with the given ID: the last one written if there
+// are several. It returns ErrNotFound if there is none. Damaged frames are
+// skipped and logged.
+func (r *Reader) Get(ctx context.Context, id uint64) (*analytics.Record, error) {
+	var found *analytics.Record
+	q := Query{Terms: []string{fmt.Sprintf("id=%016x", id)}}
+	err := r.Scan(ctx, q, func(rec *analytics.Record) error {
+		if rec.ID == id {
+			c := *rec
+			c.Fields = slices.Clone(rec.Fields)
+			c.Packets = slices.Clone(rec.Packets)
+			found = &c
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get message record %016x: %w", id, err)
+	}
+	if found == nil {
+		return nil, fmt.Errorf("get message record %016x: %w", id, ErrNotFound)
+	}
+	return found, nil
+}
+
+// FileInfo describes one message file, from its frame headers.
+type FileInfo struct {
+	Path         string
+	Seq          uint64
+	Size         int64
+	Frames       int
+	Records      int64
+	MinTS, MaxTS int64 // over the frames with times; 0 if none
+	// Err is why the header walk stopped early (a *CorruptionError or a
+	// read error); a torn tail is not an error.
+	Err error
+}
+
+// Files describes the message files under root, in sequence order.
+func Files(root string) ([]FileInfo, error) {
+	files, err := listFiles(messagesDir(root))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FileInfo, 0, len(files))
+	for _, fe := range files {
+		fi := FileInfo{Path: fe.path, Seq: fe.seq}
+		ff, err := openFrameFile(fe.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			fi.Err = err
+			out = append(out, fi)
+			continue
+		}
+		fi.Size = ff.size
+		for {
+			h, err := ff.next()
+			if err == io.EOF || errors.Is(err, errTorn) {
+				break
+			}
+			if err != nil {
+				fi.Err = err
+				break
+			}
+			fi.Frames++
+			fi.Records += int64(h.count)
+			if h.minTS != 0 || h.maxTS != 0 {
+				if fi.MinTS == 0 && fi.MaxTS == 0 {
+					fi.MinTS, fi.MaxTS = h.minTS, h.maxTS
+				} else {
+					fi.MinTS, fi.MaxTS = min(fi.MinTS, h.minTS), max(fi.MaxTS, h.maxTS)
+				}
+			}
+			ff.off += h.frameLen()
+		}
+		ff.close()
+		out = append(out, fi)
+	}
+	return out, nil
+}
+
+// Size returns the total size of the message files under root (0 when
+// there are none or they cannot be listed).
+func Size(root string) int64 {
+	files, _ := listFiles(messagesDir(root))
+	var n int64
+	for _, fe := range files {
+		if fi, err := os.Stat(fe.path); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// DropBefore removes, oldest first, the message files whose records all end
+// before ts (MaxTS < ts), never the newest file (a Writer may be appending
+// to it). It returns how many files and bytes it removed.
+func DropBefore(root string, ts int64) (files int, bytes int64, err error) {
+	infos, err := Files(root)
+	if err != nil {
+		return 0, 0, fmt.Errorf("drop message files before %d: %w", ts, err)
+	}
+	for _, fi := range infos[:max(len(infos)-1, 0)] {
+		last := fi.MaxTS
+		if fi.Err != nil && fi.Frames == 0 && fi.Size > 0 {
+			// Damaged from the first frame: no times to go by; use when
+			// it was last written.
+			st, err := os.Stat(fi.Path)
+			if err != nil {
+				continue
+			}
+			last = st.ModTime().UnixNano()
+		}
+		if last >= ts {
+			continue
+		}
+		if err := os.Remove(fi.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return files, bytes, fmt.Errorf("drop message file %q: %w", fi.Path, err)
+		}
+		files++
+		bytes += fi.Size
+	}
+	if files > 0 {
+		if err := syncDir(messagesDir(root)); err != nil {
+			return files, bytes, fmt.Errorf("sync messages dir after drop: %w", err)
+		}
+	}
+	return files, bytes, nil
+}
+
+// Report is what Verify found.
+type Report struct {
+	Files   int
+	Frames  int
+	Records int64
+	Bytes   int64
+	// Corrupt lists damaged frames (each ends the walk of its file) and
+	// unreadable files.
+	Corrupt []error
+	// Torn lists files that end in a partial frame: the newest file while a
+	// Writer appends, or any file whose writer crashed. Warnings, not
+	// errors: every frame before the tail is intact.
+	Torn []*CorruptionError
+}
+
+// Verify reads every frame of every message file under root: header, bloom
+// and frame CRCs, decompression, every record parsed, and each record's
+// times, protocol and terms present in its frame's header and bloom.
+func Verify(root string) (Report, error) {
+	var rep Report
+	files, err := listFiles(messagesDir(root))
+	if err != nil {
+		return rep, err
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(maxDataLen), zstd.WithDecoderMaxWindow(maxDataLen))
+	if err != nil {
+		return rep, fmt.Errorf("create zstd decoder: %w", err)
+	}
+	defer dec.Close()
+	var v verifier
+	for _, fe := range files {
+		ff, err := openFrameFile(fe.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			rep.Corrupt = append(rep.Corrupt, fmt.Errorf("open message file %q: %w", fe.path, err))
+			continue
+		}
+		rep.Files++
+		rep.Bytes += ff.size
+		for {
+			h, err := ff.next()
+			if err == io.EOF {
+				break
+			}
+			if errors.Is(err, errTorn) {
+				rep.Torn = append(rep.Torn, &CorruptionError{Path: ff.path, Offset: ff.off,
+					Err: fmt.Errorf("torn tail of %d bytes", ff.size-ff.off)})
+				break
+			}
+			if err == nil {
+				err = v.frame(ff, &h, dec)
+			}
+			if err != nil {
+				rep.Corrupt = append(rep.Corrupt, err)
+				break
+			}
+			rep.Frames++
+			rep.Records += int64(h.count)
+			ff.off += h.frameLen()
+		}
+		ff.close()
+	}
+	return rep, nil
+}
+
+type verifier struct {
+	rec  analytics.Record
+	tb   termBuf
+	dbuf []byte
+}
+
+func (v *verifier) frame(ff *frameFile, h *frameHeader, dec *zstd.Decoder) error {
+	data, err := ff.data(h, dec, v.dbuf)
+	if err != nil {
+		return err
+	}
+	if h.codec == codecZstd {
+		v.dbuf = data[:0]
+	}
+	// The bloom lies inside the frame just read into ff.buf (data may
+	// alias ff.buf too, a later part of it); nothing reads into ff.buf
+	// again before this frame is done.
+	bloom := ff.buf[h.hdrLen : int(h.hdrLen)+int(h.bloomLen)]
+	if got := crc32.Checksum(bloom, castagnoli); got != h.bloomCRC {
+		return ff.corrupt(fmt.Errorf("bloom crc %#08x, want %#08x", got, h.bloomCRC))
+	}
+	for i := uint32(0); i < h.count; i++ {
+		if data, err = ParseRecord(data, &v.rec); err != nil {
+			return ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
+		}
+		if lo, hi, ok := recordSpan(&v.rec); ok && (lo < h.minTS || hi > h.maxTS) {
+			return ff.corrupt(fmt.Errorf("record %d: times [%d, %d] outside the frame's [%d, %d]", i, lo, hi, h.minTS, h.maxTS))
+		}
+		if h.protos&protoBit(v.rec.Proto) == 0 {
+			return ff.corrupt(fmt.Errorf("record %d: proto %q not in the frame's bitmap", i, v.rec.Proto))
+		}
+		v.tb.build(&v.rec)
+		for k := range v.tb.ends {
+			if t := v.tb.term(k); !bloomHas(bloom, int(h.hashes), termHash(t)) {
+				return ff.corrupt(fmt.Errorf("record %d: term %q not in the frame's bloom", i, strings.Clone(string(t))))
+			}
+		}
+	}
+	if len(data) != 0 {
+		return ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", len(data), h.count))
+	}
+	return nil
+}

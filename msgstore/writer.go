@@ -1,0 +1,395 @@
+package msgstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"tapvault/analytics"
+)
+
+// Options configure a Writer. Zero values take the defaults.
+type Options struct {
+	FrameRecords int           // seal a frame at this many records (default 2048)
+	FrameBytes   int           // or at this many encoded (raw) bytes (default 1 MiB, at most 16 MiB)
+	FileBytes    int64         // start a new file when the next frame would pass this size (default 64 MiB)
+	SyncEvery    time.Duration // fsync at most this often when frames are written (default 1 s; negative: after every frame); always on Sync and Close
+	Logger       *slog.Logger  // default slog.Default()
+
+	// write and truncate replace the os.File methods in tests (disk-full
+	// simulation).
+	write    func(f *os.File, b []byte) (int, error)
+	truncate func(f *os.File, size int64) error
+}
+
+func (o *Options) setDefaults() {
+	if o.FrameRecords <= 0 {
+		o.FrameRecords = 2048
+	}
+	if o.FrameBytes <= 0 {
+		o.FrameBytes = 1 << 20
+	}
+	o.FrameBytes = min(o.FrameBytes, maxFrameBytes)
+	if o.FileBytes <= 0 {
+		o.FileBytes = 64 << 20
+	}
+	if o.SyncEvery == 0 {
+		o.SyncEvery = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.write == nil {
+		o.write = (*os.File).Write
+	}
+	if o.truncate == nil {
+		o.truncate = (*os.File).Truncate
+	}
+}
+
+// WriterStats are a Writer's counters since OpenWriter.
+type WriterStats struct {
+	Records     uint64 // records written in frames
+	Frames      uint64 // frames written
+	Bytes       uint64 // bytes written to files
+	Files       uint64 // files created
+	WriteErrors uint64 // failed frame writes, fsyncs and file creations
+	Dropped     uint64 // records lost with a frame that could not be written
+	Rejected    uint64 // records Append refused (beyond the codec limits)
+}
+
+// Writer appends message records to a store's messages directory. Its
+// methods other than Stats must be called from one goroutine (the capture's
+// analytics goroutine); Stats may be called from any.
+//
+// Records become readable when their frame is written: when it fills
+// (FrameRecords or FrameBytes), on Flush, Sync and Close. They are durable
+// after the next fsync (SyncEvery, Sync, Close).
+type Writer struct {
+	dir  string // DIR/messages
+	opts Options
+	log  *slog.Logger
+	enc  *zstd.Encoder
+
+	f        *os.File // current file; nil after a failed roll until the next frame
+	path     string
+	seq      uint64
+	size     int64 // bytes of complete frames in f
+	suspect  bool  // f may end in a partial frame: the next frame goes to a new file
+	dirty    bool  // frames written since the last fsync
+	lastSync time.Time
+	closed   bool
+
+	// The open frame. raw holds the records' encodings back to back;
+	// hashes the term hashes of all of them (deduplicated at seal).
+	raw          []byte
+	n            int
+	minTS, maxTS int64
+	hasTS        bool
+	protos       uint64
+	hashes       []uint64
+	terms        termBuf
+	out          []byte // the frame being sealed; reused
+
+	records, frames, bytes, files, writeErrors, dropped, rejected atomic.Uint64
+}
+
+// OpenWriter creates root/messages if needed and a new message file in it,
+// numbered after the highest existing one. It never appends to an existing
+// file, so a torn tail a crash left stays behind the frames before it.
+func OpenWriter(root string, opts Options) (*Writer, error) {
+	opts.setDefaults()
+	w := &Writer{dir: messagesDir(root), opts: opts, log: opts.Logger, lastSync: time.Now()}
+	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create messages dir %q: %w", w.dir, err)
+	}
+	files, err := listFiles(w.dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) > 0 {
+		w.seq = files[len(files)-1].seq
+	}
+	w.enc, err = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), // the frame has its own CRC32C
+		zstd.WithWindowSize(maxFrameBytes),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create zstd encoder: %w", err)
+	}
+	if err := w.newFile(); err != nil {
+		w.enc.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// newFile closes the current file (if any) and creates the next one.
+func (w *Writer) newFile() error {
+	if w.f != nil {
+		if err := w.closeFile(); err != nil {
+			w.log.Warn("msgstore: close message file", "path", w.path, "err", err)
+		}
+	}
+	for tries := 0; ; tries++ {
+		w.seq++
+		path := filepath.Join(w.dir, fileName(w.seq))
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+		if errors.Is(err, fs.ErrExist) && tries < 100 {
+			continue // another writer took it
+		}
+		if err != nil {
+			w.seq-- // retry the same number next time
+			return fmt.Errorf("create message file %q: %w", path, err)
+		}
+		w.f, w.path, w.size, w.suspect, w.dirty = f, path, 0, false, false
+		w.files.Add(1)
+		if err := syncDir(w.dir); err != nil {
+			w.log.Warn("msgstore: sync messages dir", "dir", w.dir, "err", err)
+		}
+		return nil
+	}
+}
+
+// closeFile syncs (when needed) and closes the current file.
+func (w *Writer) closeFile() error {
+	f := w.f
+	w.f = nil
+	var errs []error
+	if w.dirty && !w.suspect {
+		if err := f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("sync message file %q: %w", w.path, err))
+		}
+		w.dirty = false
+	}
+	if err := f.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close message file %q: %w", w.path, err))
+	}
+	return errors.Join(errs...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// recordSpan returns the least and greatest of r's nonzero ReqFirst,
+// ReqLast, RespFirst and RespLast; ok is false when all are zero.
+func recordSpan(r *analytics.Record) (lo, hi int64, ok bool) {
+	for _, t := range [4]int64{r.ReqFirst, r.ReqLast, r.RespFirst, r.RespLast} {
+		if t == 0 {
+			continue
+		}
+		if !ok {
+			lo, hi, ok = t, t, true
+			continue
+		}
+		lo, hi = min(lo, t), max(hi, t)
+	}
+	return lo, hi, ok
+}
+
+// Append adds r to the open frame (it copies what it needs; r may be reused
+// at once) and writes the frame when it is full. An error means r was
+// refused (beyond the codec limits: counted in Rejected) or that the frame
+// it completed could not be written (its records are counted in Dropped;
+// the writer keeps working).
+func (w *Writer) Append(r *analytics.Record) error {
+	if w.closed {
+		return errors.New("append message record: writer closed")
+	}
+	if err := checkRecord(r); err != nil {
+		w.rejected.Add(1)
+		return fmt.Errorf("append message record: %w", err)
+	}
+	start := len(w.raw)
+	w.raw = AppendRecord(w.raw, r)
+	if len(w.raw)-start > maxRecordLen {
+		w.raw = w.raw[:start]
+		w.rejected.Add(1)
+		return fmt.Errorf("append message record %016x: encoding exceeds %d bytes", r.ID, maxRecordLen)
+	}
+	if lo, hi, ok := recordSpan(r); ok {
+		if !w.hasTS {
+			w.minTS, w.maxTS, w.hasTS = lo, hi, true
+		} else {
+			w.minTS, w.maxTS = min(w.minTS, lo), max(w.maxTS, hi)
+		}
+	}
+	w.protos |= protoBit(r.Proto)
+	w.terms.build(r)
+	for i := range w.terms.ends {
+		w.hashes = append(w.hashes, termHash(w.terms.term(i)))
+	}
+	w.n++
+	if w.n >= w.opts.FrameRecords || len(w.raw) >= w.opts.FrameBytes {
+		return w.seal()
+	}
+	return nil
+}
+
+// Flush writes the open frame now, so its records become readable.
+func (w *Writer) Flush() error {
+	if w.closed {
+		return errors.New("flush message records: writer closed")
+	}
+	return w.seal()
+}
+
+// Sync writes the open frame and fsyncs the file.
+func (w *Writer) Sync() error {
+	if w.closed {
+		return errors.New("sync message records: writer closed")
+	}
+	if err := w.seal(); err != nil {
+		return err
+	}
+	return w.sync()
+}
+
+func (w *Writer) sync() error {
+	if w.f == nil || !w.dirty {
+		return nil
+	}
+	w.lastSync = time.Now()
+	if err := w.f.Sync(); err != nil {
+		// After a failed fsync the kernel may have dropped dirty pages:
+		// nothing more goes into this file.
+		w.writeErrors.Add(1)
+		w.suspect = true
+		return fmt.Errorf("sync message file %q: %w", w.path, err)
+	}
+	w.dirty = false
+	return nil
+}
+
+// Close writes the open frame, fsyncs and closes the file. The writer is
+// unusable afterwards.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	err := w.seal()
+	w.closed = true
+	if w.f != nil {
+		err = errors.Join(err, w.closeFile())
+	}
+	w.enc.Close()
+	return err
+}
+
+// Stats returns the writer's counters. Safe from any goroutine.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{
+		Records:     w.records.Load(),
+		Frames:      w.frames.Load(),
+		Bytes:       w.bytes.Load(),
+		Files:       w.files.Load(),
+		WriteErrors: w.writeErrors.Load(),
+		Dropped:     w.dropped.Load(),
+		Rejected:    w.rejected.Load(),
+	}
+}
+
+// seal builds the open frame, writes it, and resets the frame whether the
+// write succeeded or not (a failed frame's records are dropped and
+// counted). With no open frame it only runs a due periodic fsync.
+func (w *Writer) seal() error {
+	if w.n == 0 {
+		return w.maybeSync()
+	}
+	n := w.n
+	frame := w.buildFrame()
+	w.resetFrame()
+	if err := w.writeFrame(frame); err != nil {
+		w.writeErrors.Add(1)
+		w.dropped.Add(uint64(n))
+		return fmt.Errorf("write message frame (%d records dropped): %w", n, err)
+	}
+	w.records.Add(uint64(n))
+	w.frames.Add(1)
+	w.bytes.Add(uint64(len(frame)))
+	return w.maybeSync()
+}
+
+func (w *Writer) maybeSync() error {
+	if w.dirty && (w.opts.SyncEvery < 0 || time.Since(w.lastSync) >= w.opts.SyncEvery) {
+		return w.sync()
+	}
+	return nil
+}
+
+func (w *Writer) resetFrame() {
+	w.raw, w.n, w.hashes = w.raw[:0], 0, w.hashes[:0]
+	w.minTS, w.maxTS, w.hasTS, w.protos = 0, 0, false, 0
+}
+
+// buildFrame encodes the open frame into w.out and returns it (valid until
+// the next buildFrame).
+func (w *Writer) buildFrame() []byte {
+	h := frameHeader{
+		hdrLen: frameHeaderSize,
+		hashes: bloomHashes,
+		count:  uint32(w.n),
+		minTS:  w.minTS,
+		maxTS:  w.maxTS,
+		protos: w.protos,
+		raw:    uint32(len(w.raw)),
+	}
+	out := append(w.out[:0], make([]byte, frameHeaderSize)...)
+	out = appendBloom(out, w.hashes)
+	h.bloomLen = uint32(len(out) - frameHeaderSize)
+	h.bloomCRC = crc32.Checksum(out[frameHeaderSize:], castagnoli)
+	dataStart := len(out)
+	out = w.enc.EncodeAll(w.raw, out)
+	if h.codec = codecZstd; (len(out)-dataStart)*100 > len(w.raw)*incompressiblePct {
+		out = append(out[:dataStart], w.raw...)
+		h.codec = codecRaw
+	}
+	h.stored = uint32(len(out) - dataStart)
+	putFrameHeader(out, &h)
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
+	w.out = out
+	return out
+}
+
+// writeFrame appends frame to the current file, first starting a new file
+// if the current one may be torn, failed to open, or would pass FileBytes.
+// After a failed write it cuts the file back to its last complete frame; if
+// that fails too, the file is left to readers as torn and the next frame
+// goes to a new one.
+func (w *Writer) writeFrame(frame []byte) error {
+	if w.f == nil || w.suspect || (w.size > 0 && w.size+int64(len(frame)) > w.opts.FileBytes) {
+		if err := w.newFile(); err != nil {
+			return err
+		}
+	}
+	if _, err := w.opts.write(w.f, frame); err != nil {
+		if terr := w.opts.truncate(w.f, w.size); terr != nil {
+			w.suspect = true
+			w.log.Warn("msgstore: cannot cut back a failed frame; starting a new file", "path", w.path, "err", terr)
+		}
+		return fmt.Errorf("append to %q: %w", w.path, err)
+	}
+	w.size += int64(len(frame))
+	w.dirty = true
+	return nil
+}
