@@ -140,7 +140,7 @@ func NewServer(store *Store, opts ServerOptions) (*Server, error) {
 		switch {
 		case !strings.HasPrefix(path, "/"):
 			return nil, fmt.Errorf("api: handler path %q: must start with /", path)
-		case path == pathPackets || path == pathFlows || path == pathStats:
+		case path == pathPackets || path == pathFlows || path == pathStats || strings.HasPrefix(path, pathMessages) || path == pathLatency:
 			return nil, fmt.Errorf("api: handler path %q: taken by the API", path)
 		case h == nil:
 			return nil, fmt.Errorf("api: handler path %q: nil handler", path)
@@ -423,12 +423,20 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		h = s.handleFlows
 	case pathStats:
 		h = s.handleStats
+	case pathMessages:
+		h = s.handleMessages
+	case pathLatency:
+		h = s.handleLatency
 	default:
+		if id, ok := messagePacketsID(r.URL.Path); ok {
+			h = func(w http.ResponseWriter, r *http.Request) { s.handleMessagePackets(w, r, id) }
+			break
+		}
 		if extra, ok := s.opts.Handlers[r.URL.Path]; ok {
 			h = extra.ServeHTTP
 			break
 		}
-		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no such endpoint %q (have %s, %s, %s)", r.URL.Path, pathPackets, pathFlows, pathStats))
+		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no such endpoint %q (have %s, %s, %s, %s, %s, %s/{id}/packets)", r.URL.Path, pathPackets, pathFlows, pathStats, pathMessages, pathLatency, pathMessages))
 		return
 	}
 	if r.Method != http.MethodGet {

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"tapvault/analytics"
+	"tapvault/msgquery"
+	"tapvault/msgstore"
 	"tapvault/workers"
 	"tapvault/writer"
 )
@@ -129,4 +133,162 @@ func (s *Store) packets(ctx context.Context, refs []analytics.PktRef, from, to i
 		res.Found++
 	}
 	return res, nil
+}
+
+// MessageSel selects message records: a time range, an expression (nil:
+// all), and whether to link tiers (front-end exchanges to their backend
+// calls) within Window ns.
+type MessageSel struct {
+	From, To int64
+	Expr     *msgquery.Expr
+	Tiers    bool
+	Window   int64
+}
+
+func (s *MessageSel) match(r *analytics.Record) bool { return s.Expr == nil || s.Expr.Match(r) }
+
+// ScanMessages calls fn for each stored record sel selects, in store order
+// (about the order exchanges completed), with its tier links when
+// sel.Tiers. The record is fn's only during the call. Parts of the message
+// store that are damaged are skipped and returned as warnings.
+func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *analytics.Record, t *msgquery.Tier) error) (warnings []error, err error) {
+	rd, err := msgstore.OpenReader(dir)
+	if err != nil {
+		return nil, err
+	}
+	q := msgstore.Query{From: sel.From, To: sel.To, OnCorrupt: func(err error) { warnings = append(warnings, err) }}
+	if !sel.Tiers {
+		// Tier links need the backend exchanges whatever the expression
+		// selects, so the skip index prunes only without them.
+		if sel.Expr != nil {
+			q.Terms, q.Protos = sel.Expr.Terms(), sel.Expr.Protos()
+		}
+		err = rd.Scan(ctx, q, func(r *analytics.Record) error {
+			if !sel.match(r) {
+				return nil
+			}
+			return fn(r, nil)
+		})
+		return warnings, err
+	}
+	tl, err := msgquery.NewTierLinker(sel.Window, nil)
+	if err != nil {
+		return nil, err
+	}
+	emit := func(ls []msgquery.Linked) error {
+		for _, l := range ls {
+			if sel.match(l.Rec) {
+				if err := fn(l.Rec, l.Tier); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err = rd.Scan(ctx, q, func(r *analytics.Record) error {
+		c := *r
+		c.Fields = append([]analytics.Field(nil), r.Fields...)
+		c.Packets = append([]analytics.PktRef(nil), r.Packets...)
+		return emit(tl.Push(&c))
+	})
+	if err != nil {
+		return warnings, err
+	}
+	return warnings, emit(tl.Flush())
+}
+
+// MessageDrill is what a drill-down found.
+type MessageDrill struct {
+	Record *analytics.Record
+	RefResult
+	Connection bool // a tcp connection record: its connection's packets
+}
+
+// String says what the drill-down returned, for a log line or stderr.
+func (d *MessageDrill) String() string {
+	r := d.Record
+	if d.Connection {
+		return fmt.Sprintf("message %016x (%s %s -> %s): %d packets of the connection", r.ID, r.Proto, r.Client, r.Server, d.Found)
+	}
+	s := fmt.Sprintf("message %016x (%s %s -> %s): %d of %d packets", r.ID, r.Proto, r.Client, r.Server, d.Found, d.Wanted)
+	if d.NotSaved > 0 {
+		s += fmt.Sprintf("; %d were never stored (dropped at capture)", d.NotSaved)
+	}
+	if d.Missing > 0 {
+		s += fmt.Sprintf("; %d are no longer in the store (retention, or a block lost or corrupt)", d.Missing)
+	}
+	if r.Flags&analytics.FlagRefsCut != 0 {
+		s += fmt.Sprintf("; the record lists only its first %d packets", len(r.Packets))
+	}
+	return s
+}
+
+// ErrNoMessage is returned by MessagePackets for an unknown ID.
+var ErrNoMessage = errors.New("no message record with that ID")
+
+// MessagePackets is the drill-down: the stored packets of both messages of
+// the record with ID id, in time order. A tcp connection record (which
+// lists no packets) gives its connection's packets over its life.
+func (s *Store) MessagePackets(ctx context.Context, id uint64, fn func(p *Packet) error) (MessageDrill, error) {
+	var d MessageDrill
+	rd, err := msgstore.OpenReader(s.Dir)
+	if err != nil {
+		return d, err
+	}
+	r, err := rd.Get(ctx, id)
+	if errors.Is(err, msgstore.ErrNotFound) {
+		return d, fmt.Errorf("message %016x: %w", id, ErrNoMessage)
+	}
+	if err != nil {
+		return d, fmt.Errorf("message %016x: %w", id, err)
+	}
+	d.Record = r
+	from, to := RecordSpan(r)
+	if r.Proto == "tcp" || len(r.Packets) == 0 {
+		d.Connection = true
+		c, sv := r.Client, r.Server
+		expr := fmt.Sprintf("host %s and host %s and port %d and port %d", c.Addr().Unmap(), sv.Addr().Unmap(), c.Port(), sv.Port())
+		if r.Transport == 17 {
+			expr = "udp and " + expr
+		} else {
+			expr = "tcp and " + expr
+		}
+		flt, err := ParseFilter(expr)
+		if err != nil {
+			return d, fmt.Errorf("message %016x: %w", id, err)
+		}
+		res, err := s.Run(ctx, Request{From: from, To: to, Filter: flt}, fn)
+		d.Found = int(res.Matched)
+		return d, err
+	}
+	d.RefResult, err = s.Packets(ctx, r.Packets, from, to, fn)
+	return d, err
+}
+
+// RecordSpan is the time range a record's packets lie in.
+func RecordSpan(r *analytics.Record) (from, to int64) {
+	from, to = MaxTime, MinTime
+	for _, t := range []int64{r.ReqFirst, r.ReqLast, r.RespFirst, r.RespLast} {
+		if t == 0 {
+			continue
+		}
+		from, to = min(from, t), max(to, t)
+	}
+	if from > to {
+		return MinTime, MaxTime
+	}
+	return from, to
+}
+
+// ParseMessageID reads a record ID: the 16 hex digits messages prints.
+func ParseMessageID(s string) (uint64, error) {
+	t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "0x")
+	if len(t) == 0 || len(t) > 16 {
+		return 0, fmt.Errorf("message ID %q: want the 16 hex digits of a record ID", s)
+	}
+	id, err := strconv.ParseUint(t, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("message ID %q: want the 16 hex digits of a record ID", s)
+	}
+	return id, nil
 }

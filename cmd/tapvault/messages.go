@@ -13,7 +13,6 @@ import (
 
 	"tapvault/analytics"
 	"tapvault/msgquery"
-	"tapvault/msgstore"
 	"tapvault/query"
 )
 
@@ -24,8 +23,6 @@ type msgSel struct {
 	tiers    bool
 	window   time.Duration
 }
-
-func (s *msgSel) match(r *analytics.Record) bool { return s.expr == nil || s.expr.Match(r) }
 
 func parseMsgSel(args []string, from, to string) (msgSel, error) {
 	sel := msgSel{from: query.MinTime, to: query.MaxTime}
@@ -52,53 +49,9 @@ func parseMsgSel(args []string, from, to string) (msgSel, error) {
 	return sel, nil
 }
 
-// scanMessages calls fn for each record sel selects, with its tier links
-// when sel.tiers. The record is fn's only during the call unless tiers are
-// on (then each is a fresh copy).
-func scanMessages(ctx context.Context, data string, sel msgSel, fn func(r *analytics.Record, t *msgquery.Tier) error) (warnings []error, err error) {
-	rd, err := msgstore.OpenReader(data)
-	if err != nil {
-		return nil, err
-	}
-	q := msgstore.Query{From: sel.from, To: sel.to, OnCorrupt: func(err error) { warnings = append(warnings, err) }}
-	if !sel.tiers {
-		// Tier links need the backend exchanges whatever the expression
-		// selects, so the skip index prunes only without them.
-		if sel.expr != nil {
-			q.Terms, q.Protos = sel.expr.Terms(), sel.expr.Protos()
-		}
-		err = rd.Scan(ctx, q, func(r *analytics.Record) error {
-			if !sel.match(r) {
-				return nil
-			}
-			return fn(r, nil)
-		})
-		return warnings, err
-	}
-	tl, err := msgquery.NewTierLinker(int64(sel.window), nil)
-	if err != nil {
-		return nil, err
-	}
-	emit := func(ls []msgquery.Linked) error {
-		for _, l := range ls {
-			if sel.match(l.Rec) {
-				if err := fn(l.Rec, l.Tier); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	err = rd.Scan(ctx, q, func(r *analytics.Record) error {
-		c := *r
-		c.Fields = append([]analytics.Field(nil), r.Fields...)
-		c.Packets = append([]analytics.PktRef(nil), r.Packets...)
-		return emit(tl.Push(&c))
-	})
-	if err != nil {
-		return warnings, err
-	}
-	return warnings, emit(tl.Flush())
+// scanMessages is query.ScanMessages with the command's selection.
+func scanMessages(ctx context.Context, data string, sel msgSel, fn func(r *analytics.Record, t *msgquery.Tier) error) ([]error, error) {
+	return query.ScanMessages(ctx, data, query.MessageSel{From: sel.from, To: sel.to, Expr: sel.expr, Tiers: sel.tiers, Window: int64(sel.window)}, fn)
 }
 
 func warnCorrupt(ws []error) {

@@ -8,13 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"tapvault/analytics"
-	"tapvault/msgstore"
 	"tapvault/query"
 )
 
@@ -137,7 +134,7 @@ func runQuery(cmd *cobra.Command, data string, req query.Request, out, format st
 		return nil
 	}
 	if message != "" {
-		res.Matched, err = messagePackets(cmd, st, data, message, write)
+		res.Matched, err = messagePackets(cmd, st, message, write)
 	} else {
 		res, err = st.Run(cmd.Context(), req, write)
 	}
@@ -185,81 +182,16 @@ func runQuery(cmd *cobra.Command, data string, req query.Request, out, format st
 	return nil
 }
 
-// messagePackets is the drill-down of query --message: the stored packets
-// of both messages of one record, in time order. A tcp connection record
-// (which lists no packets) gives its connection's packets over its life.
-func messagePackets(cmd *cobra.Command, st *query.Store, data, idText string, fn func(p *query.Packet) error) (uint64, error) {
-	id, err := parseMessageID(idText)
+// messagePackets is the drill-down of query --message (Store.MessagePackets).
+func messagePackets(cmd *cobra.Command, st *query.Store, idText string, fn func(p *query.Packet) error) (uint64, error) {
+	id, err := query.ParseMessageID(idText)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("--message: %w", err)
 	}
-	rd, err := msgstore.OpenReader(data)
+	d, err := st.MessagePackets(cmd.Context(), id, fn)
 	if err != nil {
-		return 0, err
+		return uint64(d.Found), err
 	}
-	r, err := rd.Get(cmd.Context(), id)
-	if err != nil {
-		return 0, fmt.Errorf("message %s: %w", idText, err)
-	}
-	from, to := recordSpan(r)
-	if r.Proto == "tcp" || len(r.Packets) == 0 {
-		c, s := r.Client, r.Server
-		expr := fmt.Sprintf("host %s and host %s and port %d and port %d", c.Addr().Unmap(), s.Addr().Unmap(), c.Port(), s.Port())
-		if r.Transport == 17 {
-			expr = "udp and " + expr
-		} else {
-			expr = "tcp and " + expr
-		}
-		flt, err := query.ParseFilter(expr)
-		if err != nil {
-			return 0, fmt.Errorf("message %s: %w", idText, err)
-		}
-		res, err := st.Run(cmd.Context(), query.Request{From: from, To: to, Filter: flt}, fn)
-		fmt.Fprintf(cmd.ErrOrStderr(), "message %016x (%s %s -> %s): %d packets of the connection\n", r.ID, r.Proto, r.Client, r.Server, res.Matched)
-		return res.Matched, err
-	}
-	res, err := st.Packets(cmd.Context(), r.Packets, from, to, fn)
-	if err != nil {
-		return uint64(res.Found), err
-	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "message %016x (%s %s -> %s): %d of %d packets", r.ID, r.Proto, r.Client, r.Server, res.Found, res.Wanted)
-	if res.NotSaved > 0 {
-		fmt.Fprintf(cmd.ErrOrStderr(), "; %d were never stored (dropped at capture)", res.NotSaved)
-	}
-	if res.Missing > 0 {
-		fmt.Fprintf(cmd.ErrOrStderr(), "; %d are no longer in the store (retention, or a block lost or corrupt)", res.Missing)
-	}
-	if r.Flags&analytics.FlagRefsCut != 0 {
-		fmt.Fprintf(cmd.ErrOrStderr(), "; the record lists only its first %d packets", len(r.Packets))
-	}
-	fmt.Fprintln(cmd.ErrOrStderr())
-	return uint64(res.Found), nil
-}
-
-// parseMessageID reads a record ID: 16 hex digits, as messages prints it.
-func parseMessageID(s string) (uint64, error) {
-	t := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "0x")
-	if len(t) == 0 || len(t) > 16 {
-		return 0, fmt.Errorf("--message %q: want the 16 hex digits of a record ID", s)
-	}
-	id, err := strconv.ParseUint(t, 16, 64)
-	if err != nil {
-		return 0, fmt.Errorf("--message %q: want the 16 hex digits of a record ID", s)
-	}
-	return id, nil
-}
-
-// recordSpan is the time range a record's packets lie in.
-func recordSpan(r *analytics.Record) (from, to int64) {
-	from, to = query.MaxTime, query.MinTime
-	for _, t := range []int64{r.ReqFirst, r.ReqLast, r.RespFirst, r.RespLast} {
-		if t == 0 {
-			continue
-		}
-		from, to = min(from, t), max(to, t)
-	}
-	if from > to {
-		return query.MinTime, query.MaxTime
-	}
-	return from, to
+	fmt.Fprintln(cmd.ErrOrStderr(), d.String())
+	return uint64(d.Found), nil
 }
