@@ -241,12 +241,12 @@ func (e *Expr) Match(r *analytics.Record) bool { return e.root.match(r) }
 // equality comparisons required on every path through "and"; a term under
 // "or" is kept only when both sides require it, and nothing under "not" is
 // used. Terms are given for proto (except postgres, whose record proto may
-// be "pgsql"), class, id, client, server, ip and for record fields. The
-// caller must drop the terms whose key its index does not hold (a bloom
-// filter that never saw "method=get" rejects every frame): the key is the
-// text before the first "=". No "port=" term is given, because whether the
-// store indexes the client's port as well is not settled. The slice is
-// shared: do not modify it.
+// be "pgsql"), class, id, vlan and port (not 0), client, server, ip and for
+// record fields; they assume the store indexes every field and both ends'
+// ports, as msgstore.Terms does. A store that indexes less must drop the
+// terms whose key it does not hold (a bloom filter that never saw
+// "method=get" rejects every frame): the key is the text before the first
+// "=". The slice is shared: do not modify it.
 func (e *Expr) Terms() []string { return e.terms }
 
 // Protos returns the record protocols a matching record must have, sorted,
@@ -1099,6 +1099,9 @@ func (n *node) terms() []string {
 		return nil
 	}
 	t := n.c.terms()
+	for i := range t {
+		t[i] = lowerASCII(t[i]) // an IPv6 zone may have capitals
+	}
 	slices.Sort(t)
 	return t
 }
@@ -1110,15 +1113,25 @@ func (c *cmp) terms() []string {
 	}
 	switch c.key {
 	case kProto:
-		if c.str == "postgres" || !isASCII(c.str) {
-			return nil // the record may say "pgsql"
+		if c.str == "postgres" || c.str == "" || !isASCII(c.str) {
+			return nil // the record may say "pgsql"; an empty proto has no term
 		}
 		return []string{"proto=" + c.str}
 	case kClass:
-		if !isASCII(c.str) {
+		if c.str == "" || !isASCII(c.str) {
 			return nil
 		}
 		return []string{"class=" + c.str}
+	case kPort:
+		if c.num == 0 {
+			return nil // port 0 has no term
+		}
+		return []string{"port=" + strconv.FormatInt(c.num, 10)}
+	case kVLAN:
+		if c.num <= 0 {
+			return nil // VLAN 0 has no term
+		}
+		return []string{"vlan=" + strconv.FormatInt(c.num, 10)}
 	case kID:
 		return []string{fmt.Sprintf("id=%016x", uint64(c.num))}
 	case kServer:

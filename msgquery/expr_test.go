@@ -290,7 +290,14 @@ func TestTermsAndProtos(t *testing.T) {
 		{"client 10.1.2.3", []string{"client=10.1.2.3"}, nil},
 		{"client 10.1.2.3:4000", []string{"client=10.1.2.3"}, nil},
 		{"ip 198.51.100.10", []string{"ip=198.51.100.10"}, nil},
-		{"port 53", nil, nil},
+		{"port 53", []string{"port=53"}, nil},
+		{"port 0", nil, nil},
+		{"port != 53", nil, nil},
+		{"vlan 100", []string{"vlan=100"}, nil},
+		{"vlan 0", nil, nil},
+		{"class \"\"", nil, nil},
+		{"error = \"\"", []string{"error="}, nil},
+		{"server [fe80::1%ETH0]:80", []string{"server=[fe80::1%eth0]:80", "server=fe80::1%eth0"}, nil},
 		{"latency > 1ms", nil, nil},
 		{"class slow_net", []string{"class=slow_net"}, nil},
 		{"method = POST", []string{"method=post"}, nil},
@@ -315,15 +322,27 @@ func TestTermsAndProtos(t *testing.T) {
 // lowercased.
 func recordTerms(r *analytics.Record) map[string]bool {
 	m := map[string]bool{
-		"proto=" + strings.ToLower(r.Proto):          true,
-		"class=" + strings.ToLower(r.Class):          true,
-		fmt.Sprintf("id=%016x", r.ID):                true,
-		"ip=" + r.Client.Addr().String():             true,
-		"ip=" + r.Server.Addr().String():             true,
-		"server=" + r.Server.String():                true,
-		"server=" + r.Server.Addr().String():         true,
-		"client=" + r.Client.Addr().String():         true,
-		"port=" + strconv.Itoa(int(r.Server.Port())): true,
+		"proto=" + strings.ToLower(r.Proto):  true,
+		"class=" + strings.ToLower(r.Class):  true,
+		fmt.Sprintf("id=%016x", r.ID):        true,
+		"ip=" + r.Client.Addr().String():     true,
+		"ip=" + r.Server.Addr().String():     true,
+		"server=" + r.Server.String():        true,
+		"server=" + r.Server.Addr().String(): true,
+		"client=" + r.Client.Addr().String(): true,
+	}
+	if r.VLAN != 0 {
+		m["vlan="+strconv.Itoa(int(r.VLAN))] = true
+	}
+	for _, p := range []uint16{r.Client.Port(), r.Server.Port()} {
+		if p != 0 {
+			m["port="+strconv.Itoa(int(p))] = true
+		}
+	}
+	for k := range m {
+		if strings.HasSuffix(k, "=") && (strings.HasPrefix(k, "proto=") || strings.HasPrefix(k, "class=")) {
+			delete(m, k) // an empty proto or class has no term
+		}
 	}
 	for _, f := range r.Fields {
 		if f.IsInt {
@@ -339,9 +358,9 @@ func recordTerms(r *analytics.Record) map[string]bool {
 // matches are common.
 var (
 	poolProtos  = []string{"http", "dns", "pgsql", "postgres", "redis", "tcp", "HTTP"}
-	poolClasses = []string{"fast", "slow_app", "slow_net", "udp", "no_response", "flow"}
+	poolClasses = []string{"fast", "slow_app", "slow_net", "udp", "no_response", "flow", ""}
 	poolAddrs   = []string{"10.0.0.1", "10.0.0.2", "10.1.0.5", "::1", "2001:db8::1"}
-	poolPorts   = []uint16{53, 80, 5432, 40000}
+	poolPorts   = []uint16{53, 80, 5432, 40000, 0}
 	poolKeys    = []string{"status", "method", "host", "qname", "code", "sni"}
 	poolStrs    = []string{"404", "0404", "GET", "get", "Example.COM", "example.com", "K", "\u212a", "ſ", "s", "É", "é", "-5", "+5", "5", "1ms", ""}
 	poolOps     = []string{"=", "==", "!=", "<", ">=", "~", "!~", ""}
@@ -351,6 +370,7 @@ func randRecord(rng *rand.Rand) *analytics.Record {
 	pick := func(s []string) string { return s[rng.IntN(len(s))] }
 	r := &analytics.Record{
 		ID:     uint64(rng.IntN(4)),
+		VLAN:   uint16(rng.IntN(3)),
 		Proto:  pick(poolProtos),
 		Class:  pick(poolClasses),
 		Client: netip.AddrPortFrom(netip.MustParseAddr(pick(poolAddrs)), poolPorts[rng.IntN(len(poolPorts))]),
@@ -385,7 +405,7 @@ func randExpr(rng *rand.Rand, depth int) string {
 	case 0:
 		return "proto " + q(pick(poolProtos)+[]string{"", "", "ql"}[rng.IntN(3)])
 	case 1:
-		return "class " + pick(poolClasses)
+		return "class " + strconv.Quote(pick(poolClasses))
 	case 2:
 		return "id " + strconv.Itoa(rng.IntN(4))
 	case 3:
@@ -397,6 +417,9 @@ func randExpr(rng *rand.Rand, depth int) string {
 	case 4:
 		return pick([]string{"server", "client", "ip"}) + " " + pick(poolAddrs)
 	case 5:
+		if rng.IntN(2) == 0 {
+			return "vlan " + strconv.Itoa(rng.IntN(3))
+		}
 		return "port " + strconv.Itoa(int(poolPorts[rng.IntN(len(poolPorts))]))
 	}
 	op := pick(poolOps)
