@@ -260,7 +260,11 @@ func (l *TierLinker) release(e *tierEntry) {
 		t = frontTier(r, e.backends)
 		e.backends = nil
 	}
-	e.rec = nil
+	if e.role != roleFront {
+		// A released front stays in its host's list (findFront's binary
+		// search reads its times) until dropFronts trims it.
+		e.rec = nil
+	}
 	l.out = append(l.out, Linked{Rec: r, Tier: t})
 }
 
