@@ -4,14 +4,24 @@
 // It owns DIR/messages/: append-only files NNNNNNNNNN.msg, each a run of
 // self-checking frames (docs/format/messages.md has the byte layout). One
 // Writer per capture appends; any number of Readers, in other processes
-// too, read while it does. Every frame carries a fixed header with its time
-// range, a protocol bitmap and a bloom filter of the records' terms (Terms),
-// so a Scan skips frames without decompressing them.
+// too, read while it does: a frame is written with one write call, and a
+// reader stops quietly at a frame that runs past the end of the file.
+// Every frame header carries the frame's time range and a protocol bitmap,
+// followed by a bloom filter of its records' terms (Terms), so a Scan skips
+// frames without reading or decompressing their data: a term absent from
+// the store scans 100k records' worth of frames about 1000x faster than a
+// full scan (BenchmarkScan).
 //
-// It must not: import the capture path (workers, writer) or block it — the
-// capture's analytics goroutine is the only caller of Writer.Append, and
-// Append only buffers and, every FrameRecords records, compresses and
-// writes one frame; never modify a file other than the one its Writer
-// created (a crash's torn tail is left for readers to stop at); never
-// delete anything but whole files, oldest first (DropBefore).
+// Why frames of many records and not one index entry per record: records
+// arrive at up to ~10^5/s per capture, and a frame of 2048 compresses to
+// about a tenth of its raw size while its bloom filter costs ~10 bits per
+// distinct term; per-record keys in Badger would cost more than the
+// records.
+//
+// It must not: write anything outside DIR/messages; modify a file other
+// than the one its Writer created (a crash's torn tail is left for readers
+// to stop at, and the next Writer starts a new file); delete anything but
+// whole files, oldest first (DropBefore), never the newest; block its
+// caller on anything but the frame write and the periodic fsync. It
+// depends on analytics only for the Record type.
 package msgstore

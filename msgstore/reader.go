@@ -331,6 +331,7 @@ type scanner struct {
 	rec  analytics.Record
 	tb   termBuf
 	dbuf []byte
+	strs strCache
 	err  error
 }
 
@@ -403,7 +404,7 @@ func (s *scanner) frame(ff *frameFile, h *frameHeader) error {
 	}
 	s.r.decoded.Add(1)
 	for i := uint32(0); i < h.count; i++ {
-		if data, err = ParseRecord(data, &s.rec); err != nil {
+		if data, err = parseRecord(data, &s.rec, &s.strs); err != nil {
 			return ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
 		}
 		if !s.p.recordMatches(&s.rec, &s.tb) {

@@ -189,8 +189,37 @@ func checkRecord(r *analytics.Record) error {
 // decoder walks an encoded record. The first error sticks; later reads
 // return zero values, so ParseRecord checks err once per section.
 type decoder struct {
-	b   []byte
-	err error
+	b     []byte
+	err   error
+	cache *strCache // nil: allocate every string not interned
+}
+
+// strCache maps recently parsed strings to one shared copy, so a scan over
+// many records with the same host names, user agents and keys allocates
+// each once. Owned by one scan; bounded by maxEntries (cleared when full).
+type strCache struct {
+	m map[string]string
+}
+
+const (
+	strCacheEntries = 4096
+	strCacheMaxLen  = 128 // longer strings (statements, long paths) are rarely repeated
+)
+
+func (c *strCache) get(b []byte) string {
+	if s, ok := c.m[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(b) <= strCacheMaxLen {
+		if c.m == nil {
+			c.m = make(map[string]string)
+		} else if len(c.m) >= strCacheEntries {
+			clear(c.m)
+		}
+		c.m[s] = s
+	}
+	return s
 }
 
 func (d *decoder) fail(err error) {
@@ -279,7 +308,14 @@ func (d *decoder) rawString(what string) []byte {
 }
 
 func (d *decoder) str(what string) string {
-	return intern(d.rawString(what))
+	b := d.rawString(what)
+	if s, ok := intern(b); ok {
+		return s
+	}
+	if d.cache == nil {
+		return string(b)
+	}
+	return d.cache.get(b)
 }
 
 func (d *decoder) addrPort(what string) netip.AddrPort {
@@ -318,7 +354,12 @@ func (d *decoder) addrPort(what string) netip.AddrPort {
 // caller kept from r's slices is overwritten. r's strings never alias b.
 // On error r holds a partial record and rest is nil. It never panics.
 func ParseRecord(b []byte, r *analytics.Record) (rest []byte, err error) {
-	d := decoder{b: b}
+	return parseRecord(b, r, nil)
+}
+
+// parseRecord is ParseRecord sharing strings through c (nil: none).
+func parseRecord(b []byte, r *analytics.Record, c *strCache) (rest []byte, err error) {
+	d := decoder{b: b, cache: c}
 	if id := d.bytesN(8); id != nil {
 		r.ID = binary.LittleEndian.Uint64(id)
 	}
@@ -425,72 +466,71 @@ func ParseRecord(b []byte, r *analytics.Record) (rest []byte, err error) {
 }
 
 // intern returns well-known protocol, class and field key names without
-// allocating (the switch on string(b) does not copy), and a copy of b
-// otherwise.
-func intern(b []byte) string {
+// allocating (the switch on string(b) does not copy) and true, or false.
+func intern(b []byte) (string, bool) {
 	switch string(b) {
 	case "":
-		return ""
+		return "", true
 	case "http":
-		return "http"
+		return "http", true
 	case "dns":
-		return "dns"
+		return "dns", true
 	case "tls":
-		return "tls"
+		return "tls", true
 	case "tcp":
-		return "tcp"
+		return "tcp", true
 	case "redis":
-		return "redis"
+		return "redis", true
 	case "pgsql":
-		return "pgsql"
+		return "pgsql", true
 	case "mysql":
-		return "mysql"
+		return "mysql", true
 	case "fix":
-		return "fix"
+		return "fix", true
 	case analytics.ClassFast:
-		return analytics.ClassFast
+		return analytics.ClassFast, true
 	case analytics.ClassSlowApp:
-		return analytics.ClassSlowApp
+		return analytics.ClassSlowApp, true
 	case analytics.ClassSlowNet:
-		return analytics.ClassSlowNet
+		return analytics.ClassSlowNet, true
 	case analytics.ClassNoResponse:
-		return analytics.ClassNoResponse
+		return analytics.ClassNoResponse, true
 	case analytics.ClassUDP:
-		return analytics.ClassUDP
+		return analytics.ClassUDP, true
 	case analytics.ClassUnknown:
-		return analytics.ClassUnknown
+		return analytics.ClassUnknown, true
 	case analytics.ClassFlow:
-		return analytics.ClassFlow
+		return analytics.ClassFlow, true
 	case "method":
-		return "method"
+		return "method", true
 	case "host":
-		return "host"
+		return "host", true
 	case "path":
-		return "path"
+		return "path", true
 	case "status":
-		return "status"
+		return "status", true
 	case "user_agent":
-		return "user_agent"
+		return "user_agent", true
 	case "content_type":
-		return "content_type"
+		return "content_type", true
 	case "GET":
-		return "GET"
+		return "GET", true
 	case "POST":
-		return "POST"
+		return "POST", true
 	case "qname":
-		return "qname"
+		return "qname", true
 	case "qtype":
-		return "qtype"
+		return "qtype", true
 	case "rcode":
-		return "rcode"
+		return "rcode", true
 	case "sni":
-		return "sni"
+		return "sni", true
 	case "version":
-		return "version"
+		return "version", true
 	case "command":
-		return "command"
+		return "command", true
 	case "error":
-		return "error"
+		return "error", true
 	}
-	return string(b)
+	return "", false
 }
