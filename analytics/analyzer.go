@@ -49,9 +49,10 @@ type Analyzer struct {
 	free  []uint32 // free slots
 	live  int
 
-	attn   []uint32 // conns with something waiting on a timer
-	now    int64    // newest packet time seen
-	buf    int      // out-of-order bytes buffered, all conns
+	attn   []uint32   // conns with something waiting on a timer
+	msgs   []*Message // free messages, reused with their slices
+	now    int64      // newest packet time seen
+	buf    int        // out-of-order bytes buffered, all conns
 	stats  Stats
 	retx   uint64 // batched counters, published by Tick
 	ooo    uint64
@@ -361,7 +362,7 @@ func (a *Analyzer) timers(c *conn) {
 	wait := int64(a.cfg.AckWait)
 	for len(c.waitAck) > 0 && a.now-c.waitAck[0].resp.LastTS > wait {
 		x := c.waitAck[0]
-		c.waitAck = c.waitAck[1:]
+		c.waitAck = popFront(c.waitAck)
 		a.emitExchange(c, x.req, x.resp, 0)
 	}
 	for s := Client; s <= Server; s++ {
@@ -390,6 +391,9 @@ func (a *Analyzer) closeConn(c *conn, how string) {
 		a.setCur(c, Client, c.lastTS, c.pkts, PktRef{})
 		c.parser.Close(a)
 		for s := range c.open {
+			for _, m := range c.open[s] {
+				a.freeMessage(m)
+			}
 			c.open[s] = c.open[s][:0]
 		}
 		c.parser = nil
@@ -499,7 +503,8 @@ func (a *Analyzer) addRef(m *Message, ref PktRef) {
 // Begin implements Stream.
 func (a *Analyzer) Begin(s Side, off int) *Message {
 	c := a.cur
-	m := &Message{Side: s, FirstTS: a.curTS, firstPkt: a.curPkt}
+	m := a.newMessage()
+	m.Side, m.FirstTS, m.firstPkt = s, a.curTS, a.curPkt
 	if c == nil {
 		return m
 	}
@@ -507,7 +512,7 @@ func (a *Analyzer) Begin(s Side, off int) *Message {
 		off = 0
 	}
 	m.startOff = a.curOff + uint64(off)
-	m.Pkts = append(make([]PktRef, 0, 4), a.curRef)
+	m.Pkts = append(m.Pkts, a.curRef)
 	c.open[s] = append(c.open[s], m)
 	return m
 }
@@ -563,12 +568,53 @@ func (a *Analyzer) dropPendAck(c *conn, m *Message) {
 	}
 }
 
+// popFront removes the first element of a short queue in place, keeping
+// its capacity (re-slicing from the front would lose it and reallocate).
+func popFront[T any](q []T) []T {
+	copy(q, q[1:])
+	var zero T
+	q[len(q)-1] = zero
+	return q[:len(q)-1]
+}
+
 // Discard implements Stream.
 func (a *Analyzer) Discard(m *Message) {
 	if c := a.cur; c != nil {
 		a.dropOpen(c, m)
 		a.dropPendAck(c, m)
 	}
+	a.freeMessage(m)
+}
+
+// newMessage takes a message from the free list: messages are per
+// exchange, and reusing them (with their Pkts and Fields) keeps the
+// allocations per exchange to the record's own.
+func (a *Analyzer) newMessage() *Message {
+	if n := len(a.msgs); n > 0 {
+		m := a.msgs[n-1]
+		a.msgs = a.msgs[:n-1]
+		return m
+	}
+	return &Message{Pkts: make([]PktRef, 0, 4), Fields: make([]Field, 0, 8)}
+}
+
+// freeMessage returns m to the free list. The parser handed it over
+// (Exchange, Discard) and must not touch it again; it is cleared so that a
+// parser that does sees an empty message, not another exchange's.
+func (a *Analyzer) freeMessage(m *Message) {
+	if m == nil || len(a.msgs) >= 4096 {
+		return
+	}
+	if cap(m.Pkts) > 256 {
+		m.Pkts = nil // do not keep a big response's refs alive
+	}
+	*m = Message{Pkts: m.Pkts[:0], Fields: clearFields(m.Fields)}
+	a.msgs = append(a.msgs, m)
+}
+
+func clearFields(f []Field) []Field {
+	clear(f)
+	return f[:0]
 }
 
 // TS implements Stream.
@@ -615,7 +661,14 @@ func (a *Analyzer) emitExchange(c *conn, req, resp *Message, clientAck int64) {
 		n += len(resp.Pkts)
 	}
 	refs := make([]PktRef, 0, min(n, a.cfg.MaxRefs))
-	var fields []Field
+	nf := 0
+	if req != nil {
+		nf += len(req.Fields)
+	}
+	if resp != nil {
+		nf += len(resp.Fields)
+	}
+	fields := make([]Field, 0, nf)
 	if req != nil {
 		r.ReqFirst, r.ReqLast, r.ReqBytes = req.FirstTS, req.LastTS, req.Bytes
 		r.ReqPkts = int32(min(len(req.Pkts), a.cfg.MaxRefs))
@@ -642,6 +695,8 @@ func (a *Analyzer) emitExchange(c *conn, req, resp *Message, clientAck int64) {
 	}
 	r.Fields, r.Packets = fields, refs
 	r.ClientAck = clientAck
+	defer a.freeMessage(req)
+	defer a.freeMessage(resp)
 	switch {
 	case req == nil:
 		r.Class = ClassUnknown

@@ -170,3 +170,41 @@ func TestAppTrace(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWorkerApp is the worker's per-packet cost on the app trace
+// (HTTP, DNS, PostgreSQL, Redis, tiers) with the analytics off and on:
+// decode, flow, block build, and (on) TCP timing, reassembly, the decoders
+// and the records. Records go to a discarding Emit.
+func BenchmarkWorkerApp(b *testing.B) {
+	opts := bench.GenOptions{Kind: bench.KindApp, Packets: 200000, Seed: 3, PPS: 20000}
+	src := genFrames(b, opts)
+	for _, on := range []bool{false, true} {
+		name := "analytics=off"
+		if on {
+			name = "analytics=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var pkts int
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				s := &frameSource{ts: src.ts, frames: src.frames}
+				cfg := workers.Config{
+					Pool: workers.NewBlockPool(4, 1<<20, workers.DefaultMaxBlockFlows),
+					Sink: new(releaseSink),
+				}
+				if on {
+					cfg.Analyzer = analytics.NewAnalyzer(analytics.DefaultConfig(), func(*analytics.Record) bool { return true })
+				}
+				w := workers.NewWorker(cfg)
+				var stop atomic.Bool
+				b.StartTimer()
+				if err := w.Run(s, &stop); err != nil {
+					b.Fatal(err)
+				}
+				pkts += len(src.frames)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(pkts), "ns/pkt")
+		})
+	}
+}

@@ -1,7 +1,10 @@
 package analytics
 
 import (
+	"encoding/binary"
+
 	"fmt"
+	"github.com/cespare/xxhash/v2"
 	"net/netip"
 	"slices"
 	"sort"
@@ -261,40 +264,32 @@ func (r *Record) Get(key string) (Field, bool) {
 	return Field{}, false
 }
 
-// SetID gives r its ID: a 64-bit FNV-1a hash of what identifies the
-// exchange (protocol, endpoints, VLAN, the first request and response
-// times, and the first packet's ref). It depends only on the packets, so
-// re-analysing stored packets gives the same IDs as the in-stream run.
+// SetID gives r its ID: a 64-bit xxHash of what identifies the exchange
+// (protocol, endpoints, VLAN, the first request and response times, and
+// the first packet's ref). It depends only on the packets, so re-analysing
+// stored packets gives the same IDs as the in-stream run.
 func (r *Record) SetID() {
-	const prime = 1099511628211
-	h := uint64(14695981039346656037)
-	mix := func(b []byte) {
-		for _, c := range b {
-			h ^= uint64(c)
-			h *= prime
-		}
-	}
-	u64 := func(v uint64) {
-		var b [8]byte
-		for i := range b {
-			b[i] = byte(v >> (8 * i))
-		}
-		mix(b[:])
-	}
-	mix([]byte(r.Proto))
+	var b [128]byte
+	n := copy(b[:32], r.Proto)
+	p := n
 	for _, ap := range [2]netip.AddrPort{r.Client, r.Server} {
 		a := ap.Addr().As16()
-		mix(a[:])
-		u64(uint64(ap.Port()))
+		p += copy(b[p:], a[:])
+		binary.LittleEndian.PutUint16(b[p:], ap.Port())
+		p += 2
 	}
-	u64(uint64(r.VLAN))
-	u64(uint64(r.ReqFirst))
-	u64(uint64(r.RespFirst))
+	binary.LittleEndian.PutUint16(b[p:], r.VLAN)
+	binary.LittleEndian.PutUint64(b[p+2:], uint64(r.ReqFirst))
+	binary.LittleEndian.PutUint64(b[p+10:], uint64(r.RespFirst))
+	p += 18
 	if len(r.Packets) > 0 {
-		p := r.Packets[0]
-		u64(p.Block)
-		u64(uint64(p.Queue)<<32 | uint64(p.Ord))
+		x := r.Packets[0]
+		binary.LittleEndian.PutUint64(b[p:], x.Block)
+		binary.LittleEndian.PutUint16(b[p+8:], x.Queue)
+		binary.LittleEndian.PutUint32(b[p+10:], x.Ord)
+		p += 14
 	}
+	h := xxhash.Sum64(b[:p])
 	if h == 0 {
 		h = 1
 	}

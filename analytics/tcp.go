@@ -257,13 +257,13 @@ func (a *Analyzer) acked(c *conn, s Side, ack uint32, ts int64, pkt uint64) {
 		for len(c.pendAck) > 0 && seqLE(c.pendAck[0].endSeq, ack) {
 			m := c.pendAck[0]
 			m.ackTS, m.ackPkt = ts, pkt
-			c.pendAck = c.pendAck[1:]
+			c.pendAck = popFront(c.pendAck)
 		}
 		return
 	}
 	for len(c.waitAck) > 0 && seqLE(c.waitAck[0].resp.endSeq, ack) {
 		x := c.waitAck[0]
-		c.waitAck = c.waitAck[1:]
+		c.waitAck = popFront(c.waitAck)
 		a.emitExchange(c, x.req, x.resp, ts)
 	}
 }

@@ -217,6 +217,12 @@ func WriteReport(w io.Writer, name string, r *Result) {
 			rep.Index.Blocks, rep.IndexBytes, 100*float64(rep.IndexBytes)/float64(max(ws.StoredBytes, 1)), rep.Index.QueueDrops,
 			t.P50.Round(time.Microsecond), t.P99.Round(time.Microsecond), t.Max.Round(time.Microsecond))
 	}
+	if a := rep.Analytics; a != nil {
+		fmt.Fprintf(w, "  analytics     %d records (%d exchanges, %d connections), %d B stored; records dropped: queue %d, store %d; tcp stream bytes unseen %d\n",
+			a.Records, a.Exchanges, a.Conns, a.MessageBytes, a.DropQueue, a.DropStore, a.GapBytes)
+	} else {
+		fmt.Fprintf(w, "  analytics     off\n")
+	}
 	var idx time.Duration
 	if rep.Index != nil {
 		idx = rep.Index.BatchTime

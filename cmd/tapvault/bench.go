@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tapvault/analytics"
 	"tapvault/bench"
 	"tapvault/dataplane"
 	"tapvault/pipeline"
@@ -51,6 +52,8 @@ type benchOptions struct {
 	queryLoad int
 	queryRate float64
 	traces    []string
+	decoders  string // on, off, both
+	repeat    int
 }
 
 func newBenchCmd() *cobra.Command {
@@ -96,6 +99,12 @@ measures the CPU path.`,
 					return fmt.Errorf("--veth-rates: %w", err)
 				}
 			}
+			if o.decoders != "on" && o.decoders != "off" && o.decoders != "both" {
+				return fmt.Errorf("--decoders %q: want on, off or both", o.decoders)
+			}
+			if o.repeat < 1 {
+				return fmt.Errorf("--repeat %d: must be at least 1", o.repeat)
+			}
 			if o.trial <= 0 || o.loops < 1 || o.gen.Packets < 1 {
 				return errors.New("--trial, --loops and --packets must be positive")
 			}
@@ -117,6 +126,8 @@ measures the CPU path.`,
 	f.StringSliceVar(&o.vethRates, "veth-rates", []string{"pps=100000", "max"}, "tcpreplay rates on the veth path: max, pps=N, mbps=N, xF (original timing times F)")
 	f.IntVar(&o.queryLoad, "query-load", 0, "also run each ring replay with N concurrent queries (flow, host, time) against the live store, and report their latency and the capture's drops with and without them")
 	f.Float64Var(&o.queryRate, "query-rate", 0, "packets/s for the --query-load runs (default: the loss-free rate found, else half the maximum)")
+	f.StringVar(&o.decoders, "decoders", "on", "in-stream analytics in the replays: on (as capture), off, or both (each max-speed run twice, off then on, to compare in the same run)")
+	f.IntVar(&o.repeat, "repeat", 1, "run each max-speed replay this many times (interleaved with --decoders both), for medians")
 	f.StringSliceVar(&o.peers, "peers", nil, "peers to run on the veth path (default: those installed of tcpdump, dumpcap; none to skip)")
 
 	var out string
@@ -274,7 +285,7 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 	}
 	// Every run maintains the index, as capture does: the figures are
 	// "to durable compressed blocks + index".
-	base := bench.RunOptions{WorkerLcore: worker, ProducerLcore: dataplane.MainLcore(), Logger: slog.Default(), Store: pipeline.Options{Index: true}}
+	base := withDecoders(bench.RunOptions{WorkerLcore: worker, ProducerLcore: dataplane.MainLcore(), Logger: slog.Default(), Store: pipeline.Options{Index: true}}, o.decoders)
 	done := func(dir string) {
 		if !o.keep {
 			os.RemoveAll(dir)
@@ -284,19 +295,27 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if ring {
-			ro := base
-			ro.Port, ro.Frames, ro.Loops, ro.Dir = "net_ring0", kr.frames, o.loops, store("ring-"+kr.kind)
-			name := fmt.Sprintf("%s ring max (%d x %d frames)", kr.kind, o.loops, len(kr.frames))
-			if err := benchRun(w, rep, name, ro, done); err != nil {
-				return err
-			}
-		}
-		if slices.Contains(o.sources, "pcap") {
-			ro := base
-			ro.Port, ro.Dir = fmt.Sprintf("net_pcap%d", kr.pcapID), store("pcap-"+kr.kind)
-			if err := benchRun(w, rep, kr.kind+" pcap max", ro, done); err != nil {
-				return err
+		for r := 0; r < o.repeat; r++ {
+			for _, dec := range decoderModes(o.decoders) {
+				suffix := ""
+				if o.decoders == "both" {
+					suffix = ", decoders " + dec
+				}
+				if ring {
+					ro := withDecoders(base, dec)
+					ro.Port, ro.Frames, ro.Loops, ro.Dir = "net_ring0", kr.frames, o.loops, store("ring-"+kr.kind)
+					name := fmt.Sprintf("%s ring max (%d x %d frames)%s", kr.kind, o.loops, len(kr.frames), suffix)
+					if err := benchRun(w, rep, name, ro, done); err != nil {
+						return err
+					}
+				}
+				if slices.Contains(o.sources, "pcap") {
+					ro := withDecoders(base, dec)
+					ro.Port, ro.Dir = fmt.Sprintf("net_pcap%d", kr.pcapID), store("pcap-"+kr.kind)
+					if err := benchRun(w, rep, kr.kind+" pcap max"+suffix, ro, done); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		if ring && o.search {
@@ -518,4 +537,24 @@ func benchQueryLoad(w io.Writer, rep *bench.Report, kr *kindRun, base bench.RunO
 		}
 	}
 	return nil
+}
+
+// decoderModes lists the analytics settings of the max-speed runs.
+func decoderModes(d string) []string {
+	if d == "both" {
+		return []string{"off", "on"}
+	}
+	return []string{d}
+}
+
+// withDecoders turns the in-stream analytics on (all decoders, as capture
+// runs them) or off in a run's store options; "both" means on.
+func withDecoders(ro bench.RunOptions, d string) bench.RunOptions {
+	if d == "off" {
+		ro.Store.Analytics = nil
+		return ro
+	}
+	c := analytics.DefaultConfig()
+	ro.Store.Analytics = &c
+	return ro
 }
