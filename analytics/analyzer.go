@@ -49,10 +49,11 @@ type Analyzer struct {
 	free  []uint32 // free slots
 	live  int
 
-	attn   []uint32   // conns with something waiting on a timer
-	msgs   []*Message // free messages, reused with their slices
-	now    int64      // newest packet time seen
-	buf    int        // out-of-order bytes buffered, all conns
+	attn   []uint32               // conns with something waiting on a timer
+	msgs   []*Message             // free messages, reused with their slices
+	reload atomic.Pointer[Config] // a new configuration, applied by the next Tick
+	now    int64                  // newest packet time seen
+	buf    int                    // out-of-order bytes buffered, all conns
 	stats  Stats
 	retx   uint64 // batched counters, published by Tick
 	ooo    uint64
@@ -81,7 +82,23 @@ var _ Stream = (*Analyzer)(nil)
 // NewAnalyzer returns an Analyzer that sends its records to out. cfg must
 // be valid (Config.Validate).
 func NewAnalyzer(cfg Config, out Emit) *Analyzer {
-	a := &Analyzer{cfg: cfg, out: out, tcpBy: map[uint16]*Decoder{}, udpBy: map[uint16]*Decoder{}}
+	a := &Analyzer{out: out}
+	a.configure(cfg)
+	a.conns = make([]conn, 1, 1024)
+	return a
+}
+
+// Reload replaces the configuration (decoders, port map, limits) of a
+// running analyzer: safe from any goroutine, applied by the worker at its
+// next Tick. Connections already being decoded keep their decoder; new
+// ones follow the new configuration. cfg must be valid.
+func (a *Analyzer) Reload(cfg Config) { a.reload.Store(&cfg) }
+
+// configure applies cfg (from the worker's goroutine).
+func (a *Analyzer) configure(cfg Config) {
+	a.cfg = cfg
+	a.dec = a.dec[:0]
+	a.tcpBy, a.udpBy = map[uint16]*Decoder{}, map[uint16]*Decoder{}
 	for _, d := range registry {
 		if len(cfg.Enabled) > 0 && !contains(cfg.Enabled, d.Name) {
 			continue
@@ -113,8 +130,6 @@ func NewAnalyzer(cfg Config, out Emit) *Analyzer {
 			a.udpBy[p] = d
 		}
 	}
-	a.conns = make([]conn, 1, 1024)
-	return a
 }
 
 func contains(list []string, s string) bool {
@@ -307,6 +322,9 @@ func (a *Analyzer) Flush() {
 func (a *Analyzer) Tick(now int64) {
 	if now > a.now {
 		a.now = now
+	}
+	if c := a.reload.Swap(nil); c != nil {
+		a.configure(*c)
 	}
 	if len(a.attn) > 0 {
 		keep := a.attn[:0]

@@ -453,3 +453,20 @@ func (p *Pipeline) analyticsReport() *AnalyticsReport {
 
 // Analyzers returns the workers' analyzers (nil without analytics).
 func (p *Pipeline) Analyzers() []*analytics.Analyzer { return p.an }
+
+// SetAnalytics replaces the analytics configuration of a running pipeline
+// (a SIGHUP reload): each worker applies it at its next tick. Connections
+// being decoded keep their decoder. A pipeline opened without analytics
+// cannot start them.
+func (p *Pipeline) SetAnalytics(c analytics.Config) error {
+	if p.stage == nil {
+		return errors.New("analytics are off in this capture (started with --no-analytics or analytics.enabled false): restart to turn them on")
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("analytics: %w", err)
+	}
+	for _, an := range p.an {
+		an.Reload(c)
+	}
+	return nil
+}

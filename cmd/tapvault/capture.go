@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"tapvault/analytics"
 	"tapvault/dataplane"
 	"tapvault/pipeline"
 	"tapvault/query"
@@ -182,15 +183,17 @@ and print the summary.`,
 			}
 			api := apiOptions{listen: listen, token: token, tlsCert: tlsCert, tlsKey: tlsKey, user: runAs}
 			// SIGHUP re-reads what can change on a running capture: the
-			// retention limits and the API token. Flags given on the
-			// command line keep precedence, as at start.
-			api.reload = func() (pipeline.RetentionOptions, string, error) {
-				r := storeOptions{retainBytes: so.retainBytes, retainAge: so.retainAge, keepFree: so.keepFree, retainEvery: so.retainEvery}
+			// retention limits, the API token and the decoders (list, port
+			// map, limits). Flags given on the command line keep
+			// precedence, as at start.
+			api.reload = func() (reloaded, error) {
+				r := storeOptions{retainBytes: so.retainBytes, retainAge: so.retainAge, keepFree: so.keepFree, retainEvery: so.retainEvery,
+					decoders: so.decoders, decoderPorts: so.decoderPorts, maxStatement: so.maxStatement}
 				tf := tokenF
 				if config != "" {
 					c, err := loadCaptureConfig(config)
 					if err != nil {
-						return pipeline.RetentionOptions{}, "", err
+						return reloaded{}, err
 					}
 					f := cmd.Flags()
 					if !f.Changed("retain-bytes") {
@@ -205,13 +208,33 @@ and print the summary.`,
 					if !f.Changed("token-file") {
 						tf = c.TokenFile
 					}
+					if a := c.Analytics; a != nil {
+						if !f.Changed("decoders") {
+							r.decoders = a.Decoders
+						}
+						if !f.Changed("max-statement") {
+							r.maxStatement = a.MaxStatement
+						}
+						if !f.Changed("decoder-port") {
+							r.decoderPorts = nil
+							for port, name := range a.Ports {
+								r.decoderPorts = append(r.decoderPorts, fmt.Sprintf("%d=%s", port, name))
+							}
+						}
+					}
 				}
-				ro, err := r.retention()
-				if err != nil {
-					return ro, "", err
+				var out reloaded
+				var err error
+				if out.ret, err = r.retention(); err != nil {
+					return out, err
 				}
-				tok, err := loadToken(tf, os.Getenv(tokenEnv))
-				return ro, tok, err
+				if !so.noAnalytics {
+					if out.analytics, err = r.analyticsConfig(); err != nil {
+						return out, err
+					}
+				}
+				out.token, err = loadToken(tf, os.Getenv(tokenEnv))
+				return out, err
 			}
 			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt, lossless, api)
 		},
@@ -331,7 +354,14 @@ type apiOptions struct {
 	listen, token   string
 	tlsCert, tlsKey string
 	user            string // drop to this user once set up
-	reload          func() (pipeline.RetentionOptions, string, error)
+	reload          func() (reloaded, error)
+}
+
+// reloaded is what a SIGHUP re-read.
+type reloaded struct {
+	ret       pipeline.RetentionOptions
+	token     string
+	analytics *analytics.Config // nil: analytics are off
 }
 
 func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration, lossless string, api apiOptions) error {
@@ -498,24 +528,43 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 
 // reloadCapture applies a SIGHUP: new retention limits and API token. A
 // reload that fails changes nothing and says why; capture goes on.
-func reloadCapture(st *store, srv *query.Server, reload func() (pipeline.RetentionOptions, string, error)) {
+func reloadCapture(st *store, srv *query.Server, reload func() (reloaded, error)) {
 	if reload == nil {
 		return
 	}
-	ro, tok, err := reload()
+	r, err := reload()
 	if err != nil {
 		slog.Error("SIGHUP: reload failed; nothing changed", "err", err)
 		return
 	}
 	if srv != nil {
-		if err := srv.SetToken(tok); err != nil {
+		if err := srv.SetToken(r.token); err != nil {
 			slog.Error("SIGHUP: API token not changed", "err", err)
 			return
 		}
 	}
-	if err := st.p.SetRetention(ro); err != nil {
+	if err := st.p.SetRetention(r.ret); err != nil {
 		slog.Error("SIGHUP: retention not changed", "err", err)
 		return
 	}
-	slog.Info("SIGHUP: reloaded", "retain_bytes", ro.MaxBytes, "keep_free_percent", ro.KeepFreePercent, "retain_age", ro.MaxAge, "api_token", tok != "")
+	decoders := "off"
+	if r.analytics != nil {
+		if err := st.p.SetAnalytics(*r.analytics); err != nil {
+			slog.Error("SIGHUP: decoders not changed", "err", err)
+			return
+		}
+		decoders = "all"
+		if len(r.analytics.Enabled) > 0 {
+			decoders = strings.Join(r.analytics.Enabled, ",")
+		}
+	}
+	slog.Info("SIGHUP: reloaded", "retain_bytes", r.ret.MaxBytes, "keep_free_percent", r.ret.KeepFreePercent, "retain_age", r.ret.MaxAge,
+		"api_token", r.token != "", "decoders", decoders, "decoder_ports", len(mapOrNil(r.analytics)))
+}
+
+func mapOrNil(c *analytics.Config) map[uint16]string {
+	if c == nil {
+		return nil
+	}
+	return c.PortMap
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"tapvault/bench"
 )
 
 // TestSIGHUPReloadsTokenAndRetention runs a capture from a config file,
@@ -101,4 +105,80 @@ func TestSIGHUPReloadsTokenAndRetention(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(store, "retention.log"))
 		return bytes.Contains(b, []byte("max_bytes"))
 	})
+}
+
+// TestSIGHUPReloadsDecoders runs a capture of the app trace (replayed in a
+// loop) with only the DNS decoder, then switches the config to HTTP only
+// and sends SIGHUP: HTTP exchange records appear, from connections that
+// start after the reload. It also checks the per-protocol latency
+// histograms on /metrics.
+func TestSIGHUPReloadsDecoders(t *testing.T) {
+	needDPDK(t)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "app.pcap")
+	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: 20000, Seed: 9, PPS: 20000}); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", 20000+(os.Getpid()+11)%20000)
+	store := filepath.Join(dir, "store")
+	cfg := filepath.Join(dir, "tapvault.yaml")
+	write := func(decoder string) {
+		body := fmt.Sprintf("eal: %q\ndata: %s\nlisten: %q\nsegment_size: 16MiB\nlossless: \"false\"\nanalytics:\n  decoders: [%s]\n",
+			ealFor("net_pcap0,rx_pcap="+trace+",infinite_rx=1"), store, addr, decoder)
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("dns")
+	cmd := exec.Command(os.Args[0], "capture", "--config", cfg)
+	cmd.Env = append(os.Environ(), "TAPVAULT_E2E_MAIN=1")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	get := func(path string) string {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return ""
+		}
+		return string(b)
+	}
+	waitFor := func(what string, ok func() bool) {
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 30 s\n%s", what, logs.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	has := func(expr string) bool {
+		return strings.Contains(get("/api/v1/messages?limit=1&expr="+url.QueryEscape(expr)), `"id"`)
+	}
+	waitFor("dns records", func() bool { return has("proto dns") })
+	if has("proto http") {
+		t.Fatal("http records with only the dns decoder on")
+	}
+	m := get("/metrics")
+	if !strings.Contains(m, `tapvault_message_latency_seconds_bucket{part="server",proto="dns"`) || !strings.Contains(m, "tapvault_analytics_records_total") {
+		t.Fatalf("no dns latency histogram on /metrics:\n%s", m)
+	}
+	write("http")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("http records after SIGHUP", func() bool { return has("proto http") })
+	if !strings.Contains(logs.String(), "decoders=http") {
+		t.Fatalf("no reload line naming the decoders:\n%s", logs.String())
+	}
 }
