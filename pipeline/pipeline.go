@@ -54,6 +54,9 @@ type Options struct {
 	// this configuration (validated by Open) and stores their records in
 	// Dir/messages. nil: no analytics.
 	Analytics *analytics.Config
+	// Messages configures the message store (frame and file sizes); the
+	// zero value takes its defaults.
+	Messages msgstore.Options
 
 	// Pin, if set, is called on each worker's goroutine after it has been
 	// locked to its OS thread, to pin it (DPDK lcores).
@@ -158,7 +161,11 @@ func Open(opts Options, n int) (*Pipeline, error) {
 			}
 			return nil, fmt.Errorf("analytics: %w", err)
 		}
-		ms, err := msgstore.OpenWriter(opts.Dir, msgstore.Options{Logger: opts.Logger})
+		mo := opts.Messages
+		if mo.Logger == nil {
+			mo.Logger = opts.Logger
+		}
+		ms, err := msgstore.OpenWriter(opts.Dir, mo)
 		if err != nil {
 			w.Close()
 			if ix != nil {

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"tapvault/analytics"
 	"tapvault/bench"
+	"tapvault/msgstore"
 	"tapvault/dataplane"
 	"tapvault/pipeline"
 	"tapvault/query"
@@ -341,4 +343,47 @@ func TestRetentionLogTornLine(t *testing.T) {
 	if got, err := pipeline.RetentionLog(t.TempDir()); err != nil || got != nil {
 		t.Fatalf("no log: got %v, %v, want nothing", got, err)
 	}
+}
+
+// TestRetentionDropsMessages: message records go with the packets they
+// describe. An app trace is imported with analytics on, small message
+// files and a byte budget; every message file left (but the newest, which
+// may be open) holds records newer than the newest packet of every
+// dropped segment, and the oldest files are gone.
+func TestRetentionDropsMessages(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "app.pcap")
+	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: retPackets, Seed: 7, PPS: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	ac := analytics.DefaultConfig()
+	opts := retOptions(pipeline.RetentionOptions{MaxBytes: 64 << 10, Every: time.Hour})
+	opts.Analytics = &ac
+	opts.Messages = msgstore.Options{FrameRecords: 64, FileBytes: 4 << 10}
+	rep := importFile(t, store, trace, opts)
+	if rep.Analytics == nil || rep.Analytics.Stored == 0 {
+		t.Fatalf("no records stored: %+v", rep.Analytics)
+	}
+	log, err := pipeline.RetentionLog(store)
+	if err != nil || len(log) == 0 {
+		t.Fatalf("retention log: %v, %d actions; want some", err, len(log))
+	}
+	var newestDropped int64
+	for _, a := range log {
+		newestDropped = max(newestDropped, a.MaxNS)
+	}
+	files, err := msgstore.Files(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 || files[0].Seq == 1 {
+		t.Fatalf("message files: %d left, first %v; want the oldest dropped", len(files), files)
+	}
+	for _, f := range files[:len(files)-1] {
+		if f.MaxTS < newestDropped {
+			t.Fatalf("message file %s ends at %d, before the dropped packets' newest %d: should have gone", f.Path, f.MaxTS, newestDropped)
+		}
+	}
+	t.Logf("%d segments dropped; %d message files left of %d records stored", len(log), len(files), rep.Analytics.Stored)
 }
