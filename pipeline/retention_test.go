@@ -12,8 +12,8 @@ import (
 
 	"tapvault/analytics"
 	"tapvault/bench"
-	"tapvault/msgstore"
 	"tapvault/dataplane"
+	"tapvault/msgstore"
 	"tapvault/pipeline"
 	"tapvault/query"
 	"tapvault/writer"
