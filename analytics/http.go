@@ -93,6 +93,9 @@ func httpCheckStart(s Side, p []byte, strict bool) int {
 			}
 			return 1
 		}
+		if (c == '\r' || c == '\n') && httpKnownMethod(p[:i]) {
+			return 1 // a bare method line: malformed, but a request
+		}
 		if i >= 23 || !httpTchar(c) {
 			return -1
 		}
@@ -397,9 +400,14 @@ func (p *httpParser) parseHead(s Side, blk []byte, st Stream) bool {
 	var status int
 	var method []byte
 	if s == Client {
+		// method SP request-target SP HTTP-version. A malformed target
+		// or version is kept as far as it goes (the server answers such
+		// requests, typically with a 400); the method must be a token.
 		sp := bytes.IndexByte(line, ' ')
-		last := bytes.LastIndexByte(line, ' ')
-		if sp <= 0 || last <= sp {
+		if sp < 0 && httpKnownMethod(line) {
+			sp = len(line)
+		}
+		if sp <= 0 {
 			return false
 		}
 		method = line[:sp]
@@ -408,17 +416,23 @@ func (p *httpParser) parseHead(s Side, blk []byte, st Stream) bool {
 				return false
 			}
 		}
-		target := bytes.Trim(line[sp+1:last], " ")
-		ver, ok := httpVersion(line[last+1:])
-		if !ok || len(target) == 0 {
-			return false
+		target, ver := line[sp:], ""
+		if last := bytes.LastIndexByte(target, ' '); last >= 0 {
+			if v, ok := httpVersion(target[last+1:]); ok {
+				target, ver = target[:last], v
+			}
 		}
+		target = bytes.Trim(target, " ")
 		m.Str("method", httpMethodName(method))
 		if n := p.cfg.MaxStatement; n > 0 && len(target) > n {
 			target = target[:n]
 		}
-		m.Str("path", string(target))
-		m.Str("version", ver)
+		if len(target) > 0 {
+			m.Str("path", string(target))
+		}
+		if ver != "" {
+			m.Str("version", ver)
+		}
 	} else {
 		if len(line) < 12 || line[8] != ' ' {
 			return false
@@ -850,6 +864,16 @@ func httpVersion(b []byte) (string, bool) {
 		return "1.1", true
 	}
 	return "1." + string(b[7:]), true
+}
+
+// httpKnownMethod reports whether b is one of httpMethods.
+func httpKnownMethod(b []byte) bool {
+	for _, m := range httpMethods {
+		if len(b) == len(m)-1 && string(b) == m[:len(m)-1] {
+			return true
+		}
+	}
+	return false
 }
 
 // httpMethodName returns method as a string, without allocating for the

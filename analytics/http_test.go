@@ -289,6 +289,13 @@ func httpCases() []htCase {
 				htSum("status=200 content_type=text/html; charset=utf-8 ", len(foldedResp))}},
 		{name: "any-method-in-sync", steps: []htStep{htCli(weird), htSrv(resp0)},
 			want: []string{htSum("method=CCM_POST path=/x version=1.1 ", len(weird)) + " -> " + sumResp0}},
+		{name: "malformed-request-lines", steps: []htStep{
+			htCli("OPTIONS\r\nHost: h\r\n\r\n"), htSrv(resp0),
+			htCli("GET / HTTP/1.\r\n\r\n"), htSrv(resp0),
+			htCli("PUT HTTP/1.1\r\n\r\n"), htSrv(resp0)},
+			want: []string{htSum("method=OPTIONS host=h ", 20) + " -> " + sumResp0,
+				htSum("method=GET path=/ HTTP/1. ", 17) + " -> " + sumResp0,
+				htSum("method=PUT version=1.1 ", 16) + " -> " + sumResp0}},
 		{name: "path-cut", cfg: func(c *Config) { c.MaxStatement = 16 },
 			steps: []htStep{htCli("GET /" + strings.Repeat("p", 40) + " HTTP/1.1\r\n\r\n"), htSrv(resp0)},
 			want:  []string{htSum("method=GET path=/"+strings.Repeat("p", 15)+" version=1.1 ", 58) + " -> " + sumResp0}},
