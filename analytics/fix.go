@@ -89,6 +89,7 @@ type fixParser struct {
 	cfg  *Config
 	side [2]fixSide
 	// Counters for tests and debugging.
+	msgs      int // messages framed with a good trailer
 	badSums   int // checksum mismatches (the message is still used)
 	badFrames int // messages whose trailer is not where BodyLength says
 }
@@ -156,6 +157,21 @@ func (p *fixParser) Data(s Side, b []byte, st Stream) {
 			f.have = old
 		case fxBody:
 			n := min(f.total-f.have, len(b)-i)
+			// Check the trailer bytes among these as they come: if
+			// BodyLength lied, the next message may start right there.
+			if t0 := max(f.have, f.total-fixTrailer); t0 < f.have+n {
+				off := i + t0 - f.have
+				if k := fixTrailerBad(b[off:i+n], t0-(f.total-fixTrailer)); k >= 0 {
+					p.badFrames++
+					if f.m != nil {
+						st.Discard(f.m)
+						f.m = nil
+					}
+					f.state = fxSync
+					i = off + k
+					break
+				}
+			}
 			if f.have == 0 && n == f.total && !f.skip {
 				// The whole message is in b: parse it in place.
 				p.finish(s, f, b[i:i+n], i+n, st)
@@ -277,17 +293,8 @@ func (p *fixParser) finish(s Side, f *fixSide, msg []byte, end int, st Stream) {
 		}
 		return
 	}
-	t := msg[len(msg)-fixTrailer:]
-	if t[0] != '1' || t[1] != '0' || t[2] != '=' || t[6] != fixSOH ||
-		!fixDigit(t[3]) || !fixDigit(t[4]) || !fixDigit(t[5]) {
-		// BodyLength lied: drop the message and look for the next one
-		// from here.
-		p.badFrames++
-		if m != nil {
-			st.Discard(m)
-		}
-		return
-	}
+	t := msg[len(msg)-fixTrailer:] // checked by Data
+	p.msgs++
 	sum := fixSum(msg[:len(msg)-fixTrailer])
 	if int(sum) != int(t[3]-'0')*100+int(t[4]-'0')*10+int(t[5]-'0') {
 		p.badSums++
@@ -530,6 +537,31 @@ func fixHeader(b []byte) (total int, typ []byte, r int) {
 		}
 	}
 	return total, nil, fixOK
+}
+
+// fixTrailerBad returns the index in b of the first byte that does not
+// fit the trailer "10=ddd<SOH>", b starting at trailer position pos; -1 if
+// all fit.
+func fixTrailerBad(b []byte, pos int) int {
+	for k, c := range b {
+		var ok bool
+		switch pos + k {
+		case 0:
+			ok = c == '1'
+		case 1:
+			ok = c == '0'
+		case 2:
+			ok = c == '='
+		case 6:
+			ok = c == fixSOH
+		default:
+			ok = fixDigit(c)
+		}
+		if !ok {
+			return k
+		}
+	}
+	return -1
 }
 
 // fixSum returns the FIX checksum of b: the sum of its bytes mod 256. It

@@ -177,6 +177,12 @@ client ` + fixLen(ord2) + `B gap=false {msgtype="D" clordid="ORD2" symbol="MSFT"
 			bad:  [2]int{0, 1},
 		},
 		{
+			name: "no trailer where BodyLength says (FIXCOMP), an order right after",
+			segs: []pfxSeg{pfxC([]byte("8=FIXCOMP\x019=5\x01x\x9c\x05\xc1\xb1"), ord1), pfxS(ack1)},
+			want: ord1Req + ` -> ` + ack1Resp + "\n",
+			bad:  [2]int{0, 1},
+		},
+		{
 			name: "FIXT.1.1",
 			segs: []pfxSeg{pfxC(fixt), pfxS(fixtAck)},
 			want: `client ` + fixLen(fixt) + `B gap=false {msgtype="D" clordid="T1" symbol="BUND" side="2" qty="5" msgseqnum="2" } -> server ` + fixLen(fixtAck) + `B gap=false {resp_msgtype="8" exec_type="0" ord_status="0" }
