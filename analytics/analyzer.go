@@ -611,6 +611,7 @@ func (a *Analyzer) newMessage() *Message {
 	if n := len(a.msgs); n > 0 {
 		m := a.msgs[n-1]
 		a.msgs = a.msgs[:n-1]
+		m.freed = false
 		return m
 	}
 	return &Message{Pkts: make([]PktRef, 0, 4), Fields: make([]Field, 0, 8)}
@@ -620,13 +621,13 @@ func (a *Analyzer) newMessage() *Message {
 // (Exchange, Discard) and must not touch it again; it is cleared so that a
 // parser that does sees an empty message, not another exchange's.
 func (a *Analyzer) freeMessage(m *Message) {
-	if m == nil || len(a.msgs) >= 4096 {
-		return
+	if m == nil || m.freed || len(a.msgs) >= 4096 {
+		return // a second Discard of one message must not list it twice
 	}
 	if cap(m.Pkts) > 256 {
 		m.Pkts = nil // do not keep a big response's refs alive
 	}
-	*m = Message{Pkts: m.Pkts[:0], Fields: clearFields(m.Fields)}
+	*m = Message{Pkts: m.Pkts[:0], Fields: clearFields(m.Fields), freed: true}
 	a.msgs = append(a.msgs, m)
 }
 

@@ -67,6 +67,7 @@ type Message struct {
 	Fields  []Field
 	Ended   bool
 	Gap     bool // bytes of this message were lost before it ended
+	freed   bool // on the Analyzer's free list
 
 	// Set by the Analyzer (TCP): the packet number in the connection of the
 	// first and last packets, and the stream offset after the last byte.
@@ -152,7 +153,7 @@ type Parser interface {
 
 // Decoder describes one protocol for the registry.
 type Decoder struct {
-	Name string // record proto: "http", "dns", "tls", "redis", "pgsql", "mysql", "fix"
+	Name string // record proto: "http", "dns", "tls", "redis", "postgres", "mysql", "fix"
 	TCP  bool   // decodes TCP streams
 	UDP  bool   // decodes UDP datagrams
 	// Ports are the well-known server ports (either side of a flow on one

@@ -191,6 +191,9 @@ type httpParser struct {
 	// wait for a response, oldest first (at most Config.MaxPending, plus
 	// one being answered).
 	pending []httpReq
+	// srvGap: server bytes were lost since the last response began (see
+	// the pairing in the status line handler).
+	srvGap bool
 	// assigned: pending[0] is claimed by the response in progress (the
 	// server half's paired) or by held.
 	assigned bool
@@ -531,6 +534,19 @@ func (p *httpParser) parseHead(s Side, blk []byte, st Stream) bool {
 	}
 	var req httpReq
 	h.paired = false
+	if p.srvGap && !p.assigned {
+		// Server bytes were lost between responses: the responses to the
+		// older waiting requests were in them (a keep-alive client waits
+		// for each answer), so this one answers the newest request. The
+		// older ones go out unanswered, flagged gap.
+		p.srvGap = false
+		for len(p.pending) > 1 && p.pending[0].m.Ended && !p.pending[0].lost {
+			old := p.pending[0].m
+			old.Gap = true
+			p.pop()
+			st.Exchange(old, nil)
+		}
+	}
 	if !p.assigned && len(p.pending) > 0 && !p.pending[0].lost {
 		p.assigned, h.paired = true, true
 		req = p.pending[0]
@@ -786,6 +802,9 @@ func (p *httpParser) Gap(s Side, n int, st Stream) {
 		return
 	}
 	h := &p.half[s]
+	if s == Server {
+		p.srvGap = true
+	}
 	switch h.state {
 	case hIdle:
 		h.state = hResync

@@ -105,6 +105,7 @@ type sideState struct {
 	maxEndTS int64  // when it last advanced
 	fin      bool
 	finSeq   uint32
+	finAcked bool // the other side ACKed this side's FIN
 
 	ackSeen   bool
 	lastAck   uint32
@@ -151,10 +152,13 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 	// Handshake.
 	if fl&tcpSYN != 0 {
 		if fl&tcpACK == 0 {
-			if c.synTS == 0 {
+			// A repeated SYN restarts the clock: the handshake's legs and
+			// the out-of-order threshold are timed from the SYN that was
+			// answered, as Wireshark's initial RTT is.
+			if c.synackTS == 0 {
 				c.synTS = ts
 			}
-		} else if c.synackTS == 0 {
+		} else if c.synackTS == 0 || c.ackTS == 0 {
 			c.synackTS = ts
 		}
 		if ss.init && ss.base == d.Seq+1 {
@@ -165,7 +169,14 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 			ss.maxEndTS = ts
 		}
 	} else if !ss.init {
-		ss.setBase(d.Seq)
+		// Mid-stream: this side's stream starts here, unless the other
+		// side already ACKed bytes of it the capture never saw; then it
+		// starts at that ACK, and those bytes are a hole.
+		base := d.Seq
+		if os.ackSeen && seqLT(os.lastAck, d.Seq) && d.Seq-os.lastAck < 1<<30 {
+			base = os.lastAck
+		}
+		ss.setBase(base)
 		ss.maxEndTS = ts
 		if c.synTS == 0 {
 			c.flags |= FlagMidstream
@@ -200,6 +211,13 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 				c.retrans++ // including spurious ones (already ACKed)
 				a.retx++
 			}
+		}
+		if !seqLT(d.Seq, ss.maxEnd) && segLen > 0 && os.ackSeen && seqLE(end, os.lastAck) && seqGT(os.lastAck, ss.base) {
+			// Above the highest segment seen, but the other side ACKed it
+			// already: the original was not captured; this is a
+			// (spurious) retransmission, as Wireshark counts it.
+			c.retrans++
+			a.retx++
 		}
 		if seqGT(end, ss.maxEnd) {
 			ss.maxEnd, ss.maxEndTS = end, ts
@@ -244,9 +262,11 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 	if fl&tcpFIN != 0 && !ss.fin {
 		ss.fin, ss.finSeq = true, d.Seq+uint32(segLen)
 	}
-	// The end: a RST, or both FINs with the second one ACKed.
-	done := fl&tcpRST != 0 ||
-		ss.fin && os.fin && fl&tcpACK != 0 && seqGT(d.Ack, os.finSeq) && !seqLT(ss.finSeq, ss.next())
+	if fl&tcpACK != 0 && os.fin && seqGT(d.Ack, os.finSeq) {
+		os.finAcked = true
+	}
+	// The end: a RST, or both FINs, each ACKed by the other side.
+	done := fl&tcpRST != 0 || ss.finAcked && os.finAcked
 	return done
 }
 
