@@ -742,13 +742,21 @@ func (a *Analyzer) emitExchange(c *conn, req, resp *Message, clientAck int64) {
 		}
 		r.Network = req.ackTS - req.LastTS
 		piggy := req.ackPkt == resp.firstPkt
+		// Which end the capture point is nearer: the shorter handshake
+		// leg. Next to the client, a late server ACK is the network's
+		// (the founding rule); next to the server, the server's ACK
+		// delay is the server's own, and a late client ACK of the
+		// response is the network's.
+		near := c.nearEnd()
 		switch {
-		case a.late(r.Network, r.RTT):
+		case near != Server && a.late(r.Network, r.RTT):
 			r.Class = ClassSlowNet
-		case r.ClientNet >= 0 && a.late(r.ClientNet, c.cliBaseline()):
+		case near != Client && r.ClientNet >= 0 && a.late(r.ClientNet, c.cliBaseline()):
 			r.Class = ClassSlowNet
 		case !piggy && resp.FirstTS-req.ackTS > int64(a.cfg.LateAck):
 			r.Class = ClassSlowApp
+		case near == Server && piggy && a.late(r.ServerTime, max(r.RTT, 0)):
+			r.Class = ClassSlowApp // answered late, ACK and data together
 		default:
 			r.Class = ClassFast
 		}

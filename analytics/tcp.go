@@ -95,6 +95,20 @@ func (c *conn) cliBaseline() int64 {
 	return -1
 }
 
+// nearEnd says which end the capture point is nearer, from the handshake's
+// legs (SYN -> SYN/ACK is the way to the server and back, SYN/ACK -> ACK to
+// the client); 2 when unknown (no handshake) or even.
+func (c *conn) nearEnd() Side {
+	srv, cli := c.rttSrvHS(), c.rttCliHS()
+	switch {
+	case srv < 0 || cli < 0 || srv == cli:
+		return 2
+	case srv < cli:
+		return Server
+	}
+	return Client
+}
+
 // sideState is one direction of a TCP connection.
 type sideState struct {
 	init bool   // base is known

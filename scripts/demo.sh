@@ -51,5 +51,32 @@ if ! cmp -s <(tcpdump -nn -tt -xx -r "$OUT/trace.pcap" 2>/dev/null) <(tcpdump -n
 	exit 1
 fi
 echo "tcpdump -tt -xx of the trace and of the export are identical: every byte and (µs) timestamp came back"
+
+step "analytics: an application trace (HTTP, DNS, PostgreSQL, Redis, a front end with its database) through DPDK"
+$TV bench gen --kind app --packets 50000 --pps 5000 --seed 1 -o "$OUT/app.pcap"
+$TV capture --eal "-l 0-1 --no-pci --vdev=net_pcap0,rx_pcap=$OUT/app.pcap" --data "$OUT/app-store" | grep -E '^(analytics|tcp|total) '
+
+step "messages: the first exchanges, then HTTP errors"
+$TV messages --data "$OUT/app-store" --limit 5
+$TV messages --data "$OUT/app-store" --limit 3 'proto http and status >= 400'
+
+step "latency by protocol and class: where the time goes (network vs server)"
+$TV latency --data "$OUT/app-store" --by proto,class
+
+step "drill down: a slow-application HTTP exchange, to its packets"
+id=$($TV messages --data "$OUT/app-store" --json --limit 1 'proto http and class slow_app' | sed -n 's/^{"id":"\([0-9a-f]*\)".*/\1/p')
+if [ -z "$id" ]; then
+	echo "demo: no slow_app HTTP exchange found: the analytics did not run" >&2
+	exit 1
+fi
+$TV query --data "$OUT/app-store" --message "$id" -w "$OUT/message.pcap"
+tcpdump -nn -r "$OUT/message.pcap" 2>/dev/null
+
+step "tiers: the front end's own time vs its database and cache calls"
+$TV latency --data "$OUT/app-store" --tiers --by server 'proto http and server 203.0.113.80:8080'
+
+step "re-analyse the stored packets: the records come out identical"
+$TV reanalyze --data "$OUT/app-store" --dry-run
+
 echo
-echo "demo: OK: all $want packets replayed through DPDK, stored, verified and read back (files in $OUT)"
+echo "demo: OK: all $want packets replayed through DPDK, stored, verified and read back; the application trace analysed, drilled down and re-analysed (files in $OUT)"

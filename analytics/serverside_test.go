@@ -1,0 +1,114 @@
+package analytics_test
+
+import (
+	"net"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"tapvault/analytics"
+)
+
+// tcpConv builds the frames of one TCP conversation with chosen times.
+type tcpConv struct {
+	t            testing.TB
+	src          *frameSource
+	cseq, sseq   uint32
+	cli, srv     net.IP
+	cport, sport uint16
+}
+
+func (c *tcpConv) pkt(ts int64, fromClient bool, syn, ack, psh, fin bool, payload string) {
+	c.t.Helper()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: c.cli, DstIP: c.srv}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(c.cport), DstPort: layers.TCPPort(c.sport), Seq: c.cseq, Ack: c.sseq, SYN: syn, ACK: ack, PSH: psh, FIN: fin, Window: 64240}
+	if !fromClient {
+		ip.SrcIP, ip.DstIP = c.srv, c.cli
+		tcp.SrcPort, tcp.DstPort = layers.TCPPort(c.sport), layers.TCPPort(c.cport)
+		tcp.Seq, tcp.Ack = c.sseq, c.cseq
+	}
+	tcp.SetNetworkLayerForChecksum(ip)
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(payload)); err != nil {
+		c.t.Fatal(err)
+	}
+	c.src.ts = append(c.src.ts, ts)
+	c.src.frames = append(c.src.frames, append([]byte(nil), buf.Bytes()...))
+	n := uint32(len(payload))
+	if syn || fin {
+		n++
+	}
+	if fromClient {
+		c.cseq += n
+	} else {
+		c.sseq += n
+	}
+}
+
+const ms = 1_000_000
+
+// exchange is a handshake, one HTTP request and its response, with the
+// server's ACK of the request at ack (0: on the response), the response at
+// resp, and the client's ACK of the response at cack, all relative to the
+// request at 100 ms. hsSrv and hsCli are the handshake's legs as the
+// capture point sees them.
+func exchange(t testing.TB, src *frameSource, port uint16, hsSrv, hsCli, ack, resp, cack int64) {
+	c := &tcpConv{t: t, src: src, cseq: 1000, sseq: 5000, cli: net.IP{10, 0, 0, 1}, srv: net.IP{10, 0, 0, 2}, cport: port, sport: 80}
+	base := int64(1_700_000_000) * 1_000_000_000
+	c.pkt(base, true, true, false, false, false, "")
+	c.pkt(base+hsSrv, false, true, true, false, false, "")
+	c.pkt(base+hsSrv+hsCli, true, false, true, false, false, "")
+	req := base + 100*ms
+	c.pkt(req, true, false, true, true, false, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if ack != 0 {
+		c.pkt(req+ack, false, false, true, false, false, "")
+	}
+	c.pkt(req+resp, false, false, true, true, false, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	c.pkt(req+cack, true, false, true, false, false, "")
+}
+
+// TestClassesByCapturePoint checks the classification from both ends: next
+// to the client (the server's handshake leg is the long one) a late server
+// ACK means a slow network and a bare ACK followed by the payload a slow
+// application; next to the server (the client's leg is the long one) the
+// server's own delay is the application's, and a late client ACK of the
+// response means a slow network.
+func TestClassesByCapturePoint(t *testing.T) {
+	cases := []struct {
+		name                          string
+		hsSrv, hsCli, ack, resp, cack int64
+		want                          string
+	}{
+		{"client side, fast", 10 * ms, 50_000, 0, 11 * ms, 11*ms + 50_000, analytics.ClassFast},
+		{"client side, bare ACK then payload 40 ms later", 10 * ms, 50_000, 10 * ms, 50 * ms, 50*ms + 50_000, analytics.ClassSlowApp},
+		{"client side, ACK 30 ms late", 10 * ms, 50_000, 0, 41 * ms, 41*ms + 50_000, analytics.ClassSlowNet},
+		{"server side, fast", 50_000, 10 * ms, 0, 1 * ms, 11 * ms, analytics.ClassFast},
+		{"server side, answers 40 ms late", 50_000, 10 * ms, 0, 40 * ms, 50 * ms, analytics.ClassSlowApp},
+		{"server side, bare ACK then payload 40 ms later", 50_000, 10 * ms, 60_000, 40 * ms, 50 * ms, analytics.ClassSlowApp},
+		{"server side, client ACK 30 ms late", 50_000, 10 * ms, 0, 1 * ms, 41 * ms, analytics.ClassSlowNet},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := new(frameSource)
+			exchange(t, src, uint16(40000+i), tc.hsSrv, tc.hsCli, tc.ack, tc.resp, tc.cack)
+			recs, _ := analyze(t, src, analytics.DefaultConfig())
+			var got *analytics.Record
+			for _, r := range recs {
+				if r.Proto == "http" {
+					got = r
+				}
+			}
+			if got == nil {
+				t.Fatalf("no http record among %d", len(recs))
+			}
+			if got.Class != tc.want {
+				t.Fatalf("class %s, want %s (network %d server %d client_net %d rtt %d)", got.Class, tc.want, got.Network, got.ServerTime, got.ClientNet, got.RTT)
+			}
+			if got.ServerTime != tc.resp {
+				t.Fatalf("server time %d, want %d", got.ServerTime, tc.resp)
+			}
+		})
+	}
+}
