@@ -191,7 +191,7 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 			base = os.lastAck
 		}
 		ss.setBase(base)
-		ss.maxEndTS = ts
+		ss.maxEnd, ss.maxEndTS = d.Seq, ts
 		if c.synTS == 0 {
 			c.flags |= FlagMidstream
 		}
