@@ -45,7 +45,7 @@ type Analyzer struct {
 	tcpBy map[uint16]*Decoder
 	udpBy map[uint16]*Decoder
 
-	conns []conn   // slot 0 unused: FlowEntry.App == 0 means none
+	conns connSlab // slot 0 unused: FlowEntry.App == 0 means none
 	free  []uint32 // free slots
 	live  int
 
@@ -84,7 +84,7 @@ var _ Stream = (*Analyzer)(nil)
 func NewAnalyzer(cfg Config, out Emit) *Analyzer {
 	a := &Analyzer{out: out}
 	a.configure(cfg)
-	a.conns = make([]conn, 1, 1024)
+	a.conns.add() // slot 0
 	return a
 }
 
@@ -167,7 +167,7 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.Fl
 	}
 	var c *conn
 	if e.App != 0 {
-		c = &a.conns[e.App]
+		c = a.conns.at(e.App)
 		if syn && c.s[Client].init && c.s[Client].base != d.Seq+1 && (c.npk[Client] > 1 || c.npk[Server] > 0) {
 			// A new connection on the same ports.
 			a.closeConn(c, "reused")
@@ -238,13 +238,12 @@ func (a *Analyzer) open(e *workers.FlowEntry, d *workers.Decoded, dir uint8, tcp
 		idx = a.free[n-1]
 		a.free = a.free[:n-1]
 	} else {
-		a.conns = append(a.conns, conn{})
-		idx = uint32(len(a.conns) - 1)
+		idx = a.conns.add()
 	}
 	e.App = idx
 	a.live++
 	a.ctotal++
-	c := &a.conns[idx]
+	c := a.conns.at(idx)
 	*c = conn{idx: idx, key: e.Key, tcp: tcp, dec: dec, firstTS: e.LastTS, rttSrv: -1, rttCli: -1}
 	// Sides: the SYN's sender is the client; else the decoder's port is
 	// the server; else the higher port is the client's.
@@ -304,15 +303,15 @@ func (a *Analyzer) FlowEnd(e *workers.FlowEntry) {
 		e.App = 0
 		return
 	}
-	a.closeConn(&a.conns[e.App], "idle")
+	a.closeConn(a.conns.at(e.App), "idle")
 	e.App = 0
 }
 
 // Flush implements workers.Analyzer: end every connection.
 func (a *Analyzer) Flush() {
-	for i := 1; i < len(a.conns); i++ {
-		if a.conns[i].idx != 0 {
-			a.closeConn(&a.conns[i], "end")
+	for i := uint32(1); i < a.conns.n; i++ {
+		if c := a.conns.at(i); c.idx != 0 {
+			a.closeConn(c, "end")
 		}
 	}
 	a.Tick(a.now)
@@ -329,7 +328,7 @@ func (a *Analyzer) Tick(now int64) {
 	if len(a.attn) > 0 {
 		keep := a.attn[:0]
 		for _, i := range a.attn {
-			c := &a.conns[i]
+			c := a.conns.at(i)
 			if c.idx != i || !c.attn {
 				continue
 			}
@@ -506,6 +505,37 @@ func (a *Analyzer) deliver(c *conn, s Side, b []byte, ts int64, pkt uint64, ref 
 	ss := &c.s[s]
 	ss.off += uint64(len(b))
 	ss.lastTS, ss.lastPkt = ts, pkt
+	a.checkStopped(c)
+}
+
+// stopper is implemented by parsers that can give up on a connection (not
+// their protocol after all, a protocol switch, lost sync).
+type stopper interface{ Stopped() bool }
+
+// checkStopped detaches a parser that gave up: it is closed (reporting
+// what it holds) and the connection's payload is no longer reassembled,
+// which is most of the analytics' per-packet cost.
+func (a *Analyzer) checkStopped(c *conn) {
+	sp, ok := c.parser.(stopper)
+	if !ok || !sp.Stopped() {
+		return
+	}
+	a.setCur(c, Client, c.lastTS, c.pkts, PktRef{})
+	c.parser.Close(a)
+	for s := range c.open {
+		for _, m := range c.open[s] {
+			a.freeMessage(m)
+		}
+		c.open[s] = c.open[s][:0]
+	}
+	c.pendAck = c.pendAck[:0]
+	c.parser = nil
+	c.detected = true // no second detection on this connection
+	for s := Client; s <= Server; s++ {
+		ss := &c.s[s]
+		a.buf -= ss.oooBytes
+		ss.ooo, ss.oooBytes = nil, 0
+	}
 }
 
 func (a *Analyzer) addRef(m *Message, ref PktRef) {
@@ -801,4 +831,24 @@ func setField(fs []Field, f Field) []Field {
 		}
 	}
 	return append(fs, f)
+}
+
+// connSlab holds the connections in fixed chunks, so that growing it never
+// copies (or moves) a connection: a *conn stays valid while its slot is.
+type connSlab struct {
+	chunks [][]conn
+	n      uint32
+}
+
+const connChunk = 1024
+
+func (s *connSlab) at(i uint32) *conn { return &s.chunks[i/connChunk][i%connChunk] }
+
+// add appends a zero connection and returns its slot.
+func (s *connSlab) add() uint32 {
+	if int(s.n/connChunk) == len(s.chunks) {
+		s.chunks = append(s.chunks, make([]conn, connChunk))
+	}
+	s.n++
+	return s.n - 1
 }

@@ -176,7 +176,16 @@ func TestAppTrace(t *testing.T) {
 // decode, flow, block build, and (on) TCP timing, reassembly, the decoders
 // and the records. Records go to a discarding Emit.
 func BenchmarkWorkerApp(b *testing.B) {
-	opts := bench.GenOptions{Kind: bench.KindApp, Packets: 200000, Seed: 3, PPS: 20000}
+	benchWorker(b, bench.GenOptions{Kind: bench.KindApp, Packets: 200000, Seed: 3, PPS: 20000})
+}
+
+// BenchmarkWorkerIMIX is the same over IMIX TCP traffic (10k flows, no
+// application protocol): the cost of TCP timing and detection alone.
+func BenchmarkWorkerIMIX(b *testing.B) {
+	benchWorker(b, bench.GenOptions{Kind: "imix", Packets: 200000, Flows: 10000, Seed: 3})
+}
+
+func benchWorker(b *testing.B, opts bench.GenOptions) {
 	src := genFrames(b, opts)
 	for _, on := range []bool{false, true} {
 		name := "analytics=off"

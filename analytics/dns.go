@@ -497,3 +497,6 @@ func dnsRcodeName(r int) string {
 	}
 	return "RCODE" + strconv.Itoa(r)
 }
+
+// Stopped reports that the parser decodes nothing more (TCP framing lost).
+func (p *dnsParser) Stopped() bool { return p.dead }

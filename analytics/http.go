@@ -96,11 +96,43 @@ func httpCheckStart(s Side, p []byte, strict bool) int {
 		if (c == '\r' || c == '\n') && httpKnownMethod(p[:i]) {
 			return 1 // a bare method line: malformed, but a request
 		}
-		if i >= 23 || !httpTchar(c) {
+		// Methods are upper case by convention (RFC 9110 9.1): an
+		// extension method like CCM_POST is, lower-case text is not one.
+		// Without this, any text on port 80 would be buffered as a
+		// header block up to MaxHeader before it failed.
+		if i >= 23 || !httpTchar(c) || c >= 'a' && c <= 'z' {
 			return -1
 		}
 	}
 	return 0 // all token characters, fewer than 24
+}
+
+// httpLineCheck bounds how far httpFirstLine looks for a version.
+const httpLineCheck = 512
+
+// httpFirstLine checks the start of a message's first line: 1 fine, -1 not
+// a message, 0 undecided (the line is not complete yet). Responses and
+// requests with a known method pass; another method token needs "HTTP/1."
+// on the first line. full says p is all that will be looked at.
+func httpFirstLine(s Side, p []byte, full bool) int {
+	if s == Server {
+		return 1
+	}
+	sp := bytes.IndexAny(p, " \r\n")
+	if sp > 0 && httpKnownMethod(p[:sp]) {
+		return 1
+	}
+	nl := bytes.IndexByte(p, '\n')
+	if nl >= 0 {
+		if bytes.Contains(p[:nl], []byte("HTTP/1.")) {
+			return 1
+		}
+		return -1
+	}
+	if full {
+		return -1
+	}
+	return 0
 }
 
 // httpPrefix compares p with tok: 1 p starts with tok, 0 p is a proper
@@ -155,6 +187,7 @@ type httpHalf struct {
 	segStart int // index in the current chunk where its header bytes start
 	beginOff int // index in the current chunk of m's first byte, or -1
 	preOK    bool
+	lineOK   bool // the first line passed httpFirstLine (or need not)
 	strict   bool // check the start against httpMethods (after a resync)
 	lineLen  int  // bytes of the current line so far (without the LF)
 	onlyCR   bool // the current line so far is exactly "\r"
@@ -173,7 +206,12 @@ type httpHalf struct {
 	stopAfter bool // server: stop decoding after this response (101, CONNECT 2xx)
 
 	atLine bool // resync: the next byte starts a line
+	lost   int  // resync: bytes scanned without finding a start line
 }
+
+// httpResyncMax is how many bytes one side may go without a start line,
+// once lost, before the parser gives up on the connection.
+const httpResyncMax = 64 << 10
 
 // httpReq is a request waiting for its response.
 type httpReq struct {
@@ -239,8 +277,15 @@ func (p *httpParser) Data(s Side, b []byte, st Stream) {
 		case hResync:
 			j := httpScan(s, b, i, h.atLine)
 			if j < 0 {
+				// A connection on an HTTP port that is not HTTP: give up
+				// after httpResyncMax bytes without a start line, rather
+				// than scan all of it.
+				if h.lost += len(b) - i; h.lost > httpResyncMax {
+					p.stopped = true
+				}
 				return
 			}
+			h.lost = 0
 			p.begin(h, s, j, true, st)
 			i = j
 		case hHeader:
@@ -307,7 +352,7 @@ func (p *httpParser) begin(h *httpHalf, s Side, off int, strict bool, st Stream)
 	h.state = hHeader
 	h.hdr = h.hdr[:0]
 	h.segStart, h.beginOff = off, off
-	h.preOK, h.strict = false, strict
+	h.preOK, h.lineOK, h.strict = false, false, strict
 	h.lineLen, h.onlyCR = 0, false
 }
 
@@ -335,6 +380,22 @@ func (p *httpParser) header(h *httpHalf, s Side, b []byte, i int, st Stream) int
 			return len(b)
 		}
 		h.preOK = true
+	}
+	if !h.lineOK {
+		// A request whose method is not a known one must show its
+		// version on the first line, within httpLineCheck bytes, before
+		// anything is buffered: text that merely starts with an upper-case
+		// word is not a request.
+		var line [httpLineCheck]byte
+		n := copy(line[:], h.hdr)
+		n += copy(line[n:], b[h.segStart:])
+		switch httpFirstLine(s, line[:n], n == len(line)) {
+		case -1:
+			p.fail(s, b, i, st)
+			return i
+		case 1:
+			h.lineOK = true
+		}
 	}
 	end, ok := h.scanBlock(b, i)
 	size := len(h.hdr) + end - h.segStart
@@ -982,3 +1043,7 @@ func httpHex(c byte) int {
 	}
 	return -1
 }
+
+// Stopped reports that the parser decodes nothing more (after a protocol
+// switch): the analyzer then stops feeding it.
+func (p *httpParser) Stopped() bool { return p.stopped }

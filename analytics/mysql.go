@@ -675,3 +675,7 @@ func (p *mysqlParser) Close(st Stream) {
 	}
 	p.pending = p.pending[:0]
 }
+
+// Stopped reports that the parser decodes nothing more (TLS, compression,
+// a gap, or not MySQL).
+func (p *mysqlParser) Stopped() bool { return p.dead }

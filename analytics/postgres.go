@@ -699,3 +699,7 @@ func pgSeverity(b []byte) string {
 	}
 	return string(b)
 }
+
+// Stopped reports that the parser decodes nothing more (TLS, a protocol
+// error, a gap).
+func (p *pgParser) Stopped() bool { return p.stopped }

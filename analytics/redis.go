@@ -81,6 +81,7 @@ type redisParser struct {
 
 	subscribed bool // a SUBSCRIBE-family command was sent
 	resp3      bool // the server sent a push ('>')
+	lost       int  // bytes skipped while resyncing
 	resync     bool // client side lost sync: skip to a line starting with '*'
 	resyncNL   bool // the last byte seen while resyncing was '\n'
 }
@@ -151,8 +152,14 @@ func (p *redisParser) Data(s Side, b []byte, st Stream) {
 	if s == Client && p.resync {
 		i = p.findResync(b)
 		if p.resync {
+			// Not Redis after all, or hopelessly lost: give up after
+			// 64 KiB without a command start.
+			if p.lost += len(b); p.lost > 64<<10 {
+				p.dead = true
+			}
 			return
 		}
+		p.lost = 0
 	}
 	for i < len(b) && !p.dead {
 		switch r.state {
@@ -722,3 +729,6 @@ func (p *redisParser) Close(st Stream) {
 	}
 	p.pending = p.pending[:0]
 }
+
+// Stopped reports that the parser decodes nothing more (sync lost).
+func (p *redisParser) Stopped() bool { return p.dead }

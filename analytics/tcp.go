@@ -414,4 +414,7 @@ func (a *Analyzer) gap(c *conn, s Side, n int) {
 		c.parser.Gap(s, n, a)
 	}
 	ss.off += uint64(n)
+	if c.parser != nil {
+		a.checkStopped(c)
+	}
 }

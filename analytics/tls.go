@@ -516,3 +516,7 @@ func (p *tlsParser) Close(st Stream) {
 	}
 	p.req, p.resp = nil, nil
 }
+
+// Stopped reports that the parser decodes nothing more: not TLS, or the
+// handshake is over and reported.
+func (p *tlsParser) Stopped() bool { return p.stopped || p.done && p.req == nil && p.resp == nil }
