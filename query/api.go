@@ -359,7 +359,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		defer func() {
 			attrs := []any{"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr}
 			q := r.URL.Query()
-			for _, k := range []string{"filter", "from", "to", "format", "limit"} {
+			for _, k := range []string{"filter", "expr", "by", "tiers", "from", "to", "format", "limit"} {
 				if v, ok := q[k]; ok {
 					attrs = append(attrs, k, strings.Join(v, ","))
 				}
