@@ -2,11 +2,19 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"tapvault/bench"
 )
@@ -265,4 +273,90 @@ func countProto(recs []map[string]any, p string) int {
 		}
 	}
 	return n
+}
+
+// TestMessagesAPI serves a store of the app trace and checks the message
+// endpoints against the command line: the same records, the same latency
+// groups, the drill-down's pcap byte for byte, and clear 4xx answers.
+func TestMessagesAPI(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "app.pcap")
+	opts := appOpts
+	opts.Packets = 8000
+	if _, err := bench.GenerateFile(trace, opts); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	tv(t, false, "import", "--data", store, trace)
+	const expr = "proto http and class slow_app"
+	cliJSON, _ := tv(t, false, "messages", "--data", store, "--json", expr)
+	cliLat, _ := tv(t, false, "latency", "--data", store, "--json", "--by", "proto,class")
+	recs := jsonLines(t, cliJSON)
+	if len(recs) == 0 {
+		t.Fatal("no slow_app HTTP exchange in the trace")
+	}
+	id := recs[0]["id"].(string)
+	cliPcap := filepath.Join(dir, "m.pcap")
+	tv(t, false, "query", "--data", store, "--message", id, "-w", cliPcap)
+	want, err := os.ReadFile(cliPcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := newServeCmd()
+	cmd.SetArgs([]string{"--data", store, "--listen", addr})
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.ExecuteContext(ctx) }()
+	defer func() { cancel(); <-errc }()
+	get := func(path string) (int, []byte) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := get("/api/v1/stats"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not answer within 10s")
+		}
+	}
+	if code, b := get("/api/v1/messages?expr=" + url.QueryEscape(expr)); code != 200 || string(b) != cliJSON {
+		t.Fatalf("messages: status %d, %d bytes; want 200 and the CLI's %d bytes", code, len(b), len(cliJSON))
+	}
+	if code, b := get("/api/v1/latency?by=proto,class"); code != 200 || string(b) != cliLat {
+		t.Fatalf("latency: status %d:\n%s\nwant the CLI's:\n%s", code, b, cliLat)
+	}
+	if code, b := get("/api/v1/messages/" + id + "/packets"); code != 200 || !bytes.Equal(b, want) {
+		t.Fatalf("drill-down: status %d, %d bytes; want 200 and the CLI's %d bytes", code, len(b), len(want))
+	}
+	for _, c := range []struct {
+		path string
+		code int
+		says string
+	}{
+		{"/api/v1/messages/ffffffffffffffff/packets", 404, "no message record"},
+		{"/api/v1/messages/xyz/packets", 400, "16 hex digits"},
+		{"/api/v1/messages?expr=" + url.QueryEscape("status >"), 400, "column"},
+		{"/api/v1/messages?tiers=maybe", 400, "tiers"},
+		{"/api/v1/messages?exp=proto", 400, "unknown parameter"},
+		{"/api/v1/latency?from=-1h&to=-2h", 400, "after"},
+	} {
+		code, b := get(c.path)
+		if code != c.code || !strings.Contains(string(b), c.says) {
+			t.Errorf("%s: status %d %s, want %d mentioning %q", c.path, code, b, c.code, c.says)
+		}
+	}
 }
