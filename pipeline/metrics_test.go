@@ -20,6 +20,7 @@ import (
 
 	"tapvault/bench"
 	"tapvault/dataplane"
+	"tapvault/analytics"
 	"tapvault/pipeline"
 )
 
@@ -254,7 +255,8 @@ func TestMetricsRetentionByReason(t *testing.T) {
 // metricNames are the tapvault_ metrics the collector describes.
 func metricNames(t *testing.T) []string {
 	t.Helper()
-	p, err := pipeline.Open(pipeline.Options{Dir: t.TempDir(), Logger: quiet()}, 1)
+	ac := analytics.DefaultConfig() // with analytics, so their metrics are described too
+	p, err := pipeline.Open(pipeline.Options{Dir: t.TempDir(), Logger: quiet(), Analytics: &ac}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
