@@ -108,7 +108,12 @@ func (a *Analyzer) configure(cfg Config) {
 			if d.TCP {
 				a.tcpBy[p] = d
 			}
-			if d.UDP {
+			if d.UDP && d.UDPPorts == nil {
+				a.udpBy[p] = d
+			}
+		}
+		if d.UDP {
+			for _, p := range d.UDPPorts {
 				a.udpBy[p] = d
 			}
 		}

@@ -159,6 +159,9 @@ type Decoder struct {
 	// Ports are the well-known server ports (either side of a flow on one
 	// of them selects the decoder, that side being the server).
 	Ports []uint16
+	// UDPPorts, if set, are the ports for UDP instead of Ports (HTTP runs
+	// over UDP only as SSDP, on 1900).
+	UDPPorts []uint16
 	// Backend marks database and cache protocols: exchanges a front end
 	// makes to its backend tier.
 	Backend bool

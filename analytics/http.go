@@ -31,11 +31,16 @@ import "bytes"
 
 func init() {
 	Register(&Decoder{
-		Name:   "http",
-		TCP:    true,
-		Ports:  []uint16{80, 8080, 8000, 8008, 8888, 3128},
-		Detect: httpDetect,
-		New:    func(cfg *Config) Parser { return newHTTPParser(cfg) },
+		Name:  "http",
+		TCP:   true,
+		Ports: []uint16{80, 8080, 8000, 8008, 8888, 3128},
+		// HTTP over UDP is SSDP (M-SEARCH, NOTIFY): one message per
+		// datagram. Requests to a multicast group are answered from
+		// another address (another flow), so they show as unanswered.
+		UDP:      true,
+		UDPPorts: []uint16{1900},
+		Detect:   httpDetect,
+		New:      func(cfg *Config) Parser { return newHTTPParser(cfg) },
 	})
 }
 
