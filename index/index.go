@@ -74,6 +74,14 @@ type Options struct {
 	// TableBlockSize is the size of Badger's table blocks, the unit of
 	// compression. Default 16 KiB.
 	TableBlockSize int
+	// MinFree is the free space (bytes available on Dir's filesystem)
+	// below which the index stops writing: Badger writes through
+	// memory-mapped files, and a page that cannot be backed kills the
+	// process (SIGBUS) instead of returning ENOSPC. While paused, blocks
+	// stay unindexed (found by the header scan that covers what is past
+	// the watermark, and by CatchUp once there is room). Default 4 x
+	// MemTableSize + 64 MiB; negative: never pause.
+	MinFree int64
 }
 
 // ErrMissing is returned (wrapped) by Open when Dir holds no index and
@@ -172,6 +180,10 @@ type Index struct {
 	blocks, groups, keys, deletes, drops atomic.Uint64
 	batchNS                              atomic.Int64
 
+	lowDisk   atomic.Bool  // writes paused: the filesystem is nearly full
+	diskAt    atomic.Int64 // Unix ns of the last free-space check
+	lowPauses atomic.Uint64
+
 	flushReq chan chan error
 	quit     chan struct{}
 	done     chan struct{}
@@ -193,6 +205,13 @@ func Open(opts Options) (*Index, error) {
 	}
 	if opts.MaxGroupAge <= 0 {
 		opts.MaxGroupAge = 10 * time.Second
+	}
+	if opts.MinFree == 0 {
+		mt := opts.MemTableSize
+		if mt <= 0 {
+			mt = 16 << 20
+		}
+		opts.MinFree = 4*mt + 64<<20
 	}
 	if opts.MemTableSize <= 0 {
 		opts.MemTableSize = 16 << 20

@@ -175,8 +175,14 @@ func (ix *Index) run() {
 	for {
 		select {
 		case <-ix.wake:
+			if ix.diskLow() {
+				continue
+			}
 			ix.report(ix.drain())
 		case <-tick.C:
+			if ix.diskLow() {
+				continue
+			}
 			err := ix.drain()
 			if err == nil {
 				now := time.Now().UnixNano()
@@ -200,6 +206,12 @@ func (ix *Index) report(err error) {
 }
 
 func (ix *Index) flushAll() error {
+	if ix.diskLow() {
+		// Nothing is written: the blocks still queued or in open groups
+		// are past the persisted watermark, so the next Open's CatchUp
+		// indexes them, and until then queries scan their headers.
+		return fmt.Errorf("index: %w: %d blocks left unindexed for CatchUp", ErrDiskLow, ix.unwritten())
+	}
 	err := ix.drain()
 	return errors.Join(err, ix.writeGroups(ix.closeGroups(func(*group) bool { return true })))
 }
@@ -809,4 +821,55 @@ func (ix *Index) maxIndexedRef() (writer.Ref, bool, error) {
 		return 0, false, fmt.Errorf("index: find last block: %w", err)
 	}
 	return r, ok, nil
+}
+
+// ErrDiskLow is wrapped by Flush and Close when the index did not write
+// because its filesystem is nearly full (Options.MinFree).
+var ErrDiskLow = errors.New("filesystem nearly full, index writes paused")
+
+// diskCheckEvery bounds how often diskLow asks the filesystem.
+const diskCheckEvery = int64(500 * time.Millisecond)
+
+// diskLow reports whether index writes are paused for lack of space,
+// checking the filesystem at most every diskCheckEvery. Writes resume once
+// free space is back above MinFree plus a margin (so a store at the limit
+// does not flap).
+func (ix *Index) diskLow() bool {
+	if ix.opts.MinFree < 0 || ix.opts.ReadOnly {
+		return false
+	}
+	now := time.Now().UnixNano()
+	if last := ix.diskAt.Load(); now-last < diskCheckEvery && last != 0 {
+		return ix.lowDisk.Load()
+	}
+	ix.diskAt.Store(now)
+	avail, err := availBytes(ix.opts.Dir)
+	if err != nil {
+		return ix.lowDisk.Load()
+	}
+	low := ix.lowDisk.Load()
+	switch {
+	case !low && avail < ix.opts.MinFree:
+		ix.lowDisk.Store(true)
+		ix.lowPauses.Add(1)
+		ix.log.Warn("index: filesystem nearly full, index writes paused (blocks stay queryable by header scan and are indexed once there is room)",
+			"avail_bytes", avail, "min_free_bytes", ix.opts.MinFree)
+	case low && avail >= ix.opts.MinFree+ix.opts.MinFree/4:
+		ix.lowDisk.Store(false)
+		ix.log.Info("index: room again, index writes resume; blocks skipped meanwhile are holes until CatchUp", "avail_bytes", avail)
+	}
+	return ix.lowDisk.Load()
+}
+
+// unwritten counts the blocks queued or in open groups.
+func (ix *Index) unwritten() int {
+	ix.pmu.Lock()
+	n := len(ix.pending)
+	ix.pmu.Unlock()
+	ix.gmu.RLock()
+	for _, g := range ix.open {
+		n += len(g.members)
+	}
+	ix.gmu.RUnlock()
+	return n
 }

@@ -18,9 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"tapvault/analytics"
 	"tapvault/bench"
 	"tapvault/dataplane"
-	"tapvault/analytics"
 	"tapvault/pipeline"
 )
 

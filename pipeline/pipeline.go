@@ -38,6 +38,13 @@ type Options struct {
 	// created, catches up on blocks committed while nobody indexed them,
 	// and sees every durable block through the writer's commit hook.
 	Index bool
+	// IndexReserve is the free space kept for the index: Badger writes
+	// through memory-mapped files and cannot fail cleanly on a full
+	// filesystem, so the index pauses below it (blocks stay queryable by
+	// header scan, indexed later) and the writer drops blocks below 1.5
+	// times it, counted as disk-full drops. Default DefaultIndexReserve;
+	// negative: no reserve (the writer fills the filesystem).
+	IndexReserve int64
 	// IndexWait is how long to wait for an index another process holds
 	// (a query, serve) before capturing without it (default 10 s).
 	IndexWait time.Duration
@@ -63,6 +70,20 @@ type Options struct {
 	Pin func(worker int) error
 
 	Logger *slog.Logger
+}
+
+// DefaultIndexReserve is Options.IndexReserve's default: room for Badger
+// to flush a memtable (16 MiB) and write its manifest, twice over.
+const DefaultIndexReserve = 32 << 20
+
+func (o *Options) indexReserve() int64 {
+	switch {
+	case o.IndexReserve < 0:
+		return -1
+	case o.IndexReserve == 0:
+		return DefaultIndexReserve
+	}
+	return o.IndexReserve
 }
 
 // Pipeline is one run of sources through workers into the store.
@@ -134,6 +155,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		// workers run out of buffers and would have to drop packets.
 		QueueLen:   max(2, opts.Blocks/4),
 		CommitHook: hook,
+		Reserve:    writerReserve(opts),
 		Logger:     opts.Logger,
 	})
 	if err != nil {
@@ -476,4 +498,14 @@ func (p *Pipeline) SetAnalytics(c analytics.Config) error {
 		an.Reload(c)
 	}
 	return nil
+}
+
+// writerReserve is the free space the writer keeps: 1.5 times the index's
+// reserve when there is an index, so the index is never the one to run out.
+func writerReserve(o Options) int64 {
+	if !o.Index || o.indexReserve() < 0 {
+		return 0
+	}
+	r := o.indexReserve()
+	return r + r/2
 }

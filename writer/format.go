@@ -36,8 +36,8 @@ const (
 	// CRC, not the header CRC: readers use it only after a full-record read
 	// (ReadBlock), or as a hint.
 	blockHeaderLen = 80
-	maxHeaderSize          = 4096 // a reader accepts longer (future) headers up to this
-	crcSize                = 4
+	maxHeaderSize  = 4096 // a reader accepts longer (future) headers up to this
+	crcSize        = 4
 
 	// maxSectionLen bounds the raw and stored length of either section. It
 	// bounds what a reader allocates for one block, and the decoder memory.

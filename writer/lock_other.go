@@ -2,10 +2,16 @@
 
 package writer
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 // lockFile is a no-op where flock is not available.
 func lockFile(f *os.File) error { return nil }
 
 // writerLive cannot tell without flock: readers then walk whole files.
 func writerLive(path string) bool { return false }
+
+// availBytes is not implemented here: Options.Reserve has no effect.
+func availBytes(string) (int64, error) { return 0, errors.New("statfs: not supported") }

@@ -53,3 +53,13 @@ func writerLive(path string) bool {
 	}
 	return errors.Is(err, syscall.EWOULDBLOCK)
 }
+
+// availBytes is the space available to unprivileged users on dir's
+// filesystem (Options.Reserve).
+func availBytes(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}

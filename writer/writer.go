@@ -56,7 +56,13 @@ type Options struct {
 	SyncEvery time.Duration
 	// SyncBytes also ends a group as soon as this many bytes are written but
 	// not yet synced. Default 64 MiB.
-	SyncBytes  int64
+	SyncBytes int64
+	// Reserve keeps this many bytes of the store's filesystem free: below
+	// it blocks are dropped and counted as disk-full drops, as if the disk
+	// were full, until space returns. It leaves room for the index, whose
+	// memory-mapped files cannot fail cleanly on a full filesystem. 0: the
+	// writer fills the filesystem.
+	Reserve    int64
 	CommitHook CommitHook
 	Logger     *slog.Logger // default slog.Default()
 
@@ -66,10 +72,12 @@ type Options struct {
 // fileOps are the file operations the write goroutine can see fail for lack
 // of space, and how long it waits before trying the disk again after that.
 type fileOps struct {
-	writeAt func(f *os.File, b []byte, off int64) (int, error)
-	sync    func(f *os.File) error
-	create  func(segDir string, seg uint32, created int64) (*os.File, string, error)
-	retry   time.Duration
+	writeAt    func(f *os.File, b []byte, off int64) (int, error)
+	sync       func(f *os.File) error
+	create     func(segDir string, seg uint32, created int64) (*os.File, string, error)
+	retry      time.Duration
+	avail      func(dir string) (int64, error) // free space, for Reserve
+	availEvery time.Duration                   // how often to ask it
 }
 
 // DiskFullRetry is how often a writer that ran out of space tries the disk
@@ -77,10 +85,12 @@ type fileOps struct {
 const DiskFullRetry = time.Second
 
 var realOps = fileOps{
-	writeAt: func(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) },
-	sync:    fdatasync,
-	create:  createSegment,
-	retry:   DiskFullRetry,
+	writeAt:    func(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) },
+	sync:       fdatasync,
+	create:     createSegment,
+	retry:      DiskFullRetry,
+	avail:      availBytes,
+	availEvery: 250 * time.Millisecond,
 }
 
 // isDiskFull says whether err means the filesystem (or the user's quota) is
@@ -174,6 +184,9 @@ type Writer struct {
 	errMuted   int
 	firstErr   error     // first reason a block was lost, disk full apart
 	fullAt     time.Time // when the disk filled; zero while writes succeed
+	availAt    time.Time // last free-space check (Reserve)
+	low        bool      // free space was below Reserve at that check
+	errReserve error
 	retryAt    time.Time // next attempt to write while the disk is full
 	fullLost   [2]uint64 // blocks and packets lost when the disk filled
 	resumed    bool      // a block was written since the disk filled
@@ -277,6 +290,7 @@ func Open(opts Options) (*Writer, error) {
 	if opts.ops != nil {
 		w.ops = *opts.ops
 	}
+	w.errReserve = fmt.Errorf("free space below the %d bytes kept free for the index: %w", opts.Reserve, syscall.ENOSPC)
 	if err := os.MkdirAll(w.segDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create store %q: %w", opts.Dir, err)
 	}
@@ -615,6 +629,10 @@ func (w *Writer) write(it item) {
 		w.lose(it.b, "block not stored", errDiskFull)
 		return
 	}
+	if w.belowReserve() {
+		w.lose(it.b, "block not stored", w.errReserve)
+		return
+	}
 	rb := it.rb
 	if rb == nil {
 		rb = &w.rawRec
@@ -736,6 +754,21 @@ func (w *Writer) publish(seg uint32, size int64) error {
 		return fmt.Errorf("write commit marker: %w", err)
 	}
 	return nil
+}
+
+// belowReserve says whether the filesystem's free space is under
+// Options.Reserve, asking it at most every ops.availEvery (250 ms).
+func (w *Writer) belowReserve() bool {
+	if w.opts.Reserve <= 0 {
+		return false
+	}
+	if now := time.Now(); now.Sub(w.availAt) >= w.ops.availEvery && w.ops.avail != nil {
+		w.availAt = now
+		if n, err := w.ops.avail(w.opts.Dir); err == nil {
+			w.low = n < w.opts.Reserve
+		}
+	}
+	return w.low
 }
 
 // errDiskFull is why blocks that arrive while the disk is full, between two

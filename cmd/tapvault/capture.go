@@ -28,30 +28,31 @@ import (
 // same meaning and default as the flag of the same name; flags given on the
 // command line override the file.
 type captureConfig struct {
-	EAL         string        `yaml:"eal"`
-	Data        string        `yaml:"data"`
-	Port        string        `yaml:"port"`
-	Queues      int           `yaml:"queues"`
-	Mbufs       int           `yaml:"mbufs"`
-	RxDesc      int           `yaml:"rx_desc"`
-	BlockSize   string        `yaml:"block_size"`
-	Blocks      int           `yaml:"blocks"`
-	SealAfter   time.Duration `yaml:"seal_after"`
-	SegmentSize string        `yaml:"segment_size"`
-	SegmentAge  time.Duration `yaml:"segment_age"`
-	Compressors int           `yaml:"compressors"`
-	NoIndex     bool          `yaml:"no_index"`
-	RetainBytes string        `yaml:"retain_bytes"`
-	RetainAge   time.Duration `yaml:"retain_age"`
-	KeepFree    float64       `yaml:"keep_free"`
-	Lossless    string        `yaml:"lossless"`
-	Listen      *string       `yaml:"listen"` // pointer: "" (API off) differs from absent
-	TokenFile   string        `yaml:"token_file"`
-	User        string        `yaml:"user"`
-	TLSCert     string        `yaml:"tls_cert"`
-	TLSKey      string        `yaml:"tls_key"`
-	StatsEvery  time.Duration `yaml:"stats_interval"`
-	Analytics   *struct {
+	EAL          string        `yaml:"eal"`
+	Data         string        `yaml:"data"`
+	Port         string        `yaml:"port"`
+	Queues       int           `yaml:"queues"`
+	Mbufs        int           `yaml:"mbufs"`
+	RxDesc       int           `yaml:"rx_desc"`
+	BlockSize    string        `yaml:"block_size"`
+	Blocks       int           `yaml:"blocks"`
+	SealAfter    time.Duration `yaml:"seal_after"`
+	SegmentSize  string        `yaml:"segment_size"`
+	SegmentAge   time.Duration `yaml:"segment_age"`
+	Compressors  int           `yaml:"compressors"`
+	NoIndex      bool          `yaml:"no_index"`
+	IndexReserve string        `yaml:"index_reserve"`
+	RetainBytes  string        `yaml:"retain_bytes"`
+	RetainAge    time.Duration `yaml:"retain_age"`
+	KeepFree     float64       `yaml:"keep_free"`
+	Lossless     string        `yaml:"lossless"`
+	Listen       *string       `yaml:"listen"` // pointer: "" (API off) differs from absent
+	TokenFile    string        `yaml:"token_file"`
+	User         string        `yaml:"user"`
+	TLSCert      string        `yaml:"tls_cert"`
+	TLSKey       string        `yaml:"tls_key"`
+	StatsEvery   time.Duration `yaml:"stats_interval"`
+	Analytics    *struct {
 		Enabled      *bool             `yaml:"enabled"`
 		Decoders     []string          `yaml:"decoders"`
 		Ports        map[uint16]string `yaml:"ports"`
@@ -133,6 +134,7 @@ and print the summary.`,
 				set("segment-age", func() { so.segmentAge = orDur(c.SegmentAge, so.segmentAge) })
 				set("compressors", func() { so.compressors = orInt(c.Compressors, so.compressors) })
 				set("no-index", func() { so.noIndex = so.noIndex || c.NoIndex })
+				set("index-reserve", func() { so.indexReserve = orStr(c.IndexReserve, so.indexReserve) })
 				set("retain-bytes", func() { so.retainBytes = orStr(c.RetainBytes, so.retainBytes) })
 				set("retain-age", func() { so.retainAge = orDur(c.RetainAge, so.retainAge) })
 				set("keep-free", func() {
@@ -400,7 +402,11 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	slog.Info("port started", "port", port, "driver", p.Driver(), "queues", queues, "lcores", lcores[:queues])
 
 	if so.retainBytes == "" && so.keepFree == 0 && so.retainAge == 0 {
-		slog.Warn("no retention limit (--keep-free, --retain-bytes, --retain-age): the store grows until the filesystem is full; the writer survives a full disk, but the index (Badger, memory-mapped) may not")
+		if r, _ := so.reserve(); r < 0 && !so.noIndex {
+			slog.Warn("no retention limit (--keep-free, --retain-bytes, --retain-age) and no --index-reserve: the store grows until the filesystem is full; the writer survives a full disk, but the index (Badger, memory-mapped) may not")
+		} else {
+			slog.Warn("no retention limit (--keep-free, --retain-bytes, --retain-age): the store grows until the filesystem is nearly full, then new packets are dropped (counted) instead of replacing the oldest")
+		}
 	}
 	wait := lossless == "true" || (lossless == "auto" && p.Driver() == "net_pcap")
 	if wait {

@@ -30,6 +30,7 @@ type storeOptions struct {
 	keepFree    float64
 	retainEvery time.Duration
 
+	indexReserve string
 	noAnalytics  bool
 	decoders     []string
 	decoderPorts []string // PORT=NAME
@@ -50,6 +51,7 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.retainEvery, "retention-every", 10*time.Second, "retention: how often the limits are checked")
 	f.Float64Var(&o.keepFree, "keep-free", 0, "retention: keep this percentage of the store's filesystem free (e.g. 10)")
 	f.BoolVar(&o.noIndex, "no-index", false, "do not maintain the index (queries then scan block headers; `tapvault reindex` builds it later)")
+	f.StringVar(&o.indexReserve, "index-reserve", "32MiB", "keep this much of the filesystem free for the index (Badger cannot fail cleanly when full): the index pauses below it, and blocks are dropped (counted as disk-full drops) below 1.5 times it; 0 turns it off")
 	f.BoolVar(&o.noAnalytics, "no-analytics", false, "do not decode application messages or measure latency in stream (tapvault reanalyze can do it later)")
 	f.StringSliceVar(&o.decoders, "decoders", nil, "decoders to run, comma-separated (default all: "+strings.Join(decoderNames(), ",")+")")
 	f.StringArrayVar(&o.decoderPorts, "decoder-port", nil, "PORT=NAME: decode this server port with decoder NAME, or PORT= to decode nothing there (repeatable)")
@@ -122,6 +124,9 @@ func (o *storeOptions) check() error {
 	if o.keepFree < 0 || o.keepFree >= 100 {
 		return fmt.Errorf("--keep-free %g: want a percentage from 0 to below 100", o.keepFree)
 	}
+	if _, err := o.reserve(); err != nil {
+		return err
+	}
 	if _, err := o.analyticsConfig(); err != nil {
 		return err
 	}
@@ -146,6 +151,18 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("bad size %q (want e.g. 1048576, 512KiB, 1MiB, 1GiB)", s)
 	}
 	return int64(v * float64(mult)), nil
+}
+
+// reserve reads --index-reserve: "0" turns it off (-1 for the pipeline).
+func (o *storeOptions) reserve() (int64, error) {
+	if t := strings.TrimSpace(o.indexReserve); t == "0" || t == "" {
+		return -1, nil
+	}
+	n, err := parseSize(o.indexReserve)
+	if err != nil {
+		return 0, fmt.Errorf("--index-reserve: %w", err)
+	}
+	return n, nil
 }
 
 // store is an open store with a pipeline writing into it.
@@ -175,20 +192,22 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 	if err != nil {
 		return nil, err
 	}
+	reserve, _ := o.reserve()
 	p, err := pipeline.Open(pipeline.Options{
-		Analytics:   ac,
-		Dir:         o.data,
-		BlockSize:   int(bs),
-		Blocks:      o.blocks,
-		SealAfter:   o.sealAfter,
-		SegmentSize: ss,
-		SegmentAge:  o.segmentAge,
-		Compressors: o.compressors,
-		Pin:         pin,
-		Lossless:    lossless,
-		Index:       !o.noIndex,
-		Retention:   ret,
-		Logger:      slog.Default(),
+		IndexReserve: reserve,
+		Analytics:    ac,
+		Dir:          o.data,
+		BlockSize:    int(bs),
+		Blocks:       o.blocks,
+		SealAfter:    o.sealAfter,
+		SegmentSize:  ss,
+		SegmentAge:   o.segmentAge,
+		Compressors:  o.compressors,
+		Pin:          pin,
+		Lossless:     lossless,
+		Index:        !o.noIndex,
+		Retention:    ret,
+		Logger:       slog.Default(),
 	}, workers)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", o.data, err)
