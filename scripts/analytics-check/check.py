@@ -266,7 +266,11 @@ def check_trace(binary, trace, exp_path, verbose, keep):
     http = [r for r in recs if r["proto"] == "http"]
     dns = [r for r in recs if r["proto"] == "dns"]
     tcp = [r for r in recs if r["proto"] == "tcp"]
-    row["http_req"] = (sum(1 for r in http if r["req_last_ns"]), counts.get("http_requests", 0))
+    # tshark 4.0 does not count SSDP NOTIFY (HTTP over UDP 1900) as
+    # http.request (it does count M-SEARCH); tapvault records both.
+    row["http_req"] = (sum(1 for r in http if r["req_last_ns"]
+                           and not (r.get("transport") == "udp" and r.get("method") == "NOTIFY")),
+                       counts.get("http_requests", 0))
     row["http_resp"] = (sum(1 for r in http if r["resp_last_ns"]), counts.get("http_responses", 0))
     row["dns_q"] = (sum(1 for r in dns if r["req_last_ns"]), counts.get("dns_queries", 0))
     row["dns_r"] = (sum(1 for r in dns if r["resp_last_ns"]), counts.get("dns_responses", 0))
