@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tapvault/msgstore"
 	"tapvault/pipeline"
 	"tapvault/query"
 )
@@ -38,14 +39,19 @@ func newStatsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ms, err := messageStats(data)
+			if err != nil {
+				return err
+			}
 			w := cmd.OutOrStdout()
 			if asJSON {
 				e := json.NewEncoder(w)
 				e.SetIndent("", "  ")
 				return e.Encode(struct {
 					query.StoreStats
+					Messages  messageSummary             `json:"messages"`
 					Retention []pipeline.RetentionAction `json:"retention_actions"`
-				}{s, acts})
+				}{s, ms, acts})
 			}
 			if s.Packets == 0 {
 				fmt.Fprintf(w, "store %s is empty (%d segments)\n", data, s.Segments)
@@ -58,6 +64,15 @@ func newStatsCmd() *cobra.Command {
 			fmt.Fprintf(w, "bytes         raw %d, stored %d (compression %.2fx)\n", s.RawBytes, s.StoredBytes, s.Ratio)
 			fmt.Fprintf(w, "blocks        %d in %d segments (%s on disk)\n", s.Blocks, s.Segments, humanBytes(s.SegmentBytes))
 			fmt.Fprintf(w, "index         %s (%s)\n", s.IndexState, humanBytes(s.IndexBytes))
+			if ms.Files > 0 {
+				fmt.Fprintf(w, "messages      %d records in %d files (%s)", ms.Records, ms.Files, humanBytes(ms.Bytes))
+				if ms.FirstNS != 0 {
+					fmt.Fprintf(w, ", %s .. %s", time.Unix(0, ms.FirstNS).UTC().Format(time.RFC3339Nano), time.Unix(0, ms.LastNS).UTC().Format(time.RFC3339Nano))
+				}
+				fmt.Fprintln(w)
+			} else {
+				fmt.Fprintf(w, "messages      none (analytics off, or no exchange decoded)\n")
+			}
 			if len(acts) > 0 {
 				var freed int64
 				for _, a := range acts {
@@ -74,4 +89,31 @@ func newStatsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&data, "data", "", "store directory")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// messageSummary is what stats says of the message store.
+type messageSummary struct {
+	Files   int   `json:"files"`
+	Records int64 `json:"records"`
+	Bytes   int64 `json:"bytes"`
+	FirstNS int64 `json:"first_ns"`
+	LastNS  int64 `json:"last_ns"`
+}
+
+func messageStats(data string) (messageSummary, error) {
+	var m messageSummary
+	files, err := msgstore.Files(data)
+	if err != nil {
+		return m, err
+	}
+	for _, f := range files {
+		m.Files++
+		m.Records += f.Records
+		m.Bytes += f.Size
+		if f.MinTS != 0 && (m.FirstNS == 0 || f.MinTS < m.FirstNS) {
+			m.FirstNS = f.MinTS
+		}
+		m.LastNS = max(m.LastNS, f.MaxTS)
+	}
+	return m, nil
 }
