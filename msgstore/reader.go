@@ -294,8 +294,10 @@ func (ff *frameFile) data(h *frameHeader, dec *zstd.Decoder, dst []byte) ([]byte
 // and in write order within a file. The *Record passed to fn, with its
 // Fields and Packets, is reused for the next record: fn must copy what it
 // keeps. A frame cut short at the end of a file (being written, or torn by
-// a crash) ends that file quietly; a damaged frame is reported to
-// q.OnCorrupt and ends that file, and Scan goes on with the next. Scan
+// a crash) ends that file quietly. A frame whose bloom filter or data is
+// damaged is reported to q.OnCorrupt and skipped (its header gives its
+// length); a damaged header is reported and ends that file. Scan goes on
+// with the next. Scan
 // returns fn's first error, ctx's error (checked before each frame), or an
 // error listing the messages directory.
 func (r *Reader) Scan(ctx context.Context, q Query, fn func(rec *analytics.Record) error) error {
@@ -308,7 +310,7 @@ func (r *Reader) Scan(ctx context.Context, q Query, fn func(rec *analytics.Recor
 	if report == nil {
 		report = func(err error) { slog.Warn("msgstore: skipping damaged messages", "err", err) }
 	}
-	s := &scanner{r: r, p: p, fn: fn}
+	s := &scanner{r: r, p: p, fn: fn, report: report}
 	for _, fe := range files {
 		if err := s.file(ctx, fe.path); err != nil {
 			if errors.Is(err, errStop) {
@@ -325,9 +327,10 @@ func (r *Reader) Scan(ctx context.Context, q Query, fn func(rec *analytics.Recor
 var errStop = errors.New("scan stopped")
 
 type scanner struct {
-	r    *Reader
-	p    *plan
-	fn   func(*analytics.Record) error
+	r      *Reader
+	p      *plan
+	fn     func(*analytics.Record) error
+	report func(error)
 	rec  analytics.Record
 	tb   termBuf
 	dbuf []byte
@@ -359,12 +362,20 @@ func (s *scanner) file(ctx context.Context, path string) error {
 			return err
 		}
 		s.r.frames.Add(1)
-		if ok, err := s.frameCandidate(ff, &h); err != nil {
-			return err
-		} else if ok {
-			if err := s.frame(ff, &h); err != nil {
+		ok, err := s.frameCandidate(ff, &h)
+		if err == nil && ok {
+			err = s.frame(ff, &h)
+		}
+		if err != nil {
+			// The header checked out (its CRC covers the lengths), so a
+			// damaged bloom filter or data section costs only this frame:
+			// report it and go on with the next.
+			var ce *CorruptionError
+			if !errors.As(err, &ce) {
 				return err
 			}
+			s.r.corrupt.Add(1)
+			s.report(err)
 		}
 		ff.off += h.frameLen()
 	}

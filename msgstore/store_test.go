@@ -391,12 +391,12 @@ func TestCrashTruncate(t *testing.T) {
 func TestCorruptMiddle(t *testing.T) {
 	root := t.TempDir()
 	recs := httpRecords(400)
-	w := openW(t, root, Options{FrameRecords: 50, FileBytes: 4 << 10})
+	w := openW(t, root, Options{FrameRecords: 50, FileBytes: 8 << 10})
 	writeAll(t, w, recs)
 	w.Close()
 	files, _ := Files(root)
-	if len(files) < 3 || files[0].Frames < 2 {
-		t.Fatalf("test needs >= 3 files, >= 2 frames in the first: %+v", files)
+	if len(files) < 2 || files[0].Frames < 3 {
+		t.Fatalf("test needs >= 2 files, >= 3 frames in the first: %+v", files)
 	}
 	offs, size := frameOffsets(t, files[0].Path)
 	end1 := size // end of the second frame
@@ -419,7 +419,12 @@ func TestCorruptMiddle(t *testing.T) {
 
 			// The bloom is only read for a term query: use one every frame has.
 			got, bad := scanAll(t, openR(t, root), Query{Terms: []string{"proto=http"}})
-			want := append(slices.Clone(recs[:perFrame]), recs[files[0].Records:]...)
+			// A damaged header ends its file (its lengths cannot be
+			// trusted); damage after it costs only that frame.
+			want := append(slices.Clone(recs[:perFrame]), recs[2*perFrame:]...)
+			if tc.name == "header" {
+				want = append(slices.Clone(recs[:perFrame]), recs[files[0].Records:]...)
+			}
 			sameRecords(t, got, want)
 			var ce *CorruptionError
 			if len(bad) != 1 || !errors.As(bad[0], &ce) || ce.Path != files[0].Path || ce.Offset != offs[1] {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tapvault/msgstore"
 	"tapvault/writer"
 )
 
@@ -39,8 +40,17 @@ if any is bad. It never modifies the store.`,
 				return err
 			}
 			printVerify(cmd.OutOrStdout(), &rep)
-			if !rep.OK() {
+			// The message records: every frame's CRCs and records.
+			mrep, err := msgstore.Verify(data)
+			if err != nil {
+				return err
+			}
+			printVerifyMessages(cmd.OutOrStdout(), &mrep)
+			switch {
+			case !rep.OK():
 				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks", rep.BadBlocks)}
+			case len(mrep.Corrupt) > 0:
+				return &exitError{code: 2, err: fmt.Errorf("verify: %d damaged message frames or files", len(mrep.Corrupt))}
 			}
 			return nil
 		},
@@ -69,4 +79,22 @@ func printVerify(w io.Writer, rep *writer.VerifyReport) {
 	}
 	fmt.Fprintf(w, "verify: %s: %d segments, %d blocks, %d packets, %d bytes checked, %d bad blocks\n",
 		verdict, len(rep.Segments), rep.Blocks, rep.Packets, rep.Bytes, rep.BadBlocks)
+}
+
+func printVerifyMessages(w io.Writer, rep *msgstore.Report) {
+	if rep.Files == 0 {
+		return
+	}
+	for _, e := range rep.Corrupt {
+		fmt.Fprintf(w, "  bad message frame: %v\n", e)
+	}
+	for _, e := range rep.Torn {
+		fmt.Fprintf(w, "  message file %s ends in a partial frame at offset %d (a write in progress or torn by a crash; the frames before it are intact)\n", e.Path, e.Offset)
+	}
+	verdict := "OK"
+	if len(rep.Corrupt) > 0 {
+		verdict = "DAMAGED"
+	}
+	fmt.Fprintf(w, "verify messages: %s: %d files, %d frames, %d records, %d bytes checked, %d damaged\n",
+		verdict, rep.Files, rep.Frames, rep.Records, rep.Bytes, len(rep.Corrupt))
 }
