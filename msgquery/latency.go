@@ -55,6 +55,8 @@ type group struct {
 	backend    []int64
 	after      []int64
 	self       []int64
+	slowest    uint64 // ID of the exchange with the largest latency
+	slowestLat int64
 }
 
 // Percentiles are nearest-rank percentiles of a set of ns values; all are
@@ -80,6 +82,9 @@ type Group struct {
 	ServerTime Percentiles
 	Transfer   Percentiles
 	Classes    map[string]int64
+	// Slowest is the ID of the exchange behind Latency.Max (0: none), the
+	// drill-down from the group's figures: tapvault query --message.
+	Slowest uint64
 
 	Tiers       int64
 	TierBefore  Percentiles
@@ -207,6 +212,9 @@ func (a *Aggregator) Add(r *analytics.Record) {
 		return
 	}
 	g.latency = append(g.latency, lat)
+	if g.slowest == 0 || lat > g.slowestLat {
+		g.slowest, g.slowestLat = r.ID, lat
+	}
 	if r.Network >= 0 {
 		g.network = append(g.network, r.Network)
 	}
@@ -271,6 +279,7 @@ func (a *Aggregator) Groups() []Group {
 			ServerTime:  percentiles(g.server),
 			Transfer:    percentiles(g.transfer),
 			Classes:     copyMap(g.classes),
+			Slowest:     g.slowest,
 			Tiers:       g.tiers,
 			TierBefore:  percentiles(g.before),
 			TierBackend: percentiles(g.backend),
@@ -340,7 +349,13 @@ func AppendGroupsJSON(dst []byte, by []string, groups []Group) []byte {
 		dst = appendP50P99(dst, "server_ns", g.ServerTime)
 		dst = append(dst, `,"transfer_ns":{"p50":`...)
 		dst = strconv.AppendInt(dst, g.Transfer.P50, 10)
-		dst = append(dst, `},"classes":{`...)
+		dst = append(dst, '}')
+		if g.Slowest != 0 {
+			dst = append(dst, `,"slowest_id":"`...)
+			dst = appendHex16(dst, g.Slowest)
+			dst = append(dst, '"')
+		}
+		dst = append(dst, `,"classes":{`...)
 		classes := make([]string, 0, len(g.Classes))
 		for c := range g.Classes {
 			classes = append(classes, c)
@@ -392,7 +407,7 @@ func WriteTable(w io.Writer, by []string, groups []Group) error {
 	if tiers {
 		b = append(b, "before_p50\tbackend_p50\tafter_p50\t"...)
 	}
-	b = append(b, "classes\t\n"...)
+	b = append(b, "slowest\tclasses\t\n"...)
 	for _, g := range groups {
 		for i := range by {
 			v := ""
@@ -418,6 +433,12 @@ func WriteTable(w io.Writer, by []string, groups []Group) error {
 				b = append(b, '\t')
 				b = AppendDuration(b, v)
 			}
+		}
+		b = append(b, '\t')
+		if g.Slowest != 0 {
+			b = appendHex16(b, g.Slowest)
+		} else {
+			b = append(b, '-')
 		}
 		b = append(b, '\t')
 		classes := make([]string, 0, len(g.Classes))

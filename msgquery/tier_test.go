@@ -222,8 +222,11 @@ func TestAggregatorPercentiles(t *testing.T) {
 	net := map[key][]int64{}
 	noResp := map[key]int64{}
 	count := map[key]int64{}
-	for range 20000 {
+	slowest := map[key]uint64{}
+	maxLat := map[key]int64{}
+	for i := range 20000 {
 		r := httpRec()
+		r.ID = uint64(i + 1)
 		st := []int64{200, 404, 500}[rng.IntN(3)]
 		r.Fields = []analytics.Field{{Key: "status", Int: st, IsInt: true}}
 		if rng.IntN(4) == 0 {
@@ -237,6 +240,9 @@ func TestAggregatorPercentiles(t *testing.T) {
 		} else {
 			r.RespLast = r.ReqLast + rng.Int64N(1e9)
 			lat[k] = append(lat[k], r.RespLast-r.ReqLast)
+			if l := r.RespLast - r.ReqLast; slowest[k] == 0 || l > maxLat[k] {
+				slowest[k], maxLat[k] = r.ID, l
+			}
 			r.Network = rng.Int64N(1e6) - 100_000
 			if r.Network >= 0 {
 				net[k] = append(net[k], r.Network)
@@ -278,6 +284,9 @@ func TestAggregatorPercentiles(t *testing.T) {
 		}
 		if want := sum / float64(len(v)); math.Abs(float64(g.Latency.Mean)-want) > 1 {
 			t.Errorf("%v mean: got %d, want %.1f", k, g.Latency.Mean, want)
+		}
+		if g.Slowest != slowest[k] {
+			t.Errorf("%v slowest: got id %d, want %d (latency %d)", k, g.Slowest, slowest[k], maxLat[k])
 		}
 		if g.Classes["slow_app"] != count[k] {
 			t.Errorf("%v classes: got %v, want slow_app=%d", k, g.Classes, count[k])

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -121,7 +122,15 @@ func (s *recordStage) observe(r *analytics.Record) {
 		return
 	}
 	srv := s.serverLabel(r.Proto, r.Server.String())
-	s.hist.WithLabelValues(r.Proto, srv, "total").Observe(float64(r.RespLast-r.ReqLast) / 1e9)
+	// The total carries the record's ID as an exemplar (OpenMetrics):
+	// from a bucket of the histogram to the exchange, then its packets.
+	total := s.hist.WithLabelValues(r.Proto, srv, "total")
+	v := float64(r.RespLast-r.ReqLast) / 1e9
+	if eo, ok := total.(prometheus.ExemplarObserver); ok {
+		eo.ObserveWithExemplar(v, prometheus.Labels{"id": fmt.Sprintf("%016x", r.ID)})
+	} else {
+		total.Observe(v)
+	}
 	if r.Network >= 0 {
 		s.hist.WithLabelValues(r.Proto, srv, "network").Observe(float64(r.Network) / 1e9)
 	}

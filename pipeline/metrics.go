@@ -431,5 +431,8 @@ func NewRegistry(cs ...prometheus.Collector) *prometheus.Registry {
 // that cannot be read (statfs failing) is left out of the scrape; the rest
 // is served.
 func MetricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	// OpenMetrics (when the scraper asks for it) carries the exemplars:
+	// the message latency histograms name a record ID per bucket, the
+	// drill-down from a latency figure to its exchange and packets.
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true})
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -173,6 +174,24 @@ func TestSIGHUPReloadsDecoders(t *testing.T) {
 	if !strings.Contains(m, `tapvault_message_latency_seconds_bucket{part="server",proto="dns"`) || !strings.Contains(m, "tapvault_analytics_records_total") {
 		t.Fatalf("no dns latency histogram on /metrics:\n%s", m)
 	}
+	// OpenMetrics carries exemplars: a latency bucket names a record ID,
+	// and that record leads to its packets.
+	req, _ := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	om, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ex := regexp.MustCompile(`tapvault_message_latency_seconds_bucket\{[^}]*part="total"[^}]*\} \d+ # \{id="([0-9a-f]{16})"\}`).FindStringSubmatch(string(om))
+	if ex == nil {
+		t.Fatalf("no exemplar on the latency histogram:\n%s", om)
+	}
+	// (records are readable once the record stage flushes, within a second)
+	waitFor("the exemplar's record drilled down to packets", func() bool {
+		return get("/api/v1/messages/"+ex[1]+"/packets") != ""
+	})
 	write("http")
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
