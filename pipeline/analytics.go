@@ -39,6 +39,12 @@ type recordStage struct {
 	count    *prometheus.CounterVec   // proto, class
 	mu       sync.Mutex               // guards servers
 	servers  map[string]map[string]bool
+	// obs caches the histogram children per protocol and server label,
+	// and cls the counters per protocol and class: WithLabelValues hashes
+	// its labels on every call, which was most of the stage's per-record
+	// cost. Only the stage's goroutine uses them.
+	obs map[[2]string]*[3]prometheus.Observer
+	cls map[[2]string]prometheus.Counter
 	received atomic.Uint64
 	stored   atomic.Uint64
 	dropped  atomic.Uint64 // the store refused them (write error)
@@ -60,6 +66,8 @@ func newRecordStage(ms *msgstore.Writer, log *slog.Logger) *recordStage {
 			Help: "Application exchanges (and tcp connection records) by protocol and class.",
 		}, []string{"proto", "class"}),
 		servers: map[string]map[string]bool{},
+		obs:     map[[2]string]*[3]prometheus.Observer{},
+		cls:     map[[2]string]prometheus.Counter{},
 		done:    make(chan struct{}),
 	}
 }
@@ -117,25 +125,40 @@ func (s *recordStage) flush(dirty bool) {
 
 // observe feeds the metrics.
 func (s *recordStage) observe(r *analytics.Record) {
-	s.count.WithLabelValues(r.Proto, r.Class).Inc()
+	ck := [2]string{r.Proto, r.Class}
+	c := s.cls[ck]
+	if c == nil {
+		c = s.count.WithLabelValues(r.Proto, r.Class)
+		s.cls[ck] = c
+	}
+	c.Inc()
 	if r.Proto == "tcp" || r.RespLast == 0 || r.ReqLast == 0 {
 		return
 	}
 	srv := s.serverLabel(r.Proto, r.Server.String())
+	ok := [2]string{r.Proto, srv}
+	o := s.obs[ok]
+	if o == nil {
+		o = &[3]prometheus.Observer{
+			s.hist.WithLabelValues(r.Proto, srv, "total"),
+			s.hist.WithLabelValues(r.Proto, srv, "network"),
+			s.hist.WithLabelValues(r.Proto, srv, "server"),
+		}
+		s.obs[ok] = o
+	}
 	// The total carries the record's ID as an exemplar (OpenMetrics):
 	// from a bucket of the histogram to the exchange, then its packets.
-	total := s.hist.WithLabelValues(r.Proto, srv, "total")
 	v := float64(r.RespLast-r.ReqLast) / 1e9
-	if eo, ok := total.(prometheus.ExemplarObserver); ok {
+	if eo, ok := o[0].(prometheus.ExemplarObserver); ok {
 		eo.ObserveWithExemplar(v, prometheus.Labels{"id": fmt.Sprintf("%016x", r.ID)})
 	} else {
-		total.Observe(v)
+		o[0].Observe(v)
 	}
 	if r.Network >= 0 {
-		s.hist.WithLabelValues(r.Proto, srv, "network").Observe(float64(r.Network) / 1e9)
+		o[1].Observe(float64(r.Network) / 1e9)
 	}
 	if r.ServerTime >= 0 {
-		s.hist.WithLabelValues(r.Proto, srv, "server").Observe(float64(r.ServerTime) / 1e9)
+		o[2].Observe(float64(r.ServerTime) / 1e9)
 	}
 }
 
