@@ -3,6 +3,7 @@ package msgquery
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +35,14 @@ type Aggregator struct {
 	// MaxGroups caps the groups (default DefaultMaxGroups); set it before
 	// the first Add.
 	MaxGroups int
+	// MaxExact caps the values kept exactly, over all groups and metrics
+	// (default DefaultMaxExact: 8 bytes each). Beyond it, each metric that
+	// grows keeps a log-scale histogram instead (1 % buckets), and its
+	// percentiles are approximate (Percentiles.Approx). Set it before the
+	// first Add.
+	MaxExact int
 
+	exact  int // values kept exactly so far
 	by     []string
 	groups map[string]*group
 	other  *group
@@ -45,16 +53,16 @@ type group struct {
 	key        []string
 	count      int64
 	noResponse int64
-	latency    []int64
-	network    []int64
-	server     []int64
-	transfer   []int64
+	latency    valueSet
+	network    valueSet
+	server     valueSet
+	transfer   valueSet
 	classes    map[string]int64
 	tiers      int64
-	before     []int64
-	backend    []int64
-	after      []int64
-	self       []int64
+	before     valueSet
+	backend    valueSet
+	after      valueSet
+	self       valueSet
 	slowest    uint64 // ID of the exchange with the largest latency
 	slowestLat int64
 }
@@ -64,6 +72,9 @@ type group struct {
 type Percentiles struct {
 	N                        int
 	P50, P90, P99, Max, Mean int64
+	// Approx: the values outgrew Aggregator.MaxExact and the percentiles
+	// come from 1 % buckets (each at most 1 % above the exact figure).
+	Approx bool
 }
 
 // Group is one group's statistics. Key holds the group's value for each
@@ -211,18 +222,18 @@ func (a *Aggregator) Add(r *analytics.Record) {
 		g.noResponse++
 		return
 	}
-	g.latency = append(g.latency, lat)
+	a.add(&g.latency, lat)
 	if g.slowest == 0 || lat > g.slowestLat {
 		g.slowest, g.slowestLat = r.ID, lat
 	}
 	if r.Network >= 0 {
-		g.network = append(g.network, r.Network)
+		a.add(&g.network, r.Network)
 	}
 	if r.ServerTime >= 0 {
-		g.server = append(g.server, r.ServerTime)
+		a.add(&g.server, r.ServerTime)
 	}
 	if r.Transfer >= 0 {
-		g.transfer = append(g.transfer, r.Transfer)
+		a.add(&g.transfer, r.Transfer)
 	}
 }
 
@@ -236,33 +247,122 @@ func (a *Aggregator) AddTier(r *analytics.Record, t *Tier) {
 	}
 	g := a.groupOf(r)
 	g.tiers++
-	g.backend = append(g.backend, t.Backend)
-	g.self = append(g.self, t.Self)
+	a.add(&g.backend, t.Backend)
+	a.add(&g.self, t.Self)
 	if len(t.Backends) > 0 {
-		g.before = append(g.before, t.Before)
-		g.after = append(g.after, t.After)
+		a.add(&g.before, t.Before)
+		a.add(&g.after, t.After)
 	}
 }
 
 // percentiles sorts v in place and returns its nearest-rank percentiles.
-func percentiles(v []int64) Percentiles {
-	if len(v) == 0 {
+// DefaultMaxExact is Aggregator.MaxExact's default: 16M values, 128 MiB.
+const DefaultMaxExact = 16 << 20
+
+// valueSet holds one metric's values of one group: exactly while the
+// aggregator's budget lasts, then (for good) in a histogram of 1 %-wide
+// logarithmic buckets, which bounds the memory of a latency query over any
+// number of records.
+type valueSet struct {
+	v    []int64
+	hist map[int32]int64 // bucket -> count; nil while exact
+	n    int
+	max  int64
+	sum  float64 // for the mean in histogram mode
+}
+
+// histBase is the width of a histogram bucket: a value is reported as its
+// bucket's upper bound, at most 1 % above it.
+const histBase = 1.01
+
+func histBucket(v int64) int32 {
+	switch {
+	case v == 0:
+		return 0
+	case v < 0:
+		return -histBucket(-v)
+	}
+	return int32(math.Ceil(math.Log(float64(v))/math.Log(histBase))) + 1
+}
+
+func histValue(b int32) int64 {
+	switch {
+	case b == 0:
+		return 0
+	case b < 0:
+		return -histValue(-b)
+	}
+	return int64(math.Round(math.Pow(histBase, float64(b-1))))
+}
+
+// add records v in s, within the aggregator's exact budget.
+func (a *Aggregator) add(s *valueSet, v int64) {
+	if s.n == 0 || v > s.max {
+		s.max = v
+	}
+	s.n++
+	s.sum += float64(v)
+	if s.hist == nil {
+		limit := a.MaxExact
+		if limit == 0 {
+			limit = DefaultMaxExact
+		}
+		if a.exact < limit {
+			s.v = append(s.v, v)
+			a.exact++
+			return
+		}
+		// Out of budget: this set goes to the histogram, its values too.
+		s.hist = make(map[int32]int64)
+		for _, x := range s.v {
+			s.hist[histBucket(x)]++
+		}
+		a.exact -= len(s.v)
+		s.v = nil
+	}
+	s.hist[histBucket(v)]++
+}
+
+// percentiles computes the set's figures: nearest rank over the exact
+// values, or over the histogram's buckets (Approx, each value at most 1 %
+// high; Max is exact either way, Mean within float64 rounding).
+func (s *valueSet) percentiles() Percentiles {
+	if s.n == 0 {
 		return Percentiles{P50: -1, P90: -1, P99: -1, Max: -1, Mean: -1}
 	}
-	slices.Sort(v)
-	n := len(v)
+	n := s.n
+	if s.hist == nil {
+		v := s.v
+		slices.Sort(v)
+		rank := func(p int) int64 {
+			// Nearest rank: the ceil(p/100 * n)-th smallest value.
+			k := (p*n + 99) / 100
+			return v[max(k, 1)-1]
+		}
+		// The mean without overflow: sum quotients and remainders separately.
+		var q, rem int64
+		for _, x := range v {
+			q += x / int64(n)
+			rem += x % int64(n)
+		}
+		return Percentiles{N: n, P50: rank(50), P90: rank(90), P99: rank(99), Max: v[n-1], Mean: q + rem/int64(n)}
+	}
+	keys := make([]int32, 0, len(s.hist))
+	for b := range s.hist {
+		keys = append(keys, b)
+	}
+	slices.Sort(keys)
 	rank := func(p int) int64 {
-		// Nearest rank: the ceil(p/100 * n)-th smallest value.
-		k := (p*n + 99) / 100
-		return v[max(k, 1)-1]
+		k := int64(max((p*n+99)/100, 1))
+		var c int64
+		for _, b := range keys {
+			if c += s.hist[b]; c >= k {
+				return min(histValue(b), s.max)
+			}
+		}
+		return s.max
 	}
-	// The mean without overflow: sum quotients and remainders separately.
-	var q, rem int64
-	for _, x := range v {
-		q += x / int64(n)
-		rem += x % int64(n)
-	}
-	return Percentiles{N: n, P50: rank(50), P90: rank(90), P99: rank(99), Max: v[n-1], Mean: q + rem/int64(n)}
+	return Percentiles{N: n, P50: rank(50), P90: rank(90), P99: rank(99), Max: s.max, Mean: int64(s.sum / float64(n)), Approx: true}
 }
 
 // Groups returns the groups, by count (largest first), then by key. The
@@ -274,17 +374,17 @@ func (a *Aggregator) Groups() []Group {
 			Key:         slices.Clone(g.key),
 			Count:       g.count,
 			NoResponse:  g.noResponse,
-			Latency:     percentiles(g.latency),
-			Network:     percentiles(g.network),
-			ServerTime:  percentiles(g.server),
-			Transfer:    percentiles(g.transfer),
+			Latency:     g.latency.percentiles(),
+			Network:     g.network.percentiles(),
+			ServerTime:  g.server.percentiles(),
+			Transfer:    g.transfer.percentiles(),
 			Classes:     copyMap(g.classes),
 			Slowest:     g.slowest,
 			Tiers:       g.tiers,
-			TierBefore:  percentiles(g.before),
-			TierBackend: percentiles(g.backend),
-			TierAfter:   percentiles(g.after),
-			TierSelf:    percentiles(g.self),
+			TierBefore:  g.before.percentiles(),
+			TierBackend: g.backend.percentiles(),
+			TierAfter:   g.after.percentiles(),
+			TierSelf:    g.self.percentiles(),
 		})
 	}
 	for _, g := range a.groups {
@@ -354,6 +454,9 @@ func AppendGroupsJSON(dst []byte, by []string, groups []Group) []byte {
 			dst = append(dst, `,"slowest_id":"`...)
 			dst = appendHex16(dst, g.Slowest)
 			dst = append(dst, '"')
+		}
+		if g.approx() {
+			dst = append(dst, `,"approx":true`...)
 		}
 		dst = append(dst, `,"classes":{`...)
 		classes := make([]string, 0, len(g.Classes))
@@ -462,5 +565,21 @@ func WriteTable(w io.Writer, by []string, groups []Group) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
+	for _, g := range groups {
+		if g.approx() {
+			_, err := fmt.Fprintln(w, "(more values than kept exactly: some percentiles are from 1% buckets, at most 1% high)")
+			return err
+		}
+	}
 	return nil
+}
+
+// approx says whether any of g's figures are from histogram buckets.
+func (g *Group) approx() bool {
+	for _, p := range [...]Percentiles{g.Latency, g.Network, g.ServerTime, g.Transfer, g.TierBefore, g.TierBackend, g.TierAfter, g.TierSelf} {
+		if p.Approx {
+			return true
+		}
+	}
+	return false
 }

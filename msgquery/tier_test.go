@@ -355,3 +355,45 @@ func equalJSON(a, b any) bool {
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
 }
+
+// TestAggregatorApprox: past MaxExact values the percentiles come from 1 %
+// buckets: never below the exact figure, at most 1 % above it, Max exact,
+// and the output says so.
+func TestAggregatorApprox(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	a, err := NewAggregator([]string{"proto"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.MaxExact = 1000
+	var lat []int64
+	for i := range 50000 {
+		r := httpRec()
+		r.ID = uint64(i + 1)
+		r.RespLast = r.ReqLast + 1 + rng.Int64N(int64(1e9))
+		lat = append(lat, r.RespLast-r.ReqLast)
+		a.Add(r)
+	}
+	g := a.Groups()[0]
+	if !g.Latency.Approx || g.Latency.N != 50000 {
+		t.Fatalf("got %+v, want approximate over 50000 values", g.Latency)
+	}
+	for _, c := range []struct {
+		got int64
+		p   float64
+	}{{g.Latency.P50, 50}, {g.Latency.P90, 90}, {g.Latency.P99, 99}} {
+		want := bruteNearestRank(lat, c.p)
+		if c.got < want || float64(c.got) > float64(want)*1.01+1 {
+			t.Errorf("p%v: got %d, want %d to 1%% above", c.p, c.got, want)
+		}
+	}
+	if want := bruteNearestRank(lat, 100); g.Latency.Max != want {
+		t.Errorf("max: got %d, want exactly %d", g.Latency.Max, want)
+	}
+	if a.exact > a.MaxExact {
+		t.Errorf("kept %d values exactly, budget %d", a.exact, a.MaxExact)
+	}
+	if b := AppendGroupsJSON(nil, a.By(), a.Groups()); !strings.Contains(string(b), `"approx":true`) {
+		t.Errorf("JSON does not say approx: %s", b)
+	}
+}
