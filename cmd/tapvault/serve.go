@@ -27,7 +27,7 @@ func newServeCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--token-file FILE]",
-		Short: "Serve the HTTP query API for a store: packets as pcap/pcapng, flows and stats as JSON",
+		Short: "Serve the HTTP query API for a store: packets as pcap/pcapng; flows, stats, messages and latency as JSON; drill-down to a message's packets",
 		Long: `Serve answers the HTTP API (docs/api.md) for a store at rest, or beside a
 running capture (it only reads committed blocks):
   GET /api/v1/packets?filter=&from=&to=&format=pcap|pcapng&limit=

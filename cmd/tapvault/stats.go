@@ -20,7 +20,7 @@ func newStatsCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "stats --data DIR",
-		Short: "Show what a store holds: time span, packets, bytes raw and stored, segments",
+		Short: "Show what a store holds: time span, packets, bytes raw and stored, segments, message records, retention",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if data == "" {

@@ -16,7 +16,7 @@ func newVerifyCmd() *cobra.Command {
 	var data string
 	cmd := &cobra.Command{
 		Use:   "verify --data DIR",
-		Short: "Check every stored block: checksums, decompression, packet records, summaries",
+		Short: "Check every stored block (checksums, decompression, packet records, summaries) and every message frame",
 		Long: `Verify reads every block of every segment and checks its CRC32C, that it
 decompresses, that its packet records and summary parse and agree with its
 header. It names each bad block (segment and offset) and exits with status 2
