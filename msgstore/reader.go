@@ -616,15 +616,18 @@ func Verify(root string) (Report, error) {
 					Err: fmt.Errorf("torn tail of %d bytes", ff.size-ff.off)})
 				break
 			}
-			if err == nil {
-				err = v.frame(ff, &h, dec)
-			}
 			if err != nil {
-				rep.Corrupt = append(rep.Corrupt, err)
+				rep.Corrupt = append(rep.Corrupt, err) // the header: nothing after it can be trusted
 				break
 			}
-			rep.Frames++
-			rep.Records += int64(h.count)
+			if err := v.frame(ff, &h, dec); err != nil {
+				// The header checked out, so its length does: this frame
+				// only (as Scan skips it).
+				rep.Corrupt = append(rep.Corrupt, err)
+			} else {
+				rep.Frames++
+				rep.Records += int64(h.count)
+			}
 			ff.off += h.frameLen()
 		}
 		ff.close()
