@@ -258,7 +258,12 @@ func (a *Analyzer) open(e *workers.FlowEntry, d *workers.Decoded, dir uint8, tcp
 	case tcp && d.TCPFlags&0x12 == 0x12: // SYN/ACK: the receiver is the client
 		c.cliDir = 1 - dir
 	default:
-		c.flags |= FlagSidesGuessed
+		// Without a handshake the sides come from the ports. For UDP that
+		// is the normal way (the decoder's well-known port is the
+		// server's), not a guess, unless neither port is a decoder's.
+		if tcp || srvDir == 2 {
+			c.flags |= FlagSidesGuessed
+		}
 		if tcp {
 			c.flags |= FlagMidstream
 		}
