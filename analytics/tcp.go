@@ -212,26 +212,29 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 		end++
 	}
 	if (segLen > 0 || fl&tcpFIN != 0) && fl&tcpSYN == 0 {
+		// Wireshark's order: keep-alive, spurious (the other side ACKed
+		// the data already), fast retransmission, out of order, then any
+		// other segment below the highest seen is a retransmission.
 		keepalive := segLen <= 1 && fl&tcpFIN == 0 && d.Seq == ss.maxEnd-1
-		if seqLT(d.Seq, ss.maxEnd) && !keepalive {
+		notAdv := seqLT(d.Seq, ss.maxEnd)
+		if segLen > 1 && d.Seq == ss.maxEnd-1 {
+			notAdv = false // new data after a zero-window probe's byte
+		}
+		if !keepalive {
 			switch {
-			case os.dupAcks >= 2 && os.lastAck == d.Seq && ts-os.lastAckTS < 20_000_000:
+			case segLen > 0 && os.ackSeen && os.lastAck != 0 && seqLE(d.Seq+uint32(segLen), os.lastAck) && seqGT(os.lastAck, ss.base):
+				c.retrans++ // spurious: already ACKed
+				a.retx++
+			case notAdv && os.dupAcks >= 2 && os.lastAck == d.Seq && ts-os.lastAckTS < 20_000_000:
 				c.retrans++ // fast retransmission
 				a.retx++
-			case ts-ss.maxEndTS < c.oooThreshold() && ss.maxEnd != end:
+			case notAdv && ts-ss.maxEndTS < c.oooThreshold() && ss.maxEnd != end:
 				c.ooo++
 				a.ooo++
-			default:
-				c.retrans++ // including spurious ones (already ACKed)
+			case notAdv:
+				c.retrans++
 				a.retx++
 			}
-		}
-		if !seqLT(d.Seq, ss.maxEnd) && segLen > 0 && os.ackSeen && seqLE(end, os.lastAck) && seqGT(os.lastAck, ss.base) {
-			// Above the highest segment seen, but the other side ACKed it
-			// already: the original was not captured; this is a
-			// (spurious) retransmission, as Wireshark counts it.
-			c.retrans++
-			a.retx++
 		}
 		if seqGT(end, ss.maxEnd) {
 			ss.maxEnd, ss.maxEndTS = end, ts
@@ -246,9 +249,9 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 		} else if d.Ack != ss.lastAck {
 			ss.dupAcks = 0
 		}
-		if !ss.ackSeen || d.Ack != ss.lastAck {
-			ss.lastAckTS = ts
-		}
+		// As Wireshark's lastacktime: the time of the side's last packet
+		// (the fast-retransmission test is "within 20 ms of it").
+		ss.lastAckTS = ts
 		ss.ackSeen, ss.lastAck, ss.lastWin = true, d.Ack, d.Window
 	}
 
