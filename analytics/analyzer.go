@@ -49,11 +49,12 @@ type Analyzer struct {
 	free  []uint32 // free slots
 	live  int
 
-	attn   []uint32               // conns with something waiting on a timer
-	msgs   []*Message             // free messages, reused with their slices
-	reload atomic.Pointer[Config] // a new configuration, applied by the next Tick
-	now    int64                  // newest packet time seen
-	buf    int                    // out-of-order bytes buffered, all conns
+	attn   []uint32                   // conns with something waiting on a timer
+	pairs  map[workers.FlowKey]uint32 // VLAN-free key -> one-sided TCP conn (see join)
+	msgs   []*Message                 // free messages, reused with their slices
+	reload atomic.Pointer[Config]     // a new configuration, applied by the next Tick
+	now    int64                      // newest packet time seen
+	buf    int                        // out-of-order bytes buffered, all conns
 	stats  Stats
 	retx   uint64 // batched counters, published by Tick
 	ooo    uint64
@@ -172,7 +173,18 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.Fl
 	}
 	var c *conn
 	if e.App != 0 {
-		c = a.conns.at(e.App)
+		c = a.connOf(e.App)
+		if c == nil {
+			// Its connection ended through the other direction's flow
+			// entry (a VLAN-asymmetric pair): like connClosed.
+			if !syn {
+				e.App = connClosed
+				return
+			}
+			e.App = 0
+		}
+	}
+	if c != nil {
 		if syn && c.s[Client].init && c.s[Client].base != d.Seq+1 && (c.npk[Client] > 1 || c.npk[Server] > 0) {
 			// A new connection on the same ports.
 			a.closeConn(c, "reused")
@@ -181,7 +193,12 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.Fl
 		}
 	}
 	if c == nil {
-		c = a.open(e, d, dir, tcp)
+		if tcp {
+			c = a.join(e, d, dir)
+		}
+		if c == nil {
+			c = a.open(e, d, dir, tcp)
+		}
 		if c == nil {
 			return
 		}
@@ -196,6 +213,9 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.Fl
 	}
 	c.pkts++
 	c.lastTS = p.TS
+	if c.paired && c.npk[s] == 0 && c.npk[s.Other()] > 0 {
+		a.unpair(c) // both directions seen on one flow: nothing to join
+	}
 	c.npk[s]++
 	c.nby[s] += uint64(p.WireLen)
 	if tcp {
@@ -245,11 +265,14 @@ func (a *Analyzer) open(e *workers.FlowEntry, d *workers.Decoded, dir uint8, tcp
 	} else {
 		idx = a.conns.add()
 	}
-	e.App = idx
 	a.live++
 	a.ctotal++
 	c := a.conns.at(idx)
-	*c = conn{idx: idx, key: e.Key, tcp: tcp, dec: dec, firstTS: e.LastTS, rttSrv: -1, rttCli: -1}
+	*c = conn{idx: idx, gen: c.gen + 1, refs: 1, key: e.Key, tcp: tcp, dec: dec, firstTS: e.LastTS, rttSrv: -1, rttCli: -1}
+	e.App = c.ref()
+	if tcp {
+		a.pair(c)
+	}
 	// Sides: the SYN's sender is the client; else the decoder's port is
 	// the server; else the higher port is the client's.
 	switch {
@@ -313,8 +336,16 @@ func (a *Analyzer) FlowEnd(e *workers.FlowEntry) {
 		e.App = 0
 		return
 	}
-	a.closeConn(a.conns.at(e.App), "idle")
+	c := a.connOf(e.App)
 	e.App = 0
+	if c == nil {
+		return // ended through the other direction's entry
+	}
+	if c.refs > 1 {
+		c.refs-- // the other direction's entry still uses it
+		return
+	}
+	a.closeConn(c, "idle")
 }
 
 // Flush implements workers.Analyzer: end every connection.
@@ -435,10 +466,13 @@ func (a *Analyzer) closeConn(c *conn, how string) {
 	for s := range c.s {
 		a.buf -= c.s[s].oooBytes
 	}
+	if c.paired {
+		a.unpair(c)
+	}
 	a.cur = nil
 	a.live--
 	a.free = append(a.free, c.idx)
-	*c = conn{}
+	*c = conn{gen: c.gen} // the generation tells stale FlowEntry.App values apart
 }
 
 // emit hands r to the output.
@@ -861,4 +895,91 @@ func (s *connSlab) add() uint32 {
 	}
 	s.n++
 	return s.n - 1
+}
+
+// FlowEntry.App holds a connection's slot in its low 24 bits and the
+// slot's generation in the high 8, so an entry whose connection ended and
+// whose slot was reused (through another entry: see join) is told apart.
+const (
+	appSlotBits = 24
+	appSlotMask = 1<<appSlotBits - 1
+)
+
+// ref is c's FlowEntry.App value.
+func (c *conn) ref() uint32 { return c.idx | uint32(c.gen)<<appSlotBits }
+
+// connOf returns the live connection an App value names, or nil when it
+// ended (its slot is free or holds another connection).
+func (a *Analyzer) connOf(app uint32) *conn {
+	i := app & appSlotMask
+	if i == 0 || i >= a.conns.n {
+		return nil
+	}
+	c := a.conns.at(i)
+	if c.idx != i || c.gen != uint8(app>>appSlotBits) {
+		return nil
+	}
+	return c
+}
+
+// vlanFree is k without its VLAN tags.
+func vlanFree(k *workers.FlowKey) workers.FlowKey {
+	v := *k
+	v.VLAN, v.VLAN2 = 0, 0
+	return v
+}
+
+// pair registers a new TCP connection, until it has seen both directions,
+// so that the other direction can join it when it arrives on another VLAN
+// (a capture where the two directions are tagged differently: they are
+// two flows, one connection).
+func (a *Analyzer) pair(c *conn) {
+	if a.pairs == nil {
+		a.pairs = map[workers.FlowKey]uint32{}
+	}
+	vk := vlanFree(&c.key)
+	if _, taken := a.pairs[vk]; taken {
+		return
+	}
+	a.pairs[vk] = c.idx
+	c.paired = true
+}
+
+func (a *Analyzer) unpair(c *conn) {
+	vk := vlanFree(&c.key)
+	if a.pairs[vk] == c.idx {
+		delete(a.pairs, vk)
+	}
+	c.paired = false
+}
+
+// join attaches the flow of e to a one-sided connection of the same
+// addresses and ports on another VLAN, when e's packet is that
+// connection's missing direction and its ACK fits the sequence numbers the
+// connection has seen. It returns the connection, or nil.
+func (a *Analyzer) join(e *workers.FlowEntry, d *workers.Decoded, dir uint8) *conn {
+	if len(a.pairs) == 0 {
+		return nil
+	}
+	vk := vlanFree(&e.Key)
+	i, ok := a.pairs[vk]
+	if !ok {
+		return nil
+	}
+	c := a.conns.at(i)
+	if c.idx != i || c.key == e.Key || c.refs > 1 {
+		return nil
+	}
+	s := Server
+	if dir == c.cliDir {
+		s = Client
+	}
+	os := &c.s[s.Other()]
+	if c.npk[s] != 0 || !os.init || d.TCPFlags&tcpACK == 0 || !seqLE(os.base-1, d.Ack) || !seqLE(d.Ack, os.maxEnd+1) {
+		return nil
+	}
+	c.refs++
+	e.App = c.ref()
+	a.unpair(c)
+	return c
 }

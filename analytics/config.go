@@ -86,8 +86,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_refs: must be at least 1")
 	case c.MaxConnBuffer < 0 || c.MaxTotalBuffer < 0:
 		return fmt.Errorf("reassembly buffers: must not be negative")
-	case c.MaxConns < 1:
-		return fmt.Errorf("max_conns: must be at least 1")
+	case c.MaxConns < 1 || c.MaxConns > appSlotMask-1:
+		return fmt.Errorf("max_conns: %d: must be from 1 to %d", c.MaxConns, appSlotMask-1)
 	case c.MaxPending < 1:
 		return fmt.Errorf("max_pending: must be at least 1")
 	case c.LateAck < 0 || c.AckWait < 0:

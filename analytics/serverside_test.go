@@ -112,3 +112,38 @@ func TestClassesByCapturePoint(t *testing.T) {
 		})
 	}
 }
+
+// TestVLANAsymmetric: a capture where the client's packets carry VLAN 100
+// and the server's none gives two flows (the flow key includes the VLAN),
+// but one connection: one exchange with its response and one tcp record.
+func TestVLANAsymmetric(t *testing.T) {
+	src := new(frameSource)
+	exchange(t, src, 40100, 10*ms, 50_000, 0, 11*ms, 11*ms+50_000)
+	// Tag the client's frames (10.0.0.1 -> 10.0.0.2) with VLAN 100.
+	for i, f := range src.frames {
+		if f[12+2+12] == 10 && f[12+2+12+3] == 1 { // IPv4 source 10.0.0.1
+			tagged := append([]byte(nil), f[:12]...)
+			tagged = append(tagged, 0x81, 0x00, 0x00, 100)
+			src.frames[i] = append(tagged, f[12:]...)
+		}
+	}
+	recs, _ := analyze(t, src, analytics.DefaultConfig())
+	var https, tcps int
+	for _, r := range recs {
+		switch r.Proto {
+		case "http":
+			https++
+			if r.Class != analytics.ClassFast || r.RespFirst == 0 || r.ServerAck == 0 {
+				t.Fatalf("http record: class %s, response %d, server ACK %d: want fast and both", r.Class, r.RespFirst, r.ServerAck)
+			}
+		case "tcp":
+			tcps++
+			if f, _ := r.Get("hs_server_ns"); f.Int != 10*ms {
+				t.Fatalf("tcp record: handshake server leg %d, want %d", f.Int, 10*ms)
+			}
+		}
+	}
+	if https != 1 || tcps != 1 {
+		t.Fatalf("got %d http and %d tcp records, want 1 and 1 (one connection)", https, tcps)
+	}
+}

@@ -24,6 +24,9 @@ func seqGT(a, b uint32) bool { return int32(a-b) > 0 }
 // conn is one analysed connection (or UDP flow).
 type conn struct {
 	idx    uint32 // slot; 0 = free
+	gen    uint8  // the slot's generation (FlowEntry.App's high byte)
+	refs   uint8  // flow entries using it: 2 for a VLAN-asymmetric pair
+	paired bool   // in Analyzer.pairs
 	key    workers.FlowKey
 	tcp    bool
 	cliDir uint8 // the FlowKey direction the client sends in
