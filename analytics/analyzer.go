@@ -446,15 +446,7 @@ func (a *Analyzer) closeConn(c *conn, how string) {
 		}
 	}
 	if c.parser != nil {
-		a.setCur(c, Client, c.lastTS, c.pkts, PktRef{})
-		c.parser.Close(a)
-		for s := range c.open {
-			for _, m := range c.open[s] {
-				a.freeMessage(m)
-			}
-			c.open[s] = c.open[s][:0]
-		}
-		c.parser = nil
+		a.closeParser(c)
 	}
 	for _, x := range c.waitAck {
 		a.emitExchange(c, x.req, x.resp, 0)
@@ -564,6 +556,19 @@ func (a *Analyzer) checkStopped(c *conn) {
 	if !ok || !sp.Stopped() {
 		return
 	}
+	a.closeParser(c)
+	c.pendAck = c.pendAck[:0]
+	c.detected = true // no second detection on this connection
+	for s := Client; s <= Server; s++ {
+		ss := &c.s[s]
+		a.buf -= ss.oooBytes
+		ss.ooo, ss.oooBytes = nil, 0
+	}
+}
+
+// closeParser ends c's parser: its Close reports what it holds, and the
+// messages it began and never ended go back to the free list.
+func (a *Analyzer) closeParser(c *conn) {
 	a.setCur(c, Client, c.lastTS, c.pkts, PktRef{})
 	c.parser.Close(a)
 	for s := range c.open {
@@ -572,14 +577,7 @@ func (a *Analyzer) checkStopped(c *conn) {
 		}
 		c.open[s] = c.open[s][:0]
 	}
-	c.pendAck = c.pendAck[:0]
 	c.parser = nil
-	c.detected = true // no second detection on this connection
-	for s := Client; s <= Server; s++ {
-		ss := &c.s[s]
-		a.buf -= ss.oooBytes
-		ss.ooo, ss.oooBytes = nil, 0
-	}
 }
 
 func (a *Analyzer) addRef(m *Message, ref PktRef) {

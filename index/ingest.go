@@ -843,7 +843,7 @@ func (ix *Index) diskLow() bool {
 		return ix.lowDisk.Load()
 	}
 	ix.diskAt.Store(now)
-	avail, err := availBytes(ix.opts.Dir)
+	avail, err := writer.AvailBytes(ix.opts.Dir)
 	if err != nil {
 		return ix.lowDisk.Load()
 	}

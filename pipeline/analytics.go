@@ -3,7 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,16 +34,15 @@ type recordStage struct {
 	ms  *msgstore.Writer // nil: records are not stored (metrics only)
 	log *slog.Logger
 
-	hist     *prometheus.HistogramVec // proto, server, part
-	count    *prometheus.CounterVec   // proto, class
-	mu       sync.Mutex               // guards servers
-	servers  map[string]map[string]bool
+	hist    *prometheus.HistogramVec   // proto, server, part
+	count   *prometheus.CounterVec     // proto, class
+	servers map[string]map[string]bool // server label values per protocol; the stage's goroutine only
 	// obs caches the histogram children per protocol and server label,
 	// and cls the counters per protocol and class: WithLabelValues hashes
 	// its labels on every call, which was most of the stage's per-record
 	// cost. Only the stage's goroutine uses them.
-	obs map[[2]string]*[3]prometheus.Observer
-	cls map[[2]string]prometheus.Counter
+	obs      map[[2]string]*[3]prometheus.Observer
+	cls      map[[2]string]prometheus.Counter
 	received atomic.Uint64
 	stored   atomic.Uint64
 	dropped  atomic.Uint64 // the store refused them (write error)
@@ -163,8 +161,6 @@ func (s *recordStage) observe(r *analytics.Record) {
 }
 
 func (s *recordStage) serverLabel(proto, srv string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	m := s.servers[proto]
 	if m == nil {
 		m = map[string]bool{}

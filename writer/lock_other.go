@@ -13,5 +13,5 @@ func lockFile(f *os.File) error { return nil }
 // writerLive cannot tell without flock: readers then walk whole files.
 func writerLive(path string) bool { return false }
 
-// availBytes is not implemented here: Options.Reserve has no effect.
-func availBytes(string) (int64, error) { return 0, errors.New("statfs: not supported") }
+// AvailBytes is not implemented here: Options.Reserve has no effect.
+func AvailBytes(string) (int64, error) { return 0, errors.New("statfs: not supported") }

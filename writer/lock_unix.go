@@ -54,9 +54,9 @@ func writerLive(path string) bool {
 	return errors.Is(err, syscall.EWOULDBLOCK)
 }
 
-// availBytes is the space available to unprivileged users on dir's
-// filesystem (Options.Reserve).
-func availBytes(dir string) (int64, error) {
+// AvailBytes is the space available to unprivileged users on dir's
+// filesystem (Options.Reserve; the index's pause uses it too).
+func AvailBytes(dir string) (int64, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, err

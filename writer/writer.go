@@ -89,7 +89,7 @@ var realOps = fileOps{
 	sync:       fdatasync,
 	create:     createSegment,
 	retry:      DiskFullRetry,
-	avail:      availBytes,
+	avail:      AvailBytes,
 	availEvery: 250 * time.Millisecond,
 }
 
