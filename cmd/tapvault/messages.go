@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,42 +15,20 @@ import (
 	"tapvault/query"
 )
 
-// msgSel is what selects message records: a time range and an expression.
-type msgSel struct {
-	from, to int64
-	expr     *msgquery.Expr
-	tiers    bool
-	window   time.Duration
-}
-
-func parseMsgSel(args []string, from, to string) (msgSel, error) {
-	sel := msgSel{from: query.MinTime, to: query.MaxTime}
-	var err error
+// parseMsgSel reads the selection of messages and latency: the expression
+// (none: every record) and --from/--to, as query reads them.
+func parseMsgSel(args []string, from, to string, tiers bool, window time.Duration) (query.MessageSel, error) {
+	req, err := parseRequest(nil, from, to, 0)
+	if err != nil {
+		return query.MessageSel{}, err
+	}
+	sel := query.MessageSel{From: req.From, To: req.To, Tiers: tiers, Window: int64(window)}
 	if text := strings.TrimSpace(strings.Join(args, " ")); text != "" {
-		if sel.expr, err = msgquery.Parse(text); err != nil {
+		if sel.Expr, err = msgquery.Parse(text); err != nil {
 			return sel, err
 		}
 	}
-	now := time.Now()
-	if from != "" {
-		if sel.from, err = query.ParseTime(from, now); err != nil {
-			return sel, fmt.Errorf("--from: %w", err)
-		}
-	}
-	if to != "" {
-		if sel.to, err = query.ParseTime(to, now); err != nil {
-			return sel, fmt.Errorf("--to: %w", err)
-		}
-	}
-	if sel.from > sel.to {
-		return sel, errors.New("--from is after --to")
-	}
 	return sel, nil
-}
-
-// scanMessages is query.ScanMessages with the command's selection.
-func scanMessages(ctx context.Context, data string, sel msgSel, fn func(r *analytics.Record, t *msgquery.Tier) error) ([]error, error) {
-	return query.ScanMessages(ctx, data, query.MessageSel{From: sel.from, To: sel.to, Expr: sel.expr, Tiers: sel.tiers, Window: int64(sel.window)}, fn)
 }
 
 func warnCorrupt(ws []error) {
@@ -87,11 +64,10 @@ its server made while the client waited (tier_* fields).`,
 			if limit < 0 {
 				return fmt.Errorf("--limit %d: must not be negative", limit)
 			}
-			sel, err := parseMsgSel(args, from, to)
+			sel, err := parseMsgSel(args, from, to, tiers, window)
 			if err != nil {
 				return err
 			}
-			sel.tiers, sel.window = tiers, window
 			out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
 			defer out.Flush()
 			var (
@@ -99,7 +75,7 @@ its server made while the client waited (tier_* fields).`,
 				n   int
 			)
 			errLimit := errors.New("limit")
-			ws, err := scanMessages(cmd.Context(), data, sel, func(r *analytics.Record, t *msgquery.Tier) error {
+			ws, err := query.ScanMessages(cmd.Context(), data, sel, func(r *analytics.Record, t *msgquery.Tier) error {
 				buf = buf[:0]
 				if jsonOut {
 					buf = msgquery.AppendJSON(buf, r, t)
@@ -167,17 +143,16 @@ its backend calls, and the backend time.`,
 			if data == "" {
 				return errors.New("--data DIR is required")
 			}
-			sel, err := parseMsgSel(args, from, to)
+			sel, err := parseMsgSel(args, from, to, tiers, window)
 			if err != nil {
 				return err
 			}
-			sel.tiers, sel.window = tiers, window
 			keys := strings.Split(by, ",")
 			agg, err := msgquery.NewAggregator(keys)
 			if err != nil {
 				return fmt.Errorf("--by: %w", err)
 			}
-			ws, err := scanMessages(cmd.Context(), data, sel, func(r *analytics.Record, t *msgquery.Tier) error {
+			ws, err := query.ScanMessages(cmd.Context(), data, sel, func(r *analytics.Record, t *msgquery.Tier) error {
 				agg.Add(r)
 				agg.AddTier(r, t)
 				return nil
