@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,23 +39,24 @@ func addGenFlags(cmd *cobra.Command, o *bench.GenOptions) {
 
 // benchOptions are the flags of `tapvault bench`.
 type benchOptions struct {
-	gen       bench.GenOptions
-	kinds     []string
-	sources   []string
-	loops     int
-	data      string
-	keep      bool
-	out       string
-	search    bool
-	trial     time.Duration
-	maxTrials int
-	vethRates []string
-	peers     []string
-	queryLoad int
-	queryRate float64
-	traces    []string
-	decoders  string // on, off, both
-	repeat    int
+	gen        bench.GenOptions
+	kinds      []string
+	sources    []string
+	loops      int
+	data       string
+	keep       bool
+	out        string
+	search     bool
+	trial      time.Duration
+	maxTrials  int
+	vethRates  []string
+	peers      []string
+	queryLoad  int
+	queryCLI   int
+	queryRates []string
+	traces     []string
+	decoders   string // on, off, both
+	repeat     int
 }
 
 func newBenchCmd() *cobra.Command {
@@ -125,7 +128,8 @@ measures the CPU path.`,
 	f.IntVar(&o.maxTrials, "max-trials", 12, "most trials per search")
 	f.StringSliceVar(&o.vethRates, "veth-rates", []string{"pps=100000", "max"}, "tcpreplay rates on the veth path: max, pps=N, mbps=N, xF (original timing times F)")
 	f.IntVar(&o.queryLoad, "query-load", 0, "also run each ring replay with N concurrent queries (flow, host, time) against the live store, and report their latency and the capture's drops with and without them")
-	f.Float64Var(&o.queryRate, "query-rate", 0, "packets/s for the --query-load runs (default: the loss-free rate found, else half the maximum)")
+	f.IntVar(&o.queryCLI, "query-cli", 0, "also run N concurrent loops of 'tapvault query' processes against the live store in the --query-load runs (a separate process scans block headers: it cannot open the capture's index)")
+	f.StringSliceVar(&o.queryRates, "query-rate", nil, "rates for the --query-load runs: packets/s, or a percentage of the loss-free rate found by --search (e.g. 50%,90%); default: the loss-free rate found, else half the maximum")
 	f.StringVar(&o.decoders, "decoders", "on", "in-stream analytics in the replays: on (as capture), off, or both (each max-speed run twice, off then on, to compare in the same run)")
 	f.IntVar(&o.repeat, "repeat", 1, "run each max-speed replay this many times (interleaved with --decoders both), for medians")
 	f.StringSliceVar(&o.peers, "peers", nil, "peers to run on the veth path (default: those installed of tcpdump, dumpcap; none to skip)")
@@ -323,7 +327,7 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 				return err
 			}
 		}
-		if ring && o.queryLoad > 0 {
+		if ring && (o.queryLoad > 0 || o.queryCLI > 0) {
 			if err := benchQueryLoad(w, rep, kr, base, o, store, done); err != nil {
 				return err
 			}
@@ -489,32 +493,81 @@ func writeBenchReport(w io.Writer, rep *bench.Report, dir string) error {
 // live store. The capture's drops in the two runs say whether queries stall
 // it; the queries' latencies say what a user waits meanwhile.
 func benchQueryLoad(w io.Writer, rep *bench.Report, kr *kindRun, base bench.RunOptions, o benchOptions, store func(string) string, done func(string)) error {
-	rate := o.queryRate
+	var lossFree, half float64
 	for _, s := range rep.Searches {
-		if rate > 0 {
-			break
-		}
 		if s.Kind == kr.kind && s.LossFreePPS > 0 {
-			rate = s.LossFreePPS
+			lossFree = s.LossFreePPS
 		}
 	}
-	if rate == 0 {
-		for _, r := range rep.Runs {
-			if strings.HasPrefix(r.Name, kr.kind+" ring max") {
-				rate = r.Mpps() * 1e6 / 2
+	for _, r := range rep.Runs {
+		if strings.HasPrefix(r.Name, kr.kind+" ring max") {
+			half = r.Mpps() * 1e6 / 2
+		}
+	}
+	rates, err := queryLoadRates(o.queryRates, lossFree, half)
+	if err != nil {
+		return fmt.Errorf("query load %s: %w", kr.kind, err)
+	}
+	for _, rate := range rates {
+		if err := benchQueryLoadAt(w, rep, kr, base, o, rate, store, done); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queryLoadRates turns the --query-rate values into packets/s: a plain number
+// is a rate, "N%" a percentage of the loss-free rate (which --search must
+// have found). Without values it is the loss-free rate, else half the
+// maximum-speed rate.
+func queryLoadRates(vals []string, lossFree, half float64) ([]float64, error) {
+	if len(vals) == 0 {
+		switch {
+		case lossFree > 0:
+			return []float64{lossFree}, nil
+		case half > 0:
+			return []float64{half}, nil
+		}
+		return nil, errors.New("no ring run to take a rate from")
+	}
+	var out []float64
+	for _, v := range vals {
+		if pct, ok := strings.CutSuffix(v, "%"); ok {
+			f, err := strconv.ParseFloat(pct, 64)
+			if err != nil || f <= 0 {
+				return nil, fmt.Errorf("--query-rate %q: want packets/s or a positive percentage", v)
 			}
+			if lossFree == 0 {
+				return nil, fmt.Errorf("--query-rate %q: a percentage needs the loss-free rate: add --search", v)
+			}
+			out = append(out, lossFree*f/100)
+			continue
 		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			return nil, fmt.Errorf("--query-rate %q: want packets/s or a positive percentage", v)
+		}
+		out = append(out, f)
 	}
-	if rate == 0 {
-		return fmt.Errorf("query load %s: no ring run to take a rate from", kr.kind)
-	}
+	return out, nil
+}
+
+// benchQueryLoadAt replays one kind through the ring at a fixed rate for one
+// trial length, twice: without and with the query load (N in-process
+// queries, as the capture's API runs them, and M loops of query processes)
+// against the live store. The capture's drops in the two runs say whether
+// queries stall it; the queries' latencies say what a user waits meanwhile.
+func benchQueryLoadAt(w io.Writer, rep *bench.Report, kr *kindRun, base bench.RunOptions, o benchOptions, rate float64, store func(string) string, done func(string)) error {
 	ro := base
 	ro.Port, ro.Frames, ro.PPS = "net_ring0", kr.frames, rate
 	ro.Loops = max(1, int(math.Ceil(rate*o.trial.Seconds()/float64(len(kr.frames)))))
 	for _, withQ := range []bool{false, true} {
 		ro.Dir = store("ring-q-" + kr.kind)
 		name := fmt.Sprintf("%s ring at %.3f Mpps", kr.kind, rate/1e6)
-		var ql *queryLoad
+		var (
+			ql  *queryLoad
+			cli *cliQueryLoad
+		)
 		ro.During = nil
 		if withQ {
 			// As capture does when it serves its API: Ps for the
@@ -522,18 +575,42 @@ func benchQueryLoad(w io.Writer, rep *bench.Report, kr *kindRun, base bench.RunO
 			prev := runtime.GOMAXPROCS(0)
 			query.ReserveQueryProcs(o.queryLoad)
 			defer runtime.GOMAXPROCS(prev)
-			ql = newQueryLoad(o.queryLoad, 1000, kr.frames)
+			if o.queryLoad > 0 {
+				ql = newQueryLoad(o.queryLoad, 1000, kr.frames)
+			}
+			if o.queryCLI > 0 {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("query load: %w", err)
+				}
+				cli = &cliQueryLoad{n: o.queryCLI, exe: exe, load: newQueryLoad(o.queryCLI, 1000, kr.frames)}
+			}
 			dir := ro.Dir
-			ro.During = func(ctx context.Context, p *pipeline.Pipeline) { ql.run(ctx, p, dir) }
+			ro.During = func(ctx context.Context, p *pipeline.Pipeline) {
+				var wg sync.WaitGroup
+				if cli != nil {
+					wg.Add(1)
+					go func() { defer wg.Done(); cli.run(ctx, p, dir) }()
+				}
+				if ql != nil {
+					ql.run(ctx, p, dir)
+				}
+				wg.Wait()
+			}
 			name += fmt.Sprintf(" with %d queries", o.queryLoad)
+			if cli != nil {
+				name += fmt.Sprintf(" + %d query processes", o.queryCLI)
+			}
 		}
 		if err := benchRun(w, rep, name, ro, done); err != nil {
 			return err
 		}
-		if ql != nil {
-			line := name + ": " + ql.summary()
-			fmt.Fprintf(w, "%s\n\n", line)
-			rep.Notes = append(rep.Notes, line)
+		for _, line := range []string{ql.summaryIf(), cli.summaryIf()} {
+			if line != "" {
+				line = name + ": " + line
+				fmt.Fprintf(w, "%s\n\n", line)
+				rep.Notes = append(rep.Notes, line)
+			}
 		}
 	}
 	return nil

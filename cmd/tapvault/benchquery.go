@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -137,4 +140,68 @@ func (ql *queryLoad) summary() string {
 		s += fmt.Sprintf(" %d errors, the first: %v", ql.errs, ql.firstErr)
 	}
 	return s
+}
+
+// summaryIf is summary, or "" for a nil load.
+func (ql *queryLoad) summaryIf() string {
+	if ql == nil {
+		return ""
+	}
+	return ql.summary()
+}
+
+// cliQueryLoad runs n concurrent loops of `tapvault query --count --limit`
+// processes against a capture's live store, as an operator's shell loops
+// would: each process starts, finds the store held by the capture, scans
+// block headers (it cannot open the capture's index) and reads the blocks
+// its filter needs. Latencies are recorded per kind in load.
+type cliQueryLoad struct {
+	n    int
+	exe  string
+	load *queryLoad
+}
+
+func (c *cliQueryLoad) run(ctx context.Context, p *pipeline.Pipeline, dir string) {
+	for ctx.Err() == nil && p.Writer().Stats().BlocksCommitted == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ql := c.load
+	var wg sync.WaitGroup
+	for g := 0; g < c.n; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ctx.Err() == nil; i++ {
+				kind, expr := ql.pick(i)
+				args := []string{"query", "--data", dir, "--count", "--limit", strconv.Itoa(ql.limit)}
+				if expr != "" {
+					args = append(args, expr)
+				}
+				t0 := time.Now()
+				out, err := exec.CommandContext(ctx, c.exe, args...).CombinedOutput()
+				el := time.Since(t0)
+				ql.mu.Lock()
+				switch {
+				case ctx.Err() != nil:
+				case err != nil:
+					ql.errs++
+					if ql.firstErr == nil {
+						ql.firstErr = fmt.Errorf("%s query process %q: %w: %s", kind, expr, err, bytes.TrimSpace(out))
+					}
+				default:
+					ql.lat[kind] = append(ql.lat[kind], el)
+				}
+				ql.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// summaryIf is the load's summary, or "" for a nil load.
+func (c *cliQueryLoad) summaryIf() string {
+	if c == nil {
+		return ""
+	}
+	return "query processes: " + c.load.summary()
 }
