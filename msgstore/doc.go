@@ -18,10 +18,18 @@
 // distinct term; per-record keys in Badger would cost more than the
 // records.
 //
-// It must not: write anything outside DIR/messages; modify a file other
-// than the one its Writer created (a crash's torn tail is left for readers
-// to stop at, and the next Writer starts a new file); delete anything but
-// whole files, oldest first (DropBefore), never the newest; block its
-// caller on anything but the frame write and the periodic fsync. It
+// A Writer holds an flock on the file it appends to, and seals it (mode
+// 0400, after an fsync) when it closes it; a sealed file is complete, so a
+// torn tail in it is damage (Verify), while one in an unsealed file is the
+// frame being written or a crash's tail. Below Options.Reserve of free
+// space the Writer drops frames (counted) instead of writing them: the
+// index, whose Badger cannot fail cleanly on a full disk, keeps its room.
+//
+// It must not: write anything outside DIR/messages; append to a file other
+// than the one its Writer created (the next Writer starts a new file, and
+// only cuts a crashed writer's torn tail and seals that file, under the
+// file's lock); delete anything but whole files (DropFile, DropBefore),
+// never the newest nor one a Writer holds; block its caller on anything but
+// the frame write, the periodic fsync and a statfs every 250 ms. It
 // depends on analytics only for the Record type.
 package msgstore

@@ -182,11 +182,12 @@ func listFiles(dir string) ([]fileEntry, error) {
 // opened. buf is reused between frames; what next and read return is valid
 // until the next call.
 type frameFile struct {
-	f    *os.File
-	path string
-	size int64
-	off  int64 // offset of the next frame
-	buf  []byte
+	f      *os.File
+	path   string
+	size   int64
+	sealed bool  // the file was sealed when opened: it has no torn tail
+	off    int64 // offset of the next frame
+	buf    []byte
 }
 
 func openFrameFile(path string) (*frameFile, error) {
@@ -199,7 +200,20 @@ func openFrameFile(path string) (*frameFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("stat message file %q: %w", path, err)
 	}
-	return &frameFile{f: f, path: path, size: fi.Size()}, nil
+	return &frameFile{f: f, path: path, size: fi.Size(), sealed: isSealed(fi.Mode())}, nil
+}
+
+// tornErr is the error for a torn tail at ff.off: nil in an unsealed file
+// (a frame being written, or a crash's tail), a *CorruptionError in a
+// sealed one, whose writer wrote and synced every frame before sealing it.
+func (ff *frameFile) tornErr() error {
+	if !ff.sealed {
+		return nil
+	}
+	if ff.off == 0 {
+		return ff.corrupt(fmt.Errorf("sealed file of %d bytes holds no whole frame", ff.size))
+	}
+	return ff.corrupt(fmt.Errorf("sealed file ends in a partial frame (%d bytes)", ff.size-ff.off))
 }
 
 func (ff *frameFile) close() { ff.f.Close() }
@@ -331,11 +345,11 @@ type scanner struct {
 	p      *plan
 	fn     func(*analytics.Record) error
 	report func(error)
-	rec  analytics.Record
-	tb   termBuf
-	dbuf []byte
-	strs strCache
-	err  error
+	rec    analytics.Record
+	tb     termBuf
+	dbuf   []byte
+	strs   strCache
+	err    error
 }
 
 // file scans one file; it returns errStop when the scan must end, nil at
@@ -355,8 +369,14 @@ func (s *scanner) file(ctx context.Context, path string) error {
 			return errStop
 		}
 		h, err := ff.next()
-		if err == io.EOF || errors.Is(err, errTorn) {
+		if err == io.EOF && ff.size == 0 && ff.sealed {
+			return ff.tornErr()
+		}
+		if err == io.EOF {
 			return nil
+		}
+		if errors.Is(err, errTorn) {
+			return ff.tornErr()
 		}
 		if err != nil {
 			return err
@@ -465,8 +485,12 @@ type FileInfo struct {
 	Frames       int
 	Records      int64
 	MinTS, MaxTS int64 // over the frames with times; 0 if none
+	// Sealed: its writer closed it (every frame complete and durable).
+	// Live: a Writer has it open now. A file neither sealed nor live was
+	// being written when its writer crashed.
+	Sealed, Live bool
 	// Err is why the header walk stopped early (a *CorruptionError or a
-	// read error); a torn tail is not an error.
+	// read error); a torn tail is not an error in an unsealed file.
 	Err error
 }
 
@@ -488,10 +512,15 @@ func Files(root string) ([]FileInfo, error) {
 			out = append(out, fi)
 			continue
 		}
-		fi.Size = ff.size
+		fi.Size, fi.Sealed = ff.size, ff.sealed
+		fi.Live = !ff.sealed && heldByWriter(ff.f)
 		for {
 			h, err := ff.next()
-			if err == io.EOF || errors.Is(err, errTorn) {
+			if err == io.EOF && ff.size == 0 && ff.sealed || errors.Is(err, errTorn) {
+				fi.Err = ff.tornErr()
+				break
+			}
+			if err == io.EOF {
 				break
 			}
 			if err != nil {
@@ -528,38 +557,75 @@ func Size(root string) int64 {
 	return n
 }
 
+// ErrLiveFile is returned by DropFile for a file a Writer has open.
+var ErrLiveFile = errors.New("message file is being written")
+
+// DropFile durably removes message file fi (from Files): unlinked, the
+// messages directory fsynced. It refuses (ErrLiveFile) a file a Writer has
+// open or the newest file (a Writer may just have created it). A file
+// already gone is not an error. It is retention's unit of deletion: a whole
+// file, never part of one.
+func DropFile(root string, fi FileInfo) error {
+	files, err := listFiles(messagesDir(root))
+	if err != nil {
+		return fmt.Errorf("drop message file %q: %w", fi.Path, err)
+	}
+	if len(files) == 0 || fi.Seq >= files[len(files)-1].seq {
+		return fmt.Errorf("drop message file %q: %w", fi.Path, ErrLiveFile)
+	}
+	f, err := os.Open(fi.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("drop message file %q: %w", fi.Path, err)
+	}
+	defer f.Close()
+	if !tryLock(f) {
+		return fmt.Errorf("drop message file %q: %w", fi.Path, ErrLiveFile)
+	}
+	if err := os.Remove(fi.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("drop message file %q: %w", fi.Path, err)
+	}
+	if err := syncDir(messagesDir(root)); err != nil {
+		return fmt.Errorf("drop message file %q: sync messages dir: %w", fi.Path, err)
+	}
+	return nil
+}
+
+// LastTime is the time retention ages fi by: its records' newest time, or,
+// for a file with none (damaged from its first frame, or records without
+// times), when it was last written.
+func (fi FileInfo) LastTime() int64 {
+	if fi.MaxTS != 0 || fi.Frames > 0 && fi.Err == nil {
+		return fi.MaxTS
+	}
+	st, err := os.Stat(fi.Path)
+	if err != nil {
+		return 0
+	}
+	return st.ModTime().UnixNano()
+}
+
 // DropBefore removes, oldest first, the message files whose records all end
-// before ts (MaxTS < ts), never the newest file (a Writer may be appending
-// to it). It returns how many files and bytes it removed.
+// before ts (LastTime < ts), never the newest file or one a Writer has open.
+// It returns how many files and bytes it removed.
 func DropBefore(root string, ts int64) (files int, bytes int64, err error) {
 	infos, err := Files(root)
 	if err != nil {
 		return 0, 0, fmt.Errorf("drop message files before %d: %w", ts, err)
 	}
 	for _, fi := range infos[:max(len(infos)-1, 0)] {
-		last := fi.MaxTS
-		if fi.Err != nil && fi.Frames == 0 && fi.Size > 0 {
-			// Damaged from the first frame: no times to go by; use when
-			// it was last written.
-			st, err := os.Stat(fi.Path)
-			if err != nil {
-				continue
-			}
-			last = st.ModTime().UnixNano()
-		}
-		if last >= ts {
+		if fi.Live || fi.LastTime() >= ts {
 			continue
 		}
-		if err := os.Remove(fi.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return files, bytes, fmt.Errorf("drop message file %q: %w", fi.Path, err)
+		if err := DropFile(root, fi); errors.Is(err, ErrLiveFile) {
+			continue
+		} else if err != nil {
+			return files, bytes, err
 		}
 		files++
 		bytes += fi.Size
-	}
-	if files > 0 {
-		if err := syncDir(messagesDir(root)); err != nil {
-			return files, bytes, fmt.Errorf("sync messages dir after drop: %w", err)
-		}
 	}
 	return files, bytes, nil
 }
@@ -573,9 +639,11 @@ type Report struct {
 	// Corrupt lists damaged frames (each ends the walk of its file) and
 	// unreadable files.
 	Corrupt []error
-	// Torn lists files that end in a partial frame: the newest file while a
-	// Writer appends, or any file whose writer crashed. Warnings, not
-	// errors: every frame before the tail is intact.
+	// Torn lists unsealed files that end in a partial frame (or are empty
+	// and no writer holds them): the file a Writer is appending to, or one
+	// whose writer crashed. Warnings, not errors: every frame before the
+	// tail is intact, and the next Writer cuts the tail and seals the file.
+	// The same in a sealed file is in Corrupt.
 	Torn []*CorruptionError
 }
 
@@ -606,14 +674,29 @@ func Verify(root string) (Report, error) {
 		}
 		rep.Files++
 		rep.Bytes += ff.size
+		if ff.size == 0 {
+			switch {
+			case ff.sealed:
+				rep.Corrupt = append(rep.Corrupt, ff.tornErr())
+			case !heldByWriter(ff.f):
+				rep.Torn = append(rep.Torn, &CorruptionError{Path: ff.path,
+					Err: errors.New("empty file of a writer that is gone (the next writer removes it)")})
+			}
+			ff.close()
+			continue
+		}
 		for {
 			h, err := ff.next()
 			if err == io.EOF {
 				break
 			}
 			if errors.Is(err, errTorn) {
-				rep.Torn = append(rep.Torn, &CorruptionError{Path: ff.path, Offset: ff.off,
-					Err: fmt.Errorf("torn tail of %d bytes", ff.size-ff.off)})
+				if terr := ff.tornErr(); terr != nil {
+					rep.Corrupt = append(rep.Corrupt, terr)
+				} else {
+					rep.Torn = append(rep.Torn, &CorruptionError{Path: ff.path, Offset: ff.off,
+						Err: fmt.Errorf("torn tail of %d bytes", ff.size-ff.off)})
+				}
 				break
 			}
 			if err != nil {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -24,6 +26,17 @@ type Options struct {
 	FileBytes    int64         // start a new file when the next frame would pass this size (default 64 MiB)
 	SyncEvery    time.Duration // fsync at most this often when frames are written (default 1 s; negative: after every frame); always on Sync and Close
 	Logger       *slog.Logger  // default slog.Default()
+
+	// Reserve keeps this many bytes of the store's filesystem free: a frame
+	// that would leave less is not written, its records are dropped and
+	// counted (ReserveDropped), as the packet writer drops blocks below its
+	// reserve. It protects the index (Badger cannot fail cleanly on a full
+	// filesystem) whoever fills the disk. 0: none (a full disk only fails
+	// the write, which is cut back).
+	Reserve int64
+	// Avail returns the bytes available on dir's filesystem, for Reserve;
+	// nil means statfs(2). It is asked at most every 250 ms.
+	Avail func(dir string) (int64, error)
 
 	// write and truncate replace the os.File methods in tests (disk-full
 	// simulation).
@@ -54,7 +67,17 @@ func (o *Options) setDefaults() {
 	if o.truncate == nil {
 		o.truncate = (*os.File).Truncate
 	}
+	if o.Avail == nil {
+		o.Avail = availBytes
+	}
 }
+
+// ErrReserve is why a frame is not written while the free space is below
+// Options.Reserve (it matches syscall.ENOSPC too).
+var ErrReserve = fmt.Errorf("free space below the message store's reserve: %w", syscall.ENOSPC)
+
+// availEvery is how often the free space is asked for Reserve.
+const availEvery = 250 * time.Millisecond
 
 // WriterStats are a Writer's counters since OpenWriter.
 type WriterStats struct {
@@ -63,8 +86,14 @@ type WriterStats struct {
 	Bytes       uint64 // bytes written to files
 	Files       uint64 // files created
 	WriteErrors uint64 // failed frame writes, fsyncs and file creations
-	Dropped     uint64 // records lost with a frame that could not be written
+	Dropped     uint64 // records lost with a frame that could not be written (ReserveDropped included)
 	Rejected    uint64 // records Append refused (beyond the codec limits)
+	// ReserveDropped are the records of frames not written because the
+	// free space was below Options.Reserve.
+	ReserveDropped uint64
+	// Recovered counts files of earlier writers that OpenWriter sealed
+	// (cutting a torn tail) or removed (empty).
+	Recovered uint64
 }
 
 // Writer appends message records to a store's messages directory. Its
@@ -89,6 +118,10 @@ type Writer struct {
 	lastSync time.Time
 	closed   bool
 
+	availAt time.Time   // last free-space check (Reserve)
+	low     bool        // the free space was below Reserve at that check
+	rollReq atomic.Bool // Roll: start a new file at the next frame
+
 	// The open frame. raw holds the records' encodings back to back;
 	// hashes the term hashes of all of them (deduplicated at seal).
 	raw          []byte
@@ -100,7 +133,7 @@ type Writer struct {
 	terms        termBuf
 	out          []byte // the frame being sealed; reused
 
-	records, frames, bytes, files, writeErrors, dropped, rejected atomic.Uint64
+	records, frames, bytes, files, writeErrors, dropped, rejected, reserveDropped, recovered atomic.Uint64
 }
 
 // OpenWriter creates root/messages if needed and a new message file in it,
@@ -119,6 +152,7 @@ func OpenWriter(root string, opts Options) (*Writer, error) {
 	if len(files) > 0 {
 		w.seq = files[len(files)-1].seq
 	}
+	w.recover(files)
 	w.enc, err = zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderConcurrency(1),
@@ -153,6 +187,10 @@ func (w *Writer) newFile() error {
 			w.seq-- // retry the same number next time
 			return fmt.Errorf("create message file %q: %w", path, err)
 		}
+		if err := lockFile(f); err != nil {
+			// Only a writer locks, and only a file it created (O_EXCL).
+			w.log.Warn("msgstore: cannot lock the new message file", "path", path, "err", err)
+		}
 		w.f, w.path, w.size, w.suspect, w.dirty = f, path, 0, false, false
 		w.files.Add(1)
 		if err := syncDir(w.dir); err != nil {
@@ -162,22 +200,156 @@ func (w *Writer) newFile() error {
 	}
 }
 
-// closeFile syncs (when needed) and closes the current file.
+// closeFile syncs, seals and closes the current file. A file with no frame
+// is removed instead. A file that may end in a partial frame (a failed write
+// that could not be cut back, a failed fsync) is cut back to its last
+// complete frame if it can be; one that cannot stays unsealed, so its tail
+// reads as torn, not as damage.
 func (w *Writer) closeFile() error {
 	f := w.f
 	w.f = nil
 	var errs []error
+	if w.size == 0 {
+		f.Close()
+		if err := os.Remove(w.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove empty message file %q: %w", w.path, err)
+		}
+		if err := syncDir(w.dir); err != nil {
+			w.log.Warn("msgstore: sync messages dir", "dir", w.dir, "err", err)
+		}
+		return nil
+	}
+	if w.suspect {
+		if err := w.opts.truncate(f, w.size); err == nil {
+			w.suspect = false
+			w.dirty = true
+		}
+	}
 	if w.dirty && !w.suspect {
 		if err := f.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("sync message file %q: %w", w.path, err))
+			w.suspect = true
 		}
 		w.dirty = false
+	}
+	if !w.suspect {
+		if err := seal(f); err != nil {
+			errs = append(errs, fmt.Errorf("seal message file %q: %w", w.path, err))
+		}
 	}
 	if err := f.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close message file %q: %w", w.path, err))
 	}
 	return errors.Join(errs...)
 }
+
+// sealedMode is the mode of a sealed message file: read-only. A file whose
+// frames are all durable and complete is sealed; one still being written,
+// or whose writer crashed, keeps mode 0600. So a reader tells a torn tail
+// that a crash may leave (unsealed) from damage (sealed).
+const sealedMode = 0o400
+
+// seal makes f, whose data is durable, read-only, and makes that durable.
+// The data is synced before the mode changes, so a sealed file never lacks
+// data it had when sealed.
+func seal(f *os.File) error {
+	if err := f.Chmod(sealedMode); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// isSealed reports whether a file of mode m is sealed.
+func isSealed(m fs.FileMode) bool { return m.Perm()&0o200 == 0 }
+
+// recover seals the files of earlier writers that are gone (no lock on the
+// file): a torn tail a crash left is cut back to the last complete frame,
+// the file synced and sealed; a file with no complete frame is removed.
+// Files a live writer holds, and sealed files, are left alone. Failures are
+// logged: readers cope with unsealed files.
+func (w *Writer) recover(files []fileEntry) {
+	removed := false
+	for _, fe := range files {
+		fi, err := os.Stat(fe.path)
+		if err != nil || isSealed(fi.Mode()) {
+			continue
+		}
+		f, err := os.OpenFile(fe.path, os.O_RDWR, 0)
+		if err != nil {
+			w.log.Warn("msgstore: cannot open an unsealed message file to recover it", "path", fe.path, "err", err)
+			continue
+		}
+		if !tryLock(f) {
+			f.Close() // a live writer's
+			continue
+		}
+		end, err := completeEnd(f, fe.path)
+		switch {
+		case err != nil:
+			w.log.Warn("msgstore: cannot recover an unsealed message file", "path", fe.path, "err", err)
+		case end == 0:
+			f.Close()
+			if err := os.Remove(fe.path); err != nil {
+				w.log.Warn("msgstore: cannot remove an empty message file", "path", fe.path, "err", err)
+			} else {
+				removed = true
+				w.recovered.Add(1)
+			}
+			continue
+		default:
+			size, _ := f.Seek(0, io.SeekEnd)
+			if size > end {
+				if err := f.Truncate(end); err != nil {
+					w.log.Warn("msgstore: cannot cut a torn tail", "path", fe.path, "err", err)
+					break
+				}
+				w.log.Warn("msgstore: cut the torn tail a crash left", "path", fe.path, "offset", end, "bytes", size-end)
+			}
+			if err := f.Sync(); err != nil {
+				w.log.Warn("msgstore: cannot sync a recovered message file", "path", fe.path, "err", err)
+				break
+			}
+			if err := seal(f); err != nil {
+				w.log.Warn("msgstore: cannot seal a recovered message file", "path", fe.path, "err", err)
+				break
+			}
+			w.recovered.Add(1)
+		}
+		f.Close()
+	}
+	if removed {
+		if err := syncDir(w.dir); err != nil {
+			w.log.Warn("msgstore: sync messages dir", "dir", w.dir, "err", err)
+		}
+	}
+}
+
+// completeEnd walks the frame headers of f and returns the end of its last
+// whole frame before a torn tail (the file size when there is none). A
+// damaged header ends the walk as corruption: the file is kept whole, its
+// damage left for Verify to report.
+func completeEnd(f *os.File, path string) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	ff := &frameFile{f: f, path: path, size: fi.Size()}
+	for {
+		h, err := ff.next()
+		if err == io.EOF || errors.Is(err, errTorn) {
+			return ff.off, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		ff.off += h.frameLen()
+	}
+}
+
+// Roll makes the writer start a new file at its next frame (retention can
+// then drop the current one once it is no longer the newest). Safe from any
+// goroutine.
+func (w *Writer) Roll() { w.rollReq.Store(true) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -306,6 +478,9 @@ func (w *Writer) Stats() WriterStats {
 		WriteErrors: w.writeErrors.Load(),
 		Dropped:     w.dropped.Load(),
 		Rejected:    w.rejected.Load(),
+
+		ReserveDropped: w.reserveDropped.Load(),
+		Recovered:      w.recovered.Load(),
 	}
 }
 
@@ -319,6 +494,11 @@ func (w *Writer) seal() error {
 	n := w.n
 	frame := w.buildFrame()
 	w.resetFrame()
+	if w.belowReserve(int64(len(frame))) {
+		w.dropped.Add(uint64(n))
+		w.reserveDropped.Add(uint64(n))
+		return fmt.Errorf("write message frame (%d records dropped): %w", n, ErrReserve)
+	}
 	if err := w.writeFrame(frame); err != nil {
 		w.writeErrors.Add(1)
 		w.dropped.Add(uint64(n))
@@ -328,6 +508,34 @@ func (w *Writer) seal() error {
 	w.frames.Add(1)
 	w.bytes.Add(uint64(len(frame)))
 	return w.maybeSync()
+}
+
+// belowReserve says whether writing n more bytes would leave less free
+// space than Options.Reserve, asking the filesystem at most every
+// availEvery. The drop is logged once when it starts and once when it ends.
+func (w *Writer) belowReserve(n int64) bool {
+	if w.opts.Reserve <= 0 {
+		return false
+	}
+	if now := time.Now(); now.Sub(w.availAt) >= availEvery {
+		w.availAt = now
+		avail, err := w.opts.Avail(w.dir)
+		if err != nil {
+			return w.low // keep the last answer
+		}
+		low := avail-n < w.opts.Reserve
+		if low != w.low {
+			if low {
+				w.log.Warn("msgstore: free space below the reserve: dropping message records",
+					"dir", w.dir, "avail_bytes", avail, "reserve_bytes", w.opts.Reserve)
+			} else {
+				w.log.Info("msgstore: free space above the reserve again: storing message records",
+					"dir", w.dir, "avail_bytes", avail, "dropped_records", w.reserveDropped.Load())
+			}
+		}
+		w.low = low
+	}
+	return w.low
 }
 
 func (w *Writer) maybeSync() error {
@@ -377,7 +585,8 @@ func (w *Writer) buildFrame() []byte {
 // that fails too, the file is left to readers as torn and the next frame
 // goes to a new one.
 func (w *Writer) writeFrame(frame []byte) error {
-	if w.f == nil || w.suspect || (w.size > 0 && w.size+int64(len(frame)) > w.opts.FileBytes) {
+	roll := w.rollReq.Swap(false) && w.size > 0
+	if w.f == nil || w.suspect || roll || (w.size > 0 && w.size+int64(len(frame)) > w.opts.FileBytes) {
 		if err := w.newFile(); err != nil {
 			return err
 		}
