@@ -226,15 +226,50 @@ func Open(opts Options) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %q: %w", opts.Dir, err)
 	}
-	if !exists && !opts.Create {
-		return nil, fmt.Errorf("open index %q: %w", opts.Dir, ErrMissing)
+	if !exists {
+		// Tables or logs without the MANIFEST that names them: Badger
+		// would start an empty index and replay the logs into it, a
+		// partial index that looks whole.
+		if left, _ := filepath.Glob(filepath.Join(opts.Dir, "*.[sm][se][tm]")); len(left) > 0 {
+			return nil, &CorruptError{Dir: opts.Dir, Err: fmt.Errorf("no MANIFEST, but %d table or log files", len(left))}
+		}
+		if !opts.Create {
+			return nil, fmt.Errorf("open index %q: %w", opts.Dir, ErrMissing)
+		}
 	}
-	db, err := openBadger(opts)
+	bo := badgerOptions(opts)
+	if exists {
+		if heldByOther(opts.Dir, opts.ReadOnly) {
+			return nil, fmt.Errorf("open index %q: %w", opts.Dir, ErrBusy)
+		}
+		if opts.ReadOnly {
+			// Checked before Badger maps anything: the write-ahead log is
+			// preallocated sparse, and on a full tmpfs even reading its
+			// holes needs pages (SIGBUS).
+			if mem, err := memFiles(opts.Dir); err != nil {
+				return nil, fmt.Errorf("open index %q: %w", opts.Dir, err)
+			} else if len(mem) > 0 {
+				return nil, fmt.Errorf("open index %q: %w (%d write-ahead logs to replay; the next capture, import or reindex does)", opts.Dir, ErrUnclean, len(mem))
+			}
+		}
+		if err := checkFiles(opts.Dir, bo); err != nil {
+			return nil, err
+		}
+	}
+	var db *badger.DB
+	err = recovered(func() error {
+		var err error
+		db, err = badger.Open(bo)
+		return err
+	})
 	if err != nil {
-		if strings.Contains(err.Error(), badgerLockMsg) {
+		switch msg := err.Error(); {
+		case strings.Contains(msg, badgerLockMsg):
 			// Badger formats the lock error with %v: the message is all
 			// there is to tell it from damage.
 			return nil, fmt.Errorf("open index %q: %w: %v", opts.Dir, ErrBusy, err)
+		case opts.ReadOnly && strings.Contains(msg, badger.ErrTruncateNeeded.Error()):
+			return nil, fmt.Errorf("open index %q: %w: %v", opts.Dir, ErrUnclean, err)
 		}
 		return nil, &CorruptError{Dir: opts.Dir, Err: err}
 	}
@@ -253,8 +288,12 @@ func Open(opts Options) (*Index, error) {
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	if err := ix.load(!exists); err != nil {
+	if err := recovered(func() error { return ix.load(!exists) }); err != nil {
 		db.Close()
+		var ce *CorruptError
+		if !errors.As(err, &ce) {
+			err = &CorruptError{Dir: opts.Dir, Err: err}
+		}
 		return nil, err
 	}
 	go ix.run()
@@ -273,7 +312,8 @@ func hasBadgerFiles(dir string) (bool, error) {
 	return false, err
 }
 
-func openBadger(opts Options) (db *badger.DB, err error) {
+// badgerOptions are the Badger options of an index with opts.
+func badgerOptions(opts Options) badger.Options {
 	bo := badger.DefaultOptions(opts.Dir).
 		WithLogger(slogBadger{opts.Logger.With("component", "badger")}).
 		WithMemTableSize(opts.MemTableSize).
@@ -297,13 +337,7 @@ func openBadger(opts Options) (db *badger.DB, err error) {
 	default:
 		bo = bo.WithCompression(options.Snappy)
 	}
-	// Badger panics on some damaged files instead of returning an error.
-	defer func() {
-		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("badger panicked: %v", r)
-		}
-	}()
-	return badger.Open(bo)
+	return bo
 }
 
 // load reads the format marker, segment table, holes and watermark: the
