@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -300,16 +302,19 @@ func parseSegmentName(name string) (uint32, bool) {
 }
 
 // The commit marker, Dir/COMMITTED: 24 bytes, little-endian, rewritten in
-// place (no fsync: it only serves readers while the writer lives) after
-// every group commit.
+// place and fdatasync'd after every group commit (before the commit hooks
+// run), and once after recovery in Open.
 //
 //	0      4        8                16       20     24
 //	+------+--------+----------------+--------+------+
 //	|magic |segment | committed size | CRC32C | rsv  |
 //	+------+--------+----------------+--------+------+
 //
-// A reader that finds the store locked by a live writer shows nothing of
-// segment `segment` past `committed size`, and nothing of later segments.
+// It says which bytes are committed: every segment numbered below `segment`
+// whole, and segment `segment` up to `committed size`. Recovery never cuts
+// those bytes: where they do not hold valid blocks they are damage, kept and
+// reported. Only bytes beyond it can be a torn tail. A reader that finds the
+// store locked by a live writer also shows nothing beyond it.
 const (
 	markerMagic uint32 = 0x4d435654 // "TVCM"
 	markerSize         = 24
@@ -331,4 +336,54 @@ func parseMarker(b []byte) (seg uint32, size int64, ok bool) {
 		return 0, 0, false
 	}
 	return binary.LittleEndian.Uint32(b[4:]), int64(binary.LittleEndian.Uint64(b[8:])), true
+}
+
+// commitMark is the commit marker as read from a store.
+type commitMark struct {
+	seg  uint32
+	size int64
+	ok   bool  // a valid marker was read
+	err  error // why ok is false: nil when there is no marker at all (absent or empty)
+}
+
+// readMarker reads the commit marker of the store in dir. A marker that
+// cannot be read or parsed has err set; an absent or empty one (a store
+// from before markers, or a crash between creating the file and its first
+// write) has neither ok nor err.
+func readMarker(dir string) commitMark {
+	path := filepath.Join(dir, markerName)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist) || (err == nil && len(b) == 0):
+		return commitMark{}
+	case err != nil:
+		return commitMark{err: fmt.Errorf("read commit marker %q: %w", path, err)}
+	}
+	seg, size, ok := parseMarker(b)
+	if !ok {
+		return commitMark{err: fmt.Errorf("commit marker %q is damaged: %d bytes, want %d with magic %#08x and a valid crc", path, len(b), markerSize, markerMagic)}
+	}
+	if size < segHeaderSize && !(seg == 0 && size == 0) {
+		return commitMark{err: fmt.Errorf("commit marker %q is damaged: segment %d committed size %d is below the segment header", path, seg, size)}
+	}
+	return commitMark{seg: seg, size: size, ok: true}
+}
+
+// wholeSegment is committedEnd's answer for a segment committed as a whole.
+const wholeSegment = math.MaxInt64
+
+// committedEnd returns how many bytes of segment n the marker says are
+// committed: wholeSegment for a segment before the marker's, the committed
+// size for the marker's own, segHeaderSize (nothing) for a later one, and -1
+// when there is no readable marker to say.
+func (m commitMark) committedEnd(n uint32) int64 {
+	switch {
+	case !m.ok:
+		return -1
+	case n < m.seg:
+		return wholeSegment
+	case n == m.seg:
+		return m.size
+	}
+	return segHeaderSize
 }

@@ -176,7 +176,8 @@ func (r *Reader) file(n uint32) (*os.File, error) {
 // ScanSegment calls fn with the header of every block of segment seg, in
 // file order, without reading or decompressing payloads. It skips corrupt
 // headers (logging a warning) when a valid block follows them, and stops at
-// the segment's end or its torn tail. While a writer holds the store it
+// the segment's end or its bad tail (logging a warning where the commit
+// marker says the tail is committed: damage, not a torn write). While a writer holds the store it
 // stops at the committed end the writer publishes after each group commit,
 // so blocks written but not yet synced are not shown. Only header CRCs are
 // checked: a corrupt payload shows when the block is read. An error from fn
@@ -200,12 +201,18 @@ func (r *Reader) ScanSegment(seg uint32, fn func(BlockMeta) error) error {
 		}
 	}
 	wk := segWalker{f: f, path: f.Name(), seg: seg, size: size}
-	_, _, err = wk.walk(
+	tail, tailErr, err := wk.walk(
 		func(h *blockHeader, _ []byte) error { return fn(h.meta()) },
 		func(ce *CorruptionError) error {
 			r.log.Warn("skipping corrupt block record", "path", ce.Path, "offset", ce.Offset, "err", ce.Err)
 			return nil
 		})
+	if err == nil && tail < size {
+		// A bad tail is a torn write only past the commit marker.
+		if end := readMarker(r.dir).committedEnd(seg); end > tail {
+			r.log.Warn("skipping damaged committed bytes at the end of a segment", "path", f.Name(), "offset", tail, "err", tailErr)
+		}
+	}
 	return err
 }
 

@@ -35,8 +35,10 @@ func smallStore(t testing.TB, n, size int) ([]byte, []BlockMeta, map[int64]want)
 	return seg, metas, wants
 }
 
-// storeWith writes seg as segment 1 of a new store and returns the dir.
-func storeWith(t *testing.T, seg []byte) string {
+// storeWith writes seg as segment 1 of a new store, with a commit marker
+// saying its first committed bytes are committed (none if committed < 0),
+// and returns the dir.
+func storeWith(t *testing.T, seg []byte, committed int64) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(segmentsDir(dir), 0o700); err != nil {
@@ -44,6 +46,11 @@ func storeWith(t *testing.T, seg []byte) string {
 	}
 	if err := os.WriteFile(filepath.Join(segmentsDir(dir), segmentName(1)), seg, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if committed >= 0 {
+		if err := os.WriteFile(filepath.Join(dir, markerName), appendMarker(nil, 1, committed), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir
 }
@@ -77,7 +84,7 @@ func TestRecoveryTornTail(t *testing.T) {
 		t.Fatalf("last block at %d of %d bytes: too small to test", lastOff, len(seg))
 	}
 	for cut := lastOff; cut < int64(len(seg)); cut++ {
-		dir := storeWith(t, seg[:cut])
+		dir := storeWith(t, seg[:cut], lastOff) // the last block was never committed
 
 		r, err := OpenReader(dir, WithReaderLogger(quietLog))
 		if err != nil {
@@ -157,7 +164,7 @@ func TestRecoveryGarbageTail(t *testing.T) {
 	}
 	for name, garbage := range cases {
 		t.Run(name, func(t *testing.T) {
-			dir := storeWith(t, append(bytes.Clone(seg), garbage...))
+			dir := storeWith(t, append(bytes.Clone(seg), garbage...), int64(len(seg)))
 			rep, err := Verify(dir, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -215,7 +222,7 @@ func TestCorruptionMiddle(t *testing.T) {
 			// Also tear the tail: recovery must cut it and still keep
 			// the damaged block in the middle.
 			b = b[:len(b)-3]
-			dir := storeWith(t, b)
+			dir := storeWith(t, b, int64(metas[3].Ref.Offset())) // the last block was never committed
 
 			w, err := Open(Options{Dir: dir, Logger: quietLog})
 			if err != nil {
@@ -311,7 +318,7 @@ func TestOpenWithDamagedLastSegmentHeader(t *testing.T) {
 	seg, metas, _ := smallStore(t, 2, 1024)
 	bad := bytes.Clone(seg)
 	bad[5] ^= 0xff // inside the segment header
-	dir := storeWith(t, bad)
+	dir := storeWith(t, bad, int64(len(bad)))
 	w, err := Open(Options{Dir: dir, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: got %v, want capture to start despite a damaged segment", err)

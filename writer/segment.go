@@ -123,13 +123,19 @@ func (w *segWalker) check(off int64) (blockHeader, error) {
 
 // resync returns the offset of the first valid record at or after from.
 func (w *segWalker) resync(from int64) (int64, bool) {
+	return w.scan(from, w.size, func(cand int64) bool { _, err := w.check(cand); return err == nil })
+}
+
+// scan returns the first offset in [from, to) holding the block magic for
+// which ok holds.
+func (w *segWalker) scan(from, to int64, ok func(int64) bool) (int64, bool) {
 	const chunkSize = 1 << 20
 	if w.chunk == nil {
 		w.chunk = make([]byte, chunkSize)
 	}
 	var magic [4]byte
 	binary.LittleEndian.PutUint32(magic[:], blockMagic)
-	for pos := from; pos+blockHeaderSize <= w.size; {
+	for pos := from; pos < to && pos+blockHeaderSize <= w.size; {
 		n, err := w.f.ReadAt(w.chunk, pos)
 		if n < len(magic) {
 			return 0, false
@@ -141,7 +147,10 @@ func (w *segWalker) resync(from int64) (int64, bool) {
 				break
 			}
 			cand := pos + int64(i+j)
-			if _, cerr := w.check(cand); cerr == nil {
+			if cand >= to {
+				return 0, false
+			}
+			if ok(cand) {
 				return cand, true
 			}
 			i += j + 1
@@ -152,6 +161,46 @@ func (w *segWalker) resync(from int64) (int64, bool) {
 		pos += int64(n - len(magic) + 1) // overlap, so a magic across chunks is seen
 	}
 	return 0, false
+}
+
+// headerAt reads the block header at off and says whether it is sound (its
+// CRC holds and its ref names its own segment and offset), whatever the
+// payload after it.
+func (w *segWalker) headerAt(off int64) (blockHeader, bool) {
+	if off+blockHeaderSize > w.size {
+		return blockHeader{}, false
+	}
+	if _, err := w.f.ReadAt(w.hdr[:], off); err != nil {
+		return blockHeader{}, false
+	}
+	h, err := parseBlockHeader(w.hdr[:])
+	return h, err == nil && h.ref == MakeRef(w.seg, uint32(off))
+}
+
+// badRecords returns the offsets of the block records that a bad region
+// [from, to) held, as the index would know them: from itself, where a sound
+// header there says the next record begins, and every sound header found
+// further on. A record whose header is damaged is found only at the start
+// of the region or where the sound header before it says it begins, so
+// two damaged headers in a row count as one record.
+func (w *segWalker) badRecords(from, to int64) []int64 {
+	var offs []int64
+	for pos := from; pos < to; {
+		offs = append(offs, pos)
+		if h, ok := w.headerAt(pos); ok {
+			pos += h.recordLen()
+			if pos+blockHeaderSize > w.size {
+				break // nothing of a record can follow
+			}
+			continue
+		}
+		next, ok := w.scan(pos+1, to, func(cand int64) bool { _, ok := w.headerAt(cand); return ok })
+		if !ok {
+			break
+		}
+		pos = next
+	}
+	return offs
 }
 
 // walk calls onBlock for every valid record (rec is the whole record in full

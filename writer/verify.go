@@ -14,14 +14,23 @@ type VerifyReport struct {
 	Segments  []SegmentReport
 	Blocks    int    // valid blocks
 	Packets   uint64 // packets in valid blocks
-	BadBlocks int    // corrupt records, all segments
+	BadBlocks int    // bad block records (and damaged segment headers), all segments
 	Bytes     int64  // segment bytes checked
+
+	// The commit marker as read before the walk: segments before
+	// MarkerSegment are committed whole, MarkerSegment up to MarkerSize.
+	MarkerSegment uint32
+	MarkerSize    int64
+	// MarkerErr says why the marker could not be used: it is damaged,
+	// missing from a store that has segments, or names segments that are
+	// gone. Without it a bad tail cannot be told from damage.
+	MarkerErr error
 }
 
-// OK reports whether no corruption was found. A torn tail in the last
-// segment (TailBytes) is not corruption: it is what a crash mid-write, or a
-// writer still appending, leaves.
-func (r *VerifyReport) OK() bool { return r.BadBlocks == 0 }
+// OK reports whether no damage was found. Bytes past the commit marker at
+// the end of the last segment (TailBytes) are not damage: they are what a
+// crash mid-write, or a writer still appending, leaves.
+func (r *VerifyReport) OK() bool { return r.BadBlocks == 0 && r.MarkerErr == nil }
 
 // SegmentReport is what Verify found in one segment.
 type SegmentReport struct {
@@ -31,20 +40,29 @@ type SegmentReport struct {
 	Blocks    int
 	Packets   uint64
 	WireBytes uint64
-	Bad       []*CorruptionError // every bad record, by offset
+	// Bad names every bad block record by offset, one entry a record, as
+	// the index knows them, so a full query skips as many blocks as there
+	// are entries. A damaged segment header, and committed bytes cut off
+	// the end of the file, are one entry each.
+	Bad []*CorruptionError
 	// TailBytes counts bytes after the last valid block of the last
-	// segment that do not form a valid block. In an older segment such
-	// bytes are reported in Bad instead.
+	// segment, beyond the commit marker, that do not form a valid block:
+	// never committed, cut by the next open for writing. Such bytes
+	// anywhere else are in Bad.
 	TailBytes int64
 }
 
 // Verify checks every block of the store in dir: header, summary and record
 // CRCs, decompression of both sections, a walk of the packet records with
 // workers.NextRecord against the header's count, timestamps and wire bytes,
-// and the summary's parse and packet count. It never modifies the store and
-// may run while a writer appends. progress, if not nil, is called after each
-// block with bytes done and total. The error is for failures to read the
-// store at all; corruption goes in the report.
+// and the summary's parse and packet count. Bytes that the commit marker
+// says are committed but that hold no valid block are damage, as is bad
+// data anywhere but past the marker at the end of the last segment. It
+// never modifies the store and may run while a writer appends (what the
+// writer commits after the marker was read counts as not yet committed).
+// progress, if not nil, is called after each block with bytes done and
+// total. The error is for failures to read the store at all; damage goes
+// in the report.
 func Verify(dir string, progress func(done, total int64)) (VerifyReport, error) {
 	var rep VerifyReport
 	r, err := OpenReader(dir)
@@ -52,10 +70,24 @@ func Verify(dir string, progress func(done, total int64)) (VerifyReport, error) 
 		return rep, err
 	}
 	defer r.Close()
+	mark := readMarker(dir)
 	nums, err := listSegments(r.segDir)
 	if err != nil {
 		return rep, err
 	}
+	var last uint32
+	if len(nums) > 0 {
+		last = nums[len(nums)-1]
+	}
+	switch {
+	case mark.err != nil:
+		rep.MarkerErr = mark.err
+	case !mark.ok && len(nums) > 0:
+		rep.MarkerErr = fmt.Errorf("commit marker %q is missing (deleted, or a store written before markers; the next open for writing writes one)", filepath.Join(dir, markerName))
+	case mark.ok && mark.seg > last && mark.seg > 0:
+		rep.MarkerErr = fmt.Errorf("the commit marker names segment %d, the newest segment is %d: committed segments are missing", mark.seg, last)
+	}
+	rep.MarkerSegment, rep.MarkerSize = mark.seg, mark.size
 	var total int64
 	sizes := make([]int64, len(nums))
 	for i, n := range nums {
@@ -71,7 +103,11 @@ func Verify(dir string, progress func(done, total int64)) (VerifyReport, error) 
 	v := verifier{r: r}
 	var done int64
 	for i, n := range nums {
-		sr, err := v.segment(n, i == len(nums)-1, func(off int64) {
+		end := mark.committedEnd(n)
+		if end < 0 && n != last {
+			end = wholeSegment // no marker: sealed segments are committed whole
+		}
+		sr, err := v.segment(n, end, func(off int64) {
 			if progress != nil {
 				progress(done+off, total)
 			}
@@ -103,7 +139,9 @@ type verifier struct {
 	sum    workers.Summary
 }
 
-func (v *verifier) segment(n uint32, last bool, progress func(off int64)) (SegmentReport, error) {
+// segment checks segment n, of which the commit marker says the first end
+// bytes are committed (wholeSegment: all of it; -1: the marker cannot say).
+func (v *verifier) segment(n uint32, end int64, progress func(off int64)) (SegmentReport, error) {
 	path := segPath(v.r.segDir, n)
 	sr := SegmentReport{Number: n, Path: path}
 	f, err := os.Open(path)
@@ -125,9 +163,26 @@ func (v *verifier) segment(n uint32, last bool, progress func(off int64)) (Segme
 		return sr, err
 	}
 	wk := segWalker{f: f, path: path, seg: n, size: fi.Size(), full: true}
+	// A bad region is reported once the walk knows where it ends: one
+	// entry for each block record it held (badRecords).
+	var bad *CorruptionError
+	flush := func(to int64) {
+		if bad == nil {
+			return
+		}
+		for i, off := range wk.badRecords(bad.Offset, to) {
+			ce := bad
+			if i > 0 {
+				ce = &CorruptionError{Path: path, Offset: off, Err: fmt.Errorf("block in the damaged region that starts at %d", bad.Offset)}
+			}
+			sr.Bad = append(sr.Bad, ce)
+		}
+		bad = nil
+	}
 	tail, tailErr, err := wk.walk(
 		func(h *blockHeader, rec []byte) error {
 			off := int64(h.ref.Offset())
+			flush(off)
 			if err := v.block(h, rec); err != nil {
 				sr.Bad = append(sr.Bad, &CorruptionError{Path: path, Offset: off, Err: err})
 			} else {
@@ -139,19 +194,28 @@ func (v *verifier) segment(n uint32, last bool, progress func(off int64)) (Segme
 			return nil
 		},
 		func(ce *CorruptionError) error {
-			sr.Bad = append(sr.Bad, ce)
+			bad = ce
 			return nil
 		})
 	if err != nil {
 		return sr, err
 	}
-	if tail < sr.Size {
-		if last {
-			sr.TailBytes = sr.Size - tail
-		} else {
-			sr.Bad = append(sr.Bad, &CorruptionError{Path: path, Offset: tail,
-				Err: fmt.Errorf("torn tail of %d bytes in a sealed segment: %w", sr.Size-tail, tailErr)})
+	flush(tail)
+	switch {
+	case end < 0: // the last segment of a store without a readable marker
+		sr.TailBytes = sr.Size - tail
+	case tail < end && tail < sr.Size:
+		bad = &CorruptionError{Path: path, Offset: tail, Err: fmt.Errorf("committed bytes [%d, %d) hold no valid block: %w", tail, min(end, sr.Size), tailErr)}
+		if end != wholeSegment && end > sr.Size {
+			bad.Err = fmt.Errorf("%w; the file ends %d bytes short of the committed size %d", bad.Err, end-sr.Size, end)
 		}
+		flush(min(end, sr.Size))
+		sr.TailBytes = max(0, sr.Size-end)
+	case tail < end && end != wholeSegment: // tail == size: a clean end short of the committed size
+		sr.Bad = append(sr.Bad, &CorruptionError{Path: path, Offset: tail,
+			Err: fmt.Errorf("the file ends at %d, %d bytes short of the committed size %d", tail, end-tail, end)})
+	default:
+		sr.TailBytes = sr.Size - tail
 	}
 	return sr, nil
 }

@@ -154,7 +154,8 @@ type Writer struct {
 	log      *slog.Logger
 	segDir   string
 	lockFile *os.File
-	marker   *os.File // Dir/COMMITTED, see publish
+	marker   *os.File   // Dir/COMMITTED, see publish
+	mark     commitMark // the marker as Open found it
 	enc      *zstd.Encoder
 	recovery Recovery
 
@@ -309,11 +310,25 @@ func Open(opts Options) (*Writer, error) {
 		return nil, err
 	}
 	markPath := filepath.Join(opts.Dir, markerName)
+	_, statErr := os.Stat(markPath)
 	if w.marker, err = os.OpenFile(markPath, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("open commit marker %q: %w", markPath, err)
 	}
-	if err := w.publish(w.recovery.Segment, w.recovery.Size); err != nil {
+	if errors.Is(statErr, os.ErrNotExist) {
+		err = syncDir(opts.Dir) // the marker's name must survive a crash too
+	}
+	if err == nil {
+		// What recovery kept is committed from now on. A marker that names
+		// a later segment than any left (they were deleted) stays as it is
+		// until the first commit moves it on.
+		seg, size := w.recovery.Segment, w.recovery.Size
+		if w.mark.ok && w.mark.seg > seg {
+			seg, size = w.mark.seg, w.mark.size
+		}
+		err = w.publish(seg, size)
+	}
+	if err != nil {
 		w.marker.Close()
 		lf.Close()
 		return nil, err
@@ -343,8 +358,8 @@ func Open(opts Options) (*Writer, error) {
 func (w *Writer) Recovery() Recovery { return w.recovery }
 
 // recover removes half-created segments and checks the last segment record
-// by record. Older segments were sealed by rotation (synced before the next
-// was created); Verify checks them.
+// by record against the commit marker. Older segments were sealed by
+// rotation (synced before the next was created); Verify checks them.
 func (w *Writer) recover() error {
 	if err := removeTempSegments(w.segDir); err != nil {
 		return err
@@ -353,15 +368,33 @@ func (w *Writer) recover() error {
 	if err != nil {
 		return err
 	}
+	mark := readMarker(w.opts.Dir)
+	w.mark = mark
+	if mark.err != nil {
+		w.log.Error("commit marker unreadable: cutting nothing off the last segment", "err", mark.err)
+	}
+	var last uint32
+	if len(nums) > 0 {
+		last = nums[len(nums)-1]
+	}
+	if mark.ok && mark.seg > last {
+		// The newest committed segments are gone (deleted by hand: the
+		// writer never removes its newest). Never reuse their numbers.
+		err := &CorruptionError{Path: filepath.Join(w.segDir, segmentName(mark.seg)),
+			Err: fmt.Errorf("committed segments %d to %d are missing (the commit marker names segment %d)", last+1, mark.seg, mark.seg)}
+		w.log.Error("committed segments missing", "err", err)
+		w.recovery.Corrupt = append(w.recovery.Corrupt, err)
+		w.nextSeg = mark.seg + 1
+	}
 	if len(nums) == 0 {
 		return nil
 	}
-	last := nums[len(nums)-1]
 	if last == MaxSegmentNumber {
 		return fmt.Errorf("store %q: segment numbers exhausted", w.opts.Dir)
 	}
-	w.nextSeg = last + 1
-	rec, err := recoverSegment(filepath.Join(w.segDir, segmentName(last)), last, w.log)
+	w.nextSeg = max(w.nextSeg, last+1)
+	rec, err := recoverSegment(filepath.Join(w.segDir, segmentName(last)), last, mark, w.log)
+	rec.Corrupt = append(w.recovery.Corrupt, rec.Corrupt...)
 	w.recovery = rec
 	return err
 }
@@ -370,9 +403,12 @@ func (w *Writer) recover() error {
 const MaxSegmentNumber = 1<<32 - 1
 
 // recoverSegment walks every record of a segment, verifying lengths and
-// CRCs. A bad region with valid blocks after it is kept and reported; a bad
-// tail is cut off and the cut made durable.
-func recoverSegment(path string, seg uint32, log *slog.Logger) (Recovery, error) {
+// CRCs. A bad region with valid blocks after it is kept and reported. A bad
+// tail is cut off, and the cut made durable, only where it lies beyond what
+// the commit marker says is committed: committed bytes that hold no valid
+// block are damage, kept and reported, and so is every bad tail when there
+// is no readable marker to tell a torn write from damage.
+func recoverSegment(path string, seg uint32, mark commitMark, log *slog.Logger) (Recovery, error) {
 	rec := Recovery{Segment: seg, CutAt: -1}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -383,6 +419,7 @@ func recoverSegment(path string, seg uint32, log *slog.Logger) (Recovery, error)
 	if err != nil {
 		return rec, fmt.Errorf("stat segment %q: %w", path, err)
 	}
+	size := fi.Size()
 	if _, err := readSegmentHeader(f, path, seg); err != nil {
 		// Creation is atomic, so only damage gets here. Capture must
 		// still start: keep the file for Verify and write elsewhere.
@@ -392,9 +429,10 @@ func recoverSegment(path string, seg uint32, log *slog.Logger) (Recovery, error)
 		}
 		log.Error("last segment has a bad header: leaving it as it is", "path", path, "err", ce.Err)
 		rec.Corrupt = append(rec.Corrupt, ce)
+		rec.Size = size
 		return rec, nil
 	}
-	wk := segWalker{f: f, path: path, seg: seg, size: fi.Size(), full: true}
+	wk := segWalker{f: f, path: path, seg: seg, size: size, full: true}
 	tail, tailErr, err := wk.walk(
 		func(*blockHeader, []byte) error { rec.Blocks++; return nil },
 		func(ce *CorruptionError) error {
@@ -406,11 +444,44 @@ func recoverSegment(path string, seg uint32, log *slog.Logger) (Recovery, error)
 		return rec, fmt.Errorf("recover segment %q: %w", path, err)
 	}
 	rec.Size = tail
-	if tail == fi.Size() {
+	end := mark.committedEnd(seg)
+	if end < 0 { // no marker: nothing can be shown to be uncommitted
+		if tail < size {
+			ce := &CorruptionError{Path: path, Offset: tail, Err: fmt.Errorf(
+				"%d bytes after the last valid block kept: no readable commit marker shows they were never committed: %w", size-tail, tailErr)}
+			log.Warn("tail of last segment kept", "path", path, "offset", tail, "bytes", size-tail, "err", ce.Err)
+			rec.Corrupt = append(rec.Corrupt, ce)
+			rec.Size = size
+		}
 		return rec, nil
 	}
-	rec.CutAt, rec.BytesCut, rec.CutReason = tail, fi.Size()-tail, tailErr
-	log.Warn("cutting torn tail of last segment", "path", path, "offset", tail, "bytes", fi.Size()-tail, "reason", tailErr)
+	if tail < end && (tail < size || end != wholeSegment) {
+		// Committed bytes that hold no valid block, or are missing.
+		dmgEnd := min(end, size)
+		var cause error
+		switch {
+		case tail < dmgEnd && end > size && end != wholeSegment:
+			cause = fmt.Errorf("committed bytes [%d, %d) hold no valid block and the file ends %d bytes short of the committed size %d: %w", tail, dmgEnd, end-size, end, tailErr)
+		case tail < dmgEnd:
+			cause = fmt.Errorf("committed bytes [%d, %d) hold no valid block: %w", tail, dmgEnd, tailErr)
+		default:
+			cause = fmt.Errorf("the file ends at %d, %d bytes short of the committed size %d", size, end-size, end)
+		}
+		ce := &CorruptionError{Path: path, Offset: tail, Err: cause}
+		log.Error("damaged committed bytes kept", "path", path, "offset", tail, "err", cause)
+		rec.Corrupt = append(rec.Corrupt, ce)
+		rec.Size = dmgEnd
+		if size <= end {
+			return rec, nil
+		}
+		tail, tailErr = end, errors.New("no valid block after the committed end")
+	}
+	if tail == size {
+		return rec, nil
+	}
+	rec.Size = tail
+	rec.CutAt, rec.BytesCut, rec.CutReason = tail, size-tail, tailErr
+	log.Warn("cutting torn tail of last segment", "path", path, "offset", tail, "bytes", size-tail, "reason", tailErr)
 	if err := f.Truncate(tail); err != nil {
 		return rec, fmt.Errorf("truncate segment %q at %d: %w", path, tail, err)
 	}
@@ -724,7 +795,7 @@ func (w *Writer) commit() {
 	}
 	if err := w.publish(w.seg, w.size); err != nil {
 		w.st.writeErrors.Add(1)
-		w.log.Error("writer: live readers will not see new blocks", "err", err)
+		w.log.Error("writer: commit marker not updated: live readers will not see new blocks, and a crash may leave them unprotected", "err", err)
 	}
 	hook := w.opts.CommitHook
 	for i := range w.pending {
@@ -746,12 +817,18 @@ func (w *Writer) commit() {
 }
 
 // publish records in the commit marker that segment seg is committed up to
-// size. Readers use it only while this writer holds the store's lock, to
-// show committed blocks and not those written but not yet synced. It needs
-// no fsync: after a crash no writer holds the lock and readers ignore it.
+// size, and makes that durable: recovery never cuts committed bytes, so
+// the marker must not fall behind what the index was told (commit calls
+// the hooks only after this). Readers use it while this writer holds the
+// store's lock, to show committed blocks and not those written but not yet
+// synced. The rewrite is one 24-byte pwrite at offset 0, inside one
+// sector, so a crash leaves the old marker or the new one.
 func (w *Writer) publish(seg uint32, size int64) error {
 	if _, err := w.marker.WriteAt(appendMarker(w.markBuf[:0], seg, size), 0); err != nil {
 		return fmt.Errorf("write commit marker: %w", err)
+	}
+	if err := fdatasync(w.marker); err != nil {
+		return fmt.Errorf("sync commit marker: %w", err)
 	}
 	return nil
 }

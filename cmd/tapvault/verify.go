@@ -19,8 +19,11 @@ func newVerifyCmd() *cobra.Command {
 		Short: "Check every stored block (checksums, decompression, packet records, summaries) and every message frame",
 		Long: `Verify reads every block of every segment and checks its CRC32C, that it
 decompresses, that its packet records and summary parse and agree with its
-header. It names each bad block (segment and offset) and exits with status 2
-if any is bad. It never modifies the store.`,
+header. Bytes the commit marker (COMMITTED) says are committed but that hold
+no valid block are damage; only bytes past it, at the end of the newest
+segment, are a torn write. It names each bad block (segment and offset) and
+exits with status 2 if any is bad or the commit marker is damaged or
+missing. It never modifies the store.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if data == "" {
@@ -47,6 +50,8 @@ if any is bad. It never modifies the store.`,
 			}
 			printVerifyMessages(cmd.OutOrStdout(), &mrep)
 			switch {
+			case rep.MarkerErr != nil:
+				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks, and %w", rep.BadBlocks, rep.MarkerErr)}
 			case !rep.OK():
 				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks", rep.BadBlocks)}
 			case len(mrep.Corrupt) > 0:
@@ -70,8 +75,11 @@ func printVerify(w io.Writer, rep *writer.VerifyReport) {
 			fmt.Fprintf(w, "  bad block at segment %d offset %d: %v\n", s.Number, b.Offset, b.Err)
 		}
 		if s.TailBytes > 0 {
-			fmt.Fprintf(w, "  %d bytes after the last complete block (a write in progress or torn by a crash; cut on the next open for writing)\n", s.TailBytes)
+			fmt.Fprintf(w, "  %d bytes after the last complete block, past the commit marker (a write in progress or torn by a crash; cut on the next open for writing)\n", s.TailBytes)
 		}
+	}
+	if rep.MarkerErr != nil {
+		fmt.Fprintf(w, "  bad commit marker: %v\n", rep.MarkerErr)
 	}
 	verdict := "OK"
 	if !rep.OK() {
