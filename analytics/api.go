@@ -165,6 +165,10 @@ type Decoder struct {
 	// Backend marks database and cache protocols: exchanges a front end
 	// makes to its backend tier.
 	Backend bool
+	// Fields are the keys of every field its records may carry
+	// (Message.Str and Message.Int): the query language rejects a key no
+	// decoder declares, so an undeclared field is unqueryable.
+	Fields []string
 	// Detect, if set, looks at the first payload of a connection whose
 	// ports matched no decoder and says whether it is this protocol. s is
 	// the side that sent b. It must be cheap and never panic.
@@ -217,6 +221,17 @@ const (
 	ClassUnknown    = "unknown"     // TCP, but the ACK that splits the time was not seen
 	ClassFlow       = "flow"        // a "tcp" connection record (handshake and counts), not an exchange
 )
+
+// Classes lists every Record.Class, for a query language to check names
+// against. Do not modify it.
+var Classes = []string{ClassFast, ClassSlowApp, ClassSlowNet, ClassNoResponse, ClassUDP, ClassUnknown, ClassFlow}
+
+// FlowProto is the proto of a TCP connection record (class flow).
+const FlowProto = "tcp"
+
+// FlowFields are the keys of a connection record's fields (emitFlow). Do
+// not modify it.
+var FlowFields = []string{"syn_ns", "hs_server_ns", "hs_client_ns", "retrans", "ooo", "dupack", "zerowin", "rst", "gap_bytes", "close", "app"}
 
 // Record flags.
 const (

@@ -40,11 +40,12 @@ const (
 
 func init() {
 	Register(&Decoder{
-		Name:  "dns",
-		TCP:   true,
-		UDP:   true,
-		Ports: []uint16{53, 5353, 5355},
-		New:   func(cfg *Config) Parser { return newDNSParser(cfg) },
+		Name:   "dns",
+		TCP:    true,
+		UDP:    true,
+		Ports:  []uint16{53, 5353, 5355},
+		Fields: []string{"answers", "dns_id", "qname", "qtype", "rcode", "rcode_name"},
+		New:    func(cfg *Config) Parser { return newDNSParser(cfg) },
 	})
 }
 

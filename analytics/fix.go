@@ -44,6 +44,7 @@ func init() {
 		Name:   "fix",
 		TCP:    true,
 		Detect: fixDetect,
+		Fields: []string{"clordid", "exec_type", "msgseqnum", "msgtype", "ord_status", "qty", "resp_msgtype", "side", "symbol", "text"},
 		New:    newFIXParser,
 	})
 }

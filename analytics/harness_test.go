@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -110,7 +111,27 @@ func (st *testStream) Exchange(req, resp *Message) {
 	if req != nil && !req.Ended || resp != nil && !resp.Ended {
 		st.t.Fatalf("Exchange of a message not ended")
 	}
+	for _, m := range [2]*Message{req, resp} {
+		if m == nil {
+			continue
+		}
+		for _, f := range m.Fields {
+			if !declaredField(f.Key) {
+				st.t.Errorf("field %q is in no decoder's Fields (Decoder.Fields): the query language would reject it", f.Key)
+			}
+		}
+	}
 	st.Exchanges = append(st.Exchanges, [2]*Message{req, resp})
+}
+
+// declaredField reports whether a registered decoder declares key.
+func declaredField(key string) bool {
+	for _, d := range registry {
+		if slices.Contains(d.Fields, key) {
+			return true
+		}
+	}
+	return false
 }
 
 func (st *testStream) Discard(m *Message) {

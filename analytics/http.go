@@ -40,6 +40,7 @@ func init() {
 		UDP:      true,
 		UDPPorts: []uint16{1900},
 		Detect:   httpDetect,
+		Fields:   []string{"chunked", "content_type", "host", "method", "path", "status", "version"},
 		New:      func(cfg *Config) Parser { return newHTTPParser(cfg) },
 	})
 }

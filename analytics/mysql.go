@@ -62,6 +62,7 @@ func init() {
 		Ports:   []uint16{3306},
 		Backend: true,
 		Detect:  mysqlDetect,
+		Fields:  []string{"command", "error_code", "result", "rows", "statement"},
 		New:     func(cfg *Config) Parser { return newMySQLParser(cfg) },
 	})
 }

@@ -49,6 +49,7 @@ func init() {
 		Ports:   []uint16{pgPort},
 		Backend: true,
 		Detect:  pgDetect,
+		Fields:  []string{"command", "database", "error", "error_code", "rows", "statement", "tag", "user"},
 		New:     newPGParser,
 	})
 }

@@ -42,6 +42,7 @@ func init() {
 		Ports:   []uint16{6379},
 		Backend: true,
 		Detect:  redisDetect,
+		Fields:  []string{"command", "error", "key", "reply"},
 		New:     func(cfg *Config) Parser { return newRedisParser(cfg) },
 	})
 }

@@ -29,6 +29,7 @@ func init() {
 		TCP:    true,
 		Ports:  []uint16{443, 8443, 993, 995, 465, 636, 853, 5061},
 		Detect: tlsDetect,
+		Fields: []string{"alpn", "cipher", "handshake_ns", "sni", "version"},
 		New:    func(cfg *Config) Parser { return newTLSParser(cfg) },
 	})
 }

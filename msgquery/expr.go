@@ -595,6 +595,9 @@ func (p *parser) parseCmp() (*node, error) {
 	if !validKey(key) {
 		return nil, p.errAt(kt, fmt.Sprintf("bad key %q (a letter, then letters, digits, _ . or -)", kt.text))
 	}
+	if _, ok := builtins[key]; !ok && !knownNames().fields[key] {
+		return nil, p.errAt(kt, unknownKeyMsg(kt.text, key))
+	}
 	c := cmp{field: key, pos: kt.pos, op: opEq}
 	t := p.peek()
 	switch t.kind {
@@ -662,6 +665,16 @@ func (p *parser) compile(c *cmp, v token) error {
 			c.str = canonProto(c.raw)
 		} else {
 			c.str = lowerASCII(c.raw)
+		}
+		if c.op == opEq || c.op == opNe {
+			// A name no record can have is a typo, not an empty answer.
+			n := knownNames()
+			if c.key == kProto && !slices.Contains(n.protos, c.str) {
+				return bad("unknown protocol %q (want %s; ~ takes a pattern)", c.raw, strings.Join(n.protos, ", "))
+			}
+			if c.key == kClass && !slices.Contains(analytics.Classes, c.str) {
+				return bad("unknown class %q (want %s; ~ takes a pattern)", c.raw, strings.Join(analytics.Classes, ", "))
+			}
 		}
 	case vTransport:
 		if err := opOK(eqOnly...); err != nil {
@@ -759,6 +772,81 @@ func (p *parser) compile(c *cmp, v token) error {
 		c.re = re
 	}
 	return nil
+}
+
+// names are what Parse checks keys and values against, from the decoder
+// registry (analytics.Decoders): the record protocols, and the field keys
+// the decoders declare.
+type names struct {
+	protos []string        // decoder names and the connection records' "tcp", sorted
+	fields map[string]bool // every declared field key
+	keys   []string        // built-in keys, then field keys, each part sorted
+	nBuilt int             // how many of keys are built in
+}
+
+// knownNames is built on first use, after every decoder's init has
+// registered it.
+var knownNames = sync.OnceValue(func() *names {
+	n := &names{fields: map[string]bool{}}
+	n.protos = append(n.protos, analytics.FlowProto)
+	var fields []string
+	for _, d := range analytics.Decoders() {
+		n.protos = append(n.protos, d.Name)
+		fields = append(fields, d.Fields...)
+	}
+	fields = append(fields, analytics.FlowFields...)
+	slices.Sort(n.protos)
+	slices.Sort(fields)
+	fields = slices.Compact(fields)
+	for _, f := range fields {
+		n.fields[f] = true
+	}
+	for k := range builtins {
+		n.keys = append(n.keys, k)
+	}
+	slices.Sort(n.keys)
+	n.nBuilt = len(n.keys)
+	n.keys = append(n.keys, fields...)
+	return n
+})
+
+// unknownKeyMsg says that key (lowercased: lower) is neither built in nor a
+// declared field, suggests the closest known key, and lists them all.
+func unknownKeyMsg(key, lower string) string {
+	n := knownNames()
+	best, bestD := "", 3 // suggest only within an edit distance of 2
+	for _, k := range n.keys {
+		if d := editDistance(lower, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	msg := fmt.Sprintf("unknown key %q (", key)
+	if best != "" {
+		msg += fmt.Sprintf("did you mean %q? ", best)
+	}
+	return msg + "built-in keys: " + strings.Join(n.keys[:n.nBuilt], " ") +
+		"; record fields: " + strings.Join(n.keys[n.nBuilt:], " ") + ")"
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // compileRe compiles a case-insensitive, unanchored regular expression.

@@ -49,7 +49,7 @@ func TestAppendJSON(t *testing.T) {
 		"req_bytes": n(120), "resp_bytes": n(5000), "req_packets": n(1), "resp_packets": n(4),
 		"flags":  []any{"gap", "sides_guessed"},
 		"method": "POST", "host": "WWW.Example.com", "path": "/api/v1/users", "status": n(503),
-		"content_type": "application/json", "qty": "250", "code": "007",
+		"content_type": "application/json", "qty": "250", "clordid": "007",
 		"f_id":  "collides",
 		"weird": "a\"b\\c\n\r\t\x00\x1f\x7f é \ufffd\ufffd end \u2028\u2029 <&>",
 		"packets": []any{

@@ -117,6 +117,9 @@ func NewAggregator(by []string) (*Aggregator, error) {
 		if !validKey(k) {
 			return nil, fmt.Errorf("new aggregator: bad grouping key %q (a lowercase letter, then letters, digits, _ . or -)", k)
 		}
+		if !slices.Contains(groupKeys, k) && !knownNames().fields[k] {
+			return nil, fmt.Errorf("new aggregator: %s", unknownGroupKeyMsg(k))
+		}
 		if seen[k] {
 			return nil, fmt.Errorf("new aggregator: grouping key %q given twice", k)
 		}
@@ -127,6 +130,27 @@ func NewAggregator(by []string) (*Aggregator, error) {
 		by:        slices.Clone(by),
 		groups:    make(map[string]*group),
 	}, nil
+}
+
+// groupKeys are the grouping keys that are not record fields.
+var groupKeys = []string{"proto", "server", "server_ip", "client_ip", "class"}
+
+// unknownGroupKeyMsg says that k is no grouping key, suggests the closest
+// and lists them all (the record fields from the decoder registry).
+func unknownGroupKeyMsg(k string) string {
+	n := knownNames()
+	fields := n.keys[n.nBuilt:]
+	best, bestD := "", 3
+	for _, c := range slices.Concat(groupKeys, fields) {
+		if d := editDistance(k, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	msg := fmt.Sprintf("unknown grouping key %q (", k)
+	if best != "" {
+		msg += fmt.Sprintf("did you mean %q? ", best)
+	}
+	return msg + "want " + strings.Join(groupKeys, " ") + " or a record field: " + strings.Join(fields, " ") + ")"
 }
 
 // appendKeyValue appends r's value for grouping key k.
