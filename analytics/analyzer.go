@@ -53,7 +53,9 @@ type Analyzer struct {
 	pairs  map[workers.FlowKey]uint32 // VLAN-free key -> one-sided TCP conn (see join)
 	msgs   []*Message                 // free messages, reused with their slices
 	reload atomic.Pointer[Config]     // a new configuration, applied by the next Tick
-	now    int64                      // newest packet time seen
+	clk    workers.Clock              // packet time without its steps back: the timers'
+	vt     int64                      // the current packet's time in clk
+	rawTS  int64                      // the latest packet's own time
 	buf    int                        // out-of-order bytes buffered, all conns
 	stats  Stats
 	retx   uint64 // batched counters, published by Tick
@@ -152,9 +154,7 @@ func (a *Analyzer) Stats() *Stats { return &a.stats }
 
 // Packet implements workers.Analyzer.
 func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.FlowEntry, dir uint8, ref PktRef) {
-	if p.TS > a.now {
-		a.now = p.TS
-	}
+	a.vt, a.rawTS = a.clk.At(p.TS), p.TS
 	tcp := d.Flags&workers.FlagTCP != 0
 	udp := d.Flags&workers.FlagUDP != 0
 	if (!tcp && !udp) || d.Flags&workers.FlagFragment != 0 && d.Flags&workers.FlagFirstFrag == 0 {
@@ -202,6 +202,7 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.Fl
 		if c == nil {
 			return
 		}
+		c.firstTS = p.TS
 	}
 	var payload []byte
 	if d.PayloadOff >= 0 && d.PayloadLen > 0 && int(d.PayloadOff)+int(d.PayloadLen) <= len(p.Data) {
@@ -268,7 +269,7 @@ func (a *Analyzer) open(e *workers.FlowEntry, d *workers.Decoded, dir uint8, tcp
 	a.live++
 	a.ctotal++
 	c := a.conns.at(idx)
-	*c = conn{idx: idx, gen: c.gen + 1, refs: 1, key: e.Key, tcp: tcp, dec: dec, firstTS: e.LastTS, rttSrv: -1, rttCli: -1}
+	*c = conn{idx: idx, gen: c.gen + 1, refs: 1, key: e.Key, tcp: tcp, dec: dec, rttSrv: -1, rttCli: -1}
 	e.App = c.ref()
 	if tcp {
 		a.pair(c)
@@ -355,14 +356,15 @@ func (a *Analyzer) Flush() {
 			a.closeConn(c, "end")
 		}
 	}
-	a.Tick(a.now)
+	a.Tick(a.clk.Now())
 }
 
-// Tick implements workers.Analyzer: timers, then counters.
+// Tick implements workers.Analyzer: timers, then counters. The timers
+// run on the analyzer's own step-free clock (workers.Clock over the
+// packets it sees), not on now: the worker's clock also counts packets
+// without a flow, so the two can differ by a little after a step back.
 func (a *Analyzer) Tick(now int64) {
-	if now > a.now {
-		a.now = now
-	}
+	_ = now
 	if c := a.reload.Swap(nil); c != nil {
 		a.configure(*c)
 	}
@@ -415,20 +417,32 @@ func (a *Analyzer) wantAttn(c *conn) {
 }
 
 // timers emits exchanges that waited too long for the client's ACK and
-// declares holes that waited too long to be filled.
+// declares holes that waited too long to be filled. The waits are judged
+// on the step-free clock, so a clock stepped back (or a file older than the
+// one before it) neither ends them at once nor holds them for years; a
+// hole declared here is filled at the latest packet's own time.
 func (a *Analyzer) timers(c *conn) {
 	wait := int64(a.cfg.AckWait)
-	for len(c.waitAck) > 0 && a.now-c.waitAck[0].resp.LastTS > wait {
+	now := a.clk.Now()
+	for len(c.waitAck) > 0 && now-c.waitAck[0].at > wait {
 		x := c.waitAck[0]
 		c.waitAck = popFront(c.waitAck)
 		a.emitExchange(c, x.req, x.resp, 0)
 	}
 	for s := Client; s <= Server; s++ {
 		ss := &c.s[s]
-		if ss.buffered() && a.now-ss.ooo[0].ts > wait {
-			a.fillHole(c, s, ss.ooo[0].seq, a.now, c.pkts)
+		if ss.buffered() && now-ss.ooo[0].vt > wait {
+			a.fillHole(c, s, ss.ooo[0].seq, a.rawTS, c.pkts)
 		}
 	}
+}
+
+// stepFree returns the step-free time of ts, a time of the current
+// packet's connection no later than the current packet: ts on the clock's
+// current offset, but never after the current packet (ts may predate a
+// step back).
+func (a *Analyzer) stepFree(ts int64) int64 {
+	return min(ts+a.clk.Offset(), a.vt)
 }
 
 // closeConn ends a connection: the parser's Close, pending exchanges, the
@@ -728,7 +742,7 @@ func (a *Analyzer) Exchange(req, resp *Message) {
 		// network delay), at most AckWait.
 		resp.endSeq = c.s[Server].base + uint32(resp.endOff)
 		if len(c.waitAck) < a.cfg.MaxPending {
-			c.waitAck = append(c.waitAck, pendEx{req, resp})
+			c.waitAck = append(c.waitAck, pendEx{req, resp, a.stepFree(resp.LastTS)})
 			a.wantAttn(c)
 			return
 		}

@@ -57,7 +57,10 @@ type conn struct {
 	gapBytes                           uint64
 }
 
-type pendEx struct{ req, resp *Message }
+type pendEx struct {
+	req, resp *Message
+	at        int64 // the response's end, step-free (Analyzer.stepFree)
+}
 
 // rttSrvHS and rttCliHS are the handshake's two legs at the capture point:
 // SYN -> SYN/ACK (towards the server and back) and SYN/ACK -> ACK (towards
@@ -119,14 +122,14 @@ type sideState struct {
 	off  uint64 // stream bytes delivered to the parser (or skipped as a gap)
 
 	maxEnd   uint32 // highest sequence end seen (Wireshark's nextseq)
-	maxEndTS int64  // when it last advanced
+	maxEndTS int64  // when it last advanced (step-free: Analyzer.vt)
 	fin      bool
 	finSeq   uint32
 	finAcked bool // the other side ACKed this side's FIN
 
 	ackSeen   bool
 	lastAck   uint32
-	lastAckTS int64
+	lastAckTS int64 // step-free (Analyzer.vt)
 	lastWin   uint16
 	dupAcks   int
 
@@ -140,7 +143,8 @@ type sideState struct {
 type seg struct {
 	seq  uint32
 	data []byte // owned copy
-	ts   int64
+	ts   int64  // packet time
+	vt   int64  // step-free packet time (Analyzer.vt): the hole timer's
 	ref  PktRef
 }
 
@@ -165,6 +169,10 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 	fl := d.TCPFlags
 	ss, os := &c.s[s], &c.s[s.Other()]
 	pkt := c.pkts
+	// Times compared between packets are step-free (a clock stepped back
+	// mid-connection would make them negative); ts, the packet's own
+	// time, is what records carry.
+	vt := a.vt
 
 	// Handshake.
 	if fl&tcpSYN != 0 {
@@ -183,7 +191,7 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 			a.retx++
 		} else if !ss.init || ss.off == 0 {
 			ss.setBase(d.Seq + 1)
-			ss.maxEndTS = ts
+			ss.maxEndTS = vt
 		}
 	} else if !ss.init {
 		// Mid-stream: this side's stream starts here, unless the other
@@ -194,7 +202,7 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 			base = os.lastAck
 		}
 		ss.setBase(base)
-		ss.maxEnd, ss.maxEndTS = d.Seq, ts
+		ss.maxEnd, ss.maxEndTS = d.Seq, vt
 		if c.synTS == 0 {
 			c.flags |= FlagMidstream
 		}
@@ -228,10 +236,10 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 			case segLen > 0 && os.ackSeen && os.lastAck != 0 && seqLE(d.Seq+uint32(segLen), os.lastAck) && seqGT(os.lastAck, ss.base):
 				c.retrans++ // spurious: already ACKed
 				a.retx++
-			case notAdv && os.dupAcks >= 2 && os.lastAck == d.Seq && ts-os.lastAckTS < 20_000_000:
+			case notAdv && os.dupAcks >= 2 && os.lastAck == d.Seq && vt-os.lastAckTS < 20_000_000:
 				c.retrans++ // fast retransmission
 				a.retx++
-			case notAdv && ts-ss.maxEndTS < c.oooThreshold() && ss.maxEnd != end:
+			case notAdv && vt-ss.maxEndTS < c.oooThreshold() && ss.maxEnd != end:
 				c.ooo++
 				a.ooo++
 			case notAdv:
@@ -240,7 +248,7 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 			}
 		}
 		if seqGT(end, ss.maxEnd) {
-			ss.maxEnd, ss.maxEndTS = end, ts
+			ss.maxEnd, ss.maxEndTS = end, vt
 		}
 	}
 	// Duplicate ACKs.
@@ -254,7 +262,7 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 		}
 		// As Wireshark's lastacktime: the time of the side's last packet
 		// (the fast-retransmission test is "within 20 ms of it").
-		ss.lastAckTS = ts
+		ss.lastAckTS = vt
 		ss.ackSeen, ss.lastAck, ss.lastWin = true, d.Ack, d.Window
 	}
 
@@ -347,7 +355,7 @@ func (a *Analyzer) reassemble(c *conn, s Side, seq uint32, payload []byte, segLe
 // segment (snaplen) is kept as what was captured; the rest shows as a hole.
 func (a *Analyzer) insert(ss *sideState, seq uint32, payload []byte, ts int64, ref PktRef, segLen int) {
 	_ = segLen
-	sg := seg{seq: seq, data: append([]byte(nil), payload...), ts: ts, ref: ref}
+	sg := seg{seq: seq, data: append([]byte(nil), payload...), ts: ts, vt: a.vt, ref: ref}
 	i := len(ss.ooo)
 	for i > 0 && seqLT(seq, ss.ooo[i-1].seq) {
 		i--

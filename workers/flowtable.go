@@ -5,8 +5,8 @@ package workers
 type FlowEntry struct {
 	Key      FlowKey
 	hash     uint64
-	FirstTS  int64
-	LastTS   int64
+	FirstTS  int64 // packet time of the first packet
+	LastTS   int64 // when last seen, in the worker's Clock (step-free)
 	Pkts     [2]uint64
 	Bytes    [2]uint64
 	FirstDir uint8 // direction of the first packet seen: the initiator's

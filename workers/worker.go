@@ -57,7 +57,8 @@ type Analyzer interface {
 	// FlowEnd is called when the flow table evicts e (idle), before e is
 	// reused.
 	FlowEnd(e *FlowEntry)
-	// Tick runs timers; now is the newest packet time seen (ns).
+	// Tick runs timers; now is the worker's step-free packet time (ns,
+	// Clock): the newest packet time seen, unless time stepped back.
 	Tick(now int64)
 	// Flush ends every connection (end of run); the worker calls it from
 	// Flush after sealing its block.
@@ -111,17 +112,17 @@ func (e *PanicError) Error() string {
 // Worker is the per-core loop: burst -> decode -> flow -> block builder. All
 // its state is unshared; it allocates nothing per packet.
 type Worker struct {
-	cfg    Config
-	dec    Decoder
-	d      Decoded
-	k      FlowKey // the current packet's flow key
-	flows  *FlowTable
-	b      *builder
-	t0     time.Time
-	lastTS int64 // newest packet time seen
-	stats  *Stats
-	an     Analyzer
-	evict  func(*FlowEntry) // an.FlowEnd, or nil; built once, not per Tick
+	cfg   Config
+	dec   Decoder
+	d     Decoded
+	k     FlowKey // the current packet's flow key
+	flows *FlowTable
+	b     *builder
+	t0    time.Time
+	clock Clock // packet time without its steps back: flow idleness
+	stats *Stats
+	an    Analyzer
+	evict func(*FlowEntry) // an.FlowEnd, or nil; built once, not per Tick
 
 	// per-burst counter deltas, published to stats once per burst
 	c struct {
@@ -224,9 +225,7 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 	data := p.Data
 	w.c.rx++
 	w.c.rxBytes += uint64(p.WireLen)
-	if p.TS > w.lastTS {
-		w.lastTS = p.TS
-	}
+	seen := w.clock.At(p.TS)
 	d := &w.d
 	w.dec.Decode(data, p.LinkType, d)
 	if d.Flags&FlagMalformed != 0 {
@@ -246,7 +245,7 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 	if ok {
 		h = hashKey(k)
 		if e = w.flows.Lookup(k, h, p.TS, dir); e != nil {
-			e.LastTS = p.TS
+			e.LastTS = seen
 			e.Pkts[dir]++
 			e.Bytes[dir] += uint64(p.WireLen)
 		}
@@ -352,11 +351,13 @@ func (w *Worker) Tick(now int64) {
 	if c := w.b.cur; c != nil && c.Count > 0 && now-c.OpenedAt >= int64(w.cfg.SealAfter) {
 		w.seal(true)
 	}
-	// Idleness is judged against the newest packet time seen, so a replay
-	// of an old trace evicts by the trace's clock.
-	w.flows.Evict(w.lastTS, 8, w.evict)
+	// Idleness is judged in packet time, so a replay of an old trace
+	// evicts by the trace's clock; without its steps back (Clock), so a
+	// file older than the one before it, or a clock stepped back, does not
+	// make every flow of the new timeline look idle.
+	w.flows.Evict(w.clock.Now(), 8, w.evict)
 	if w.an != nil {
-		w.an.Tick(w.lastTS)
+		w.an.Tick(w.clock.Now())
 	}
 	w.publish()
 }
@@ -419,14 +420,12 @@ func (w *Worker) publish() {
 // in the order the queue's worker saw them, then calls Flush. Like a burst,
 // every 32 packets it evicts idle flows and runs the analyzer's timers.
 func (w *Worker) Reanalyze(p *dataplane.Packet, ref PacketRef) {
-	if p.TS > w.lastTS {
-		w.lastTS = p.TS
-	}
+	seen := w.clock.At(p.TS)
 	w.c.rx++
 	if w.c.rx%32 == 0 {
-		w.flows.Evict(w.lastTS, 8, w.evict)
+		w.flows.Evict(w.clock.Now(), 8, w.evict)
 		if w.an != nil {
-			w.an.Tick(w.lastTS)
+			w.an.Tick(w.clock.Now())
 		}
 	}
 	d := &w.d
@@ -439,7 +438,7 @@ func (w *Worker) Reanalyze(p *dataplane.Packet, ref PacketRef) {
 	h := hashKey(k)
 	e := w.flows.Lookup(k, h, p.TS, dir)
 	if e != nil {
-		e.LastTS = p.TS
+		e.LastTS = seen
 		e.Pkts[dir]++
 		e.Bytes[dir] += uint64(p.WireLen)
 	}
