@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -187,6 +188,10 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		if mo.Logger == nil {
 			mo.Logger = opts.Logger
 		}
+		if mo.Reserve == 0 {
+			// Message records keep the index's room as blocks do.
+			mo.Reserve = writerReserve(opts)
+		}
 		ms, err := msgstore.OpenWriter(opts.Dir, mo)
 		if err != nil {
 			w.Close()
@@ -206,6 +211,9 @@ func Open(opts Options, n int) (*Pipeline, error) {
 				ix.Close()
 			}
 			return nil, err
+		}
+		if p.stage != nil {
+			p.ret.ms = p.stage.ms
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -369,6 +377,9 @@ type Report struct {
 
 	Index      *index.Stats // nil without an index
 	IndexBytes int64
+	// SegmentBytes is the size of the store's segment files (all runs):
+	// what the index, which covers every run, is compared with.
+	SegmentBytes int64
 	// TimeToQueryable is, over the run's blocks, the time from the arrival
 	// of a block's first packet to the index returning the block.
 	TimeToQueryable LatencySummary
@@ -383,8 +394,8 @@ type Report struct {
 type AnalyticsReport struct {
 	Records      uint64 // records the analyzers emitted
 	DropQueue    uint64 // records lost at the record queue (full)
-	DropStore    uint64 // records the message store refused (write errors)
-	Stored       uint64 // records appended to the message store
+	DropStore    uint64 // records the message store lost (write errors, codec limits, below its free-space reserve)
+	Stored       uint64 // records the message store wrote
 	Exchanges    uint64
 	Unanswered   uint64
 	Conns        uint64 // connections analysed
@@ -406,6 +417,10 @@ func (p *Pipeline) report() Report {
 		r.Index = &st
 		lsm, vlog := p.ix.Size()
 		r.IndexBytes = lsm + vlog
+		// The index covers the whole store, not only this run.
+		if n, err := writer.DirSize(filepath.Join(p.opts.Dir, "segments")); err == nil {
+			r.SegmentBytes = n
+		}
 		r.TimeToQueryable = p.ttq.summary()
 	}
 	if p.stage != nil {
@@ -459,11 +474,8 @@ func newRunID() uint32 {
 }
 
 func (p *Pipeline) analyticsReport() *AnalyticsReport {
-	a := &AnalyticsReport{
-		DropStore:    p.stage.dropped.Load(),
-		Stored:       p.stage.stored.Load(),
-		MessageBytes: msgstore.Size(p.opts.Dir),
-	}
+	a := &AnalyticsReport{MessageBytes: msgstore.Size(p.opts.Dir)}
+	a.Stored, a.DropStore = p.stage.storeCounts()
 	for _, an := range p.an {
 		s := an.Stats()
 		a.Records += s.Records.Load()

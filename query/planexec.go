@@ -15,6 +15,7 @@ const (
 	IndexMissing = "missing"
 	IndexBusy    = "in use by a running capture"
 	IndexCorrupt = "corrupt"
+	IndexUnclean = "not closed cleanly"
 	IndexOff     = "not used"
 )
 
@@ -33,9 +34,15 @@ func (s *Store) openIndex() {
 	case errors.Is(err, index.ErrBusy):
 		s.IndexState = IndexBusy
 		s.Log.Info("the index is held by a running capture: this query scans block headers (the capture's HTTP API answers from the index)", "dir", s.Dir)
+	case errors.Is(err, index.ErrUnclean):
+		// Not damage: Badger replays its log only when opened for writing.
+		s.IndexState = IndexUnclean
+		s.Log.Info("the index was not closed cleanly (a capture or import was killed): this query scans block headers, same answer; the next capture, import or reindex replays it", "dir", s.Dir)
 	default:
+		// A read-only command leaves it where it is: capture, import and
+		// reindex move it aside (index.corrupt-TIME) and rebuild it.
 		s.IndexState = IndexCorrupt
-		s.Log.Warn("the index cannot be used: queries scan block headers; `tapvault reindex` rebuilds it", "dir", s.Dir, "err", err)
+		s.Log.Warn("the index is damaged: scanning block headers instead (same answer, slower); `tapvault reindex` moves it aside and rebuilds it", "dir", s.Dir, "err", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"tapvault/dataplane"
@@ -30,7 +31,7 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 	if ws.StoredBytes > 0 {
 		ratio = float64(ws.RawBytes) / float64(ws.StoredBytes)
 	}
-	fmt.Fprintf(w, "store             committed %d pkts in %d blocks (%d sealed by time); raw %d bytes, stored %d bytes, compression %.2fx\n",
+	fmt.Fprintf(w, "store             committed %d pkts in %d blocks (%d sealed by time); raw %d bytes, stored %d bytes (this run's block records, headers included), compression %.2fx\n",
 		ws.PacketsCommitted, ws.BlocksCommitted, r.BlocksTimed, ws.RawBytes, ws.StoredBytes, ratio)
 	fmt.Fprintf(w, "                  stored raw: incompressible %d, compressor behind %d; write errors %d; fsyncs %d\n",
 		ws.RawIncompressible, ws.RawBehind, ws.WriteErrors, ws.Fsyncs)
@@ -39,8 +40,17 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 			ws.PacketsLost, ws.BlocksLost, ws.DiskFullPackets, ws.DiskFullBlocks)
 	}
 	if ix := r.Index; ix != nil {
-		fmt.Fprintf(w, "index             %d blocks indexed (%d keys, %s writing), %s on disk (%.2f%% of stored bytes); dropped at the index queue %d (filled from the segments before exit)\n",
-			ix.Blocks, ix.Keys, ix.BatchTime.Round(time.Millisecond), humanBytes(r.IndexBytes), 100*float64(r.IndexBytes)/float64(max(ws.StoredBytes, 1)), ix.QueueDrops)
+		// The index covers the whole store, this run's blocks and those
+		// of earlier runs: compared with this run's bytes it was
+		// 17092% after a small import into a large store. Below
+		// 64 MiB of segments Badger's fixed cost (~15 KiB and up) makes
+		// a percentage meaningless.
+		share := "too small a store for a meaningful share"
+		if r.SegmentBytes >= 64<<20 {
+			share = fmt.Sprintf("%.2f%%", 100*float64(r.IndexBytes)/float64(r.SegmentBytes))
+		}
+		fmt.Fprintf(w, "index             %d blocks indexed (%d keys, %s writing); the whole store's index is %s on disk for %s of segment files (%s); dropped at the index queue %d (filled from the segments before exit)\n",
+			ix.Blocks, ix.Keys, ix.BatchTime.Round(time.Millisecond), humanBytes(r.IndexBytes), humanBytes(r.SegmentBytes), share, ix.QueueDrops)
 		if t := r.TimeToQueryable; t.Count > 0 {
 			fmt.Fprintf(w, "time to queryable first packet of a block to indexed: p50 %s, p99 %s, max %s over %d blocks\n",
 				t.P50.Round(time.Microsecond), t.P99.Round(time.Microsecond), t.Max.Round(time.Microsecond), t.Count)
@@ -59,9 +69,55 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 	} else {
 		fmt.Fprintf(w, "analytics         off (tapvault reanalyze can run the decoders over the stored packets)\n")
 	}
-	lost := r.DropNoBuffer + r.DropWriter + ws.PacketsLost
+	fmt.Fprintf(w, "total             %d packets stored, %d dropped\n", ws.PacketsCommitted, dropsOf(r, port).total())
+}
+
+// drops are the packets a run dropped, by where: everything the summary's
+// total counts, so that the live progress line agrees with it.
+type drops struct {
+	port     uint64 // at the NIC: imissed, rx_nombuf, ierrors
+	noBuffer uint64 // no free block buffer
+	writer   uint64 // writer queue full
+	disk     uint64 // in blocks the writer could not write
+	diskFull uint64 // of disk: because the disk was full
+}
+
+func dropsOf(r pipeline.Report, port *dataplane.PortStats) drops {
+	d := drops{noBuffer: r.DropNoBuffer, writer: r.DropWriter, disk: r.Writer.PacketsLost, diskFull: r.Writer.DiskFullPackets}
 	if port != nil {
-		lost += port.IMissed + port.RxNoMbuf + port.IErrors
+		d.port = port.IMissed + port.RxNoMbuf + port.IErrors
 	}
-	fmt.Fprintf(w, "total             %d packets stored, %d dropped\n", ws.PacketsCommitted, lost)
+	return d
+}
+
+func (d drops) total() uint64 { return d.port + d.noBuffer + d.writer + d.disk }
+
+// String is "N dropped", followed by the non-zero causes.
+func (d drops) String() string {
+	s := fmt.Sprintf("%d dropped", d.total())
+	var causes []string
+	add := func(n uint64, what string) {
+		if n > 0 {
+			causes = append(causes, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add(d.port, "at the port")
+	add(d.noBuffer, "no free buffer")
+	add(d.writer, "writer queue full")
+	if d.diskFull > 0 {
+		add(d.disk, fmt.Sprintf("at the disk (%d disk full)", d.diskFull))
+	} else {
+		add(d.disk, "at the disk")
+	}
+	if len(causes) > 0 {
+		s += " (" + strings.Join(causes, ", ") + ")"
+	}
+	return s
+}
+
+// progressLine is the live line of capture and import: received, stored
+// (committed, as the summary counts it) and every drop the summary counts.
+// port is nil when there is none or it has not been read yet.
+func progressLine(what string, r pipeline.Report, port *dataplane.PortStats) string {
+	return fmt.Sprintf("%s: %d packets received, %d stored, %s", what, r.RxPackets, r.Writer.PacketsCommitted, dropsOf(r, port))
 }
