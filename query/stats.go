@@ -2,7 +2,6 @@ package query
 
 import (
 	"tapvault/index"
-	"tapvault/writer"
 )
 
 // StoreStats is what a store holds.
@@ -56,8 +55,11 @@ func (s *Store) Stats() (StoreStats, error) {
 	if s.Ix != nil {
 		lsm, vlog := s.Ix.Size()
 		st.IndexBytes = lsm + vlog
-	} else if n, err := writer.DirSize(index.DirOf(s.Dir)); err == nil {
-		st.IndexBytes = n
+	} else {
+		// Allocated, not apparent, size: a killed writer leaves a
+		// sparse 2 GiB value log.
+		lsm, vlog := index.DiskSize(index.DirOf(s.Dir))
+		st.IndexBytes = lsm + vlog
 	}
 	return st, nil
 }
