@@ -3,6 +3,7 @@ package query
 import (
 	"cmp"
 	"container/heap"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,9 +59,24 @@ type cursor struct {
 	rest []byte
 	cur  Packet
 	n    uint32
+
+	// A block whose packets are not in time order (time stepped back
+	// while it was built: files imported out of time order, a clock
+	// stepped back) is read whole and sorted: its packets in time order,
+	// ties in arrival order; rest is then empty.
+	sorted []Packet
 }
 
 func (c *cursor) next() (bool, error) {
+	if c.sorted != nil {
+		if len(c.sorted) == 0 {
+			c.sorted = nil
+			return false, nil
+		}
+		c.cur = c.sorted[0]
+		c.sorted = c.sorted[1:]
+		return true, nil
+	}
 	if len(c.rest) == 0 {
 		return false, nil
 	}
@@ -72,6 +88,52 @@ func (c *cursor) next() (bool, error) {
 	c.cur = Packet{Record: rec, Ref: c.meta.Ref, Ordinal: c.n}
 	c.n++
 	return true, nil
+}
+
+// sortRecords prepares c for a block whose packets are not in time order
+// (timeOrdered): it reads them all and sorts them by time, ties in the
+// order stored. A damaged record ends the block there, as it would
+// unsorted; the error is returned with the packets before it.
+func (c *cursor) sortRecords() error {
+	var err error
+	var all []Packet
+	for {
+		ok, e := c.next()
+		if e != nil {
+			err = e
+			break
+		}
+		if !ok {
+			break
+		}
+		all = append(all, c.cur)
+	}
+	slices.SortStableFunc(all, func(a, b Packet) int { return cmp.Compare(a.TS, b.TS) })
+	c.rest, c.sorted = nil, all
+	if all == nil {
+		c.sorted = []Packet{}
+	}
+	return err
+}
+
+// timeOrdered reports whether the packet records of a block payload are in
+// time order. It reads only their headers; it stops at a damaged record
+// (what came before it decides), which the cursor then reports.
+func timeOrdered(p []byte) bool {
+	prev := int64(math.MinInt64)
+	for len(p) >= workers.RecordHeaderSize {
+		ts := int64(binary.LittleEndian.Uint64(p))
+		if ts < prev {
+			return false
+		}
+		prev = ts
+		n := uint64(binary.LittleEndian.Uint32(p[8:]))
+		if n > uint64(len(p)-workers.RecordHeaderSize) {
+			return true
+		}
+		p = p[workers.RecordHeaderSize+int(n):]
+	}
+	return true
 }
 
 type cursorHeap []*cursor
@@ -147,6 +209,12 @@ func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.L
 		}
 		st.Blocks++
 		c := &cursor{buf: buf, meta: m, rank: i, rest: buf.Records()}
+		if !timeOrdered(c.rest) {
+			if err := c.sortRecords(); err != nil {
+				log.Warn("skipping rest of corrupt block", "ref", meta.Ref.String(), "err", err)
+				st.SkippedCorrupt++
+			}
+		}
 		for {
 			ok, err := c.next()
 			if err != nil {
