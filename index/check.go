@@ -188,3 +188,7 @@ func heldByOther(dir string, readOnly bool) bool {
 	unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return false
 }
+
+// InUse reports whether a process holds the index in dir, for writing or
+// reading: what must not happen while it is moved aside.
+func InUse(dir string) bool { return heldByOther(dir, false) }

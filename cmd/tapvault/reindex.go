@@ -3,7 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,9 +27,14 @@ func newReindexCmd() *cobra.Command {
 		Short: "Rebuild the index from the segments when it is lost, damaged or behind",
 		Long: `Reindex brings a store's index up to date from the block summaries in its
 segments (no packet data is read). An index that is behind is caught up; a
-missing one is built; a damaged one is moved aside (DIR/index.corrupt-TIME)
-and rebuilt. --full rebuilds from scratch whatever its state. It must not
-run beside a capture on the same store (the capture keeps its own index).`,
+missing one is built; a damaged one is moved aside (DIR/index.corrupt-TIME,
+kept for a post-mortem) and rebuilt; one left unclean by a killed writer is
+replayed and caught up. Entries of blocks the segments no longer hold as
+indexed (damaged or rewritten since) are removed and their segment indexed
+again. --full rebuilds from scratch whatever its state: the old index is
+kept as DIR/index.old-TIME until the new one is complete; what a killed
+reindex leaves behind is used or removed by the next one. It must not run
+beside a capture on the same store (the capture keeps its own index).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if data == "" {
@@ -34,68 +43,122 @@ run beside a capture on the same store (the capture keeps its own index).`,
 			if _, err := os.Stat(data); err != nil {
 				return fmt.Errorf("reindex: %w", err)
 			}
-			dir := index.DirOf(data)
-			stamp := time.Now().Unix()
-			old := ""
-			if full {
-				if _, err := os.Stat(dir); err == nil {
-					// Kept until the new index is complete.
-					old = fmt.Sprintf("%s.old-%d", dir, stamp)
-					if err := os.Rename(dir, old); err != nil {
-						return fmt.Errorf("reindex: move old index aside: %w", err)
-					}
-				}
-			}
-			ix, err := index.Open(index.Options{Dir: dir, Create: true})
-			if errors.Is(err, index.ErrCorrupt) {
-				aside := fmt.Sprintf("%s.corrupt-%d", dir, stamp)
-				fmt.Fprintf(cmd.OutOrStdout(), "index is damaged (%v): moved to %s, rebuilding\n", err, aside)
-				if rerr := os.Rename(dir, aside); rerr != nil {
-					return fmt.Errorf("reindex: %w", rerr)
-				}
-				ix, err = index.Open(index.Options{Dir: dir, Create: true})
-			}
-			if err != nil {
-				return fmt.Errorf("reindex: %w (is a capture or serve using this store?)", err)
-			}
-			r, err := writer.OpenReader(data)
-			if err != nil {
-				ix.Close()
-				return err
-			}
-			defer r.Close()
-			before := ix.Stats().Blocks
-			t0 := time.Now()
-			var blocks, packets uint64
-			stop := startProgress(cmd.ErrOrStderr(), func() string {
-				return fmt.Sprintf("reindex: %d blocks indexed", ix.Stats().Blocks-before)
-			})
-			err = ix.CatchUp(func(from writer.Ref, fn func(writer.BlockMeta, *workers.Summary) error) error {
-				return r.WalkSummaries(from, func(m writer.BlockMeta, s *workers.Summary) error {
-					blocks++
-					packets += uint64(m.Count)
-					return fn(m, s)
-				})
-			})
-			stop()
-			lsm, vlog := ix.Size()
-			if cerr := ix.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("reindex: %w", err)
-			}
-			if old != "" {
-				if err := os.RemoveAll(old); err != nil {
-					return fmt.Errorf("reindex: remove the old index %s: %w", old, err)
-				}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "reindex: walked %d blocks (%d packets) in %s; index is %s\n",
-				blocks, packets, time.Since(t0).Round(time.Millisecond), humanBytes(lsm+vlog))
-			return nil
+			return reindex(cmd.OutOrStdout(), cmd.ErrOrStderr(), data, full)
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "", "store directory")
-	cmd.Flags().BoolVar(&full, "full", false, "rebuild from scratch (the old index is moved aside)")
+	cmd.Flags().BoolVar(&full, "full", false, "rebuild from scratch (the old index is moved aside, and removed once the new one is complete)")
 	return cmd
+}
+
+// asideName is dir.kind-TIME, or dir.kind-TIME-N when that exists already.
+func asideName(dir, kind string) string {
+	base := fmt.Sprintf("%s.%s-%d", dir, kind, time.Now().Unix())
+	name := base
+	for n := 2; ; n++ {
+		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", base, n)
+	}
+}
+
+func reindex(stdout, stderr io.Writer, data string, full bool) error {
+	dir := index.DirOf(data)
+	_, statErr := os.Stat(dir)
+	exists := statErr == nil
+	if exists && index.InUse(dir) {
+		return fmt.Errorf("reindex: the index %s is in use (a capture, import, serve or query on this store)", dir)
+	}
+	// Old indexes a killed `reindex --full` left beside the store. Each
+	// is complete as of its run: the newest is used again when the
+	// index itself is gone (the run was killed between the move and the
+	// new index's creation); the rest go once this run is complete.
+	leftovers, _ := filepath.Glob(dir + ".old-*")
+	sort.Slice(leftovers, func(i, j int) bool { return asideStamp(leftovers[i]) < asideStamp(leftovers[j]) })
+	if !exists && !full && len(leftovers) > 0 {
+		last := leftovers[len(leftovers)-1]
+		if err := os.Rename(last, dir); err != nil {
+			return fmt.Errorf("reindex: reuse %s: %w", last, err)
+		}
+		fmt.Fprintf(stdout, "reindex: using %s, left by a killed reindex --full, as the index\n", last)
+		leftovers = leftovers[:len(leftovers)-1]
+	}
+	old := ""
+	if full && exists {
+		// Kept until the new index is complete: queries meanwhile
+		// scan block headers past the new index's (absent) watermark.
+		old = asideName(dir, "old")
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("reindex: move old index aside: %w", err)
+		}
+	}
+	ix, err := index.Open(index.Options{Dir: dir, Create: true})
+	if errors.Is(err, index.ErrCorrupt) {
+		aside := asideName(dir, "corrupt")
+		fmt.Fprintf(stdout, "reindex: the index is damaged (%v): moved to %s, rebuilding it from the segments\n", err, aside)
+		if rerr := os.Rename(dir, aside); rerr != nil {
+			return fmt.Errorf("reindex: %w", rerr)
+		}
+		ix, err = index.Open(index.Options{Dir: dir, Create: true})
+	}
+	if err != nil {
+		return fmt.Errorf("reindex: %w (is a capture or serve using this store?)", err)
+	}
+	r, err := writer.OpenReader(data)
+	if err != nil {
+		ix.Close()
+		return err
+	}
+	defer r.Close()
+	pruned, err := ix.Prune(r.ScanSegment, r.WalkSummaries)
+	if err != nil {
+		ix.Close()
+		return fmt.Errorf("reindex: %w", err)
+	}
+	for _, p := range pruned {
+		fmt.Fprintf(stdout, "reindex: segment %d: %d index entries named blocks the segment no longer holds as indexed (damaged or rewritten): removed, segment indexed again\n", p.Segment, p.Stale)
+	}
+	before := ix.Stats().Blocks
+	t0 := time.Now()
+	var blocks, packets uint64
+	stop := startProgress(stderr, func() string {
+		return fmt.Sprintf("reindex: %d blocks indexed", ix.Stats().Blocks-before)
+	})
+	err = ix.CatchUp(func(from writer.Ref, fn func(writer.BlockMeta, *workers.Summary) error) error {
+		return r.WalkSummaries(from, func(m writer.BlockMeta, s *workers.Summary) error {
+			blocks++
+			packets += uint64(m.Count)
+			return fn(m, s)
+		})
+	})
+	stop()
+	if cerr := ix.Close(); err == nil {
+		err = cerr
+	}
+	lsm, vlog := index.DiskSize(dir) // closed: the write-ahead log is flushed
+	if err != nil {
+		return fmt.Errorf("reindex: %w", err)
+	}
+	if old != "" {
+		leftovers = append(leftovers, old)
+	}
+	for _, o := range leftovers {
+		if err := os.RemoveAll(o); err != nil {
+			return fmt.Errorf("reindex: remove the old index %s: %w", o, err)
+		}
+		if o != old {
+			fmt.Fprintf(stdout, "reindex: removed %s, left by a killed reindex --full\n", o)
+		}
+	}
+	fmt.Fprintf(stdout, "reindex: walked %d blocks (%d packets) in %s; index is %s\n",
+		blocks, packets, time.Since(t0).Round(time.Millisecond), humanBytes(lsm+vlog))
+	return nil
+}
+
+// asideStamp is the TIME of dir.kind-TIME[-N], for ordering.
+func asideStamp(name string) string {
+	_, t, _ := strings.Cut(filepath.Base(name), "-")
+	h, n, _ := strings.Cut(t, "-")
+	return fmt.Sprintf("%020s-%010s", h, n)
 }
