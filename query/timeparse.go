@@ -86,6 +86,14 @@ func ParseTime(s string, now time.Time) (int64, error) {
 	return t.UnixNano(), nil
 }
 
+// IsRelative reports whether s is a time ParseTime reads relative to now
+// (-15m, +1h, now): one that counts from the wall clock, and so selects
+// nothing in a store of an imported, older trace.
+func IsRelative(s string) bool {
+	s = strings.TrimSpace(s)
+	return s != "" && (s[0] == '-' || s[0] == '+' || strings.EqualFold(s, "now"))
+}
+
 // parseDate parses the RFC 3339 family; loc is the zone of a time written
 // without one.
 func parseDate(s string, loc *time.Location) (time.Time, error) {

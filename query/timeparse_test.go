@@ -107,3 +107,14 @@ func FuzzParseTime(f *testing.F) {
 		}
 	})
 }
+
+func TestIsRelative(t *testing.T) {
+	for s, want := range map[string]bool{
+		"-15m": true, " +1h": true, "now": true, "NOW": true,
+		"2024-05-06T07:08:09Z": false, "1714979289123456789": false, "@1714979289": false, "": false,
+	} {
+		if got := IsRelative(s); got != want {
+			t.Errorf("IsRelative(%q): got %v, want %v", s, got, want)
+		}
+	}
+}

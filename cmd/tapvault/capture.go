@@ -515,8 +515,14 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 		sources[i] = p.Queue(i)
 	}
 	stopProgress := startProgress(cmd.ErrOrStderr(), func() string {
-		r := st.p.Live()
-		return fmt.Sprintf("capture: %d packets received, %d stored, %d dropped", r.RxPackets, r.Stored, r.DropNoBuffer+r.DropWriter)
+		mu.Lock()
+		ps, read := lastStats, statsRead
+		mu.Unlock()
+		var port *dataplane.PortStats
+		if read {
+			port = &ps
+		}
+		return progressLine("capture", st.p.Live(), port)
 	})
 	rep, err := st.p.Run(sources)
 	stopProgress()

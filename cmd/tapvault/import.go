@@ -154,7 +154,7 @@ func runImport(stderr, stdout io.Writer, so storeOptions, paths []string) error 
 		if total > 0 {
 			pct = 100 * float64(done) / float64(total)
 		}
-		return fmt.Sprintf("import: %5.1f%% of %s, %d packets, %d stored", pct, humanBytes(total), r.RxPackets, r.Stored)
+		return fmt.Sprintf("import: %5.1f%% of %s, %d packets, %d stored, %s", pct, humanBytes(total), r.RxPackets, r.Writer.PacketsCommitted, dropsOf(r, nil))
 	})
 	rep, err := st.p.Run([]dataplane.Source{src})
 	stopProgress()

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,7 +15,9 @@ import (
 
 	"tapvault/analytics"
 	"tapvault/msgquery"
+	"tapvault/msgstore"
 	"tapvault/query"
+	"tapvault/writer"
 )
 
 // parseMsgSel reads the selection of messages and latency: the expression
@@ -29,6 +34,83 @@ func parseMsgSel(args []string, from, to string, tiers bool, window time.Duratio
 		}
 	}
 	return sel, nil
+}
+
+// checkStore fails, as query does, when dir is not a store: without it a
+// mistyped --data reads as a store with no records.
+func checkStore(dir string) error {
+	r, err := writer.OpenReader(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("open store %q: not a tapvault store (no %s)", dir, filepath.Join(dir, "segments"))
+	}
+	if err != nil {
+		return err
+	}
+	return r.Close()
+}
+
+// noteNoMessages explains on w why messages or latency found nothing, when
+// the store can say: it holds no message records, or none in the range
+// asked for (noteRange).
+func noteNoMessages(w io.Writer, data, from, to string, sel query.MessageSel) {
+	files, err := msgstore.Files(data)
+	if err != nil {
+		return
+	}
+	var (
+		recs   int64
+		lo, hi int64
+	)
+	for _, f := range files {
+		if f.Records == 0 || (f.MinTS == 0 && f.MaxTS == 0) {
+			continue
+		}
+		if recs == 0 {
+			lo, hi = f.MinTS, f.MaxTS
+		}
+		recs += f.Records
+		lo, hi = min(lo, f.MinTS), max(hi, f.MaxTS)
+	}
+	if recs == 0 {
+		fmt.Fprintln(w, "the store holds no message records (captured with --no-analytics? tapvault reanalyze decodes the stored packets)")
+		return
+	}
+	noteRange(w, "records", from, to, sel.From, sel.To, lo, hi)
+}
+
+// noteRange says on w, when the time range [fromNS, toNS] (the --from and
+// --to given as from and to) misses the span [lo, hi] a store holds, what
+// the store holds, and that relative times count from the wall clock:
+// on an imported trace -15m silently selects nothing.
+func noteRange(w io.Writer, what, from, to string, fromNS, toNS, lo, hi int64) {
+	if (from == "" && to == "") || (toNS >= lo && fromNS <= hi) {
+		return
+	}
+	fmt.Fprintf(w, "no %s in [%s, %s]; the store holds %s from %s to %s", what, fmtBound(fromNS), fmtBound(toNS), what, fmtNS(lo), fmtNS(hi))
+	var rel []string
+	for _, t := range []struct{ flag, v string }{{"--from", from}, {"--to", to}} {
+		if query.IsRelative(t.v) {
+			rel = append(rel, t.flag+" "+t.v)
+		}
+	}
+	if len(rel) > 0 {
+		fmt.Fprintf(w, "; %s counts from the wall clock (now %s), not from the stored trace: give absolute times for an imported or older capture",
+			strings.Join(rel, " and "), fmtNS(time.Now().UnixNano()))
+	}
+	fmt.Fprintln(w)
+}
+
+// fmtNS writes a time as the text output does (RFC 3339, UTC, µs).
+func fmtNS(ns int64) string { return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000000Z") }
+
+func fmtBound(ns int64) string {
+	switch ns {
+	case query.MinTime:
+		return "the start"
+	case query.MaxTime:
+		return "the end"
+	}
+	return fmtNS(ns)
 }
 
 func warnCorrupt(ws []error) {
@@ -66,6 +148,9 @@ its server made while the client waited (tier_* fields).`,
 			}
 			sel, err := parseMsgSel(args, from, to, tiers, window)
 			if err != nil {
+				return err
+			}
+			if err := checkStore(data); err != nil {
 				return err
 			}
 			out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
@@ -107,6 +192,9 @@ its server made while the client waited (tier_* fields).`,
 			}
 			if !jsonOut {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d records\n", n)
+			}
+			if n == 0 {
+				noteNoMessages(cmd.ErrOrStderr(), data, from, to, sel)
 			}
 			return nil
 		},
@@ -152,6 +240,9 @@ its backend calls, and the backend time.`,
 			if err != nil {
 				return fmt.Errorf("--by: %w", err)
 			}
+			if err := checkStore(data); err != nil {
+				return err
+			}
 			ws, err := query.ScanMessages(cmd.Context(), data, sel, func(r *analytics.Record, t *msgquery.Tier) error {
 				agg.Add(r)
 				agg.AddTier(r, t)
@@ -162,6 +253,9 @@ its backend calls, and the backend time.`,
 				return err
 			}
 			groups := agg.Groups()
+			if len(groups) == 0 {
+				noteNoMessages(cmd.ErrOrStderr(), data, from, to, sel)
+			}
 			w := cmd.OutOrStdout()
 			if jsonOut {
 				_, err := w.Write(msgquery.AppendGroupsJSON(nil, agg.By(), groups))

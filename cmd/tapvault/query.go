@@ -48,6 +48,9 @@ use --format pcapng (the output file is then removed and the error says so).`,
 			if !count && out == "" {
 				return errors.New("say what to produce: -w FILE (or -w - for stdout) and/or --count")
 			}
+			if err := checkStore(data); err != nil {
+				return err
+			}
 			if format == "" {
 				format = "pcap"
 				if strings.HasSuffix(out, ".pcapng") {
@@ -57,7 +60,7 @@ use --format pcapng (the output file is then removed and the error says so).`,
 			if format != "pcap" && format != "pcapng" {
 				return fmt.Errorf("--format %q: want pcap or pcapng", format)
 			}
-			return runQuery(cmd, data, req, out, format, count, message)
+			return runQuery(cmd, data, req, out, format, count, message, from, to)
 		},
 	}
 	f := cmd.Flags()
@@ -72,7 +75,7 @@ use --format pcapng (the output file is then removed and the error says so).`,
 	return cmd
 }
 
-func runQuery(cmd *cobra.Command, data string, req query.Request, out, format string, count bool, message string) (err error) {
+func runQuery(cmd *cobra.Command, data string, req query.Request, out, format string, count bool, message, from, to string) (err error) {
 	st, err := query.OpenStore(data, nil)
 	if err != nil {
 		return err
@@ -175,6 +178,21 @@ func runQuery(cmd *cobra.Command, data string, req query.Request, out, format st
 			w = cmd.ErrOrStderr()
 		}
 		fmt.Fprintln(w, res.Matched)
+	}
+	if res.Matched == 0 && message == "" && (from != "" || to != "") {
+		// Say what the store holds when the range misses it (a relative
+		// time on an imported trace).
+		if blocks, err := st.Blocks(query.MinTime, query.MaxTime); err == nil {
+			if len(blocks) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "the store holds no packets")
+			} else {
+				lo, hi := blocks[0].MinTS, blocks[0].MaxTS
+				for _, b := range blocks {
+					lo, hi = min(lo, b.MinTS), max(hi, b.MaxTS)
+				}
+				noteRange(cmd.ErrOrStderr(), "packets", from, to, req.From, req.To, lo, hi)
+			}
+		}
 	}
 	if res.SkippedCorrupt > 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d corrupt blocks were skipped; run tapvault verify --data %s\n", res.SkippedCorrupt, data)
