@@ -3,6 +3,7 @@ package index
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,7 +157,7 @@ func recovered(fn func() error) (err error) {
 			} else if i := strings.IndexByte(msg, '\n'); i > 0 {
 				msg = msg[:i]
 			}
-			err = fmt.Errorf("badger panicked: %s", msg)
+			err = fmt.Errorf("%s (Badger panicked reading it)", msg)
 		}
 	}()
 	return fn()
@@ -192,3 +193,13 @@ func heldByOther(dir string, readOnly bool) bool {
 // InUse reports whether a process holds the index in dir, for writing or
 // reading: what must not happen while it is moved aside.
 func InUse(dir string) bool { return heldByOther(dir, false) }
+
+// CheckFiles checks the Badger files of the index in dir as Open does before
+// Badger reads them (the MANIFEST replays whole, every table it names opens
+// and its checksums match), without opening the index: it works on an index
+// that was not closed cleanly, and changes nothing. A damaged index gives a
+// *CorruptError.
+func CheckFiles(dir string) error {
+	return checkFiles(dir, badgerOptions(Options{Dir: dir, ReadOnly: true, Logger: slog.Default(),
+		MemTableSize: 16 << 20, TableBlockSize: 16 << 10, BlockCacheSize: 32 << 20}))
+}

@@ -145,3 +145,27 @@ func (ix *Index) reindexSegment(seg uint32, walk BlockWalker) error {
 	}
 	return err
 }
+
+// Stale counts, per segment, the block keys that do not match a block
+// header of the segment (what Prune would remove). It only reads, and works
+// on a ReadOnly index.
+func (ix *Index) Stale(scan SegmentScanner) ([]Pruned, error) {
+	ix.gmu.RLock()
+	segs := make([]uint32, 0, len(ix.segs))
+	for s := range ix.segs {
+		segs = append(segs, s)
+	}
+	ix.gmu.RUnlock()
+	slices.Sort(segs)
+	var out []Pruned
+	for _, seg := range segs {
+		n, err := ix.staleKeys(seg, scan)
+		if err != nil {
+			return out, err
+		}
+		if n > 0 {
+			out = append(out, Pruned{Segment: seg, Stale: n})
+		}
+	}
+	return out, nil
+}

@@ -23,7 +23,9 @@ header. Bytes the commit marker (COMMITTED) says are committed but that hold
 no valid block are damage; only bytes past it, at the end of the newest
 segment, are a torn write. It names each bad block (segment and offset) and
 exits with status 2 if any is bad or the commit marker is damaged or
-missing. It never modifies the store.`,
+missing. It also checks the index (its files, and that its block entries
+match the block headers) and exits with status 2 if it is damaged. It never
+modifies the store.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if data == "" {
@@ -49,6 +51,10 @@ missing. It never modifies the store.`,
 				return err
 			}
 			printVerifyMessages(cmd.OutOrStdout(), &mrep)
+			ixDamaged, err := verifyIndex(cmd.OutOrStdout(), data) // reindex.go
+			if err != nil {
+				return err
+			}
 			switch {
 			case rep.MarkerErr != nil:
 				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks, and %w", rep.BadBlocks, rep.MarkerErr)}
@@ -56,6 +62,8 @@ missing. It never modifies the store.`,
 				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks", rep.BadBlocks)}
 			case len(mrep.Corrupt) > 0:
 				return &exitError{code: 2, err: fmt.Errorf("verify: %d damaged message frames or files", len(mrep.Corrupt))}
+			case ixDamaged:
+				return &exitError{code: 2, err: errors.New("verify: the index is damaged (tapvault reindex repairs it)")}
 			}
 			return nil
 		},
