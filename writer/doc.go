@@ -18,10 +18,13 @@
 // Submit refuses the block and the worker counts the drop. Memory is bounded
 // by the block pool and the two queues.
 //
-// Recovery on Open checks the last segment record by record: a torn or
-// corrupt tail is cut off; a corrupt record with valid records after it is
-// kept and reported (CorruptionError), and readers skip it. Sealed segments
-// are checked by Verify.
+// The commit marker (Dir/COMMITTED, rewritten after every group commit)
+// decides what is committed. Recovery on Open checks the last segment
+// record by record: a bad tail beyond the marker is a torn write and is cut
+// off; bad bytes the marker covers, and a corrupt record with valid records
+// after it, are kept and reported (CorruptionError), and readers skip them.
+// Recovery never cuts a committed byte. Sealed segments are checked by
+// Verify.
 //
 // Refs increase with write order. With more than one compressor, blocks
 // may be written in a different order than they were submitted (a block
