@@ -188,10 +188,6 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		if mo.Logger == nil {
 			mo.Logger = opts.Logger
 		}
-		if mo.Reserve == 0 {
-			// Message records keep the index's room as blocks do.
-			mo.Reserve = writerReserve(opts)
-		}
 		ms, err := msgstore.OpenWriter(opts.Dir, mo)
 		if err != nil {
 			w.Close()
@@ -211,9 +207,6 @@ func Open(opts Options, n int) (*Pipeline, error) {
 				ix.Close()
 			}
 			return nil, err
-		}
-		if p.stage != nil {
-			p.ret.ms = p.stage.ms
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -394,8 +387,8 @@ type Report struct {
 type AnalyticsReport struct {
 	Records      uint64 // records the analyzers emitted
 	DropQueue    uint64 // records lost at the record queue (full)
-	DropStore    uint64 // records the message store lost (write errors, codec limits, below its free-space reserve)
-	Stored       uint64 // records the message store wrote
+	DropStore    uint64 // records the message store refused (write errors)
+	Stored       uint64 // records appended to the message store
 	Exchanges    uint64
 	Unanswered   uint64
 	Conns        uint64 // connections analysed
@@ -474,8 +467,11 @@ func newRunID() uint32 {
 }
 
 func (p *Pipeline) analyticsReport() *AnalyticsReport {
-	a := &AnalyticsReport{MessageBytes: msgstore.Size(p.opts.Dir)}
-	a.Stored, a.DropStore = p.stage.storeCounts()
+	a := &AnalyticsReport{
+		DropStore:    p.stage.dropped.Load(),
+		Stored:       p.stage.stored.Load(),
+		MessageBytes: msgstore.Size(p.opts.Dir),
+	}
 	for _, an := range p.an {
 		s := an.Stats()
 		a.Records += s.Records.Load()
