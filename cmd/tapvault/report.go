@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"tapvault/dataplane"
@@ -68,9 +69,55 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 	} else {
 		fmt.Fprintf(w, "analytics         off (tapvault reanalyze can run the decoders over the stored packets)\n")
 	}
-	lost := r.DropNoBuffer + r.DropWriter + ws.PacketsLost
+	fmt.Fprintf(w, "total             %d packets stored, %d dropped\n", ws.PacketsCommitted, dropsOf(r, port).total())
+}
+
+// drops are the packets a run dropped, by where: everything the summary's
+// total counts, so that the live progress line agrees with it.
+type drops struct {
+	port     uint64 // at the NIC: imissed, rx_nombuf, ierrors
+	noBuffer uint64 // no free block buffer
+	writer   uint64 // writer queue full
+	disk     uint64 // in blocks the writer could not write
+	diskFull uint64 // of disk: because the disk was full
+}
+
+func dropsOf(r pipeline.Report, port *dataplane.PortStats) drops {
+	d := drops{noBuffer: r.DropNoBuffer, writer: r.DropWriter, disk: r.Writer.PacketsLost, diskFull: r.Writer.DiskFullPackets}
 	if port != nil {
-		lost += port.IMissed + port.RxNoMbuf + port.IErrors
+		d.port = port.IMissed + port.RxNoMbuf + port.IErrors
 	}
-	fmt.Fprintf(w, "total             %d packets stored, %d dropped\n", ws.PacketsCommitted, lost)
+	return d
+}
+
+func (d drops) total() uint64 { return d.port + d.noBuffer + d.writer + d.disk }
+
+// String is "N dropped", followed by the non-zero causes.
+func (d drops) String() string {
+	s := fmt.Sprintf("%d dropped", d.total())
+	var causes []string
+	add := func(n uint64, what string) {
+		if n > 0 {
+			causes = append(causes, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add(d.port, "at the port")
+	add(d.noBuffer, "no free buffer")
+	add(d.writer, "writer queue full")
+	if d.diskFull > 0 {
+		add(d.disk, fmt.Sprintf("at the disk (%d disk full)", d.diskFull))
+	} else {
+		add(d.disk, "at the disk")
+	}
+	if len(causes) > 0 {
+		s += " (" + strings.Join(causes, ", ") + ")"
+	}
+	return s
+}
+
+// progressLine is the live line of capture and import: received, stored
+// (committed, as the summary counts it) and every drop the summary counts.
+// port is nil when there is none or it has not been read yet.
+func progressLine(what string, r pipeline.Report, port *dataplane.PortStats) string {
+	return fmt.Sprintf("%s: %d packets received, %d stored, %s", what, r.RxPackets, r.Writer.PacketsCommitted, dropsOf(r, port))
 }
