@@ -12,6 +12,13 @@ const (
 	tcpACK = 0x10
 )
 
+// maxTCPWindow is the largest receive window TCP can advertise (65535
+// scaled by 2^14, RFC 7323): no sender has more bytes than that beyond what
+// its peer acknowledged, so a hole larger than it is not lost data but a
+// sequence number from elsewhere (another connection's challenge ACK, a
+// stray segment).
+const maxTCPWindow = 65535 << 14
+
 // connClosed in FlowEntry.App marks a flow whose connection ended (FIN
 // handshake done or RST): its late packets are ignored until a new SYN.
 const connClosed = ^uint32(0)
@@ -128,6 +135,7 @@ type sideState struct {
 	finAcked bool // the other side ACKed this side's FIN
 
 	ackSeen   bool
+	ackIn     bool // an ACK of this side's fell within what the other side was seen to send
 	lastAck   uint32
 	lastAckTS int64 // step-free (Analyzer.vt)
 	lastWin   uint16
@@ -264,6 +272,9 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 		// (the fast-retransmission test is "within 20 ms of it").
 		ss.lastAckTS = vt
 		ss.ackSeen, ss.lastAck, ss.lastWin = true, d.Ack, d.Window
+		if os.init && seqLE(os.base, d.Ack) && seqLE(d.Ack, os.maxEnd) {
+			ss.ackIn = true
+		}
 	}
 
 	decoding := c.parser != nil || !c.detected
@@ -278,6 +289,16 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte
 			}
 			if len(os.ooo) > 0 && seqLT(os.ooo[0].seq, upto) {
 				upto = os.ooo[0].seq
+			}
+			// Bytes past the highest sequence number the other side was
+			// seen to send are known only from this ACK: they count as
+			// lost only when this side's ACKs are grounded (one fell
+			// within what was seen: a SYN/ACK of the SYN, an ACK of
+			// data) and within the largest window. A challenge ACK
+			// answering a SYN with another connection's sequence number
+			// is neither.
+			if seqGT(upto, os.maxEnd) && (!ss.ackIn || upto-os.maxEnd > maxTCPWindow) {
+				upto = os.maxEnd
 			}
 			if seqGT(upto, os.next()) {
 				a.fillHole(c, s.Other(), upto, ts, pkt)
@@ -324,6 +345,9 @@ func (a *Analyzer) reassemble(c *conn, s Side, seq uint32, payload []byte, segLe
 	next := ss.next()
 	if !seqGT(end, next) {
 		return // all of it delivered already: a retransmission
+	}
+	if seqGT(seq, next) && seq-next > maxTCPWindow {
+		return // farther ahead than any window: not this stream's bytes
 	}
 	if seqLT(seq, next) { // overlaps what was delivered: keep the new part
 		trim := int(next - seq)
