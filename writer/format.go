@@ -352,14 +352,21 @@ type commitMark struct {
 // write) has neither ok nor err.
 func readMarker(dir string) commitMark {
 	path := filepath.Join(dir, markerName)
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist) || (err == nil && len(b) == 0):
-		return commitMark{}
-	case err != nil:
-		return commitMark{err: fmt.Errorf("read commit marker %q: %w", path, err)}
+	var b []byte
+	var err error
+	var seg uint32
+	var size int64
+	ok := false
+	for try := 0; try < 3 && !ok; try++ { // a read may race a live writer's 24-byte rewrite
+		b, err = os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist) || (err == nil && len(b) == 0):
+			return commitMark{}
+		case err != nil:
+			return commitMark{err: fmt.Errorf("read commit marker %q: %w", path, err)}
+		}
+		seg, size, ok = parseMarker(b)
 	}
-	seg, size, ok := parseMarker(b)
 	if !ok {
 		return commitMark{err: fmt.Errorf("commit marker %q is damaged: %d bytes, want %d with magic %#08x and a valid crc", path, len(b), markerSize, markerMagic)}
 	}

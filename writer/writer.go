@@ -137,15 +137,21 @@ type Stats struct {
 	WriteQueue    int    // records waiting for the write goroutine
 }
 
-// Recovery is what Open found in the store's last segment.
+// Recovery is what Open found in the store's last segment, checked against
+// the commit marker: only bytes beyond the marker are ever cut.
 type Recovery struct {
-	Segment   uint32             // the segment checked, 0 if the store was empty
-	Size      int64              // its size after recovery
-	Blocks    int                // valid blocks in it
-	CutAt     int64              // offset the torn tail was cut at, -1 if none
-	BytesCut  int64              // bytes cut off
-	CutReason error              // why the record at CutAt failed, nil if nothing was cut
-	Corrupt   []*CorruptionError // bad records kept because valid blocks follow them
+	Segment   uint32 // the segment checked, 0 if the store was empty
+	Size      int64  // its size after recovery
+	Blocks    int    // valid blocks in it
+	CutAt     int64  // offset the torn tail was cut at, -1 if none
+	BytesCut  int64  // bytes cut off
+	CutReason error  // why the record at CutAt failed, nil if nothing was cut
+	// Corrupt lists the damage found and kept: bad records with valid
+	// blocks after them, committed bytes (at or below the commit marker)
+	// that hold no valid block or are missing, a tail kept for want of a
+	// readable marker, a damaged segment header, and committed segments
+	// the marker names that are gone.
+	Corrupt []*CorruptionError
 }
 
 // Writer is the block store's append side. It implements workers.BlockSink.
