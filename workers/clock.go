@@ -22,17 +22,17 @@ const ClockStep = int64(time.Second)
 // The zero Clock is ready. Not safe for concurrent use: each worker and
 // each analyzer keeps its own.
 type Clock struct {
-	off  int64 // added to packet times: the sum of the steps back
-	now  int64 // the newest step-free time
-	init bool
+	off int64 // added to packet times: the sum of the steps back
+	now int64 // the newest step-free time
 }
 
 // At returns the step-free time of a packet stamped ts, the packets being
-// given in the order they arrived.
+// given in the order they arrived. Only differences of its values mean
+// anything: a first packet before 1970 is a step back from 0.
 func (c *Clock) At(ts int64) int64 {
 	v := ts + c.off
-	if v >= c.now || !c.init {
-		c.now, c.init = v, true
+	if v >= c.now {
+		c.now = v
 		return v
 	}
 	if c.now-v > ClockStep {
