@@ -37,7 +37,7 @@ func (s *Store) openIndex() {
 	case errors.Is(err, index.ErrUnclean):
 		// Not damage: Badger replays its log only when opened for writing.
 		s.IndexState = IndexUnclean
-		s.Log.Info("the index was not closed cleanly (a capture or import was killed): this query scans block headers, same answer; the next capture, import or reindex replays it", "dir", s.Dir)
+		s.Log.Info("the index was not closed cleanly (a capture, import or reindex was killed): this query scans block headers, same answer; the next capture, import or reindex replays it", "dir", s.Dir)
 	default:
 		// A read-only command leaves it where it is: capture, import and
 		// reindex move it aside (index.corrupt-TIME) and rebuild it.
