@@ -76,8 +76,8 @@ func (r *Reader) Close() error {
 }
 
 // Segments lists the store's segments in ascending order. A segment whose
-// header is damaged is listed with Err set (reading it fails; Verify
-// reports it).
+// header is damaged is listed with Err set and Created 0 (its blocks are
+// still read, by their own checks; Verify reports it).
 func (r *Reader) Segments() ([]SegmentInfo, error) {
 	nums, err := listSegments(r.segDir)
 	if err != nil {
@@ -166,8 +166,14 @@ func (r *Reader) file(n uint32) (*os.File, error) {
 		return nil, fmt.Errorf("open segment %q: %w", path, err)
 	}
 	if _, err := readSegmentHeader(f, path, n); err != nil {
-		f.Close()
-		return nil, err
+		var ce *CorruptionError
+		if !errors.As(err, &ce) {
+			f.Close()
+			return nil, err
+		}
+		// Every block carries its own ref and CRCs, so its blocks are
+		// still read: a bit flip in 32 bytes must not lose a segment.
+		r.log.Warn("segment header damaged: reading its blocks by their own checks", "path", path, "err", ce.Err)
 	}
 	r.files[n] = f
 	return f, nil
@@ -394,9 +400,10 @@ func noEOF(err error) error {
 // WalkSummaries calls fn for every committed block with a ref at or after
 // from, in ref order, with the block's decoded summary (borrowed until fn
 // returns). It reads headers and summary sections only, never packets: the
-// reindex path (it has the shape of index.BlockWalker). Corrupt blocks and
-// segments with a damaged header are skipped with a warning; an error from
-// fn stops the walk and is returned.
+// reindex path (it has the shape of index.BlockWalker). Corrupt blocks are
+// skipped with a warning (the blocks of a segment whose header is damaged
+// are walked, by their own checks); an error from fn stops the walk and is
+// returned.
 func (r *Reader) WalkSummaries(from Ref, fn func(meta BlockMeta, sum *workers.Summary) error) error {
 	segs, err := r.Segments()
 	if err != nil {
@@ -406,10 +413,6 @@ func (r *Reader) WalkSummaries(from Ref, fn func(meta BlockMeta, sum *workers.Su
 	var sum workers.Summary
 	for _, s := range segs {
 		if s.Number < from.Segment() {
-			continue
-		}
-		if s.Err != nil {
-			r.log.Warn("skipping segment with a damaged header", "path", s.Path, "err", s.Err)
 			continue
 		}
 		err := r.ScanSegment(s.Number, func(m BlockMeta) error {

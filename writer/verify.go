@@ -14,8 +14,12 @@ type VerifyReport struct {
 	Segments  []SegmentReport
 	Blocks    int    // valid blocks
 	Packets   uint64 // packets in valid blocks
-	BadBlocks int    // bad block records (and damaged segment headers), all segments
-	Bytes     int64  // segment bytes checked
+	BadBlocks int    // bad block records, all segments
+	// BadHeaders counts segments whose header is damaged. Their blocks are
+	// still checked (and read by queries): each carries its own ref and
+	// CRCs.
+	BadHeaders int
+	Bytes      int64 // segment bytes checked
 
 	// The commit marker as read before the walk: segments before
 	// MarkerSegment are committed whole, MarkerSegment up to MarkerSize.
@@ -30,7 +34,9 @@ type VerifyReport struct {
 // OK reports whether no damage was found. Bytes past the commit marker at
 // the end of the last segment (TailBytes) are not damage: they are what a
 // crash mid-write, or a writer still appending, leaves.
-func (r *VerifyReport) OK() bool { return r.BadBlocks == 0 && r.MarkerErr == nil }
+func (r *VerifyReport) OK() bool {
+	return r.BadBlocks == 0 && r.BadHeaders == 0 && r.MarkerErr == nil
+}
 
 // SegmentReport is what Verify found in one segment.
 type SegmentReport struct {
@@ -40,10 +46,12 @@ type SegmentReport struct {
 	Blocks    int
 	Packets   uint64
 	WireBytes uint64
+	// HeaderErr says why the segment header is bad (nil if sound).
+	HeaderErr *CorruptionError
 	// Bad names every bad block record by offset, one entry a record, as
 	// the index knows them, so a full query skips as many blocks as there
-	// are entries. A damaged segment header, and committed bytes cut off
-	// the end of the file, are one entry each.
+	// are entries. Committed bytes cut off the end of the file are one
+	// entry.
 	Bad []*CorruptionError
 	// TailBytes counts bytes after the last valid block of the last
 	// segment, beyond the commit marker, that do not form a valid block:
@@ -123,6 +131,9 @@ func Verify(dir string, progress func(done, total int64)) (VerifyReport, error) 
 		rep.Blocks += sr.Blocks
 		rep.Packets += sr.Packets
 		rep.BadBlocks += len(sr.Bad)
+		if sr.HeaderErr != nil {
+			rep.BadHeaders++
+		}
 		rep.Bytes += sr.Size
 	}
 	if progress != nil {
@@ -156,11 +167,10 @@ func (v *verifier) segment(n uint32, end int64, progress func(off int64)) (Segme
 	sr.Size = fi.Size()
 	if _, err := readSegmentHeader(f, path, n); err != nil {
 		var ce *CorruptionError
-		if errors.As(err, &ce) {
-			sr.Bad = append(sr.Bad, ce)
-			return sr, nil
+		if !errors.As(err, &ce) {
+			return sr, err
 		}
-		return sr, err
+		sr.HeaderErr = ce // the blocks after it are checked all the same
 	}
 	wk := segWalker{f: f, path: path, seg: n, size: fi.Size(), full: true}
 	// A bad region is reported once the walk knows where it ends: one

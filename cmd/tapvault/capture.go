@@ -278,6 +278,10 @@ func orDur(v, def time.Duration) time.Duration {
 	return def
 }
 
+// defaultFilePrefix and the pid make the EAL --file-prefix when none is
+// given.
+const defaultFilePrefix = "tapvault-"
+
 // ealArgs splits the --eal string and adds what a safe run needs: --no-huge
 // when no hugepages are free, and a process-unique --file-prefix.
 func ealArgs(s string) []string {
@@ -303,7 +307,13 @@ func ealArgs(s string) []string {
 		args = append(args, "--no-shconf")
 	}
 	if !has("--file-prefix") {
-		args = append(args, fmt.Sprintf("--file-prefix=tapvault-%d", os.Getpid()))
+		// A prefix of its own: no secondary process can attach, so the
+		// hugepage files need not outlive start-up (EAL would keep them,
+		// and their hugepages, after exit).
+		args = append(args, fmt.Sprintf("--file-prefix=%s%d", defaultFilePrefix, os.Getpid()))
+		if !has("--no-huge") && !has("--huge-unlink") && !has("--in-memory") {
+			args = append(args, "--huge-unlink")
+		}
 	}
 	return args
 }
@@ -375,6 +385,28 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	if port == "" {
 		port = devs[0]
 	}
+	// What EAL would only log (a missing rx_pcap file, an unknown
+	// interface) is checked first, so the error says it.
+	if err := dataplane.CheckEALArgs(args); err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	// EAL's runtime directory (tapvault-PID under /var/run/dpdk) goes at
+	// exit, on error exits too, and those of killed runs at the next start.
+	if removed, err := dataplane.RemoveStaleRuntimeDirs(defaultFilePrefix); err != nil {
+		slog.Warn("stale DPDK runtime directories", "err", err)
+	} else if len(removed) > 0 {
+		slog.Info("removed DPDK runtime directories of runs that are gone", "dirs", removed)
+	}
+	if removed, err := dataplane.RemoveStaleHugepageFiles(defaultFilePrefix); err != nil {
+		slog.Warn("stale DPDK hugepage files", "err", err)
+	} else if len(removed) > 0 {
+		slog.Info("removed DPDK hugepage files of runs that are gone", "files", removed)
+	}
+	defer func() {
+		if err := dataplane.CleanupEAL(); err != nil {
+			slog.Warn("DPDK cleanup", "err", err)
+		}
+	}()
 	slog.Info("initialising DPDK EAL", "args", strings.Join(args, " "))
 	if err := dataplane.InitEAL(args); err != nil {
 		return fmt.Errorf("capture: %w", err)

@@ -58,6 +58,8 @@ modifies the store.`,
 			switch {
 			case rep.MarkerErr != nil:
 				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks, and %w", rep.BadBlocks, rep.MarkerErr)}
+			case rep.BadHeaders > 0:
+				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks, %d damaged segment headers", rep.BadBlocks, rep.BadHeaders)}
 			case !rep.OK():
 				return &exitError{code: 2, err: fmt.Errorf("verify: %d bad blocks", rep.BadBlocks)}
 			case len(mrep.Corrupt) > 0:
@@ -78,7 +80,16 @@ func printVerify(w io.Writer, rep *writer.VerifyReport) {
 		if len(s.Bad) > 0 {
 			status = fmt.Sprintf("%d BAD blocks", len(s.Bad))
 		}
+		switch {
+		case s.HeaderErr != nil && len(s.Bad) > 0:
+			status = "BAD segment header, " + status
+		case s.HeaderErr != nil:
+			status = "BAD segment header"
+		}
 		fmt.Fprintf(w, "segment %010d  %s  %d blocks, %d packets, %d bytes: %s\n", s.Number, s.Path, s.Blocks, s.Packets, s.Size, status)
+		if s.HeaderErr != nil {
+			fmt.Fprintf(w, "  bad segment header: %v (its blocks are read by their own checks)\n", s.HeaderErr.Err)
+		}
 		for _, b := range s.Bad {
 			fmt.Fprintf(w, "  bad block at segment %d offset %d: %v\n", s.Number, b.Offset, b.Err)
 		}
@@ -93,8 +104,12 @@ func printVerify(w io.Writer, rep *writer.VerifyReport) {
 	if !rep.OK() {
 		verdict = "DAMAGED"
 	}
-	fmt.Fprintf(w, "verify: %s: %d segments, %d blocks, %d packets, %d bytes checked, %d bad blocks\n",
-		verdict, len(rep.Segments), rep.Blocks, rep.Packets, rep.Bytes, rep.BadBlocks)
+	headers := ""
+	if rep.BadHeaders > 0 {
+		headers = fmt.Sprintf(", %d damaged segment headers", rep.BadHeaders)
+	}
+	fmt.Fprintf(w, "verify: %s: %d segments, %d blocks, %d packets, %d bytes checked, %d bad blocks%s\n",
+		verdict, len(rep.Segments), rep.Blocks, rep.Packets, rep.Bytes, rep.BadBlocks, headers)
 }
 
 func printVerifyMessages(w io.Writer, rep *msgstore.Report) {
