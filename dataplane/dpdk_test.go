@@ -51,8 +51,15 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if os.Getenv("TAPVAULT_DATAPLANE_CHILD") == "eal-fail" {
+	switch os.Getenv("TAPVAULT_DATAPLANE_CHILD") {
+	case "eal-fail":
 		ealFailChild()
+		return 0
+	case "eal-cleanup":
+		ealCleanupChild(false)
+		return 0
+	case "eal-cleanup-fail":
+		ealCleanupChild(true)
 		return 0
 	}
 	dir, err := os.MkdirTemp("", "tapvault-dataplane-")
@@ -61,6 +68,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	RemoveStaleRuntimeDirs("tvtest") // of test runs killed before their cleanup
 	replayPkts = testPackets(300)
 	usFile := filepath.Join(dir, "replay.pcap")
 	ngPath := filepath.Join(dir, "replay.pcapng")
@@ -86,7 +94,13 @@ func runMain(m *testing.M) int {
 		"--vdev=net_null0",
 		"--vdev=net_null1",
 	})
-	return m.Run()
+	code := m.Run()
+	// The runtime directory goes with the process, as a capture's does.
+	if err := CleanupEAL(); err != nil {
+		fmt.Fprintln(os.Stderr, "CleanupEAL:", err)
+		code = max(code, 1)
+	}
+	return code
 }
 
 // ealFailChild runs in a subprocess of TestEALFailure: a first InitEAL
@@ -95,6 +109,56 @@ func ealFailChild() {
 	err1 := InitEAL([]string{"--no-huge", "--no-shconf", "--no-pci", "--tapvault-not-an-eal-flag"})
 	err2 := InitEAL([]string{"--no-huge", "--no-shconf", "--no-pci"})
 	fmt.Printf("first: %v\nsecond: %v\ninitialised: %v\n", err1, err2, EALInitialised())
+}
+
+// ealCleanupChild runs in a subprocess of TestFaultEALRuntimeDir: InitEAL
+// with a prefix of its own (after creating its runtime directory, as
+// another process holding the prefix would, when fail), then CleanupEAL,
+// reporting whether the runtime directory exists at each step.
+func ealCleanupChild(fail bool) {
+	prefix := fmt.Sprintf("tvclean%d", os.Getpid())
+	dir := filepath.Join(RuntimeBaseDir(), prefix)
+	args := []string{"-l", "0", "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry", "-m", "64", "--file-prefix=" + prefix, "--log-level=lib.eal:error"}
+	if fail {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			fmt.Printf("mkdir: %v\n", err)
+			return
+		}
+		defer os.RemoveAll(dir)
+		args = append(args, "--tapvault-not-an-eal-flag")
+	}
+	exists := func() bool { _, err := os.Stat(dir); return err == nil }
+	err := InitEAL(args)
+	fmt.Printf("init: %v\nafter init: %v\n", err, exists())
+	err = CleanupEAL()
+	fmt.Printf("cleanup: %v\nafter cleanup: %v\ninitialised: %v\n", err, exists(), EALInitialised())
+	fmt.Printf("again: %v\n", CleanupEAL())
+}
+
+// TestFaultEALRuntimeDir: CleanupEAL ends EAL and removes the runtime
+// directory it made (every capture left one under /var/run/dpdk); after a
+// failed init it keeps a directory it did not make (another process may
+// hold the prefix). Each case runs in a fresh process.
+func TestFaultEALRuntimeDir(t *testing.T) {
+	for _, c := range []struct {
+		child string
+		want  []string
+	}{
+		{"eal-cleanup", []string{"init: <nil>\n", "after init: true\n", "cleanup: <nil>\n", "after cleanup: false\n", "initialised: false\n", "again: <nil>\n"}},
+		{"eal-cleanup-fail", []string{"init: init eal", "invalid argument\n", "after init: true\n", "cleanup: <nil>\n", "after cleanup: true\n"}},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "TAPVAULT_DATAPLANE_CHILD="+c.child)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s child: %v\n%s", c.child, err, out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%s child output %q: want it to contain %q", c.child, out, w)
+			}
+		}
+	}
 }
 
 // TestEALFailure checks, in a fresh process, that a failed InitEAL reports

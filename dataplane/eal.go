@@ -15,6 +15,9 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -34,6 +37,13 @@ var eal struct {
 	ok      atomic.Bool
 	args    []string
 	control chan func()
+	// runDir is the runtime directory EAL uses (RuntimeBaseDir/prefix),
+	// and runDirOurs whether it was not there before InitEAL: a failed
+	// init must not remove the directory of another process that holds
+	// the same prefix.
+	runDir     string
+	runDirOurs bool
+	cleaned    bool
 }
 
 // InitEAL initialises DPDK's EAL once per process, on a dedicated OS thread
@@ -53,6 +63,10 @@ func InitEAL(args []string) error {
 	}
 	eal.tried = true
 	eal.args = append([]string(nil), args...)
+	eal.runDir = filepath.Join(RuntimeBaseDir(), filePrefix(args))
+	if _, err := os.Lstat(eal.runDir); errors.Is(err, fs.ErrNotExist) {
+		eal.runDirOurs = true
+	}
 	eal.control = make(chan func())
 	done := make(chan error, 1)
 	go ealMain(eal.args, done)
@@ -61,6 +75,47 @@ func InitEAL(args []string) error {
 	}
 	eal.ok.Store(true)
 	return nil
+}
+
+// CleanupEAL ends EAL at the end of the process: rte_eal_cleanup on the
+// main-lcore thread, then it removes EAL's runtime directory (DPDK leaves
+// it, so every run left a prefix directory under /var/run/dpdk). After a
+// failed InitEAL it only removes the directory, and only if InitEAL's EAL
+// made it. Call it once, after every port is stopped and no goroutine
+// holds a DPDK pointer (mbuf memory is unmapped); later calls, and calls
+// without InitEAL, do nothing. Stale directories of processes killed
+// before this ran are removed by RemoveStaleRuntimeDirs.
+func CleanupEAL() error {
+	eal.mu.Lock()
+	defer eal.mu.Unlock()
+	if !eal.tried || eal.cleaned {
+		return nil
+	}
+	eal.cleaned = true
+	var errs []error
+	dir := eal.runDir
+	if eal.ok.Load() {
+		if d := C.GoString(C.rte_eal_get_runtime_dir()); d != "" {
+			dir = d
+		}
+		if C.rte_eal_process_type() != C.RTE_PROC_PRIMARY {
+			dir = "" // a secondary process: the directory is its primary's
+		}
+		var rc C.int
+		onMain(func() { rc = C.rte_eal_cleanup() })
+		eal.ok.Store(false)
+		if rc != 0 {
+			errs = append(errs, fmt.Errorf("eal cleanup: %w", rteErr(-int(rc))))
+		}
+	} else if !eal.runDirOurs {
+		return nil
+	}
+	if dir != "" {
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove EAL runtime directory: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ealMain runs rte_eal_init and then serves control-plane calls forever on

@@ -11,6 +11,9 @@ const Available = false
 // InitEAL returns ErrNoDPDK: this binary was built without DPDK.
 func InitEAL(args []string) error { return ErrNoDPDK }
 
+// CleanupEAL does nothing: this binary was built without DPDK.
+func CleanupEAL() error { return nil }
+
 // EALInitialised reports false: this binary was built without DPDK.
 func EALInitialised() bool { return false }
 

@@ -146,7 +146,7 @@ func openPort(cfg PortConfig) (*Port, error) {
 	var pid C.uint16_t
 	if rc := C.rte_eth_dev_get_port_by_name(cname, &pid); rc != 0 {
 		if err := reprobeVdev(cfg.Name); err != nil {
-			return nil, fmt.Errorf("open port %q: no such ethdev (is it in the EAL --vdev or allow list?): %w", cfg.Name, err)
+			return nil, fmt.Errorf("open port %q: no such ethdev: it is not in the EAL --vdev or allow list, or it failed to probe (DPDK's log above says why): %w", cfg.Name, err)
 		}
 		if rc := C.rte_eth_dev_get_port_by_name(cname, &pid); rc != 0 {
 			return nil, fmt.Errorf("open port %q: no ethdev after re-creating the vdev: %w", cfg.Name, rteErr(-int(rc)))

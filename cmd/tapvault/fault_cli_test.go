@@ -21,6 +21,13 @@ import (
 // code.
 func tvExit(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	out, errOut, code, _ := tvPID(t, args...)
+	return out, errOut, code
+}
+
+// tvPID is tvExit that also returns the process's pid.
+func tvPID(t *testing.T, args ...string) (string, string, int, int) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "TAPVAULT_E2E_MAIN=1")
 	var out, errb bytes.Buffer
@@ -29,12 +36,12 @@ func tvExit(t *testing.T, args ...string) (string, string, int) {
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return out.String(), errb.String(), 0
+		return out.String(), errb.String(), 0, cmd.Process.Pid
 	case errors.As(err, &ee):
-		return out.String(), errb.String(), ee.ExitCode()
+		return out.String(), errb.String(), ee.ExitCode(), cmd.Process.Pid
 	}
 	t.Fatalf("tapvault %s: %v", strings.Join(args, " "), err)
-	return "", "", 0
+	return "", "", 0, 0
 }
 
 // TestFaultMessagesHostileInput: messages, latency and query answer a
@@ -144,5 +151,75 @@ func TestFaultProgressCountsEveryDrop(t *testing.T) {
 				t.Errorf("progress line %q lists causes of no drop", line)
 			}
 		})
+	}
+}
+
+// TestFaultCaptureMissingPcap: a missing rx_pcap file is the error, before
+// EAL starts; it used to end in "no such ethdev ... operation not
+// permitted", the cause buried in DPDK's log lines.
+func TestFaultCaptureMissingPcap(t *testing.T) {
+	needDPDK(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.pcap")
+	_, errOut, code := tvExit(t, "capture", "--listen", "", "--eal", ealFor("net_pcap0,rx_pcap="+missing), "--data", filepath.Join(dir, "store"))
+	want := "tapvault: capture: --vdev net_pcap0: rx_pcap: open " + missing + ": no such file or directory"
+	if code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, want 1 and %q in stderr:\n%s", code, want, errOut)
+	}
+	if strings.Contains(errOut, "no such ethdev") || strings.Contains(errOut, "EAL:") {
+		t.Errorf("EAL ran:\n%s", errOut)
+	}
+}
+
+// TestFaultCaptureRuntimeDir: a capture removes its EAL runtime directory
+// (tapvault-PID under /var/run/dpdk) at exit, also when it fails after EAL
+// started, and removes those of runs that are gone at start; every run
+// used to leave one.
+func TestFaultCaptureRuntimeDir(t *testing.T) {
+	needDPDK(t)
+	base := dataplane.RuntimeBaseDir()
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		t.Skipf("no EAL runtime base: %v", err)
+	}
+	// A stale directory of a process that is gone (as kill -9 leaves it).
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(base, defaultFilePrefix+strconv.Itoa(gone.Process.Pid))
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, "config"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(stale)
+
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.pcap")
+	genTrace(t, trace, "mixed", 2000)
+	runDir := func(pid int) string { return filepath.Join(base, defaultFilePrefix+strconv.Itoa(pid)) }
+
+	out, errOut, code, pid := tvPID(t, "capture", "--listen", "", "--eal", ealFor("net_pcap0,rx_pcap="+trace), "--data", filepath.Join(dir, "store"), "--block-size", "128KiB")
+	if code != 0 || !strings.Contains(out, "2000 packets stored, 0 dropped") {
+		t.Fatalf("capture: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "--file-prefix="+defaultFilePrefix+strconv.Itoa(pid)) {
+		t.Fatalf("capture did not use the default prefix:\n%s", errOut)
+	}
+	if _, err := os.Stat(runDir(pid)); err == nil {
+		t.Errorf("%s is left after a capture", runDir(pid))
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Errorf("stale %s is left", stale)
+	}
+
+	// An error exit after EAL started: the port is not among the devices.
+	_, errOut, code, pid = tvPID(t, "capture", "--listen", "", "--port", "net_pcap9", "--eal", ealFor("net_pcap0,rx_pcap="+trace), "--data", filepath.Join(dir, "store2"))
+	if code != 1 || !strings.Contains(errOut, "net_pcap9") || !strings.Contains(errOut, "EAL:") {
+		t.Fatalf("capture of a port EAL lacks: exit %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(runDir(pid)); err == nil {
+		t.Errorf("%s is left after a capture that failed", runDir(pid))
 	}
 }
