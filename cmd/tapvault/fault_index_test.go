@@ -299,3 +299,60 @@ func TestFaultReindexPrunesStale(t *testing.T) {
 		t.Errorf("verify after reindex: rc %d:\n%s", rc, vout)
 	}
 }
+
+// TestFaultIndexFullDiskReadOnly fills a 64 MiB tmpfs through an import
+// with --index-reserve 0, which dies of SIGBUS in Badger and leaves its
+// sparse write-ahead log (32 MiB apparent) on a filesystem with no free
+// page. Query and stats then died of SIGBUS too, opening the index read-only:
+// on tmpfs even reading a hole needs a page. Now a read-only open sees the log
+// and scans block headers without mapping anything of Badger's.
+func TestFaultIndexFullDiskReadOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs (CI runs as root)")
+	}
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.pcap")
+	genTrace(t, trace, "imix", 400_000) // ~144 MiB of pcap
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v: %s)", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	store := filepath.Join(mnt, "store")
+	cmd := exec.Command(os.Args[0], "import", "--no-analytics", "--index-reserve", "0", "--data", store, trace)
+	cmd.Env = append(os.Environ(), "TAPVAULT_E2E_MAIN=1")
+	ierr := cmd.Run()
+	// Whatever the import did, leave no free page.
+	if f, err := os.Create(filepath.Join(mnt, "filler")); err == nil {
+		buf := make([]byte, 1<<16)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				break
+			}
+		}
+		f.Close()
+	}
+	mem, _ := filepath.Glob(filepath.Join(index.DirOf(store), "*.mem"))
+	t.Logf("import: %v; write-ahead logs left: %d", ierr, len(mem))
+	out, errs, rc := tvRC(t, "query", "--data", store, "--count")
+	got := strings.TrimSpace(out)
+	if rc != 0 || got == "" || got == "0" {
+		t.Fatalf("query --count on a full disk: rc %d, %q\n%s", rc, got, errs)
+	}
+	if len(mem) > 0 && !strings.Contains(errs, "not closed cleanly") {
+		t.Errorf("query stderr does not say the index was not closed cleanly:\n%s", errs)
+	}
+	if _, errs, rc := tvRC(t, "stats", "--data", store); rc != 0 {
+		t.Errorf("stats rc %d:\n%s", rc, errs)
+	}
+	ixDir := index.DirOf(store)
+	if err := os.Rename(ixDir, ixDir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if scan, _ := tv(t, false, "query", "--data", store, "--count"); strings.TrimSpace(scan) != got {
+		t.Errorf("query --count: %s with the index there, %s with none", got, strings.TrimSpace(scan))
+	}
+}
