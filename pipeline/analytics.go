@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -44,8 +45,6 @@ type recordStage struct {
 	obs      map[[2]string]*[3]prometheus.Observer
 	cls      map[[2]string]prometheus.Counter
 	received atomic.Uint64
-	stored   atomic.Uint64
-	dropped  atomic.Uint64 // the store refused them (write error)
 	done     chan struct{}
 }
 
@@ -97,11 +96,13 @@ func (s *recordStage) run() {
 			s.received.Add(1)
 			s.observe(r)
 			if s.ms != nil {
+				// The store counts what it loses (storeCounts); below its
+				// free-space reserve it logs when that starts and ends.
 				if err := s.ms.Append(r); err != nil {
-					s.dropped.Add(1)
-					s.log.Error("message store: record lost", "err", err)
+					if !errors.Is(err, msgstore.ErrReserve) {
+						s.log.Error("message store: record lost", "err", err)
+					}
 				} else {
-					s.stored.Add(1)
 					dirty = true
 				}
 			}
@@ -116,9 +117,20 @@ func (s *recordStage) flush(dirty bool) {
 	if s.ms == nil || !dirty {
 		return
 	}
-	if err := s.ms.Flush(); err != nil {
+	if err := s.ms.Flush(); err != nil && !errors.Is(err, msgstore.ErrReserve) {
 		s.log.Error("message store: flush failed; the open frame's records are lost", "err", err)
 	}
+}
+
+// storeCounts returns the records the message store wrote in frames and
+// those it lost: refused (codec limits), in a frame it could not write, or
+// below its free-space reserve (records_dropped{stage="store"}).
+func (s *recordStage) storeCounts() (stored, dropped uint64) {
+	if s.ms == nil {
+		return 0, 0
+	}
+	st := s.ms.Stats()
+	return st.Records, st.Dropped + st.Rejected
 }
 
 // observe feeds the metrics.

@@ -161,7 +161,7 @@ var (
 	dFSSize        = desc("filesystem_size_bytes", "Size of the filesystem holding the store.")
 	dFSAvail       = desc("filesystem_avail_bytes", "Bytes available to unprivileged users on the filesystem holding the store.")
 	dRetentionSegs = desc("retention_dropped_segments_total", "Segments retention dropped, by reason (max_bytes, keep_free, max_age).", "reason")
-	dRetentionByte = desc("retention_dropped_bytes_total", "Bytes of the segments retention dropped, by reason.", "reason")
+	dRetentionByte = desc("retention_dropped_bytes_total", "Bytes of the segments and message files retention dropped, by reason.", "reason")
 	dStartTime     = desc("start_time_seconds", "Unix time the run started (0 before it does).")
 
 	// Analytics (the latency histograms and per-protocol counts come from
@@ -329,7 +329,8 @@ func (c *Collector) collectAnalytics(ch chan<- prometheus.Metric) {
 	}
 	counter(ch, dAnRecords, float64(recs))
 	counter(ch, dAnDropped, float64(qdrop), "queue")
-	counter(ch, dAnDropped, float64(p.stage.dropped.Load()), "store")
+	_, storeDrop := p.stage.storeCounts()
+	counter(ch, dAnDropped, float64(storeDrop), "store")
 	gauge(ch, dAnConns, float64(conns))
 	counter(ch, dAnConnFull, float64(full))
 	counter(ch, dAnGapBytes, float64(gap))
@@ -413,7 +414,9 @@ func (c *Collector) tailRetentionLog() {
 		if json.Unmarshal(bytes.TrimSpace(line), &a) != nil {
 			continue
 		}
-		c.retSegs[a.Reason]++
+		if !a.IsMessageFile() {
+			c.retSegs[a.Reason]++
+		}
 		c.retBytes[a.Reason] += uint64(max(a.Bytes, 0))
 	}
 }

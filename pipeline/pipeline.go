@@ -188,6 +188,10 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		if mo.Logger == nil {
 			mo.Logger = opts.Logger
 		}
+		if mo.Reserve == 0 {
+			// Message records keep the index's room as blocks do.
+			mo.Reserve = writerReserve(opts)
+		}
 		ms, err := msgstore.OpenWriter(opts.Dir, mo)
 		if err != nil {
 			w.Close()
@@ -207,6 +211,9 @@ func Open(opts Options, n int) (*Pipeline, error) {
 				ix.Close()
 			}
 			return nil, err
+		}
+		if p.stage != nil {
+			p.ret.ms = p.stage.ms
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -387,8 +394,8 @@ type Report struct {
 type AnalyticsReport struct {
 	Records      uint64 // records the analyzers emitted
 	DropQueue    uint64 // records lost at the record queue (full)
-	DropStore    uint64 // records the message store refused (write errors)
-	Stored       uint64 // records appended to the message store
+	DropStore    uint64 // records the message store lost (write errors, codec limits, below its free-space reserve)
+	Stored       uint64 // records the message store wrote
 	Exchanges    uint64
 	Unanswered   uint64
 	Conns        uint64 // connections analysed
@@ -467,11 +474,8 @@ func newRunID() uint32 {
 }
 
 func (p *Pipeline) analyticsReport() *AnalyticsReport {
-	a := &AnalyticsReport{
-		DropStore:    p.stage.dropped.Load(),
-		Stored:       p.stage.stored.Load(),
-		MessageBytes: msgstore.Size(p.opts.Dir),
-	}
+	a := &AnalyticsReport{MessageBytes: msgstore.Size(p.opts.Dir)}
+	a.Stored, a.DropStore = p.stage.storeCounts()
 	for _, an := range p.an {
 		s := an.Stats()
 		a.Records += s.Records.Load()

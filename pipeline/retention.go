@@ -33,10 +33,12 @@ const (
 )
 
 // RetentionOptions limit what the store keeps. Every limit drops whole
-// segments, oldest (lowest-numbered) first; the newest segment is never
-// dropped. The zero value keeps everything.
+// segments and whole message files, oldest (by the newest time each holds)
+// first; the newest segment and the newest message file are never dropped.
+// The zero value keeps everything.
 type RetentionOptions struct {
-	// MaxBytes is the budget of the segment files, in bytes; 0 = none.
+	// MaxBytes is the budget of the segment and message files, in bytes;
+	// 0 = none.
 	MaxBytes int64
 	// KeepFreePercent keeps this share of the filesystem holding the store
 	// available (0-100); 0 = none.
@@ -56,18 +58,25 @@ func (o RetentionOptions) Enabled() bool {
 	return o.MaxBytes > 0 || o.KeepFreePercent > 0 || o.MaxAge > 0
 }
 
-// RetentionAction is one segment dropped by retention: one line of
-// DIR/retention.log.
+// RetentionAction is one segment or message file dropped by retention: one
+// line of DIR/retention.log.
 type RetentionAction struct {
 	Time    time.Time `json:"time"`    // when it was dropped
-	Segment uint32    `json:"segment"` // its number
-	Bytes   int64     `json:"bytes"`   // its file size
-	Blocks  int       `json:"blocks"`
-	Packets uint64    `json:"packets"`
-	MinNS   int64     `json:"min_ns"` // packet time it covered
-	MaxNS   int64     `json:"max_ns"`
-	Reason  string    `json:"reason"` // ReasonMaxBytes, ReasonKeepFree or ReasonMaxAge
+	Segment uint32    `json:"segment"` // its number; 0 for a message file
+	// MessageFile names a message file dropped (messages/NNNNNNNNNN.msg),
+	// with its Records; Blocks and Packets are 0 then.
+	MessageFile string `json:"message_file,omitempty"`
+	Records     int64  `json:"records,omitempty"`
+	Bytes       int64  `json:"bytes"` // its file size
+	Blocks      int    `json:"blocks"`
+	Packets     uint64 `json:"packets"`
+	MinNS       int64  `json:"min_ns"` // packet time it covered
+	MaxNS       int64  `json:"max_ns"`
+	Reason      string `json:"reason"` // ReasonMaxBytes, ReasonKeepFree or ReasonMaxAge
 }
+
+// IsMessageFile says whether a is the drop of a message file, not a segment.
+func (a RetentionAction) IsMessageFile() bool { return a.MessageFile != "" }
 
 // RetentionLog reads the retention actions recorded in store dir, oldest
 // first. A store that never dropped anything has none (and no error). A
@@ -116,7 +125,8 @@ type retainer struct {
 	opts RetentionOptions
 	dir  string
 	w    *writer.Writer
-	ix   *index.Index // nil without an index
+	ix   *index.Index     // nil without an index
+	ms   *msgstore.Writer // the run's message writer, nil without analytics: rolled when its file holds a limit back
 	r    *writer.Reader
 	log  *slog.Logger
 
@@ -124,8 +134,15 @@ type retainer struct {
 	ixPending []uint32                      // segments whose index drop failed: retried
 	stuck     bool                          // "cannot meet the limit" logged
 
-	drops atomic.Int64
-	bytes atomic.Int64
+	drops    atomic.Int64 // segments
+	bytes    atomic.Int64
+	msgDrops atomic.Int64 // message files
+	msgBytes atomic.Int64
+
+	// step, in tests, is called after each durable step of a drop
+	// ("index", "unlink", "log", "msg-unlink", "msg-log"); a panic there
+	// leaves the store as a kill at that point would.
+	step func(string)
 
 	mu   sync.Mutex // serialises check (loop and final pass)
 	quit chan struct{}
@@ -192,8 +209,8 @@ func (rt *retainer) setLimits(o RetentionOptions) {
 	rt.mu.Unlock()
 }
 
-// check applies every limit once, dropping the oldest sealed segments while
-// a limit is exceeded.
+// check applies every limit once, dropping the oldest sealed segments and
+// message files while a limit is exceeded.
 func (rt *retainer) check() error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
@@ -205,12 +222,9 @@ func (rt *retainer) check() error {
 	if err != nil {
 		return err
 	}
-	if len(infos) == 0 {
-		return nil
-	}
 	live := rt.w.Stats().Segment
 	// Everything but the newest segment (and the open one) may go.
-	var cands []writer.SegmentSpan
+	var c cands
 	var total int64
 	for i, si := range infos {
 		total += si.Size
@@ -226,52 +240,75 @@ func (rt *retainer) check() error {
 			}
 			rt.spans[si.Number] = sp
 		}
-		cands = append(cands, sp)
+		c.segs = append(c.segs, sp)
 	}
 	for n := range rt.spans { // forget segments no longer listed
 		if !listed(infos, n) {
 			delete(rt.spans, n)
 		}
 	}
+	// Message files count like segments: every one but the newest and
+	// those a writer has open may go.
+	mfiles, err := msgstore.Files(rt.dir)
+	if err != nil {
+		rt.log.Error("retention: cannot list the message files", "err", err)
+	}
+	var newestMsg int64 // bytes of the message files that cannot go
+	for i, fi := range mfiles {
+		total += fi.Size
+		if i == len(mfiles)-1 || fi.Live {
+			newestMsg += fi.Size
+			continue
+		}
+		c.msgs = append(c.msgs, msgCand{fi, fi.LastTime()})
+	}
+	if len(infos) == 0 && len(mfiles) == 0 {
+		return nil
+	}
 	stuck := false
 
 	if rt.opts.MaxAge > 0 {
 		newest, any := int64(0), false
-		for _, sp := range cands {
+		for _, sp := range c.segs {
 			if sp.Blocks > 0 && (!any || sp.MaxTS > newest) {
 				newest, any = sp.MaxTS, true
 			}
 		}
 		// The newest segment counts: the store's newest packet is usually
 		// in it.
-		last := infos[len(infos)-1]
-		if lsp, err := rt.r.Span(last); err == nil && lsp.Blocks > 0 && (!any || lsp.MaxTS > newest) {
-			newest, any = lsp.MaxTS, true
+		if len(infos) > 0 {
+			last := infos[len(infos)-1]
+			if lsp, err := rt.r.Span(last); err == nil && lsp.Blocks > 0 && (!any || lsp.MaxTS > newest) {
+				newest, any = lsp.MaxTS, true
+			}
+		}
+		for _, fi := range mfiles {
+			if fi.MaxTS != 0 && (!any || fi.MaxTS > newest) {
+				newest, any = fi.MaxTS, true
+			}
 		}
 		if any {
 			cut := newest - int64(rt.opts.MaxAge)
-			kept := cands[:0]
-			for _, sp := range cands {
+			kept := c.segs[:0]
+			for _, sp := range c.segs {
 				if sp.Blocks > 0 && sp.MaxTS < cut {
-					total -= sp.Size
-					rt.drop(sp, ReasonMaxAge)
+					total -= rt.drop(&c, sp, ReasonMaxAge)
 					continue
 				}
 				kept = append(kept, sp)
 			}
-			cands = kept
+			c.segs = kept
+			total -= rt.dropMessagesBefore(&c, cut, ReasonMaxAge)
 		}
 	}
 
 	if rt.opts.MaxBytes > 0 {
-		for total > rt.opts.MaxBytes && len(cands) > 0 {
-			total -= cands[0].Size
-			rt.drop(cands[0], ReasonMaxBytes)
-			cands = cands[1:]
+		for total > rt.opts.MaxBytes && c.any() {
+			total -= rt.dropOldest(&c, ReasonMaxBytes)
 		}
 		if total > rt.opts.MaxBytes {
 			stuck = true
-			rt.logStuck("max_bytes", "segment_bytes", total, "max_bytes", rt.opts.MaxBytes)
+			rt.logStuck("max_bytes", "store_bytes", total, "max_bytes", rt.opts.MaxBytes)
 		}
 	}
 
@@ -284,20 +321,95 @@ func (rt *retainer) check() error {
 		// Space freed by this pass counts as available at once: the
 		// filesystem may report it late (a reader still holding a file).
 		var freed uint64
-		for avail+freed < want && len(cands) > 0 {
-			freed += uint64(cands[0].Size)
-			rt.drop(cands[0], ReasonKeepFree)
-			cands = cands[1:]
+		for avail+freed < want && c.any() {
+			freed += uint64(rt.dropOldest(&c, ReasonKeepFree))
 		}
 		if avail+freed < want {
 			stuck = true
 			rt.logStuck("keep_free", "avail_bytes", avail+freed, "want_bytes", want)
 		}
 	}
+	if stuck && rt.ms != nil && newestMsg > 0 {
+		// The message file being written holds the limit back: the writer
+		// starts a new one at its next frame, so the next check can drop
+		// this one.
+		rt.ms.Roll()
+	}
 	if !stuck {
 		rt.stuck = false
 	}
 	return nil
+}
+
+// cands are what a check may still drop, each list oldest first.
+type cands struct {
+	segs []writer.SegmentSpan
+	msgs []msgCand
+}
+
+type msgCand struct {
+	msgstore.FileInfo
+	last int64 // LastTime: what it is aged by
+}
+
+func (c *cands) any() bool { return len(c.segs) > 0 || len(c.msgs) > 0 }
+
+// dropOldest drops the candidate, segment or message file, whose newest
+// time is the oldest (a segment on a tie), and returns the bytes freed.
+func (rt *retainer) dropOldest(c *cands, reason string) int64 {
+	if len(c.segs) > 0 && (len(c.msgs) == 0 || c.segs[0].MaxTS <= c.msgs[0].last) {
+		sp := c.segs[0]
+		c.segs = c.segs[1:]
+		return rt.drop(c, sp, reason)
+	}
+	m := c.msgs[0]
+	c.msgs = c.msgs[1:]
+	return rt.dropMessage(m, reason)
+}
+
+// dropMessagesBefore drops the message candidates whose records all end
+// before ts and returns the bytes freed.
+func (rt *retainer) dropMessagesBefore(c *cands, ts int64, reason string) int64 {
+	var freed int64
+	kept := c.msgs[:0]
+	for _, m := range c.msgs {
+		if m.last < ts {
+			freed += rt.dropMessage(m, reason)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	c.msgs = kept
+	return freed
+}
+
+// dropMessage removes a message file and records the action; it returns
+// the bytes freed (0 when the file could not go).
+func (rt *retainer) dropMessage(m msgCand, reason string) int64 {
+	if err := msgstore.DropFile(rt.dir, m.FileInfo); err != nil {
+		if !errors.Is(err, msgstore.ErrLiveFile) {
+			rt.log.Error("retention: message file not dropped", "file", m.Path, "err", err)
+		}
+		return 0
+	}
+	rt.stepDone("msg-unlink")
+	rt.msgDrops.Add(1)
+	rt.msgBytes.Add(m.Size)
+	a := RetentionAction{Time: time.Now().UTC(), MessageFile: filepath.Base(m.Path), Records: m.Records, Bytes: m.Size,
+		MinNS: m.MinTS, MaxNS: m.MaxTS, Reason: reason}
+	rt.log.Info("retention: message file dropped", "file", m.Path, "bytes", m.Size, "records", m.Records, "reason", reason,
+		"last", time.Unix(0, m.last).UTC())
+	if err := appendRetentionLog(rt.dir, a); err != nil {
+		rt.log.Error("retention: action not recorded", "file", m.Path, "err", err)
+	}
+	rt.stepDone("msg-log")
+	return m.Size
+}
+
+func (rt *retainer) stepDone(name string) {
+	if rt.step != nil {
+		rt.step(name)
+	}
 }
 
 func listed(infos []writer.SegmentInfo, n uint32) bool {
@@ -321,8 +433,10 @@ func (rt *retainer) logStuck(limit string, args ...any) {
 }
 
 // drop removes segment sp: first its index entries, then its file, then
-// records the action. See docs/retention.md for why in this order.
-func (rt *retainer) drop(sp writer.SegmentSpan, reason string) {
+// records the action (see docs/retention.md for why in this order); then
+// the message files whose records all end before its newest packet, which
+// go with the packets they describe. It returns the bytes freed.
+func (rt *retainer) drop(c *cands, sp writer.SegmentSpan, reason string) int64 {
 	if rt.ix != nil {
 		if err := rt.dropIndex(sp.Number); err != nil {
 			// Go on: the disk limit matters more, readers skip refs to a
@@ -332,11 +446,13 @@ func (rt *retainer) drop(sp writer.SegmentSpan, reason string) {
 			}
 			rt.ixPending = append(rt.ixPending, sp.Number)
 		}
+		rt.stepDone("index")
 	}
 	if err := rt.w.DropSegment(sp.Number); err != nil {
 		rt.log.Error("retention: segment not dropped", "segment", sp.Number, "err", err)
-		return
+		return 0
 	}
+	rt.stepDone("unlink")
 	delete(rt.spans, sp.Number)
 	rt.drops.Add(1)
 	rt.bytes.Add(sp.Size)
@@ -347,13 +463,8 @@ func (rt *retainer) drop(sp writer.SegmentSpan, reason string) {
 	if err := appendRetentionLog(rt.dir, a); err != nil {
 		rt.log.Error("retention: action not recorded", "segment", sp.Number, "err", err)
 	}
-	// Message records go with the packets they describe: whole message
-	// files whose every record is older than the segment's newest packet.
-	if n, b, err := msgstore.DropBefore(rt.dir, sp.MaxTS); err != nil {
-		rt.log.Error("retention: message files not dropped; will retry", "err", err)
-	} else if n > 0 {
-		rt.log.Info("retention: message files dropped", "files", n, "bytes", b, "before", time.Unix(0, sp.MaxTS).UTC())
-	}
+	rt.stepDone("log")
+	return sp.Size + rt.dropMessagesBefore(c, sp.MaxTS, reason)
 }
 
 // dropIndex removes segment seg's index entries. Blocks of a recent segment

@@ -3,10 +3,15 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -386,4 +391,229 @@ func TestRetentionDropsMessages(t *testing.T) {
 		}
 	}
 	t.Logf("%d segments dropped; %d message files left of %d records stored", len(log), len(files), rep.Analytics.Stored)
+}
+
+// killEnv carries "store|killAt|budget" to TestFaultRetentionKillHelper.
+const killEnv = "TAPVAULT_TEST_RETENTION_KILL"
+
+// killOptions: an app trace's store with analytics on, small segments and
+// small message files.
+func killOptions(budget int64) pipeline.Options {
+	opts := retOptions(pipeline.RetentionOptions{MaxBytes: budget, Every: time.Hour})
+	ac := analytics.DefaultConfig()
+	opts.Analytics = &ac
+	opts.Messages = msgstore.Options{FrameRecords: 64, FileBytes: 4 << 10}
+	return opts
+}
+
+// TestFaultRetentionKillHelper is TestFaultRetentionKill's child process:
+// it opens the store as a capture does, writes nothing (an empty trace),
+// and lets the end-of-run retention pass drop what is over the budget,
+// printing each durable step; it SIGKILLs itself after step killAt (0:
+// never).
+func TestFaultRetentionKillHelper(t *testing.T) {
+	spec := os.Getenv(killEnv)
+	if spec == "" {
+		t.Skip("the child of TestFaultRetentionKill")
+	}
+	parts := strings.Split(spec, "|")
+	store := parts[0]
+	killAt, _ := strconv.Atoi(parts[1])
+	budget, _ := strconv.ParseInt(parts[2], 10, 64)
+	empty := filepath.Join(t.TempDir(), "empty.pcap")
+	hdr := []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}
+	if err := os.WriteFile(empty, hdr, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := killOptions(budget)
+	opts.Dir, opts.Logger, opts.Lossless = store, quiet(), true
+	p, err := pipeline.Open(opts, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	pipeline.SetRetentionStep(p, func(step string) {
+		steps++
+		fmt.Printf("STEP %d %s\n", steps, step)
+		if steps == killAt {
+			os.Stdout.Sync()
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	})
+	src, err := dataplane.OpenFile(empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run([]dataplane.Source{src}); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("STEPS %d\n", steps)
+}
+
+// inventory lists a store's segment and message files, as
+// "segments/NAME" and "messages/NAME".
+func inventory(t *testing.T, store string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, sub := range []string{"segments", "messages"} {
+		ents, err := os.ReadDir(filepath.Join(store, sub))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if n := e.Name(); strings.HasSuffix(n, ".seg") || strings.HasSuffix(n, ".msg") {
+				out[sub+"/"+n] = true
+			}
+		}
+	}
+	return out
+}
+
+// copyStore copies a store directory, keeping file modes (sealed message
+// files are read-only).
+func copyStore(t *testing.T, src, dst string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v: %s", err, out)
+	}
+}
+
+// TestFaultRetentionKill kills a process with SIGKILL after each durable
+// step of a retention pass that drops both segments and message files
+// (index entries dropped, segment unlinked, action logged, message file
+// unlinked, action logged). After each kill the store verifies (segments
+// and message files), what is gone is exactly the first segments and
+// message files of the uninterrupted pass's order, and nothing else; a
+// restart finishes the pass and leaves exactly what the uninterrupted pass
+// left, with no index entries of a dropped segment.
+func TestFaultRetentionKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a process per step")
+	}
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "app.pcap")
+	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: retPackets, Seed: 7, PPS: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, "base")
+	importFile(t, base, trace, killOptions(0))
+	var segBytes int64
+	for _, sp := range spans(t, base) {
+		segBytes += sp.Size
+	}
+	msgBytes := msgstore.Size(base)
+	budget := (segBytes + msgBytes) / 2
+	all := inventory(t, base)
+
+	child := func(store string, killAt int) (string, error) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFaultRetentionKillHelper$", "-test.count=1")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d|%d", killEnv, store, killAt, budget))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	ref := filepath.Join(dir, "ref")
+	copyStore(t, base, ref)
+	out, err := child(ref, 0)
+	if err != nil {
+		t.Fatalf("uninterrupted pass: %v\n%s", err, out)
+	}
+	var nsteps int
+	for _, line := range strings.Split(out, "\n") {
+		fmt.Sscanf(line, "STEPS %d", &nsteps)
+	}
+	refLeft := inventory(t, ref)
+	log, err := pipeline.RetentionLog(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string // what the pass drops, in order
+	var segs, mfiles int
+	for _, a := range log {
+		if a.IsMessageFile() {
+			order = append(order, "messages/"+a.MessageFile)
+			mfiles++
+		} else {
+			order = append(order, fmt.Sprintf("segments/%010d.seg", a.Segment))
+			segs++
+		}
+	}
+	if segs < 2 || mfiles < 2 || nsteps != 3*segs+2*mfiles {
+		t.Fatalf("uninterrupted pass: %d segments, %d message files dropped in %d steps; want >= 2 of each, 3 steps a segment and 2 a file\n%s", segs, mfiles, nsteps, out)
+	}
+	for _, name := range order {
+		if !all[name] || refLeft[name] {
+			t.Fatalf("%s: logged as dropped; in the base store %v, left after the pass %v", name, all[name], refLeft[name])
+		}
+	}
+	t.Logf("budget %d of %d segment + %d message bytes: %d segments and %d message files dropped in %d steps", budget, segBytes, msgBytes, segs, mfiles, nsteps)
+	t0 := time.Now()
+
+	// Every kind of step, at the first drops of each kind and the last
+	// step: a process per step of every drop would take minutes.
+	var ks []int
+	seen := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		var k int
+		var step string
+		if n, _ := fmt.Sscanf(line, "STEP %d %s", &k, &step); n == 2 && (seen[step] < 2 || k == nsteps) {
+			seen[step]++
+			ks = append(ks, k)
+		}
+	}
+	defer func() { t.Logf("killed at steps %v in %v", ks, time.Since(t0)) }()
+	for _, k := range ks {
+		store := filepath.Join(dir, fmt.Sprintf("kill%d", k))
+		copyStore(t, base, store)
+		out, err := child(store, k)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("kill at step %d: got %v, want SIGKILL\n%s", k, err, out)
+		}
+		left := inventory(t, store)
+		var gone int
+		for name := range all {
+			if !left[name] {
+				gone++
+			}
+		}
+		for _, name := range order[:gone] {
+			if left[name] {
+				t.Fatalf("kill at step %d: %d files gone, but %s, among the first %d to drop, is left", k, gone, name, gone)
+			}
+		}
+		vr, err := writer.Verify(store, nil)
+		if err != nil || !vr.OK() {
+			t.Fatalf("kill at step %d: segments verify: %+v, %v", k, vr, err)
+		}
+		if mr, err := msgstore.Verify(store); err != nil || len(mr.Corrupt) != 0 {
+			t.Fatalf("kill at step %d: messages verify: %+v, %v", k, mr, err)
+		}
+
+		if out, err := child(store, 0); err != nil {
+			t.Fatalf("restart after the kill at step %d: %v\n%s", k, err, out)
+		}
+		left = inventory(t, store)
+		for name := range all {
+			if left[name] != refLeft[name] {
+				t.Fatalf("after the kill at step %d and a restart: %s left %v, want %v (as the uninterrupted pass)", k, name, left[name], refLeft[name])
+			}
+		}
+		if mr, err := msgstore.Verify(store); err != nil || len(mr.Corrupt) != 0 || len(mr.Torn) != 0 {
+			t.Fatalf("after the kill at step %d and a restart: messages verify: %+v, %v", k, mr, err)
+		}
+		st, err := query.OpenStore(store, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := st.Ix.Time(query.MinTime, query.MaxTime)
+		for it.Next() {
+			if name := fmt.Sprintf("segments/%010d.seg", it.At().Segment()); !left[name] {
+				t.Fatalf("after the kill at step %d and a restart: index ref %v into dropped %s", k, it.At(), name)
+			}
+		}
+		it.Close()
+		st.Close()
+		os.RemoveAll(store)
+	}
 }

@@ -78,13 +78,21 @@ func newStatsCmd() *cobra.Command {
 			}
 			if len(acts) > 0 {
 				var freed int64
+				var segs, mfiles int
+				var last pipeline.RetentionAction
 				for _, a := range acts {
 					freed += a.Bytes
+					if a.IsMessageFile() {
+						mfiles++
+					} else {
+						segs, last = segs+1, a
+					}
 				}
-				last := acts[len(acts)-1]
-				fmt.Fprintf(w, "retention     %d segments dropped, %s freed; the last: segment %d at %s (%s); oldest data held starts %s\n",
-					len(acts), humanBytes(freed), last.Segment, last.Time.UTC().Format(time.RFC3339), last.Reason,
-					time.Unix(0, s.FirstNS).UTC().Format(time.RFC3339Nano))
+				fmt.Fprintf(w, "retention     %d segments and %d message files dropped, %s freed", segs, mfiles, humanBytes(freed))
+				if segs > 0 {
+					fmt.Fprintf(w, "; the last segment: %d at %s (%s)", last.Segment, last.Time.UTC().Format(time.RFC3339), last.Reason)
+				}
+				fmt.Fprintf(w, "; oldest data held starts %s\n", time.Unix(0, s.FirstNS).UTC().Format(time.RFC3339Nano))
 			}
 			return nil
 		},
