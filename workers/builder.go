@@ -120,7 +120,13 @@ func (b *builder) countFlow(x int32, dir uint8, ts int64, wireLen uint32) {
 	f := &b.cur.Summary.Flows[x]
 	f.Pkts[dir]++
 	f.Bytes[dir] += uint64(wireLen)
-	f.LastTS = ts
+	// The earliest and latest, not the first and last: time can step back
+	// inside a block (files imported out of time order, a clock step).
+	if ts > f.LastTS {
+		f.LastTS = ts
+	} else if ts < f.FirstTS {
+		f.FirstTS = ts
+	}
 }
 
 // appendRecord copies one packet into the open block. The caller checked

@@ -63,11 +63,13 @@ type storeFacts struct {
 	records                      []string // normalised, sorted
 	closes                       map[string]int
 	noResponse                   int
+	flows                        int
 }
 
 // importFacts imports files into a new store and checks what must hold
 // whatever the order of time in them: the export (query -w) is in time
-// order and holds every packet, and reanalyze writes no new record. It
+// order and holds every packet, every flow's first packet time is at or
+// before its last, and reanalyze writes no new record. It
 // returns the counts and the records, normalised: without IDs and packet
 // refs (the stores' block IDs differ), and without the close reason when
 // dropClose (a connection still open when its file ended closes "idle"
@@ -92,6 +94,14 @@ func importFacts(t *testing.T, dir, name string, packets int, dropClose bool, fi
 	for i := 1; i < len(got); i++ {
 		if got[i].ts < got[i-1].ts {
 			t.Fatalf("%s: export not in time order: packet %d at %d after %d", name, i, got[i].ts, got[i-1].ts)
+		}
+	}
+
+	out, _ = tv(t, false, "flows", "--data", store, "--json")
+	for _, fl := range jsonLines(t, out) {
+		f.flows++
+		if first, last := num(fl, "first_ns"), num(fl, "last_ns"); last < first {
+			t.Fatalf("%s: flow %v %v: last packet %d before first %d", name, fl["a"], fl["b"], last, first)
 		}
 	}
 
@@ -238,6 +248,9 @@ func TestFaultClockStepBackInFile(t *testing.T) {
 	if got.conns != want.conns || got.exchanges != want.exchanges || got.unanswered != want.unanswered || got.noResponse != want.noResponse {
 		t.Errorf("stepped: %d connections, %d exchanges, %d unanswered, %d no_response; want %d, %d, %d, %d",
 			got.conns, got.exchanges, got.unanswered, got.noResponse, want.conns, want.exchanges, want.unanswered, want.noResponse)
+	}
+	if got.flows != want.flows {
+		t.Errorf("stepped: %d flows, want %d", got.flows, want.flows)
 	}
 	if !maps.Equal(got.closes, want.closes) {
 		t.Errorf("stepped: connections closed %v, want %v", got.closes, want.closes)
