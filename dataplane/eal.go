@@ -118,6 +118,28 @@ func CleanupEAL() error {
 	return errors.Join(errs...)
 }
 
+// RemoveRuntimeDir removes EAL's runtime directory now rather than at
+// CleanupEAL: for a process about to drop root, which could not remove it
+// at exit (it is root's, under root's /var/run/dpdk). The directory holds
+// the multi-process socket and the telemetry socket; after this no
+// secondary process or telemetry client can attach. Only a primary's is
+// removed.
+func RemoveRuntimeDir() error {
+	eal.mu.Lock()
+	defer eal.mu.Unlock()
+	if !eal.ok.Load() || C.rte_eal_process_type() != C.RTE_PROC_PRIMARY {
+		return nil
+	}
+	d := C.GoString(C.rte_eal_get_runtime_dir())
+	if d == "" {
+		return nil
+	}
+	if err := os.RemoveAll(d); err != nil {
+		return fmt.Errorf("remove EAL runtime directory: %w", err)
+	}
+	return nil
+}
+
 // ealMain runs rte_eal_init and then serves control-plane calls forever on
 // the same locked thread. It never unlocks: the thread's affinity belongs
 // to EAL. If init fails the goroutine exits locked, so Go discards the

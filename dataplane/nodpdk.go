@@ -14,6 +14,9 @@ func InitEAL(args []string) error { return ErrNoDPDK }
 // CleanupEAL does nothing: this binary was built without DPDK.
 func CleanupEAL() error { return nil }
 
+// RemoveRuntimeDir does nothing: this binary was built without DPDK.
+func RemoveRuntimeDir() error { return nil }
+
 // EALInitialised reports false: this binary was built without DPDK.
 func EALInitialised() bool { return false }
 

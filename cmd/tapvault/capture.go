@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -538,6 +539,13 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	if api.user != "" {
 		// Everything that needs root is done; the workers have not
 		// started, so every thread they lock is the new user's too.
+		// EAL's runtime directory is root's: remove it while we can (a
+		// prefix of our own has no secondary process to serve).
+		if slices.Contains(args, fmt.Sprintf("--file-prefix=%s%d", defaultFilePrefix, os.Getpid())) {
+			if err := dataplane.RemoveRuntimeDir(); err != nil {
+				slog.Warn("DPDK runtime directory", "err", err)
+			}
+		}
 		if err := dropPrivileges(api.user, so.data); err != nil {
 			return fmt.Errorf("capture: %w", err)
 		}
