@@ -27,6 +27,8 @@ type Stats struct {
 	Retrans     atomic.Uint64
 	OutOfOrder  atomic.Uint64
 	ParserStops atomic.Uint64 // reserved: parsers that gave up on a connection
+	Parsers     atomic.Int64  // parsers (decoded connections) now
+	ParsersFull atomic.Uint64 // connections left undecoded (timed only): MaxParsers reached
 
 	_ [64]byte
 }
@@ -57,6 +59,8 @@ type Analyzer struct {
 	vt     int64                      // the current packet's time in clk
 	rawTS  int64                      // the latest packet's own time
 	buf    int                        // out-of-order bytes buffered, all conns
+	nparse int                        // conns with a parser (bounded by MaxParsers)
+	pfull  uint64
 	stats  Stats
 	retx   uint64 // batched counters, published by Tick
 	ooo    uint64
@@ -308,6 +312,15 @@ func (a *Analyzer) open(e *workers.FlowEntry, d *workers.Decoded, dir uint8, tcp
 
 func (a *Analyzer) startParser(c *conn, dec *Decoder) {
 	c.dec = dec
+	if a.nparse >= a.cfg.MaxParsers {
+		// The parsers' buffers are bounded per connection (MaxHeader,
+		// MaxPending); this bounds them in total. The connection is
+		// still timed (its tcp record), only not decoded.
+		a.pfull++
+		c.detected = true // nor by content
+		return
+	}
+	a.nparse++
 	c.parser = dec.New(&a.cfg)
 	if !c.tcp {
 		if u, ok := c.parser.(interface{ SetUDP() }); ok {
@@ -399,6 +412,8 @@ func (a *Analyzer) publish() {
 	add(&st.Gaps, &a.gaps)
 	add(&st.BufferFull, &a.bfull)
 	add(&st.ConnsFull, &a.nfull)
+	add(&st.ParsersFull, &a.pfull)
+	st.Parsers.Store(int64(a.nparse))
 	add(&st.Records, &a.recs)
 	add(&st.RecordsDrop, &a.drops)
 	add(&st.Exchanges, &a.exch)
@@ -592,6 +607,7 @@ func (a *Analyzer) closeParser(c *conn) {
 		c.open[s] = c.open[s][:0]
 	}
 	c.parser = nil
+	a.nparse--
 }
 
 func (a *Analyzer) addRef(m *Message, ref PktRef) {

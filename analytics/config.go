@@ -3,6 +3,7 @@ package analytics
 import (
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Config configures the analytics of one worker. The zero value is not
@@ -36,6 +37,12 @@ type Config struct {
 	MaxConns int
 	// MaxPending bounds the requests waiting for a response per connection.
 	MaxPending int
+	// MaxParsers bounds the connections decoded at once per worker, and so
+	// the parsers' buffers in total: each holds at most about MaxHeader
+	// per side and MaxPending open requests. Beyond it a connection is
+	// timed (its tcp record) but not decoded, and counted
+	// (Stats.ParsersFull).
+	MaxParsers int
 
 	// LateAck is how much later than the connection's baseline round trip
 	// an ACK may come before the exchange counts as slow_net: late when
@@ -57,6 +64,7 @@ func DefaultConfig() Config {
 		MaxTotalBuffer: 64 << 20,
 		MaxConns:       1 << 18,
 		MaxPending:     256,
+		MaxParsers:     1 << 13,
 		LateAck:        5 * time.Millisecond,
 		AckWait:        time.Second,
 	}
@@ -90,8 +98,21 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_conns: %d: must be from 1 to %d", c.MaxConns, appSlotMask-1)
 	case c.MaxPending < 1:
 		return fmt.Errorf("max_pending: must be at least 1")
+	case c.MaxParsers < 1:
+		return fmt.Errorf("max_parsers: must be at least 1")
 	case c.LateAck < 0 || c.AckWait < 0:
 		return fmt.Errorf("late_ack/ack_wait: must not be negative")
 	}
 	return nil
+}
+
+// MemoryBound is the most memory one Analyzer with c holds, by its limits:
+// MaxConns connection slots, MaxTotalBuffer bytes of reassembly, and
+// MaxParsers parsers each holding at most about MaxHeader bytes a side
+// (messages beyond MaxHeader are not buffered). The open requests a parser
+// keeps (MaxPending) hold a few fields each, which the per-parser 4 KiB
+// margin covers on ordinary traffic.
+func (c *Config) MemoryBound() int64 {
+	return int64(c.MaxConns)*int64(unsafe.Sizeof(conn{})) + int64(c.MaxTotalBuffer) +
+		int64(c.MaxParsers)*(2*int64(c.MaxHeader)+4<<10)
 }

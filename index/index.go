@@ -52,6 +52,12 @@ type Options struct {
 	// aggregated. A full queue drops the block from the live index and
 	// counts it (Stats.QueueDrops); CatchUp indexes it later. Default 256.
 	QueueLen int
+	// QueueBytes bounds the memory of that queue: the flow keys the hook
+	// copies (44 bytes a flow) for the queued blocks and the free entries
+	// kept for reuse. A block that does not fit is dropped from the live
+	// index like one finding the queue full (counted in Stats.QueueDrops, a
+	// hole CatchUp fills). Default DefaultQueueBytes.
+	QueueBytes int64
 	// Summaries may be nil; see SummaryReader.
 	Summaries SummaryReader
 	// Create makes Open create an empty index when Dir holds none. Without
@@ -125,7 +131,9 @@ type Stats struct {
 	Groups     uint64        // groups written
 	Keys       uint64        // keys set
 	Deletes    uint64        // keys deleted (retention, hole markers)
-	QueueDrops uint64        // blocks the hook dropped: "index queue full"
+	QueueDrops uint64        // blocks the hook dropped: "index queue full" (QueueLen or QueueBytes)
+	QueueBytes int64         // flow-key bytes the queue holds now (bounded by Options.QueueBytes)
+	StopShed   uint64        // blocks left unindexed at a stop deadline (SetDeadline): holes for the next Open's CatchUp
 	Lag        int           // blocks committed but not yet durable in the index
 	Holes      int           // dropped blocks not yet indexed again
 	BatchTime  time.Duration // total time spent writing groups
@@ -152,6 +160,7 @@ type Index struct {
 	pending []*entry
 	free    []*entry
 	holes   map[writer.Ref]bool // dropped blocks; true once persisted
+	qheld   int64               // bytes of the flow-key slices of pending and free entries
 	live    writer.Ref          // first ref hooked since Open
 	hasLive bool
 	wake    chan struct{}
@@ -178,6 +187,8 @@ type Index struct {
 	spans spanCache
 
 	blocks, groups, keys, deletes, drops atomic.Uint64
+	stopAt                               atomic.Int64 // Unix ns from which nothing more is written (SetDeadline); 0: none
+	stopShed                             atomic.Uint64
 	batchNS                              atomic.Int64
 
 	lowDisk   atomic.Bool  // writes paused: the filesystem is nearly full
@@ -202,6 +213,9 @@ func Open(opts Options) (*Index, error) {
 	}
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = 256
+	}
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = DefaultQueueBytes
 	}
 	if opts.MaxGroupAge <= 0 {
 		opts.MaxGroupAge = 10 * time.Second
@@ -323,7 +337,10 @@ func badgerOptions(opts Options) badger.Options {
 		WithNumLevelZeroTablesStall(12).
 		WithNumCompactors(2).
 		WithBlockCacheSize(opts.BlockCacheSize).
-		WithIndexCacheSize(16 << 20).
+		WithIndexCacheSize(indexCacheSize).
+		// Keys only, no values: a threshold below Badger's batch limit
+		// (15% of the memtable) lets small memtables open.
+		WithValueThreshold(1 << 10).
 		WithBloomFalsePositive(0). // only prefix scans: blooms never help
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).

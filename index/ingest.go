@@ -10,6 +10,7 @@ import (
 	"slices"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -24,6 +25,15 @@ const (
 	drainEvery = 100 * time.Millisecond
 )
 
+// DefaultQueueBytes is Options.QueueBytes' default: 32 MiB of copied flow
+// keys, 760 blocks of the IMIX 10k-flow trace's ~1000 flows (so QueueLen
+// binds first on ordinary traffic), or 46 blocks of 16384 flows each (the
+// block builder's limit) when every packet is a new flow.
+const DefaultQueueBytes = 32 << 20
+
+// flowKeyBytes is what the hook copies per flow of a block.
+const flowKeyBytes = int64(unsafe.Sizeof(workers.FlowKey{}))
+
 // placeChunk is how many pending blocks the batcher aggregates per hold of
 // the group lock, so queries never wait long behind it.
 const placeChunk = 8
@@ -31,8 +41,10 @@ const placeChunk = 8
 // Hook returns the function to pass as writer.Options.CommitHook. It copies
 // the block's flow keys (about 84 KB for 2000 flows) and queues them; it
 // never waits for the batcher or for Badger. When QueueLen blocks are already
-// waiting it drops the block from the live index, counts the drop and
-// remembers the hole, which CatchUp fills later.
+// waiting, or the block's keys would take the queue past QueueBytes, it
+// drops the block from the live index, counts the drop and remembers the
+// hole, which CatchUp fills later: memory stays bounded however many flows
+// the traffic has, and no packet is lost (the block is in its segment).
 func (ix *Index) Hook() writer.CommitHook { return ix.hook }
 
 func (ix *Index) hook(meta writer.BlockMeta, sum *workers.Summary) {
@@ -44,26 +56,25 @@ func (ix *Index) hook(meta writer.BlockMeta, sum *workers.Summary) {
 	if !ix.hasLive {
 		ix.live, ix.hasLive = meta.Ref, true
 	}
-	if len(ix.pending) >= ix.opts.QueueLen {
+	var e *entry
+	if len(ix.pending) < ix.opts.QueueLen {
+		e = ix.takeEntryLocked(len(sum.Flows))
+	}
+	if e == nil {
 		if _, ok := ix.holes[meta.Ref]; !ok {
 			ix.holes[meta.Ref] = false
 		}
 		ix.pmu.Unlock()
 		if ix.drops.Add(1) == 1 {
-			ix.log.Warn("index queue full: block dropped from the live index, the index is behind until CatchUp", "ref", meta.Ref)
+			ix.log.Warn("index queue full: block dropped from the live index, the index is behind until CatchUp", "ref", meta.Ref,
+				"queue_blocks", ix.opts.QueueLen, "queue_bytes", ix.opts.QueueBytes)
 		}
 		return
-	}
-	var e *entry
-	if n := len(ix.free); n > 0 {
-		e, ix.free = ix.free[n-1], ix.free[:n-1]
-	} else {
-		e = new(entry)
 	}
 	ix.pmu.Unlock()
 
 	e.meta, e.nonFlow = meta, sum.NonFlow
-	e.flows = slices.Grow(e.flows[:0], len(sum.Flows))[:len(sum.Flows)]
+	e.flows = e.flows[:len(sum.Flows)]
 	for i := range sum.Flows {
 		e.flows[i] = sum.Flows[i].Key
 	}
@@ -81,6 +92,75 @@ func (ix *Index) hook(meta writer.BlockMeta, sum *workers.Summary) {
 		default:
 		}
 	}
+}
+
+// takeEntryLocked returns an entry with room for n flow keys, within
+// QueueBytes: a free entry, or a new one. Free entries' slices are given up
+// to make room; nil means the keys do not fit beside the queued ones.
+// ix.pmu must be held.
+func (ix *Index) takeEntryLocked(n int) *entry {
+	var e *entry
+	if k := len(ix.free); k > 0 {
+		e, ix.free = ix.free[k-1], ix.free[:k-1]
+	} else {
+		e = new(entry)
+	}
+	if cap(e.flows) >= n {
+		return e
+	}
+	// Allocated exactly, so the bound is what is accounted.
+	grow := int64(n-cap(e.flows)) * flowKeyBytes
+	for i := 0; ix.qheld+grow > ix.opts.QueueBytes && i < len(ix.free); i++ {
+		if f := ix.free[i]; cap(f.flows) > 0 {
+			ix.qheld -= int64(cap(f.flows)) * flowKeyBytes
+			f.flows = nil
+		}
+	}
+	if ix.qheld+grow > ix.opts.QueueBytes {
+		ix.free = append(ix.free, e)
+		return nil
+	}
+	ix.qheld += grow
+	e.flows = make([]workers.FlowKey, 0, n)
+	return e
+}
+
+// SetDeadline bounds the index's remaining work, for a stop that must end
+// in time (a service manager's stop timeout): from t on nothing more is
+// written; the blocks still queued or in groups are left unindexed, as
+// holes (M keys) that the next Open's CatchUp indexes from the segments,
+// and counted (Stats.StopShed). A group being written at t is finished.
+// The zero t removes the deadline.
+func (ix *Index) SetDeadline(t time.Time) {
+	if t.IsZero() {
+		ix.stopAt.Store(0)
+		return
+	}
+	ix.stopAt.Store(max(t.UnixNano(), 1))
+	select {
+	case ix.wake <- struct{}{}: // let the batcher see it now
+	default:
+	}
+}
+
+// pastDeadline reports whether the SetDeadline time has passed.
+func (ix *Index) pastDeadline() bool {
+	d := ix.stopAt.Load()
+	return d != 0 && time.Now().UnixNano() >= d
+}
+
+// shedPendingLocked leaves every queued block to CatchUp (see SetDeadline).
+// ix.pmu must be held.
+func (ix *Index) shedPendingLocked() {
+	for _, e := range ix.pending {
+		if _, ok := ix.holes[e.meta.Ref]; !ok {
+			ix.holes[e.meta.Ref] = false
+		}
+	}
+	ix.stopShed.Add(uint64(len(ix.pending)))
+	ix.free = append(ix.free, ix.pending...)
+	clear(ix.pending)
+	ix.pending = ix.pending[:0]
 }
 
 // Add indexes one block synchronously, for reindex, CatchUp and tests. The
@@ -223,6 +303,9 @@ func (ix *Index) drain() error {
 		now := time.Now().UnixNano()
 		ix.gmu.Lock()
 		ix.pmu.Lock()
+		if ix.pastDeadline() {
+			ix.shedPendingLocked()
+		}
 		n := min(len(ix.pending), placeChunk)
 		var batch [placeChunk]*entry
 		copy(batch[:], ix.pending[:n])
@@ -259,18 +342,27 @@ func (ix *Index) writeGroups(gs []*group) error {
 	defer ix.wmu.Unlock()
 	var errs []error
 	for _, g := range gs {
-		start := time.Now()
-		err := ix.writeGroup(g)
-		ix.batchNS.Add(int64(time.Since(start)))
-		if err != nil {
-			errs = append(errs, err)
+		// Past a stop deadline the group is left to CatchUp: a hole.
+		shed := ix.pastDeadline()
+		var err error
+		if !shed {
+			start := time.Now()
+			err = ix.writeGroup(g)
+			ix.batchNS.Add(int64(time.Since(start)))
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 		ix.gmu.Lock()
 		ix.writing = slices.DeleteFunc(ix.writing, func(o *group) bool { return o == g })
 		ix.gmu.Unlock()
-		if err == nil {
+		switch {
+		case shed:
+			ix.stopShed.Add(uint64(len(g.members)))
+			ix.markHoles(g)
+		case err == nil:
 			ix.advanceWatermark(g)
-		} else {
+		default:
 			ix.markHoles(g)
 		}
 		ix.gmu.Lock()
@@ -636,6 +728,33 @@ func (ix *Index) Close() error {
 	return nil
 }
 
+// ErrStopDeadline is returned (wrapped) by CloseBy when Badger had not
+// closed by the deadline.
+var ErrStopDeadline = errors.New("index not closed by the stop deadline")
+
+// CloseBy is Close for a stop that must end by deadline. Work stops at
+// deadline less a quarter of the time left (at most 10 s), which is kept
+// for writing the hole markers and closing Badger (SetDeadline says what
+// happens to the blocks not written). If Badger has still not closed at
+// deadline (a write stalled behind compaction), CloseBy returns
+// ErrStopDeadline and leaves it to finish on its own: the caller exits, the
+// next Open replays Badger's write-ahead log, and everything past the
+// persisted watermark is indexed by its CatchUp, as after a crash.
+func (ix *Index) CloseBy(deadline time.Time) error {
+	left := time.Until(deadline)
+	ix.SetDeadline(deadline.Add(-min(left/4, 10*time.Second)))
+	done := make(chan error, 1)
+	go func() { done <- ix.Close() }()
+	t := time.NewTimer(max(left, 0))
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("close index %q: %w (the next start indexes what it lacks)", ix.opts.Dir, ErrStopDeadline)
+	}
+}
+
 // Stats returns the index's counters.
 func (ix *Index) Stats() Stats {
 	s := Stats{
@@ -644,10 +763,12 @@ func (ix *Index) Stats() Stats {
 		Keys:       ix.keys.Load(),
 		Deletes:    ix.deletes.Load(),
 		QueueDrops: ix.drops.Load(),
+		StopShed:   ix.stopShed.Load(),
 		BatchTime:  time.Duration(ix.batchNS.Load()),
 	}
 	ix.gmu.RLock()
 	ix.pmu.Lock()
+	s.QueueBytes = ix.qheld
 	s.Lag = len(ix.pending)
 	for _, g := range ix.open {
 		s.Lag += len(g.members)
@@ -873,3 +994,49 @@ func (ix *Index) unwritten() int {
 	ix.gmu.RUnlock()
 	return n
 }
+
+// Memory the index holds besides its queue, by what bounds it (see
+// MemoryBound): a group is at most maxGroupFlows flows of about 320 bytes
+// (key, bitmap word column, slots), and at most groupsHeld are in memory
+// (open in the segment being written and the one rotated from, one being
+// written, one reused); writing one takes its keys' arena, key list and
+// host/port maps, measured at 60 MiB for a full group.
+const (
+	groupsHeld     = 4
+	groupBytes     = maxGroupFlows * 320
+	groupWriteHeld = 64 << 20
+)
+
+// MemoryBound is the most memory an index opened with opts holds, by its
+// limits: the queue (QueueBytes), the groups being aggregated and written,
+// and Badger's memtables, caches and table builders (badgerMemory).
+func MemoryBound(opts Options) int64 {
+	q := opts.QueueBytes
+	if q <= 0 {
+		q = DefaultQueueBytes
+	}
+	return q + groupsHeld*groupBytes + groupWriteHeld + badgerMemory(opts)
+}
+
+// badgerMemory bounds what Badger holds with the options badgerOptions
+// gives it: NumMemtables memtables plus the one being flushed (each an
+// arena a little over MemTableSize), the block and index caches, and the
+// table builders' allocators. Badger keeps up to 8 of those allocators
+// for reuse, each as large as the largest table it built: a level-0 table
+// (a memtable's keys, uncompressed and compressed) or a compaction output
+// table (at most BaseTableSize with TableSizeMultiplier 1); so 8 x 3 x
+// MemTableSize covers them.
+func badgerMemory(opts Options) int64 {
+	mt := opts.MemTableSize
+	if mt <= 0 {
+		mt = 16 << 20
+	}
+	bc := opts.BlockCacheSize
+	if bc <= 0 {
+		bc = 32 << 20
+	}
+	return 4*(mt+mt/4) + bc + indexCacheSize + 8*3*mt
+}
+
+// indexCacheSize is Badger's index cache (table indexes and blooms).
+const indexCacheSize = 16 << 20

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,6 +18,23 @@ import (
 // analyzers and the record stage. A worker never waits: when the queue is
 // full the record is counted as dropped (records_dropped{stage="queue"}).
 const RecordQueueLen = 1 << 16
+
+// DefaultRecordQueueBytes is Options.RecordQueueBytes' default: the memory
+// the records waiting in the queue may hold (recordBytes each). A record
+// lists up to analytics.Config.MaxRefs packet refs (32 KiB at 4096), so
+// RecordQueueLen alone would allow gigabytes; most records take ~500 bytes,
+// and 32 MiB then hold the full RecordQueueLen.
+const DefaultRecordQueueBytes = 32 << 20
+
+// recordBytes is the memory a record holds, as the record queue counts it.
+func recordBytes(r *analytics.Record) int64 {
+	n := int64(unsafe.Sizeof(*r)) + int64(cap(r.Packets))*int64(unsafe.Sizeof(analytics.PktRef{})) +
+		int64(cap(r.Fields))*int64(unsafe.Sizeof(analytics.Field{}))
+	for i := range r.Fields {
+		n += int64(len(r.Fields[i].Str))
+	}
+	return n
+}
 
 // LatencyBuckets are the upper bounds, in seconds, of the message latency
 // histograms: 10 µs to 30 s.
@@ -45,14 +63,20 @@ type recordStage struct {
 	obs      map[[2]string]*[3]prometheus.Observer
 	cls      map[[2]string]prometheus.Counter
 	received atomic.Uint64
+	maxBytes int64        // bound of queued (the record queue's memory)
+	queued   atomic.Int64 // recordBytes of the records in ch
 	done     chan struct{}
 }
 
-func newRecordStage(ms *msgstore.Writer, log *slog.Logger) *recordStage {
+func newRecordStage(ms *msgstore.Writer, maxBytes int64, log *slog.Logger) *recordStage {
+	if maxBytes <= 0 {
+		maxBytes = DefaultRecordQueueBytes
+	}
 	return &recordStage{
-		ch:  make(chan *analytics.Record, RecordQueueLen),
-		ms:  ms,
-		log: log,
+		maxBytes: maxBytes,
+		ch:       make(chan *analytics.Record, RecordQueueLen),
+		ms:       ms,
+		log:      log,
 		hist: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tapvault_message_latency_seconds",
 			Help:    "Latency of application exchanges by protocol and server: part=total is request last packet to response last packet, network the request's last packet to the server's ACK of it, server the request's last packet to the response's first.",
@@ -69,12 +93,20 @@ func newRecordStage(ms *msgstore.Writer, log *slog.Logger) *recordStage {
 	}
 }
 
-// emit is every analyzer's Emit: it never blocks.
+// emit is every analyzer's Emit: it never blocks. A record that would take
+// the queue past maxBytes is refused like one finding it full (the analyzer
+// counts it in records_dropped{stage="queue"}).
 func (s *recordStage) emit(r *analytics.Record) bool {
+	n := recordBytes(r)
+	if s.queued.Add(n) > s.maxBytes {
+		s.queued.Add(-n)
+		return false
+	}
 	select {
 	case s.ch <- r:
 		return true
 	default:
+		s.queued.Add(-n)
 		return false
 	}
 }
@@ -94,6 +126,7 @@ func (s *recordStage) run() {
 				return
 			}
 			s.received.Add(1)
+			s.queued.Add(-recordBytes(r))
 			s.observe(r)
 			if s.ms != nil {
 				// The store counts what it loses (storeCounts); below its

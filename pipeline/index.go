@@ -23,7 +23,7 @@ func openIndex(opts Options) (*index.Index, error) {
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		ix, err := index.Open(index.Options{Dir: dir, Create: true, Logger: opts.Logger, MinFree: opts.indexReserve()})
+		ix, err := index.Open(index.Options{Dir: dir, Create: true, Logger: opts.Logger, MinFree: opts.indexReserve(), QueueBytes: opts.IndexQueueBytes, MemTableSize: opts.IndexMemTable})
 		switch {
 		case err == nil:
 			return ix, nil

@@ -151,6 +151,8 @@ var (
 	dIndexDropped  = desc("index_dropped_blocks_total", "Committed blocks the index queue dropped (it was full): holes, indexed again later; no packet is lost.")
 	dIndexLag      = desc("index_lag_blocks", "Committed blocks not yet durable in the index (they are already queryable).")
 	dIndexHoles    = desc("index_holes_blocks", "Dropped blocks not yet indexed again.")
+	dIndexQBytes   = desc("index_queue_bytes", "Memory the index queue holds (copied flow keys), bounded by index_queue_bytes.")
+	dIndexStopShed = desc("index_stop_left_blocks_total", "Blocks a stop left unindexed at its deadline (stop_timeout): holes the next start indexes; no packet is lost.")
 	dIndexBatch    = desc("index_batch_seconds_total", "Time spent writing groups to the index.")
 	dIndexCaughtUp = desc("index_caught_up", "1 once the index has caught up with the segments since it was opened.")
 	dIndexBytes    = desc("index_size_bytes", "On-disk size of the index, by part (lsm: SSTables, vlog: value log and memtables).", "part")
@@ -172,6 +174,9 @@ var (
 	dAnConnFull = desc("analytics_untracked_packets_total", "Packets of connections not analysed: the analyzer's or the flow table's limit was reached.")
 	dAnGapBytes = desc("analytics_gap_bytes_total", "TCP stream bytes the analyzers never saw (capture loss, or the reassembly limits).")
 	dAnBuffered = desc("analytics_reassembly_bytes", "Out-of-order TCP bytes held for reassembly.")
+	dAnParsers  = desc("analytics_parsers", "Connections being decoded (bounded by analytics.max_parsers per worker).")
+	dAnParsFull = desc("analytics_undecoded_connections_total", "Connections timed but not decoded: analytics.max_parsers was reached.")
+	dAnQBytes   = desc("analytics_record_queue_bytes", "Memory the records waiting in the record queue hold, bounded by record_queue_bytes.")
 	dTCPRetrans = desc("tcp_retransmissions_total", "TCP retransmissions (Wireshark's tcp.analysis.retransmission, fast and spurious ones included).")
 	dTCPOOO     = desc("tcp_out_of_order_total", "TCP out-of-order segments.")
 	dMsgBytes   = desc("store_message_bytes", "Size of the message store (DIR/messages).")
@@ -185,9 +190,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		dBlocksCommitted, dPacketsCommitted, dWireCommitted, dRawBytes, dStoredBytes, dStoredRaw, dRejected, dLost,
 		dWriteErrors, dFsyncs, dFsyncSeconds, dFsyncMax, dCompressSeconds, dWriteSeconds, dSegmentsCreated, dSegment, dWriterQueue,
 		dIndexEnabled, dIndexBlocks, dIndexGroups, dIndexKeys, dIndexDeletes, dIndexDropped, dIndexLag, dIndexHoles,
-		dIndexBatch, dIndexCaughtUp, dIndexBytes, dTTQ,
+		dIndexBatch, dIndexCaughtUp, dIndexBytes, dTTQ, dIndexQBytes, dIndexStopShed,
 		dSegmentBytes, dFSSize, dFSAvail, dRetentionSegs, dRetentionByte, dStartTime,
 		dAnRecords, dAnDropped, dAnConns, dAnConnFull, dAnGapBytes, dAnBuffered, dTCPRetrans, dTCPOOO, dMsgBytes,
+		dAnParsers, dAnParsFull, dAnQBytes,
 	} {
 		ch <- d
 	}
@@ -283,6 +289,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, dIndexDropped, float64(is.QueueDrops))
 		gauge(ch, dIndexLag, float64(is.Lag))
 		gauge(ch, dIndexHoles, float64(is.Holes))
+		gauge(ch, dIndexQBytes, float64(is.QueueBytes))
+		counter(ch, dIndexStopShed, float64(is.StopShed))
 		counter(ch, dIndexBatch, is.BatchTime.Seconds())
 		gauge(ch, dIndexCaughtUp, boolf(is.CaughtUp))
 		lsm, vlog := p.ix.Size()
@@ -315,7 +323,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 func (c *Collector) collectAnalytics(ch chan<- prometheus.Metric) {
 	p := c.p
-	var recs, qdrop, conns, full, gap, buf, retx, ooo uint64
+	var recs, qdrop, conns, full, gap, buf, retx, ooo, parsers, pfull uint64
 	for _, an := range p.an {
 		s := an.Stats()
 		recs += s.Records.Load()
@@ -326,6 +334,8 @@ func (c *Collector) collectAnalytics(ch chan<- prometheus.Metric) {
 		buf += uint64(s.Buffered.Load())
 		retx += s.Retrans.Load()
 		ooo += s.OutOfOrder.Load()
+		parsers += uint64(s.Parsers.Load())
+		pfull += s.ParsersFull.Load()
 	}
 	counter(ch, dAnRecords, float64(recs))
 	counter(ch, dAnDropped, float64(qdrop), "queue")
@@ -335,6 +345,9 @@ func (c *Collector) collectAnalytics(ch chan<- prometheus.Metric) {
 	counter(ch, dAnConnFull, float64(full))
 	counter(ch, dAnGapBytes, float64(gap))
 	gauge(ch, dAnBuffered, float64(buf))
+	gauge(ch, dAnParsers, float64(parsers))
+	counter(ch, dAnParsFull, float64(pfull))
+	gauge(ch, dAnQBytes, float64(p.stage.queued.Load()))
 	counter(ch, dTCPRetrans, float64(retx))
 	counter(ch, dTCPOOO, float64(ooo))
 	gauge(ch, dMsgBytes, float64(msgstore.Size(p.opts.Dir)))

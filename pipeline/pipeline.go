@@ -49,6 +49,21 @@ type Options struct {
 	// IndexWait is how long to wait for an index another process holds
 	// (a query, serve) before capturing without it (default 10 s).
 	IndexWait time.Duration
+	// IndexQueueBytes bounds the memory of the index's queue of committed
+	// blocks waiting for Badger (index.Options.QueueBytes; default
+	// index.DefaultQueueBytes). Blocks beyond it are holes, indexed later.
+	IndexQueueBytes int64
+	// IndexMemTable is the size of the index's Badger memtables
+	// (index.Options.MemTableSize, default 16 MiB), which scales most of
+	// Badger's memory (index.MemoryBound).
+	IndexMemTable int64
+
+	// StopTimeout bounds a stop (Stop, i.e. SIGTERM): draining the
+	// workers, the writer and the record queue, then the index, which
+	// writes what it can and leaves the rest for the next start's
+	// catch-up (index.Index.CloseBy). Default DefaultStopTimeout, well
+	// under systemd's TimeoutStopSec (120 s in the shipped unit).
+	StopTimeout time.Duration
 
 	// Lossless makes workers wait for buffers and the writer instead of
 	// dropping: for imports, never for live ports.
@@ -62,6 +77,10 @@ type Options struct {
 	// this configuration (validated by Open) and stores their records in
 	// Dir/messages. nil: no analytics.
 	Analytics *analytics.Config
+	// RecordQueueBytes bounds the memory of the records waiting between
+	// the analyzers and the message store (default
+	// DefaultRecordQueueBytes); records beyond it are dropped and counted.
+	RecordQueueBytes int64
 	// Messages configures the message store (frame and file sizes); the
 	// zero value takes its defaults.
 	Messages msgstore.Options
@@ -72,6 +91,9 @@ type Options struct {
 
 	Logger *slog.Logger
 }
+
+// DefaultStopTimeout is Options.StopTimeout's default.
+const DefaultStopTimeout = 60 * time.Second
 
 // DefaultIndexReserve is Options.IndexReserve's default: room for Badger
 // to flush a memtable (16 MiB) and write its manifest, twice over.
@@ -100,6 +122,7 @@ type Pipeline struct {
 	an      []*analytics.Analyzer
 	runID   uint32
 	stop    atomic.Bool
+	stopAt  atomic.Int64 // Unix ns of the first Stop
 	started atomic.Int64 // Unix ns when Run began; Live reads it concurrently
 
 	workerCPU []time.Duration
@@ -115,6 +138,9 @@ func Open(opts Options, n int) (*Pipeline, error) {
 	}
 	if opts.BlockSize <= 0 {
 		opts.BlockSize = workers.DefaultBlockSize
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = DefaultStopTimeout
 	}
 	if opts.Blocks <= 0 {
 		opts.Blocks = max(16, 32*n)
@@ -200,7 +226,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 			}
 			return nil, fmt.Errorf("open message store: %w", err)
 		}
-		p.stage = newRecordStage(ms, opts.Logger)
+		p.stage = newRecordStage(ms, opts.RecordQueueBytes, opts.Logger)
 	}
 	// The retainer runs even without limits (it then does nothing), so a
 	// reload can set them on a running capture.
@@ -242,7 +268,27 @@ func Open(opts Options, n int) (*Pipeline, error) {
 
 // Stop asks every worker to stop after its current burst. Safe to call from
 // a signal handler goroutine, more than once.
-func (p *Pipeline) Stop() { p.stop.Store(true) }
+//
+// From the first call the stop must end within Options.StopTimeout: the
+// index gets a deadline (index.Index.SetDeadline), so what it has not
+// written by then is left for the next start instead of holding the stop.
+func (p *Pipeline) Stop() {
+	if p.stopAt.CompareAndSwap(0, time.Now().UnixNano()) && p.ix != nil {
+		// Three quarters of the time for writing; the rest for the hole
+		// markers and closing Badger (CloseBy).
+		p.ix.SetDeadline(p.stopDeadline().Add(-p.opts.StopTimeout / 4))
+	}
+	p.stop.Store(true)
+}
+
+// stopDeadline is when a stop must have ended; zero when none was asked.
+func (p *Pipeline) stopDeadline() time.Time {
+	at := p.stopAt.Load()
+	if at == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, at).Add(p.opts.StopTimeout)
+}
 
 // Workers gives access to the workers (for live counters).
 func (p *Pipeline) Workers() []*workers.Worker { return p.workers }
@@ -334,7 +380,9 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 		// capture must stop promptly (a service manager's stop timeout),
 		// and its holes are durable (M keys) and filled by the catch-up at
 		// the next start or by tapvault reindex.
-		if holes := p.ix.Stats().Holes; holes > 0 && p.opts.Lossless {
+		// A stop (SIGTERM) does not wait for it either: its holes are
+		// durable too.
+		if holes := p.ix.Stats().Holes; holes > 0 && p.opts.Lossless && p.stopAt.Load() == 0 {
 			p.opts.Logger.Info("index: filling the blocks it dropped while behind", "blocks", holes)
 			if err := catchUp(p.ix, p.opts); err != nil && werr == nil {
 				werr = fmt.Errorf("index catch-up: %w", err)
@@ -343,9 +391,23 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 			p.opts.Logger.Warn("index: blocks dropped while it was behind are not indexed yet; the next start or tapvault reindex fills them", "blocks", holes)
 		}
 		// The writer has called the hook for every committed block: make
-		// them durable in the index too.
-		if err := p.ix.Close(); err != nil && werr == nil {
-			werr = fmt.Errorf("close index: %w", err)
+		// them durable in the index too, or, on a stop, what fits in the
+		// time left.
+		var cerr error
+		if dl := p.stopDeadline(); dl.IsZero() {
+			cerr = p.ix.Close()
+		} else {
+			cerr = p.ix.CloseBy(dl)
+		}
+		if st := p.ix.Stats(); st.StopShed > 0 || errors.Is(cerr, index.ErrStopDeadline) {
+			p.opts.Logger.Warn("index: stop deadline reached; the blocks not indexed yet are indexed by the next start's catch-up (or tapvault reindex)",
+				"blocks_left", st.StopShed, "stop_timeout", p.opts.StopTimeout, "err", cerr)
+			if errors.Is(cerr, index.ErrStopDeadline) {
+				cerr = nil // nothing is lost: the next Open catches up
+			}
+		}
+		if cerr != nil && werr == nil {
+			werr = fmt.Errorf("close index: %w", cerr)
 		}
 	}
 	r := p.report()
@@ -369,6 +431,7 @@ type Report struct {
 	Blocks       uint64
 	BlocksTimed  uint64
 	Flows        uint64 // flows created across workers
+	FlowsFull    uint64 // packets whose new flow found the flow table full (MaxFlows): stored, not tracked
 
 	WorkerCPU  []time.Duration // CPU time of each worker's thread (RX, decode, flow, block build)
 	ProcessCPU time.Duration   // CPU time of the whole process during Run
@@ -400,6 +463,7 @@ type AnalyticsReport struct {
 	Unanswered   uint64
 	Conns        uint64 // connections analysed
 	ConnsFull    uint64 // packets of connections not analysed (limits)
+	ParsersFull  uint64 // connections timed but not decoded (MaxParsers)
 	GapBytes     uint64
 	Retrans      uint64
 	OutOfOrder   uint64
@@ -439,6 +503,7 @@ func (p *Pipeline) report() Report {
 		r.Blocks += s.Blocks.Load()
 		r.BlocksTimed += s.BlocksTimed.Load()
 		r.Flows += s.FlowsCreated.Load()
+		r.FlowsFull += s.FlowsFull.Load()
 	}
 	return r
 }
@@ -484,6 +549,7 @@ func (p *Pipeline) analyticsReport() *AnalyticsReport {
 		a.Unanswered += s.Unanswered.Load()
 		a.Conns += s.ConnsTotal.Load()
 		a.ConnsFull += s.ConnsFull.Load()
+		a.ParsersFull += s.ParsersFull.Load()
 		a.GapBytes += s.GapBytes.Load()
 		a.Retrans += s.Retrans.Load()
 		a.OutOfOrder += s.OutOfOrder.Load()

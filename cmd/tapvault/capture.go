@@ -53,13 +53,26 @@ type captureConfig struct {
 	TLSCert      string        `yaml:"tls_cert"`
 	TLSKey       string        `yaml:"tls_key"`
 	StatsEvery   time.Duration `yaml:"stats_interval"`
+	MaxFlows     int           `yaml:"max_flows"`
+	IndexQueue   string        `yaml:"index_queue"`
+	IndexMemTab  string        `yaml:"index_memtable"`
+	RecordQueue  string        `yaml:"record_queue"`
+	MemoryLimit  string        `yaml:"memory_limit"`
+	StopTimeout  time.Duration `yaml:"stop_timeout"`
 	Analytics    *struct {
 		Enabled      *bool             `yaml:"enabled"`
 		Decoders     []string          `yaml:"decoders"`
 		Ports        map[uint16]string `yaml:"ports"`
 		MaxStatement int               `yaml:"max_statement"`
+		MaxConns     int               `yaml:"max_conns"`
+		MaxParsers   int               `yaml:"max_parsers"`
 	} `yaml:"analytics"`
 }
+
+// stopGrace is how long past --stop-timeout a capture still waits for its
+// stop before it exits: the default 60 s plus it is well inside systemd's
+// TimeoutStopSec (120 s in scripts/tapvault.service).
+const stopGrace = 15 * time.Second
 
 func loadCaptureConfig(path string) (*captureConfig, error) {
 	b, err := os.ReadFile(path)
@@ -149,6 +162,12 @@ and print the summary.`,
 				set("user", func() { runAs = orStr(c.User, runAs) })
 				set("tls-key", func() { tlsKey = orStr(c.TLSKey, tlsKey) })
 				set("stats-interval", func() { statsInt = orDur(c.StatsEvery, statsInt) })
+				set("max-flows", func() { so.maxFlows = orInt(c.MaxFlows, so.maxFlows) })
+				set("index-queue", func() { so.indexQueue = orStr(c.IndexQueue, so.indexQueue) })
+				set("index-memtable", func() { so.indexMemTab = orStr(c.IndexMemTab, so.indexMemTab) })
+				set("record-queue", func() { so.recordQueue = orStr(c.RecordQueue, so.recordQueue) })
+				set("memory-limit", func() { so.memoryLimit = orStr(c.MemoryLimit, so.memoryLimit) })
+				set("stop-timeout", func() { so.stopTimeout = orDur(c.StopTimeout, so.stopTimeout) })
 				if c.Listen != nil {
 					set("listen", func() { listen = *c.Listen })
 				}
@@ -158,6 +177,8 @@ and print the summary.`,
 					}
 					set("decoders", func() { so.decoders = a.Decoders })
 					set("max-statement", func() { so.maxStatement = orInt(a.MaxStatement, so.maxStatement) })
+					set("max-conns", func() { so.maxConns = orInt(a.MaxConns, so.maxConns) })
+					set("max-parsers", func() { so.maxParsers = orInt(a.MaxParsers, so.maxParsers) })
 					if !f.Changed("decoder-port") {
 						for port, name := range a.Ports {
 							so.decoderPorts = append(so.decoderPorts, fmt.Sprintf("%d=%s", port, name))
@@ -191,7 +212,7 @@ and print the summary.`,
 			// precedence, as at start.
 			api.reload = func() (reloaded, error) {
 				r := storeOptions{retainBytes: so.retainBytes, retainAge: so.retainAge, keepFree: so.keepFree, retainEvery: so.retainEvery,
-					decoders: so.decoders, decoderPorts: so.decoderPorts, maxStatement: so.maxStatement}
+					decoders: so.decoders, decoderPorts: so.decoderPorts, maxStatement: so.maxStatement, maxConns: so.maxConns, maxParsers: so.maxParsers}
 				tf := tokenF
 				if config != "" {
 					c, err := loadCaptureConfig(config)
@@ -529,8 +550,18 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 				reloadCapture(st, srv, api.reload)
 				continue
 			}
-			slog.Info("signal received: draining", "signal", s.String())
+			slog.Info("signal received: draining", "signal", s.String(), "stop_timeout", so.stopTimeout)
 			st.p.Stop()
+			// The pipeline ends its stop within stopTimeout (the index
+			// leaves what it has not written to the next start). Should a
+			// stage hang past it anyway (a disk that stopped answering),
+			// exit rather than be killed by the service manager: what was
+			// committed is durable and the next start recovers the rest.
+			time.AfterFunc(so.stopTimeout+stopGrace, func() {
+				slog.Error("stop did not finish in time: exiting without the summary; the next start recovers and indexes what is missing",
+					"stop_timeout", so.stopTimeout, "grace", stopGrace)
+				os.Exit(1)
+			})
 			return
 		}
 	}()

@@ -26,6 +26,18 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 		r.RxPackets, r.RxBytes, float64(r.RxPackets)/secs/1e6, float64(r.RxBytes)*8/secs/1e9)
 	fmt.Fprintf(w, "                  dropped: no free block buffer %d, writer queue full %d; cut to max size %d; kept but malformed %d, truncated in a header %d; flows %d\n",
 		r.DropNoBuffer, r.DropWriter, r.Cut, r.Malformed, r.Truncated, r.Flows)
+	// What the memory bounds shed (docs/config.md, "Memory"): no packet
+	// is lost to them.
+	var ixShed, ixStop uint64
+	if ix := r.Index; ix != nil {
+		ixShed, ixStop = ix.QueueDrops, ix.StopShed
+	}
+	var undecoded, recShed uint64
+	if a := r.Analytics; a != nil {
+		undecoded, recShed = a.ParsersFull, a.DropQueue
+	}
+	fmt.Fprintf(w, "memory bounds     shed: flow table full %d pkts (stored, not tracked); index queue %d blocks, stop deadline %d blocks (indexed later from the segments); %d connections timed not decoded; %d records at the record queue\n",
+		r.FlowsFull, ixShed, ixStop, undecoded, recShed)
 	ws := r.Writer
 	ratio := 0.0
 	if ws.StoredBytes > 0 {
