@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,6 +15,7 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_memcpy.h>
@@ -34,11 +36,94 @@ int64_t tv_realtime_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* DPDK's log still goes to stderr, through a stream that also keeps its
+ * last error lines (level ERR or worse): a device that fails to probe is
+ * only logged, and the caller's error can then say why (tv_log_errors). */
+#define TV_LOG_LINES 8
+#define TV_LOG_LEN 320
+static pthread_mutex_t tv_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char tv_log_ring[TV_LOG_LINES][TV_LOG_LEN];
+static unsigned int tv_log_kept;  /* lines kept since the last mark, all time */
+static unsigned int tv_log_mark_at;
+static char tv_log_cur[TV_LOG_LEN];
+static size_t tv_log_curlen;
+
+static ssize_t tv_log_write(void *cookie, const char *buf, size_t size)
+{
+	(void)cookie;
+	size_t w = fwrite(buf, 1, size, stderr);
+	(void)w;
+	/* rte_vlog sets the message's level for this thread before writing. */
+	int lvl = rte_log_cur_msg_loglevel();
+	pthread_mutex_lock(&tv_log_mu);
+	for (size_t i = 0; i < size; i++) {
+		char c = buf[i];
+		if (c != '\n') {
+			if (tv_log_curlen < TV_LOG_LEN - 1)
+				tv_log_cur[tv_log_curlen++] = c;
+			continue;
+		}
+		if (tv_log_curlen > 0 && lvl > 0 && lvl <= RTE_LOG_ERR) {
+			char *dst = tv_log_ring[tv_log_kept % TV_LOG_LINES];
+			memcpy(dst, tv_log_cur, tv_log_curlen);
+			dst[tv_log_curlen] = 0;
+			tv_log_kept++;
+		}
+		tv_log_curlen = 0;
+	}
+	pthread_mutex_unlock(&tv_log_mu);
+	return (ssize_t)size;
+}
+
+static void tv_log_capture(void)
+{
+	cookie_io_functions_t io = {.write = tv_log_write};
+	FILE *f = fopencookie(NULL, "w", io);
+	if (f == NULL)
+		return; /* the log stays EAL's own */
+	setvbuf(f, NULL, _IOLBF, 0);
+	rte_openlog_stream(f);
+}
+
+void tv_log_mark(void)
+{
+	pthread_mutex_lock(&tv_log_mu);
+	tv_log_mark_at = tv_log_kept;
+	pthread_mutex_unlock(&tv_log_mu);
+}
+
+/* tv_log_errors writes the error lines logged since tv_log_mark (the last
+ * TV_LOG_LINES of them), oldest first, joined by " | ", into dst (NUL
+ * terminated) and returns their length. */
+int tv_log_errors(char *dst, int n)
+{
+	int len = 0;
+	if (n <= 0)
+		return 0;
+	dst[0] = 0;
+	pthread_mutex_lock(&tv_log_mu);
+	unsigned int from = tv_log_mark_at;
+	if (tv_log_kept - from > TV_LOG_LINES)
+		from = tv_log_kept - TV_LOG_LINES;
+	for (unsigned int i = from; i < tv_log_kept; i++) {
+		int w = snprintf(dst + len, (size_t)(n - len), "%s%s",
+				 len > 0 ? " | " : "", tv_log_ring[i % TV_LOG_LINES]);
+		if (w < 0 || w >= n - len) {
+			len = (int)strlen(dst);
+			break;
+		}
+		len += w;
+	}
+	pthread_mutex_unlock(&tv_log_mu);
+	return len;
+}
+
 int tv_eal_init(int argc, char **argv)
 {
 	if (pthread_getaffinity_np(pthread_self(), sizeof(tv_orig_affinity),
 				   &tv_orig_affinity) == 0)
 		tv_orig_affinity_ok = 1;
+	tv_log_capture();
 	return rte_eal_init(argc, argv);
 }
 

@@ -73,6 +73,8 @@ struct tv_txq {
 };
 
 int tv_eal_init(int argc, char **argv);
+void tv_log_mark(void);
+int tv_log_errors(char *dst, int n);
 int tv_rte_errno(void);
 int tv_register_thread(void);
 int tv_pin_thread(unsigned int lcore);

@@ -61,6 +61,9 @@ func runMain(m *testing.M) int {
 	case "eal-cleanup-fail":
 		ealCleanupChild(true)
 		return 0
+	case "eal-probe-fail":
+		ealProbeFailChild()
+		return 0
 	}
 	dir, err := os.MkdirTemp("", "tapvault-dataplane-")
 	if err != nil {
@@ -158,6 +161,45 @@ func TestFaultEALRuntimeDir(t *testing.T) {
 				t.Errorf("%s child output %q: want it to contain %q", c.child, out, w)
 			}
 		}
+	}
+}
+
+// ealProbeFailChild runs in a subprocess of TestFaultProbeFailureSaysWhy:
+// EAL with a net_pcap whose file is missing (EAL only logs that), then
+// OpenPort of it.
+func ealProbeFailChild() {
+	missing := filepath.Join(os.TempDir(), fmt.Sprintf("tapvault-missing-%d.pcap", os.Getpid()))
+	err := InitEAL([]string{"-l", "0", "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry", "-m", "64",
+		fmt.Sprintf("--file-prefix=tvprobe%d", os.Getpid()), "--vdev=net_pcap0,rx_pcap=" + missing})
+	fmt.Printf("init: %v\n", err)
+	_, err = OpenPort(PortConfig{Name: "net_pcap0"})
+	fmt.Printf("open: %v\nmissing: %s\n", err, missing)
+	CleanupEAL()
+}
+
+// TestFaultProbeFailureSaysWhy: a vdev that fails to probe gives an
+// OpenPort error that carries DPDK's logged reason (it said only "no
+// such ethdev ... operation not permitted"), and the log still reaches
+// stderr.
+func TestFaultProbeFailureSaysWhy(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TAPVAULT_DATAPLANE_CHILD=eal-probe-fail")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child: %v\n%s\n%s", err, out, stderr.String())
+	}
+	got := string(out)
+	_, missing, _ := strings.Cut(got, "missing: ")
+	missing = strings.TrimSpace(missing)
+	for _, want := range []string{"init: <nil>\n", `open: open port "net_pcap0": no such ethdev`, "DPDK logged: ", "Couldn't open " + missing} {
+		if !strings.Contains(got, want) {
+			t.Errorf("child output %q: want it to contain %q", got, want)
+		}
+	}
+	if !strings.Contains(stderr.String(), "Couldn't open "+missing) {
+		t.Errorf("DPDK's log is not on stderr:\n%s", stderr.String())
 	}
 }
 

@@ -272,6 +272,17 @@ func UnpinThread() error {
 // on the EAL thread, the registered id after PinThread, -1 otherwise.
 func CurrentLcore() int { return int(C.tv_lcore_id()) }
 
+// logErrors returns the error lines DPDK logged since markLog (at most
+// the last 8), joined by " | ", or "".
+func logErrors() string {
+	var buf [2048]C.char
+	n := C.tv_log_errors(&buf[0], C.int(len(buf)))
+	return C.GoStringN(&buf[0], n)
+}
+
+// markLog starts the lines logErrors returns.
+func markLog() { C.tv_log_mark() }
+
 // rteErr turns a positive errno or rte_errno value into an error.
 func rteErr(code int) error {
 	if code <= 0 {

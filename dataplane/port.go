@@ -362,8 +362,14 @@ func reprobeVdev(name string) error {
 	cargs := C.CString(strings.Join(parts, ","))
 	defer C.free(unsafe.Pointer(cargs))
 	C.rte_eal_hotplug_remove(bus, cname) // fails harmlessly if the device is gone already
+	markLog()
 	if rc := C.rte_eal_hotplug_add(bus, cname, cargs); rc != 0 {
-		return fmt.Errorf("re-create vdev: %w", rteErr(-int(rc)))
+		err := fmt.Errorf("re-create vdev: %w", rteErr(-int(rc)))
+		if l := logErrors(); l != "" {
+			// The probe's reason is only in DPDK's log.
+			err = fmt.Errorf("%w; DPDK logged: %s", err, l)
+		}
+		return err
 	}
 	return nil
 }
