@@ -470,3 +470,27 @@ func TestFaultSegmentHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestMarkerCoversStoreAfterClose: a store closed cleanly has a marker
+// covering every byte of every segment, so nothing in it can be taken for
+// a torn tail; so does a store opened and closed without a write.
+func TestMarkerCoversStoreAfterClose(t *testing.T) {
+	dir, metas := faultStore(t)
+	check := func(when string) {
+		t.Helper()
+		m := readMarker(dir)
+		newest := metas[len(metas)-1].Ref.Segment()
+		if !m.ok || m.seg != newest || m.size != segFileSize(t, dir, newest) {
+			t.Fatalf("%s: marker %+v, want segment %d size %d", when, m, newest, segFileSize(t, dir, newest))
+		}
+	}
+	check("after Close")
+	w, err := Open(Options{Dir: dir, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check("after an Open and Close with no write")
+}
