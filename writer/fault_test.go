@@ -494,3 +494,33 @@ func TestMarkerCoversStoreAfterClose(t *testing.T) {
 	}
 	check("after an Open and Close with no write")
 }
+
+// TestFaultSegmentCutInHeader cuts the newest segment inside its header:
+// Open must leave it as it is and start, and Verify must report the header
+// and the committed bytes missing, also after the reopen rewrote the
+// marker.
+func TestFaultSegmentCutInHeader(t *testing.T) {
+	dir, metas := faultStore(t)
+	newest := metas[len(metas)-1].Ref.Segment()
+	if err := os.Truncate(filepath.Join(segmentsDir(dir), segmentName(newest)), 10); err != nil {
+		t.Fatal(err)
+	}
+	want := packets(metas) - packets(segBlocks(metas, newest))
+	check := func(when string, packets uint64, wantBad int) {
+		t.Helper()
+		rep, err := Verify(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK() || rep.BadHeaders != 1 || rep.MarkerErr != nil || rep.BadBlocks != wantBad || rep.Packets != packets {
+			t.Fatalf("%s: Verify got OK %v, %d bad headers, marker error %v, %d bad blocks, %d packets; want 1 bad header, %d bad, %d packets",
+				when, rep.OK(), rep.BadHeaders, rep.MarkerErr, rep.BadBlocks, rep.Packets, wantBad, packets)
+		}
+	}
+	check("before reopening", want, 1) // and the file ends short of the committed size
+	rec, added := reopenAndWrite(t, dir)
+	if len(rec.Corrupt) != 1 || rec.Corrupt[0].Offset != 0 {
+		t.Fatalf("recovery: got %+v, want the segment header reported", rec)
+	}
+	check("after reopening", want+uint64(added.Count), 0)
+}

@@ -370,9 +370,6 @@ func readMarker(dir string) commitMark {
 	if !ok {
 		return commitMark{err: fmt.Errorf("commit marker %q is damaged: %d bytes, want %d with magic %#08x and a valid crc", path, len(b), markerSize, markerMagic)}
 	}
-	if size < segHeaderSize && !(seg == 0 && size == 0) {
-		return commitMark{err: fmt.Errorf("commit marker %q is damaged: segment %d committed size %d is below the segment header", path, seg, size)}
-	}
 	return commitMark{seg: seg, size: size, ok: true}
 }
 
