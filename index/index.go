@@ -88,6 +88,9 @@ type Options struct {
 	// the watermark, and by CatchUp once there is room). Default 4 x
 	// MemTableSize + 64 MiB; negative: never pause.
 	MinFree int64
+	// VerifyAll makes Open verify every block checksum of every table,
+	// whatever the VERIFIED list says (see verifiedFile): for verify.
+	VerifyAll bool
 }
 
 // ErrMissing is returned (wrapped) by Open when Dir holds no index and
@@ -266,7 +269,7 @@ func Open(opts Options) (*Index, error) {
 				return nil, fmt.Errorf("open index %q: %w (%d write-ahead logs to replay; the next capture, import or reindex does)", opts.Dir, ErrUnclean, len(mem))
 			}
 		}
-		if err := checkFiles(opts.Dir, bo); err != nil {
+		if err := checkFiles(opts.Dir, bo, opts.VerifyAll); err != nil {
 			return nil, err
 		}
 	}

@@ -725,6 +725,11 @@ func (ix *Index) Close() error {
 	if err := ix.db.Close(); err != nil {
 		return fmt.Errorf("close index %q: %w", ix.opts.Dir, err)
 	}
+	if !ix.opts.ReadOnly {
+		if err := writeVerified(ix.opts.Dir); err != nil { // check.go
+			ix.log.Warn("index: list of verified tables not written: the next open verifies them all", "err", err)
+		}
+	}
 	return nil
 }
 

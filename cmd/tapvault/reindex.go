@@ -171,7 +171,7 @@ func asideStamp(name string) string {
 // both are repaired by a plain reindex.
 func verifyIndex(w io.Writer, data string) (damaged bool, err error) {
 	dir := index.DirOf(data)
-	ix, err := index.Open(index.Options{Dir: dir, ReadOnly: true})
+	ix, err := index.Open(index.Options{Dir: dir, ReadOnly: true, VerifyAll: true})
 	switch {
 	case errors.Is(err, index.ErrMissing):
 		fmt.Fprintf(w, "verify index: none (queries scan block headers; tapvault reindex builds it)\n")
