@@ -53,7 +53,7 @@ type Options struct {
 	// counts it (Stats.QueueDrops); CatchUp indexes it later. Default 256.
 	QueueLen int
 	// QueueBytes bounds the memory of that queue: the flow keys the hook
-	// copies (44 bytes a flow) for the queued blocks and the free entries
+	// copies (42 bytes a flow) for the queued blocks and the free entries
 	// kept for reuse. A block that does not fit is dropped from the live
 	// index like one finding the queue full (counted in Stats.QueueDrops, a
 	// hole CatchUp fills). Default DefaultQueueBytes.

@@ -26,8 +26,8 @@ const (
 )
 
 // DefaultQueueBytes is Options.QueueBytes' default: 32 MiB of copied flow
-// keys, 760 blocks of the IMIX 10k-flow trace's ~1000 flows (so QueueLen
-// binds first on ordinary traffic), or 46 blocks of 16384 flows each (the
+// keys, 800 blocks of the IMIX 10k-flow trace's ~1000 flows (so QueueLen
+// binds first on ordinary traffic), or 48 blocks of 16384 flows each (the
 // block builder's limit) when every packet is a new flow.
 const DefaultQueueBytes = 32 << 20
 
@@ -738,7 +738,8 @@ func (ix *Index) Close() error {
 var ErrStopDeadline = errors.New("index not closed by the stop deadline")
 
 // CloseBy is Close for a stop that must end by deadline. Work stops at
-// deadline less a quarter of the time left (at most 10 s), which is kept
+// deadline less a quarter of the time left (at most 10 s), or at the
+// SetDeadline time if that is earlier; the time after it is kept
 // for writing the hole markers and closing Badger (SetDeadline says what
 // happens to the blocks not written). If Badger has still not closed at
 // deadline (a write stalled behind compaction), CloseBy returns
@@ -747,7 +748,10 @@ var ErrStopDeadline = errors.New("index not closed by the stop deadline")
 // persisted watermark is indexed by its CatchUp, as after a crash.
 func (ix *Index) CloseBy(deadline time.Time) error {
 	left := time.Until(deadline)
-	ix.SetDeadline(deadline.Add(-min(left/4, 10*time.Second)))
+	// An earlier deadline set by SetDeadline stands.
+	if d := deadline.Add(-min(left/4, 10*time.Second)); ix.stopAt.Load() == 0 || d.UnixNano() < ix.stopAt.Load() {
+		ix.SetDeadline(d)
+	}
 	done := make(chan error, 1)
 	go func() { done <- ix.Close() }()
 	t := time.NewTimer(max(left, 0))

@@ -61,7 +61,7 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 		if r.SegmentBytes >= 64<<20 {
 			share = fmt.Sprintf("%.2f%%", 100*float64(r.IndexBytes)/float64(r.SegmentBytes))
 		}
-		fmt.Fprintf(w, "index             %d blocks indexed (%d keys, %s writing); the whole store's index is %s on disk for %s of segment files (%s); dropped at the index queue %d (filled from the segments before exit)\n",
+		fmt.Fprintf(w, "index             %d blocks indexed (%d keys, %s writing); the whole store's index is %s on disk for %s of segment files (%s); dropped at the index queue %d (indexed from the segments: before an import exits, at the next start of a capture)\n",
 			ix.Blocks, ix.Keys, ix.BatchTime.Round(time.Millisecond), humanBytes(r.IndexBytes), humanBytes(r.SegmentBytes), share, ix.QueueDrops)
 		if t := r.TimeToQueryable; t.Count > 0 {
 			fmt.Fprintf(w, "time to queryable first packet of a block to indexed: p50 %s, p99 %s, max %s over %d blocks\n",
