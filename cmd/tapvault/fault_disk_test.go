@@ -241,3 +241,85 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// msgFrameOffsets returns the offsets of the frames of a message file,
+// walking the headers (docs/format/messages.md).
+func msgFrameOffsets(t *testing.T, b []byte) []int {
+	t.Helper()
+	var offs []int
+	for off := 0; off+64 <= len(b); {
+		hlen := int(b[off+6]) | int(b[off+7])<<8
+		le32 := func(p int) int { return int(b[p]) | int(b[p+1])<<8 | int(b[p+2])<<16 | int(b[p+3])<<24 }
+		offs = append(offs, off)
+		off += hlen + le32(off+40) + le32(off+48) + 4
+	}
+	return offs
+}
+
+// TestFaultMessageFileDamage damages a sealed message file (its writer
+// closed it) in turn: cut to nothing, to less than a frame header, inside
+// its last frame; one bit flipped in the first header, in the middle frame
+// and in the last frame. Each time verify exits 2 naming the file, and
+// messages and stats still answer (with the frames that are whole).
+// Before, the cuts passed verify as a torn tail, like a crash's.
+func TestFaultMessageFileDamage(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "app.pcap")
+	appTrace(t, trace, 60_000)
+	store := filepath.Join(dir, "store")
+	tv(t, false, "import", "--data", store, trace)
+	files, err := msgstore.Files(store)
+	if err != nil || len(files) != 1 || !files[0].Sealed {
+		t.Fatalf("got message files %+v (err %v), want one sealed", files, err)
+	}
+	path := files[0].Path
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs := msgFrameOffsets(t, orig)
+	if len(offs) < 3 || len(offs) != files[0].Frames {
+		t.Fatalf("got frames at %v, want %d (at least 3)", offs, files[0].Frames)
+	}
+	last, mid := offs[len(offs)-1], offs[len(offs)/2]
+	if out, errs, rc := tvRC(t, "verify", "--data", store); rc != 0 {
+		t.Fatalf("verify before damage: rc %d\n%s\n%s", rc, out, errs)
+	}
+	flip := func(pos int) []byte {
+		b := bytes.Clone(orig)
+		b[pos] ^= 0x08
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"shorter than a header", orig[:40]},
+		{"cut in the last frame", orig[:last+(len(orig)-last)/2]},
+		{"first header bit", flip(20)},
+		{"middle frame bit", flip(mid + (offs[len(offs)/2+1]-mid)/2)},
+		{"last frame bit", flip(len(orig) - 8)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Chmod(path, 0o600)
+			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(path, 0o400) // sealed, as the writer left it
+			out, errs, rc := tvRC(t, "verify", "--data", store)
+			if rc != 2 || !strings.Contains(out+errs, filepath.Base(path)) {
+				t.Fatalf("verify: rc %d, want 2 naming %s\n%s\n%s", rc, filepath.Base(path), out, errs)
+			}
+			if _, errs, rc := tvRC(t, "messages", "--data", store, "--limit", "3"); rc != 0 {
+				t.Fatalf("messages: rc %d\n%s", rc, errs)
+			}
+			if _, errs, rc := tvRC(t, "stats", "--data", store); rc != 0 {
+				t.Fatalf("stats: rc %d\n%s", rc, errs)
+			}
+		})
+	}
+	os.Chmod(path, 0o600)
+	os.WriteFile(path, orig, 0o600)
+	os.Chmod(path, 0o400)
+}
