@@ -81,7 +81,7 @@ func TestFaultMessagesHostileInput(t *testing.T) {
 		{"latency, range before the store", []string{"latency", "--data", store, "--to", "2000-01-01"}, 0,
 			[]string{"no records in [the start, 2000-01-01T00:00:00.000000Z]; the store holds records from "}},
 		{"query, relative time on an imported trace", []string{"query", "--data", store, "--count", "--from", "-1h", "--to", "now"}, 0,
-			[]string{"no packets in [", "the store holds packets from ", "--from -1h and --to now count"}},
+			[]string{"no packets in [", "the store holds packets from ", "--from -1h and --to now count from the wall clock"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, errOut, code := tvExit(t, c.args...)

@@ -94,8 +94,12 @@ func noteRange(w io.Writer, what, from, to string, fromNS, toNS, lo, hi int64) {
 		}
 	}
 	if len(rel) > 0 {
-		fmt.Fprintf(w, "; %s counts from the wall clock (now %s), not from the stored trace: give absolute times for an imported or older capture",
-			strings.Join(rel, " and "), fmtNS(time.Now().UnixNano()))
+		verb := "counts"
+		if len(rel) > 1 {
+			verb = "count"
+		}
+		fmt.Fprintf(w, "; %s %s from the wall clock (now %s), not from the stored trace: give absolute times for an imported or older capture",
+			strings.Join(rel, " and "), verb, fmtNS(time.Now().UnixNano()))
 	}
 	fmt.Fprintln(w)
 }
