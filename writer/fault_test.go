@@ -524,3 +524,45 @@ func TestFaultSegmentCutInHeader(t *testing.T) {
 	}
 	check("after reopening", want+uint64(added.Count), 0)
 }
+
+// TestFaultStaleMarker is what a machine crash can leave: a marker behind
+// the blocks that were synced (it is synced at most every MarkerSyncEvery),
+// and a torn block after them. Recovery must keep every valid block past
+// the stale marker and cut only the torn bytes.
+func TestFaultStaleMarker(t *testing.T) {
+	dir, metas := faultStore(t)
+	newest := metas[len(metas)-1].Ref.Segment()
+	blocks := segBlocks(metas, newest)
+	if err := os.WriteFile(filepath.Join(dir, markerName), appendMarker(nil, newest, int64(blocks[1].Ref.Offset())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(segmentsDir(dir), segmentName(newest))
+	size := segFileSize(t, dir, newest)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("TVBK a torn record"))
+	f.Close()
+	rep, err := Verify(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Packets != packets(metas) || rep.Segments[newest-1].TailBytes != 18 {
+		t.Fatalf("Verify: got OK %v, %d packets, tail %d; want OK, %d packets, an 18-byte tail", rep.OK(), rep.Packets, rep.Segments[newest-1].TailBytes, packets(metas))
+	}
+	w, err := Open(Options{Dir: dir, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := w.Recovery()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.CutAt != size || rec.BytesCut != 18 || len(rec.Corrupt) != 0 || rec.Blocks != len(blocks) {
+		t.Fatalf("recovery: got %+v, want the 18 torn bytes cut at %d and %d blocks kept", rec, size, len(blocks))
+	}
+	if bad := unreadable(t, dir, metas); len(bad) != 0 {
+		t.Fatalf("unreadable after recovery: %v", bad)
+	}
+}
