@@ -151,7 +151,9 @@ func filePrefix(args []string) string {
 // RemoveStaleRuntimeDirs removes the EAL runtime directories named
 // prefix<pid> under RuntimeBaseDir whose process is gone: what a process
 // killed before its cleanup (kill -9, a crash) left behind. A directory
-// whose pid is alive, or whose name is not prefix and a number, is kept.
+// whose pid is alive, whose multi-process socket a process serves (one in
+// another pid namespace), or whose name is not prefix and a number, is
+// kept.
 // It returns the directories it removed.
 func RemoveStaleRuntimeDirs(prefix string) ([]string, error) {
 	return removeStaleRuntimeDirs(RuntimeBaseDir(), prefix)
@@ -177,6 +179,9 @@ func removeStaleRuntimeDirs(base, prefix string) ([]string, error) {
 			continue
 		}
 		dir := filepath.Join(base, e.Name())
+		if socketServed(filepath.Join(dir, "mp_socket")) {
+			continue // a live EAL in another pid namespace serves it
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove stale EAL runtime directory: %w", err))
 			continue
@@ -225,6 +230,17 @@ func RemoveStaleHugepageFiles(prefix string) ([]string, error) {
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// socketServed reports whether a process has the unix datagram socket at
+// path bound (EAL's multi-process socket): a connect then succeeds.
+func socketServed(path string) bool {
+	c, err := net.Dial("unixgram", path)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // processAlive reports whether pid names a process (one of another user

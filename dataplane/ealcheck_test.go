@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,6 +73,17 @@ func TestFaultStaleRuntimeDirs(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(base, d, "config"), []byte("x"), 0o600)
 	}
+	// A dead pid whose multi-process socket is served (a live EAL in
+	// another pid namespace) is kept too.
+	served := "tv-" + strconv.Itoa(deadPID(t))
+	if err := os.MkdirAll(filepath.Join(base, served), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(base, served, "mp_socket"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
 	removed, err := removeStaleRuntimeDirs(base, "tv-")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +96,9 @@ func TestFaultStaleRuntimeDirs(t *testing.T) {
 	for _, e := range ents {
 		left = append(left, e.Name())
 	}
-	if want := []string{"other-1", "tv-", "tv-007", live, "tv-abc"}; !slices.Equal(left, want) {
+	want := []string{"other-1", "tv-", "tv-007", live, served, "tv-abc"}
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
 		t.Errorf("left %q, want %q", left, want)
 	}
 	if r, err := removeStaleRuntimeDirs(filepath.Join(base, "none"), "tv-"); r != nil || err != nil {
