@@ -93,7 +93,10 @@ func printVerify(w io.Writer, rep *writer.VerifyReport) {
 		for _, b := range s.Bad {
 			fmt.Fprintf(w, "  bad block at segment %d offset %d: %v\n", s.Number, b.Offset, b.Err)
 		}
-		if s.TailBytes > 0 {
+		switch {
+		case s.TailBytes > 0 && rep.MarkerErr != nil:
+			fmt.Fprintf(w, "  %d bytes after the last complete block: with no usable commit marker they cannot be told from damage (the next open for writing keeps them)\n", s.TailBytes)
+		case s.TailBytes > 0:
 			fmt.Fprintf(w, "  %d bytes after the last complete block, past the commit marker (a write in progress or torn by a crash; cut on the next open for writing)\n", s.TailBytes)
 		}
 	}
