@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"math"
 	"net/netip"
 	"sync/atomic"
 
@@ -58,6 +59,7 @@ type Analyzer struct {
 	clk    workers.Clock              // packet time without its steps back: the timers'
 	vt     int64                      // the current packet's time in clk
 	rawTS  int64                      // the latest packet's own time
+	due    int64                      // no timer is due before this step-free time
 	buf    int                        // out-of-order bytes buffered, all conns
 	nparse int                        // conns with a parser (bounded by MaxParsers)
 	pfull  uint64
@@ -89,7 +91,7 @@ var _ Stream = (*Analyzer)(nil)
 // NewAnalyzer returns an Analyzer that sends its records to out. cfg must
 // be valid (Config.Validate).
 func NewAnalyzer(cfg Config, out Emit) *Analyzer {
-	a := &Analyzer{out: out}
+	a := &Analyzer{out: out, due: math.MaxInt64}
 	a.configure(cfg)
 	a.conns.add() // slot 0
 	return a
@@ -159,6 +161,9 @@ func (a *Analyzer) Stats() *Stats { return &a.stats }
 // Packet implements workers.Analyzer.
 func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.FlowEntry, dir uint8, ref PktRef) {
 	a.vt, a.rawTS = a.clk.At(p.TS), p.TS
+	if a.vt > a.due {
+		a.runTimers()
+	}
 	tcp := d.Flags&workers.FlagTCP != 0
 	udp := d.Flags&workers.FlagUDP != 0
 	if (!tcp && !udp) || d.Flags&workers.FlagFragment != 0 && d.Flags&workers.FlagFirstFrag == 0 {
@@ -187,6 +192,16 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.Fl
 			}
 			e.App = 0
 		}
+	}
+	if c != nil && c.refs == 1 && a.vt-c.lastVT > idleConn {
+		// Idle longer than the flow table's eviction: it ended, whether or
+		// not the table's clock hand has reached its flow yet (which
+		// depends on how often the worker ticks), so that a reanalysis
+		// ends it alike. A VLAN-asymmetric pair (refs 2) is left to the
+		// table.
+		a.closeConn(c, "idle")
+		e.App = 0
+		c = nil
 	}
 	if c != nil {
 		if syn && c.s[Client].init && c.s[Client].base != d.Seq+1 && (c.npk[Client] > 1 || c.npk[Server] > 0) {
@@ -217,7 +232,7 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.Fl
 		s = Client
 	}
 	c.pkts++
-	c.lastTS = p.TS
+	c.lastTS, c.lastVT = p.TS, a.vt
 	if c.paired && c.npk[s] == 0 && c.npk[s.Other()] > 0 {
 		a.unpair(c) // both directions seen on one flow: nothing to join
 	}
@@ -362,40 +377,63 @@ func (a *Analyzer) FlowEnd(e *workers.FlowEntry) {
 	a.closeConn(c, "idle")
 }
 
-// Flush implements workers.Analyzer: end every connection.
+// idleConn is how long a connection may be silent (step-free packet time)
+// before it ends "idle": the flow table's eviction (workers.DefaultFlowIdle).
+const idleConn = int64(workers.DefaultFlowIdle)
+
+// Flush implements workers.Analyzer: end every connection ("idle" for one
+// silent longer than idleConn, as the flow table would have evicted it).
 func (a *Analyzer) Flush() {
 	for i := uint32(1); i < a.conns.n; i++ {
 		if c := a.conns.at(i); c.idx != 0 {
-			a.closeConn(c, "end")
+			how := "end"
+			if a.clk.Now()-c.lastVT > idleConn {
+				how = "idle"
+			}
+			a.closeConn(c, how)
 		}
 	}
 	a.Tick(a.clk.Now())
 }
 
-// Tick implements workers.Analyzer: timers, then counters. The timers
-// run on the analyzer's own step-free clock (workers.Clock over the
-// packets it sees), not on now: the worker's clock also counts packets
-// without a flow, so the two can differ by a little after a step back.
+// Tick implements workers.Analyzer: a new configuration, then counters.
+// The timers do not run here but when a packet finds them due (Packet): the
+// analyzer's step-free clock moves only with packets, and timers run at a
+// packet whatever the worker's ticks, so a reanalysis, which ticks every 32
+// packets, makes what the in-stream run made with its bursts.
 func (a *Analyzer) Tick(now int64) {
 	_ = now
 	if c := a.reload.Swap(nil); c != nil {
 		a.configure(*c)
 	}
-	if len(a.attn) > 0 {
-		keep := a.attn[:0]
-		for _, i := range a.attn {
-			c := a.conns.at(i)
-			if c.idx != i || !c.attn {
-				continue
+	a.publish()
+}
+
+// runTimers runs the timers of the connections waiting on one, before the
+// current packet (a.vt): a packet later than a wait's end finds it over.
+func (a *Analyzer) runTimers() {
+	wait := int64(a.cfg.AckWait)
+	due := int64(math.MaxInt64)
+	keep := a.attn[:0]
+	for _, i := range a.attn {
+		c := a.conns.at(i)
+		if c.idx != i || !c.attn {
+			continue
+		}
+		a.timers(c)
+		if c.attn = len(c.waitAck) > 0 || c.s[0].buffered() || c.s[1].buffered(); c.attn {
+			keep = append(keep, i)
+			if len(c.waitAck) > 0 {
+				due = min(due, c.waitAck[0].at+wait)
 			}
-			a.timers(c)
-			if c.attn = len(c.waitAck) > 0 || c.s[0].buffered() || c.s[1].buffered(); c.attn {
-				keep = append(keep, i)
+			for s := range c.s {
+				if c.s[s].buffered() {
+					due = min(due, c.s[s].ooo[0].vt+wait)
+				}
 			}
 		}
-		a.attn = keep
 	}
-	a.publish()
+	a.attn, a.due = keep, due
 }
 
 func (a *Analyzer) publish() {
@@ -423,8 +461,9 @@ func (a *Analyzer) publish() {
 	st.Buffered.Store(int64(a.buf))
 }
 
-// wantAttn puts c on the timer list.
-func (a *Analyzer) wantAttn(c *conn) {
+// wantAttn puts c on the timer list for a wait that began at at (step-free).
+func (a *Analyzer) wantAttn(c *conn, at int64) {
+	a.due = min(a.due, at+int64(a.cfg.AckWait))
 	if !c.attn {
 		c.attn = true
 		a.attn = append(a.attn, c.idx)
@@ -438,7 +477,7 @@ func (a *Analyzer) wantAttn(c *conn) {
 // hole declared here is filled at the latest packet's own time.
 func (a *Analyzer) timers(c *conn) {
 	wait := int64(a.cfg.AckWait)
-	now := a.clk.Now()
+	now := a.vt
 	for len(c.waitAck) > 0 && now-c.waitAck[0].at > wait {
 		x := c.waitAck[0]
 		c.waitAck = popFront(c.waitAck)
@@ -758,8 +797,9 @@ func (a *Analyzer) Exchange(req, resp *Message) {
 		// network delay), at most AckWait.
 		resp.endSeq = c.s[Server].base + uint32(resp.endOff)
 		if len(c.waitAck) < a.cfg.MaxPending {
-			c.waitAck = append(c.waitAck, pendEx{req, resp, a.stepFree(resp.LastTS)})
-			a.wantAttn(c)
+			at := a.stepFree(resp.LastTS)
+			c.waitAck = append(c.waitAck, pendEx{req, resp, at})
+			a.wantAttn(c, at)
 			return
 		}
 	}

@@ -49,6 +49,7 @@ type conn struct {
 	nby     [2]uint64
 	firstTS int64
 	lastTS  int64
+	lastVT  int64 // step-free time of the last packet (idleness)
 
 	synTS, synackTS, ackTS int64
 	rttSrv, rttCli         int64 // -1 unknown (see baseline)
@@ -372,7 +373,7 @@ func (a *Analyzer) reassemble(c *conn, s Side, seq uint32, payload []byte, segLe
 		return
 	}
 	a.insert(ss, seq, payload, ts, ref, segLen)
-	a.wantAttn(c)
+	a.wantAttn(c, a.vt)
 }
 
 // insert adds a segment to the out-of-order list, in sequence order. A cut
