@@ -62,9 +62,9 @@ type FlowStat struct {
 	Key      FlowKey
 	Pkts     [2]uint32 // by direction: [DirAB], [DirBA]
 	Bytes    [2]uint64 // wire bytes by direction
-	FirstTS  int64 // the flow's earliest packet time in this block
-	LastTS   int64 // its latest (not the last packet's, if time stepped back)
-	FirstDir uint8 // direction of the flow's first packet in this block (the initiator if the block saw the start)
+	FirstTS  int64     // the flow's earliest packet time in this block
+	LastTS   int64     // its latest (not the last packet's, if time stepped back)
+	FirstDir uint8     // direction of the flow's first packet in this block (the initiator if the block saw the start)
 }
 
 // flowStatSize is the encoded size of one FlowStat in a summary.
