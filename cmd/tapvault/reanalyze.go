@@ -15,6 +15,7 @@ import (
 	"tapvault/analytics"
 	"tapvault/dataplane"
 	"tapvault/msgstore"
+	"tapvault/pipeline"
 	"tapvault/query"
 	"tapvault/workers"
 	"tapvault/writer"
@@ -164,7 +165,10 @@ func runReanalyze(progress io.Writer, data string, from, to int64, cfg analytics
 
 	var ms *msgstore.Writer
 	if !dryRun {
-		if ms, err = msgstore.OpenWriter(data, msgstore.Options{}); err != nil {
+		// The capture's reserve: a reanalysis never takes the room a
+		// capture's index (Badger, which dies of SIGBUS on a full disk)
+		// counts on; below it, writing stops with an error.
+		if ms, err = msgstore.OpenWriter(data, msgstore.Options{Reserve: pipeline.DefaultIndexReserve * 3 / 2}); err != nil {
 			return nil, err
 		}
 	}
