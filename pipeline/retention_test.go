@@ -617,3 +617,37 @@ func TestFaultRetentionKill(t *testing.T) {
 		os.RemoveAll(store)
 	}
 }
+
+// TestFaultMessagesKeepReserve: with the index on, the message store keeps
+// the packet writer's free-space reserve (1.5 x IndexReserve). A
+// filesystem reported below it (the packet writer asks the real one, which
+// has room) gets no record: every one is dropped and counted at stage
+// "store", none is stored, and the capture goes on.
+func TestFaultMessagesKeepReserve(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "app.pcap")
+	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: 5000, Seed: 7, PPS: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	ac := analytics.DefaultConfig()
+	var asked atomic.Int64
+	opts := pipeline.Options{Index: true, IndexReserve: 8 << 20, Analytics: &ac,
+		Messages: msgstore.Options{Avail: func(string) (int64, error) {
+			asked.Add(1)
+			return 11 << 20, nil // under 1.5 x 8 MiB
+		}}}
+	rep := importFile(t, filepath.Join(dir, "store"), trace, opts)
+	a := rep.Analytics
+	if a == nil || a.Records == 0 || a.DropStore != a.Records || a.Stored != 0 || asked.Load() == 0 {
+		t.Fatalf("got %+v (statfs asked %d times), want every record dropped at the store", a, asked.Load())
+	}
+	if rep.Writer.PacketsCommitted != 5000 {
+		t.Fatalf("packets committed: got %d, want 5000", rep.Writer.PacketsCommitted)
+	}
+	// Above the reserve, the same run stores them all.
+	opts.Messages.Avail = func(string) (int64, error) { return 13 << 20, nil }
+	rep = importFile(t, filepath.Join(dir, "store2"), trace, opts)
+	if a := rep.Analytics; a.DropStore != 0 || a.Stored != a.Records {
+		t.Fatalf("above the reserve: got %+v, want every record stored", a)
+	}
+}
