@@ -229,14 +229,8 @@ func (r *Reader) committed() (seg uint32, size int64, live bool) {
 	if !writerLive(filepath.Join(r.dir, "LOCK")) {
 		return 0, 0, false
 	}
-	for try := 0; try < 3; try++ { // a read may race the 24-byte rewrite
-		b, err := os.ReadFile(filepath.Join(r.dir, markerName))
-		if err != nil {
-			break
-		}
-		if seg, size, ok := parseMarker(b); ok {
-			return seg, size, true
-		}
+	if m := readMarker(r.dir); m.ok {
+		return m.seg, m.size, true
 	}
 	r.log.Warn("store has a live writer but no readable commit marker: showing every valid block", "dir", r.dir)
 	return 0, 0, false
