@@ -359,10 +359,13 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 	if p.ret != nil {
 		// A last pass once everything is written, then let go of the store.
 		p.ret.stop()
-		if p.ix != nil {
+		if p.ix != nil && p.stopAt.Load() == 0 {
 			// The index is flushed at close anyway; doing it first moves its
 			// watermark past every segment, so index drops the retainer
 			// deferred while the index was behind happen in this pass.
+			// Not on a stop: Flush would wait out a group write past the
+			// stop deadline, which CloseBy bounds; the deferred drops
+			// happen at the next start.
 			if err := p.ix.Flush(); err != nil {
 				p.opts.Logger.Error("index flush failed", "err", err)
 			}
