@@ -452,6 +452,10 @@ type Report struct {
 
 	RetentionDrops int   // segments retention dropped during the run
 	RetentionBytes int64 // their bytes
+	// RetentionMessageFiles and RetentionMessageBytes are the message
+	// files retention dropped during the run.
+	RetentionMessageFiles int
+	RetentionMessageBytes int64
 
 	Analytics *AnalyticsReport // nil without analytics
 }
@@ -478,6 +482,7 @@ func (p *Pipeline) report() Report {
 	r := Report{Elapsed: time.Duration(time.Now().UnixNano() - p.started.Load()), Writer: p.w.Stats()}
 	if p.ret != nil {
 		r.RetentionDrops, r.RetentionBytes = int(p.ret.drops.Load()), p.ret.bytes.Load()
+		r.RetentionMessageFiles, r.RetentionMessageBytes = int(p.ret.msgDrops.Load()), p.ret.msgBytes.Load()
 	}
 	if p.ix != nil {
 		st := p.ix.Stats()

@@ -167,6 +167,9 @@ func TestFaultRetainBytesMessages(t *testing.T) {
 			segs, msgs, budget, newest, mfiles)
 	}
 	t.Logf("left %d B of segments + %d B of records in %d files (budget %d); %d retention actions, %d of message files", segs, msgs, len(files), budget, len(acts), mfiles)
+	if want := "and " + strconv.Itoa(mfiles) + " message files"; !strings.Contains(out, want) {
+		t.Fatalf("summary: want %q in the retention line\n%s", want, out)
+	}
 	if out, errs, rc := tvRC(t, "verify", "--data", store); rc != 0 {
 		t.Fatalf("verify: rc %d\n%s\n%s", rc, out, errs)
 	}

@@ -70,8 +70,9 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 	} else {
 		fmt.Fprintf(w, "index             none (run tapvault reindex)\n")
 	}
-	if r.RetentionDrops > 0 {
-		fmt.Fprintf(w, "retention         dropped %d oldest segments, %s freed (DIR/retention.log)\n", r.RetentionDrops, humanBytes(r.RetentionBytes))
+	if r.RetentionDrops > 0 || r.RetentionMessageFiles > 0 {
+		fmt.Fprintf(w, "retention         dropped %d oldest segments and %d message files, %s freed (DIR/retention.log)\n",
+			r.RetentionDrops, r.RetentionMessageFiles, humanBytes(r.RetentionBytes+r.RetentionMessageBytes))
 	}
 	if a := r.Analytics; a != nil {
 		fmt.Fprintf(w, "analytics         %d records (%d exchanges, %d unanswered, %d connections), %d stored in %s; dropped: %d at the record queue, %d at the message store\n",
