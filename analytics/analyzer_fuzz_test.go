@@ -17,7 +17,8 @@ import (
 // each step takes a direction, TCP flags, a sequence and an ACK number near
 // the connection's own (or anywhere), a server port among the decoders'
 // and a payload slice of the input. Timestamps move forward by the step's
-// delta, sometimes by over a second (the ACK and hole timers).
+// delta, sometimes by over a second (the ACK and hole timers), and now
+// and then back by an hour (a clock step).
 func fuzzFrames(t testing.TB, in []byte) *frameSource {
 	src := new(frameSource)
 	ports := []uint16{80, 443, 53, 6379, 5432, 3306, 9878, 1900}
@@ -37,6 +38,9 @@ func fuzzFrames(t testing.TB, in []byte) *frameSource {
 		ts += int64(binary.LittleEndian.Uint16(op[2:])) * 1000
 		if op[0]&0x80 != 0 {
 			ts += 2_000_000_000
+			if op[7]&0x80 != 0 {
+				ts -= 3_600_000_000_000 // the clock steps back an hour
+			}
 		}
 		s := seq[dir] + uint32(int8(op[4]))*97
 		if op[5]&0x80 != 0 {
