@@ -72,6 +72,17 @@ func availBytes(t *testing.T, dir string) int64 {
 	return int64(st.Bavail) * int64(st.Bsize)
 }
 
+// checkUnderReserve: on a 64 MiB filesystem whose writers keep 48 MiB
+// free (1.5 x the default --index-reserve), segments and records together
+// hold at most 16 MiB, plus what the writers write between two statfs
+// (250 ms) and the block and frame in flight.
+func checkUnderReserve(t *testing.T, segs, msgs int64) {
+	t.Helper()
+	if segs+msgs > 16<<20+4<<20 {
+		t.Fatalf("segments %d B + records %d B: want at most 16 MiB (64 MiB less the 48 MiB reserve) and 4 MiB of slack", segs, msgs)
+	}
+}
+
 // checkAfterFull runs verify, query, stats and messages on a store a full
 // disk cut short: none may die of a signal or panic (tvRC fails the test
 // then), verify must pass, and the query must count the committed packets.
@@ -127,6 +138,7 @@ func TestFaultDiskFullAnalyticsImport(t *testing.T) {
 	segs, msgs := storeBytes(t, store)
 	t.Logf("committed %d packets (%d B of segments), %d B of message records; %d records dropped at the store, %d packets at the disk",
 		committed, segs, msgs, storeDrops, fullBlocks)
+	checkUnderReserve(t, segs, msgs)
 	checkAfterFull(t, store, committed)
 }
 
@@ -227,6 +239,7 @@ func TestFaultDiskFullAnalyticsCapture(t *testing.T) {
 	}
 	segs, msgs := storeBytes(t, store)
 	t.Logf("committed %d packets (%d B), %d B of records; dropped %d records at the store, %d packets at the disk", committed, segs, msgs, storeDrops, fullPkts)
+	checkUnderReserve(t, segs, msgs)
 	checkAfterFull(t, store, committed)
 	// The stats JSON says the same of the messages as the files.
 	js, _, _ := tvRC(t, "stats", "--data", store, "--json")
