@@ -169,7 +169,7 @@ var (
 	// Analytics (the latency histograms and per-protocol counts come from
 	// the record stage's own collectors).
 	dAnRecords  = desc("analytics_records_total", "Records the analyzers emitted (exchanges and tcp connection records).")
-	dAnDropped  = desc("analytics_records_dropped_total", "Records lost, by stage: queue (the record queue was full) or store (the message store could not write them).", "stage")
+	dAnDropped  = desc("analytics_records_dropped_total", "Records lost, by stage: queue (the record queue was full) or store (the message store did not write them: a write failed, or the free space was below its reserve).", "stage")
 	dAnConns    = desc("analytics_connections", "Connections being analysed.")
 	dAnConnFull = desc("analytics_untracked_packets_total", "Packets of connections not analysed: the analyzer's or the flow table's limit was reached.")
 	dAnGapBytes = desc("analytics_gap_bytes_total", "TCP stream bytes the analyzers never saw (capture loss, or the reassembly limits).")
