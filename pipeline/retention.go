@@ -266,6 +266,7 @@ func (rt *retainer) check() error {
 		return nil
 	}
 	stuck := false
+	var excess int64 // by how much the worst limit is missed after this pass
 
 	if rt.opts.MaxAge > 0 {
 		newest, any := int64(0), false
@@ -303,11 +304,12 @@ func (rt *retainer) check() error {
 	}
 
 	if rt.opts.MaxBytes > 0 {
-		for total > rt.opts.MaxBytes && c.any() {
+		for total > rt.opts.MaxBytes && c.any() && !c.onlyMessagesShort(total-rt.opts.MaxBytes) {
 			total -= rt.dropOldest(&c, ReasonMaxBytes)
 		}
 		if total > rt.opts.MaxBytes {
 			stuck = true
+			excess = max(excess, total-rt.opts.MaxBytes)
 			rt.logStuck("max_bytes", "store_bytes", total, "max_bytes", rt.opts.MaxBytes)
 		}
 	}
@@ -321,18 +323,21 @@ func (rt *retainer) check() error {
 		// Space freed by this pass counts as available at once: the
 		// filesystem may report it late (a reader still holding a file).
 		var freed uint64
-		for avail+freed < want && c.any() {
+		for avail+freed < want && c.any() && !c.onlyMessagesShort(int64(want-avail-freed)) {
 			freed += uint64(rt.dropOldest(&c, ReasonKeepFree))
 		}
 		if avail+freed < want {
 			stuck = true
+			excess = max(excess, int64(want-avail-freed))
 			rt.logStuck("keep_free", "avail_bytes", avail+freed, "want_bytes", want)
 		}
 	}
-	if stuck && rt.ms != nil && newestMsg > 0 {
+	if stuck && rt.ms != nil && newestMsg >= excess {
 		// The message file being written holds the limit back: the writer
 		// starts a new one at its next frame, so the next check can drop
-		// this one.
+		// this one. Not when the newest segment holds it back anyway (a
+		// budget smaller than a segment): records would be dropped for
+		// nothing.
 		rt.ms.Roll()
 	}
 	if !stuck {
@@ -353,6 +358,21 @@ type msgCand struct {
 }
 
 func (c *cands) any() bool { return len(c.segs) > 0 || len(c.msgs) > 0 }
+
+// onlyMessagesShort says whether only message files are left to drop and
+// all of them together are fewer bytes than need: dropping them would not
+// meet the limit (the newest segment holds it back until it is sealed), so
+// records of packets still kept are not dropped for nothing.
+func (c *cands) onlyMessagesShort(need int64) bool {
+	if len(c.segs) > 0 {
+		return false
+	}
+	var n int64
+	for _, m := range c.msgs {
+		n += m.Size
+	}
+	return n < need
+}
 
 // dropOldest drops the candidate, segment or message file, whose newest
 // time is the oldest (a segment on a tie), and returns the bytes freed.

@@ -651,3 +651,33 @@ func TestFaultMessagesKeepReserve(t *testing.T) {
 		t.Fatalf("above the reserve: got %+v, want every record stored", a)
 	}
 }
+
+// TestRetentionKeepsRecordsOfKeptPackets: when the newest segment alone is
+// over the budget (it is never dropped), dropping message files could not
+// meet the limit: retention keeps them, and does not roll the message file
+// for nothing, rather than delete the records of packets it keeps.
+func TestRetentionKeepsRecordsOfKeptPackets(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "app.pcap")
+	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: 20000, Seed: 7, PPS: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	ac := analytics.DefaultConfig()
+	opts := pipeline.Options{Index: true, Analytics: &ac, // one segment: the newest
+		Retention: pipeline.RetentionOptions{MaxBytes: 64 << 10, Every: 50 * time.Millisecond},
+		Messages:  msgstore.Options{FrameRecords: 64, FileBytes: 16 << 10}}
+	rep := importFile(t, store, trace, opts)
+	files, err := msgstore.Files(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records int64
+	for _, f := range files {
+		records += f.Records
+	}
+	log, _ := pipeline.RetentionLog(store)
+	if len(log) != 0 || records != int64(rep.Analytics.Stored) || files[0].Seq != 1 {
+		t.Fatalf("got %d retention actions, %d of %d records left, first file %d; want none dropped", len(log), records, rep.Analytics.Stored, files[0].Seq)
+	}
+}
