@@ -271,7 +271,10 @@ func (d *diskIter) fill() {
 	seg := d.segs[d.si]
 	d.si++
 	d.buf, d.bi = d.buf[:0], -1
-	if err := d.load(seg); err != nil {
+	// Badger reads table blocks here, in this goroutine: a block damaged
+	// on the medium after its table was verified (see verifiedFile) may
+	// panic in its decoder. One recover per segment loaded.
+	if err := recovered(func() error { return d.load(seg) }); err != nil {
 		d.err = err
 		return
 	}
@@ -522,14 +525,16 @@ func (ix *Index) Meta(ref writer.Ref) (writer.BlockMeta, bool) {
 	var m writer.BlockMeta
 	var ok bool
 	prefix := appendBlockPrefix(nil, ref)
-	err := ix.db.View(func(txn *badger.Txn) error {
-		return scanPrefix(txn, prefix, func(k []byte) error {
-			e, err := parseBlockKey(k)
-			if err == nil {
-				m, ok = e.Meta, true
-				return errStop
-			}
-			return nil
+	err := recovered(func() error { // see diskIter.fill
+		return ix.db.View(func(txn *badger.Txn) error {
+			return scanPrefix(txn, prefix, func(k []byte) error {
+				e, err := parseBlockKey(k)
+				if err == nil {
+					m, ok = e.Meta, true
+					return errStop
+				}
+				return nil
+			})
 		})
 	})
 	if err != nil && !errors.Is(err, errStop) {
