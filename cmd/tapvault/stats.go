@@ -66,7 +66,7 @@ func newStatsCmd() *cobra.Command {
 			// records with headers; verify checks the segment files.
 			fmt.Fprintf(w, "bytes         raw %d, compressed payload %d (compression %.2fx)\n", s.RawBytes, s.StoredBytes, s.Ratio)
 			fmt.Fprintf(w, "blocks        %d in %d segments (segment files %d bytes, %s)\n", s.Blocks, s.Segments, s.SegmentBytes, humanBytes(s.SegmentBytes))
-			fmt.Fprintf(w, "index         %s (%s)\n", s.IndexState, humanBytes(s.IndexBytes))
+			fmt.Fprintf(w, "index         %s (%s)%s\n", s.IndexState, humanBytes(s.IndexBytes), indexNote(s.IndexState))
 			if ms.Files > 0 {
 				fmt.Fprintf(w, "messages      %d records in %d files (%s)", ms.Records, ms.Files, humanBytes(ms.Bytes))
 				if ms.FirstNS != 0 {
@@ -127,4 +127,17 @@ func messageStats(data string) (messageSummary, error) {
 		m.LastNS = max(m.LastNS, f.MaxTS)
 	}
 	return m, nil
+}
+
+// indexNote says what an index state means for the answers.
+func indexNote(state string) string {
+	switch state {
+	case query.IndexCorrupt:
+		return ": damaged; queries scan block headers (same answers, slower); tapvault reindex moves it aside and rebuilds it"
+	case query.IndexUnclean:
+		return ": a writer was killed; queries scan block headers (same answers, slower) until the next capture, import or reindex replays it"
+	case query.IndexMissing:
+		return ": queries scan block headers; tapvault reindex builds it"
+	}
+	return ""
 }
