@@ -73,7 +73,7 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.indexQueue, "index-queue", "32MiB", "memory for committed blocks waiting for the index; blocks beyond it are indexed later from the segments (holes), counted")
 	f.StringVar(&o.indexMemTab, "index-memtable", "16MiB", "size of the index's Badger memtables, which scales most of Badger's memory (several memtables, and table builders sized like them)")
 	f.StringVar(&o.recordQueue, "record-queue", "32MiB", "memory for analytics records waiting for the message store; records beyond it are dropped, counted")
-	f.StringVar(&o.memoryLimit, "memory-limit", "auto", "Go soft memory limit (runtime/debug.SetMemoryLimit): auto = the sum of the configured bounds, logged at start; 0 = none; $GOMEMLIMIT overrides it")
+	f.StringVar(&o.memoryLimit, "memory-limit", "auto", "Go soft memory limit (runtime/debug.SetMemoryLimit): auto = 90% of the sum of the configured bounds, logged at start; 0 = none; $GOMEMLIMIT overrides it")
 	f.DurationVar(&o.stopTimeout, "stop-timeout", 60*time.Second, "a stop (SIGTERM, SIGINT) ends within this; index work left then is done by the next start (keep it under systemd's TimeoutStopSec)")
 }
 
@@ -188,15 +188,18 @@ func (o *storeOptions) memLimit() (int64, error) {
 }
 
 // applyMemoryLimit logs the run's memory bounds and sets the Go soft memory
-// limit to their sum (or to --memory-limit), so the garbage collector keeps
-// the heap near what is live instead of twice it: GOGC alone let RSS reach
-// 2x the live heap (1.2 GB for 650 MB live in a 500k-flow import).
+// limit to 90% of their sum (or to --memory-limit), so the garbage
+// collector keeps the heap near what is live instead of twice it: GOGC
+// alone let RSS reach 2x the live heap (1.2 GB for 650 MB live in a
+// 500k-flow import). The runtime lets the heap grow up to its limit, so the
+// limit sits below the bound, leaving the rest for what the Go runtime does
+// not account (C allocations, the kernel's lag in taking pages back).
 // $GOMEMLIMIT, read by the runtime, wins.
 func (o *storeOptions) applyMemoryLimit(po pipeline.Options, workers int) {
 	b := po.Memory(workers)
 	lim, _ := o.memLimit()
 	if lim < 0 {
-		lim = b.Total()
+		lim = b.Total() / 10 * 9
 	}
 	switch {
 	case os.Getenv("GOMEMLIMIT") != "":
