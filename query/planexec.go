@@ -121,8 +121,12 @@ func (s *Store) plannedBlocks(req Request) ([]writer.BlockMeta, PlanStats, error
 		}
 	}
 	if err := it.Err(); err != nil {
+		// A table damaged after it was verified (index.verifiedFile):
+		// the answer is still there, by the header scan.
 		it.Close()
-		return nil, ps, fmt.Errorf("index query: %w", err)
+		s.Log.Warn("the index failed during this query: scanning block headers instead (same answer, slower); tapvault verify checks the index, tapvault reindex rebuilds it", "dir", s.Dir, "err", err)
+		b, err := s.Blocks(req.From, req.To)
+		return b, PlanStats{}, err
 	}
 	it.Close()
 	ps.FromIndex = len(out)
