@@ -225,7 +225,6 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 	data := p.Data
 	w.c.rx++
 	w.c.rxBytes += uint64(p.WireLen)
-	seen := w.clock.At(p.TS)
 	d := &w.d
 	w.dec.Decode(data, p.LinkType, d)
 	if d.Flags&FlagMalformed != 0 {
@@ -242,6 +241,8 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 		h uint64
 		e *FlowEntry
 	)
+	// After the decoder: a value live across its call costs a spill.
+	seen := w.clock.At(p.TS)
 	if ok {
 		h = hashKey(k)
 		if e = w.flows.Lookup(k, h, p.TS, dir); e != nil {
