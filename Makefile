@@ -7,7 +7,7 @@ BIN := bin/tapvault
 PKGS := ./...
 FUZZTIME ?= 10s
 
-.PHONY: setup build test test-race bench bench-quick fuzz-smoke lint demo clean
+.PHONY: setup build test test-race faults bench bench-quick fuzz-smoke lint demo clean
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,10 @@ test: setup
 	$(GO) vet $(PKGS)
 	CGO_ENABLED=0 $(GO) build ./...
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+# The fault-injection suite alone (docs/faults.md); make test runs it too.
+faults: setup
+	$(GO) test -count=1 -timeout 20m -run '^TestFault' $(PKGS)
 
 test-race: setup
 	$(GO) test -count=1 -race -timeout 30m $(PKGS)
