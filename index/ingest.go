@@ -850,15 +850,9 @@ func (ix *Index) Missing() []writer.Ref {
 // it over the segments' block summaries.
 type BlockWalker func(from writer.Ref, fn func(meta writer.BlockMeta, sum *workers.Summary) error) error
 
-// CatchUp indexes what the index lacks: the blocks after the watermark that
-// the commit hook did not see since Open, and the holes. On an empty index
-// that is every block: a reindex. Call it once after Open, also when the
-// store is new, since the watermark advances only afterwards; call it again
-// whenever Stats.Holes is not zero. Live hooking may go on meanwhile.
-func (ix *Index) CatchUp(walk BlockWalker) error {
-	if ix.opts.ReadOnly {
-		return fmt.Errorf("index catch up: %w", ErrReadOnly)
-	}
+// CatchUpFrom is where CatchUp starts walking: after the watermark, or at
+// the first hole if one is before it; 0 when there is no watermark.
+func (ix *Index) CatchUpFrom() writer.Ref {
 	ix.wmu.Lock()
 	from, has := ix.wm+1, ix.hasWM
 	ix.wmu.Unlock()
@@ -872,6 +866,28 @@ func (ix *Index) CatchUp(walk BlockWalker) error {
 		}
 	}
 	ix.pmu.Unlock()
+	return from
+}
+
+// CatchUp indexes what the index lacks: the blocks after the watermark that
+// the commit hook did not see since Open, and the holes. On an empty index
+// that is every block: a reindex. Call it once after Open, also when the
+// store is new, since the watermark advances only afterwards; call it again
+// whenever Stats.Holes is not zero.
+//
+// Live hooking may go on meanwhile (a capture that catches up in the
+// background): blocks from the first one hooked on are left to the hook,
+// groups the hook writes are parked, and the watermark stays where it was
+// until CatchUp has returned nil, so queries scan the headers of every
+// block after it. A walk that fails (walk returns an error, e.g. because
+// a stop interrupted it) returns that error and moves nothing: what it
+// did not index stays past the watermark, or a hole, for the next
+// CatchUp. Blocks it added are written by Flush or Close as any others.
+func (ix *Index) CatchUp(walk BlockWalker) error {
+	if ix.opts.ReadOnly {
+		return fmt.Errorf("index catch up: %w", ErrReadOnly)
+	}
+	from := ix.CatchUpFrom()
 	err := walk(from, func(meta writer.BlockMeta, sum *workers.Summary) error {
 		ix.pmu.Lock()
 		_, hole := ix.holes[meta.Ref]

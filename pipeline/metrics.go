@@ -155,6 +155,7 @@ var (
 	dIndexStopShed = desc("index_stop_left_blocks_total", "Blocks a stop left unindexed at its deadline (stop_timeout): holes the next start indexes; no packet is lost.")
 	dIndexBatch    = desc("index_batch_seconds_total", "Time spent writing groups to the index.")
 	dIndexCaughtUp = desc("index_caught_up", "1 once the index has caught up with the segments since it was opened.")
+	dIndexCatchUp  = desc("index_catchup_blocks", "Blocks of earlier runs the start-up catch-up has to index (state todo: counted when it starts, -1 before) and has indexed (done); a live capture runs it in the background.", "state")
 	dIndexBytes    = desc("index_size_bytes", "On-disk size of the index, by part (lsm: SSTables, vlog: value log and memtables).", "part")
 	dTTQ           = desc("time_to_queryable_seconds", "Time from the arrival of a block's first packet to the index returning the block.")
 
@@ -190,7 +191,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		dBlocksCommitted, dPacketsCommitted, dWireCommitted, dRawBytes, dStoredBytes, dStoredRaw, dRejected, dLost,
 		dWriteErrors, dFsyncs, dFsyncSeconds, dFsyncMax, dCompressSeconds, dWriteSeconds, dSegmentsCreated, dSegment, dWriterQueue,
 		dIndexEnabled, dIndexBlocks, dIndexGroups, dIndexKeys, dIndexDeletes, dIndexDropped, dIndexLag, dIndexHoles,
-		dIndexBatch, dIndexCaughtUp, dIndexBytes, dTTQ, dIndexQBytes, dIndexStopShed,
+		dIndexBatch, dIndexCaughtUp, dIndexCatchUp, dIndexBytes, dTTQ, dIndexQBytes, dIndexStopShed,
 		dSegmentBytes, dFSSize, dFSAvail, dRetentionSegs, dRetentionByte, dStartTime,
 		dAnRecords, dAnDropped, dAnConns, dAnConnFull, dAnGapBytes, dAnBuffered, dTCPRetrans, dTCPOOO, dMsgBytes,
 		dAnParsers, dAnParsFull, dAnQBytes,
@@ -293,6 +294,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, dIndexStopShed, float64(is.StopShed))
 		counter(ch, dIndexBatch, is.BatchTime.Seconds())
 		gauge(ch, dIndexCaughtUp, boolf(is.CaughtUp))
+		if b := p.bg; b != nil {
+			gauge(ch, dIndexCatchUp, float64(b.total.Load()), "todo")
+			gauge(ch, dIndexCatchUp, float64(b.indexed.Load()), "done")
+		}
 		lsm, vlog := p.ix.Size()
 		gauge(ch, dIndexBytes, float64(lsm), "lsm")
 		gauge(ch, dIndexBytes, float64(vlog), "vlog")

@@ -119,6 +119,7 @@ type Pipeline struct {
 	ttq     *latencies
 	ret     *retainer    // nil without retention
 	stage   *recordStage // nil without analytics
+	bg      *background  // the index catch-up beside a live capture; nil for imports and without an index
 	an      []*analytics.Analyzer
 	runID   uint32
 	stop    atomic.Bool
@@ -191,17 +192,27 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		}
 		return nil, err
 	}
+	var bg *background
 	if ix != nil {
-		// Index what was committed while nobody indexed it (a crash, an
-		// index rebuilt from scratch), after the writer's recovery and
-		// before new blocks arrive.
-		if err := catchUp(ix, opts); err != nil {
+		// Index what was committed while nobody indexed it (a crash, a
+		// stop that left blocks to this start, an index rebuilt from
+		// scratch), after the writer's recovery. An import does it now,
+		// before new blocks arrive; a live capture in the background once
+		// it runs (Run), since packets arriving before the workers run are
+		// lost.
+		var err error
+		if opts.Lossless {
+			err = catchUp(ix, opts)
+		} else {
+			bg, err = newBackground(opts.Dir)
+		}
+		if err != nil {
 			w.Close()
 			ix.Close()
 			return nil, err
 		}
 	}
-	p := &Pipeline{opts: opts, pool: pool, w: w, ix: ix, ttq: ttq, runID: newRunID()}
+	p := &Pipeline{opts: opts, pool: pool, w: w, ix: ix, ttq: ttq, runID: newRunID(), bg: bg}
 	if opts.Analytics != nil {
 		if err := opts.Analytics.Validate(); err != nil {
 			w.Close()
@@ -278,6 +289,10 @@ func (p *Pipeline) Stop() {
 		// markers and closing Badger (CloseBy).
 		p.ix.SetDeadline(p.stopDeadline().Add(-p.opts.StopTimeout / 4))
 	}
+	if p.bg != nil {
+		// What the catch-up has not indexed is the next start's.
+		p.bg.interrupt()
+	}
 	p.stop.Store(true)
 }
 
@@ -312,6 +327,9 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 	}
 	if p.stage != nil {
 		go p.stage.run()
+	}
+	if p.bg != nil {
+		p.bg.start(p.ix, p.opts)
 	}
 	var wg sync.WaitGroup
 	for i, src := range sources {
@@ -355,6 +373,14 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 	werr := p.w.Close()
 	if werr == nil {
 		werr = serr
+	}
+	if p.bg != nil {
+		// A run that ended by itself (its sources did) lets the catch-up
+		// finish, as an import would have done it at Open; a stop has
+		// interrupted it (Stop).
+		if err := p.bg.wait(); err != nil {
+			p.opts.Logger.Error("index catch-up failed; the next start or tapvault reindex indexes what it lacks", "err", err)
+		}
 	}
 	if p.ret != nil {
 		// A last pass once everything is written, then let go of the store.
