@@ -35,6 +35,7 @@ func TestFaultCatchUpInBackground(t *testing.T) {
 	repA := importFile(t, store, traceA, pipeline.Options{BlockSize: 16 << 10, Index: true})
 	repB := importFile(t, store, traceB, pipeline.Options{BlockSize: 16 << 10})
 	k, m := repA.Writer.BlocksCommitted, repB.Writer.BlocksCommitted
+	t.Logf("%d blocks indexed, %d written without the index", k, m)
 	if m < 50 {
 		t.Fatalf("only %d unindexed blocks: the test needs many", m)
 	}
