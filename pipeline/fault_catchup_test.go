@@ -92,6 +92,14 @@ func TestFaultCatchUpInBackground(t *testing.T) {
 	if total, _, _ := pipeline.CatchUpProgress(p); total != int64(m) {
 		t.Fatalf("catch-up counted %d blocks to index, want the %d unindexed", total, m)
 	}
+	// Queries through the capture's live index meanwhile answer in full:
+	// the blocks past the watermark by header scan.
+	live := liveQuery(t, store, p.Index(), "")
+	liveSSH := liveQuery(t, store, p.Index(), "tcp port 22")
+	if live.Matched != packets || live.Plan.Unindexed < int(m)-at {
+		t.Fatalf("query during the catch-up: %d packets (want %d), %d blocks by header scan (want at least %d)",
+			live.Matched, packets, live.Plan.Unindexed, int(m)-at)
+	}
 	p.Stop()
 	close(release)
 	ended(done)
@@ -147,6 +155,38 @@ func TestFaultCatchUpInBackground(t *testing.T) {
 	if res := countRes(t, store); res.Matched != packets || res.Plan.Unindexed != 0 {
 		t.Fatalf("query: %d packets, %d blocks by header scan; want %d and 0", res.Matched, res.Plan.Unindexed, packets)
 	}
+	// The same filtered query, from the complete index, agrees with the
+	// one answered during the catch-up.
+	ix, err = index.Open(index.Options{Dir: index.DirOf(store), ReadOnly: true, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	ssh := liveQuery(t, store, ix, "tcp port 22")
+	t.Logf("'tcp port 22': %d packets, %d blocks from the index (%d during the catch-up, %d by header scan)", ssh.Matched, ssh.Plan.FromIndex, liveSSH.Plan.FromIndex, liveSSH.Plan.Unindexed)
+	if ssh.Matched != liveSSH.Matched || ssh.Matched == 0 || ssh.Plan.Unindexed != 0 {
+		t.Fatalf("'tcp port 22': %d packets from the complete index (%d by header scan), %d during the catch-up", ssh.Matched, ssh.Plan.Unindexed, liveSSH.Matched)
+	}
+}
+
+func liveQuery(t *testing.T, dir string, ix *index.Index, filter string) query.Result {
+	t.Helper()
+	st, err := query.OpenStoreWithIndex(dir, ix, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	req := query.Request{From: query.MinTime, To: query.MaxTime}
+	if filter != "" {
+		if req.Filter, err = query.ParseFilter(filter); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := st.Run(context.Background(), req, func(*query.Packet) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // An import keeps catching up at Open, before it reads its first packet.
