@@ -225,3 +225,50 @@ func countRes(t *testing.T, dir string) query.Result {
 	}
 	return res
 }
+
+// A live run whose sources end by themselves (no stop) waits for its
+// background catch-up: it leaves the index complete, as an import does.
+func TestFaultCatchUpEndedSourcesWait(t *testing.T) {
+	dir := t.TempDir()
+	trace, small := filepath.Join(dir, "t.pcap"), filepath.Join(dir, "small.pcap")
+	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: "imix", Packets: 6000, Flows: 100, Seed: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bench.GenerateFile(small, bench.GenOptions{Kind: "imix", Packets: 50, Flows: 5, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	rep := importFile(t, store, trace, pipeline.Options{BlockSize: 16 << 10})
+	m := rep.Writer.BlocksCommitted
+	// Hold the catch-up at its first block until the source has ended.
+	reached, release := make(chan struct{}), make(chan struct{})
+	pipeline.SetCatchUpStep(func(n int64) {
+		if n == 1 {
+			close(reached)
+			<-release
+		}
+	})
+	defer pipeline.SetCatchUpStep(nil)
+	p, err := pipeline.Open(pipeline.Options{Dir: store, Logger: quiet(), Index: true, BlockSize: 16 << 10}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := dataplane.OpenFile(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { <-reached; time.Sleep(100 * time.Millisecond); close(release) }()
+	rep2, err := p.Run([]dataplane.Source{src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total, n, _ := pipeline.CatchUpProgress(p); total != int64(m) || n != int64(m) {
+		t.Fatalf("catch-up: %d of %d blocks when Run returned, want %d of %d", n, total, m, m)
+	}
+	if rep2.Index == nil || !rep2.Index.CaughtUp || rep2.Index.Blocks != m+rep2.Writer.BlocksCommitted {
+		t.Fatalf("index after the run: %+v; want caught up, %d+%d blocks", rep2.Index, m, rep2.Writer.BlocksCommitted)
+	}
+	if res := countRes(t, store); res.Matched != 6050 || res.Plan.Unindexed != 0 {
+		t.Fatalf("query: %d packets, %d blocks by header scan; want 6050 and 0", res.Matched, res.Plan.Unindexed)
+	}
+}

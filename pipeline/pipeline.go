@@ -36,8 +36,10 @@ type Options struct {
 	Compressors int
 
 	// Index keeps the store's index (Dir/index) up to date: it is opened or
-	// created, catches up on blocks committed while nobody indexed them,
-	// and sees every durable block through the writer's commit hook.
+	// created, catches up on blocks committed while nobody indexed them
+	// (in Open when Lossless, else in the background once Run starts, so
+	// a live port captures at once), and sees every durable block through
+	// the writer's commit hook.
 	Index bool
 	// IndexReserve is the free space kept for the index: Badger writes
 	// through memory-mapped files and cannot fail cleanly on a full
