@@ -130,9 +130,13 @@ type retainer struct {
 	r    *writer.Reader
 	log  *slog.Logger
 
-	spans     map[uint32]writer.SegmentSpan // sealed segments: they never change
-	ixPending []uint32                      // segments whose index drop failed: retried
-	stuck     bool                          // "cannot meet the limit" logged
+	spans map[uint32]writer.SegmentSpan // sealed segments: they never change
+	// keptMin caches the oldest packet time of the segments that cannot go
+	// (the newest, the open one), by number, once they hold a block: message
+	// files with records that recent describe packets still kept.
+	keptMin   map[uint32]int64
+	ixPending []uint32 // segments whose index drop failed: retried
+	stuck     bool     // "cannot meet the limit" logged
 
 	drops    atomic.Int64 // segments
 	bytes    atomic.Int64
@@ -168,8 +172,9 @@ func newRetainer(opts RetentionOptions, dir string, w *writer.Writer, ix *index.
 	}
 	return &retainer{
 		opts: opts, dir: dir, w: w, ix: ix, r: r, log: log,
-		spans: make(map[uint32]writer.SegmentSpan),
-		quit:  make(chan struct{}), done: make(chan struct{}),
+		spans:   make(map[uint32]writer.SegmentSpan),
+		keptMin: make(map[uint32]int64),
+		quit:    make(chan struct{}), done: make(chan struct{}),
 	}, nil
 }
 
@@ -229,6 +234,12 @@ func (rt *retainer) check() error {
 	for i, si := range infos {
 		total += si.Size
 		if i == len(infos)-1 || si.Number == live {
+			if m, ok := rt.keptMin[si.Number]; ok {
+				c.keep(m)
+			} else if sp, err := rt.r.Span(si); err == nil && sp.Blocks > 0 {
+				rt.keptMin[si.Number] = sp.MinTS
+				c.keep(sp.MinTS)
+			}
 			continue
 		}
 		sp, ok := rt.spans[si.Number]
@@ -245,6 +256,11 @@ func (rt *retainer) check() error {
 	for n := range rt.spans { // forget segments no longer listed
 		if !listed(infos, n) {
 			delete(rt.spans, n)
+		}
+	}
+	for n := range rt.keptMin {
+		if !listed(infos, n) {
+			delete(rt.keptMin, n)
 		}
 	}
 	// Message files count like segments: every one but the newest and
@@ -304,7 +320,7 @@ func (rt *retainer) check() error {
 	}
 
 	if rt.opts.MaxBytes > 0 {
-		for total > rt.opts.MaxBytes && c.any() && !c.onlyMessagesShort(total-rt.opts.MaxBytes) {
+		for total > rt.opts.MaxBytes && c.canDrop() && !c.onlyMessagesShort(total-rt.opts.MaxBytes) {
 			total -= rt.dropOldest(&c, ReasonMaxBytes)
 		}
 		if total > rt.opts.MaxBytes {
@@ -323,7 +339,7 @@ func (rt *retainer) check() error {
 		// Space freed by this pass counts as available at once: the
 		// filesystem may report it late (a reader still holding a file).
 		var freed uint64
-		for avail+freed < want && c.any() && !c.onlyMessagesShort(int64(want-avail-freed)) {
+		for avail+freed < want && c.canDrop() && !c.onlyMessagesShort(int64(want-avail-freed)) {
 			freed += uint64(rt.dropOldest(&c, ReasonKeepFree))
 		}
 		if avail+freed < want {
@@ -350,7 +366,43 @@ func (rt *retainer) check() error {
 type cands struct {
 	segs []writer.SegmentSpan
 	msgs []msgCand
+	// keptMin is the oldest packet time of the segments that cannot go;
+	// hasKept says whether there is one.
+	keptMin int64
+	hasKept bool
 }
+
+// keep notes the oldest packet time of a segment that cannot be dropped.
+func (c *cands) keep(minTS int64) {
+	if !c.hasKept || minTS < c.keptMin {
+		c.keptMin, c.hasKept = minTS, true
+	}
+}
+
+// msgDroppable says whether the oldest message candidate may go: only when
+// its records all end before every packet still kept, so that records age
+// out with the packets they describe and never before them (the segments of
+// that time go first).
+func (c *cands) msgDroppable() bool {
+	if len(c.msgs) == 0 {
+		return false
+	}
+	last := c.msgs[0].last
+	if !c.hasKept || last >= c.keptMin {
+		// Without a committed block in the newest segment, the packets of
+		// the newest records may still be on their way to it.
+		return false
+	}
+	for _, sp := range c.segs {
+		if sp.Blocks > 0 && last >= sp.MinTS {
+			return false
+		}
+	}
+	return true
+}
+
+// canDrop says whether dropOldest has anything it may drop.
+func (c *cands) canDrop() bool { return len(c.segs) > 0 || c.msgDroppable() }
 
 type msgCand struct {
 	msgstore.FileInfo
@@ -374,10 +426,11 @@ func (c *cands) onlyMessagesShort(need int64) bool {
 	return n < need
 }
 
-// dropOldest drops the candidate, segment or message file, whose newest
-// time is the oldest (a segment on a tie), and returns the bytes freed.
+// dropOldest drops the oldest candidate and returns the bytes freed: a
+// message file whose records all end before every packet kept (msgDroppable),
+// else the oldest segment (which takes the message files of its time along).
 func (rt *retainer) dropOldest(c *cands, reason string) int64 {
-	if len(c.segs) > 0 && (len(c.msgs) == 0 || c.segs[0].MaxTS <= c.msgs[0].last) {
+	if len(c.segs) > 0 && !c.msgDroppable() {
 		sp := c.segs[0]
 		c.segs = c.segs[1:]
 		return rt.drop(c, sp, reason)
