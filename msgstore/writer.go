@@ -76,8 +76,13 @@ func (o *Options) setDefaults() {
 // Options.Reserve (it matches syscall.ENOSPC too).
 var ErrReserve = fmt.Errorf("free space below the message store's reserve: %w", syscall.ENOSPC)
 
-// availEvery is how often the free space is asked for Reserve.
-const availEvery = 250 * time.Millisecond
+// availEvery is how often the free space is asked for Reserve, and
+// availCheckBytes after how many bytes written at most: with a time alone, a
+// fast disk took a quarter second of frames past the reserve.
+const (
+	availEvery      = 250 * time.Millisecond
+	availCheckBytes = 1 << 20
+)
 
 // WriterStats are a Writer's counters since OpenWriter.
 type WriterStats struct {
@@ -118,9 +123,10 @@ type Writer struct {
 	lastSync time.Time
 	closed   bool
 
-	availAt time.Time   // last free-space check (Reserve)
-	low     bool        // the free space was below Reserve at that check
-	rollReq atomic.Bool // Roll: start a new file at the next frame
+	availAt    time.Time   // last free-space check (Reserve)
+	sinceAvail int64       // bytes written since that check
+	low        bool        // the free space was below Reserve at that check
+	rollReq    atomic.Bool // Roll: start a new file at the next frame
 
 	// The open frame. raw holds the records' encodings back to back;
 	// hashes the term hashes of all of them (deduplicated at seal).
@@ -509,6 +515,7 @@ func (w *Writer) seal() error {
 	w.records.Add(uint64(n))
 	w.frames.Add(1)
 	w.bytes.Add(uint64(len(frame)))
+	w.sinceAvail += int64(len(frame))
 	return w.maybeSync()
 }
 
@@ -519,8 +526,8 @@ func (w *Writer) belowReserve(n int64) bool {
 	if w.opts.Reserve <= 0 {
 		return false
 	}
-	if now := time.Now(); now.Sub(w.availAt) >= availEvery {
-		w.availAt = now
+	if now := time.Now(); now.Sub(w.availAt) >= availEvery || w.sinceAvail >= availCheckBytes {
+		w.availAt, w.sinceAvail = now, 0
 		avail, err := w.opts.Avail(w.dir)
 		if err != nil {
 			return w.low // keep the last answer

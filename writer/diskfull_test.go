@@ -228,3 +228,52 @@ func TestDiskFull(t *testing.T) {
 		})
 	}
 }
+
+// TestReserveCheckedByBytes: the free space is asked again after
+// availBytes appended even when availEvery has not passed, so a fast disk
+// cannot write a quarter second's worth past the reserve (a tmpfs capture
+// overshot its 48 MiB reserve by 10 MB that way). Here the time trigger is
+// an hour: only the byte trigger can see the disk fill.
+func TestReserveCheckedByBytes(t *testing.T) {
+	const blockSize = 64 << 10
+	var full atomic.Bool
+	var asked atomic.Int64
+	ops := (&fullDisk{}).ops(time.Second)
+	ops.avail = func(string) (int64, error) {
+		asked.Add(1)
+		if full.Load() {
+			return 0, nil
+		}
+		return 1 << 40, nil
+	}
+	ops.availEvery, ops.availBytes = time.Hour, 4*blockSize
+	pool := workers.NewBlockPool(4, blockSize, 16)
+	w, err := Open(Options{Dir: t.TempDir(), QueueLen: 4, Compressors: 1, Reserve: 1 << 20, ops: ops})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	submit := func(n int) {
+		for i := range n {
+			b := getBlock(t, pool)
+			fillBlock(b, uint64(i+1), blockSize, payloadRandom) // stored raw: 64 KiB each
+			w.Submit(b)
+		}
+	}
+	submit(2)
+	waitFor(t, "the first blocks committed", func() bool { return w.Stats().BlocksCommitted == 2 })
+	full.Store(true)
+	submit(40)
+	waitFor(t, "the blocks after the disk filled handled", func() bool {
+		st := w.Stats()
+		return st.BlocksCommitted+st.BlocksLost == 42
+	})
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Incompressible blocks append about 64 KiB each: the disk filled is
+	// noticed within availBytes, 4 blocks (the time trigger alone: none).
+	st := w.Stats()
+	if st.BlocksCommitted > 2+6 || st.DiskFullBlocks < 40-6 {
+		t.Fatalf("got %d blocks committed, %d dropped below the reserve (free space asked %d times), want at most 8 committed", st.BlocksCommitted, st.DiskFullBlocks, asked.Load())
+	}
+}

@@ -78,6 +78,7 @@ type fileOps struct {
 	retry      time.Duration
 	avail      func(dir string) (int64, error) // free space, for Reserve
 	availEvery time.Duration                   // how often to ask it
+	availBytes int64                           // and after how many bytes appended at most
 }
 
 // DiskFullRetry is how often a writer that ran out of space tries the disk
@@ -91,6 +92,7 @@ var realOps = fileOps{
 	retry:      DiskFullRetry,
 	avail:      AvailBytes,
 	availEvery: 250 * time.Millisecond,
+	availBytes: 4 << 20,
 }
 
 // isDiskFull says whether err means the filesystem (or the user's quota) is
@@ -192,6 +194,7 @@ type Writer struct {
 	firstErr   error     // first reason a block was lost, disk full apart
 	fullAt     time.Time // when the disk filled; zero while writes succeed
 	availAt    time.Time // last free-space check (Reserve)
+	sinceAvail int64     // bytes appended since that check
 	low        bool      // free space was below Reserve at that check
 	errReserve error
 	retryAt    time.Time // next attempt to write while the disk is full
@@ -748,6 +751,7 @@ func (w *Writer) write(it item) {
 	sealRecord(rb.rec, ref)
 	_, err := w.ops.writeAt(w.f, rb.rec, w.size)
 	w.st.writeNanos.Add(uint64(time.Since(t0)))
+	w.sinceAvail += n
 	if err != nil {
 		w.st.writeErrors.Add(1)
 		w.lose(it.b, "block not stored", fmt.Errorf("write segment %q at %d: %w", w.path, w.size, err))
@@ -875,13 +879,16 @@ func (w *Writer) syncMarker(force bool) {
 }
 
 // belowReserve says whether the filesystem's free space is under
-// Options.Reserve, asking it at most every ops.availEvery (250 ms).
+// Options.Reserve, asking it every ops.availEvery (250 ms) and after every
+// ops.availBytes (4 MiB) appended, whichever comes first: on a fast disk a
+// time alone let a quarter second of writes (25 MB on a tmpfs, measured)
+// past the reserve.
 func (w *Writer) belowReserve() bool {
 	if w.opts.Reserve <= 0 {
 		return false
 	}
-	if now := time.Now(); now.Sub(w.availAt) >= w.ops.availEvery && w.ops.avail != nil {
-		w.availAt = now
+	if now := time.Now(); (now.Sub(w.availAt) >= w.ops.availEvery || w.sinceAvail >= w.ops.availBytes) && w.ops.avail != nil {
+		w.availAt, w.sinceAvail = now, 0
 		if n, err := w.ops.avail(w.opts.Dir); err == nil {
 			w.low = n < w.opts.Reserve
 		}
