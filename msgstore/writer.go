@@ -81,7 +81,7 @@ var ErrReserve = fmt.Errorf("free space below the message store's reserve: %w", 
 // fast disk took a quarter second of frames past the reserve.
 const (
 	availEvery      = 250 * time.Millisecond
-	availCheckBytes = 1 << 20
+	availCheckBytes = 256 << 10
 )
 
 // WriterStats are a Writer's counters since OpenWriter.

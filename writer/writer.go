@@ -92,7 +92,7 @@ var realOps = fileOps{
 	retry:      DiskFullRetry,
 	avail:      AvailBytes,
 	availEvery: 250 * time.Millisecond,
-	availBytes: 4 << 20,
+	availBytes: 1 << 20,
 }
 
 // isDiskFull says whether err means the filesystem (or the user's quota) is
@@ -880,7 +880,7 @@ func (w *Writer) syncMarker(force bool) {
 
 // belowReserve says whether the filesystem's free space is under
 // Options.Reserve, asking it every ops.availEvery (250 ms) and after every
-// ops.availBytes (4 MiB) appended, whichever comes first: on a fast disk a
+// ops.availBytes (1 MiB) appended, whichever comes first: on a fast disk a
 // time alone let a quarter second of writes (25 MB on a tmpfs, measured)
 // past the reserve.
 func (w *Writer) belowReserve() bool {
