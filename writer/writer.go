@@ -425,13 +425,30 @@ const MaxSegmentNumber = 1<<32 - 1
 // the commit marker says is committed: committed bytes that hold no valid
 // block are damage, kept and reported, and so is every bad tail when there
 // is no readable marker to tell a torn write from damage.
+//
+// The file is synced before it returns, whatever it found: the marker Open
+// writes next claims every byte recovery keeps, and after a kill -9 between
+// a block's write and its fsync those bytes may be in the page cache only;
+// a power loss after the marker's sync would then turn a torn tail into
+// "damaged committed bytes".
 func recoverSegment(path string, seg uint32, mark commitMark, log *slog.Logger) (Recovery, error) {
-	rec := Recovery{Segment: seg, CutAt: -1}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return rec, fmt.Errorf("open segment %q: %w", path, err)
+		return Recovery{Segment: seg, CutAt: -1}, fmt.Errorf("open segment %q: %w", path, err)
 	}
 	defer f.Close()
+	rec, err := recoverSegmentFile(f, path, seg, mark, log)
+	if err != nil {
+		return rec, err
+	}
+	if err := f.Sync(); err != nil {
+		return rec, fmt.Errorf("sync segment %q: %w", path, err)
+	}
+	return rec, nil
+}
+
+func recoverSegmentFile(f *os.File, path string, seg uint32, mark commitMark, log *slog.Logger) (Recovery, error) {
+	rec := Recovery{Segment: seg, CutAt: -1}
 	fi, err := f.Stat()
 	if err != nil {
 		return rec, fmt.Errorf("stat segment %q: %w", path, err)
@@ -502,10 +519,7 @@ func recoverSegment(path string, seg uint32, mark commitMark, log *slog.Logger) 
 	if err := f.Truncate(tail); err != nil {
 		return rec, fmt.Errorf("truncate segment %q at %d: %w", path, tail, err)
 	}
-	if err := f.Sync(); err != nil {
-		return rec, fmt.Errorf("sync segment %q: %w", path, err)
-	}
-	return rec, nil
+	return rec, nil // recoverSegment syncs
 }
 
 // Submit hands a sealed block to the writer. It never blocks: the block goes
