@@ -315,7 +315,7 @@ func (rt *retainer) check() error {
 				kept = append(kept, sp)
 			}
 			c.segs = kept
-			total -= rt.dropMessagesBefore(&c, cut, ReasonMaxAge)
+			total -= rt.dropMessagesBefore(&c, c.floor(cut, 0), ReasonMaxAge)
 		}
 	}
 
@@ -399,6 +399,24 @@ func (c *cands) msgDroppable() bool {
 		}
 	}
 	return true
+}
+
+// floor caps ts at the oldest packet still kept: of the segments that
+// cannot go and of the candidates but segment except (the one being
+// dropped). Message files whose records end before it describe no packet
+// kept. Segments' time ranges overlap (several workers, a clock stepped
+// back, files imported out of time order), so a segment's newest packet
+// alone is not that bound.
+func (c *cands) floor(ts int64, except uint32) int64 {
+	if c.hasKept && c.keptMin < ts {
+		ts = c.keptMin
+	}
+	for _, sp := range c.segs {
+		if sp.Number != except && sp.Blocks > 0 && sp.MinTS < ts {
+			ts = sp.MinTS
+		}
+	}
+	return ts
 }
 
 // canDrop says whether dropOldest has anything it may drop.
@@ -537,7 +555,7 @@ func (rt *retainer) drop(c *cands, sp writer.SegmentSpan, reason string) int64 {
 		rt.log.Error("retention: action not recorded", "segment", sp.Number, "err", err)
 	}
 	rt.stepDone("log")
-	return sp.Size + rt.dropMessagesBefore(c, sp.MaxTS, reason)
+	return sp.Size + rt.dropMessagesBefore(c, c.floor(sp.MaxTS, sp.Number), reason)
 }
 
 // dropIndex removes segment seg's index entries. Blocks of a recent segment
