@@ -105,13 +105,26 @@ func (b *background) start(ix *index.Index, opts Options) {
 	}()
 }
 
-// wait waits for the catch-up to return (at once if it never started).
-func (b *background) wait() error {
+// wait waits for the catch-up to return (at once if it never started), or
+// until by when it is not zero: a stop interrupts the catch-up between
+// blocks, but a group write in progress may stall on the disk, and the
+// stop's deadline (CloseBy) must still hold. ok says whether it returned.
+func (b *background) wait(by time.Time) (ok bool, err error) {
 	if !b.started.Load() {
-		return nil
+		return true, nil
 	}
-	<-b.done
-	return b.err
+	if by.IsZero() {
+		<-b.done
+		return true, b.err
+	}
+	t := time.NewTimer(time.Until(by))
+	defer t.Stop()
+	select {
+	case <-b.done:
+		return true, b.err
+	case <-t.C:
+		return false, nil
+	}
 }
 
 func (b *background) run(ix *index.Index, opts Options) error {

@@ -380,8 +380,16 @@ func (p *Pipeline) Run(sources []dataplane.Source) (Report, error) {
 		// A run that ended by itself (its sources did) lets the catch-up
 		// finish, as an import would have done it at Open; a stop has
 		// interrupted it (Stop).
-		if err := p.bg.wait(); err != nil {
+		// On a stop, wait at most half the stop timeout: the index's
+		// close (CloseBy) has the rest.
+		var by time.Time
+		if dl := p.stopDeadline(); !dl.IsZero() {
+			by = dl.Add(-p.opts.StopTimeout / 2)
+		}
+		if ok, err := p.bg.wait(by); err != nil {
 			p.opts.Logger.Error("index catch-up failed; the next start or tapvault reindex indexes what it lacks", "err", err)
+		} else if !ok {
+			p.opts.Logger.Warn("index: background catch-up still in a write at the stop deadline's half: closing the index without it; the next start indexes the rest")
 		}
 	}
 	if p.ret != nil {
