@@ -348,6 +348,11 @@ func badgerOptions(opts Options) badger.Options {
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithNumVersionsToKeep(1).
+		// Every block read checks its checksum: a table the VERIFIED list
+		// vouched for (only its footer and block index checked at open)
+		// that rotted since gives Badger an error, not garbage, in the
+		// compactors' goroutines where a panic cannot be recovered.
+		WithChecksumVerificationMode(options.OnBlockRead).
 		WithReadOnly(opts.ReadOnly)
 	switch opts.Compression {
 	case CompressionZSTD:
