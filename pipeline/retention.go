@@ -227,13 +227,19 @@ func (rt *retainer) check() error {
 	if err != nil {
 		return err
 	}
-	live := rt.w.Stats().Segment
+	wst := rt.w.Stats()
+	live := wst.Segment
 	// Everything but the newest segment (and the open one) may go.
 	var c cands
 	var total int64
 	for i, si := range infos {
 		total += si.Size
 		if i == len(infos)-1 || si.Number == live {
+			if si.Number == live && wst.SegmentMinTS != 0 {
+				// The writer knows the segment it appends to exactly,
+				// also after a clock stepped back within it.
+				c.keep(wst.SegmentMinTS)
+			}
 			if m, ok := rt.keptMin[si.Number]; ok {
 				c.keep(m)
 			} else if sp, err := rt.r.Span(si); err == nil && sp.Blocks > 0 {

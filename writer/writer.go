@@ -133,10 +133,14 @@ type Stats struct {
 	WriteNanos    uint64
 	Segments      uint64 // segments created by this writer
 
-	Segment       uint32 // segment being appended to, 0 if none is open
-	DiskFull      bool   // writes are failing for lack of space; retried every DiskFullRetry
-	CompressQueue int    // blocks waiting for a compressor
-	WriteQueue    int    // records waiting for the write goroutine
+	Segment uint32 // segment being appended to, 0 if none is open
+	// SegmentMinTS is the oldest packet time of the blocks written to
+	// Segment so far (committed or not yet), 0 while it has none: what
+	// retention keeps the records of.
+	SegmentMinTS  int64
+	DiskFull      bool // writes are failing for lack of space; retried every DiskFullRetry
+	CompressQueue int  // blocks waiting for a compressor
+	WriteQueue    int  // records waiting for the write goroutine
 }
 
 // Recovery is what Open found in the store's last segment, checked against
@@ -213,6 +217,7 @@ type Writer struct {
 		fsyncs, fsyncNanos, fsyncMax, segsCreate atomic.Uint64
 		compressNanos, writeNanos                atomic.Uint64
 		segment                                  atomic.Uint32
+		segMinTS                                 atomic.Int64
 	}
 }
 
@@ -609,6 +614,7 @@ func (w *Writer) Stats() Stats {
 		FsyncMaxNanos:      w.st.fsyncMax.Load(),
 		Segments:           w.st.segsCreate.Load(),
 		Segment:            w.st.segment.Load(),
+		SegmentMinTS:       w.st.segMinTS.Load(),
 		CompressQueue:      len(w.compressQ),
 		WriteQueue:         len(w.writeQ),
 	}
@@ -784,6 +790,9 @@ func (w *Writer) write(it item) {
 	w.pendBytes += n
 	w.size += n
 	w.segBlocks++
+	if m := it.b.MinTS; w.segBlocks == 1 || m < w.st.segMinTS.Load() {
+		w.st.segMinTS.Store(m)
+	}
 	if rb.incmp {
 		w.st.rawIncompressible.Add(1)
 	}
@@ -979,6 +988,7 @@ func (w *Writer) openSegment() error {
 	w.f, w.path, w.seg, w.size, w.segBlocks, w.segCreated = f, path, seg, segHeaderSize, 0, now
 	w.synced = segHeaderSize
 	w.st.segsCreate.Add(1)
+	w.st.segMinTS.Store(0)
 	w.st.segment.Store(seg)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -675,5 +676,33 @@ func TestSegmentCreateFailure(t *testing.T) {
 	}
 	if pool.Free() != pool.Cap() {
 		t.Fatalf("free blocks: got %d, want %d", pool.Free(), pool.Cap())
+	}
+}
+
+// TestSegmentMinTS: Stats.SegmentMinTS is the oldest packet time written to
+// the open segment, also when a later block is older (a clock stepped
+// back), and starts again with a new segment. Retention keeps the records
+// of packets from that time on.
+func TestSegmentMinTS(t *testing.T) {
+	const blockSize = 64 << 10
+	pool := workers.NewBlockPool(4, blockSize, 16)
+	w, err := Open(Options{Dir: t.TempDir(), QueueLen: 4, Compressors: 1})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer w.Close()
+	if got := w.Stats().SegmentMinTS; got != 0 {
+		t.Fatalf("SegmentMinTS before any block: got %d, want 0", got)
+	}
+	var mins []int64
+	for _, seed := range []uint64{5, 9, 2} {
+		b := getBlock(t, pool)
+		fillBlock(b, seed, blockSize, payloadText)
+		mins = append(mins, b.MinTS)
+		w.Submit(b)
+	}
+	waitFor(t, "3 blocks committed", func() bool { return w.Stats().BlocksCommitted == 3 })
+	if got, want := w.Stats().SegmentMinTS, slices.Min(mins); got != want {
+		t.Fatalf("SegmentMinTS: got %d, want %d (the oldest of %v)", got, want, mins)
 	}
 }
