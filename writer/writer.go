@@ -727,6 +727,10 @@ func (w *Writer) writeLoop() {
 				timer.Stop()
 				w.closeSegment()
 			}
+			// When traffic stops, no commit syncs the marker's last
+			// rewrite: the tick does, so it is never more than about
+			// MarkerSyncEvery plus a tick behind.
+			w.syncMarker(false)
 		}
 	}
 }
