@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"tapvault/encoding"
 )
 
 // Frame layout (docs/format/messages.md has the full diagram). All integers
@@ -64,21 +66,17 @@ const (
 	offHdrCRC   = 60
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var castagnoli = encoding.Castagnoli
 
-// CorruptionError reports a frame that fails its checks. Offset is the byte
-// offset of the frame within the file at Path.
-type CorruptionError struct {
-	Path   string
-	Offset int64
-	Err    error
+// CorruptionError reports a frame that fails its checks (What is "message
+// frame"). Offset is the byte offset of the frame within the file at Path.
+// It is the store's one corruption error, shared with writer.
+type CorruptionError = encoding.CorruptionError
+
+// frameCorrupt is the CorruptionError of the frame at off in path.
+func frameCorrupt(path string, off int64, err error) *CorruptionError {
+	return &CorruptionError{Path: path, Offset: off, What: "message frame", Err: err}
 }
-
-func (e *CorruptionError) Error() string {
-	return fmt.Sprintf("corrupt message frame in %q at offset %d: %v", e.Path, e.Offset, e.Err)
-}
-
-func (e *CorruptionError) Unwrap() error { return e.Err }
 
 // errTorn means a frame runs past the end of its file, or the file ends in
 // zeros where a header should be: a frame being written, or the torn tail a

@@ -219,7 +219,7 @@ func (ff *frameFile) tornErr() error {
 func (ff *frameFile) close() { ff.f.Close() }
 
 func (ff *frameFile) corrupt(err error) error {
-	return &CorruptionError{Path: ff.path, Offset: ff.off, Err: err}
+	return frameCorrupt(ff.path, ff.off, err)
 }
 
 func (ff *frameFile) readAt(n int, off int64) ([]byte, error) {
@@ -679,8 +679,8 @@ func Verify(root string) (Report, error) {
 			case ff.sealed:
 				rep.Corrupt = append(rep.Corrupt, ff.tornErr())
 			case !heldByWriter(ff.f):
-				rep.Torn = append(rep.Torn, &CorruptionError{Path: ff.path,
-					Err: errors.New("empty file of a writer that is gone (the next writer removes it)")})
+				rep.Torn = append(rep.Torn, frameCorrupt(ff.path, 0,
+					errors.New("empty file of a writer that is gone (the next writer removes it)")))
 			}
 			ff.close()
 			continue
@@ -694,8 +694,8 @@ func Verify(root string) (Report, error) {
 				if terr := ff.tornErr(); terr != nil {
 					rep.Corrupt = append(rep.Corrupt, terr)
 				} else {
-					rep.Torn = append(rep.Torn, &CorruptionError{Path: ff.path, Offset: ff.off,
-						Err: fmt.Errorf("torn tail of %d bytes", ff.size-ff.off)})
+					rep.Torn = append(rep.Torn, frameCorrupt(ff.path, ff.off,
+						fmt.Errorf("torn tail of %d bytes", ff.size-ff.off)))
 				}
 				break
 			}

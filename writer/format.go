@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"tapvault/encoding"
 )
 
 // Block record layout (docs/format/block.md has the full diagram). All
@@ -78,21 +80,12 @@ const (
 	segHeaderSize        = 32
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var castagnoli = encoding.Castagnoli
 
 // CorruptionError reports a block record (or segment header) that fails its
 // checks. Offset is the byte offset of the record within the file at Path.
-type CorruptionError struct {
-	Path   string
-	Offset int64
-	Err    error
-}
-
-func (e *CorruptionError) Error() string {
-	return fmt.Sprintf("corrupt record in %q at offset %d: %v", e.Path, e.Offset, e.Err)
-}
-
-func (e *CorruptionError) Unwrap() error { return e.Err }
+// It is the store's one corruption error, shared with msgstore.
+type CorruptionError = encoding.CorruptionError
 
 // errShort means a record runs past the end of its file: a torn tail, or a
 // block still being written.
