@@ -5,10 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -798,29 +795,7 @@ func (ix *Index) Stats() Stats {
 // of its logs (vlog: value log and memtable write-ahead logs, counted as
 // allocated, since Badger preallocates them sparse). Badger's own DB.Size
 // is refreshed only once a minute, too late for tests and reports.
-func (ix *Index) Size() (lsm, vlog int64) {
-	entries, err := os.ReadDir(ix.opts.Dir)
-	if err != nil {
-		return 0, 0
-	}
-	for _, e := range entries {
-		fi, err := e.Info()
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		n := fi.Size()
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Blocks*512 < n {
-			n = st.Blocks * 512
-		}
-		switch filepath.Ext(e.Name()) {
-		case ".sst":
-			lsm += n
-		case ".vlog", ".mem":
-			vlog += n
-		}
-	}
-	return lsm, vlog
-}
+func (ix *Index) Size() (lsm, vlog int64) { return DiskSize(ix.opts.Dir) }
 
 // Watermark is the highest ref indexed with nothing missing before it, or 0
 // when none is known. It advances only after CatchUp has run once since
