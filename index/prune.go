@@ -43,15 +43,8 @@ func (ix *Index) Prune(scan SegmentScanner, walk BlockWalker) ([]Pruned, error) 
 	if ix.opts.ReadOnly {
 		return nil, fmt.Errorf("index prune: %w", ErrReadOnly)
 	}
-	ix.gmu.RLock()
-	segs := make([]uint32, 0, len(ix.segs))
-	for s := range ix.segs {
-		segs = append(segs, s)
-	}
-	ix.gmu.RUnlock()
-	slices.Sort(segs)
 	var out []Pruned
-	for _, seg := range segs {
+	for _, seg := range ix.indexedSegments() {
 		stale, err := ix.staleKeys(seg, scan)
 		if err != nil {
 			return out, err
@@ -150,15 +143,8 @@ func (ix *Index) reindexSegment(seg uint32, walk BlockWalker) error {
 // header of the segment (what Prune would remove). It only reads, and works
 // on a ReadOnly index.
 func (ix *Index) Stale(scan SegmentScanner) ([]Pruned, error) {
-	ix.gmu.RLock()
-	segs := make([]uint32, 0, len(ix.segs))
-	for s := range ix.segs {
-		segs = append(segs, s)
-	}
-	ix.gmu.RUnlock()
-	slices.Sort(segs)
 	var out []Pruned
-	for _, seg := range segs {
+	for _, seg := range ix.indexedSegments() {
 		n, err := ix.staleKeys(seg, scan)
 		if err != nil {
 			return out, err
@@ -168,4 +154,16 @@ func (ix *Index) Stale(scan SegmentScanner) ([]Pruned, error) {
 		}
 	}
 	return out, nil
+}
+
+// indexedSegments lists the segments the index holds keys of, ascending.
+func (ix *Index) indexedSegments() []uint32 {
+	ix.gmu.RLock()
+	segs := make([]uint32, 0, len(ix.segs))
+	for s := range ix.segs {
+		segs = append(segs, s)
+	}
+	ix.gmu.RUnlock()
+	slices.Sort(segs)
+	return segs
 }
