@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 )
 
 // This file is pure Go: it works out, before a net_pcap port starts, how
@@ -19,26 +18,10 @@ import (
 // key/value pairs in order, or ok=false when args hold no such --vdev.
 // Both "--vdev=X" and "--vdev X" forms are understood.
 func vdevArgs(args []string, name string) (kv [][2]string, ok bool) {
-	for i := 0; i < len(args); i++ {
-		var v string
-		switch {
-		case strings.HasPrefix(args[i], "--vdev="):
-			v = strings.TrimPrefix(args[i], "--vdev=")
-		case args[i] == "--vdev" && i+1 < len(args):
-			i++
-			v = args[i]
-		default:
-			continue
+	for _, d := range allVdevs(args) {
+		if d.name == name {
+			return d.kv, true
 		}
-		parts := strings.Split(v, ",")
-		if parts[0] != name {
-			continue
-		}
-		for _, p := range parts[1:] {
-			k, val, _ := strings.Cut(p, "=")
-			kv = append(kv, [2]string{k, val})
-		}
-		return kv, true
 	}
 	return nil, false
 }
