@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -31,24 +30,10 @@ func summaryNum(t *testing.T, out, label string) uint64 {
 // index shares the full filesystem dies of SIGBUS in Badger when the page
 // cannot be backed (found by this test; the writer itself is not involved).
 func TestImportDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs (CI runs as root); writer/diskfull_test.go covers the writer without it")
-	}
+	mnt := mountTmpfs(t, "8m")
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "trace.pcap")
 	genTrace(t, trace, "imix", 100_000) // ~36 MiB of pcap
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s): a container without CAP_SYS_ADMIN?", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
 	store := filepath.Join(mnt, "store")
 
 	out, stderr := tv(t, false, "import", "--no-index", "--data", store, trace)
@@ -106,23 +91,13 @@ func TestImportDiskFull(t *testing.T) {
 // disk-full drops), so the import finishes, the index holds every committed
 // block, and the store verifies.
 func TestImportDiskFullWithIndex(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs (CI runs as root)")
-	}
+	mnt := mountTmpfs(t, "64m")
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "trace.pcap")
 	// ~144 MiB of pcap, ~98 MiB stored: more than the filesystem. With
 	// --index-reserve 0 this import dies of SIGBUS in Badger (checked by
 	// hand on this trace).
 	genTrace(t, trace, "imix", 400_000)
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s)", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
 	store := filepath.Join(mnt, "store")
 
 	out, _ := tv(t, false, "import", "--data", store, trace)

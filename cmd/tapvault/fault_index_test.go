@@ -307,20 +307,10 @@ func TestFaultReindexPrunesStale(t *testing.T) {
 // on tmpfs even reading a hole needs a page. Now a read-only open sees the log
 // and scans block headers without mapping anything of Badger's.
 func TestFaultIndexFullDiskReadOnly(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs (CI runs as root)")
-	}
+	mnt := mountTmpfs(t, "64m")
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "trace.pcap")
 	genTrace(t, trace, "imix", 400_000) // ~144 MiB of pcap
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s)", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
 	store := filepath.Join(mnt, "store")
 	cmd := exec.Command(os.Args[0], "import", "--no-analytics", "--index-reserve", "0", "--data", store, trace)
 	cmd.Env = append(os.Environ(), "TAPVAULT_E2E_MAIN=1")
