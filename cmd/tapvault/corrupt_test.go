@@ -178,7 +178,7 @@ func TestFaultCommittedBlocksNeverCut(t *testing.T) {
 
 			checkVerify := func(when string) {
 				t.Helper()
-				out, _, code := tvExit(t, "verify", "--data", store)
+				out, _, code := tvRC(t, "verify", "--data", store)
 				if code != 2 || !strings.Contains(out, fmt.Sprintf("%d BAD blocks", len(bad))) {
 					t.Fatalf("%s: verify: exit %d, want 2 and %d BAD blocks\n%s", when, code, len(bad), out)
 				}

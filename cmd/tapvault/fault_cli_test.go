@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,33 +15,6 @@ import (
 	"tapvault/pipeline"
 	"tapvault/writer"
 )
-
-// tvExit runs tapvault with args and returns its stdout, stderr and exit
-// code.
-func tvExit(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	out, errOut, code, _ := tvPID(t, args...)
-	return out, errOut, code
-}
-
-// tvPID is tvExit that also returns the process's pid.
-func tvPID(t *testing.T, args ...string) (string, string, int, int) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "TAPVAULT_E2E_MAIN=1")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), errb.String(), 0, cmd.Process.Pid
-	case errors.As(err, &ee):
-		return out.String(), errb.String(), ee.ExitCode(), cmd.Process.Pid
-	}
-	t.Fatalf("tapvault %s: %v", strings.Join(args, " "), err)
-	return "", "", 0, 0
-}
 
 // TestFaultMessagesHostileInput: messages, latency and query answer a
 // mistake with an error (exit 1, as query does for a bad filter) that
@@ -84,7 +56,7 @@ func TestFaultMessagesHostileInput(t *testing.T) {
 			[]string{"no packets in [", "the store holds packets from ", "--from -1h and --to now count from the wall clock"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			out, errOut, code := tvExit(t, c.args...)
+			out, errOut, code := tvRC(t, c.args...)
 			if code != c.code {
 				t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, c.code, out, errOut)
 			}
@@ -96,14 +68,14 @@ func TestFaultMessagesHostileInput(t *testing.T) {
 		})
 	}
 	// A range that holds records says nothing more.
-	_, errOut, _ := tvExit(t, "messages", "--data", store, "--from", "2000-01-01", "proto http")
+	_, errOut, _ := tvRC(t, "messages", "--data", store, "--from", "2000-01-01", "proto http")
 	if strings.Contains(errOut, "no records in") || strings.Contains(errOut, " 0 records") {
 		t.Errorf("a range that holds records:\n%s", errOut)
 	}
 	// A store without message records says so.
 	bare := filepath.Join(dir, "bare")
 	tv(t, false, "import", "--no-analytics", "--data", bare, trace)
-	if _, errOut, code := tvExit(t, "messages", "--data", bare); code != 0 || !strings.Contains(errOut, "holds no message records") {
+	if _, errOut, code := tvRC(t, "messages", "--data", bare); code != 0 || !strings.Contains(errOut, "holds no message records") {
 		t.Errorf("messages on a store without records: exit %d\n%s", code, errOut)
 	}
 }
@@ -161,7 +133,7 @@ func TestFaultCaptureMissingPcap(t *testing.T) {
 	needDPDK(t)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.pcap")
-	_, errOut, code := tvExit(t, "capture", "--listen", "", "--eal", ealFor("net_pcap0,rx_pcap="+missing), "--data", filepath.Join(dir, "store"))
+	_, errOut, code := tvRC(t, "capture", "--listen", "", "--eal", ealFor("net_pcap0,rx_pcap="+missing), "--data", filepath.Join(dir, "store"))
 	want := "tapvault: capture: --vdev net_pcap0: rx_pcap: open " + missing + ": no such file or directory"
 	if code != 1 || !strings.Contains(errOut, want) {
 		t.Errorf("exit %d, want 1 and %q in stderr:\n%s", code, want, errOut)

@@ -19,6 +19,13 @@ import (
 // status, failing the test if the process panicked or died of a signal.
 func tvRC(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	out, errOut, rc, _ := tvPID(t, args...)
+	return out, errOut, rc
+}
+
+// tvPID is tvRC that also returns the process's pid.
+func tvPID(t *testing.T, args ...string) (string, string, int, int) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "TAPVAULT_E2E_MAIN=1")
 	var out, errb bytes.Buffer
@@ -38,7 +45,7 @@ func tvRC(t *testing.T, args ...string) (string, string, int) {
 	if s := errb.String(); strings.Contains(s, "panic:") || strings.Contains(s, "goroutine ") {
 		t.Fatalf("tapvault %s panicked (rc %d):\n%s", strings.Join(args, " "), rc, s)
 	}
-	return out.String(), errb.String(), rc
+	return out.String(), errb.String(), rc, cmd.Process.Pid
 }
 
 // faultStore imports a generated trace into a store of several segments
