@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 
 	"tapvault/dataplane"
-	"tapvault/workers"
+	"tapvault/packet"
 )
 
 // Stats are one Analyzer's counters. The worker's goroutine writes them
@@ -52,16 +52,16 @@ type Analyzer struct {
 	free  []uint32 // free slots
 	live  int
 
-	attn   []uint32                   // conns with something waiting on a timer
-	pairs  map[workers.FlowKey]uint32 // VLAN-free key -> one-sided TCP conn (see join)
-	msgs   []*Message                 // free messages, reused with their slices
-	reload atomic.Pointer[Config]     // a new configuration, applied by the next Tick
-	clk    workers.Clock              // packet time without its steps back: the timers'
-	vt     int64                      // the current packet's time in clk
-	rawTS  int64                      // the latest packet's own time
-	due    int64                      // no timer is due before this step-free time
-	buf    int                        // out-of-order bytes buffered, all conns
-	nparse int                        // conns with a parser (bounded by MaxParsers)
+	attn   []uint32                  // conns with something waiting on a timer
+	pairs  map[packet.FlowKey]uint32 // VLAN-free key -> one-sided TCP conn (see join)
+	msgs   []*Message                // free messages, reused with their slices
+	reload atomic.Pointer[Config]    // a new configuration, applied by the next Tick
+	clk    packet.Clock              // packet time without its steps back: the timers'
+	vt     int64                     // the current packet's time in clk
+	rawTS  int64                     // the latest packet's own time
+	due    int64                     // no timer is due before this step-free time
+	buf    int                       // out-of-order bytes buffered, all conns
+	nparse int                       // conns with a parser (bounded by MaxParsers)
 	pfull  uint64
 	stats  Stats
 	retx   uint64 // batched counters, published by Tick
@@ -85,7 +85,6 @@ type Analyzer struct {
 	curOff  uint64 // stream offset of the current chunk's first byte
 }
 
-var _ workers.Analyzer = (*Analyzer)(nil)
 var _ Stream = (*Analyzer)(nil)
 
 // NewAnalyzer returns an Analyzer that sends its records to out. cfg must
@@ -159,14 +158,14 @@ func contains(list []string, s string) bool {
 func (a *Analyzer) Stats() *Stats { return &a.stats }
 
 // Packet implements workers.Analyzer.
-func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.FlowEntry, dir uint8, ref PktRef) {
+func (a *Analyzer) Packet(p *dataplane.Packet, d *packet.Decoded, e *packet.Flow, dir uint8, ref PktRef) {
 	a.vt, a.rawTS = a.clk.At(p.TS), p.TS
 	if a.vt > a.due {
 		a.runTimers()
 	}
-	tcp := d.Flags&workers.FlagTCP != 0
-	udp := d.Flags&workers.FlagUDP != 0
-	if (!tcp && !udp) || d.Flags&workers.FlagFragment != 0 && d.Flags&workers.FlagFirstFrag == 0 {
+	tcp := d.Flags&packet.FlagTCP != 0
+	udp := d.Flags&packet.FlagUDP != 0
+	if (!tcp && !udp) || d.Flags&packet.FlagFragment != 0 && d.Flags&packet.FlagFirstFrag == 0 {
 		return
 	}
 	if e == nil {
@@ -259,7 +258,7 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *workers.Decoded, e *workers.Fl
 }
 
 // open starts analysing the flow of e, or returns nil when it will not be.
-func (a *Analyzer) open(e *workers.FlowEntry, d *workers.Decoded, dir uint8, tcp bool) *conn {
+func (a *Analyzer) open(e *packet.Flow, d *packet.Decoded, dir uint8, tcp bool) *conn {
 	var dec *Decoder
 	var srvDir uint8 = 2 // unknown
 	by := a.udpBy
@@ -360,7 +359,7 @@ func (a *Analyzer) detect(c *conn, s Side, b []byte) {
 }
 
 // FlowEnd implements workers.Analyzer: the flow went idle.
-func (a *Analyzer) FlowEnd(e *workers.FlowEntry) {
+func (a *Analyzer) FlowEnd(e *packet.Flow) {
 	if e.App == 0 || e.App == connClosed {
 		e.App = 0
 		return
@@ -378,8 +377,8 @@ func (a *Analyzer) FlowEnd(e *workers.FlowEntry) {
 }
 
 // idleConn is how long a connection may be silent (step-free packet time)
-// before it ends "idle": the flow table's eviction (workers.DefaultFlowIdle).
-const idleConn = int64(workers.DefaultFlowIdle)
+// before it ends "idle": the flow table's eviction (packet.DefaultFlowIdle).
+const idleConn = int64(packet.DefaultFlowIdle)
 
 // Flush implements workers.Analyzer: end every connection ("idle" for one
 // silent longer than idleConn, as the flow table would have evicted it).
@@ -577,7 +576,7 @@ func (a *Analyzer) emitFlow(c *conn, how string) {
 func (a *Analyzer) endpoints(c *conn, r *Record) {
 	k := &c.key
 	ca, cb := netip.AddrFrom16(k.A).Unmap(), netip.AddrFrom16(k.B).Unmap()
-	if c.cliDir == workers.DirAB {
+	if c.cliDir == packet.DirAB {
 		r.Client, r.Server = netip.AddrPortFrom(ca, k.PortA), netip.AddrPortFrom(cb, k.PortB)
 	} else {
 		r.Client, r.Server = netip.AddrPortFrom(cb, k.PortB), netip.AddrPortFrom(ca, k.PortA)
@@ -991,7 +990,7 @@ func (a *Analyzer) connOf(app uint32) *conn {
 }
 
 // vlanFree is k without its VLAN tags.
-func vlanFree(k *workers.FlowKey) workers.FlowKey {
+func vlanFree(k *packet.FlowKey) packet.FlowKey {
 	v := *k
 	v.VLAN, v.VLAN2 = 0, 0
 	return v
@@ -1003,7 +1002,7 @@ func vlanFree(k *workers.FlowKey) workers.FlowKey {
 // two flows, one connection).
 func (a *Analyzer) pair(c *conn) {
 	if a.pairs == nil {
-		a.pairs = map[workers.FlowKey]uint32{}
+		a.pairs = map[packet.FlowKey]uint32{}
 	}
 	vk := vlanFree(&c.key)
 	if _, taken := a.pairs[vk]; taken {
@@ -1025,7 +1024,7 @@ func (a *Analyzer) unpair(c *conn) {
 // addresses and ports on another VLAN, when e's packet is that
 // connection's missing direction and its ACK fits the sequence numbers the
 // connection has seen. It returns the connection, or nil.
-func (a *Analyzer) join(e *workers.FlowEntry, d *workers.Decoded, dir uint8) *conn {
+func (a *Analyzer) join(e *packet.Flow, d *packet.Decoded, dir uint8) *conn {
 	if len(a.pairs) == 0 {
 		return nil
 	}

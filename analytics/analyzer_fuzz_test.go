@@ -10,6 +10,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"tapvault/analytics"
+	"tapvault/block"
 	"tapvault/workers"
 )
 
@@ -112,7 +113,7 @@ func FuzzAnalyzer(f *testing.F) {
 			return true
 		})
 		w := workers.NewWorker(workers.Config{
-			Pool:     workers.NewBlockPool(2, 64<<10, 64),
+			Pool:     block.NewPool(2, 64<<10, 64),
 			Sink:     new(releaseSink),
 			Analyzer: an,
 			RunID:    1,

@@ -9,6 +9,7 @@ import (
 
 	"tapvault/analytics"
 	"tapvault/bench"
+	"tapvault/block"
 	"tapvault/dataplane"
 	"tapvault/workers"
 )
@@ -39,7 +40,7 @@ func (s *frameSource) Close() error { return nil }
 // releaseSink accepts and recycles every block.
 type releaseSink struct{ blocks atomic.Int64 }
 
-func (s *releaseSink) Submit(b *workers.Block) bool { s.blocks.Add(1); b.Release(); return true }
+func (s *releaseSink) Submit(b *block.Block) bool { s.blocks.Add(1); b.Release(); return true }
 
 // analyze runs frames through a real worker with an Analyzer and returns
 // the records.
@@ -48,7 +49,7 @@ func analyze(t testing.TB, src dataplane.Source, cfg analytics.Config) ([]*analy
 	var recs []*analytics.Record
 	an := analytics.NewAnalyzer(cfg, func(r *analytics.Record) bool { recs = append(recs, r); return true })
 	w := workers.NewWorker(workers.Config{
-		Pool:     workers.NewBlockPool(4, 1<<20, workers.DefaultMaxBlockFlows),
+		Pool:     block.NewPool(4, 1<<20, workers.DefaultMaxBlockFlows),
 		Sink:     new(releaseSink),
 		Analyzer: an,
 		RunID:    7,
@@ -199,7 +200,7 @@ func benchWorker(b *testing.B, opts bench.GenOptions) {
 				b.StopTimer()
 				s := &frameSource{ts: src.ts, frames: src.frames}
 				cfg := workers.Config{
-					Pool: workers.NewBlockPool(4, 1<<20, workers.DefaultMaxBlockFlows),
+					Pool: block.NewPool(4, 1<<20, workers.DefaultMaxBlockFlows),
 					Sink: new(releaseSink),
 				}
 				if on {

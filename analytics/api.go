@@ -2,14 +2,15 @@ package analytics
 
 import (
 	"encoding/binary"
+	"tapvault/block"
 
 	"fmt"
-	"github.com/cespare/xxhash/v2"
 	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
-	"tapvault/workers"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Side is one end of a connection.
@@ -36,7 +37,7 @@ func (s Side) Other() Side { return 1 - s }
 // worker gave it, unique per capture run and queue, written into the block
 // header), the queue, and the packet's ordinal in the block. Block 0 means
 // the packet was not stored (no free block buffer).
-type PktRef = workers.PacketRef
+type PktRef = block.PacketRef
 
 // Field is one decoded key field of a message: a string or an integer.
 type Field struct {

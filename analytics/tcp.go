@@ -1,10 +1,8 @@
 package analytics
 
-import (
-	"tapvault/workers"
-)
+import "tapvault/packet"
 
-// TCP flag bits (workers.Decoded.TCPFlags).
+// TCP flag bits (packet.Decoded.TCPFlags).
 const (
 	tcpFIN = 0x01
 	tcpSYN = 0x02
@@ -34,7 +32,7 @@ type conn struct {
 	gen    uint8  // the slot's generation (FlowEntry.App's high byte)
 	refs   uint8  // flow entries using it: 2 for a VLAN-asymmetric pair
 	paired bool   // in Analyzer.pairs
-	key    workers.FlowKey
+	key    packet.FlowKey
 	tcp    bool
 	cliDir uint8 // the FlowKey direction the client sends in
 	flags  uint32
@@ -174,7 +172,7 @@ func (c *conn) oooThreshold() int64 {
 
 // tcpPacket is the TCP part of Packet: handshake, sequence analysis, ACK
 // timing, reassembly. It reports whether the connection ended.
-func (a *Analyzer) tcpPacket(c *conn, s Side, d *workers.Decoded, payload []byte, segLen int, ts int64, ref PktRef) bool {
+func (a *Analyzer) tcpPacket(c *conn, s Side, d *packet.Decoded, payload []byte, segLen int, ts int64, ref PktRef) bool {
 	fl := d.TCPFlags
 	ss, os := &c.s[s], &c.s[s.Other()]
 	pkt := c.pkts

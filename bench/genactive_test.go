@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"tapvault/dataplane"
-	"tapvault/workers"
+	"tapvault/packet"
 )
 
 // With Active set, flows come and go: a tenth of the trace holds about the
@@ -12,16 +12,16 @@ import (
 func TestGenerateActiveWindow(t *testing.T) {
 	const packets, flows, active = 40000, 1000, 50
 	var (
-		dec     workers.Decoder
-		d       workers.Decoded
-		k       workers.FlowKey
-		all     = map[workers.FlowKey]bool{}
-		firstTh = map[workers.FlowKey]bool{}
+		dec     packet.Decoder
+		d       packet.Decoded
+		k       packet.FlowKey
+		all     = map[packet.FlowKey]bool{}
+		firstTh = map[packet.FlowKey]bool{}
 		i       int
 	)
 	_, err := GenerateFrames(GenOptions{Kind: KindIMIX, Packets: packets, Flows: flows, Active: active, Seed: 5}, func(_ int64, f []byte) error {
 		dec.Decode(f, dataplane.LinkTypeEthernet, &d)
-		if _, ok := workers.FlowKeyInto(&k, &d); ok {
+		if _, ok := packet.FlowKeyInto(&k, &d); ok {
 			all[k] = true
 			if i < packets/10 {
 				firstTh[k] = true

@@ -6,13 +6,13 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"tapvault/workers"
+	"tapvault/block"
 	"tapvault/writer"
 )
 
 // SummaryWalker calls fn with every block of one segment: its meta and
 // summary.
-type SummaryWalker func(fn func(meta writer.BlockMeta, sum *workers.Summary) error) error
+type SummaryWalker func(fn func(meta writer.BlockMeta, sum *block.Summary) error) error
 
 // DropSegment removes every index entry of segment seg, for retention.
 //
@@ -53,7 +53,7 @@ func (ix *Index) DropSegment(seg uint32, summaries SummaryWalker) error {
 	defer txn.Discard()
 	if summaries != nil {
 		var blocks, unindexed int
-		err := summaries(func(meta writer.BlockMeta, _ *workers.Summary) error {
+		err := summaries(func(meta writer.BlockMeta, _ *block.Summary) error {
 			if meta.Ref.Segment() != seg {
 				return fmt.Errorf("block %v is not in segment %d", meta.Ref, seg)
 			}

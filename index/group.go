@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 
-	"tapvault/workers"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -61,7 +61,7 @@ func (g *group) accepts(ref writer.Ref) bool {
 }
 
 // add appends one block. flows are the block's flow keys.
-func (g *group) add(meta writer.BlockMeta, nonFlow uint32, flows []workers.FlowKey, now int64) {
+func (g *group) add(meta writer.BlockMeta, nonFlow uint32, flows []packet.FlowKey, now int64) {
 	k := len(g.members)
 	if k == 0 {
 		g.seg = meta.Ref.Segment()
@@ -90,7 +90,7 @@ func (g *group) add(meta writer.BlockMeta, nonFlow uint32, flows []workers.FlowK
 // of a 128-byte bitmap per flow: profiled 2.3x faster aggregation.
 type flowTable struct {
 	slots []int32 // index+1 into keys, 0 = empty
-	keys  []workers.FlowKey
+	keys  []packet.FlowKey
 	words [bitmapWords][]uint64
 	mask  uint64
 }
@@ -106,7 +106,7 @@ func (t *flowTable) reset() {
 func (t *flowTable) len() int { return len(t.keys) }
 
 // index returns the index of k, inserting k if it is new.
-func (t *flowTable) index(k *workers.FlowKey) int {
+func (t *flowTable) index(k *packet.FlowKey) int {
 	if 2*(len(t.keys)+1) > len(t.slots) {
 		t.grow()
 	}
@@ -127,7 +127,7 @@ func (t *flowTable) index(k *workers.FlowKey) int {
 }
 
 // find returns the index of k, or -1.
-func (t *flowTable) find(k *workers.FlowKey) int {
+func (t *flowTable) find(k *packet.FlowKey) int {
 	if len(t.slots) == 0 {
 		return -1
 	}
@@ -172,7 +172,7 @@ func (t *flowTable) grow() {
 // hashFlow is a process-local hash of a flow key, for in-memory tables only
 // (never persisted): the key's words folded with rotations, then mixed by
 // two multiplications.
-func hashFlow(k *workers.FlowKey) uint64 {
+func hashFlow(k *packet.FlowKey) uint64 {
 	a := binary.LittleEndian.Uint64(k.A[0:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(k.A[8:]), 21)
 	b := binary.LittleEndian.Uint64(k.B[0:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(k.B[8:]), 43)
 	c := uint64(k.PortA)<<48 | uint64(k.PortB)<<32 | uint64(k.Proto)<<24 | uint64(k.IPVer)<<16 | uint64(k.VLAN)
@@ -210,7 +210,7 @@ func (s *attrSet) reset() {
 }
 
 // addFlow ORs b into the attributes of flow k.
-func (s *attrSet) addFlow(k *workers.FlowKey, b *bitmap) {
+func (s *attrSet) addFlow(k *packet.FlowKey, b *bitmap) {
 	orInto(s.hosts, k.A, b)
 	if k.B != k.A {
 		orInto(s.hosts, k.B, b)

@@ -8,14 +8,15 @@ import (
 	"runtime"
 	"testing"
 
-	"tapvault/workers"
+	"tapvault/block"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
 // testBlock is one synthetic committed block.
 type testBlock struct {
 	meta writer.BlockMeta
-	sum  workers.Summary
+	sum  block.Summary
 }
 
 type genConfig struct {
@@ -32,8 +33,8 @@ func v4(a, b, c, d byte) [16]byte {
 
 // genFlows makes a population of flows: a few servers, many clients, mixed
 // protocols and VLANs.
-func genFlows(rng *rand.Rand, n int) []workers.FlowKey {
-	flows := make([]workers.FlowKey, n)
+func genFlows(rng *rand.Rand, n int) []packet.FlowKey {
+	flows := make([]packet.FlowKey, n)
 	protos := []uint8{protoTCP, protoTCP, protoTCP, protoUDP, protoUDP, protoSCTP, 1}
 	servicePorts := []uint16{22, 53, 80, 443, 8080, 5060}
 	for i := range flows {
@@ -65,7 +66,7 @@ func genFlows(rng *rand.Rand, n int) []workers.FlowKey {
 
 // genBlocks makes blocks in ref order. Each segment's block offsets grow by
 // a random stored length; times grow with a little overlap between blocks.
-func genBlocks(rng *rand.Rand, c genConfig, pop []workers.FlowKey) []testBlock {
+func genBlocks(rng *rand.Rand, c genConfig, pop []packet.FlowKey) []testBlock {
 	var out []testBlock
 	ts := c.startTS
 	for s := 0; s < c.segs; s++ {
@@ -94,7 +95,7 @@ func genBlocks(rng *rand.Rand, c genConfig, pop []workers.FlowKey) []testBlock {
 					continue
 				}
 				seen[i] = true
-				tb.sum.Flows = append(tb.sum.Flows, workers.FlowStat{Key: pop[i], Pkts: [2]uint32{1, 1}})
+				tb.sum.Flows = append(tb.sum.Flows, block.FlowStat{Key: pop[i], Pkts: [2]uint32{1, 1}})
 			}
 			tb.sum.NonFlow = uint32(rng.IntN(3))
 			out = append(out, tb)
@@ -105,7 +106,7 @@ func genBlocks(rng *rand.Rand, c genConfig, pop []workers.FlowKey) []testBlock {
 
 // expect is the brute-force answer: refs of blocks overlapping [from, to]
 // with a flow pred selects (any block if pred is nil).
-func expect(blocks []testBlock, pred func(k *workers.FlowKey) bool, from, to int64) []writer.Ref {
+func expect(blocks []testBlock, pred func(k *packet.FlowKey) bool, from, to int64) []writer.Ref {
 	var out []writer.Ref
 	for i := range blocks {
 		b := &blocks[i]
@@ -171,7 +172,7 @@ func openTest(t testing.TB, dir string) *Index {
 
 // walker serves blocks to CatchUp as the store's reader would.
 func walker(blocks []testBlock) BlockWalker {
-	return func(from writer.Ref, fn func(writer.BlockMeta, *workers.Summary) error) error {
+	return func(from writer.Ref, fn func(writer.BlockMeta, *block.Summary) error) error {
 		for i := range blocks {
 			if blocks[i].meta.Ref < from {
 				continue

@@ -4,7 +4,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 
-	"tapvault/workers"
+	"tapvault/block"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -15,17 +16,17 @@ import (
 // packet), so it holds about 2800 packets from about 2400 of 10k flows.
 type imix struct {
 	rng   *rand.Rand
-	flows []workers.FlowKey
+	flows []packet.FlowKey
 	seg   uint32
 	off   uint32
 	ts    int64
 	seen  []int32 // per flow: index+1 in the current block's Flows
-	sum   workers.Summary
+	sum   block.Summary
 }
 
 func newIMIX(seed uint64, nflows int) *imix {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5bd1e995))
-	g := &imix{rng: rng, flows: make([]workers.FlowKey, nflows), seg: 1, ts: 1_700_000_000_000_000_000, seen: make([]int32, nflows)}
+	g := &imix{rng: rng, flows: make([]packet.FlowKey, nflows), seg: 1, ts: 1_700_000_000_000_000_000, seen: make([]int32, nflows)}
 	servers := []uint16{80, 443, 53, 123, 22, 25, 8080, 3306, 5432, 6379}
 	for i := range g.flows {
 		k := &g.flows[i]
@@ -51,17 +52,17 @@ var imixSizes = [12]uint32{64, 64, 64, 64, 64, 64, 64, 576, 576, 576, 576, 1500}
 
 // next returns the next block's meta and summary (valid until the next
 // call) and the packet bytes it holds.
-func (g *imix) next() (writer.BlockMeta, *workers.Summary, uint64) {
+func (g *imix) next() (writer.BlockMeta, *block.Summary, uint64) {
 	clear(g.seen)
 	g.sum.Flows = g.sum.Flows[:0]
 	var records, bytes uint64
 	var pkts uint32
 	minTS := g.ts
-	for records < workers.DefaultBlockSize {
+	for records < block.DefaultSize {
 		size := imixSizes[g.rng.IntN(len(imixSizes))]
 		f := g.rng.IntN(len(g.flows))
 		if g.seen[f] == 0 {
-			g.sum.Flows = append(g.sum.Flows, workers.FlowStat{Key: g.flows[f], FirstTS: g.ts})
+			g.sum.Flows = append(g.sum.Flows, block.FlowStat{Key: g.flows[f], FirstTS: g.ts})
 			g.seen[f] = int32(len(g.sum.Flows))
 		}
 		st := &g.sum.Flows[g.seen[f]-1]
@@ -69,7 +70,7 @@ func (g *imix) next() (writer.BlockMeta, *workers.Summary, uint64) {
 		st.Pkts[dir]++
 		st.Bytes[dir] += uint64(size)
 		st.LastTS = g.ts
-		records += workers.RecordHeaderSize + uint64(size)
+		records += block.RecordHeaderSize + uint64(size)
 		bytes += uint64(size)
 		pkts++
 		g.ts += 590 // ~1.7 Mpps

@@ -14,11 +14,11 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
-	"tapvault/workers"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
-// SummaryReader gives the encoded summary (workers.AppendSummary format) of a
+// SummaryReader gives the encoded summary (block.AppendSummary format) of a
 // committed block. The returned slice may alias dst.
 //
 // The bitmap layout answers every query exactly from the index alone, so the
@@ -149,7 +149,7 @@ type Stats struct {
 type entry struct {
 	meta    writer.BlockMeta
 	nonFlow uint32
-	flows   []workers.FlowKey
+	flows   []packet.FlowKey
 }
 
 // Index is the Badger index of one store. It is safe for concurrent use.

@@ -12,7 +12,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"tapvault/workers"
+	"tapvault/block"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -20,10 +21,10 @@ import (
 type query struct {
 	name string
 	run  func(ix *Index, from, to int64) Iterator
-	pred func(k *workers.FlowKey) bool // nil: time only
+	pred func(k *packet.FlowKey) bool // nil: time only
 }
 
-func randomQueries(rng *rand.Rand, pop []workers.FlowKey) []query {
+func randomQueries(rng *rand.Rand, pop []packet.FlowKey) []query {
 	f := pop[rng.IntN(len(pop))]
 	h := pop[rng.IntN(len(pop))].B
 	port := pop[rng.IntN(len(pop))].PortB
@@ -31,13 +32,13 @@ func randomQueries(rng *rand.Rand, pop []workers.FlowKey) []query {
 	hi := lo + uint16(rng.IntN(3000))
 	net4 := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(rng.IntN(4)), 0}), 24)
 	net6 := netip.MustParsePrefix("2001:db8::/120")
-	inNet := func(p netip.Prefix) func(k *workers.FlowKey) bool {
-		return func(k *workers.FlowKey) bool {
+	inNet := func(p netip.Prefix) func(k *packet.FlowKey) bool {
+		return func(k *packet.FlowKey) bool {
 			return p.Contains(netip.AddrFrom16(k.A).Unmap()) || p.Contains(netip.AddrFrom16(k.B).Unmap())
 		}
 	}
-	ported := func(p uint8, lo, hi uint16) func(k *workers.FlowKey) bool {
-		return func(k *workers.FlowKey) bool {
+	ported := func(p uint8, lo, hi uint16) func(k *packet.FlowKey) bool {
+		return func(k *packet.FlowKey) bool {
 			if p == 0 && !portProto(k.Proto) || p != 0 && k.Proto != p {
 				return false
 			}
@@ -47,13 +48,13 @@ func randomQueries(rng *rand.Rand, pop []workers.FlowKey) []query {
 	return []query{
 		{"time", func(ix *Index, a, b int64) Iterator { return ix.Time(a, b) }, nil},
 		{"flow", func(ix *Index, a, b int64) Iterator { return ix.Flow(f, a, b) },
-			func(k *workers.FlowKey) bool { return *k == f }},
+			func(k *packet.FlowKey) bool { return *k == f }},
 		{"flow-any-vlan", func(ix *Index, a, b int64) Iterator { return ix.FlowAnyVLAN(f, a, b) },
-			func(k *workers.FlowKey) bool {
+			func(k *packet.FlowKey) bool {
 				return k.A == f.A && k.B == f.B && k.PortA == f.PortA && k.PortB == f.PortB && k.Proto == f.Proto && k.IPVer == f.IPVer
 			}},
 		{"host", func(ix *Index, a, b int64) Iterator { return ix.Host(h, a, b) },
-			func(k *workers.FlowKey) bool { return k.A == h || k.B == h }},
+			func(k *packet.FlowKey) bool { return k.A == h || k.B == h }},
 		{"net4", func(ix *Index, a, b int64) Iterator { return ix.Net(net4, a, b) }, inNet(net4)},
 		{"net6", func(ix *Index, a, b int64) Iterator { return ix.Net(net6, a, b) }, inNet(net6)},
 		{"port-tcp", func(ix *Index, a, b int64) Iterator { return ix.Port(protoTCP, port, a, b) }, ported(protoTCP, port, port)},
@@ -61,12 +62,12 @@ func randomQueries(rng *rand.Rand, pop []workers.FlowKey) []query {
 		{"port-range", func(ix *Index, a, b int64) Iterator { return ix.PortRange(0, lo, hi, a, b) }, ported(0, lo, hi)},
 		{"port-range-udp", func(ix *Index, a, b int64) Iterator { return ix.PortRange(protoUDP, lo, hi, a, b) }, ported(protoUDP, lo, hi)},
 		{"vlan", func(ix *Index, a, b int64) Iterator { return ix.VLAN(100, a, b) },
-			func(k *workers.FlowKey) bool { return k.VLAN == 100 || k.VLAN2 == 100 }},
+			func(k *packet.FlowKey) bool { return k.VLAN == 100 || k.VLAN2 == 100 }},
 		{"vlan-inner", func(ix *Index, a, b int64) Iterator { return ix.VLAN(201, a, b) },
-			func(k *workers.FlowKey) bool { return k.VLAN == 201 || k.VLAN2 == 201 }},
+			func(k *packet.FlowKey) bool { return k.VLAN == 201 || k.VLAN2 == 201 }},
 		{"host-and-port", func(ix *Index, a, b int64) Iterator {
 			return Intersect(ix.Host(h, a, b), ix.Port(0, port, a, b))
-		}, func(k *workers.FlowKey) bool {
+		}, func(k *packet.FlowKey) bool {
 			return (k.A == h || k.B == h) && portProto(k.Proto) && (k.PortA == port || k.PortB == port)
 		}},
 	}
@@ -75,7 +76,7 @@ func randomQueries(rng *rand.Rand, pop []workers.FlowKey) []query {
 // checkQueries compares random queries on ix with brute force over blocks.
 // host-and-port is an intersection of blocks, not of flows, so its brute
 // force intersects the two block sets.
-func checkQueries(t *testing.T, rng *rand.Rand, ix *Index, blocks []testBlock, pop []workers.FlowKey, state string) {
+func checkQueries(t *testing.T, rng *rand.Rand, ix *Index, blocks []testBlock, pop []packet.FlowKey, state string) {
 	t.Helper()
 	first, last := blocks[0].meta.MinTS, blocks[len(blocks)-1].meta.MaxTS
 	for round := 0; round < 8; round++ {
@@ -307,7 +308,7 @@ func TestDropSegmentWhileWriting(t *testing.T) {
 		hookPaced(ix, fresh)
 	}()
 	seg2 := old[300:600]
-	err := ix.DropSegment(2, func(fn func(writer.BlockMeta, *workers.Summary) error) error {
+	err := ix.DropSegment(2, func(fn func(writer.BlockMeta, *block.Summary) error) error {
 		for i := range seg2 {
 			if err := fn(seg2[i].meta, &seg2[i].sum); err != nil {
 				return err

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"tapvault/workers"
+	"tapvault/block"
 	"tapvault/writer"
 )
 
@@ -16,7 +16,7 @@ import (
 // not the generator. Replayed blocks get fresh refs and times.
 type imixRing struct {
 	metas []writer.BlockMeta
-	sums  []workers.Summary
+	sums  []block.Summary
 	bytes []uint64
 }
 
@@ -26,14 +26,14 @@ func newIMIXRing(n, nflows int) *imixRing {
 	for i := 0; i < n; i++ {
 		m, s, b := g.next()
 		r.metas = append(r.metas, m)
-		r.sums = append(r.sums, workers.Summary{Flows: slices.Clone(s.Flows), NonFlow: s.NonFlow})
+		r.sums = append(r.sums, block.Summary{Flows: slices.Clone(s.Flows), NonFlow: s.NonFlow})
 		r.bytes = append(r.bytes, b)
 	}
 	return r
 }
 
 // block i of the replay: ring entry i%n, moved to ref and time of i.
-func (r *imixRing) block(i int) (writer.BlockMeta, *workers.Summary) {
+func (r *imixRing) block(i int) (writer.BlockMeta, *block.Summary) {
 	j := i % len(r.metas)
 	m := r.metas[j]
 	m.Ref = writer.MakeRef(uint32(1+i/2048), uint32(i%2048)*600_000)

@@ -11,7 +11,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"tapvault/workers"
+	"tapvault/block"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -29,7 +30,7 @@ const (
 const DefaultQueueBytes = 32 << 20
 
 // flowKeyBytes is what the hook copies per flow of a block.
-const flowKeyBytes = int64(unsafe.Sizeof(workers.FlowKey{}))
+const flowKeyBytes = int64(unsafe.Sizeof(packet.FlowKey{}))
 
 // placeChunk is how many pending blocks the batcher aggregates per hold of
 // the group lock, so queries never wait long behind it.
@@ -44,7 +45,7 @@ const placeChunk = 8
 // the traffic has, and no packet is lost (the block is in its segment).
 func (ix *Index) Hook() writer.CommitHook { return ix.hook }
 
-func (ix *Index) hook(meta writer.BlockMeta, sum *workers.Summary) {
+func (ix *Index) hook(meta writer.BlockMeta, sum *block.Summary) {
 	if ix.closed.Load() || ix.opts.ReadOnly {
 		ix.drops.Add(1)
 		return
@@ -118,7 +119,7 @@ func (ix *Index) takeEntryLocked(n int) *entry {
 		return nil
 	}
 	ix.qheld += grow
-	e.flows = make([]workers.FlowKey, 0, n)
+	e.flows = make([]packet.FlowKey, 0, n)
 	return e
 }
 
@@ -163,7 +164,7 @@ func (ix *Index) shedPendingLocked() {
 // Add indexes one block synchronously, for reindex, CatchUp and tests. The
 // block is queryable when Add returns and durable after Flush or Close (or
 // once its group fills). sum is only read during the call.
-func (ix *Index) Add(meta writer.BlockMeta, sum *workers.Summary) error {
+func (ix *Index) Add(meta writer.BlockMeta, sum *block.Summary) error {
 	if ix.closed.Load() {
 		return fmt.Errorf("index add %v: %w", meta.Ref, ErrClosed)
 	}
@@ -823,7 +824,7 @@ func (ix *Index) Missing() []writer.Ref {
 // BlockWalker calls fn for every committed block of the store with a ref at
 // or after from, in ref order. The reader adapter of the store implements
 // it over the segments' block summaries.
-type BlockWalker func(from writer.Ref, fn func(meta writer.BlockMeta, sum *workers.Summary) error) error
+type BlockWalker func(from writer.Ref, fn func(meta writer.BlockMeta, sum *block.Summary) error) error
 
 // CatchUpFrom is where CatchUp starts walking: after the watermark, or at
 // the first hole if one is before it; 0 when there is no watermark.
@@ -863,7 +864,7 @@ func (ix *Index) CatchUp(walk BlockWalker) error {
 		return fmt.Errorf("index catch up: %w", ErrReadOnly)
 	}
 	from := ix.CatchUpFrom()
-	err := walk(from, func(meta writer.BlockMeta, sum *workers.Summary) error {
+	err := walk(from, func(meta writer.BlockMeta, sum *block.Summary) error {
 		ix.pmu.Lock()
 		_, hole := ix.holes[meta.Ref]
 		live := ix.hasLive && meta.Ref >= ix.live

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"tapvault/workers"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -57,7 +57,7 @@ const (
 	dataPrefixSize  = 1 + 4 + 1           // D | seg | sub-kind
 	groupSuffixSize = 4 + 1 + bitmapBytes // goff | gen | bits
 
-	flowAttrSize = workers.FlowKeySize
+	flowAttrSize = packet.FlowKeySize
 	hostAttrSize = 16
 	portAttrSize = 1 + 2
 	vlanAttrSize = 2
@@ -165,8 +165,8 @@ func parseAttrKey(b []byte) (ak attrKey, err error) {
 
 // appendFlowAttr, appendHostAttr, appendPortAttr and appendVLANAttr append
 // the attribute part of an attribute key.
-func appendFlowAttr(dst []byte, k *workers.FlowKey) []byte { return workers.AppendFlowKey(dst, k) }
-func appendHostAttr(dst []byte, ip *[16]byte) []byte       { return append(dst, ip[:]...) }
+func appendFlowAttr(dst []byte, k *packet.FlowKey) []byte { return packet.AppendFlowKey(dst, k) }
+func appendHostAttr(dst []byte, ip *[16]byte) []byte      { return append(dst, ip[:]...) }
 func appendPortAttr(dst []byte, proto uint8, port uint16) []byte {
 	return binary.BigEndian.AppendUint16(append(dst, proto), port)
 }

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"tapvault/workers"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -125,7 +125,7 @@ func TestTSOrder(t *testing.T) {
 func FuzzKeyCodec(f *testing.F) {
 	var bits bitmap
 	bits.set(3)
-	k := workers.FlowKey{Proto: protoTCP, IPVer: 4, PortA: 1, PortB: 2}
+	k := packet.FlowKey{Proto: protoTCP, IPVer: 4, PortA: 1, PortB: 2}
 	f.Add(appendAttrKey(nil, kindFlow, appendFlowAttr(nil, &k), groupID{Ref: 5}, &bits))
 	f.Add(appendAttrKey(nil, kindPort, appendPortAttr(nil, protoUDP, 53), groupID{Ref: 5}, &bits))
 	f.Add(appendBlockKey(nil, &blockEntry{N: 1, Meta: writer.BlockMeta{Ref: 7}}))

@@ -8,7 +8,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"tapvault/workers"
+	"tapvault/block"
 	"tapvault/writer"
 )
 
@@ -116,7 +116,7 @@ func (ix *Index) reindexSegment(seg uint32, walk BlockWalker) error {
 	if err := ix.DropSegment(seg, nil); err != nil {
 		return err
 	}
-	err := walk(first, func(m writer.BlockMeta, s *workers.Summary) error {
+	err := walk(first, func(m writer.BlockMeta, s *block.Summary) error {
 		if m.Ref.Segment() != seg {
 			return errSegmentDone
 		}

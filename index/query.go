@@ -11,7 +11,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"tapvault/workers"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -23,8 +23,8 @@ import (
 
 // matcher selects flows in memory; on disk the key ranges do.
 type matcher struct {
-	exact *workers.FlowKey // a single flow: hash lookup in groups
-	match func(k *workers.FlowKey) bool
+	exact *packet.FlowKey // a single flow: hash lookup in groups
+	match func(k *packet.FlowKey) bool
 }
 
 func overlaps(m *writer.BlockMeta, from, to int64) bool { return m.MinTS <= to && m.MaxTS >= from }
@@ -65,7 +65,7 @@ func (ix *Index) snapshot(m *matcher, from, to int64) (mem []writer.Ref, segs []
 	return sortUnique(mem), segs
 }
 
-func (m *matcher) matches(k *workers.FlowKey) bool {
+func (m *matcher) matches(k *packet.FlowKey) bool {
 	if m.exact != nil {
 		return *k == *m.exact
 	}
@@ -114,13 +114,13 @@ func (ix *Index) Time(from, to int64) Iterator {
 
 // Flow iterates the blocks holding flow k and overlapping [from, to]. k is a
 // normalised key, as the decoder makes it.
-func (ix *Index) Flow(k workers.FlowKey, from, to int64) Iterator {
+func (ix *Index) Flow(k packet.FlowKey, from, to int64) Iterator {
 	return ix.single(kindFlow, appendFlowAttr(nil, &k), &matcher{exact: &k}, from, to)
 }
 
 // Host iterates the blocks with a flow from or to ip (IPv4-mapped for IPv4).
 func (ix *Index) Host(ip [16]byte, from, to int64) Iterator {
-	return ix.single(kindHost, appendHostAttr(nil, &ip), &matcher{match: func(k *workers.FlowKey) bool {
+	return ix.single(kindHost, appendHostAttr(nil, &ip), &matcher{match: func(k *packet.FlowKey) bool {
 		return k.A == ip || k.B == ip
 	}}, from, to)
 }
@@ -131,7 +131,7 @@ func (ix *Index) VLAN(id uint16, from, to int64) Iterator {
 	if id == 0 {
 		return newSliceIter(nil)
 	}
-	return ix.single(kindVLAN, appendVLANAttr(nil, id), &matcher{match: func(k *workers.FlowKey) bool {
+	return ix.single(kindVLAN, appendVLANAttr(nil, id), &matcher{match: func(k *packet.FlowKey) bool {
 		return k.VLAN == id || k.VLAN2 == id
 	}}, from, to)
 }
@@ -145,7 +145,7 @@ func (ix *Index) Port(proto uint8, port uint16, from, to int64) Iterator {
 	if !portProto(proto) {
 		return newSliceIter(nil)
 	}
-	return ix.single(kindPort, appendPortAttr(nil, proto, port), &matcher{match: func(k *workers.FlowKey) bool {
+	return ix.single(kindPort, appendPortAttr(nil, proto, port), &matcher{match: func(k *packet.FlowKey) bool {
 		return k.Proto == proto && (k.PortA == port || k.PortB == port)
 	}}, from, to)
 }
@@ -162,7 +162,7 @@ func (ix *Index) PortRange(proto uint8, lo, hi uint16, from, to int64) Iterator 
 		return ix.Port(proto, lo, from, to)
 	}
 	in := func(p uint16) bool { return p >= lo && p <= hi }
-	return ix.ranged(kindPort, appendPortAttr(nil, proto, lo), appendPortAttr(nil, proto, hi), &matcher{match: func(k *workers.FlowKey) bool {
+	return ix.ranged(kindPort, appendPortAttr(nil, proto, lo), appendPortAttr(nil, proto, hi), &matcher{match: func(k *packet.FlowKey) bool {
 		return k.Proto == proto && (in(k.PortA) || in(k.PortB))
 	}}, from, to)
 }
@@ -188,7 +188,7 @@ func (ix *Index) Net(prefix netip.Prefix, from, to int64) Iterator {
 	in := func(a *[16]byte) bool {
 		return bytes.Compare(a[:], lo[:]) >= 0 && bytes.Compare(a[:], hi[:]) <= 0
 	}
-	return ix.ranged(kindHost, lo[:], hi[:], &matcher{match: func(k *workers.FlowKey) bool {
+	return ix.ranged(kindHost, lo[:], hi[:], &matcher{match: func(k *packet.FlowKey) bool {
 		return in(&k.A) || in(&k.B)
 	}}, from, to)
 }

@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"tapvault/block"
 	"tapvault/index"
-	"tapvault/workers"
 	"tapvault/writer"
 )
 
@@ -147,8 +147,8 @@ func (b *background) run(ix *index.Index, opts Options) error {
 	b.total.Store(total)
 	opts.Logger.Info("index: catching up with the segments in the background, capture runs meanwhile (blocks after the watermark are found by header scan until it ends)",
 		"blocks", total, "from", from)
-	err = ix.CatchUp(func(from writer.Ref, fn func(writer.BlockMeta, *workers.Summary) error) error {
-		err := r.WalkSummaries(from, func(m writer.BlockMeta, sum *workers.Summary) error {
+	err = ix.CatchUp(func(from writer.Ref, fn func(writer.BlockMeta, *block.Summary) error) error {
+		err := r.WalkSummaries(from, func(m writer.BlockMeta, sum *block.Summary) error {
 			if m.Ref >= b.until {
 				return errWalkEnd
 			}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"tapvault/block"
 	"tapvault/index"
 	"tapvault/workers"
 	"tapvault/writer"
@@ -51,7 +52,7 @@ func (m MemoryBounds) String() string {
 func (o Options) Memory(n int) MemoryBounds {
 	bs := o.BlockSize
 	if bs <= 0 {
-		bs = workers.DefaultBlockSize
+		bs = block.DefaultSize
 	}
 	blocks := o.Blocks
 	if blocks <= 0 {
@@ -70,7 +71,7 @@ func (o Options) Memory(n int) MemoryBounds {
 		slots <<= 1
 	}
 	m := MemoryBounds{
-		Blocks:     int64(blocks) * (int64(bs) + workers.RecordHeaderSize + workers.MaxPacketSize + int64(mbf)*int64(unsafe.Sizeof(workers.FlowStat{}))),
+		Blocks:     int64(blocks) * (int64(bs) + block.RecordHeaderSize + block.MaxPacketSize + int64(mbf)*int64(unsafe.Sizeof(block.FlowStat{}))),
 		FlowTables: int64(n) * (int64(mf)*(int64(unsafe.Sizeof(workers.FlowEntry{}))+4) + int64(slots)*8),
 		Runtime:    runtimeBytes,
 	}

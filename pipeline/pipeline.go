@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"tapvault/analytics"
+	"tapvault/block"
 	"tapvault/dataplane"
 	"tapvault/index"
 	"tapvault/msgstore"
@@ -24,7 +25,7 @@ import (
 type Options struct {
 	Dir string // store directory
 
-	BlockSize     int           // seal size of a block's payload (default workers.DefaultBlockSize)
+	BlockSize     int           // seal size of a block's payload (default block.DefaultSize)
 	Blocks        int           // block buffers in the pool; bounds memory (default 32 per worker, at least 16)
 	SealAfter     time.Duration // time limit of an open block (default 1 s)
 	MaxBlockFlows int           // distinct flows a block summarises before it seals (default 16384)
@@ -114,7 +115,7 @@ func (o *Options) indexReserve() int64 {
 // Pipeline is one run of sources through workers into the store.
 type Pipeline struct {
 	opts    Options
-	pool    *workers.BlockPool
+	pool    *block.Pool
 	w       *writer.Writer
 	workers []*workers.Worker
 	ix      *index.Index
@@ -140,7 +141,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.BlockSize <= 0 {
-		opts.BlockSize = workers.DefaultBlockSize
+		opts.BlockSize = block.DefaultSize
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = DefaultStopTimeout
@@ -151,7 +152,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 	if opts.MaxBlockFlows <= 0 {
 		opts.MaxBlockFlows = workers.DefaultMaxBlockFlows
 	}
-	pool := workers.NewBlockPool(opts.Blocks, opts.BlockSize, opts.MaxBlockFlows)
+	pool := block.NewPool(opts.Blocks, opts.BlockSize, opts.MaxBlockFlows)
 	var (
 		ix   *index.Index
 		hook writer.CommitHook
@@ -167,7 +168,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 			// oldest) packet to the moment the index can return the block,
 			// which is when its hook returns.
 			ihook := ix.Hook()
-			hook = func(m writer.BlockMeta, sum *workers.Summary) {
+			hook = func(m writer.BlockMeta, sum *block.Summary) {
 				ihook(m, sum)
 				if m.Arrived != 0 {
 					ttq.add(time.Now().UnixNano() - m.Arrived)

@@ -22,7 +22,8 @@ import (
 
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"tapvault/workers"
+	"tapvault/block"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -106,13 +107,13 @@ func apiStoreN(t testing.TB, eth, raw int) (string, []apiPkt) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := workers.NewBlockPool(4, 1<<20, 64)
+	pool := block.NewPool(4, 1<<20, 64)
 	var (
 		all []apiPkt
-		dec workers.Decoder
-		d   workers.Decoded
+		dec packet.Decoder
+		d   packet.Decoded
 	)
-	var b *workers.Block
+	var b *block.Block
 	seal := func() {
 		if b != nil && b.Count > 0 && !w.SubmitWait(b) {
 			t.Fatal("writer refused a block")
@@ -141,7 +142,7 @@ func apiStoreN(t testing.TB, eth, raw int) (string, []apiPkt) {
 		b.Count++
 		b.Bytes += uint64(p.wire)
 		dec.Decode(p.data, p.lt, &d)
-		k, dir, ok := workers.FlowKeyOf(&d)
+		k, dir, ok := packet.FlowKeyOf(&d)
 		if !ok {
 			b.Summary.NonFlow++
 			continue
@@ -158,7 +159,7 @@ func apiStoreN(t testing.TB, eth, raw int) (string, []apiPkt) {
 			}
 		}
 		if !found {
-			fs := workers.FlowStat{Key: k, FirstTS: p.ts, LastTS: p.ts, FirstDir: dir}
+			fs := block.FlowStat{Key: k, FirstTS: p.ts, LastTS: p.ts, FirstDir: dir}
 			fs.Pkts[dir], fs.Bytes[dir] = 1, uint64(p.wire)
 			b.Summary.Flows = append(b.Summary.Flows, fs)
 		}

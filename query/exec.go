@@ -7,7 +7,7 @@ import (
 	"log/slog"
 
 	"tapvault/index"
-	"tapvault/workers"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -137,8 +137,8 @@ func (s *Store) run(ctx context.Context, req Request, fn func(p *Packet) error) 
 	var ms MergeStats
 	{
 		var (
-			dec workers.Decoder
-			d   workers.Decoded
+			dec packet.Decoder
+			d   packet.Decoded
 		)
 		all := req.Filter == nil || req.Filter.MatchAll()
 		var f *Filter

@@ -8,13 +8,12 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"tapvault/packet"
 	"unicode/utf8"
-
-	"tapvault/workers"
 )
 
 // The filter language is the part of pcap-filter(7) that tcpdump users type
-// every day, evaluated on a workers.Decoded instead of on raw bytes, so that
+// every day, evaluated on a packet.Decoded instead of on raw bytes, so that
 // it sees through any number of VLAN tags and MPLS labels. docs/filters.md
 // is the user-facing reference, and lists every difference from BPF.
 //
@@ -126,7 +125,7 @@ func (f *Filter) MatchAll() bool { return f.root == nil }
 
 // Match reports whether the decoded packet d passes the filter. It
 // allocates nothing.
-func (f *Filter) Match(d *workers.Decoded) bool {
+func (f *Filter) Match(d *packet.Decoded) bool {
 	if f.root == nil {
 		return true
 	}
@@ -203,15 +202,15 @@ type node struct {
 // the last flow key looked at, so that the SHA-1 runs once per flow run
 // rather than once per packet.
 type communityMatch struct {
-	want     [workers.CommunityIDLen]byte
-	buf      [workers.CommunityIDLen]byte
-	last     workers.FlowKey
+	want     [packet.CommunityIDLen]byte
+	buf      [packet.CommunityIDLen]byte
+	last     packet.FlowKey
 	lastOK   bool
 	lastHave bool
 }
 
-func (c *communityMatch) match(d *workers.Decoded) bool {
-	k, _, ok := workers.FlowKeyOf(d)
+func (c *communityMatch) match(d *packet.Decoded) bool {
+	k, _, ok := packet.FlowKeyOf(d)
 	if !ok {
 		return false
 	}
@@ -221,7 +220,7 @@ func (c *communityMatch) match(d *workers.Decoded) bool {
 	if c.lastHave && k == c.last {
 		return c.lastOK
 	}
-	id := workers.AppendCommunityID(c.buf[:0], &k, 0)
+	id := packet.AppendCommunityID(c.buf[:0], &k, 0)
 	c.last, c.lastHave = k, true
 	c.lastOK = bytes.Equal(id, c.want[:])
 	return c.lastOK
@@ -246,7 +245,7 @@ func (n *node) clone() *node {
 	return &c
 }
 
-func (n *node) match(d *workers.Decoded) bool {
+func (n *node) match(d *packet.Decoded) bool {
 	switch n.op {
 	case opAnd:
 		for _, k := range n.kids {
@@ -291,7 +290,7 @@ func (n *node) match(d *workers.Decoded) bool {
 		}
 		return n.inNet(&d.Src) || n.inNet(&d.Dst)
 	case opPort:
-		if d.Flags&workers.FlagPorts == 0 || (n.proto != 0 && d.Proto != n.proto) {
+		if d.Flags&packet.FlagPorts == 0 || (n.proto != 0 && d.Proto != n.proto) {
 			return false
 		}
 		// Unsigned wrap-around turns lo <= p <= hi into one compare.
@@ -329,7 +328,7 @@ func (n *node) inNet(a *[16]byte) bool {
 		binary.BigEndian.Uint64(a[8:])&n.maskLo == n.netLo
 }
 
-func (n *node) matchFlow(d *workers.Decoded) bool {
+func (n *node) matchFlow(d *packet.Decoded) bool {
 	if d.IPVer != n.ver {
 		return false
 	}
@@ -339,7 +338,7 @@ func (n *node) matchFlow(d *workers.Decoded) bool {
 			return false
 		}
 	}
-	if ports && d.Flags&workers.FlagPorts == 0 {
+	if ports && d.Flags&packet.FlagPorts == 0 {
 		return false
 	}
 	if d.Src == n.addr && d.Dst == n.addr2 &&
@@ -497,9 +496,9 @@ var etherNames = []struct {
 	etherType uint16
 	flag      uint32
 }{
-	{"ip", 0x0800, workers.FlagIPv4},
-	{"ip6", 0x86dd, workers.FlagIPv6},
-	{"arp", 0x0806, workers.FlagARP},
+	{"ip", 0x0800, packet.FlagIPv4},
+	{"ip6", 0x86dd, packet.FlagIPv6},
+	{"arp", 0x0806, packet.FlagARP},
 	{"rarp", 0x8035, 0},
 }
 
@@ -1504,7 +1503,7 @@ func parseEndpoint(s string) (netip.Addr, uint16, bool, error) {
 // isCommunityID reports whether s is a Community-ID v1 string: "1:" and the
 // base64 of a 20-byte SHA-1 digest.
 func isCommunityID(s string) bool {
-	if len(s) != workers.CommunityIDLen || s[:2] != "1:" {
+	if len(s) != packet.CommunityIDLen || s[:2] != "1:" {
 		return false
 	}
 	var sum [21]byte // DecodedLen(28): an unpadded string decodes to 21 bytes

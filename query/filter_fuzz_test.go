@@ -3,9 +3,8 @@ package query
 import (
 	"errors"
 	"math/rand/v2"
+	"tapvault/packet"
 	"testing"
-
-	"tapvault/workers"
 )
 
 // FuzzParseFilter checks that ParseFilter never panics, that every error is
@@ -26,7 +25,7 @@ func FuzzParseFilter(f *testing.F) {
 		f.Add(s)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
-	pkts := make([]*workers.Decoded, 64)
+	pkts := make([]*packet.Decoded, 64)
 	for i := range pkts {
 		pkts[i] = randPacket(r)
 	}

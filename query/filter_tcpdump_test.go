@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"tapvault/dataplane"
-	"tapvault/workers"
+	"tapvault/packet"
 )
 
 // These tests compare the filter with tcpdump (libpcap's BPF compiler) on a
@@ -293,8 +293,8 @@ func ourSelect(t *testing.T, frames [][]byte, filter string) []int {
 	if err != nil {
 		t.Fatalf("ParseFilter(%q): %v", filter, err)
 	}
-	var dec workers.Decoder
-	var d workers.Decoded
+	var dec packet.Decoder
+	var d packet.Decoded
 	var idx []int
 	for i, fr := range frames {
 		dec.Decode(fr, dataplane.LinkTypeEthernet, &d)
@@ -366,21 +366,21 @@ func TestFilterAgainstTcpdump(t *testing.T) {
 
 func checkDecoded(t *testing.T, frames [][]byte) {
 	t.Helper()
-	var dec workers.Decoder
-	var d workers.Decoded
+	var dec packet.Decoder
+	var d packet.Decoded
 	var ip, ports, frags int
 	for i, fr := range frames {
 		dec.Decode(fr, dataplane.LinkTypeEthernet, &d)
-		if d.Flags&(workers.FlagMalformed|workers.FlagTruncated) != 0 {
+		if d.Flags&(packet.FlagMalformed|packet.FlagTruncated) != 0 {
 			t.Fatalf("frame %d decodes as malformed/truncated: flags %#x", i, d.Flags)
 		}
 		if d.IPVer != 0 {
 			ip++
 		}
-		if d.Flags&workers.FlagPorts != 0 {
+		if d.Flags&packet.FlagPorts != 0 {
 			ports++
 		}
-		if d.Flags&workers.FlagFragment != 0 {
+		if d.Flags&packet.FlagFragment != 0 {
 			frags++
 		}
 	}

@@ -4,9 +4,8 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"tapvault/packet"
 	"testing"
-
-	"tapvault/workers"
 )
 
 // pkt builds a Decoded by hand, as the decoder would fill it.
@@ -24,21 +23,21 @@ type pkt struct {
 	noIPHeader bool   // EtherType says IP but the header did not decode
 }
 
-func (p pkt) decoded() *workers.Decoded {
-	d := &workers.Decoded{L3Off: -1, L4Off: -1, PayloadOff: -1}
+func (p pkt) decoded() *packet.Decoded {
+	d := &packet.Decoded{L3Off: -1, L4Off: -1, PayloadOff: -1}
 	for _, v := range p.vlans {
-		if d.NVLAN < workers.MaxVLAN {
+		if d.NVLAN < packet.MaxVLAN {
 			d.VLANs[d.NVLAN] = v
 		}
 		d.NVLAN++
-		d.Flags |= workers.FlagVLAN
+		d.Flags |= packet.FlagVLAN
 	}
 	if p.mpls > 0 {
 		d.NMPLS = uint8(p.mpls)
-		d.Flags |= workers.FlagMPLS
+		d.Flags |= packet.FlagMPLS
 	}
 	if p.arp {
-		d.Flags |= workers.FlagARP
+		d.Flags |= packet.FlagARP
 		d.EtherType = 0x0806
 		return d
 	}
@@ -50,12 +49,12 @@ func (p pkt) decoded() *workers.Decoded {
 	if s.Is4() {
 		d.EtherType = 0x0800
 		if !p.noIPHeader {
-			d.Flags |= workers.FlagIPv4
+			d.Flags |= packet.FlagIPv4
 			d.IPVer = 4
 		}
 	} else {
 		d.EtherType = 0x86dd
-		d.Flags |= workers.FlagIPv6
+		d.Flags |= packet.FlagIPv6
 		d.IPVer = 6
 	}
 	if p.etherType != 0 {
@@ -67,23 +66,23 @@ func (p pkt) decoded() *workers.Decoded {
 	d.Src, d.Dst = s.As16(), t.As16()
 	d.Proto = p.proto
 	if p.nextFrag {
-		d.Flags |= workers.FlagFragment
+		d.Flags |= packet.FlagFragment
 		d.FragOff = 1480
 		return d
 	}
 	if p.firstFrag {
-		d.Flags |= workers.FlagFragment | workers.FlagFirstFrag
+		d.Flags |= packet.FlagFragment | packet.FlagFirstFrag
 	}
 	switch p.proto {
 	case 6, 17, 132:
 		d.SrcPort, d.DstPort = p.sport, p.dport
-		d.Flags |= workers.FlagPorts
-		d.Flags |= map[uint8]uint32{6: workers.FlagTCP, 17: workers.FlagUDP, 132: workers.FlagSCTP}[p.proto]
+		d.Flags |= packet.FlagPorts
+		d.Flags |= map[uint8]uint32{6: packet.FlagTCP, 17: packet.FlagUDP, 132: packet.FlagSCTP}[p.proto]
 	case 1:
-		d.Flags |= workers.FlagICMP
+		d.Flags |= packet.FlagICMP
 		d.ICMPType, d.ICMPCode = uint8(p.sport), uint8(p.dport)
 	case 58:
-		d.Flags |= workers.FlagICMPv6
+		d.Flags |= packet.FlagICMPv6
 		d.ICMPType, d.ICMPCode = uint8(p.sport), uint8(p.dport)
 	}
 	return d
@@ -448,7 +447,7 @@ func TestFilterClone(t *testing.T) {
 	}
 	// The cache must not answer for a different flow.
 	d.Proto = 17
-	d.Flags = workers.FlagIPv4 | workers.FlagPorts | workers.FlagUDP
+	d.Flags = packet.FlagIPv4 | packet.FlagPorts | packet.FlagUDP
 	if f.root.kids[0].match(d) {
 		t.Fatalf("community-id: got a match for the UDP flow, want none")
 	}

@@ -1,15 +1,14 @@
 package query
 
 import (
+	"tapvault/packet"
 	"testing"
-
-	"tapvault/workers"
 )
 
 // BenchmarkFilterMatch measures Match on typical filters over a mix of
 // packets (some match, some do not), one packet per op.
 func BenchmarkFilterMatch(b *testing.B) {
-	pkts := []*workers.Decoded{
+	pkts := []*packet.Decoded{
 		pkt{proto: 6, src: "10.0.0.1", sport: 40000, dst: "192.168.1.10", dport: 80}.decoded(),
 		pkt{proto: 6, src: "192.168.1.10", sport: 80, dst: "10.0.0.1", dport: 40000, vlans: []uint16{100}}.decoded(),
 		pkt{proto: 17, src: "10.0.0.2", sport: 5353, dst: "8.8.8.8", dport: 53}.decoded(),

@@ -6,7 +6,8 @@ import (
 	"net/netip"
 	"slices"
 
-	"tapvault/workers"
+	"tapvault/block"
+	"tapvault/packet"
 	"tapvault/writer"
 )
 
@@ -14,24 +15,24 @@ import (
 // blocks that hold it, added up. A is the endpoint that sent the first packet
 // seen (the client, when the capture saw the start).
 type FlowRecord struct {
-	Key         workers.FlowKey `json:"-"`
-	Proto       uint8           `json:"proto"`
-	A           string          `json:"a"` // ip:port of the initiator
-	B           string          `json:"b"`
-	VLAN        uint16          `json:"vlan,omitempty"`
-	VLAN2       uint16          `json:"vlan2,omitempty"`
-	CommunityID string          `json:"community_id"`
-	FirstNS     int64           `json:"first_ns"`
-	LastNS      int64           `json:"last_ns"`
-	PktsAB      uint64          `json:"packets_ab"` // initiator to responder
-	PktsBA      uint64          `json:"packets_ba"`
-	BytesAB     uint64          `json:"bytes_ab"`
-	BytesBA     uint64          `json:"bytes_ba"`
+	Key         packet.FlowKey `json:"-"`
+	Proto       uint8          `json:"proto"`
+	A           string         `json:"a"` // ip:port of the initiator
+	B           string         `json:"b"`
+	VLAN        uint16         `json:"vlan,omitempty"`
+	VLAN2       uint16         `json:"vlan2,omitempty"`
+	CommunityID string         `json:"community_id"`
+	FirstNS     int64          `json:"first_ns"`
+	LastNS      int64          `json:"last_ns"`
+	PktsAB      uint64         `json:"packets_ab"` // initiator to responder
+	PktsBA      uint64         `json:"packets_ba"`
+	BytesAB     uint64         `json:"bytes_ab"`
+	BytesBA     uint64         `json:"bytes_ba"`
 }
 
 // flowAcc adds up one flow's block summaries.
 type flowAcc struct {
-	key      workers.FlowKey
+	key      packet.FlowKey
 	first    int64
 	last     int64
 	firstDir uint8
@@ -42,20 +43,20 @@ type flowAcc struct {
 // flowDecoded builds the Decoded a packet of flow k in direction dir would
 // decode to, as far as a filter can look at it, so that filters select flows
 // with the same meaning they select packets.
-func flowDecoded(k *workers.FlowKey, dir uint8, d *workers.Decoded) {
-	*d = workers.Decoded{IPVer: k.IPVer, Proto: k.Proto, L3Off: -1, L4Off: -1, PayloadOff: -1}
+func flowDecoded(k *packet.FlowKey, dir uint8, d *packet.Decoded) {
+	*d = packet.Decoded{IPVer: k.IPVer, Proto: k.Proto, L3Off: -1, L4Off: -1, PayloadOff: -1}
 	src, dst, sp, dp := k.A, k.B, k.PortA, k.PortB
-	if dir == workers.DirBA {
+	if dir == packet.DirBA {
 		src, dst, sp, dp = dst, src, dp, sp
 	}
 	d.Src, d.Dst = src, dst
 	if k.IPVer == 4 {
-		d.Flags |= workers.FlagIPv4
+		d.Flags |= packet.FlagIPv4
 	} else {
-		d.Flags |= workers.FlagIPv6
+		d.Flags |= packet.FlagIPv6
 	}
 	if k.VLAN != 0 {
-		d.Flags |= workers.FlagVLAN
+		d.Flags |= packet.FlagVLAN
 		d.VLANs[0], d.NVLAN = k.VLAN, 1
 		if k.VLAN2 != 0 {
 			d.VLANs[1], d.NVLAN = k.VLAN2, 2
@@ -63,35 +64,35 @@ func flowDecoded(k *workers.FlowKey, dir uint8, d *workers.Decoded) {
 	}
 	switch k.Proto {
 	case 6:
-		d.Flags |= workers.FlagTCP | workers.FlagPorts
+		d.Flags |= packet.FlagTCP | packet.FlagPorts
 	case 17:
-		d.Flags |= workers.FlagUDP | workers.FlagPorts
+		d.Flags |= packet.FlagUDP | packet.FlagPorts
 	case 132:
-		d.Flags |= workers.FlagSCTP | workers.FlagPorts
+		d.Flags |= packet.FlagSCTP | packet.FlagPorts
 	case 1:
-		d.Flags |= workers.FlagICMP
+		d.Flags |= packet.FlagICMP
 		d.ICMPType, d.ICMPCode = uint8(sp), uint8(dp)
 	case 58:
-		d.Flags |= workers.FlagICMPv6
+		d.Flags |= packet.FlagICMPv6
 		d.ICMPType, d.ICMPCode = uint8(sp), uint8(dp)
 	}
-	if d.Flags&workers.FlagPorts != 0 {
+	if d.Flags&packet.FlagPorts != 0 {
 		d.SrcPort, d.DstPort = sp, dp
 	}
 }
 
 // FlowMatches reports whether a filter selects any packet of flow k: a
 // packet in either direction.
-func FlowMatches(f *Filter, k *workers.FlowKey) bool {
+func FlowMatches(f *Filter, k *packet.FlowKey) bool {
 	if f == nil || f.MatchAll() {
 		return true
 	}
-	var d workers.Decoded
-	flowDecoded(k, workers.DirAB, &d)
+	var d packet.Decoded
+	flowDecoded(k, packet.DirAB, &d)
 	if f.Match(&d) {
 		return true
 	}
-	flowDecoded(k, workers.DirBA, &d)
+	flowDecoded(k, packet.DirBA, &d)
 	return f.Match(&d)
 }
 
@@ -120,10 +121,10 @@ func (s *Store) flows(req Request) ([]FlowRecord, error) {
 		return nil, err
 	}
 	SortBlocks(blocks)
-	acc := map[workers.FlowKey]*flowAcc{}
+	acc := map[packet.FlowKey]*flowAcc{}
 	var (
 		buf writer.BlockBuf
-		sum workers.Summary
+		sum block.Summary
 		f   = req.Filter
 	)
 	if f != nil {
@@ -134,7 +135,7 @@ func (s *Store) flows(req Request) ([]FlowRecord, error) {
 			s.Log.Warn("skipping block whose summary cannot be read", "ref", b.Ref.String(), "err", err)
 			continue
 		}
-		if err := workers.ParseSummary(buf.Summary(), &sum); err != nil {
+		if err := block.ParseSummary(buf.Summary(), &sum); err != nil {
 			s.Log.Warn("skipping block with a bad summary", "ref", b.Ref.String(), "err", err)
 			continue
 		}
@@ -163,15 +164,15 @@ func (s *Store) flows(req Request) ([]FlowRecord, error) {
 	for _, a := range acc {
 		k := &a.key
 		r := FlowRecord{Key: *k, Proto: k.Proto, VLAN: k.VLAN, VLAN2: k.VLAN2, FirstNS: a.first, LastNS: a.last}
-		ab, ba := workers.DirAB, workers.DirBA
+		ab, ba := packet.DirAB, packet.DirBA
 		r.A, r.B = flowEndpoint(k.A, k.PortA, k.Proto), flowEndpoint(k.B, k.PortB, k.Proto)
-		if a.firstDir == workers.DirBA {
+		if a.firstDir == packet.DirBA {
 			r.A, r.B = r.B, r.A
 			ab, ba = ba, ab
 		}
 		r.PktsAB, r.PktsBA = a.pkts[ab], a.pkts[ba]
 		r.BytesAB, r.BytesBA = a.bytes[ab], a.bytes[ba]
-		cid = workers.AppendCommunityID(cid[:0], k, 0)
+		cid = packet.AppendCommunityID(cid[:0], k, 0)
 		r.CommunityID = string(cid)
 		out = append(out, r)
 	}

@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"tapvault/analytics"
+	"tapvault/block"
 	"tapvault/msgquery"
 	"tapvault/msgstore"
-	"tapvault/workers"
 	"tapvault/writer"
 )
 
@@ -102,7 +102,7 @@ func (s *Store) packets(ctx context.Context, refs []analytics.PktRef, from, to i
 		res.Blocks++
 		p := buf.Records()
 		for ord := uint32(0); len(p) > 0; ord++ {
-			rec, rest, err := workers.NextRecord(p)
+			rec, rest, err := block.NextRecord(p)
 			if err != nil {
 				s.Log.Warn("drill-down: bad packet record", "block", m.Ref, "err", err)
 				break

@@ -4,8 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-
-	"tapvault/workers"
+	"tapvault/packet"
 )
 
 // PlanOp is the kind of a Plan node.
@@ -34,16 +33,16 @@ const (
 //   - not, protocol names (tcp, arp, icmp, ...), bare vlan, mpls and
 //     community-id have no index term and plan as All. And drops All kids
 //     (and is All if none remain); Or with an All kid is All.
-//   - flow A:p <> B:q is Flow(key), normalised as workers.FlowKeyOf does
+//   - flow A:p <> B:q is Flow(key), normalised as packet.FlowKeyOf does
 //     (the smaller (address, port) is A) with VLAN and VLAN2 zero. A flow
 //     selector names no VLAN, so the term means that 5-tuple on every VLAN:
-//     with keys encoded by workers.AppendFlowKey, whose VLAN fields are the
+//     with keys encoded by packet.AppendFlowKey, whose VLAN fields are the
 //     last 4 bytes, the index scans the prefix of the first FlowKeySize-4
 //     bytes. Without a protocol ("flow", not "tcp flow") it is the Or of the
 //     tcp, udp and sctp keys. A flow without both ports plans as
 //     And(Host A, Host B, Port ...).
 //
-// IP is IPv4-mapped for IPv4 (like workers.Decoded); Prefix is a plain IPv4
+// IP is IPv4-mapped for IPv4 (like packet.Decoded); Prefix is a plain IPv4
 // or IPv6 prefix.
 type Plan struct {
 	Op     PlanOp
@@ -54,7 +53,7 @@ type Plan struct {
 	Port   uint16
 	PortHi uint16
 	VLAN   uint16
-	Flow   workers.FlowKey
+	Flow   packet.FlowKey
 }
 
 // portProtos are the protocols a port term without a protocol stands for.
@@ -131,7 +130,7 @@ func planFlow(n *node) Plan {
 		return Plan{Op: PlanAnd, Kids: kids}
 	}
 	key := func(proto uint8) Plan {
-		k := workers.FlowKey{A: n.addr, B: n.addr2, PortA: n.pa, PortB: n.pb, Proto: proto, IPVer: n.ver}
+		k := packet.FlowKey{A: n.addr, B: n.addr2, PortA: n.pa, PortB: n.pb, Proto: proto, IPVer: n.ver}
 		if lessAddrPort(&k.B, &k.A, k.PortB, k.PortA) {
 			k.A, k.B, k.PortA, k.PortB = k.B, k.A, k.PortB, k.PortA
 		}
@@ -147,7 +146,7 @@ func planFlow(n *node) Plan {
 	return p
 }
 
-// lessAddrPort orders endpoints as workers.FlowKeyOf does: address bytes,
+// lessAddrPort orders endpoints as packet.FlowKeyOf does: address bytes,
 // then port.
 func lessAddrPort(a, b *[16]byte, pa, pb uint16) bool {
 	if c := strings.Compare(string(a[:]), string(b[:])); c != 0 {
@@ -161,7 +160,7 @@ func lessAddrPort(a, b *[16]byte, pa, pb uint16) bool {
 // ids and its flow key. A sound plan is true for every packet its filter
 // matches; the index, which holds the union of these terms per block, then
 // never misses a block that has a matching packet.
-func (p Plan) MatchTerms(d *workers.Decoded) bool {
+func (p Plan) MatchTerms(d *packet.Decoded) bool {
 	switch p.Op {
 	case PlanAll:
 		return true
@@ -191,7 +190,7 @@ func (p Plan) MatchTerms(d *workers.Decoded) bool {
 		}
 		return p.Prefix.Contains(src) || p.Prefix.Contains(dst)
 	case PlanPort, PlanPortRange:
-		if d.Flags&workers.FlagPorts == 0 || (p.Proto != 0 && d.Proto != p.Proto) {
+		if d.Flags&packet.FlagPorts == 0 || (p.Proto != 0 && d.Proto != p.Proto) {
 			return false
 		}
 		hi := p.PortHi
@@ -202,7 +201,7 @@ func (p Plan) MatchTerms(d *workers.Decoded) bool {
 	case PlanVLAN:
 		return d.HasVLAN(p.VLAN)
 	case PlanFlow:
-		k, _, ok := workers.FlowKeyOf(d)
+		k, _, ok := packet.FlowKeyOf(d)
 		if !ok {
 			return false
 		}

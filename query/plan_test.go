@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"tapvault/packet"
 	"testing"
-
-	"tapvault/workers"
 )
 
 func TestPlan(t *testing.T) {
@@ -69,7 +68,7 @@ func TestPlanFlowKey(t *testing.T) {
 		{proto: 132, src: "2001:db8::2", sport: 1, dst: "2001:db8::1", dport: 2},
 	} {
 		d := p.decoded()
-		want, _, ok := workers.FlowKeyOf(d)
+		want, _, ok := packet.FlowKeyOf(d)
 		if !ok {
 			t.Fatalf("FlowKeyOf(%+v): not ok", p)
 		}
@@ -118,7 +117,7 @@ func randAddr(r *rand.Rand) string {
 }
 
 // randPacket returns a random packet over the pools.
-func randPacket(r *rand.Rand) *workers.Decoded {
+func randPacket(r *rand.Rand) *packet.Decoded {
 	var p pkt
 	switch r.IntN(10) {
 	case 0:
@@ -207,8 +206,8 @@ func randFilter(r *rand.Rand, depth int) string {
 		// The Community-ID of a random packet's flow.
 		for {
 			d := randPacket(r)
-			if k, _, ok := workers.FlowKeyOf(d); ok {
-				return "community-id " + string(workers.AppendCommunityID(nil, &k, 0))
+			if k, _, ok := packet.FlowKeyOf(d); ok {
+				return "community-id " + string(packet.AppendCommunityID(nil, &k, 0))
 			}
 		}
 	}
@@ -220,7 +219,7 @@ func randFilter(r *rand.Rand, depth int) string {
 // true on that packet's own index terms.
 func TestPlanSound(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	pkts := make([]*workers.Decoded, 400)
+	pkts := make([]*packet.Decoded, 400)
 	for i := range pkts {
 		pkts[i] = randPacket(r)
 	}

@@ -2,6 +2,8 @@ package workers
 
 import (
 	"encoding/binary"
+	"tapvault/block"
+	"tapvault/packet"
 	"time"
 )
 
@@ -10,8 +12,8 @@ import (
 // of indexes into Block.Summary.Flows, cleared per block by walking only the
 // slots that were used, so resetting costs O(flows in block), not O(table).
 type builder struct {
-	pool     *BlockPool
-	cur      *Block
+	pool     *block.Pool
+	cur      *block.Block
 	queue    uint16
 	maxFlows int
 
@@ -24,7 +26,7 @@ type builder struct {
 	mask   uint64
 }
 
-func newBuilder(pool *BlockPool, queue uint16, maxFlows int) *builder {
+func newBuilder(pool *block.Pool, queue uint16, maxFlows int) *builder {
 	n := 1
 	for n < 2*maxFlows {
 		n <<= 1
@@ -43,7 +45,7 @@ func newBuilder(pool *BlockPool, queue uint16, maxFlows int) *builder {
 
 // open takes a fresh block from the pool. It returns false if none is free.
 func (b *builder) open(now int64, wait bool) bool {
-	var blk *Block
+	var blk *block.Block
 	if wait {
 		blk = b.pool.GetWait()
 	} else {
@@ -65,7 +67,7 @@ func (b *builder) open(now int64, wait bool) bool {
 }
 
 // take hands the open block out (for sealing) and clears the flow set.
-func (b *builder) take() *Block {
+func (b *builder) take() *block.Block {
 	blk := b.cur
 	b.cur = nil
 	b.gen++
@@ -81,14 +83,14 @@ func (b *builder) take() *Block {
 // without passing the seal size. An empty block takes any packet: its buffer
 // has room for one maximum-size packet beyond the seal size.
 func (b *builder) fits(caplen int) bool {
-	return b.cur.Count == 0 || len(b.cur.Data)+RecordHeaderSize+caplen <= b.pool.size
+	return b.cur.Count == 0 || len(b.cur.Data)+block.RecordHeaderSize+caplen <= b.pool.BlockSize()
 }
 
 // addFlow accounts one packet to flow k in the open block's summary and
 // returns the flow's index in it. It returns -1 if the flow is new and the
 // block already holds maxFlows flows: the caller seals the block and retries
 // in a new one.
-func (b *builder) addFlow(k *FlowKey, h uint64, dir uint8, ts int64, wireLen uint32) int32 {
+func (b *builder) addFlow(k *packet.FlowKey, h uint64, dir uint8, ts int64, wireLen uint32) int32 {
 	flows := &b.cur.Summary.Flows
 	i := h & b.mask
 	for {
@@ -105,7 +107,7 @@ func (b *builder) addFlow(k *FlowKey, h uint64, dir uint8, ts int64, wireLen uin
 	if len(*flows) >= b.maxFlows {
 		return -1
 	}
-	*flows = append(*flows, FlowStat{Key: *k, FirstTS: ts, LastTS: ts, FirstDir: dir})
+	*flows = append(*flows, block.FlowStat{Key: *k, FirstTS: ts, LastTS: ts, FirstDir: dir})
 	f := &(*flows)[len(*flows)-1]
 	f.Pkts[dir] = 1
 	f.Bytes[dir] = uint64(wireLen)
@@ -134,7 +136,7 @@ func (b *builder) countFlow(x int32, dir uint8, ts int64, wireLen uint32) {
 func (b *builder) appendRecord(ts int64, wireLen uint32, linkType, iface uint16, data []byte) {
 	blk := b.cur
 	n := len(blk.Data)
-	end := n + RecordHeaderSize + len(data)
+	end := n + block.RecordHeaderSize + len(data)
 	blk.Data = blk.Data[:end]
 	r := blk.Data[n:end]
 	binary.LittleEndian.PutUint64(r[0:], uint64(ts))
@@ -142,7 +144,7 @@ func (b *builder) appendRecord(ts int64, wireLen uint32, linkType, iface uint16,
 	binary.LittleEndian.PutUint32(r[12:], wireLen)
 	binary.LittleEndian.PutUint16(r[16:], linkType)
 	binary.LittleEndian.PutUint16(r[18:], iface)
-	copy(r[RecordHeaderSize:], data)
+	copy(r[block.RecordHeaderSize:], data)
 	if blk.Count == 0 || ts < blk.MinTS {
 		blk.MinTS = ts
 	}

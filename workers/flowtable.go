@@ -1,19 +1,12 @@
 package workers
 
-// FlowEntry is the per-worker state of one flow. Analytics (TCP timing,
-// message decoders) hang off it in later stages.
-type FlowEntry struct {
-	Key      FlowKey
-	hash     uint64
-	FirstTS  int64 // packet time of the first packet
-	LastTS   int64 // when last seen, in the worker's Clock (step-free)
-	Pkts     [2]uint64
-	Bytes    [2]uint64
-	FirstDir uint8 // direction of the first packet seen: the initiator's
+import "tapvault/packet"
 
-	// App belongs to the Analyzer (its connection slot, 0 = none). It moves
-	// with the entry, so the analyzer needs no lookup of its own.
-	App uint32
+// FlowEntry is the per-worker state of one flow: the packet.Flow the
+// analytics see, and what the table and the block builder keep beside it.
+type FlowEntry struct {
+	packet.Flow // first, so &e.Flow costs nothing on the hot path
+	hash        uint64
 
 	// The worker caches where this flow sits in the open block's summary:
 	// valid while blkGen equals the builder's generation.
@@ -82,7 +75,7 @@ func (t *FlowTable) Stats() FlowTableStats {
 // Lookup finds the entry for k (whose hashKey is h), inserting it if it is
 // new. It returns nil when the flow is new and the table is full. The
 // pointer is valid until the next Lookup or Evict call.
-func (t *FlowTable) Lookup(k *FlowKey, h uint64, ts int64, dir uint8) *FlowEntry {
+func (t *FlowTable) Lookup(k *packet.FlowKey, h uint64, ts int64, dir uint8) *FlowEntry {
 	tag := h >> 32
 	i := h & t.mask
 	for {
@@ -102,7 +95,7 @@ func (t *FlowTable) Lookup(k *FlowKey, h uint64, ts int64, dir uint8) *FlowEntry
 		t.stats.Full++
 		return nil
 	}
-	t.entries = append(t.entries, FlowEntry{Key: *k, hash: h, FirstTS: ts, LastTS: ts, FirstDir: dir})
+	t.entries = append(t.entries, FlowEntry{Flow: packet.Flow{Key: *k, FirstTS: ts, LastTS: ts, FirstDir: dir}, hash: h})
 	t.slotOf = append(t.slotOf, uint32(i))
 	t.slots[i] = tag<<32 | uint64(len(t.entries))
 	t.stats.Created++
@@ -174,4 +167,13 @@ func (t *FlowTable) Range(fn func(*FlowEntry)) {
 	for i := range t.entries {
 		fn(&t.entries[i])
 	}
+}
+
+// flow is the entry's packet.Flow, or nil for a flow the full table does
+// not track.
+func (e *FlowEntry) flow() *packet.Flow {
+	if e == nil {
+		return nil
+	}
+	return &e.Flow
 }

@@ -3,6 +3,7 @@ package workers
 import (
 	"encoding/binary"
 	"math/bits"
+	"tapvault/packet"
 )
 
 // hashKey mixes a FlowKey into 64 bits. It reads the key as machine words and
@@ -10,7 +11,7 @@ import (
 // several times cheaper than hash/maphash over the 42 bytes and good enough
 // for an in-memory table keyed by addresses. The value never leaves the
 // process: it is not used in anything persistent.
-func hashKey(k *FlowKey) uint64 {
+func hashKey(k *packet.FlowKey) uint64 {
 	const m1, m2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
 	a := binary.LittleEndian.Uint64(k.A[0:]) ^ binary.LittleEndian.Uint64(k.B[8:])
 	b := binary.LittleEndian.Uint64(k.A[8:]) ^ binary.LittleEndian.Uint64(k.B[0:])*m2

@@ -9,14 +9,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"tapvault/block"
 	"tapvault/dataplane"
+	"tapvault/packet"
 )
 
 // Config configures one worker.
 type Config struct {
-	Queue     uint16     // RX queue number, recorded in every block
-	Pool      *BlockPool // shared free list of block buffers
-	Sink      BlockSink  // where sealed blocks go (the writer)
+	Queue     uint16      // RX queue number, recorded in every block
+	Pool      *block.Pool // shared free list of block buffers
+	Sink      block.Sink  // where sealed blocks go (the writer)
 	SealAfter time.Duration
 	// MaxBlockFlows bounds the distinct flows one block summarises; a block
 	// seals early when it would exceed it. Must not exceed the capacity the
@@ -38,14 +40,6 @@ type Config struct {
 	Analyzer Analyzer
 }
 
-// PacketRef is where a packet was stored: its block's ID, queue, and its
-// ordinal in the block. Block 0 means it was not stored.
-type PacketRef struct {
-	Block uint64
-	Queue uint16
-	Ord   uint32
-}
-
 // Analyzer is the in-stream analytics seam (package analytics implements
 // it). All calls come from the worker's goroutine.
 type Analyzer interface {
@@ -53,10 +47,10 @@ type Analyzer interface {
 	// table entry (nil when the table was full), dir its direction in
 	// e.Key. p, d and e are borrowed for the call only (p.Data until the
 	// next Recv).
-	Packet(p *dataplane.Packet, d *Decoded, e *FlowEntry, dir uint8, ref PacketRef)
+	Packet(p *dataplane.Packet, d *packet.Decoded, f *packet.Flow, dir uint8, ref block.PacketRef)
 	// FlowEnd is called when the flow table evicts e (idle), before e is
 	// reused.
-	FlowEnd(e *FlowEntry)
+	FlowEnd(f *packet.Flow)
 	// Tick runs timers; now is the worker's step-free packet time (ns,
 	// Clock): the newest packet time seen, unless time stepped back.
 	Tick(now int64)
@@ -68,9 +62,9 @@ type Analyzer interface {
 // Defaults for Config.
 const (
 	DefaultSealAfter     = time.Second
-	DefaultMaxBlockFlows = 16384
+	DefaultMaxBlockFlows = block.DefaultMaxFlows
 	DefaultMaxFlows      = 1 << 18
-	DefaultFlowIdle      = 120 * time.Second
+	DefaultFlowIdle      = packet.DefaultFlowIdle
 )
 
 // Stats are one worker's counters. They are written by the worker only,
@@ -113,13 +107,13 @@ func (e *PanicError) Error() string {
 // its state is unshared; it allocates nothing per packet.
 type Worker struct {
 	cfg   Config
-	dec   Decoder
-	d     Decoded
-	k     FlowKey // the current packet's flow key
+	dec   packet.Decoder
+	d     packet.Decoded
+	k     packet.FlowKey // the current packet's flow key
 	flows *FlowTable
 	b     *builder
 	t0    time.Time
-	clock Clock // packet time without its steps back: flow idleness
+	clock packet.Clock // packet time without its steps back: flow idleness
 	stats *Stats
 	an    Analyzer
 	evict func(*FlowEntry) // an.FlowEnd, or nil; built once, not per Tick
@@ -157,7 +151,8 @@ func NewWorker(cfg Config) *Worker {
 	}
 	w.b.runID = cfg.RunID
 	if w.an != nil {
-		w.evict = w.an.FlowEnd
+		an := w.an
+		w.evict = func(e *FlowEntry) { an.FlowEnd(&e.Flow) }
 	}
 	return w
 }
@@ -227,16 +222,16 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 	w.c.rxBytes += uint64(p.WireLen)
 	d := &w.d
 	w.dec.Decode(data, p.LinkType, d)
-	if d.Flags&FlagMalformed != 0 {
+	if d.Flags&packet.FlagMalformed != 0 {
 		w.c.malformed++
 	}
-	if d.Flags&FlagTruncated != 0 {
+	if d.Flags&packet.FlagTruncated != 0 {
 		w.c.truncated++
 	}
 	// FlowKeyInto fills w.k in place: returning the 42-byte key by value
 	// cost ~12 ns a packet (measured by the decoder's benchmarks).
 	k := &w.k
-	dir, ok := FlowKeyInto(k, d)
+	dir, ok := packet.FlowKeyInto(k, d)
 	var (
 		h uint64
 		e *FlowEntry
@@ -258,9 +253,9 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 	// that finds no block buffer is still analysed (with a zero ref). The
 	// storage stays inline (a call returning the ref cost ~3 % of the
 	// 64-byte path, measured old/new in one run).
-	var ref PacketRef
-	if len(data) > MaxPacketSize {
-		data = data[:MaxPacketSize]
+	var ref block.PacketRef
+	if len(data) > block.MaxPacketSize {
+		data = data[:block.MaxPacketSize]
 		w.c.cut++
 	}
 	bl := w.b
@@ -293,12 +288,12 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 		}
 	}
 	if w.an != nil {
-		ref = PacketRef{Block: bl.cur.ID, Queue: w.cfg.Queue, Ord: bl.cur.Count}
+		ref = block.PacketRef{Block: bl.cur.ID, Queue: w.cfg.Queue, Ord: bl.cur.Count}
 	}
 	bl.appendRecord(p.TS, p.WireLen, p.LinkType, p.Iface, data)
 analyze:
 	if ok && w.an != nil {
-		w.an.Packet(p, d, e, dir, ref)
+		w.an.Packet(p, d, e.flow(), dir, ref)
 	}
 }
 
@@ -315,7 +310,7 @@ func (w *Worker) seal(timed bool) {
 	}
 	n := uint64(blk.Count)
 	if w.cfg.Lossless {
-		if ws, ok := w.cfg.Sink.(WaitSink); ok {
+		if ws, ok := w.cfg.Sink.(block.WaitSink); ok {
 			if !ws.SubmitWait(blk) {
 				w.c.sinkDrop += n
 				blk.Release()
@@ -420,7 +415,7 @@ func (w *Worker) publish() {
 // is stored. tapvault reanalyze feeds a queue's stored packets through it,
 // in the order the queue's worker saw them, then calls Flush. Like a burst,
 // every 32 packets it evicts idle flows and runs the analyzer's timers.
-func (w *Worker) Reanalyze(p *dataplane.Packet, ref PacketRef) {
+func (w *Worker) Reanalyze(p *dataplane.Packet, ref block.PacketRef) {
 	seen := w.clock.At(p.TS)
 	w.c.rx++
 	if w.c.rx%32 == 0 {
@@ -432,7 +427,7 @@ func (w *Worker) Reanalyze(p *dataplane.Packet, ref PacketRef) {
 	d := &w.d
 	w.dec.Decode(p.Data, p.LinkType, d)
 	k := &w.k
-	dir, ok := FlowKeyInto(k, d)
+	dir, ok := packet.FlowKeyInto(k, d)
 	if !ok || w.an == nil {
 		return
 	}
@@ -443,5 +438,5 @@ func (w *Worker) Reanalyze(p *dataplane.Packet, ref PacketRef) {
 		e.Pkts[dir]++
 		e.Bytes[dir] += uint64(p.WireLen)
 	}
-	w.an.Packet(p, d, e, dir, ref)
+	w.an.Packet(p, d, e.flow(), dir, ref)
 }

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"tapvault/block"
 	"tapvault/dataplane"
+	"tapvault/packet"
 )
 
 // udpFrame builds an Ethernet/IPv4/UDP frame of size bytes between two hosts.
@@ -47,10 +49,10 @@ type collected struct {
 	count        uint32
 	minTS, maxTS int64
 	data         []byte
-	sum          Summary
+	sum          block.Summary
 }
 
-func (s *collectSink) Submit(b *Block) bool {
+func (s *collectSink) Submit(b *block.Block) bool {
 	if s.refuse {
 		return false
 	}
@@ -83,7 +85,7 @@ func feed(w *Worker, pkts []inPkt, now int64) {
 
 func TestWorkerStoresEveryPacketAndSummarisesFlows(t *testing.T) {
 	sink := &collectSink{}
-	pool := NewBlockPool(4, 64<<10, 1024)
+	pool := block.NewPool(4, 64<<10, 1024)
 	w := NewWorker(Config{Queue: 3, Pool: pool, Sink: sink, MaxBlockFlows: 1024})
 	rng := rand.New(rand.NewPCG(1, 2))
 	var in []inPkt
@@ -117,7 +119,7 @@ func TestWorkerStoresEveryPacketAndSummarisesFlows(t *testing.T) {
 	}
 	var i int
 	var nonFlow uint32
-	flowPkts := map[FlowKey]uint32{}
+	flowPkts := map[packet.FlowKey]uint32{}
 	for bi, b := range sink.blocks {
 		if b.queue != 3 {
 			t.Fatalf("block %d queue: got %d, want 3", bi, b.queue)
@@ -128,7 +130,7 @@ func TestWorkerStoresEveryPacketAndSummarisesFlows(t *testing.T) {
 		rest := b.data
 		var n uint32
 		for len(rest) > 0 {
-			r, next, err := NextRecord(rest)
+			r, next, err := block.NextRecord(rest)
 			if err != nil {
 				t.Fatalf("block %d record %d: %v", bi, n, err)
 			}
@@ -173,7 +175,7 @@ func TestWorkerStoresEveryPacketAndSummarisesFlows(t *testing.T) {
 
 func TestWorkerSealsByTime(t *testing.T) {
 	sink := &collectSink{}
-	w := NewWorker(Config{Pool: NewBlockPool(2, 1<<20, 64), Sink: sink, SealAfter: time.Second, MaxBlockFlows: 64})
+	w := NewWorker(Config{Pool: block.NewPool(2, 1<<20, 64), Sink: sink, SealAfter: time.Second, MaxBlockFlows: 64})
 	feed(w, []inPkt{{ts: 1, wire: 64, data: udpFrame(60, [4]byte{1, 1, 1, 1}, [4]byte{2, 2, 2, 2}, 1, 2, 0)}}, 0)
 	w.Tick(int64(999 * time.Millisecond))
 	if len(sink.blocks) != 0 {
@@ -190,7 +192,7 @@ func TestWorkerSealsByTime(t *testing.T) {
 
 func TestWorkerSealsWhenBlockFlowSetIsFull(t *testing.T) {
 	sink := &collectSink{}
-	w := NewWorker(Config{Pool: NewBlockPool(4, 1<<20, 8), Sink: sink, MaxBlockFlows: 8})
+	w := NewWorker(Config{Pool: block.NewPool(4, 1<<20, 8), Sink: sink, MaxBlockFlows: 8})
 	var in []inPkt
 	for i := 0; i < 20; i++ {
 		in = append(in, inPkt{ts: int64(i), wire: 64, data: udpFrame(60, [4]byte{1, 1, 1, byte(i)}, [4]byte{2, 2, 2, 2}, 1, 2, 0)})
@@ -214,7 +216,7 @@ func TestWorkerCountsDrops(t *testing.T) {
 	// refused (dropped, counted) and recycled; with no buffers at all,
 	// packets are dropped for want of one.
 	sink := &collectSink{refuse: true}
-	w := NewWorker(Config{Pool: NewBlockPool(1, 4096, 16), Sink: sink, MaxBlockFlows: 16})
+	w := NewWorker(Config{Pool: block.NewPool(1, 4096, 16), Sink: sink, MaxBlockFlows: 16})
 	var in []inPkt
 	for i := 0; i < 100; i++ {
 		in = append(in, inPkt{ts: int64(i), wire: 1000, data: udpFrame(996, [4]byte{1, 1, 1, 1}, [4]byte{2, 2, 2, 2}, 1, 2, 0)})
@@ -233,7 +235,7 @@ func TestWorkerCountsDrops(t *testing.T) {
 	}
 
 	// A pool whose only block is held elsewhere: every packet finds no buffer.
-	pool := NewBlockPool(1, 4096, 16)
+	pool := block.NewPool(1, 4096, 16)
 	held := pool.Get()
 	w2 := NewWorker(Config{Pool: pool, Sink: &collectSink{}, MaxBlockFlows: 16})
 	feed(w2, in[:10], 0)
@@ -249,17 +251,17 @@ func TestWorkerCountsDrops(t *testing.T) {
 
 func TestFlowTableAgainstMap(t *testing.T) {
 	ft := NewFlowTable(200, 100)
-	model := map[FlowKey]int64{} // key -> last ts
+	model := map[packet.FlowKey]int64{} // key -> last ts
 	rng := rand.New(rand.NewPCG(3, 4))
 	now := int64(0)
 	for step := 0; step < 200000; step++ {
 		now++
-		var k FlowKey
+		var k packet.FlowKey
 		k.A[15] = byte(rng.IntN(300))
 		k.A[14] = byte(rng.IntN(2))
 		k.PortA = uint16(rng.IntN(3))
 		h := hashKey(&k)
-		e := ft.Lookup(&k, h, now, DirAB)
+		e := ft.Lookup(&k, h, now, packet.DirAB)
 		_, known := model[k]
 		switch {
 		case e == nil && known:

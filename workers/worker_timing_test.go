@@ -3,6 +3,7 @@ package workers
 import (
 	"testing"
 
+	"tapvault/block"
 	"tapvault/dataplane"
 )
 
@@ -10,7 +11,7 @@ import (
 // measures the worker alone.
 type releaseSink struct{}
 
-func (releaseSink) Submit(b *Block) bool { b.Release(); return true }
+func (releaseSink) Submit(b *block.Block) bool { b.Release(); return true }
 
 // BenchmarkWorker measures the per-packet cost of the whole worker path:
 // decode, flow lookup, per-block flow summary and the copy into the block.
@@ -38,7 +39,7 @@ func BenchmarkWorker(b *testing.B) {
 					TS: int64(i) * 100, WireLen: uint32(sz + 4), LinkType: dataplane.LinkTypeEthernet}
 				bytes += int64(sz)
 			}
-			w := NewWorker(Config{Pool: NewBlockPool(4, DefaultBlockSize, DefaultMaxBlockFlows), Sink: releaseSink{}})
+			w := NewWorker(Config{Pool: block.NewPool(4, block.DefaultSize, DefaultMaxBlockFlows), Sink: releaseSink{}})
 			var burst dataplane.Burst
 			b.SetBytes(bytes / n)
 			b.ReportAllocs()

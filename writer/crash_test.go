@@ -8,10 +8,9 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
+	"tapvault/block"
 	"testing"
 	"time"
-
-	"tapvault/workers"
 )
 
 const (
@@ -35,7 +34,7 @@ func TestCrashChild(t *testing.T) {
 		return uint64((ts - 1_700_000_000_000_000_000) / 1_000_000_000)
 	}
 	line := make([]byte, 0, 64)
-	hook := func(m BlockMeta, _ *workers.Summary) {
+	hook := func(m BlockMeta, _ *block.Summary) {
 		line = strconv.AppendUint(line[:0], uint64(m.Ref), 10)
 		line = append(line, ' ')
 		line = strconv.AppendUint(line, minTSToSeed(m.MinTS), 10)
@@ -47,7 +46,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	pool := workers.NewBlockPool(8, crashBlock, 16)
+	pool := block.NewPool(8, crashBlock, 16)
 	for s := seed; ; s++ {
 		b := getBlock(t, pool)
 		fillBlock(b, s, crashBlock, int(s%2))
@@ -131,7 +130,7 @@ func TestCrashKill9(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pool := workers.NewBlockPool(1, crashBlock, 16)
+		pool := block.NewPool(1, crashBlock, 16)
 		var buf BlockBuf
 		for ref, s := range committed {
 			b := getBlock(t, pool)

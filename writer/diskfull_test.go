@@ -9,10 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"tapvault/block"
 	"testing"
 	"time"
-
-	"tapvault/workers"
 )
 
 // lockedBuf is a log sink safe for the write goroutine and the test.
@@ -105,7 +104,7 @@ func TestDiskFull(t *testing.T) {
 			var hl hookLog
 			// Four buffers for twenty blocks during the outage: the test
 			// only gets them back if the writer keeps draining its queues.
-			pool := workers.NewBlockPool(4, blockSize, 16)
+			pool := block.NewPool(4, blockSize, 16)
 			w, err := Open(Options{
 				Dir: dir, SegmentSize: tc.segSize, QueueLen: 4, Compressors: 1, Reserve: 1 << 20,
 				CommitHook: hl.hook,
@@ -247,7 +246,7 @@ func TestReserveCheckedByBytes(t *testing.T) {
 		return 1 << 40, nil
 	}
 	ops.availEvery, ops.availBytes = time.Hour, 4*blockSize
-	pool := workers.NewBlockPool(4, blockSize, 16)
+	pool := block.NewPool(4, blockSize, 16)
 	w, err := Open(Options{Dir: t.TempDir(), QueueLen: 4, Compressors: 1, Reserve: 1 << 20, ops: ops})
 	if err != nil {
 		t.Fatalf("Open: %v", err)

@@ -5,9 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"tapvault/block"
 	"testing"
-
-	"tapvault/workers"
 )
 
 // The fault suite: damage a cleanly closed store where it can be damaged,
@@ -22,7 +21,7 @@ import (
 func faultStore(t *testing.T) (string, []BlockMeta) {
 	t.Helper()
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(2, 8<<10, 16)
+	pool := block.NewPool(2, 8<<10, 16)
 	_, metas := storeBlocks(t, Options{Dir: dir, SegmentSize: 64 << 10, QueueLen: 2, Compressors: 1}, pool, 22, 8<<10,
 		func(int) int { return payloadRandom })
 	newest := metas[len(metas)-1].Ref.Segment()
@@ -146,7 +145,7 @@ func reopenAndWrite(t *testing.T, dir string) (Recovery, BlockMeta) {
 			t.Fatalf("Open changed segment %d from %d to %d bytes", n, size, got)
 		}
 	}
-	pool := workers.NewBlockPool(1, 8<<10, 16)
+	pool := block.NewPool(1, 8<<10, 16)
 	b := getBlock(t, pool)
 	fillBlock(b, 1000, 8<<10, payloadText)
 	if !w.Submit(b) {

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"tapvault/block"
+	"tapvault/packet"
 	"testing"
 	"time"
-
-	"tapvault/workers"
 )
 
 // Payload kinds of generated packets.
@@ -43,7 +43,7 @@ var words = []string{"GET ", "POST ", "/index.html ", "HTTP/1.1\r\n", "Host: exa
 // seed, until about target payload bytes are used, and builds the summary
 // the way a worker would: a handful of flows, and every 16th packet with no
 // flow. The block's fields (Count, MinTS, MaxTS, Bytes) are kept in step.
-func fillBlock(b *workers.Block, seed uint64, target int, kind int) {
+func fillBlock(b *block.Block, seed uint64, target int, kind int) {
 	r := rand.New(rand.NewPCG(seed, 0x7a9))
 	b.Queue = uint16(seed % 7)
 	nflows := 1 + r.IntN(8)
@@ -54,7 +54,7 @@ func fillBlock(b *workers.Block, seed uint64, target int, kind int) {
 		if kind == payloadRandom {
 			size = 1518 // full-size encrypted frames: nothing for zstd to find
 		}
-		if len(b.Data)+workers.RecordHeaderSize+size > target && b.Count > 0 {
+		if len(b.Data)+block.RecordHeaderSize+size > target && b.Count > 0 {
 			break
 		}
 		pkt = pkt[:0]
@@ -94,7 +94,7 @@ func fillBlock(b *workers.Block, seed uint64, target int, kind int) {
 	}
 }
 
-func appendRecord(b *workers.Block, ts int64, data []byte, wire uint32, lt, iface uint16) {
+func appendRecord(b *block.Block, ts int64, data []byte, wire uint32, lt, iface uint16) {
 	b.Data = binary.LittleEndian.AppendUint64(b.Data, uint64(ts))
 	b.Data = binary.LittleEndian.AppendUint32(b.Data, uint32(len(data)))
 	b.Data = binary.LittleEndian.AppendUint32(b.Data, wire)
@@ -111,21 +111,21 @@ func appendRecord(b *workers.Block, ts int64, data []byte, wire uint32, lt, ifac
 	b.Bytes += uint64(wire)
 }
 
-func addToFlow(b *workers.Block, flow int, ts int64, wire uint32) {
-	var k workers.FlowKey
+func addToFlow(b *block.Block, flow int, ts int64, wire uint32) {
+	var k packet.FlowKey
 	k.A[10], k.A[11], k.A[12], k.A[15] = 0xff, 0xff, 10, byte(1+flow)
 	k.B[10], k.B[11], k.B[12], k.B[13], k.B[15] = 0xff, 0xff, 10, 0, 1
 	k.PortA, k.PortB, k.Proto, k.IPVer = uint16(40000+flow), 443, 6, 4
 	for i := range b.Summary.Flows {
 		f := &b.Summary.Flows[i]
 		if f.Key == k {
-			f.Pkts[workers.DirAB]++
-			f.Bytes[workers.DirAB] += uint64(wire)
+			f.Pkts[packet.DirAB]++
+			f.Bytes[packet.DirAB] += uint64(wire)
 			f.LastTS = ts
 			return
 		}
 	}
-	b.Summary.Flows = append(b.Summary.Flows, workers.FlowStat{
+	b.Summary.Flows = append(b.Summary.Flows, block.FlowStat{
 		Key: k, Pkts: [2]uint32{1, 0}, Bytes: [2]uint64{uint64(wire), 0}, FirstTS: ts, LastTS: ts,
 	})
 }
@@ -141,16 +141,16 @@ type want struct {
 	wire    uint64
 }
 
-func wantOf(b *workers.Block) want {
+func wantOf(b *block.Block) want {
 	return want{
 		records: bytes.Clone(b.Data),
-		summary: workers.AppendSummary(nil, &b.Summary),
+		summary: block.AppendSummary(nil, &b.Summary),
 		count:   b.Count, queue: b.Queue, minTS: b.MinTS, maxTS: b.MaxTS, wire: b.Bytes,
 	}
 }
 
 // getBlock waits (bounded) for a free block from pool.
-func getBlock(t testing.TB, pool *workers.BlockPool) *workers.Block {
+func getBlock(t testing.TB, pool *block.Pool) *block.Block {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if b := pool.Get(); b != nil {
@@ -170,14 +170,14 @@ type hookLog struct {
 	summary map[Ref][]byte
 }
 
-func (h *hookLog) hook(meta BlockMeta, sum *workers.Summary) {
+func (h *hookLog) hook(meta BlockMeta, sum *block.Summary) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.summary == nil {
 		h.summary = make(map[Ref][]byte)
 	}
 	h.metas = append(h.metas, meta)
-	h.summary[meta.Ref] = workers.AppendSummary(nil, sum)
+	h.summary[meta.Ref] = block.AppendSummary(nil, sum)
 }
 
 func (h *hookLog) all() []BlockMeta {

@@ -10,10 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"tapvault/block"
 
 	"github.com/klauspost/compress/zstd"
-
-	"tapvault/workers"
 )
 
 // Reader reads blocks from a store. It is safe for concurrent use, and safe
@@ -248,11 +247,11 @@ type BlockBuf struct {
 }
 
 // Records returns the packet records of the last block read (walk them with
-// workers.NextRecord). Valid until the next read into b.
+// block.NextRecord). Valid until the next read into b.
 func (b *BlockBuf) Records() []byte { return b.records }
 
 // Summary returns the encoded summary of the last block read (decode it with
-// workers.ParseSummary). Valid until the next read into b.
+// block.ParseSummary). Valid until the next read into b.
 func (b *BlockBuf) Summary() []byte { return b.summary }
 
 // readHeader reads and checks the header of the block at ref into buf.rec.
@@ -398,13 +397,13 @@ func noEOF(err error) error {
 // skipped with a warning (the blocks of a segment whose header is damaged
 // are walked, by their own checks); an error from fn stops the walk and is
 // returned.
-func (r *Reader) WalkSummaries(from Ref, fn func(meta BlockMeta, sum *workers.Summary) error) error {
+func (r *Reader) WalkSummaries(from Ref, fn func(meta BlockMeta, sum *block.Summary) error) error {
 	segs, err := r.Segments()
 	if err != nil {
 		return err
 	}
 	var buf BlockBuf
-	var sum workers.Summary
+	var sum block.Summary
 	for _, s := range segs {
 		if s.Number < from.Segment() {
 			continue
@@ -421,7 +420,7 @@ func (r *Reader) WalkSummaries(from Ref, fn func(meta BlockMeta, sum *workers.Su
 				}
 				return err
 			}
-			if err := workers.ParseSummary(buf.Summary(), &sum); err != nil {
+			if err := block.ParseSummary(buf.Summary(), &sum); err != nil {
 				r.log.Warn("skipping block with a bad summary", "ref", m.Ref, "err", err)
 				return nil
 			}

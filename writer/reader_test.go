@@ -2,14 +2,13 @@ package writer
 
 import (
 	"errors"
+	"tapvault/block"
 	"testing"
-
-	"tapvault/workers"
 )
 
 func TestWalkSummaries(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(4, 8<<10, 16)
+	pool := block.NewPool(4, 8<<10, 16)
 	wants, metas := storeBlocks(t, Options{Dir: dir, SegmentSize: 5 * (8 << 10), QueueLen: 4}, pool, 15, 8<<10,
 		func(int) int { return payloadRandom })
 	if metas[len(metas)-1].Ref.Segment() < 3 {
@@ -22,8 +21,8 @@ func TestWalkSummaries(t *testing.T) {
 	defer r.Close()
 	for _, from := range []int{0, 1, 7, 14} {
 		var got []BlockMeta
-		err := r.WalkSummaries(metas[from].Ref, func(m BlockMeta, s *workers.Summary) error {
-			if enc := workers.AppendSummary(nil, s); string(enc) != string(wants[m.MinTS].summary) {
+		err := r.WalkSummaries(metas[from].Ref, func(m BlockMeta, s *block.Summary) error {
+			if enc := block.AppendSummary(nil, s); string(enc) != string(wants[m.MinTS].summary) {
 				t.Fatalf("from %d: summary of %v differs", from, m.Ref)
 			}
 			got = append(got, m)
@@ -43,7 +42,7 @@ func TestWalkSummaries(t *testing.T) {
 	}
 	stop := errors.New("stop")
 	n := 0
-	if err := r.WalkSummaries(0, func(BlockMeta, *workers.Summary) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+	if err := r.WalkSummaries(0, func(BlockMeta, *block.Summary) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 		t.Fatalf("WalkSummaries stopping: got %v after %d calls, want stop after 1", err, n)
 	}
 }

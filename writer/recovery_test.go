@@ -6,9 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"tapvault/block"
 	"testing"
-
-	"tapvault/workers"
 )
 
 // smallStore writes n small text blocks into a new store in one segment and
@@ -17,7 +16,7 @@ import (
 func smallStore(t testing.TB, n, size int) ([]byte, []BlockMeta, map[int64]want) {
 	t.Helper()
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(2, size, 16)
+	pool := block.NewPool(2, size, 16)
 	wants, metas := storeBlocks(t, Options{Dir: dir, QueueLen: 2, Compressors: 1}, pool, n, size,
 		func(i int) int { return i % 2 })
 	if len(metas) != n {
@@ -275,7 +274,7 @@ func TestCorruptionMiddle(t *testing.T) {
 // check: Verify must find it and name the block.
 func TestVerifySealedSegment(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(2, 8<<10, 16)
+	pool := block.NewPool(2, 8<<10, 16)
 	_, metas := storeBlocks(t, Options{Dir: dir, SegmentSize: MinSegmentSize * 4, QueueLen: 2, Compressors: 1}, pool, 12, 8<<10,
 		func(int) int { return payloadRandom })
 	if metas[len(metas)-1].Ref.Segment() < 2 {
@@ -324,7 +323,7 @@ func TestOpenWithDamagedLastSegmentHeader(t *testing.T) {
 		t.Fatalf("Open: got %v, want capture to start despite a damaged segment", err)
 	}
 	rec := w.Recovery()
-	pool := workers.NewBlockPool(1, 1024, 4)
+	pool := block.NewPool(1, 1024, 4)
 	b := getBlock(t, pool)
 	fillBlock(b, 9, 1024, payloadText)
 	w.Submit(b)

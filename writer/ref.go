@@ -2,8 +2,7 @@ package writer
 
 import (
 	"fmt"
-
-	"tapvault/workers"
+	"tapvault/block"
 )
 
 // Ref addresses one block in the store: the segment number in the high 32
@@ -40,7 +39,7 @@ type BlockMeta struct {
 	RawLen    uint32 // uncompressed payload bytes (summary + records)
 	StoredLen uint32 // payload bytes on disk
 	WireBytes uint64 // sum of the packets' wire lengths
-	// ID is the block ID its worker gave it (workers.Block.ID), which packet
+	// ID is the block ID its worker gave it (block.Block.ID), which packet
 	// refs in message records name. Set by ReadBlock, ReadSummary and the
 	// commit hook; 0 from ScanSegment and for blocks written before IDs.
 	ID uint64
@@ -56,4 +55,4 @@ type BlockMeta struct {
 // call. The index uses it; it must not block for long, because the writer
 // goroutine waits for it. Hooks are called from that one goroutine, in
 // increasing Ref order.
-type CommitHook func(meta BlockMeta, sum *workers.Summary)
+type CommitHook func(meta BlockMeta, sum *block.Summary)

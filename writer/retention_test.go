@@ -4,15 +4,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"tapvault/block"
 	"testing"
 	"time"
-
-	"tapvault/workers"
 )
 
 func TestDropSegment(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(4, 8<<10, 16)
+	pool := block.NewPool(4, 8<<10, 16)
 	_, metas := storeBlocks(t, Options{Dir: dir, SegmentSize: 3 * (8 << 10), QueueLen: 4}, pool, 12, 8<<10,
 		func(int) int { return payloadRandom })
 	last := metas[len(metas)-1].Ref.Segment()
@@ -127,7 +126,7 @@ func TestDropSegment(t *testing.T) {
 		t.Fatalf("span of dropped segment: got %v, want ErrSegmentGone", err)
 	}
 	var walked int
-	if err := old.WalkSummaries(0, func(m BlockMeta, _ *workers.Summary) error {
+	if err := old.WalkSummaries(0, func(m BlockMeta, _ *block.Summary) error {
 		if s := m.Ref.Segment(); s == 1 || s == 2 || s == last {
 			t.Fatalf("walk: got block %v of a dropped segment", m.Ref)
 		}

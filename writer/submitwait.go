@@ -1,13 +1,13 @@
 package writer
 
-import "tapvault/workers"
+import "tapvault/block"
 
 // SubmitWait is Submit for lossless sources (imports, net_pcap replays): it
 // waits for a compressor to take b instead of storing it raw or refusing it,
 // so the store keeps its full compression. It returns false only once the
 // writer is closed. Never call it from a live RX worker: RX never waits.
 // Close must not be called while a SubmitWait is waiting.
-func (w *Writer) SubmitWait(b *workers.Block) bool {
+func (w *Writer) SubmitWait(b *block.Block) bool {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -18,4 +18,4 @@ func (w *Writer) SubmitWait(b *workers.Block) bool {
 	return true
 }
 
-var _ workers.WaitSink = (*Writer)(nil)
+var _ block.WaitSink = (*Writer)(nil)

@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"tapvault/workers"
+	"tapvault/block"
 )
 
 // VerifyReport is the result of Verify.
@@ -62,7 +61,7 @@ type SegmentReport struct {
 
 // Verify checks every block of the store in dir: header, summary and record
 // CRCs, decompression of both sections, a walk of the packet records with
-// workers.NextRecord against the header's count, timestamps and wire bytes,
+// block.NextRecord against the header's count, timestamps and wire bytes,
 // and the summary's parse and packet count. Bytes that the commit marker
 // says are committed but that hold no valid block are damage, as is bad
 // data anywhere but past the marker at the end of the last segment. It
@@ -147,7 +146,7 @@ type verifier struct {
 	r      *Reader
 	sumDec []byte
 	recDec []byte
-	sum    workers.Summary
+	sum    block.Summary
 }
 
 // segment checks segment n, of which the commit marker says the first end
@@ -246,8 +245,8 @@ func (v *verifier) block(h *blockHeader, rec []byte) error {
 	var count uint32
 	var wire uint64
 	for p := recs; len(p) > 0; count++ {
-		var r workers.Record
-		r, p, err = workers.NextRecord(p)
+		var r block.Record
+		r, p, err = block.NextRecord(p)
 		if err != nil {
 			return fmt.Errorf("packet record %d: %w", count, err)
 		}
@@ -262,7 +261,7 @@ func (v *verifier) block(h *blockHeader, rec []byte) error {
 	if wire != h.wire {
 		return fmt.Errorf("packet records hold %d wire bytes, header says %d", wire, h.wire)
 	}
-	if err := workers.ParseSummary(sum, &v.sum); err != nil {
+	if err := block.ParseSummary(sum, &v.sum); err != nil {
 		return err
 	}
 	n := uint64(v.sum.NonFlow)

@@ -11,11 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"tapvault/block"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-
-	"tapvault/workers"
 )
 
 // Defaults of Options.
@@ -160,7 +159,7 @@ type Recovery struct {
 	Corrupt []*CorruptionError
 }
 
-// Writer is the block store's append side. It implements workers.BlockSink.
+// Writer is the block store's append side. It implements block.Sink.
 type Writer struct {
 	opts     Options
 	log      *slog.Logger
@@ -173,7 +172,7 @@ type Writer struct {
 
 	mu        sync.RWMutex // guards closed against Submit
 	closed    bool
-	compressQ chan *workers.Block
+	compressQ chan *block.Block
 	writeQ    chan item
 	compWG    sync.WaitGroup
 	done      chan struct{}
@@ -221,18 +220,18 @@ type Writer struct {
 	}
 }
 
-var _ workers.BlockSink = (*Writer)(nil)
+var _ block.Sink = (*Writer)(nil)
 
 // item is one unit on the write queue: a block, and the record a compressor
 // built for it (nil: store the block raw).
 type item struct {
-	b  *workers.Block
+	b  *block.Block
 	rb *recBuf
 }
 
 // pend is a block written but not yet synced.
 type pend struct {
-	b    *workers.Block
+	b    *block.Block
 	meta BlockMeta
 }
 
@@ -297,7 +296,7 @@ func Open(opts Options) (*Writer, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		segDir:    segmentsDir(opts.Dir),
-		compressQ: make(chan *workers.Block, opts.QueueLen),
+		compressQ: make(chan *block.Block, opts.QueueLen),
 		writeQ:    make(chan item, opts.QueueLen),
 		done:      make(chan struct{}),
 		nextSeg:   1,
@@ -532,7 +531,7 @@ func recoverSegmentFile(f *os.File, path string, seg uint32, mark commitMark, lo
 // stored raw (counted in RawBehind); if that is full too Submit returns false
 // and the caller keeps b (counts its packets as dropped and releases it).
 // Once Submit returns true the writer owns b and releases it after commit.
-func (w *Writer) Submit(b *workers.Block) bool {
+func (w *Writer) Submit(b *block.Block) bool {
 	w.mu.RLock()
 	ok := !w.closed
 	if ok {
@@ -636,13 +635,13 @@ func (w *Writer) compressLoop(free chan *recBuf) {
 // buildRecord encodes b as a complete block record in rb.rec: header (ref
 // and CRCs left for sealRecord), summary section, records section and room
 // for the CRC. enc nil stores both sections raw.
-func buildRecord(rb *recBuf, b *workers.Block, enc *zstd.Encoder) {
+func buildRecord(rb *recBuf, b *block.Block, enc *zstd.Encoder) {
 	rb.err, rb.incmp = nil, false
 	if len(b.Data) > maxSectionLen {
 		rb.err = fmt.Errorf("block of %d record bytes exceeds %d", len(b.Data), maxSectionLen)
 		return
 	}
-	rb.sum = workers.AppendSummary(rb.sum[:0], &b.Summary)
+	rb.sum = block.AppendSummary(rb.sum[:0], &b.Summary)
 	if len(rb.sum) > maxSectionLen {
 		rb.err = fmt.Errorf("block summary of %d bytes exceeds %d", len(rb.sum), maxSectionLen)
 		return
@@ -931,7 +930,7 @@ var errDiskFull = fmt.Errorf("disk full: %w", syscall.ENOSPC)
 // (the log is rate-limited). Running out of space is logged once when it
 // starts and once when it ends (spaceBack); the blocks in between are
 // counted as disk-full drops.
-func (w *Writer) lose(b *workers.Block, msg string, err error) {
+func (w *Writer) lose(b *block.Block, msg string, err error) {
 	pkts := uint64(b.Count)
 	w.st.lost.Add(1)
 	w.st.lostPackets.Add(pkts)

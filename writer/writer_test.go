@@ -7,16 +7,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"tapvault/block"
 	"testing"
 	"time"
-
-	"tapvault/workers"
 )
 
 // storeBlocks writes blocks generated from seeds 1..n (kind chosen by kindOf)
 // into a new writer with opts, closes it, and returns what each block must
 // read back as, by MinTS, and the committed metas in commit order.
-func storeBlocks(t testing.TB, opts Options, pool *workers.BlockPool, n, size int, kindOf func(i int) int) (map[int64]want, []BlockMeta) {
+func storeBlocks(t testing.TB, opts Options, pool *block.Pool, n, size int, kindOf func(i int) int) (map[int64]want, []BlockMeta) {
 	t.Helper()
 	var hl hookLog
 	opts.CommitHook = hl.hook
@@ -53,7 +52,7 @@ func storeBlocks(t testing.TB, opts Options, pool *workers.BlockPool, n, size in
 
 func TestRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(6, 256<<10, 16)
+	pool := block.NewPool(6, 256<<10, 16)
 	const n = 24
 	kindOf := func(i int) int {
 		if i%4 == 0 {
@@ -89,8 +88,8 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("ReadSummary(%v): got meta %+v summary %d bytes records %d bytes, want %+v, %d, 0",
 				m.Ref, sm, len(sbuf.Summary()), len(sbuf.Records()), m, len(w.summary))
 		}
-		var s workers.Summary
-		if err := workers.ParseSummary(sbuf.Summary(), &s); err != nil {
+		var s block.Summary
+		if err := block.ParseSummary(sbuf.Summary(), &s); err != nil {
 			t.Fatalf("ParseSummary(%v): %v", m.Ref, err)
 		}
 		byRef[m.Ref] = m
@@ -133,7 +132,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestIncompressibleStoredRaw(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(4, 128<<10, 16)
+	pool := block.NewPool(4, 128<<10, 16)
 	var hl hookLog
 	w, err := Open(Options{Dir: dir, CommitHook: hl.hook, Logger: quietLog})
 	if err != nil {
@@ -171,7 +170,7 @@ func TestIncompressibleStoredRaw(t *testing.T) {
 
 func TestRotateBySize(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(4, 16<<10, 16)
+	pool := block.NewPool(4, 16<<10, 16)
 	const segSize = 40 << 10 // about 3-4 random 16 KiB blocks
 	wants, metas := storeBlocks(t, Options{Dir: dir, SegmentSize: segSize, QueueLen: 4}, pool, 20, 16<<10,
 		func(int) int { return payloadRandom })
@@ -203,7 +202,7 @@ func TestRotateBySize(t *testing.T) {
 
 func TestRotateOversizeBlockGetsOwnSegment(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(2, 64<<10, 16)
+	pool := block.NewPool(2, 64<<10, 16)
 	wants, metas := storeBlocks(t, Options{Dir: dir, SegmentSize: MinSegmentSize, QueueLen: 2}, pool, 3, 64<<10,
 		func(int) int { return payloadRandom })
 	r, err := OpenReader(dir)
@@ -224,7 +223,7 @@ func TestRotateOversizeBlockGetsOwnSegment(t *testing.T) {
 
 func TestRotateByAge(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(2, 8<<10, 16)
+	pool := block.NewPool(2, 8<<10, 16)
 	var hl hookLog
 	w, err := Open(Options{Dir: dir, SegmentAge: 100 * time.Millisecond, CommitHook: hl.hook, Logger: quietLog})
 	if err != nil {
@@ -275,7 +274,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestRawWhenCompressorsBehind(t *testing.T) {
 	dir := t.TempDir()
 	const n = 16
-	pool := workers.NewBlockPool(n, 1<<20, 16)
+	pool := block.NewPool(n, 1<<20, 16)
 	var hl hookLog
 	w, err := Open(Options{Dir: dir, Compressors: 1, QueueLen: 4, CommitHook: hl.hook, Logger: quietLog})
 	if err != nil {
@@ -283,7 +282,7 @@ func TestRawWhenCompressorsBehind(t *testing.T) {
 	}
 	// Fill every block first, then submit in a tight loop: compressing
 	// 1 MiB of text takes milliseconds, submitting microseconds.
-	blocks := make([]*workers.Block, n)
+	blocks := make([]*block.Block, n)
 	wants := map[int64]want{}
 	for i := range blocks {
 		blocks[i] = getBlock(t, pool)
@@ -333,11 +332,11 @@ func TestRawWhenCompressorsBehind(t *testing.T) {
 func TestSubmitFullNeverBlocks(t *testing.T) {
 	dir := t.TempDir()
 	const queueLen, compressors = 2, 1
-	pool := workers.NewBlockPool(32, 4<<10, 16)
+	pool := block.NewPool(32, 4<<10, 16)
 	stall := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	var once sync.Once
-	hook := func(BlockMeta, *workers.Summary) {
+	hook := func(BlockMeta, *block.Summary) {
 		once.Do(func() { entered <- struct{}{}; <-stall })
 	}
 	w, err := Open(Options{Dir: dir, Compressors: compressors, QueueLen: queueLen, CommitHook: hook, Logger: quietLog})
@@ -388,7 +387,7 @@ func TestSubmitFullNeverBlocks(t *testing.T) {
 }
 
 func TestSubmitAfterClose(t *testing.T) {
-	pool := workers.NewBlockPool(1, 4<<10, 4)
+	pool := block.NewPool(1, 4<<10, 4)
 	w, err := Open(Options{Dir: t.TempDir(), Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -408,7 +407,7 @@ func TestSubmitAfterClose(t *testing.T) {
 
 func TestOpenLockedAndPermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
-	pool := workers.NewBlockPool(1, 4<<10, 4)
+	pool := block.NewPool(1, 4<<10, 4)
 	w, err := Open(Options{Dir: dir, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -476,7 +475,7 @@ func TestOptionsRejected(t *testing.T) {
 
 func TestReaderWhileWriting(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(8, 32<<10, 16)
+	pool := block.NewPool(8, 32<<10, 16)
 	w, err := Open(Options{Dir: dir, SegmentSize: 256 << 10, QueueLen: 8, SyncEvery: time.Millisecond, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -544,7 +543,7 @@ func TestCorruptionErrorUnwraps(t *testing.T) {
 // although its bytes are in the file.
 func TestScanSeesCommittedOnly(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(2, 8<<10, 16)
+	pool := block.NewPool(2, 8<<10, 16)
 	w, err := Open(Options{Dir: dir, SyncEvery: time.Hour, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -604,7 +603,7 @@ func TestScanSeesCommittedOnly(t *testing.T) {
 
 func TestGroupCommit(t *testing.T) {
 	const n = 20
-	pool := workers.NewBlockPool(n, 4<<10, 16)
+	pool := block.NewPool(n, 4<<10, 16)
 	submitAll := func(w *Writer) {
 		for i := 1; i <= n; i++ {
 			b := getBlock(t, pool)
@@ -649,7 +648,7 @@ func TestGroupCommit(t *testing.T) {
 // never reported committed, and Close must say so.
 func TestSegmentCreateFailure(t *testing.T) {
 	dir := t.TempDir()
-	pool := workers.NewBlockPool(2, 4<<10, 16)
+	pool := block.NewPool(2, 4<<10, 16)
 	var hl hookLog
 	w, err := Open(Options{Dir: dir, CommitHook: hl.hook, Logger: quietLog})
 	if err != nil {
@@ -685,7 +684,7 @@ func TestSegmentCreateFailure(t *testing.T) {
 // of packets from that time on.
 func TestSegmentMinTS(t *testing.T) {
 	const blockSize = 64 << 10
-	pool := workers.NewBlockPool(4, blockSize, 16)
+	pool := block.NewPool(4, blockSize, 16)
 	w, err := Open(Options{Dir: t.TempDir(), QueueLen: 4, Compressors: 1})
 	if err != nil {
 		t.Fatalf("Open: %v", err)

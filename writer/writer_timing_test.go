@@ -2,12 +2,11 @@ package writer
 
 import (
 	"fmt"
+	"tapvault/block"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-
-	"tapvault/workers"
 )
 
 var benchKinds = []struct {
@@ -15,9 +14,9 @@ var benchKinds = []struct {
 	kind int
 }{{"imix-text", payloadText}, {"imix-mixed", payloadMixed}, {"random", payloadRandom}}
 
-func benchBlock(kind int) *workers.Block {
-	b := workers.NewBlockPool(1, workers.DefaultBlockSize, 64).Get()
-	fillBlock(b, 1, workers.DefaultBlockSize, kind)
+func benchBlock(kind int) *block.Block {
+	b := block.NewPool(1, block.DefaultSize, 64).Get()
+	fillBlock(b, 1, block.DefaultSize, kind)
 	return b
 }
 
@@ -77,7 +76,7 @@ func BenchmarkWriter(b *testing.B) {
 		for _, comp := range []int{1, 2} {
 			b.Run(fmt.Sprintf("data=%s/compressors=%d/size=1MiB", k.name, comp), func(b *testing.B) {
 				const poolN = 16
-				pool := workers.NewBlockPool(poolN, workers.DefaultBlockSize, 64)
+				pool := block.NewPool(poolN, block.DefaultSize, 64)
 				w, err := Open(Options{Dir: b.TempDir(), Compressors: comp, QueueLen: poolN, Logger: quietLog})
 				if err != nil {
 					b.Fatal(err)
@@ -86,7 +85,7 @@ func BenchmarkWriter(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					var blk *workers.Block
+					var blk *block.Block
 					for blk = pool.Get(); blk == nil; blk = pool.Get() {
 						time.Sleep(20 * time.Microsecond)
 					}

@@ -14,9 +14,9 @@ import (
 
 	"tapvault/dataplane"
 	"tapvault/index"
+	"tapvault/packet"
 	"tapvault/pipeline"
 	"tapvault/query"
-	"tapvault/workers"
 )
 
 // queryLoad runs n concurrent query loops against a capture's live store
@@ -26,7 +26,7 @@ import (
 type queryLoad struct {
 	n     int
 	limit int
-	flows []workers.FlowKey
+	flows []packet.FlowKey
 	hosts [][16]byte
 
 	mu       sync.Mutex
@@ -38,14 +38,14 @@ type queryLoad struct {
 func newQueryLoad(n, limit int, frames [][]byte) *queryLoad {
 	ql := &queryLoad{n: n, limit: limit, lat: map[string][]time.Duration{}}
 	var (
-		dec workers.Decoder
-		d   workers.Decoded
-		k   workers.FlowKey
+		dec packet.Decoder
+		d   packet.Decoded
+		k   packet.FlowKey
 	)
-	seen := map[workers.FlowKey]bool{}
+	seen := map[packet.FlowKey]bool{}
 	for _, f := range frames {
 		dec.Decode(f, dataplane.LinkTypeEthernet, &d)
-		if _, ok := workers.FlowKeyInto(&k, &d); ok && !seen[k] && k.Proto == 6 {
+		if _, ok := packet.FlowKeyInto(&k, &d); ok && !seen[k] && k.Proto == 6 {
 			seen[k] = true
 			ql.flows = append(ql.flows, k)
 			ql.hosts = append(ql.hosts, k.A)

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"tapvault/block"
 	"tapvault/index"
-	"tapvault/workers"
 	"tapvault/writer"
 )
 
@@ -119,7 +119,7 @@ func storeEnd(t *testing.T, dir string) (writer.Ref, int) {
 	defer r.Close()
 	var last writer.Ref
 	n := 0
-	err = r.WalkSummaries(0, func(m writer.BlockMeta, _ *workers.Summary) error {
+	err = r.WalkSummaries(0, func(m writer.BlockMeta, _ *block.Summary) error {
 		last = max(last, m.Ref)
 		n++
 		return nil

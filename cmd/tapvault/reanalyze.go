@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"tapvault/analytics"
+	"tapvault/block"
 	"tapvault/dataplane"
 	"tapvault/msgstore"
 	"tapvault/pipeline"
@@ -25,7 +26,7 @@ import (
 // nothing.
 type releaseSink struct{}
 
-func (releaseSink) Submit(b *workers.Block) bool { b.Release(); return true }
+func (releaseSink) Submit(b *block.Block) bool { b.Release(); return true }
 
 // reanalyzeReport counts what a reanalysis did.
 type reanalyzeReport struct {
@@ -213,7 +214,7 @@ func runReanalyze(progress io.Writer, data string, from, to int64, cfg analytics
 			an := analytics.NewAnalyzer(cfg, emit)
 			w = workers.NewWorker(workers.Config{
 				Queue:    b.queue,
-				Pool:     workers.NewBlockPool(1, 4096, 16),
+				Pool:     block.NewPool(1, 4096, 16),
 				Sink:     releaseSink{},
 				Analyzer: an,
 			})
@@ -227,14 +228,14 @@ func runReanalyze(progress io.Writer, data string, from, to int64, cfg analytics
 		rep.Blocks++
 		p := buf.Records()
 		for ord := uint32(0); len(p) > 0; ord++ {
-			rec, rest, err := workers.NextRecord(p)
+			rec, rest, err := block.NextRecord(p)
 			if err != nil {
 				fmt.Fprintf(progress, "reanalyze: block %s: %v\n", b.ref, err)
 				break
 			}
 			p = rest
 			pkt := dataplane.Packet{Data: rec.Data, TS: rec.TS, WireLen: rec.WireLen, LinkType: rec.LinkType, Iface: rec.Iface}
-			w.Reanalyze(&pkt, workers.PacketRef{Block: meta.ID, Queue: meta.Queue, Ord: ord})
+			w.Reanalyze(&pkt, block.PacketRef{Block: meta.ID, Queue: meta.Queue, Ord: ord})
 			rep.Packets++
 		}
 		if time.Since(last) > 2*time.Second {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tapvault/block"
 	"tapvault/index"
-	"tapvault/workers"
 	"tapvault/writer"
 )
 
@@ -125,8 +125,8 @@ func reindex(stdout, stderr io.Writer, data string, full bool) error {
 	stop := startProgress(stderr, func() string {
 		return fmt.Sprintf("reindex: %d blocks indexed", ix.Stats().Blocks-before)
 	})
-	err = ix.CatchUp(func(from writer.Ref, fn func(writer.BlockMeta, *workers.Summary) error) error {
-		return r.WalkSummaries(from, func(m writer.BlockMeta, s *workers.Summary) error {
+	err = ix.CatchUp(func(from writer.Ref, fn func(writer.BlockMeta, *block.Summary) error) error {
+		return r.WalkSummaries(from, func(m writer.BlockMeta, s *block.Summary) error {
 			blocks++
 			packets += uint64(m.Count)
 			return fn(m, s)

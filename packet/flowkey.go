@@ -1,4 +1,4 @@
-package workers
+package packet
 
 import "encoding/binary"
 

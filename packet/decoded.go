@@ -1,4 +1,4 @@
-package workers
+package packet
 
 // MaxVLAN is how many VLAN tags Decoded keeps. Deeper stacks are still
 // walked (the decoder never gives up on a deep stack) and counted in NVLAN,

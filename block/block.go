@@ -1,9 +1,10 @@
-package workers
+package block
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"tapvault/packet"
 )
 
 // Packet records inside a block's uncompressed payload, back to back:
@@ -19,9 +20,9 @@ import (
 // source interface number.
 const RecordHeaderSize = 20
 
-// DefaultBlockSize is the payload size at which a block seals: about 1 MiB,
+// DefaultSize is the payload size at which a block seals: about 1 MiB,
 // the unit n2disk and Arkime also settled on for compression and I/O.
-const DefaultBlockSize = 1 << 20
+const DefaultSize = 1 << 20
 
 // Record is one packet read back from a block. Data is borrowed from the
 // block payload it was parsed from and valid as long as that buffer is.
@@ -59,7 +60,7 @@ func NextRecord(p []byte) (Record, []byte, error) {
 
 // FlowStat is what a block knows of one flow: the index summary entry.
 type FlowStat struct {
-	Key      FlowKey
+	Key      packet.FlowKey
 	Pkts     [2]uint32 // by direction: [DirAB], [DirBA]
 	Bytes    [2]uint64 // wire bytes by direction
 	FirstTS  int64     // the flow's earliest packet time in this block
@@ -68,7 +69,7 @@ type FlowStat struct {
 }
 
 // flowStatSize is the encoded size of one FlowStat in a summary.
-const flowStatSize = FlowKeySize + 2*4 + 2*8 + 8 + 8 + 1
+const flowStatSize = packet.FlowKeySize + 2*4 + 2*8 + 8 + 8 + 1
 
 // Summary is the index summary a block carries: every distinct flow it holds
 // with per-direction counts, and the packets that belong to no flow (ARP,
@@ -91,7 +92,7 @@ func AppendSummary(dst []byte, s *Summary) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, s.NonFlow)
 	for i := range s.Flows {
 		f := &s.Flows[i]
-		dst = AppendFlowKey(dst, &f.Key)
+		dst = packet.AppendFlowKey(dst, &f.Key)
 		dst = binary.LittleEndian.AppendUint32(dst, f.Pkts[0])
 		dst = binary.LittleEndian.AppendUint32(dst, f.Pkts[1])
 		dst = binary.LittleEndian.AppendUint64(dst, f.Bytes[0])
@@ -117,8 +118,8 @@ func ParseSummary(b []byte, s *Summary) error {
 	s.Flows = s.Flows[:0]
 	for i := uint32(0); i < n; i++ {
 		var f FlowStat
-		f.Key, _ = ParseFlowKey(b)
-		p := b[FlowKeySize:]
+		f.Key, _ = packet.ParseFlowKey(b)
+		p := b[packet.FlowKeySize:]
 		f.Pkts[0] = binary.LittleEndian.Uint32(p[0:])
 		f.Pkts[1] = binary.LittleEndian.Uint32(p[4:])
 		f.Bytes[0] = binary.LittleEndian.Uint64(p[8:])
@@ -133,7 +134,7 @@ func ParseSummary(b []byte, s *Summary) error {
 }
 
 // Block is a batch of packet records being built by one worker, then sealed,
-// compressed and written. Blocks come from a BlockPool and go back to it once
+// compressed and written. Blocks come from a Pool and go back to it once
 // written (or dropped), so the memory of the whole pipeline is bounded by the
 // pool.
 type Block struct {
@@ -159,7 +160,7 @@ type Block struct {
 	// for measuring time to queryable.
 	Arrived int64
 
-	pool *BlockPool
+	pool *Pool
 }
 
 // Reset empties b for reuse, keeping its buffers.
@@ -179,21 +180,21 @@ func (b *Block) Release() {
 	b.pool.put(b)
 }
 
-// BlockPool is the free list of block buffers. Its size bounds the memory of
+// Pool is the free list of block buffers. Its size bounds the memory of
 // everything between the workers and the disk: when it is empty a worker
 // drops packets and counts them, and never waits (stenographer's rule).
-type BlockPool struct {
+type Pool struct {
 	free chan *Block
 	size int
 }
 
-// NewBlockPool allocates n blocks with payload capacity blockSize (plus room
+// NewPool allocates n blocks with payload capacity blockSize (plus room
 // for one maximum-size packet, so a block never has to split one).
-func NewBlockPool(n, blockSize, maxFlows int) *BlockPool {
+func NewPool(n, blockSize, maxFlows int) *Pool {
 	if n < 1 {
-		panic("BUG: NewBlockPool needs at least one block")
+		panic("BUG: NewPool needs at least one block")
 	}
-	p := &BlockPool{free: make(chan *Block, n), size: blockSize}
+	p := &Pool{free: make(chan *Block, n), size: blockSize}
 	for i := 0; i < n; i++ {
 		p.free <- &Block{
 			Data:    make([]byte, 0, blockSize+RecordHeaderSize+MaxPacketSize),
@@ -209,10 +210,10 @@ func NewBlockPool(n, blockSize, maxFlows int) *BlockPool {
 const MaxPacketSize = 262144
 
 // BlockSize is the payload size at which blocks from this pool seal.
-func (p *BlockPool) BlockSize() int { return p.size }
+func (p *Pool) BlockSize() int { return p.size }
 
 // Get returns a free block, or nil at once if none is free.
-func (p *BlockPool) Get() *Block {
+func (p *Pool) Get() *Block {
 	select {
 	case b := <-p.free:
 		return b
@@ -223,15 +224,15 @@ func (p *BlockPool) Get() *Block {
 
 // GetWait returns a free block, waiting for one. Only lossless sources (files)
 // use it; RX never waits.
-func (p *BlockPool) GetWait() *Block { return <-p.free }
+func (p *Pool) GetWait() *Block { return <-p.free }
 
 // Free is the number of blocks currently free.
-func (p *BlockPool) Free() int { return len(p.free) }
+func (p *Pool) Free() int { return len(p.free) }
 
 // Cap is the number of blocks in the pool.
-func (p *BlockPool) Cap() int { return cap(p.free) }
+func (p *Pool) Cap() int { return cap(p.free) }
 
-func (p *BlockPool) put(b *Block) {
+func (p *Pool) put(b *Block) {
 	select {
 	case p.free <- b:
 	default:
@@ -239,19 +240,31 @@ func (p *BlockPool) put(b *Block) {
 	}
 }
 
-// BlockSink receives sealed blocks from workers (the writer implements it).
+// Sink receives sealed blocks from workers (the writer implements it).
 // Submit must never block. It returns false when it cannot take the block;
 // the worker then counts the block's packets as dropped and releases it.
-type BlockSink interface {
+type Sink interface {
 	Submit(b *Block) bool
 }
 
-// WaitSink is a BlockSink that can also wait to take a block. Lossless
+// WaitSink is a Sink that can also wait to take a block. Lossless
 // workers (imports, replays) use it so that blocks are not stored raw or
 // refused when compression is behind.
 type WaitSink interface {
-	BlockSink
+	Sink
 	// SubmitWait waits until the sink takes b. It returns false only when
 	// the sink is closed.
 	SubmitWait(b *Block) bool
 }
+
+// PacketRef is where a packet was stored: its block's ID, queue, and its
+// ordinal in the block. Block 0 means it was not stored.
+type PacketRef struct {
+	Block uint64
+	Queue uint16
+	Ord   uint32
+}
+
+// DefaultMaxFlows is how many distinct flows a block summarises before it
+// seals (the capacity of Summary.Flows in a pool's blocks).
+const DefaultMaxFlows = 16384
