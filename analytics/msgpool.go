@@ -1,0 +1,33 @@
+package analytics
+
+// newMessage takes a message from the free list: messages are per
+// exchange, and reusing them (with their Pkts and Fields) keeps the
+// allocations per exchange to the record's own.
+func (a *Analyzer) newMessage() *Message {
+	if n := len(a.msgs); n > 0 {
+		m := a.msgs[n-1]
+		a.msgs = a.msgs[:n-1]
+		m.freed = false
+		return m
+	}
+	return &Message{Pkts: make([]PktRef, 0, 4), Fields: make([]Field, 0, 8)}
+}
+
+// freeMessage returns m to the free list. The parser handed it over
+// (Exchange, Discard) and must not touch it again; it is cleared so that a
+// parser that does sees an empty message, not another exchange's.
+func (a *Analyzer) freeMessage(m *Message) {
+	if m == nil || m.freed || len(a.msgs) >= 4096 {
+		return // a second Discard of one message must not list it twice
+	}
+	if cap(m.Pkts) > 256 {
+		m.Pkts = nil // do not keep a big response's refs alive
+	}
+	*m = Message{Pkts: m.Pkts[:0], Fields: clearFields(m.Fields), freed: true}
+	a.msgs = append(a.msgs, m)
+}
+
+func clearFields(f []Field) []Field {
+	clear(f)
+	return f[:0]
+}

@@ -1,0 +1,198 @@
+package analytics
+
+import (
+	"net/netip"
+	"tapvault/packet"
+)
+
+// Building the records: the tcp record of a connection and the record of
+// one exchange, with its timing split and class.
+
+// emit hands r to the output.
+func (a *Analyzer) emit(r *Record) {
+	r.SetID()
+	a.recs++
+	if !a.out(r) {
+		a.drops++
+	}
+}
+
+// emitFlow emits the "tcp" record of a connection.
+func (a *Analyzer) emitFlow(c *conn, how string) {
+	r := &Record{Proto: "tcp", Transport: 6, Class: ClassFlow, Flags: c.flags}
+	a.endpoints(c, r)
+	r.ReqFirst, r.RespLast = c.firstTS, c.lastTS
+	r.Network, r.ServerTime, r.Transfer, r.ClientNet, r.RTT = -1, -1, -1, -1, c.rttSrv
+	r.ReqBytes, r.RespBytes = int64(c.nby[Client]), int64(c.nby[Server])
+	r.ReqPkts, r.RespPkts = int32(c.npk[Client]), int32(c.npk[Server])
+	f := make([]Field, 0, 12)
+	if c.synTS != 0 {
+		f = append(f, Field{Key: "syn_ns", Int: c.synTS, IsInt: true})
+	}
+	f = append(f,
+		Field{Key: "hs_server_ns", Int: c.rttSrvHS(), IsInt: true},
+		Field{Key: "hs_client_ns", Int: c.rttCliHS(), IsInt: true},
+		Field{Key: "retrans", Int: int64(c.retrans), IsInt: true},
+		Field{Key: "ooo", Int: int64(c.ooo), IsInt: true},
+		Field{Key: "dupack", Int: int64(c.dupack), IsInt: true},
+		Field{Key: "zerowin", Int: int64(c.zerowin), IsInt: true},
+		Field{Key: "rst", Int: int64(c.rst), IsInt: true},
+		Field{Key: "gap_bytes", Int: int64(c.gapBytes), IsInt: true},
+		Field{Key: "close", Str: how},
+	)
+	if c.dec != nil {
+		f = append(f, Field{Key: "app", Str: c.dec.Name})
+	}
+	r.Fields = f
+	a.emit(r)
+}
+
+func (a *Analyzer) endpoints(c *conn, r *Record) {
+	k := &c.key
+	ca, cb := netip.AddrFrom16(k.A).Unmap(), netip.AddrFrom16(k.B).Unmap()
+	if c.cliDir == packet.DirAB {
+		r.Client, r.Server = netip.AddrPortFrom(ca, k.PortA), netip.AddrPortFrom(cb, k.PortB)
+	} else {
+		r.Client, r.Server = netip.AddrPortFrom(cb, k.PortB), netip.AddrPortFrom(ca, k.PortA)
+	}
+	r.VLAN = k.VLAN
+}
+
+// emitExchange builds and emits the record of one exchange.
+func (a *Analyzer) emitExchange(c *conn, req, resp *Message, clientAck int64) {
+	r := &Record{Proto: c.dec.Name, Transport: 17, Flags: c.flags}
+	if c.tcp {
+		r.Transport = 6
+	}
+	a.endpoints(c, r)
+	r.Network, r.ServerTime, r.Transfer, r.ClientNet, r.RTT = -1, -1, -1, -1, -1
+	n := 0
+	if req != nil {
+		n += len(req.Pkts)
+	}
+	if resp != nil {
+		n += len(resp.Pkts)
+	}
+	refs := make([]PktRef, 0, min(n, a.cfg.MaxRefs))
+	nf := 0
+	if req != nil {
+		nf += len(req.Fields)
+	}
+	if resp != nil {
+		nf += len(resp.Fields)
+	}
+	fields := make([]Field, 0, nf)
+	if req != nil {
+		r.ReqFirst, r.ReqLast, r.ReqBytes = req.FirstTS, req.LastTS, req.Bytes
+		r.ReqPkts = int32(min(len(req.Pkts), a.cfg.MaxRefs))
+		refs = appendRefs(refs, req.Pkts, a.cfg.MaxRefs, &r.Flags)
+		fields = append(fields, req.Fields...)
+		if req.Gap {
+			r.Flags |= FlagGap
+		}
+		r.ServerAck = req.ackTS
+	} else {
+		r.Flags |= FlagNoRequest
+	}
+	if resp != nil {
+		r.RespFirst, r.RespLast, r.RespBytes = resp.FirstTS, resp.LastTS, resp.Bytes
+		r.RespPkts = int32(min(len(resp.Pkts), a.cfg.MaxRefs))
+		refs = appendRefs(refs, resp.Pkts, a.cfg.MaxRefs, &r.Flags)
+		for _, f := range resp.Fields {
+			fields = setField(fields, f)
+		}
+		if resp.Gap {
+			r.Flags |= FlagGap
+		}
+		r.Transfer = resp.LastTS - resp.FirstTS
+	}
+	r.Fields, r.Packets = fields, refs
+	r.ClientAck = clientAck
+	defer a.freeMessage(req)
+	defer a.freeMessage(resp)
+	switch {
+	case req == nil:
+		r.Class = ClassUnknown
+	case resp == nil:
+		r.Class = ClassNoResponse
+		a.unans++
+	default:
+		a.exch++
+		r.ServerTime = resp.FirstTS - req.LastTS
+		if !c.tcp {
+			r.Class = ClassUDP
+			break
+		}
+		r.RTT = c.baseline()
+		if clientAck != 0 {
+			r.ClientNet = clientAck - resp.LastTS
+		}
+		if req.ackTS == 0 || req.ackTS > resp.FirstTS {
+			// No ACK of the request before (or with) the response: the
+			// split is unknown.
+			r.ServerAck = 0
+			r.Class = ClassUnknown
+			break
+		}
+		r.Network = req.ackTS - req.LastTS
+		piggy := req.ackPkt == resp.firstPkt
+		// Which end the capture point is nearer: the shorter handshake
+		// leg. Next to the client, a late server ACK is the network's
+		// (the founding rule); next to the server, the server's ACK
+		// delay is the server's own, and a late client ACK of the
+		// response is the network's.
+		near := c.nearEnd()
+		switch {
+		case near != Server && a.late(r.Network, r.RTT):
+			r.Class = ClassSlowNet
+		case near != Client && r.ClientNet >= 0 && a.late(r.ClientNet, c.cliBaseline()):
+			r.Class = ClassSlowNet
+		case !piggy && resp.FirstTS-req.ackTS > int64(a.cfg.LateAck):
+			r.Class = ClassSlowApp
+		case near == Server && piggy && a.late(r.ServerTime, max(r.RTT, 0)):
+			r.Class = ClassSlowApp // answered late, ACK and data together
+		default:
+			r.Class = ClassFast
+		}
+		// The least ACK delay seen is the baseline when there was no
+		// handshake.
+		if c.minAck < 0 || r.Network < c.minAck {
+			c.minAck = r.Network
+		}
+		if r.ClientNet >= 0 && (c.minCliAck < 0 || r.ClientNet < c.minCliAck) {
+			c.minCliAck = r.ClientNet
+		}
+	}
+	a.emit(r)
+}
+
+// late reports whether an ACK delay d is late against the baseline round
+// trip base (-1 unknown: never late).
+func (a *Analyzer) late(d, base int64) bool {
+	if base < 0 || d < 0 {
+		return false
+	}
+	return d > base+max(int64(a.cfg.LateAck), base/2)
+}
+
+func appendRefs(dst, src []PktRef, max int, flags *uint32) []PktRef {
+	for _, r := range src {
+		if len(dst) >= max {
+			*flags |= FlagRefsCut
+			return dst
+		}
+		dst = append(dst, r)
+	}
+	return dst
+}
+
+// setField sets f in fs, replacing a field with the same key.
+func setField(fs []Field, f Field) []Field {
+	for i := range fs {
+		if fs[i].Key == f.Key {
+			fs[i] = f
+			return fs
+		}
+	}
+	return append(fs, f)
+}
