@@ -4,38 +4,25 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
 	"tapvault/block"
 	"tapvault/dataplane"
+	"tapvault/internal/testframe"
 	"tapvault/packet"
 )
 
-// udpFrame builds an Ethernet/IPv4/UDP frame of size bytes between two hosts.
+// udpFrame builds an Ethernet/IPv4/UDP frame of size bytes between two
+// hosts, its payload filled with fill.
 func udpFrame(size int, src, dst [4]byte, sport, dport uint16, fill byte) []byte {
-	if size < 42 {
-		size = 42
+	f := testframe.Frame{
+		IPv4:    &testframe.IPv4{Src: netip.AddrFrom4(src), Dst: netip.AddrFrom4(dst)},
+		UDP:     &testframe.UDP{SrcPort: sport, DstPort: dport},
+		Payload: bytes.Repeat([]byte{fill}, max(size-42, 0)),
 	}
-	f := make([]byte, size)
-	copy(f[0:6], []byte{2, 0, 0, 0, 0, 1})
-	copy(f[6:12], []byte{2, 0, 0, 0, 0, 2})
-	binary.BigEndian.PutUint16(f[12:], 0x0800)
-	ip := f[14:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(size-14))
-	ip[8] = 64
-	ip[9] = 17
-	copy(ip[12:16], src[:])
-	copy(ip[16:20], dst[:])
-	udp := ip[20:]
-	binary.BigEndian.PutUint16(udp[0:], sport)
-	binary.BigEndian.PutUint16(udp[2:], dport)
-	binary.BigEndian.PutUint16(udp[4:], uint16(size-34))
-	for i := 42; i < size; i++ {
-		f[i] = fill
-	}
-	return f
+	return f.Bytes()
 }
 
 // collectSink keeps a copy of every block it is given, then releases it.
