@@ -217,37 +217,9 @@ func (w *Worker) ProcessBurst(b *dataplane.Burst, now int64) {
 }
 
 func (w *Worker) process(p *dataplane.Packet, now int64) {
+	e, h, dir, ok := w.classify(p)
 	data := p.Data
-	w.c.rx++
-	w.c.rxBytes += uint64(p.WireLen)
-	d := &w.d
-	w.dec.Decode(data, p.LinkType, d)
-	if d.Flags&packet.FlagMalformed != 0 {
-		w.c.malformed++
-	}
-	if d.Flags&packet.FlagTruncated != 0 {
-		w.c.truncated++
-	}
-	// FlowKeyInto fills w.k in place: returning the 42-byte key by value
-	// cost ~12 ns a packet (measured by the decoder's benchmarks).
-	k := &w.k
-	dir, ok := packet.FlowKeyInto(k, d)
-	var (
-		h uint64
-		e *FlowEntry
-	)
-	// After the decoder: a value live across its call costs a spill.
-	seen := w.clock.At(p.TS)
-	if ok {
-		h = hashKey(k)
-		if e = w.flows.Lookup(k, h, p.TS, dir); e != nil {
-			e.LastTS = seen
-			e.Pkts[dir]++
-			e.Bytes[dir] += uint64(p.WireLen)
-		}
-	} else {
-		w.c.noFlow++
-	}
+	k, d := &w.k, &w.d
 
 	// Storage, then analytics, which never depend on storage: a packet
 	// that finds no block buffer is still analysed (with a zero ref). The
@@ -295,6 +267,41 @@ analyze:
 	if ok && w.an != nil {
 		w.an.Packet(p, d, e.flow(), dir, ref)
 	}
+}
+
+// classify is the half of process that Reanalyze shares: decode p into
+// w.d, count what the decoder found, make its flow key in w.k, and account
+// it to its flow table entry (nil when the table is full or p has no flow;
+// ok says whether it has one). A call, not inlined: it costs the 64-byte
+// path no measurable time (docs/PERFORMANCE.md, issue 10).
+func (w *Worker) classify(p *dataplane.Packet) (e *FlowEntry, h uint64, dir uint8, ok bool) {
+	w.c.rx++
+	w.c.rxBytes += uint64(p.WireLen)
+	d := &w.d
+	w.dec.Decode(p.Data, p.LinkType, d)
+	if d.Flags&packet.FlagMalformed != 0 {
+		w.c.malformed++
+	}
+	if d.Flags&packet.FlagTruncated != 0 {
+		w.c.truncated++
+	}
+	// FlowKeyInto fills w.k in place: returning the 42-byte key by value
+	// cost ~12 ns a packet (measured by the decoder's benchmarks).
+	k := &w.k
+	dir, ok = packet.FlowKeyInto(k, d)
+	// After the decoder: a value live across its call costs a spill.
+	seen := w.clock.At(p.TS)
+	if !ok {
+		w.c.noFlow++
+		return nil, 0, dir, false
+	}
+	h = hashKey(k)
+	if e = w.flows.Lookup(k, h, p.TS, dir); e != nil {
+		e.LastTS = seen
+		e.Pkts[dir]++
+		e.Bytes[dir] += uint64(p.WireLen)
+	}
+	return e, h, dir, true
 }
 
 // seal hands the open block to the sink. If the sink refuses it, its packets
@@ -416,27 +423,17 @@ func (w *Worker) publish() {
 // in the order the queue's worker saw them, then calls Flush. Like a burst,
 // every 32 packets it evicts idle flows and runs the analyzer's timers.
 func (w *Worker) Reanalyze(p *dataplane.Packet, ref block.PacketRef) {
-	seen := w.clock.At(p.TS)
-	w.c.rx++
-	if w.c.rx%32 == 0 {
+	if w.c.rx%32 == 31 {
+		// As at capture, the timers see this packet's time (At is
+		// idempotent: classify's call gives the same answer).
+		w.clock.At(p.TS)
 		w.flows.Evict(w.clock.Now(), 8, w.evict)
 		if w.an != nil {
 			w.an.Tick(w.clock.Now())
 		}
 	}
-	d := &w.d
-	w.dec.Decode(p.Data, p.LinkType, d)
-	k := &w.k
-	dir, ok := packet.FlowKeyInto(k, d)
-	if !ok || w.an == nil {
-		return
+	e, _, dir, ok := w.classify(p)
+	if ok && w.an != nil {
+		w.an.Packet(p, &w.d, e.flow(), dir, ref)
 	}
-	h := hashKey(k)
-	e := w.flows.Lookup(k, h, p.TS, dir)
-	if e != nil {
-		e.LastTS = seen
-		e.Pkts[dir]++
-		e.Bytes[dir] += uint64(p.WireLen)
-	}
-	w.an.Packet(p, d, e.flow(), dir, ref)
 }
