@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"tapvault/dataplane"
+	"tapvault/internal/testframe"
 	"tapvault/packet"
 )
 
@@ -29,97 +30,37 @@ import (
 
 const pcapBase = 1_600_000_000
 
-// Frame builders. Checksums are left zero: BPF filters never look at them.
+// Frames are built with internal/testframe. taggedCopy adds VLAN tags and
+// MPLS labels to the same descriptions.
 
-func macs() []byte {
-	return []byte{0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01}
+func ip4(src, dst string, id uint16) *testframe.IPv4 {
+	return &testframe.IPv4{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), ID: id}
 }
 
-func ethFrame(etherType uint16, payload []byte) []byte {
-	b := macs()
-	b = binary.BigEndian.AppendUint16(b, etherType)
-	return append(b, payload...)
+func ip6(src, dst string) *testframe.IPv6 {
+	return &testframe.IPv6{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst)}
 }
 
-func ip4(src, dst string, proto uint8, id uint16, fragOff uint16, more bool, opts []byte, payload []byte) []byte {
-	hl := 20 + len(opts)
-	b := make([]byte, hl, hl+len(payload))
-	b[0] = 0x40 | byte(hl/4)
-	binary.BigEndian.PutUint16(b[2:], uint16(hl+len(payload)))
-	binary.BigEndian.PutUint16(b[4:], id)
-	frag := fragOff / 8
-	if more {
-		frag |= 0x2000
-	}
-	binary.BigEndian.PutUint16(b[6:], frag)
-	b[8] = 64
-	b[9] = proto
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	copy(b[12:], s[:])
-	copy(b[16:], d[:])
-	copy(b[20:], opts)
-	return append(b, payload...)
+func tcpSeg(sp, dp uint16) *testframe.TCP {
+	return &testframe.TCP{SrcPort: sp, DstPort: dp, Flags: testframe.PSH | testframe.ACK}
 }
 
-// ip6 builds an IPv6 packet; ext is a chain of extension headers already
-// encoded, whose first next-header value is firstNH (nh when ext is empty).
-func ip6(src, dst string, firstNH uint8, ext []byte, payload []byte) []byte {
-	b := make([]byte, 40, 40+len(ext)+len(payload))
-	b[0] = 0x60
-	binary.BigEndian.PutUint16(b[4:], uint16(len(ext)+len(payload)))
-	b[6] = firstNH
-	b[7] = 64
-	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
-	copy(b[8:], s[:])
-	copy(b[24:], d[:])
-	b = append(b, ext...)
-	return append(b, payload...)
+func udpDgram(sp, dp uint16) *testframe.UDP { return &testframe.UDP{SrcPort: sp, DstPort: dp} }
+
+func sctpPkt(sp, dp uint16) *testframe.SCTP { return &testframe.SCTP{SrcPort: sp, DstPort: dp} }
+
+func icmpMsg(typ, code uint8) *testframe.ICMP {
+	return &testframe.ICMP{Type: typ, Code: code, ID: 1, Seq: 1}
 }
 
-func tcpSeg(sp, dp uint16, payload int) []byte {
-	b := make([]byte, 20+payload)
-	binary.BigEndian.PutUint16(b[0:], sp)
-	binary.BigEndian.PutUint16(b[2:], dp)
-	b[12] = 5 << 4
-	b[13] = 0x18
-	return b
-}
+var ping = []byte("ping")
 
-func udpDgram(sp, dp uint16, payload int) []byte {
-	b := make([]byte, 8+payload)
-	binary.BigEndian.PutUint16(b[0:], sp)
-	binary.BigEndian.PutUint16(b[2:], dp)
-	binary.BigEndian.PutUint16(b[4:], uint16(8+payload))
-	return b
-}
-
-func sctpPkt(sp, dp uint16) []byte {
-	b := make([]byte, 12+16)
-	binary.BigEndian.PutUint16(b[0:], sp)
-	binary.BigEndian.PutUint16(b[2:], dp)
-	return b
-}
-
-func icmpMsg(typ, code uint8) []byte {
-	return []byte{typ, code, 0, 0, 0, 1, 0, 1, 'p', 'i', 'n', 'g'}
-}
-
-func arpMsg(spa, tpa string) []byte {
-	b := []byte{0, 1, 0x08, 0, 6, 4, 0, 1}
-	b = append(b, 0x02, 0, 0, 0, 0, 0x01)
-	s := netip.MustParseAddr(spa).As4()
-	b = append(b, s[:]...)
-	b = append(b, 0, 0, 0, 0, 0, 0)
-	t := netip.MustParseAddr(tpa).As4()
-	return append(b, t[:]...)
-}
-
-// commonFrames is the untagged set compared with BPF directly.
-func commonFrames() [][]byte {
+// commonSpecs describes the untagged set compared with BPF directly.
+func commonSpecs() []testframe.Frame {
 	v4 := []string{"10.0.0.1", "10.0.0.2", "192.168.1.5", "172.16.3.4"}
 	v6 := []string{"2001:db8::1", "2001:db8::2", "fe80::1"}
 	ports := []uint16{22, 53, 80, 443, 1024, 33000}
-	var frames [][]byte
+	var frames []testframe.Frame
 	i := 0
 	for _, s := range v4 {
 		for _, d := range v4 {
@@ -129,28 +70,40 @@ func commonFrames() [][]byte {
 			i++
 			sp, dp := ports[i%6], ports[(i*5+1)%6]
 			frames = append(frames,
-				ethFrame(0x0800, ip4(s, d, 6, uint16(i), 0, false, nil, tcpSeg(sp, dp, i%3))),
-				ethFrame(0x0800, ip4(s, d, 17, uint16(i), 0, false, nil, udpDgram(dp, sp, 4))),
-				ethFrame(0x0800, ip4(s, d, 132, uint16(i), 0, false, nil, sctpPkt(sp, sp))),
-				ethFrame(0x0800, ip4(s, d, 1, uint16(i), 0, false, nil, icmpMsg(8, 0))),
+				testframe.Frame{IPv4: ip4(s, d, uint16(i)), TCP: tcpSeg(sp, dp), Payload: make([]byte, i%3)},
+				testframe.Frame{IPv4: ip4(s, d, uint16(i)), UDP: udpDgram(dp, sp), Payload: make([]byte, 4)},
+				testframe.Frame{IPv4: ip4(s, d, uint16(i)), SCTP: sctpPkt(sp, sp), Payload: make([]byte, 16)},
+				testframe.Frame{IPv4: ip4(s, d, uint16(i)), ICMP: icmpMsg(8, 0), Payload: ping},
 			)
 		}
 	}
 	// IPv4 fragments: first fragments carry ports, later ones do not.
+	frag := func(src, dst string, id, off uint16, more bool) *testframe.IPv4 {
+		h := ip4(src, dst, id)
+		h.FragOff, h.MoreFragments = off, more
+		return h
+	}
 	for k, pair := range [][2]string{{"10.0.0.1", "192.168.1.5"}, {"172.16.3.4", "10.0.0.2"}} {
 		id := uint16(1000 + k)
+		later := frag(pair[0], pair[1], id, 24, false)
+		later.Protocol = 17
 		frames = append(frames,
-			ethFrame(0x0800, ip4(pair[0], pair[1], 17, id, 0, true, nil, udpDgram(53, 33000, 16))),
-			ethFrame(0x0800, ip4(pair[0], pair[1], 17, id, 24, false, nil, make([]byte, 32))),
-			ethFrame(0x0800, ip4(pair[1], pair[0], 6, id, 0, true, nil, tcpSeg(80, 1024, 4))),
-			ethFrame(0x0800, ip4(pair[1], pair[0], 6, id, 1480, true, nil, tcpSeg(53, 53, 4))),
+			testframe.Frame{IPv4: frag(pair[0], pair[1], id, 0, true), UDP: udpDgram(53, 33000), Payload: make([]byte, 16)},
+			testframe.Frame{IPv4: later, Payload: make([]byte, 32)},
+			testframe.Frame{IPv4: frag(pair[1], pair[0], id, 0, true), TCP: tcpSeg(80, 1024), Payload: make([]byte, 4)},
+			// A later fragment whose bytes look like a TCP header.
+			testframe.Frame{IPv4: frag(pair[1], pair[0], id, 1480, true), TCP: tcpSeg(53, 53), Payload: make([]byte, 4)},
 		)
 	}
 	// IPv4 with options (ports move), GRE, an ICMP error.
+	opts := ip4("10.0.0.2", "172.16.3.4", 7)
+	opts.Options = []byte{1, 1, 1, 0}
+	gre := ip4("10.0.0.1", "10.0.0.2", 8)
+	gre.Protocol = 47
 	frames = append(frames,
-		ethFrame(0x0800, ip4("10.0.0.2", "172.16.3.4", 6, 7, 0, false, []byte{1, 1, 1, 0}, tcpSeg(443, 22, 0))),
-		ethFrame(0x0800, ip4("10.0.0.1", "10.0.0.2", 47, 8, 0, false, nil, []byte{0, 0, 0x08, 0})),
-		ethFrame(0x0800, ip4("192.168.1.5", "10.0.0.1", 1, 9, 0, false, nil, icmpMsg(3, 3))),
+		testframe.Frame{IPv4: opts, TCP: tcpSeg(443, 22)},
+		testframe.Frame{IPv4: gre, Payload: []byte{0, 0, 0x08, 0}},
+		testframe.Frame{IPv4: ip4("192.168.1.5", "10.0.0.1", 9), ICMP: icmpMsg(3, 3), Payload: ping},
 	)
 	i = 0
 	for _, s := range v6 {
@@ -161,48 +114,32 @@ func commonFrames() [][]byte {
 			i++
 			sp, dp := ports[(i+2)%6], ports[(i*5)%6]
 			frames = append(frames,
-				ethFrame(0x86dd, ip6(s, d, 6, nil, tcpSeg(sp, dp, 1))),
-				ethFrame(0x86dd, ip6(s, d, 17, nil, udpDgram(sp, dp, 2))),
-				ethFrame(0x86dd, ip6(s, d, 132, nil, sctpPkt(dp, sp))),
-				ethFrame(0x86dd, ip6(s, d, 58, nil, icmpMsg(128, 0))),
+				testframe.Frame{IPv6: ip6(s, d), TCP: tcpSeg(sp, dp), Payload: make([]byte, 1)},
+				testframe.Frame{IPv6: ip6(s, d), UDP: udpDgram(sp, dp), Payload: make([]byte, 2)},
+				testframe.Frame{IPv6: ip6(s, d), SCTP: sctpPkt(dp, sp), Payload: make([]byte, 16)},
+				testframe.Frame{IPv6: ip6(s, d), ICMP: icmpMsg(128, 0), Payload: ping},
 			)
 		}
 	}
+	arp := func(spa, tpa string) *testframe.ARP {
+		return &testframe.ARP{SenderIP: netip.MustParseAddr(spa), TargetIP: netip.MustParseAddr(tpa)}
+	}
 	frames = append(frames,
-		ethFrame(0x0806, arpMsg("169.254.1.1", "169.254.1.2")),
-		ethFrame(0x0806, arpMsg("169.254.1.2", "169.254.1.1")),
-		ethFrame(0x88cc, make([]byte, 46)),
+		testframe.Frame{ARP: arp("169.254.1.1", "169.254.1.2")},
+		testframe.Frame{ARP: arp("169.254.1.2", "169.254.1.1")},
+		testframe.Frame{EtherType: 0x88cc, Payload: make([]byte, 46)},
 	)
 	return frames
 }
 
-// tagFrame inserts VLAN tags (outermost first) with the given outer TPID.
-func tagFrame(frame []byte, tpid uint16, vlans []uint16) []byte {
-	b := append([]byte(nil), frame[:12]...)
-	for i, v := range vlans {
-		t := uint16(0x8100)
-		if i == 0 {
-			t = tpid
-		}
-		b = binary.BigEndian.AppendUint16(b, t)
-		b = binary.BigEndian.AppendUint16(b, v)
+// commonFrames is the untagged set, serialised.
+func commonFrames() [][]byte {
+	specs := commonSpecs()
+	frames := make([][]byte, len(specs))
+	for i := range specs {
+		frames[i] = specs[i].Bytes()
 	}
-	return append(b, frame[12:]...)
-}
-
-// mplsFrame puts an MPLS label stack between the Ethernet header and the IP
-// packet of frame (which must be IP).
-func mplsFrame(frame []byte, labels int) []byte {
-	b := append([]byte(nil), frame[:12]...)
-	b = binary.BigEndian.AppendUint16(b, 0x8847)
-	for i := 0; i < labels; i++ {
-		l := uint32(100+i)<<12 | 64
-		if i == labels-1 {
-			l |= 1 << 8
-		}
-		b = binary.BigEndian.AppendUint32(b, l)
-	}
-	return append(b, frame[14:]...)
+	return frames
 }
 
 func writePcapFile(t *testing.T, path string, frames [][]byte) {
@@ -390,33 +327,39 @@ func checkDecoded(t *testing.T, frames [][]byte) {
 }
 
 // taggedCopy returns frame i of the common set wrapped the i-th way: VLAN
-// stacks of 1 to 3 tags under the usual TPIDs, MPLS stacks, or both, and the
-// VLAN ids and MPLS label count it used.
-func taggedCopy(i int, fr []byte) ([]byte, []uint16, int) {
-	et := binary.BigEndian.Uint16(fr[12:])
-	isIP := et == 0x0800 || et == 0x86dd
+// stacks of 1 to 3 tags under the usual TPIDs, MPLS stacks (labels 100,
+// 101), or both, and the VLAN ids and MPLS label count it used.
+func taggedCopy(i int, f testframe.Frame) ([]byte, []uint16, int) {
+	isIP := f.IPv4 != nil || f.IPv6 != nil
+	tag := func(tpid uint16, vlans ...uint16) ([]byte, []uint16, int) {
+		f.TPID, f.VLANs = tpid, vlans
+		return f.Bytes(), vlans, len(f.MPLS)
+	}
 	switch i % 6 {
 	case 0:
-		return tagFrame(fr, 0x8100, []uint16{100}), []uint16{100}, 0
+		return tag(0x8100, 100)
 	case 1:
-		return tagFrame(fr, 0x88a8, []uint16{100, 200}), []uint16{100, 200}, 0
+		return tag(0x88a8, 100, 200)
 	case 2:
-		return tagFrame(fr, 0x9100, []uint16{300, 200, 100}), []uint16{300, 200, 100}, 0
+		return tag(0x9100, 300, 200, 100)
 	case 3:
 		if isIP {
-			return mplsFrame(fr, 2), nil, 2
+			f.MPLS = []uint32{100, 101}
+			return f.Bytes(), nil, 2
 		}
-		return tagFrame(fr, 0x8100, []uint16{200}), []uint16{200}, 0
+		return tag(0x8100, 200)
 	case 4:
 		if isIP {
-			return tagFrame(mplsFrame(fr, 1), 0x8100, []uint16{200}), []uint16{200}, 1
+			f.MPLS = []uint32{100}
+			return tag(0x8100, 200)
 		}
 	}
-	return fr, nil, 0
+	return f.Bytes(), nil, 0
 }
 
 func TestFilterVLANTransparency(t *testing.T) {
 	bin := lookTcpdump(t)
+	specs := commonSpecs()
 	frames := commonFrames()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "common.pcap")
@@ -424,8 +367,8 @@ func TestFilterVLANTransparency(t *testing.T) {
 	tagged := make([][]byte, len(frames))
 	tags := make([][]uint16, len(frames))
 	labels := make([]int, len(frames))
-	for i, fr := range frames {
-		tagged[i], tags[i], labels[i] = taggedCopy(i, fr)
+	for i, f := range specs {
+		tagged[i], tags[i], labels[i] = taggedCopy(i, f)
 	}
 	for _, flt := range tcpdumpFilters {
 		if _, err := ParseFilter(flt); err != nil {
@@ -495,20 +438,26 @@ func TestFilterBPFDifferences(t *testing.T) {
 		binary.BigEndian.PutUint16(b[2:], fo)
 		return b
 	}
+	arpFrame := (&testframe.Frame{ARP: &testframe.ARP{SenderIP: netip.MustParseAddr("10.0.0.1"), TargetIP: netip.MustParseAddr("10.0.0.2")}}).Bytes()
+	hbhHdr := ip6("2001:db8::1", "2001:db8::2")
+	hbhHdr.NextHeader, hbhHdr.Ext = 0, hbh
+	hbhFrame := (&testframe.Frame{IPv6: hbhHdr, TCP: tcpSeg(1024, 80)}).Bytes()
+	fragHdr := ip6("2001:db8::1", "2001:db8::2")
+	fragHdr.NextHeader, fragHdr.Ext = 44, frag6(17, 0, true)
 	for _, tc := range []struct {
 		name   string
 		frame  []byte
 		filter string
 		ours   bool
 	}{
-		{"arp addresses are not hosts", ethFrame(0x0806, arpMsg("10.0.0.1", "10.0.0.2")), "host 10.0.0.1", false},
-		{"arp addresses are not nets", ethFrame(0x0806, arpMsg("10.0.0.1", "10.0.0.2")), "net 10.0.0.0/8", false},
-		{"ipv6 extension headers are walked", ethFrame(0x86dd, ip6("2001:db8::1", "2001:db8::2", 0, hbh, tcpSeg(1024, 80, 0))), "tcp port 80", true},
-		{"ipv6 proto is the upper layer", ethFrame(0x86dd, ip6("2001:db8::1", "2001:db8::2", 0, hbh, tcpSeg(1024, 80, 0))), "ip6 proto 0", false},
-		{"ipv6 first fragment has ports", ethFrame(0x86dd, ip6("2001:db8::1", "2001:db8::2", 44, frag6(17, 0, true), udpDgram(5353, 53, 8))), "port 53", true},
-		{"vlan is transparent", tagFrame(ethFrame(0x0800, ip4("10.0.0.1", "10.0.0.2", 6, 1, 0, false, nil, tcpSeg(1, 80, 0))), 0x8100, []uint16{5}), "tcp port 80", true},
-		{"vlan N is any tag", tagFrame(ethFrame(0x0800, ip4("10.0.0.1", "10.0.0.2", 6, 1, 0, false, nil, tcpSeg(1, 80, 0))), 0x88a8, []uint16{5, 6}), "vlan 6", true},
-		{"mpls is transparent", mplsFrame(ethFrame(0x0800, ip4("10.0.0.1", "10.0.0.2", 17, 1, 0, false, nil, udpDgram(1, 53, 0))), 1), "udp port 53", true},
+		{"arp addresses are not hosts", arpFrame, "host 10.0.0.1", false},
+		{"arp addresses are not nets", arpFrame, "net 10.0.0.0/8", false},
+		{"ipv6 extension headers are walked", hbhFrame, "tcp port 80", true},
+		{"ipv6 proto is the upper layer", hbhFrame, "ip6 proto 0", false},
+		{"ipv6 first fragment has ports", (&testframe.Frame{IPv6: fragHdr, UDP: udpDgram(5353, 53), Payload: make([]byte, 8)}).Bytes(), "port 53", true},
+		{"vlan is transparent", (&testframe.Frame{VLANs: []uint16{5}, IPv4: ip4("10.0.0.1", "10.0.0.2", 1), TCP: tcpSeg(1, 80)}).Bytes(), "tcp port 80", true},
+		{"vlan N is any tag", (&testframe.Frame{TPID: 0x88a8, VLANs: []uint16{5, 6}, IPv4: ip4("10.0.0.1", "10.0.0.2", 1), TCP: tcpSeg(1, 80)}).Bytes(), "vlan 6", true},
+		{"mpls is transparent", (&testframe.Frame{MPLS: []uint32{100}, IPv4: ip4("10.0.0.1", "10.0.0.2", 1), UDP: udpDgram(1, 53)}).Bytes(), "udp port 53", true},
 	} {
 		got := ourSelect(t, [][]byte{tc.frame}, tc.filter)
 		if (len(got) == 1) != tc.ours {

@@ -79,15 +79,19 @@ type IPv4 struct {
 	Options []byte
 }
 
-// IPv6 is an IPv6 header without extension headers. The payload length is
-// computed.
+// IPv6 is an IPv6 header, with extension headers given raw. The payload
+// length is computed.
 type IPv6 struct {
 	Src, Dst netip.Addr
 	HopLimit uint8 // 0 means 64
-	// NextHeader 0 means the one of the L4 header given; set it for a raw
-	// payload.
+	// NextHeader 0 without Ext means the one of the L4 header given; set it
+	// for a raw payload. With Ext it is taken as given (0 is hop-by-hop).
 	NextHeader uint8
 	FlowLabel  uint32
+	// Ext is a chain of extension headers already encoded, between the
+	// IPv6 header and the L4 header: NextHeader names the first, and the
+	// last names the L4 protocol.
+	Ext []byte
 }
 
 // TCP is a 20-byte TCP header; the checksum is computed.
@@ -254,10 +258,13 @@ func (f *Frame) serialize() ([]byte, error) {
 		if ip.HopLimit == 0 {
 			ip.HopLimit = 64
 		}
-		if h.NextHeader == 0 {
+		if h.NextHeader == 0 && len(h.Ext) == 0 {
 			ip.NextHeader = l4
 		}
 		ls = append(ls, ip)
+		if len(h.Ext) > 0 {
+			ls = append(ls, gopacket.Payload(h.Ext))
+		}
 		netLayer = ip
 	}
 
