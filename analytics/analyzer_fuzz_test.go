@@ -2,15 +2,13 @@ package analytics_test
 
 import (
 	"encoding/binary"
-	"net"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-
 	"tapvault/analytics"
 	"tapvault/block"
+	"tapvault/internal/testframe"
 	"tapvault/workers"
 )
 
@@ -49,37 +47,25 @@ func fuzzFrames(t testing.TB, in []byte) *frameSource {
 		}
 		a := seq[1-dir] + uint32(int8(op[6]))*89
 		udp := op[7]&0x40 != 0
-		cli, srv := net.IP{10, 0, 0, 1}, net.IP{10, 0, 0, 2}
+		cli, srv := netip.AddrFrom4([4]byte{10, 0, 0, 1}), netip.AddrFrom4([4]byte{10, 0, 0, 2})
 		sp, dp := uint16(40000), port
 		if dir == 1 {
 			cli, srv = srv, cli
 			sp, dp = dp, sp
 		}
-		ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: cli, DstIP: srv}
-		var l4 gopacket.SerializableLayer
+		fr := testframe.Frame{IPv4: &testframe.IPv4{Src: cli, Dst: srv}, Payload: payload}
 		if udp {
-			ip.Protocol = layers.IPProtocolUDP
-			u := &layers.UDP{SrcPort: layers.UDPPort(sp), DstPort: layers.UDPPort(dp)}
-			u.SetNetworkLayerForChecksum(ip)
-			l4 = u
+			fr.UDP = &testframe.UDP{SrcPort: sp, DstPort: dp}
 		} else {
-			ip.Protocol = layers.IPProtocolTCP
 			fl := op[7]
-			tcp := &layers.TCP{SrcPort: layers.TCPPort(sp), DstPort: layers.TCPPort(dp), Seq: s, Ack: a,
-				FIN: fl&1 != 0, SYN: fl&2 != 0, RST: fl&4 != 0, PSH: fl&8 != 0, ACK: fl&16 != 0, Window: uint16(op[3]) << 4}
-			tcp.SetNetworkLayerForChecksum(ip)
-			l4 = tcp
+			fr.TCP = &testframe.TCP{SrcPort: sp, DstPort: dp, Seq: s, Ack: a,
+				Flags: testframe.TCPFlags(fl) & (testframe.FIN | testframe.SYN | testframe.RST | testframe.PSH | testframe.ACK), Window: uint16(op[3]) << 4}
 			if fl&2 == 0 && fl&4 == 0 {
 				seq[dir] = s + uint32(len(payload))
 			}
 		}
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, eth, ip, l4, gopacket.Payload(payload)); err != nil {
-			continue
-		}
 		src.ts = append(src.ts, ts)
-		src.frames = append(src.frames, append([]byte(nil), buf.Bytes()...))
+		src.frames = append(src.frames, fr.Bytes())
 	}
 	return src
 }

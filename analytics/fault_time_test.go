@@ -2,7 +2,7 @@ package analytics_test
 
 import (
 	"io"
-	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -31,7 +31,7 @@ func (s singles) Recv(b *dataplane.Burst) (int, error) {
 // step, if not 0, is added to the time of every packet from the response
 // on: a clock stepped back (negative) between request and response.
 func httpConn(t *testing.T, src *frameSource, cport uint16, base, step int64) {
-	c := &tcpConv{t: t, src: src, cseq: 1000, sseq: 5000, cli: net.IP{10, 0, 0, 1}, srv: net.IP{10, 0, 0, 2}, cport: cport, sport: 80}
+	c := &tcpConv{t: t, src: src, cseq: 1000, sseq: 5000, cli: netip.AddrFrom4([4]byte{10, 0, 0, 1}), srv: netip.AddrFrom4([4]byte{10, 0, 0, 2}), cport: cport, sport: 80}
 	c.pkt(base, true, true, false, false, false, "")
 	c.pkt(base+ms, false, true, true, false, false, "")
 	c.pkt(base+ms+50_000, true, false, true, false, false, "")
@@ -108,7 +108,7 @@ func TestFaultClockStepBackInConnection(t *testing.T) {
 func TestFaultChallengeACKGap(t *testing.T) {
 	base := int64(1_700_000_000) * 1_000_000_000
 	src := new(frameSource)
-	c := &tcpConv{t: t, src: src, cseq: 4287462971, sseq: 77, cli: net.IP{10, 0, 0, 1}, srv: net.IP{10, 0, 0, 2}, cport: 59819, sport: 80}
+	c := &tcpConv{t: t, src: src, cseq: 4287462971, sseq: 77, cli: netip.AddrFrom4([4]byte{10, 0, 0, 1}), srv: netip.AddrFrom4([4]byte{10, 0, 0, 2}), cport: 59819, sport: 80}
 	c.pkt(base, true, true, false, false, false, "")
 	c.cseq, c.sseq = 2086663738, 9000 // the challenge ACK's numbers
 	c.pkt(base+20*ms, false, false, true, false, false, "")
@@ -120,7 +120,7 @@ func TestFaultChallengeACKGap(t *testing.T) {
 
 	// A second connection: the server ACKs 100 request bytes the capture
 	// never saw.
-	d := &tcpConv{t: t, src: src, cseq: 1000, sseq: 5000, cli: net.IP{10, 0, 0, 3}, srv: net.IP{10, 0, 0, 2}, cport: 40000, sport: 80}
+	d := &tcpConv{t: t, src: src, cseq: 1000, sseq: 5000, cli: netip.AddrFrom4([4]byte{10, 0, 0, 3}), srv: netip.AddrFrom4([4]byte{10, 0, 0, 2}), cport: 40000, sport: 80}
 	d.pkt(base+30*ms, true, true, false, false, false, "")
 	d.pkt(base+31*ms, false, true, true, false, false, "")
 	d.pkt(base+32*ms, true, false, true, false, false, "")

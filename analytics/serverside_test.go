@@ -1,13 +1,11 @@
 package analytics_test
 
 import (
-	"net"
+	"net/netip"
 	"testing"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-
 	"tapvault/analytics"
+	"tapvault/internal/testframe"
 )
 
 // tcpConv builds the frames of one TCP conversation with chosen times.
@@ -15,27 +13,31 @@ type tcpConv struct {
 	t            testing.TB
 	src          *frameSource
 	cseq, sseq   uint32
-	cli, srv     net.IP
+	cli, srv     netip.Addr
 	cport, sport uint16
 }
 
 func (c *tcpConv) pkt(ts int64, fromClient bool, syn, ack, psh, fin bool, payload string) {
 	c.t.Helper()
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: c.cli, DstIP: c.srv}
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(c.cport), DstPort: layers.TCPPort(c.sport), Seq: c.cseq, Ack: c.sseq, SYN: syn, ACK: ack, PSH: psh, FIN: fin, Window: 64240}
+	var fl testframe.TCPFlags
+	for _, f := range []struct {
+		set  bool
+		flag testframe.TCPFlags
+	}{{syn, testframe.SYN}, {ack, testframe.ACK}, {psh, testframe.PSH}, {fin, testframe.FIN}} {
+		if f.set {
+			fl |= f.flag
+		}
+	}
+	ip := &testframe.IPv4{Src: c.cli, Dst: c.srv}
+	tcp := &testframe.TCP{SrcPort: c.cport, DstPort: c.sport, Seq: c.cseq, Ack: c.sseq, Flags: fl, Window: 64240}
 	if !fromClient {
-		ip.SrcIP, ip.DstIP = c.srv, c.cli
-		tcp.SrcPort, tcp.DstPort = layers.TCPPort(c.sport), layers.TCPPort(c.cport)
+		ip.Src, ip.Dst = c.srv, c.cli
+		tcp.SrcPort, tcp.DstPort = c.sport, c.cport
 		tcp.Seq, tcp.Ack = c.sseq, c.cseq
 	}
-	tcp.SetNetworkLayerForChecksum(ip)
-	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(payload)); err != nil {
-		c.t.Fatal(err)
-	}
+	fr := testframe.Frame{IPv4: ip, TCP: tcp, Payload: []byte(payload)}
 	c.src.ts = append(c.src.ts, ts)
-	c.src.frames = append(c.src.frames, append([]byte(nil), buf.Bytes()...))
+	c.src.frames = append(c.src.frames, fr.Bytes())
 	n := uint32(len(payload))
 	if syn || fin {
 		n++
@@ -55,7 +57,7 @@ const ms = 1_000_000
 // request at 100 ms. hsSrv and hsCli are the handshake's legs as the
 // capture point sees them.
 func exchange(t testing.TB, src *frameSource, port uint16, hsSrv, hsCli, ack, resp, cack int64) {
-	c := &tcpConv{t: t, src: src, cseq: 1000, sseq: 5000, cli: net.IP{10, 0, 0, 1}, srv: net.IP{10, 0, 0, 2}, cport: port, sport: 80}
+	c := &tcpConv{t: t, src: src, cseq: 1000, sseq: 5000, cli: netip.AddrFrom4([4]byte{10, 0, 0, 1}), srv: netip.AddrFrom4([4]byte{10, 0, 0, 2}), cport: port, sport: 80}
 	base := int64(1_700_000_000) * 1_000_000_000
 	c.pkt(base, true, true, false, false, false, "")
 	c.pkt(base+hsSrv, false, true, true, false, false, "")
