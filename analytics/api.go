@@ -163,13 +163,26 @@ type Decoder struct {
 	// UDPPorts, if set, are the ports for UDP instead of Ports (HTTP runs
 	// over UDP only as SSDP, on 1900).
 	UDPPorts []uint16
+	// Aliases are other names a record's proto may carry for this
+	// decoder (older stores wrote "pgsql"); matched without regard to
+	// ASCII case.
+	Aliases []string
 	// Backend marks database and cache protocols: exchanges a front end
-	// makes to its backend tier.
+	// makes to its backend tier (BackendProtos).
 	Backend bool
 	// Fields are the keys of every field its records may carry
 	// (Message.Str and Message.Int): the query language rejects a key no
 	// decoder declares, so an undeclared field is unqueryable.
 	Fields []string
+	// Intern are field values common enough that a store reader should
+	// share one copy instead of allocating each (the name, the aliases and
+	// the Fields keys are interned anyway); see Intern.
+	Intern []string
+	// Summary appends the short one-line form of one of its records (the
+	// text after the endpoints in a message listing), e.g.
+	// "GET www.example.com/path -> 200"; AppendSummary calls it. Nil: the
+	// fields as key=value.
+	Summary func(dst []byte, r *Record) []byte
 	// Detect, if set, looks at the first payload of a connection whose
 	// ports matched no decoder and says whether it is this protocol. s is
 	// the side that sent b. It must be cheap and never panic.
@@ -193,6 +206,94 @@ func Register(d *Decoder) {
 	}
 	registry = append(registry, d)
 	sort.Slice(registry, func(i, j int) bool { return registry[i].Name < registry[j].Name })
+	internAdd(d.Name)
+	for _, l := range [...][]string{d.Aliases, d.Fields, d.Intern} {
+		for _, s := range l {
+			internAdd(s)
+		}
+	}
+}
+
+// lookupProto returns the decoder whose name or alias is p (ASCII case
+// ignored), or nil. It does not allocate.
+func lookupProto(p string) *Decoder {
+	for _, d := range registry {
+		if equalFoldASCII(p, d.Name) {
+			return d
+		}
+		for _, a := range d.Aliases {
+			if equalFoldASCII(p, a) {
+				return d
+			}
+		}
+	}
+	return nil
+}
+
+// CanonicalProto returns the decoder name for a protocol name or alias
+// ("pgsql" -> "postgres"); a name no decoder has comes back with its ASCII
+// letters lowercased.
+func CanonicalProto(p string) string {
+	if d := lookupProto(p); d != nil {
+		return d.Name
+	}
+	return string(lowerASCII([]byte(p)))
+}
+
+// BackendProtos returns the names of the decoders marked Backend, sorted:
+// the protocols a front end's backend calls use.
+func BackendProtos() []string {
+	var ps []string
+	for _, d := range registry {
+		if d.Backend {
+			ps = append(ps, d.Name)
+		}
+	}
+	return ps
+}
+
+// internTab holds the strings Intern shares. It is filled by Register (from
+// init functions) and only read afterwards.
+var internTab = map[string]string{"": "", FlowProto: FlowProto}
+
+func init() {
+	for _, l := range [...][]string{Classes, FlowFields} {
+		for _, s := range l {
+			internAdd(s)
+		}
+	}
+}
+
+func internAdd(s string) { internTab[s] = s }
+
+// Intern returns the shared copy of b and true when b is a well-known
+// protocol, alias, class, field key or registered field value (Decoder.Intern),
+// without allocating; otherwise "" and false. A record reader calls it so
+// that scanning many records allocates only for their distinct values.
+func Intern(b []byte) (string, bool) {
+	s, ok := internTab[string(b)] // no allocation for the lookup
+	return s, ok
+}
+
+// equalFoldASCII reports whether a and b are equal up to the case of ASCII
+// letters.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // Decoders returns the registered decoders, by name.

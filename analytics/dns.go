@@ -40,13 +40,41 @@ const (
 
 func init() {
 	Register(&Decoder{
-		Name:   "dns",
-		TCP:    true,
-		UDP:    true,
-		Ports:  []uint16{53, 5353, 5355},
-		Fields: []string{"answers", "dns_id", "qname", "qtype", "rcode", "rcode_name"},
-		New:    func(cfg *Config) Parser { return newDNSParser(cfg) },
+		Name:    "dns",
+		TCP:     true,
+		UDP:     true,
+		Ports:   []uint16{53, 5353, 5355},
+		Fields:  []string{"answers", "dns_id", "qname", "qtype", "rcode", "rcode_name"},
+		Summary: dnsSummary,
+		New:     func(cfg *Config) Parser { return newDNSParser(cfg) },
 	})
+}
+
+// dnsSummary: "A example.com -> NOERROR 2 answers".
+func dnsSummary(dst []byte, r *Record) []byte {
+	dst = appendField(dst, r, "qtype", 16)
+	dst = append(dst, ' ')
+	dst = appendField(dst, r, "qname", 120)
+	dst = appendArrow(dst)
+	switch {
+	case r.Has("rcode_name"):
+		dst = appendField(dst, r, "rcode_name", 16)
+	case r.Has("rcode"):
+		dst = append(dst, "rcode="...)
+		dst = appendField(dst, r, "rcode", 8)
+	default:
+		dst = append(dst, '-')
+	}
+	if f, ok := r.Get("answers"); ok && f.IsInt {
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, f.Int, 10)
+		if f.Int == 1 {
+			dst = append(dst, " answer"...)
+		} else {
+			dst = append(dst, " answers"...)
+		}
+	}
+	return dst
 }
 
 // dnsParser decodes one DNS flow, UDP or TCP. It starts in TCP mode; the

@@ -41,12 +41,25 @@ var fixBegin = []byte("8=FIX")
 
 func init() {
 	Register(&Decoder{
-		Name:   "fix",
-		TCP:    true,
-		Detect: fixDetect,
-		Fields: []string{"clordid", "exec_type", "msgseqnum", "msgtype", "ord_status", "qty", "resp_msgtype", "side", "symbol", "text"},
-		New:    newFIXParser,
+		Name:    "fix",
+		TCP:     true,
+		Detect:  fixDetect,
+		Fields:  []string{"clordid", "exec_type", "msgseqnum", "msgtype", "ord_status", "qty", "resp_msgtype", "side", "symbol", "text"},
+		Summary: fixSummary,
+		New:     newFIXParser,
 	})
+}
+
+// fixSummary: "D ORD-1 -> 8" (message type and ClOrdID, then the response
+// type).
+func fixSummary(dst []byte, r *Record) []byte {
+	dst = appendField(dst, r, "msgtype", 8)
+	if r.Has("clordid") {
+		dst = append(dst, ' ')
+		dst = appendField(dst, r, "clordid", 40)
+	}
+	dst = appendArrow(dst)
+	return appendFieldOr(dst, r, "resp_msgtype", 8)
 }
 
 // fixDetect says whether a connection's first payload is a FIX message.

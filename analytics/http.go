@@ -41,8 +41,29 @@ func init() {
 		UDPPorts: []uint16{1900},
 		Detect:   httpDetect,
 		Fields:   []string{"chunked", "content_type", "host", "method", "path", "status", "version"},
+		Intern:   httpInterned(),
+		Summary:  httpSummary,
 		New:      func(cfg *Config) Parser { return newHTTPParser(cfg) },
 	})
+}
+
+// httpInterned are the method and version values a store reader shares.
+func httpInterned() []string {
+	s := []string{"HTTP/1.0", "HTTP/1.1"}
+	for _, m := range httpMethods {
+		s = append(s, m[:len(m)-1])
+	}
+	return s
+}
+
+// httpSummary: "GET www.example.com/path -> 200".
+func httpSummary(dst []byte, r *Record) []byte {
+	dst = appendField(dst, r, "method", 16)
+	dst = append(dst, ' ')
+	dst = appendField(dst, r, "host", 80)
+	dst = appendField(dst, r, "path", 120)
+	dst = appendArrow(dst)
+	return appendFieldOr(dst, r, "status", 8)
 }
 
 // httpMethods are the methods that mark a message start after a resync and

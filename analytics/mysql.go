@@ -63,8 +63,30 @@ func init() {
 		Backend: true,
 		Detect:  mysqlDetect,
 		Fields:  []string{"command", "error_code", "result", "rows", "statement"},
+		Summary: mysqlSummary,
 		New:     func(cfg *Config) Parser { return newMySQLParser(cfg) },
 	})
+}
+
+// mysqlSummary: "SELECT 1 -> ok rows=1" (statement, then result or error
+// code, and rows).
+func mysqlSummary(dst []byte, r *Record) []byte {
+	dst = appendStatement(dst, r)
+	dst = appendArrow(dst)
+	switch {
+	case r.Has("error_code"):
+		dst = append(dst, "error "...)
+		dst = appendField(dst, r, "error_code", 16)
+	case r.Has("result"):
+		dst = appendField(dst, r, "result", 40)
+	default:
+		dst = append(dst, '-')
+	}
+	if r.Has("rows") {
+		dst = append(dst, " rows="...)
+		dst = appendField(dst, r, "rows", 20)
+	}
+	return dst
 }
 
 // mysqlDetect says whether the server's first payload is a protocol v10

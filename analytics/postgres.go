@@ -50,8 +50,26 @@ func init() {
 		Backend: true,
 		Detect:  pgDetect,
 		Fields:  []string{"command", "database", "error", "error_code", "rows", "statement", "tag", "user"},
+		Aliases: []string{"pgsql", "postgresql"},
+		Summary: pgSummary,
 		New:     newPGParser,
 	})
+}
+
+// pgSummary: "SELECT 1 -> SELECT 1" (statement, then tag or error code).
+func pgSummary(dst []byte, r *Record) []byte {
+	dst = appendStatement(dst, r)
+	dst = appendArrow(dst)
+	switch {
+	case r.Has("error_code"):
+		dst = append(dst, "error "...)
+		dst = appendField(dst, r, "error_code", 16)
+	case r.Has("tag"):
+		dst = appendField(dst, r, "tag", 40)
+	default:
+		dst = append(dst, '-')
+	}
+	return dst
 }
 
 // pgDetect says whether b, a connection's first payload, is a PostgreSQL

@@ -43,8 +43,29 @@ func init() {
 		Backend: true,
 		Detect:  redisDetect,
 		Fields:  []string{"command", "error", "key", "reply"},
+		Summary: redisSummary,
 		New:     func(cfg *Config) Parser { return newRedisParser(cfg) },
 	})
+}
+
+// redisSummary: "GET user:1 -> bulk" (command and key, then reply or error).
+func redisSummary(dst []byte, r *Record) []byte {
+	dst = appendField(dst, r, "command", 32)
+	if r.Has("key") {
+		dst = append(dst, ' ')
+		dst = appendField(dst, r, "key", 60)
+	}
+	dst = appendArrow(dst)
+	switch {
+	case r.Has("error"):
+		dst = append(dst, "error "...)
+		dst = appendField(dst, r, "error", 60)
+	case r.Has("reply"):
+		dst = appendField(dst, r, "reply", 60)
+	default:
+		dst = append(dst, '-')
+	}
+	return dst
 }
 
 // redisDetect says whether a client's first payload starts a RESP array of

@@ -25,13 +25,28 @@ package analytics
 
 func init() {
 	Register(&Decoder{
-		Name:   "tls",
-		TCP:    true,
-		Ports:  []uint16{443, 8443, 993, 995, 465, 636, 853, 5061},
-		Detect: tlsDetect,
-		Fields: []string{"alpn", "cipher", "handshake_ns", "sni", "version"},
-		New:    func(cfg *Config) Parser { return newTLSParser(cfg) },
+		Name:    "tls",
+		TCP:     true,
+		Ports:   []uint16{443, 8443, 993, 995, 465, 636, 853, 5061},
+		Detect:  tlsDetect,
+		Fields:  []string{"alpn", "cipher", "handshake_ns", "sni", "version"},
+		Summary: tlsSummary,
+		New:     func(cfg *Config) Parser { return newTLSParser(cfg) },
 	})
+}
+
+// tlsSummary: "www.example.com TLS1.3 alpn=h2".
+func tlsSummary(dst []byte, r *Record) []byte {
+	dst = appendField(dst, r, "sni", 120)
+	if r.Has("version") {
+		dst = append(dst, ' ')
+		dst = appendField(dst, r, "version", 16)
+	}
+	if r.Has("alpn") {
+		dst = append(dst, " alpn="...)
+		dst = appendField(dst, r, "alpn", 32)
+	}
+	return dst
 }
 
 // tlsDetect says whether b, the first payload of side s, is a TLS record

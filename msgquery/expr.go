@@ -260,16 +260,6 @@ func (e *Expr) Protos() []string {
 	return e.protos
 }
 
-// canonProto maps protocol aliases to the record name.
-func canonProto(p string) string {
-	p = lowerASCII(p)
-	switch p {
-	case "pgsql", "postgresql", "postgres":
-		return "postgres"
-	}
-	return p
-}
-
 // isPostgres reports whether a record's proto is postgres under any alias,
 // without allocating.
 func isPostgres(p string) bool {
@@ -662,7 +652,7 @@ func (p *parser) compile(c *cmp, v token) error {
 			return err
 		}
 		if c.key == kProto {
-			c.str = canonProto(c.raw)
+			c.str = analytics.CanonicalProto(c.raw)
 		} else {
 			c.str = lowerASCII(c.raw)
 		}
@@ -1186,10 +1176,7 @@ func (n *node) terms() []string {
 	case nNot:
 		return nil
 	}
-	t := n.c.terms()
-	for i := range t {
-		t[i] = lowerASCII(t[i]) // an IPv6 zone may have capitals
-	}
+	t := n.c.terms() // lowercased by the codec, IPv6 zones included
 	slices.Sort(t)
 	return t
 }
@@ -1204,44 +1191,44 @@ func (c *cmp) terms() []string {
 		if c.str == "postgres" || c.str == "" || !isASCII(c.str) {
 			return nil // the record may say "pgsql"; an empty proto has no term
 		}
-		return []string{"proto=" + c.str}
+		return []string{analytics.ProtoTerm(c.str)}
 	case kClass:
 		if c.str == "" || !isASCII(c.str) {
 			return nil
 		}
-		return []string{"class=" + c.str}
+		return []string{analytics.ClassTerm(c.str)}
 	case kPort:
 		if c.num == 0 {
 			return nil // port 0 has no term
 		}
-		return []string{"port=" + strconv.FormatInt(c.num, 10)}
+		return []string{analytics.PortTerm(uint64(c.num))}
 	case kVLAN:
 		if c.num <= 0 {
 			return nil // VLAN 0 has no term
 		}
-		return []string{"vlan=" + strconv.FormatInt(c.num, 10)}
+		return []string{analytics.VLANTerm(uint64(c.num))}
 	case kID:
-		return []string{fmt.Sprintf("id=%016x", uint64(c.num))}
+		return []string{analytics.IDTerm(uint64(c.num))}
 	case kServer:
 		switch c.form {
 		case aAddrPort:
-			return []string{"server=" + c.ap.String(), "server=" + c.ap.Addr().String()}
+			return []string{analytics.ServerPortTerm(c.ap), analytics.ServerTerm(c.ap.Addr())}
 		case aAddr:
-			return []string{"server=" + c.addr.String()}
+			return []string{analytics.ServerTerm(c.addr)}
 		}
 	case kClient:
 		switch c.form {
 		case aAddrPort:
-			return []string{"client=" + c.ap.Addr().String()}
+			return []string{analytics.ClientTerm(c.ap.Addr())}
 		case aAddr:
-			return []string{"client=" + c.addr.String()}
+			return []string{analytics.ClientTerm(c.addr)}
 		}
 	case kIP:
 		switch c.form {
 		case aAddrPort:
-			return []string{"ip=" + c.ap.Addr().String()}
+			return []string{analytics.IPTerm(c.ap.Addr())}
 		case aAddr:
-			return []string{"ip=" + c.addr.String()}
+			return []string{analytics.IPTerm(c.addr)}
 		}
 	case kField:
 		if !c.canon || !isASCII(c.raw) {
@@ -1250,7 +1237,7 @@ func (c *cmp) terms() []string {
 			// ASCII-only lowercasing.
 			return nil
 		}
-		return []string{c.field + "=" + strings.ToLower(c.raw)}
+		return []string{analytics.FieldTerm(c.field, c.raw)}
 	}
 	return nil
 }

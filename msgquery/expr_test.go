@@ -1,7 +1,6 @@
 package msgquery
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -320,39 +319,12 @@ func TestTermsAndProtos(t *testing.T) {
 	}
 }
 
-// recordTerms mirrors the terms msgstore writes for a record (see
-// docs/messages.md): everything a term from Terms may name, string values
-// lowercased.
+// recordTerms returns the skip-index terms msgstore writes for r: the
+// codec both sides share (analytics.Terms).
 func recordTerms(r *analytics.Record) map[string]bool {
-	m := map[string]bool{
-		"proto=" + strings.ToLower(r.Proto):  true,
-		"class=" + strings.ToLower(r.Class):  true,
-		fmt.Sprintf("id=%016x", r.ID):        true,
-		"ip=" + r.Client.Addr().String():     true,
-		"ip=" + r.Server.Addr().String():     true,
-		"server=" + r.Server.String():        true,
-		"server=" + r.Server.Addr().String(): true,
-		"client=" + r.Client.Addr().String(): true,
-	}
-	if r.VLAN != 0 {
-		m["vlan="+strconv.Itoa(int(r.VLAN))] = true
-	}
-	for _, p := range []uint16{r.Client.Port(), r.Server.Port()} {
-		if p != 0 {
-			m["port="+strconv.Itoa(int(p))] = true
-		}
-	}
-	for k := range m {
-		if strings.HasSuffix(k, "=") && (strings.HasPrefix(k, "proto=") || strings.HasPrefix(k, "class=")) {
-			delete(m, k) // an empty proto or class has no term
-		}
-	}
-	for _, f := range r.Fields {
-		if f.IsInt {
-			m[f.Key+"="+strconv.FormatInt(f.Int, 10)] = true
-		} else {
-			m[f.Key+"="+strings.ToLower(f.Str)] = true
-		}
+	m := map[string]bool{}
+	for _, t := range analytics.Terms(r, nil) {
+		m[t] = true
 	}
 	return m
 }

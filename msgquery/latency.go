@@ -544,7 +544,7 @@ func WriteTable(w io.Writer, by []string, groups []Group) error {
 			if v == "" {
 				v = "-"
 			}
-			b = appendClean(b, v, 60)
+			b = analytics.AppendClean(b, v, 60)
 			b = append(b, '\t')
 		}
 		b = strconv.AppendInt(b, g.Count, 10)
@@ -553,12 +553,12 @@ func WriteTable(w io.Writer, by []string, groups []Group) error {
 		for _, v := range [...]int64{g.Latency.P50, g.Latency.P90, g.Latency.P99, g.Latency.Max, g.Latency.Mean,
 			g.Network.P50, g.Network.P99, g.ServerTime.P50, g.ServerTime.P99, g.Transfer.P50} {
 			b = append(b, '\t')
-			b = AppendDuration(b, v)
+			b = analytics.AppendDuration(b, v)
 		}
 		if tiers {
 			for _, v := range [...]int64{g.TierBefore.P50, g.TierBackend.P50, g.TierAfter.P50} {
 				b = append(b, '\t')
-				b = AppendDuration(b, v)
+				b = analytics.AppendDuration(b, v)
 			}
 		}
 		b = append(b, '\t')
@@ -577,7 +577,7 @@ func WriteTable(w io.Writer, by []string, groups []Group) error {
 			if i > 0 {
 				b = append(b, ' ')
 			}
-			b = appendClean(b, c, 20)
+			b = analytics.AppendClean(b, c, 20)
 			b = append(b, '=')
 			b = strconv.AppendInt(b, g.Classes[c], 10)
 		}

@@ -12,8 +12,8 @@ import (
 const DefaultTierWindow = int64(10_000_000_000)
 
 // DefaultBackendProtos are the protocols a front end's backend calls use by
-// default.
-var DefaultBackendProtos = []string{"mysql", "postgres", "redis"}
+// default: the decoders marked Backend (analytics.BackendProtos).
+var DefaultBackendProtos = analytics.BackendProtos()
 
 // DefaultMaxPending is the default TierLinker.MaxPending.
 const DefaultMaxPending = 1 << 20
@@ -120,7 +120,7 @@ type frontList struct {
 
 // NewTierLinker returns a linker holding records for window ns (0: the
 // default, 10 s) and treating backendProtos as backend protocols (nil: the
-// default, postgres, mysql and redis; aliases such as pgsql are accepted).
+// default, DefaultBackendProtos; aliases such as pgsql are accepted).
 func NewTierLinker(window int64, backendProtos []string) (*TierLinker, error) {
 	if window < 0 {
 		return nil, fmt.Errorf("new tier linker: negative window %d", window)
@@ -141,7 +141,7 @@ func NewTierLinker(window int64, backendProtos []string) (*TierLinker, error) {
 		if p == "" {
 			return nil, fmt.Errorf("new tier linker: empty backend protocol")
 		}
-		l.backend[canonProto(p)] = true
+		l.backend[analytics.CanonicalProto(p)] = true
 	}
 	return l, nil
 }
@@ -162,7 +162,7 @@ func (l *TierLinker) Push(r *analytics.Record) []Linked {
 	l.out = l.out[:0]
 	e := &tierEntry{rec: r, done: completion(r)}
 	l.newest = max(l.newest, e.done)
-	p := canonProto(r.Proto)
+	p := analytics.CanonicalProto(r.Proto)
 	switch {
 	case l.backend[p]:
 		if r.ReqFirst > 0 && r.RespLast > 0 {

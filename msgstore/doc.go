@@ -7,7 +7,7 @@
 // too, read while it does: a frame is written with one write call, and a
 // reader stops quietly at a frame that runs past the end of the file.
 // Every frame header carries the frame's time range and a protocol bitmap,
-// followed by a bloom filter of its records' terms (Terms), so a Scan skips
+// followed by a bloom filter of its records' terms (analytics.Terms), so a Scan skips
 // frames without reading or decompressing their data: a term absent from
 // the store scans 100k records' worth of frames about 1000x faster than a
 // full scan (BenchmarkScan).

@@ -32,10 +32,10 @@ func BenchmarkParseRecord(b *testing.B) {
 
 func BenchmarkTerms(b *testing.B) {
 	r := httpRecord(42, t0)
-	var tb termBuf
+	var tb analytics.TermBuf
 	b.ReportAllocs()
 	for b.Loop() {
-		tb.build(r)
+		tb.Build(r)
 	}
 }
 

@@ -30,7 +30,7 @@ type Query struct {
 	// ReqFirst, ReqLast, RespFirst and RespLast overlaps [From, To]; a
 	// record with none of them matches only when both ends are open.
 	From, To int64
-	// Terms must all be among the record's terms (see Terms); matched
+	// Terms must all be among the record's terms (see analytics.Terms); matched
 	// case-insensitively. Frames whose bloom filter lacks one are skipped
 	// without decompressing.
 	Terms []string
@@ -107,7 +107,7 @@ type plan struct {
 func newPlan(q Query) *plan {
 	p := &plan{q: q}
 	for _, t := range q.Terms {
-		t = NormalizeTerm(t)
+		t = analytics.NormalizeTerm(t)
 		p.terms = append(p.terms, t)
 		p.termHashes = append(p.termHashes, termHash([]byte(t)))
 	}
@@ -127,7 +127,7 @@ func (p *plan) frameInTime(h *frameHeader) bool {
 	return (p.q.From == 0 || h.maxTS >= p.q.From) && (p.q.To == 0 || h.minTS <= p.q.To)
 }
 
-func (p *plan) recordMatches(r *analytics.Record, tb *termBuf) bool {
+func (p *plan) recordMatches(r *analytics.Record, tb *analytics.TermBuf) bool {
 	if p.q.From != 0 || p.q.To != 0 {
 		lo, hi, ok := recordSpan(r)
 		if !ok || (p.q.From != 0 && hi < p.q.From) || (p.q.To != 0 && lo > p.q.To) {
@@ -138,8 +138,8 @@ func (p *plan) recordMatches(r *analytics.Record, tb *termBuf) bool {
 		return false
 	}
 	if len(p.terms) > 0 {
-		tb.build(r)
-		return tb.has(p.terms)
+		tb.Build(r)
+		return tb.Has(p.terms)
 	}
 	return true
 }
@@ -346,7 +346,7 @@ type scanner struct {
 	fn     func(*analytics.Record) error
 	report func(error)
 	rec    analytics.Record
-	tb     termBuf
+	tb     analytics.TermBuf
 	dbuf   []byte
 	strs   strCache
 	err    error
@@ -720,7 +720,7 @@ func Verify(root string) (Report, error) {
 
 type verifier struct {
 	rec  analytics.Record
-	tb   termBuf
+	tb   analytics.TermBuf
 	dbuf []byte
 }
 
@@ -749,9 +749,9 @@ func (v *verifier) frame(ff *frameFile, h *frameHeader, dec *zstd.Decoder) error
 		if h.protos&protoBit(v.rec.Proto) == 0 {
 			return ff.corrupt(fmt.Errorf("record %d: proto %q not in the frame's bitmap", i, v.rec.Proto))
 		}
-		v.tb.build(&v.rec)
-		for k := range v.tb.ends {
-			if t := v.tb.term(k); !bloomHas(bloom, int(h.hashes), termHash(t)) {
+		v.tb.Build(&v.rec)
+		for k := range v.tb.Len() {
+			if t := v.tb.Term(k); !bloomHas(bloom, int(h.hashes), termHash(t)) {
 				return ff.corrupt(fmt.Errorf("record %d: term %q not in the frame's bloom", i, strings.Clone(string(t))))
 			}
 		}

@@ -309,7 +309,7 @@ func (d *decoder) rawString(what string) []byte {
 
 func (d *decoder) str(what string) string {
 	b := d.rawString(what)
-	if s, ok := intern(b); ok {
+	if s, ok := analytics.Intern(b); ok {
 		return s
 	}
 	if d.cache == nil {
@@ -463,74 +463,4 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache) (rest []byte, err e
 		prevBlock, prevOrd = p.Block, p.Ord
 	}
 	return d.b, nil
-}
-
-// intern returns well-known protocol, class and field key names without
-// allocating (the switch on string(b) does not copy) and true, or false.
-func intern(b []byte) (string, bool) {
-	switch string(b) {
-	case "":
-		return "", true
-	case "http":
-		return "http", true
-	case "dns":
-		return "dns", true
-	case "tls":
-		return "tls", true
-	case "tcp":
-		return "tcp", true
-	case "redis":
-		return "redis", true
-	case "pgsql":
-		return "pgsql", true
-	case "mysql":
-		return "mysql", true
-	case "fix":
-		return "fix", true
-	case analytics.ClassFast:
-		return analytics.ClassFast, true
-	case analytics.ClassSlowApp:
-		return analytics.ClassSlowApp, true
-	case analytics.ClassSlowNet:
-		return analytics.ClassSlowNet, true
-	case analytics.ClassNoResponse:
-		return analytics.ClassNoResponse, true
-	case analytics.ClassUDP:
-		return analytics.ClassUDP, true
-	case analytics.ClassUnknown:
-		return analytics.ClassUnknown, true
-	case analytics.ClassFlow:
-		return analytics.ClassFlow, true
-	case "method":
-		return "method", true
-	case "host":
-		return "host", true
-	case "path":
-		return "path", true
-	case "status":
-		return "status", true
-	case "user_agent":
-		return "user_agent", true
-	case "content_type":
-		return "content_type", true
-	case "GET":
-		return "GET", true
-	case "POST":
-		return "POST", true
-	case "qname":
-		return "qname", true
-	case "qtype":
-		return "qtype", true
-	case "rcode":
-		return "rcode", true
-	case "sni":
-		return "sni", true
-	case "version":
-		return "version", true
-	case "command":
-		return "command", true
-	case "error":
-		return "error", true
-	}
-	return "", false
 }

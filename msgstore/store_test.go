@@ -192,7 +192,7 @@ func TestTerms(t *testing.T) {
 	r := httpRecord(5, t0)
 	r.ID = 0xab
 	r.Client = netipMust("[2001:db8::1]:51000")
-	got := Terms(r, nil)
+	got := analytics.Terms(r, nil)
 	want := []string{"id=00000000000000ab", "proto=http", "class=slow_app",
 		"client=2001:db8::1", "ip=2001:db8::1", "server=192.0.2.80", "server=192.0.2.80:80", "ip=192.0.2.80",
 		"port=51000", "port=80", "method=get", "host=www.example.com", "path=/api/v1/items/5?page=2",

@@ -136,7 +136,7 @@ type Writer struct {
 	hasTS        bool
 	protos       uint64
 	hashes       []uint64
-	terms        termBuf
+	terms        analytics.TermBuf
 	out          []byte // the frame being sealed; reused
 
 	records, frames, bytes, files, writeErrors, dropped, rejected, reserveDropped, recovered atomic.Uint64
@@ -415,9 +415,9 @@ func (w *Writer) Append(r *analytics.Record) error {
 		}
 	}
 	w.protos |= protoBit(r.Proto)
-	w.terms.build(r)
-	for i := range w.terms.ends {
-		w.hashes = append(w.hashes, termHash(w.terms.term(i)))
+	w.terms.Build(r)
+	for i := range w.terms.Len() {
+		w.hashes = append(w.hashes, termHash(w.terms.Term(i)))
 	}
 	w.n++
 	if w.n >= w.opts.FrameRecords || len(w.raw) >= w.opts.FrameBytes {
