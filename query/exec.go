@@ -119,10 +119,10 @@ type Result struct {
 // the caller goes away. The filter is cloned: one Filter may serve
 // concurrent queries.
 //
-// The work runs on a thread at nice QueryNice (see runLowPriority), so a
+// The work runs on a thread at nice QueryNice (see RunLowPriority), so a
 // query beside a capture gets only the CPU the capture leaves.
 func (s *Store) Run(ctx context.Context, req Request, fn func(p *Packet) error) (res Result, err error) {
-	runLowPriority(func() { res, err = s.run(ctx, req, fn) })
+	RunLowPriority(func() { res, err = s.run(ctx, req, fn) })
 	return res, err
 }
 

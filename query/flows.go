@@ -111,7 +111,7 @@ func flowEndpoint(ip [16]byte, port uint16, proto uint8) string {
 // Records are sorted by first timestamp. req.Limit bounds the number of
 // records (0: all).
 func (s *Store) Flows(req Request) (out []FlowRecord, err error) {
-	runLowPriority(func() { out, err = s.flows(req) })
+	RunLowPriority(func() { out, err = s.flows(req) })
 	return out, err
 }
 

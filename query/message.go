@@ -36,7 +36,7 @@ type RefResult struct {
 // Packets that cannot be found are counted, not an error: a drill-down
 // returns everything that is still there.
 func (s *Store) Packets(ctx context.Context, refs []analytics.PktRef, from, to int64, fn func(p *Packet) error) (res RefResult, err error) {
-	runLowPriority(func() { res, err = s.packets(ctx, refs, from, to, fn) })
+	RunLowPriority(func() { res, err = s.packets(ctx, refs, from, to, fn) })
 	return res, err
 }
 

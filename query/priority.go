@@ -16,7 +16,7 @@ const QueryNice = 19
 // warning is not repeated.
 var lowPriorityFailed atomic.Bool
 
-// runLowPriority runs fn on a fresh OS thread whose nice value is QueryNice
+// RunLowPriority runs fn on a fresh OS thread whose nice value is QueryNice
 // and waits for it. The goroutine exits still locked to that thread, so Go
 // discards the thread and its priority never leaks to other goroutines.
 //
@@ -24,7 +24,7 @@ var lowPriorityFailed atomic.Bool
 // the CPU; processes that serve queries beside capture therefore run with
 // GOMAXPROCS raised by the query concurrency (see ReserveQueryProcs), so the
 // capture's goroutines always have Ps of their own.
-func runLowPriority(fn func()) {
+func RunLowPriority(fn func()) {
 	done := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"tapvault/analytics"
+	"tapvault/api"
 	"tapvault/dataplane"
 	"tapvault/pipeline"
 	"tapvault/query"
@@ -205,12 +206,12 @@ and print the summary.`,
 			if err != nil {
 				return err
 			}
-			api := apiOptions{listen: listen, token: token, tlsCert: tlsCert, tlsKey: tlsKey, user: runAs}
+			apiOpts := apiOptions{listen: listen, token: token, tlsCert: tlsCert, tlsKey: tlsKey, user: runAs}
 			// SIGHUP re-reads what can change on a running capture: the
 			// retention limits, the API token and the decoders (list, port
 			// map, limits). Flags given on the command line keep
 			// precedence, as at start.
-			api.reload = func() (reloaded, error) {
+			apiOpts.reload = func() (reloaded, error) {
 				r := storeOptions{retainBytes: so.retainBytes, retainAge: so.retainAge, keepFree: so.keepFree, retainEvery: so.retainEvery,
 					decoders: so.decoders, decoderPorts: so.decoderPorts, maxStatement: so.maxStatement, maxConns: so.maxConns, maxParsers: so.maxParsers}
 				tf := tokenF
@@ -260,7 +261,7 @@ and print the summary.`,
 				out.token, err = loadToken(tf, os.Getenv(tokenEnv))
 				return out, err
 			}
-			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt, lossless, api)
+			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt, lossless, apiOpts)
 		},
 	}
 	so.addFlags(cmd)
@@ -272,7 +273,7 @@ and print the summary.`,
 	f.IntVar(&rxDesc, "rx-desc", 0, "RX descriptors per queue (default: the dataplane's)")
 	f.StringVar(&config, "config", "", "YAML configuration file; flags override it")
 	f.DurationVar(&statsInt, "stats-interval", time.Second, "how often port statistics are read")
-	f.StringVar(&listen, "listen", query.DefaultAPIAddr, "HTTP API address while capturing (\"\" turns it off); off loopback a token is required")
+	f.StringVar(&listen, "listen", api.DefaultAPIAddr, "HTTP API address while capturing (\"\" turns it off); off loopback a token is required")
 	f.StringVar(&tokenF, "token-file", "", "file holding the API bearer token (else $"+tokenEnv+")")
 	f.StringVar(&runAs, "user", "", "once DPDK, the port, the store and the API are set up, give the store to this user and run as it (needs root)")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve the API over TLS with this PEM certificate (with --tls-key)")
@@ -398,7 +399,7 @@ type reloaded struct {
 	analytics *analytics.Config // nil: analytics are off
 }
 
-func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration, lossless string, api apiOptions) error {
+func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues, mbufs, rxDesc int, statsInt time.Duration, lossless string, apiOpts apiOptions) error {
 	args := ealArgs(ealStr)
 	devs := devices(args)
 	if port == "" && len(devs) != 1 {
@@ -508,8 +509,8 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	// failure to serve is reported and capture goes on.
 	apiCtx, apiStop := context.WithCancel(context.Background())
 	defer apiStop()
-	var srv *query.Server
-	if api.listen != "" {
+	var srv *api.Server
+	if apiOpts.listen != "" {
 		// The capture's own index: blocks are findable the moment the
 		// writer commits them.
 		qs, err := query.OpenStoreWithIndex(so.data, st.p.Index(), nil)
@@ -519,7 +520,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 		defer qs.Close()
 		// Queries run on nice-19 threads; give them Ps of their own so a
 		// descheduled query never holds one the capture needs.
-		query.ReserveQueryProcs(query.DefaultMaxConcurrent)
+		query.ReserveQueryProcs(api.DefaultMaxConcurrent)
 		// Prometheus /metrics beside the API, behind the same token rule.
 		// The collector reads the live counters at scrape time only.
 		col := pipeline.NewCollector(st.p, func() (dataplane.PortStats, bool) {
@@ -527,9 +528,9 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 			defer mu.Unlock()
 			return lastStats, statsRead
 		})
-		srv, err = query.NewServer(qs, query.ServerOptions{
-			Addr: api.listen, Token: api.token, Logger: slog.Default(),
-			CertFile: api.tlsCert, KeyFile: api.tlsKey,
+		srv, err = api.NewServer(qs, api.ServerOptions{
+			Addr: apiOpts.listen, Token: apiOpts.token, Logger: slog.Default(),
+			CertFile: apiOpts.tlsCert, KeyFile: apiOpts.tlsKey,
 			Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col))},
 		})
 		if err != nil {
@@ -537,7 +538,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 		}
 		go func() {
 			if err := srv.ListenAndServe(apiCtx); err != nil {
-				slog.Error("HTTP API stopped; capture goes on", "addr", api.listen, "err", err)
+				slog.Error("HTTP API stopped; capture goes on", "addr", apiOpts.listen, "err", err)
 			}
 		}()
 	}
@@ -547,7 +548,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	go func() {
 		for s := range sigs {
 			if s == syscall.SIGHUP {
-				reloadCapture(st, srv, api.reload)
+				reloadCapture(st, srv, apiOpts.reload)
 				continue
 			}
 			slog.Info("signal received: draining", "signal", s.String(), "stop_timeout", so.stopTimeout)
@@ -567,7 +568,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	}()
 	defer signal.Stop(sigs)
 
-	if api.user != "" {
+	if apiOpts.user != "" {
 		// Everything that needs root is done; the workers have not
 		// started, so every thread they lock is the new user's too.
 		// EAL's runtime directory is root's: remove it while we can (a
@@ -577,7 +578,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 				slog.Warn("DPDK runtime directory", "err", err)
 			}
 		}
-		if err := dropPrivileges(api.user, so.data); err != nil {
+		if err := dropPrivileges(apiOpts.user, so.data); err != nil {
 			return fmt.Errorf("capture: %w", err)
 		}
 	}
@@ -611,7 +612,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 
 // reloadCapture applies a SIGHUP: new retention limits and API token. A
 // reload that fails changes nothing and says why; capture goes on.
-func reloadCapture(st *store, srv *query.Server, reload func() (reloaded, error)) {
+func reloadCapture(st *store, srv *api.Server, reload func() (reloaded, error)) {
 	if reload == nil {
 		return
 	}

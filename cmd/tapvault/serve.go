@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tapvault/api"
 	"tapvault/query"
 )
 
@@ -57,7 +58,7 @@ shuts the server down.`,
 				return err
 			}
 			defer st.Close()
-			srv, err := query.NewServer(st, query.ServerOptions{
+			srv, err := api.NewServer(st, api.ServerOptions{
 				Addr: listen, Token: token, MaxConcurrent: maxConcurrent, Logger: log,
 				CertFile: tlsCert, KeyFile: tlsKey,
 			})
@@ -75,11 +76,11 @@ shuts the server down.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&data, "data", "", "store directory")
-	f.StringVar(&listen, "listen", query.DefaultAPIAddr, "listen address; anything but loopback needs a token")
+	f.StringVar(&listen, "listen", api.DefaultAPIAddr, "listen address; anything but loopback needs a token")
 	f.StringVar(&tokenFile, "token-file", "", "file holding the bearer token (else $"+tokenEnv+")")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve over TLS with this PEM certificate (with --tls-key)")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
-	f.IntVar(&maxConcurrent, "max-queries", query.DefaultMaxConcurrent, "queries that may run at once; more wait briefly, then get 503")
+	f.IntVar(&maxConcurrent, "max-queries", api.DefaultMaxConcurrent, "queries that may run at once; more wait briefly, then get 503")
 	return cmd
 }
 

@@ -1,17 +1,18 @@
-package query
+package api
 
 import (
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"tapvault/query"
 	"testing"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func TestSetTokenSwapsTheToken(t *testing.T) {
-	st := &Store{}
+	st := &query.Store{}
 	srv, err := NewServer(st, ServerOptions{Addr: "127.0.0.1:0", Token: "aaaaaaaaaaaaaaaaaaaa", Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)

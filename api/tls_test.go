@@ -1,4 +1,4 @@
-package query
+package api
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"tapvault/query"
 	"testing"
 	"time"
 )
@@ -52,13 +53,13 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 
 func TestAPIOverTLS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
-	if _, err := NewServer(&Store{}, ServerOptions{Addr: "127.0.0.1:0", CertFile: certFile, Logger: quietLog()}); err == nil {
+	if _, err := NewServer(&query.Store{}, ServerOptions{Addr: "127.0.0.1:0", CertFile: certFile, Logger: quietLog()}); err == nil {
 		t.Fatalf("a certificate without a key was accepted")
 	}
-	if _, err := NewServer(&Store{}, ServerOptions{Addr: "127.0.0.1:0", CertFile: keyFile, KeyFile: keyFile, Logger: quietLog()}); err == nil {
+	if _, err := NewServer(&query.Store{}, ServerOptions{Addr: "127.0.0.1:0", CertFile: keyFile, KeyFile: keyFile, Logger: quietLog()}); err == nil {
 		t.Fatalf("a key given as the certificate was accepted")
 	}
-	srv, err := NewServer(&Store{}, ServerOptions{Addr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, Token: "tttttttttttttttttttt", Logger: quietLog()})
+	srv, err := NewServer(&query.Store{}, ServerOptions{Addr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, Token: "tttttttttttttttttttt", Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}

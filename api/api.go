@@ -1,4 +1,4 @@
-package query
+package api
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"tapvault/query"
 	"time"
 )
 
@@ -88,7 +89,7 @@ type ServerOptions struct {
 
 // Server serves the HTTP API for a store.
 type Server struct {
-	store   *Store
+	store   *query.Store
 	opts    ServerOptions
 	log     *slog.Logger
 	sem     chan struct{}
@@ -104,7 +105,7 @@ type Server struct {
 
 // NewServer checks opts and returns a server for store. It refuses a
 // non-loopback Addr without a Token.
-func NewServer(store *Store, opts ServerOptions) (*Server, error) {
+func NewServer(store *query.Store, opts ServerOptions) (*Server, error) {
 	if store == nil {
 		return nil, errors.New("api: no store")
 	}
@@ -488,7 +489,7 @@ func setWriteDeadline(rc *http.ResponseController, d time.Duration) {
 
 // params are a request's checked query parameters.
 type params struct {
-	req    Request
+	req    query.Request
 	format string
 }
 
@@ -496,7 +497,7 @@ type params struct {
 // once, then filter, times, format and limit. Nothing is read before this
 // passes.
 func (s *Server) parseParams(r *http.Request, allowed ...string) (params, error) {
-	p := params{req: Request{From: MinTime, To: MaxTime}, format: "pcap"}
+	p := params{req: query.Request{From: query.MinTime, To: query.MaxTime}, format: "pcap"}
 	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
 		return p, err
@@ -524,7 +525,7 @@ func (s *Server) parseParams(r *http.Request, allowed ...string) (params, error)
 		return v[0], true
 	}
 	if f, ok := get("filter"); ok {
-		if p.req.Filter, err = ParseFilter(f); err != nil {
+		if p.req.Filter, err = query.ParseFilter(f); err != nil {
 			return p, err // a *FilterError: its message carries the caret line
 		}
 	}
@@ -532,12 +533,12 @@ func (s *Server) parseParams(r *http.Request, allowed ...string) (params, error)
 	// remote client.
 	now := s.now().UTC()
 	if v, ok := get("from"); ok {
-		if p.req.From, err = ParseTime(v, now); err != nil {
+		if p.req.From, err = query.ParseTime(v, now); err != nil {
 			return p, fmt.Errorf("from: %w", err)
 		}
 	}
 	if v, ok := get("to"); ok {
-		if p.req.To, err = ParseTime(v, now); err != nil {
+		if p.req.To, err = query.ParseTime(v, now); err != nil {
 			return p, fmt.Errorf("to: %w", err)
 		}
 	}
@@ -628,7 +629,7 @@ type packetStream struct {
 	timeout   time.Duration
 	format    string
 	name      string // download file name
-	pw        PacketWriter
+	pw        query.PacketWriter
 	linkType  int
 	lastFlush time.Time
 	sent      bool // the status line is sent: an error can only cut the stream
@@ -659,23 +660,23 @@ func (ps *packetStream) start(linkType uint16) error {
 	h.Set("Cache-Control", "no-store")
 	var err error
 	if ps.format == "pcapng" {
-		ps.pw, err = NewPcapngWriter(ps)
+		ps.pw, err = query.NewPcapngWriter(ps)
 	} else {
 		ps.linkType = int(linkType)
-		ps.pw, err = NewPcapWriter(ps, linkType, maxPcapSnap)
+		ps.pw, err = query.NewPcapWriter(ps, linkType, 0) // 0: the maximum snaplen, 262144
 	}
 	ps.lastFlush = time.Now()
 	return err
 }
 
-func (ps *packetStream) write(p *Packet) error {
+func (ps *packetStream) write(p *query.Packet) error {
 	if ps.pw == nil {
 		if err := ps.start(p.LinkType); err != nil {
 			return err
 		}
 	}
 	if err := ps.pw.WritePacket(p.TS, p.WireLen, p.LinkType, p.Iface, p.Data); err != nil {
-		if errors.Is(err, ErrMixedLinkTypes) {
+		if errors.Is(err, query.ErrMixedLinkTypes) {
 			return &mixedLinkError{first: ps.linkType, then: int(p.LinkType)}
 		}
 		return err
@@ -690,7 +691,7 @@ func (e *mixedLinkError) Error() string {
 	return fmt.Sprintf("the selected packets mix link types (%d, then %d) and a pcap file holds one: use format=pcapng", e.first, e.then)
 }
 
-func (e *mixedLinkError) Unwrap() error { return ErrMixedLinkTypes }
+func (e *mixedLinkError) Unwrap() error { return query.ErrMixedLinkTypes }
 
 func (ps *packetStream) flush() error {
 	if err := ps.pw.Flush(); err != nil {
@@ -722,7 +723,7 @@ func (s *Server) handlePackets(w http.ResponseWriter, r *http.Request) {
 		format: p.format, name: "tapvault-" + s.now().UTC().Format("20060102T150405Z"),
 	}
 	var n uint64
-	res, err := s.run(ctx, p.req, func(pk *Packet) error {
+	res, err := s.run(ctx, p.req, func(pk *query.Packet) error {
 		if err := ps.write(pk); err != nil {
 			return err
 		}
@@ -751,7 +752,7 @@ func (s *Server) handlePackets(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case ctx.Err() != nil:
 			ri.status = statusClientGone // nobody to answer
-		case errors.Is(err, ErrMixedLinkTypes):
+		case errors.Is(err, query.ErrMixedLinkTypes):
 			writeError(w, r, http.StatusUnprocessableEntity, err.Error())
 		default:
 			writeError(w, r, http.StatusInternalServerError, "query: "+err.Error())
@@ -768,17 +769,17 @@ func (s *Server) handlePackets(w http.ResponseWriter, r *http.Request) {
 
 // run is Store.Run bound to the request's context: it stops when the
 // client goes away, whether or not packets match.
-func (s *Server) run(ctx context.Context, req Request, fn func(p *Packet) error) (Result, error) {
+func (s *Server) run(ctx context.Context, req query.Request, fn func(p *query.Packet) error) (query.Result, error) {
 	return s.store.Run(ctx, req, fn)
 }
 
 // FlowsAnswer is the JSON answer of /api/v1/flows.
 type FlowsAnswer struct {
-	Flows     []FlowRecord `json:"flows"`
-	Count     int          `json:"count"`     // len(Flows)
-	Truncated bool         `json:"truncated"` // more flows matched than limit
-	Packets   uint64       `json:"packets"`   // both directions, all flows listed
-	Bytes     uint64       `json:"bytes"`
+	Flows     []query.FlowRecord `json:"flows"`
+	Count     int                `json:"count"`     // len(Flows)
+	Truncated bool               `json:"truncated"` // more flows matched than limit
+	Packets   uint64             `json:"packets"`   // both directions, all flows listed
+	Bytes     uint64             `json:"bytes"`
 }
 
 func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request) {
@@ -809,7 +810,7 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request) {
 		a.Flows, a.Truncated = flows[:limit], true
 	}
 	if a.Flows == nil {
-		a.Flows = []FlowRecord{}
+		a.Flows = []query.FlowRecord{}
 	}
 	a.Count = len(a.Flows)
 	for i := range a.Flows {

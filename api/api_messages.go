@@ -1,4 +1,4 @@
-package query
+package api
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"tapvault/analytics"
 	"tapvault/msgquery"
+	"tapvault/query"
 )
 
 // The message endpoints (docs/api.md).
@@ -22,8 +23,8 @@ const (
 
 // messageParams reads the parameters the message endpoints share: from,
 // to, limit (through parseParams), expr, tiers and tier_window.
-func (s *Server) messageParams(r *http.Request, allowed ...string) (MessageSel, params, map[string][]string, error) {
-	sel := MessageSel{Window: int64(10 * time.Second)}
+func (s *Server) messageParams(r *http.Request, allowed ...string) (query.MessageSel, params, map[string][]string, error) {
+	sel := query.MessageSel{Window: int64(10 * time.Second)}
 	p, err := s.parseParams(r, allowed...)
 	if err != nil {
 		return sel, p, nil, err
@@ -88,8 +89,8 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		return err
 	}
 	var ws []error
-	runLowPriority(func() {
-		ws, err = ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
+	query.RunLowPriority(func() {
+		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
 			buf = msgquery.AppendJSON(buf, rec, t)
 			buf = append(buf, '\n')
 			n++
@@ -157,8 +158,8 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	var ws []error
-	runLowPriority(func() {
-		ws, err = ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
+	query.RunLowPriority(func() {
+		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
 			agg.Add(rec)
 			agg.AddTier(rec, t)
 			return nil
@@ -194,7 +195,7 @@ func (s *Server) handleMessagePackets(w http.ResponseWriter, r *http.Request, id
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	id, err := ParseMessageID(idText)
+	id, err := query.ParseMessageID(idText)
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -209,12 +210,12 @@ func (s *Server) handleMessagePackets(w http.ResponseWriter, r *http.Request, id
 		format: p.format, name: fmt.Sprintf("tapvault-message-%016x", id),
 	}
 	var n uint64
-	d, err := s.store.MessagePackets(r.Context(), id, func(pk *Packet) error {
+	d, err := s.store.MessagePackets(r.Context(), id, func(pk *query.Packet) error {
 		n++
 		return ps.write(pk)
 	})
 	infoOf(r).packets = n
-	if errors.Is(err, ErrNoMessage) {
+	if errors.Is(err, query.ErrNoMessage) {
 		writeError(w, r, http.StatusNotFound, err.Error())
 		return
 	}
@@ -234,7 +235,7 @@ func (s *Server) handleMessagePackets(w http.ResponseWriter, r *http.Request, id
 		switch {
 		case r.Context().Err() != nil:
 			infoOf(r).status = statusClientGone
-		case errors.Is(err, ErrMixedLinkTypes):
+		case errors.Is(err, query.ErrMixedLinkTypes):
 			writeError(w, r, http.StatusUnprocessableEntity, err.Error())
 		default:
 			writeError(w, r, http.StatusInternalServerError, "drill-down: "+err.Error())

@@ -1,4 +1,4 @@
-package query
+package api
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"tapvault/query"
 	"testing"
 	"time"
 )
@@ -19,7 +20,7 @@ func BenchmarkAPIPackets(b *testing.B) {
 	const packets = 100_000
 	dir, _ := apiStoreN(b, packets, 0)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := OpenStore(dir, quiet)
+	st, err := query.OpenStore(dir, quiet)
 	if err != nil {
 		b.Fatal(err)
 	}

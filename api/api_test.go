@@ -1,4 +1,4 @@
-package query
+package api
 
 import (
 	"bufio"
@@ -24,6 +24,7 @@ import (
 
 	"tapvault/block"
 	"tapvault/packet"
+	"tapvault/query"
 	"tapvault/writer"
 )
 
@@ -204,7 +205,7 @@ func newAPIEnv(t *testing.T, opts ServerOptions, smallBuffers bool) *apiEnv {
 	dir, pkts := apiStore(t)
 	logBuf := &syncBuf{}
 	log := slog.New(slog.NewTextHandler(logBuf, nil))
-	st, err := OpenStore(dir, log)
+	st, err := query.OpenStore(dir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +478,7 @@ func TestAPIStats(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("got status %d (%s), want 200", resp.StatusCode, body)
 	}
-	var st StoreStats
+	var st query.StoreStats
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatalf("decode %s: %v", body, err)
 	}
@@ -556,7 +557,7 @@ const testToken = "s3cr3t-t0ken-0123456789"
 
 func TestAPITokenRequiredOffLoopback(t *testing.T) {
 	dir, _ := apiStore(t)
-	st, err := OpenStore(dir, nil)
+	st, err := query.OpenStore(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -753,7 +754,7 @@ func TestAPIClientDisconnect(t *testing.T) {
 
 func TestAPIListenAndServe(t *testing.T) {
 	dir, _ := apiStore(t)
-	st, err := OpenStore(dir, nil)
+	st, err := query.OpenStore(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -845,7 +846,7 @@ func TestAPIExtraHandlers(t *testing.T) {
 	}
 
 	dir, _ := apiStore(t)
-	st, err := OpenStore(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := query.OpenStore(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
