@@ -488,62 +488,113 @@ func (p *httpParser) parseHead(s Side, blk []byte, st Stream) bool {
 	line := httpTrimCR(blk[:nl])
 	rest := blk[nl+1:]
 
-	var status int
 	var method []byte
+	var status int
+	var ok bool
 	if s == Client {
-		// method SP request-target SP HTTP-version. A malformed target
-		// or version is kept as far as it goes (the server answers such
-		// requests, typically with a 400); the method must be a token.
-		sp := bytes.IndexByte(line, ' ')
-		if sp < 0 && httpKnownMethod(line) {
-			sp = len(line)
-		}
-		if sp <= 0 {
-			return false
-		}
-		method = line[:sp]
-		for _, c := range method {
-			if !httpTchar(c) {
-				return false
-			}
-		}
-		target, ver := line[sp:], ""
-		if last := bytes.LastIndexByte(target, ' '); last >= 0 {
-			if v, ok := httpVersion(target[last+1:]); ok {
-				target, ver = target[:last], v
-			}
-		}
-		target = bytes.Trim(target, " ")
-		m.Str("method", httpMethodName(method))
-		if n := p.cfg.MaxStatement; n > 0 && len(target) > n {
-			target = target[:n]
-		}
-		if len(target) > 0 {
-			m.Str("path", string(target))
-		}
-		if ver != "" {
-			m.Str("version", ver)
-		}
+		method, ok = p.parseRequestLine(m, line)
 	} else {
-		if len(line) < 12 || line[8] != ' ' {
-			return false
-		}
-		if _, ok := httpVersion(line[:8]); !ok {
-			return false
-		}
-		for _, c := range line[9:12] {
-			if c < '0' || c > '9' {
-				return false
-			}
-			status = status*10 + int(c-'0')
-		}
-		if status < 100 || len(line) > 12 && line[12] != ' ' {
-			return false
-		}
-		m.Int("status", int64(status))
+		status, ok = parseStatusLine(m, line)
+	}
+	if !ok {
+		return false
+	}
+	f, ok := p.parseHeaders(s, m, rest)
+	if !ok {
+		return false
 	}
 
-	cl, chunked, te, host := int64(-1), false, false, false
+	// Body framing (RFC 9112 6.3).
+	h.remain = 0
+	h.stopAfter = false
+	if s == Client {
+		p.requestFraming(h, method, f, st)
+		return true
+	}
+	h.interim = status < 200 && status != 101
+	if h.interim {
+		h.state = hIdle // not the answer; no body
+		return true
+	}
+	req := p.pairResponse(h, st)
+	p.responseFraming(h, m, status, req, f)
+	return true
+}
+
+// parseRequestLine parses "method SP request-target SP HTTP-version" onto
+// m and returns the method. A malformed target or version is kept as far as
+// it goes (the server answers such requests, typically with a 400); the
+// method must be a token.
+func (p *httpParser) parseRequestLine(m *Message, line []byte) (method []byte, ok bool) {
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 0 && httpKnownMethod(line) {
+		sp = len(line)
+	}
+	if sp <= 0 {
+		return nil, false
+	}
+	method = line[:sp]
+	for _, c := range method {
+		if !httpTchar(c) {
+			return nil, false
+		}
+	}
+	target, ver := line[sp:], ""
+	if last := bytes.LastIndexByte(target, ' '); last >= 0 {
+		if v, ok := httpVersion(target[last+1:]); ok {
+			target, ver = target[:last], v
+		}
+	}
+	target = bytes.Trim(target, " ")
+	m.Str("method", httpMethodName(method))
+	if n := p.cfg.MaxStatement; n > 0 && len(target) > n {
+		target = target[:n]
+	}
+	if len(target) > 0 {
+		m.Str("path", string(target))
+	}
+	if ver != "" {
+		m.Str("version", ver)
+	}
+	return method, true
+}
+
+// parseStatusLine parses "HTTP-version SP status-code [SP reason]" onto m
+// and returns the status code.
+func parseStatusLine(m *Message, line []byte) (status int, ok bool) {
+	if len(line) < 12 || line[8] != ' ' {
+		return 0, false
+	}
+	if _, ok := httpVersion(line[:8]); !ok {
+		return 0, false
+	}
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		status = status*10 + int(c-'0')
+	}
+	if status < 100 || len(line) > 12 && line[12] != ' ' {
+		return 0, false
+	}
+	m.Int("status", int64(status))
+	return status, true
+}
+
+// httpFraming is what the header fields say about a message's body.
+type httpFraming struct {
+	cl      int64 // Content-Length, -1 without one
+	chunked bool  // the last transfer coding is chunked
+	te      bool  // a Transfer-Encoding field was present
+}
+
+// parseHeaders parses the header fields in rest (after the start line, up
+// to the empty line) of side s onto m: the host of a request, the content
+// type of a response, and the body framing. It returns false for
+// conflicting or malformed Content-Length values.
+func (p *httpParser) parseHeaders(s Side, m *Message, rest []byte) (f httpFraming, ok bool) {
+	f.cl = -1
+	host := false
 	for len(rest) > 0 {
 		nl := bytes.IndexByte(rest, '\n')
 		if nl < 0 {
@@ -576,17 +627,17 @@ func (p *httpParser) parseHead(s Side, blk []byte, st Stream) bool {
 		switch {
 		case httpEqualFold(name, "content-length"):
 			v, ok := httpDecimal(val)
-			if !ok || cl >= 0 && v != cl {
-				return false
+			if !ok || f.cl >= 0 && v != f.cl {
+				return f, false
 			}
-			cl = v
+			f.cl = v
 		case httpEqualFold(name, "transfer-encoding"):
-			te = true
+			f.te = true
 			last := val
 			if k := bytes.LastIndexByte(val, ','); k >= 0 {
 				last = httpTrimOWS(val[k+1:])
 			}
-			chunked = httpEqualFold(last, "chunked")
+			f.chunked = httpEqualFold(last, "chunked")
 		case s == Client && !host && httpEqualFold(name, "host"):
 			host = true
 			m.Str("host", httpLower(val))
@@ -597,29 +648,28 @@ func (p *httpParser) parseHead(s Side, blk []byte, st Stream) bool {
 			m.Str("content_type", string(val))
 		}
 	}
+	return f, true
+}
 
-	// Body framing (RFC 9112 6.3).
-	h.remain = 0
-	h.stopAfter = false
-	if s == Client {
-		h.connect = string(method) == "CONNECT"
-		switch {
-		case chunked:
-			h.state = hChunkSize
-		case cl > 0 && !te:
-			h.state, h.remain = hBody, cl
-		default:
-			h.state = hIdle // no body
-		}
-		p.push(httpReq{m: m, head: string(method) == "HEAD", connect: h.connect}, st)
-		return true
+// requestFraming sets how a request's body ends and queues the request
+// for pairing.
+func (p *httpParser) requestFraming(h *httpHalf, method []byte, f httpFraming, st Stream) {
+	h.connect = string(method) == "CONNECT"
+	switch {
+	case f.chunked:
+		h.state = hChunkSize
+	case f.cl > 0 && !f.te:
+		h.state, h.remain = hBody, f.cl
+	default:
+		h.state = hIdle // no body
 	}
+	p.push(httpReq{m: h.m, head: string(method) == "HEAD", connect: h.connect}, st)
+}
 
-	h.interim = status < 200 && status != 101
-	if h.interim {
-		h.state = hIdle // not the answer; no body
-		return true
-	}
+// pairResponse finds the request a final response answers: the oldest
+// waiting one, or, after lost server bytes, the newest (the older ones go
+// out unanswered). It returns the zero httpReq when none is waiting.
+func (p *httpParser) pairResponse(h *httpHalf, st Stream) httpReq {
 	var req httpReq
 	h.paired = false
 	if p.srvGap && !p.assigned {
@@ -639,6 +689,12 @@ func (p *httpParser) parseHead(s Side, blk []byte, st Stream) bool {
 		p.assigned, h.paired = true, true
 		req = p.pending[0]
 	}
+	return req
+}
+
+// responseFraming sets how a final response's body ends, given the request
+// it answers, and whether the connection carries another protocol after it.
+func (p *httpParser) responseFraming(h *httpHalf, m *Message, status int, req httpReq, f httpFraming) {
 	tunnel := req.connect && status/100 == 2
 	if req.connect && !tunnel && p.half[Client].state == hWait {
 		p.half[Client].state = hResync
@@ -648,18 +704,17 @@ func (p *httpParser) parseHead(s Side, blk []byte, st Stream) bool {
 		h.state, h.stopAfter = hIdle, true
 	case req.head || status == 204 || status == 304:
 		h.state = hIdle
-	case chunked:
+	case f.chunked:
 		h.state = hChunkSize
 		m.Int("chunked", 1)
-	case cl >= 0 && !te:
-		h.state, h.remain = hBody, cl
-		if cl == 0 {
+	case f.cl >= 0 && !f.te:
+		h.state, h.remain = hBody, f.cl
+		if f.cl == 0 {
 			h.state = hIdle
 		}
 	default:
 		h.state = hCloseBody
 	}
-	return true
 }
 
 // afterHead is called when the header block ended at b[end-1].
