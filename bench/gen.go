@@ -1,12 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"tapvault/pcap"
 )
 
 // GenOptions describe a generated trace. The same options always give the
@@ -68,32 +68,17 @@ const maxFrame = 1536
 // Generate writes a pcap trace (nanosecond timestamps, Ethernet) of opts to
 // w, buffered, and returns what it wrote.
 func Generate(w io.Writer, opts GenOptions) (GenStats, error) {
-	bw := bufio.NewWriterSize(w, 1<<20)
-	var h [24]byte
-	binary.LittleEndian.PutUint32(h[0:], 0xa1b23c4d)
-	binary.LittleEndian.PutUint16(h[4:], 2)
-	binary.LittleEndian.PutUint16(h[6:], 4)
-	binary.LittleEndian.PutUint32(h[16:], 65535)
-	binary.LittleEndian.PutUint32(h[20:], 1) // LINKTYPE_ETHERNET
-	if _, err := bw.Write(h[:]); err != nil {
+	pw, err := pcap.NewWriter(w, pcap.LinkTypeEthernet, 65535, pcap.WithBufferSize(1<<20))
+	if err != nil {
 		return GenStats{}, fmt.Errorf("generate trace: %w", err)
 	}
-	var rec [16]byte
 	st, err := GenerateFrames(opts, func(ts int64, frame []byte) error {
-		binary.LittleEndian.PutUint32(rec[0:], uint32(ts/1e9))
-		binary.LittleEndian.PutUint32(rec[4:], uint32(ts%1e9))
-		binary.LittleEndian.PutUint32(rec[8:], uint32(len(frame)))
-		binary.LittleEndian.PutUint32(rec[12:], uint32(len(frame)))
-		if _, err := bw.Write(rec[:]); err != nil {
-			return err
-		}
-		_, err := bw.Write(frame)
-		return err
+		return pw.WritePacket(ts, uint32(len(frame)), frame)
 	})
 	if err != nil {
 		return st, fmt.Errorf("generate trace: %w", err)
 	}
-	if err := bw.Flush(); err != nil {
+	if err := pw.Flush(); err != nil {
 		return st, fmt.Errorf("generate trace: %w", err)
 	}
 	return st, nil

@@ -3,8 +3,8 @@ package bench
 import (
 	"testing"
 
-	"tapvault/dataplane"
 	"tapvault/packet"
+	"tapvault/pcap"
 )
 
 // With Active set, flows come and go: a tenth of the trace holds about the
@@ -20,7 +20,7 @@ func TestGenerateActiveWindow(t *testing.T) {
 		i       int
 	)
 	_, err := GenerateFrames(GenOptions{Kind: KindIMIX, Packets: packets, Flows: flows, Active: active, Seed: 5}, func(_ int64, f []byte) error {
-		dec.Decode(f, dataplane.LinkTypeEthernet, &d)
+		dec.Decode(f, pcap.LinkTypeEthernet, &d)
 		if _, ok := packet.FlowKeyInto(&k, &d); ok {
 			all[k] = true
 			if i < packets/10 {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"tapvault/pcap"
 	"testing"
 	"time"
 	"unsafe"
@@ -374,8 +375,8 @@ func recvAll(t *testing.T, q *RxQueue, deadline time.Duration) []testPacket {
 		n, err := q.Recv(&b)
 		for i := 0; i < n; i++ {
 			p := &b.Pkts[i]
-			if p.LinkType != LinkTypeEthernet {
-				t.Fatalf("packet %d: got link type %d, want %d", len(got), p.LinkType, LinkTypeEthernet)
+			if p.LinkType != pcap.LinkTypeEthernet {
+				t.Fatalf("packet %d: got link type %d, want %d", len(got), p.LinkType, pcap.LinkTypeEthernet)
 			}
 			// net_pcap sets pkt_len to the captured length: snapped
 			// packets lose their original length on replay.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"tapvault/pcap"
 	"testing"
 )
 
@@ -22,12 +23,12 @@ func FuzzFileSource(f *testing.F) {
 	f.Add(ng[:len(ng)-7])
 	for _, nano := range []bool{false, true} {
 		for _, bo := range []order{binary.LittleEndian, binary.BigEndian} {
-			f.Add(appendPcap(nil, bo, nano, LinkTypeEthernet, pcapPkts(4, nano, LinkTypeEthernet)))
+			f.Add(appendPcap(nil, bo, nano, pcap.LinkTypeEthernet, pcapPkts(4, nano, pcap.LinkTypeEthernet)))
 		}
 	}
 	g := &ngBuilder{}
 	g.shb(binary.BigEndian)
-	g.idb(LinkTypeRaw, 64, "x", 0x80|10, -3)
+	g.idb(pcap.LinkTypeRaw, 64, "x", 0x80|10, -3)
 	g.spb(100, payload(1, 64))
 	g.pb(0, 77, payload(2, 30), 30)
 	f.Add(g.buf)
@@ -67,14 +68,14 @@ func FuzzFileSource(f *testing.F) {
 				t.Fatalf("got offset %d past size %d", s.Offset(), s.Size())
 			}
 			if err == io.EOF {
-				if w := s.Warning(); w != nil && !errors.Is(w, ErrTruncated) {
-					t.Fatalf("got warning %v, want one wrapping ErrTruncated", w)
+				if w := s.Warning(); w != nil && !errors.Is(w, pcap.ErrTruncated) {
+					t.Fatalf("got warning %v, want one wrapping pcap.ErrTruncated", w)
 				}
 				return
 			}
 			if err != nil {
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("got error %v, want io.EOF or ErrCorrupt", err)
+				if !errors.Is(err, pcap.ErrCorrupt) {
+					t.Fatalf("got error %v, want io.EOF or pcap.ErrCorrupt", err)
 				}
 				return
 			}

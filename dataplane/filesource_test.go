@@ -9,12 +9,33 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"tapvault/pcap"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// File magic numbers the builders write (pcap owns the format; these are
+// the test's own copies, so that a wrong constant there fails here).
+const (
+	magicPcapMicro    = 0xa1b2c3d4
+	magicPcapNano     = 0xa1b23c4d
+	magicPcapModified = 0xa1b2cd34
+	magicNgSHB        = 0x0a0d0d0a
+	ngByteOrderMagic  = 0x1a2b3c4d
+
+	ngBlockIDB = 0x00000001
+	ngBlockPB  = 0x00000002
+	ngBlockSPB = 0x00000003
+	ngBlockEPB = 0x00000006
+
+	ngOptEnd      = 0
+	ngOptIfName   = 2
+	ngOptTSResol  = 9
+	ngOptTSOffset = 14
 )
 
 // order is what the builders need of a byte order.
@@ -253,10 +274,10 @@ func TestFileSourcePcap(t *testing.T) {
 		nano bool
 		lt   uint16
 	}{
-		{"le/us", binary.LittleEndian, false, LinkTypeEthernet},
-		{"le/ns", binary.LittleEndian, true, LinkTypeRaw},
-		{"be/us", binary.BigEndian, false, LinkTypeLinuxSLL},
-		{"be/ns", binary.BigEndian, true, LinkTypeNull},
+		{"le/us", binary.LittleEndian, false, pcap.LinkTypeEthernet},
+		{"le/ns", binary.LittleEndian, true, pcap.LinkTypeRaw},
+		{"be/us", binary.BigEndian, false, pcap.LinkTypeLinuxSLL},
+		{"be/ns", binary.BigEndian, true, pcap.LinkTypeNull},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := pcapPkts(300, tc.nano, tc.lt)
@@ -305,10 +326,10 @@ func ngFile() ([]byte, []tpkt) {
 	var want []tpkt
 	g := &ngBuilder{}
 	g.shb(binary.LittleEndian)
-	g.idb(LinkTypeEthernet, 0, "eth0", 9, 0)          // global iface 0: ns
-	g.idb(LinkTypeRaw, 1500, "tun0", 0x80|20, 100)    // 1: 2^-20 s, +100 s
-	g.block(0x00000BAD, []byte("unknown block type")) // skipped
-	g.idb(LinkTypeLinuxSLL, 0, "", 10, 0)             // 2: 0.1 ns, no name
+	g.idb(pcap.LinkTypeEthernet, 0, "eth0", 9, 0)       // global iface 0: ns
+	g.idb(pcap.LinkTypeRaw, 1500, "tun0", 0x80|20, 100) // 1: 2^-20 s, +100 s
+	g.block(0x00000BAD, []byte("unknown block type"))   // skipped
+	g.idb(pcap.LinkTypeLinuxSLL, 0, "", 10, 0)          // 2: 0.1 ns, no name
 	base := int64(1700000000) * 1e9
 	for i := 0; i < 20; i++ {
 		d := payload(i, 60+i*13)
@@ -316,28 +337,28 @@ func ngFile() ([]byte, []tpkt) {
 		case 0:
 			ts := base + int64(i)*1e6 + 7
 			g.epb(0, uint64(ts), d, uint32(len(d)))
-			want = append(want, tpkt{ts, d, uint32(len(d)), LinkTypeEthernet, 0})
+			want = append(want, tpkt{ts, d, uint32(len(d)), pcap.LinkTypeEthernet, 0})
 		case 1:
 			// k seconds and a half, in 2^-20 units: exact in ns.
 			k := uint64(1700000000 + i)
 			units := k<<20 | 1<<19
 			g.epb(1, units, d, uint32(len(d))+40)
-			want = append(want, tpkt{int64(k)*1e9 + 5e8 + 100e9, d, uint32(len(d)) + 40, LinkTypeRaw, 1})
+			want = append(want, tpkt{int64(k)*1e9 + 5e8 + 100e9, d, uint32(len(d)) + 40, pcap.LinkTypeRaw, 1})
 		case 2:
 			units := uint64(base+int64(i)*1e6)*10 + 9 // sub-ns part is dropped
 			g.epb(2, units, d, uint32(len(d)))
-			want = append(want, tpkt{base + int64(i)*1e6, d, uint32(len(d)), LinkTypeLinuxSLL, 2})
+			want = append(want, tpkt{base + int64(i)*1e6, d, uint32(len(d)), pcap.LinkTypeLinuxSLL, 2})
 		}
 	}
 	// SPB on interface 0: no timestamp, so the previous packet's.
 	d := payload(99, 80)
 	g.spb(80, d)
-	want = append(want, tpkt{want[len(want)-1].ts, d, 80, LinkTypeEthernet, 0})
+	want = append(want, tpkt{want[len(want)-1].ts, d, 80, pcap.LinkTypeEthernet, 0})
 
 	// Second section, big-endian, its own numbering from 0.
 	g.shb(binary.BigEndian)
 	g.block(0x40000BAD, []byte("local use"))
-	g.idb(LinkTypeEthernet, 96, "eth1", 0, -5) // global iface 3: µs, -5 s
+	g.idb(pcap.LinkTypeEthernet, 96, "eth1", 0, -5) // global iface 3: µs, -5 s
 	for i := 0; i < 10; i++ {
 		d := payload(100+i, 96)
 		us := uint64(1600000000000000 + i*250)
@@ -346,12 +367,12 @@ func ngFile() ([]byte, []tpkt) {
 		} else {
 			g.pb(0, us, d, 300)
 		}
-		want = append(want, tpkt{int64(us)*1000 - 5e9, d, 300, LinkTypeEthernet, 3})
+		want = append(want, tpkt{int64(us)*1000 - 5e9, d, 300, pcap.LinkTypeEthernet, 3})
 	}
 	// SPB longer than the interface's snaplen of 96: cut to it.
 	d = payload(200, 120)
 	g.spb(120, d)
-	want = append(want, tpkt{want[len(want)-1].ts, d[:96], 120, LinkTypeEthernet, 3})
+	want = append(want, tpkt{want[len(want)-1].ts, d[:96], 120, pcap.LinkTypeEthernet, 3})
 	return g.buf, want
 }
 
@@ -375,11 +396,11 @@ func TestFileSourcePcapng(t *testing.T) {
 	if w := s.Warning(); w != nil {
 		t.Errorf("got warning %v, want nil", w)
 	}
-	wantIfs := []FileInterface{
-		{Section: 0, LinkType: LinkTypeEthernet, Name: "eth0", TSResol: 9},
-		{Section: 0, LinkType: LinkTypeRaw, SnapLen: 1500, Name: "tun0", TSResol: 0x80 | 20, TSOffset: 100},
-		{Section: 0, LinkType: LinkTypeLinuxSLL, TSResol: 10},
-		{Section: 1, LinkType: LinkTypeEthernet, SnapLen: 96, Name: "eth1", TSResol: 6, TSOffset: -5},
+	wantIfs := []pcap.Interface{
+		{Section: 0, LinkType: pcap.LinkTypeEthernet, Name: "eth0", TSResol: 9},
+		{Section: 0, LinkType: pcap.LinkTypeRaw, SnapLen: 1500, Name: "tun0", TSResol: 0x80 | 20, TSOffset: 100},
+		{Section: 0, LinkType: pcap.LinkTypeLinuxSLL, TSResol: 10},
+		{Section: 1, LinkType: pcap.LinkTypeEthernet, SnapLen: 96, Name: "eth1", TSResol: 6, TSOffset: -5},
 	}
 	ifs := s.Interfaces()
 	if len(ifs) != len(wantIfs) {
@@ -395,14 +416,14 @@ func TestFileSourcePcapng(t *testing.T) {
 // TestFileSourcePcapModified reads the 0xa1b2cd34 variant, whose records
 // carry 8 more bytes (ifindex, protocol, packet type, padding).
 func TestFileSourcePcapModified(t *testing.T) {
-	want := pcapPkts(20, false, LinkTypeEthernet)
+	want := pcapPkts(20, false, pcap.LinkTypeEthernet)
 	var f []byte
 	f = binary.BigEndian.AppendUint32(f, magicPcapModified)
 	f = binary.BigEndian.AppendUint16(f, 2)
 	f = binary.BigEndian.AppendUint16(f, 4)
 	f = append(f, make([]byte, 8)...)
 	f = binary.BigEndian.AppendUint32(f, 65535)
-	f = binary.BigEndian.AppendUint32(f, uint32(LinkTypeEthernet)|4<<28) // FCS bits set: ignored
+	f = binary.BigEndian.AppendUint32(f, uint32(pcap.LinkTypeEthernet)|4<<28) // FCS bits set: ignored
 	for _, p := range want {
 		f = binary.BigEndian.AppendUint32(f, uint32(p.ts/1e9))
 		f = binary.BigEndian.AppendUint32(f, uint32(p.ts%1e9/1e3))
@@ -422,33 +443,6 @@ func TestFileSourcePcapModified(t *testing.T) {
 	comparePkts(t, got, want)
 }
 
-func TestTSConv(t *testing.T) {
-	for _, tc := range []struct {
-		resol uint8
-		off   int64
-		units uint64
-		want  int64
-	}{
-		{6, 0, 1700000000123456, 1700000000123456000},
-		{9, 0, 1700000000123456789, 1700000000123456789},
-		{0, 0, 1700000000, 1700000000 * 1e9},
-		{3, 2, 1500, 3500 * 1e6},
-		{10, 0, 17000000001234567891, 1700000000123456789},
-		{19, 0, 1 << 63, (1 << 63) / 10000000000},
-		{0x80 | 0, 0, 3, 3e9},
-		{0x80 | 10, 0, 1024 * 5, 5e9},
-		{0x80 | 30, 0, 3 << 30, 3e9},
-		{0x80 | 64, 0, 1 << 63, 5e8},
-		{0x80 | 70, 0, 1 << 63, 5e8 / 64},
-		{127, -1, 12345, -1e9},
-	} {
-		c := newTSConv(tc.resol, tc.off)
-		if got := c.ns(tc.units); got != tc.want {
-			t.Errorf("tsresol %#x offset %d units %d: got %d ns, want %d", tc.resol, tc.off, tc.units, got, tc.want)
-		}
-	}
-}
-
 // TestFileSourceTruncated cuts files at every byte and checks that the
 // packets before the cut are all delivered, and that a warning says the file
 // was cut when the cut is inside a record.
@@ -457,7 +451,7 @@ func TestFileSourceTruncated(t *testing.T) {
 	for i := 0; i < 12; i++ {
 		pkts = append(pkts, tpkt{ts: int64(i) * 1001, data: payload(i, 20+i*5), wire: 64})
 	}
-	pcapFile := appendPcap(nil, binary.LittleEndian, true, LinkTypeEthernet, pkts)
+	pcapFile := appendPcap(nil, binary.LittleEndian, true, pcap.LinkTypeEthernet, pkts)
 	var pcapEnds []int
 	off := 24
 	for _, p := range pkts {
@@ -466,7 +460,7 @@ func TestFileSourceTruncated(t *testing.T) {
 	}
 	g := &ngBuilder{}
 	g.shb(binary.BigEndian)
-	g.idb(LinkTypeEthernet, 0, "eth0", 9, 0)
+	g.idb(pcap.LinkTypeEthernet, 0, "eth0", 9, 0)
 	g.block(0xBAD, []byte("x"))
 	shbLen := int(binary.BigEndian.Uint32(g.buf[4:]))
 	for i := 0; i < 8; i++ {
@@ -474,7 +468,7 @@ func TestFileSourceTruncated(t *testing.T) {
 		if i == 3 {
 			g.block(0xBAD, []byte("between packets"))
 			g.shb(binary.LittleEndian)
-			g.idb(LinkTypeRaw, 0, "", 0, 0)
+			g.idb(pcap.LinkTypeRaw, 0, "", 0, 0)
 		}
 	}
 	for _, tc := range []struct {
@@ -493,8 +487,8 @@ func TestFileSourceTruncated(t *testing.T) {
 					if err == nil {
 						t.Fatalf("cut %d: OpenFile succeeded, want an error", cut)
 					}
-					if cut >= 4 && !errors.Is(err, ErrTruncated) {
-						t.Fatalf("cut %d: got %v, want ErrTruncated", cut, err)
+					if cut >= 4 && !errors.Is(err, pcap.ErrTruncated) {
+						t.Fatalf("cut %d: got %v, want pcap.ErrTruncated", cut, err)
 					}
 					continue
 				}
@@ -519,8 +513,8 @@ func TestFileSourceTruncated(t *testing.T) {
 					t.Fatalf("cut %d: got %d packets, want %d", cut, len(got), want)
 				}
 				warn := s.Warning()
-				if warn != nil && !errors.Is(warn, ErrTruncated) {
-					t.Fatalf("cut %d: got warning %v, want one wrapping ErrTruncated", cut, warn)
+				if warn != nil && !errors.Is(warn, pcap.ErrTruncated) {
+					t.Fatalf("cut %d: got warning %v, want one wrapping pcap.ErrTruncated", cut, warn)
 				}
 				if atEnd && warn != nil {
 					t.Fatalf("cut %d at a packet boundary: got warning %v, want nil", cut, warn)
@@ -570,9 +564,9 @@ func TestFileSourceArenaAndLimits(t *testing.T) {
 			n = MaxFilePacket
 		}
 		d := payload(i, n)
-		pkts = append(pkts, tpkt{ts: int64(i) * 1e9, data: d, wire: uint32(n), lt: LinkTypeEthernet})
+		pkts = append(pkts, tpkt{ts: int64(i) * 1e9, data: d, wire: uint32(n), lt: pcap.LinkTypeEthernet})
 	}
-	s, err := openBytes(t, appendPcap(nil, binary.LittleEndian, true, LinkTypeEthernet, pkts))
+	s, err := openBytes(t, appendPcap(nil, binary.LittleEndian, true, pcap.LinkTypeEthernet, pkts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -603,8 +597,8 @@ func TestFileSourceArenaAndLimits(t *testing.T) {
 	}
 
 	// A pcap record claiming more than MaxFilePacket is corrupt: the packets
-	// before it are delivered, then an ErrCorrupt error.
-	bad := appendPcap(nil, binary.LittleEndian, false, LinkTypeEthernet, pcapPkts(3, false, LinkTypeEthernet))
+	// before it are delivered, then an pcap.ErrCorrupt error.
+	bad := appendPcap(nil, binary.LittleEndian, false, pcap.LinkTypeEthernet, pcapPkts(3, false, pcap.LinkTypeEthernet))
 	bad = binary.LittleEndian.AppendUint32(bad, 1)
 	bad = binary.LittleEndian.AppendUint32(bad, 0)
 	bad = binary.LittleEndian.AppendUint32(bad, 0xfffffff0)
@@ -614,15 +608,15 @@ func TestFileSourceArenaAndLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := readAll(t, s)
-	if len(got) != 3 || !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("got %d packets and %v, want 3 and ErrCorrupt", len(got), err)
+	if len(got) != 3 || !errors.Is(err, pcap.ErrCorrupt) {
+		t.Fatalf("got %d packets and %v, want 3 and pcap.ErrCorrupt", len(got), err)
 	}
 
 	// A pcapng packet longer than MaxFilePacket is cut to it, keeping its
 	// original length, and the packets after it are read.
 	g := &ngBuilder{}
 	g.shb(binary.LittleEndian)
-	g.idb(LinkTypeEthernet, 0, "", 9, 0)
+	g.idb(pcap.LinkTypeEthernet, 0, "", 9, 0)
 	g.epb(0, 1, payload(1, MaxFilePacket+1000), MaxFilePacket+5000)
 	g.epb(0, 2, payload(2, 10), 10)
 	s, err = openBytes(t, g.buf)
@@ -666,10 +660,10 @@ func TestFileSourceBadInput(t *testing.T) {
 		t.Errorf("got %v, want os.ErrNotExist", err)
 	}
 
-	// Structural faults after the header are ErrCorrupt.
+	// Structural faults after the header are pcap.ErrCorrupt.
 	g := &ngBuilder{}
 	g.shb(binary.LittleEndian)
-	g.idb(LinkTypeEthernet, 0, "", 0, 0)
+	g.idb(pcap.LinkTypeEthernet, 0, "", 0, 0)
 	g.epb(0, 1, payload(1, 20), 20)
 	good := len(g.buf)
 	g.epb(5, 1, payload(1, 20), 20) // no interface 5
@@ -678,8 +672,8 @@ func TestFileSourceBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := readAll(t, s)
-	if len(got) != 1 || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "interface 5") {
-		t.Errorf("got %d packets and %v, want 1 and ErrCorrupt naming interface 5", len(got), err)
+	if len(got) != 1 || !errors.Is(err, pcap.ErrCorrupt) || !strings.Contains(err.Error(), "interface 5") {
+		t.Errorf("got %d packets and %v, want 1 and pcap.ErrCorrupt naming interface 5", len(got), err)
 	}
 	bad := bytes.Clone(g.buf[:good])
 	bad = binary.LittleEndian.AppendUint32(bad, ngBlockEPB)
@@ -689,8 +683,8 @@ func TestFileSourceBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := readAll(t, s); len(got) != 1 || !errors.Is(err, ErrCorrupt) {
-		t.Errorf("got %d packets and %v, want 1 and ErrCorrupt", len(got), err)
+	if got, err := readAll(t, s); len(got) != 1 || !errors.Is(err, pcap.ErrCorrupt) {
+		t.Errorf("got %d packets and %v, want 1 and pcap.ErrCorrupt", len(got), err)
 	}
 }
 
@@ -700,7 +694,7 @@ func TestFileSourceVsPcapgo(t *testing.T) {
 	var want []tpkt
 	for i := 0; i < 200; i++ {
 		d := payload(i, 14+i*7%1400)
-		want = append(want, tpkt{ts: 1650000000*1e9 + int64(i)*987654321, data: d, wire: uint32(len(d) + i%2*10), lt: LinkTypeEthernet})
+		want = append(want, tpkt{ts: 1650000000*1e9 + int64(i)*987654321, data: d, wire: uint32(len(d) + i%2*10), lt: pcap.LinkTypeEthernet})
 	}
 	ci := func(p tpkt) gopacket.CaptureInfo {
 		return gopacket.CaptureInfo{Timestamp: time.Unix(0, p.ts), CaptureLength: len(p.data), Length: int(p.wire)}
@@ -747,8 +741,8 @@ func TestFileSourceVsPcapgo(t *testing.T) {
 }
 
 func TestFileSourceSteadyStateAllocs(t *testing.T) {
-	pkts := pcapPkts(4000, true, LinkTypeEthernet)
-	file := appendPcap(nil, binary.LittleEndian, true, LinkTypeEthernet, pkts)
+	pkts := pcapPkts(4000, true, pcap.LinkTypeEthernet)
+	file := appendPcap(nil, binary.LittleEndian, true, pcap.LinkTypeEthernet, pkts)
 	s, err := openBytes(t, file)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"tapvault/pcap"
 	"testing"
 )
 
@@ -19,11 +20,11 @@ func benchFile(ng bool, size int) ([]byte, int) {
 		for i := range pkts {
 			pkts[i] = tpkt{ts: int64(i) * 1000, data: d, wire: uint32(size)}
 		}
-		return appendPcap(nil, binary.LittleEndian, true, LinkTypeEthernet, pkts), n
+		return appendPcap(nil, binary.LittleEndian, true, pcap.LinkTypeEthernet, pkts), n
 	}
 	g := &ngBuilder{}
 	g.shb(binary.LittleEndian)
-	g.idb(LinkTypeEthernet, 0, "eth0", 9, 0)
+	g.idb(pcap.LinkTypeEthernet, 0, "eth0", 9, 0)
 	for i := 0; i < n; i++ {
 		g.epb(0, uint64(i)*1000, d, uint32(size))
 	}

@@ -7,19 +7,6 @@ import "errors"
 // once it is past about 32 (go-dpdk measured the same).
 const MaxBurst = 64
 
-// Link types, as pcap LINKTYPE_* numbers. They travel with every packet so
-// that imported files of any link type are stored and exported faithfully.
-const (
-	LinkTypeNull      uint16 = 0   // BSD loopback, host-order 4-byte family
-	LinkTypeEthernet  uint16 = 1   // Ethernet II / 802.3
-	LinkTypeRaw       uint16 = 101 // raw IPv4 or IPv6, version from the first nibble
-	LinkTypeLoop      uint16 = 108 // OpenBSD loopback, network-order family
-	LinkTypeLinuxSLL  uint16 = 113 // Linux cooked v1
-	LinkTypeIPv4      uint16 = 228 // raw IPv4
-	LinkTypeIPv6      uint16 = 229 // raw IPv6
-	LinkTypeLinuxSLL2 uint16 = 276 // Linux cooked v2
-)
-
 // Packet is one received packet.
 //
 // Data is borrowed from the source (mbuf memory for DPDK, a reader-owned
@@ -30,7 +17,7 @@ type Packet struct {
 	Data     []byte
 	TS       int64  // nanoseconds since the Unix epoch, from the source's clock
 	WireLen  uint32 // original length on the wire (>= len(Data))
-	LinkType uint16 // pcap LINKTYPE_* of Data
+	LinkType uint16 // pcap LINKTYPE_* of Data (pcap.LinkType*)
 	Iface    uint16 // interface number within the source (pcapng IDB index; 0 for ports)
 }
 

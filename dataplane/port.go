@@ -82,6 +82,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"tapvault/pcap"
 	"time"
 	"unsafe"
 )
@@ -172,7 +173,7 @@ func openPort(cfg PortConfig) (*Port, error) {
 	p.txq = ntx
 
 	// Replay files decide the data room and the end-of-replay counts.
-	var replay []captureInfo
+	var replay []pcap.Counts
 	var replayErr []error
 	infinite := false // infinite_rx=1: the PMD loops its file; it never ends
 	if p.driver == "net_pcap" {
@@ -482,7 +483,7 @@ func (q *RxQueue) Recv(b *Burst) (int, error) {
 		p.Data = unsafe.Slice((*byte)(unsafe.Pointer(s.data)), int(s.data_len))
 		p.TS = int64(s.ts)
 		p.WireLen = uint32(s.pkt_len)
-		p.LinkType = LinkTypeEthernet
+		p.LinkType = pcap.LinkTypeEthernet
 		p.Iface = 0
 	}
 	b.N = n

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"tapvault/pcap"
 	"testing"
 )
 
@@ -71,7 +72,7 @@ func writeTestPcap(t testing.TB, path string, pk []testPacket, nano bool, bo bin
 	bo.PutUint16(hdr[4:], 2)
 	bo.PutUint16(hdr[6:], 4)
 	bo.PutUint32(hdr[16:], 65535)
-	bo.PutUint32(hdr[20:], uint32(LinkTypeEthernet))
+	bo.PutUint32(hdr[20:], uint32(pcap.LinkTypeEthernet))
 	b.Write(hdr)
 	rec := make([]byte, 16)
 	for _, p := range pk {
@@ -115,7 +116,7 @@ func writeTestPcapng(t testing.TB, path string, pk []testPacket) {
 	le.PutUint64(shb[8:], ^uint64(0))
 	block(0x0a0d0d0a, shb)
 	idb := make([]byte, 8)
-	le.PutUint16(idb[0:], uint16(LinkTypeEthernet))
+	le.PutUint16(idb[0:], uint16(pcap.LinkTypeEthernet))
 	le.PutUint32(idb[4:], 65535)
 	block(1, idb)
 	for _, p := range pk {
@@ -171,9 +172,9 @@ func TestCountCapture(t *testing.T) {
 	for name, write := range files {
 		path := filepath.Join(dir, name)
 		write(path)
-		want := captureInfo{Packets: int64(len(pk)), MaxCapLen: maxLen}
+		want := pcap.Counts{Packets: int64(len(pk)), MaxCapLen: maxLen}
 		if name == "empty.pcap" {
-			want = captureInfo{}
+			want = pcap.Counts{}
 		}
 		got, err := countCapture(path)
 		if err != nil {
@@ -211,8 +212,8 @@ func TestCountCapture(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("hello world, not a capture"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := countCapture(bad); !errors.Is(err, errReplayFormat) {
-		t.Errorf("countCapture(bad): got %v, want %v", err, errReplayFormat)
+	if _, err := countCapture(bad); !errors.Is(err, pcap.ErrFormat) {
+		t.Errorf("countCapture(bad): got %v, want %v", err, pcap.ErrFormat)
 	}
 	if _, err := countCapture(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("countCapture(missing): got %v, want %v", err, os.ErrNotExist)
@@ -239,7 +240,7 @@ func FuzzCountCapture(f *testing.F) {
 		f.Add(b[:len(b)/2])
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		info, err := countCaptureFrom(bytes.NewReader(b))
+		info, err := pcap.Count(bytes.NewReader(b))
 		if err != nil {
 			return
 		}

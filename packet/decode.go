@@ -2,8 +2,7 @@ package packet
 
 import (
 	"encoding/binary"
-
-	"tapvault/dataplane"
+	"tapvault/pcap"
 )
 
 // The decoder walks one packet from its link header to the start of the L4
@@ -111,15 +110,15 @@ type Decoder struct{}
 func (dec *Decoder) Decode(data []byte, linkType uint16, out *Decoded) {
 	*out = Decoded{LinkType: linkType, L3Off: -1, L4Off: -1, PayloadOff: -1}
 	switch linkType {
-	case dataplane.LinkTypeEthernet:
+	case pcap.LinkTypeEthernet:
 		decodeEthernet(data, out)
-	case dataplane.LinkTypeRaw:
+	case pcap.LinkTypeRaw:
 		decodeRawIP(data, 0, out)
-	case dataplane.LinkTypeIPv4:
+	case pcap.LinkTypeIPv4:
 		decodeIPv4(data, 0, out)
-	case dataplane.LinkTypeIPv6:
+	case pcap.LinkTypeIPv6:
 		decodeIPv6(data, 0, out)
-	case dataplane.LinkTypeLinuxSLL:
+	case pcap.LinkTypeLinuxSLL:
 		// 16 bytes: packet type, ARPHRD type, address length, 8 address
 		// bytes, protocol (an EtherType for everything we decode).
 		if len(data) < 16 {
@@ -127,7 +126,7 @@ func (dec *Decoder) Decode(data []byte, linkType uint16, out *Decoded) {
 			return
 		}
 		decodeEtherType(data, 16, binary.BigEndian.Uint16(data[14:]), out)
-	case dataplane.LinkTypeLinuxSLL2:
+	case pcap.LinkTypeLinuxSLL2:
 		// 20 bytes: protocol, reserved, interface index, ARPHRD type,
 		// packet type, address length, 8 address bytes.
 		if len(data) < 20 {
@@ -135,7 +134,7 @@ func (dec *Decoder) Decode(data []byte, linkType uint16, out *Decoded) {
 			return
 		}
 		decodeEtherType(data, 20, binary.BigEndian.Uint16(data[0:]), out)
-	case dataplane.LinkTypeNull:
+	case pcap.LinkTypeNull:
 		// The family is in the capturing host's byte order, which the file
 		// does not record: families are small numbers, so a value with
 		// bits in its upper half was written big-endian.
@@ -148,7 +147,7 @@ func (dec *Decoder) Decode(data []byte, linkType uint16, out *Decoded) {
 			fam = binary.BigEndian.Uint32(data)
 		}
 		decodeLoopFamily(data, fam, out)
-	case dataplane.LinkTypeLoop:
+	case pcap.LinkTypeLoop:
 		if len(data) < 4 {
 			out.Flags |= FlagTruncated
 			return

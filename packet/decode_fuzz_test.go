@@ -3,9 +3,8 @@ package packet
 import (
 	"math/rand/v2"
 	"strings"
+	"tapvault/pcap"
 	"testing"
-
-	"tapvault/dataplane"
 )
 
 // FuzzDecode feeds any bytes as any link type: Decode must not panic, every
@@ -18,9 +17,9 @@ func FuzzDecode(f *testing.F) {
 		s.payload = min(s.payload, 64)
 		f.Add(genPacket(f, s), s.link)
 	}
-	for _, lt := range []uint16{dataplane.LinkTypeNull, dataplane.LinkTypeEthernet, dataplane.LinkTypeRaw,
-		dataplane.LinkTypeLoop, dataplane.LinkTypeLinuxSLL, dataplane.LinkTypeIPv4, dataplane.LinkTypeIPv6,
-		dataplane.LinkTypeLinuxSLL2, 0xffff} {
+	for _, lt := range []uint16{pcap.LinkTypeNull, pcap.LinkTypeEthernet, pcap.LinkTypeRaw,
+		pcap.LinkTypeLoop, pcap.LinkTypeLinuxSLL, pcap.LinkTypeIPv4, pcap.LinkTypeIPv6,
+		pcap.LinkTypeLinuxSLL2, 0xffff} {
 		f.Add([]byte{}, lt)
 		f.Add([]byte{0x45}, lt)
 		f.Add([]byte{0x60, 0, 0, 0}, lt)

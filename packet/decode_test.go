@@ -13,7 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"tapvault/dataplane"
+	"tapvault/pcap"
 )
 
 // ---- gopacket as the oracle ----------------------------------------------
@@ -50,9 +50,9 @@ func gopacketOracle(data []byte, lt uint16) oracle {
 	o.d = Decoded{L3Off: -1, L4Off: -1, PayloadOff: -1}
 	var first gopacket.Decoder = layers.LinkType(lt)
 	switch lt {
-	case dataplane.LinkTypeIPv4: // gopacket has no decoder for these two
+	case pcap.LinkTypeIPv4: // gopacket has no decoder for these two
 		first = layers.LayerTypeIPv4
-	case dataplane.LinkTypeIPv6:
+	case pcap.LinkTypeIPv6:
 		first = layers.LayerTypeIPv6
 	}
 	pkt := gopacket.NewPacket(data, first, gopacket.DecodeOptions{NoCopy: true})
@@ -381,20 +381,20 @@ func genPacket(t testing.TB, s genSpec) []byte {
 		inner = layers.EthernetTypeIPv6
 	}
 	switch s.link {
-	case dataplane.LinkTypeEthernet:
+	case pcap.LinkTypeEthernet:
 		ls = append(ls, &layers.Ethernet{
 			SrcMAC:       net.HardwareAddr{0x02, 0, 0, 0, 0, 1},
 			DstMAC:       net.HardwareAddr{0x02, 0, 0, 0, 0, 2},
 			EthernetType: first,
 		})
-	case dataplane.LinkTypeLinuxSLL:
+	case pcap.LinkTypeLinuxSLL:
 		h := make([]byte, 16)
 		binary.BigEndian.PutUint16(h[2:], 1) // ARPHRD_ETHER
 		binary.BigEndian.PutUint16(h[4:], 6)
 		copy(h[6:], []byte{0x02, 0, 0, 0, 0, 1})
 		binary.BigEndian.PutUint16(h[14:], uint16(first))
 		ls = append(ls, gopacket.Payload(h))
-	case dataplane.LinkTypeLinuxSLL2:
+	case pcap.LinkTypeLinuxSLL2:
 		h := make([]byte, 20)
 		binary.BigEndian.PutUint16(h[0:], uint16(first))
 		binary.BigEndian.PutUint32(h[4:], 3) // ifindex
@@ -402,13 +402,13 @@ func genPacket(t testing.TB, s genSpec) []byte {
 		h[11] = 6
 		copy(h[12:], []byte{0x02, 0, 0, 0, 0, 1})
 		ls = append(ls, gopacket.Payload(h))
-	case dataplane.LinkTypeNull:
+	case pcap.LinkTypeNull:
 		fam := layers.ProtocolFamilyIPv4
 		if s.v6 {
 			fam = layers.ProtocolFamilyIPv6FreeBSD
 		}
 		ls = append(ls, &layers.Loopback{Family: fam})
-	case dataplane.LinkTypeLoop:
+	case pcap.LinkTypeLoop:
 		h := []byte{0, 0, 0, 2}
 		if s.v6 {
 			h[3] = 24
@@ -548,14 +548,14 @@ func genPacket(t testing.TB, s genSpec) []byte {
 // randomSpec draws a packet shape. Only shapes gopacket also decodes are
 // drawn (no 0x9100 tags, no AH): hand-written tests cover the rest.
 func randomSpec(r *rand.Rand) genSpec {
-	links := []uint16{dataplane.LinkTypeEthernet, dataplane.LinkTypeEthernet, dataplane.LinkTypeEthernet,
-		dataplane.LinkTypeLinuxSLL, dataplane.LinkTypeLinuxSLL2, dataplane.LinkTypeRaw,
-		dataplane.LinkTypeIPv4, dataplane.LinkTypeNull, dataplane.LinkTypeLoop}
+	links := []uint16{pcap.LinkTypeEthernet, pcap.LinkTypeEthernet, pcap.LinkTypeEthernet,
+		pcap.LinkTypeLinuxSLL, pcap.LinkTypeLinuxSLL2, pcap.LinkTypeRaw,
+		pcap.LinkTypeIPv4, pcap.LinkTypeNull, pcap.LinkTypeLoop}
 	s := genSpec{link: links[r.IntN(len(links))], v6: r.IntN(2) == 0}
 	switch s.link {
-	case dataplane.LinkTypeIPv4:
+	case pcap.LinkTypeIPv4:
 		s.v6 = false
-	case dataplane.LinkTypeEthernet, dataplane.LinkTypeLinuxSLL, dataplane.LinkTypeLinuxSLL2:
+	case pcap.LinkTypeEthernet, pcap.LinkTypeLinuxSLL, pcap.LinkTypeLinuxSLL2:
 		if r.IntN(2) == 0 {
 			for n := 1 + r.IntN(3); n > 0; n-- {
 				t := layers.EthernetTypeDot1Q
@@ -576,7 +576,7 @@ func randomSpec(r *rand.Rand) genSpec {
 		case 1:
 			s.pppoe = true
 		}
-		if s.link == dataplane.LinkTypeEthernet && r.IntN(3) == 0 {
+		if s.link == pcap.LinkTypeEthernet && r.IntN(3) == 0 {
 			s.pad = 1 + r.IntN(30)
 		}
 	}
@@ -874,7 +874,7 @@ type want struct {
 
 func TestDecodeCases(t *testing.T) {
 	const (
-		eth  = dataplane.LinkTypeEthernet
+		eth  = pcap.LinkTypeEthernet
 		v4   = FlagIPv4
 		v6   = FlagIPv6
 		udp  = FlagUDP | FlagPorts
@@ -923,13 +923,13 @@ func TestDecodeCases(t *testing.T) {
 			want{flags: FlagVLAN | v4 | udp, etherType: 0x8864, nvlan: 2, vlans: [MaxVLAN]uint16{10, 20}, ipver: 4, proto: 17, l3: 30, l4: 50, pay: 58, sport: 1000, dport: 53, fragID: 0x1234}},
 		{"PPPoE length bounds the datagram", eth, cat(ethHdr(0x8864), []byte{0x11, 0, 0x12, 0x34}, be16(2+28), be16(0x0021), ip4Hdr(17, 34, 0), udpHdr(14), zeros(6)),
 			want{flags: v4 | udp, etherType: 0x8864, ipver: 4, proto: 17, l3: 22, l4: 42, pay: 50, sport: 1000, dport: 53, fragID: 0x1234}},
-		{"NULL, little-endian family", dataplane.LinkTypeNull, cat([]byte{2, 0, 0, 0}, ip4Hdr(17, 28, 0), udpHdr(8)),
+		{"NULL, little-endian family", pcap.LinkTypeNull, cat([]byte{2, 0, 0, 0}, ip4Hdr(17, 28, 0), udpHdr(8)),
 			want{flags: v4 | udp, ipver: 4, proto: 17, l3: 4, l4: 24, pay: 32, sport: 1000, dport: 53, fragID: 0x1234}},
-		{"NULL, big-endian family", dataplane.LinkTypeNull, cat([]byte{0, 0, 0, 2}, ip4Hdr(17, 28, 0), udpHdr(8)),
+		{"NULL, big-endian family", pcap.LinkTypeNull, cat([]byte{0, 0, 0, 2}, ip4Hdr(17, 28, 0), udpHdr(8)),
 			want{flags: v4 | udp, ipver: 4, proto: 17, l3: 4, l4: 24, pay: 32, sport: 1000, dport: 53, fragID: 0x1234}},
-		{"NULL, Darwin IPv6", dataplane.LinkTypeNull, cat([]byte{30, 0, 0, 0}, ip6Hdr(17, 8), udpHdr(8)),
+		{"NULL, Darwin IPv6", pcap.LinkTypeNull, cat([]byte{30, 0, 0, 0}, ip6Hdr(17, 8), udpHdr(8)),
 			want{flags: v6 | udp, ipver: 6, proto: 17, l3: 4, l4: 44, pay: 52, sport: 1000, dport: 53}},
-		{"LOOP IPv6", dataplane.LinkTypeLoop, cat([]byte{0, 0, 0, 24}, ip6Hdr(17, 8), udpHdr(8)),
+		{"LOOP IPv6", pcap.LinkTypeLoop, cat([]byte{0, 0, 0, 24}, ip6Hdr(17, 8), udpHdr(8)),
 			want{flags: v6 | udp, ipver: 6, proto: 17, l3: 4, l4: 44, pay: 52, sport: 1000, dport: 53}},
 		{"unknown link type", 9999, udp4(4),
 			want{l3: none, l4: none, pay: none}},
@@ -965,7 +965,7 @@ func TestDecodeCases(t *testing.T) {
 			want{flags: v6 | FlagICMPv6, etherType: 0x86dd, ipver: 6, proto: 58, l3: 14, l4: 54, pay: 58, payLen: 20, icmpType: 135}},
 		{"IPv6 jumbogram", eth, cat(ethHdr(0x86dd), ip6Hdr(0, 0), []byte{17, 0, 0xc2, 4, 0, 0, 0, 0}, udpHdr(0), zeros(100)),
 			want{flags: v6 | udp, etherType: 0x86dd, ipver: 6, proto: 17, l3: 14, l4: 62, pay: 70, payLen: 100, sport: 1000, dport: 53}},
-		{"raw IPv6", dataplane.LinkTypeRaw, cat(ip6Hdr(17, 8), udpHdr(8)),
+		{"raw IPv6", pcap.LinkTypeRaw, cat(ip6Hdr(17, 8), udpHdr(8)),
 			want{flags: v6 | udp, ipver: 6, proto: 17, l3: 0, l4: 40, pay: 48, sport: 1000, dport: 53}},
 
 		// Malformed headers.
@@ -1009,7 +1009,7 @@ func TestDecodeCases(t *testing.T) {
 func TestDecodeAddresses(t *testing.T) {
 	var dec Decoder
 	var d Decoded
-	dec.Decode(udp4(0), dataplane.LinkTypeEthernet, &d)
+	dec.Decode(udp4(0), pcap.LinkTypeEthernet, &d)
 	if got, want := netip.AddrFrom16(d.Src), netip.MustParseAddr("::ffff:10.0.0.1"); got != want {
 		t.Errorf("got Src %v, want %v (IPv4-mapped)", got, want)
 	}
@@ -1019,7 +1019,7 @@ func TestDecodeAddresses(t *testing.T) {
 	if d.TTL != 64 {
 		t.Errorf("got TTL %d, want 64", d.TTL)
 	}
-	dec.Decode(cat(ethHdr(0x86dd), ip6Hdr(17, 8), udpHdr(8)), dataplane.LinkTypeEthernet, &d)
+	dec.Decode(cat(ethHdr(0x86dd), ip6Hdr(17, 8), udpHdr(8)), pcap.LinkTypeEthernet, &d)
 	if got, want := netip.AddrFrom16(d.Dst), netip.MustParseAddr("2001:db8::2"); got != want {
 		t.Errorf("got Dst %v, want %v", got, want)
 	}
@@ -1031,12 +1031,12 @@ func TestDecodeReuse(t *testing.T) {
 	var dec Decoder
 	var fresh, reused Decoded
 	r := rand.New(rand.NewPCG(9, 10))
-	prev := genPacket(t, genSpec{link: dataplane.LinkTypeEthernet, tags: []layers.EthernetType{layers.EthernetTypeDot1Q, layers.EthernetTypeDot1Q},
+	prev := genPacket(t, genSpec{link: pcap.LinkTypeEthernet, tags: []layers.EthernetType{layers.EthernetTypeDot1Q, layers.EthernetTypeDot1Q},
 		mpls: 2, l4: layers.IPProtocolTCP, payload: 100})
 	for i := 0; i < 200; i++ {
 		s := randomSpec(r)
 		data := genPacket(t, s)
-		dec.Decode(prev, dataplane.LinkTypeEthernet, &reused)
+		dec.Decode(prev, pcap.LinkTypeEthernet, &reused)
 		dec.Decode(data, s.link, &reused)
 		fresh = Decoded{}
 		dec.Decode(data, s.link, &fresh)
@@ -1054,14 +1054,14 @@ func TestFlowKeyOfDecoded(t *testing.T) {
 	var d Decoded
 	key := func(data []byte) (FlowKey, uint8) {
 		t.Helper()
-		dec.Decode(data, dataplane.LinkTypeEthernet, &d)
+		dec.Decode(data, pcap.LinkTypeEthernet, &d)
 		k, dir, ok := FlowKeyOf(&d)
 		if !ok {
 			t.Fatalf("got ok false for flags %#x", d.Flags)
 		}
 		return k, dir
 	}
-	fwd := genPacket(t, genSpec{link: dataplane.LinkTypeEthernet, tags: []layers.EthernetType{layers.EthernetTypeQinQ, layers.EthernetTypeDot1Q}, l4: layers.IPProtocolTCP})
+	fwd := genPacket(t, genSpec{link: pcap.LinkTypeEthernet, tags: []layers.EthernetType{layers.EthernetTypeQinQ, layers.EthernetTypeDot1Q}, l4: layers.IPProtocolTCP})
 	kf, df := key(fwd)
 	// The reply: swap MACs are irrelevant, swap addresses and ports.
 	rev := append([]byte(nil), fwd...)

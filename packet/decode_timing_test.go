@@ -3,11 +3,10 @@ package packet
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"tapvault/pcap"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
-
-	"tapvault/dataplane"
 )
 
 // sink keeps the compiler from discarding the benchmarked work.
@@ -17,7 +16,7 @@ var sink uint64
 // part of the worker's budget (67 ns at 15 Mpps on one core). The key is
 // consumed the way the flow table's hash reads it, field by field.
 func BenchmarkDecode(b *testing.B) {
-	udp64 := genSpec{link: dataplane.LinkTypeEthernet, l4: layers.IPProtocolUDP, payload: 18} // 14+20+8+18 = 60, +FCS on the wire = 64
+	udp64 := genSpec{link: pcap.LinkTypeEthernet, l4: layers.IPProtocolUDP, payload: 18} // 14+20+8+18 = 60, +FCS on the wire = 64
 	b.Run("size=64", func(b *testing.B) {
 		benchDecode(b, [][]byte{genPacket(b, udp64)}, false)
 	})
@@ -41,7 +40,7 @@ func imix(b *testing.B) [][]byte {
 	for rep := 0; rep < 8; rep++ {
 		for _, n := range []struct{ size, count int }{{64, 7}, {594, 4}, {1518, 1}} {
 			for i := 0; i < n.count; i++ {
-				s := genSpec{link: dataplane.LinkTypeEthernet, l4: layers.IPProtocolUDP, v6: (i+rep)%4 == 3}
+				s := genSpec{link: pcap.LinkTypeEthernet, l4: layers.IPProtocolUDP, v6: (i+rep)%4 == 3}
 				hdr := 14 + 20 + 8
 				if (i+rep)%2 == 0 {
 					s.l4 = layers.IPProtocolTCP
@@ -72,7 +71,7 @@ func benchDecode(b *testing.B, pkts [][]byte, into bool) {
 	var acc uint64
 	i := 0
 	for b.Loop() {
-		dec.Decode(pkts[i], dataplane.LinkTypeEthernet, &d)
+		dec.Decode(pkts[i], pcap.LinkTypeEthernet, &d)
 		var dir uint8
 		var ok bool
 		if into {
@@ -98,14 +97,14 @@ func benchDecode(b *testing.B, pkts [][]byte, into bool) {
 func BenchmarkCommunityID(b *testing.B) {
 	for _, v6 := range []bool{false, true} {
 		name := "ip=4"
-		s := genSpec{link: dataplane.LinkTypeEthernet, l4: layers.IPProtocolTCP, v6: v6}
+		s := genSpec{link: pcap.LinkTypeEthernet, l4: layers.IPProtocolTCP, v6: v6}
 		if v6 {
 			name = "ip=6"
 		}
 		b.Run(name, func(b *testing.B) {
 			var dec Decoder
 			var d Decoded
-			dec.Decode(genPacket(b, s), dataplane.LinkTypeEthernet, &d)
+			dec.Decode(genPacket(b, s), pcap.LinkTypeEthernet, &d)
 			k, _, _ := FlowKeyOf(&d)
 			buf := make([]byte, 0, 64)
 			b.ReportAllocs()

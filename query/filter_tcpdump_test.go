@@ -11,9 +11,9 @@ import (
 	"slices"
 	"testing"
 
-	"tapvault/dataplane"
 	"tapvault/internal/testframe"
 	"tapvault/packet"
+	"tapvault/pcap"
 )
 
 // These tests compare the filter with tcpdump (libpcap's BPF compiler) on a
@@ -150,7 +150,7 @@ func writePcapFile(t *testing.T, path string, frames [][]byte) {
 	binary.LittleEndian.PutUint16(hdr[4:], 2)
 	binary.LittleEndian.PutUint16(hdr[6:], 4)
 	binary.LittleEndian.PutUint32(hdr[16:], 65535)
-	binary.LittleEndian.PutUint32(hdr[20:], uint32(dataplane.LinkTypeEthernet))
+	binary.LittleEndian.PutUint32(hdr[20:], uint32(pcap.LinkTypeEthernet))
 	b.Write(hdr)
 	for i, f := range frames {
 		rec := make([]byte, 16)
@@ -234,7 +234,7 @@ func ourSelect(t *testing.T, frames [][]byte, filter string) []int {
 	var d packet.Decoded
 	var idx []int
 	for i, fr := range frames {
-		dec.Decode(fr, dataplane.LinkTypeEthernet, &d)
+		dec.Decode(fr, pcap.LinkTypeEthernet, &d)
 		if f.Match(&d) {
 			idx = append(idx, i)
 		}
@@ -307,7 +307,7 @@ func checkDecoded(t *testing.T, frames [][]byte) {
 	var d packet.Decoded
 	var ip, ports, frags int
 	for i, fr := range frames {
-		dec.Decode(fr, dataplane.LinkTypeEthernet, &d)
+		dec.Decode(fr, pcap.LinkTypeEthernet, &d)
 		if d.Flags&(packet.FlagMalformed|packet.FlagTruncated) != 0 {
 			t.Fatalf("frame %d decodes as malformed/truncated: flags %#x", i, d.Flags)
 		}

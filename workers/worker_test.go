@@ -12,6 +12,7 @@ import (
 	"tapvault/dataplane"
 	"tapvault/internal/testframe"
 	"tapvault/packet"
+	"tapvault/pcap"
 )
 
 // udpFrame builds an Ethernet/IPv4/UDP frame of size bytes between two
@@ -63,7 +64,7 @@ func feed(w *Worker, pkts []inPkt, now int64) {
 		b.N = 0
 		for ; i < len(pkts) && b.N < dataplane.MaxBurst; i++ {
 			p := pkts[i]
-			b.Pkts[b.N] = dataplane.Packet{Data: p.data, TS: p.ts, WireLen: p.wire, LinkType: dataplane.LinkTypeEthernet}
+			b.Pkts[b.N] = dataplane.Packet{Data: p.data, TS: p.ts, WireLen: p.wire, LinkType: pcap.LinkTypeEthernet}
 			b.N++
 		}
 		w.ProcessBurst(&b, now)
@@ -123,7 +124,7 @@ func TestWorkerStoresEveryPacketAndSummarisesFlows(t *testing.T) {
 			}
 			rest = next
 			want := in[i]
-			if r.TS != want.ts || r.WireLen != want.wire || !bytes.Equal(r.Data, want.data) || r.LinkType != dataplane.LinkTypeEthernet {
+			if r.TS != want.ts || r.WireLen != want.wire || !bytes.Equal(r.Data, want.data) || r.LinkType != pcap.LinkTypeEthernet {
 				t.Fatalf("packet %d: got ts %d wire %d len %d, want ts %d wire %d len %d", i, r.TS, r.WireLen, len(r.Data), want.ts, want.wire, len(want.data))
 			}
 			if r.TS < b.minTS || r.TS > b.maxTS {

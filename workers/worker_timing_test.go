@@ -5,6 +5,7 @@ import (
 
 	"tapvault/block"
 	"tapvault/dataplane"
+	"tapvault/pcap"
 )
 
 // releaseSink takes every block and recycles it at once, so the benchmark
@@ -36,7 +37,7 @@ func BenchmarkWorker(b *testing.B) {
 				f := i % c.flows
 				src := [4]byte{10, byte(f >> 16), byte(f >> 8), byte(f)}
 				pkts[i] = dataplane.Packet{Data: udpFrame(sz, src, [4]byte{192, 168, 0, 1}, uint16(1024+f%5000), 443, byte(i)),
-					TS: int64(i) * 100, WireLen: uint32(sz + 4), LinkType: dataplane.LinkTypeEthernet}
+					TS: int64(i) * 100, WireLen: uint32(sz + 4), LinkType: pcap.LinkTypeEthernet}
 				bytes += int64(sz)
 			}
 			w := NewWorker(Config{Pool: block.NewPool(4, block.DefaultSize, DefaultMaxBlockFlows), Sink: releaseSink{}})

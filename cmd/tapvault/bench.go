@@ -23,6 +23,7 @@ import (
 	"tapvault/analytics"
 	"tapvault/bench"
 	"tapvault/dataplane"
+	"tapvault/pcap"
 	"tapvault/pipeline"
 	"tapvault/query"
 )
@@ -210,7 +211,7 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 			for ring {
 				n, err := src.Recv(&b)
 				for j := 0; j < n; j++ {
-					if b.Pkts[j].LinkType != dataplane.LinkTypeEthernet {
+					if b.Pkts[j].LinkType != pcap.LinkTypeEthernet {
 						src.Close()
 						return fmt.Errorf("bench --trace %s: packet of link type %d: the replay paths carry Ethernet only", path, b.Pkts[j].LinkType)
 					}

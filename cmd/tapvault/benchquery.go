@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"tapvault/dataplane"
 	"tapvault/index"
 	"tapvault/packet"
+	"tapvault/pcap"
 	"tapvault/pipeline"
 	"tapvault/query"
 )
@@ -44,7 +44,7 @@ func newQueryLoad(n, limit int, frames [][]byte) *queryLoad {
 	)
 	seen := map[packet.FlowKey]bool{}
 	for _, f := range frames {
-		dec.Decode(f, dataplane.LinkTypeEthernet, &d)
+		dec.Decode(f, pcap.LinkTypeEthernet, &d)
 		if _, ok := packet.FlowKeyInto(&k, &d); ok && !seen[k] && k.Proto == 6 {
 			seen[k] = true
 			ql.flows = append(ql.flows, k)

@@ -18,6 +18,7 @@ import (
 
 	"tapvault/bench"
 	"tapvault/dataplane"
+	"tapvault/pcap"
 	"tapvault/query"
 )
 
@@ -139,13 +140,13 @@ func TestImportMixedLinkTypes(t *testing.T) {
 	// The same packets as raw IP (link type 101): strip the 14-byte header.
 	raw := filepath.Join(dir, "raw.pcap")
 	var buf bytes.Buffer
-	w, err := query.NewPcapWriter(&buf, dataplane.LinkTypeRaw, 262144)
+	w, err := query.NewPcapWriter(&buf, pcap.LinkTypeRaw, 262144)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ethPkts := readAll(t, eth)
 	for i, p := range ethPkts {
-		if err := w.WritePacket(p.ts+5e9+int64(i), p.wire-14, dataplane.LinkTypeRaw, 0, p.data[14:]); err != nil {
+		if err := w.WritePacket(p.ts+5e9+int64(i), p.wire-14, pcap.LinkTypeRaw, 0, p.data[14:]); err != nil {
 			t.Fatal(err)
 		}
 	}
