@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"tapvault/analytics"
-	"tapvault/bench"
 	"tapvault/block"
 	"tapvault/dataplane"
+	"tapvault/tracegen"
 	"tapvault/workers"
 )
 
@@ -61,10 +61,10 @@ func analyze(t testing.TB, src dataplane.Source, cfg analytics.Config) ([]*analy
 	return recs, an
 }
 
-func genFrames(t testing.TB, opts bench.GenOptions) *frameSource {
+func genFrames(t testing.TB, opts tracegen.Options) *frameSource {
 	t.Helper()
 	s := new(frameSource)
-	_, err := bench.GenerateFrames(opts, func(ts int64, f []byte) error {
+	_, err := tracegen.GenerateFrames(opts, func(ts int64, f []byte) error {
 		s.ts = append(s.ts, ts)
 		s.frames = append(s.frames, append([]byte(nil), f...))
 		return nil
@@ -75,14 +75,14 @@ func genFrames(t testing.TB, opts bench.GenOptions) *frameSource {
 	return s
 }
 
-var protoName = map[string]string{bench.AppHTTP: "http", bench.AppDNS: "dns", bench.AppPostgres: "postgres", bench.AppRedis: "redis"}
+var protoName = map[string]string{tracegen.AppHTTP: "http", tracegen.AppDNS: "dns", tracegen.AppPostgres: "postgres", tracegen.AppRedis: "redis"}
 
 // TestAppTrace checks every exchange of the generated app trace against
 // its ground truth: the four timestamps to the nanosecond, the server's
 // ACK, the class (fast, slow_app, slow_net), bytes and packet counts.
 func TestAppTrace(t *testing.T) {
-	opts := bench.GenOptions{Kind: bench.KindApp, Packets: 30000, Seed: 11, PPS: 400}
-	truth, err := bench.AppGroundTruth(opts)
+	opts := tracegen.Options{Kind: tracegen.KindApp, Packets: 30000, Seed: 11, PPS: 400}
+	truth, err := tracegen.AppGroundTruth(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +137,8 @@ func TestAppTrace(t *testing.T) {
 		check("resp_pkts", int64(r.RespPkts), int64(e.RespPackets))
 		check("packets", int64(len(r.Packets)), int64(e.ReqPackets+e.RespPackets))
 		check("server_ack", r.ServerAck, e.ServerAckNS)
-		want := map[string]string{bench.AppFast: analytics.ClassFast, bench.AppSlowApp: analytics.ClassSlowApp,
-			bench.AppSlowNet: analytics.ClassSlowNet, bench.AppTier: ""}[e.Class]
+		want := map[string]string{tracegen.AppFast: analytics.ClassFast, tracegen.AppSlowApp: analytics.ClassSlowApp,
+			tracegen.AppSlowNet: analytics.ClassSlowNet, tracegen.AppTier: ""}[e.Class]
 		if e.Transport == "udp" {
 			want = analytics.ClassUDP
 		}
@@ -177,16 +177,16 @@ func TestAppTrace(t *testing.T) {
 // decode, flow, block build, and (on) TCP timing, reassembly, the decoders
 // and the records. Records go to a discarding Emit.
 func BenchmarkWorkerApp(b *testing.B) {
-	benchWorker(b, bench.GenOptions{Kind: bench.KindApp, Packets: 200000, Seed: 3, PPS: 20000})
+	benchWorker(b, tracegen.Options{Kind: tracegen.KindApp, Packets: 200000, Seed: 3, PPS: 20000})
 }
 
 // BenchmarkWorkerIMIX is the same over IMIX TCP traffic (10k flows, no
 // application protocol): the cost of TCP timing and detection alone.
 func BenchmarkWorkerIMIX(b *testing.B) {
-	benchWorker(b, bench.GenOptions{Kind: "imix", Packets: 200000, Flows: 10000, Seed: 3})
+	benchWorker(b, tracegen.Options{Kind: "imix", Packets: 200000, Flows: 10000, Seed: 3})
 }
 
-func benchWorker(b *testing.B, opts bench.GenOptions) {
+func benchWorker(b *testing.B, opts tracegen.Options) {
 	src := genFrames(b, opts)
 	for _, on := range []bool{false, true} {
 		name := "analytics=off"

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"tapvault/analytics"
-	"tapvault/bench"
+	"tapvault/tracegen"
 )
 
 // TestFaultMaxParsers runs the generated app trace (HTTP, DNS, PostgreSQL,
@@ -13,7 +13,7 @@ import (
 // tcp records), and fewer exchanges are decoded than with the default
 // bound, which decodes every one.
 func TestFaultMaxParsers(t *testing.T) {
-	opts := bench.GenOptions{Kind: bench.KindApp, Packets: 20000, Seed: 11, PPS: 400}
+	opts := tracegen.Options{Kind: tracegen.KindApp, Packets: 20000, Seed: 11, PPS: 400}
 	all, anAll := analyze(t, genFrames(t, opts), analytics.DefaultConfig())
 	cfg := analytics.DefaultConfig()
 	cfg.MaxParsers = 2

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"tapvault/analytics"
-	"tapvault/bench"
+	"tapvault/tracegen"
 )
 
 // TestRecordFieldsDeclared: every field of every record of the generated
@@ -13,7 +13,7 @@ import (
 // decoder's Fields or by FlowFields. The query language rejects keys
 // nobody declares, so an undeclared field could not be queried.
 func TestRecordFieldsDeclared(t *testing.T) {
-	opts := bench.GenOptions{Kind: bench.KindApp, Packets: 5000, Seed: 3, PPS: 400}
+	opts := tracegen.Options{Kind: tracegen.KindApp, Packets: 5000, Seed: 3, PPS: 400}
 	recs, _ := analyze(t, genFrames(t, opts), analytics.DefaultConfig())
 	if len(recs) == 0 {
 		t.Fatal("no records")

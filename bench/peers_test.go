@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"tapvault/tracegen"
 	"testing"
 	"time"
 )
@@ -107,7 +108,7 @@ func TestPeerArgs(t *testing.T) {
 
 func TestCountPackets(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "t.pcap")
-	if _, err := GenerateFile(p, GenOptions{Kind: KindIMIX, Packets: 777}); err != nil {
+	if _, err := tracegen.GenerateFile(p, tracegen.Options{Kind: tracegen.KindIMIX, Packets: 777}); err != nil {
 		t.Fatal(err)
 	}
 	n, err := CountPackets(p)
@@ -147,7 +148,7 @@ func TestPeersOnVeth(t *testing.T) {
 	}
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "t.pcap")
-	gs, err := GenerateFile(trace, GenOptions{Kind: KindIMIX, Packets: 3000, PPS: 1e5})
+	gs, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindIMIX, Packets: 3000, PPS: 1e5})
 	if err != nil {
 		t.Fatal(err)
 	}

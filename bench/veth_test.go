@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"tapvault/dataplane"
+	"tapvault/tracegen"
 )
 
 func TestParseTcpreplay(t *testing.T) {
@@ -217,7 +218,7 @@ func TestVethReplay(t *testing.T) {
 	vethTools(t)
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "t.pcap")
-	gs, err := GenerateFile(trace, GenOptions{Kind: KindUDP64, Packets: 2000, PPS: 1e5})
+	gs, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindUDP64, Packets: 2000, PPS: 1e5})
 	if err != nil {
 		t.Fatal(err)
 	}

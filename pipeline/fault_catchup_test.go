@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"tapvault/bench"
 	"tapvault/dataplane"
 	"tapvault/index"
 	"tapvault/pipeline"
 	"tapvault/query"
+	"tapvault/tracegen"
 )
 
 // A live capture (not lossless) starting on a store with many unindexed
@@ -23,10 +23,10 @@ import (
 func TestFaultCatchUpInBackground(t *testing.T) {
 	dir := t.TempDir()
 	traceA, traceB := filepath.Join(dir, "a.pcap"), filepath.Join(dir, "b.pcap")
-	if _, err := bench.GenerateFile(traceA, bench.GenOptions{Kind: "imix", Packets: 4000, Flows: 100, Seed: 5}); err != nil {
+	if _, err := tracegen.GenerateFile(traceA, tracegen.Options{Kind: "imix", Packets: 4000, Flows: 100, Seed: 5}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bench.GenerateFile(traceB, bench.GenOptions{Kind: "imix", Packets: 12000, Flows: 300, Seed: 6}); err != nil {
+	if _, err := tracegen.GenerateFile(traceB, tracegen.Options{Kind: "imix", Packets: 12000, Flows: 300, Seed: 6}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")
@@ -193,7 +193,7 @@ func liveQuery(t *testing.T, dir string, ix *index.Index, filter string) query.R
 func TestLosslessCatchesUpAtOpen(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "t.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: "imix", Packets: 3000, Flows: 50, Seed: 7}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: "imix", Packets: 3000, Flows: 50, Seed: 7}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")
@@ -231,10 +231,10 @@ func countRes(t *testing.T, dir string) query.Result {
 func TestFaultCatchUpEndedSourcesWait(t *testing.T) {
 	dir := t.TempDir()
 	trace, small := filepath.Join(dir, "t.pcap"), filepath.Join(dir, "small.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: "imix", Packets: 6000, Flows: 100, Seed: 8}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: "imix", Packets: 6000, Flows: 100, Seed: 8}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bench.GenerateFile(small, bench.GenOptions{Kind: "imix", Packets: 50, Flows: 5, Seed: 9}); err != nil {
+	if _, err := tracegen.GenerateFile(small, tracegen.Options{Kind: "imix", Packets: 50, Flows: 5, Seed: 9}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")

@@ -19,9 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"tapvault/analytics"
-	"tapvault/bench"
 	"tapvault/dataplane"
 	"tapvault/pipeline"
+	"tapvault/tracegen"
 )
 
 // scrape GETs the handler's text exposition and returns each sample's value
@@ -69,7 +69,7 @@ func want(t *testing.T, m map[string]float64, series string, v float64) {
 func trace(t *testing.T, packets int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "t.pcap")
-	if _, err := bench.GenerateFile(path, bench.GenOptions{Kind: "mixed", Packets: packets, Flows: 200, Seed: 7}); err != nil {
+	if _, err := tracegen.GenerateFile(path, tracegen.Options{Kind: "mixed", Packets: packets, Flows: 200, Seed: 7}); err != nil {
 		t.Fatal(err)
 	}
 	return path

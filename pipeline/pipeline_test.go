@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"tapvault/bench"
 	"tapvault/dataplane"
 	"tapvault/index"
 	"tapvault/pipeline"
 	"tapvault/query"
+	"tapvault/tracegen"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -57,7 +57,7 @@ func count(t *testing.T, dir string) uint64 {
 func TestLosslessRunWithIndex(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "t.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: "mixed", Packets: 30000, Flows: 500, Seed: 2}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: "mixed", Packets: 30000, Flows: 500, Seed: 2}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")
@@ -112,7 +112,7 @@ func TestStopEndsALiveRun(t *testing.T) {
 func TestDamagedIndexIsMovedAsideAndRebuilt(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "t.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: "imix", Packets: 5000, Flows: 100, Seed: 3}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: "imix", Packets: 5000, Flows: 100, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")
@@ -172,7 +172,7 @@ func TestLiveDuringRun(t *testing.T) {
 func TestSetRetentionOnAnOpenPipeline(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "t.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: "imix", Packets: 20000, Flows: 200, Seed: 4}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: "imix", Packets: 20000, Flows: 200, Seed: 4}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")

@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"tapvault/analytics"
-	"tapvault/bench"
 	"tapvault/dataplane"
 	"tapvault/msgstore"
 	"tapvault/pipeline"
 	"tapvault/query"
+	"tapvault/tracegen"
 	"tapvault/writer"
 )
 
@@ -31,7 +31,7 @@ const retPackets = 20000
 func retTrace(t *testing.T, dir string) string {
 	t.Helper()
 	trace := filepath.Join(dir, "t.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: "imix", Packets: retPackets, Flows: 200, Seed: 7, PPS: 10000}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: "imix", Packets: retPackets, Flows: 200, Seed: 7, PPS: 10000}); err != nil {
 		t.Fatal(err)
 	}
 	return trace
@@ -358,7 +358,7 @@ func TestRetentionLogTornLine(t *testing.T) {
 func TestRetentionDropsMessages(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "app.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: retPackets, Seed: 7, PPS: 2000}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindApp, Packets: retPackets, Seed: 7, PPS: 2000}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")
@@ -493,7 +493,7 @@ func TestFaultRetentionKill(t *testing.T) {
 	}
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "app.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: retPackets, Seed: 7, PPS: 2000}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindApp, Packets: retPackets, Seed: 7, PPS: 2000}); err != nil {
 		t.Fatal(err)
 	}
 	base := filepath.Join(dir, "base")
@@ -626,7 +626,7 @@ func TestFaultRetentionKill(t *testing.T) {
 func TestFaultMessagesKeepReserve(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "app.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: 5000, Seed: 7, PPS: 2000}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindApp, Packets: 5000, Seed: 7, PPS: 2000}); err != nil {
 		t.Fatal(err)
 	}
 	ac := analytics.DefaultConfig()
@@ -659,7 +659,7 @@ func TestFaultMessagesKeepReserve(t *testing.T) {
 func TestRetentionKeepsRecordsOfKeptPackets(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "app.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: 20000, Seed: 7, PPS: 2000}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindApp, Packets: 20000, Seed: 7, PPS: 2000}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")

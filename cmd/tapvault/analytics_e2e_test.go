@@ -15,19 +15,18 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"tapvault/tracegen"
 	"testing"
 	"time"
-
-	"tapvault/bench"
 )
 
 // appOpts is the generated app trace the analytics end-to-end tests use:
 // HTTP, DNS, PostgreSQL, Redis and tier conversations with known timings,
 // including slow-application servers (bare ACK, payload 40 ms later) and a
 // slow network (the ACK 30 ms late).
-var appOpts = bench.GenOptions{Kind: bench.KindApp, Packets: 30000, Seed: 5, PPS: 2000}
+var appOpts = tracegen.Options{Kind: tracegen.KindApp, Packets: 30000, Seed: 5, PPS: 2000}
 
-var appProto = map[string]string{bench.AppHTTP: "http", bench.AppDNS: "dns", bench.AppPostgres: "postgres", bench.AppRedis: "redis"}
+var appProto = map[string]string{tracegen.AppHTTP: "http", tracegen.AppDNS: "dns", tracegen.AppPostgres: "postgres", tracegen.AppRedis: "redis"}
 
 // jsonLines parses one JSON object per line.
 func jsonLines(t *testing.T, s string) []map[string]any {
@@ -62,10 +61,10 @@ func num(m map[string]any, k string) int64 {
 func TestAnalyticsEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "app.pcap")
-	if _, err := bench.GenerateFile(trace, appOpts); err != nil {
+	if _, err := tracegen.GenerateFile(trace, appOpts); err != nil {
 		t.Fatal(err)
 	}
-	truth, err := bench.AppGroundTruth(appOpts)
+	truth, err := tracegen.AppGroundTruth(appOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +81,7 @@ func TestAnalyticsEndToEnd(t *testing.T) {
 	for _, r := range recs {
 		byKey[key{r["proto"].(string), r["client"].(string), r["server"].(string), num(r, "req_first_ns")}] = r
 	}
-	wantClass := map[string]string{bench.AppFast: "fast", bench.AppSlowApp: "slow_app", bench.AppSlowNet: "slow_net"}
+	wantClass := map[string]string{tracegen.AppFast: "fast", tracegen.AppSlowApp: "slow_app", tracegen.AppSlowNet: "slow_net"}
 	var slowApp, slowNet map[string]any
 	classes := map[string]int{}
 	for i, e := range truth {
@@ -116,23 +115,23 @@ func TestAnalyticsEndToEnd(t *testing.T) {
 		}
 		classes[fmt.Sprint(r["class"])]++
 		switch e.Proto {
-		case bench.AppHTTP:
+		case tracegen.AppHTTP:
 			if r["method"] != e.Method || r["host"] != e.Host || r["path"] != e.Path || num(r, "status") != int64(e.Status) {
 				t.Fatalf("%s: http fields %v %v %v %v, want %s %s %s %d", name, r["method"], r["host"], r["path"], r["status"], e.Method, e.Host, e.Path, e.Status)
 			}
-		case bench.AppDNS:
+		case tracegen.AppDNS:
 			if r["qname"] != e.QName || num(r, "rcode") != int64(e.RCode) || num(r, "dns_id") != int64(e.DNSID) {
 				t.Fatalf("%s: dns fields %v %v %v, want %s %d %d", name, r["qname"], r["rcode"], r["dns_id"], e.QName, e.RCode, e.DNSID)
 			}
-		case bench.AppRedis:
+		case tracegen.AppRedis:
 			if r["command"] != e.Command {
 				t.Fatalf("%s: command %v, want %s", name, r["command"], e.Command)
 			}
 		}
-		if e.Proto == bench.AppHTTP && e.Class == bench.AppSlowApp && slowApp == nil {
+		if e.Proto == tracegen.AppHTTP && e.Class == tracegen.AppSlowApp && slowApp == nil {
 			slowApp = r
 		}
-		if e.Proto == bench.AppPostgres && e.Class == bench.AppSlowNet && slowNet == nil {
+		if e.Proto == tracegen.AppPostgres && e.Class == tracegen.AppSlowNet && slowNet == nil {
 			slowNet = r
 		}
 	}
@@ -172,7 +171,7 @@ func TestAnalyticsEndToEnd(t *testing.T) {
 	}
 	wantN := 0
 	for _, e := range truth {
-		if e.Proto == bench.AppHTTP && e.Class == bench.AppSlowApp && e.Server.Port() != 8080 {
+		if e.Proto == tracegen.AppHTTP && e.Class == tracegen.AppSlowApp && e.Server.Port() != 8080 {
 			wantN++
 		}
 	}
@@ -216,7 +215,7 @@ func TestAnalyticsEndToEnd(t *testing.T) {
 	}
 	nt, amb, ambRight := 0, 0, 0
 	for i, e := range truth {
-		if e.Class != bench.AppTier {
+		if e.Class != tracegen.AppTier {
 			continue
 		}
 		if overlaps(i) {
@@ -290,7 +289,7 @@ func TestMessagesAPI(t *testing.T) {
 	trace := filepath.Join(dir, "app.pcap")
 	opts := appOpts
 	opts.Packets = 8000
-	if _, err := bench.GenerateFile(trace, opts); err != nil {
+	if _, err := tracegen.GenerateFile(trace, opts); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")
@@ -377,7 +376,7 @@ func TestReanalyzeLater(t *testing.T) {
 	trace := filepath.Join(dir, "app.pcap")
 	opts := appOpts
 	opts.Packets = 6000
-	if _, err := bench.GenerateFile(trace, opts); err != nil {
+	if _, err := tracegen.GenerateFile(trace, opts); err != nil {
 		t.Fatal(err)
 	}
 	live := filepath.Join(dir, "live")

@@ -26,9 +26,10 @@ import (
 	"tapvault/pcap"
 	"tapvault/pipeline"
 	"tapvault/query"
+	"tapvault/tracegen"
 )
 
-func addGenFlags(cmd *cobra.Command, o *bench.GenOptions) {
+func addGenFlags(cmd *cobra.Command, o *tracegen.Options) {
 	f := cmd.Flags()
 	f.StringVar(&o.Kind, "kind", "imix", "traffic: udp64, imix (7:4:1 of 64/594/1518 B over TCP flows), mixed, app (HTTP, DNS, PostgreSQL, Redis with known timings)")
 	f.IntVar(&o.Packets, "packets", 1_000_000, "packets to generate")
@@ -40,7 +41,7 @@ func addGenFlags(cmd *cobra.Command, o *bench.GenOptions) {
 
 // benchOptions are the flags of `tapvault bench`.
 type benchOptions struct {
-	gen        bench.GenOptions
+	gen        tracegen.Options
 	kinds      []string
 	sources    []string
 	loops      int
@@ -93,7 +94,7 @@ measures the CPU path.`,
 			}
 			for _, k := range o.kinds {
 				switch k {
-				case bench.KindUDP64, bench.KindIMIX, bench.KindMixed, bench.KindApp:
+				case tracegen.KindUDP64, tracegen.KindIMIX, tracegen.KindMixed, tracegen.KindApp:
 				default:
 					return fmt.Errorf("--kinds: unknown kind %q (want udp64, imix, mixed, app)", k)
 				}
@@ -145,7 +146,7 @@ measures the CPU path.`,
 				return errors.New("-o FILE is required")
 			}
 			t0 := time.Now()
-			st, err := bench.GenerateFile(out, o.gen)
+			st, err := tracegen.GenerateFile(out, o.gen)
 			if err != nil {
 				return err
 			}
@@ -238,13 +239,13 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 		g.Kind = k
 		kr := &kindRun{kind: k, trace: filepath.Join(o.data, "trace-"+k+".pcap"), pcapID: i}
 		t0 := time.Now()
-		gs, err := bench.GenerateFile(kr.trace, g)
+		gs, err := tracegen.GenerateFile(kr.trace, g)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "trace %s: %d packets, %d bytes, %d flows (generated in %s)\n", k, gs.Packets, gs.Bytes, gs.Flows, time.Since(t0).Round(time.Millisecond))
 		if ring {
-			if _, err := bench.GenerateFrames(g, func(_ int64, f []byte) error {
+			if _, err := tracegen.GenerateFrames(g, func(_ int64, f []byte) error {
 				kr.frames = append(kr.frames, append([]byte(nil), f...))
 				return nil
 			}); err != nil {
@@ -451,12 +452,12 @@ func benchSearch(ctx context.Context, w io.Writer, rep *bench.Report, kr *kindRu
 // are reported, never asserted.
 func addGoals(rep *bench.Report) {
 	for _, s := range rep.Searches {
-		if s.Kind == bench.KindIMIX {
+		if s.Kind == tracegen.KindIMIX {
 			rep.Goals = append(rep.Goals, bench.CheckGoal("0 drops at >= 5 Gbps IMIX, net_ring to durable compressed blocks", "Gbps", 5, s.LossFreeGbps, false))
 		}
 	}
 	for _, r := range rep.Runs {
-		if strings.HasPrefix(r.Name, bench.KindUDP64+" ring max") {
+		if strings.HasPrefix(r.Name, tracegen.KindUDP64+" ring max") {
 			rep.Goals = append(rep.Goals, bench.CheckGoal(">= 10 Mpps of 64-byte frames, RX to blocks", "Mpps", 10, r.Mpps(), false))
 		}
 	}

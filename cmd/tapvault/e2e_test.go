@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"tapvault/bench"
 	"tapvault/dataplane"
 	"tapvault/pcap"
 	"tapvault/query"
+	"tapvault/tracegen"
 )
 
 // The test binary doubles as the tapvault binary: with TAPVAULT_E2E_MAIN set
@@ -103,7 +103,7 @@ func samePackets(t *testing.T, got, want []filePacket, tsUnit int64, wireFromCap
 
 func genTrace(t *testing.T, path, kind string, packets int) {
 	t.Helper()
-	if _, err := bench.GenerateFile(path, bench.GenOptions{Kind: kind, Packets: packets, Flows: 500, Seed: 7, PPS: 100_000}); err != nil {
+	if _, err := tracegen.GenerateFile(path, tracegen.Options{Kind: kind, Packets: packets, Flows: 500, Seed: 7, PPS: 100_000}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"tapvault/bench"
 	"tapvault/dataplane"
 	"tapvault/pipeline"
+	"tapvault/tracegen"
 	"tapvault/writer"
 )
 
@@ -25,7 +25,7 @@ func TestFaultMessagesHostileInput(t *testing.T) {
 	trace := filepath.Join(dir, "app.pcap")
 	opts := appOpts
 	opts.Packets = 3000
-	if _, err := bench.GenerateFile(trace, opts); err != nil {
+	if _, err := tracegen.GenerateFile(trace, opts); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"tapvault/bench"
 	"tapvault/msgstore"
 	"tapvault/pipeline"
+	"tapvault/tracegen"
 )
 
 // mountTmpfs mounts a tmpfs of size (e.g. "64m") on a new directory, or
@@ -43,7 +43,7 @@ func mountTmpfs(t *testing.T, size string) string {
 // appTrace writes an application trace (HTTP, DNS, PostgreSQL, Redis).
 func appTrace(t *testing.T, path string, packets int) {
 	t.Helper()
-	if _, err := bench.GenerateFile(path, bench.GenOptions{Kind: bench.KindApp, Packets: packets, Seed: 7, PPS: 100_000}); err != nil {
+	if _, err := tracegen.GenerateFile(path, tracegen.Options{Kind: tracegen.KindApp, Packets: packets, Seed: 7, PPS: 100_000}); err != nil {
 		t.Fatal(err)
 	}
 }

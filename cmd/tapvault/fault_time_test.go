@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"tapvault/bench"
 	"tapvault/query"
+	"tapvault/tracegen"
 )
 
 // writePcap writes packets as a nanosecond pcap file (Ethernet).
@@ -178,13 +178,13 @@ func TestFaultTimeBackwardsAcrossFiles(t *testing.T) {
 	opts := appOpts
 	opts.Packets = 3000
 	a := filepath.Join(dir, "a.pcap")
-	if _, err := bench.GenerateFile(a, opts); err != nil {
+	if _, err := tracegen.GenerateFile(a, opts); err != nil {
 		t.Fatal(err)
 	}
 	opts.Seed = 6
 	opts.StartNS = time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	b := filepath.Join(dir, "b.pcap")
-	if _, err := bench.GenerateFile(b, opts); err != nil {
+	if _, err := tracegen.GenerateFile(b, opts); err != nil {
 		t.Fatal(err)
 	}
 	bp := readAll(t, b)
@@ -233,7 +233,7 @@ func TestFaultClockStepBackInFile(t *testing.T) {
 	opts := appOpts
 	opts.Packets = 3000
 	a := filepath.Join(dir, "a.pcap")
-	if _, err := bench.GenerateFile(a, opts); err != nil {
+	if _, err := tracegen.GenerateFile(a, opts); err != nil {
 		t.Fatal(err)
 	}
 	pk := readAll(t, a)

@@ -7,9 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"tapvault/tracegen"
 	"testing"
-
-	"tapvault/bench"
 )
 
 // tcpdumpSelect returns the packets tcpdump selects from the files with a
@@ -47,10 +46,10 @@ func TestIndexedQueriesMatchTcpdump(t *testing.T) {
 	// a: IMIX over TCP, IPv4 and IPv6, no VLAN tags (BPF does not look
 	// inside tags; our filters do, see docs/filters.md). b: application
 	// traffic an hour later.
-	if _, err := bench.GenerateFile(a, bench.GenOptions{Kind: "imix", Packets: 20000, Flows: 300, Seed: 3, PPS: 50_000}); err != nil {
+	if _, err := tracegen.GenerateFile(a, tracegen.Options{Kind: "imix", Packets: 20000, Flows: 300, Seed: 3, PPS: 50_000}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bench.GenerateFile(b, bench.GenOptions{Kind: "app", Packets: 20000, Seed: 4, PPS: 50_000, StartNS: 1704067200e9 + 3600e9}); err != nil {
+	if _, err := tracegen.GenerateFile(b, tracegen.Options{Kind: "app", Packets: 20000, Seed: 4, PPS: 50_000, StartNS: 1704067200e9 + 3600e9}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")

@@ -12,10 +12,9 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"tapvault/tracegen"
 	"testing"
 	"time"
-
-	"tapvault/bench"
 )
 
 // TestSIGHUPReloadsTokenAndRetention runs a capture from a config file,
@@ -117,7 +116,7 @@ func TestSIGHUPReloadsDecoders(t *testing.T) {
 	needDPDK(t)
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "app.pcap")
-	if _, err := bench.GenerateFile(trace, bench.GenOptions{Kind: bench.KindApp, Packets: 20000, Seed: 9, PPS: 20000}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindApp, Packets: 20000, Seed: 9, PPS: 20000}); err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", 20000+(os.Getpid()+11)%20000)

@@ -1,4 +1,4 @@
-package bench
+package tracegen
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ type genPkt struct {
 	data []byte
 }
 
-func genAll(t *testing.T, opts GenOptions) ([]genPkt, GenStats) {
+func genAll(t *testing.T, opts Options) ([]genPkt, Stats) {
 	t.Helper()
 	var out []genPkt
 	st, err := GenerateFrames(opts, func(ts int64, f []byte) error {
@@ -39,8 +39,8 @@ func genAll(t *testing.T, opts GenOptions) ([]genPkt, GenStats) {
 func TestGenerateReproducible(t *testing.T) {
 	for _, kind := range []string{KindUDP64, KindIMIX, KindMixed} {
 		t.Run(kind, func(t *testing.T) {
-			opts := GenOptions{Kind: kind, Packets: 20000, Flows: 500, Seed: 42, VLANs: true}
-			hash := func(o GenOptions) (string, GenStats, []byte) {
+			opts := Options{Kind: kind, Packets: 20000, Flows: 500, Seed: 42, VLANs: true}
+			hash := func(o Options) (string, Stats, []byte) {
 				var buf bytes.Buffer
 				st, err := Generate(&buf, o)
 				if err != nil {
@@ -103,7 +103,7 @@ func TestGenerateReproducible(t *testing.T) {
 // changed on purpose, update the hash (and say so in the commit).
 func TestGenerateGolden(t *testing.T) {
 	var buf bytes.Buffer
-	if _, err := Generate(&buf, GenOptions{Kind: KindMixed, Packets: 3000, Flows: 100, Seed: 7}); err != nil {
+	if _, err := Generate(&buf, Options{Kind: KindMixed, Packets: 3000, Flows: 100, Seed: 7}); err != nil {
 		t.Fatal(err)
 	}
 	h := sha256.Sum256(buf.Bytes())
@@ -115,20 +115,20 @@ func TestGenerateGolden(t *testing.T) {
 const goldenMixed = "88d1ab8d1aa5c16a7b16b1122d9ebc3c01987580c57baf3e71f22d935ff974dd"
 
 func TestGenerateTimestamps(t *testing.T) {
-	frames, _ := genAll(t, GenOptions{Kind: KindUDP64, Packets: 1000, StartNS: 5e9, PPS: 4000})
+	frames, _ := genAll(t, Options{Kind: KindUDP64, Packets: 1000, StartNS: 5e9, PPS: 4000})
 	for i, f := range frames {
 		if want := int64(5e9) + int64(i)*250000; f.ts != want {
 			t.Fatalf("packet %d: got ts %d, want %d", i, f.ts, want)
 		}
 	}
-	frames, _ = genAll(t, GenOptions{Kind: KindIMIX, Packets: 10})
+	frames, _ = genAll(t, Options{Kind: KindIMIX, Packets: 10})
 	if frames[0].ts != defaultStartNS || frames[1].ts != defaultStartNS+1000 {
 		t.Errorf("defaults: got ts %d, %d, want %d, %d", frames[0].ts, frames[1].ts, int64(defaultStartNS), int64(defaultStartNS+1000))
 	}
 }
 
 func TestGenerateOptionErrors(t *testing.T) {
-	for _, o := range []GenOptions{
+	for _, o := range []Options{
 		{Kind: "jumbo", Packets: 1},
 		{Kind: KindIMIX, Packets: -1},
 		{Kind: KindIMIX, Packets: 1, Flows: -1},
@@ -140,7 +140,7 @@ func TestGenerateOptionErrors(t *testing.T) {
 	}
 	stop := errors.New("stop")
 	n := 0
-	_, err := GenerateFrames(GenOptions{Kind: KindIMIX, Packets: 100}, func(int64, []byte) error {
+	_, err := GenerateFrames(Options{Kind: KindIMIX, Packets: 100}, func(int64, []byte) error {
 		n++
 		if n == 10 {
 			return stop
@@ -234,7 +234,7 @@ func decode(t *testing.T, i int, data []byte) decoded {
 func TestGenerateChecksumsAndContent(t *testing.T) {
 	for _, kind := range []string{KindUDP64, KindIMIX, KindMixed} {
 		t.Run(kind, func(t *testing.T) {
-			frames, st := genAll(t, GenOptions{Kind: kind, Packets: 30000, Flows: 300, Seed: 3})
+			frames, st := genAll(t, Options{Kind: kind, Packets: 30000, Flows: 300, Seed: 3})
 			var counts struct{ tcp, udp, icmp, arp, dns, vlan, qinq, frag, v6, hbh, dstopt int }
 			type fragKey struct {
 				src, dst [4]byte
@@ -379,7 +379,7 @@ func TestGenerateChecksumsAndContent(t *testing.T) {
 // TestGenerateTCP checks the TCP conversations: a 3-way handshake first,
 // then sequence and acknowledgement numbers that follow the bytes sent.
 func TestGenerateTCP(t *testing.T) {
-	frames, _ := genAll(t, GenOptions{Kind: KindIMIX, Packets: 40000, Flows: 200, Seed: 9, VLANs: true})
+	frames, _ := genAll(t, Options{Kind: KindIMIX, Packets: 40000, Flows: 200, Seed: 9, VLANs: true})
 	type conv struct {
 		n      int
 		cli    string
@@ -473,7 +473,7 @@ func TestGenerateTcpdump(t *testing.T) {
 		t.Skip("tcpdump is not installed")
 	}
 	path := filepath.Join(t.TempDir(), "gen.pcap")
-	st, err := GenerateFile(path, GenOptions{Kind: KindMixed, Packets: 2000, Seed: 1})
+	st, err := GenerateFile(path, Options{Kind: KindMixed, Packets: 2000, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package bench
+package tracegen
 
 import (
 	"testing"
@@ -19,7 +19,7 @@ func TestGenerateActiveWindow(t *testing.T) {
 		firstTh = map[packet.FlowKey]bool{}
 		i       int
 	)
-	_, err := GenerateFrames(GenOptions{Kind: KindIMIX, Packets: packets, Flows: flows, Active: active, Seed: 5}, func(_ int64, f []byte) error {
+	_, err := GenerateFrames(Options{Kind: KindIMIX, Packets: packets, Flows: flows, Active: active, Seed: 5}, func(_ int64, f []byte) error {
 		dec.Decode(f, pcap.LinkTypeEthernet, &d)
 		if _, ok := packet.FlowKeyInto(&k, &d); ok {
 			all[k] = true
@@ -41,7 +41,7 @@ func TestGenerateActiveWindow(t *testing.T) {
 	if len(all) < flows*9/10 {
 		t.Fatalf("whole trace holds %d flows, want about %d", len(all), flows)
 	}
-	if _, err := GenerateFrames(GenOptions{Kind: KindIMIX, Packets: 10, Active: -1}, func(int64, []byte) error { return nil }); err == nil {
+	if _, err := GenerateFrames(Options{Kind: KindIMIX, Packets: 10, Active: -1}, func(int64, []byte) error { return nil }); err == nil {
 		t.Fatalf("negative Active: got no error")
 	}
 }

@@ -1,4 +1,4 @@
-package bench
+package tracegen
 
 import (
 	"encoding/binary"
@@ -6,13 +6,14 @@ import (
 	"io"
 	"math"
 	"os"
+
 	"tapvault/pcap"
 )
 
-// GenOptions describe a generated trace. The same options always give the
+// Options describe a generated trace. The same options always give the
 // same bytes, on any machine and Go version: the generator uses its own
 // random number generator (xoshiro256**), not math/rand.
-type GenOptions struct {
+type Options struct {
 	// Kind is the traffic:
 	//   - "udp64": 64-byte Ethernet/IPv4/UDP frames over many flows, one
 	//     direction each. 64 bytes is what is captured and also the wire
@@ -45,8 +46,8 @@ type GenOptions struct {
 	Active int
 }
 
-// GenStats is what a generator produced.
-type GenStats struct {
+// Stats is what a generator produced.
+type Stats struct {
 	Packets int64
 	Bytes   int64 // frame bytes; every frame is captured whole (captured = wire length)
 	Flows   int   // distinct flows (5-tuples) that sent at least one packet; ARP counts none
@@ -67,10 +68,10 @@ const maxFrame = 1536
 
 // Generate writes a pcap trace (nanosecond timestamps, Ethernet) of opts to
 // w, buffered, and returns what it wrote.
-func Generate(w io.Writer, opts GenOptions) (GenStats, error) {
+func Generate(w io.Writer, opts Options) (Stats, error) {
 	pw, err := pcap.NewWriter(w, pcap.LinkTypeEthernet, 65535, pcap.WithBufferSize(1<<20))
 	if err != nil {
-		return GenStats{}, fmt.Errorf("generate trace: %w", err)
+		return Stats{}, fmt.Errorf("generate trace: %w", err)
 	}
 	st, err := GenerateFrames(opts, func(ts int64, frame []byte) error {
 		return pw.WritePacket(ts, uint32(len(frame)), frame)
@@ -85,10 +86,10 @@ func Generate(w io.Writer, opts GenOptions) (GenStats, error) {
 }
 
 // GenerateFile writes the trace of opts to a new pcap file at path.
-func GenerateFile(path string, opts GenOptions) (GenStats, error) {
+func GenerateFile(path string, opts Options) (Stats, error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return GenStats{}, fmt.Errorf("generate trace: %w", err)
+		return Stats{}, fmt.Errorf("generate trace: %w", err)
 	}
 	st, err := Generate(f, opts)
 	if cerr := f.Close(); err == nil && cerr != nil {
@@ -104,13 +105,13 @@ func GenerateFile(path string, opts GenOptions) (GenStats, error) {
 // GenerateFrames produces the frames Generate writes, in the same order with
 // the same timestamps, and calls fn for each. frame is borrowed: it is valid
 // only during the call. An error from fn stops generation and is returned.
-func GenerateFrames(opts GenOptions, fn func(ts int64, frame []byte) error) (GenStats, error) {
+func GenerateFrames(opts Options, fn func(ts int64, frame []byte) error) (Stats, error) {
 	if opts.Kind == KindApp {
-		return generateApp(opts, fn) // genapp.go
+		return generateApp(opts, fn) // app.go
 	}
 	g, err := newGenerator(opts)
 	if err != nil {
-		return GenStats{}, err
+		return Stats{}, err
 	}
 	step := 1e9 / g.opts.PPS
 	for i := 0; i < g.opts.Packets; i++ {
@@ -206,12 +207,12 @@ type flow struct {
 
 // generator holds the state of one trace.
 type generator struct {
-	opts  GenOptions
+	opts  Options
 	r     rng
-	stats GenStats
+	stats Stats
 
 	tcp     []flow // Flows of them (udp64: the UDP flows)
-	emitted int    // frames emitted so far (for GenOptions.Active)
+	emitted int    // frames emitted so far (for Options.Active)
 	aux     []flow // mixed: DNS, ICMP, UDP, fragment and IPv6 extension flows
 	hosts   int    // ARP hosts
 
@@ -224,7 +225,7 @@ type generator struct {
 	pi   int // next pending frame
 }
 
-func newGenerator(opts GenOptions) (*generator, error) {
+func newGenerator(opts Options) (*generator, error) {
 	switch opts.Kind {
 	case KindUDP64, KindIMIX, KindMixed:
 	default:

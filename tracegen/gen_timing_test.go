@@ -1,4 +1,4 @@
-package bench
+package tracegen
 
 import (
 	"io"
@@ -11,7 +11,7 @@ func BenchmarkGenerate(b *testing.B) {
 	for _, kind := range []string{KindUDP64, KindIMIX, KindMixed} {
 		b.Run("kind="+kind, func(b *testing.B) {
 			b.ReportAllocs()
-			st, err := Generate(io.Discard, GenOptions{Kind: kind, Packets: b.N, Seed: 1})
+			st, err := Generate(io.Discard, Options{Kind: kind, Packets: b.N, Seed: 1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -26,7 +26,7 @@ func BenchmarkGenerateFrames(b *testing.B) {
 	for _, kind := range []string{KindUDP64, KindIMIX} {
 		b.Run("kind="+kind, func(b *testing.B) {
 			b.ReportAllocs()
-			st, err := GenerateFrames(GenOptions{Kind: kind, Packets: b.N, Seed: 1}, func(int64, []byte) error { return nil })
+			st, err := GenerateFrames(Options{Kind: kind, Packets: b.N, Seed: 1}, func(int64, []byte) error { return nil })
 			if err != nil {
 				b.Fatal(err)
 			}

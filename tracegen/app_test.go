@@ -1,4 +1,4 @@
-package bench
+package tracegen
 
 import (
 	"bufio"
@@ -24,7 +24,7 @@ import (
 
 // appTestOpts is a trace of about 130 s at 300 packets/s: few conversations
 // overlap, but enough do to interleave.
-var appTestOpts = GenOptions{Kind: KindApp, Packets: 40000, Seed: 7, PPS: 300}
+var appTestOpts = Options{Kind: KindApp, Packets: 40000, Seed: 7, PPS: 300}
 
 // appPacket is a decoded frame of an app trace.
 type appPacket struct {
@@ -43,7 +43,7 @@ type appConnKey struct{ client, server netip.AddrPort }
 
 // decodeApp decodes every frame, checking checksums, lengths and time
 // order.
-func decodeApp(t *testing.T, opts GenOptions) []appPacket {
+func decodeApp(t *testing.T, opts Options) []appPacket {
 	t.Helper()
 	var out []appPacket
 	var last int64
@@ -127,8 +127,8 @@ func appConns(pkts []appPacket) (map[appConnKey][]*appPacket, map[netip.AddrPort
 }
 
 func TestAppDeterministic(t *testing.T) {
-	opts := GenOptions{Kind: KindApp, Packets: 20000, Seed: 3, PPS: 5000}
-	hash := func(o GenOptions) ([32]byte, GenStats, []byte) {
+	opts := Options{Kind: KindApp, Packets: 20000, Seed: 3, PPS: 5000}
+	hash := func(o Options) ([32]byte, Stats, []byte) {
 		var buf bytes.Buffer
 		st, err := Generate(&buf, o)
 		if err != nil {
@@ -190,7 +190,7 @@ func TestAppDeterministic(t *testing.T) {
 }
 
 func TestAppOptionErrors(t *testing.T) {
-	for _, o := range []GenOptions{
+	for _, o := range []Options{
 		{Kind: KindApp, Packets: -1},
 		{Kind: KindApp, Packets: 10, PPS: -1},
 	} {
@@ -201,7 +201,7 @@ func TestAppOptionErrors(t *testing.T) {
 			t.Errorf("AppGroundTruth(%+v): got no error, want one", o)
 		}
 	}
-	st, err := GenerateFrames(GenOptions{Kind: KindApp}, func(int64, []byte) error { return nil })
+	st, err := GenerateFrames(Options{Kind: KindApp}, func(int64, []byte) error { return nil })
 	if err != nil || st.Packets != 0 {
 		t.Errorf("0 packets: got %+v, %v, want none and no error", st, err)
 	}
@@ -698,7 +698,7 @@ func TestAppClassProportions(t *testing.T) {
 func TestAppRate(t *testing.T) {
 	for _, pps := range []float64{1000, 50000} {
 		var first, last int64
-		st, err := GenerateFrames(GenOptions{Kind: KindApp, Packets: 50000, Seed: 9, PPS: pps}, func(ts int64, _ []byte) error {
+		st, err := GenerateFrames(Options{Kind: KindApp, Packets: 50000, Seed: 9, PPS: pps}, func(ts int64, _ []byte) error {
 			if first == 0 {
 				first = ts
 			}

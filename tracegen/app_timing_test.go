@@ -1,4 +1,4 @@
-package bench
+package tracegen
 
 import (
 	"io"
@@ -8,7 +8,7 @@ import (
 // BenchmarkAppGenerate measures app trace generation: frames (serialised,
 // not written), the pcap writer on top, and ground truth alone.
 func BenchmarkAppGenerate(b *testing.B) {
-	opts := GenOptions{Kind: KindApp, Packets: 100000, Seed: 1, PPS: 1e5}
+	opts := Options{Kind: KindApp, Packets: 100000, Seed: 1, PPS: 1e5}
 	st, err := GenerateFrames(opts, func(int64, []byte) error { return nil })
 	if err != nil {
 		b.Fatal(err)

@@ -1,4 +1,4 @@
-package bench
+package tracegen
 
 import (
 	"cmp"
@@ -135,7 +135,7 @@ func (e *AppExchange) ResponseNS() int64 { return e.RespFirstNS - e.ReqLastNS }
 // AppGroundTruth returns the exchanges of the app trace of opts whose every
 // packet is in the trace (the first opts.Packets frames), in the order
 // their conversations start. It generates the trace without writing it.
-func AppGroundTruth(opts GenOptions) ([]AppExchange, error) {
+func AppGroundTruth(opts Options) ([]AppExchange, error) {
 	a, err := newAppGen(opts)
 	if err != nil {
 		return nil, err
@@ -170,10 +170,10 @@ func AppGroundTruth(opts GenOptions) ([]AppExchange, error) {
 }
 
 // generateApp is GenerateFrames for KindApp.
-func generateApp(opts GenOptions, fn func(ts int64, frame []byte) error) (GenStats, error) {
+func generateApp(opts Options, fn func(ts int64, frame []byte) error) (Stats, error) {
 	a, err := newAppGen(opts)
 	if err != nil {
-		return GenStats{}, err
+		return Stats{}, err
 	}
 	err = a.run(fn)
 	return a.stats, err
@@ -220,9 +220,9 @@ type appSide struct {
 
 // appGen generates an app trace.
 type appGen struct {
-	opts  GenOptions
+	opts  Options
 	r     rng
-	stats GenStats
+	stats Stats
 	text  []byte
 
 	keep     bool // collect ground truth
@@ -243,7 +243,7 @@ type appGen struct {
 	buf [maxFrame]byte
 }
 
-func newAppGen(opts GenOptions) (*appGen, error) {
+func newAppGen(opts Options) (*appGen, error) {
 	if opts.Packets < 0 {
 		return nil, fmt.Errorf("generate trace: packets (%d) must not be negative", opts.Packets)
 	}
