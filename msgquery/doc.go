@@ -3,14 +3,14 @@
 // skip-index terms an expression implies), the JSON and text output of one
 // record (AppendJSON, AppendText), latency aggregation by group
 // (Aggregator), and the tier linker that attaches the backend exchanges a
-// server made (postgres, mysql, redis) to the client-facing exchange that
-// caused them (TierLinker).
+// server made (the decoders registered as backends: postgres, mysql, redis,
+// ...) to the client-facing exchange that caused them (TierLinker).
 //
 // It works on records already decoded into memory. It must not read or
 // write storage, and it must not import msgstore: the storage package prunes
 // frames with its bloom filters from the strings Expr.Terms and Expr.Protos
-// return, so the two packages share only the term format ("key=value",
-// string values lowercased), which is written down in docs/messages.md.
+// return. Both build those terms with one codec, analytics/terms.go
+// ("key=value", string values lowercased; docs/messages.md lists them).
 //
 // Matching walks a tree of concrete node structs with a switch per node
 // (no interfaces, no fmt, no string building), so Match allocates nothing;
