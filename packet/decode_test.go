@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"tapvault/internal/testframe"
 	"tapvault/pcap"
 )
 
@@ -799,6 +800,14 @@ func boundsDiffs(d *Decoded, n int) []string {
 
 // ---- hand-built cases: what gopacket does not decode, and exact values -----
 
+// The cases below are about exact offsets and about odd, malformed or cut
+// headers, so their bytes are spelled out here rather than built with
+// internal/testframe, which builds only well-formed frames. The few
+// well-formed frames (udp4, and some in the address and flow key tests) use
+// testframe. genPacket above stays on gopacket's serializer directly: it
+// draws link types, PPPoE and IPv6 extension headers testframe does not
+// build, and gopacket's decoder, not the builder, is its oracle.
+
 // cat concatenates byte slices.
 func cat(parts ...[]byte) []byte {
 	var out []byte
@@ -854,9 +863,15 @@ func tcpHdr(doff uint8) []byte {
 
 func zeros(n int) []byte { return make([]byte, n) }
 
-// udp4 is an untagged Ethernet IPv4/UDP frame with n payload bytes.
+// udp4 is an untagged Ethernet IPv4/UDP frame 10.0.0.1:1000 -> 10.0.0.2:53
+// (IP id 0x1234, TTL 64) with n payload bytes, padded to 60 bytes.
 func udp4(n int) []byte {
-	return cat(ethHdr(0x0800), ip4Hdr(17, 28+n, 0), udpHdr(8+n), zeros(n))
+	f := testframe.Frame{
+		IPv4:    &testframe.IPv4{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), ID: 0x1234},
+		UDP:     &testframe.UDP{SrcPort: 1000, DstPort: 53},
+		Payload: zeros(n),
+	}
+	return f.Bytes()
 }
 
 // want lists the fields a case checks; zero-valued fields are checked too.
@@ -1019,7 +1034,11 @@ func TestDecodeAddresses(t *testing.T) {
 	if d.TTL != 64 {
 		t.Errorf("got TTL %d, want 64", d.TTL)
 	}
-	dec.Decode(cat(ethHdr(0x86dd), ip6Hdr(17, 8), udpHdr(8)), pcap.LinkTypeEthernet, &d)
+	v6 := testframe.Frame{
+		IPv6: &testframe.IPv6{Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("2001:db8::2")},
+		UDP:  &testframe.UDP{SrcPort: 1000, DstPort: 53},
+	}
+	dec.Decode(v6.Bytes(), pcap.LinkTypeEthernet, &d)
 	if got, want := netip.AddrFrom16(d.Dst), netip.MustParseAddr("2001:db8::2"); got != want {
 		t.Errorf("got Dst %v, want %v", got, want)
 	}
@@ -1084,8 +1103,11 @@ func TestFlowKeyOfDecoded(t *testing.T) {
 		t.Errorf("Community-ID: got %s for the reply, want %s", want, got)
 	}
 
-	frag := cat(ethHdr(0x0800), ip4Hdr(17, 20+16, 100), zeros(16))
-	kfr, _ := key(frag)
+	frag := testframe.Frame{
+		IPv4:    &testframe.IPv4{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), Protocol: 17, FragOff: 800},
+		Payload: zeros(16),
+	}
+	kfr, _ := key(frag.Bytes())
 	if kfr.PortA != 0 || kfr.PortB != 0 || kfr.Proto != 17 {
 		t.Errorf("later fragment: got key %+v, want UDP without ports", kfr)
 	}
