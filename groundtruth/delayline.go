@@ -1,0 +1,291 @@
+package groundtruth
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The delay line: a pure-Go L2 bridge between two interfaces over AF_PACKET
+// sockets, which holds every frame for a set time per direction. This
+// kernel has no netem (CONFIG_NET_SCH_NETEM is not set), so the path delay
+// is made here.
+//
+//	 interface A ──recv──► hold D_ab ± jitter ──send──► interface B
+//	 interface A ◄──send── hold D_ba ± jitter ◄──recv── interface B
+//
+// - Frames keep their order per direction: a frame is released at
+//   max(arrival + D ± jitter, the previous frame's release), so jitter never
+//   reorders a stream (netem's jitter does, and TCP would see
+//   out-of-order segments that the case did not ask for).
+// - The hold is a sleep until shortly before the release, then a yield loop
+//   up to it: Go timers alone overshoot by up to a millisecond under load.
+//   Every frame's achieved hold (send time − receive time) is kept, so the
+//   report shows what the line really did next to what was asked.
+// - DropAB drops the Nth TCP segment carrying data from A to B, once, and
+//   remembers when the sender's retransmission of the same sequence number
+//   came: the loss case's ground truth.
+// - The sockets ignore the frames they send themselves
+//   (PACKET_IGNORE_OUTGOING, and PACKET_OUTGOING is checked too), and the
+//   interfaces must have checksum offload off on the hosts that send, or
+//   the forwarded frames carry partial checksums that the receiver drops.
+
+// LinkConfig is what a Link does to the frames it forwards.
+type LinkConfig struct {
+	AB, BA time.Duration // hold from A to B and from B to A
+	Jitter time.Duration // each hold is D + uniform[-Jitter, +Jitter], order kept
+	DropAB int           // drop the Nth data-carrying TCP segment from A to B (1-based), once; 0: none
+}
+
+// Drop is the ground truth of a DropAB: the dropped segment and its
+// retransmission, as the delay line saw them.
+type Drop struct {
+	At        time.Time // when the dropped segment arrived
+	Src, Dst  string    // its ip:port
+	Seq       uint32
+	RetransAt time.Time // when the first segment with the same sequence number came again (zero: never)
+}
+
+// LinkStats is what a Link did since its last Reset.
+type LinkStats struct {
+	Holds  [2][]time.Duration // achieved holds, [0] A→B, [1] B→A
+	Frames [2]int
+	Errors int // frames that could not be sent
+	Drop   *Drop
+}
+
+// Link is one stage of the delay line, between two interfaces of one
+// namespace.
+type Link struct {
+	name string
+	fds  [2]int
+	stop atomic.Bool
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	cfg   LinkConfig
+	data  int // data segments seen A→B since Reset
+	stats LinkStats
+}
+
+// NewLink opens packet sockets on interfaces a and b of namespace ns and
+// starts forwarding between them with cfg.
+func NewLink(ns, a, b string, cfg LinkConfig) (*Link, error) {
+	l := &Link{name: a + "<->" + b, fds: [2]int{-1, -1}, cfg: cfg}
+	for i, ifname := range []string{a, b} {
+		err := inNS(ns, func() error {
+			fd, err := openPacketSocket(ifname)
+			l.fds[i] = fd
+			return err
+		})
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	for dir := range 2 {
+		ch := make(chan heldFrame, 8192)
+		l.wg.Add(2)
+		go l.receive(dir, ch)
+		go l.send(dir, ch)
+	}
+	return l, nil
+}
+
+func openPacketSocket(ifname string) (int, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return -1, fmt.Errorf("delay line: %w", err)
+	}
+	proto := htons(unix.ETH_P_ALL)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(proto))
+	if err != nil {
+		return -1, fmt.Errorf("delay line: packet socket: %w", err)
+	}
+	fail := func(what string, err error) (int, error) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("delay line: %s on %s: %w", what, ifname, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
+		return fail("bind", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+		return fail("PACKET_IGNORE_OUTGOING", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	// A receive timeout, so that the reader notices Close.
+	tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fail("SO_RCVTIMEO", err)
+	}
+	return fd, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+type heldFrame struct {
+	data    []byte
+	arrived time.Time
+	release time.Time
+}
+
+// receive reads frames arriving on side dir and queues them for the other
+// side with their release time.
+func (l *Link) receive(dir int, ch chan<- heldFrame) {
+	defer l.wg.Done()
+	defer close(ch)
+	buf := make([]byte, 65536)
+	var last time.Time
+	for !l.stop.Load() {
+		n, from, err := unix.Recvfrom(l.fds[dir], buf, 0)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		if sa, ok := from.(*unix.SockaddrLinklayer); ok && sa.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		now := time.Now()
+		frame := buf[:n]
+		l.mu.Lock()
+		hold, jitter := l.cfg.AB, l.cfg.Jitter
+		if dir == 1 {
+			hold = l.cfg.BA
+		}
+		dropped := dir == 0 && l.dropCheck(frame, now)
+		l.stats.Frames[dir]++
+		l.mu.Unlock()
+		if dropped {
+			continue
+		}
+		if jitter > 0 {
+			hold += time.Duration(rand.Int64N(int64(2*jitter+1))) - jitter
+		}
+		release := now.Add(max(hold, 0))
+		if release.Before(last) {
+			release = last
+		}
+		last = release
+		ch <- heldFrame{data: slices.Clone(frame), arrived: now, release: release}
+	}
+}
+
+// dropCheck applies DropAB to a frame going A→B and watches for the
+// retransmission of a dropped segment. It reports whether to drop the frame.
+// l.mu is held.
+func (l *Link) dropCheck(frame []byte, now time.Time) bool {
+	src, dst, seq, payload, ok := tcpSegment(frame)
+	if !ok || payload == 0 {
+		return false
+	}
+	if d := l.stats.Drop; d != nil {
+		if d.RetransAt.IsZero() && d.Src == src && d.Dst == dst && d.Seq == seq {
+			d.RetransAt = now
+		}
+		return false
+	}
+	l.data++
+	if l.cfg.DropAB == 0 || l.data != l.cfg.DropAB {
+		return false
+	}
+	l.stats.Drop = &Drop{At: now, Src: src, Dst: dst, Seq: seq}
+	return true
+}
+
+// tcpSegment reads the endpoints, sequence number and payload length of an
+// Ethernet/IPv4/TCP frame.
+func tcpSegment(f []byte) (src, dst string, seq uint32, payload int, ok bool) {
+	if len(f) < 14+20 || binary.BigEndian.Uint16(f[12:]) != 0x0800 {
+		return
+	}
+	ip := f[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	if ip[0]>>4 != 4 || ip[9] != unix.IPPROTO_TCP || ihl < 20 || total > len(ip) || total < ihl+20 {
+		return
+	}
+	tcp := ip[ihl:total]
+	doff := int(tcp[12]>>4) * 4
+	if doff < 20 || doff > len(tcp) {
+		return
+	}
+	src = fmt.Sprintf("%d.%d.%d.%d:%d", ip[12], ip[13], ip[14], ip[15], binary.BigEndian.Uint16(tcp[0:]))
+	dst = fmt.Sprintf("%d.%d.%d.%d:%d", ip[16], ip[17], ip[18], ip[19], binary.BigEndian.Uint16(tcp[2:]))
+	return src, dst, binary.BigEndian.Uint32(tcp[4:]), len(tcp) - doff, true
+}
+
+// spin is how long before a release the sender stops sleeping and yields
+// instead.
+const spin = time.Millisecond
+
+// send writes the frames received on side dir out of the other side when
+// their time comes.
+func (l *Link) send(dir int, ch <-chan heldFrame) {
+	defer l.wg.Done()
+	out := l.fds[1-dir]
+	for f := range ch {
+		if d := time.Until(f.release); d > spin {
+			time.Sleep(d - spin)
+		}
+		for time.Now().Before(f.release) {
+			runtime.Gosched()
+		}
+		_, err := unix.Write(out, f.data)
+		held := time.Since(f.arrived)
+		l.mu.Lock()
+		if err != nil {
+			l.stats.Errors++
+		} else {
+			l.stats.Holds[dir] = append(l.stats.Holds[dir], held)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// Reset sets a new configuration and clears the statistics and the drop
+// counter. Frames already held keep their release times.
+func (l *Link) Reset(cfg LinkConfig) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg = cfg
+	l.data = 0
+	l.stats = LinkStats{}
+}
+
+// Stats returns a copy of what the link did since Reset.
+func (l *Link) Stats() LinkStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stats
+	for i := range s.Holds {
+		s.Holds[i] = slices.Clone(s.Holds[i])
+	}
+	if s.Drop != nil {
+		d := *s.Drop
+		s.Drop = &d
+	}
+	return s
+}
+
+// Close stops forwarding (frames still held are sent first) and closes the
+// sockets.
+func (l *Link) Close() {
+	l.stop.Store(true)
+	l.wg.Wait()
+	for _, fd := range l.fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
