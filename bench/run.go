@@ -93,7 +93,7 @@ func Run(opts RunOptions) (*Result, error) {
 	}
 	res := &Result{Port: opts.Port, Driver: port.Driver()}
 
-	var src dataplane.Source = port.Queue(0)
+	src := port.Source(0)
 	if opts.Wrap != nil {
 		src = opts.Wrap(src)
 	}

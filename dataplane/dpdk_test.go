@@ -366,7 +366,7 @@ func TestPinThread(t *testing.T) {
 
 // recvAll receives from q until io.EOF, copying packets, or fails the test
 // at the deadline.
-func recvAll(t *testing.T, q *RxQueue, deadline time.Duration) []testPacket {
+func recvAll(t *testing.T, q Source, deadline time.Duration) []testPacket {
 	t.Helper()
 	var got []testPacket
 	var b Burst
@@ -440,8 +440,12 @@ func TestPcapReplay(t *testing.T) {
 	if got := q.Timestamps(); got != TimestampPcap {
 		t.Errorf("Timestamps: got %v, want %v", got, TimestampPcap)
 	}
+	src := p.Source(0)
+	if _, ok := src.(*replayQueue); !ok {
+		t.Fatalf("Source(0): got %T, want a replay source", src)
+	}
 	start := time.Now()
-	got := recvAll(t, q, 10*time.Second)
+	got := recvAll(t, src, 10*time.Second)
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("replay of %d packets took %v: the end was found by timeout, not by count", len(replayPkts), el)
 	}
@@ -466,8 +470,12 @@ func TestPcapReplay(t *testing.T) {
 	}
 	// EOF is sticky.
 	var b Burst
-	if n, err := q.Recv(&b); n != 0 || !errors.Is(err, io.EOF) {
+	if n, err := src.Recv(&b); n != 0 || !errors.Is(err, io.EOF) {
 		t.Errorf("Recv after the end: got %d, %v, want 0, io.EOF", n, err)
+	}
+	// The queue itself knows nothing of the replay: it never ends.
+	if n, err := q.Recv(&b); n != 0 || err != nil {
+		t.Errorf("RxQueue.Recv after the end: got %d, %v, want 0, nil", n, err)
 	}
 }
 
@@ -487,7 +495,7 @@ func TestPcapReplayMultiQueue(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res[qi] = recvAll(t, p.Queue(qi), 10*time.Second)
+			res[qi] = recvAll(t, p.Source(qi), 10*time.Second)
 		}()
 	}
 	wg.Wait()
@@ -504,7 +512,7 @@ func TestPcapReplayIdleEnd(t *testing.T) {
 		t.Fatalf("OpenPort: %v", err)
 	}
 	defer p.Stop()
-	q := p.Queue(0)
+	q := p.Source(0).(*replayQueue)
 	// Pretend the PMD lost five packets: the count is never reached, so
 	// only the idle fallback can end the replay.
 	q.expect += 5
@@ -778,11 +786,12 @@ func TestPcapReplaySmallMbufs(t *testing.T) {
 	}
 	defer p.Stop()
 	q := p.Queue(0)
+	src := p.Source(0)
 	var b Burst
 	i, jumbo := 0, 0
 	end := time.Now().Add(10 * time.Second)
 	for time.Now().Before(end) {
-		n, err := q.Recv(&b)
+		n, err := src.Recv(&b)
 		for k := 0; k < n; k++ {
 			pk := &b.Pkts[k]
 			want := replayPkts[i].Data

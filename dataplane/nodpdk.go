@@ -56,6 +56,7 @@ func (p *Port) RSS() bool                      { return false }
 func (p *Port) DataRoom() int                  { return 0 }
 func (p *Port) NumQueues() int                 { return 0 }
 func (p *Port) Queue(q int) *RxQueue           { return nil }
+func (p *Port) Source(q int) Source            { return nil }
 func (p *Port) Stats() (PortStats, error)      { return PortStats{}, ErrNoDPDK }
 func (p *Port) Stop() error                    { return ErrNoDPDK }
 func (q *RxQueue) ID() int                     { return -1 }

@@ -78,7 +78,6 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,6 +96,7 @@ type Port struct {
 	driver   string
 	mp       *C.struct_rte_mempool
 	queues   []*RxQueue
+	replays  []*replayQueue // per queue; nil where the queue is no replay
 	rss      bool
 	dataRoom int
 	txq      int
@@ -113,13 +113,6 @@ type RxQueue struct {
 	id     int
 	ts     TimestampSource
 	closed bool
-
-	// Replay end (net_pcap over a file); expect < 0 when unknown or live.
-	replay   bool
-	expect   int64
-	idle     time.Duration
-	idleFrom time.Time // when the queue last turned empty; zero while packets flow
-	lastIPkt uint64
 }
 
 var _ Source = (*RxQueue)(nil)
@@ -142,20 +135,9 @@ func OpenPort(cfg PortConfig) (*Port, error) {
 }
 
 func openPort(cfg PortConfig) (*Port, error) {
-	cname := C.CString(cfg.Name)
-	defer C.free(unsafe.Pointer(cname))
-	var pid C.uint16_t
-	if rc := C.rte_eth_dev_get_port_by_name(cname, &pid); rc != 0 {
-		if err := reprobeVdev(cfg.Name); err != nil {
-			return nil, fmt.Errorf("open port %q: no such ethdev: it is not in the EAL --vdev or allow list, or it failed to probe (DPDK's log above says why): %w", cfg.Name, err)
-		}
-		if rc := C.rte_eth_dev_get_port_by_name(cname, &pid); rc != 0 {
-			return nil, fmt.Errorf("open port %q: no ethdev after re-creating the vdev: %w", cfg.Name, rteErr(-int(rc)))
-		}
-	}
-	var info C.struct_rte_eth_dev_info
-	if rc := C.rte_eth_dev_info_get(pid, &info); rc != 0 {
-		return nil, fmt.Errorf("open port %q: device info: %w", cfg.Name, rteErr(-int(rc)))
+	pid, info, err := lookupPort(cfg.Name)
+	if err != nil {
+		return nil, err
 	}
 	p := &Port{id: uint16(pid), name: cfg.Name, driver: C.GoString(info.driver_name)}
 
@@ -173,33 +155,15 @@ func openPort(cfg PortConfig) (*Port, error) {
 	p.txq = ntx
 
 	// Replay files decide the data room and the end-of-replay counts.
-	var replay []pcap.Counts
-	var replayErr []error
-	infinite := false // infinite_rx=1: the PMD loops its file; it never ends
+	var plan replayPlan
 	if p.driver == "net_pcap" {
-		if kv, ok := vdevArgs(ealArgs(), cfg.Name); ok {
-			for _, a := range kv {
-				if a[0] == "infinite_rx" && a[1] != "0" {
-					infinite = true
-				}
-			}
-			for _, f := range pcapRxFiles(kv) {
-				ci, err := countCapture(f)
-				replay = append(replay, ci)
-				replayErr = append(replayErr, err)
-			}
-		}
+		plan = planReplay(vdevArgs(ealArgs(), cfg.Name))
 	}
 
 	headroom := int(C.tv_mbuf_headroom())
 	dataRoom := cfg.DataRoom
 	if dataRoom <= 0 {
-		dataRoom = DefaultDataRoom
-		for i, ci := range replay {
-			if replayErr[i] == nil {
-				dataRoom = max(dataRoom, int(ci.MaxCapLen)+headroom)
-			}
-		}
+		dataRoom = max(DefaultDataRoom, plan.dataRoom(headroom))
 	}
 	if dataRoom > 0xffff {
 		dataRoom = 0xffff // data_room_size is a uint16; bigger packets arrive multi-segment
@@ -209,21 +173,10 @@ func openPort(cfg PortConfig) (*Port, error) {
 	}
 	p.dataRoom = dataRoom
 
-	rss := nrx > 1 && info.flow_type_rss_offloads != 0
-	keyLen := C.uint8_t(info.hash_key_size)
-	if keyLen == 0 {
-		keyLen = 40
-	}
-	var offloads C.uint64_t
 	useNICClock := p.driver != "net_pcap" && info.rx_offload_capa&C.tv_offload_timestamp() != 0
-	if useNICClock {
-		offloads |= C.tv_offload_timestamp()
+	if err := p.configure(&info, nrx, ntx, useNICClock); err != nil {
+		return nil, err
 	}
-	if rc := C.tv_port_configure(pid, C.uint16_t(nrx), C.uint16_t(ntx), boolInt(rss), keyLen,
-		C.tv_rss_hf()&info.flow_type_rss_offloads, offloads); rc != 0 {
-		return nil, fmt.Errorf("open port %q: configure %d rx/%d tx queues: %w", cfg.Name, nrx, ntx, rteErr(-int(rc)))
-	}
-	p.rss = rss
 
 	nrxd := C.uint16_t(cfg.RxDesc)
 	if cfg.RxDesc <= 0 {
@@ -236,110 +189,174 @@ func openPort(cfg PortConfig) (*Port, error) {
 
 	nmbufs := cfg.Mbufs
 	if nmbufs <= 0 {
-		nmbufs = DefaultMbufsPerQueue * nrx
-		if infinite {
-			// With infinite_rx the PMD preloads every packet of its file
-			// into mbufs it keeps, and needs rings' worth more to deliver.
-			for i, ci := range replay {
-				if replayErr[i] == nil {
-					nmbufs = max(nmbufs, int(ci.Packets)*nrx+DefaultMbufsPerQueue*nrx)
-				}
-			}
-		}
+		nmbufs = max(DefaultMbufsPerQueue*nrx, plan.mbufs(nrx))
 	}
 	if need := nrx * (int(nrxd) + MaxBurst); nmbufs < need {
 		return nil, fmt.Errorf("open port %q: %d mbufs cannot fill %d rx rings of %d plus one burst each (need %d)", cfg.Name, nmbufs, nrx, nrxd, need)
 	}
-	cache := cfg.MbufCache
-	if cache <= 0 {
-		cache = DefaultMbufCache
-	}
-	cache = min(cache, int(C.RTE_MEMPOOL_CACHE_MAX_SIZE), nmbufs*2/3)
 	socket := C.rte_eth_dev_socket_id(pid)
-	mpName := C.CString(fmt.Sprintf("tv_rx_%d", pid))
-	defer C.free(unsafe.Pointer(mpName))
-	p.mp = C.rte_pktmbuf_pool_create(mpName, C.uint(nmbufs), C.uint(cache), 0, C.uint16_t(dataRoom), socket)
-	if p.mp == nil {
-		return nil, fmt.Errorf("open port %q: mempool of %d mbufs x %d bytes: %w", cfg.Name, nmbufs, dataRoom, rteErr(int(C.tv_rte_errno())))
+	if err := p.createMempool(cfg, nmbufs, socket); err != nil {
+		return nil, err
 	}
 	fail := func(err error) (*Port, error) {
 		C.rte_eth_dev_stop(pid)
 		C.rte_mempool_free(p.mp)
 		return nil, err
 	}
-	for q := 0; q < nrx; q++ {
-		if rc := C.rte_eth_rx_queue_setup(pid, C.uint16_t(q), nrxd, C.uint(socket), nil, p.mp); rc != 0 {
-			return fail(fmt.Errorf("open port %q: rx queue %d setup: %w", cfg.Name, q, rteErr(-int(rc))))
-		}
-	}
-	for q := 0; q < ntx; q++ {
-		if rc := C.rte_eth_tx_queue_setup(pid, C.uint16_t(q), ntxd, C.uint(socket), nil); rc != 0 {
-			return fail(fmt.Errorf("open port %q: tx queue %d setup: %w", cfg.Name, q, rteErr(-int(rc))))
-		}
-	}
-	if rc := C.rte_eth_dev_start(pid); rc != 0 {
-		return fail(fmt.Errorf("open port %q: start: %w", cfg.Name, rteErr(-int(rc))))
-	}
-	if cfg.Promisc {
-		// Virtual devices often cannot change promiscuity (ENOTSUP): that is fine.
-		if rc := C.rte_eth_promiscuous_enable(pid); rc != 0 && rc != -C.ENOTSUP {
-			return fail(fmt.Errorf("open port %q: enable promiscuous mode: %w", cfg.Name, rteErr(-int(rc))))
-		}
+	if err := p.start(cfg, nrx, ntx, nrxd, ntxd, socket); err != nil {
+		return fail(err)
 	}
 
 	// The timestamp dynfield is registered by the PMD during setup or
 	// start, so look it up only now.
-	var tsOff C.int = -1
-	var tsFlag C.uint64_t
-	haveField := C.tv_ts_lookup(&tsOff, &tsFlag) == 0
-	mode := TimestampTSC
+	clk := p.timestampClock(useNICClock)
+	for q := 0; q < nrx; q++ {
+		rq, err := p.newRxQueue(q, socket, clk)
+		if err != nil {
+			for _, rq := range p.queues {
+				C.rte_free(unsafe.Pointer(rq.c))
+			}
+			return fail(err)
+		}
+		p.queues = append(p.queues, rq)
+	}
+	p.replays = plan.queues(p.queues, cfg.ReplayIdle)
+	return p, nil
+}
+
+// lookupPort finds the ethdev called name, re-creating its vdev if the port
+// was closed, and reads its device info.
+func lookupPort(name string) (C.uint16_t, C.struct_rte_eth_dev_info, error) {
+	var info C.struct_rte_eth_dev_info
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var pid C.uint16_t
+	if rc := C.rte_eth_dev_get_port_by_name(cname, &pid); rc != 0 {
+		if err := reprobeVdev(name); err != nil {
+			return 0, info, fmt.Errorf("open port %q: no such ethdev: it is not in the EAL --vdev or allow list, or it failed to probe (DPDK's log above says why): %w", name, err)
+		}
+		if rc := C.rte_eth_dev_get_port_by_name(cname, &pid); rc != 0 {
+			return 0, info, fmt.Errorf("open port %q: no ethdev after re-creating the vdev: %w", name, rteErr(-int(rc)))
+		}
+	}
+	if rc := C.rte_eth_dev_info_get(pid, &info); rc != 0 {
+		return 0, info, fmt.Errorf("open port %q: device info: %w", name, rteErr(-int(rc)))
+	}
+	return pid, info, nil
+}
+
+// configure sets the port up for nrx RX and ntx TX queues: symmetric RSS
+// when there are several RX queues and the PMD hashes, and the RX timestamp
+// offload when the NIC's clock is used.
+func (p *Port) configure(info *C.struct_rte_eth_dev_info, nrx, ntx int, useNICClock bool) error {
+	rss := nrx > 1 && info.flow_type_rss_offloads != 0
+	keyLen := C.uint8_t(info.hash_key_size)
+	if keyLen == 0 {
+		keyLen = 40
+	}
+	var offloads C.uint64_t
+	if useNICClock {
+		offloads |= C.tv_offload_timestamp()
+	}
+	if rc := C.tv_port_configure(C.uint16_t(p.id), C.uint16_t(nrx), C.uint16_t(ntx), boolInt(rss), keyLen,
+		C.tv_rss_hf()&info.flow_type_rss_offloads, offloads); rc != 0 {
+		return fmt.Errorf("open port %q: configure %d rx/%d tx queues: %w", p.name, nrx, ntx, rteErr(-int(rc)))
+	}
+	p.rss = rss
+	return nil
+}
+
+// createMempool creates the port's mbuf pool of nmbufs mbufs of p.dataRoom
+// bytes on socket.
+func (p *Port) createMempool(cfg PortConfig, nmbufs int, socket C.int) error {
+	cache := cfg.MbufCache
+	if cache <= 0 {
+		cache = DefaultMbufCache
+	}
+	cache = min(cache, int(C.RTE_MEMPOOL_CACHE_MAX_SIZE), nmbufs*2/3)
+	mpName := C.CString(fmt.Sprintf("tv_rx_%d", p.id))
+	defer C.free(unsafe.Pointer(mpName))
+	p.mp = C.rte_pktmbuf_pool_create(mpName, C.uint(nmbufs), C.uint(cache), 0, C.uint16_t(p.dataRoom), socket)
+	if p.mp == nil {
+		return fmt.Errorf("open port %q: mempool of %d mbufs x %d bytes: %w", cfg.Name, nmbufs, p.dataRoom, rteErr(int(C.tv_rte_errno())))
+	}
+	return nil
+}
+
+// start sets up the RX and TX queues, starts the port and turns
+// promiscuous mode on if asked. On error the caller stops the port and frees
+// the mempool.
+func (p *Port) start(cfg PortConfig, nrx, ntx int, nrxd, ntxd C.uint16_t, socket C.int) error {
+	pid := C.uint16_t(p.id)
+	for q := 0; q < nrx; q++ {
+		if rc := C.rte_eth_rx_queue_setup(pid, C.uint16_t(q), nrxd, C.uint(socket), nil, p.mp); rc != 0 {
+			return fmt.Errorf("open port %q: rx queue %d setup: %w", cfg.Name, q, rteErr(-int(rc)))
+		}
+	}
+	for q := 0; q < ntx; q++ {
+		if rc := C.rte_eth_tx_queue_setup(pid, C.uint16_t(q), ntxd, C.uint(socket), nil); rc != 0 {
+			return fmt.Errorf("open port %q: tx queue %d setup: %w", cfg.Name, q, rteErr(-int(rc)))
+		}
+	}
+	if rc := C.rte_eth_dev_start(pid); rc != 0 {
+		return fmt.Errorf("open port %q: start: %w", cfg.Name, rteErr(-int(rc)))
+	}
+	if cfg.Promisc {
+		// Virtual devices often cannot change promiscuity (ENOTSUP): that is fine.
+		if rc := C.rte_eth_promiscuous_enable(pid); rc != 0 && rc != -C.ENOTSUP {
+			return fmt.Errorf("open port %q: enable promiscuous mode: %w", cfg.Name, rteErr(-int(rc)))
+		}
+	}
+	return nil
+}
+
+// rxClock is where a started port's RX timestamps come from.
+type rxClock struct {
+	mode   TimestampSource
+	tsOff  C.int      // the timestamp dynfield's offset (pcap, NIC)
+	tsFlag C.uint64_t // its RX flag
+	t0     C.uint64_t // NIC: a clock reading, and the realtime ns it was taken at
+	n0     C.int64_t
+}
+
+// timestampClock picks the timestamp source for the started port: net_pcap's
+// capture time, the NIC's clock, or TSC.
+func (p *Port) timestampClock(useNICClock bool) rxClock {
+	clk := rxClock{mode: TimestampTSC, tsOff: -1}
+	haveField := C.tv_ts_lookup(&clk.tsOff, &clk.tsFlag) == 0
 	switch {
 	case p.driver == "net_pcap" && haveField:
-		mode = TimestampPcap
+		clk.mode = TimestampPcap
 	case useNICClock && haveField:
-		mode = TimestampNIC
+		clk.mode = TimestampNIC
 	}
-	var t0 C.uint64_t
-	var n0 C.int64_t
-	if mode == TimestampNIC {
-		if C.tv_read_clock(pid, &t0, &n0) != 0 {
-			mode = TimestampTSC // no rte_eth_read_clock: ticks cannot be converted
+	if clk.mode == TimestampNIC {
+		if C.tv_read_clock(C.uint16_t(p.id), &clk.t0, &clk.n0) != 0 {
+			clk.mode = TimestampTSC // no rte_eth_read_clock: ticks cannot be converted
 		} else {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	return clk
+}
 
-	idle := cfg.ReplayIdle
-	if idle <= 0 {
-		idle = DefaultReplayIdle
+// newRxQueue allocates the C state of RX queue q and sets its clock.
+func (p *Port) newRxQueue(q int, socket C.int, clk rxClock) (*RxQueue, error) {
+	c := C.tv_rxq_new(C.uint16_t(p.id), C.uint16_t(q), socket)
+	if c == nil {
+		return nil, fmt.Errorf("open port %q: allocate rx queue %d state", p.name, q)
 	}
-	for q := 0; q < nrx; q++ {
-		c := C.tv_rxq_new(pid, C.uint16_t(q), socket)
-		if c == nil {
-			for _, rq := range p.queues {
-				C.rte_free(unsafe.Pointer(rq.c))
-			}
-			return fail(fmt.Errorf("open port %q: allocate rx queue %d state", cfg.Name, q))
-		}
-		rq := &RxQueue{c: c, port: p, id: q, ts: mode, expect: -1, idle: idle}
-		if mode != TimestampTSC {
-			c.ts_mode = C.uint16_t(mode)
-			c.ts_off = C.int32_t(tsOff)
-			c.ts_flag = tsFlag
-		}
-		if mode == TimestampNIC && C.tv_rx_nic_calibrate(c, t0, n0) != 0 {
-			rq.ts = TimestampTSC
-			c.ts_mode = C.TV_TS_TSC
-		}
-		if p.driver == "net_pcap" && q < len(replay) && !infinite {
-			rq.replay = true
-			if replayErr[q] == nil {
-				rq.expect = replay[q].Packets
-			}
-		}
-		p.queues = append(p.queues, rq)
+	rq := &RxQueue{c: c, port: p, id: q, ts: clk.mode}
+	if clk.mode != TimestampTSC {
+		c.ts_mode = C.uint16_t(clk.mode)
+		c.ts_off = C.int32_t(clk.tsOff)
+		c.ts_flag = clk.tsFlag
 	}
-	return p, nil
+	if clk.mode == TimestampNIC && C.tv_rx_nic_calibrate(c, clk.t0, clk.n0) != 0 {
+		rq.ts = TimestampTSC
+		c.ts_mode = C.TV_TS_TSC
+	}
+	return rq, nil
 }
 
 // reprobeVdev re-creates a virtual device given to InitEAL by --vdev whose
@@ -400,7 +417,22 @@ func (p *Port) DataRoom() int { return p.dataRoom }
 // NumQueues returns the number of RX queues.
 func (p *Port) NumQueues() int { return len(p.queues) }
 
-// Queue returns RX queue q, or nil if there is no such queue.
+// Source returns RX queue q as a Source, or nil if there is no such queue.
+// For a net_pcap replay (without infinite_rx) the Source ends with io.EOF
+// once the replay is over; otherwise it is the RxQueue itself. Receive
+// through Source; Queue gives the queue's own counters and clock.
+func (p *Port) Source(q int) Source {
+	if q < 0 || q >= len(p.queues) {
+		return nil
+	}
+	if r := p.replays[q]; r != nil {
+		return r
+	}
+	return p.queues[q]
+}
+
+// Queue returns RX queue q, or nil if there is no such queue. Its Recv never
+// returns io.EOF, even on a replay: see Source.
 func (p *Port) Queue(q int) *RxQueue {
 	if q < 0 || q >= len(p.queues) {
 		return nil
@@ -468,8 +500,9 @@ func (q *RxQueue) Timestamps() TimestampSource { return q.ts }
 // first segment: len(Data) < WireLen, and Stats().Truncated counts it.
 // OpenPort sizes mbufs so that this does not happen on replay.
 //
-// It returns 0 and a nil error when nothing is waiting, and io.EOF when a
-// net_pcap replay has delivered all its packets (see docs/dataplane.md).
+// It returns 0 and a nil error when nothing is waiting: a queue never ends
+// by itself. Port.Source wraps a net_pcap replay queue in a Source that
+// returns io.EOF at the end of the replay (see docs/dataplane.md).
 func (q *RxQueue) Recv(b *Burst) (int, error) {
 	if q.closed {
 		b.N = 0
@@ -487,52 +520,7 @@ func (q *RxQueue) Recv(b *Burst) (int, error) {
 		p.Iface = 0
 	}
 	b.N = n
-	if n > 0 {
-		if q.replay {
-			q.idleFrom = time.Time{}
-		}
-		return n, nil
-	}
-	if q.replay {
-		return 0, q.replayEnd()
-	}
-	return 0, nil
-}
-
-// replayEnd decides, on an empty poll of a replay queue, whether the replay
-// is over: all counted packets delivered, or nothing for q.idle (five times
-// that before the first packet) while the port's ipackets stood still.
-func (q *RxQueue) replayEnd() error {
-	got := int64(q.c.packets)
-	if q.expect >= 0 && got >= q.expect {
-		return io.EOF
-	}
-	now := time.Now()
-	if q.idleFrom.IsZero() {
-		st, err := q.port.Stats()
-		if err != nil {
-			return err
-		}
-		q.idleFrom, q.lastIPkt = now, st.IPackets
-		return nil
-	}
-	limit := q.idle
-	if got == 0 {
-		limit *= 5
-	}
-	if now.Sub(q.idleFrom) < limit {
-		return nil
-	}
-	st, err := q.port.Stats()
-	if err != nil {
-		return err
-	}
-	if st.IPackets != q.lastIPkt {
-		q.lastIPkt = st.IPackets
-		q.idleFrom = now
-		return nil
-	}
-	return io.EOF
+	return n, nil
 }
 
 // Stats returns the queue's own counters. Call it from the receiving

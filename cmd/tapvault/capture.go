@@ -584,7 +584,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	}
 	sources := make([]dataplane.Source, queues)
 	for i := range sources {
-		sources[i] = p.Queue(i)
+		sources[i] = p.Source(i)
 	}
 	stopProgress := startProgress(cmd.ErrOrStderr(), func() string {
 		mu.Lock()
