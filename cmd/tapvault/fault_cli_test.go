@@ -6,10 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"tapvault/analytics"
 	"tapvault/dataplane"
 	"tapvault/pipeline"
 	"tapvault/tracegen"
@@ -44,7 +46,7 @@ func TestFaultMessagesHostileInput(t *testing.T) {
 		{"latency on a directory that is not a store", []string{"latency", "--data", notStore}, 1, []string{"not a tapvault store"}},
 		{"query on a directory that is not a store", []string{"query", "--data", notStore, "--count"}, 1, []string{"not a tapvault store"}},
 		{"unknown key", []string{"messages", "--data", store, "statsu = 200"}, 1, []string{`unknown key "statsu"`, `did you mean "status"?`, "record fields: ", " qname "}},
-		{"unknown protocol", []string{"messages", "--data", store, "proto htp"}, 1, []string{`unknown protocol "htp"`, "dns, fix, http, mysql, postgres, redis, tcp, tls"}},
+		{"unknown protocol", []string{"messages", "--data", store, "proto htp"}, 1, []string{`unknown protocol "htp"`, knownProtos()}},
 		{"unknown class", []string{"messages", "--data", store, "class slow"}, 1, []string{`unknown class "slow"`, "slow_app", "slow_net"}},
 		{"unknown key in latency", []string{"latency", "--data", store, "proto htp"}, 1, []string{`unknown protocol "htp"`}},
 		{"unknown group key", []string{"latency", "--data", store, "--by", "bogus"}, 1, []string{`unknown grouping key "bogus"`, "proto server server_ip client_ip class"}},
@@ -194,4 +196,15 @@ func TestFaultCaptureRuntimeDir(t *testing.T) {
 	if _, err := os.Stat(runDir(pid)); err == nil {
 		t.Errorf("%s is left after a capture that failed", runDir(pid))
 	}
+}
+
+// knownProtos is the list an unknown-protocol error gives: the registered
+// decoders and "tcp", sorted.
+func knownProtos() string {
+	names := []string{analytics.FlowProto}
+	for _, d := range analytics.Decoders() {
+		names = append(names, d.Name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
