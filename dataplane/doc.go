@@ -1,6 +1,7 @@
 // Package dataplane owns where packets come from: the DPDK environment
 // (EAL), ports, RX queues, mempools, the burst receive loop and lcore
-// pinning, plus the pure-Go capture-file source used by import.
+// pinning, plus the pure-Go capture-file source used by import (a burst
+// loop over pcap.Reader: the file formats are package pcap's).
 //
 // It is the only cgo package. Files that need DPDK are built with
 // `cgo && !nodpdk`; without them (nodpdk.go) the live-capture entry points
@@ -31,7 +32,9 @@
 //     timestamp offload exists, otherwise TSC once per burst re-anchored to
 //     CLOCK_REALTIME every second.
 //   - A net_pcap replay ends with io.EOF once every packet counted in the
-//     file beforehand has arrived, or after an idle timeout.
+//     file beforehand has arrived, or after an idle timeout. The Source
+//     that Port.Source returns for a replay queue decides it; the RxQueue
+//     itself never ends.
 //   - Producer feeds a TX queue from memory (net_ring loops TX queue q to RX
 //     queue q) for benchmarks.
 //

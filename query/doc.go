@@ -3,12 +3,13 @@
 // blocks in time order, and the writers that turn the matching packets into
 // capture files (pcap, pcapng) for tcpdump and Wireshark.
 //
-// The writers (pcapout.go) keep what import and capture recorded: nanosecond
-// timestamps, the original (wire) length of packets cut by a snaplen, the
-// link type of every packet and, in pcapng, its interface. pcap holds one
-// link type per file, so a query whose packets mix link types must be
-// written as pcapng (ErrMixedLinkTypes says so). Writing allocates nothing
-// per packet: headers go through a fixed array into a 1 MiB bufio.Writer.
+// The writers (pcapout.go, over package pcap's Writer and NgWriter) keep
+// what import and capture recorded: nanosecond timestamps, the original
+// (wire) length of packets cut by a snaplen, the link type of every packet
+// and, in pcapng, its interface. pcap holds one link type per file, so a
+// query whose packets mix link types must be written as pcapng
+// (ErrMixedLinkTypes says so). Writing allocates nothing per packet:
+// headers go through a fixed array into a 1 MiB bufio.Writer.
 //
 // It must not write to the store, the index or the segment files: queries
 // run beside a live capture and only ever read committed blocks, at lower
