@@ -11,5 +11,10 @@
 // (Stream.Exchange). The Analyzer times each exchange from the TCP
 // signalling and emits a Record.
 //
-// Adding a protocol is one file: a Parser and a Register call in init.
+// Adding a protocol is one file: a Parser and a Register call in init. The
+// registry is the only list of protocols: the query language's names and
+// fields, the tier linker's backends, a record's one-line summary, the
+// store's interned strings and the skip-index terms (terms.go, shared by
+// msgstore and msgquery) all come from it or from this package
+// (docs/contributing.md).
 package analytics
