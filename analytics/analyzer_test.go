@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"tapvault/analytics"
 	"tapvault/block"
@@ -86,7 +87,11 @@ func TestAppTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, an := analyze(t, genFrames(t, opts), analytics.DefaultConfig())
+	// The generator's fast servers sit up to 20 ms away (plus the client's
+	// leg) and its slow-net paths 30 ms more: judge the path at 25 ms.
+	cfg := analytics.DefaultConfig()
+	cfg.SlowNetwork = 25 * time.Millisecond
+	recs, an := analyze(t, genFrames(t, opts), cfg)
 	type key struct {
 		proto, client, server string
 		reqFirst              int64
@@ -137,10 +142,15 @@ func TestAppTrace(t *testing.T) {
 		check("resp_pkts", int64(r.RespPkts), int64(e.RespPackets))
 		check("packets", int64(len(r.Packets)), int64(e.ReqPackets+e.RespPackets))
 		check("server_ack", r.ServerAck, e.ServerAckNS)
-		want := map[string]string{tracegen.AppFast: analytics.ClassFast, tracegen.AppSlowApp: analytics.ClassSlowApp,
+		want := map[string]string{tracegen.AppFast: analytics.ClassHealthy, tracegen.AppSlowApp: analytics.ClassSlowApp,
 			tracegen.AppSlowNet: analytics.ClassSlowNet, tracegen.AppTier: ""}[e.Class]
 		if e.Transport == "udp" {
-			want = analytics.ClassUDP
+			want = analytics.ClassCantTell
+		} else if e.Class != tracegen.AppTier {
+			// The additive split: the generator's server leg and think time.
+			check("network", r.Network, e.NetworkNS)
+			check("server", r.ServerTime, e.ThinkNS)
+			check("sum", r.Network+r.ServerTime+r.Transfer, r.RespLast-r.ReqLast)
 		}
 		if want != "" && r.Class != want {
 			if bad++; bad < 20 {
@@ -165,7 +175,7 @@ func TestAppTrace(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	for _, k := range []string{"tcp/fast", "tcp/slow_app", "tcp/slow_net", "udp/udp"} {
+	for _, k := range []string{"tcp/healthy", "tcp/slow_app", "tcp/slow_net", "udp/cant_tell"} {
 		if classes[k] == 0 {
 			t.Errorf("no %s exchange checked (have %v)", k, keys)
 		}

@@ -77,6 +77,7 @@ type Message struct {
 	endSeq            uint32 // TCP sequence number after the last byte
 	ackTS             int64  // request: the other side's first packet whose ACK covers it
 	ackPkt            uint64 // and that packet's number
+	rtx, zw           [2]uint32 // the connection's retransmissions and zero windows by side at Begin
 }
 
 // Str sets a string field (replacing one with the same key).
@@ -313,20 +314,56 @@ func Lookup(name string) (*Decoder, error) {
 	return nil, fmt.Errorf("unknown decoder %q (have %v)", name, names)
 }
 
-// Record classes (Record.Class).
+// Record classes (Record.Class). docs/analytics.md gives each one's rule.
 const (
-	ClassFast       = "fast"        // the server's first ACK of the request came with the response
-	ClassSlowApp    = "slow_app"    // a bare ACK on time, the response later: the application is slow
-	ClassSlowNet    = "slow_net"    // the ACK itself was late (server's of the request, or client's of the response)
+	ClassHealthy    = "healthy"     // neither the network part nor the server part is slow
+	ClassSlowApp    = "slow_app"    // the server part is slow (and larger than the network's)
+	ClassSlowNet    = "slow_net"    // the path's round trip is slow, or a message was retransmitted
+	ClassCantTell   = "cant_tell"   // the time cannot be split (Record.Why says why)
 	ClassNoResponse = "no_response" // the request got no answer
-	ClassUDP        = "udp"         // no TCP signalling to split network from application time
-	ClassUnknown    = "unknown"     // TCP, but the ACK that splits the time was not seen
+	ClassNoRequest  = "no_request"  // a response with no request
 	ClassFlow       = "flow"        // a "tcp" connection record (handshake and counts), not an exchange
+)
+
+// Classes of records written before the split was additive. Queries still
+// take them for one release: fast is healthy; udp and unknown are cant_tell
+// (or no_request); records stored with them read back under the new names.
+const (
+	ClassFast    = "fast"
+	ClassUDP     = "udp"
+	ClassUnknown = "unknown"
 )
 
 // Classes lists every Record.Class, for a query language to check names
 // against. Do not modify it.
-var Classes = []string{ClassFast, ClassSlowApp, ClassSlowNet, ClassNoResponse, ClassUDP, ClassUnknown, ClassFlow}
+var Classes = []string{ClassHealthy, ClassSlowApp, ClassSlowNet, ClassCantTell, ClassNoResponse, ClassNoRequest, ClassFlow}
+
+// OldClasses maps the classes of older records to today's (ClassUnknown
+// maps to ClassCantTell, or ClassNoRequest with FlagNoRequest). Do not
+// modify it.
+var OldClasses = map[string]string{ClassFast: ClassHealthy, ClassUDP: ClassCantTell, ClassUnknown: ClassCantTell}
+
+// CurrentClass is r's class under today's names (OldClasses; ClassUnknown
+// is ClassNoRequest with FlagNoRequest).
+func CurrentClass(r *Record) string {
+	n, ok := OldClasses[r.Class]
+	switch {
+	case !ok:
+		return r.Class
+	case r.Class == ClassUnknown && r.Flags&FlagNoRequest != 0:
+		return ClassNoRequest
+	}
+	return n
+}
+
+// UpgradeClass renames an older record's class (OldClasses) in place, for
+// answers; the message store keeps what was written.
+func (r *Record) UpgradeClass() {
+	if r.Class == ClassUDP && r.Why() == WhyNone {
+		r.SetEvidence(r.NetFrom(), r.Confidence(), r.Near(), WhyUDP)
+	}
+	r.Class = CurrentClass(r)
+}
 
 // FlowProto is the proto of a TCP connection record (class flow).
 const FlowProto = "tcp"
@@ -342,6 +379,10 @@ const (
 	FlagNoRequest                       // a server message with no request (Request times are 0)
 	FlagMidstream                       // the connection's start was not seen (no handshake)
 	FlagSidesGuessed                    // client and server were guessed from ports, not the SYN
+	FlagRetrans                         // a segment of the request or the response was retransmitted
+	FlagZeroWindow                      // the client advertised a zero window during the response: the receiver held the transfer
+	FlagAckTimer                        // the server's bare ACK was its delayed-ACK timer, not the network
+	FlagContradiction                   // an ACK came faster than the handshake's round trip (a middlebox): not used
 )
 
 // Record is one exchange (a request and its response) or, with Proto "tcp",
@@ -360,11 +401,14 @@ type Record struct {
 	ServerAck           int64 // the server's first packet whose ACK covers the request (0: none seen)
 	ClientAck           int64 // the client's first packet whose ACK covers the response (0: none seen)
 
-	Network    int64 // ReqLast -> ServerAck
-	ServerTime int64 // ReqLast -> RespFirst: the server's (application) time as the capture point sees it
+	// The additive split (breakdown.go): RespLast - ReqLast = Network +
+	// ServerTime + Transfer. Flags' high bits hold the evidence (NetFrom,
+	// Confidence, Near, Why).
+	Network    int64 // the round trip between the capture point and the server, during this exchange
+	ServerTime int64 // the rest of the wait for the response's first byte: the server's own time
 	Transfer   int64 // RespFirst -> RespLast
-	ClientNet  int64 // RespLast -> ClientAck: the client side's network delay
-	RTT        int64 // the server-side round trip baseline (handshake SYN -> SYN/ACK, or the least ACK delay seen)
+	ClientNet  int64 // the round trip between the capture point and the client (not inside the latency)
+	RTT        int64 // the path's round trip baseline, both legs (handshake, else the least prompt ACK delays)
 	Class      string
 
 	ReqBytes, RespBytes int64

@@ -48,6 +48,11 @@ type Config struct {
 	// an ACK may come before the exchange counts as slow_net: late when
 	// delay > RTT + max(LateAck, RTT/2).
 	LateAck time.Duration
+	// SlowNetwork and SlowServer are the parts of an exchange's time at
+	// which it is slow: the path's round trip (both legs), and the
+	// server's own time (docs/analytics.md, classes).
+	SlowNetwork time.Duration
+	SlowServer  time.Duration
 	// AckWait is how long (packet time) an exchange waits for the client's
 	// ACK of the response before it is emitted without one.
 	AckWait time.Duration
@@ -66,6 +71,8 @@ func DefaultConfig() Config {
 		MaxPending:     256,
 		MaxParsers:     1 << 13,
 		LateAck:        5 * time.Millisecond,
+		SlowNetwork:    20 * time.Millisecond,
+		SlowServer:     10 * time.Millisecond,
 		AckWait:        time.Second,
 	}
 }
@@ -102,6 +109,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_parsers: must be at least 1")
 	case c.LateAck < 0 || c.AckWait < 0:
 		return fmt.Errorf("late_ack/ack_wait: must not be negative")
+	case c.SlowNetwork <= 0 || c.SlowServer <= 0:
+		return fmt.Errorf("slow_network/slow_server: must be positive")
 	}
 	return nil
 }

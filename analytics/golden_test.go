@@ -44,6 +44,10 @@ type goldenRecord struct {
 	ClientNet  int64             `json:"client_net"`
 	RTT        int64             `json:"rtt"`
 	Class      string            `json:"class"`
+	NetFrom    string            `json:"net_from,omitempty"`
+	Confidence string            `json:"confidence,omitempty"`
+	Near       string            `json:"near,omitempty"`
+	Why        string            `json:"why,omitempty"`
 	ReqBytes   int64             `json:"req_bytes"`
 	RespBytes  int64             `json:"resp_bytes"`
 	ReqPkts    int32             `json:"req_pkts"`
@@ -62,6 +66,10 @@ var flagNames = []struct {
 	{analytics.FlagNoRequest, "no_request"},
 	{analytics.FlagMidstream, "midstream"},
 	{analytics.FlagSidesGuessed, "sides_guessed"},
+	{analytics.FlagRetrans, "retrans"},
+	{analytics.FlagZeroWindow, "zero_window"},
+	{analytics.FlagAckTimer, "ack_timer"},
+	{analytics.FlagContradiction, "contradiction"},
 }
 
 func toGolden(r *analytics.Record) goldenRecord {
@@ -72,8 +80,11 @@ func toGolden(r *analytics.Record) goldenRecord {
 		Network: r.Network, ServerTime: r.ServerTime, Transfer: r.Transfer, ClientNet: r.ClientNet, RTT: r.RTT,
 		Class: r.Class, ReqBytes: r.ReqBytes, RespBytes: r.RespBytes, ReqPkts: r.ReqPkts, RespPkts: r.RespPkts,
 		Packets: []string{},
+		NetFrom: r.NetFrom().String(), Confidence: r.Confidence().String(), Near: r.Near().String(), Why: r.Why().String(),
 	}
-	rest := r.Flags
+	var ev analytics.Record
+	ev.SetEvidence(7, 3, 3, 7) // every evidence bit
+	rest := r.Flags &^ ev.Flags
 	for _, f := range flagNames {
 		if r.Flags&f.f != 0 {
 			g.Flags = append(g.Flags, f.name)

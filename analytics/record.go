@@ -112,67 +112,28 @@ func (a *Analyzer) emitExchange(c *conn, req, resp *Message, clientAck int64) {
 	defer a.freeMessage(resp)
 	switch {
 	case req == nil:
-		r.Class = ClassUnknown
+		r.Class = ClassNoRequest
+		r.SetEvidence(NetNone, ConfNone, c.position(), WhyNoRequest)
 	case resp == nil:
 		r.Class = ClassNoResponse
 		a.unans++
 	default:
 		a.exch++
-		r.ServerTime = resp.FirstTS - req.LastTS
-		if !c.tcp {
-			r.Class = ClassUDP
-			break
-		}
-		r.RTT = c.baseline()
-		if clientAck != 0 {
-			r.ClientNet = clientAck - resp.LastTS
-		}
-		if req.ackTS == 0 || req.ackTS > resp.FirstTS {
-			// No ACK of the request before (or with) the response: the
-			// split is unknown.
-			r.ServerAck = 0
-			r.Class = ClassUnknown
-			break
-		}
-		r.Network = req.ackTS - req.LastTS
-		piggy := req.ackPkt == resp.firstPkt
-		// Which end the capture point is nearer: the shorter handshake
-		// leg. Next to the client, a late server ACK is the network's
-		// (the founding rule); next to the server, the server's ACK
-		// delay is the server's own, and a late client ACK of the
-		// response is the network's.
-		near := c.nearEnd()
+		wait := resp.FirstTS - req.LastTS
 		switch {
-		case near != Server && a.late(r.Network, r.RTT):
-			r.Class = ClassSlowNet
-		case near != Client && r.ClientNet >= 0 && a.late(r.ClientNet, c.cliBaseline()):
-			r.Class = ClassSlowNet
-		case !piggy && resp.FirstTS-req.ackTS > int64(a.cfg.LateAck):
-			r.Class = ClassSlowApp
-		case near == Server && piggy && a.late(r.ServerTime, max(r.RTT, 0)):
-			r.Class = ClassSlowApp // answered late, ACK and data together
+		case !c.tcp:
+			// No ACKs: the wait cannot be split (latency_ns has it).
+			r.Class = ClassCantTell
+			r.SetEvidence(NetNone, ConfNone, NearUnknown, WhyUDP)
+		case wait < 0:
+			r.ServerAck = 0
+			r.Class = ClassCantTell
+			r.SetEvidence(NetNone, ConfNone, c.position(), WhyOverlap)
 		default:
-			r.Class = ClassFast
-		}
-		// The least ACK delay seen is the baseline when there was no
-		// handshake.
-		if c.minAck < 0 || r.Network < c.minAck {
-			c.minAck = r.Network
-		}
-		if r.ClientNet >= 0 && (c.minCliAck < 0 || r.ClientNet < c.minCliAck) {
-			c.minCliAck = r.ClientNet
+			a.split(c, r, req, resp, wait)
 		}
 	}
 	a.emit(r)
-}
-
-// late reports whether an ACK delay d is late against the baseline round
-// trip base (-1 unknown: never late).
-func (a *Analyzer) late(d, base int64) bool {
-	if base < 0 || d < 0 {
-		return false
-	}
-	return d > base+max(int64(a.cfg.LateAck), base/2)
 }
 
 func appendRefs(dst, src []PktRef, max int, flags *uint32) []PktRef {

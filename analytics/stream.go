@@ -118,6 +118,7 @@ func (a *Analyzer) Begin(s Side, off int) *Message {
 	if c == nil {
 		return m
 	}
+	m.rtx, m.zw = c.rtx, c.zw
 	if off < 0 {
 		off = 0
 	}

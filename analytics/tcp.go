@@ -60,6 +60,9 @@ type conn struct {
 	waitAck []pendEx   // exchanges waiting for the client's ACK of the response
 
 	retrans, ooo, dupack, zerowin, rst uint32
+	rtx                                [2]uint32 // retransmissions by side (retrans's)
+	rtxTS                              [2]int64  // the last one's time
+	zw                                 [2]uint32 // zero windows advertised by side
 	gapBytes                           uint64
 }
 
@@ -222,6 +225,7 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *packet.Decoded, payload []byte,
 	}
 	if d.Window == 0 && fl&(tcpSYN|tcpFIN|tcpRST) == 0 {
 		c.zerowin++
+		c.zw[s]++
 	}
 
 	// Sequence analysis, as Wireshark's tcp.analysis flags.
@@ -242,15 +246,21 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *packet.Decoded, payload []byte,
 			switch {
 			case segLen > 0 && os.ackSeen && os.lastAck != 0 && seqLE(d.Seq+uint32(segLen), os.lastAck) && seqGT(os.lastAck, ss.base):
 				c.retrans++ // spurious: already ACKed
+				c.rtx[s]++
+				c.rtxTS[s] = ts
 				a.retx++
 			case notAdv && os.dupAcks >= 2 && os.lastAck == d.Seq && vt-os.lastAckTS < 20_000_000:
 				c.retrans++ // fast retransmission
+				c.rtx[s]++
+				c.rtxTS[s] = ts
 				a.retx++
 			case notAdv && vt-ss.maxEndTS < c.oooThreshold() && ss.maxEnd != end:
 				c.ooo++
 				a.ooo++
 			case notAdv:
 				c.retrans++
+				c.rtx[s]++
+				c.rtxTS[s] = ts
 				a.retx++
 			}
 		}

@@ -194,7 +194,8 @@ type cmp struct {
 	addr   netip.Addr
 	ap     netip.AddrPort
 	prefix netip.Prefix
-	fold   bool // fields: string equality ignores case
+	fold   bool   // fields: string equality ignores case
+	alt    string // class: a second name that matches (an old name's)
 }
 
 // Parse parses an expression. Errors are *ParseError and say at which
@@ -662,6 +663,11 @@ func (p *parser) compile(c *cmp, v token) error {
 			if c.key == kProto && !slices.Contains(n.protos, c.str) {
 				return bad("unknown protocol %q (want %s; ~ takes a pattern)", c.raw, strings.Join(n.protos, ", "))
 			}
+			if c.key == kClass {
+				if err := c.oldClass(); err != nil {
+					return err
+				}
+			}
 			if c.key == kClass && !slices.Contains(analytics.Classes, c.str) {
 				return bad("unknown class %q (want %s; ~ takes a pattern)", c.raw, strings.Join(analytics.Classes, ", "))
 			}
@@ -950,9 +956,11 @@ func (c *cmp) match(r *analytics.Record) bool {
 		return eq == (c.op == opEq)
 	case kClass:
 		if c.re != nil {
-			return c.re.MatchString(r.Class) == (c.op == opRe)
+			return c.re.MatchString(analytics.CurrentClass(r)) == (c.op == opRe)
 		}
-		return equalFoldASCII(r.Class, c.str) == (c.op == opEq)
+		cl := analytics.CurrentClass(r)
+		eq := equalFoldASCII(cl, c.str) || c.alt != "" && equalFoldASCII(cl, c.alt)
+		return eq == (c.op == opEq)
 	case kTransport:
 		return (int64(r.Transport) == c.num) == (c.op == opEq)
 	case kClient:
@@ -1193,7 +1201,11 @@ func (c *cmp) terms() []string {
 		}
 		return []string{analytics.ProtoTerm(c.str)}
 	case kClass:
-		if c.str == "" || !isASCII(c.str) {
+		if c.str == "" || !isASCII(c.str) || c.re != nil {
+			return nil
+		}
+		if _, renamed := classRenamed[c.str]; renamed {
+			// Files written before issue 11 hold the old name's term.
 			return nil
 		}
 		return []string{analytics.ClassTerm(c.str)}
@@ -1282,4 +1294,23 @@ func (n *node) protoSet() ([]string, bool) {
 		return []string{"pgsql", "postgres"}, true
 	}
 	return []string{c.str}, true
+}
+
+// classRenamed are the classes whose records were stored under another
+// name before issue 11 (analytics.OldClasses), so their skip-index terms
+// cannot be trusted for one release.
+var classRenamed = map[string]bool{analytics.ClassHealthy: true, analytics.ClassCantTell: true, analytics.ClassNoRequest: true}
+
+// oldClass turns a class name of older releases into today's: fast is
+// healthy, udp is cant_tell, and unknown is cant_tell or no_request.
+func (c *cmp) oldClass() error {
+	n, ok := analytics.OldClasses[c.str]
+	if !ok {
+		return nil
+	}
+	if c.str == analytics.ClassUnknown {
+		c.alt = analytics.ClassNoRequest
+	}
+	c.str = n
+	return nil
 }

@@ -235,7 +235,7 @@ func TestParseErrors(t *testing.T) {
 		{"vlan ~ 1", `parse "vlan ~ 1": operator "~" does not apply to vlan at column 8`},
 		{"proto htp", `parse "proto htp": unknown protocol "htp" (want ` + protoList() + `; ~ takes a pattern) at column 7`},
 		{"proto != \"\"", `parse "proto != \"\"": unknown protocol "" (want ` + protoList() + `; ~ takes a pattern) at column 10`},
-		{"class slow", `parse "class slow": unknown class "slow" (want fast, slow_app, slow_net, no_response, udp, unknown, flow; ~ takes a pattern) at column 7`},
+		{"class slow", `parse "class slow": unknown class "slow" (want healthy, slow_app, slow_net, cant_tell, no_response, no_request, flow; ~ takes a pattern) at column 7`},
 
 		{strings.Repeat("(", 300) + "proto http" + strings.Repeat(")", 300), ""},
 	}
@@ -532,7 +532,7 @@ func TestFaultUnknownNames(t *testing.T) {
 		{"nosuch !~ get", `unknown key "nosuch" (built-in keys:`},
 		{"xyzzy = 1", "record fields: alpn answers app"},
 		{"proto htp", `unknown protocol "htp" (want ` + protoList() + `;`},
-		{"class slow", `unknown class "slow" (want fast, slow_app`},
+		{"class slow", `unknown class "slow" (want healthy, slow_app`},
 	} {
 		_, err := Parse(c.expr)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -635,6 +635,44 @@ func TestDocExamples(t *testing.T) {
 	for _, c := range cases {
 		if got := e.Match(c.r); got != c.want {
 			t.Errorf("doc example %q on a %s: got %v, want %v", errExpr, c.name, got, c.want)
+		}
+	}
+}
+
+// TestOldClassNames: the class names of records written before issue 11
+// still select, for one release, under either name; their terms do not
+// prune (older files' skip indexes hold the old names).
+func TestOldClassNames(t *testing.T) {
+	rec := func(class string, flags uint32) *analytics.Record {
+		return &analytics.Record{Proto: "http", Class: class, Flags: flags}
+	}
+	cases := []struct {
+		expr string
+		r    *analytics.Record
+		want bool
+	}{
+		{"class fast", rec(analytics.ClassHealthy, 0), true},
+		{"class fast", rec(analytics.ClassFast, 0), true},
+		{"class healthy", rec(analytics.ClassFast, 0), true},
+		{"class healthy", rec(analytics.ClassSlowApp, 0), false},
+		{"class unknown", rec(analytics.ClassCantTell, 0), true},
+		{"class unknown", rec(analytics.ClassNoRequest, 0), true},
+		{"class unknown", rec(analytics.ClassHealthy, 0), false},
+		{"class no_request", rec(analytics.ClassUnknown, analytics.FlagNoRequest), true},
+		{"class cant_tell", rec(analytics.ClassUnknown, analytics.FlagNoRequest), false},
+		{"class cant_tell", rec(analytics.ClassUDP, 0), true},
+		{"class != fast", rec(analytics.ClassFast, 0), false},
+	}
+	for _, tc := range cases {
+		e, err := Parse(tc.expr)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tc.expr, err)
+		}
+		if got := e.Match(tc.r); got != tc.want {
+			t.Errorf("%q on class %s: %v, want %v", tc.expr, tc.r.Class, got, tc.want)
+		}
+		if tc.want && len(e.Terms()) != 0 {
+			t.Errorf("%q: terms %q, want none", tc.expr, e.Terms())
 		}
 	}
 }

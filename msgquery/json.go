@@ -17,6 +17,7 @@ var fixedNames = map[string]bool{
 	"server_ack_ns": true, "client_ack_ns": true,
 	"latency_ns": true, "network_ns": true, "server_ns": true, "transfer_ns": true,
 	"client_net_ns": true, "rtt_ns": true, "class": true,
+	"net_from": true, "confidence": true, "near": true, "why": true,
 	"req_bytes": true, "resp_bytes": true, "req_packets": true, "resp_packets": true,
 	"flags": true, "packets": true,
 	"tier_before_ns": true, "tier_backend_ns": true, "tier_after_ns": true, "tier_self_ns": true,
@@ -33,6 +34,10 @@ var flagNames = [...]struct {
 	{analytics.FlagNoRequest, "no_request"},
 	{analytics.FlagMidstream, "midstream"},
 	{analytics.FlagSidesGuessed, "sides_guessed"},
+	{analytics.FlagRetrans, "retrans"},
+	{analytics.FlagZeroWindow, "zero_window"},
+	{analytics.FlagAckTimer, "ack_timer"},
+	{analytics.FlagContradiction, "contradiction"},
 }
 
 // AppendJSON appends r as one JSON object (no trailing newline) to dst and
@@ -78,6 +83,17 @@ func AppendJSON(dst []byte, r *analytics.Record, t *Tier) []byte {
 	dst = appendIntField(dst, "rtt_ns", dur(r.RTT))
 	dst = append(dst, `,"class":`...)
 	dst = appendString(dst, r.Class)
+	for _, ev := range [...]struct{ key, v string }{
+		{`,"net_from":`, r.NetFrom().String()},
+		{`,"confidence":`, r.Confidence().String()},
+		{`,"near":`, r.Near().String()},
+		{`,"why":`, r.Why().String()},
+	} {
+		if ev.v != "" {
+			dst = append(dst, ev.key...)
+			dst = appendString(dst, ev.v)
+		}
+	}
 	dst = appendIntField(dst, "req_bytes", r.ReqBytes)
 	dst = appendIntField(dst, "resp_bytes", r.RespBytes)
 	dst = appendIntField(dst, "req_packets", int64(r.ReqPkts))
@@ -284,10 +300,24 @@ func AppendText(dst []byte, r *analytics.Record) []byte {
 	dst = analytics.AppendDuration(dst, latencyOf(r))
 	dst = append(dst, " network="...)
 	dst = analytics.AppendDuration(dst, r.Network)
+	if src := r.NetFrom(); src != analytics.NetNone {
+		dst = append(dst, '(')
+		dst = append(dst, src.String()...)
+		dst = append(dst, ')')
+	}
 	dst = append(dst, " server="...)
 	dst = analytics.AppendDuration(dst, r.ServerTime)
+	dst = append(dst, " transfer="...)
+	dst = analytics.AppendDuration(dst, r.Transfer)
+	dst = append(dst, " client_net="...)
+	dst = analytics.AppendDuration(dst, r.ClientNet)
 	dst = append(dst, " class="...)
 	dst = analytics.AppendClean(dst, r.Class, 16)
+	if why := r.Why(); why != analytics.WhyNone {
+		dst = append(dst, '(')
+		dst = append(dst, why.String()...)
+		dst = append(dst, ')')
+	}
 	dst = append(dst, " id="...)
 	return appendHex16(dst, r.ID)
 }

@@ -173,12 +173,12 @@ func TestAppendText(t *testing.T) {
 		r    *analytics.Record
 		want string
 	}{
-		{httpRec(), "2024-05-06T12:53:20.000000Z http 10.1.2.3:40000 → 10.0.0.5:80 POST WWW.Example.com/api/v1/users -> 503 latency=60.999ms network=199µs server=59.999ms class=slow_app id=0123456789abcdef"},
-		{dnsRec(), "2024-05-06T12:53:20.000000Z dns [2001:db8::1]:5353 → [2001:db8::53]:53 A Mail.Example.COM -> NOERROR 2 answers latency=2ms network=- server=2ms class=udp id=000000000000002a"},
-		{pg, "2024-05-06T12:53:20.000000Z pgsql 10.0.0.5:51000 → 10.0.0.9:5432 SELECT * FROM users WHERE name = 'x' AND something_long = 12… -> - (no response) latency=- network=- server=- class=no_response id=0000000000000007"},
-		{redis, "2024-05-06T12:53:20.000000Z redis 10.0.0.5:6000 → 10.0.0.7:6379 GET user:1 -> bulk latency=500ns network=100ns server=500ns class=fast id=0000000000000009"},
-		{fix, "2024-05-06T12:53:20.000000Z fix 10.0.0.5:6000 → 10.0.0.8:9878 D ORD1 -> 8 latency=12.345µs network=- server=12.345µs class=unknown id=000000000000000a"},
-		{tcp, "2024-05-06T12:53:20.000000Z tcp 10.0.0.1:4000 → 10.0.0.2:443 handshake=90µs+1.5ms retrans=2 bytes=100/2000 latency=- network=- server=- class=flow id=0000000000000005"},
+		{httpRec(), "2024-05-06T12:53:20.000000Z http 10.1.2.3:40000 → 10.0.0.5:80 POST WWW.Example.com/api/v1/users -> 503 latency=60.999ms network=199µs server=59.999ms transfer=1ms client_net=300µs class=slow_app id=0123456789abcdef"},
+		{dnsRec(), "2024-05-06T12:53:20.000000Z dns [2001:db8::1]:5353 → [2001:db8::53]:53 A Mail.Example.COM -> NOERROR 2 answers latency=2ms network=- server=2ms transfer=0ns client_net=- class=udp id=000000000000002a"},
+		{pg, "2024-05-06T12:53:20.000000Z pgsql 10.0.0.5:51000 → 10.0.0.9:5432 SELECT * FROM users WHERE name = 'x' AND something_long = 12… -> - (no response) latency=- network=- server=- transfer=- client_net=- class=no_response id=0000000000000007"},
+		{redis, "2024-05-06T12:53:20.000000Z redis 10.0.0.5:6000 → 10.0.0.7:6379 GET user:1 -> bulk latency=500ns network=100ns server=500ns transfer=0ns client_net=0ns class=fast id=0000000000000009"},
+		{fix, "2024-05-06T12:53:20.000000Z fix 10.0.0.5:6000 → 10.0.0.8:9878 D ORD1 -> 8 latency=12.345µs network=- server=12.345µs transfer=0ns client_net=0ns class=unknown id=000000000000000a"},
+		{tcp, "2024-05-06T12:53:20.000000Z tcp 10.0.0.1:4000 → 10.0.0.2:443 handshake=90µs+1.5ms retrans=2 bytes=100/2000 latency=- network=- server=- transfer=0ns client_net=0ns class=flow id=0000000000000005"},
 	}
 	for _, c := range cases {
 		if got := string(AppendText(nil, c.r)); got != c.want {

@@ -167,6 +167,7 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 			if !sel.match(r) {
 				return nil
 			}
+			r.UpgradeClass()
 			return fn(r, nil)
 		})
 		return warnings, err
@@ -187,6 +188,7 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 	}
 	err = rd.Scan(ctx, q, func(r *analytics.Record) error {
 		c := *r
+		c.UpgradeClass()
 		c.Fields = append([]analytics.Field(nil), r.Fields...)
 		c.Packets = append([]analytics.PktRef(nil), r.Packets...)
 		return emit(tl.Push(&c))
@@ -242,6 +244,7 @@ func (s *Store) MessagePackets(ctx context.Context, id uint64, fn func(p *Packet
 	if err != nil {
 		return d, fmt.Errorf("message %016x: %w", id, err)
 	}
+	r.UpgradeClass()
 	d.Record = r
 	from, to := RecordSpan(r)
 	if r.Proto == "tcp" || len(r.Packets) == 0 {

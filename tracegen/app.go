@@ -52,7 +52,7 @@ const KindApp = "app"
 const (
 	AppFast    = "fast"     // response after a short think time, ACK piggybacked on it
 	AppSlowApp = "slow-app" // bare ACK after the round trip, response 40 ms after the ACK
-	AppSlowNet = "slow-net" // ACK (with the response) 30 ms late through network delay
+	AppSlowNet = "slow-net" // the path to the server 30 ms slower, from the handshake on
 	AppTier    = "tier"     // a front end's answer, waiting on its backend exchanges
 )
 
@@ -67,7 +67,7 @@ const (
 // Timing constants of the app trace.
 const (
 	appSlowAppNS   = 40_000_000 // slow-app: response this long after the bare ACK
-	appSlowNetNS   = 30_000_000 // slow-net: extra network delay of the server's answer
+	appSlowNetNS   = 30_000_000 // slow-net: extra round trip of the server's leg (handshake included)
 	appMSS         = 1460       // payload bytes per TCP segment
 	appSegGapNS    = 12_000     // between back-to-back full segments (1 Gbit/s)
 	appMeanPackets = 16         // about the mean frames per conversation (measured: TestAppRate)
@@ -467,6 +467,12 @@ func (a *appGen) pkt(c *appConv, ci int, ts int64, fromClient bool, flags uint8,
 // handshake makes the 3-way handshake starting at t and returns when the
 // client sends its first data.
 func (a *appGen) handshake(c *appConv, s *appSide, t int64) int64 {
+	if s.class == appSlowNet {
+		// A slow path is slow for every packet, the handshake's too: a
+		// late ACK riding on the response alone says the server was
+		// slow (issue 11).
+		s.srv += appSlowNetNS
+	}
 	a.pkt(c, s.conn, t, true, tcpSYN, 0, 0)
 	t += s.srv
 	a.pkt(c, s.conn, t, false, tcpSYN|tcpACK, 0, 0)
@@ -566,7 +572,10 @@ func (a *appGen) respond(c *appConv, s *appSide, reqLast, think int64, off, end,
 	case appFast:
 		e.NetworkNS, e.ThinkNS = s.srv, think
 	case appSlowNet:
-		e.NetworkNS, e.ThinkNS = s.srv+appSlowNetNS, think
+		e.NetworkNS, e.ThinkNS = s.srv, think // handshake slowed s.srv
+		if udp {
+			e.NetworkNS += appSlowNetNS
+		}
 	case appSlowApp:
 		e.NetworkNS, e.ThinkNS = s.srv, appSlowAppNS
 		if !udp {

@@ -262,7 +262,9 @@ func TestAppTCP(t *testing.T) {
 			}
 			lastAck[d] = p.ack
 		}
-		if fin[0] && fin[1] {
+		if fin[0] && fin[1] && ps[len(ps)-1].i != len(pkts)-1 {
+			// (A close whose last packet is the trace's may have its final
+			// ACK cut by the packet count.)
 			closed++
 			if l := ps[len(ps)-1]; l.src != k.client || l.flags != tcpACK || l.ack != next[1] {
 				t.Errorf("%v: after both FINs the last packet is %+v, want the client's ACK of %d", k, l, next[1])

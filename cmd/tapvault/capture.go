@@ -67,6 +67,9 @@ type captureConfig struct {
 		MaxStatement int               `yaml:"max_statement"`
 		MaxConns     int               `yaml:"max_conns"`
 		MaxParsers   int               `yaml:"max_parsers"`
+		SlowNetwork  time.Duration     `yaml:"slow_network"`
+		SlowServer   time.Duration     `yaml:"slow_server"`
+		LateAck      time.Duration     `yaml:"late_ack"`
 	} `yaml:"analytics"`
 }
 
@@ -180,6 +183,9 @@ and print the summary.`,
 					set("max-statement", func() { so.maxStatement = orInt(a.MaxStatement, so.maxStatement) })
 					set("max-conns", func() { so.maxConns = orInt(a.MaxConns, so.maxConns) })
 					set("max-parsers", func() { so.maxParsers = orInt(a.MaxParsers, so.maxParsers) })
+					set("slow-network", func() { so.slowNetwork = orDur(a.SlowNetwork, so.slowNetwork) })
+					set("slow-server", func() { so.slowServer = orDur(a.SlowServer, so.slowServer) })
+					set("late-ack", func() { so.lateAck = orDur(a.LateAck, so.lateAck) })
 					if !f.Changed("decoder-port") {
 						for port, name := range a.Ports {
 							so.decoderPorts = append(so.decoderPorts, fmt.Sprintf("%d=%s", port, name))
@@ -213,7 +219,8 @@ and print the summary.`,
 			// precedence, as at start.
 			apiOpts.reload = func() (reloaded, error) {
 				r := storeOptions{retainBytes: so.retainBytes, retainAge: so.retainAge, keepFree: so.keepFree, retainEvery: so.retainEvery,
-					decoders: so.decoders, decoderPorts: so.decoderPorts, maxStatement: so.maxStatement, maxConns: so.maxConns, maxParsers: so.maxParsers}
+					decoders: so.decoders, decoderPorts: so.decoderPorts, maxStatement: so.maxStatement, maxConns: so.maxConns, maxParsers: so.maxParsers,
+					slowNetwork: so.slowNetwork, slowServer: so.slowServer, lateAck: so.lateAck}
 				tf := tokenF
 				if config != "" {
 					c, err := loadCaptureConfig(config)

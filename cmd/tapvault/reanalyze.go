@@ -46,6 +46,9 @@ func newReanalyzeCmd() *cobra.Command {
 		data, from, to string
 		decoders       []string
 		maxStatement   int
+		slowNetwork    time.Duration
+		slowServer     time.Duration
+		lateAck        time.Duration
 		dryRun         bool
 	)
 	cmd := &cobra.Command{
@@ -76,6 +79,14 @@ middle (flag midstream).`,
 			if maxStatement != 0 {
 				cfg.MaxStatement = maxStatement
 			}
+			for _, d := range []struct {
+				v   time.Duration
+				dst *time.Duration
+			}{{slowNetwork, &cfg.SlowNetwork}, {slowServer, &cfg.SlowServer}, {lateAck, &cfg.LateAck}} {
+				if d.v != 0 {
+					*d.dst = d.v
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -94,6 +105,9 @@ middle (flag midstream).`,
 	f.StringSliceVar(&decoders, "decoder", nil, "decoders to run (repeatable or comma-separated; default all)")
 	f.IntVar(&maxStatement, "max-statement", 0, "truncate SQL statements and other free text to this many bytes (default 256)")
 	f.BoolVar(&dryRun, "dry-run", false, "compare with the stored records, write nothing")
+	f.DurationVar(&slowNetwork, "slow-network", 0, "as capture's --slow-network: the path round trip at which an exchange is slow_net (default 20ms)")
+	f.DurationVar(&slowServer, "slow-server", 0, "as capture's --slow-server: the server time at which an exchange is slow_app (default 10ms)")
+	f.DurationVar(&lateAck, "late-ack", 0, "as capture's --late-ack (default 5ms)")
 	return cmd
 }
 

@@ -36,6 +36,9 @@ type storeOptions struct {
 	decoders     []string
 	decoderPorts []string // PORT=NAME
 	maxStatement int
+	slowNetwork  time.Duration // analytics classes (0: the default)
+	slowServer   time.Duration
+	lateAck      time.Duration
 
 	// Memory bounds (docs/config.md, "Memory").
 	maxFlows    int
@@ -67,6 +70,9 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.StringSliceVar(&o.decoders, "decoders", nil, "decoders to run, comma-separated (default all: "+strings.Join(decoderNames(), ",")+")")
 	f.StringArrayVar(&o.decoderPorts, "decoder-port", nil, "PORT=NAME: decode this server port with decoder NAME, or PORT= to decode nothing there (repeatable)")
 	f.IntVar(&o.maxStatement, "max-statement", 0, "truncate SQL statements and other free text in records to this many bytes (default 256)")
+	f.DurationVar(&o.slowNetwork, "slow-network", 0, "an exchange is slow_net when the path's round trip (both legs) reaches this, or a message was retransmitted (default 20ms)")
+	f.DurationVar(&o.slowServer, "slow-server", 0, "an exchange is slow_app when the server's own time reaches this (default 10ms)")
+	f.DurationVar(&o.lateAck, "late-ack", 0, "an ACK later than the round trip by more than max(this, RTT/2) is not prompt (default 5ms)")
 	f.IntVar(&o.maxFlows, "max-flows", 0, "flows tracked per worker; packets of further new flows are stored but not tracked, counted (default 262144)")
 	f.IntVar(&o.maxConns, "max-conns", 0, "connections analysed per worker; further ones are counted, not analysed (default 262144)")
 	f.IntVar(&o.maxParsers, "max-parsers", 0, "connections decoded at once per worker, bounding the parsers' buffers in total; further ones are timed, not decoded, counted (default 8192)")
@@ -100,6 +106,15 @@ func (o *storeOptions) analyticsConfig() (*analytics.Config, error) {
 	}
 	if o.maxParsers != 0 {
 		c.MaxParsers = o.maxParsers
+	}
+	if o.slowNetwork != 0 {
+		c.SlowNetwork = o.slowNetwork
+	}
+	if o.slowServer != 0 {
+		c.SlowServer = o.slowServer
+	}
+	if o.lateAck != 0 {
+		c.LateAck = o.lateAck
 	}
 	for _, pm := range o.decoderPorts {
 		ps, name, ok := strings.Cut(pm, "=")

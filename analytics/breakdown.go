@@ -1,0 +1,324 @@
+package analytics
+
+// The time split of one TCP exchange, and its class.
+//
+// At the capture point, an exchange's latency (the request's last byte to
+// the response's last byte, what tshark calls http.time) is the sum of
+//
+//	network   the round trip between the capture point and the server,
+//	          during this exchange
+//	server    the rest of the wait before the response's first byte
+//	transfer  the response's first byte to its last
+//
+// each part >= 0. The round trip on the other side of the capture point,
+// to the client, is not inside that latency; it is ClientNet. Their sum is
+// the path's round trip, whatever the capture point.
+//
+// The network part comes from the best evidence this exchange offers, in
+// this order (Record.NetFrom names it, Record.Confidence grades it):
+//
+//   - a retransmitted request: the time until the last retransmission
+//     passed, plus the round trip (a lost request is the network's time);
+//   - the server's bare ACK of the request, when it is prompt: within the
+//     connection's round trip plus max(LateAck, RTT/2);
+//   - else the connection's round trip: the handshake's (SYN to SYN/ACK),
+//     or the least prompt ACK delay seen on it (no handshake seen).
+//
+// Kernels delay ACKs hoping to piggyback them on data: Linux for at least
+// 40 ms (TCP_ATO_MIN) and Windows up to 200 ms, quick-ack aside. So an ACK
+// that rides on the response says nothing about the network (the response
+// was late, the server was), and a bare ACK that comes 35 to 210 ms after
+// the round trip, with the response later still, is the delayed-ACK timer
+// firing: the server had not answered in time (FlagAckTimer). A bare ACK
+// much faster than the handshake's round trip contradicts physics: a
+// middlebox (a proxy, a WAN optimiser) acknowledges for the server. It is
+// not used (FlagContradiction); the handshake gives the network part.
+
+import "time"
+
+// Kernel delayed-ACK timers, as the rules use them: a bare ACK later than
+// the round trip by delAckMin..delAckMax is taken for the timer.
+const (
+	delAckMin = 35 * time.Millisecond  // Linux's TCP_ATO_MIN (40 ms), less the jitter of a packet time
+	delAckMax = 210 * time.Millisecond // Windows' 200 ms (and Linux's TCP_DELACK_MAX), plus jitter
+)
+
+// NetSource says which evidence gave an exchange's network part
+// (Record.NetFrom).
+type NetSource uint8
+
+// Network part sources.
+const (
+	NetNone      NetSource = iota // no estimate
+	NetRetrans                    // the request was retransmitted
+	NetBareAck                    // the server's prompt bare ACK of the request
+	NetHandshake                  // the handshake's round trip (SYN -> SYN/ACK)
+	NetMinAck                     // the least prompt ACK delay seen on the connection
+	NetWait                       // capped at the whole wait (the response came sooner than a round trip)
+)
+
+var netSourceNames = [...]string{"", "retrans", "bare_ack", "handshake", "min_ack", "wait"}
+
+func (s NetSource) String() string {
+	if int(s) < len(netSourceNames) {
+		return netSourceNames[s]
+	}
+	return ""
+}
+
+// Confidence grades the split (Record.Confidence).
+type Confidence uint8
+
+// Confidences.
+const (
+	ConfNone   Confidence = iota
+	ConfLow               // an estimate a middlebox, a missing handshake or an ambiguous ACK weakens
+	ConfMedium            // the connection's round trip, not this exchange's own
+	ConfHigh              // this exchange's own evidence (a prompt bare ACK, a retransmission)
+)
+
+var confNames = [...]string{"", "low", "medium", "high"}
+
+func (c Confidence) String() string {
+	if int(c) < len(confNames) {
+		return confNames[c]
+	}
+	return ""
+}
+
+// Position is where the capture point sits on a connection (Record.Near),
+// from the handshake's two legs.
+type Position uint8
+
+// Positions.
+const (
+	NearUnknown Position = iota // no handshake seen
+	NearClient                  // the client's leg is under half the server's
+	NearServer                  // the server's leg is under half the client's
+	NearMiddle                  // legs within a factor of 2: a tap in the path
+)
+
+var posNames = [...]string{"", "client", "server", "middle"}
+
+func (p Position) String() string {
+	if int(p) < len(posNames) {
+		return posNames[p]
+	}
+	return ""
+}
+
+// Why says why an exchange is cant_tell, or what weakened its split
+// (Record.Why).
+type Why uint8
+
+// Reasons.
+const (
+	WhyNone        Why = iota
+	WhyNoBaseline      // no handshake and no prompt ACK yet: the round trip is unknown
+	WhyAckAmbiguous    // a late bare ACK with no round trip to judge it: the timer or the network
+	WhyOverlap         // the response began before the request ended
+	WhyUDP             // no TCP signalling to split the time
+	WhyMiddlebox       // ACKs faster than the handshake's round trip: a middlebox ACKs for the server
+	WhyNoRequest       // a response with no request
+)
+
+var whyNames = [...]string{"", "no_baseline", "ack_ambiguous", "overlap", "udp", "middlebox", "no_request"}
+
+func (w Why) String() string {
+	if int(w) < len(whyNames) {
+		return whyNames[w]
+	}
+	return ""
+}
+
+// The evidence is kept in the high bits of Record.Flags, so the message
+// store's format carries it unchanged (docs/format/messages.md).
+const (
+	evNetShift  = 16 // 3 bits: NetSource
+	evConfShift = 19 // 2 bits: Confidence
+	evPosShift  = 21 // 2 bits: Position
+	evWhyShift  = 23 // 3 bits: Why
+	evMask      = 0x3ff << evNetShift
+)
+
+// NetFrom is the evidence that gave the network part.
+func (r *Record) NetFrom() NetSource { return NetSource(r.Flags >> evNetShift & 7) }
+
+// Confidence grades the split.
+func (r *Record) Confidence() Confidence { return Confidence(r.Flags >> evConfShift & 3) }
+
+// Near is where the capture point sits on the connection.
+func (r *Record) Near() Position { return Position(r.Flags >> evPosShift & 3) }
+
+// Why is why the class is cant_tell, or what weakened the split.
+func (r *Record) Why() Why { return Why(r.Flags >> evWhyShift & 7) }
+
+// SetEvidence stores the evidence in r.Flags.
+func (r *Record) SetEvidence(src NetSource, conf Confidence, near Position, why Why) {
+	r.Flags = r.Flags&^evMask | uint32(src&7)<<evNetShift | uint32(conf&3)<<evConfShift |
+		uint32(near&3)<<evPosShift | uint32(why&7)<<evWhyShift
+}
+
+// position is where the capture point sits on c.
+func (c *conn) position() Position {
+	srv, cli := c.rttSrvHS(), c.rttCliHS()
+	switch {
+	case srv < 0 || cli < 0:
+		return NearUnknown
+	case 2*cli < srv:
+		return NearClient
+	case 2*srv < cli:
+		return NearServer
+	}
+	return NearMiddle
+}
+
+// prompt reports whether an ACK delay d is within the round trip base
+// plus max(LateAck, base/2).
+func (a *Analyzer) prompt(d, base int64) bool {
+	return d <= base+max(int64(a.cfg.LateAck), base/2)
+}
+
+// ackTimer reports whether an ACK delay d, against the round trip base, is
+// a kernel's delayed-ACK timer rather than the network.
+func ackTimer(d, base int64) bool {
+	late := d - base
+	return late >= int64(delAckMin) && late <= int64(delAckMax)
+}
+
+// split fills r's network, server and client-leg parts, its evidence and
+// its class, for a TCP exchange with both messages. wait is
+// resp.FirstTS - req.LastTS (>= 0).
+func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
+	near := c.position()
+	var (
+		src  NetSource
+		conf Confidence
+		why  Why
+		net  int64 = -1
+	)
+	srvHS := c.rttSrvHS()
+	base := c.baseline() // the handshake's server leg, else the least prompt ACK delay
+	baseSrc := NetHandshake
+	if srvHS < 0 {
+		baseSrc = NetMinAck
+	}
+	ackd := int64(-1)
+	if req.ackTS != 0 && req.ackTS <= resp.FirstTS && req.ackTS >= req.LastTS {
+		ackd = req.ackTS - req.LastTS
+		r.ServerAck = req.ackTS
+	} else {
+		r.ServerAck = 0
+	}
+	bare := ackd >= 0 && req.ackPkt != resp.firstPkt
+	reqRtx := resp.rtx[Client] - req.rtx[Client]
+	if reqRtx > 0 || c.rtx[Server] != resp.rtx[Server] {
+		r.Flags |= FlagRetrans
+	}
+	if c.zw[Client] != resp.zw[Client] {
+		r.Flags |= FlagZeroWindow
+	}
+
+	switch {
+	case reqRtx > 0 && c.rtxTS[Client] > req.LastTS:
+		// The request was lost and sent again: until its last
+		// retransmission passed, the time is the network's.
+		net, src, conf = c.rtxTS[Client]-req.LastTS+max(base, 0), NetRetrans, ConfHigh
+		if bare && ackd > net {
+			net = ackd
+		}
+	case bare && srvHS >= 0 && 2*ackd < srvHS && srvHS-ackd > int64(time.Millisecond):
+		// Faster than the handshake's round trip: someone else ACKs.
+		r.Flags |= FlagContradiction
+		net, src, conf, why = srvHS, NetHandshake, ConfLow, WhyMiddlebox
+	case bare && (base < 0 && ackd < int64(delAckMin) || base >= 0 && a.prompt(ackd, base)):
+		net, src, conf = ackd, NetBareAck, ConfHigh
+	case bare && base >= 0 && ackTimer(ackd, base) && wait > ackd:
+		// The delayed-ACK timer fired: the server had not answered.
+		r.Flags |= FlagAckTimer
+		net, src, conf = base, baseSrc, ConfMedium
+	case bare && base >= 0:
+		// Late, and not the timer: the network slowed down.
+		net, src, conf = ackd, NetBareAck, ConfMedium
+	case bare:
+		why = WhyAckAmbiguous
+	case base >= 0:
+		// The ACK rode on the response (or none came first): the round
+		// trip is the connection's.
+		net, src, conf = base, baseSrc, ConfMedium
+	default:
+		why = WhyNoBaseline
+	}
+	if net > wait {
+		// The response came sooner than a round trip: the server part is
+		// nil and the network part is the wait.
+		net, src = wait, NetWait
+		if conf > ConfLow {
+			conf = ConfLow
+		}
+	}
+	if src == NetBareAck && conf == ConfHigh && (c.minAck < 0 || ackd < c.minAck) {
+		c.minAck = ackd // the least prompt ACK delay: the baseline without a handshake
+	}
+
+	// The client's leg: its ACK of the response when prompt, else the
+	// connection's.
+	cbase := c.cliBaseline()
+	cnet := int64(-1)
+	if r.ClientAck != 0 && r.ClientAck >= resp.LastTS {
+		d := r.ClientAck - resp.LastTS
+		switch {
+		case cbase < 0 && d < int64(delAckMin), cbase >= 0 && a.prompt(d, cbase):
+			cnet = d
+			if c.minCliAck < 0 || d < c.minCliAck {
+				c.minCliAck = d
+			}
+		case cbase >= 0 && ackTimer(d, cbase):
+			cnet = cbase // the client's delayed-ACK timer
+		case cbase >= 0:
+			cnet = d // late, not the timer: the client's network
+		}
+	} else if cbase >= 0 {
+		cnet = cbase
+	}
+	r.ClientNet = cnet
+	if base >= 0 && cbase >= 0 {
+		r.RTT = base + cbase
+	} else {
+		r.RTT = -1
+	}
+
+	if net >= 0 {
+		r.Network, r.ServerTime = net, wait-net
+	}
+	r.SetEvidence(src, conf, near, why)
+	r.Class = a.class(r, net)
+}
+
+// class judges a TCP exchange with a response from its parts.
+func (a *Analyzer) class(r *Record, net int64) string {
+	path := max(net, 0) + max(r.ClientNet, 0)
+	slowNet := r.Flags&FlagRetrans != 0 || path >= int64(a.cfg.SlowNetwork)
+	if net < 0 {
+		switch {
+		case r.Flags&FlagRetrans != 0:
+			return ClassSlowNet
+		case r.RespFirst-r.ReqLast < min(int64(a.cfg.SlowServer), int64(a.cfg.SlowNetwork)) && !slowNet:
+			return ClassHealthy // too fast for either part to be slow
+		}
+		return ClassCantTell
+	}
+	slowApp := r.ServerTime >= int64(a.cfg.SlowServer)
+	switch {
+	case slowNet && slowApp:
+		if r.ServerTime > path {
+			return ClassSlowApp
+		}
+		return ClassSlowNet
+	case slowNet:
+		return ClassSlowNet
+	case slowApp:
+		return ClassSlowApp
+	}
+	return ClassHealthy
+}
