@@ -133,11 +133,13 @@ func clientCommand(c *Case, proto string, n int) (*exec.Cmd, error) {
 	case ProtoPostgres:
 		cmd := exec.Command("psql", "-h", serverIP, "-p", pgPort, "-U", "postgres", "-d", "postgres", "-X", "-q", "-f", "-")
 		cmd.Env = append(cmd.Environ(), "PGSSLMODE=disable", "PGCONNECT_TIMEOUT=10")
-		cmd.Stdin = strings.NewReader(repeat("SELECT pg_sleep(" + secs(c.App) + ");\n"))
+		// A warm-up query first: a new backend's first query loads its
+		// catalog caches (not a timed exchange: the selector skips it).
+		cmd.Stdin = strings.NewReader("SELECT 1;\n" + repeat("SELECT pg_sleep("+secs(c.App)+");\n"))
 		return cmd, nil
 	case ProtoMySQL:
 		cmd := exec.Command("mariadb", "-h", serverIP, "-P", mysqlPort, "-u", "root", "--skip-ssl", "--batch", "--connect-timeout=10")
-		cmd.Stdin = strings.NewReader(repeat("SELECT SLEEP(" + secs(c.App) + ");\n"))
+		cmd.Stdin = strings.NewReader("SELECT 1;\n" + repeat("SELECT SLEEP("+secs(c.App)+");\n"))
 		return cmd, nil
 	case ProtoDNS:
 		args := []string{"@" + serverIP, "+tries=1", "+time=10", "+short"}
@@ -153,28 +155,49 @@ func clientCommand(c *Case, proto string, n int) (*exec.Cmd, error) {
 // protocol, server endpoint and what the client asked (the clients' own
 // handshakes and set-up queries are not the timed exchanges).
 func selector(proto string) func(r Record) bool {
-	is := func(p, server string, ok func(Record) bool) func(Record) bool {
-		return func(r Record) bool { return r.Str("proto") == p && r.Str("server") == server && ok(r) }
+	var p string
+	var ok func(Record) bool
+	switch proto {
+	case ProtoHTTP, ProtoNAT:
+		p, ok = "http", func(r Record) bool { return strings.HasPrefix(r.Str("path"), "/sleep") }
+	case ProtoFront:
+		p, ok = "http", func(r Record) bool { return strings.HasPrefix(r.Str("path"), "/front") }
+	case ProtoRedis, ProtoBackend:
+		p, ok = "redis", func(r Record) bool { return strings.EqualFold(r.Str("command"), "DEBUG") }
+	case ProtoPostgres:
+		p, ok = "postgres", func(r Record) bool { return strings.Contains(r.Str("statement"), "pg_sleep") }
+	case ProtoMySQL:
+		p, ok = "mysql", func(r Record) bool { return strings.Contains(strings.ToUpper(r.Str("statement")), "SLEEP(") }
+	case ProtoDNS:
+		p, ok = "dns", func(r Record) bool {
+			return strings.Contains(strings.ToLower(r.Str("qname")), strings.TrimSuffix(dnsZone, "."))
+		}
+	default:
+		return func(Record) bool { return false }
 	}
+	server := serverAddr(proto)
+	return func(r Record) bool { return r.Str("proto") == p && r.Str("server") == server && ok(r) }
+}
+
+// serverAddr is the server ip:port of proto's exchanges as S's br0 sees them.
+func serverAddr(proto string) string {
 	switch proto {
 	case ProtoHTTP:
-		return is("http", serverIP+":"+httpPort, func(r Record) bool { return strings.HasPrefix(r.Str("path"), "/sleep") })
+		return serverIP + ":" + httpPort
 	case ProtoNAT:
-		return is("http", serverIP+":"+natPort, func(r Record) bool { return strings.HasPrefix(r.Str("path"), "/sleep") })
+		return serverIP + ":" + natPort
 	case ProtoFront:
-		return is("http", serverIP+":"+frontendPort, func(r Record) bool { return strings.HasPrefix(r.Str("path"), "/front") })
+		return serverIP + ":" + frontendPort
 	case ProtoRedis:
-		return is("redis", serverIP+":"+redisPort, func(r Record) bool { return strings.EqualFold(r.Str("command"), "DEBUG") })
+		return serverIP + ":" + redisPort
 	case ProtoBackend:
-		return is("redis", backendIP+":"+redisPort, func(r Record) bool { return strings.EqualFold(r.Str("command"), "DEBUG") })
+		return backendIP + ":" + redisPort
 	case ProtoPostgres:
-		return is("postgres", serverIP+":"+pgPort, func(r Record) bool { return strings.Contains(r.Str("statement"), "pg_sleep") })
+		return serverIP + ":" + pgPort
 	case ProtoMySQL:
-		return is("mysql", serverIP+":"+mysqlPort, func(r Record) bool { return strings.Contains(strings.ToUpper(r.Str("statement")), "SLEEP(") })
+		return serverIP + ":" + mysqlPort
 	case ProtoDNS:
-		return is("dns", serverIP+":"+dnsPort, func(r Record) bool {
-			return strings.Contains(strings.ToLower(r.Str("qname")), strings.TrimSuffix(dnsZone, "."))
-		})
+		return serverIP + ":" + dnsPort
 	}
-	return func(Record) bool { return false }
+	return ""
 }

@@ -241,8 +241,11 @@ func (l *Link) send(dir int, ch <-chan heldFrame) {
 		for time.Now().Before(f.release) {
 			runtime.Gosched()
 		}
-		_, err := unix.Write(out, f.data)
+		// The hold ends where the write begins: the write itself runs the
+		// receiving namespace's stack (softirq on the way out of the
+		// syscall), which is the far end's time, not the line's.
 		held := time.Since(f.arrived)
+		_, err := unix.Write(out, f.data)
 		l.mu.Lock()
 		if err != nil {
 			l.stats.Errors++

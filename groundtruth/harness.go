@@ -22,21 +22,29 @@ type Options struct {
 }
 
 // Row is one line of the table: a case, a protocol, a capture point.
+//
+// The network part is checked against the round trip the delay line
+// achieved (its p50 holds), the server part against the servers' own log of
+// each exchange; the injected values are shown beside them (AskedNet,
+// AskedSrv). On an idle machine they agree within a fraction of a
+// millisecond; on a loaded one the line and the servers run late, and
+// holding the analyser to the asked values would blame it for that.
 type Row struct {
+	Source             string // SourceDPDK or SourcePcap
 	Case, Proto, Point string
-	Want, N            int           // exchanges expected, found
+	Want, N            int // exchanges expected, found
+	AskedNet, AskedSrv time.Duration
 	WantNet, GotNet    time.Duration // p50; GotNet < 0: unknown
 	WantSrv, GotSrv    time.Duration
-	Line               time.Duration // the round trip the delay line achieved from this point (p50 holds)
-	ClassOK            int           // exchanges with the expected class
+	ClassOK            int // exchanges with the expected class
 	Classes            map[string]int
 	TierOK, TierN      int // front exchanges whose tier split matches the front end's log
 	Fails              []string
 	Notes              []string
 }
 
-// Key names the row for KnownBad: case/proto/point.
-func (r *Row) Key() string { return r.Case + "/" + r.Proto + "/" + r.Point }
+// Key names the row for KnownBad: source/case/proto/point.
+func (r *Row) Key() string { return r.Source + "/" + r.Case + "/" + r.Proto + "/" + r.Point }
 
 // Failed lists the row's failed checks that are not in KnownBad, and the
 // known ones with their reason.
@@ -54,9 +62,14 @@ func (r *Row) Failed() (unknown []string, known map[string]string) {
 
 // Report is the outcome of Run.
 type Report struct {
-	Rows    []*Row
-	Elapsed time.Duration
-	Dir     string // the temporary directory, when kept
+	Rows []*Row
+	// StampError is tapvault's packet time minus the kernel's (Observer)
+	// for the request's last and the response's first packet of every
+	// timed exchange at the server point: how far the capture's own clock
+	// alone moves a part, whatever the analyser does.
+	StampError []time.Duration
+	Elapsed    time.Duration
+	Dir        string // the temporary directory, when kept
 }
 
 // Failed reports whether any check failed, known or not.
@@ -74,7 +87,7 @@ func (r *Report) Failed() bool {
 var ErrSkip = errors.New("ground truth harness cannot run here")
 
 // Programs the harness runs; Check reports the missing ones.
-var programs = []string{"ip", "ethtool", "iptables", "ping", "curl", "redis-server", "redis-cli", "psql", "mariadbd", "mariadb", "dig"}
+var programs = []string{"ip", "tcpdump", "ethtool", "iptables", "ping", "curl", "redis-server", "redis-cli", "psql", "mariadbd", "mariadb", "dig"}
 
 // Check tells whether the harness can run on this machine.
 func Check() error {
@@ -103,6 +116,8 @@ type caseRun struct {
 	start, end time.Time
 	stage      [2]LinkStats
 	front      []FrontLog
+	wire       map[string][]WireExchange  // the exchanges the Observer timed, by protocol
+	logged     map[string][]time.Duration // the servers' own log of their times, by protocol
 }
 
 // Run sets up the namespaces, servers and captures, runs the cases, and
@@ -146,6 +161,11 @@ func Run(o Options) (rep *Report, err error) {
 		return nil, err
 	}
 	defer top.Close()
+	obs, err := NewObserver(top.S, "br0")
+	if err != nil {
+		return nil, err
+	}
+	defer obs.Close()
 	logf("servers (redis x2, postgres, mariadb, HTTP, DNS, front end)")
 	srv, err := StartServers(top, dir)
 	if err != nil {
@@ -159,9 +179,13 @@ func Run(o Options) (rep *Report, err error) {
 		}
 	}()
 	for _, p := range Points {
-		logf("tapvault capture at the %s point", p)
-		c, err := StartCapture(o.Tapvault, top, p, dir)
+		logf("tcpdump and tapvault capture at the %s point", p)
+		c, err := StartPcap(top, p, dir)
 		if err != nil {
+			return nil, err
+		}
+		caps = append(caps, c)
+		if c, err = StartCapture(o.Tapvault, top, p, dir); err != nil {
 			return nil, err
 		}
 		caps = append(caps, c)
@@ -173,6 +197,7 @@ func Run(o Options) (rep *Report, err error) {
 		top.SetPath(c.Stage1, c.Stage2, c.Jitter, c.DropNth)
 		srv.Front.Logs() // forget earlier requests
 		time.Sleep(200 * time.Millisecond)
+		obs.Reset()
 		runs[i].start = time.Now()
 		for _, proto := range c.Protos {
 			cmd, err := clientCommand(c, proto, o.Exchanges)
@@ -187,7 +212,21 @@ func Run(o Options) (rep *Report, err error) {
 		runs[i].end = time.Now()
 		runs[i].stage = [2]LinkStats{top.Stage1.Stats(), top.Stage2.Stats()}
 		runs[i].front = srv.Front.Logs()
-		time.Sleep(300 * time.Millisecond) // separates the cases' windows
+		time.Sleep(300 * time.Millisecond) // separates the cases' windows; lets the servers' logs flush
+		runs[i].wire = map[string][]WireExchange{}
+		runs[i].logged = map[string][]time.Duration{}
+		protos := c.Protos
+		if c.Front != nil {
+			protos = append(slices.Clone(protos), ProtoBackend)
+		}
+		for _, proto := range protos {
+			runs[i].wire[proto] = obs.Take(serverAddr(proto))
+			d, err := srv.ServerTimes(top, proto)
+			if err != nil {
+				return nil, fmt.Errorf("case %s: server times of %s: %w", c.Name, proto, err)
+			}
+			runs[i].logged[proto] = d
+		}
 	}
 
 	logf("stopping the captures")
@@ -199,13 +238,23 @@ func Run(o Options) (rep *Report, err error) {
 		}
 	}
 	for _, c := range stopped {
+		if err := c.Store(o.Tapvault); err != nil {
+			return nil, err
+		}
 		recs, err := ReadRecords(o.Tapvault, c.Dir)
 		if err != nil {
 			return nil, err
 		}
-		logf("%s point: %d records", c.Point, len(recs))
+		logf("%s point, %s: %d records", c.Point, c.Source, len(recs))
 		for i := range o.Cases {
-			rep.Rows = append(rep.Rows, evaluate(&o.Cases[i], &runs[i], c.Point, recs, o.Exchanges)...)
+			rows := evaluate(&o.Cases[i], &runs[i], c.Point, recs, o.Exchanges)
+			for _, r := range rows {
+				r.Source = c.Source
+			}
+			rep.Rows = append(rep.Rows, rows...)
+			if c.Point == PointServer && c.Source == SourceDPDK {
+				rep.StampError = append(rep.StampError, stampErrors(&o.Cases[i], &runs[i], recs)...)
+			}
 		}
 	}
 	rep.Rows = orderRows(rep.Rows, o.Cases)
@@ -230,6 +279,9 @@ func orderRows(rows []*Row, cases []Case) []*Row {
 		return len(r.Proto) + 100 // backend, http-lost: after their case's clients
 	}
 	slices.SortStableFunc(rows, func(a, b *Row) int {
+		if d := slices.Index(Sources, a.Source) - slices.Index(Sources, b.Source); d != 0 {
+			return d
+		}
 		if d := caseIdx[a.Case] - caseIdx[b.Case]; d != 0 {
 			return d
 		}
@@ -271,8 +323,37 @@ func p50(v []time.Duration) time.Duration {
 
 // expected is the ground truth of one exchange at one capture point.
 type expected struct {
-	net, srv time.Duration
-	log      *FrontLog
+	net   time.Duration // the network part at this point: the round trip from it to the server (+ a retransmission's wait it saw)
+	srv   time.Duration // the server part
+	class Class         // from the whole path: ExpectedClass(path round trip + a retransmission's wait seen here, server part)
+	tiers *Tiers        // a front exchange's tier split (server point)
+}
+
+// Tiers is a front exchange's split: before its first backend call, in
+// backend calls, after the last.
+type Tiers struct{ Before, Backend, After time.Duration }
+
+func (t Tiers) String() string {
+	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
+	return fmt.Sprintf("%v/%v/%v", r(t.Before), r(t.Backend), r(t.After))
+}
+
+// wireTiers is the tier split of front exchange i as the kernel timestamped
+// it next to the front end: the front request's last segment, each backend
+// call's request and answer, the front response's first segment. The front
+// end's log names the calls (how many per request); its own clocks run a
+// scheduling delay behind the wire on a loaded machine, so they are only
+// compared with it (a note when they differ).
+func wireTiers(front, backend []WireExchange, calls, i int) (Tiers, bool) {
+	if i >= len(front) || (i+1)*calls > len(backend) {
+		return Tiers{}, false
+	}
+	f, b := front[i], backend[i*calls:(i+1)*calls]
+	t := Tiers{Before: b[0].ReqLast.Sub(f.ReqLast), After: f.RespFirst.Sub(b[len(b)-1].RespFirst)}
+	for _, x := range b {
+		t.Backend += x.Server()
+	}
+	return t, true
 }
 
 // evaluate makes the rows of one case at one capture point.
@@ -281,7 +362,13 @@ func evaluate(c *Case, cr *caseRun, point string, all []Record, n int) []*Row {
 		t, ok := r.Int("req_first_ns")
 		return ok && t >= cr.start.UnixNano() && t <= cr.end.UnixNano()
 	}
-	line := lineRTT(cr, point)
+	line, path := lineRTT(cr, point), lineRTT(cr, PointClient)
+	if line < 0 {
+		line = c.PathRTT(point)
+	}
+	if path < 0 {
+		path = c.PathRTT(PointClient)
+	}
 	var rows []*Row
 	protos := slices.Clone(c.Protos)
 	if c.Front != nil && point == PointServer {
@@ -300,55 +387,68 @@ func evaluate(c *Case, cr *caseRun, point string, all []Record, n int) []*Row {
 			y, _ := b.Int("req_first_ns")
 			return int(x - y)
 		})
-		want := n
+		row := &Row{Case: c.Name, Proto: proto, Point: point, Want: n, AskedNet: c.PathRTT(point), AskedSrv: c.App}
 		exp := make([]expected, len(recs))
 		for i := range exp {
-			exp[i] = expected{net: c.PathRTT(point), srv: c.App}
+			exp[i] = expected{net: line, srv: c.App}
 		}
-		row := &Row{Case: c.Name, Proto: proto, Point: point, Line: line}
 		switch proto {
 		case ProtoBackend:
-			want = n * c.Front.Calls
+			// The front end is the client here and the capture point is
+			// next to it; D is one bridge away.
+			row.Want, row.AskedNet, row.AskedSrv = n*c.Front.Calls, 0, c.Front.DB
+			path = 0
 			for i := range exp {
 				exp[i] = expected{net: 0, srv: c.Front.DB}
 			}
 		case ProtoFront:
+			row.AskedSrv = c.Front.Before + time.Duration(c.Front.Calls)*c.Front.DB + c.Front.After
 			if len(cr.front) != len(recs) {
 				row.Notes = append(row.Notes, fmt.Sprintf("front end logged %d requests, %d records", len(cr.front), len(recs)))
 			}
+			fw, bw := cr.wire[ProtoFront], cr.wire[ProtoBackend]
+			if len(fw) != len(recs) || len(bw) != len(recs)*c.Front.Calls {
+				row.Notes = append(row.Notes, fmt.Sprintf("the observer timed %d front requests and %d backend calls for %d records: tiers not checked", len(fw), len(bw), len(recs)))
+				break
+			}
 			for i := range exp {
-				if i < len(cr.front) {
+				t, ok := wireTiers(fw, bw, c.Front.Calls, i)
+				if !ok {
+					continue
+				}
+				exp[i].tiers = &t
+				if i < len(cr.front) && point == PointServer {
 					l := cr.front[i]
-					exp[i].srv = l.End.Sub(l.Start)
-					exp[i].log = &cr.front[i]
+					lt := Tiers{l.Before(), l.Backend(), l.After()}
+					if !within(lt.Before, t.Before) || !within(lt.Backend, t.Backend) || !within(lt.After, t.After) {
+						row.Notes = append(row.Notes, fmt.Sprintf("front request %d: the front end logged %v, the wire says %v", i, lt, t))
+					}
 				}
 			}
+		}
+		// The server part's truth: the wire next to the server, exchange by
+		// exchange (Observer).
+		if w := cr.wire[proto]; len(w) == len(recs) {
+			for i := range exp {
+				exp[i].srv = w[i].Server()
+			}
+		} else {
+			row.Notes = append(row.Notes, fmt.Sprintf("the observer timed %d exchanges, %d records: server part checked against the injected delay", len(w), len(recs)))
+		}
+		var wire []time.Duration
+		for _, w := range cr.wire[proto] {
+			wire = append(wire, w.Server())
+		}
+		if lg, w := p50(cr.logged[proto]), p50(wire); lg >= 0 && w >= 0 && !within(lg, w) {
+			row.Notes = append(row.Notes, fmt.Sprintf("the server's own log says p50 %v, the wire next to it %v", lg.Round(10*time.Microsecond), w.Round(10*time.Microsecond)))
+		}
+		for i := range exp {
+			exp[i].class = ExpectedClass(path, exp[i].srv)
 		}
 		var lost *Row
 		if d := cr.stage[1].Drop; d != nil && proto == ProtoHTTP {
-			// The exchange whose request was dropped: the client and the
-			// middle point saw the first copy, so their network part also
-			// holds the wait for the retransmission; the server point saw
-			// only the retransmission.
-			for i, r := range recs {
-				first, _ := r.Int("req_first_ns")
-				resp, _ := r.Int("resp_first_ns")
-				if d.At.UnixNano() >= first && d.At.UnixNano() <= resp {
-					e := exp[i]
-					if point != PointServer && !d.RetransAt.IsZero() {
-						e.net += d.RetransAt.Sub(d.At)
-					}
-					lost = &Row{Case: c.Name, Proto: ProtoLost, Point: point, Line: line, Want: 1}
-					fill(lost, recs[i:i+1], []expected{e}, false)
-					lost.Notes = append(lost.Notes, fmt.Sprintf("segment %s→%s seq %d dropped, retransmitted %v later", d.Src, d.Dst, d.Seq, d.RetransAt.Sub(d.At).Round(time.Microsecond)))
-				}
-			}
-			if lost == nil {
-				lost = &Row{Case: c.Name, Proto: ProtoLost, Point: point, Line: line, Want: 1, Fails: []string{"count"}}
-				lost.Notes = append(lost.Notes, "no record holds the dropped segment's time")
-			}
+			lost = lostRow(c, point, d, recs, exp, path)
 		}
-		row.Want = want
 		fill(row, recs, exp, proto == ProtoDNS)
 		rows = append(rows, row)
 		if lost != nil {
@@ -356,6 +456,47 @@ func evaluate(c *Case, cr *caseRun, point string, all []Record, n int) []*Row {
 		}
 	}
 	return rows
+}
+
+// lostRow checks the loss case's exchange whose request segment the delay
+// line dropped. The client and middle points saw the first copy, so their
+// network part also holds the wait for the retransmission, and the whole
+// exchange is a slow network's; the server point saw only the
+// retransmission and nothing wrong. The exchange is the one on the dropped
+// segment's connection whose request began nearest the drop (the
+// retransmission, at the server point).
+func lostRow(c *Case, point string, d *Drop, recs []Record, exp []expected, path time.Duration) *Row {
+	at := d.At
+	if point == PointServer {
+		at = d.RetransAt
+	}
+	best, bestGap := -1, time.Duration(0)
+	for i, r := range recs {
+		if r.Str("client") != d.Src {
+			continue
+		}
+		first, _ := r.Int("req_first_ns")
+		gap := time.Duration(first - at.UnixNano())
+		gap = max(gap, -gap)
+		if best < 0 || gap < bestGap {
+			best, bestGap = i, gap
+		}
+	}
+	row := &Row{Case: c.Name, Proto: ProtoLost, Point: point, Want: 1}
+	wait := d.RetransAt.Sub(d.At)
+	row.Notes = append(row.Notes, fmt.Sprintf("segment %s→%s seq %d dropped, retransmitted %v later", d.Src, d.Dst, d.Seq, wait.Round(time.Microsecond)))
+	if best < 0 || d.RetransAt.IsZero() {
+		row.Fails = append(row.Fails, "count")
+		return row
+	}
+	e := exp[best]
+	if point != PointServer {
+		e.net += wait
+		e.class = ExpectedClass(path+wait, e.srv)
+	}
+	row.AskedNet, row.AskedSrv = e.net, c.App
+	fill(row, recs[best:best+1], []expected{e}, false)
+	return row
 }
 
 // fill compares the records of a row with their expected values and sets
@@ -379,20 +520,18 @@ func fill(row *Row, recs []Record, exp []expected, udp bool) {
 			unknownSrv++
 		}
 		row.Classes[m.RawClass]++
-		want := ExpectedClass(e.net, e.srv)
-		if m.Class == want || (udp && m.Class == CantTell) {
+		if m.Class == e.class || (udp && m.Class == CantTell) {
 			row.ClassOK++
 		}
-		if e.log != nil && row.Point == PointServer {
+		if e.tiers != nil && row.Point == PointServer {
 			tierChecked = true
 			row.TierN++
-			l := e.log
-			if within(m.TierBefore, l.Before()) && within(m.TierBackend, l.Backend()) && within(m.TierAfter, l.After()) {
+			t := e.tiers
+			got := Tiers{m.TierBefore, m.TierBackend, m.TierAfter}
+			if within(got.Before, t.Before) && within(got.Backend, t.Backend) && within(got.After, t.After) {
 				row.TierOK++
-			} else if len(row.Notes) < 3 {
-				row.Notes = append(row.Notes, fmt.Sprintf("tiers %v/%v/%v, front end logged %v/%v/%v",
-					m.TierBefore, m.TierBackend, m.TierAfter,
-					l.Before().Round(time.Microsecond), l.Backend().Round(time.Microsecond), l.After().Round(time.Microsecond)))
+			} else if row.TierN-row.TierOK <= 3 {
+				row.Notes = append(row.Notes, fmt.Sprintf("tiers %v, the wire says %v", got, t))
 			}
 		}
 	}
@@ -419,18 +558,63 @@ func fill(row *Row, recs []Record, exp []expected, udp bool) {
 	}
 }
 
+// stampErrors compares the server point's record times with the kernel's
+// for the same packets.
+func stampErrors(c *Case, cr *caseRun, recs []Record) []time.Duration {
+	var errs []time.Duration
+	protos := slices.Clone(c.Protos)
+	if c.Front != nil {
+		protos = append(protos, ProtoBackend)
+	}
+	for _, proto := range protos {
+		sel := selector(proto)
+		var mine []Record
+		for _, r := range recs {
+			t, _ := r.Int("req_first_ns")
+			if sel(r) && t >= cr.start.UnixNano() && t <= cr.end.UnixNano() {
+				mine = append(mine, r)
+			}
+		}
+		w := cr.wire[proto]
+		if len(w) != len(mine) {
+			continue
+		}
+		slices.SortFunc(mine, func(a, b Record) int {
+			x, _ := a.Int("req_first_ns")
+			y, _ := b.Int("req_first_ns")
+			return int(x - y)
+		})
+		for i, r := range mine {
+			if t, ok := r.Int("req_last_ns"); ok && t > 0 {
+				errs = append(errs, time.Duration(t-w[i].ReqLast.UnixNano()))
+			}
+			if t, ok := r.Int("resp_first_ns"); ok && t > 0 {
+				errs = append(errs, time.Duration(t-w[i].RespFirst.UnixNano()))
+			}
+		}
+	}
+	return errs
+}
+
 // lineRTT is the round trip the delay line achieved from a capture point to
-// the server: the p50 holds of the stages between them, both ways.
+// the server: the p50 holds of the stages between them, both ways; -1 when
+// a stage forwarded nothing.
 func lineRTT(cr *caseRun, point string) time.Duration {
-	hold := func(s LinkStats, dir int) time.Duration { return max(p50(s.Holds[dir]), 0) }
-	s2 := hold(cr.stage[1], 0) + hold(cr.stage[1], 1)
+	var legs []time.Duration
 	switch point {
 	case PointClient:
-		return hold(cr.stage[0], 0) + hold(cr.stage[0], 1) + s2
+		legs = []time.Duration{p50(cr.stage[0].Holds[0]), p50(cr.stage[0].Holds[1]), p50(cr.stage[1].Holds[0]), p50(cr.stage[1].Holds[1])}
 	case PointMiddle:
-		return s2
+		legs = []time.Duration{p50(cr.stage[1].Holds[0]), p50(cr.stage[1].Holds[1])}
 	}
-	return 0
+	var sum time.Duration
+	for _, l := range legs {
+		if l < 0 {
+			return -1
+		}
+		sum += l
+	}
+	return sum
 }
 
 // WriteTable prints the table of injected against measured values.
@@ -441,8 +625,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		return fmt.Sprintf("%.1f", float64(d)/1e6)
 	}
-	fmt.Fprintf(w, "%-13s %-9s %-6s %5s %8s %8s %8s %8s %8s %8s %7s  %s\n",
-		"case", "proto", "point", "n", "line ms", "net want", "net p50", "srv want", "srv p50", "class ok", "tiers", "result")
+	fmt.Fprintf(w, "%-4s %-12s %-9s %-6s %5s | %6s %6s %6s | %6s %6s %6s | %6s %6s  %s\n",
+		"src", "case", "proto", "point", "n", "net", "", "", "server", "", "", "class", "tiers", "result [classes seen]")
+	fmt.Fprintf(w, "%-4s %-12s %-9s %-6s %5s | %6s %6s %6s | %6s %6s %6s | %6s %6s\n",
+		"", "", "", "", "", "asked", "truth", "p50", "asked", "truth", "p50", "ok", "ok")
 	for _, row := range r.Rows {
 		tiers := "-"
 		if row.TierN > 0 {
@@ -465,14 +651,29 @@ func (r *Report) WriteTable(w io.Writer) {
 			}
 			result = strings.Join(parts, ", ")
 		}
-		fmt.Fprintf(w, "%-13s %-9s %-6s %5s %8s %8s %8s %8s %8s %8s %7s  %s %s\n",
-			row.Case, row.Proto, row.Point, n, ms(row.Line), ms(row.WantNet), ms(row.GotNet), ms(row.WantSrv), ms(row.GotSrv),
+		fmt.Fprintf(w, "%-4s %-12s %-9s %-6s %5s | %6s %6s %6s | %6s %6s %6s | %6s %6s  %s %s\n",
+			row.Source, row.Case, row.Proto, row.Point, n, ms(row.AskedNet), ms(row.WantNet), ms(row.GotNet), ms(row.AskedSrv), ms(row.WantSrv), ms(row.GotSrv),
 			fmt.Sprintf("%d/%d", row.ClassOK, row.N), tiers, result, classList(row.Classes))
 	}
+	seen := map[string]bool{}
 	for _, row := range r.Rows {
 		for _, n := range row.Notes {
-			fmt.Fprintf(w, "note %s: %s\n", row.Key(), n)
+			if !seen[row.Case+row.Proto+n] {
+				seen[row.Case+row.Proto+n] = true
+				fmt.Fprintf(w, "note %s: %s\n", row.Key(), n)
+			}
 		}
+	}
+	fmt.Fprintf(w, "ms. net truth: the round trip the delay line achieved from the point (p50 holds); server truth: the kernel's timestamps next to the server; p50: the records'\n")
+	if e := r.StampError; len(e) > 0 {
+		abs := make([]time.Duration, len(e))
+		for i, d := range e {
+			abs[i] = max(d, -d)
+		}
+		slices.Sort(abs)
+		q := func(p float64) time.Duration { return abs[int(p*float64(len(abs)-1))] }
+		fmt.Fprintf(w, "tapvault's packet times against the kernel's at the server point (%d packets): |error| p50 %v, p90 %v, p99 %v, max %v\n",
+			len(abs), q(0.5).Round(time.Microsecond), q(0.9).Round(time.Microsecond), q(0.99).Round(time.Microsecond), abs[len(abs)-1].Round(time.Microsecond))
 	}
 	fmt.Fprintf(w, "elapsed %v\n", r.Elapsed.Round(time.Second))
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,15 +64,37 @@ type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
-	log  *bytes.Buffer
+	log  *syncBuffer
 }
+
+// syncBuffer is a bytes.Buffer that a process writes while the harness
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// Bytes returns a copy of what was written.
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+func (s *syncBuffer) String() string { return string(s.Bytes()) }
 
 // startNS starts cmd inside namespace ns. Its output goes to a buffer that
 // Output returns (for error messages). Pdeathsig is not set: it fires when
 // the forking thread dies, which inNS's thread does at once; the teardown
 // kills every process left in the namespaces instead.
 func startNS(ns, name string, cmd *exec.Cmd) (*proc, error) {
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), log: new(bytes.Buffer)}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), log: new(syncBuffer)}
 	if cmd.Stdout == nil {
 		cmd.Stdout = p.log
 	}
@@ -94,8 +117,8 @@ func startNS(ns, name string, cmd *exec.Cmd) (*proc, error) {
 
 // runInNS runs cmd inside namespace ns and waits for it, up to timeout.
 func runInNS(ns, name string, cmd *exec.Cmd, timeout time.Duration) ([]byte, error) {
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
 	p, err := startNS(ns, name, cmd)
 	if err != nil {
 		return nil, err

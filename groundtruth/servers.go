@@ -25,6 +25,11 @@ import (
 type Servers struct {
 	Front *FrontEnd
 
+	mu   sync.Mutex
+	durs map[string][]time.Duration // the Go servers' handler times, by protocol
+
+	pgLogLines, myLogLines int // log lines already read
+
 	dir     string
 	procs   []*proc
 	closers []func()
@@ -37,7 +42,7 @@ const dnsZone = "gt.test."
 // StartServers starts every server of the cases. dir is a temporary
 // directory for the databases' files (removed by the caller).
 func StartServers(t *Topology, dir string) (*Servers, error) {
-	s := &Servers{dir: dir}
+	s := &Servers{dir: dir, durs: map[string][]time.Duration{}}
 	if err := s.start(t); err != nil {
 		s.Close()
 		return nil, err
@@ -47,8 +52,8 @@ func StartServers(t *Topology, dir string) (*Servers, error) {
 
 func (s *Servers) start(t *Topology) error {
 	// Go servers first: they are ready at once.
-	for _, h := range [][2]string{{t.S, serverIP}, {t.N, natSrvIP}} {
-		if err := s.serveHTTP(h[0], h[1]+":"+httpPort, http.HandlerFunc(sleepHandler)); err != nil {
+	for _, h := range [][3]string{{t.S, serverIP, ProtoHTTP}, {t.N, natSrvIP, ProtoNAT}} {
+		if err := s.serveHTTP(h[0], h[1]+":"+httpPort, s.sleepHandler(h[2])); err != nil {
 			return err
 		}
 	}
@@ -85,15 +90,26 @@ func (s *Servers) start(t *Topology) error {
 	return s.serveHTTP(t.S, serverIP+":"+frontendPort, front)
 }
 
-// sleepHandler answers GET /sleep?d=DURATION after sleeping DURATION.
-func sleepHandler(w http.ResponseWriter, r *http.Request) {
-	d, err := time.ParseDuration(r.URL.Query().Get("d"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+// sleepHandler answers GET /sleep?d=DURATION after sleeping DURATION, and
+// logs its own time under proto.
+func (s *Servers) sleepHandler(proto string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		d, err := time.ParseDuration(r.URL.Query().Get("d"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		time.Sleep(d)
+		s.logDuration(proto, time.Since(start))
+		fmt.Fprintln(w, "ok")
 	}
-	time.Sleep(d)
-	fmt.Fprintln(w, "ok")
+}
+
+func (s *Servers) logDuration(proto string, d time.Duration) {
+	s.mu.Lock()
+	s.durs[proto] = append(s.durs[proto], d)
+	s.mu.Unlock()
 }
 
 // serveHTTP serves h on addr inside namespace ns.
@@ -122,8 +138,10 @@ func (s *Servers) serveDNS(ns, addr string) error {
 			if err != nil {
 				return
 			}
+			start := time.Now()
 			if resp, delay, err := dnsAnswer(buf[:n]); err == nil {
 				time.Sleep(delay)
+				s.logDuration(ProtoDNS, time.Since(start))
 				_, _ = pc.WriteTo(resp, from)
 			}
 		}
@@ -180,7 +198,8 @@ func (s *Servers) startRedis(ns, addr string) error {
 		return err
 	}
 	cmd := exec.Command("redis-server", "--bind", addr, "--port", redisPort, "--save", "", "--appendonly", "no",
-		"--enable-debug-command", "yes", "--protected-mode", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning")
+		"--enable-debug-command", "yes", "--protected-mode", "no",
+		"--slowlog-log-slower-than", "0", "--slowlog-max-len", "100000", "--dir", dir, "--daemonize", "no", "--loglevel", "warning")
 	return s.startNSProc(ns, "redis-server "+addr, cmd)
 }
 
@@ -246,7 +265,9 @@ func (s *Servers) startPostgres(ns string) error {
 		return fmt.Errorf("postgres: pg_hba.conf: %w", err)
 	}
 	cmd = exec.Command(postgres, "-D", dir, "-h", serverIP, "-p", pgPort, "-k", dir,
-		"-c", "fsync=off", "-c", "ssl=off", "-c", "shared_buffers=16MB", "-c", "max_connections=20")
+		"-c", "fsync=off", "-c", "ssl=off", "-c", "shared_buffers=16MB", "-c", "max_connections=20",
+		// Every statement's duration, as the server measured it.
+		"-c", "log_min_duration_statement=0", "-c", "logging_collector=on", "-c", "log_directory="+dir, "-c", "log_filename=pg.log")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Dir = dir
 	return s.startNSProc(ns, "postgres", cmd)
@@ -273,7 +294,9 @@ func (s *Servers) startMariaDB(ns string) error {
 	cmd := exec.Command(bin, "--no-defaults", "--datadir="+dir, "--user=mysql", "--bind-address="+serverIP, "--port="+mysqlPort,
 		"--socket="+filepath.Join(dir, "mysqld.sock"), "--pid-file="+filepath.Join(dir, "mysqld.pid"),
 		"--skip-grant-tables", "--skip-log-bin", "--innodb-buffer-pool-size=16M", "--skip-name-resolve",
-		"--log-error="+filepath.Join(dir, "error.log"))
+		"--log-error="+filepath.Join(dir, "error.log"),
+		// Every statement's duration, as the server measured it.
+		"--slow-query-log=1", "--long-query-time=0", "--slow-query-log-file="+filepath.Join(dir, "slow.log"))
 	return s.startNSProc(ns, "mariadbd", cmd)
 }
 
@@ -318,8 +341,10 @@ func (s *Servers) Close() {
 // SLEEP D2 commands one after the other, sleeps D3 and answers. It logs
 // each request's times, the tier split's ground truth.
 type FrontEnd struct {
+	ns, backend string
+
 	mu   sync.Mutex
-	conn net.Conn
+	conn net.Conn // dialled at the first request, so the captures see the handshake
 	rd   *bufio.Reader
 	log  []FrontLog
 }
@@ -343,15 +368,30 @@ func (l FrontLog) Backend() time.Duration {
 }
 
 func newFrontEnd(ns, backend string) (*FrontEnd, error) {
-	var c net.Conn
-	err := inNS(ns, func() (err error) { c, err = net.DialTimeout("tcp4", backend, 5*time.Second); return err })
-	if err != nil {
-		return nil, fmt.Errorf("front end: dial backend %s: %w", backend, err)
-	}
-	return &FrontEnd{conn: c, rd: bufio.NewReader(c)}, nil
+	return &FrontEnd{ns: ns, backend: backend}, nil
 }
 
-func (f *FrontEnd) close() { f.conn.Close() }
+// dial connects to the backend from the front end's namespace. f.mu is held.
+func (f *FrontEnd) dial() error {
+	if f.conn != nil {
+		return nil
+	}
+	var c net.Conn
+	err := inNS(f.ns, func() (err error) { c, err = net.DialTimeout("tcp4", f.backend, 5*time.Second); return err })
+	if err != nil {
+		return fmt.Errorf("front end: dial backend %s: %w", f.backend, err)
+	}
+	f.conn, f.rd = c, bufio.NewReader(c)
+	return nil
+}
+
+func (f *FrontEnd) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil {
+		f.conn.Close()
+	}
+}
 
 // Logs returns the requests logged since the last call and forgets them.
 func (f *FrontEnd) Logs() []FrontLog {
@@ -375,6 +415,10 @@ func (f *FrontEnd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.dial(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
 	l := FrontLog{Start: start}
 	time.Sleep(before)
 	secs := strconv.FormatFloat(db.Seconds(), 'f', 3, 64)

@@ -114,6 +114,16 @@ func (t *Topology) setup() error {
 		func() error { return run("ip", "-n", t.S, "addr", "add", natGWIP+"/24", "dev", "sn") },
 		func() error { return run("ip", "-n", t.N, "addr", "add", natSrvIP+"/24", "dev", "n0") },
 		func() error { return runNS(t.S, "sysctl", "-qw", "net.ipv4.ip_forward=1") },
+		// With br_netfilter loaded, frames bridged into br0 meet the NAT
+		// before br0's packet taps, so the server point would see the
+		// request after DNAT and the response before it undoes it: two
+		// half connections. Off, br0 sees the public side both ways.
+		func() error {
+			if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil {
+				return nil // br_netfilter not loaded: nothing to turn off
+			}
+			return runNS(t.S, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0")
+		},
 		// The NAT case: S's public port natPort leads to N's HTTP server,
 		// and N sees S's address as the client (MASQUERADE).
 		func() error {
