@@ -77,6 +77,7 @@ type Message struct {
 	endSeq            uint32 // TCP sequence number after the last byte
 	ackTS             int64  // request: the other side's first packet whose ACK covers it
 	ackPkt            uint64 // and that packet's number
+	ackRef            PktRef // and where it is stored
 	rtx, zw           [2]uint32 // the connection's retransmissions and zero windows by side at Begin
 }
 

@@ -91,7 +91,7 @@ func (a *Analyzer) closeConn(c *conn, how string) {
 		a.closeParser(c)
 	}
 	for _, x := range c.waitAck {
-		a.emitExchange(c, x.req, x.resp, 0)
+		a.emitExchange(c, x.req, x.resp, 0, PktRef{})
 	}
 	c.waitAck = nil
 	if c.tcp {

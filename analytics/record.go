@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"net/netip"
+	"slices"
 	"tapvault/packet"
 )
 
@@ -58,8 +59,10 @@ func (a *Analyzer) endpoints(c *conn, r *Record) {
 	r.VLAN = k.VLAN
 }
 
-// emitExchange builds and emits the record of one exchange.
-func (a *Analyzer) emitExchange(c *conn, req, resp *Message, clientAck int64) {
+// emitExchange builds and emits the record of one exchange; clientAck is
+// the client's first ACK covering the response (0: none seen), stored at
+// ackRef.
+func (a *Analyzer) emitExchange(c *conn, req, resp *Message, clientAck int64, ackRef PktRef) {
 	r := &Record{Proto: c.dec.Name, Transport: 17, Flags: c.flags}
 	if c.tcp {
 		r.Transport = 6
@@ -131,6 +134,9 @@ func (a *Analyzer) emitExchange(c *conn, req, resp *Message, clientAck int64) {
 			r.SetEvidence(NetNone, ConfNone, c.position(), WhyOverlap)
 		default:
 			a.split(c, r, req, resp, wait)
+			if r.Flags&FlagRefsCut == 0 {
+				r.Packets = appendEvidence(r.Packets, r, req, resp, ackRef)
+			}
 		}
 	}
 	a.emit(r)
@@ -156,4 +162,23 @@ func setField(fs []Field, f Field) []Field {
 		}
 	}
 	return append(fs, f)
+}
+
+// appendEvidence appends to refs the ACK packets the split looked at, after
+// the messages' own packets: the server's bare ACK of the request, and the
+// client's ACK of the response. The drill-down then shows in Wireshark why
+// the class is what it is.
+func appendEvidence(refs []PktRef, r *Record, req, resp *Message, cliAck PktRef) []PktRef {
+	add := func(x PktRef) {
+		if x.Block != 0 && !slices.Contains(refs, x) {
+			refs = append(refs, x)
+		}
+	}
+	if r.ServerAck != 0 && req.ackPkt != resp.firstPkt {
+		add(req.ackRef)
+	}
+	if r.ClientAck != 0 {
+		add(cliAck)
+	}
+	return refs
 }

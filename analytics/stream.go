@@ -223,5 +223,5 @@ func (a *Analyzer) Exchange(req, resp *Message) {
 			return
 		}
 	}
-	a.emitExchange(c, req, resp, 0)
+	a.emitExchange(c, req, resp, 0, PktRef{})
 }

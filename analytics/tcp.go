@@ -290,7 +290,7 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *packet.Decoded, payload []byte,
 	// The other side's ACK: timing, and data it acknowledges that the
 	// capture never saw (a hole to declare).
 	if fl&tcpACK != 0 && os.init {
-		a.acked(c, s, d.Ack, ts, pkt)
+		a.acked(c, s, d.Ack, ts, pkt, ref)
 		if decoding && seqGT(d.Ack, os.next()) {
 			upto := d.Ack
 			if os.fin && seqLT(os.finSeq, upto) {
@@ -330,11 +330,11 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *packet.Decoded, payload []byte,
 
 // acked handles an ACK number from side s: it times the other side's
 // messages it covers.
-func (a *Analyzer) acked(c *conn, s Side, ack uint32, ts int64, pkt uint64) {
+func (a *Analyzer) acked(c *conn, s Side, ack uint32, ts int64, pkt uint64, ref PktRef) {
 	if s == Server {
 		for len(c.pendAck) > 0 && seqLE(c.pendAck[0].endSeq, ack) {
 			m := c.pendAck[0]
-			m.ackTS, m.ackPkt = ts, pkt
+			m.ackTS, m.ackPkt, m.ackRef = ts, pkt, ref
 			c.pendAck = popFront(c.pendAck)
 		}
 		return
@@ -342,7 +342,7 @@ func (a *Analyzer) acked(c *conn, s Side, ack uint32, ts int64, pkt uint64) {
 	for len(c.waitAck) > 0 && seqLE(c.waitAck[0].resp.endSeq, ack) {
 		x := c.waitAck[0]
 		c.waitAck = popFront(c.waitAck)
-		a.emitExchange(c, x.req, x.resp, ts)
+		a.emitExchange(c, x.req, x.resp, ts, ref)
 	}
 }
 

@@ -52,7 +52,7 @@ func (a *Analyzer) timers(c *conn) {
 	for len(c.waitAck) > 0 && now-c.waitAck[0].at > wait {
 		x := c.waitAck[0]
 		c.waitAck = popFront(c.waitAck)
-		a.emitExchange(c, x.req, x.resp, 0)
+		a.emitExchange(c, x.req, x.resp, 0, PktRef{})
 	}
 	for s := Client; s <= Server; s++ {
 		ss := &c.s[s]

@@ -271,7 +271,7 @@ func (s *Store) MessagePackets(ctx context.Context, id uint64, fn func(p *Packet
 // RecordSpan is the time range a record's packets lie in.
 func RecordSpan(r *analytics.Record) (from, to int64) {
 	from, to = MaxTime, MinTime
-	for _, t := range []int64{r.ReqFirst, r.ReqLast, r.RespFirst, r.RespLast} {
+	for _, t := range []int64{r.ReqFirst, r.ReqLast, r.RespFirst, r.RespLast, r.ServerAck, r.ClientAck} {
 		if t == 0 {
 			continue
 		}

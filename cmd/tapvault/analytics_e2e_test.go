@@ -101,8 +101,17 @@ func TestAnalyticsEndToEnd(t *testing.T) {
 				t.Fatalf("%s: %s = %d, want %d", name, c.k, got, c.want)
 			}
 		}
-		if n := len(r["packets"].([]any)); n != e.ReqPackets+e.RespPackets {
-			t.Fatalf("%s: %d packet refs, want %d", name, n, e.ReqPackets+e.RespPackets)
+		// The messages' packets, then the ACKs the split looked at (the
+		// server's bare ACK, the client's ACK of the response).
+		evidence := 0
+		if e.Class == tracegen.AppSlowApp && e.Transport == "tcp" {
+			evidence++
+		}
+		if num(r, "client_ack_ns") != 0 {
+			evidence++
+		}
+		if n := len(r["packets"].([]any)); n != e.ReqPackets+e.RespPackets+evidence {
+			t.Fatalf("%s: %d packet refs, want %d", name, n, e.ReqPackets+e.RespPackets+evidence)
 		}
 		if e.Transport == "tcp" {
 			if got := num(r, "server_ack_ns"); got != e.ServerAckNS {
@@ -158,8 +167,18 @@ func TestAnalyticsEndToEnd(t *testing.T) {
 		if len(pkts) != len(refs) {
 			t.Fatalf("drill-down of %s: %d packets, want %d (%s)", r["id"], len(pkts), len(refs), msg)
 		}
-		if pkts[0].ts != num(r, "req_first_ns") || pkts[len(pkts)-1].ts != num(r, "resp_last_ns") {
-			t.Fatalf("drill-down of %s: packets from %d to %d, want %d to %d", r["id"], pkts[0].ts, pkts[len(pkts)-1].ts, num(r, "req_first_ns"), num(r, "resp_last_ns"))
+		// From the request's first packet to the client's ACK of the
+		// response (the last evidence packet), the server's bare ACK of
+		// the request among them when it sent one.
+		last := num(r, "resp_last_ns")
+		if ca := num(r, "client_ack_ns"); ca != 0 {
+			last = ca
+		}
+		if pkts[0].ts != num(r, "req_first_ns") || pkts[len(pkts)-1].ts != last {
+			t.Fatalf("drill-down of %s: packets from %d to %d, want %d to %d", r["id"], pkts[0].ts, pkts[len(pkts)-1].ts, num(r, "req_first_ns"), last)
+		}
+		if r["class"] == "slow_app" && !slices.ContainsFunc(pkts, func(p filePacket) bool { return p.ts == num(r, "server_ack_ns") }) {
+			t.Fatalf("drill-down of %s: the server's bare ACK at %d is not among the packets", r["id"], num(r, "server_ack_ns"))
 		}
 	}
 	// An unknown ID is a clear error.
