@@ -7,7 +7,7 @@ BIN := bin/tapvault
 PKGS := ./...
 FUZZTIME ?= 10s
 
-.PHONY: setup build test test-race faults bench bench-quick fuzz-smoke lint demo clean
+.PHONY: setup build test test-race faults bench bench-quick fuzz-smoke lint demo clean groundtruth
 
 setup:
 	@bash scripts/setup.sh
@@ -24,6 +24,13 @@ test: setup
 # The fault-injection suite alone (docs/faults.md); make test runs it too.
 faults: setup
 	$(GO) test -count=1 -timeout 20m -run '^TestFault' $(PKGS)
+
+# The ground-truth table (docs/validation.md): real kernels, servers and
+# clients in network namespaces, captured at three points; needs root. Exits
+# non-zero when a check fails, known-bad ones (groundtruth/knownbad.go)
+# included. go test ./groundtruth runs the same and logs the known-bad ones.
+groundtruth: build
+	$(GO) run ./groundtruth/cmd/groundtruth --tapvault $(BIN)
 
 test-race: setup
 	$(GO) test -count=1 -race -timeout 30m $(PKGS)
@@ -49,6 +56,7 @@ lint: setup
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	CGO_ENABLED=0 $(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
 
 demo: build
 	@bash scripts/demo.sh

@@ -77,7 +77,6 @@ func TestWorkerStoresEveryPacketAndSummarisesFlows(t *testing.T) {
 	w := NewWorker(Config{Queue: 3, Pool: pool, Sink: sink, MaxBlockFlows: 1024})
 	rng := rand.New(rand.NewPCG(1, 2))
 	var in []inPkt
-	type dirCount struct{ fwd, rev uint32 }
 	for i := 0; i < 5000; i++ {
 		h := byte(rng.IntN(20))
 		size := 60 + rng.IntN(1400)
