@@ -1,6 +1,7 @@
 package encoding
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 )
@@ -33,3 +34,35 @@ func (e *CorruptionError) Error() string {
 }
 
 func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// Header is the layout of a fixed record header that starts with a magic
+// number, carries a format version, and ends its checked part with its own
+// CRC32C (of the bytes before it), as the segment's block records and the
+// message files' frames do.
+type Header struct {
+	What       string // "block header", "frame header": names errors
+	Size       int    // fixed size in bytes
+	Magic      uint32 // little-endian at OffMagic
+	Version    byte   // at OffVersion
+	OffMagic   int
+	OffVersion int
+	OffCRC     int // the CRC32C of b[:OffCRC], little-endian
+}
+
+// Check checks the start of b against h: length, magic, header CRC and
+// version, in that order (a bad CRC says more than a bad version).
+func (h *Header) Check(b []byte) error {
+	if len(b) < h.Size {
+		return fmt.Errorf("%s: %d bytes, want %d", h.What, len(b), h.Size)
+	}
+	if m := binary.LittleEndian.Uint32(b[h.OffMagic:]); m != h.Magic {
+		return fmt.Errorf("%s: bad magic %#08x", h.What, m)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[h.OffCRC:]), CRC(b[:h.OffCRC]); got != want {
+		return fmt.Errorf("%s: crc %#08x, want %#08x", h.What, got, want)
+	}
+	if v := b[h.OffVersion]; v != h.Version {
+		return fmt.Errorf("%s: unsupported version %d", h.What, v)
+	}
+	return nil
+}

@@ -126,20 +126,16 @@ func putFrameHeader(b []byte, h *frameHeader) {
 
 // parseFrameHeader decodes and checks the fixed header at the start of b
 // (at least frameHeaderSize bytes): header CRC and field bounds, not the
+
+// frameLayout is the fixed part of the header that encoding checks.
+var frameLayout = encoding.Header{What: "frame header", Size: frameHeaderSize, Magic: frameMagic, Version: frameVersion,
+	OffMagic: offMagic, OffVersion: offVersion, OffCRC: offHdrCRC}
+
 // bloom or the data.
 func parseFrameHeader(b []byte) (frameHeader, error) {
 	var h frameHeader
-	if len(b) < frameHeaderSize {
-		return h, fmt.Errorf("frame header: %d bytes, want %d", len(b), frameHeaderSize)
-	}
-	if m := binary.LittleEndian.Uint32(b[offMagic:]); m != frameMagic {
-		return h, fmt.Errorf("frame header: bad magic %#08x", m)
-	}
-	if got, want := binary.LittleEndian.Uint32(b[offHdrCRC:]), crc32.Checksum(b[:offHdrCRC], castagnoli); got != want {
-		return h, fmt.Errorf("frame header: crc %#08x, want %#08x", got, want)
-	}
-	if v := b[offVersion]; v != frameVersion {
-		return h, fmt.Errorf("frame header: unsupported version %d", v)
+	if err := frameLayout.Check(b); err != nil {
+		return h, err
 	}
 	h.hdrLen = binary.LittleEndian.Uint16(b[offHdrLen:])
 	if h.hdrLen < frameHeaderSize || h.hdrLen > maxHeaderSize {

@@ -174,20 +174,16 @@ func sealRecord(rec []byte, ref Ref) {
 
 // parseBlockHeader decodes and checks the fixed header at the start of b
 // (which must hold at least blockHeaderSize bytes). It checks the header CRC
+
+// blockLayout is the fixed part of the header that encoding checks.
+var blockLayout = encoding.Header{What: "block header", Size: blockHeaderSize, Magic: blockMagic, Version: blockVersion,
+	OffMagic: offMagic, OffVersion: offVersion, OffCRC: offHdrCRC}
+
 // and that every field is within bounds, but not the sections.
 func parseBlockHeader(b []byte) (blockHeader, error) {
 	var h blockHeader
-	if len(b) < blockHeaderSize {
-		return h, fmt.Errorf("block header: %d bytes, want %d", len(b), blockHeaderSize)
-	}
-	if m := binary.LittleEndian.Uint32(b[offMagic:]); m != blockMagic {
-		return h, fmt.Errorf("block header: bad magic %#08x", m)
-	}
-	if got, want := binary.LittleEndian.Uint32(b[offHdrCRC:]), crc32.Checksum(b[:offHdrCRC], castagnoli); got != want {
-		return h, fmt.Errorf("block header: crc %#08x, want %#08x", got, want)
-	}
-	if v := b[offVersion]; v != blockVersion {
-		return h, fmt.Errorf("block header: unsupported version %d", v)
+	if err := blockLayout.Check(b); err != nil {
+		return h, err
 	}
 	h.hdrLen = binary.LittleEndian.Uint16(b[offHdrLen:])
 	if h.hdrLen < blockHeaderSize || h.hdrLen > maxHeaderSize {
