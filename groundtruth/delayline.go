@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,8 +28,11 @@ import (
 //   max(arrival + D ± jitter, the previous frame's release), so jitter never
 //   reorders a stream (netem's jitter does, and TCP would see
 //   out-of-order segments that the case did not ask for).
-// - The hold is a sleep until shortly before the release, then a yield loop
-//   up to it: Go timers alone overshoot by up to a millisecond under load.
+// - The hold counts from the kernel's receive timestamp (SO_TIMESTAMPNS):
+//   on a loaded machine the receiving goroutine may run milliseconds after
+//   the frame came. It is a sleep until shortly before the release, then a
+//   yield loop up to it: Go timers alone overshoot by up to a millisecond
+//   under load.
 //   Every frame's achieved hold (send time − receive time) is kept, so the
 //   report shows what the line really did next to what was asked.
 // - DropAB drops the Nth TCP segment carrying data from A to B, once, and
@@ -61,7 +65,15 @@ type LinkStats struct {
 	Frames [2]int
 	Errors int // frames that could not be sent
 	Drop   *Drop
+	// Exchanges are the holds of each timed exchange's request (its last
+	// segment, A→B) and answer (its first segment, B→A), by server
+	// ip:port, in order (pairer): the network part's truth exchange by
+	// exchange.
+	Exchanges map[string][]LineExchange
 }
+
+// LineExchange is what the line held one exchange's request and answer for.
+type LineExchange struct{ Req, Resp time.Duration }
 
 // Link is one stage of the delay line, between two interfaces of one
 // namespace.
@@ -75,6 +87,7 @@ type Link struct {
 	cfg   LinkConfig
 	data  int // data segments seen A→B since Reset
 	stats LinkStats
+	pairs pairer // values: holds, ns
 }
 
 // NewLink opens packet sockets on interfaces a and b of namespace ns and
@@ -122,6 +135,9 @@ func openPacketSocket(ifname string) (int, error) {
 		return fail("PACKET_IGNORE_OUTGOING", err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fail("SO_TIMESTAMPNS", err)
+	}
 	// A receive timeout, so that the reader notices Close.
 	tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
@@ -131,6 +147,21 @@ func openPacketSocket(ifname string) (int, error) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// kernelTime reads the SO_TIMESTAMPNS control message of a received frame;
+// without one it gives the time now.
+func kernelTime(oob []byte) time.Time {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err == nil {
+		for _, m := range msgs {
+			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+				ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+				return time.Unix(ts.Sec, ts.Nsec)
+			}
+		}
+	}
+	return time.Now()
+}
 
 type heldFrame struct {
 	data    []byte
@@ -144,9 +175,10 @@ func (l *Link) receive(dir int, ch chan<- heldFrame) {
 	defer l.wg.Done()
 	defer close(ch)
 	buf := make([]byte, 65536)
+	oob := make([]byte, 256)
 	var last time.Time
 	for !l.stop.Load() {
-		n, from, err := unix.Recvfrom(l.fds[dir], buf, 0)
+		n, oobn, _, from, err := unix.Recvmsg(l.fds[dir], buf, oob, 0)
 		if err != nil {
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				continue
@@ -156,7 +188,9 @@ func (l *Link) receive(dir int, ch chan<- heldFrame) {
 		if sa, ok := from.(*unix.SockaddrLinklayer); ok && sa.Pkttype == unix.PACKET_OUTGOING {
 			continue
 		}
-		now := time.Now()
+		// The hold counts from the kernel's receive time: on a loaded
+		// machine this goroutine may run milliseconds after the frame came.
+		now := kernelTime(oob[:oobn])
 		frame := buf[:n]
 		l.mu.Lock()
 		hold, jitter := l.cfg.AB, l.cfg.Jitter
@@ -243,16 +277,22 @@ func (l *Link) send(dir int, ch <-chan heldFrame) {
 		}
 		// The hold ends where the write begins: the write itself runs the
 		// receiving namespace's stack (softirq on the way out of the
-		// syscall), which is the far end's time, not the line's.
+		// syscall), which is the far end's time, not the line's. It is
+		// recorded before the write, so that the answer, which the write
+		// may set going at once, never finds its request unrecorded.
 		held := time.Since(f.arrived)
-		_, err := unix.Write(out, f.data)
+		src, dst, payload, isIP := transportPayload(f.data)
 		l.mu.Lock()
-		if err != nil {
-			l.stats.Errors++
-		} else {
-			l.stats.Holds[dir] = append(l.stats.Holds[dir], held)
+		l.stats.Holds[dir] = append(l.stats.Holds[dir], held)
+		if isIP {
+			l.pairs.frame(src, dst, payload, int64(held))
 		}
 		l.mu.Unlock()
+		if _, err := unix.Write(out, f.data); err != nil {
+			l.mu.Lock()
+			l.stats.Errors++
+			l.mu.Unlock()
+		}
 	}
 }
 
@@ -264,6 +304,7 @@ func (l *Link) Reset(cfg LinkConfig) {
 	l.cfg = cfg
 	l.data = 0
 	l.stats = LinkStats{}
+	l.pairs.reset()
 }
 
 // Stats returns a copy of what the link did since Reset.
@@ -277,6 +318,12 @@ func (l *Link) Stats() LinkStats {
 	if s.Drop != nil {
 		d := *s.Drop
 		s.Drop = &d
+	}
+	s.Exchanges = map[string][]LineExchange{}
+	for server, pairs := range l.pairs.pairs {
+		for _, p := range pairs {
+			s.Exchanges[server] = append(s.Exchanges[server], LineExchange{Req: time.Duration(p[0]), Resp: time.Duration(p[1])})
+		}
 	}
 	return s
 }

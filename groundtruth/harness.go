@@ -392,12 +392,33 @@ func evaluate(c *Case, cr *caseRun, point string, all []Record, n int) []*Row {
 		for i := range exp {
 			exp[i] = expected{net: line, srv: c.App}
 		}
+		// The network part's truth, exchange by exchange: what the stages
+		// between the point and the server held this exchange's request
+		// and answer for.
+		pathOf := make([]time.Duration, len(recs))
+		for i := range pathOf {
+			pathOf[i] = path
+		}
+		l1, l2 := cr.stage[0].Exchanges[serverAddr(proto)], cr.stage[1].Exchanges[serverAddr(proto)]
+		if len(l1) == len(recs) && len(l2) == len(recs) {
+			for i := range exp {
+				s1, s2 := l1[i].Req+l1[i].Resp, l2[i].Req+l2[i].Resp
+				pathOf[i] = s1 + s2
+				switch point {
+				case PointClient:
+					exp[i].net = s1 + s2
+				case PointMiddle:
+					exp[i].net = s2
+				}
+			}
+		} else if proto != ProtoBackend {
+			row.Notes = append(row.Notes, fmt.Sprintf("the delay line paired %d/%d exchanges, %d records: network part checked against its p50 holds", len(l1), len(l2), len(recs)))
+		}
 		switch proto {
 		case ProtoBackend:
 			// The front end is the client here and the capture point is
 			// next to it; D is one bridge away.
 			row.Want, row.AskedNet, row.AskedSrv = n*c.Front.Calls, 0, c.Front.DB
-			path = 0
 			for i := range exp {
 				exp[i] = expected{net: 0, srv: c.Front.DB}
 			}
@@ -443,11 +464,15 @@ func evaluate(c *Case, cr *caseRun, point string, all []Record, n int) []*Row {
 			row.Notes = append(row.Notes, fmt.Sprintf("the server's own log says p50 %v, the wire next to it %v", lg.Round(10*time.Microsecond), w.Round(10*time.Microsecond)))
 		}
 		for i := range exp {
-			exp[i].class = ExpectedClass(path, exp[i].srv)
+			p := pathOf[i]
+			if proto == ProtoBackend {
+				p = 0
+			}
+			exp[i].class = ExpectedClass(p, exp[i].srv)
 		}
 		var lost *Row
 		if d := cr.stage[1].Drop; d != nil && proto == ProtoHTTP {
-			lost = lostRow(c, point, d, recs, exp, path)
+			lost = lostRow(c, point, d, recs, exp, pathOf)
 		}
 		fill(row, recs, exp, proto == ProtoDNS)
 		rows = append(rows, row)
@@ -465,7 +490,7 @@ func evaluate(c *Case, cr *caseRun, point string, all []Record, n int) []*Row {
 // retransmission and nothing wrong. The exchange is the one on the dropped
 // segment's connection whose request began nearest the drop (the
 // retransmission, at the server point).
-func lostRow(c *Case, point string, d *Drop, recs []Record, exp []expected, path time.Duration) *Row {
+func lostRow(c *Case, point string, d *Drop, recs []Record, exp []expected, path []time.Duration) *Row {
 	at := d.At
 	if point == PointServer {
 		at = d.RetransAt
@@ -492,7 +517,7 @@ func lostRow(c *Case, point string, d *Drop, recs []Record, exp []expected, path
 	e := exp[best]
 	if point != PointServer {
 		e.net += wait
-		e.class = ExpectedClass(path+wait, e.srv)
+		e.class = ExpectedClass(path[best]+wait, e.srv)
 	}
 	row.AskedNet, row.AskedSrv = e.net, c.App
 	fill(row, recs[best:best+1], []expected{e}, false)
@@ -664,7 +689,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "ms. net truth: the round trip the delay line achieved from the point (p50 holds); server truth: the kernel's timestamps next to the server; p50: the records'\n")
+	fmt.Fprintf(w, "ms. net truth: what the delay line held each exchange's request and answer for, between the point and the server; server truth: the kernel's timestamps next to the server; p50: the records'\n")
 	if e := r.StampError; len(e) > 0 {
 		abs := make([]time.Duration, len(e))
 		for i, d := range e {

@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,16 +25,15 @@ import (
 //
 // It shares nothing with the analytics: no reassembly, no ACK logic, no
 // tapvault timestamps. It only keeps the exchanges whose request carries
-// one of the cases' markers, so the clients' handshakes and warm-up queries
-// are not among them.
+// one of the cases' markers (pairer), so the clients' handshakes and
+// warm-up queries are not among them.
 type Observer struct {
 	fd   int
 	stop atomic.Bool
 	done chan struct{}
 
-	mu    sync.Mutex
-	flows map[string]*obsFlow       // by "client>server"
-	pairs map[string][]WireExchange // by server ip:port, in order
+	mu sync.Mutex
+	p  pairer // values: kernel receive times, unix ns
 }
 
 // WireExchange is one exchange as the kernel timestamped it next to the
@@ -47,18 +46,74 @@ type WireExchange struct {
 // segment.
 func (w WireExchange) Server() time.Duration { return w.RespFirst.Sub(w.ReqLast) }
 
-type obsFlow struct {
-	reqLast time.Time // the last marked request segment not yet answered
+// pairer pairs the timed requests with their responses, by the simplest
+// rule there is: a request is a client's segment or datagram carrying a
+// marker to a server port (below 10000; the clients' ports are ephemeral),
+// and the segments of the same flow after it until the answer; the answer
+// is the server's first segment or datagram with payload after it. It
+// remembers a value per request (its last segment's) and per answer (its
+// first's), per server ip:port, in order.
+type pairer struct {
+	flows map[string]*pairFlow // by "client>server"
+	pairs map[string][][2]int64
+}
+
+type pairFlow struct {
+	req     int64
 	waiting bool
 }
 
 // markers identify the timed requests (see cases.go's clients).
 var markers = [][]byte{[]byte("/sleep?"), []byte("/front?"), []byte("DEBUG"), []byte("pg_sleep"), []byte("SLEEP("), []byte("\x02gt\x04test")}
 
+func (p *pairer) frame(src, dst string, payload []byte, v int64) {
+	if len(payload) == 0 {
+		return
+	}
+	if p.flows == nil {
+		p.flows, p.pairs = map[string]*pairFlow{}, map[string][][2]int64{}
+	}
+	if fl := p.flows[dst+">"+src]; fl != nil && fl.waiting {
+		p.pairs[src] = append(p.pairs[src], [2]int64{fl.req, v})
+		fl.waiting = false
+		return
+	}
+	if _, port, _ := strings.Cut(dst, ":"); len(port) > 4 {
+		return // not to a server port
+	}
+	marked := false
+	for _, m := range markers {
+		if bytes.Contains(payload, m) {
+			marked = true
+			break
+		}
+	}
+	fl := p.flows[src+">"+dst]
+	if fl == nil {
+		if !marked {
+			return
+		}
+		fl = &pairFlow{}
+		p.flows[src+">"+dst] = fl
+	}
+	if marked || fl.waiting { // a request's later segments move its end
+		fl.req, fl.waiting = v, true
+	}
+}
+
+// take returns and forgets the pairs of server.
+func (p *pairer) take(server string) [][2]int64 {
+	v := p.pairs[server]
+	delete(p.pairs, server)
+	return v
+}
+
+func (p *pairer) reset() { p.flows, p.pairs = nil, nil }
+
 // NewObserver starts watching interface iface of namespace ns; servers are
 // the ip:port of the servers whose exchanges it times.
 func NewObserver(ns, iface string) (*Observer, error) {
-	o := &Observer{fd: -1, done: make(chan struct{}), flows: map[string]*obsFlow{}, pairs: map[string][]WireExchange{}}
+	o := &Observer{fd: -1, done: make(chan struct{})}
 	err := inNS(ns, func() error {
 		fd, err := openPacketSocket(iface)
 		if err != nil {
@@ -69,7 +124,7 @@ func NewObserver(ns, iface string) (*Observer, error) {
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 0); err != nil {
 			return fmt.Errorf("observer: %w", err)
 		}
-		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		return nil
 	})
 	if err != nil {
 		if o.fd >= 0 {
@@ -93,52 +148,19 @@ func (o *Observer) loop() {
 			}
 			return
 		}
-		at := time.Now()
-		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-			for _, m := range msgs {
-				if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
-					ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
-					at = time.Unix(ts.Sec, ts.Nsec)
-				}
-			}
-		}
-		o.frame(buf[:n], at)
+		o.frame(buf[:n], kernelTime(oob[:oobn]))
 	}
 }
 
-// frame times one frame: a marked request from a client (to a port below
-// 10000: the servers'), or a response from a server.
+// frame times one frame.
 func (o *Observer) frame(f []byte, at time.Time) {
 	src, dst, payload, ok := transportPayload(f)
-	if !ok || len(payload) == 0 {
+	if !ok {
 		return
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if fl := o.flows[dst+">"+src]; fl != nil && fl.waiting {
-		// The server's first response segment after the request.
-		o.pairs[src] = append(o.pairs[src], WireExchange{ReqLast: fl.reqLast, RespFirst: at})
-		fl.waiting = false
-		return
-	}
-	marked := false
-	for _, m := range markers {
-		if bytes.Contains(payload, m) {
-			marked = true
-			break
-		}
-	}
-	fl := o.flows[src+">"+dst]
-	if fl == nil {
-		if !marked {
-			return
-		}
-		fl = &obsFlow{}
-		o.flows[src+">"+dst] = fl
-	}
-	if marked || fl.waiting { // a request's later segments move its end
-		fl.reqLast, fl.waiting = at, true
-	}
+	o.p.frame(src, dst, payload, at.UnixNano())
+	o.mu.Unlock()
 }
 
 // transportPayload reads the endpoints and payload of an Ethernet/IPv4
@@ -178,17 +200,18 @@ func transportPayload(f []byte) (src, dst string, payload []byte, ok bool) {
 func (o *Observer) Take(server string) []WireExchange {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	p := o.pairs[server]
-	delete(o.pairs, server)
-	return p
+	var w []WireExchange
+	for _, p := range o.p.take(server) {
+		w = append(w, WireExchange{ReqLast: time.Unix(0, p[0]), RespFirst: time.Unix(0, p[1])})
+	}
+	return w
 }
 
 // Reset forgets everything seen.
 func (o *Observer) Reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.flows = map[string]*obsFlow{}
-	o.pairs = map[string][]WireExchange{}
+	o.p.reset()
 }
 
 // Close stops the observer.
