@@ -386,6 +386,23 @@ const (
 	FlagContradiction                   // an ACK came faster than the handshake's round trip (a middlebox): not used
 )
 
+// FlagNames are the record flags' names (JSON, docs/messages.md), by bit.
+// Do not modify it.
+var FlagNames = []struct {
+	Bit  uint32
+	Name string
+}{
+	{FlagGap, "gap"},
+	{FlagRefsCut, "refs_cut"},
+	{FlagNoRequest, "no_request"},
+	{FlagMidstream, "midstream"},
+	{FlagSidesGuessed, "sides_guessed"},
+	{FlagRetrans, "retrans"},
+	{FlagZeroWindow, "zero_window"},
+	{FlagAckTimer, "ack_timer"},
+	{FlagContradiction, "contradiction"},
+}
+
 // Record is one exchange (a request and its response) or, with Proto "tcp",
 // one TCP connection's summary. Times are ns since the Unix epoch; durations
 // are ns, -1 when unknown.

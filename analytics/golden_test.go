@@ -57,21 +57,6 @@ type goldenRecord struct {
 	Packets    []string          `json:"packets"`
 }
 
-var flagNames = []struct {
-	f    uint32
-	name string
-}{
-	{analytics.FlagGap, "gap"},
-	{analytics.FlagRefsCut, "refs_cut"},
-	{analytics.FlagNoRequest, "no_request"},
-	{analytics.FlagMidstream, "midstream"},
-	{analytics.FlagSidesGuessed, "sides_guessed"},
-	{analytics.FlagRetrans, "retrans"},
-	{analytics.FlagZeroWindow, "zero_window"},
-	{analytics.FlagAckTimer, "ack_timer"},
-	{analytics.FlagContradiction, "contradiction"},
-}
-
 func toGolden(r *analytics.Record) goldenRecord {
 	g := goldenRecord{
 		Proto: r.Proto, Transport: r.Transport, VLAN: r.VLAN, Client: r.Client.String(), Server: r.Server.String(),
@@ -85,10 +70,10 @@ func toGolden(r *analytics.Record) goldenRecord {
 	var ev analytics.Record
 	ev.SetEvidence(7, 3, 3, 7) // every evidence bit
 	rest := r.Flags &^ ev.Flags
-	for _, f := range flagNames {
-		if r.Flags&f.f != 0 {
-			g.Flags = append(g.Flags, f.name)
-			rest &^= f.f
+	for _, f := range analytics.FlagNames {
+		if r.Flags&f.Bit != 0 {
+			g.Flags = append(g.Flags, f.Name)
+			rest &^= f.Bit
 		}
 	}
 	if rest != 0 {

@@ -24,22 +24,6 @@ var fixedNames = map[string]bool{
 	"backends": true, "frontend": true,
 }
 
-// flagNames are the JSON names of the record flags, by bit.
-var flagNames = [...]struct {
-	bit  uint32
-	name string
-}{
-	{analytics.FlagGap, "gap"},
-	{analytics.FlagRefsCut, "refs_cut"},
-	{analytics.FlagNoRequest, "no_request"},
-	{analytics.FlagMidstream, "midstream"},
-	{analytics.FlagSidesGuessed, "sides_guessed"},
-	{analytics.FlagRetrans, "retrans"},
-	{analytics.FlagZeroWindow, "zero_window"},
-	{analytics.FlagAckTimer, "ack_timer"},
-	{analytics.FlagContradiction, "contradiction"},
-}
-
 // AppendJSON appends r as one JSON object (no trailing newline) to dst and
 // returns the extended buffer. t, when not nil, adds r's tier fields (see
 // Tier). Field names are listed in docs/messages.md; scripts depend on
@@ -101,8 +85,8 @@ func AppendJSON(dst []byte, r *analytics.Record, t *Tier) []byte {
 
 	dst = append(dst, `,"flags":[`...)
 	first := true
-	for _, f := range flagNames {
-		if r.Flags&f.bit == 0 {
+	for _, f := range analytics.FlagNames {
+		if r.Flags&f.Bit == 0 {
 			continue
 		}
 		if !first {
@@ -110,7 +94,7 @@ func AppendJSON(dst []byte, r *analytics.Record, t *Tier) []byte {
 		}
 		first = false
 		dst = append(dst, '"')
-		dst = append(dst, f.name...)
+		dst = append(dst, f.Name...)
 		dst = append(dst, '"')
 	}
 	dst = append(dst, ']')
