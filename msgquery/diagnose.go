@@ -829,9 +829,9 @@ func (d *Diagnoser) slowNetwork(sum *ServerSummary, split, slow []*dsample) Find
 	case len(compared) < 2:
 		f.Kind = FindNetworkUnclear
 		f.Headline = fmt.Sprintf("The path to %s (%s) is slow, but its clients cannot be compared.", sum.Server, sum.Proto)
-		only := "no client network has"
+		only := "No client network has"
 		if len(compared) == 1 {
-			only = fmt.Sprintf("only one client network (%s) has", d.nets[compared[0]])
+			only = fmt.Sprintf("Only one client network (%s) has", d.nets[compared[0]])
 		}
 		f.Detail = append(f.Detail, fmt.Sprintf("%s %d exchanges or more%s: the delay may be on the clients' side or the server's.", only, o.MinGroup, smallNote))
 	case len(hot) > 0 && len(hot)*2 <= len(compared) && hotK*3 >= k*2:
@@ -964,6 +964,9 @@ func WriteDiagnosis(w io.Writer, d *Diagnosis, dataDir string) error {
 		fmt.Fprintf(&b, ", %s to %s", fmtTime(d.From), fmtTime(d.To))
 	}
 	fmt.Fprintf(&b, ": %d exchanges, %d with a time split, %d servers.\n", d.Exchanges, d.Split, len(d.Servers))
+	if sum := summaryLine(d.Findings); sum != "" {
+		b.WriteString(sum)
+	}
 	if d.Sampled {
 		fmt.Fprintf(&b, "(More exchanges than %d: percentiles and examples come from a uniform sample; counts are exact.)\n", d.Options.MaxSamples)
 	}
@@ -1002,6 +1005,46 @@ func WriteDiagnosis(w io.Writer, d *Diagnosis, dataDir string) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// summaryLine counts the findings by what they say, the largest first:
+// "In short: 2 servers slow in the application, ...".
+func summaryLine(fs []Finding) string {
+	names := map[string][2]string{
+		FindSlowServer:     {"server slow in the application", "servers slow in the application"},
+		FindServerNetwork:  {"server with a slow network on its side", "servers with a slow network on their side"},
+		FindClientNetwork:  {"server with some slow client networks", "servers with some slow client networks"},
+		FindNetworkUnclear: {"server with a slow path that cannot be placed", "servers with a slow path that cannot be placed"},
+		FindTierBackend:    {"front end waiting on its database", "front ends waiting on their databases"},
+		FindTierBefore:     {"front end waiting before its database calls", "front ends waiting before their database calls"},
+		FindTierAfter:      {"front end busy after its database calls", "front ends busy after their database calls"},
+		FindTierSpread:     {"front end whose wait is spread", "front ends whose wait is spread"},
+		FindHealthy:        {"healthy server", "healthy servers"},
+		FindCantSplit:      {"server whose time cannot be split", "servers whose time cannot be split"},
+	}
+	n := map[string]int{}
+	var order []string
+	for _, f := range fs {
+		if _, ok := names[f.Kind]; !ok {
+			continue
+		}
+		if n[f.Kind] == 0 {
+			order = append(order, f.Kind)
+		}
+		n[f.Kind]++
+	}
+	if len(order) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range order {
+		i := 0
+		if n[k] > 1 {
+			i = 1
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", n[k], names[k][i]))
+	}
+	return "In short: " + strings.Join(parts, ", ") + ".\n"
 }
 
 func fmtTime(ns int64) string { return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000000Z") }

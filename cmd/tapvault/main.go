@@ -70,6 +70,7 @@ func main() {
 		newReindexCmd(),
 		newMessagesCmd(),
 		newLatencyCmd(),
+		newDiagnoseCmd(),
 		newReanalyzeCmd(),
 		newBenchCmd(),
 	)
