@@ -173,7 +173,7 @@ func TestDiagnoseOneClientNetwork(t *testing.T) {
 		dg.Add(dx(uint64(i+1), fmt.Sprintf("10.1.0.%d:4000", i+1), web, 30*ms, ms, 50_000, analytics.NetHandshake), nil)
 	}
 	f := find(t, dg.Diagnosis(), FindNetworkUnclear)
-	if !strings.Contains(strings.Join(f.Detail, " "), "only one client network (10.1.0.0/24)") {
+	if !strings.Contains(strings.Join(f.Detail, " "), "Only one client network (10.1.0.0/24)") {
 		t.Errorf("detail %q", f.Detail)
 	}
 }
