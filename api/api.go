@@ -141,7 +141,7 @@ func NewServer(store *query.Store, opts ServerOptions) (*Server, error) {
 		switch {
 		case !strings.HasPrefix(path, "/"):
 			return nil, fmt.Errorf("api: handler path %q: must start with /", path)
-		case path == pathPackets || path == pathFlows || path == pathStats || strings.HasPrefix(path, pathMessages) || path == pathLatency:
+		case path == pathPackets || path == pathFlows || path == pathStats || strings.HasPrefix(path, pathMessages) || path == pathLatency || path == pathDiagnose:
 			return nil, fmt.Errorf("api: handler path %q: taken by the API", path)
 		case h == nil:
 			return nil, fmt.Errorf("api: handler path %q: nil handler", path)
@@ -428,6 +428,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		h = s.handleMessages
 	case pathLatency:
 		h = s.handleLatency
+	case pathDiagnose:
+		h = s.handleDiagnose
 	default:
 		if id, ok := messagePacketsID(r.URL.Path); ok {
 			h = func(w http.ResponseWriter, r *http.Request) { s.handleMessagePackets(w, r, id) }
@@ -437,7 +439,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			h = extra.ServeHTTP
 			break
 		}
-		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no such endpoint %q (have %s, %s, %s, %s, %s, %s/{id}/packets)", r.URL.Path, pathPackets, pathFlows, pathStats, pathMessages, pathLatency, pathMessages))
+		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no such endpoint %q (have %s, %s, %s, %s, %s, %s/{id}/packets, %s)", r.URL.Path, pathPackets, pathFlows, pathStats, pathMessages, pathLatency, pathMessages, pathDiagnose))
 		return
 	}
 	if r.Method != http.MethodGet {
