@@ -26,9 +26,12 @@ type Stats struct {
 	Buffered    atomic.Int64  // out-of-order bytes held now
 	Retrans     atomic.Uint64
 	OutOfOrder  atomic.Uint64
-	ParserStops atomic.Uint64 // reserved: parsers that gave up on a connection
-	Parsers     atomic.Int64  // parsers (decoded connections) now
-	ParsersFull atomic.Uint64 // connections left undecoded (timed only): MaxParsers reached
+	ParserStops atomic.Uint64              // reserved: parsers that gave up on a connection
+	Parsers     atomic.Int64               // parsers (decoded connections) now
+	ParsersFull atomic.Uint64              // connections left undecoded (timed only): MaxParsers reached
+	Defragged   atomic.Uint64              // UDP datagrams reassembled from IP fragments (defrag.go)
+	FragDropped [FragReasons]atomic.Uint64 // IP fragments not analysed, by reason (FragReasonNames)
+	FragHeld    atomic.Int64               // fragment bytes held for reassembly now
 
 	_ [64]byte
 }
@@ -60,6 +63,7 @@ type Analyzer struct {
 	rawTS  int64                     // the latest packet's own time
 	due    int64                     // no timer is due before this step-free time
 	buf    int                       // out-of-order bytes buffered, all conns
+	frag   defragger                 // UDP datagrams being reassembled from IP fragments
 	nparse int                       // conns with a parser (bounded by MaxParsers)
 	pfull  uint64
 	stats  Stats
@@ -162,64 +166,17 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *packet.Decoded, e *packet.Flow
 	if a.vt > a.due {
 		a.runTimers()
 	}
+	if d.Flags&packet.FlagFragment != 0 && a.defrag(p, d, e, dir, ref) {
+		return // held for reassembly (defrag.go)
+	}
 	tcp := d.Flags&packet.FlagTCP != 0
 	udp := d.Flags&packet.FlagUDP != 0
 	if (!tcp && !udp) || d.Flags&packet.FlagFragment != 0 && d.Flags&packet.FlagFirstFrag == 0 {
 		return
 	}
-	if e == nil {
-		a.nfull++
-		return
-	}
-	syn := tcp && d.TCPFlags&(tcpSYN|tcpACK) == tcpSYN
-	if e.App == connClosed {
-		if !syn {
-			return // a late packet of a connection that ended
-		}
-		e.App = 0
-	}
-	var c *conn
-	if e.App != 0 {
-		c = a.connOf(e.App)
-		if c == nil {
-			// Its connection ended through the other direction's flow
-			// entry (a VLAN-asymmetric pair): like connClosed.
-			if !syn {
-				e.App = connClosed
-				return
-			}
-			e.App = 0
-		}
-	}
-	if c != nil && c.refs == 1 && a.vt-c.lastVT > idleConn {
-		// Idle longer than the flow table's eviction: it ended, whether or
-		// not the table's clock hand has reached its flow yet (which
-		// depends on how often the worker ticks), so that a reanalysis
-		// ends it alike. A VLAN-asymmetric pair (refs 2) is left to the
-		// table.
-		a.closeConn(c, "idle")
-		e.App = 0
-		c = nil
-	}
-	if c != nil {
-		if syn && c.s[Client].init && c.s[Client].base != d.Seq+1 && (c.npk[Client] > 1 || c.npk[Server] > 0) {
-			// A new connection on the same ports.
-			a.closeConn(c, "reused")
-			e.App = 0
-			c = nil
-		}
-	}
+	c := a.connFor(p, d, e, dir, tcp)
 	if c == nil {
-		if tcp {
-			c = a.join(e, d, dir)
-		}
-		if c == nil {
-			c = a.open(e, d, dir, tcp)
-		}
-		if c == nil {
-			return
-		}
-		c.firstTS = p.TS
+		return
 	}
 	var payload []byte
 	if d.PayloadOff >= 0 && d.PayloadLen > 0 && int(d.PayloadOff)+int(d.PayloadLen) <= len(p.Data) {
@@ -256,6 +213,65 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *packet.Decoded, e *packet.Flow
 	}
 }
 
+// connFor finds or opens the connection of p (nil: not analysed).
+func (a *Analyzer) connFor(p *dataplane.Packet, d *packet.Decoded, e *packet.Flow, dir uint8, tcp bool) *conn {
+	if e == nil {
+		a.nfull++
+		return nil
+	}
+	syn := tcp && d.TCPFlags&(tcpSYN|tcpACK) == tcpSYN
+	if e.App == connClosed {
+		if !syn {
+			return nil // a late packet of a connection that ended
+		}
+		e.App = 0
+	}
+	var c *conn
+	if e.App != 0 {
+		c = a.connOf(e.App)
+		if c == nil {
+			// Its connection ended through the other direction's flow
+			// entry (a VLAN-asymmetric pair): like connClosed.
+			if !syn {
+				e.App = connClosed
+				return nil
+			}
+			e.App = 0
+		}
+	}
+	if c != nil && c.refs == 1 && a.vt-c.lastVT > idleConn {
+		// Idle longer than the flow table's eviction: it ended, whether or
+		// not the table's clock hand has reached its flow yet (which
+		// depends on how often the worker ticks), so that a reanalysis
+		// ends it alike. A VLAN-asymmetric pair (refs 2) is left to the
+		// table.
+		a.closeConn(c, "idle")
+		e.App = 0
+		c = nil
+	}
+	if c != nil {
+		if syn && c.s[Client].init && c.s[Client].base != d.Seq+1 && (c.npk[Client] > 1 || c.npk[Server] > 0) {
+			// A new connection on the same ports.
+			a.closeConn(c, "reused")
+			e.App = 0
+			c = nil
+		}
+	}
+	if c == nil {
+		if tcp {
+			c = a.join(e, d, dir)
+		}
+		if c == nil {
+			c = a.open(e, d, dir, tcp)
+		}
+		if c == nil {
+			return nil
+		}
+		c.firstTS = p.TS
+	}
+	return c
+}
+
 // FlowEnd implements workers.Analyzer: the flow went idle.
 func (a *Analyzer) FlowEnd(e *packet.Flow) {
 	if e.App == 0 || e.App == connClosed {
@@ -290,6 +306,7 @@ func (a *Analyzer) Flush() {
 			a.closeConn(c, how)
 		}
 	}
+	a.frag.flush()
 	a.Tick(a.clk.Now())
 }
 
@@ -329,4 +346,5 @@ func (a *Analyzer) publish() {
 	add(&st.ConnsTotal, &a.ctotal)
 	st.Conns.Store(int64(a.live))
 	st.Buffered.Store(int64(a.buf))
+	a.publishFrag(st)
 }

@@ -44,6 +44,16 @@ type Config struct {
 	// (Stats.ParsersFull).
 	MaxParsers int
 
+	// IP reassembly of fragmented UDP datagrams (defrag.go), per worker:
+	// at most FragMaxDatagrams datagrams in flight holding at most
+	// FragMaxBytes (beyond either the oldest is dropped), each dropped
+	// when not whole FragTimeout after its first fragment (packet time).
+	// FragMaxDatagrams 0 turns reassembly off: a first fragment is then
+	// analysed as a short datagram and the others are not.
+	FragMaxDatagrams int
+	FragMaxBytes     int
+	FragTimeout      time.Duration
+
 	// LateAck is how much later than the connection's baseline round trip
 	// an ACK may come before the exchange counts as slow_net: late when
 	// delay > RTT + max(LateAck, RTT/2).
@@ -70,10 +80,15 @@ func DefaultConfig() Config {
 		MaxConns:       1 << 18,
 		MaxPending:     256,
 		MaxParsers:     1 << 13,
-		LateAck:        5 * time.Millisecond,
-		SlowNetwork:    20 * time.Millisecond,
-		SlowServer:     10 * time.Millisecond,
-		AckWait:        time.Second,
+
+		FragMaxDatagrams: 1024,
+		FragMaxBytes:     4 << 20,
+		FragTimeout:      30 * time.Second,
+
+		LateAck:     5 * time.Millisecond,
+		SlowNetwork: 20 * time.Millisecond,
+		SlowServer:  10 * time.Millisecond,
+		AckWait:     time.Second,
 	}
 }
 
@@ -107,6 +122,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_pending: must be at least 1")
 	case c.MaxParsers < 1:
 		return fmt.Errorf("max_parsers: must be at least 1")
+	case c.FragMaxDatagrams < 0:
+		return fmt.Errorf("frag_max_datagrams: must not be negative")
+	case c.FragMaxDatagrams > 0 && c.FragMaxBytes < fragMaxLen:
+		return fmt.Errorf("frag_max_bytes: %d is below %d, the largest datagram", c.FragMaxBytes, fragMaxLen)
+	case c.FragMaxDatagrams > 0 && c.FragTimeout <= 0:
+		return fmt.Errorf("frag_timeout: must be positive")
 	case c.LateAck < 0 || c.AckWait < 0:
 		return fmt.Errorf("late_ack/ack_wait: must not be negative")
 	case c.SlowNetwork <= 0 || c.SlowServer <= 0:
@@ -118,10 +139,12 @@ func (c *Config) Validate() error {
 // MemoryBound is the most memory one Analyzer with c holds, by its limits:
 // MaxConns connection slots, MaxTotalBuffer bytes of reassembly, and
 // MaxParsers parsers each holding at most about MaxHeader bytes a side
-// (messages beyond MaxHeader are not buffered). The open requests a parser
-// keeps (MaxPending) hold a few fields each, which the per-parser 4 KiB
-// margin covers on ordinary traffic.
+// (messages beyond MaxHeader are not buffered), and the IP reassembly's
+// FragMaxBytes with its FragMaxDatagrams datagrams' bookkeeping. The open
+// requests a parser keeps (MaxPending) hold a few fields each, which the
+// per-parser 4 KiB margin covers on ordinary traffic.
 func (c *Config) MemoryBound() int64 {
 	return int64(c.MaxConns)*int64(unsafe.Sizeof(conn{})) + int64(c.MaxTotalBuffer) +
-		int64(c.MaxParsers)*(2*int64(c.MaxHeader)+4<<10)
+		int64(c.MaxParsers)*(2*int64(c.MaxHeader)+4<<10) +
+		int64(c.FragMaxBytes) + int64(c.FragMaxDatagrams)*fragOverhead
 }
