@@ -21,14 +21,18 @@ type Options struct {
 	Keep      bool      // keep the temporary directory (stores, database files)
 }
 
-// Row is one line of the table: a case, a protocol, a capture point.
+// Row is one line of the table: a record source, a case, a protocol, a
+// capture point.
 //
-// The network part is checked against the round trip the delay line
-// achieved (its p50 holds), the server part against the servers' own log of
-// each exchange; the injected values are shown beside them (AskedNet,
-// AskedSrv). On an idle machine they agree within a fraction of a
-// millisecond; on a loaded one the line and the servers run late, and
-// holding the analyser to the asked values would blame it for that.
+// The parts are checked against the truth exchange by exchange, not
+// against the asked values: the network part against what the delay line
+// held the exchange's request and answer for between the point and the
+// server, the server part against the kernel's timestamps next to the
+// server (Observer), the tiers against the wire too. The asked values are
+// shown beside them (AskedNet, AskedSrv). On an idle machine they agree
+// within a fraction of a millisecond; on a loaded one the line and the
+// servers run late, and holding the analyser to the asked values would
+// blame it for that.
 type Row struct {
 	Source             string // SourceDPDK or SourcePcap
 	Case, Proto, Point string
@@ -432,6 +436,7 @@ func evaluate(c *Case, cr *caseRun, point string, all []Record, n int) []*Row {
 				row.Notes = append(row.Notes, fmt.Sprintf("the observer timed %d front requests and %d backend calls for %d records: tiers not checked", len(fw), len(bw), len(recs)))
 				break
 			}
+			differ, example := 0, ""
 			for i := range exp {
 				t, ok := wireTiers(fw, bw, c.Front.Calls, i)
 				if !ok {
@@ -442,9 +447,15 @@ func evaluate(c *Case, cr *caseRun, point string, all []Record, n int) []*Row {
 					l := cr.front[i]
 					lt := Tiers{l.Before(), l.Backend(), l.After()}
 					if !within(lt.Before, t.Before) || !within(lt.Backend, t.Backend) || !within(lt.After, t.After) {
-						row.Notes = append(row.Notes, fmt.Sprintf("front request %d: the front end logged %v, the wire says %v", i, lt, t))
+						differ++
+						if example == "" {
+							example = fmt.Sprintf("request %d: logged %v, wire %v", i, lt, t)
+						}
 					}
 				}
+			}
+			if differ > 0 {
+				row.Notes = append(row.Notes, fmt.Sprintf("the front end's own log differs from the wire by more than max(1 ms, 10 %%) on %d of %d requests (its clocks run when it is scheduled), e.g. %s", differ, len(recs), example))
 			}
 		}
 		// The server part's truth: the wire next to the server, exchange by

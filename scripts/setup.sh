@@ -17,8 +17,18 @@ say() { printf 'setup: %s\n' "$*"; }
 #   iproute2, ethtool        the bench's veth pair in a network namespace
 #   tcpreplay                feeds the veth path
 #   tshark                   dumpcap, the other peer in the bench
-#   curl                     scripts/bench-query.sh asks the HTTP API
-PKGS=(libdpdk-dev pkg-config gcc make git ca-certificates tcpdump libpcap0.8 procps iproute2 ethtool tcpreplay tshark curl)
+#   curl                     scripts/bench-query.sh asks the HTTP API; a client
+#                            of the ground-truth harness
+#   the ground-truth harness (groundtruth/, docs/validation.md): real servers
+#   and clients in network namespaces
+#     redis-server redis-tools       redis-server, redis-cli
+#     postgresql                     postgres, initdb, psql
+#     mariadb-server mariadb-client  mariadbd, mariadb
+#     bind9-dnsutils                 dig
+#     iptables                       the NAT case's DNAT and MASQUERADE
+#     iputils-ping                   checks the namespaces' path
+PKGS=(libdpdk-dev pkg-config gcc make git ca-certificates tcpdump libpcap0.8 procps iproute2 ethtool tcpreplay tshark curl
+	redis-server redis-tools postgresql mariadb-server mariadb-client bind9-dnsutils iptables iputils-ping)
 
 missing=()
 for p in "${PKGS[@]}"; do
