@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"tapvault/analytics"
 	"tapvault/dataplane"
 	"tapvault/msgstore"
 	"tapvault/writer"
@@ -178,6 +179,9 @@ var (
 	dAnParsers  = desc("analytics_parsers", "Connections being decoded (bounded by analytics.max_parsers per worker).")
 	dAnParsFull = desc("analytics_undecoded_connections_total", "Connections timed but not decoded: analytics.max_parsers was reached.")
 	dAnQBytes   = desc("analytics_record_queue_bytes", "Memory the records waiting in the record queue hold, bounded by record_queue_bytes.")
+	dAnDefrag   = desc("analytics_reassembled_datagrams_total", "UDP datagrams the analytics reassembled from IP fragments.")
+	dAnFragDrop = desc("analytics_fragments_dropped_total", "IP fragments the analytics dropped (still stored), by reason: incomplete (not whole within the timeout, or at the end), overlap (conflicting overlapping fragments), limit (too many datagrams or bytes held), malformed, truncated (cut by the snaplen).", "reason")
+	dAnFragHeld = desc("analytics_fragment_bytes", "Fragment bytes the analytics hold for reassembly.")
 	dTCPRetrans = desc("tcp_retransmissions_total", "TCP retransmissions (Wireshark's tcp.analysis.retransmission, fast and spurious ones included).")
 	dTCPOOO     = desc("tcp_out_of_order_total", "TCP out-of-order segments.")
 	dMsgBytes   = desc("store_message_bytes", "Size of the message store (DIR/messages).")
@@ -194,7 +198,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		dIndexBatch, dIndexCaughtUp, dIndexCatchUp, dIndexBytes, dTTQ, dIndexQBytes, dIndexStopShed,
 		dSegmentBytes, dFSSize, dFSAvail, dRetentionSegs, dRetentionByte, dStartTime,
 		dAnRecords, dAnDropped, dAnConns, dAnConnFull, dAnGapBytes, dAnBuffered, dTCPRetrans, dTCPOOO, dMsgBytes,
-		dAnParsers, dAnParsFull, dAnQBytes,
+		dAnParsers, dAnParsFull, dAnQBytes, dAnDefrag, dAnFragDrop, dAnFragHeld,
 	} {
 		ch <- d
 	}
@@ -328,7 +332,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 func (c *Collector) collectAnalytics(ch chan<- prometheus.Metric) {
 	p := c.p
-	var recs, qdrop, conns, full, gap, buf, retx, ooo, parsers, pfull uint64
+	var recs, qdrop, conns, full, gap, buf, retx, ooo, parsers, pfull, defrag, fheld uint64
+	var fdrop [analytics.FragReasons]uint64
 	for _, an := range p.an {
 		s := an.Stats()
 		recs += s.Records.Load()
@@ -341,6 +346,11 @@ func (c *Collector) collectAnalytics(ch chan<- prometheus.Metric) {
 		ooo += s.OutOfOrder.Load()
 		parsers += uint64(s.Parsers.Load())
 		pfull += s.ParsersFull.Load()
+		defrag += s.Defragged.Load()
+		fheld += uint64(s.FragHeld.Load())
+		for i := range fdrop {
+			fdrop[i] += s.FragDropped[i].Load()
+		}
 	}
 	counter(ch, dAnRecords, float64(recs))
 	counter(ch, dAnDropped, float64(qdrop), "queue")
@@ -353,6 +363,11 @@ func (c *Collector) collectAnalytics(ch chan<- prometheus.Metric) {
 	gauge(ch, dAnParsers, float64(parsers))
 	counter(ch, dAnParsFull, float64(pfull))
 	gauge(ch, dAnQBytes, float64(p.stage.queued.Load()))
+	counter(ch, dAnDefrag, float64(defrag))
+	for i, n := range fdrop {
+		counter(ch, dAnFragDrop, float64(n), analytics.FragReasonNames[i])
+	}
+	gauge(ch, dAnFragHeld, float64(fheld))
 	counter(ch, dTCPRetrans, float64(retx))
 	counter(ch, dTCPOOO, float64(ooo))
 	gauge(ch, dMsgBytes, float64(msgstore.Size(p.opts.Dir)))

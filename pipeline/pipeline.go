@@ -508,6 +508,8 @@ type AnalyticsReport struct {
 	Conns        uint64 // connections analysed
 	ConnsFull    uint64 // packets of connections not analysed (limits)
 	ParsersFull  uint64 // connections timed but not decoded (MaxParsers)
+	Defragged    uint64 // UDP datagrams reassembled from IP fragments
+	FragDropped  uint64 // IP fragments not reassembled (all reasons; still stored)
 	GapBytes     uint64
 	Retrans      uint64
 	OutOfOrder   uint64
@@ -595,6 +597,10 @@ func (p *Pipeline) analyticsReport() *AnalyticsReport {
 		a.Conns += s.ConnsTotal.Load()
 		a.ConnsFull += s.ConnsFull.Load()
 		a.ParsersFull += s.ParsersFull.Load()
+		a.Defragged += s.Defragged.Load()
+		for i := range s.FragDropped {
+			a.FragDropped += s.FragDropped[i].Load()
+		}
 		a.GapBytes += s.GapBytes.Load()
 		a.Retrans += s.Retrans.Load()
 		a.OutOfOrder += s.OutOfOrder.Load()

@@ -79,6 +79,10 @@ func printReport(w io.Writer, r pipeline.Report, port *dataplane.PortStats) {
 			a.Records, a.Exchanges, a.Unanswered, a.Conns, a.Stored, humanBytes(a.MessageBytes), a.DropQueue, a.DropStore)
 		fmt.Fprintf(w, "tcp               %d retransmissions, %d out of order, %d stream bytes never seen, %d reassembly-limit holes, %d packets of untracked connections\n",
 			a.Retrans, a.OutOfOrder, a.GapBytes, a.BufferFull, a.ConnsFull)
+		if a.Defragged > 0 || a.FragDropped > 0 {
+			fmt.Fprintf(w, "ip fragments      %d udp datagrams reassembled, %d fragments dropped (tapvault_analytics_fragments_dropped_total by reason)\n",
+				a.Defragged, a.FragDropped)
+		}
 	} else {
 		fmt.Fprintf(w, "analytics         off (tapvault reanalyze can run the decoders over the stored packets)\n")
 	}
