@@ -17,13 +17,22 @@ import (
 // BodyLength counts from the byte after the 9= field's SOH up to and
 // including the SOH before "10="; the trailer is always "10=ddd|".
 //
-// Exchanges: an order (NewOrderSingle D, OrderCancelRequest F,
-// OrderCancelReplaceRequest G) and the first message from the other side
-// that answers it: an ExecutionReport (8) or OrderCancelReject (9) with the
-// order's ClOrdID (11), a BusinessMessageReject (j) whose
-// BusinessRejectRefID (379) is the ClOrdID, or a session Reject (3) whose
-// RefSeqNum (45) is the order's MsgSeqNum (34). Either side may send
-// orders. Other messages make no record.
+// Exchanges follow the request/response pairs of the FIX specification
+// (fixRequests; either side may send requests): a request waits for the
+// first message from the other side that answers it, found by the id the
+// answer echoes (TestRequest 1 -> Heartbeat 0 by TestReqID 112, orders ->
+// ExecutionReport 8 or OrderCancelReject 9 by ClOrdID 11, QuoteRequest R ->
+// Quote S by QuoteReqID 131, MarketDataRequest V -> W/X/Y by MDReqID 262,
+// ...), or, for the session messages with no id (Logon A, Logout 5,
+// ResendRequest 2), by being the first of its answer types. Any request is
+// also answered by a session Reject (3) whose RefSeqNum (45) is its
+// MsgSeqNum (34), and a request with an id by a BusinessMessageReject (j)
+// whose BusinessRejectRefID (379) is that id; a ResendRequest by the first
+// message with PossDupFlag (43) Y. Every other message (a heartbeat, a
+// second execution report, a request whose id is already waiting, a
+// message longer than MaxHeader) is a one-sided record (Exchange(nil, m):
+// class no_request) with its msgtype and the side that sent it (from), so
+// that each FIX message shows in exactly one record.
 //
 // Memory: per side at most one message of up to MaxHeader bytes is
 // buffered, and only when it is split across chunks (a message inside one
@@ -44,26 +53,61 @@ func init() {
 		Name:    "fix",
 		TCP:     true,
 		Detect:  fixDetect,
-		Fields:  []string{"clordid", "exec_type", "msgseqnum", "msgtype", "ord_status", "qty", "resp_msgtype", "side", "symbol", "text"},
+		Fields:  []string{"clordid", "exec_type", "from", "msgseqnum", "msgtype", "ord_status", "qty", "reqid", "resp_msgtype", "side", "symbol", "text"},
 		Summary: fixSummary,
 		New:     newFIXParser,
 	})
 }
 
-// fixSummary: "D ORD-1 -> 8" (message type and ClOrdID, then the response
-// type).
+// fixSummary: "D ORD-1 -> 8" (message type and ClOrdID or request id,
+// then the response type); a one-sided message: "0 from server".
 func fixSummary(dst []byte, r *Record) []byte {
 	dst = appendField(dst, r, "msgtype", 8)
-	if r.Has("clordid") {
-		dst = append(dst, ' ')
-		dst = appendField(dst, r, "clordid", 40)
+	for _, k := range [...]string{"clordid", "reqid"} {
+		if r.Has(k) {
+			dst = append(dst, ' ')
+			dst = appendField(dst, r, k, 40)
+			break
+		}
+	}
+	if r.Has("from") {
+		dst = append(dst, " from "...)
+		return appendField(dst, r, "from", 8)
 	}
 	dst = appendArrow(dst)
 	return appendFieldOr(dst, r, "resp_msgtype", 8)
 }
 
-// fixDetect says whether a connection's first payload is a FIX message.
-func fixDetect(_ Side, b []byte) bool { return bytes.HasPrefix(b, fixBegin) }
+// fixDetect says whether a connection's first payload is FIX: it starts
+// with a FIX header (8=<BeginString>|9=<digits>|, BeginString FIX.x.y,
+// FIXT.1.1, or a vendor's: the nDPI capture's sessions open with "8=O" and
+// "8=FIXCOMP" framed messages), or, for a capture that starts mid session,
+// it holds a message boundary "|10=ddd|8=FIX".
+func fixDetect(_ Side, b []byte) bool {
+	if len(b) > 2 && b[0] == '8' && b[1] == '=' {
+		i := 2
+		for i < len(b) && i < 2+16 && b[i] > ' ' && b[i] <= '~' {
+			i++
+		}
+		if i > 2 && i+3 < len(b) && b[i] == fixSOH && b[i+1] == '9' && b[i+2] == '=' && fixDigit(b[i+3]) {
+			return true
+		}
+	}
+	const boundary = "\x0110="
+	for i := 0; ; {
+		k := bytes.Index(b[i:], []byte(boundary))
+		if k < 0 {
+			return false
+		}
+		k += i
+		e := k + len(boundary) + 4
+		if e+len(fixBegin) <= len(b) && fixDigit(b[e-4]) && fixDigit(b[e-3]) && fixDigit(b[e-2]) &&
+			b[e-1] == fixSOH && bytes.HasPrefix(b[e:], fixBegin) {
+			return true
+		}
+		i = k + 1
+	}
+}
 
 type fixState uint8
 
@@ -73,10 +117,11 @@ const (
 	fxBody                 // framed: counting the message to its end
 )
 
-// fixOrder is an order waiting for its answer.
-type fixOrder struct {
+// fixWait is a request waiting for its answer.
+type fixWait struct {
 	m   *Message
-	id  string // ClOrdID
+	req *fixReq
+	id  string // the value of req.key ("" if none)
 	seq int64  // MsgSeqNum, -1 if none
 }
 
@@ -89,14 +134,15 @@ type fixSide struct {
 	// is owned by the parser and never longer than MaxHeader.
 	buf   []byte
 	m     *Message // the message being read, begun; nil if not reported
-	typ   string   // its MsgType when it is one we may report
+	typ   string   // its MsgType ("" if it has none: not reported)
 	total int      // fxBody: message length
 	have  int      // fxBody: message bytes seen so far
 	skip  bool     // fxBody: not buffered (longer than MaxHeader, or bytes lost)
+	lost  bool     // fxBody: bytes of it were lost (it is dropped)
 
-	// Orders sent by this side waiting for the other side's answer.
-	byID  map[string]*Message
-	queue []fixOrder // oldest first
+	// Requests sent by this side waiting for the other side's answer,
+	// oldest first, at most MaxPending.
+	queue []fixWait
 }
 
 type fixParser struct {
@@ -239,14 +285,13 @@ func (f *fixSide) before(b []byte, k int) byte {
 func fixDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // framed sets up the body of a message whose header is complete: total
-// bytes, MsgType typ; f.buf holds the bytes of earlier chunks. start is the message's first byte in the current
-// chunk, or -1 if the message was begun in an earlier chunk (f.m).
+// bytes, MsgType typ; f.buf holds the bytes of earlier chunks. start is
+// the message's first byte in the current chunk, or -1 if the message was
+// begun in an earlier chunk (f.m).
 func (p *fixParser) framed(s Side, f *fixSide, total int, typ []byte, start int, st Stream) {
-	f.state, f.total, f.have, f.typ = fxBody, total, 0, ""
+	f.state, f.total, f.have, f.lost = fxBody, total, 0, false
 	f.skip = total > p.cfg.MaxHeader
-	if !f.skip {
-		f.typ = p.interesting(s, typ)
-	}
+	f.typ = fixTypeStr(typ)
 	switch {
 	case f.typ == "" && f.m != nil:
 		st.Discard(f.m)
@@ -256,43 +301,20 @@ func (p *fixParser) framed(s Side, f *fixSide, total int, typ []byte, start int,
 	}
 }
 
-// interesting returns MsgType typ as a string if a message of side s of
-// that type may make (part of) a record, else "".
-func (p *fixParser) interesting(s Side, typ []byte) string {
-	if len(typ) != 1 {
+// fixTypeStr returns MsgType typ as a string, without allocating for the
+// types of fixRequests, their answers and one-character ones; "" if typ
+// is empty (no MsgType: not a FIX message, as for tshark).
+func fixTypeStr(typ []byte) string {
+	switch len(typ) {
+	case 0:
 		return ""
+	case 1:
+		return fixStr(typ)
 	}
-	switch typ[0] {
-	case 'D':
-		return "D"
-	case 'F':
-		return "F"
-	case 'G':
-		return "G"
+	if t, ok := fixKnownTypes[string(typ)]; ok {
+		return t
 	}
-	if len(p.side[s.Other()].queue) == 0 {
-		return ""
-	}
-	switch typ[0] {
-	case '8':
-		return "8"
-	case '9':
-		return "9"
-	case 'j':
-		return "j"
-	case '3':
-		return "3"
-	}
-	return ""
-}
-
-// fixFields are the values of one message used for records; slices of the
-// message bytes, valid until the message is dropped.
-type fixFields struct {
-	seq                              int64
-	clOrdID, symbol, side, qty       []byte
-	execType, ordStatus, text, refID []byte
-	refSeq                           int64
+	return string(typ)
 }
 
 // finish handles a complete message of side s: msg is all of it (unless
@@ -301,54 +323,66 @@ func (p *fixParser) finish(s Side, f *fixSide, msg []byte, end int, st Stream) {
 	m := f.m
 	f.m = nil
 	f.state = fxSync
-	if f.skip || len(msg) != f.total {
-		if m != nil {
-			st.Discard(m)
+	whole := !f.skip && len(msg) == f.total
+	if whole {
+		t := msg[len(msg)-fixTrailer:] // checked by Data
+		sum := fixSum(msg[:len(msg)-fixTrailer])
+		if int(sum) != int(t[3]-'0')*100+int(t[4]-'0')*10+int(t[5]-'0') {
+			p.badSums++
 		}
-		return
 	}
-	t := msg[len(msg)-fixTrailer:] // checked by Data
 	p.msgs++
-	sum := fixSum(msg[:len(msg)-fixTrailer])
-	if int(sum) != int(t[3]-'0')*100+int(t[4]-'0')*10+int(t[5]-'0') {
-		p.badSums++
-	}
 	if m == nil {
 		return
 	}
-	var v fixFields
-	fixParseFields(msg[:len(msg)-fixTrailer], &v)
-	switch f.typ {
-	case "D", "F", "G":
-		p.order(s, m, f.typ, &v, end, st)
-	default:
-		p.answer(s, m, f.typ, &v, end, st)
-	}
-}
-
-// order queues a request of side s.
-func (p *fixParser) order(s Side, m *Message, typ string, v *fixFields, end int, st Stream) {
-	f := &p.side[s]
-	if len(v.clOrdID) == 0 || f.byID[string(v.clOrdID)] != nil {
-		// Nothing to match an answer with, or a resend of an order
-		// still waiting: the first one keeps the answer.
+	if f.lost {
 		st.Discard(m)
 		return
 	}
 	st.End(m, end)
-	m.Fields = slices.Grow(m.Fields, 6)
-	m.Str("msgtype", typ)
-	id := string(v.clOrdID)
-	m.Str("clordid", id)
-	if len(v.symbol) > 0 {
-		m.Str("symbol", string(v.symbol))
+	var v fixFields
+	if !whole {
+		// Too long to keep: its type is all there is.
+		v.seq, v.refSeq = -1, -1
+		p.oneSided(s, m, f.typ, &v, st)
+		return
 	}
-	if len(v.side) > 0 {
-		m.Str("side", fixStr(v.side))
+	fixParseFields(msg[:len(msg)-fixTrailer], &v)
+	if p.answer(s, m, f.typ, &v, st) {
+		return
 	}
-	if len(v.qty) > 0 {
-		m.Str("qty", string(v.qty))
+	if r := fixRequestOf(f.typ); r != nil {
+		p.request(s, m, r, &v, st)
+		return
 	}
+	p.oneSided(s, m, f.typ, &v, st)
+}
+
+// request queues a request of side s, or reports it one-sided when it
+// lacks the id its answer would echo, or a request with that id is
+// already waiting (a resend: the first one keeps the answer).
+func (p *fixParser) request(s Side, m *Message, r *fixReq, v *fixFields, st Stream) {
+	f := &p.side[s]
+	var id []byte
+	if r.key != fkNone {
+		id = v.val[r.key]
+		if len(id) == 0 || f.waiting(r.key, id) {
+			p.oneSided(s, m, r.typ, v, st)
+			return
+		}
+	}
+	m.Fields = slices.Grow(m.Fields, 7)
+	m.Str("msgtype", r.typ)
+	w := fixWait{m: m, req: r, seq: v.seq}
+	if len(id) > 0 {
+		w.id = string(id)
+		if r.key == fkClOrdID {
+			m.Str("clordid", w.id)
+		} else {
+			m.Str("reqid", w.id)
+		}
+	}
+	p.orderFields(m, v)
 	if v.seq >= 0 {
 		m.Int("msgseqnum", v.seq)
 	}
@@ -357,68 +391,125 @@ func (p *fixParser) order(s Side, m *Message, typ string, v *fixFields, end int,
 		f.remove(0)
 		st.Exchange(o.m, nil)
 	}
-	if f.byID == nil {
-		f.byID = make(map[string]*Message)
-	}
-	f.byID[id] = m
-	f.queue = append(f.queue, fixOrder{m: m, id: id, seq: v.seq})
+	f.queue = append(f.queue, w)
 }
 
-// remove drops the i-th waiting order.
+// orderFields sets the order fields of m that v has.
+func (p *fixParser) orderFields(m *Message, v *fixFields) {
+	if x := v.val[fkSymbol]; len(x) > 0 {
+		m.Str("symbol", string(x))
+	}
+	if x := v.val[fkSide]; len(x) > 0 {
+		m.Str("side", fixStr(x))
+	}
+	if x := v.val[fkQty]; len(x) > 0 {
+		m.Str("qty", string(x))
+	}
+}
+
+// answerFields sets the fields of an answer (or a one-sided message) that
+// v has.
+func (p *fixParser) answerFields(m *Message, v *fixFields) {
+	if x := v.val[fkExecType]; len(x) > 0 {
+		m.Str("exec_type", fixStr(x))
+	}
+	if x := v.val[fkOrdStatus]; len(x) > 0 {
+		m.Str("ord_status", fixStr(x))
+	}
+	if x := v.val[fkText]; len(x) > 0 {
+		m.Str("text", fixCut(x, p.cfg.MaxStatement))
+	}
+}
+
+// oneSided reports message m of side s, of type typ, alone.
+func (p *fixParser) oneSided(s Side, m *Message, typ string, v *fixFields, st Stream) {
+	m.Fields = slices.Grow(m.Fields, 6)
+	m.Str("msgtype", typ)
+	m.Str("from", s.String())
+	if x := v.val[fkClOrdID]; len(x) > 0 {
+		m.Str("clordid", string(x))
+	}
+	p.orderFields(m, v)
+	p.answerFields(m, v)
+	if v.seq >= 0 {
+		m.Int("msgseqnum", v.seq)
+	}
+	st.Exchange(nil, m)
+}
+
+// waiting says whether a request with id in slot key is waiting.
+func (f *fixSide) waiting(key int8, id []byte) bool {
+	for i := range f.queue {
+		if w := &f.queue[i]; w.req.key == key && w.id == string(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// remove drops the i-th waiting request.
 func (f *fixSide) remove(i int) {
-	delete(f.byID, f.queue[i].id)
 	copy(f.queue[i:], f.queue[i+1:])
-	f.queue[len(f.queue)-1] = fixOrder{}
+	f.queue[len(f.queue)-1] = fixWait{}
 	f.queue = f.queue[:len(f.queue)-1]
 }
 
-// answer matches a possible answer of side s with an order of the other
-// side.
-func (p *fixParser) answer(s Side, m *Message, typ string, v *fixFields, end int, st Stream) {
+// answer pairs message m of side s, of type typ, with the request of the
+// other side it answers, if any.
+func (p *fixParser) answer(s Side, m *Message, typ string, v *fixFields, st Stream) bool {
 	o := &p.side[s.Other()]
-	i := -1
-	switch typ {
-	case "8", "9":
-		i = o.index(v.clOrdID)
-	case "j":
-		i = o.index(v.refID)
-	case "3":
-		for k := range o.queue {
-			if v.refSeq >= 0 && o.queue[k].seq == v.refSeq {
-				i = k
-				break
-			}
-		}
+	if len(o.queue) == 0 {
+		return false
 	}
+	i := o.match(typ, v)
 	if i < 0 {
-		st.Discard(m)
-		return
+		return false
 	}
 	req := o.queue[i].m
 	o.remove(i)
-	st.End(m, end)
 	m.Fields = slices.Grow(m.Fields, 4)
 	m.Str("resp_msgtype", typ)
-	if len(v.execType) > 0 {
-		m.Str("exec_type", fixStr(v.execType))
-	}
-	if len(v.ordStatus) > 0 {
-		m.Str("ord_status", fixStr(v.ordStatus))
-	}
-	if len(v.text) > 0 {
-		m.Str("text", fixCut(v.text, p.cfg.MaxStatement))
-	}
+	p.answerFields(m, v)
 	st.Exchange(req, m)
+	return true
 }
 
-// index returns the position of the waiting order with ClOrdID id, or -1.
-func (f *fixSide) index(id []byte) int {
-	if len(id) == 0 || f.byID[string(id)] == nil {
+// match returns the position of the oldest waiting request that a message
+// of type typ with fields v answers, or -1.
+func (f *fixSide) match(typ string, v *fixFields) int {
+	switch typ {
+	case "3": // session Reject: any request, by its MsgSeqNum
+		for i := range f.queue {
+			if v.refSeq >= 0 && f.queue[i].seq == v.refSeq {
+				return i
+			}
+		}
+		return -1
+	case "j": // BusinessMessageReject: any request with an id
+		id := v.val[fkBusinessRejectRefID]
+		for i := range f.queue {
+			if len(id) > 0 && f.queue[i].id == string(id) {
+				return i
+			}
+		}
 		return -1
 	}
+	if v.possDup {
+		for i := range f.queue {
+			if f.queue[i].req.typ == "2" {
+				return i
+			}
+		}
+	}
 	for i := range f.queue {
-		if f.queue[i].id == string(id) {
-			return i
+		w := &f.queue[i]
+		for _, a := range w.req.answers {
+			if a.typ != typ {
+				continue
+			}
+			if w.req.key == fkNone || w.id == string(v.val[a.key]) {
+				return i
+			}
 		}
 	}
 	return -1
@@ -434,7 +525,7 @@ func (p *fixParser) Gap(s Side, n int, st Stream) {
 	f := &p.side[s]
 	if f.state == fxBody && n < f.total-f.have {
 		f.have += n
-		f.skip = true
+		f.skip, f.lost = true, true
 		f.buf = f.buf[:0]
 		return
 	}
@@ -447,7 +538,7 @@ func (p *fixParser) Gap(s Side, n int, st Stream) {
 	f.prev = fixSOH
 }
 
-// Close reports the orders still waiting, with no answer.
+// Close reports the requests still waiting, with no answer.
 func (p *fixParser) Close(st Stream) {
 	for s := range p.side {
 		f := &p.side[s]
@@ -460,7 +551,6 @@ func (p *fixParser) Close(st Stream) {
 		}
 		clear(f.queue)
 		f.queue = f.queue[:0]
-		clear(f.byID)
 		f.state = fxSync
 		f.buf = nil
 	}
@@ -599,6 +689,15 @@ func fixSum(b []byte) byte {
 	return byte(total)
 }
 
+// fixFields are the values of one message used for records; slices of the
+// message bytes, valid until the message is dropped.
+type fixFields struct {
+	val     [fkCount][]byte
+	seq     int64 // MsgSeqNum (34), -1 if none
+	refSeq  int64 // RefSeqNum (45), -1 if none
+	possDup bool  // PossDupFlag (43) is Y
+}
+
 // fixParseFields reads the fields used for records from msg (without the
 // trailer). Malformed fields are skipped.
 func fixParseFields(msg []byte, v *fixFields) {
@@ -629,27 +728,18 @@ func fixParseFields(msg []byte, v *fixFields) {
 		}
 		val := msg[k:j]
 		i = j + 1
-		switch tag {
-		case 34:
+		if tag < 0 || tag >= len(fixSlot) || fixSlot[tag] == 0 {
+			continue
+		}
+		switch sl := int8(fixSlot[tag]) - 1; sl {
+		case fkSeq:
 			v.seq = fixInt(val)
-		case 11:
-			v.clOrdID = val
-		case 55:
-			v.symbol = val
-		case 54:
-			v.side = val
-		case 38:
-			v.qty = val
-		case 150:
-			v.execType = val
-		case 39:
-			v.ordStatus = val
-		case 58:
-			v.text = val
-		case 379:
-			v.refID = val
-		case 45:
+		case fkRefSeq:
 			v.refSeq = fixInt(val)
+		case fkPossDup:
+			v.possDup = len(val) == 1 && val[0] == 'Y'
+		default:
+			v.val[sl] = val
 		}
 	}
 }
@@ -692,4 +782,183 @@ func fixCut(b []byte, n int) string {
 		b = b[:n]
 	}
 	return string(b)
+}
+
+// Slots of fixFields.val: the fields a record or a pairing uses. Those
+// below fkCount are kept as bytes; fkSeq, fkRefSeq and fkPossDup are
+// parsed.
+const (
+	fkNone int8 = iota - 1 // a request with no id
+	fkClOrdID
+	fkSymbol
+	fkSide
+	fkQty
+	fkExecType
+	fkOrdStatus
+	fkText
+	fkBusinessRejectRefID
+	fkTestReqID
+	fkQuoteReqID
+	fkQuoteID
+	fkQuoteStatusReqID
+	fkMDReqID
+	fkSecurityReqID
+	fkSecurityStatusReqID
+	fkTradSesReqID
+	fkListID
+	fkAllocID
+	fkMassStatusReqID
+	fkCrossID
+	fkClientBidID
+	fkRegistID
+	fkTradeRequestID
+	fkPosReqID
+	fkSettlInstReqID
+	fkConfirmReqID
+	fkCollInquiryID
+	fkUserRequestID
+	fkNetworkRequestID
+	fkApplReqID
+	fkCount
+	fkSeq     = fkCount
+	fkRefSeq  = fkCount + 1
+	fkPossDup = fkCount + 2
+)
+
+// fixSlotTags are the tags of the slots.
+var fixSlotTags = [...]int{
+	fkClOrdID: 11, fkSymbol: 55, fkSide: 54, fkQty: 38, fkExecType: 150, fkOrdStatus: 39, fkText: 58,
+	fkBusinessRejectRefID: 379, fkTestReqID: 112, fkQuoteReqID: 131, fkQuoteID: 117, fkQuoteStatusReqID: 649,
+	fkMDReqID: 262, fkSecurityReqID: 320, fkSecurityStatusReqID: 324, fkTradSesReqID: 335, fkListID: 66,
+	fkAllocID: 70, fkMassStatusReqID: 584, fkCrossID: 548, fkClientBidID: 391, fkRegistID: 513,
+	fkTradeRequestID: 568, fkPosReqID: 710, fkSettlInstReqID: 791, fkConfirmReqID: 859, fkCollInquiryID: 909,
+	fkUserRequestID: 923, fkNetworkRequestID: 933, fkApplReqID: 1346,
+	fkSeq: 34, fkRefSeq: 45, fkPossDup: 43,
+}
+
+// fixSlot maps a tag to its slot + 1 (0: not used). Filled by init.
+var fixSlot [1347]uint8
+
+// fixReq is a request message type and the messages that answer it.
+type fixReq struct {
+	typ string // MsgType
+	// key is the slot of the id that the answers echo; fkNone: the first
+	// message of an answer type from the other side answers.
+	key     int8
+	answers []fixAnswer
+}
+
+// fixAnswer is a message type that answers a request, and the slot in it
+// that carries the request's id.
+type fixAnswer struct {
+	typ string
+	key int8
+}
+
+func fixAns(key int8, types ...string) []fixAnswer {
+	a := make([]fixAnswer, len(types))
+	for i, t := range types {
+		a[i] = fixAnswer{t, key}
+	}
+	return a
+}
+
+// fixRequests are the request/response pairs of FIX 4.4 and FIX 5.0 SP2
+// (FIXT.1.1 for the session layer). Besides these, any request is
+// answered by a Reject (3) and any request with an id by a
+// BusinessMessageReject (j) (fixSide.match). A message type that answers
+// a waiting request is taken as the answer first (Logout 5 answers a
+// Logout, else it is one).
+var fixRequests = []fixReq{
+	// Session.
+	{"A", fkNone, fixAns(fkNone, "A", "5")},      // Logon -> Logon, or Logout (refused)
+	{"1", fkTestReqID, fixAns(fkTestReqID, "0")}, // TestRequest -> Heartbeat
+	{"2", fkNone, fixAns(fkNone, "4")},           // ResendRequest -> SequenceReset (or the resent messages, PossDupFlag Y)
+	{"5", fkNone, fixAns(fkNone, "5")},           // Logout -> Logout
+	// Orders.
+	{"D", fkClOrdID, fixAns(fkClOrdID, "8", "9")},             // NewOrderSingle -> ExecutionReport
+	{"F", fkClOrdID, fixAns(fkClOrdID, "8", "9")},             // OrderCancelRequest -> ExecutionReport, OrderCancelReject
+	{"G", fkClOrdID, fixAns(fkClOrdID, "8", "9")},             // OrderCancelReplaceRequest -> ExecutionReport, OrderCancelReject
+	{"H", fkClOrdID, fixAns(fkClOrdID, "8")},                  // OrderStatusRequest -> ExecutionReport
+	{"AB", fkClOrdID, fixAns(fkClOrdID, "8")},                 // NewOrderMultileg -> ExecutionReport
+	{"AC", fkClOrdID, fixAns(fkClOrdID, "8", "9")},            // MultilegOrderCancelReplace -> ExecutionReport, OrderCancelReject
+	{"q", fkClOrdID, fixAns(fkClOrdID, "r")},                  // OrderMassCancelRequest -> OrderMassCancelReport
+	{"CA", fkClOrdID, fixAns(fkClOrdID, "BZ")},                // OrderMassActionRequest -> OrderMassActionReport
+	{"AF", fkMassStatusReqID, fixAns(fkMassStatusReqID, "8")}, // OrderMassStatusRequest -> ExecutionReport
+	{"s", fkCrossID, fixAns(fkCrossID, "8")},                  // NewOrderCross -> ExecutionReport
+	{"t", fkCrossID, fixAns(fkCrossID, "8")},                  // CrossOrderCancelReplaceRequest -> ExecutionReport
+	{"u", fkCrossID, fixAns(fkCrossID, "8")},                  // CrossOrderCancelRequest -> ExecutionReport
+	{"E", fkListID, fixAns(fkListID, "N")},                    // NewOrderList -> ListStatus
+	{"K", fkListID, fixAns(fkListID, "N")},                    // ListCancelRequest -> ListStatus
+	{"L", fkListID, fixAns(fkListID, "N")},                    // ListExecute -> ListStatus
+	{"M", fkListID, fixAns(fkListID, "N")},                    // ListStatusRequest -> ListStatus
+	{"k", fkClientBidID, fixAns(fkClientBidID, "l")},          // BidRequest -> BidResponse
+	// Quotes.
+	{"R", fkQuoteReqID, fixAns(fkQuoteReqID, "S", "AG")},        // QuoteRequest -> Quote, QuoteRequestReject
+	{"a", fkQuoteStatusReqID, fixAns(fkQuoteStatusReqID, "AI")}, // QuoteStatusRequest -> QuoteStatusReport
+	{"i", fkQuoteID, fixAns(fkQuoteID, "b")},                    // MassQuote -> MassQuoteAcknowledgement
+	{"Z", fkQuoteID, fixAns(fkQuoteID, "b", "AI")},              // QuoteCancel -> MassQuoteAcknowledgement, QuoteStatusReport
+	// Market data and reference data.
+	{"V", fkMDReqID, fixAns(fkMDReqID, "W", "X", "Y")},               // MarketDataRequest -> snapshot, incremental refresh, reject
+	{"c", fkSecurityReqID, fixAns(fkSecurityReqID, "d")},             // SecurityDefinitionRequest -> SecurityDefinition
+	{"x", fkSecurityReqID, fixAns(fkSecurityReqID, "y")},             // SecurityListRequest -> SecurityList
+	{"z", fkSecurityReqID, fixAns(fkSecurityReqID, "AA")},            // DerivativeSecurityListRequest -> DerivativeSecurityList
+	{"v", fkSecurityReqID, fixAns(fkSecurityReqID, "w")},             // SecurityTypeRequest -> SecurityTypes
+	{"e", fkSecurityStatusReqID, fixAns(fkSecurityStatusReqID, "f")}, // SecurityStatusRequest -> SecurityStatus
+	{"g", fkTradSesReqID, fixAns(fkTradSesReqID, "h")},               // TradingSessionStatusRequest -> TradingSessionStatus
+	{"BW", fkApplReqID, fixAns(fkApplReqID, "BX")},                   // ApplicationMessageRequest -> ApplicationMessageRequestAck
+	{"BE", fkUserRequestID, fixAns(fkUserRequestID, "BF")},           // UserRequest -> UserResponse
+	{"BC", fkNetworkRequestID, fixAns(fkNetworkRequestID, "BD")},     // NetworkCounterpartySystemStatusRequest -> Response
+	// Post-trade.
+	{"J", fkAllocID, fixAns(fkAllocID, "P")},                       // AllocationInstruction -> AllocationInstructionAck
+	{"AD", fkTradeRequestID, fixAns(fkTradeRequestID, "AQ", "AE")}, // TradeCaptureReportRequest -> Ack, TradeCaptureReport
+	{"AN", fkPosReqID, fixAns(fkPosReqID, "AO", "AP")},             // RequestForPositions -> Ack, PositionReport
+	{"AL", fkPosReqID, fixAns(fkPosReqID, "AM")},                   // PositionMaintenanceRequest -> PositionMaintenanceReport
+	{"AV", fkSettlInstReqID, fixAns(fkSettlInstReqID, "T")},        // SettlementInstructionRequest -> SettlementInstructions
+	{"BH", fkConfirmReqID, fixAns(fkConfirmReqID, "AK")},           // ConfirmationRequest -> Confirmation
+	{"BB", fkCollInquiryID, fixAns(fkCollInquiryID, "BG", "BA")},   // CollateralInquiry -> CollateralInquiryAck, CollateralReport
+	{"o", fkRegistID, fixAns(fkRegistID, "p")},                     // RegistrationInstructions -> RegistrationInstructionsResponse
+}
+
+// fixReq1 maps a one-character MsgType to its fixRequests index + 1;
+// fixKnownTypes holds the longer MsgTypes of fixRequests and their
+// answers (fixTypeStr returns them without allocating). Filled by init.
+var (
+	fixReq1       [128]uint8
+	fixKnownTypes = map[string]string{}
+)
+
+func init() {
+	for sl, tag := range fixSlotTags {
+		fixSlot[tag] = uint8(sl + 1)
+	}
+	for i := range fixRequests {
+		r := &fixRequests[i]
+		if len(r.typ) == 1 {
+			fixReq1[r.typ[0]] = uint8(i + 1)
+		} else {
+			fixKnownTypes[r.typ] = r.typ
+		}
+		for _, a := range r.answers {
+			if len(a.typ) > 1 {
+				fixKnownTypes[a.typ] = a.typ
+			}
+		}
+	}
+}
+
+// fixRequestOf returns the request of MsgType typ, or nil.
+func fixRequestOf(typ string) *fixReq {
+	if len(typ) == 1 {
+		if c := typ[0]; c < 128 && fixReq1[c] != 0 {
+			return &fixRequests[fixReq1[c]-1]
+		}
+		return nil
+	}
+	for i := range fixRequests {
+		if fixRequests[i].typ == typ {
+			return &fixRequests[i]
+		}
+	}
+	return nil
 }

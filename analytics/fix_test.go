@@ -86,6 +86,12 @@ func TestFIX(t *testing.T) {
 
 	ord1Req := `client ` + fixLen(ord1) + `B gap=false {msgtype="D" clordid="ORD1" symbol="AAPL" side="1" qty="100" msgseqnum="2" }`
 	ack1Resp := `server ` + fixLen(ack1) + `B gap=false {resp_msgtype="8" exec_type="0" ord_status="0" }`
+	// One-sided records: a message that is neither a request nor an answer.
+	hbAlone := `nil -> server ` + fixLen(fixHB) + `B gap=false {msgtype="0" from="server" msgseqnum="9" }`
+	erAlone := func(side string, m []byte, id, sym, et, os string, seq int) string {
+		return fmt.Sprintf(`nil -> %s %dB gap=false {msgtype="8" from="%s" clordid="%s" symbol="%s" side="1" qty="100" exec_type="%s" ord_status="%s" msgseqnum="%d" }`,
+			side, len(m), side, id, sym, et, os, seq)
+	}
 
 	cases := []struct {
 		name string
@@ -100,7 +106,10 @@ func TestFIX(t *testing.T) {
 				pfxC(fixLogonC), pfxS(fixLogonS),
 				pfxC(ord1), pfxS(ack1, fill1), pfxS(fixHB),
 			},
-			want: ord1Req + ` -> ` + ack1Resp + "\n",
+			want: `client ` + fixLen(fixLogonC) + `B gap=false {msgtype="A" msgseqnum="1" } -> server ` + fixLen(fixLogonS) + `B gap=false {resp_msgtype="A" }
+` + ord1Req + ` -> ` + ack1Resp + `
+` + erAlone("server", fill1, "ORD1", "AAPL", "F", "2", 3) + `
+` + hbAlone + "\n",
 		},
 		{
 			name: "cancel rejected, replace acknowledged",
@@ -127,12 +136,13 @@ server ` + fixLen(ordS) + `B gap=false {msgtype="D" clordid="S1" symbol="EURUSD"
 		{
 			name: "an answer from the same side does not count",
 			segs: []pfxSeg{pfxC(ord1), pfxC(ack1)},
-			want: ord1Req + " -> nil\n",
+			want: erAlone("client", ack1, "ORD1", "AAPL", "0", "0", 2) + "\n" + ord1Req + " -> nil\n",
 		},
 		{
 			name: "unanswered at close, duplicate ClOrdID keeps the first",
 			segs: []pfxSeg{pfxC(ord1, fixOrderMsg(3, "D", "ORD1", "AAPL"), ord2)},
-			want: ord1Req + ` -> nil
+			want: `nil -> client ` + fixLen(ord1) + `B gap=false {msgtype="D" from="client" clordid="ORD1" symbol="AAPL" side="1" qty="100" msgseqnum="3" }
+` + ord1Req + ` -> nil
 client ` + fixLen(ord2) + `B gap=false {msgtype="D" clordid="ORD2" symbol="MSFT" side="1" qty="100" msgseqnum="5" } -> nil
 `,
 		},
@@ -141,6 +151,7 @@ client ` + fixLen(ord2) + `B gap=false {msgtype="D" clordid="ORD2" symbol="MSFT"
 			cfg:  func(c *Config) { c.MaxPending = 1 },
 			segs: []pfxSeg{pfxC(ord1, ord2), pfxS(ack1)},
 			want: ord1Req + ` -> nil
+` + erAlone("server", ack1, "ORD1", "AAPL", "0", "0", 2) + `
 client ` + fixLen(ord2) + `B gap=false {msgtype="D" clordid="ORD2" symbol="MSFT" side="1" qty="100" msgseqnum="5" } -> nil
 `,
 		},
@@ -148,7 +159,9 @@ client ` + fixLen(ord2) + `B gap=false {msgtype="D" clordid="ORD2" symbol="MSFT"
 			name: "message longer than MaxHeader is skipped",
 			cfg:  func(c *Config) { c.MaxHeader = 1024 },
 			segs: []pfxSeg{pfxC(ordLong, ord1), pfxS(fixER(2, "LONG", "0", "0"), ack1)},
-			want: ord1Req + ` -> ` + ack1Resp + "\n",
+			want: `nil -> client ` + fixLen(ordLong) + `B gap=false {msgtype="D" from="client" }
+` + erAlone("server", ack1, "LONG", "AAPL", "0", "0", 2) + `
+` + ord1Req + ` -> ` + ack1Resp + "\n",
 		},
 		{
 			name: "text cut to MaxStatement",
@@ -173,7 +186,7 @@ client ` + fixLen(ord2) + `B gap=false {msgtype="D" clordid="ORD2" symbol="MSFT"
 		{
 			name: "wrong BodyLength: dropped, the next one is found",
 			segs: []pfxSeg{pfxC(badLen, ord1), pfxS(fixER(2, "BAD", "0", "0"), ack1)},
-			want: ord1Req + ` -> ` + ack1Resp + "\n",
+			want: erAlone("server", fixER(2, "BAD", "0", "0"), "BAD", "AAPL", "0", "0", 2) + "\n" + ord1Req + ` -> ` + ack1Resp + "\n",
 			bad:  [2]int{0, 1},
 		},
 		{
@@ -194,7 +207,7 @@ client ` + fixLen(ord2) + `B gap=false {msgtype="D" clordid="ORD2" symbol="MSFT"
 				pfxC(ord2[:40]), {s: Client, gap: 20}, pfxC(ord2[60:], ord1),
 				pfxS(fixER(3, "ORD2", "0", "0"), ack1),
 			},
-			want: ord1Req + ` -> ` + ack1Resp + "\n",
+			want: erAlone("server", fixER(3, "ORD2", "0", "0"), "ORD2", "AAPL", "0", "0", 3) + "\n" + ord1Req + ` -> ` + ack1Resp + "\n",
 		},
 		{
 			name: "gap across messages: resynchronise",
@@ -202,7 +215,7 @@ client ` + fixLen(ord2) + `B gap=false {msgtype="D" clordid="ORD2" symbol="MSFT"
 				pfxC(ord2[:40]), {s: Client, gap: len(ord2)}, pfxC(ord1[40:], ord1),
 				pfxS(ack1[:30]), {s: Server, gap: 5}, pfxS(ack1[35:], fixHB, ack1),
 			},
-			want: ord1Req + ` -> ` + ack1Resp + "\n",
+			want: hbAlone + "\n" + ord1Req + ` -> ` + ack1Resp + "\n",
 		},
 		{
 			name: "gap ending at a message start",
@@ -250,9 +263,11 @@ func TestFIXPkts(t *testing.T) {
 		pfxC(ord[:3]), pfxC(ord[3:50]), pfxC(ord[50:]), // packets 1-3
 		pfxS(fixHB, ack[:10]), pfxS(ack[10:], fixHB), // packets 4, 5
 	}, nil)
-	if len(st.Exchanges) != 1 {
-		t.Fatalf("got %d exchanges, want 1", len(st.Exchanges))
+	// The heartbeats are one-sided records around the exchange.
+	if len(st.Exchanges) != 3 || st.Exchanges[0][0] != nil || st.Exchanges[2][0] != nil {
+		t.Fatalf("got %d exchanges, want heartbeat, order, heartbeat", len(st.Exchanges))
 	}
+	st.Exchanges = st.Exchanges[1:2]
 	for _, c := range []struct {
 		m           *Message
 		first, last int64
@@ -287,8 +302,15 @@ func TestFIXBounded(t *testing.T) {
 		}
 	}
 	p.Close(st)
-	if len(st.Exchanges) != 1 || field(st.Exchanges[0][0], "clordid") != "A" {
-		t.Fatalf("got %d exchanges, want the order A unanswered", len(st.Exchanges))
+	// The long orders are one-sided records (their type only), the short
+	// one waits for its answer.
+	if len(st.Exchanges) != 3 || st.Exchanges[2][0] == nil || field(st.Exchanges[2][0], "clordid") != "A" || st.Exchanges[2][1] != nil {
+		t.Fatalf("got %d exchanges, want 2 one-sided and the order A unanswered", len(st.Exchanges))
+	}
+	for _, x := range st.Exchanges[:2] {
+		if x[0] != nil || field(x[1], "msgtype") != "D" || x[1].Bytes != int64(len(long)) {
+			t.Fatalf("got %v, want a one-sided D of %d bytes", x, len(long))
+		}
 	}
 }
 
@@ -351,8 +373,9 @@ func BenchmarkFIXParser(b *testing.B) {
 		p.Close(st)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(chunks)), "ns/chunk")
-	if st.n != 100*b.N {
-		b.Fatalf("got %d exchanges, want %d", st.n, 100*b.N)
+	// 100 orders with their acks, 100 fills and 10 heartbeats one-sided.
+	if st.n != 210*b.N {
+		b.Fatalf("got %d exchanges, want %d", st.n, 210*b.N)
 	}
 }
 
@@ -375,5 +398,89 @@ func TestFIXSum(t *testing.T) {
 	}
 	if got, want := fixSum(b), byte(5000*255%256); got != want {
 		t.Fatalf("all 0xff: got %d, want %d", got, want)
+	}
+}
+
+// TestFIXPairs checks the request/response pairs of fixRequests beyond
+// orders, over FIXT.1.1 (FIX 5.0's session layer).
+func TestFIXPairs(t *testing.T) {
+	m := func(fields ...string) []byte { return fixMsg("FIXT.1.1", fields...) }
+	logonC := m("35=A", "34=1", "98=0", "108=30", "1137=9")
+	logonS := m("35=A", "34=1", "98=0", "108=30", "1137=9")
+	tr := m("35=1", "34=2", "112=TR-7")
+	hbPlain := m("35=0", "34=2")
+	hbTR := m("35=0", "34=3", "112=TR-7")
+	qr := m("35=R", "34=3", "131=QR1", "55=EURUSD")
+	quote := m("35=S", "34=4", "131=QR1", "117=Q1", "55=EURUSD")
+	md := m("35=V", "34=4", "262=MD1", "263=1", "264=1")
+	mdBad := m("35=V", "34=5", "262=MD2", "263=1")
+	snap := m("35=W", "34=5", "262=MD1", "55=EURUSD")
+	bmr := m("35=j", "34=6", "372=V", "379=MD2", "380=2", "58=Unsupported")
+	sdr := m("35=c", "34=6", "320=SD1", "321=0")
+	sd := m("35=d", "34=7", "320=SD1", "322=R1", "323=1")
+	rfp := m("35=AN", "34=7", "710=P1", "724=0")
+	rfpAck := m("35=AO", "34=8", "710=P1", "721=M1", "728=0")
+	omc := m("35=q", "34=8", "11=MC1", "530=7")
+	omcR := m("35=r", "34=9", "11=MC1", "37=X", "530=7", "531=7")
+	tr2 := m("35=1", "34=9", "112=TR-8")
+	rej := m("35=3", "34=10", "45=9", "58=bad")
+	rr := m("35=2", "34=10", "7=3", "16=0")
+	sr := m("35=4", "34=11", "43=Y", "36=12", "123=Y")
+	rr2 := m("35=2", "34=11", "7=5", "16=5")
+	resent := m("35=8", "34=5", "43=Y", "11=OLD", "150=0", "39=0")
+	logoutC := m("35=5", "34=12")
+	logoutS := m("35=5", "34=12")
+	line := func(side string, b []byte, fields string) string {
+		return fmt.Sprintf("%s %dB gap=false {%s}", side, len(b), fields)
+	}
+	want := strings.Join([]string{
+		line("client", logonC, `msgtype="A" msgseqnum="1" `) + " -> " + line("server", logonS, `resp_msgtype="A" `),
+		"nil -> " + line("server", hbPlain, `msgtype="0" from="server" msgseqnum="2" `),
+		line("client", tr, `msgtype="1" reqid="TR-7" msgseqnum="2" `) + " -> " + line("server", hbTR, `resp_msgtype="0" `),
+		line("client", qr, `msgtype="R" reqid="QR1" symbol="EURUSD" msgseqnum="3" `) + " -> " + line("server", quote, `resp_msgtype="S" `),
+		line("client", md, `msgtype="V" reqid="MD1" msgseqnum="4" `) + " -> " + line("server", snap, `resp_msgtype="W" `),
+		line("client", mdBad, `msgtype="V" reqid="MD2" msgseqnum="5" `) + " -> " + line("server", bmr, `resp_msgtype="j" text="Unsupported" `),
+		line("client", sdr, `msgtype="c" reqid="SD1" msgseqnum="6" `) + " -> " + line("server", sd, `resp_msgtype="d" `),
+		line("client", rfp, `msgtype="AN" reqid="P1" msgseqnum="7" `) + " -> " + line("server", rfpAck, `resp_msgtype="AO" `),
+		line("client", omc, `msgtype="q" clordid="MC1" msgseqnum="8" `) + " -> " + line("server", omcR, `resp_msgtype="r" `),
+		line("client", tr2, `msgtype="1" reqid="TR-8" msgseqnum="9" `) + " -> " + line("server", rej, `resp_msgtype="3" text="bad" `),
+		line("client", rr, `msgtype="2" msgseqnum="10" `) + " -> " + line("server", sr, `resp_msgtype="4" `),
+		line("client", rr2, `msgtype="2" msgseqnum="11" `) + " -> " + line("server", resent, `resp_msgtype="8" exec_type="0" ord_status="0" `),
+		line("client", logoutC, `msgtype="5" msgseqnum="12" `) + " -> " + line("server", logoutS, `resp_msgtype="5" `),
+	}, "\n") + "\n"
+	segs := []pfxSeg{
+		pfxC(logonC), pfxS(logonS), pfxS(hbPlain), pfxC(tr), pfxS(hbTR),
+		pfxC(qr, md, mdBad), pfxS(quote, snap, bmr),
+		pfxC(sdr, rfp, omc, tr2), pfxS(sd, rfpAck, omcR, rej),
+		pfxC(rr), pfxS(sr), pfxC(rr2), pfxS(resent),
+		pfxC(logoutC), pfxS(logoutS),
+	}
+	st := pfxRun(t, "fix", nil, segs, nil)
+	if got := pfxSummary(st); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	pfxSplitSame(t, "fix", nil, segs)
+}
+
+// TestFIXDetectFraming checks content detection of other FIX framings and
+// of a capture that starts mid session.
+func TestFIXDetectFraming(t *testing.T) {
+	for _, c := range []struct {
+		b    string
+		want bool
+	}{
+		{"8=O\x019=0075\x0135=G\x01\x00\x01", true}, // nDPI's capture: a vendor BeginString
+		{"8=FIXCOMP\x019=70\x01x\x9c", true},
+		{"8=FIX.4.2\x019=", false}, // no length yet
+		{"8=\x019=12\x01", false},
+		{"=0.1\x0110=123\x018=FIX.4.4\x019=5\x01", true}, // mid session: a message boundary
+		{"\x0110=123\x018=FIX", true},
+		{"\x0110=12\x018=FIX", false},
+		{"\x0110=123\x018=FI", false},
+		{"x\x0110=1234\x0110=123\x018=FIXT", true},
+	} {
+		if got := fixDetect(Server, []byte(c.b)); got != c.want {
+			t.Errorf("detect %q: got %v, want %v", c.b, got, c.want)
+		}
 	}
 }

@@ -212,6 +212,15 @@ func (a *Analyzer) Exchange(req, resp *Message) {
 	if req != nil {
 		a.dropPendAck(c, req)
 	}
+	if resp != nil && resp.Side == Client {
+		// A client message as the response (a one-sided record of a
+		// client message, or a server's request answered by the client):
+		// there is no client ACK of it to wait for, and it must not stay
+		// on the ACK watch after it is freed.
+		a.dropPendAck(c, resp)
+		a.emitExchange(c, req, resp, 0, PktRef{})
+		return
+	}
 	if c.tcp && resp != nil && resp.Ended {
 		// Wait for the client's ACK of the response (the client side's
 		// network delay), at most AckWait.
