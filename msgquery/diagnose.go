@@ -963,7 +963,11 @@ func WriteDiagnosis(w io.Writer, d *Diagnosis, dataDir string) error {
 	if d.From > 0 {
 		fmt.Fprintf(&b, ", %s to %s", fmtTime(d.From), fmtTime(d.To))
 	}
-	fmt.Fprintf(&b, ": %d exchanges, %d with a time split, %d servers.\n", d.Exchanges, d.Split, len(d.Servers))
+	servers := "servers"
+	if len(d.Servers) == 1 {
+		servers = "server"
+	}
+	fmt.Fprintf(&b, ": %d exchanges, %d with a time split, %d %s.\n", d.Exchanges, d.Split, len(d.Servers), servers)
 	if sum := summaryLine(d.Findings); sum != "" {
 		b.WriteString(sum)
 	}

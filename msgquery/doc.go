@@ -4,7 +4,10 @@
 // record (AppendJSON, AppendText), latency aggregation by group
 // (Aggregator), and the tier linker that attaches the backend exchanges a
 // server made (the decoders registered as backends: postgres, mysql, redis,
-// ...) to the client-facing exchange that caused them (TierLinker).
+// ...) to the client-facing exchange that caused them (TierLinker), and
+// the verdict of where the time goes over a window (Diagnoser: per server,
+// the application, its side of the network, some clients' networks, or the
+// database behind a front end; docs/analytics.md, "Diagnose").
 //
 // It works on records already decoded into memory. It must not read or
 // write storage, and it must not import msgstore: the storage package prunes
