@@ -281,11 +281,11 @@ func (l *Link) send(dir int, ch <-chan heldFrame) {
 		// recorded before the write, so that the answer, which the write
 		// may set going at once, never finds its request unrecorded.
 		held := time.Since(f.arrived)
-		src, dst, payload, isIP := transportPayload(f.data)
+		seg, isIP := transportPayload(f.data)
 		l.mu.Lock()
 		l.stats.Holds[dir] = append(l.stats.Holds[dir], held)
 		if isIP {
-			l.pairs.frame(src, dst, payload, int64(held))
+			l.pairs.frame(seg, int64(held))
 		}
 		l.mu.Unlock()
 		if _, err := unix.Write(out, f.data); err != nil {

@@ -61,12 +61,15 @@ type pairer struct {
 type pairFlow struct {
 	req     int64
 	waiting bool
+	next    uint32 // TCP: the sequence number after the highest request byte seen
+	seen    bool
 }
 
 // markers identify the timed requests (see cases.go's clients).
 var markers = [][]byte{[]byte("/sleep?"), []byte("/front?"), []byte("DEBUG"), []byte("pg_sleep"), []byte("SLEEP("), []byte("\x02gt\x04test")}
 
-func (p *pairer) frame(src, dst string, payload []byte, v int64) {
+func (p *pairer) frame(seg segment, v int64) {
+	src, dst, payload := seg.src, seg.dst, seg.payload
 	if len(payload) == 0 {
 		return
 	}
@@ -95,6 +98,15 @@ func (p *pairer) frame(src, dst string, payload []byte, v int64) {
 		}
 		fl = &pairFlow{}
 		p.flows[src+">"+dst] = fl
+	}
+	if seg.tcp {
+		// A retransmission (no byte beyond those seen) is not a new
+		// request, nor the end of one: the first copy counts.
+		end := seg.seq + uint32(len(payload))
+		if fl.seen && int32(end-fl.next) <= 0 {
+			return
+		}
+		fl.next, fl.seen = end, true
 	}
 	if marked || fl.waiting { // a request's later segments move its end
 		fl.req, fl.waiting = v, true
@@ -154,18 +166,26 @@ func (o *Observer) loop() {
 
 // frame times one frame.
 func (o *Observer) frame(f []byte, at time.Time) {
-	src, dst, payload, ok := transportPayload(f)
+	seg, ok := transportPayload(f)
 	if !ok {
 		return
 	}
 	o.mu.Lock()
-	o.p.frame(src, dst, payload, at.UnixNano())
+	o.p.frame(seg, at.UnixNano())
 	o.mu.Unlock()
+}
+
+// segment is what the pairer needs of a frame.
+type segment struct {
+	src, dst string // ip:port
+	payload  []byte
+	tcp      bool
+	seq      uint32 // TCP only
 }
 
 // transportPayload reads the endpoints and payload of an Ethernet/IPv4
 // TCP or UDP frame.
-func transportPayload(f []byte) (src, dst string, payload []byte, ok bool) {
+func transportPayload(f []byte) (seg segment, ok bool) {
 	if len(f) < 14+20 || binary.BigEndian.Uint16(f[12:]) != 0x0800 {
 		return
 	}
@@ -183,6 +203,7 @@ func transportPayload(f []byte) (src, dst string, payload []byte, ok bool) {
 			return
 		}
 		hdr = int(l4[12]>>4) * 4
+		seg.tcp, seg.seq = true, binary.BigEndian.Uint32(l4[4:])
 	case unix.IPPROTO_UDP:
 	default:
 		return
@@ -190,9 +211,10 @@ func transportPayload(f []byte) (src, dst string, payload []byte, ok bool) {
 	if hdr < 8 || hdr > len(l4) {
 		return
 	}
-	src = fmt.Sprintf("%d.%d.%d.%d:%d", ip[12], ip[13], ip[14], ip[15], binary.BigEndian.Uint16(l4[0:]))
-	dst = fmt.Sprintf("%d.%d.%d.%d:%d", ip[16], ip[17], ip[18], ip[19], binary.BigEndian.Uint16(l4[2:]))
-	return src, dst, l4[hdr:], true
+	seg.src = fmt.Sprintf("%d.%d.%d.%d:%d", ip[12], ip[13], ip[14], ip[15], binary.BigEndian.Uint16(l4[0:]))
+	seg.dst = fmt.Sprintf("%d.%d.%d.%d:%d", ip[16], ip[17], ip[18], ip[19], binary.BigEndian.Uint16(l4[2:]))
+	seg.payload = l4[hdr:]
+	return seg, true
 }
 
 // Take returns, in order, the exchanges with server (ip:port) seen since the
