@@ -313,8 +313,11 @@ func (d *Diagnoser) Add(r *analytics.Record, t *Tier) {
 		lat: max(r.RespLast-r.ReqLast, -1), net: max(r.Network, -1), cli: max(r.ClientNet, -1),
 		server: max(r.ServerTime, -1), xfer: max(r.Transfer, -1), flags: r.Flags,
 	}
-	if r.Transport == 17 {
-		s.net, s.server = -1, -1 // UDP has no split (old records kept the wait in ServerTime)
+	if r.Transport == 17 || r.NetFrom() == analytics.NetNone {
+		// No split: UDP has none, and a TCP record without evidence was
+		// stored before the additive split (issue 11), when ServerTime was
+		// the whole wait and Network overlapped it.
+		s.net, s.server = -1, -1
 	}
 	if s.split() {
 		acc.split++
@@ -571,7 +574,7 @@ func (d *Diagnoser) cantSplit(sum *ServerSummary, ss []*dsample) Finding {
 	f := Finding{Kind: FindCantSplit, Server: sum.Server, Proto: sum.Proto, Count: sum.Split, Of: sum.Answered}
 	why := "its exchanges are over UDP: without TCP signalling the wait cannot be split into network and server"
 	if sum.UDP < sum.Answered/2 {
-		why = fmt.Sprintf("only %d of them have a time split (the others are cant_tell: no handshake or round trip seen)", sum.Split)
+		why = fmt.Sprintf("only %d of them have a time split (the others are cant_tell, no handshake or round trip seen, or were stored before the additive split)", sum.Split)
 	}
 	f.Headline = fmt.Sprintf("%s (%s): the time cannot be split.", sum.Server, sum.Proto)
 	f.Detail = []string{fmt.Sprintf("%d answered exchanges, latency p50 %s, p90 %s; %s.", sum.Answered, durText(sum.Latency.P50), durText(sum.Latency.P90), why)}
@@ -972,7 +975,7 @@ func WriteDiagnosis(w io.Writer, d *Diagnosis, dataDir string) error {
 		b.WriteString(sum)
 	}
 	if d.Sampled {
-		fmt.Fprintf(&b, "(More exchanges than %d: percentiles and examples come from a uniform sample; counts are exact.)\n", d.Options.MaxSamples)
+		fmt.Fprintf(&b, "(More exchanges than %d: the findings' counts, percentiles and examples come from a uniform sample of them; the totals above are exact.)\n", d.Options.MaxSamples)
 	}
 	for i, f := range d.Findings {
 		fmt.Fprintf(&b, "\n%d. %s\n", i+1, f.Headline)

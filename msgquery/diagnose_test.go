@@ -291,6 +291,22 @@ func TestDiagnoseNotEnoughData(t *testing.T) {
 	}
 }
 
+// TestDiagnoseOldRecords: records stored before the additive split carry
+// no evidence, and their ServerTime is the whole wait: they have no split.
+func TestDiagnoseOldRecords(t *testing.T) {
+	dg := NewDiagnoser(DiagnoseOptions{})
+	for i := range 30 {
+		r := dx(uint64(i+1), "10.1.0.1:4000", web, 30*ms, 50*ms, 0, analytics.NetNone)
+		r.Flags = 0
+		dg.Add(r, nil)
+	}
+	d := dg.Diagnosis()
+	f := find(t, d, FindCantSplit)
+	if d.Split != 0 || f.Count != 0 || !strings.Contains(f.Detail[0], "cant_tell") {
+		t.Errorf("split %d, finding %d %q; want no split", d.Split, f.Count, f.Detail)
+	}
+}
+
 func TestDiagnoseUDPCantSplit(t *testing.T) {
 	dg := NewDiagnoser(DiagnoseOptions{})
 	for i := range 25 {
