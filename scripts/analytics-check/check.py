@@ -21,12 +21,19 @@ flags, and prints one row per trace:
                   tcp.analysis.retransmission (which in tshark 4.0 is also set
                   on every fast and spurious retransmission), and the % diff
   ooo, dupack     ours vs tshark, for information
+  fix             FIX messages, ours vs tshark's fix.MsgType (every message
+                  is in one record: msgtype of a request or a one-sided
+                  record, resp_msgtype of an answer); tshark is told the
+                  server ports of our fix records (-d tcp.port==N,fix), as
+                  its heuristic alone misses sessions on other ports.
+                  Run for traces named fix_* and those where we found FIX
 
 Required checks (exit status 1 if any fails):
   1. HTTP request and response counts equal tshark's,
   2. every matched HTTP pair within 1 us of http.time,
   3. DNS query/response counts equal, every matched pair within 1 us of dns.time,
-  4. retransmissions within 5% of tshark's count (0 when tshark has 0).
+  4. retransmissions within 5% of tshark's count (0 when tshark has 0),
+  5. FIX message counts per MsgType equal tshark's.
 Failed checks are listed per trace after the table (FAIL lines).
 
 Options:
@@ -171,6 +178,22 @@ def run_tshark(trace):
     return frames
 
 
+def ts_fix_types(trace, ports):
+    """tshark's FIX messages by MsgType, decoding the given TCP ports as FIX."""
+    cmd = ["tshark", "-n", "-r", trace]
+    for p in sorted(ports):
+        cmd += ["-d", "tcp.port==%d,fix" % p]
+    cmd += ["-Y", "fix", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "fix.MsgType"]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True, check=False).stdout
+    c = defaultdict(int)
+    for line in out.splitlines():
+        for t in line.split(","):
+            if t:
+                c[t] += 1
+    return dict(c)
+
+
 def ts_pairs(frames, kind):
     """tshark's timed pairs: (client, server, req_ns, resp_ns, time_ns, req_frame, resp_frame)."""
     pairs = []
@@ -306,6 +329,24 @@ def check_trace(binary, trace, exp_path, verbose, keep):
         if bad:
             row["fail"].append("%s: %d matched pairs off by more than 1 us" % (kind, bad))
 
+    fix = [r for r in recs if r["proto"] == "fix"]
+    row["fix"] = None
+    if fix or os.path.basename(trace).startswith("fix_"):
+        ours = defaultdict(int)
+        for r in fix:
+            for k in ("msgtype", "resp_msgtype"):
+                if r.get(k):
+                    ours[r[k]] += 1
+        theirs = ts_fix_types(trace, {r["_s"][1] for r in fix})
+        row["fix"] = (sum(ours.values()), sum(theirs.values()))
+        if dict(ours) != theirs:
+            diff = ["%s %d/%d" % (t, ours.get(t, 0), theirs.get(t, 0))
+                    for t in sorted(set(ours) | set(theirs)) if ours.get(t, 0) != theirs.get(t, 0)]
+            row["fail"].append("FIX MsgType counts (ours/tshark): " + ", ".join(diff))
+        if verbose:
+            row["detail"].append("fix MsgType ours/tshark: " + ", ".join(
+                "%s %d/%d" % (t, ours.get(t, 0), theirs.get(t, 0)) for t in sorted(set(ours) | set(theirs))))
+
     ours_retx = sum(int(r.get("retrans", 0)) for r in tcp)
     ours_ooo = sum(int(r.get("ooo", 0)) for r in tcp)
     ours_dup = sum(int(r.get("dupack", 0)) for r in tcp)
@@ -388,9 +429,9 @@ def main(argv):
     if only:
         traces = [t for t in traces if any(s in t for s in only)]
 
-    hdr = ("%-46s %11s %11s %9s %9s %9s %9s %9s %17s %8s %9s %9s"
+    hdr = ("%-46s %11s %11s %9s %9s %9s %9s %9s %17s %8s %9s %9s %9s"
            % ("trace", "http req", "http resp", "h.pairs", "h.max|Δ|", "dns q", "dns r",
-              "d.pairs", "retx ours/ts", "retx %", "ooo", "dupack"))
+              "d.pairs", "retx ours/ts", "retx %", "ooo", "dupack", "fix"))
     print("# ours/tshark; pairs = matched/tshark pairs with a time; max |Δ| in ns")
     print(hdr)
     rows, skipped = [], []
@@ -412,7 +453,7 @@ def main(argv):
             continue
         rows.append(row)
         pct = row["retx_pct"]
-        print("%-46s %11s %11s %9s %9s %9s %9s %9s %17s %8s %9s %9s%s" % (
+        print("%-46s %11s %11s %9s %9s %9s %9s %9s %17s %8s %9s %9s %9s%s" % (
             t,
             "%d/%d" % row["http_req"], "%d/%d" % row["http_resp"],
             "%d/%d" % row["http_pairs"], fmt_d(row["http_maxd"]),
@@ -421,6 +462,7 @@ def main(argv):
             "%d/%d" % row["retx"][:2],
             ("%+.1f" % pct) if pct != float("inf") else "inf",
             "%d/%d" % row["ooo"], "%d/%d" % row["dup"],
+            "%d/%d" % row["fix"] if row["fix"] else "-",
             "  FAIL" if row["fail"] else ""))
         sys.stdout.flush()
 
@@ -449,6 +491,9 @@ def main(argv):
           " out-of-order %d/%d; dup ACKs %d/%d"
           % (tot("retx", 0), tot("retx", 1), tot("retx", 2), tot("retx", 3),
              tot("ooo", 0), tot("ooo", 1), tot("dup", 0), tot("dup", 1)))
+    fixed = [r["fix"] for r in ok_rows if r.get("fix")]
+    print("  FIX messages ours %d, tshark fix.MsgType %d (%d traces)"
+          % (sum(f[0] for f in fixed), sum(f[1] for f in fixed), len(fixed)))
     nfail = sum(1 for r in rows if r["fail"])
     print("  %d traces with failed checks" % nfail)
     return 1 if nfail else 0
