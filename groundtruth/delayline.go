@@ -90,8 +90,8 @@ type Link struct {
 	pairs pairer // values: holds, ns
 }
 
-// NewLink opens packet sockets on interfaces a and b of namespace ns and
-// starts forwarding between them with cfg.
+// NewLink opens packet sockets on interfaces a and b of namespace ns (""
+// for this process's) and starts forwarding between them with cfg.
 func NewLink(ns, a, b string, cfg LinkConfig) (*Link, error) {
 	l := &Link{name: a + "<->" + b, fds: [2]int{-1, -1}, cfg: cfg}
 	for i, ifname := range []string{a, b} {

@@ -24,8 +24,12 @@ const nsPrefix = "gt-"
 // fn creates belong to ns for their whole life, whatever goroutine uses them
 // later, and a process fn starts (exec.Cmd.Start forks on the calling thread)
 // runs in ns. The thread is never handed back to the Go scheduler: the
-// goroutine ends while still locked, so Go discards the thread.
+// goroutine ends while still locked, so Go discards the thread. ns "" runs
+// fn in the caller's namespace.
 func inNS(ns string, fn func() error) error {
+	if ns == "" {
+		return fn()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
