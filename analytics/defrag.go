@@ -45,7 +45,7 @@ const (
 	FragOverlap           // its datagram had conflicting overlapping fragments
 	FragLimit             // FragMaxDatagrams or FragMaxBytes reached: its datagram, the oldest, was dropped
 	FragMalformed         // bad fragment lengths or offsets, a UDP header cut across fragments or a bad UDP length
-	FragTruncated         // a fragment cut by the snaplen: its datagram cannot be whole
+	FragTruncated         // its datagram had a fragment cut by the snaplen: it cannot be whole (a cut first fragment is analysed alone)
 	FragReasons
 )
 
@@ -159,6 +159,13 @@ func (a *Analyzer) defrag(p *dataplane.Packet, d *packet.Decoded, e *packet.Flow
 		f.kill(g, 1, FragMalformed)
 		return true
 	case end > len(p.Data):
+		// Cut by the snaplen: the datagram cannot be whole. A first
+		// fragment is analysed as a short datagram, as without
+		// reassembly (and as tshark dissects one it cannot reassemble).
+		if off == 0 {
+			f.kill(g, 0, FragTruncated)
+			return false
+		}
 		f.kill(g, 1, FragTruncated)
 		return true
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tapvault/analytics"
+	"tapvault/dataplane"
 )
 
 // The IP reassembly (defrag.go): a DNS response fragmented over IPv4 and
@@ -159,6 +160,24 @@ func fragDrops(an *analytics.Analyzer) string {
 	return s
 }
 
+// cutSource is a frameSource whose frames may have been cut by a snaplen:
+// wire[i], when set, is frame i's length on the wire.
+type cutSource struct {
+	*frameSource
+	wire map[int]uint32
+}
+
+func (s *cutSource) Recv(b *dataplane.Burst) (int, error) {
+	i0 := s.i
+	n, err := s.frameSource.Recv(b)
+	for k := 0; k < n; k++ {
+		if w := s.wire[i0+k]; w != 0 {
+			b.Pkts[k].WireLen = w
+		}
+	}
+	return n, err
+}
+
 func TestDefrag(t *testing.T) {
 	const base = int64(1_700_000_000_000_000_000)
 	ms := int64(time.Millisecond)
@@ -168,6 +187,7 @@ func TestDefrag(t *testing.T) {
 		ipv6   bool
 		pieces []fragPiece
 		cfg    func(*analytics.Config)
+		cut    map[int]int // piece index -> bytes of it captured
 		// want: the response's time after the query (0: no answered
 		// record), its packets' ordinals, and the counters.
 		wantNS  int64
@@ -192,6 +212,12 @@ func TestDefrag(t *testing.T) {
 			want: "defragged 0 malformed 3"},
 		{name: "v4/tiny-first", pieces: []fragPiece{{0, 8}, {8, 1240}, {1248, 1248}, {2496, 1248}},
 			wantNS: 4 * ms, wantPks: []uint32{0, 1, 2, 3, 4}, want: "defragged 1"},
+		// A snaplen cut: the datagram cannot be whole. A cut first
+		// fragment is analysed alone, as tshark dissects it.
+		{name: "v4/cut-first", pieces: three, cut: map[int]int{0: 300},
+			wantNS: ms, wantPks: []uint32{0, 1}, want: "defragged 0 truncated 2"},
+		{name: "v4/cut-middle", pieces: three, cut: map[int]int{1: 300},
+			want: "defragged 0 truncated 3"},
 		// Reassembly off: as before it, the first fragment is analysed
 		// as a short response, the others are not.
 		{name: "v4/off", pieces: three, cfg: func(c *analytics.Config) { c.FragMaxDatagrams = 0 },
@@ -202,8 +228,13 @@ func TestDefrag(t *testing.T) {
 			if tc.cfg != nil {
 				tc.cfg(&cfg)
 			}
-			src := new(frameSource)
-			fragExchange(src, base, tc.ipv6, 7, 2800, tc.pieces)
+			src := &cutSource{new(frameSource), map[int]uint32{}}
+			fragExchange(src.frameSource, base, tc.ipv6, 7, 2800, tc.pieces)
+			for i, n := range tc.cut {
+				f := src.frames[1+i]
+				src.wire[1+i] = uint32(len(f))
+				src.frames[1+i] = f[:14+20+n]
+			}
 			recs, an := analyze(t, src, cfg)
 			if got := fragDrops(an); got != tc.want {
 				t.Errorf("counters: got %q, want %q", got, tc.want)
@@ -224,7 +255,7 @@ func TestDefrag(t *testing.T) {
 			if got := refOrds(d[0]); !slices.Equal(got, tc.wantPks) {
 				t.Errorf("packets: got %v, want %v", got, tc.wantPks)
 			}
-			if _, r := fragDNS(7, 2800); tc.cfg == nil && d[0].RespBytes != int64(len(r)) {
+			if _, r := fragDNS(7, 2800); tc.cfg == nil && tc.cut == nil && d[0].RespBytes != int64(len(r)) {
 				t.Errorf("resp bytes: got %d, want %d (the whole response)", d[0].RespBytes, len(r))
 			}
 		})
