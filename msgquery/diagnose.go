@@ -654,14 +654,16 @@ func (d *Diagnoser) slowServer(sum *ServerSummary, split, slow []*dsample, backe
 	f := Finding{Kind: FindSlowServer, Server: sum.Server, Proto: sum.Proto, Count: len(slow), Of: len(split), Backends: backends, TierView: sum.Fronts > 0}
 	srv := p5090(collect(slow, func(s *dsample) int64 { return s.server }))
 	net := p5090(collect(slow, func(s *dsample) int64 { return s.net }))
-	var bare, timer, rode, weak int
+	var bare, late, timer, rode, weak int
 	for _, s := range slow {
 		f.Impact += s.server
 		switch {
 		case s.flags&analytics.FlagAckTimer != 0:
 			timer++
-		case netSource(s.flags) == analytics.NetBareAck:
+		case netSource(s.flags) == analytics.NetBareAck && conf(s.flags) == analytics.ConfHigh:
 			bare++
+		case netSource(s.flags) == analytics.NetBareAck:
+			late++ // late, and not the timer: the network slowed down
 		default:
 			rode++
 		}
@@ -669,15 +671,22 @@ func (d *Diagnoser) slowServer(sum *ServerSummary, split, slow []*dsample, backe
 			weak++
 		}
 	}
-	f.Headline = fmt.Sprintf("%s (%s) is slow, but its ACKs are prompt: the time is in the application, or what it waits on.", sum.Server, sum.Proto)
-	if net.P50 >= srv.P50 {
-		f.Headline = fmt.Sprintf("%s (%s) is slow to answer.", sum.Server, sum.Proto)
+	switch {
+	case weak*2 > len(slow):
+		f.Headline = fmt.Sprintf("%s (%s) seems slow to answer, but most of these splits have low confidence (a middlebox, or no handshake seen).", sum.Server, sum.Proto)
+	case net.P50 >= srv.P50:
+		f.Headline = fmt.Sprintf("%s (%s) is slow to answer, though its network part is larger still.", sum.Server, sum.Proto)
+	default:
+		f.Headline = fmt.Sprintf("%s (%s) is slow, but its ACKs are prompt: the time is in the application, or what it waits on.", sum.Server, sum.Proto)
 	}
 	f.Detail = append(f.Detail,
 		fmt.Sprintf("%d of %d exchanges (%s) waited %s or more for the server: server time p50 %s, p90 %s, while the network part stayed at p50 %s.",
 			len(slow), len(split), pctText(len(slow), len(split)), durText(o.SlowServer), durText(srv.P50), durText(srv.P90), durText(net.P50)),
-		fmt.Sprintf("Its TCP stack says the network was not the holdup: in %d a bare ACK of the request came within a round trip, in %d the delayed-ACK timer fired (the kernel waited for data the application had not written), in %d the ACK rode on the late response (held to piggyback on it).",
+		fmt.Sprintf("How the server's TCP stack acknowledged these requests: in %d a prompt bare ACK (within a round trip), in %d at the delayed-ACK timer (the kernel waited for data the application had not written), in %d riding on the late response (held to piggyback on it: the response was late, not the network).",
 			bare, timer, rode))
+	if late > 0 {
+		f.Detail = append(f.Detail, fmt.Sprintf("In %d more the bare ACK came late, and not at the timer: the network slowed down as well.", late))
+	}
 	if weak > 0 {
 		f.Detail = append(f.Detail, fmt.Sprintf("%d of them have a low-confidence split (a middlebox, or no handshake seen).", weak))
 	}
@@ -685,7 +694,7 @@ func (d *Diagnoser) slowServer(sum *ServerSummary, split, slow []*dsample, backe
 		f.Detail = append(f.Detail, fmt.Sprintf("Backend calls are seen from this host (%s): the tier view splits the wait into the front end's own time and its calls.", backendList(backends)))
 	}
 	f.Numbers = map[string]int64{"slow": int64(len(slow)), "exchanges": int64(len(split)), "server_p50_ns": srv.P50, "server_p90_ns": srv.P90,
-		"network_p50_ns": net.P50, "bare_ack": int64(bare), "ack_timer": int64(timer), "ack_on_response": int64(rode)}
+		"network_p50_ns": net.P50, "bare_ack": int64(bare), "late_bare_ack": int64(late), "ack_timer": int64(timer), "ack_on_response": int64(rode)}
 	f.Examples = examples(slow, "server_ns", func(s *dsample) int64 { return s.server })
 	return f
 }

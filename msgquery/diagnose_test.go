@@ -96,6 +96,24 @@ func TestDiagnoseSlowServer(t *testing.T) {
 	}
 }
 
+func TestDiagnoseSlowServerLowConfidence(t *testing.T) {
+	// Behind a middlebox the split is weak: the headline says so rather
+	// than blaming the application.
+	dg := NewDiagnoser(DiagnoseOptions{})
+	for i := range 30 {
+		r := dx(uint64(i+1), "10.1.0.1:4000", web, 2*ms, 30*ms, 0, analytics.NetHandshake)
+		r.SetEvidence(analytics.NetHandshake, analytics.ConfLow, analytics.NearClient, analytics.WhyMiddlebox)
+		dg.Add(r, nil)
+	}
+	f := find(t, dg.Diagnosis(), FindSlowServer)
+	if !strings.Contains(f.Headline, "low confidence") || strings.Contains(f.Headline, "ACKs are prompt") {
+		t.Errorf("headline %q, want the low confidence said and no verdict on the application", f.Headline)
+	}
+	if f.Numbers["ack_on_response"] != 30 {
+		t.Errorf("numbers %v, want 30 ACKs on the response", f.Numbers)
+	}
+}
+
 func TestDiagnoseServerNetwork(t *testing.T) {
 	// Four client networks, each with 3 slow round trips in 10: the
 	// server's side.
