@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
@@ -85,18 +86,23 @@ type ServerOptions struct {
 	// API's own. A path must start with "/" and must not be one of the
 	// API's.
 	Handlers map[string]http.Handler
+	// UI, when set, holds the web UI's assets (web.FS()): the page is
+	// served at / and /ui/ (api/ui.go, docs/ui.md). Nil: no UI, and / is
+	// an unknown path like any other.
+	UI fs.FS
 }
 
 // Server serves the HTTP API for a store.
 type Server struct {
-	store   *query.Store
-	opts    ServerOptions
-	log     *slog.Logger
-	sem     chan struct{}
-	tok     atomic.Pointer[tokenState] // swapped by SetToken (a SIGHUP reload)
-	tls     *tls.Config                // nil: plain HTTP
-	handler http.Handler
-	now     func() time.Time
+	store    *query.Store
+	opts     ServerOptions
+	log      *slog.Logger
+	sem      chan struct{}
+	tok      atomic.Pointer[tokenState] // swapped by SetToken (a SIGHUP reload)
+	tls      *tls.Config                // nil: plain HTTP
+	handler  http.Handler
+	now      func() time.Time
+	sessions *sessions // the UI's logins (api/ui.go)
 
 	mu    sync.Mutex
 	bound string
@@ -147,6 +153,9 @@ func NewServer(store *query.Store, opts ServerOptions) (*Server, error) {
 			return nil, fmt.Errorf("api: handler path %q: nil handler", path)
 		}
 	}
+	if err := checkUIHandlers(opts); err != nil {
+		return nil, err
+	}
 	var tlsConf *tls.Config
 	if (opts.CertFile == "") != (opts.KeyFile == "") {
 		return nil, errors.New("api: TLS needs both a certificate and a key file")
@@ -173,10 +182,12 @@ func NewServer(store *query.Store, opts ServerOptions) (*Server, error) {
 		now:   time.Now,
 		bound: opts.Addr,
 		ready: make(chan struct{}),
+
+		sessions: newSessions(),
 	}
 	s.tok.Store(newTokenState(opts.Token))
 	s.tls = tlsConf
-	s.handler = s.logRequests(s.authenticate(http.HandlerFunc(s.route)))
+	s.handler = s.logRequests(s.uiPublic(s.authenticate(s.uiPrivate(http.HandlerFunc(s.route)))))
 	return s, nil
 }
 
@@ -386,7 +397,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ts := s.tok.Load()
-		if !ts.has {
+		if !ts.has || s.sessionOK(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -24,6 +24,7 @@ import (
 	"tapvault/dataplane"
 	"tapvault/pipeline"
 	"tapvault/query"
+	"tapvault/web"
 )
 
 // captureConfig is the capture configuration file (YAML). Every key has the
@@ -537,7 +538,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 		})
 		srv, err = api.NewServer(qs, api.ServerOptions{
 			Addr: apiOpts.listen, Token: apiOpts.token, Logger: slog.Default(),
-			CertFile: apiOpts.tlsCert, KeyFile: apiOpts.tlsKey,
+			CertFile: apiOpts.tlsCert, KeyFile: apiOpts.tlsKey, UI: web.FS(),
 			Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col))},
 		})
 		if err != nil {

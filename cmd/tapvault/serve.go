@@ -14,6 +14,7 @@ import (
 
 	"tapvault/api"
 	"tapvault/query"
+	"tapvault/web"
 )
 
 // tokenEnv names the environment variable that may carry the API token. A
@@ -60,7 +61,7 @@ shuts the server down.`,
 			defer st.Close()
 			srv, err := api.NewServer(st, api.ServerOptions{
 				Addr: listen, Token: token, MaxConcurrent: maxConcurrent, Logger: log,
-				CertFile: tlsCert, KeyFile: tlsKey,
+				CertFile: tlsCert, KeyFile: tlsKey, UI: web.FS(),
 			})
 			if err != nil {
 				return err
