@@ -62,7 +62,7 @@ func init() {
 		Ports:   []uint16{3306},
 		Backend: true,
 		Detect:  mysqlDetect,
-		Fields:  []string{"command", "error_code", "result", "rows", "statement"},
+		Fields:  []string{"command", "error_code", "query_attrs", "result", "rows", "statement"},
 		Summary: mysqlSummary,
 		New:     func(cfg *Config) Parser { return newMySQLParser(cfg) },
 	})
@@ -150,6 +150,7 @@ type mysqlParser struct {
 	phase int
 	caps  uint32 // server capabilities & client capabilities (after the login)
 	srv   uint32 // server capabilities (from the greeting)
+	mid   bool   // the login was not seen: caps are a guess
 
 	sd [2]mysqlSide
 
@@ -395,6 +396,7 @@ func (p *mysqlParser) clientPacket(off int, st Stream) {
 		// Mid connection: the greeting and login were not seen.
 		p.phase = myCommand
 		p.caps = mysqlClientProtocol41
+		p.mid = true
 		p.command(off, pkt, st)
 	case myLogin:
 		caps := mysqlLE16(pkt, 0)
@@ -471,16 +473,12 @@ func (p *mysqlParser) command(off int, pkt []byte, st Stream) {
 	if c == mysqlComQuery || c == mysqlComStmtPrepare {
 		stmt := pkt[1:]
 		ok := true
-		if c == mysqlComQuery && p.caps&mysqlClientQueryAttrs != 0 {
-			// parameter_count, parameter_set_count; with parameters the
-			// statement follows their values: not decoded.
-			n, i := mysqlLenenc(pkt, 1)
-			if i >= 0 {
-				_, i = mysqlLenenc(pkt, i)
-			}
-			ok = i >= 0 && n == 0
+		if c == mysqlComQuery && (p.caps&mysqlClientQueryAttrs != 0 || p.mid && mysqlLooksAttrs(pkt)) {
+			i, n := mysqlQueryAttrs(pkt)
+			ok = i >= 0
 			if ok {
 				stmt = pkt[i:]
+				m.Int("query_attrs", int64(n))
 			}
 		}
 		if ok {
@@ -505,6 +503,117 @@ func (p *mysqlParser) command(off int, pkt []byte, st Stream) {
 		p.skip(Server, st)
 	}
 	p.pending = append(p.pending, mysqlReq{m: m, kind: kind})
+}
+
+// mysqlQueryAttrs reads the query attributes that open a COM_QUERY
+// packet's payload (pkt[0] the command) when CLIENT_QUERY_ATTRIBUTES is
+// negotiated (MySQL 8.0.23+), and returns where the statement starts and
+// the number of attributes; -1 when pkt is not that or is cut before the
+// statement (pkt keeps only a packet's first bytes):
+//
+//	lenenc   parameter_count (n)
+//	lenenc   parameter_set_count (always 1)
+//	if n > 0:
+//	  [(n+7)/8] null_bitmap      (bit i set: parameter i is NULL, no value)
+//	  [1]       new_params_bind_flag (1: types and names follow)
+//	  n times:  [2] type and flags, lenenc string name
+//	  values:   the non-NULL ones, in the binary protocol's encoding of the type
+//	string<EOF> query
+func mysqlQueryAttrs(pkt []byte) (stmt int, n uint64) {
+	n, i := mysqlLenenc(pkt, 1)
+	if i < 0 {
+		return -1, 0
+	}
+	sets, i := mysqlLenenc(pkt, i)
+	if i < 0 || sets != 1 && n > 0 {
+		return -1, 0
+	}
+	if n == 0 {
+		return i, 0
+	}
+	if n > uint64(len(pkt)) {
+		return -1, 0 // each parameter takes at least 3 bytes
+	}
+	bitmap := i
+	i += int(n+7) / 8
+	if i >= len(pkt) || pkt[i] != 1 {
+		return -1, 0 // without the types the values cannot be skipped
+	}
+	i++
+	types := i
+	for range n {
+		if i+2 > len(pkt) {
+			return -1, 0
+		}
+		l, j := mysqlLenenc(pkt, i+2)
+		if j < 0 || l > uint64(len(pkt)) {
+			return -1, 0
+		}
+		i = j + int(l)
+	}
+	for k, t := 0, types; k < int(n); k++ {
+		typ := pkt[t]
+		l, j := mysqlLenenc(pkt, t+2) // checked above
+		t = j + int(l)
+		if pkt[bitmap+k/8]&(1<<(k%8)) != 0 {
+			continue // NULL
+		}
+		w := mysqlBinaryWidth(typ)
+		switch {
+		case w == -1: // length-encoded string
+			l, j := mysqlLenenc(pkt, i)
+			if j < 0 || l > uint64(len(pkt)) {
+				return -1, 0
+			}
+			i = j + int(l)
+		case w == -2: // temporal: a length byte, then that many bytes
+			if i >= len(pkt) {
+				return -1, 0
+			}
+			i += 1 + int(pkt[i])
+		case w < 0:
+			return -1, 0
+		default:
+			i += w
+		}
+		if i > len(pkt) {
+			return -1, 0
+		}
+	}
+	return i, n
+}
+
+// mysqlBinaryWidth is the width of a value of field type t in the binary
+// protocol: bytes, -1 for a length-encoded string, -2 for a temporal
+// value (a length byte first), -3 for a type it does not know.
+func mysqlBinaryWidth(t byte) int {
+	switch t {
+	case 0x06: // NULL
+		return 0
+	case 0x01: // TINY
+		return 1
+	case 0x02, 0x0d: // SHORT, YEAR
+		return 2
+	case 0x03, 0x09, 0x04: // LONG, INT24, FLOAT
+		return 4
+	case 0x05, 0x08: // DOUBLE, LONGLONG
+		return 8
+	case 0x07, 0x0a, 0x0b, 0x0c, 0x0e, 0x11, 0x12, 0x13: // TIMESTAMP, DATE, TIME, DATETIME, NEWDATE and the 2 forms
+		return -2
+	case 0x00, 0x0f, 0x10, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff:
+		// DECIMAL, VARCHAR, BIT, VECTOR/INVALID/BOOL (reserved), JSON,
+		// NEWDECIMAL, ENUM, SET, the BLOBs, VAR_STRING, STRING, GEOMETRY
+		return -1
+	}
+	return -3
+}
+
+// mysqlLooksAttrs says whether a COM_QUERY seen without its login opens
+// with query attributes: a statement's first byte is text (or white
+// space), while the attributes open with a small count and then
+// parameter_set_count 1.
+func mysqlLooksAttrs(pkt []byte) bool {
+	return len(pkt) >= 3 && pkt[1] < 0x09 && pkt[2] == 1
 }
 
 // pop removes pending[0] and readies the state for the next response.
