@@ -96,7 +96,8 @@ func TestClassesByCapturePoint(t *testing.T) {
 		// 31 ms late. The server was slow, not the network.
 		{"client side, ACK rides on a response 31 ms late", 10 * ms, 50 * us, 0, 41 * ms, 41*ms + 50*us, analytics.ClassSlowApp, 10 * ms, 31 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, 0},
 		{"client side, bare ACK at the delayed-ACK timer", 10 * ms, 50 * us, 50 * ms, 300 * ms, 300*ms + 50*us, analytics.ClassSlowApp, 10 * ms, 290 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, analytics.FlagAckTimer},
-		{"client side, bare ACK 15 ms late, then the response", 10 * ms, 50 * us, 25 * ms, 26 * ms, 26*ms + 50*us, analytics.ClassSlowNet, 25 * ms, 1 * ms, 50 * us, analytics.NetBareAck, analytics.NearClient, 0},
+		{"client side, bare ACK 9 ms late (not a timer), then the response", 15 * ms, 50 * us, 24 * ms, 25 * ms, 25*ms + 50*us, analytics.ClassSlowNet, 24 * ms, 1 * ms, 50 * us, analytics.NetBareAck, analytics.NearClient, 0},
+		{"client side, bare ACK 15 ms late, then the response: the timer", 10 * ms, 50 * us, 25 * ms, 26 * ms, 26*ms + 50*us, analytics.ClassSlowApp, 10 * ms, 16 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, analytics.FlagAckTimer},
 		{"client side, slow path from the handshake on", 60 * ms, 50 * us, 0, 61 * ms, 61*ms + 50*us, analytics.ClassSlowNet, 60 * ms, 1 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, 0},
 		// http_zeek_bro.org.pcap: a middlebox ACKs at once though the
 		// handshake took 78 ms: that ACK is not the network's round trip.
@@ -104,7 +105,8 @@ func TestClassesByCapturePoint(t *testing.T) {
 		{"server side, fast", 50 * us, 10 * ms, 0, 1 * ms, 11 * ms, analytics.ClassHealthy, 50 * us, 950 * us, 10 * ms, analytics.NetHandshake, analytics.NearServer, 0},
 		{"server side, answers 40 ms late", 50 * us, 10 * ms, 0, 40 * ms, 50 * ms, analytics.ClassSlowApp, 50 * us, 39950 * us, 10 * ms, analytics.NetHandshake, analytics.NearServer, 0},
 		{"server side, bare ACK then payload 40 ms later", 50 * us, 10 * ms, 60 * us, 40 * ms, 50 * ms, analytics.ClassSlowApp, 60 * us, 39940 * us, 10 * ms, analytics.NetBareAck, analytics.NearServer, 0},
-		{"server side, client ACK 30 ms late", 50 * us, 10 * ms, 0, 1 * ms, 41 * ms, analytics.ClassSlowNet, 50 * us, 950 * us, 40 * ms, analytics.NetHandshake, analytics.NearServer, 0},
+		{"server side, client ACK 300 ms late (beyond any timer)", 50 * us, 10 * ms, 0, 1 * ms, 311 * ms, analytics.ClassSlowNet, 50 * us, 950 * us, 310 * ms, analytics.NetHandshake, analytics.NearServer, 0},
+		{"server side, client ACK 30 ms late: its delayed-ACK timer", 50 * us, 10 * ms, 0, 1 * ms, 41 * ms, analytics.ClassHealthy, 50 * us, 950 * us, 10 * ms, analytics.NetHandshake, analytics.NearServer, 0},
 		{"server side, client ACK at its delayed-ACK timer", 50 * us, 10 * ms, 0, 1 * ms, 51 * ms, analytics.ClassHealthy, 50 * us, 950 * us, 10 * ms, analytics.NetHandshake, analytics.NearServer, 0},
 		{"middle, both legs 15 ms, server 40 ms", 15 * ms, 15 * ms, 0, 55 * ms, 70 * ms, analytics.ClassSlowApp, 15 * ms, 40 * ms, 15 * ms, analytics.NetHandshake, analytics.NearMiddle, 0},
 	}
