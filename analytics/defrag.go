@@ -142,6 +142,9 @@ func (a *Analyzer) defrag(p *dataplane.Packet, d *packet.Decoded, e *packet.Flow
 			f.drops[g.dead-1]++
 			return true
 		}
+		if !ok {
+			return true
+		}
 		// Not analysed: let it go once all of it went by.
 		g.got += n
 		if !more {
@@ -192,6 +195,9 @@ func (a *Analyzer) defrag(p *dataplane.Packet, d *packet.Decoded, e *packet.Flow
 		c := a.connFor(p, d, e, dir, false)
 		if c == nil {
 			f.ignore(g)
+			if g.total >= 0 && g.got >= g.total {
+				f.unlink(g) // all of it went by
+			}
 			return true
 		}
 		g.conn, g.side = c.ref(), Server

@@ -378,3 +378,81 @@ func TestDefragPcap(t *testing.T) {
 		}
 	}
 }
+
+// TestDefragNotAnalysed: the fragments of a datagram whose flow has no UDP
+// decoder are let go, in any order, and not counted as drops.
+func TestDefragNotAnalysed(t *testing.T) {
+	const base = int64(1_700_000_000_000_000_000)
+	for _, order := range [][]int{{0, 1, 2}, {2, 0, 1}, {1, 2, 0}} {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			_, r := fragDNS(40, 2800)
+			dr := udpDgram(9999, 40040, r)
+			src := new(frameSource)
+			for i, k := range order {
+				end := min((k+1)*1248, len(dr))
+				src.ts = append(src.ts, base+int64(i)*1000)
+				src.frames = append(src.frames, ipv4Frame(fragSrv, fragCli, 40, k*1248, end < len(dr), dr[k*1248:end]))
+			}
+			_, an := analyze(t, src, analytics.DefaultConfig())
+			if got, want := fragDrops(an), "defragged 0"; got != want {
+				t.Errorf("counters: got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// FuzzDefrag sends fragments of a few DNS responses with fuzzed offsets,
+// lengths, MF flags, families, ids, cuts and time steps: the reassembly
+// must not panic, and holds nothing after the end.
+func FuzzDefrag(f *testing.F) {
+	f.Add([]byte{0, 0, 156, 0, 1, 0xe0, 4, 156, 0, 1, 0xc0, 9, 20, 0, 0})                 // in order
+	f.Add([]byte{0xc0, 9, 20, 0, 0, 0xe0, 4, 156, 0, 1, 0, 0, 156, 0, 1})                 // last first
+	f.Add([]byte{0, 0, 156, 0, 1, 0xd8, 4, 156, 0, 1, 0xe0, 4, 156, 0, 1, 0, 0, 1, 0, 3}) // overlap, v6
+	f.Add([]byte{0, 0, 156, 200, 0x81, 0xe0, 4, 156, 255, 1})                             // cut, late
+	const base = int64(1_700_000_000_000_000_000)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		q, r := fragDNS(50, 2800)
+		dr := udpDgram(53, 40050, r)
+		src := new(frameSource)
+		ts := base
+		add := func(fr []byte) {
+			src.ts = append(src.ts, ts)
+			src.frames = append(src.frames, fr)
+		}
+		add(ipv4Frame(fragCli, fragSrv, 1, 0, false, udpDgram(40050, 53, q)))
+		add(ipv6Frame(fragCli6, fragSrv6, false, 0, 0, false, udpDgram(40050, 53, q)))
+		for len(in) >= 5 && len(src.frames) < 64 {
+			op := in[:5]
+			in = in[5:]
+			off := int(binary.BigEndian.Uint16(op[0:])) &^ 7 % 4096
+			n := int(op[2])*8 + int(op[4]>>5&7)
+			data := make([]byte, n)
+			for i := range data {
+				if off+i < len(dr) {
+					data[i] = dr[off+i]
+				} else {
+					data[i] = op[3]
+				}
+			}
+			more, v6, id := op[4]&1 != 0, op[4]&2 != 0, uint16(op[4]>>2&3)
+			var fr []byte
+			if v6 {
+				fr = ipv6Frame(fragSrv6, fragCli6, true, uint32(id), off, more, data)
+			} else {
+				fr = ipv4Frame(fragSrv, fragCli, id, off, more, data)
+			}
+			if op[3]&0x80 != 0 {
+				fr = fr[:14+int(op[3]&0x7f)%(len(fr)-13)] // cut by a snaplen
+			}
+			ts += int64(op[3]&0x7f) * int64(300*time.Millisecond)
+			add(fr)
+		}
+		cfg := analytics.DefaultConfig()
+		cfg.FragMaxDatagrams = 3
+		cfg.FragMaxBytes = 65535
+		_, an := analyze(t, src, cfg)
+		if got := an.Stats().FragHeld.Load(); got != 0 {
+			t.Errorf("bytes held after the end: got %d, want 0", got)
+		}
+	})
+}
