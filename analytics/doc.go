@@ -9,7 +9,9 @@
 // Payload bytes reach a protocol Parser in stream order; the parser marks
 // where messages begin and end (Stream.Begin/End) and pairs them
 // (Stream.Exchange). The Analyzer times each exchange from the TCP
-// signalling and emits a Record.
+// signalling and emits a Record. A UDP datagram in IP fragments is
+// reassembled first (defrag.go, bounded), for the analytics only: storage
+// keeps the fragments.
 //
 // Adding a protocol is one file: a Parser and a Register call in init. The
 // registry is the only list of protocols: the query language's names and
