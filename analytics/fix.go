@@ -146,8 +146,9 @@ type fixSide struct {
 }
 
 type fixParser struct {
-	cfg  *Config
-	side [2]fixSide
+	cfg     *Config
+	side    [2]fixSide
+	scratch []byte // strings' buffer
 	// Counters for tests and debugging.
 	msgs      int // messages framed with a good trailer
 	badSums   int // checksum mismatches (the message is still used)
@@ -374,15 +375,16 @@ func (p *fixParser) request(s Side, m *Message, r *fixReq, v *fixFields, st Stre
 	m.Fields = slices.Grow(m.Fields, 7)
 	m.Str("msgtype", r.typ)
 	w := fixWait{m: m, req: r, seq: v.seq}
+	s3 := p.strings(id, v.val[fkSymbol], v.val[fkQty])
 	if len(id) > 0 {
-		w.id = string(id)
+		w.id = s3[0]
 		if r.key == fkClOrdID {
 			m.Str("clordid", w.id)
 		} else {
 			m.Str("reqid", w.id)
 		}
 	}
-	p.orderFields(m, v)
+	p.orderFields(m, v, s3[1], s3[2])
 	if v.seq >= 0 {
 		m.Int("msgseqnum", v.seq)
 	}
@@ -394,17 +396,32 @@ func (p *fixParser) request(s Side, m *Message, r *fixReq, v *fixFields, st Stre
 	f.queue = append(f.queue, w)
 }
 
-// orderFields sets the order fields of m that v has.
-func (p *fixParser) orderFields(m *Message, v *fixFields) {
-	if x := v.val[fkSymbol]; len(x) > 0 {
-		m.Str("symbol", string(x))
+// orderFields sets the order fields of m that v has (symbol and qty
+// given as strings, from p.strings).
+func (p *fixParser) orderFields(m *Message, v *fixFields, symbol, qty string) {
+	if symbol != "" {
+		m.Str("symbol", symbol)
 	}
 	if x := v.val[fkSide]; len(x) > 0 {
 		m.Str("side", fixStr(x))
 	}
-	if x := v.val[fkQty]; len(x) > 0 {
-		m.Str("qty", string(x))
+	if qty != "" {
+		m.Str("qty", qty)
 	}
+}
+
+// strings returns a, b and c as strings that share one allocation (a
+// message's values live as long as its record).
+func (p *fixParser) strings(a, b, c []byte) [3]string {
+	p.scratch = append(append(append(p.scratch[:0], a...), b...), c...)
+	if len(p.scratch) == 0 {
+		return [3]string{}
+	}
+	s := string(p.scratch)
+	if cap(p.scratch) > fixHdrMax*4 {
+		p.scratch = nil // a long value: do not keep its buffer
+	}
+	return [3]string{s[:len(a)], s[len(a) : len(a)+len(b)], s[len(a)+len(b):]}
 }
 
 // answerFields sets the fields of an answer (or a one-sided message) that
@@ -426,10 +443,11 @@ func (p *fixParser) oneSided(s Side, m *Message, typ string, v *fixFields, st St
 	m.Fields = slices.Grow(m.Fields, 6)
 	m.Str("msgtype", typ)
 	m.Str("from", s.String())
-	if x := v.val[fkClOrdID]; len(x) > 0 {
-		m.Str("clordid", string(x))
+	s3 := p.strings(v.val[fkClOrdID], v.val[fkSymbol], v.val[fkQty])
+	if s3[0] != "" {
+		m.Str("clordid", s3[0])
 	}
-	p.orderFields(m, v)
+	p.orderFields(m, v, s3[1], s3[2])
 	p.answerFields(m, v)
 	if v.seq >= 0 {
 		m.Int("msgseqnum", v.seq)
