@@ -74,10 +74,10 @@ type Message struct {
 	// first and last packets, and the stream offset after the last byte.
 	firstPkt, lastPkt uint64
 	startOff, endOff  uint64
-	endSeq            uint32 // TCP sequence number after the last byte
-	ackTS             int64  // request: the other side's first packet whose ACK covers it
-	ackPkt            uint64 // and that packet's number
-	ackRef            PktRef // and where it is stored
+	endSeq            uint32    // TCP sequence number after the last byte
+	ackTS             int64     // request: the other side's first packet whose ACK covers it
+	ackPkt            uint64    // and that packet's number
+	ackRef            PktRef    // and where it is stored
 	rtx, zw           [2]uint32 // the connection's retransmissions and zero windows by side at Begin
 }
 
@@ -375,15 +375,15 @@ var FlowFields = []string{"syn_ns", "hs_server_ns", "hs_client_ns", "retrans", "
 
 // Record flags.
 const (
-	FlagGap          uint32 = 1 << iota // bytes of a message were lost
-	FlagRefsCut                         // more packets than MaxRefs: Packets lists the first ones
-	FlagNoRequest                       // a server message with no request (Request times are 0)
-	FlagMidstream                       // the connection's start was not seen (no handshake)
-	FlagSidesGuessed                    // client and server were guessed from ports, not the SYN
-	FlagRetrans                         // a segment of the request or the response was retransmitted
-	FlagZeroWindow                      // the client advertised a zero window during the response: the receiver held the transfer
-	FlagAckTimer                        // the server's bare ACK was its delayed-ACK timer, not the network
-	FlagContradiction                   // an ACK came faster than the handshake's round trip (a middlebox): not used
+	FlagGap           uint32 = 1 << iota // bytes of a message were lost
+	FlagRefsCut                          // more packets than MaxRefs: Packets lists the first ones
+	FlagNoRequest                        // a server message with no request (Request times are 0)
+	FlagMidstream                        // the connection's start was not seen (no handshake)
+	FlagSidesGuessed                     // client and server were guessed from ports, not the SYN
+	FlagRetrans                          // a segment of the request or the response was retransmitted
+	FlagZeroWindow                       // the client advertised a zero window during the response: the receiver held the transfer
+	FlagAckTimer                         // the server's bare ACK was its delayed-ACK timer, not the network
+	FlagContradiction                    // an ACK came faster than the handshake's round trip (a middlebox): not used
 )
 
 // FlagNames are the record flags' names (JSON, docs/messages.md), by bit.

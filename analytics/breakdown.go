@@ -115,13 +115,13 @@ type Why uint8
 
 // Reasons.
 const (
-	WhyNone        Why = iota
-	WhyNoBaseline      // no handshake and no prompt ACK yet: the round trip is unknown
-	WhyAckAmbiguous    // a late bare ACK with no round trip to judge it: the timer or the network
-	WhyOverlap         // the response began before the request ended
-	WhyUDP             // no TCP signalling to split the time
-	WhyMiddlebox       // ACKs faster than the handshake's round trip: a middlebox ACKs for the server
-	WhyNoRequest       // a response with no request
+	WhyNone         Why = iota
+	WhyNoBaseline       // no handshake and no prompt ACK yet: the round trip is unknown
+	WhyAckAmbiguous     // a late bare ACK with no round trip to judge it: the timer or the network
+	WhyOverlap          // the response began before the request ended
+	WhyUDP              // no TCP signalling to split the time
+	WhyMiddlebox        // ACKs faster than the handshake's round trip: a middlebox ACKs for the server
+	WhyNoRequest        // a response with no request
 )
 
 var whyNames = [...]string{"", "no_baseline", "ack_ambiguous", "overlap", "udp", "middlebox", "no_request"}
@@ -193,6 +193,12 @@ func ackTimer(d, base int64) bool {
 // resp.FirstTS - req.LastTS (>= 0).
 func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 	near := c.position()
+	if hs := c.rttSrvHS(); hs >= 0 && wait < hs {
+		// A response sooner than the handshake's round trip: the
+		// handshake overstated it (a neighbour lookup on the first
+		// packets, a slow first hop), and its ACKs are not a middlebox's.
+		c.hsInflated = true
+	}
 	var (
 		src  NetSource
 		conf Confidence
@@ -200,9 +206,12 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 		net  int64 = -1
 	)
 	srvHS := c.rttSrvHS()
+	if c.hsInflated {
+		srvHS = -1
+	}
 	base := c.baseline() // the handshake's server leg, else the least prompt ACK delay
 	baseSrc := NetHandshake
-	if srvHS < 0 {
+	if srvHS < 0 || base != c.rttSrvHS() {
 		baseSrc = NetMinAck
 	}
 	ackd := int64(-1)
@@ -230,9 +239,14 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 			net = ackd
 		}
 	case bare && srvHS >= 0 && 2*ackd < srvHS && srvHS-ackd > int64(time.Millisecond):
-		// Faster than the handshake's round trip: someone else ACKs.
+		// Faster than the handshake's round trip: someone else ACKs (or
+		// the handshake was slow: a later response sooner than it says
+		// so, hsInflated, and this ACK's delay then counts).
 		r.Flags |= FlagContradiction
 		net, src, conf, why = srvHS, NetHandshake, ConfLow, WhyMiddlebox
+		if c.fastAck < 0 || ackd < c.fastAck {
+			c.fastAck = ackd
+		}
 	case bare && (base < 0 && ackd < int64(delAckMin) || base >= 0 && a.prompt(ackd, base)):
 		net, src, conf = ackd, NetBareAck, ConfHigh
 	case bare && base >= 0 && ackTimer(ackd, base) && wait > ackd:
@@ -261,6 +275,9 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 	}
 	if src == NetBareAck && conf == ConfHigh && (c.minAck < 0 || ackd < c.minAck) {
 		c.minAck = ackd // the least prompt ACK delay: the baseline without a handshake
+	}
+	if c.hsInflated && c.fastAck >= 0 && (c.minAck < 0 || c.fastAck < c.minAck) {
+		c.minAck = c.fastAck // the contradicting ACKs were the server's after all
 	}
 
 	// The client's leg: its ACK of the response when prompt, else the

@@ -102,6 +102,10 @@ func TestClassesByCapturePoint(t *testing.T) {
 		// http_zeek_bro.org.pcap: a middlebox ACKs at once though the
 		// handshake took 78 ms: that ACK is not the network's round trip.
 		{"client side, ACK faster than the handshake", 78 * ms, 50 * us, 268 * us, 100 * ms, 100*ms + 50*us, analytics.ClassSlowNet, 78 * ms, 22 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, analytics.FlagContradiction},
+		// A handshake slowed by a neighbour lookup through a slow first
+		// hop: the response beats it, so it overstated the round trip and
+		// the prompt bare ACK is the server's, not a middlebox's.
+		{"client side, handshake slower than the response", 40 * ms, 50 * us, 2 * ms, 30 * ms, 30*ms + 50*us, analytics.ClassSlowApp, 2 * ms, 28 * ms, 50 * us, analytics.NetBareAck, analytics.NearClient, 0},
 		{"server side, fast", 50 * us, 10 * ms, 0, 1 * ms, 11 * ms, analytics.ClassHealthy, 50 * us, 950 * us, 10 * ms, analytics.NetHandshake, analytics.NearServer, 0},
 		{"server side, answers 40 ms late", 50 * us, 10 * ms, 0, 40 * ms, 50 * ms, analytics.ClassSlowApp, 50 * us, 39950 * us, 10 * ms, analytics.NetHandshake, analytics.NearServer, 0},
 		{"server side, bare ACK then payload 40 ms later", 50 * us, 10 * ms, 60 * us, 40 * ms, 50 * ms, analytics.ClassSlowApp, 60 * us, 39940 * us, 10 * ms, analytics.NetBareAck, analytics.NearServer, 0},

@@ -52,6 +52,8 @@ type conn struct {
 	synTS, synackTS, ackTS int64
 	rttSrv, rttCli         int64 // -1 unknown (see baseline)
 	minAck, minCliAck      int64
+	hsInflated             bool  // a response came sooner than the handshake's round trip
+	fastAck                int64 // the least ACK delay that contradicted the handshake (-1 none)
 
 	s    [2]sideState
 	open [2][]*Message // begun, not ended
@@ -90,8 +92,10 @@ func (c *conn) rttCliHS() int64 {
 
 // baseline is the server-side round trip an ACK delay is judged against:
 // the handshake's, else the least ACK delay seen on the connection.
+// A handshake a response beat (hsInflated) overstated the round trip (a
+// neighbour lookup, a slow first hop): the least ACK delay replaces it.
 func (c *conn) baseline() int64 {
-	if r := c.rttSrvHS(); r >= 0 {
+	if r := c.rttSrvHS(); r >= 0 && (!c.hsInflated || c.minAck <= 0) {
 		return r
 	}
 	if c.minAck > 0 {
