@@ -242,8 +242,8 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 		// Faster than the handshake's round trip: someone else ACKs (or
 		// the handshake was slow: a later response sooner than it says
 		// so, hsInflated, and this ACK's delay then counts).
-		r.Flags |= FlagContradiction
-		net, src, conf, why = srvHS, NetHandshake, ConfLow, WhyMiddlebox
+		c.contradicted = true
+		net, src = srvHS, NetHandshake
 		if c.fastAck < 0 || ackd < c.fastAck {
 			c.fastAck = ackd
 		}
@@ -264,6 +264,13 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 		net, src, conf = base, baseSrc, ConfMedium
 	default:
 		why = WhyNoBaseline
+	}
+	if c.contradicted && !c.hsInflated && src == NetHandshake {
+		// ACKs faster than the handshake on this connection: a middlebox
+		// ACKing for the server, or a handshake a neighbour lookup slowed.
+		// Nothing here tells which, so the split is not sound.
+		r.Flags |= FlagContradiction
+		conf, why = ConfLow, WhyMiddlebox
 	}
 	if net > wait {
 		// The response came sooner than a round trip: the server part is
@@ -316,6 +323,9 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 
 // class judges a TCP exchange with a response from its parts.
 func (a *Analyzer) class(r *Record, net int64) string {
+	if r.Why() == WhyMiddlebox {
+		return ClassCantTell
+	}
 	path := max(net, 0) + max(r.ClientNet, 0)
 	slowNet := r.Flags&FlagRetrans != 0 || path >= int64(a.cfg.SlowNetwork)
 	if net < 0 {

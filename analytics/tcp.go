@@ -54,6 +54,7 @@ type conn struct {
 	minAck, minCliAck      int64
 	hsInflated             bool  // a response came sooner than the handshake's round trip
 	fastAck                int64 // the least ACK delay that contradicted the handshake (-1 none)
+	contradicted           bool  // such an ACK was seen
 
 	s    [2]sideState
 	open [2][]*Message // begun, not ended
