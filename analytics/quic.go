@@ -354,42 +354,39 @@ func quicExpandLabel(secret []byte, label string, n int) ([]byte, error) {
 // quicCrypto puts one side's Initial CRYPTO stream back together, up to
 // the end of its hello.
 type quicCrypto struct {
-	buf  []byte      // stream bytes [0, len(buf)); valid where rng says
-	rng  [][2]uint32 // covered ranges, sorted and merged (in rngA)
-	rngA [quicMaxRanges][2]uint32
-	base int  // stream offset of the hello (after a HelloRetryRequest: of the next)
-	want int  // stream offset after the hello, once its header is in
-	done bool // the hello was read, or given up
+	buf     []byte      // stream bytes [0, len(buf)); valid where rng says
+	rng     [][2]uint32 // covered ranges, sorted and merged (in rngA)
+	rngA    [quicMaxRanges][2]uint32
+	base    int  // stream offset of the hello (after a HelloRetryRequest: of the next)
+	want    int  // stream offset after the hello, once its header is in
+	done    bool // the hello was read, or given up
+	dropped int  // bytes not kept: beyond the limits
 }
 
-// add stores CRYPTO data at stream offset off, bounded by limit bytes. It
-// returns the bytes it had to drop.
-func (c *quicCrypto) add(off uint64, data []byte, limit int) int {
+// add stores CRYPTO data at stream offset off, bounded by limit bytes;
+// what it cannot keep is counted in c.dropped.
+func (c *quicCrypto) add(off uint64, data []byte, limit int) {
 	if c.done || len(data) == 0 {
-		return 0
+		return
 	}
 	end := off + uint64(len(data))
 	if c.want > 0 && end > uint64(c.want) {
 		if off >= uint64(c.want) {
-			return 0 // after the hello: not ours to read
+			return // after the hello: not ours to read
 		}
 		data = data[:uint64(c.want)-off]
 		end = uint64(c.want)
 	}
 	if end > uint64(limit) {
-		dropped := len(data)
-		if off < uint64(limit) {
-			dropped = int(end - uint64(limit))
-			data = data[:uint64(limit)-off]
-			end = uint64(limit)
-		} else {
-			return dropped
+		if off >= uint64(limit) {
+			c.dropped += len(data)
+			return
 		}
-		c.store(off, end, data)
-		return dropped
+		c.dropped += int(end - uint64(limit))
+		data = data[:uint64(limit)-off]
+		end = uint64(limit)
 	}
 	c.store(off, end, data)
-	return 0
 }
 
 func (c *quicCrypto) store(off, end uint64, data []byte) {
@@ -437,12 +434,19 @@ func (c *quicCrypto) store(off, end uint64, data []byte) {
 		n++
 	}
 	if n > quicMaxRanges {
-		c.done = true // too scattered: give up
-		c.buf = nil
+		c.giveUp() // too scattered
 		return
 	}
 	out = append(out, tmp[:n]...)
 	c.rng = out
+}
+
+// giveUp stops reading, counting the bytes held as dropped.
+func (c *quicCrypto) giveUp() {
+	for _, r := range c.rng {
+		c.dropped += int(r[1] - r[0])
+	}
+	c.done, c.buf, c.rng = true, nil, nil
 }
 
 // hello returns the hello's body once it is complete; typ is the
@@ -455,7 +459,12 @@ func (c *quicCrypto) hello(typ byte, limit int) (body []byte, ok bool) {
 	if c.want == 0 {
 		h := c.buf[c.base:]
 		l := int(h[1])<<16 | int(h[2])<<8 | int(h[3])
-		if h[0] != typ || c.base+4+l > limit {
+		if h[0] != typ {
+			c.done, c.buf = true, nil // not a hello: nothing to read
+			return nil, false
+		}
+		if c.base+4+l > limit {
+			c.dropped += 4 + l // too long to keep
 			c.done, c.buf = true, nil
 			return nil, false
 		}
@@ -496,7 +505,6 @@ type quicParser struct {
 	chDone      bool
 	hsTS        int64 // the client's first 1-RTT packet
 	undecrypted int
-	dropped     int
 
 	scratch []byte // decrypted Initial, reused
 }
@@ -837,7 +845,7 @@ func (p *quicParser) frames(s Side, version uint32, pt []byte, st Stream) {
 				return
 			}
 			i += n
-			p.dropped += c.add(off, pt[i:i+int(l)], p.limit())
+			c.add(off, pt[i:i+int(l)], p.limit())
 			i += int(l)
 		case 0x1c, 0x1d: // CONNECTION_CLOSE
 			app := t == 0x1d
@@ -954,8 +962,8 @@ func (p *quicParser) finish(st Stream) {
 	if p.undecrypted > 0 {
 		m.Int("undecrypted", int64(p.undecrypted))
 	}
-	if p.dropped > 0 {
-		m.Int("crypto_dropped", int64(p.dropped))
+	if n := p.crypto[Client].dropped + p.crypto[Server].dropped; n > 0 {
+		m.Int("crypto_dropped", int64(n))
 	}
 	st.Exchange(req, resp)
 }
