@@ -98,9 +98,10 @@ const (
 	NearClient                  // the client's leg is under half the server's
 	NearServer                  // the server's leg is under half the client's
 	NearMiddle                  // legs within a factor of 2: a tap in the path
+	NearNAT                     // behind NAT: the handshake's round trip far longer than the ACKs'
 )
 
-var posNames = [...]string{"", "client", "server", "middle"}
+var posNames = [...]string{"", "client", "server", "middle", "nat"}
 
 func (p Position) String() string {
 	if int(p) < len(posNames) {
@@ -120,7 +121,7 @@ const (
 	WhyAckAmbiguous     // a late bare ACK with no round trip to judge it: the timer or the network
 	WhyOverlap          // the response began before the request ended
 	WhyUDP              // no TCP signalling to split the time
-	WhyMiddlebox        // ACKs faster than the handshake's round trip: a middlebox ACKs for the server
+	WhyMiddlebox        // ACKs faster than the handshake's round trip: behind NAT, or a middlebox ACKing for the server
 	WhyNoRequest        // a response with no request
 )
 
@@ -138,9 +139,9 @@ func (w Why) String() string {
 const (
 	evNetShift  = 16 // 3 bits: NetSource
 	evConfShift = 19 // 2 bits: Confidence
-	evPosShift  = 21 // 2 bits: Position
-	evWhyShift  = 23 // 3 bits: Why
-	evMask      = 0x3ff << evNetShift
+	evPosShift  = 21 // 3 bits: Position
+	evWhyShift  = 24 // 3 bits: Why
+	evMask      = 0x7ff << evNetShift
 )
 
 // NetFrom is the evidence that gave the network part.
@@ -150,7 +151,7 @@ func (r *Record) NetFrom() NetSource { return NetSource(r.Flags >> evNetShift & 
 func (r *Record) Confidence() Confidence { return Confidence(r.Flags >> evConfShift & 3) }
 
 // Near is where the capture point sits on the connection.
-func (r *Record) Near() Position { return Position(r.Flags >> evPosShift & 3) }
+func (r *Record) Near() Position { return Position(r.Flags >> evPosShift & 7) }
 
 // Why is why the class is cant_tell, or what weakened the split.
 func (r *Record) Why() Why { return Why(r.Flags >> evWhyShift & 7) }
@@ -158,13 +159,15 @@ func (r *Record) Why() Why { return Why(r.Flags >> evWhyShift & 7) }
 // SetEvidence stores the evidence in r.Flags.
 func (r *Record) SetEvidence(src NetSource, conf Confidence, near Position, why Why) {
 	r.Flags = r.Flags&^evMask | uint32(src&7)<<evNetShift | uint32(conf&3)<<evConfShift |
-		uint32(near&3)<<evPosShift | uint32(why&7)<<evWhyShift
+		uint32(near&7)<<evPosShift | uint32(why&7)<<evWhyShift
 }
 
 // position is where the capture point sits on c.
 func (c *conn) position() Position {
 	srv, cli := c.rttSrvHS(), c.rttCliHS()
 	switch {
+	case c.contradicted:
+		return NearNAT
 	case srv < 0 || cli < 0:
 		return NearUnknown
 	case 2*cli < srv:
@@ -192,7 +195,6 @@ func ackTimer(d, base int64) bool {
 // its class, for a TCP exchange with both messages. wait is
 // resp.FirstTS - req.LastTS (>= 0).
 func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
-	near := c.position()
 	if hs := c.rttSrvHS(); hs >= 0 && wait < hs {
 		// A response sooner than the handshake's round trip: the
 		// handshake overstated it (a neighbour lookup on the first
@@ -239,13 +241,17 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 			net = ackd
 		}
 	case bare && srvHS >= 0 && 2*ackd < srvHS && srvHS-ackd > int64(time.Millisecond):
-		// Faster than the handshake's round trip: someone else ACKs (or
-		// the handshake was slow: a later response sooner than it says
-		// so, hsInflated, and this ACK's delay then counts).
-		c.contradicted = true
-		net, src = srvHS, NetHandshake
-		if c.fastAck < 0 || ackd < c.fastAck {
-			c.fastAck = ackd
+		// Faster than the handshake's round trip, which physics forbids
+		// for the same path: the handshake took a slow path the data does
+		// not (behind NAT: the first packets set up the translation; a
+		// neighbour lookup), or a middlebox ACKs for the server. The ACK
+		// is the data path's round trip as far as the wire shows:
+		// flagged, confidence low, and the handshake is not used again.
+		c.contradicted, c.hsInflated = true, true
+		r.Flags |= FlagContradiction
+		net, src, conf, why = ackd, NetBareAck, ConfLow, WhyMiddlebox
+		if c.minAck < 0 || ackd < c.minAck {
+			c.minAck = ackd
 		}
 	case bare && (base < 0 && ackd < int64(delAckMin) || base >= 0 && a.prompt(ackd, base)):
 		net, src, conf = ackd, NetBareAck, ConfHigh
@@ -265,13 +271,6 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 	default:
 		why = WhyNoBaseline
 	}
-	if c.contradicted && !c.hsInflated && src == NetHandshake {
-		// ACKs faster than the handshake on this connection: a middlebox
-		// ACKing for the server, or a handshake a neighbour lookup slowed.
-		// Nothing here tells which, so the split is not sound.
-		r.Flags |= FlagContradiction
-		conf, why = ConfLow, WhyMiddlebox
-	}
 	if net > wait {
 		// The response came sooner than a round trip: the server part is
 		// nil and the network part is the wait.
@@ -282,9 +281,6 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 	}
 	if src == NetBareAck && conf == ConfHigh && (c.minAck < 0 || ackd < c.minAck) {
 		c.minAck = ackd // the least prompt ACK delay: the baseline without a handshake
-	}
-	if c.hsInflated && c.fastAck >= 0 && (c.minAck < 0 || c.fastAck < c.minAck) {
-		c.minAck = c.fastAck // the contradicting ACKs were the server's after all
 	}
 
 	// The client's leg: its ACK of the response when prompt, else the
@@ -317,15 +313,12 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 	if net >= 0 {
 		r.Network, r.ServerTime = net, wait-net
 	}
-	r.SetEvidence(src, conf, near, why)
+	r.SetEvidence(src, conf, c.position(), why)
 	r.Class = a.class(r, net)
 }
 
 // class judges a TCP exchange with a response from its parts.
 func (a *Analyzer) class(r *Record, net int64) string {
-	if r.Why() == WhyMiddlebox {
-		return ClassCantTell
-	}
 	path := max(net, 0) + max(r.ClientNet, 0)
 	slowNet := r.Flags&FlagRetrans != 0 || path >= int64(a.cfg.SlowNetwork)
 	if net < 0 {

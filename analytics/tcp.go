@@ -52,9 +52,8 @@ type conn struct {
 	synTS, synackTS, ackTS int64
 	rttSrv, rttCli         int64 // -1 unknown (see baseline)
 	minAck, minCliAck      int64
-	hsInflated             bool  // a response came sooner than the handshake's round trip
-	fastAck                int64 // the least ACK delay that contradicted the handshake (-1 none)
-	contradicted           bool  // such an ACK was seen
+	hsInflated             bool // a response came sooner than the handshake's round trip
+	contradicted           bool // an ACK came faster than the handshake's round trip (NearNAT)
 
 	s    [2]sideState
 	open [2][]*Message // begun, not ended
