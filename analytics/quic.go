@@ -77,9 +77,12 @@ func init() {
 
 const (
 	// quicMaxPacket bounds the Initial packet decrypted (its scratch
-	// buffer); Initials fill a datagram of at least 1200 bytes and rarely
-	// exceed the path MTU.
-	quicMaxPacket = 16 << 10
+	// buffer, freed with the record): an Initial fills a datagram of at
+	// least 1200 bytes, sent before the path MTU is known, so clients keep
+	// to about 1200-1500 (quic-go 1252-1280, Chrome 1250-1350, ngtcp2
+	// 1200). Larger ones count as undecrypted. With the hellos (at most
+	// MaxHeader a side) this keeps a parser within Config's estimate.
+	quicMaxPacket = 4 << 10
 	// quicMaxRanges bounds the separate pieces of a hello being put back
 	// together; Chrome's scattered frames leave fewer than 10 holes.
 	quicMaxRanges = 32
@@ -917,6 +920,8 @@ func (p *quicParser) finish(st Stream) {
 		return
 	}
 	p.reported = true
+	p.scratch = nil
+	p.crypto[Client].buf, p.crypto[Server].buf = nil, nil
 	req, resp := p.req, p.resp
 	p.req, p.resp = nil, nil
 	m := req
@@ -969,7 +974,7 @@ func (p *quicParser) finish(st Stream) {
 }
 
 // reset forgets the connection reported, keeping the keys cache (and its
-// bound) and the scratch buffer.
+// bound) and the scratch buffer (which may hold the plaintext being read).
 func (p *quicParser) reset() {
 	*p = quicParser{
 		cfg: p.cfg, hello: tlsParser{cfg: p.cfg}, dgLen: p.dgLen,
