@@ -24,25 +24,31 @@ package analytics
 //   - else the connection's round trip: the handshake's (SYN to SYN/ACK),
 //     or the least prompt ACK delay seen on it (no handshake seen).
 //
-// Kernels delay ACKs hoping to piggyback them on data: Linux about 40 ms
-// (TCP_ATO_MIN, bounded by its RTT estimate and the data's inter-arrival
-// time: 12-44 ms measured on Linux 6 by the ground-truth harness) and
-// Windows up to 200 ms, quick-ack aside. So an ACK that rides on the
-// response says nothing about the network (the response was late, the
-// server was), and a bare ACK that comes 10 to 210 ms after the round
-// trip, with the response later still, is the delayed-ACK timer firing:
-// the server had not answered in time (FlagAckTimer). A bare ACK
-// much faster than the handshake's round trip contradicts physics: a
-// middlebox (a proxy, a WAN optimiser) acknowledges for the server. It is
-// not used (FlagContradiction); the handshake gives the network part.
+// Kernels delay ACKs hoping to piggyback them on data: Linux up to 40 ms
+// and more (TCP_ATO_MIN, adapted to the RTT estimate and the data's
+// inter-arrival time: 10-44 ms measured on Linux 6 by the ground-truth
+// harness) and Windows up to 200 ms, quick-ack aside. So an ACK that rides
+// on the response says nothing about the network (the response was late:
+// the server was), and a bare ACK that is not prompt but comes within
+// 210 ms, with the response later still, is the delayed-ACK timer firing:
+// the server had not answered in time (FlagAckTimer). What this misreads:
+// a path that slows down after the handshake while the server ACKs at once
+// (the handshake and the prompt ACKs of other exchanges show a path that
+// is slow throughout). A bare ACK much faster than the handshake's round
+// trip contradicts it: the connection is behind NAT, or a middlebox ACKs
+// (FlagContradiction, NearNAT; docs/analytics.md, Physics).
 
 import "time"
 
-// Kernel delayed-ACK timers, as the rules use them: a bare ACK later than
-// the round trip by delAckMin..delAckMax is taken for the timer.
+// Kernel delayed-ACK timers, as the rules use them.
 const (
-	delAckMin = 10 * time.Millisecond  // Linux bounds its timer by the RTT estimate and the data's inter-arrival time: 12-44 ms measured (docs/validation.md)
-	delAckMax = 210 * time.Millisecond // Windows' 200 ms (and Linux's TCP_DELACK_MAX), plus jitter
+	// delAckMax: a bare ACK later than prompt by up to this, with the
+	// response after it, is taken for the timer: Windows' 200 ms (and
+	// Linux's TCP_DELACK_MAX), plus jitter.
+	delAckMax = 210 * time.Millisecond
+	// noBaseAck: with no round trip known, a bare ACK sooner than this is
+	// taken for the round trip (sooner than any timer measured).
+	noBaseAck = 5 * time.Millisecond
 )
 
 // NetSource says which evidence gave an exchange's network part
@@ -187,8 +193,7 @@ func (a *Analyzer) prompt(d, base int64) bool {
 // ackTimer reports whether an ACK delay d, against the round trip base, is
 // a kernel's delayed-ACK timer rather than the network.
 func ackTimer(d, base int64) bool {
-	late := d - base
-	return late >= int64(delAckMin) && late <= int64(delAckMax)
+	return d-base <= int64(delAckMax)
 }
 
 // split fills r's network, server and client-leg parts, its evidence and
@@ -253,7 +258,7 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 		if c.minAck < 0 || ackd < c.minAck {
 			c.minAck = ackd
 		}
-	case bare && (base < 0 && ackd < int64(delAckMin) || base >= 0 && a.prompt(ackd, base)):
+	case bare && (base < 0 && ackd < int64(noBaseAck) || base >= 0 && a.prompt(ackd, base)):
 		net, src, conf = ackd, NetBareAck, ConfHigh
 	case bare && base >= 0 && ackTimer(ackd, base) && wait > ackd:
 		// The delayed-ACK timer fired: the server had not answered.
@@ -290,7 +295,7 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 	if r.ClientAck != 0 && r.ClientAck >= resp.LastTS {
 		d := r.ClientAck - resp.LastTS
 		switch {
-		case cbase < 0 && d < int64(delAckMin), cbase >= 0 && a.prompt(d, cbase):
+		case cbase < 0 && d < int64(noBaseAck), cbase >= 0 && a.prompt(d, cbase):
 			cnet = d
 			if c.minCliAck < 0 || d < c.minCliAck {
 				c.minCliAck = d

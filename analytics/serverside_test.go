@@ -96,7 +96,8 @@ func TestClassesByCapturePoint(t *testing.T) {
 		// 31 ms late. The server was slow, not the network.
 		{"client side, ACK rides on a response 31 ms late", 10 * ms, 50 * us, 0, 41 * ms, 41*ms + 50*us, analytics.ClassSlowApp, 10 * ms, 31 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, 0},
 		{"client side, bare ACK at the delayed-ACK timer", 10 * ms, 50 * us, 50 * ms, 300 * ms, 300*ms + 50*us, analytics.ClassSlowApp, 10 * ms, 290 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, analytics.FlagAckTimer},
-		{"client side, bare ACK 9 ms late (not a timer), then the response", 15 * ms, 50 * us, 24 * ms, 25 * ms, 25*ms + 50*us, analytics.ClassSlowNet, 24 * ms, 1 * ms, 50 * us, analytics.NetBareAck, analytics.NearClient, 0},
+		{"client side, bare ACK 250 ms late (no timer waits so long), then the response", 10 * ms, 50 * us, 260 * ms, 261 * ms, 261*ms + 50*us, analytics.ClassSlowNet, 260 * ms, 1 * ms, 50 * us, analytics.NetBareAck, analytics.NearClient, 0},
+		{"client side, bare ACK 9 ms late, then the response: a timer", 15 * ms, 50 * us, 24 * ms, 25 * ms, 25*ms + 50*us, analytics.ClassSlowApp, 15 * ms, 10 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, analytics.FlagAckTimer},
 		{"client side, bare ACK 15 ms late, then the response: the timer", 10 * ms, 50 * us, 25 * ms, 26 * ms, 26*ms + 50*us, analytics.ClassSlowApp, 10 * ms, 16 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, analytics.FlagAckTimer},
 		{"client side, slow path from the handshake on", 60 * ms, 50 * us, 0, 61 * ms, 61*ms + 50*us, analytics.ClassSlowNet, 60 * ms, 1 * ms, 50 * us, analytics.NetHandshake, analytics.NearClient, 0},
 		// http_zeek_bro.org.pcap: a middlebox ACKs at once though the
