@@ -357,9 +357,9 @@ func quicExpandLabel(secret []byte, label string, n int) ([]byte, error) {
 // quicCrypto puts one side's Initial CRYPTO stream back together, up to
 // the end of its hello.
 type quicCrypto struct {
-	buf     []byte      // stream bytes [0, len(buf)); valid where rng says
-	rng     [][2]uint32 // covered ranges, sorted and merged (in rngA)
-	rngA    [quicMaxRanges][2]uint32
+	buf     []byte                   // stream bytes [0, len(buf)); valid where rng says
+	rng     [quicMaxRanges][2]uint32 // covered ranges rng[:nr], sorted and merged
+	nr      int
 	base    int  // stream offset of the hello (after a HelloRetryRequest: of the next)
 	want    int  // stream offset after the hello, once its header is in
 	done    bool // the hello was read, or given up
@@ -389,16 +389,18 @@ func (c *quicCrypto) add(off uint64, data []byte, limit int) {
 		data = data[:uint64(limit)-off]
 		end = uint64(limit)
 	}
-	c.store(off, end, data)
+	c.store(off, end, data, limit)
 }
 
-func (c *quicCrypto) store(off, end uint64, data []byte) {
+func (c *quicCrypto) store(off, end uint64, data []byte, limit int) {
 	if len(data) == 0 {
 		return
 	}
 	if need := int(end); need > len(c.buf) {
 		if need > cap(c.buf) {
-			nb := make([]byte, need, max(need, 2048))
+			// Grow by doubling, from 2 KiB; end is within the limit,
+			// and so is what is allocated.
+			nb := make([]byte, need, min(max(need, 2*cap(c.buf), 2048), max(need, limit)))
 			copy(nb, c.buf)
 			c.buf = nb
 		}
@@ -406,15 +408,11 @@ func (c *quicCrypto) store(off, end uint64, data []byte) {
 	}
 	copy(c.buf[off:end], data)
 	// Insert [off, end) and merge.
-	if c.rng == nil {
-		c.rng = c.rngA[:0]
-	}
 	a, b := uint32(off), uint32(end)
-	out := c.rng[:0]
 	var tmp [quicMaxRanges + 1][2]uint32
 	n := 0
 	placed := false
-	for _, r := range c.rng {
+	for _, r := range c.rng[:c.nr] {
 		if r[1] < a { // wholly before
 			tmp[n] = r
 			n++
@@ -440,23 +438,22 @@ func (c *quicCrypto) store(off, end uint64, data []byte) {
 		c.giveUp() // too scattered
 		return
 	}
-	out = append(out, tmp[:n]...)
-	c.rng = out
+	c.nr = copy(c.rng[:], tmp[:n])
 }
 
 // giveUp stops reading, counting the bytes held as dropped.
 func (c *quicCrypto) giveUp() {
-	for _, r := range c.rng {
+	for _, r := range c.rng[:c.nr] {
 		c.dropped += int(r[1] - r[0])
 	}
-	c.done, c.buf, c.rng = true, nil, nil
+	c.done, c.buf, c.nr = true, nil, 0
 }
 
 // hello returns the hello's body once it is complete; typ is the
 // handshake type it must be (1 ClientHello, 2 ServerHello). ok false and
 // c.done: it is not (given up).
 func (c *quicCrypto) hello(typ byte, limit int) (body []byte, ok bool) {
-	if c.done || len(c.rng) == 0 || c.rng[0][0] != 0 || int(c.rng[0][1]) < c.base+4 {
+	if c.done || c.nr == 0 || c.rng[0][0] != 0 || int(c.rng[0][1]) < c.base+4 {
 		return nil, false
 	}
 	if c.want == 0 {

@@ -602,8 +602,8 @@ func FuzzQUICFrames(f *testing.F) {
 		st.Feed(p, Client, quicSeal(t, 1, quicInitial, Client, quicDCID, quicDCID, nil, 0, payload[half:]))
 		st.Feed(p, Client, quicSeal(t, 1, quicInitial, Client, quicDCID, quicDCID, nil, 1, payload[:half]))
 		for s := range p.crypto {
-			if c := &p.crypto[s]; len(c.buf) > 1024 || len(c.rng) > quicMaxRanges {
-				t.Fatalf("side %d holds %d bytes in %d ranges", s, len(c.buf), len(c.rng))
+			if c := &p.crypto[s]; cap(c.buf) > 1024 || c.nr > quicMaxRanges {
+				t.Fatalf("side %d holds %d bytes in %d ranges", s, cap(c.buf), c.nr)
 			}
 		}
 		p.Close(st)
