@@ -539,7 +539,7 @@ func (p *quicParser) Data(s Side, b []byte, st Stream) {
 				p.stopped = true // not a handshake we saw begin, or not QUIC
 				return
 			}
-			if s == Client {
+			if s == Client && (off == 0 || p.shortAfter(b[off:])) {
 				p.oneRTT(st)
 			}
 			return
@@ -899,6 +899,22 @@ func (p *quicParser) readHello(s Side, st Stream) {
 		return
 	}
 	c.buf = nil
+}
+
+// shortAfter reports whether b, the bytes after a client's long-header
+// packets in a datagram, is a 1-RTT packet rather than padding (some
+// clients fill the datagram with zeros after the Initial): its DCID is the
+// server's connection ID, or, when that is not known, its fixed bit is set
+// (a client may clear it, RFC 9287, so the DCID is the better test).
+func (p *quicParser) shortAfter(b []byte) bool {
+	n := int(p.srvCID.n)
+	if len(b) < 1+n+17 { // flags, DCID, packet number, tag
+		return false
+	}
+	if n > 0 {
+		return string(b[1:1+n]) == string(p.srvCID.bytes())
+	}
+	return b[0]&0x40 != 0
 }
 
 // oneRTT notes a client 1-RTT packet: the first after the server's reply

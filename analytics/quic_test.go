@@ -610,3 +610,33 @@ func FuzzQUICFrames(f *testing.F) {
 		xchgCheck(t, st)
 	})
 }
+
+// TestQUICPaddedDatagram: zeros after the Initial in its datagram are
+// padding, not a 1-RTT packet; a 1-RTT packet coalesced after a Handshake
+// packet is one, found by its DCID even with the fixed bit cleared (RFC
+// 9287).
+func TestQUICPaddedDatagram(t *testing.T) {
+	a, b := quicScattered(t, 1, quicDCID, "padded.example")
+	sh := tlsServerHello(0x0303, 0x1301, 0x0304, "", false)
+	srv := quicSeal(t, 1, quicInitial, Server, quicDCID, quicSCID, quicSrv, 0, quicCryptoFrame(0, sh))
+	st := newTestStream(t)
+	p := newQUICParser(&st.cfg)
+	st.Feed(p, Client, append(bytes.Clone(a), make([]byte, 300)...))
+	st.Feed(p, Server, srv)
+	st.Feed(p, Client, append(bytes.Clone(b), make([]byte, 300)...))
+	if len(st.Exchanges) != 0 {
+		t.Fatalf("padding taken for a 1-RTT packet: %s", xchgSummary(st))
+	}
+	hs := quicSeal(t, 1, quicHandshake, Client, []byte("handshake keys"), quicSrv, quicSCID, 0, make([]byte, 30))
+	short := append([]byte{0x00}, quicSrv...) // fixed bit cleared
+	short = append(short, make([]byte, 30)...)
+	st.Feed(p, Client, append(hs, short...))
+	if len(st.Exchanges) != 1 {
+		t.Fatalf("coalesced 1-RTT packet not seen: %s", xchgSummary(st))
+	}
+	if got := field(st.Exchanges[0][0], "handshake_ns"); got != "3000" {
+		t.Fatalf("handshake_ns %s, want 3000", got)
+	}
+	p.Close(st)
+	xchgCheck(t, st)
+}
