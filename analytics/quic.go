@@ -51,17 +51,25 @@ import (
 // Negotiation) to the client's first 1-RTT packet, when the client has
 // finished the handshake, and the record is made then (or at the flow's
 // end). hello_ns runs from the client's first Initial to the server's
-// first answer, handshake_ns to the client's first 1-RTT packet after it. A Retry keeps
-// the same record (retry=1): the keys follow the client to the Retry's
-// connection ID. So does a Version Negotiation (vn=1): the client's next
-// Initial, in the new version and with new connection IDs, carries on
-// the record begun by its first. A client Initial that the connection's keys cannot open
-// but keys from its own DCID can is a new connection on the same ports:
-// the current one is reported first.
+// first answer, handshake_ns to the client's first 1-RTT packet after it;
+// version is the one the server answered in (else the client's).
+//
+// A Retry keeps the same record (retry=1): the keys follow the client to
+// the Retry's connection ID. So does a Version Negotiation on the same
+// ports (vn=1): the client's next Initial, in the new version and with new
+// connection IDs, carries on the record begun by its first. A client
+// Initial that the connection's keys cannot open but keys from its own
+// DCID can is a new connection on the same ports: the current one is
+// reported first. After the record the parser stays on the flow, reading
+// little more than the first byte of each datagram, to see such a new
+// connection.
 //
 // What is dropped is counted on the record: undecrypted counts Initial
 // packets that could not be opened (cut by the snaplen, unknown keys,
-// damaged), crypto_dropped the CRYPTO bytes beyond the limits.
+// damaged, larger than quicMaxPacket), crypto_dropped the CRYPTO bytes
+// beyond the limits. A parser holds at most a hello per side (MaxHeader),
+// one Initial's plaintext (quicMaxPacket), both freed with the record, and
+// two key sets; MaxParsers bounds the parsers.
 
 func init() {
 	Register(&Decoder{
@@ -502,7 +510,6 @@ type quicParser struct {
 
 	crypto      [2]quicCrypto
 	req, resp   *Message
-	chDone      bool
 	hsTS        int64 // the client's first 1-RTT packet
 	undecrypted int
 
@@ -882,7 +889,6 @@ func (p *quicParser) readHello(s Side, st Stream) {
 		}
 		p.hello.clientHello(p.req, body)
 		c.buf = nil
-		p.chDone = true
 		if !p.req.Ended {
 			st.End(p.req, p.dgLen)
 		}
