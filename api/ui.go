@@ -165,6 +165,11 @@ func (s *Server) uiPublic(next http.Handler) http.Handler {
 		switch {
 		case p == "/":
 			uiHeaders(w)
+			if r.TLS != nil {
+				// Browsers ignore it, with a console error, on plain
+				// HTTP off loopback.
+				w.Header().Set("Cross-Origin-Opener-Policy", "same-origin")
+			}
 			s.serveAsset(w, r, "index.html")
 		case p == pathUISession:
 			uiHeaders(w)
@@ -221,7 +226,6 @@ func uiHeaders(w http.ResponseWriter) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 }
 

@@ -40,6 +40,8 @@ function showLogin(msg) {
     err.textContent = m;
   });
   main.replaceChildren(form);
+  main.dataset.view = 'login';
+  main.dataset.ready = location.hash;
   input.focus();
 }
 
@@ -47,6 +49,9 @@ async function render() {
   const seq = ++renderSeq;
   if (cleanup) { cleanup(); cleanup = null; }
   setStatus('');
+  // data-ready names the fragment a view finished rendering (tests and
+  // scripts wait on it).
+  document.getElementById('main').dataset.ready = '';
   let s;
   try { s = await session(); } catch (e) { document.getElementById('main').replaceChildren(errorBox(e)); return; }
   if (seq !== renderSeq) return;
@@ -61,11 +66,13 @@ async function render() {
   const fn = views[view];
   if (!fn) { main.replaceChildren(errorBox('no such view: ' + view)); return; }
   main.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
+  main.dataset.view = view;
   try {
     cleanup = (await fn(main, params, s)) || null;
   } catch (e) {
     if (seq === renderSeq) main.replaceChildren(errorBox(e));
   }
+  if (seq === renderSeq) main.dataset.ready = location.hash;
 }
 
 document.getElementById('logout').addEventListener('click', async () => {
