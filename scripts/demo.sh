@@ -80,3 +80,30 @@ $TV reanalyze --data "$OUT/app-store" --dry-run
 
 echo
 echo "demo: OK: all $want packets replayed through DPDK, stored, verified and read back; the application trace analysed, drilled down and re-analysed (files in $OUT)"
+
+# Last, the web UI on the analysed store: interactive runs keep serving it
+# until Ctrl-C; others check that it answers, stop it and say how to start it.
+step "the web UI (docs/ui.md): tapvault serve --data $OUT/app-store"
+UI_ADDR=${UI_ADDR:-127.0.0.1:8080}
+$TV serve --data "$OUT/app-store" --listen "$UI_ADDR" 2>"$OUT/serve.log" &
+srv=$!
+for _ in $(seq 100); do
+	curl -fsS -o /dev/null "http://$UI_ADDR/" 2>/dev/null && break
+	kill -0 "$srv" 2>/dev/null || break
+	sleep 0.1
+done
+if ! curl -fsS -o /dev/null "http://$UI_ADDR/"; then
+	echo "demo: the UI did not answer at http://$UI_ADDR/ (port taken? set UI_ADDR=127.0.0.1:PORT; log in $OUT/serve.log)" >&2
+	kill "$srv" 2>/dev/null || true
+	exit 1
+fi
+if [ -t 0 ] && [ -t 1 ]; then
+	echo "the slow exchange above: http://$UI_ADDR/#/exchange?id=$id"
+	echo "the web UI is at http://$UI_ADDR/ (Ctrl-C stops it)"
+	wait "$srv" || true
+else
+	kill "$srv"
+	wait "$srv" || true
+	echo "(it answered and was stopped; start it again with: $TV serve --data $OUT/app-store --listen $UI_ADDR)"
+	echo "the web UI: http://$UI_ADDR/"
+fi

@@ -27,8 +27,10 @@ say() { printf 'setup: %s\n' "$*"; }
 #     bind9-dnsutils                 dig
 #     iptables                       the NAT case's DNAT and MASQUERADE
 #     iputils-ping                   checks the namespaces' path
+#   chromium                 the web UI's browser tests (cmd/tapvault/ui_e2e_test.go,
+#                            docs/ui.md): headless, driven by chromedp from go test
 PKGS=(libdpdk-dev pkg-config gcc make git ca-certificates tcpdump libpcap0.8 procps iproute2 ethtool tcpreplay tshark curl
-	redis-server redis-tools postgresql mariadb-server mariadb-client bind9-dnsutils iptables iputils-ping)
+	redis-server redis-tools postgresql mariadb-server mariadb-client bind9-dnsutils iptables iputils-ping chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do

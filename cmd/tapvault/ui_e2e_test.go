@@ -362,6 +362,7 @@ func TestUIBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, ctx, "overview", chromedp.Navigate(base+"#/overview"), waitView("overview"), waitFor("#stat-packets"), waitFor("#latency-table"))
+	screenshot(t, ctx, "overview")
 	if got := eval[string](t, ctx, `document.querySelector('#stat-packets').textContent`); got != jsCount(stats.Packets) {
 		t.Errorf("overview packets: got %q, want %q (tapvault stats)", got, jsCount(stats.Packets))
 	}
@@ -402,6 +403,7 @@ func TestUIBrowser(t *testing.T) {
 	cli := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", expr))
 	slices.SortStableFunc(cli, func(a, b map[string]any) int { return int(num(b, "latency_ns") - num(a, "latency_ns")) })
 	run(t, ctx, "exchanges", hash("#/exchanges?expr="+url.QueryEscape(expr)+"&sort=-latency_ns"), waitView("exchanges"), waitFor("#exchanges-table"))
+	screenshot(t, ctx, "exchanges")
 	if got := eval[string](t, ctx, `document.querySelector('#count').dataset.count`); got != strconv.Itoa(len(cli)) {
 		t.Errorf("exchanges count: got %s, want %d (tapvault messages)", got, len(cli))
 	}
@@ -413,6 +415,7 @@ func TestUIBrowser(t *testing.T) {
 	id := slow["id"].(string)
 	run(t, ctx, "click the slowest exchange", click(`#exchanges-table tbody tr:first-child td:last-child a`))
 	run(t, ctx, "open the slowest exchange", waitView("exchange"), waitFor("#ladder"))
+	screenshot(t, ctx, "exchange")
 	checkExchange(t, ctx, slow)
 
 	want := filepath.Join(dir, "m.pcap")
@@ -436,6 +439,7 @@ func TestUIBrowser(t *testing.T) {
 		}
 	}
 	run(t, ctx, "packet detail", click(`#packets-table tbody tr:first-child`), waitFor("#hex"))
+	screenshot(t, ctx, "packets")
 
 	// A slow-network exchange: its parts as the CLI has them.
 	sn := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "--limit", "1", "proto http and class slow_net"))
@@ -475,6 +479,21 @@ func TestUIBrowser(t *testing.T) {
 	}
 	for _, e := range bl.take() {
 		t.Errorf("browser: %s", e)
+	}
+}
+
+// screenshot saves the page as DIR/ui-NAME.png when TAPVAULT_UI_SCREENSHOTS
+// names a directory (docs/ui.md shows them).
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("TAPVAULT_UI_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	var png []byte
+	run(t, ctx, "screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	if err := os.WriteFile(filepath.Join(dir, "ui-"+name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
