@@ -440,6 +440,9 @@ func TestUIBrowser(t *testing.T) {
 	}
 	run(t, ctx, "packet detail", click(`#packets-table tbody tr:first-child`), waitFor("#hex"))
 	screenshot(t, ctx, "packets")
+	if layers := eval[[]string](t, ctx, `[...document.querySelectorAll('#packet-detail details summary')].map(e => e.textContent)`); !slices.Equal(layers, []string{"Ethernet II", "Internet Protocol Version 4", "Transmission Control Protocol"}) {
+		t.Errorf("packet detail layers: %q", layers)
+	}
 
 	// A slow-network exchange: its parts as the CLI has them.
 	sn := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "--limit", "1", "proto http and class slow_net"))

@@ -17,7 +17,7 @@ export function packetTable(pkts, tz) {
       el('table', { class: 'kv' }, el('tbody', {}, l.fields.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, String(v))))))));
     detail.replaceChildren(
       el('h3', {}, `Packet ${p.n}: ${p.caplen} bytes captured, ${p.wirelen} on the wire`),
-      layers, el('pre', { class: 'hex', id: 'hex' }, hexDump(p.data).join('\n')));
+      ...layers, el('pre', { class: 'hex', id: 'hex' }, hexDump(p.data).join('\n')));
   };
   const rows = pkts.map((p) => {
     const tr = el('tr', { 'data-n': p.n, 'data-ts': p.ts.toString() },
