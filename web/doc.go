@@ -1,6 +1,7 @@
 // Package web holds the browser UI's assets (docs/ui.md): an HTML shell,
-// vanilla ES modules and a style sheet, embedded in the binary with
-// go:embed so the page works air-gapped and `go build` needs no npm.
+// vanilla ES modules and a style sheet, embedded in the binary (an embed
+// directive in web.go) so the page works air-gapped and `go build` needs
+// no npm.
 //
 // It owns the bytes of the page and nothing else: serving them, the session
 // cookie, the Content-Security-Policy and the API the page calls live in

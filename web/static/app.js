@@ -67,8 +67,13 @@ async function render() {
   if (!fn) { main.replaceChildren(errorBox('no such view: ' + view)); return; }
   main.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
   main.dataset.view = view;
+  // A view registers what must stop when it is left (live updates) through
+  // onLeave, before its first await, so leaving early stops it too.
+  const leave = [];
+  cleanup = () => { for (const f of leave) f(); };
+  const ctx = { session: s, onLeave: (f) => leave.push(f) };
   try {
-    cleanup = (await fn(main, params, s)) || null;
+    await fn(main, params, ctx);
   } catch (e) {
     if (seq === renderSeq) main.replaceChildren(errorBox(e));
   }

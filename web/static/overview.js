@@ -33,7 +33,8 @@ function samples(text, name) {
   return out;
 }
 
-export async function overview(main, params, sess) {
+export async function overview(main, params, ctx) {
+  const sess = ctx.session;
   const st = Object.fromEntries(params);
   const tz = st.tz || 'UTC';
   const stats = el('div', { class: 'cards', id: 'stats' }, el('p', { class: 'muted' }, 'waiting for the store\u2019s stats…'));
@@ -51,6 +52,7 @@ export async function overview(main, params, sess) {
   const hist = { pps: [], bps: [] };
   let prev = null;
   const es = new EventSource('/ui/events');
+  ctx.onLeave(() => es.close());
   es.addEventListener('stats', (ev) => {
     const s = parseJSON(ev.data);
     const now = performance.now();
@@ -101,7 +103,9 @@ export async function overview(main, params, sess) {
     return true;
   };
   let dropTimer = null;
-  if (await loadDrops()) dropTimer = setInterval(loadDrops, 5000);
+  let left = false;
+  ctx.onLeave(() => { left = true; if (dropTimer) clearInterval(dropTimer); });
+  if (await loadDrops() && !left) dropTimer = setInterval(loadDrops, 5000);
 
   // Latency by protocol.
   const t0 = performance.now();
@@ -145,5 +149,4 @@ export async function overview(main, params, sess) {
   } catch (e) {
     lat.replaceChildren(errorBox(e));
   }
-  return () => { es.close(); if (dropTimer) clearInterval(dropTimer); };
 }
