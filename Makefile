@@ -7,7 +7,7 @@ BIN := bin/tapvault
 PKGS := ./...
 FUZZTIME ?= 10s
 
-.PHONY: setup build test test-race faults bench bench-quick fuzz-smoke lint demo clean groundtruth
+.PHONY: setup build test test-race faults bench bench-quick fuzz-smoke lint demo clean groundtruth groundtruth-test
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,11 @@ faults: setup
 # included. go test ./groundtruth runs the same and logs the known-bad ones.
 groundtruth: build
 	$(GO) run ./groundtruth/cmd/groundtruth --tapvault $(BIN)
+
+# The same as a test, alone (it times real traffic: go test ./... skips it
+# unless TAPVAULT_GROUNDTRUTH is set); .ci/run runs it after make test.
+groundtruth-test: build
+	TAPVAULT_GROUNDTRUTH=1 TAPVAULT_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 15m -run '^TestGroundTruth$$' ./groundtruth
 
 test-race: setup
 	$(GO) test -count=1 -race -timeout 30m $(PKGS)
