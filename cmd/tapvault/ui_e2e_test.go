@@ -730,3 +730,58 @@ func TestUIBrowserAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestUIBrowserLiveCapture: while tapvault capture runs (DPDK's net_pcap
+// replaying a trace in a loop), the overview it serves counts up without a
+// reload, and shows the drops per stage from its /metrics.
+func TestUIBrowserLiveCapture(t *testing.T) {
+	needDPDK(t)
+	exe := findChromium(t)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.pcap")
+	genTrace(t, trace, "imix", 20000)
+	store := filepath.Join(dir, "store")
+	addr := freeAddr(t, "127.0.0.1")
+	cmd := exec.Command(os.Args[0], "capture", "--eal", ealFor("net_pcap0,rx_pcap="+trace+",infinite_rx=1"), "--data", store,
+		"--block-size", "256KiB", "--retain-bytes", "64MiB", "--retention-every", "1s", "--listen", addr)
+	cmd.Env = append(os.Environ(), "TAPVAULT_E2E_MAIN=1")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/ui/session")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("capture's API did not answer in 30s:\n%s", logs.String())
+		}
+	}
+	ctx, bl, done := newBrowser(t, exe)
+	defer done()
+	run(t, ctx, "overview", chromedp.Navigate("http://"+addr+"/#/overview"), waitView("overview"), waitFor("#stat-packets"))
+	first := eval[string](t, ctx, `document.querySelector('#stats').dataset.packets`)
+	n1, _ := strconv.ParseInt(first, 10, 64)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	run(t, wctx, "the counter moves (20s)", waitJS(fmt.Sprintf(`BigInt(document.querySelector('#stats').dataset.packets) > %dn`, n1)),
+		waitJS(`document.querySelector('#pps') !== null && document.querySelector('#pps').textContent !== '0 pkt/s'`),
+		waitFor("#drops-table, #no-drops"))
+	for _, e := range bl.take() {
+		t.Errorf("browser: %s", e)
+	}
+}
