@@ -452,6 +452,44 @@ func TestUIBrowser(t *testing.T) {
 	run(t, ctx, "slow_net exchange", hash("#/exchange?id="+sn[0]["id"].(string)), waitView("exchange"), waitFor("#ladder"))
 	checkExchange(t, ctx, sn[0])
 
+	// A front exchange: its tier split and the waterfall of its backend
+	// calls; a call links back to it.
+	var front map[string]any
+	for _, r := range jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "--tiers", "proto http")) {
+		if b, ok := r["backends"].([]any); ok && len(b) >= 2 {
+			front = r
+			break
+		}
+	}
+	if front == nil {
+		t.Fatal("no front exchange with two backend calls in the trace")
+	}
+	fid := front["id"].(string)
+	calls := front["backends"].([]any)
+	run(t, ctx, "front exchange", hash("#/exchange?id="+fid), waitView("exchange"), waitFor("#waterfall"))
+	run(t, ctx, "scroll to the waterfall", chromedp.Evaluate(`document.querySelector('#tiers').scrollIntoView()`, nil))
+	screenshot(t, ctx, "tiers")
+	rows := eval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('tr[data-key^="tier_"]')].map(tr => [tr.dataset.key, tr.querySelector('td').textContent]))`)
+	for _, k := range []string{"tier_before_ns", "tier_backend_ns", "tier_after_ns", "tier_self_ns"} {
+		if want := jsDur(num(front, k)); rows[k] != want {
+			t.Errorf("front %s %s: got %q, want %q", fid, k, rows[k], want)
+		}
+	}
+	drawn := eval[[]string](t, ctx, `[...document.querySelectorAll('#waterfall a[data-id]')].map(a => a.dataset.id)`)
+	for _, c := range calls {
+		if !slices.Contains(drawn, c.(string)) {
+			t.Errorf("front %s: backend call %s not in the waterfall %q", fid, c, drawn)
+		}
+	}
+	if len(drawn) != len(calls) {
+		t.Errorf("front %s: %d calls drawn, the record has %d", fid, len(drawn), len(calls))
+	}
+	run(t, ctx, "a backend call", chromedp.Evaluate(`location.hash = document.querySelector('#waterfall a[data-id]').getAttribute('href')`, nil),
+		waitView("exchange"), waitFor("#frontend"))
+	if got := eval[string](t, ctx, `document.querySelector('#frontend').textContent`); got != fid {
+		t.Errorf("backend call's front end: got %s, want %s", got, fid)
+	}
+
 	// Hostile text renders as text.
 	for _, c := range []struct{ expr, field, want string }{
 		{"proto http and server 10.66.0.2:80", "path", hostilePath},
@@ -514,9 +552,10 @@ func waitFor(sel string) chromedp.Action {
 	return waitJS("(e => e !== null && (!e.dataset.ready || e.dataset.ready === location.hash))(document.querySelector(" + strconv.Quote(sel) + "))")
 }
 
-// waitJS waits until the expression is true in the page.
+// waitJS waits until the expression is true in the page, 30 s at most.
 func waitJS(js string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			var ok bool
 			if err := chromedp.Evaluate(js, &ok).Do(ctx); err != nil {
@@ -524,6 +563,14 @@ func waitJS(js string) chromedp.Action {
 			}
 			if ok {
 				return nil
+			}
+			if time.Now().After(deadline) {
+				var main string
+				chromedp.Evaluate(`(document.querySelector('main') || {}).textContent`, &main).Do(ctx)
+				if len(main) > 2000 {
+					main = main[:2000]
+				}
+				return fmt.Errorf("waited 30s for %s; the page shows: %s", js, main)
 			}
 			select {
 			case <-ctx.Done():

@@ -64,7 +64,7 @@ export function ladder(r, packets) {
       'data-ts': p.ts.toString(), 'marker-end': 'url(#arrow)',
     }, svg('title', {}, p.label)));
     g.push(svg('circle', { cx: x(t), cy: Y.tap, r: 3, class: 'pkt-dot ' + p.kind }));
-    g.push(svg('text', { x: x(t) + 4, y: Y.tap + (p.dir === 'c2s' ? -8 : 16), class: 'pkt-label ' + p.kind }, p.short));
+    if (p.short) g.push(svg('text', { x: x(t) + 4, y: Y.tap + (p.dir === 'c2s' ? -8 : 16), class: 'pkt-label ' + p.kind }, p.short));
   }
   // Parts of the wait, on the capture point's clock: request's last packet
   // + network + server = response's first; + transfer = response's last.
