@@ -398,6 +398,37 @@ func TestUIBrowser(t *testing.T) {
 	// Live: the page keeps receiving stats (the counter stays right).
 	run(t, ctx, "live", waitFor("#pps"))
 
+	// Sort by another column and page: page 2 of redis by server time is
+	// rows 101-200 of the CLI's records in that order (stable, unknown
+	// times last).
+	redis := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "proto redis"))
+	slices.SortStableFunc(redis, func(a, b map[string]any) int {
+		x, y := num(a, "server_ns"), num(b, "server_ns")
+		switch {
+		case (x < 0) != (y < 0):
+			if x < 0 {
+				return 1
+			}
+			return -1
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	})
+	if len(redis) < 150 {
+		t.Fatalf("only %d redis exchanges: the paging check needs more than one page", len(redis))
+	}
+	run(t, ctx, "redis by server time, page 2", hash("#/exchanges?expr=proto+redis&sort=server_ns&page=1"), waitView("exchanges"), waitFor("#exchanges-table"))
+	var want2 []string
+	for _, r := range redis[100:min(200, len(redis))] {
+		want2 = append(want2, r["id"].(string))
+	}
+	if got := eval[[]string](t, ctx, `[...document.querySelectorAll('#exchanges-table tbody tr')].map(tr => tr.dataset.id)`); !slices.Equal(got, want2) {
+		t.Errorf("redis page 2 by server_ns: got %d rows starting %q, want %d rows starting %q", len(got), got[:min(3, len(got))], len(want2), want2[:3])
+	}
+
 	// Exchanges: the slow-app HTTP exchanges, slowest first.
 	const expr = "proto http and class slow_app"
 	cli := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", expr))
