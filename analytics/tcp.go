@@ -114,20 +114,6 @@ func (c *conn) cliBaseline() int64 {
 	return -1
 }
 
-// nearEnd says which end the capture point is nearer, from the handshake's
-// legs (SYN -> SYN/ACK is the way to the server and back, SYN/ACK -> ACK to
-// the client); 2 when unknown (no handshake) or even.
-func (c *conn) nearEnd() Side {
-	srv, cli := c.rttSrvHS(), c.rttCliHS()
-	switch {
-	case srv < 0 || cli < 0 || srv == cli:
-		return 2
-	case srv < cli:
-		return Server
-	}
-	return Client
-}
-
 // sideState is one direction of a TCP connection.
 type sideState struct {
 	init bool   // base is known
@@ -164,7 +150,6 @@ type seg struct {
 
 func (s *sideState) next() uint32     { return s.base + uint32(s.off) }
 func (s *sideState) buffered() bool   { return len(s.ooo) > 0 }
-func (s *sideState) started() bool    { return s.init }
 func (s *sideState) setBase(q uint32) { s.init, s.base, s.off, s.maxEnd = true, q, 0, q }
 
 // oooThreshold is how soon after the highest segment a lower one counts as

@@ -607,12 +607,10 @@ func (d *Diagnoser) judgeServer(sum *ServerSummary, split []*dsample, tiers []*t
 	})
 
 	// The server's own time.
-	var slowSrv, others []*dsample
+	var slowSrv []*dsample
 	for _, s := range split {
 		if s.server >= o.SlowServer {
 			slowSrv = append(slowSrv, s)
-		} else {
-			others = append(others, s)
 		}
 	}
 	if claim(len(slowSrv)) {

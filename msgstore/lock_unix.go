@@ -40,9 +40,6 @@ func lockFile(f *os.File) error {
 // Writer does (or flock fails).
 func tryLock(f *os.File) bool { return flock(f, syscall.LOCK_EX|syscall.LOCK_NB) == nil }
 
-// unlock releases a lock taken by tryLock (closing f does too).
-func unlock(f *os.File) { flock(f, syscall.LOCK_UN) }
-
 // heldByWriter reports whether a live Writer holds f's lock.
 func heldByWriter(f *os.File) bool {
 	err := flock(f, syscall.LOCK_SH|syscall.LOCK_NB)

@@ -433,8 +433,6 @@ type msgCand struct {
 	last int64 // LastTime: what it is aged by
 }
 
-func (c *cands) any() bool { return len(c.segs) > 0 || len(c.msgs) > 0 }
-
 // onlyMessagesShort says whether only message files are left to drop and
 // all of them together are fewer bytes than need: dropping them would not
 // meet the limit (the newest segment holds it back until it is sealed), so
