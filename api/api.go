@@ -102,7 +102,8 @@ type Server struct {
 	tls      *tls.Config                // nil: plain HTTP
 	handler  http.Handler
 	now      func() time.Time
-	sessions *sessions // the UI's logins (api/ui.go)
+	sessions *sessions   // the UI's logins (api/ui.go)
+	stats    statsSample // the UI's live stats, shared by its pages
 
 	mu    sync.Mutex
 	bound string

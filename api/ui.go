@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"tapvault/query"
 )
 
 // The web UI (docs/ui.md), served when ServerOptions.UI holds its assets
@@ -364,9 +366,39 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, map[string]bool{"token_required": s.tok.Load().has, "authenticated": false})
 }
 
+// statsSample is the store's stats as last read for /ui/events, shared by
+// every open page: however many are open, the store is read about once per
+// uiEventsEvery.
+type statsSample struct {
+	mu  sync.Mutex
+	at  time.Time
+	st  query.StoreStats
+	err error
+}
+
+// get returns the sample, read again (in a query slot) when older than
+// uiEventsEvery; ok is false when it is stale and every slot is busy.
+func (ss *statsSample) get(s *Server) (st query.StoreStats, ok bool, err error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if !ss.at.IsZero() && time.Since(ss.at) < uiEventsEvery*9/10 {
+		return ss.st, true, ss.err
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		return st, false, nil
+	}
+	ss.st, ss.err = s.store.Stats()
+	<-s.sem
+	ss.at = time.Now()
+	return ss.st, true, ss.err
+}
+
 // handleEvents streams the store's stats (the object of /api/v1/stats) as
-// server-sent events, one "stats" event a second, each read in a query slot
-// taken for that read only. A busy server skips a tick rather than queue.
+// server-sent events, one "stats" event a second. The stats are read in a
+// query slot taken for that read only, and shared between the pages open
+// (statsSample). A busy server skips a tick rather than queue.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -379,21 +411,18 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	for {
 		buf.Reset()
-		select {
-		case s.sem <- struct{}{}:
-			st, err := s.store.Stats()
-			<-s.sem
-			if err != nil {
-				fmt.Fprintf(&buf, "event: error\ndata: %s\n\n", jsonString(err.Error()))
-				break
-			}
+		st, ok, err := s.stats.get(s)
+		switch {
+		case !ok:
+			buf.WriteString(": busy\n\n")
+		case err != nil:
+			fmt.Fprintf(&buf, "event: error\ndata: %s\n\n", jsonString(err.Error()))
+		default:
 			buf.WriteString("event: stats\ndata: ")
 			if err := json.NewEncoder(&buf).Encode(&st); err != nil { // ends in '\n'
 				panic("BUG: encode stats: " + err.Error())
 			}
 			buf.WriteString("\n")
-		default:
-			buf.WriteString(": busy\n\n")
 		}
 		setWriteDeadline(rc, s.opts.StreamWriteTimeout)
 		if _, err := w.Write(buf.Bytes()); err != nil {

@@ -223,3 +223,45 @@ func TestUICookieSecureOverTLS(t *testing.T) {
 		t.Fatalf("login over TLS: got %d, cookies %v; want 200 and one Secure HttpOnly SameSite=Strict cookie", w.Code, cs)
 	}
 }
+
+// TestUIEvents reads the live stats stream: its events carry the store's
+// stats, the same object /api/v1/stats answers, and pages share one read.
+func TestUIEvents(t *testing.T) {
+	e := newAPIEnv(t, ServerOptions{UI: uiFS}, false)
+	_, want := e.get(t, "/api/v1/stats", nil)
+	read := func() string {
+		resp, err := http.Get(e.hs.URL + "/ui/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+			t.Fatalf("events: status %d, Content-Type %q", resp.StatusCode, ct)
+		}
+		var got strings.Builder
+		buf := make([]byte, 4096)
+		for !strings.Contains(got.String(), "\n\n") {
+			n, err := resp.Body.Read(buf)
+			got.Write(buf[:n])
+			if err != nil {
+				t.Fatalf("events: %v after %q", err, got.String())
+			}
+		}
+		return got.String()
+	}
+	ev := read()
+	if wantEv := "event: stats\ndata: " + string(want) + "\n"; ev != wantEv {
+		t.Errorf("first event:\n%q\nwant\n%q", ev, wantEv)
+	}
+	// A second page within the second gets the same sample.
+	sampled := func() time.Time {
+		e.srv.stats.mu.Lock()
+		defer e.srv.stats.mu.Unlock()
+		return e.srv.stats.at
+	}
+	before := sampled()
+	read()
+	if sampled() != before {
+		t.Errorf("a second page read the store again within %s", uiEventsEvery)
+	}
+}
