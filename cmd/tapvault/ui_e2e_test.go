@@ -469,6 +469,15 @@ func TestUIBrowser(t *testing.T) {
 			t.Errorf("the connection's packets lack the exchange's packet at %s", ts)
 		}
 	}
+	// The page's pcap is what tapvault query writes for the same filter,
+	// window and count.
+	sel := eval[map[string]string](t, ctx, `Object.fromEntries(new URL(document.querySelector('#download-page').href).searchParams)`)
+	pagePcap := filepath.Join(dir, "page.pcap")
+	tv(t, false, "query", "--data", store, "--from", sel["from"], "--to", sel["to"], "--limit", sel["limit"], "-w", pagePcap, sel["filter"])
+	wantPage, _ := os.ReadFile(pagePcap)
+	if got := download(t, ctx, filepath.Join(dir, "dl-page"), "#download-page"); !bytes.Equal(got, wantPage) {
+		t.Errorf("the packets page's pcap (%v): %d bytes, not identical to tapvault query's %d", sel, len(got), len(wantPage))
+	}
 	run(t, ctx, "packet detail", click(`#packets-table tbody tr:first-child`), waitFor("#hex"))
 	screenshot(t, ctx, "packets")
 	if layers := eval[[]string](t, ctx, `[...document.querySelectorAll('#packet-detail details summary')].map(e => e.textContent)`); !slices.Equal(layers, []string{"Ethernet II", "Internet Protocol Version 4", "Transmission Control Protocol"}) {

@@ -80,7 +80,13 @@ export async function packets(main, params) {
     const skipNext = big(start || '0') === last ? skip + same : same;
     nextLink = el('a', { id: 'next', href: link('packets', { ...st, at: last.toString(), skip: skipNext, n: first + list.length }) }, 'next page →');
   }
+  // This page's packets exactly, when it starts at the selection's start
+  // or at a time no earlier packet of it shares (skip 0).
+  const pageLink = skip === 0 && list.length
+    ? ['This page: ', el('a', { href: apiURL('/api/v1/packets', { filter: st.filter, from: start, to: st.to, limit: list.length }), download: 'tapvault-page.pcap', id: 'download-page' }, 'pcap')]
+    : '';
   out.replaceChildren(
+    el('p', {}, pageLink),
     el('p', { id: 'count', 'data-count': String(list.length) }, `packets ${fmtCount(first)}–${fmtCount(first + list.length - 1)}` + (more ? ' (more follow)' : ''), ' ',
       st.at ? el('a', { href: link('packets', { filter: st.filter, from: st.from, to: st.to, tz: st.tz }) }, '⇤ first page') : '', ' ', nextLink),
     packetTable(list, tz));
