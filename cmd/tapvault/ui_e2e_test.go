@@ -806,6 +806,19 @@ func TestUIBrowserAuth(t *testing.T) {
 	if code := eval[int](t, ctx, `(async () => (await fetch('/api/v1/stats')).status)()`); code != 200 {
 		t.Errorf("API with the session: got %d, want 200", code)
 	}
+	// Downloads carry the cookie too: an exchange's pcap, off loopback.
+	one := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "--limit", "1", "proto http"))
+	if len(one) != 1 {
+		t.Fatal("no HTTP exchange in the trace")
+	}
+	oid := one[0]["id"].(string)
+	wantPcap := filepath.Join(dir, "one.pcap")
+	tv(t, false, "query", "--data", store, "--message", oid, "-w", wantPcap)
+	wantB, _ := os.ReadFile(wantPcap)
+	run(t, ctx, "an exchange", hash("#/exchange?id="+oid), waitView("exchange"), waitFor("#download"))
+	if got := download(t, ctx, filepath.Join(dir, "dl"), "#download"); !bytes.Equal(got, wantB) {
+		t.Errorf("pcap downloaded with the session: %d bytes, want tapvault query's %d", len(got), len(wantB))
+	}
 	// Logging out ends the session.
 	run(t, ctx, "logout", click("#logout"), waitView("login"), waitFor("#login"))
 	if code := eval[int](t, ctx, `(async () => (await fetch('/api/v1/stats')).status)()`); code != 401 {
