@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"tapvault/api"
+	"tapvault/pipeline"
 	"tapvault/query"
 	"tapvault/web"
 )
@@ -62,6 +64,9 @@ shuts the server down.`,
 			srv, err := api.NewServer(st, api.ServerOptions{
 				Addr: listen, Token: token, MaxConcurrent: maxConcurrent, Logger: log,
 				CertFile: tlsCert, KeyFile: tlsKey, UI: web.FS(),
+				// Prometheus /metrics beside the API, behind the same
+				// token rule, as capture has it.
+				Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(&storeCollector{st: st, dir: data, log: log}))},
 			})
 			if err != nil {
 				return err

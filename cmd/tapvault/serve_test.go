@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -129,6 +131,43 @@ func TestServeMatchesQuery(t *testing.T) {
 	// The token from the environment is required on loopback too.
 	if resp, _ := get(""); resp == nil || resp.StatusCode != 401 {
 		t.Fatalf("got %v without a token, want 401", resp)
+	}
+	// /metrics, behind the same token: the store's packets and horizon.
+	mget := func(auth string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := mget(""); code != 401 {
+		t.Fatalf("/metrics without a token: %d, want 401", code)
+	}
+	code, m := mget(token)
+	statsOut, _ := tv(t, false, "stats", "--data", store, "--json")
+	var stats struct {
+		Packets uint64 `json:"packets"`
+		FirstNS int64  `json:"first_ns"`
+	}
+	if err := json.Unmarshal([]byte(statsOut), &stats); err != nil || stats.Packets == 0 {
+		t.Fatalf("stats --json: %v: %s", err, statsOut)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("tapvault_store_packets %d\n", stats.Packets),
+		"tapvault_store_oldest_packet_timestamp_seconds ",
+		"tapvault_store_segment_bytes ",
+		"tapvault_filesystem_avail_bytes ",
+		"go_goroutines ",
+	} {
+		if code != 200 || !strings.Contains(m, want) {
+			t.Fatalf("/metrics: status %d, no %q in:\n%s", code, want, m)
+		}
 	}
 	cancel()
 	select {
