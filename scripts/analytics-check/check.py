@@ -42,7 +42,7 @@ Options:
   -k            keep the temporary stores (path printed)
   --only S      only traces whose file name contains S (repeatable)
 
-Documented in docs/validation.md. Needs python3 >= 3.8 and tshark; no network.
+Documented in docs/validation-tshark.md. Needs python3 >= 3.8 and tshark; no network.
 """
 
 import ipaddress
