@@ -3,12 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,7 +13,6 @@ import (
 	"strings"
 	"tapvault/tracegen"
 	"testing"
-	"time"
 )
 
 // appOpts is the generated app trace the analytics end-to-end tests use:
@@ -337,36 +332,7 @@ func TestMessagesAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := newServeCmd()
-	cmd.SetArgs([]string{"--data", store, "--listen", addr})
-	errc := make(chan error, 1)
-	go func() { errc <- cmd.ExecuteContext(ctx) }()
-	defer func() { cancel(); <-errc }()
-	get := func(path string) (int, []byte) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, nil
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if code, _ := get("/api/v1/stats"); code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve did not answer within 10s")
-		}
-	}
+	get := serveStore(t, store)
 	if code, b := get("/api/v1/messages?expr=" + url.QueryEscape(expr)); code != 200 || string(b) != cliJSON {
 		t.Fatalf("messages: status %d, %d bytes; want 200 and the CLI's %d bytes", code, len(b), len(cliJSON))
 	}

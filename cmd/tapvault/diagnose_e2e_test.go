@@ -1,16 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"net"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"tapvault/tracegen"
 )
@@ -195,36 +190,7 @@ func TestDiagnoseEndToEnd(t *testing.T) {
 	tv(t, true, "diagnose", "--data", store, "--server", "nonsense")
 
 	// The API answers what the command line does.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := newServeCmd()
-	cmd.SetArgs([]string{"--data", store, "--listen", addr})
-	errc := make(chan error, 1)
-	go func() { errc <- cmd.ExecuteContext(ctx) }()
-	defer func() { cancel(); <-errc }()
-	get := func(path string) (int, []byte) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, nil
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if code, _ := get("/api/v1/stats"); code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve did not answer within 10s")
-		}
-	}
+	get := serveStore(t, store)
 	if code, b := get("/api/v1/diagnose?slow_network=25ms"); code != 200 || string(b) != out {
 		t.Fatalf("API diagnose: status %d:\n%s\nwant the CLI's:\n%s", code, b, out)
 	}

@@ -179,3 +179,39 @@ func TestServeMatchesQuery(t *testing.T) {
 		t.Fatal("serve did not stop within 10s of its context ending")
 	}
 }
+
+// serveStore runs `tapvault serve` on store at a free loopback port until
+// the test ends, waits until it answers, and returns a GET of a path on it
+// (status 0 when the request fails).
+func serveStore(t *testing.T, store string) func(path string) (int, []byte) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := newServeCmd()
+	cmd.SetArgs([]string{"--data", store, "--listen", addr})
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() { cancel(); <-errc })
+	get := func(path string) (int, []byte) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := get("/api/v1/stats"); code == 200 {
+			return get
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not answer within 10s")
+		}
+	}
+}
