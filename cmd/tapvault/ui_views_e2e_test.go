@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -122,7 +124,100 @@ func TestUIBrowserViews(t *testing.T) {
 		t.Errorf("the example link's fragment names %s, want %s", got, ex)
 	}
 
+	// Latency explorer: per grouping, every group's numbers equal the
+	// CLI's, and a click on a group's count lists exactly its exchanges,
+	// slowest first.
+	for _, c := range []struct {
+		by   string
+		pick func(groups []map[string]any) int
+	}{
+		{"proto,class", func(g []map[string]any) int { return len(g) / 2 }},
+		{"server", func(g []map[string]any) int { return 0 }},
+		{"client_ip", func(g []map[string]any) int { return len(g) - 1 }},
+		// The group of records without a method (every non-HTTP one).
+		{"method,status", func(g []map[string]any) int {
+			for i, x := range g {
+				if x["key"].(map[string]any)["method"] == "" {
+					return i
+				}
+			}
+			t.Fatal("no group without a method")
+			return 0
+		}},
+	} {
+		groups := jsonLines(t, mustTV(t, "latency", "--data", store, "--json", "--by", c.by))
+		run(t, ctx, "latency by "+c.by, hash("#/latency?by="+url.QueryEscape(c.by)), waitView("latency"), waitFor("#explorer-table"))
+		if c.by == "proto,class" {
+			screenshot(t, ctx, "latency")
+		}
+		shown := eval[[]map[string]string](t, ctx, `[...document.querySelectorAll('#explorer-table tbody tr')].map(tr =>
+			Object.fromEntries([['group', tr.dataset.group], ...[...tr.querySelectorAll('td[data-key]')].map(td => [td.dataset.key, td.textContent])]))`)
+		if len(shown) != len(groups) {
+			t.Errorf("latency by %s: %d groups shown, the CLI has %d", c.by, len(shown), len(groups))
+			continue
+		}
+		for i, g := range groups {
+			row := shown[i]
+			var key map[string]any
+			if err := json.Unmarshal([]byte(row["group"]), &key); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(key) != fmt.Sprint(g["key"]) {
+				t.Errorf("latency by %s row %d: group %v, want %v", c.by, i, key, g["key"])
+				continue
+			}
+			want := map[string]string{"count": jsCount(num(g, "count")), "no_response": jsCount(num(g, "no_response"))}
+			for _, q := range []string{"p50", "p90", "p99", "max"} {
+				want[q] = partDur(g, "latency_ns", q)
+			}
+			for _, p := range []string{"network", "server"} {
+				want[p+"_p50"], want[p+"_p99"] = partDur(g, p+"_ns", "p50"), partDur(g, p+"_ns", "p99")
+			}
+			want["transfer_p50"] = partDur(g, "transfer_ns", "p50")
+			for k, w := range want {
+				if row[k] != w {
+					t.Errorf("latency by %s %v %s: shown %q, want %q", c.by, key, k, row[k], w)
+				}
+			}
+		}
+		i := c.pick(groups)
+		g := groups[i]
+		run(t, ctx, "click a group", click(fmt.Sprintf(`#explorer-table tbody tr:nth-child(%d) a.group`, i+1)), waitView("exchanges"), waitFor("#exchanges-table"))
+		expr := eval[string](t, ctx, `new URLSearchParams(location.hash.split('?')[1]).get('expr')`)
+		recs := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", expr))
+		got := eval[string](t, ctx, `document.querySelector('#count').dataset.count`)
+		if got != strconv.Itoa(len(recs)) || int64(len(recs)) != num(g, "count") {
+			t.Errorf("latency by %s, group %v (%q): the page lists %s exchanges, tapvault messages %d, the group has %d", c.by, g["key"], expr, got, len(recs), num(g, "count"))
+		}
+		first := eval[string](t, ctx, `(document.querySelector('#exchanges-table tbody tr') || {dataset: {}}).dataset.id || ''`)
+		found := false
+		for _, r := range recs {
+			if r["id"] == first {
+				found = true
+				if l := num(r, "latency_ns"); l != num(g["latency_ns"].(map[string]any), "max") {
+					t.Errorf("latency by %s, group %v: the first exchange listed has latency %d, the group's max is %d", c.by, g["key"], l, num(g["latency_ns"].(map[string]any), "max"))
+				}
+			}
+		}
+		if !found {
+			t.Errorf("latency by %s, group %v: the first exchange listed, %s, is not one of the group's", c.by, g["key"], first)
+		}
+	}
+
 	for _, e := range bl.take() {
 		t.Errorf("browser: %s", e)
 	}
+}
+
+// partDur is the page's text for a percentile q of part k of a latency
+// group: "-" when the group has none.
+func partDur(g map[string]any, k, q string) string {
+	m, ok := g[k].(map[string]any)
+	if !ok {
+		return "-"
+	}
+	if _, ok := m[q]; !ok {
+		return "-"
+	}
+	return jsDur(num(m, q))
 }

@@ -1,6 +1,6 @@
 // The page's entry: login when the server asks for a token, then one view
 // per URL fragment (#/overview, #/exchanges, #/exchange, #/packets,
-// #/diagnose). Each
+// #/latency, #/diagnose). Each
 // view's whole state is in the fragment, so a link reopens it.
 import { el, route, setStatus, errorBox } from './util.js';
 import { overview } from './overview.js';
@@ -8,8 +8,9 @@ import { exchanges } from './exchanges.js';
 import { exchange } from './exchange.js';
 import { packets } from './packets.js';
 import { diagnose } from './diagnose.js';
+import { latency } from './latency.js';
 
-const views = { overview, exchanges, exchange, packets, diagnose };
+const views = { overview, latency, exchanges, exchange, packets, diagnose };
 let cleanup = null;
 let renderSeq = 0;
 
