@@ -204,6 +204,79 @@ func TestUIBrowserViews(t *testing.T) {
 		}
 	}
 
+	// Connections: the tcp connection records, their figures as the CLI
+	// has them; a connection's packets are all its packets and its
+	// exchanges those of its two ends within its life.
+	conns := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "proto tcp"))
+	if len(conns) < 150 {
+		t.Fatalf("only %d connection records: the check needs more than a page", len(conns))
+	}
+	run(t, ctx, "connections, by handshake server leg", hash("#/connections?sort=-hs_server_ns"), waitView("connections"), waitFor("#connections-table"))
+	screenshot(t, ctx, "connections")
+	if got := eval[string](t, ctx, `document.querySelector('#ccount').dataset.count`); got != strconv.Itoa(len(conns)) {
+		t.Errorf("connections: %s shown, tapvault messages 'proto tcp' has %d", got, len(conns))
+	}
+	byID := map[string]map[string]any{}
+	for _, r := range conns {
+		byID[r["id"].(string)] = r
+	}
+	crows := eval[[]map[string]string](t, ctx, `[...document.querySelectorAll('#connections-table tbody tr')].map(tr =>
+		Object.fromEntries([['id', tr.dataset.id], ...[...tr.querySelectorAll('td[data-key]')].map(td => [td.dataset.key, td.dataset.v])]))`)
+	if len(crows) != 100 {
+		t.Errorf("connections page 1: %d rows, want 100", len(crows))
+	}
+	prev := int64(1 << 62)
+	for _, row := range crows {
+		r := byID[row["id"]]
+		if r == nil {
+			t.Errorf("connections: row %s is not a connection record", row["id"])
+			continue
+		}
+		for _, k := range []string{"req_first_ns", "hs_server_ns", "hs_client_ns", "req_bytes", "resp_bytes", "req_packets", "resp_packets", "retrans", "ooo", "dupack", "zerowin", "rst", "gap_bytes"} {
+			if want := strconv.FormatInt(num(r, k), 10); row[k] != want {
+				t.Errorf("connection %s %s: shown %s, want %s", row["id"], k, row[k], want)
+			}
+		}
+		for _, k := range []string{"client", "server", "app", "close"} {
+			if row[k] != r[k] {
+				t.Errorf("connection %s %s: shown %q, want %q", row["id"], k, row[k], r[k])
+			}
+		}
+		if hs := num(r, "hs_server_ns"); hs > prev {
+			t.Errorf("connections sorted by -hs_server_ns: %d after %d", hs, prev)
+		} else {
+			prev = hs
+		}
+	}
+	// The connection with the slowest server leg: its packets, then its
+	// exchanges.
+	c0 := byID[crows[0]["id"]]
+	npk, _ := tv(t, false, "query", "--data", store, "--count", "--from", strconv.FormatInt(num(c0, "req_first_ns"), 10), "--to", strconv.FormatInt(max(num(c0, "resp_last_ns"), num(c0, "req_first_ns")), 10),
+		eval[string](t, ctx, `new URLSearchParams(document.querySelector('#connections-table tbody tr a.packets').getAttribute('href').split('?')[1]).get('filter')`))
+	run(t, ctx, "a connection's packets", click(`#connections-table tbody tr:first-child a.packets`), waitView("packets"), waitFor("#packets-table"))
+	gotPk := eval[int](t, ctx, `document.querySelectorAll('#packets-table tbody tr').length`)
+	if want := num(c0, "req_packets") + num(c0, "resp_packets"); int64(gotPk) != want || strings.TrimSpace(npk) != strconv.FormatInt(want, 10) {
+		t.Errorf("connection %s: %d packets listed, tapvault query --count %s, the record counts %d", c0["id"], gotPk, strings.TrimSpace(npk), want)
+	}
+	run(t, ctx, "back to the connections", hash("#/connections?sort=-hs_server_ns"), waitView("connections"), waitFor("#connections-table"))
+	run(t, ctx, "a connection's exchanges", click(`#connections-table tbody tr:first-child a.exchanges`), waitView("exchanges"), waitFor("#exchanges-table"))
+	cexpr := eval[string](t, ctx, `new URLSearchParams(location.hash.split('?')[1]).get('expr')`)
+	crecs := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", cexpr))
+	if got := eval[string](t, ctx, `document.querySelector('#count').dataset.count`); got != strconv.Itoa(len(crecs)) || len(crecs) == 0 {
+		t.Errorf("connection %s's exchanges (%q): %s listed, tapvault messages %d (want at least one)", c0["id"], cexpr, got, len(crecs))
+	}
+	for _, r := range crecs {
+		if r["client"] != c0["client"] || r["server"] != c0["server"] || r["proto"] != c0["app"] {
+			t.Errorf("connection %s (%s → %s, %s): exchange %s is %s → %s, %s", c0["id"], c0["client"], c0["server"], c0["app"], r["id"], r["client"], r["server"], r["proto"])
+		}
+	}
+	// And its own record.
+	run(t, ctx, "back to the connections", hash("#/connections?sort=-hs_server_ns"), waitView("connections"), waitFor("#connections-table"))
+	run(t, ctx, "a connection's record", click(`#connections-table tbody tr:first-child a.record`), waitView("exchange"), waitFor("#exchange-id"))
+	if got := eval[string](t, ctx, `document.querySelector('#exchange-id').textContent`); got != c0["id"] {
+		t.Errorf("the connection's record link opened %s, want %s", got, c0["id"])
+	}
+
 	for _, e := range bl.take() {
 		t.Errorf("browser: %s", e)
 	}

@@ -3,22 +3,11 @@
 import { el, svg, api, apiURL, link, jsonLines, fmtTime, fmtDur, big, errorBox, setStatus } from './util.js';
 import { readPcap, decode } from './pcap.js';
 import { ladder } from './ladder.js';
-import { summary, builtin } from './records.js';
+import { summary, builtin, connFilter } from './records.js';
 import { packetTable } from './packets.js';
 
 function kv(rows) {
   return el('table', { class: 'kv' }, el('tbody', {}, rows.filter((r) => r).map(([k, v, attrs]) => el('tr', attrs || {}, el('th', {}, k), el('td', {}, v)))));
-}
-
-// connFilter: the tcpdump filter of the record's connection.
-function connFilter(r) {
-  const hp = (s) => {
-    const m = /^\[(.*)\]:(\d+)$/.exec(s) || /^(.*):(\d+)$/.exec(s);
-    return m ? [m[1], m[2]] : [s, ''];
-  };
-  const [ch, cp] = hp(r.client); const [sh, sp] = hp(r.server);
-  const t = r.transport === 'udp' ? 'udp' : 'tcp';
-  return `${t} and host ${ch} and host ${sh} and port ${cp} and port ${sp}`;
 }
 
 const MAX_BACKENDS = 200;

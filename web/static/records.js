@@ -25,3 +25,14 @@ export const builtin = new Set(['id', 'proto', 'transport', 'vlan', 'client', 's
   'latency_ns', 'network_ns', 'server_ns', 'transfer_ns', 'client_net_ns', 'rtt_ns',
   'class', 'net_from', 'confidence', 'near', 'why', 'req_bytes', 'resp_bytes', 'req_packets', 'resp_packets',
   'flags', 'packets', 'tier_before_ns', 'tier_backend_ns', 'tier_after_ns', 'tier_self_ns', 'backends', 'frontend']);
+
+// connFilter: the tcpdump filter of the record's connection.
+export function connFilter(r) {
+  const hp = (s) => {
+    const m = /^\[(.*)\]:(\d+)$/.exec(s) || /^(.*):(\d+)$/.exec(s);
+    return m ? [m[1], m[2]] : [s, ''];
+  };
+  const [ch, cp] = hp(r.client); const [sh, sp] = hp(r.server);
+  const t = r.transport === 'udp' ? 'udp' : 'tcp';
+  return `${t} and host ${ch} and host ${sh} and port ${cp} and port ${sp}`;
+}
