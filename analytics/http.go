@@ -268,6 +268,9 @@ type httpParser struct {
 
 	fold    []byte // scratch for obs-fold header values; reused
 	stopped bool
+
+	// The connection's last path, host and content type (lastString).
+	lastPath, lastHost, lastType lastString
 	closed  bool
 }
 
@@ -551,7 +554,7 @@ func (p *httpParser) parseRequestLine(m *Message, line []byte) (method []byte, o
 		target = target[:n]
 	}
 	if len(target) > 0 {
-		m.Str("path", string(target))
+		m.Str("path", p.lastPath.of(target))
 	}
 	if ver != "" {
 		m.Str("version", ver)
@@ -640,12 +643,12 @@ func (p *httpParser) parseHeaders(s Side, m *Message, rest []byte) (f httpFramin
 			f.chunked = httpEqualFold(last, "chunked")
 		case s == Client && !host && httpEqualFold(name, "host"):
 			host = true
-			m.Str("host", httpLower(val))
+			m.Str("host", httpLowerReuse(&p.lastHost, val))
 		case s == Server && httpEqualFold(name, "content-type"):
 			if n := p.cfg.MaxStatement; n > 0 && len(val) > n {
 				val = val[:n]
 			}
-			m.Str("content_type", string(val))
+			m.Str("content_type", p.lastType.of(val))
 		}
 	}
 	return f, true
@@ -1084,6 +1087,22 @@ func httpEqualFold(b []byte, lower string) bool {
 }
 
 // httpLower returns b in lower case (one allocation).
+// httpLowerReuse is httpLower through last (lastString).
+func httpLowerReuse(last *lastString, b []byte) string {
+	if len(b) > 128 {
+		return httpLower(b)
+	}
+	var tmp [128]byte
+	buf := tmp[:0]
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf = append(buf, c)
+	}
+	return last.of(buf)
+}
+
 func httpLower(b []byte) string {
 	var tmp [128]byte
 	buf := tmp[:0]

@@ -27,6 +27,19 @@ func (a *Analyzer) freeMessage(m *Message) {
 	a.msgs = append(a.msgs, m)
 }
 
+// lastString is the last text a parser gave a field, for reuse: the
+// requests of one connection repeat their host, content type, statement,
+// key or tag, and a repeat costs no allocation.
+type lastString struct{ s string }
+
+// of returns b as a string: the previous one when the bytes are the same.
+func (l *lastString) of(b []byte) string {
+	if string(b) != l.s { // compared without a copy
+		l.s = string(b)
+	}
+	return l.s
+}
+
 func clearFields(f []Field) []Field {
 	clear(f)
 	return f[:0]

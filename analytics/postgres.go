@@ -155,6 +155,9 @@ type pgParser struct {
 	rows    int64
 	errCode string
 	errSev  string
+
+	// The connection's last statement and tag (lastString).
+	lastStmt, lastTag lastString
 }
 
 var _ Parser = (*pgParser)(nil)
@@ -514,7 +517,7 @@ func (p *pgParser) finish(off int, st Stream) {
 	p.pop()
 	if q.kind != pgStartup {
 		if p.ntag > 0 {
-			r.Str("tag", string(p.tag[:p.ntag]))
+			r.Str("tag", p.lastTag.of(p.tag[:p.ntag]))
 		}
 		r.Int("rows", p.rows)
 	}
@@ -563,7 +566,7 @@ func (p *pgParser) cut(b []byte) string {
 		}
 		b = b[:n]
 	}
-	return string(b)
+	return p.lastStmt.of(b)
 }
 
 // Gap: n bytes of side s were lost. Inside a message body the length is

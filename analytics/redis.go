@@ -106,6 +106,8 @@ type redisParser struct {
 	lost       int  // bytes skipped while resyncing
 	resync     bool // client side lost sync: skip to a line starting with '*'
 	resyncNL   bool // the last byte seen while resyncing was '\n'
+
+	lastKey lastString // the connection's last key
 }
 
 var _ Parser = (*redisParser)(nil)
@@ -568,7 +570,7 @@ func (p *redisParser) request(m *Message, cmd string, key []byte, argc int64, st
 	m.Str("command", cmd)
 	if argc >= 2 {
 		key = key[:min(len(key), max(p.cfg.MaxStatement, 16))]
-		m.Str("key", string(key))
+		m.Str("key", p.lastKey.of(key))
 	}
 	q := redisReq{m: m, expect: 1, sub: redisSubKind(cmd)}
 	if q.sub != "" {
