@@ -268,10 +268,10 @@ type httpParser struct {
 
 	fold    []byte // scratch for obs-fold header values; reused
 	stopped bool
+	closed  bool
 
 	// The connection's last path, host and content type (lastString).
 	lastPath, lastHost, lastType lastString
-	closed  bool
 }
 
 var _ Parser = (*httpParser)(nil)
