@@ -57,6 +57,7 @@ type Analyzer struct {
 	attn   []uint32                  // conns with something waiting on a timer
 	pairs  map[packet.FlowKey]uint32 // VLAN-free key -> one-sided TCP conn (see join)
 	msgs   []*Message                // free messages, reused with their slices
+	spare  map[*Decoder][]reusable   // closed parsers, for the next connections (newParser)
 	reload atomic.Pointer[Config]    // a new configuration, applied by the next Tick
 	clk    packet.Clock              // packet time without its steps back: the timers'
 	vt     int64                     // the current packet's time in clk

@@ -119,6 +119,8 @@ func newDNSParser(cfg *Config) *dnsParser {
 	return &dnsParser{cfg: cfg}
 }
 
+func (p *dnsParser) reset() { *p = dnsParser{cfg: p.cfg} }
+
 // SetUDP tells the parser that each Data call is one UDP datagram. The
 // core calls it (when the parser has it) before the first Data call of a
 // UDP flow; without it the parser reads the TCP framing.

@@ -280,6 +280,8 @@ func newHTTPParser(cfg *Config) *httpParser {
 	return &httpParser{cfg: cfg}
 }
 
+func (p *httpParser) reset() { *p = httpParser{cfg: p.cfg} }
+
 func (p *httpParser) maxHeader() int {
 	if p.cfg.MaxHeader > 0 {
 		return p.cfg.MaxHeader

@@ -166,6 +166,8 @@ func newPGParser(cfg *Config) Parser {
 	return &pgParser{cfg: cfg}
 }
 
+func (p *pgParser) reset() { *p = pgParser{cfg: p.cfg} }
+
 // Data decodes the next in-order bytes of side s. b is borrowed for the
 // call only: what the parser keeps is copied into its bounded buffers.
 func (p *pgParser) Data(s Side, b []byte, st Stream) {

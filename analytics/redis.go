@@ -160,12 +160,19 @@ type redisReader struct {
 }
 
 func newRedisParser(cfg *Config) *redisParser {
-	p := &redisParser{cfg: cfg}
+	p := new(redisParser)
+	p.init(cfg)
+	return p
+}
+
+func (p *redisParser) init(cfg *Config) {
+	*p = redisParser{cfg: cfg}
 	lim := max(cfg.MaxStatement, 16)
 	p.rd[Client].c1Limit = lim + redisNameCap // an inline line holds the command too
 	p.rd[Server].c1Limit = lim
-	return p
 }
+
+func (p *redisParser) reset() { p.init(p.cfg) }
 
 func (p *redisParser) Data(s Side, b []byte, st Stream) {
 	if p.dead {

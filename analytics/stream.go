@@ -15,12 +15,47 @@ func (a *Analyzer) startParser(c *conn, dec *Decoder) {
 		return
 	}
 	a.nparse++
-	c.parser = dec.New(&a.cfg)
+	c.parser = a.newParser(dec)
 	if !c.tcp {
 		if u, ok := c.parser.(interface{ SetUDP() }); ok {
 			u.SetUDP()
 		}
 	}
+}
+
+// reusable is a parser that can be put back into the state its decoder's
+// New gives, for the next connection: New's allocation (with up to 3.7 KB
+// zeroed, Redis's) then happens once per spare parser, not per connection.
+type reusable interface {
+	Parser
+	reset() // to the state New(cfg) gives, with the cfg it was made with
+}
+
+// maxSpare bounds the spare parsers kept per decoder.
+const maxSpare = 64
+
+// newParser returns a spare parser of dec, reset, or a new one.
+func (a *Analyzer) newParser(dec *Decoder) Parser {
+	if sp := a.spare[dec]; len(sp) > 0 {
+		p := sp[len(sp)-1]
+		sp[len(sp)-1] = nil
+		a.spare[dec] = sp[:len(sp)-1]
+		p.reset() // here, not when put back: with the configuration now in force
+		return p
+	}
+	return dec.New(&a.cfg)
+}
+
+// spareParser keeps the closed parser p of dec for a later connection.
+func (a *Analyzer) spareParser(dec *Decoder, p Parser) {
+	r, ok := p.(reusable)
+	if !ok || dec == nil || len(a.spare[dec]) >= maxSpare {
+		return
+	}
+	if a.spare == nil {
+		a.spare = make(map[*Decoder][]reusable)
+	}
+	a.spare[dec] = append(a.spare[dec], r)
 }
 
 // detect runs content detection on the first payload of a connection that
@@ -96,6 +131,7 @@ func (a *Analyzer) closeParser(c *conn) {
 		}
 		c.open[s] = c.open[s][:0]
 	}
+	a.spareParser(c.dec, c.parser)
 	c.parser = nil
 	a.nparse--
 }

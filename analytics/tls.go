@@ -109,11 +109,18 @@ type tlsParser struct {
 var _ Parser = (*tlsParser)(nil)
 
 func newTLSParser(cfg *Config) *tlsParser {
-	p := &tlsParser{cfg: cfg}
-	p.half[Client].collecting = true
-	p.half[Server].collecting = true
+	p := new(tlsParser)
+	p.init(cfg)
 	return p
 }
+
+func (p *tlsParser) init(cfg *Config) {
+	*p = tlsParser{cfg: cfg}
+	p.half[Client].collecting = true
+	p.half[Server].collecting = true
+}
+
+func (p *tlsParser) reset() { p.init(p.cfg) }
 
 func (p *tlsParser) maxHeader() int {
 	if p.cfg.MaxHeader > 0 {
