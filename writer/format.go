@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"strings"
 
+	"tapvault/block"
 	"tapvault/encoding"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Block record layout (docs/format/block.md has the full diagram). All
@@ -379,4 +382,56 @@ func (m commitMark) committedEnd(n uint32) int64 {
 		return m.size
 	}
 	return segHeaderSize
+}
+
+// buildRecord encodes b as a complete block record in rb.rec: header (ref
+// and CRCs left for sealRecord), summary section, records section and room
+// for the CRC. enc nil stores both sections raw.
+func buildRecord(rb *recBuf, b *block.Block, enc *zstd.Encoder) {
+	rb.err, rb.incmp = nil, false
+	if len(b.Data) > maxSectionLen {
+		rb.err = fmt.Errorf("block of %d record bytes exceeds %d", len(b.Data), maxSectionLen)
+		return
+	}
+	rb.sum = block.AppendSummary(rb.sum[:0], &b.Summary)
+	if len(rb.sum) > maxSectionLen {
+		rb.err = fmt.Errorf("block summary of %d bytes exceeds %d", len(rb.sum), maxSectionLen)
+		return
+	}
+	h := blockHeader{
+		hdrLen: blockHeaderLen,
+		id:     b.ID,
+		queue:  b.Queue,
+		count:  b.Count,
+		minTS:  b.MinTS,
+		maxTS:  b.MaxTS,
+		wire:   b.Bytes,
+		sumRaw: uint32(len(rb.sum)),
+		recRaw: uint32(len(b.Data)),
+	}
+	rec := grow(rb.rec, blockHeaderLen)
+	rec, h.sumCodec = appendSection(rec, rb.sum, enc)
+	h.sumStored = uint32(len(rec) - blockHeaderLen)
+	h.sumCRC = crc32.Checksum(rec[blockHeaderLen:], castagnoli)
+	start := len(rec)
+	rec, h.recCodec = appendSection(rec, b.Data, enc)
+	h.recStored = uint32(len(rec) - start)
+	rec = append(rec, 0, 0, 0, 0) // CRC, filled by sealRecord
+	putBlockHeader(rec, &h)
+	rb.rec, rb.h = rec, h
+	rb.incmp = enc != nil && h.recCodec == CodecRaw && len(b.Data) > 0
+}
+
+// appendSection appends src to dst zstd-compressed, or raw when enc is nil
+// or compression saves too little.
+func appendSection(dst, src []byte, enc *zstd.Encoder) ([]byte, uint8) {
+	if enc == nil || len(src) == 0 {
+		return append(dst, src...), CodecRaw
+	}
+	start := len(dst)
+	dst = enc.EncodeAll(src, dst)
+	if (len(dst)-start)*100 > len(src)*incompressiblePct {
+		return append(dst[:start], src...), CodecRaw
+	}
+	return dst, CodecZstd
 }
