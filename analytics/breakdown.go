@@ -21,8 +21,8 @@ package analytics
 //     passed, plus the round trip (a lost request is the network's time);
 //   - the server's bare ACK of the request, when it is prompt: within the
 //     connection's round trip plus max(LateAck, RTT/2);
-//   - else the connection's round trip: the handshake's (SYN to SYN/ACK),
-//     or the least prompt ACK delay seen on it (no handshake seen).
+//   - else the connection's round trip: the least of the handshake's (SYN to SYN/ACK)
+//     and the prompt ACK delays seen on it (a min-RTT filter).
 //
 // Kernels delay ACKs hoping to piggyback them on data: Linux up to 40 ms
 // and more (TCP_ATO_MIN, adapted to the RTT estimate and the data's

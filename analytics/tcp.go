@@ -91,27 +91,28 @@ func (c *conn) rttCliHS() int64 {
 }
 
 // baseline is the server-side round trip an ACK delay is judged against:
-// the handshake's, else the least ACK delay seen on the connection.
-// A handshake a response beat (hsInflated) overstated the round trip (a
-// neighbour lookup, a slow first hop): the least ACK delay replaces it.
-func (c *conn) baseline() int64 {
-	if r := c.rttSrvHS(); r >= 0 && (!c.hsInflated || c.minAck <= 0) {
-		return r
-	}
-	if c.minAck > 0 {
-		return c.minAck
-	}
-	return -1
-}
+// the least of the handshake's and the prompt ACK delays seen on the
+// connection. Queues, scheduling and a neighbour lookup on the first packets
+// only ever add to a round-trip sample, so the least one is the path's (the
+// min-RTT filter of Linux's tcp_min_rtt and of BBR). A handshake a response
+// beat (hsInflated) overstated the round trip; the least ACK delay is below
+// it by then.
+func (c *conn) baseline() int64 { return leastRTT(c.rttSrvHS(), c.minAck) }
 
-func (c *conn) cliBaseline() int64 {
-	if r := c.rttCliHS(); r >= 0 {
-		return r
+// cliBaseline is baseline for the client's leg: the handshake's SYN/ACK ->
+// ACK and the client's prompt ACKs of responses.
+func (c *conn) cliBaseline() int64 { return leastRTT(c.rttCliHS(), c.minCliAck) }
+
+// leastRTT is the least of a handshake leg and an ACK delay, each -1 (or,
+// for the ACK delay, 0) when unknown.
+func leastRTT(hs, ack int64) int64 {
+	switch {
+	case ack <= 0:
+		return hs
+	case hs < 0:
+		return ack
 	}
-	if c.minCliAck > 0 {
-		return c.minCliAck
-	}
-	return -1
+	return min(hs, ack)
 }
 
 // sideState is one direction of a TCP connection.
