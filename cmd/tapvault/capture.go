@@ -71,6 +71,9 @@ type captureConfig struct {
 		SlowNetwork  time.Duration     `yaml:"slow_network"`
 		SlowServer   time.Duration     `yaml:"slow_server"`
 		LateAck      time.Duration     `yaml:"late_ack"`
+		FragMaxDgram *int              `yaml:"frag_max_datagrams"`
+		FragMaxBytes string            `yaml:"frag_max_bytes"`
+		FragTimeout  time.Duration     `yaml:"frag_timeout"`
 	} `yaml:"analytics"`
 }
 
@@ -187,6 +190,11 @@ and print the summary.`,
 					set("slow-network", func() { so.slowNetwork = orDur(a.SlowNetwork, so.slowNetwork) })
 					set("slow-server", func() { so.slowServer = orDur(a.SlowServer, so.slowServer) })
 					set("late-ack", func() { so.lateAck = orDur(a.LateAck, so.lateAck) })
+					if a.FragMaxDgram != nil {
+						set("frag-max-datagrams", func() { so.fragDatagrams = *a.FragMaxDgram })
+					}
+					set("frag-max-bytes", func() { so.fragBytes = orStr(a.FragMaxBytes, so.fragBytes) })
+					set("frag-timeout", func() { so.fragTimeout = orDur(a.FragTimeout, so.fragTimeout) })
 					if !f.Changed("decoder-port") {
 						for port, name := range a.Ports {
 							so.decoderPorts = append(so.decoderPorts, fmt.Sprintf("%d=%s", port, name))
@@ -221,7 +229,8 @@ and print the summary.`,
 			apiOpts.reload = func() (reloaded, error) {
 				r := storeOptions{retainBytes: so.retainBytes, retainAge: so.retainAge, keepFree: so.keepFree, retainEvery: so.retainEvery,
 					decoders: so.decoders, decoderPorts: so.decoderPorts, maxStatement: so.maxStatement, maxConns: so.maxConns, maxParsers: so.maxParsers,
-					slowNetwork: so.slowNetwork, slowServer: so.slowServer, lateAck: so.lateAck}
+					slowNetwork: so.slowNetwork, slowServer: so.slowServer, lateAck: so.lateAck,
+					fragDatagrams: so.fragDatagrams, fragBytes: so.fragBytes, fragTimeout: so.fragTimeout}
 				tf := tokenF
 				if config != "" {
 					c, err := loadCaptureConfig(config)

@@ -16,6 +16,39 @@ func TestExampleConfigLoads(t *testing.T) {
 	if c.Data != "/var/lib/tapvault" || c.SealAfter != time.Second || c.BlockSize != "1MiB" || c.Listen == nil || *c.Listen != "127.0.0.1:8080" {
 		t.Fatalf("got %+v, want the example's values", c)
 	}
+	a := c.Analytics
+	if a == nil || a.FragMaxDgram == nil || *a.FragMaxDgram != 1024 || a.FragMaxBytes != "4MiB" || a.FragTimeout != 30*time.Second || a.LateAck != 5*time.Millisecond {
+		t.Fatalf("analytics: got %+v, want the example's values", a)
+	}
+}
+
+// TestFragOptions: the reassembly limits reach analytics.Config, 0 turns
+// reassembly off, and a bad size is refused naming the flag.
+func TestFragOptions(t *testing.T) {
+	o := storeOptions{fragDatagrams: -1}
+	c, err := o.analyticsConfig()
+	if err != nil || c.FragMaxDatagrams != 1024 || c.FragMaxBytes != 4<<20 || c.FragTimeout != 30*time.Second {
+		t.Fatalf("defaults: got %+v, %v", c, err)
+	}
+	o = storeOptions{fragDatagrams: 0}
+	if c, err = o.analyticsConfig(); err != nil || c.FragMaxDatagrams != 0 {
+		t.Fatalf("0 must turn reassembly off: got %d, %v", c.FragMaxDatagrams, err)
+	}
+	o = storeOptions{fragDatagrams: 10, fragBytes: "1MiB", fragTimeout: 5 * time.Second}
+	if c, err = o.analyticsConfig(); err != nil || c.FragMaxDatagrams != 10 || c.FragMaxBytes != 1<<20 || c.FragTimeout != 5*time.Second {
+		t.Fatalf("set: got %+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		o    storeOptions
+		want string
+	}{
+		{storeOptions{fragDatagrams: -1, fragBytes: "lots"}, "--frag-max-bytes"},
+		{storeOptions{fragDatagrams: -1, fragBytes: "1KiB"}, "frag_max_bytes"},
+	} {
+		if _, err := tc.o.analyticsConfig(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%+v: got %v, want an error naming %s", tc.o, err, tc.want)
+		}
+	}
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -40,6 +41,11 @@ type storeOptions struct {
 	slowServer   time.Duration
 	lateAck      time.Duration
 
+	// IP reassembly for the analytics (analytics.Config.Frag*).
+	fragDatagrams int    // -1: the default; 0 turns reassembly off
+	fragBytes     string // "": the default
+	fragTimeout   time.Duration
+
 	// Memory bounds (docs/config.md, "Memory").
 	maxFlows    int
 	maxConns    int
@@ -73,6 +79,9 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.slowNetwork, "slow-network", 0, "an exchange is slow_net when the path's round trip (both legs) reaches this, or a message was retransmitted (default 20ms)")
 	f.DurationVar(&o.slowServer, "slow-server", 0, "an exchange is slow_app when the server's own time reaches this (default 10ms)")
 	f.DurationVar(&o.lateAck, "late-ack", 0, "an ACK later than the round trip by more than max(this, RTT/2) is not prompt (default 5ms)")
+	f.IntVar(&o.fragDatagrams, "frag-max-datagrams", -1, "IP reassembly for the analytics: fragmented UDP datagrams held at once per worker, the oldest dropped beyond it, counted (default 1024; 0 turns reassembly off: a first fragment is analysed alone)")
+	f.StringVar(&o.fragBytes, "frag-max-bytes", "", "IP reassembly: fragment bytes held per worker, the oldest datagram dropped beyond it, counted (default 4MiB; at least 64KiB, the largest datagram)")
+	f.DurationVar(&o.fragTimeout, "frag-timeout", 0, "IP reassembly: a datagram not whole this long (packet time) after its first fragment is dropped, counted (default 30s)")
 	f.IntVar(&o.maxFlows, "max-flows", 0, "flows tracked per worker; packets of further new flows are stored but not tracked, counted (default 262144)")
 	f.IntVar(&o.maxConns, "max-conns", 0, "connections analysed per worker; further ones are counted, not analysed (default 262144)")
 	f.IntVar(&o.maxParsers, "max-parsers", 0, "connections decoded at once per worker, bounding the parsers' buffers in total; further ones are timed, not decoded, counted (default 8192)")
@@ -115,6 +124,19 @@ func (o *storeOptions) analyticsConfig() (*analytics.Config, error) {
 	}
 	if o.lateAck != 0 {
 		c.LateAck = o.lateAck
+	}
+	if o.fragDatagrams >= 0 {
+		c.FragMaxDatagrams = o.fragDatagrams
+	}
+	if o.fragBytes != "" {
+		n, err := parseSize(o.fragBytes)
+		if err != nil || n > math.MaxInt32 {
+			return nil, fmt.Errorf("--frag-max-bytes %q: want a size such as 4MiB", o.fragBytes)
+		}
+		c.FragMaxBytes = int(n)
+	}
+	if o.fragTimeout != 0 {
+		c.FragTimeout = o.fragTimeout
 	}
 	for _, pm := range o.decoderPorts {
 		ps, name, ok := strings.Cut(pm, "=")
