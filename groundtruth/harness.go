@@ -29,10 +29,17 @@ type Options struct {
 // held the exchange's request and answer for between the point and the
 // server, the server part against the kernel's timestamps next to the
 // server (Observer), the tiers against the wire too. The asked values are
-// shown beside them (AskedNet, AskedSrv). On an idle machine they agree
-// within a fraction of a millisecond; on a loaded one the line and the
-// servers run late, and holding the analyser to the asked values would
-// blame it for that.
+// shown beside them (AskedNet, AskedSrv). A part passes when its p50 is
+// within max(1 ms, 10 %) of either: the asked value is issue 11's
+// criterion ("the injected path round trip"), the truth covers a line or a
+// server running late. They differ even on an idle machine: the line wakes
+// late after a quiet spell (a 2 ms path held 2.6-3.6 ms p50 at load 0 with
+// 20 and 300 ms applications), and an exchange whose server ACK rides on
+// the response (or on the delayed-ACK timer) offers no sample of its own,
+// so its network part is the connection's least round trip: the path's
+// injected one, not that exchange's late hold. On a loaded machine the line
+// and the servers run later still, and holding the analyser to the asked
+// values alone would blame it for that.
 type Row struct {
 	Source             string // SourceDPDK or SourcePcap
 	Case, Proto, Point string
@@ -580,10 +587,10 @@ func fill(row *Row, recs []Record, exp []expected, udp bool) {
 	if row.N == 0 {
 		return
 	}
-	if unknownNet > 0 || (row.GotNet >= 0 && !within(row.GotNet, row.WantNet)) {
+	if unknownNet > 0 || (row.GotNet >= 0 && !within(row.GotNet, row.WantNet) && !within(row.GotNet, row.AskedNet)) {
 		fail("network")
 	}
-	if unknownSrv > 0 || (row.GotSrv >= 0 && !within(row.GotSrv, row.WantSrv)) {
+	if unknownSrv > 0 || (row.GotSrv >= 0 && !within(row.GotSrv, row.WantSrv) && !within(row.GotSrv, row.AskedSrv)) {
 		fail("server")
 	}
 	if float64(row.ClassOK) < 0.99*float64(row.N) {
