@@ -146,7 +146,13 @@ func (s *Store) run(ctx context.Context, req Request, fn func(p *Packet) error) 
 			f = req.Filter.Clone()
 		}
 		visited := 0
-		ms, err = Merge(s.R, blocks, req.From, req.To, s.Log, func(p *Packet) error {
+		var br BlockReader = s.R
+		if !all {
+			if hashes, ok := req.Filter.Plan().FlowHashes(); ok {
+				br = flowReader{r: s.R, hashes: hashes}
+			}
+		}
+		ms, err = Merge(br, blocks, req.From, req.To, s.Log, func(p *Packet) error {
 			if visited++; visited&255 == 0 {
 				if err := ctx.Err(); err != nil {
 					return err

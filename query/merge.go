@@ -34,6 +34,18 @@ type BlockReader interface {
 	ReadBlock(ref writer.Ref, buf *writer.BlockBuf) (writer.BlockMeta, error)
 }
 
+// flowReader reads of each block only the sub-frames that hold the flows
+// with the given hashes (writer.Reader.ReadFlow): a BlockReader for queries
+// whose plan names its flows (Plan.FlowHashes).
+type flowReader struct {
+	r      *writer.Reader
+	hashes []uint32
+}
+
+func (f flowReader) ReadBlock(ref writer.Ref, buf *writer.BlockBuf) (writer.BlockMeta, error) {
+	return f.r.ReadFlow(ref, f.hashes, buf)
+}
+
 // SortBlocks orders blocks for a merge: by first timestamp, then last, then
 // ref. Within one queue blocks are sealed in time order, so for time-ordered
 // input this also keeps packets with equal timestamps in arrival order
@@ -59,6 +71,7 @@ type cursor struct {
 	rest []byte
 	cur  Packet
 	n    uint32
+	ords []uint32 // a flow read's packet positions in the block (nil: the whole block, in order)
 
 	// A block whose packets are not in time order (time stepped back
 	// while it was built: files imported out of time order, a clock
@@ -84,8 +97,15 @@ func (c *cursor) next() (bool, error) {
 	if err != nil {
 		return false, &writer.CorruptionError{Path: c.meta.Ref.String(), Offset: int64(c.meta.Ref.Offset()), Err: err}
 	}
+	ord := c.n
+	if c.ords != nil {
+		if int(c.n) >= len(c.ords) {
+			return false, &writer.CorruptionError{Path: c.meta.Ref.String(), Offset: int64(c.meta.Ref.Offset()), Err: fmt.Errorf("more packet records than the %d positions read", len(c.ords))}
+		}
+		ord = c.ords[c.n]
+	}
 	c.rest = rest
-	c.cur = Packet{Record: rec, Ref: c.meta.Ref, Ordinal: c.n}
+	c.cur = Packet{Record: rec, Ref: c.meta.Ref, Ordinal: ord}
 	c.n++
 	return true, nil
 }
@@ -167,6 +187,10 @@ type MergeStats struct {
 	SkippedCorrupt int    // blocks skipped because they failed verification
 	SkippedGone    int    // blocks skipped because retention removed their segment
 	Packets        uint64 // packets visited (in range)
+	// Frames counts the frames decompressed (whole record sections, or
+	// sub-frames), RawBytes their decompressed bytes.
+	Frames   int
+	RawBytes int64
 }
 
 // Merge reads the given blocks and calls fn for every packet whose timestamp
@@ -176,13 +200,18 @@ type MergeStats struct {
 // checksum is skipped with a warning and counted, as is (silently) one whose
 // segment retention removed since it was planned; everything else is
 // returned.
-func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.Logger, fn func(p *Packet) error) (MergeStats, error) {
+func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.Logger, fn func(p *Packet) error) (st MergeStats, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	var st MergeStats
 	SortBlocks(blocks)
-	var free []*writer.BlockBuf
+	var free, bufs []*writer.BlockBuf
+	defer func() {
+		for _, b := range bufs {
+			st.Frames += b.Frames
+			st.RawBytes += b.RawBytes
+		}
+	}()
 	h := &cursorHeap{}
 	next := 0 // next block to open
 
@@ -193,6 +222,7 @@ func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.L
 			buf, free = free[n-1], free[:n-1]
 		} else {
 			buf = new(writer.BlockBuf)
+			bufs = append(bufs, buf)
 		}
 		m, err := r.ReadBlock(meta.Ref, buf)
 		if err != nil {
@@ -211,7 +241,7 @@ func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.L
 			return fmt.Errorf("read block %s: %w", meta.Ref, err)
 		}
 		st.Blocks++
-		c := &cursor{buf: buf, meta: m, rank: i, rest: buf.Records()}
+		c := &cursor{buf: buf, meta: m, rank: i, rest: buf.Records(), ords: buf.Ordinals()}
 		if !timeOrdered(c.rest) {
 			if err := c.sortRecords(); err != nil {
 				log.Warn("skipping rest of corrupt block", "ref", meta.Ref.String(), "err", err)

@@ -3,7 +3,10 @@ package query
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
+
+	"tapvault/block"
 	"tapvault/packet"
 )
 
@@ -209,6 +212,39 @@ func (p Plan) MatchTerms(d *packet.Decoded) bool {
 		return k == p.Flow
 	}
 	panic("BUG: unknown plan op")
+}
+
+// FlowHashes returns the block.FlowHash of every flow that a packet the
+// plan's filter matches can belong to, when the plan names them: a flow, an
+// or of flows, an and with such a kid (the smallest). ok is false when a
+// matching packet may lie in any flow. A query then reads, of each
+// version-2 block, only the sub-frames holding those hashes
+// (writer.Reader.ReadFlow): sound because MatchTerms of a flow term is
+// true only for packets whose flow key, VLANs aside, is the term's, and
+// FlowHash leaves the VLANs out.
+func (p Plan) FlowHashes() (hashes []uint32, ok bool) {
+	switch p.Op {
+	case PlanFlow:
+		return []uint32{block.FlowHash(&p.Flow)}, true
+	case PlanOr:
+		for i := range p.Kids {
+			h, ok := p.Kids[i].FlowHashes()
+			if !ok {
+				return nil, false
+			}
+			hashes = append(hashes, h...)
+		}
+		slices.Sort(hashes)
+		return slices.Compact(hashes), len(p.Kids) > 0
+	case PlanAnd:
+		for i := range p.Kids {
+			if h, kok := p.Kids[i].FlowHashes(); kok && (!ok || len(h) < len(hashes)) {
+				hashes, ok = h, true
+			}
+		}
+		return hashes, ok
+	}
+	return nil, false
 }
 
 // String renders the plan for logs and tests, e.g.

@@ -145,8 +145,9 @@ func Verify(dir string, progress func(done, total int64)) (VerifyReport, error) 
 type verifier struct {
 	r      *Reader
 	sumDec []byte
-	recDec []byte
+	buf    BlockBuf
 	sum    block.Summary
+	part   block.Partition // its decoder, for the flow hash of each packet
 }
 
 // segment checks segment n, of which the commit marker says the first end
@@ -237,11 +238,10 @@ func (v *verifier) block(h *blockHeader, rec []byte) error {
 	if err != nil {
 		return fmt.Errorf("summary section: %w", err)
 	}
-	recs, recDec, err := v.r.decodeSection(rec[sumEnd:len(rec)-crcSize], h.recCodec, h.recRaw, v.recDec)
-	v.recDec = recDec
-	if err != nil {
-		return fmt.Errorf("records section: %w", err)
+	if err := v.r.decodeRecords(h, rec, &v.buf, true); err != nil {
+		return err
 	}
+	recs := v.buf.records
 	var count uint32
 	var wire uint64
 	for p := recs; len(p) > 0; count++ {
@@ -258,6 +258,11 @@ func (v *verifier) block(h *blockHeader, rec []byte) error {
 	if count != h.count {
 		return fmt.Errorf("%d packet records, header says %d", count, h.count)
 	}
+	if h.version == blockVersion2 {
+		if err := v.partition(); err != nil {
+			return err
+		}
+	}
 	if wire != h.wire {
 		return fmt.Errorf("packet records hold %d wire bytes, header says %d", wire, h.wire)
 	}
@@ -270,6 +275,35 @@ func (v *verifier) block(h *blockHeader, rec []byte) error {
 	}
 	if n != uint64(h.count) {
 		return fmt.Errorf("summary accounts for %d packets, header says %d", n, h.count)
+	}
+	return nil
+}
+
+// partition checks that every packet of the version-2 block just decoded
+// into v.buf lies in the sub-frame a flow read looks in: a flow sub-frame's
+// packets have flow hashes in its range, the non-flow sub-frame's have no
+// flow key. (decodeRecords already checked the directory, the sub-frame
+// CRCs and lengths, and that the sequence accounts for every packet.)
+func (v *verifier) partition() error {
+	d := &v.buf.dir
+	recs := v.buf.records
+	for i := 0; len(recs) > 0; i++ {
+		r, rest, err := block.NextRecord(recs)
+		if err != nil {
+			return fmt.Errorf("packet record %d: %w", i, err)
+		}
+		recs = rest
+		s := int(d.at(i))
+		e := &d.subs[s]
+		hash, ok := v.part.PacketHash(&r)
+		switch {
+		case e.kind == subNonFlow && ok:
+			return fmt.Errorf("packet %d has flow hash %#08x but lies in the non-flow sub-frame %d", i, hash, s)
+		case e.kind == subFlow && !ok:
+			return fmt.Errorf("packet %d has no flow key but lies in flow sub-frame %d", i, s)
+		case e.kind == subFlow && d.find(hash) != s:
+			return fmt.Errorf("packet %d has flow hash %#08x, outside its sub-frame %d (from %#08x)", i, hash, s, e.start)
+		}
 	}
 	return nil
 }
