@@ -104,6 +104,7 @@ type Server struct {
 	now      func() time.Time
 	sessions *sessions   // the UI's logins (api/ui.go)
 	stats    statsSample // the UI's live stats, shared by its pages
+	health   healthRing  // the store's health, sampled (api_health.go)
 
 	mu    sync.Mutex
 	bound string
@@ -148,7 +149,7 @@ func NewServer(store *query.Store, opts ServerOptions) (*Server, error) {
 		switch {
 		case !strings.HasPrefix(path, "/"):
 			return nil, fmt.Errorf("api: handler path %q: must start with /", path)
-		case path == pathPackets || path == pathFlows || path == pathStats || strings.HasPrefix(path, pathMessages) || path == pathLatency || path == pathDiagnose:
+		case path == pathPackets || path == pathFlows || path == pathStats || strings.HasPrefix(path, pathMessages) || path == pathLatency || path == pathDiagnose || isUIAPIPath(path):
 			return nil, fmt.Errorf("api: handler path %q: taken by the API", path)
 		case h == nil:
 			return nil, fmt.Errorf("api: handler path %q: nil handler", path)
@@ -297,6 +298,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		BaseContext:    func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
+	stopHealth := s.startHealth(ctx)
+	defer stopHealth()
 	go func() { errc <- srv.Serve(ln) }()
 	close(s.ready)
 	s.log.Info("api listening", "addr", s.bound, "tls", s.tls != nil, "token", s.tok.Load().has, "max_concurrent", s.opts.MaxConcurrent)
@@ -443,6 +446,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case pathDiagnose:
 		h = s.handleDiagnose
 	default:
+		if uh := s.uiAPIRoute(r.URL.Path); uh != nil {
+			h = uh
+			break
+		}
 		if id, ok := messagePacketsID(r.URL.Path); ok {
 			h = func(w http.ResponseWriter, r *http.Request) { s.handleMessagePackets(w, r, id) }
 			break

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"tapvault/tracegen"
+)
+
+// uiStore imports the generated app trace and the hostile one into a
+// store, serves it, and opens a browser on it.
+func uiStore(t *testing.T, packets int) (store, addr string, ctx context.Context, bl *browserLog) {
+	t.Helper()
+	exe := findChromium(t)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "app.pcap")
+	opts := appOpts
+	opts.Packets = packets
+	if _, err := tracegen.GenerateFile(trace, opts); err != nil {
+		t.Fatal(err)
+	}
+	hostile := filepath.Join(dir, "hostile.pcap")
+	writeHostileTrace(t, hostile, time.Date(2024, 1, 1, 0, 1, 0, 0, time.UTC))
+	store = filepath.Join(dir, "store")
+	tv(t, false, "import", "--data", store, "--slow-network", "25ms", trace, hostile)
+	addr = freeAddr(t, "127.0.0.1")
+	t.Cleanup(startServe(t, store, addr))
+	ctx, bl, done := newBrowser(t, exe)
+	t.Cleanup(done)
+	return store, addr, ctx, bl
+}
+
+// heatmapRowOf is the heatmap's latency row, computed here from the
+// documented bounds (docs/api.md): 0, then 1-2-5 from 1 µs to 100 s.
+func heatmapRowOf(lat int64) int {
+	bounds := []int64{0}
+	for d := int64(1000); d < 100e9; d *= 10 {
+		bounds = append(bounds, d, 2*d, 5*d)
+	}
+	bounds = append(bounds, 100e9)
+	r := 0
+	for i, b := range bounds {
+		if lat >= b {
+			r = i
+		}
+	}
+	return r
+}
+
+// TestUIBrowserHeatmap: the latency explorer's heatmap of one group counts,
+// cell by cell, what the group's records from tapvault messages give when
+// bucketed by their request time and latency; a cell, clicked, lists
+// exactly its exchanges.
+func TestUIBrowserHeatmap(t *testing.T) {
+	store, addr, ctx, bl := uiStore(t, 8000)
+	run(t, ctx, "latency by proto", chromedp.Navigate("http://"+addr+"/#/latency?by=proto"), waitView("latency"), waitFor("#explorer-table"), waitFor("#heatmap"))
+	// Without a group: every exchange the explorer groups.
+	all := eval[string](t, ctx, `document.querySelector('#heatmap-count').dataset.count`)
+	var total int64
+	for _, g := range jsonLines(t, mustTV(t, "latency", "--data", store, "--json", "--by", "proto")) {
+		total += num(g, "count")
+	}
+	if all != strconv.FormatInt(total, 10) {
+		t.Errorf("heatmap of all exchanges: %s, tapvault latency's groups add up to %d", all, total)
+	}
+	run(t, ctx, "the http group's heatmap", click(`#explorer-table tbody tr[data-group='{"proto":"http"}'] a.hm`), waitView("latency"), waitFor("#heatmap"))
+	screenshot(t, ctx, "heatmap")
+	type info struct{ Count, From, To, Step, Expr string }
+	hi := eval[info](t, ctx, `(d => ({Count: d.count, From: d.from, To: d.to, Step: d.step, Expr: d.expr}))(document.querySelector('#heatmap-count').dataset)`)
+	if want := `proto != tcp and class != flow and proto "http"`; hi.Expr != want {
+		t.Fatalf("heatmap expression %q, want %q", hi.Expr, want)
+	}
+	from, _ := strconv.ParseInt(hi.From, 10, 64)
+	to, _ := strconv.ParseInt(hi.To, 10, 64)
+	step, _ := strconv.ParseInt(hi.Step, 10, 64)
+	cols := int64(60)
+	if step != (to-from)/cols+1 {
+		t.Errorf("heatmap step %d over [%d, %d]: want %d for 60 columns", step, from, to, (to-from)/cols+1)
+	}
+	recs := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", hi.Expr))
+	if hi.Count != strconv.Itoa(len(recs)) {
+		t.Errorf("heatmap of http: %s exchanges, tapvault messages %d", hi.Count, len(recs))
+	}
+	want := map[string]int{}
+	for _, r := range recs {
+		rf := num(r, "req_first_ns")
+		if rf < from || rf > to {
+			t.Fatalf("record %s began at %d, outside the heatmap's [%d, %d] (the store's span)", r["id"], rf, from, to)
+		}
+		c := (rf - from) / step
+		row := "none"
+		if l := num(r, "latency_ns"); l >= 0 {
+			row = strconv.Itoa(heatmapRowOf(l))
+		}
+		want[fmt.Sprintf("%d/%s", c, row)]++
+	}
+	got := eval[map[string]int](t, ctx, `Object.fromEntries([...document.querySelectorAll('#heatmap a.cell')].map(a => [a.dataset.col + '/' + a.dataset.row, +a.dataset.count]))`)
+	if len(got) != len(want) {
+		t.Errorf("heatmap: %d cells drawn, the records fill %d", len(got), len(want))
+	}
+	best, bestN := "", 0
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("heatmap cell %s: %d drawn, %d records", k, got[k], n)
+		}
+		if n > bestN || n == bestN && k < best {
+			best, bestN = k, n
+		}
+	}
+	t.Logf("heatmap of http: %d records in %d cells; the fullest, %s, holds %d", len(recs), len(want), best, bestN)
+	// The fullest cell, clicked: its exchanges, as many as it counts and as
+	// tapvault messages gives for the link's expression and window.
+	col, row, _ := strings.Cut(best, "/")
+	run(t, ctx, "click a cell", chromedp.Evaluate(fmt.Sprintf(`document.querySelector('#heatmap a.cell[data-col="%s"][data-row="%s"]').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))`, col, row), nil),
+		waitView("exchanges"), waitFor("#exchanges-table"))
+	p := eval[map[string]string](t, ctx, `Object.fromEntries(new URLSearchParams(location.hash.split('?')[1]))`)
+	cli := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "--from", p["from"], "--to", p["to"], p["expr"]))
+	shown := eval[string](t, ctx, `document.querySelector('#count').dataset.count`)
+	if shown != strconv.Itoa(bestN) || len(cli) != bestN {
+		t.Errorf("cell %s (%d exchanges): the page lists %s, tapvault messages %d for %q in [%s, %s]", best, bestN, shown, len(cli), p["expr"], p["from"], p["to"])
+	}
+	c, _ := strconv.ParseInt(col, 10, 64)
+	if p["from"] != strconv.FormatInt(from+c*step, 10) || p["to"] != strconv.FormatInt(from+(c+1)*step-1, 10) {
+		t.Errorf("cell %s: the exchanges' window is [%s, %s], want the column's [%d, %d]", best, p["from"], p["to"], from+c*step, from+(c+1)*step-1)
+	}
+	for _, r := range cli {
+		rf := num(r, "req_first_ns")
+		l := num(r, "latency_ns")
+		rw := "none"
+		if l >= 0 {
+			rw = strconv.Itoa(heatmapRowOf(l))
+		}
+		if (rf-from)/step != c || rw != row || r["proto"] != "http" {
+			t.Errorf("cell %s lists %s (%s, began %d, latency %d): not the cell's", best, r["id"], r["proto"], rf, l)
+		}
+	}
+	if got := eval[string](t, ctx, `new URLSearchParams(location.hash.split('?')[1]).get('sort')`); got != "-latency_ns" {
+		t.Errorf("a cell's exchanges are sorted by %q, want -latency_ns", got)
+	}
+	for _, e := range bl.take() {
+		t.Errorf("browser: %s", e)
+	}
+}
