@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -143,6 +144,140 @@ func TestUIBrowserHeatmap(t *testing.T) {
 	}
 	if got := eval[string](t, ctx, `new URLSearchParams(location.hash.split('?')[1]).get('sort')`); got != "-latency_ns" {
 		t.Errorf("a cell's exchanges are sorted by %q, want -latency_ns", got)
+	}
+	for _, e := range bl.take() {
+		t.Errorf("browser: %s", e)
+	}
+}
+
+// TestUIBrowserTiers: the tiers view's sums per front end and per backend
+// server equal what the records of tapvault messages --tiers add up to,
+// its examples are the longest waits, and an example opens as the
+// waterfall of exactly its backend calls.
+func TestUIBrowserTiers(t *testing.T) {
+	store, addr, ctx, bl := uiStore(t, 8000)
+	recs := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "--tiers"))
+	byID := map[string]map[string]any{}
+	for _, r := range recs {
+		byID[r["id"].(string)] = r
+	}
+	type frontSum struct {
+		fronts, withB, wait, before, backend, between, after, noB int64
+		backends                                                  map[string][2]int64 // proto server -> calls, ns
+		waits                                                     []int64
+	}
+	want := map[string]*frontSum{}
+	for _, r := range recs {
+		bs, ok := r["backends"].([]any)
+		if !ok {
+			continue
+		}
+		f := want[r["server"].(string)]
+		if f == nil {
+			f = &frontSum{backends: map[string][2]int64{}}
+			want[r["server"].(string)] = f
+		}
+		f.fronts++
+		wait := num(r, "resp_first_ns") - num(r, "req_last_ns")
+		if len(bs) == 0 {
+			f.noB += wait
+			continue
+		}
+		f.withB++
+		f.wait += wait
+		f.waits = append(f.waits, wait)
+		f.before += num(r, "tier_before_ns")
+		f.after += num(r, "tier_after_ns")
+		f.backend += num(r, "tier_backend_ns")
+		f.between += num(r, "tier_self_ns") - num(r, "tier_before_ns") - num(r, "tier_after_ns")
+		for _, id := range bs {
+			b := byID[id.(string)]
+			if b == nil {
+				t.Fatalf("front %s names backend %s, not among tapvault messages --tiers' records", r["id"], id)
+			}
+			if b["frontend"] != r["id"] {
+				t.Errorf("backend %s: frontend %v, but front %s names it", id, b["frontend"], r["id"])
+			}
+			k := b["proto"].(string) + " " + b["server"].(string)
+			c := f.backends[k]
+			f.backends[k] = [2]int64{c[0] + 1, c[1] + num(b, "resp_last_ns") - num(b, "req_first_ns")}
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no front exchange in the app trace")
+	}
+	run(t, ctx, "tiers", chromedp.Navigate("http://"+addr+"/#/tiers"), waitView("tiers"), waitFor("#tiers-table"))
+	screenshot(t, ctx, "tiers-view")
+	type shownRow struct {
+		Front, Backend string
+		V              map[string]string
+		Examples       []string
+	}
+	rows := eval[[]shownRow](t, ctx, `[...document.querySelectorAll('#tiers-table tbody tr')].map(tr => ({Front: tr.dataset.front, Backend: tr.dataset.backend || '',
+		V: Object.fromEntries([...tr.querySelectorAll('td[data-key]')].map(td => [td.dataset.key, td.dataset.ns || td.dataset.v || td.textContent])),
+		Examples: [...tr.querySelectorAll('a.example')].map(a => a.dataset.id)}))`)
+	fronts := 0
+	var withCalls string
+	for _, row := range rows {
+		f := want[row.Front]
+		if f == nil {
+			t.Errorf("tiers: front end %s shown, no front exchange of tapvault messages --tiers has that server", row.Front)
+			continue
+		}
+		if row.Backend != "" {
+			c := f.backends[row.Backend]
+			if row.V["calls"] != strconv.FormatInt(c[0], 10) || row.V["ns"] != strconv.FormatInt(c[1], 10) {
+				t.Errorf("tiers %s -> %s: %s calls, %s ns shown; the records have %d calls, %d ns", row.Front, row.Backend, row.V["calls"], row.V["ns"], c[0], c[1])
+			}
+			delete(f.backends, row.Backend)
+			continue
+		}
+		fronts++
+		for k, v := range map[string]int64{"fronts": f.fronts, "with_backends": f.withB, "wait_ns": f.wait, "before_ns": f.before, "backend_ns": f.backend,
+			"between_ns": f.between, "after_ns": f.after, "no_backend_wait_ns": f.noB} {
+			if row.V[k] != strconv.FormatInt(v, 10) {
+				t.Errorf("tiers %s %s: shown %s, the records add up to %d", row.Front, k, row.V[k], v)
+			}
+		}
+		// The examples are the longest waits, longest first.
+		slices.Sort(f.waits)
+		slices.Reverse(f.waits)
+		if len(row.Examples) != min(3, len(f.waits)) {
+			t.Errorf("tiers %s: %d examples, want %d", row.Front, len(row.Examples), min(3, len(f.waits)))
+		}
+		for i, id := range row.Examples {
+			r := byID[id]
+			if w := num(r, "resp_first_ns") - num(r, "req_last_ns"); i < len(f.waits) && w != f.waits[i] {
+				t.Errorf("tiers %s example %d (%s): wait %d, the %d. longest is %d", row.Front, i+1, id, w, i+1, f.waits[i])
+			}
+		}
+		if len(row.Examples) > 0 && withCalls == "" {
+			withCalls = row.Examples[0]
+		}
+	}
+	t.Logf("tiers: %d rows shown (%d front ends); the first example %s", len(rows), fronts, withCalls)
+	if fronts != len(want) {
+		t.Errorf("tiers: %d front ends shown, the records have %d", fronts, len(want))
+	}
+	for front, f := range want {
+		for k := range f.backends {
+			t.Errorf("tiers %s: backend %s not shown", front, k)
+		}
+	}
+	if withCalls == "" {
+		t.Fatal("tiers: no example shown")
+	}
+	// An example opens as its waterfall: exactly its calls.
+	run(t, ctx, "a tiers example", click(`#tiers-table a.example[data-id="`+withCalls+`"]`), waitView("exchange"), waitFor("#waterfall"))
+	drawn := eval[[]string](t, ctx, `[...document.querySelectorAll('#waterfall a[data-id]')].map(a => a.dataset.id)`)
+	var calls []string
+	for _, c := range byID[withCalls]["backends"].([]any) {
+		calls = append(calls, c.(string))
+	}
+	slices.Sort(drawn)
+	slices.Sort(calls)
+	if !slices.Equal(drawn, calls) {
+		t.Errorf("example %s's waterfall draws %q, its record has the calls %q", withCalls, drawn, calls)
 	}
 	for _, e := range bl.take() {
 		t.Errorf("browser: %s", e)

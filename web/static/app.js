@@ -1,6 +1,6 @@
 // The page's entry: login when the server asks for a token, then one view
 // per URL fragment (#/overview, #/exchanges, #/exchange, #/packets,
-// #/latency, #/connections, #/diagnose). Each
+// #/latency, #/connections, #/tiers, #/diagnose). Each
 // view's whole state is in the fragment, so a link reopens it.
 import { el, route, setStatus, errorBox } from './util.js';
 import { overview } from './overview.js';
@@ -10,8 +10,9 @@ import { packets } from './packets.js';
 import { diagnose } from './diagnose.js';
 import { latency } from './latency.js';
 import { connections } from './connections.js';
+import { tiers } from './tiers.js';
 
-const views = { overview, latency, exchanges, exchange, packets, connections, diagnose };
+const views = { overview, latency, exchanges, exchange, packets, connections, tiers, diagnose };
 let cleanup = null;
 let renderSeq = 0;
 
