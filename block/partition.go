@@ -19,15 +19,19 @@ const SubFrameTarget = 64 << 10
 const maxFlowSubFrames = 128
 
 // flowHashBytes is how much of the packet.AppendFlowKey encoding FlowHash
-// covers: all but the two VLAN ids (the last 4 bytes), so a flow's packets
-// share a sub-frame on every VLAN, as a flow selector means them.
-const flowHashBytes = packet.FlowKeySize - 4
+// covers: the two addresses and ports (36 bytes), not the protocol, IP
+// version and VLAN ids after them. A flow's packets then share a sub-frame
+// on every VLAN, as a flow selector means them, and a selector without a
+// protocol ("flow A:p <> B:q", the tcp, udp and sctp keys) names one
+// sub-frame, not three.
+const flowHashBytes = 16 + 16 + 2 + 2
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // FlowHash is the stable hash that places a flow's packets in a block's
-// sub-frame: CRC32C of the first 38 bytes of packet.AppendFlowKey (the key
-// without its VLAN ids), then murmur3's 32-bit finaliser so the top bits,
+// sub-frame: CRC32C of the first 36 bytes of packet.AppendFlowKey (the
+// addresses and ports of the normalised key), then murmur3's 32-bit
+// finaliser so the top bits,
 // which choose the sub-frame, depend on every key byte. It is part of the
 // block format (docs/format/block.md): never change it.
 //

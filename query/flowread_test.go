@@ -209,9 +209,10 @@ func TestPlanFlowHashes(t *testing.T) {
 		n    int // hashes, -1 for none
 	}{
 		{"tcp flow 10.0.0.1:1 <> 10.0.0.2:2", 1},
-		{"flow 10.0.0.1:1 <> 10.0.0.2:2", 3},
+		{"flow 10.0.0.1:1 <> 10.0.0.2:2", 1}, // tcp, udp and sctp: the hash leaves the protocol out
+		{"tcp flow 10.0.0.1:1 <> 10.0.0.2:2 or tcp flow 10.0.0.1:1 <> 10.0.0.3:2", 2},
 		{"tcp flow 10.0.0.1:1 <> 10.0.0.2:2 and not vlan 5", 1},
-		{"tcp flow 10.0.0.1:1 <> 10.0.0.2:2 or udp flow 10.0.0.1:1 <> 10.0.0.2:2", 2},
+		{"tcp flow 10.0.0.1:1 <> 10.0.0.2:2 or udp flow 10.0.0.1:1 <> 10.0.0.2:2", 1},
 		{"tcp flow 10.0.0.1:1 <> 10.0.0.2:2 or host 10.0.0.3", -1},
 		{"host 10.0.0.1 and port 1", -1},
 		{"flow 10.0.0.1 <> 10.0.0.2", -1},

@@ -652,13 +652,33 @@ func parseDir(hdr []byte, h *blockHeader, d *subDir) error {
 	d.seq = hdr[offDirEntry+nsub*dirEntrySize : h.hdrLen]
 	// The sequence names each sub-frame exactly as often as it holds
 	// packets (a full read then ends every sub-frame where it should).
+	// Counted a byte at a time: this runs for every block a query reads.
 	var seen [256]uint32
-	for i := 0; i < d.n; i++ {
-		s := d.at(i)
-		if int(s) >= nsub {
-			return fmt.Errorf("sub-frame sequence: packet %d in sub-frame %d of %d", i, s, nsub)
+	switch d.bits {
+	case 0:
+		seen[0] = uint32(d.n)
+	case 8:
+		for _, s := range d.seq[:d.n] {
+			seen[s]++
 		}
-		seen[s]++
+	default:
+		per := 8 / int(d.bits)
+		mask := uint8(1)<<d.bits - 1
+		full := d.n / per
+		for _, v := range d.seq[:full] {
+			for k := 0; k < per; k++ {
+				seen[v&mask]++
+				v >>= d.bits
+			}
+		}
+		for i := full * per; i < d.n; i++ {
+			seen[d.at(i)]++
+		}
+	}
+	for s := nsub; s < 256; s++ {
+		if seen[s] != 0 {
+			return fmt.Errorf("sub-frame sequence: %d packets in sub-frame %d of %d", seen[s], s, nsub)
+		}
 	}
 	for i := range d.subs {
 		if seen[i] != d.subs[i].count {
@@ -666,6 +686,42 @@ func parseDir(hdr []byte, h *blockHeader, d *subDir) error {
 		}
 	}
 	return nil
+}
+
+// positions appends to ords the positions in the block of the packets of
+// sub-frame s, in order.
+func (d *subDir) positions(s uint8, ords []uint32) []uint32 {
+	switch d.bits {
+	case 0:
+		for i := 0; i < d.n; i++ {
+			ords = append(ords, uint32(i))
+		}
+		return ords
+	case 8:
+		for i, v := range d.seq[:d.n] {
+			if v == s {
+				ords = append(ords, uint32(i))
+			}
+		}
+		return ords
+	}
+	per := 8 / int(d.bits)
+	mask := uint8(1)<<d.bits - 1
+	full := d.n / per
+	for j, v := range d.seq[:full] {
+		for k := 0; k < per; k++ {
+			if v&mask == s {
+				ords = append(ords, uint32(j*per+k))
+			}
+			v >>= d.bits
+		}
+	}
+	for i := full * per; i < d.n; i++ {
+		if d.at(i) == s {
+			ords = append(ords, uint32(i))
+		}
+	}
+	return ords
 }
 
 // find returns the flow sub-frame that holds the packets of flow hash h.

@@ -522,11 +522,7 @@ func (r *Reader) ReadFlow(ref Ref, hashes []uint32, buf *BlockBuf) (BlockMeta, e
 				s = i
 			}
 		}
-		for i := 0; i < d.n; i++ {
-			if int(d.at(i)) == s {
-				buf.ords = append(buf.ords, uint32(i))
-			}
-		}
+		buf.ords = d.positions(uint8(s), buf.ords)
 		if err := checkWalk(parts, len(buf.ords)); err != nil {
 			return corrupt(fmt.Errorf("sub-frame %d: %w", s, err))
 		}
