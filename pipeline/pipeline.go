@@ -35,6 +35,9 @@ type Options struct {
 	SegmentSize int64
 	SegmentAge  time.Duration
 	Compressors int
+	// WriterIO is how segments are written (writer.Options.IO): the zero
+	// value, writer.IOAuto, uses O_DIRECT where the filesystem takes it.
+	WriterIO writer.IOMode
 
 	// Index keeps the store's index (Dir/index) up to date: it is opened or
 	// created, catches up on blocks committed while nobody indexed them
@@ -69,7 +72,9 @@ type Options struct {
 	StopTimeout time.Duration
 
 	// Lossless makes workers wait for buffers and the writer instead of
-	// dropping: for imports, never for live ports.
+	// dropping: for imports, never for live ports. They wait for the disk
+	// only: a block the compressors have no room for is stored raw
+	// (writer.Writer.SubmitWait), so compression never sets the rate.
 	Lossless bool
 
 	// Retention limits what the store keeps (see RetentionOptions); the
@@ -181,6 +186,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		SegmentSize: opts.SegmentSize,
 		SegmentAge:  opts.SegmentAge,
 		Compressors: opts.Compressors,
+		IO:          opts.WriterIO,
 		// The compress queue is a quarter of the pool: when compression
 		// falls behind, blocks go to disk raw (counted) well before the
 		// workers run out of buffers and would have to drop packets.

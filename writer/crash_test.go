@@ -16,6 +16,7 @@ import (
 const (
 	crashDirEnv  = "TAPVAULT_WRITER_CRASH_DIR"
 	crashSeedEnv = "TAPVAULT_WRITER_CRASH_SEED"
+	crashIOEnv   = "TAPVAULT_WRITER_CRASH_IO"
 	crashBlock   = 48 << 10
 )
 
@@ -30,6 +31,10 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bad %s: %v", crashSeedEnv, err)
 	}
+	io, err := ParseIOMode(os.Getenv(crashIOEnv))
+	if err != nil {
+		t.Fatalf("bad %s: %v", crashIOEnv, err)
+	}
 	minTSToSeed := func(ts int64) uint64 {
 		return uint64((ts - 1_700_000_000_000_000_000) / 1_000_000_000)
 	}
@@ -42,7 +47,7 @@ func TestCrashChild(t *testing.T) {
 		os.Stdout.Write(line) // unbuffered: printed means committed
 	}
 	w, err := Open(Options{Dir: dir, SegmentSize: 512 << 10, SyncEvery: 2 * time.Millisecond,
-		QueueLen: 8, Compressors: 2, CommitHook: hook, Logger: quietLog})
+		QueueLen: 8, Compressors: 2, IO: io, CommitHook: hook, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -58,18 +63,29 @@ func TestCrashChild(t *testing.T) {
 
 // TestCrashKill9 kills a writing process with SIGKILL at a random moment,
 // three times over the same store: after each, Open must recover, and every
-// block whose commit was reported must read back intact and verify.
+// block whose commit was reported must read back intact and verify. It runs
+// with buffered and with O_DIRECT writes (whose last page of a group is
+// rewritten by the next).
 func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a writer process")
 	}
+	for _, io := range ioModes {
+		t.Run("io="+io.String(), func(t *testing.T) {
+			skipNoDirect(t, io)
+			testCrashKill9(t, io)
+		})
+	}
+}
+
+func testCrashKill9(t *testing.T, io IOMode) {
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	committed := map[Ref]uint64{}
 	for round := 0; round < 3; round++ {
 		seed := uint64(round+1) * 1_000_000
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashSeedEnv+"="+strconv.FormatUint(seed, 10))
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashSeedEnv+"="+strconv.FormatUint(seed, 10), crashIOEnv+"="+io.String())
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -92,139 +92,146 @@ func TestDiskFull(t *testing.T) {
 		{"create", MinSegmentSize},
 		{"reserve", 0},
 	} {
-		t.Run("fail="+tc.op, func(t *testing.T) {
-			const (
-				before, during, after = 3, 20, 4
-				blockSize             = 64 << 10
-				retry                 = 50 * time.Millisecond
-			)
-			dir := t.TempDir()
-			disk := &fullDisk{op: tc.op}
-			var logs lockedBuf
-			var hl hookLog
-			// Four buffers for twenty blocks during the outage: the test
-			// only gets them back if the writer keeps draining its queues.
-			pool := block.NewPool(4, blockSize, 16)
-			w, err := Open(Options{
-				Dir: dir, SegmentSize: tc.segSize, QueueLen: 4, Compressors: 1, Reserve: 1 << 20,
-				CommitHook: hl.hook,
-				Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
-				ops:        disk.ops(retry),
+		for _, io := range ioModes {
+			t.Run("fail="+tc.op+"/io="+io.String(), func(t *testing.T) {
+				skipNoDirect(t, io)
+				testDiskFull(t, tc.op, tc.segSize, io)
 			})
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			wants := make(map[int64]want)
-			lostTS := make(map[int64]bool)
-			var lostPackets uint64
-			var slowest time.Duration
-			submit := func(seed int, keep bool) {
-				b := getBlock(t, pool)
-				fillBlock(b, uint64(seed), blockSize, payloadText)
-				if keep {
-					wants[b.MinTS] = wantOf(b)
-				} else {
-					lostTS[b.MinTS] = true
-					lostPackets += uint64(b.Count)
-				}
-				t0 := time.Now()
-				ok := w.Submit(b)
-				slowest = max(slowest, time.Since(t0))
-				if !ok {
-					t.Fatalf("Submit of block %d: got false, want true (the writer must keep draining)", seed)
-				}
-			}
+		}
+	}
+}
 
-			seed := 0
-			for range before {
-				seed++
-				submit(seed, true)
-			}
-			waitFor(t, "blocks before the outage committed", func() bool { return w.Stats().BlocksCommitted == before })
+func testDiskFull(t *testing.T, op string, segSize int64, io IOMode) {
+	const (
+		before, during, after = 3, 20, 4
+		blockSize             = 64 << 10
+		retry                 = 50 * time.Millisecond
+	)
+	dir := t.TempDir()
+	disk := &fullDisk{op: op}
+	var logs lockedBuf
+	var hl hookLog
+	// Four buffers for twenty blocks during the outage: the test
+	// only gets them back if the writer keeps draining its queues.
+	pool := block.NewPool(4, blockSize, 16)
+	w, err := Open(Options{
+		Dir: dir, SegmentSize: segSize, QueueLen: 4, Compressors: 1, Reserve: 1 << 20, IO: io,
+		CommitHook: hl.hook,
+		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
+		ops:        disk.ops(retry),
+	})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	wants := make(map[int64]want)
+	lostTS := make(map[int64]bool)
+	var lostPackets uint64
+	var slowest time.Duration
+	submit := func(seed int, keep bool) {
+		b := getBlock(t, pool)
+		fillBlock(b, uint64(seed), blockSize, payloadText)
+		if keep {
+			wants[b.MinTS] = wantOf(b)
+		} else {
+			lostTS[b.MinTS] = true
+			lostPackets += uint64(b.Count)
+		}
+		t0 := time.Now()
+		ok := w.Submit(b)
+		slowest = max(slowest, time.Since(t0))
+		if !ok {
+			t.Fatalf("Submit of block %d: got false, want true (the writer must keep draining)", seed)
+		}
+	}
 
-			disk.full.Store(true)
-			for range during {
-				seed++
-				submit(seed, false)
-			}
-			waitFor(t, "blocks during the outage dropped", func() bool { return w.Stats().DiskFullBlocks == during })
-			if st := w.Stats(); !st.DiskFull || st.BlocksCommitted != before {
-				t.Fatalf("during the outage: got DiskFull %v, BlocksCommitted %d, want true, %d", st.DiskFull, st.BlocksCommitted, before)
-			}
+	seed := 0
+	for range before {
+		seed++
+		submit(seed, true)
+	}
+	waitFor(t, "blocks before the outage committed", func() bool { return w.Stats().BlocksCommitted == before })
 
-			disk.full.Store(false)
-			time.Sleep(2 * retry) // the writer's next attempt is due
-			for range after {
-				seed++
-				submit(seed, true)
-			}
-			waitFor(t, "blocks after the outage committed", func() bool { return w.Stats().BlocksCommitted == before+after })
+	disk.full.Store(true)
+	for range during {
+		seed++
+		submit(seed, false)
+	}
+	waitFor(t, "blocks during the outage dropped", func() bool { return w.Stats().DiskFullBlocks == during })
+	if st := w.Stats(); !st.DiskFull || st.BlocksCommitted != before {
+		t.Fatalf("during the outage: got DiskFull %v, BlocksCommitted %d, want true, %d", st.DiskFull, st.BlocksCommitted, before)
+	}
 
-			if err := w.Close(); err != nil {
-				t.Fatalf("Close: got %v, want nil (disk-full drops are counted, not errors)", err)
-			}
-			if got := pool.Free(); got != pool.Cap() {
-				t.Fatalf("free blocks after Close: got %d, want %d", got, pool.Cap())
-			}
-			if slowest > 100*time.Millisecond {
-				t.Fatalf("slowest Submit: got %v, want under 100ms (Submit never blocks)", slowest)
-			}
-			st := w.Stats()
-			// Keeping the reserve free fails no write: it is not an error.
-			if st.DiskFull || st.DiskFullBlocks != during || st.DiskFullPackets != lostPackets ||
-				st.BlocksLost != during || st.PacketsLost != lostPackets || (st.WriteErrors == 0) != (tc.op == "reserve") {
-				t.Fatalf("stats: got DiskFull %v DiskFullBlocks %d DiskFullPackets %d BlocksLost %d PacketsLost %d WriteErrors %d, want false %d %d %d %d >0",
-					st.DiskFull, st.DiskFullBlocks, st.DiskFullPackets, st.BlocksLost, st.PacketsLost, st.WriteErrors,
-					during, lostPackets, during, lostPackets)
-			}
-			if got := logs.count("disk full: dropping blocks"); got != 1 {
-				t.Fatalf("disk-full log lines: got %d, want 1\n%s", got, logs.b.String())
-			}
-			if got := logs.count("disk space back: writing resumed"); got != 1 {
-				t.Fatalf("recovery log lines: got %d, want 1\n%s", got, logs.b.String())
-			}
-			if got := logs.count(fmt.Sprintf("dropped_blocks=%d dropped_packets=%d", during, lostPackets)); got != 1 {
-				t.Fatalf("recovery log with %q: got %d lines, want 1\n%s", fmt.Sprintf("dropped_blocks=%d dropped_packets=%d", during, lostPackets), got, logs.b.String())
-			}
+	disk.full.Store(false)
+	time.Sleep(2 * retry) // the writer's next attempt is due
+	for range after {
+		seed++
+		submit(seed, true)
+	}
+	waitFor(t, "blocks after the outage committed", func() bool { return w.Stats().BlocksCommitted == before+after })
 
-			// The hook saw exactly the blocks before and after the outage,
-			// and each reads back as submitted.
-			metas := hl.all()
-			if len(metas) != before+after {
-				t.Fatalf("hook calls: got %d, want %d", len(metas), before+after)
-			}
-			r, err := OpenReader(dir)
-			if err != nil {
-				t.Fatalf("OpenReader: %v", err)
-			}
-			defer r.Close()
-			var buf BlockBuf
-			for _, m := range metas {
-				if lostTS[m.MinTS] {
-					t.Fatalf("hook called for block %v submitted during the outage", m.Ref)
-				}
-				wt, ok := wants[m.MinTS]
-				if !ok {
-					t.Fatalf("hook reported a block with MinTS %d that was never submitted", m.MinTS)
-				}
-				checkBlock(t, r, m.Ref, wt, &buf)
-			}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: got %v, want nil (disk-full drops are counted, not errors)", err)
+	}
+	if got := pool.Free(); got != pool.Cap() {
+		t.Fatalf("free blocks after Close: got %d, want %d", got, pool.Cap())
+	}
+	if slowest > 100*time.Millisecond {
+		t.Fatalf("slowest Submit: got %v, want under 100ms (Submit never blocks)", slowest)
+	}
+	st := w.Stats()
+	// Keeping the reserve free fails no write: it is not an error.
+	if st.DiskFull || st.DiskFullBlocks != during || st.DiskFullPackets != lostPackets ||
+		st.BlocksLost != during || st.PacketsLost != lostPackets || (st.WriteErrors == 0) != (op == "reserve") {
+		t.Fatalf("stats: got DiskFull %v DiskFullBlocks %d DiskFullPackets %d BlocksLost %d PacketsLost %d WriteErrors %d, want false %d %d %d %d >0",
+			st.DiskFull, st.DiskFullBlocks, st.DiskFullPackets, st.BlocksLost, st.PacketsLost, st.WriteErrors,
+			during, lostPackets, during, lostPackets)
+	}
+	if got := logs.count("disk full: dropping blocks"); got != 1 {
+		t.Fatalf("disk-full log lines: got %d, want 1\n%s", got, logs.b.String())
+	}
+	if got := logs.count("disk space back: writing resumed"); got != 1 {
+		t.Fatalf("recovery log lines: got %d, want 1\n%s", got, logs.b.String())
+	}
+	if got := logs.count(fmt.Sprintf("dropped_blocks=%d dropped_packets=%d", during, lostPackets)); got != 1 {
+		t.Fatalf("recovery log with %q: got %d lines, want 1\n%s", fmt.Sprintf("dropped_blocks=%d dropped_packets=%d", during, lostPackets), got, logs.b.String())
+	}
 
-			// Nothing of the outage is left on disk: no torn record, no
-			// written-but-unsynced block a scan or a later catch-up would
-			// take for committed.
-			rep, err := Verify(dir, nil)
-			if err != nil {
-				t.Fatalf("Verify: %v", err)
-			}
-			var tail int64
-			for _, s := range rep.Segments {
-				tail += s.TailBytes
-			}
-			if !rep.OK() || rep.Blocks != before+after || tail != 0 {
-				t.Fatalf("Verify: got OK %v, %d blocks, %d tail bytes, want true, %d, 0", rep.OK(), rep.Blocks, tail, before+after)
-			}
-		})
+	// The hook saw exactly the blocks before and after the outage,
+	// and each reads back as submitted.
+	metas := hl.all()
+	if len(metas) != before+after {
+		t.Fatalf("hook calls: got %d, want %d", len(metas), before+after)
+	}
+	r, err := OpenReader(dir)
+	if err != nil {
+		t.Fatalf("OpenReader: %v", err)
+	}
+	defer r.Close()
+	var buf BlockBuf
+	for _, m := range metas {
+		if lostTS[m.MinTS] {
+			t.Fatalf("hook called for block %v submitted during the outage", m.Ref)
+		}
+		wt, ok := wants[m.MinTS]
+		if !ok {
+			t.Fatalf("hook reported a block with MinTS %d that was never submitted", m.MinTS)
+		}
+		checkBlock(t, r, m.Ref, wt, &buf)
+	}
+
+	// Nothing of the outage is left on disk: no torn record, no
+	// written-but-unsynced block a scan or a later catch-up would
+	// take for committed.
+	rep, err := Verify(dir, nil)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	var tail int64
+	for _, s := range rep.Segments {
+		tail += s.TailBytes
+	}
+	if !rep.OK() || rep.Blocks != before+after || tail != 0 {
+		t.Fatalf("Verify: got OK %v, %d blocks, %d tail bytes, want true, %d, 0", rep.OK(), rep.Blocks, tail, before+after)
 	}
 }
 

@@ -60,9 +60,16 @@ type Options struct {
 	// were full, until space returns. It leaves room for the index, whose
 	// memory-mapped files cannot fail cleanly on a full filesystem. 0: the
 	// writer fills the filesystem.
-	Reserve    int64
-	CommitHook CommitHook
-	Logger     *slog.Logger // default slog.Default()
+	Reserve int64
+	// IO selects how segments are written: IOAuto (the default) uses
+	// O_DIRECT where the store's filesystem takes it and buffered writes
+	// where it does not; IODirect and IOBuffered force either.
+	IO IOMode
+	// WritesInFlight is how many direct writes of 1 MiB may be in flight
+	// at once (O_DIRECT only). Default DefaultWritesInFlight.
+	WritesInFlight int
+	CommitHook     CommitHook
+	Logger         *slog.Logger // default slog.Default()
 
 	ops *fileOps // nil: the real file operations (tests inject faults)
 }
@@ -77,6 +84,8 @@ type fileOps struct {
 	avail      func(dir string) (int64, error) // free space, for Reserve
 	availEvery time.Duration                   // how often to ask it
 	availBytes int64                           // and after how many bytes appended at most
+	probe      func(segDir string) error       // does the filesystem take O_DIRECT? nil: probeDirect
+	setDirect  func(f *os.File) error          // turn O_DIRECT on; nil: setDirect
 }
 
 // DiskFullRetry is how often a writer that ran out of space tries the disk
@@ -130,6 +139,9 @@ type Stats struct {
 	CompressNanos uint64
 	WriteNanos    uint64
 	Segments      uint64 // segments created by this writer
+	// Direct says the segments are written with O_DIRECT (Options.IO);
+	// false: through the page cache.
+	Direct bool
 
 	Segment uint32 // segment being appended to, 0 if none is open
 	// SegmentMinTS is the oldest packet time of the blocks written to
@@ -203,6 +215,9 @@ type Writer struct {
 	fullLost   [2]uint64 // blocks and packets lost when the disk filled
 	resumed    bool      // a block was written since the disk filled
 	markBuf    [markerSize]byte
+	hdrBuf     [segHeaderSize]byte
+	dio        *directIO // nil: buffered writes
+	direct     bool      // the open segment is written through dio
 	markDirty  bool      // the marker was rewritten since its last fdatasync
 	markSynced time.Time // when it was last synced
 
@@ -216,6 +231,7 @@ type Writer struct {
 		compressNanos, writeNanos                atomic.Uint64
 		segment                                  atomic.Uint32
 		segMinTS                                 atomic.Int64
+		direct                                   atomic.Bool
 	}
 }
 
@@ -279,6 +295,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.IO < IOAuto || o.IO > IOBuffered {
+		return fmt.Errorf("writer options: %v", o.IO)
+	}
+	if o.WritesInFlight <= 0 {
+		o.WritesInFlight = DefaultWritesInFlight
 	}
 	return nil
 }
@@ -363,6 +385,12 @@ func Open(opts Options) (*Writer, error) {
 		lf.Close()
 		return nil, fmt.Errorf("create zstd encoder: %w", err)
 	}
+	if err := w.chooseIO(); err != nil {
+		w.enc.Close()
+		w.marker.Close()
+		lf.Close()
+		return nil, err
+	}
 	for i := 0; i < opts.Compressors; i++ {
 		free := make(chan *recBuf, 2)
 		free <- &recBuf{owner: free}
@@ -376,6 +404,35 @@ func Open(opts Options) (*Writer, error) {
 
 // Recovery reports what Open found in the last segment.
 func (w *Writer) Recovery() Recovery { return w.recovery }
+
+// chooseIO probes whether the store's filesystem takes O_DIRECT writes and
+// sets the writer up for Options.IO, logging the mode it writes in.
+func (w *Writer) chooseIO() error {
+	mode := w.opts.IO
+	var probeErr error
+	if mode != IOBuffered {
+		probe := w.ops.probe
+		if probe == nil {
+			probe = probeDirect
+		}
+		probeErr = probe(w.segDir)
+	}
+	switch {
+	case mode == IODirect && probeErr != nil:
+		return fmt.Errorf("store %q: O_DIRECT asked for: %w", w.opts.Dir, probeErr)
+	case mode == IOBuffered:
+		w.log.Info("writer: buffered segment writes (asked for)", "dir", w.opts.Dir)
+		return nil
+	case probeErr != nil:
+		w.log.Info("writer: buffered segment writes: the filesystem refuses O_DIRECT", "dir", w.opts.Dir, "err", probeErr)
+		return nil
+	}
+	w.dio = newDirectIO(w.opts.WritesInFlight, w.ops.writeAt)
+	w.direct = true
+	w.st.direct.Store(true)
+	w.log.Info("writer: O_DIRECT segment writes", "dir", w.opts.Dir, "in_flight", w.opts.WritesInFlight, "chunk", dioChunk)
+	return nil
+}
 
 // recover removes half-created segments and checks the last segment record
 // by record against the commit marker. Older segments were sealed by
@@ -569,6 +626,9 @@ func (w *Writer) Close() error {
 	<-w.done
 	w.syncMarker(true) // a store closed cleanly has a durable marker covering everything
 	w.enc.Close()
+	if w.dio != nil {
+		w.dio.close()
+	}
 	var errs []error
 	if n := w.st.lost.Load() - w.st.fullBlocks.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("%d accepted blocks were not committed, first because: %w", n, w.firstErr))
@@ -611,6 +671,7 @@ func (w *Writer) Stats() Stats {
 		WriteNanos:         w.st.writeNanos.Load(),
 		FsyncMaxNanos:      w.st.fsyncMax.Load(),
 		Segments:           w.st.segsCreate.Load(),
+		Direct:             w.st.direct.Load(),
 		Segment:            w.st.segment.Load(),
 		SegmentMinTS:       w.st.segMinTS.Load(),
 		CompressQueue:      len(w.compressQ),
@@ -719,7 +780,14 @@ func (w *Writer) write(it item) {
 	ref := MakeRef(w.seg, uint32(w.size))
 	t0 := time.Now()
 	sealRecord(rb.rec, ref)
-	_, err := w.ops.writeAt(w.f, rb.rec, w.size)
+	var err error
+	if w.direct {
+		// Copied into the staging buffers; a write that fails fails
+		// the group at its commit.
+		w.dio.append(rb.rec)
+	} else {
+		_, err = w.ops.writeAt(w.f, rb.rec, w.size)
+	}
 	w.st.writeNanos.Add(uint64(time.Since(t0)))
 	w.sinceAvail += n
 	if err != nil {
@@ -749,27 +817,38 @@ func (w *Writer) write(it item) {
 }
 
 // commit makes every pending record durable with one fdatasync, then calls
-// the hook for each and releases its block.
+// the hook for each and releases its block. With O_DIRECT it first writes
+// what the staging buffers hold and waits for every write in flight.
 func (w *Writer) commit() {
 	w.pendSince = time.Time{}
 	if len(w.pending) == 0 {
 		return
 	}
-	t0 := time.Now()
-	err := w.ops.sync(w.f)
-	d := uint64(time.Since(t0))
-	w.st.fsyncs.Add(1)
-	w.st.fsyncNanos.Add(d)
-	if d > w.st.fsyncMax.Load() {
-		w.st.fsyncMax.Store(d)
+	var err error
+	if w.direct {
+		t0 := time.Now()
+		err = w.dio.flush()
+		w.st.writeNanos.Add(uint64(time.Since(t0)))
+	}
+	if err == nil {
+		t0 := time.Now()
+		if err = w.ops.sync(w.f); err != nil {
+			err = fmt.Errorf("sync segment %q: %w", w.path, err)
+		}
+		d := uint64(time.Since(t0))
+		w.st.fsyncs.Add(1)
+		w.st.fsyncNanos.Add(d)
+		if d > w.st.fsyncMax.Load() {
+			w.st.fsyncMax.Store(d)
+		}
 	}
 	if err != nil {
 		// After a failed fsync the page cache can no longer be trusted
-		// (the kernel may have dropped the dirty pages): the blocks are
+		// (the kernel may have dropped the dirty pages); after a failed
+		// direct write the group has a hole. Either way the blocks are
 		// lost, cut off back to the last good sync so no reader or later
 		// recovery takes them for committed, and the segment is given up.
 		w.st.writeErrors.Add(1)
-		err = fmt.Errorf("sync segment %q: %w", w.path, err)
 		for i := range w.pending {
 			w.lose(w.pending[i].b, "blocks not committed", err)
 			w.pending[i] = pend{}
@@ -935,6 +1014,9 @@ func (w *Writer) openSegment() error {
 	if err != nil {
 		return err
 	}
+	if w.dio != nil {
+		w.direct = w.startDirect(f, path)
+	}
 	w.f, w.path, w.seg, w.size, w.segBlocks, w.segCreated = f, path, seg, segHeaderSize, 0, now
 	w.synced = segHeaderSize
 	w.st.segsCreate.Add(1)
@@ -943,14 +1025,54 @@ func (w *Writer) openSegment() error {
 	return nil
 }
 
+// startDirect turns O_DIRECT on for the new segment f and hands it to the
+// direct path with its header (written by create through the page cache).
+// Where that fails the writer falls back to buffered writes for good.
+func (w *Writer) startDirect(f *os.File, path string) bool {
+	hdr := w.hdrBuf[:]
+	_, err := f.ReadAt(hdr, 0)
+	if err == nil {
+		if w.ops.setDirect != nil {
+			err = w.ops.setDirect(f)
+		} else {
+			err = setDirect(f)
+		}
+	}
+	if err != nil {
+		w.log.Warn("writer: O_DIRECT failed on a new segment: buffered writes from now on", "path", path, "err", err)
+		w.st.direct.Store(false)
+		w.dio.close()
+		w.dio = nil
+		return false
+	}
+	w.dio.start(f, hdr)
+	return true
+}
+
 // closeSegment closes the current segment and syncs the commit marker, so
 // a sealed segment is durably marked committed whole once its successor
-// exists. Callers commit first.
+// exists. Callers commit first. A segment written with O_DIRECT is cut to
+// its committed size first: its last page was written zero-padded, and a
+// sealed segment is committed whole.
 func (w *Writer) closeSegment() {
 	if w.f == nil {
 		return
 	}
 	w.syncMarker(true)
+	if w.direct {
+		w.direct = false
+		err := w.f.Truncate(w.synced)
+		if err == nil {
+			err = w.ops.sync(w.f)
+		}
+		if err != nil {
+			// Left as it is, the zeros past the committed size read as
+			// damage once a later segment is committed: verify reports
+			// them; no committed byte is at risk.
+			w.st.writeErrors.Add(1)
+			w.log.Error("writer: cannot cut the padding off a sealed segment", "path", w.path, "size", w.synced, "err", err)
+		}
+	}
 	if err := w.f.Close(); err != nil {
 		w.st.writeErrors.Add(1)
 		err = fmt.Errorf("close segment %q: %w", w.path, err)

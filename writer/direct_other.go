@@ -1,0 +1,16 @@
+//go:build !linux
+
+package writer
+
+import (
+	"errors"
+	"os"
+)
+
+var errNoDirect = errors.New("O_DIRECT writes are implemented on Linux only")
+
+func setDirect(*os.File) error { return errNoDirect }
+
+const directProbe = "direct.probe"
+
+func probeDirect(string) error { return errNoDirect }

@@ -1,0 +1,62 @@
+package writer
+
+import (
+	"tapvault/block"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// TestSubmitWaitStoresRawWhenBehind: a lossless source that outruns the
+// compressors (one, at zstd's slowest level, against submissions that take
+// microseconds) gets its overflow stored raw instead of waiting for zstd,
+// and loses nothing although it submits far more blocks than the two queues
+// hold: SubmitWait waits for the write queue when it is full.
+func TestSubmitWaitStoresRawWhenBehind(t *testing.T) {
+	for _, io := range ioModes {
+		t.Run("io="+io.String(), func(t *testing.T) {
+			skipNoDirect(t, io)
+			dir := t.TempDir()
+			const n, size = 12, 1 << 20
+			pool := block.NewPool(n, size, 16)
+			var hl hookLog
+			w, err := Open(Options{Dir: dir, IO: io, Compressors: 1, QueueLen: 2, Level: zstd.SpeedBestCompression,
+				CommitHook: hl.hook, Logger: quietLog})
+			if err != nil {
+				t.Fatal(err)
+			}
+			blocks := make([]*block.Block, n)
+			wants := map[int64]want{}
+			for i := range blocks {
+				blocks[i] = getBlock(t, pool)
+				fillBlock(blocks[i], uint64(i+1), size, payloadText)
+				wants[blocks[i].MinTS] = wantOf(blocks[i])
+			}
+			for i, b := range blocks {
+				if !w.SubmitWait(b) {
+					t.Fatalf("SubmitWait of block %d: false on an open writer", i)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			st := w.Stats()
+			if st.BlocksCommitted != n || st.BlocksLost != 0 || st.Rejected != 0 || st.RawBehind == 0 {
+				t.Fatalf("stats: got %d committed, %d lost, %d rejected, %d raw behind; want %d, 0, 0, >0",
+					st.BlocksCommitted, st.BlocksLost, st.Rejected, st.RawBehind, n)
+			}
+			r, err := OpenReader(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var buf BlockBuf
+			for _, m := range hl.all() {
+				checkBlock(t, r, m.Ref, wants[m.MinTS], &buf)
+			}
+			if w.SubmitWait(getBlock(t, pool)) {
+				t.Fatal("SubmitWait after Close: got true")
+			}
+		})
+	}
+}
