@@ -1,8 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"net/netip"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -279,6 +283,159 @@ func TestUIBrowserTiers(t *testing.T) {
 	if !slices.Equal(drawn, calls) {
 		t.Errorf("example %s's waterfall draws %q, its record has the calls %q", withCalls, drawn, calls)
 	}
+	for _, e := range bl.take() {
+		t.Errorf("browser: %s", e)
+	}
+}
+
+// sortRecs sorts records as the exchanges view asks the server to: by key,
+// unknown values (negative durations, absent fields) last either way, ties
+// in store order.
+func sortRecs(recs []map[string]any, key string, desc bool, val func(r map[string]any) (v int64, s string, ok bool)) {
+	slices.SortStableFunc(recs, func(a, b map[string]any) int {
+		va, sa, oka := val(a)
+		vb, sb, okb := val(b)
+		if oka != okb {
+			if oka {
+				return -1
+			}
+			return 1
+		}
+		if !oka {
+			return 0
+		}
+		c := cmp.Compare(va, vb)
+		if c == 0 {
+			c = strings.Compare(sa, sb)
+		}
+		if desc {
+			c = -c
+		}
+		return c
+	})
+}
+
+func ids(recs []map[string]any) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r["id"].(string)
+	}
+	return out
+}
+
+// TestUIBrowserExchanges: the exchanges view sorts and pages on the server:
+// any page of any column's order is the same rows of tapvault messages'
+// records sorted stably; the time strip counts them by request time, and a
+// drag on it sets from and to to the columns dragged over, listing what
+// tapvault messages lists for that window.
+func TestUIBrowserExchanges(t *testing.T) {
+	store, addr, ctx, bl := uiStore(t, 8000)
+	const expr = "proto != tcp"
+	all := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", expr))
+	if len(all) < 450 {
+		t.Fatalf("only %d exchanges: the paging check needs more than four pages", len(all))
+	}
+	pageOf := func(sort string, page int) []string {
+		t.Helper()
+		frag := "#/exchanges?expr=" + url.QueryEscape(expr) + "&sort=" + url.QueryEscape(sort) + "&page=" + strconv.Itoa(page)
+		run(t, ctx, "exchanges "+sort, hash(frag), waitView("exchanges"), waitFor("#exchanges-table"))
+		if got := eval[string](t, ctx, `document.querySelector('#count').dataset.count`); got != strconv.Itoa(len(all)) {
+			t.Errorf("exchanges %q: %s in all, tapvault messages %d", expr, got, len(all))
+		}
+		return eval[[]string](t, ctx, `[...document.querySelectorAll('#exchanges-table tbody tr')].map(tr => tr.dataset.id)`)
+	}
+	run(t, ctx, "exchanges", chromedp.Navigate("http://"+addr+"/#/exchanges"), waitView("exchanges"), waitFor("#exchanges-table"))
+	for _, c := range []struct {
+		sort string
+		page int
+		val  func(r map[string]any) (int64, string, bool)
+	}{
+		{"-latency_ns", 2, func(r map[string]any) (int64, string, bool) { v := num(r, "latency_ns"); return v, "", v >= 0 }},
+		{"transfer_ns", 1, func(r map[string]any) (int64, string, bool) { v := num(r, "transfer_ns"); return v, "", v >= 0 }},
+		{"-client", 0, func(r map[string]any) (int64, string, bool) {
+			ap := netip.MustParseAddrPort(r["client"].(string))
+			a := ap.Addr().As16()
+			return 0, string(a[:]) + string([]byte{byte(ap.Port() >> 8), byte(ap.Port())}), true
+		}},
+		{"-status", 0, func(r map[string]any) (int64, string, bool) { _, ok := r["status"]; return num(r, "status"), "", ok }},
+		{"proto", 3, func(r map[string]any) (int64, string, bool) { return 0, r["proto"].(string), true }},
+	} {
+		want := slices.Clone(all)
+		sortRecs(want, c.sort, strings.HasPrefix(c.sort, "-"), c.val)
+		w := ids(want[min(len(want), c.page*100):min(len(want), (c.page+1)*100)])
+		if got := pageOf(c.sort, c.page); !slices.Equal(got, w) {
+			t.Errorf("exchanges sorted by %s, page %d: %d rows starting %q, want %d starting %q", c.sort, c.page+1, len(got), got[:min(3, len(got))], len(w), w[:min(3, len(w))])
+		}
+	}
+	// The last page holds the rest.
+	last := (len(all) - 1) / 100
+	run(t, ctx, "the last page", click("#last"), waitView("exchanges"), waitFor("#exchanges-table"))
+	if got := eval[int](t, ctx, `document.querySelectorAll('#exchanges-table tbody tr').length`); got != len(all)-last*100 {
+		t.Errorf("the last page (%d) lists %d rows, want %d", last+1, got, len(all)-last*100)
+	}
+	// A column heading sorts by it, slowest first for a duration.
+	run(t, ctx, "sort by server time", click(`#exchanges-table th a[data-sort="server_ns"]`), waitView("exchanges"), waitFor("#exchanges-table"))
+	if got := eval[string](t, ctx, `new URLSearchParams(location.hash.split('?')[1]).get('sort')`); got != "-server_ns" {
+		t.Errorf("the server time heading sorts by %q, want -server_ns", got)
+	}
+
+	// The strip: its columns count the records by request time.
+	stripCheck := func(what string, recs []map[string]any) (from, step int64, cols int) {
+		t.Helper()
+		d := eval[map[string]string](t, ctx, `({...document.querySelector('#brush').dataset})`)
+		from, _ = strconv.ParseInt(d["from"], 10, 64)
+		step, _ = strconv.ParseInt(d["step"], 10, 64)
+		cols, _ = strconv.Atoi(d["cols"])
+		want := map[int]int{}
+		for _, r := range recs {
+			// By request time: a record that began before the window but
+			// overlaps it is listed (the window selects by overlap), not
+			// counted in the strip.
+			rf := num(r, "req_first_ns")
+			if c := (rf - from) / step; rf >= from && c < int64(cols) {
+				want[int(c)]++
+			}
+		}
+		got := eval[map[int]int](t, ctx, `Object.fromEntries([...document.querySelectorAll('#brush rect.strip-bar')].map(r => [r.dataset.col, +r.dataset.count]))`)
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: the strip's columns %v, the records by request time %v", what, got, want)
+		}
+		return from, step, cols
+	}
+	drag := func(c0, c1, cols int) {
+		t.Helper()
+		run(t, ctx, "drag", chromedp.Evaluate(fmt.Sprintf(`(() => {
+			const s = document.querySelector('#brush'); const r = s.getBoundingClientRect();
+			const x = (c) => r.left + r.width * (2 + (c + 0.5) * (996 / %d)) / 1000;
+			const ev = (type, c) => s.dispatchEvent(new PointerEvent(type, {bubbles: true, cancelable: true, clientX: x(c), clientY: r.top + r.height / 2, pointerId: 1}));
+			ev('pointerdown', %d); ev('pointermove', %d); ev('pointerup', %d);
+		})()`, cols, c0, c1, c1), nil), waitView("exchanges"), waitFor("#exchanges-table"), waitFor("#brush"))
+	}
+	const rexpr = "proto redis"
+	redis := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", rexpr))
+	run(t, ctx, "redis", hash("#/exchanges?expr="+url.QueryEscape(rexpr)), waitView("exchanges"), waitFor("#exchanges-table"), waitFor("#brush"))
+	from, step, cols := stripCheck("the whole time", redis)
+	// Zoom into the columns that hold records, then into the middle of
+	// that window.
+	lo, hi := cols, -1
+	for _, r := range redis {
+		c := int((num(r, "req_first_ns") - from) / step)
+		lo, hi = min(lo, c), max(hi, c)
+	}
+	for _, z := range []struct{ c0, c1 int }{{lo, hi}, {cols / 4, cols * 3 / 4}} {
+		drag(z.c0, z.c1, cols)
+		p := eval[map[string]string](t, ctx, `Object.fromEntries(new URLSearchParams(location.hash.split('?')[1]))`)
+		if wf, wt := strconv.FormatInt(from+int64(z.c0)*step, 10), strconv.FormatInt(from+int64(z.c1+1)*step-1, 10); p["from"] != wf || p["to"] != wt {
+			t.Errorf("drag over columns %d-%d: the window is [%s, %s], want [%s, %s]", z.c0, z.c1, p["from"], p["to"], wf, wt)
+		}
+		in := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "--from", p["from"], "--to", p["to"], rexpr))
+		if got := eval[string](t, ctx, `document.querySelector('#count').dataset.count`); got != strconv.Itoa(len(in)) || len(in) == 0 {
+			t.Errorf("window [%s, %s]: %s listed, tapvault messages %d (want some)", p["from"], p["to"], got, len(in))
+		}
+		t.Logf("drag over columns %d-%d: [%s, %s], %d exchanges", z.c0, z.c1, p["from"], p["to"], len(in))
+		from, step, cols = stripCheck("the window", in)
+	}
+	screenshot(t, ctx, "exchanges-brush")
 	for _, e := range bl.take() {
 		t.Errorf("browser: %s", e)
 	}

@@ -1,13 +1,14 @@
 // Exchanges: the records a message expression selects in a time window,
-// sortable by any column, paged. The API streams records in store order;
-// the view loads up to `cap` of them (default 10000) and sorts and pages
-// those, saying so when more matched.
-import { el, api, link, jsonLines, fmtTime, fmtDur, fmtCount, big, setStatus, errorBox } from './util.js';
+// sorted by any column and paged by the server (/api/v1/exchanges: any
+// number of records, one page of 100 sent), with a strip of their count
+// over time (/api/v1/heatmap's columns) on which a drag sets the window.
+import { el, svg, api, link, parseJSON, fmtTime, fmtDur, fmtCount, big, setStatus, errorBox } from './util.js';
 import { summary } from './records.js';
 
 const PAGE = 100;
-const DEFAULT_CAP = 10000;
+const STRIP_COLS = 120;
 
+// Durations sort slowest first on the first click.
 const columns = [
   { key: 'req_first_ns', title: 'Time', kind: 'time' },
   { key: 'proto', title: 'Proto' },
@@ -21,12 +22,57 @@ const columns = [
   { key: 'class', title: 'Class' },
 ];
 
-function cmp(a, b) {
-  if (typeof a === 'bigint' || typeof b === 'bigint') { a = big(a); b = big(b); }
-  if (a === b) return 0;
-  if (a === undefined || a === null) return 1;
-  if (b === undefined || b === null) return -1;
-  return a < b ? -1 : 1;
+// strip draws the selection's count over the window in columns (by the
+// request's first packet); dragging across it sets from and to to the
+// columns dragged over.
+function strip(h, st) {
+  const W = 1000; const H = 48; const PAD = 2;
+  const cols = Number(h.cols);
+  const from = big(h.from); const step = big(h.step);
+  const per = new Array(cols).fill(0);
+  for (const [c, , n] of h.cells) per[c] += Number(n);
+  h.no_latency.forEach((n, c) => { per[c] += Number(n); });
+  const max = Math.max(1, ...per);
+  const cw = (W - 2 * PAD) / cols;
+  const colFrom = (c) => from + BigInt(c) * step;
+  const g = [];
+  per.forEach((n, c) => {
+    if (!n) return;
+    const bh = Math.max(1, (n / max) * (H - 2));
+    g.push(svg('rect', { x: PAD + c * cw, y: H - bh, width: Math.max(0.5, cw - 0.3), height: bh, class: 'strip-bar', 'data-col': c, 'data-count': n },
+      svg('title', {}, `${fmtCount(n)} from ${fmtTime(colFrom(c))}`)));
+  });
+  const sel = svg('rect', { x: 0, y: 0, width: 0, height: H - 12, class: 'strip-sel', visibility: 'hidden' });
+  g.push(sel);
+  const s = svg('svg', { id: 'brush', class: 'strip', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none',
+    'data-from': String(h.from), 'data-step': String(h.step), 'data-cols': String(cols), role: 'img', 'aria-label': 'exchanges over time: drag to choose a window' }, g);
+  const colAt = (ev) => {
+    const r = s.getBoundingClientRect();
+    const x = ((ev.clientX - r.left) / r.width) * W;
+    return Math.min(cols - 1, Math.max(0, Math.floor((x - PAD) / cw)));
+  };
+  let c0 = null;
+  s.addEventListener('pointerdown', (ev) => {
+    c0 = colAt(ev);
+    if (s.setPointerCapture && ev.pointerId !== undefined) { try { s.setPointerCapture(ev.pointerId); } catch (e) { /* synthetic */ } }
+    sel.setAttribute('visibility', 'visible');
+    sel.setAttribute('x', PAD + c0 * cw); sel.setAttribute('width', cw);
+    ev.preventDefault();
+  });
+  s.addEventListener('pointermove', (ev) => {
+    if (c0 === null) return;
+    const c = colAt(ev);
+    const a = Math.min(c0, c); const b = Math.max(c0, c);
+    sel.setAttribute('x', PAD + a * cw); sel.setAttribute('width', (b - a + 1) * cw);
+  });
+  s.addEventListener('pointerup', (ev) => {
+    if (c0 === null) return;
+    const c = colAt(ev);
+    const a = Math.min(c0, c); const b = Math.max(c0, c);
+    c0 = null;
+    location.hash = link('exchanges', { ...st, from: colFrom(a).toString(), to: (colFrom(b + 1) - 1n).toString(), page: '' });
+  });
+  return el('div', {}, s, el('div', { class: 'strip-axis' }, el('span', {}, fmtTime(from)), el('span', {}, fmtTime(colFrom(cols)))));
 }
 
 export async function exchanges(main, params) {
@@ -34,7 +80,6 @@ export async function exchanges(main, params) {
   const expr = st.expr || '';
   const sort = st.sort || 'req_first_ns';
   const page = Math.max(0, parseInt(st.page || '0', 10) || 0);
-  const cap = Math.max(1, parseInt(st.cap || String(DEFAULT_CAP), 10) || DEFAULT_CAP);
   const go = (changes) => { location.hash = link('exchanges', { ...st, ...changes }); };
 
   const fExpr = el('input', { name: 'expr', id: 'expr', value: expr, size: 60, placeholder: 'proto http and latency > 50ms', spellcheck: 'false' });
@@ -49,44 +94,44 @@ export async function exchanges(main, params) {
     ev.preventDefault();
     go({ expr: fExpr.value, from: fFrom.value, to: fTo.value, tz: fTz.value === 'UTC' ? '' : fTz.value, page: '' });
   });
+  const brush = el('div', { id: 'brush-out' }, el('p', { class: 'muted' }, 'Loading the time strip…'));
   const out = el('div', { id: 'exchanges-out' }, el('p', { class: 'muted' }, 'Loading…'));
-  main.replaceChildren(el('h1', {}, 'Exchanges'), form, out);
+  main.replaceChildren(el('h1', {}, 'Exchanges'), form, brush, out);
 
   const t0 = performance.now();
-  let recs;
+  // The strip spans the window (the message store's span without one): a
+  // drag zooms in, "the whole time" out.
+  const stripDone = (async () => {
+    try {
+      const h = parseJSON(await (await api('/api/v1/heatmap', { expr, from: st.from, to: st.to, cols: STRIP_COLS })).text());
+      brush.replaceChildren(strip(h, st), el('p', { class: 'muted strip-note' }, 'drag across the strip to zoom into a window',
+        (st.from || st.to) ? [' · ', el('a', { href: link('exchanges', { ...st, from: '', to: '', page: '' }), id: 'brush-clear' }, 'the whole time')] : ''));
+    } catch (e) { brush.replaceChildren(errorBox(e)); }
+  })();
+  let ans;
   try {
-    const r = await api('/api/v1/messages', { expr, from: st.from, to: st.to, limit: cap + 1 });
-    recs = jsonLines(await r.text());
+    ans = parseJSON(await (await api('/api/v1/exchanges', { expr, from: st.from, to: st.to, sort, offset: page * PAGE, limit: PAGE })).text());
   } catch (e) {
     out.replaceChildren(errorBox(e));
+    await stripDone;
     return;
   }
-  const truncated = recs.length > cap;
-  if (truncated) recs = recs.slice(0, cap);
-  for (const r of recs) r.summary = summary(r);
+  const total = Number(ans.total);
+  const rows = ans.records;
   const desc = sort.startsWith('-');
   const key = desc ? sort.slice(1) : sort;
-  recs.sort((a, b) => {
-    const c = cmp(a[key], b[key]);
-    // Unknown durations (-1) go last either way.
-    if (key.endsWith('_ns') && !key.startsWith('req_') && !key.startsWith('resp_')) {
-      const ua = Number(a[key]) < 0; const ub = Number(b[key]) < 0;
-      if (ua !== ub) return ua ? 1 : -1;
-    }
-    return desc ? -c : c;
-  });
-  const pages = Math.max(1, Math.ceil(recs.length / PAGE));
-  const p = Math.min(page, pages - 1);
-  const rows = recs.slice(p * PAGE, (p + 1) * PAGE);
+  const pages = Math.max(1, Math.ceil(total / PAGE));
+  const p = page;
 
   const head = el('tr', {}, columns.map((c) => {
-    const next = sort === c.key ? '-' + c.key : c.key;
+    const first = c.kind === 'dur' ? '-' + c.key : c.key;
+    const next = key === c.key ? (desc ? c.key : '-' + c.key) : first;
     const mark = key === c.key ? (desc ? ' ▼' : ' ▲') : '';
     return el('th', {}, el('a', { href: link('exchanges', { ...st, sort: next, page: '' }), 'data-sort': c.key }, c.title + mark));
   }), el('th', {}, 'ID'));
   const body = el('tbody', {}, rows.map((r) => el('tr', { 'data-id': r.id },
     columns.map((c) => {
-      const v = r[c.key];
+      const v = c.key === 'summary' ? summary(r) : r[c.key];
       if (c.kind === 'time') return el('td', { class: 'time', 'data-ns': String(v) }, el('a', { href: link('exchange', { id: r.id, tz: st.tz }) }, fmtTime(v)));
       if (c.kind === 'dur') return el('td', { class: 'num', 'data-ns': String(v) }, fmtDur(v));
       if (c.key === 'class') return el('td', { class: 'class ' + String(v) }, String(v ?? ''));
@@ -94,12 +139,12 @@ export async function exchanges(main, params) {
     }),
     el('td', { class: 'mono' }, el('a', { href: link('exchange', { id: r.id, tz: st.tz }) }, r.id)))));
   const nav = el('p', { class: 'pager' },
-    p > 0 ? el('a', { href: link('exchanges', { ...st, page: p - 1 }), id: 'prev' }, '← previous') : '',
-    ` page ${p + 1} of ${pages} `,
-    p + 1 < pages ? el('a', { href: link('exchanges', { ...st, page: p + 1 }), id: 'next' }, 'next →') : '');
-  const count = el('p', { id: 'count', 'data-count': String(recs.length), 'data-truncated': String(truncated) },
-    `${fmtCount(recs.length)} exchanges` + (truncated ? ` (the first ${fmtCount(cap)} loaded: more matched; narrow the window or the expression)` : '') +
-    ` · rows ${rows.length ? p * PAGE + 1 : 0}–${p * PAGE + rows.length}`);
+    p > 0 ? [el('a', { href: link('exchanges', { ...st, page: '' }), id: 'first' }, '⇤ first'), el('a', { href: link('exchanges', { ...st, page: p - 1 }), id: 'prev' }, '← previous')] : '',
+    ` page ${fmtCount(p + 1)} of ${fmtCount(pages)} `,
+    p + 1 < pages ? [el('a', { href: link('exchanges', { ...st, page: p + 1 }), id: 'next' }, 'next →'), el('a', { href: link('exchanges', { ...st, page: pages - 1 }), id: 'last' }, 'last ⇥')] : '');
+  const count = el('p', { id: 'count', 'data-count': String(total), 'data-truncated': 'false', 'data-page': String(p), 'data-pages': String(pages) },
+    `${fmtCount(total)} exchanges · rows ${rows.length ? fmtCount(p * PAGE + 1) : 0}–${fmtCount(p * PAGE + rows.length)}, sorted by ${key}${desc ? ', descending' : ''}`);
   out.replaceChildren(count, el('table', { class: 'grid', id: 'exchanges-table' }, el('thead', {}, head), body), nav);
+  await stripDone;
   setStatus(`loaded in ${Math.round(performance.now() - t0)} ms`);
 }
