@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -210,62 +211,81 @@ func TestUIBrowserTiers(t *testing.T) {
 	if len(want) == 0 {
 		t.Fatal("no front exchange in the app trace")
 	}
-	run(t, ctx, "tiers", chromedp.Navigate("http://"+addr+"/#/tiers"), waitView("tiers"), waitFor("#tiers-table"))
-	screenshot(t, ctx, "tiers-view")
 	type shownRow struct {
 		Front, Backend string
 		V              map[string]string
 		Examples       []string
 	}
-	rows := eval[[]shownRow](t, ctx, `[...document.querySelectorAll('#tiers-table tbody tr')].map(tr => ({Front: tr.dataset.front, Backend: tr.dataset.backend || '',
-		V: Object.fromEntries([...tr.querySelectorAll('td[data-key]')].map(td => [td.dataset.key, td.dataset.ns || td.dataset.v || td.textContent])),
-		Examples: [...tr.querySelectorAll('a.example')].map(a => a.dataset.id)}))`)
-	fronts := 0
 	var withCalls string
-	for _, row := range rows {
-		f := want[row.Front]
-		if f == nil {
-			t.Errorf("tiers: front end %s shown, no front exchange of tapvault messages --tiers has that server", row.Front)
-			continue
+	// By default the front ends with backend calls; with all=1 every
+	// server of a front exchange.
+	for _, all := range []bool{false, true} {
+		if all {
+			run(t, ctx, "tiers, all", click("#tiers-all"), waitView("tiers"), waitFor("#tiers-table"))
+		} else {
+			run(t, ctx, "tiers", chromedp.Navigate("http://"+addr+"/#/tiers"), waitView("tiers"), waitFor("#tiers-table"))
+			screenshot(t, ctx, "tiers-view")
 		}
-		if row.Backend != "" {
-			c := f.backends[row.Backend]
-			if row.V["calls"] != strconv.FormatInt(c[0], 10) || row.V["ns"] != strconv.FormatInt(c[1], 10) {
-				t.Errorf("tiers %s -> %s: %s calls, %s ns shown; the records have %d calls, %d ns", row.Front, row.Backend, row.V["calls"], row.V["ns"], c[0], c[1])
+		rows := eval[[]shownRow](t, ctx, `[...document.querySelectorAll('#tiers-table tbody tr')].map(tr => ({Front: tr.dataset.front, Backend: tr.dataset.backend || '',
+			V: Object.fromEntries([...tr.querySelectorAll('td[data-key]')].map(td => [td.dataset.key, td.dataset.ns || td.dataset.v || td.textContent])),
+			Examples: [...tr.querySelectorAll('a.example')].map(a => a.dataset.id)}))`)
+		fronts, wantFronts := 0, 0
+		left := map[string]bool{} // backend rows not yet seen
+		for front, f := range want {
+			if all || f.withB > 0 {
+				wantFronts++
 			}
-			delete(f.backends, row.Backend)
-			continue
-		}
-		fronts++
-		for k, v := range map[string]int64{"fronts": f.fronts, "with_backends": f.withB, "wait_ns": f.wait, "before_ns": f.before, "backend_ns": f.backend,
-			"between_ns": f.between, "after_ns": f.after, "no_backend_wait_ns": f.noB} {
-			if row.V[k] != strconv.FormatInt(v, 10) {
-				t.Errorf("tiers %s %s: shown %s, the records add up to %d", row.Front, k, row.V[k], v)
-			}
-		}
-		// The examples are the longest waits, longest first.
-		slices.Sort(f.waits)
-		slices.Reverse(f.waits)
-		if len(row.Examples) != min(3, len(f.waits)) {
-			t.Errorf("tiers %s: %d examples, want %d", row.Front, len(row.Examples), min(3, len(f.waits)))
-		}
-		for i, id := range row.Examples {
-			r := byID[id]
-			if w := num(r, "resp_first_ns") - num(r, "req_last_ns"); i < len(f.waits) && w != f.waits[i] {
-				t.Errorf("tiers %s example %d (%s): wait %d, the %d. longest is %d", row.Front, i+1, id, w, i+1, f.waits[i])
+			for k := range f.backends {
+				left[front+" "+k] = true
 			}
 		}
-		if len(row.Examples) > 0 && withCalls == "" {
-			withCalls = row.Examples[0]
+		for _, row := range rows {
+			f := want[row.Front]
+			if f == nil {
+				t.Errorf("tiers: front end %s shown, no front exchange of tapvault messages --tiers has that server", row.Front)
+				continue
+			}
+			if row.Backend != "" {
+				c := f.backends[row.Backend]
+				if row.V["calls"] != strconv.FormatInt(c[0], 10) || row.V["ns"] != strconv.FormatInt(c[1], 10) {
+					t.Errorf("tiers %s -> %s: %s calls, %s ns shown; the records have %d calls, %d ns", row.Front, row.Backend, row.V["calls"], row.V["ns"], c[0], c[1])
+				}
+				delete(left, row.Front+" "+row.Backend)
+				continue
+			}
+			fronts++
+			if !all && f.withB == 0 {
+				t.Errorf("tiers: %s shown by default, but none of its exchanges made a backend call", row.Front)
+			}
+			for k, v := range map[string]int64{"fronts": f.fronts, "with_backends": f.withB, "wait_ns": f.wait, "before_ns": f.before, "backend_ns": f.backend,
+				"between_ns": f.between, "after_ns": f.after, "no_backend_wait_ns": f.noB} {
+				if row.V[k] != strconv.FormatInt(v, 10) {
+					t.Errorf("tiers %s %s: shown %s, the records add up to %d", row.Front, k, row.V[k], v)
+				}
+			}
+			// The examples are the longest waits, longest first.
+			waits := slices.Clone(f.waits)
+			slices.Sort(waits)
+			slices.Reverse(waits)
+			if len(row.Examples) != min(3, len(waits)) {
+				t.Errorf("tiers %s: %d examples, want %d", row.Front, len(row.Examples), min(3, len(waits)))
+			}
+			for i, id := range row.Examples {
+				r := byID[id]
+				if w := num(r, "resp_first_ns") - num(r, "req_last_ns"); i < len(waits) && w != waits[i] {
+					t.Errorf("tiers %s example %d (%s): wait %d, the %d. longest is %d", row.Front, i+1, id, w, i+1, waits[i])
+				}
+			}
+			if len(row.Examples) > 0 && withCalls == "" {
+				withCalls = row.Examples[0]
+			}
 		}
-	}
-	t.Logf("tiers: %d rows shown (%d front ends); the first example %s", len(rows), fronts, withCalls)
-	if fronts != len(want) {
-		t.Errorf("tiers: %d front ends shown, the records have %d", fronts, len(want))
-	}
-	for front, f := range want {
-		for k := range f.backends {
-			t.Errorf("tiers %s: backend %s not shown", front, k)
+		t.Logf("tiers (all %v): %d rows shown (%d front ends)", all, len(rows), fronts)
+		if fronts != wantFronts {
+			t.Errorf("tiers (all %v): %d front ends shown, the records have %d", all, fronts, wantFronts)
+		}
+		for k := range left {
+			t.Errorf("tiers: backend %s not shown", k)
 		}
 	}
 	if withCalls == "" {
@@ -436,6 +456,78 @@ func TestUIBrowserExchanges(t *testing.T) {
 		from, step, cols = stripCheck("the window", in)
 	}
 	screenshot(t, ctx, "exchanges-brush")
+	for _, e := range bl.take() {
+		t.Errorf("browser: %s", e)
+	}
+}
+
+// TestUIBrowserHealth: the overview's store health equals tapvault stats:
+// the disk use of segments, index and records, the retention horizon, the
+// packets, wire and stored bytes over packet time; the server's own samples
+// show; a column of the series opens its packets.
+func TestUIBrowserHealth(t *testing.T) {
+	store, addr, ctx, bl := uiStore(t, 4000)
+	var stats struct {
+		FirstNS      int64  `json:"first_ns"`
+		LastNS       int64  `json:"last_ns"`
+		Packets      int64  `json:"packets"`
+		WireBytes    int64  `json:"wire_bytes"`
+		StoredBytes  int64  `json:"stored_bytes"`
+		SegmentBytes int64  `json:"segment_bytes"`
+		IndexBytes   int64  `json:"index_bytes"`
+		IndexState   string `json:"index_state"`
+		Messages     struct {
+			Bytes int64 `json:"bytes"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(mustTV(t, "stats", "--data", store, "--json")), &stats); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "overview", chromedp.Navigate("http://"+addr+"/#/overview"), waitView("overview"), waitFor("#health-series"))
+	screenshot(t, ctx, "overview-health")
+	v := eval[map[string]string](t, ctx, `(() => { const d = (s) => document.querySelector(s).dataset; return {
+		segments: d('#health-segments').v, index: d('#health-index').v, state: d('#health-index').state, messages: d('#health-messages').v,
+		disk: d('#health-disk').v, horizon: d('#health-horizon').ns, held: d('#health-held').ns, lag: d('#health-lag').v,
+		packets: d('#health-series').packets, wire: d('#health-series').wire, stored: d('#health-series').stored,
+		samples: d('#health-samples').count}; })()`)
+	for k, w := range map[string]int64{"segments": stats.SegmentBytes, "index": stats.IndexBytes, "messages": stats.Messages.Bytes,
+		"disk": stats.SegmentBytes + stats.IndexBytes + stats.Messages.Bytes, "horizon": stats.FirstNS, "held": stats.LastNS - stats.FirstNS,
+		"packets": stats.Packets, "wire": stats.WireBytes, "stored": stats.StoredBytes} {
+		if v[k] != strconv.FormatInt(w, 10) {
+			t.Errorf("overview health %s: shown %s, tapvault stats %d", k, v[k], w)
+		}
+	}
+	if v["state"] != stats.IndexState {
+		t.Errorf("overview index state %q, tapvault stats %q", v["state"], stats.IndexState)
+	}
+	if v["lag"] != "-1" || eval[int](t, ctx, `document.querySelectorAll('#health-no-capture').length`) != 1 {
+		t.Errorf("serve has no index lag to show: shown %q, and the note saying so is missing or not", v["lag"])
+	}
+	if n, _ := strconv.Atoi(v["samples"]); n < 1 {
+		t.Errorf("overview: %s samples, want the one taken at start", v["samples"])
+	}
+	// A window: the series covers it; a column opens its packets.
+	mid := stats.FirstNS + (stats.LastNS-stats.FirstNS)/2
+	run(t, ctx, "overview of a window", hash(fmt.Sprintf("#/overview?from=%d&to=%d", stats.FirstNS, mid)), waitView("overview"), waitFor("#health-series"))
+	d := eval[map[string]string](t, ctx, `({...document.querySelector('#health-series').dataset})`)
+	if d["from"] != strconv.FormatInt(stats.FirstNS, 10) || d["to"] != strconv.FormatInt(mid, 10) {
+		t.Errorf("the series of [%d, %d] covers [%s, %s]", stats.FirstNS, mid, d["from"], d["to"])
+	}
+	if p, _ := strconv.ParseInt(d["packets"], 10, 64); p <= 0 || p > stats.Packets {
+		t.Errorf("the series of the window's first half counts %d packets of %d", p, stats.Packets)
+	}
+	col := eval[string](t, ctx, `document.querySelector('#series-pps a.col').dataset.col`)
+	run(t, ctx, "a column's packets", chromedp.Evaluate(`document.querySelector('#series-pps a.col').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))`, nil),
+		waitView("packets"), waitFor("#packets-table"))
+	p := eval[map[string]string](t, ctx, `Object.fromEntries(new URLSearchParams(location.hash.split('?')[1]))`)
+	step, _ := strconv.ParseInt(d["step"], 10, 64)
+	c, _ := strconv.ParseInt(col, 10, 64)
+	if p["from"] != strconv.FormatInt(stats.FirstNS+c*step, 10) || p["to"] != strconv.FormatInt(stats.FirstNS+(c+1)*step-1, 10) {
+		t.Errorf("column %s opens packets of [%s, %s], want [%d, %d]", col, p["from"], p["to"], stats.FirstNS+c*step, stats.FirstNS+(c+1)*step-1)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#packets-table tbody tr').length`); n == 0 {
+		t.Errorf("column %s's packets: none listed", col)
+	}
 	for _, e := range bl.take() {
 		t.Errorf("browser: %s", e)
 	}

@@ -7,11 +7,13 @@
 import { el, svg, api, link, jsonLines, fmtDur, fmtCount, setStatus, errorBox } from './util.js';
 
 const pct = (x, of) => (of > 0 ? ((100 * x) / of).toFixed(1) + ' %' : '-');
+// sdur: a signed duration (between calls is negative when calls overlap).
+const sdur = (v) => (v < 0 ? '−' + fmtDur(-v) : fmtDur(v));
 
 // bar: the shares of the wait stacked: before, each backend server,
 // between, after (a negative between, from overlapping calls, is left out).
 function bar(f) {
-  const W = 320;
+  const W = 200;
   const wait = Number(f.wait_ns);
   const parts = [['before', Number(f.before_ns), 'part network'],
     ...f.backends.map((b) => [`${b.proto} ${b.server}`, Number(b.ns), 'part server']),
@@ -57,9 +59,13 @@ export async function tiers(main, params) {
   const ex = (expr) => link('exchanges', { ...win, expr, sort: '-latency_ns' });
   const exLink = (id, cls) => el('a', { href: link('exchange', { id, tz: st.tz }), class: cls, 'data-id': id }, id.slice(0, 8));
   const frontExpr = (f) => `server ${f.front} and proto ${f.proto}` + (st.expr ? ` and (${st.expr})` : '');
-  const ns = (k, v, wait) => el('td', { class: 'num', 'data-key': k, 'data-ns': String(v) }, fmtDur(Number(v)), el('br'), el('span', { class: 'muted' }, pct(Number(v), wait)));
+  const ns = (k, v, wait) => el('td', { class: 'num', 'data-key': k, 'data-ns': String(v) }, sdur(Number(v)), el('br'), el('span', { class: 'muted' }, pct(Number(v), wait)));
   const rows = [];
-  for (const f of fronts) {
+  // Servers whose exchanges made no backend call are front ends only in
+  // name: listed with all=1.
+  const shown = st.all ? fronts : fronts.filter((f) => Number(f.with_backends) > 0);
+  const hidden = fronts.length - shown.length;
+  for (const f of shown) {
     const wait = Number(f.wait_ns);
     rows.push(el('tr', { class: 'front', 'data-front': f.front },
       el('td', { 'data-key': 'front' }, el('a', { href: ex(frontExpr(f)) }, f.front), ' ', el('span', { class: 'muted' }, f.proto)),
@@ -81,8 +87,14 @@ export async function tiers(main, params) {
     }
   }
   const head = el('tr', {}, ['front end', 'front exchanges', 'with backend calls', 'their wait', 'before the calls', 'in the backends', 'between calls', 'after the calls', 'wait without calls', 'shares', 'examples (longest)'].map((h) => el('th', {}, h)));
+  const more = hidden > 0 ? el('p', { class: 'muted' }, `${fmtCount(hidden)} more servers answered clients without any backend call. `,
+    el('a', { href: link('tiers', { ...st, all: '1' }), id: 'tiers-all' }, 'list them too')) : '';
+  if (shown.length === 0) {
+    out.replaceChildren(el('p', { class: 'muted', id: 'tiers-empty' }, 'no front exchange with backend calls in this window'), more);
+    return;
+  }
   out.replaceChildren(
-    el('p', { id: 'tiers-count', 'data-count': String(fronts.length) }, `${fmtCount(fronts.length)} front ends. Shares are of the wait (request's last packet to response's first) of the front exchanges with backend calls; calls that overlap are each counted, so "between calls" can be negative. An example opens as its waterfall.`),
-    el('div', { class: 'scroll' }, el('table', { class: 'grid', id: 'tiers-table' }, el('thead', {}, head), el('tbody', {}, rows))));
+    el('p', { id: 'tiers-count', 'data-count': String(shown.length) }, `${fmtCount(shown.length)} front ends. Shares are of the wait (request's last packet to response's first) of the front exchanges with backend calls; calls that overlap are each counted, so "between calls" can be negative. An example opens as its waterfall.`),
+    el('div', { class: 'scroll' }, el('table', { class: 'grid', id: 'tiers-table' }, el('thead', {}, head), el('tbody', {}, rows))), more);
   setStatus(`tiers loaded in ${Math.round(performance.now() - t0)} ms`);
 }
