@@ -532,3 +532,46 @@ func TestUIBrowserHealth(t *testing.T) {
 		t.Errorf("browser: %s", e)
 	}
 }
+
+// TestUIBrowserHostileViews: markup in records (an HTTP Host and path, a
+// DNS name) shows as text in the views added after the first cut: the
+// latency explorer grouped by it and the heatmap of its group, the
+// exchanges sorted server-side by summary, and the tiers list; nothing runs
+// and no element is made from it.
+func TestUIBrowserHostileViews(t *testing.T) {
+	_, addr, ctx, bl := uiStore(t, 2000)
+	base := "http://" + addr + "/"
+	check := func(what, sel, want string) {
+		t.Helper()
+		if txt := eval[string](t, ctx, `document.querySelector(`+strconv.Quote(sel)+`).textContent`); !strings.Contains(txt, want) {
+			t.Errorf("%s: %q is not shown as text", what, want)
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll('main script, main img, main b, main iframe').length`); n != 0 {
+			t.Errorf("%s: %d elements made from record text", what, n)
+		}
+		if eval[bool](t, ctx, `window.__pwned !== undefined`) {
+			t.Errorf("%s: a hostile payload ran", what)
+		}
+	}
+	run(t, ctx, "latency by host", chromedp.Navigate(base+"#/latency?by=host"), waitView("latency"), waitFor("#explorer-table"), waitFor("#heatmap"))
+	check("latency by host", "#explorer-table", hostileHost)
+	key, _ := json.Marshal(map[string]string{"host": hostileHost})
+	run(t, ctx, "the hostile host's heatmap", hash("#/latency?by=host&hm="+url.QueryEscape(string(key))), waitView("latency"), waitFor("#heatmap"))
+	check("heatmap of the hostile host", "#heatmap-group", hostileHost)
+	if got := eval[string](t, ctx, `document.querySelector('#heatmap-count').dataset.count`); got != "1" {
+		t.Errorf("heatmap of the hostile host: %s exchanges, want its 1", got)
+	}
+	run(t, ctx, "its cell", chromedp.Evaluate(`document.querySelector('#heatmap a.cell').dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))`, nil),
+		waitView("exchanges"), waitFor("#exchanges-table"))
+	check("the hostile cell's exchanges", "#exchanges-table tbody", hostilePath)
+	run(t, ctx, "latency by qname", hash("#/latency?by=qname"), waitView("latency"), waitFor("#explorer-table"))
+	check("latency by qname", "#explorer-table", hostileName)
+	run(t, ctx, "exchanges by summary", hash("#/exchanges?expr="+url.QueryEscape("client 10.66.0.1")+"&sort=-summary"), waitView("exchanges"), waitFor("#exchanges-table"), waitFor("#brush"))
+	check("exchanges by summary", "#exchanges-table tbody", hostileName)
+	check("exchanges by summary", "#exchanges-table tbody", hostilePath)
+	run(t, ctx, "tiers, all", hash("#/tiers?all=1"), waitView("tiers"), waitFor("#tiers-table"))
+	check("tiers", "#tiers-table", "10.66.0.2:80")
+	for _, e := range bl.take() {
+		t.Errorf("browser: %s", e)
+	}
+}
