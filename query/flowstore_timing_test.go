@@ -198,6 +198,7 @@ func BenchmarkQueryFlowStore(b *testing.B) {
 		a, bb := netip.AddrFrom16(k.A).Unmap(), netip.AddrFrom16(k.B).Unmap()
 		expr = fmt.Sprintf("flow %s <> %s", netip.AddrPortFrom(a, k.PortA), netip.AddrPortFrom(bb, k.PortB))
 	}
+	b.Logf("store %s, filter %q", dir, expr)
 	f, err := ParseFilter(expr)
 	if err != nil {
 		b.Fatal(err)
