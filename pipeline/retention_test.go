@@ -206,7 +206,15 @@ func TestRetentionMaxAge(t *testing.T) {
 			t.Fatalf("segment %d kept with newest packet %d, older than %d", sp.Number, sp.MaxTS, cut)
 		}
 	}
-	if first := left[0].MinTS; first > cut || newest-first < int64(maxAge) {
+	// Segment order is not time order: a lossless import stores the
+	// blocks the compressor has no room for raw, and they overtake it.
+	first := newest
+	for _, sp := range left {
+		if sp.Blocks > 0 {
+			first = min(first, sp.MinTS)
+		}
+	}
+	if first > cut || newest-first < int64(maxAge) {
 		t.Fatalf("packet time kept: got [%d, %d], want about the last %v", first, newest, maxAge)
 	}
 }

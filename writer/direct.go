@@ -1,10 +1,10 @@
 package writer
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -70,58 +70,67 @@ func alignedBuf(n int) []byte {
 func alignUp(n int) int   { return (n + dioAlign - 1) &^ (dioAlign - 1) }
 func alignDown(n int) int { return n &^ (dioAlign - 1) }
 
-// dioJob is one direct write of a full staging buffer: b (a part of buf at
-// file offset off). buf goes back to the free list once it is written.
+// stage is an aligned staging buffer. refs counts its holders: the write
+// goroutine while it fills it, and each write of a part of it in flight;
+// it goes back to the free list when the last lets go.
+type stage struct {
+	b    []byte
+	refs atomic.Int32
+}
+
+// dioJob is one direct write: s.b[lo:hi] at file offset off, for group g.
 type dioJob struct {
-	f   *os.File
-	buf []byte
-	b   []byte
-	off int64
+	f      *os.File
+	g      *group
+	s      *stage
+	lo, hi int
+	off    int64
 }
 
 // directIO is the O_DIRECT path of the write goroutine. It copies each
 // sealed record into an aligned staging buffer that covers an aligned range
 // of the segment. A full buffer goes to one of WritesInFlight goroutines
 // that pwrite it while the write goroutine fills the next, so several writes
-// are in flight on disjoint ranges. At a group commit (flush) the part of
-// the current buffer not yet written goes out up to the next aligned
-// boundary, zero-padded, and flush waits for every write in flight: only
-// then does the caller fdatasync. The padded page is written again, with
-// the same committed bytes and more after them, when the next group
-// commits; the commit marker names the exact committed size, so the zeros
-// past it are an uncommitted tail that recovery cuts and closing a segment
-// truncates.
+// are in flight on disjoint ranges. When a group commit ends (endGroup) the
+// whole pages of the current buffer not yet written go out the same way,
+// and the last, partial page is written at once, zero-padded; the syncer
+// waits for the group's writes, then fdatasyncs, while the write goroutine
+// goes on with the next group. The padded page is written again, with the
+// same committed bytes and more after them, by the next write that covers
+// it, which is never sent before that write returned: two writes of one
+// page are never in flight together. The commit marker names the exact
+// committed size, so the zeros past it are an uncommitted tail that
+// recovery cuts and closing a segment truncates.
 //
-// Only the write goroutine calls its methods; the staging buffers are never
-// written while a write of them is in flight (a buffer returns to free
-// when its write returned). Nothing allocates in steady state.
+// Only the write goroutine calls its methods. Bytes of a staging buffer
+// are never changed while a write of them is in flight: a group's last
+// write covers only whole pages the records after it do not touch, and a
+// buffer is reused only when every write of it returned. Nothing allocates
+// in steady state.
 type directIO struct {
 	writeAt func(f *os.File, b []byte, off int64) (int, error)
-	free    chan []byte // staging buffers not in flight
+	free    chan *stage // staging buffers nobody holds
 	jobs    chan dioJob
 	workers sync.WaitGroup
-	flying  sync.WaitGroup // jobs not yet done
-
-	mu  sync.Mutex
-	err error // first failed write since the last flush
 
 	f       *os.File
-	cur     []byte // staging buffer being filled: segment bytes [curOff, curOff+dioChunk)
+	cur     *stage // staging buffer being filled: segment bytes [curOff, curOff+dioChunk)
 	curOff  int64
-	fill    int // cur[:fill] holds the segment's bytes
-	flushed int // cur[:flushed] is on disk already (a multiple of dioAlign)
+	fill    int // cur.b[:fill] holds the segment's bytes
+	flushed int // cur.b[:flushed] is written or being written (a multiple of dioAlign)
 }
 
 func newDirectIO(inFlight int, writeAt func(*os.File, []byte, int64) (int, error)) *directIO {
 	d := &directIO{
 		writeAt: writeAt,
-		free:    make(chan []byte, inFlight+1),
+		free:    make(chan *stage, inFlight+1),
 		jobs:    make(chan dioJob, inFlight),
 	}
 	for range inFlight + 1 {
-		d.free <- alignedBuf(dioChunk)
+		d.free <- &stage{b: alignedBuf(dioChunk)}
 	}
 	d.cur = <-d.free
+	d.cur.refs.Store(1)
 	d.workers.Add(inFlight)
 	for range inFlight {
 		go d.run()
@@ -132,68 +141,72 @@ func newDirectIO(inFlight int, writeAt func(*os.File, []byte, int64) (int, error
 func (d *directIO) run() {
 	defer d.workers.Done()
 	for j := range d.jobs {
-		if _, err := d.writeAt(j.f, j.b, j.off); err != nil {
-			d.mu.Lock()
-			if d.err == nil {
-				d.err = fmt.Errorf("write segment %q at %d: %w", j.f.Name(), j.off, err)
-			}
-			d.mu.Unlock()
+		if _, err := d.writeAt(j.f, j.s.b[j.lo:j.hi], j.off); err != nil {
+			j.g.setErr(fmt.Errorf("write segment %q at %d: %w", j.f.Name(), j.off, err))
 		}
-		d.free <- j.buf
-		d.flying.Done()
+		j.g.writes.Done()
+		d.unref(j.s)
 	}
+}
+
+func (d *directIO) unref(s *stage) {
+	if s.refs.Add(-1) == 0 {
+		d.free <- s
+	}
+}
+
+// send sends cur.b[d.flushed:hi] to be written for group g.
+func (d *directIO) send(g *group, hi int) {
+	d.cur.refs.Add(1)
+	g.writes.Add(1)
+	d.jobs <- dioJob{f: d.f, g: g, s: d.cur, lo: d.flushed, hi: hi, off: d.curOff + int64(d.flushed)}
+	d.flushed = hi
 }
 
 // start begins a new segment f whose first bytes (its header) are hdr,
 // already on disk through the page cache. They are written again, with the
-// first blocks, by the first direct write.
+// first blocks, by the first direct write. Every write of the last segment
+// has returned.
 func (d *directIO) start(f *os.File, hdr []byte) {
 	d.f, d.curOff, d.flushed = f, 0, 0
-	d.fill = copy(d.cur, hdr)
+	d.fill = copy(d.cur.b, hdr)
 }
 
 // append copies rec to the end of the segment, sending every staging buffer
-// it fills to be written. It waits only for a free buffer, that is for the
-// disk.
-func (d *directIO) append(rec []byte) {
+// it fills to be written for group g. It waits only for a free buffer, that
+// is for the disk.
+func (d *directIO) append(g *group, rec []byte) {
 	for len(rec) > 0 {
-		n := copy(d.cur[d.fill:], rec)
+		n := copy(d.cur.b[d.fill:], rec)
 		d.fill += n
 		rec = rec[n:]
-		if d.fill < len(d.cur) {
+		if d.fill < len(d.cur.b) {
 			return
 		}
-		d.flying.Add(1)
-		d.jobs <- dioJob{f: d.f, buf: d.cur, b: d.cur[d.flushed:], off: d.curOff + int64(d.flushed)}
-		d.curOff += int64(len(d.cur))
-		d.cur, d.fill, d.flushed = <-d.free, 0, 0
+		d.send(g, d.fill)
+		d.unref(d.cur)
+		d.cur, d.curOff, d.fill, d.flushed = <-d.free, d.curOff+int64(len(d.cur.b)), 0, 0
+		d.cur.refs.Store(1)
 	}
 }
 
-// flush writes what is not on disk yet, the last page zero-padded, and
-// waits for every write in flight. It returns the first write that failed
-// since the last flush.
-func (d *directIO) flush() error {
-	var err error
+// endGroup sends the whole pages of group g not yet sent to be written,
+// and writes the partial last page now, zero-padded. A failure is g's.
+func (d *directIO) endGroup(g *group) {
+	if whole := alignDown(d.fill); whole > d.flushed {
+		d.send(g, whole)
+	}
 	if d.fill > d.flushed {
 		end := alignUp(d.fill)
-		clear(d.cur[d.fill:end])
-		if _, werr := d.writeAt(d.f, d.cur[d.flushed:end], d.curOff+int64(d.flushed)); werr != nil {
-			err = fmt.Errorf("write segment %q at %d: %w", d.f.Name(), d.curOff+int64(d.flushed), werr)
+		clear(d.cur.b[d.fill:end])
+		off := d.curOff + int64(d.flushed)
+		if _, err := d.writeAt(d.f, d.cur.b[d.flushed:end], off); err != nil {
+			g.setErr(fmt.Errorf("write segment %q at %d: %w", d.f.Name(), off, err))
 		}
-		d.flushed = alignDown(d.fill)
 	}
-	d.flying.Wait()
-	d.mu.Lock()
-	if d.err != nil {
-		err = errors.Join(d.err, err) // errors.Join drops a nil err
-		d.err = nil
-	}
-	d.mu.Unlock()
-	return err
 }
 
-// close stops the write goroutines. Callers flush first.
+// close stops the write goroutines. Every write has returned.
 func (d *directIO) close() {
 	close(d.jobs)
 	d.workers.Wait()

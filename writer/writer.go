@@ -199,10 +199,12 @@ type Writer struct {
 	segBlocks  int
 	segCreated time.Time
 	nextSeg    uint32
-	pending    []pend
-	pendBytes  int64
-	pendSince  time.Time
-	rawRec     recBuf // record buffer of the raw (compressor-behind) path
+	groups     [maxGroups]*group // commit groups, a ring: see endGroup
+	gOpen      int               // the group being written
+	inflight   int               // groups handed to the syncer, not yet finished
+	syncQ      chan *group       // to the syncer
+	resultQ    chan *group       // back from it, in order
+	rawRec     recBuf            // record buffer of the raw (compressor-behind) path
 	errLogged  time.Time
 	errMuted   int
 	firstErr   error     // first reason a block was lost, disk full apart
@@ -213,7 +215,6 @@ type Writer struct {
 	errReserve error
 	retryAt    time.Time // next attempt to write while the disk is full
 	fullLost   [2]uint64 // blocks and packets lost when the disk filled
-	resumed    bool      // a block was written since the disk filled
 	markBuf    [markerSize]byte
 	hdrBuf     [segHeaderSize]byte
 	dio        *directIO // nil: buffered writes
@@ -323,6 +324,11 @@ func Open(opts Options) (*Writer, error) {
 		nextSeg:   1,
 		recovery:  Recovery{CutAt: -1},
 		ops:       realOps,
+		syncQ:     make(chan *group, maxGroups),
+		resultQ:   make(chan *group, maxGroups),
+	}
+	for i := range w.groups {
+		w.groups[i] = &group{}
 	}
 	if opts.ops != nil {
 		w.ops = *opts.ops
@@ -398,6 +404,7 @@ func Open(opts Options) (*Writer, error) {
 		w.compWG.Add(1)
 		go w.compressLoop(free)
 	}
+	go w.syncLoop()
 	go w.writeLoop()
 	return w, nil
 }
@@ -707,30 +714,34 @@ func (w *Writer) writeLoop() {
 		select {
 		case it, ok := <-w.writeQ:
 			if !ok {
-				w.commit()
+				w.drain()
 				w.closeSegment()
+				close(w.syncQ)
 				return
 			}
 			w.write(it)
 			if it.rb != nil {
 				it.rb.owner <- it.rb // written (or failed): the compressor may reuse it
 			}
-			if len(w.pending) == 0 {
+			g := w.open()
+			if len(g.pending) == 0 {
 				break
 			}
-			if w.pendSince.IsZero() { // first of a new group: arm its deadline
-				w.pendSince = time.Now()
+			if g.since.IsZero() { // first of a new group: arm its deadline
+				g.since = time.Now()
 				timer.Reset(w.opts.SyncEvery)
 			}
-			if w.pendBytes >= w.opts.SyncBytes || time.Since(w.pendSince) >= w.opts.SyncEvery {
-				w.commit()
+			if g.bytes >= w.opts.SyncBytes || time.Since(g.since) >= w.opts.SyncEvery {
+				w.endGroup()
 				timer.Stop()
 			}
+		case g := <-w.resultQ:
+			w.finish(g)
 		case <-timer.C:
-			w.commit()
+			w.endGroup()
 		case <-tick.C:
 			if w.f != nil && w.segBlocks > 0 && time.Since(w.segCreated) >= w.opts.SegmentAge {
-				w.commit()
+				w.drain()
 				timer.Stop()
 				w.closeSegment()
 			}
@@ -767,7 +778,7 @@ func (w *Writer) write(it item) {
 	}
 	n := int64(len(rb.rec))
 	if w.f != nil && ((w.segBlocks > 0 && w.size+n > w.opts.SegmentSize) || time.Since(w.segCreated) >= w.opts.SegmentAge) {
-		w.commit()
+		w.drain()
 		w.closeSegment()
 	}
 	if w.f == nil {
@@ -781,10 +792,11 @@ func (w *Writer) write(it item) {
 	t0 := time.Now()
 	sealRecord(rb.rec, ref)
 	var err error
+	g := w.open()
 	if w.direct {
 		// Copied into the staging buffers; a write that fails fails
 		// the group at its commit.
-		w.dio.append(rb.rec)
+		w.dio.append(g, rb.rec)
 	} else {
 		_, err = w.ops.writeAt(w.f, rb.rec, w.size)
 	}
@@ -796,16 +808,18 @@ func (w *Writer) write(it item) {
 		// Cut what may have been written, so the next record follows a
 		// clean end; if even that fails give the segment up.
 		if terr := w.f.Truncate(w.size); terr != nil {
-			w.commit()
+			w.drain()
 			w.closeSegment()
 		}
 		return
 	}
-	w.resumed = !w.fullAt.IsZero()
+	if !w.fullAt.IsZero() {
+		g.resumed = true
+	}
 	h := rb.h
 	h.ref = ref
-	w.pending = append(w.pending, pend{b: it.b, meta: h.meta()})
-	w.pendBytes += n
+	g.pending = append(g.pending, pend{b: it.b, meta: h.meta()})
+	g.bytes += n
 	w.size += n
 	w.segBlocks++
 	if m := it.b.MinTS; w.segBlocks == 1 || m < w.st.segMinTS.Load() {
@@ -814,78 +828,6 @@ func (w *Writer) write(it item) {
 	if rb.incmp {
 		w.st.rawIncompressible.Add(1)
 	}
-}
-
-// commit makes every pending record durable with one fdatasync, then calls
-// the hook for each and releases its block. With O_DIRECT it first writes
-// what the staging buffers hold and waits for every write in flight.
-func (w *Writer) commit() {
-	w.pendSince = time.Time{}
-	if len(w.pending) == 0 {
-		return
-	}
-	var err error
-	if w.direct {
-		t0 := time.Now()
-		err = w.dio.flush()
-		w.st.writeNanos.Add(uint64(time.Since(t0)))
-	}
-	if err == nil {
-		t0 := time.Now()
-		if err = w.ops.sync(w.f); err != nil {
-			err = fmt.Errorf("sync segment %q: %w", w.path, err)
-		}
-		d := uint64(time.Since(t0))
-		w.st.fsyncs.Add(1)
-		w.st.fsyncNanos.Add(d)
-		if d > w.st.fsyncMax.Load() {
-			w.st.fsyncMax.Store(d)
-		}
-	}
-	if err != nil {
-		// After a failed fsync the page cache can no longer be trusted
-		// (the kernel may have dropped the dirty pages); after a failed
-		// direct write the group has a hole. Either way the blocks are
-		// lost, cut off back to the last good sync so no reader or later
-		// recovery takes them for committed, and the segment is given up.
-		w.st.writeErrors.Add(1)
-		for i := range w.pending {
-			w.lose(w.pending[i].b, "blocks not committed", err)
-			w.pending[i] = pend{}
-		}
-		w.pending, w.pendBytes = w.pending[:0], 0
-		if terr := w.f.Truncate(w.synced); terr != nil {
-			w.log.Error("writer: cannot cut uncommitted blocks off", "path", w.path, "offset", w.synced, "err", terr)
-		}
-		w.closeSegment()
-		return
-	}
-	w.synced = w.size
-	if w.resumed {
-		w.spaceBack()
-	}
-	if err := w.publish(w.seg, w.size); err != nil {
-		w.st.writeErrors.Add(1)
-		w.log.Error("writer: commit marker not updated: live readers will not see new blocks", "err", err)
-	}
-	w.syncMarker(false)
-	hook := w.opts.CommitHook
-	for i := range w.pending {
-		p := &w.pending[i]
-		if hook != nil {
-			m := p.meta
-			m.Arrived = p.b.Arrived
-			hook(m, &p.b.Summary)
-		}
-		w.st.blocks.Add(1)
-		w.st.packets.Add(uint64(p.meta.Count))
-		w.st.wire.Add(p.meta.WireBytes)
-		w.st.raw.Add(uint64(p.meta.RawLen))
-		w.st.stored.Add(uint64(p.meta.StoredLen) + blockHeaderLen + crcSize)
-		p.b.Release()
-		*p = pend{}
-	}
-	w.pending, w.pendBytes = w.pending[:0], 0
 }
 
 // MarkerSyncEvery bounds how long the commit marker's rewrites may stay in
@@ -967,7 +909,9 @@ func (w *Writer) lose(b *block.Block, msg string, err error) {
 		now := time.Now()
 		if err != errDiskFull { // a real attempt failed: wait before the next
 			w.retryAt = now.Add(w.ops.retry)
-			w.resumed = false
+			for _, g := range w.groups {
+				g.resumed = false // a block written before this failure does not end the outage
+			}
 		}
 		if w.fullAt.IsZero() {
 			w.fullAt = now
@@ -999,7 +943,10 @@ func (w *Writer) spaceBack() {
 	w.log.Info("writer: disk space back: writing resumed",
 		"dropped_blocks", w.st.fullBlocks.Load()-w.fullLost[0], "dropped_packets", w.st.fullPackets.Load()-w.fullLost[1],
 		"for", time.Since(w.fullAt).Round(time.Millisecond))
-	w.fullAt, w.retryAt, w.resumed = time.Time{}, time.Time{}, false
+	w.fullAt, w.retryAt = time.Time{}, time.Time{}
+	for _, g := range w.groups {
+		g.resumed = false
+	}
 	w.st.full.Store(false)
 }
 
@@ -1051,7 +998,7 @@ func (w *Writer) startDirect(f *os.File, path string) bool {
 
 // closeSegment closes the current segment and syncs the commit marker, so
 // a sealed segment is durably marked committed whole once its successor
-// exists. Callers commit first. A segment written with O_DIRECT is cut to
+// exists. Callers drain first. A segment written with O_DIRECT is cut to
 // its committed size first: its last page was written zero-padded, and a
 // sealed segment is committed whole.
 func (w *Writer) closeSegment() {
