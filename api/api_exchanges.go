@@ -23,6 +23,9 @@ const (
 	// maxPageEnd bounds offset+limit: the first pass keeps that many sort
 	// keys (about 64 bytes each).
 	maxPageEnd = 10_000_000
+	// onePassEnd: a page ending this early keeps its records' JSON in the
+	// heap, so one pass answers it (the first pages, the usual case).
+	onePassEnd = 1000
 )
 
 // sortKey is one record's place in the order: its value (an integer, or a
@@ -35,6 +38,7 @@ type sortKey struct {
 	s       string
 	seq     int64
 	id      uint64
+	json    []byte // the record's JSON, when the page is answered in one pass
 }
 
 // sorter reads the key of the column named by a sort parameter.
@@ -206,11 +210,12 @@ func (h *keyHeap) Pop() any {
 //
 //	{"total":N,"offset":O,"sort":"-latency_ns","records":[record JSON, ...]}
 //
-// with the objects of tapvault messages --json. Two streamed passes over
-// the message store: the first counts the records and keeps the sort keys
-// of the first offset+limit in a heap (so memory grows with the page's
-// depth, never with the number of records), the second writes the page's
-// records. Ties keep store order, so a page is what a stable sort of
+// with the objects of tapvault messages --json. A streamed pass over the
+// message store counts the records and keeps the sort keys of the first
+// offset+limit in a heap (so memory grows with the page's depth, never
+// with the number of records). A page that ends within onePassEnd keeps
+// its candidates' JSON there too and is answered from it; a deeper one
+// takes a second pass that writes the page's records. Ties keep store order, so a page is what a stable sort of
 // tapvault messages' output gives.
 func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 	sel, _, q, err := s.messageParams(r, "expr", "from", "to", "sort", "offset", "limit")
@@ -251,18 +256,26 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	h := &keyHeap{o: o}
 	end := offset + limit
+	onePass := end <= onePassEnd
 	var (
 		total int64
 		ws    []error
 	)
 	query.RunLowPriority(func() {
-		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, _ *msgquery.Tier) error {
+		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
 			k := o.key(rec)
 			k.seq, k.id = total, rec.ID
 			total++
-			if h.Len() < end {
+			switch {
+			case h.Len() < end:
+				if onePass {
+					k.json = msgquery.AppendJSON(nil, rec, t)
+				}
 				heap.Push(h, k)
-			} else if o.less(&k, &h.keys[0]) {
+			case o.less(&k, &h.keys[0]):
+				if onePass {
+					k.json = msgquery.AppendJSON(h.keys[0].json[:0], rec, t)
+				}
 				h.keys[0] = k
 				heap.Fix(h, 0)
 			}
@@ -297,7 +310,12 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 	out := make([][]byte, len(page))
 	found := 0
 	errDone := errors.New("done")
-	if len(page) > 0 {
+	if onePass {
+		for i, k := range page {
+			out[i] = k.json
+		}
+	}
+	if !onePass && len(page) > 0 {
 		var seq int64
 		query.RunLowPriority(func() {
 			ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
