@@ -3,6 +3,7 @@ package query
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"tapvault/block"
+	"tapvault/index"
 	"tapvault/packet"
 	"tapvault/pcap"
 	"tapvault/tracegen"
@@ -226,5 +228,118 @@ func TestPlanFlowHashes(t *testing.T) {
 		if n := len(h); (c.n < 0 && ok) || (c.n >= 0 && (!ok || n != c.n)) {
 			t.Errorf("%q: FlowHashes %v %v, want %d", c.expr, h, ok, c.n)
 		}
+	}
+}
+
+// indexStore indexes the first n blocks of the store in dir (n < 0: all),
+// as reindex does.
+func indexStore(t *testing.T, dir string, n int) {
+	t.Helper()
+	r, err := writer.OpenReader(dir, writer.WithReaderLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ix, err := index.Open(index.Options{Dir: index.DirOf(dir), Create: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("stop")
+	err = ix.CatchUp(func(from writer.Ref, fn func(writer.BlockMeta, *block.Summary) error) error {
+		err := r.WalkSummaries(from, func(m writer.BlockMeta, s *block.Summary) error {
+			if n == 0 {
+				return stop
+			}
+			n--
+			return fn(m, s)
+		})
+		if errors.Is(err, stop) {
+			return nil
+		}
+		return err
+	})
+	if cerr := ix.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flowQueryMatchesFullRead runs the query for expr and checks it against
+// filtering every packet of every block; it returns the query's result.
+func flowQueryMatchesFullRead(t *testing.T, st *Store, expr string) Result {
+	t.Helper()
+	f, err := ParseFilter(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := st.Blocks(MinTime, MaxTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got []gotPacket
+	var dec packet.Decoder
+	var d packet.Decoded
+	if _, err := Merge(st.R, blocks, MinTime, MaxTime, nil, func(p *Packet) error {
+		if dec.Decode(p.Data, p.LinkType, &d); f.Match(&d) {
+			want = append(want, gotPacket{p.Ref, p.Ordinal, p.TS, bytes.Clone(p.Data)})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Run(context.Background(), Request{From: MinTime, To: MaxTime, Filter: f}, func(p *Packet) error {
+		got = append(got, gotPacket{p.Ref, p.Ordinal, p.TS, bytes.Clone(p.Data)})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("%q: %d packets, the full read has %d", expr, len(got), len(want))
+	}
+	for j := range got {
+		if got[j].ref != want[j].ref || got[j].ord != want[j].ord || got[j].ts != want[j].ts || !bytes.Equal(got[j].data, want[j].data) {
+			t.Fatalf("%q: packet %d differs from the full read's", expr, j)
+		}
+	}
+	return res
+}
+
+// Blocks written after the index's watermark are found by the header scan,
+// in the watermark's segment and in later ones, and a watermark at the
+// segment's last block skips the scan: the answer is the full read's
+// either way.
+func TestFlowQueryIndexWatermark(t *testing.T) {
+	opts := tracegen.Options{Kind: tracegen.KindIMIX, Packets: 12000, Flows: 30, Seed: 21}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, c := range []struct {
+		name      string
+		indexed   int // blocks indexed; -1 all
+		more      bool
+		unindexed bool
+	}{
+		{"all indexed", -1, false, false},
+		{"watermark mid-segment", 2, false, true},
+		{"later segment", -1, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			keys := writeTraceStore(t, dir, opts, func(i int) int64 { return 1e18 + int64(i)*1000 })
+			indexStore(t, dir, c.indexed)
+			if c.more { // the same flows again, later, in a new segment
+				writeTraceStore(t, dir, opts, func(i int) int64 { return 2e18 + int64(i)*1000 })
+			}
+			st, err := OpenStore(dir, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			res := flowQueryMatchesFullRead(t, st, flowExpr(keys[0], true))
+			if !res.Plan.Indexed || (res.Plan.Unindexed > 0) != c.unindexed || res.Plan.FromIndex == 0 {
+				t.Fatalf("plan %+v, want unindexed blocks: %v", res.Plan, c.unindexed)
+			}
+		})
 	}
 }

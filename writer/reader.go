@@ -294,6 +294,18 @@ func (r *Reader) readHeader(ref Ref, buf *BlockBuf) (*os.File, blockHeader, erro
 	return f, h, nil
 }
 
+// RecordEnd returns the offset just past the block record at ref, from its
+// header alone (one 72-byte read, the header CRC checked): where the next
+// record would start.
+func (r *Reader) RecordEnd(ref Ref) (int64, error) {
+	var buf BlockBuf
+	_, h, err := r.readHeader(ref, &buf)
+	if err != nil {
+		return 0, err
+	}
+	return int64(ref.Offset()) + h.recordLen(), nil
+}
+
 // ReadBlock reads the block at ref into buf, verifies its CRCs and
 // decompresses both sections; then buf.Records and buf.Summary return them.
 // A record that fails any check gives a *CorruptionError; a block whose
