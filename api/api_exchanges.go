@@ -97,8 +97,10 @@ func latencyNS(r *analytics.Record) int64 {
 // newSorter reads sort: a column, "-" first for descending. The columns are
 // the names of a record's JSON (docs/messages.md): its times, durations
 // (unknown ones last), counts, proto, class, transport, id, client and server
-// (numerically), summary (the one-line summary of tapvault messages) and
-// any protocol field (integers before strings; records without it last).
+// (numerically), summary (the one-line summary of tapvault messages),
+// duration_ns (a connection's first packet to its last) and any protocol
+// field (integers before strings; records without it last, and negative
+// values of a field named *_ns, unknown durations, too).
 func newSorter(sort string) (*sorter, error) {
 	o := &sorter{}
 	name, desc := strings.CutPrefix(sort, "-")
@@ -137,6 +139,8 @@ func newSorter(sort string) (*sorter, error) {
 		o.key = dur(func(r *analytics.Record) int64 { return r.ClientNet })
 	case "rtt_ns":
 		o.key = dur(func(r *analytics.Record) int64 { return r.RTT })
+	case "duration_ns": // a connection's life: its first packet to its last
+		o.key = i64(func(r *analytics.Record) int64 { return max(r.RespLast, r.ReqFirst) - r.ReqFirst })
 	case "req_bytes":
 		o.key = i64(func(r *analytics.Record) int64 { return r.ReqBytes })
 	case "resp_bytes":
@@ -175,13 +179,14 @@ func newSorter(sort string) (*sorter, error) {
 		if field == "" || strings.ContainsAny(field, " \t\"'") {
 			return nil, fmt.Errorf("sort %q: want a record's column (latency_ns, server, a protocol field...), - first for descending", sort)
 		}
+		ns := strings.HasSuffix(field, "_ns") // a duration field: negative is unknown
 		o.key = func(r *analytics.Record) sortKey {
 			f, ok := r.Get(field)
 			switch {
 			case !ok:
 				return sortKey{unknown: true}
 			case f.IsInt:
-				return sortKey{i: f.Int}
+				return sortKey{i: f.Int, unknown: ns && f.Int < 0}
 			}
 			return sortKey{str: true, s: f.Str}
 		}

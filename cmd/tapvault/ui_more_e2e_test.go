@@ -399,6 +399,34 @@ func TestUIBrowserExchanges(t *testing.T) {
 		t.Errorf("the server time heading sorts by %q, want -server_ns", got)
 	}
 
+	// Connections page the same way: page 2 by the handshake's server leg
+	// (no handshake seen: -1, last), page 1 by duration.
+	conns := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "proto tcp"))
+	if len(conns) < 150 {
+		t.Fatalf("only %d connections: the check needs two pages", len(conns))
+	}
+	for _, c := range []struct {
+		sort string
+		page int
+		val  func(r map[string]any) (int64, string, bool)
+	}{
+		{"-hs_server_ns", 1, func(r map[string]any) (int64, string, bool) { v := num(r, "hs_server_ns"); return v, "", v >= 0 }},
+		{"-duration_ns", 0, func(r map[string]any) (int64, string, bool) {
+			return max(num(r, "resp_last_ns"), num(r, "req_first_ns")) - num(r, "req_first_ns"), "", true
+		}},
+	} {
+		want := slices.Clone(conns)
+		sortRecs(want, c.sort, true, c.val)
+		w := ids(want[c.page*100 : min(len(want), (c.page+1)*100)])
+		run(t, ctx, "connections "+c.sort, hash("#/connections?sort="+c.sort+"&page="+strconv.Itoa(c.page)), waitView("connections"), waitFor("#connections-table"))
+		if got := eval[string](t, ctx, `document.querySelector('#ccount').dataset.count`); got != strconv.Itoa(len(conns)) {
+			t.Errorf("connections: %s in all, tapvault messages 'proto tcp' %d", got, len(conns))
+		}
+		if got := eval[[]string](t, ctx, `[...document.querySelectorAll('#connections-table tbody tr')].map(tr => tr.dataset.id)`); !slices.Equal(got, w) {
+			t.Errorf("connections by %s, page %d: %d rows starting %q, want %d starting %q", c.sort, c.page+1, len(got), got[:min(3, len(got))], len(w), w[:min(3, len(w))])
+		}
+	}
+
 	// The strip: its columns count the records by request time.
 	stripCheck := func(what string, recs []map[string]any) (from, step int64, cols int) {
 		t.Helper()

@@ -3,13 +3,12 @@
 // handshake legs, retransmissions, resets, bytes and packets each way, and
 // how it closed. Each links to its packets (the connection's filter over
 // its life) and to its exchanges (the records of its two ends that began
-// within its life). Like the exchanges view it loads up to `cap` records
-// and sorts and pages those.
-import { el, api, link, jsonLines, fmtTime, fmtDur, fmtCount, big, setStatus, errorBox } from './util.js';
+// within its life). Like the exchanges view, the server sorts and pages
+// them (/api/v1/exchanges), over any number of connections.
+import { el, api, link, parseJSON, fmtTime, fmtDur, fmtCount, big, setStatus, errorBox } from './util.js';
 import { connFilter } from './records.js';
 
 const PAGE = 100;
-const DEFAULT_CAP = 10000;
 
 const columns = [
   { key: 'req_first_ns', title: 'Start', kind: 'time' },
@@ -45,19 +44,10 @@ export function exchangesExpr(r) {
   return `client ${r.client} and server ${r.server} and proto != tcp and req_first >= ${big(r.req_first_ns)} and req_first <= ${end(r)}`;
 }
 
-function cmp(a, b) {
-  if (typeof a === 'bigint' || typeof b === 'bigint') { a = big(a); b = big(b); }
-  if (a === b) return 0;
-  if (a === undefined || a === null) return 1;
-  if (b === undefined || b === null) return -1;
-  return a < b ? -1 : 1;
-}
-
 export async function connections(main, params) {
   const st = Object.fromEntries(params);
   const sort = st.sort || 'req_first_ns';
   const page = Math.max(0, parseInt(st.page || '0', 10) || 0);
-  const cap = Math.max(1, parseInt(st.cap || String(DEFAULT_CAP), 10) || DEFAULT_CAP);
   const fExpr = el('input', { name: 'expr', id: 'cexpr', value: st.expr || '', size: 50, placeholder: 'rst > 0, retrans > 0, server 10.0.0.5:80, close = idle', spellcheck: 'false' });
   const fFrom = el('input', { name: 'from', id: 'cfrom', value: st.from || '', size: 30, placeholder: 'from' });
   const fTo = el('input', { name: 'to', id: 'cto', value: st.to || '', size: 30, placeholder: 'to' });
@@ -73,31 +63,24 @@ export async function connections(main, params) {
 
   const expr = st.expr ? `(${st.expr}) and proto tcp` : 'proto tcp';
   const t0 = performance.now();
-  let recs;
+  let ans;
   try {
-    recs = jsonLines(await (await api('/api/v1/messages', { expr, from: st.from, to: st.to, limit: cap + 1 })).text());
+    ans = parseJSON(await (await api('/api/v1/exchanges', { expr, from: st.from, to: st.to, sort, offset: page * PAGE, limit: PAGE })).text());
   } catch (e) {
     out.replaceChildren(errorBox(e));
     return;
   }
-  const truncated = recs.length > cap;
-  if (truncated) recs = recs.slice(0, cap);
-  for (const r of recs) r.duration_ns = end(r) - big(r.req_first_ns);
+  const total = Number(ans.total);
+  const rows = ans.records;
+  for (const r of rows) r.duration_ns = end(r) - big(r.req_first_ns);
   const desc = sort.startsWith('-');
   const key = desc ? sort.slice(1) : sort;
-  recs.sort((a, b) => {
-    // Unknown legs (-1: no handshake seen) go last either way.
-    const ua = Number(a[key]) < 0; const ub = Number(b[key]) < 0;
-    if (ua !== ub) return ua ? 1 : -1;
-    const c = cmp(a[key], b[key]);
-    return desc ? -c : c;
-  });
-  const pages = Math.max(1, Math.ceil(recs.length / PAGE));
-  const p = Math.min(page, pages - 1);
-  const rows = recs.slice(p * PAGE, (p + 1) * PAGE);
+  const pages = Math.max(1, Math.ceil(total / PAGE));
+  const p = page;
 
   const head = el('tr', {}, columns.map((c) => {
-    const next = sort === c.key ? '-' + c.key : c.key;
+    const first = c.kind === 'dur' ? '-' + c.key : c.key;
+    const next = key === c.key ? (desc ? c.key : '-' + c.key) : first;
     const mark = key === c.key ? (desc ? ' ▼' : ' ▲') : '';
     return el('th', {}, el('a', { href: link('connections', { ...st, sort: next, page: '' }), 'data-sort': c.key }, c.title + mark));
   }), el('th', {}, 'Drill down'));
@@ -116,12 +99,11 @@ export async function connections(main, params) {
         el('a', { href: link('exchange', { id: r.id, tz: st.tz }), class: 'record mono' }, r.id)));
   }));
   const nav = el('p', { class: 'pager' },
-    p > 0 ? el('a', { href: link('connections', { ...st, page: p - 1 }), id: 'cprev' }, '← previous') : '',
-    ` page ${p + 1} of ${pages} `,
-    p + 1 < pages ? el('a', { href: link('connections', { ...st, page: p + 1 }), id: 'cnext' }, 'next →') : '');
-  const count = el('p', { id: 'ccount', 'data-count': String(recs.length), 'data-truncated': String(truncated) },
-    `${fmtCount(recs.length)} connections` + (truncated ? ` (the first ${fmtCount(cap)} loaded: more matched; narrow the window or the expression)` : '') +
-    ` · rows ${rows.length ? p * PAGE + 1 : 0}–${p * PAGE + rows.length}`);
+    p > 0 ? [el('a', { href: link('connections', { ...st, page: '' }), id: 'cfirst' }, '⇤ first'), el('a', { href: link('connections', { ...st, page: p - 1 }), id: 'cprev' }, '← previous')] : '',
+    ` page ${fmtCount(p + 1)} of ${fmtCount(pages)} `,
+    p + 1 < pages ? [el('a', { href: link('connections', { ...st, page: p + 1 }), id: 'cnext' }, 'next →'), el('a', { href: link('connections', { ...st, page: pages - 1 }), id: 'clast' }, 'last ⇥')] : '');
+  const count = el('p', { id: 'ccount', 'data-count': String(total), 'data-truncated': 'false' },
+    `${fmtCount(total)} connections · rows ${rows.length ? fmtCount(p * PAGE + 1) : 0}–${fmtCount(p * PAGE + rows.length)}`);
   out.replaceChildren(count, el('div', { class: 'scroll' }, el('table', { class: 'grid', id: 'connections-table' }, el('thead', {}, head), body)), nav);
   setStatus(`loaded in ${Math.round(performance.now() - t0)} ms`);
 }
