@@ -881,6 +881,39 @@ func TestUIBrowserLiveCapture(t *testing.T) {
 	run(t, wctx, "the counter moves (20s)", waitJS(fmt.Sprintf(`BigInt(document.querySelector('#stats').dataset.packets) > %dn`, n1)),
 		waitJS(`document.querySelector('#pps') !== null && document.querySelector('#pps').textContent !== '0 pkt/s'`),
 		waitFor("#drops-table, #no-drops"))
+	// Store health while capturing: the index lag and the time to
+	// queryable come from the capture's /metrics; the p50 and p99 shown are
+	// bucket bounds of its histogram. Reloaded once the capture has
+	// committed blocks.
+	run(t, wctx, "health while capturing", chromedp.Reload(), waitView("overview"), waitFor("#health-series"))
+	h := eval[map[string]string](t, ctx, `(() => { const d = (s) => document.querySelector(s).dataset; return {lag: d('#health-lag').v, p50: d('#health-ttq').p50, p99: d('#health-ttq').p99,
+		samples: d('#health-samples').count, note: String(document.querySelectorAll('#health-no-capture').length)}; })()`)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	bounds := map[string]bool{}
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if rest, ok := strings.CutPrefix(line, `tapvault_time_to_queryable_seconds_bucket{le="`); ok {
+			le, _, _ := strings.Cut(rest, `"`)
+			f, _ := strconv.ParseFloat(le, 64)
+			bounds[strconv.FormatFloat(f, 'g', -1, 64)] = true
+		}
+	}
+	t.Logf("health while capturing: index lag %s blocks, time to queryable p50 %s s, p99 %s s, %s samples", h["lag"], h["p50"], h["p99"], h["samples"])
+	if lag, err := strconv.ParseFloat(h["lag"], 64); err != nil || lag < 0 {
+		t.Errorf("index lag while capturing: %q, want a count from /metrics", h["lag"])
+	}
+	p50, _ := strconv.ParseFloat(h["p50"], 64)
+	p99, _ := strconv.ParseFloat(h["p99"], 64)
+	if !bounds[h["p50"]] || !bounds[h["p99"]] || p50 <= 0 || p50 > p99 {
+		t.Errorf("time to queryable p50 %s, p99 %s: want bounds of the histogram's buckets %v, 0 < p50 <= p99", h["p50"], h["p99"], bounds)
+	}
+	if h["note"] != "0" || h["samples"] == "0" {
+		t.Errorf("health while capturing: the not-capturing note shown (%s) or no sample (%s)", h["note"], h["samples"])
+	}
 	for _, e := range bl.take() {
 		t.Errorf("browser: %s", e)
 	}
