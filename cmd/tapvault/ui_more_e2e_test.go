@@ -534,6 +534,26 @@ func TestUIBrowserHealth(t *testing.T) {
 	if n, _ := strconv.Atoi(v["samples"]); n < 1 {
 		t.Errorf("overview: %s samples, want the one taken at start", v["samples"])
 	}
+	// Exchanges per second: the exchanges the latency groups count, by
+	// request time; the fullest column lists its own.
+	run(t, ctx, "exchanges per second", waitFor("#xps-card"))
+	var nx int64
+	for _, g := range jsonLines(t, mustTV(t, "latency", "--data", store, "--json", "--by", "proto")) {
+		nx += num(g, "count")
+	}
+	if got := eval[string](t, ctx, `document.querySelector('#xps-card').dataset.count`); got != strconv.FormatInt(nx, 10) {
+		t.Errorf("exchanges per second: %s in all, tapvault latency's groups %d", got, nx)
+	}
+	xc := eval[map[string]string](t, ctx, `(() => { const a = [...document.querySelectorAll('#series-xps a.col')].sort((x, y) => y.dataset.v - x.dataset.v)[0];
+		a.dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true})); return {...a.dataset}; })()`)
+	run(t, ctx, "a column's exchanges", waitView("exchanges"), waitFor("#exchanges-table"))
+	xp := eval[map[string]string](t, ctx, `Object.fromEntries(new URLSearchParams(location.hash.split('?')[1]))`)
+	xrecs := jsonLines(t, mustTV(t, "messages", "--data", store, "--json", "--from", xp["from"], "--to", xp["to"], xp["expr"]))
+	if got := eval[string](t, ctx, `document.querySelector('#count').dataset.count`); got != xc["v"] || got != strconv.Itoa(len(xrecs)) {
+		t.Errorf("exchanges column %s (%s): %s listed, tapvault messages %d for %q", xc["col"], xc["v"], got, len(xrecs), xp["expr"])
+	}
+	t.Logf("exchanges per second: %d in all; the fullest column, %s, lists %s", nx, xc["col"], xc["v"])
+
 	// A window: the series covers it; a column opens its packets.
 	mid := stats.FirstNS + (stats.LastNS-stats.FirstNS)/2
 	run(t, ctx, "overview of a window", hash(fmt.Sprintf("#/overview?from=%d&to=%d", stats.FirstNS, mid)), waitView("overview"), waitFor("#health-series"))

@@ -46,10 +46,13 @@ export async function overview(main, params, ctx) {
   const form = el('form', { class: 'query' }, el('label', {}, 'From ', fFrom), ' ', el('label', {}, 'To ', fTo), ' ', el('button', { type: 'submit' }, 'Apply'));
   form.addEventListener('submit', (ev) => { ev.preventDefault(); location.hash = link('overview', { ...st, from: fFrom.value, to: fTo.value }); });
   const health = el('div', { id: 'health' }, el('p', { class: 'muted' }, 'Loading…'));
+  const xps = el('div', { id: 'xps' }, el('p', { class: 'muted' }, 'Loading…'));
   main.replaceChildren(el('h1', {}, 'Overview'), el('h2', {}, 'Store'), stats, el('h2', {}, 'Live'), live, drops,
     el('h2', {}, 'Store health'), form, health,
+    el('h2', {}, 'Exchanges per second'), xps,
     el('h2', {}, 'Latency by protocol'), lat);
   const healthDone = loadHealth(health, st, tz);
+  const xpsDone = loadXPS(xps, st, tz);
 
   // Live: stats every second over SSE; rates from the differences.
   const hist = { pps: [], bps: [] };
@@ -153,6 +156,34 @@ export async function overview(main, params, ctx) {
   } catch (e) {
     lat.replaceChildren(errorBox(e));
   }
+  await xpsDone;
+}
+
+// The exchanges the latency groups count (not the connection records).
+const EXCHANGES = 'proto != tcp and class != flow';
+
+// loadXPS: exchanges per second over the window (by request time, the
+// heatmap's columns summed); a column lists its exchanges.
+async function loadXPS(out, st, tz) {
+  let h;
+  try {
+    h = parseJSON(await (await api('/api/v1/heatmap', { expr: EXCHANGES, from: st.from, to: st.to, cols: 120 })).text());
+  } catch (e) { out.replaceChildren(errorBox(e)); return; }
+  const cols = Number(h.cols);
+  const per = new Array(cols).fill(0);
+  for (const [c, , n] of h.cells) per[c] += Number(n);
+  h.no_latency.forEach((n, c) => { per[c] += Number(n); });
+  const from = big(h.from); const step = big(h.step);
+  const stepS = Number(step) / 1e9;
+  const colWin = (c) => ({ from: (from + BigInt(c) * step).toString(), to: (from + BigInt(c + 1) * step - 1n).toString() });
+  const colExpr = (c) => `${EXCHANGES} and req_first >= ${colWin(c).from} and req_first < ${from + BigInt(c + 1) * step}`;
+  const total = per.reduce((a, b) => a + b, 0);
+  const peak = Math.max(0, ...per);
+  out.replaceChildren(el('div', { class: 'card wide', id: 'xps-card', 'data-count': String(total), 'data-from': String(h.from), 'data-step': String(h.step) },
+    el('div', { class: 'title' }, `exchanges by request time, ${fmtTime(h.from, tz)} to ${fmtTime(h.to, tz)}; a column lists its exchanges`),
+    el('div', { class: 'value' }, `${fmtCount(total)} exchanges, peak ${fmtRate(peak / stepS, '/s')}`),
+    bars('series-xps', per, (c) => link('exchanges', { ...colWin(c), expr: colExpr(c), sort: '-latency_ns', tz: st.tz }),
+      (c, v) => `${fmtCount(v)} exchanges, ${fmtRate(v / stepS, '/s')}, from ${fmtTime(colWin(c).from, tz)}`)));
 }
 
 // bars: one bar per column of a series, each a link (href(c)) with its
