@@ -72,7 +72,7 @@ func (fb *frameBlocks) fill(b *block.Block, size int) {
 
 // storeFrames writes frames into a new store in dir, in blocks of size
 // bytes, and returns what each block must read back as, by ref.
-func storeFrames(t *testing.T, dir string, frames [][]byte, size int, tsOf func(int) int64) (map[Ref]want, []BlockMeta) {
+func storeFrames(t testing.TB, dir string, frames [][]byte, size int, tsOf func(int) int64) (map[Ref]want, []BlockMeta) {
 	t.Helper()
 	var hl hookLog
 	w, err := Open(Options{Dir: dir, Logger: quietLog, CommitHook: hl.hook})
