@@ -3,6 +3,12 @@
 // blocks in time order, and the writers that turn the matching packets into
 // capture files (pcap, pcapng) for tcpdump and Wireshark.
 //
+// A filter whose plan names its flows (Plan.FlowHashes: a flow selector,
+// an or of them, an and with one) reads, of each candidate block, only the
+// sub-frame that holds those flows' hash (writer.Reader.ReadFlow, version-2
+// blocks, docs/format/block.md), and filters its packets exactly as any
+// other query; packets keep their ordinals in the block.
+//
 // The writers (pcapout.go, over package pcap's Writer and NgWriter) keep
 // what import and capture recorded: nanosecond timestamps, the original
 // (wire) length of packets cut by a snaplen, the link type of every packet
