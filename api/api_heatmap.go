@@ -22,7 +22,7 @@ const (
 )
 
 func isUIAPIPath(p string) bool {
-	return p == pathHeatmap || p == pathTiers || p == pathExchanges || p == pathHealth
+	return p == pathHeatmap || p == pathTiers || p == pathExchanges || p == pathHealth || p == pathLatencySeries
 }
 
 func (s *Server) uiAPIRoute(p string) func(http.ResponseWriter, *http.Request) {
@@ -35,6 +35,8 @@ func (s *Server) uiAPIRoute(p string) func(http.ResponseWriter, *http.Request) {
 		return s.handleExchanges
 	case pathHealth:
 		return s.handleHealth
+	case pathLatencySeries:
+		return s.handleLatencySeries
 	}
 	return nil
 }

@@ -72,6 +72,9 @@ func TestUIAPIEndpoints(t *testing.T) {
 		{pathExchanges, "offset=-1", 400, "offset"},
 		{pathExchanges, "offset=9999999&limit=2", 400, "offset"},
 		{pathHealth, "cols=10", 200, `"packets":[`},
+		{pathLatencySeries, "", 200, `"columns":[[]`},
+		{pathLatencySeries, "by=nosuchkey", 400, "by"},
+		{pathLatencySeries, "cols=1001", 400, "cols"},
 		{pathHealth, "bogus=1", 400, "bogus"},
 	} {
 		q, _ := url.ParseQuery(c.q)

@@ -554,6 +554,54 @@ func TestUIBrowserHealth(t *testing.T) {
 	}
 	t.Logf("exchanges per second: %d in all; the fullest column, %s, lists %s", nx, xc["col"], xc["v"])
 
+	// Latency over time by protocol: per column, each protocol's count,
+	// p50, p99 and parts' p50 equal tapvault latency's for the records
+	// whose request began in the column.
+	// (Over the app trace's first 3 s: the hostile exchanges a minute
+	// later would leave it two columns.)
+	run(t, ctx, "latency over time", hash(fmt.Sprintf("#/overview?from=%d&to=%d", stats.FirstNS, stats.FirstNS+3e9)), waitView("overview"), waitFor("#lseries"))
+	li := eval[map[string]string](t, ctx, `({...document.querySelector('#lseries-info').dataset})`)
+	lfrom, _ := strconv.ParseInt(li["from"], 10, 64)
+	lstep, _ := strconv.ParseInt(li["step"], 10, 64)
+	type lcol struct{ Group, Col, Count, P50, P99, Network, Server, Transfer string }
+	lcols := eval[[]lcol](t, ctx, `[...document.querySelectorAll('#lseries .series-card a.col')].map(a => ({Group: a.closest('.series-card').dataset.group, Col: a.dataset.col,
+		Count: a.dataset.count, P50: a.dataset.p50, P99: a.dataset.p99, Network: a.dataset.network, Server: a.dataset.server, Transfer: a.dataset.transfer}))`)
+	cliCol := map[string]map[string]map[string]any{} // column -> proto -> group
+	checked := 0
+	for _, c := range lcols {
+		if cliCol[c.Col] == nil {
+			ci, _ := strconv.ParseInt(c.Col, 10, 64)
+			a := lfrom + ci*lstep
+			cliCol[c.Col] = map[string]map[string]any{}
+			for _, g := range jsonLines(t, mustTV(t, "latency", "--data", store, "--json", "--by", "proto", fmt.Sprintf("req_first >= %d and req_first < %d", a, a+lstep))) {
+				cliCol[c.Col][g["key"].(map[string]any)["proto"].(string)] = g
+			}
+		}
+		g := cliCol[c.Col][c.Group]
+		if g == nil {
+			t.Errorf("latency over time, %s column %s: shown, tapvault latency has no such group there", c.Group, c.Col)
+			continue
+		}
+		lat := g["latency_ns"].(map[string]any)
+		part := func(k string) string {
+			m, ok := g[k].(map[string]any)
+			if !ok {
+				return ""
+			}
+			return strconv.FormatInt(num(m, "p50"), 10)
+		}
+		want := lcol{c.Group, c.Col, strconv.FormatInt(num(g, "count"), 10), strconv.FormatInt(num(lat, "p50"), 10), strconv.FormatInt(num(lat, "p99"), 10),
+			part("network_ns"), part("server_ns"), part("transfer_ns")}
+		if c != want {
+			t.Errorf("latency over time: shown %+v, tapvault latency %+v", c, want)
+		}
+		checked++
+	}
+	t.Logf("latency over time: %d columns of protocols checked", checked)
+	if checked == 0 {
+		t.Error("latency over time: nothing drawn")
+	}
+
 	// A window: the series covers it; a column opens its packets.
 	mid := stats.FirstNS + (stats.LastNS-stats.FirstNS)/2
 	run(t, ctx, "overview of a window", hash(fmt.Sprintf("#/overview?from=%d&to=%d", stats.FirstNS, mid)), waitView("overview"), waitFor("#health-series"))

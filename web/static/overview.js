@@ -3,6 +3,7 @@
 // /metrics, which only capture serves), and latency percentiles by
 // protocol split into network / server / transfer (/api/v1/latency).
 // Every figure links to the exchanges or the packets behind it.
+import { latencySeries } from './series.js';
 import { el, svg, api, link, jsonLines, parseJSON, fmtTime, fmtDur, fmtCount, fmtBytes, fmtRate, big, errorBox, setStatus } from './util.js';
 
 const HISTORY = 120;
@@ -47,10 +48,12 @@ export async function overview(main, params, ctx) {
   form.addEventListener('submit', (ev) => { ev.preventDefault(); location.hash = link('overview', { ...st, from: fFrom.value, to: fTo.value }); });
   const health = el('div', { id: 'health' }, el('p', { class: 'muted' }, 'Loading…'));
   const xps = el('div', { id: 'xps' }, el('p', { class: 'muted' }, 'Loading…'));
+  const lser = el('div', { id: 'lseries-out' }, el('p', { class: 'muted' }, 'Loading…'));
   main.replaceChildren(el('h1', {}, 'Overview'), el('h2', {}, 'Store'), stats, el('h2', {}, 'Live'), live, drops,
     el('h2', {}, 'Store health'), form, health,
     el('h2', {}, 'Exchanges per second'), xps,
-    el('h2', {}, 'Latency by protocol'), lat);
+    el('h2', {}, 'Latency by protocol'), lat,
+    el('h2', {}, 'Latency over time'), lser);
   const healthDone = loadHealth(health, st, tz);
   const xpsDone = loadXPS(xps, st, tz);
 
@@ -157,6 +160,7 @@ export async function overview(main, params, ctx) {
     lat.replaceChildren(errorBox(e));
   }
   await xpsDone;
+  await latencySeries(lser, st, tz);
 }
 
 // The exchanges the latency groups count (not the connection records).

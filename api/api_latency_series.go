@@ -1,0 +1,113 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"tapvault/analytics"
+	"tapvault/msgquery"
+	"tapvault/query"
+)
+
+// pathLatencySeries is the latency groups over time (docs/api.md).
+const pathLatencySeries = "/api/v1/latency_series"
+
+const defaultSeriesCols = 30
+
+// handleLatencySeries answers the latency groups of tapvault latency per
+// column of request time:
+//
+//	{"from","to","step","cols","by":[...],"outside","columns":[[group, ...], ...]}
+//
+// where each group is the object of tapvault latency --json for the
+// records whose request began in that column. One streamed pass with one
+// msgquery.Aggregator per column; the exact-value budget of one aggregator
+// (msgquery.DefaultMaxExact) is shared between the columns, so memory is
+// what /api/v1/latency takes, and a column past its share reports
+// approximate percentiles ("approx") as the aggregator does.
+func (s *Server) handleLatencySeries(w http.ResponseWriter, r *http.Request) {
+	sel, _, q, err := s.messageParams(r, "by", "expr", "from", "to", "cols")
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if v := q["cols"]; len(v) == 0 {
+		q["cols"] = []string{strconv.Itoa(defaultSeriesCols)}
+	}
+	cols, step, err := s.window(q, &sel)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	by := []string{"proto"}
+	if v := q["by"]; len(v) == 1 && v[0] != "" {
+		by = strings.Split(v[0], ",")
+	}
+	aggs := make([]*msgquery.Aggregator, cols)
+	for i := range aggs {
+		if aggs[i], err = msgquery.NewAggregator(by); err != nil {
+			writeError(w, r, http.StatusBadRequest, "by: "+err.Error())
+			return
+		}
+		aggs[i].MaxExact = max(1, msgquery.DefaultMaxExact/cols)
+	}
+	release, ok := s.acquire(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	var (
+		outside int64
+		ws      []error
+	)
+	query.RunLowPriority(func() {
+		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, _ *msgquery.Tier) error {
+			if rec.ReqFirst < sel.From || rec.ReqFirst > sel.To {
+				outside++
+				return nil
+			}
+			aggs[(rec.ReqFirst-sel.From)/step].Add(rec)
+			return nil
+		})
+	})
+	for _, wr := range ws {
+		s.log.Warn("api latency series: skipped part of the message store", "err", wr)
+	}
+	if err != nil {
+		s.scanFailed(w, r, "latency series", err)
+		return
+	}
+	b := []byte(`{"from":`)
+	b = strconv.AppendInt(b, sel.From, 10)
+	b = append(b, `,"to":`...)
+	b = strconv.AppendInt(b, sel.To, 10)
+	b = append(b, `,"step":`...)
+	b = strconv.AppendInt(b, step, 10)
+	b = append(b, `,"cols":`...)
+	b = strconv.AppendInt(b, int64(cols), 10)
+	b = append(b, `,"by":[`...)
+	for i, k := range by {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, jsonString(k)...)
+	}
+	b = append(b, `],"outside":`...)
+	b = strconv.AppendInt(b, outside, 10)
+	b = append(b, `,"columns":[`...)
+	var lines []byte
+	for i, a := range aggs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		// The groups as JSON lines, made one array.
+		lines = msgquery.AppendGroupsJSON(lines[:0], a.By(), a.Groups())
+		b = append(b, '[')
+		b = append(b, bytes.ReplaceAll(bytes.TrimSuffix(lines, []byte{'\n'}), []byte{'\n'}, []byte{','})...)
+		b = append(b, ']')
+	}
+	b = append(b, "]}\n"...)
+	s.writeBytes(w, "application/json", b)
+}
