@@ -3,7 +3,7 @@
 // /metrics, which only capture serves), and latency percentiles by
 // protocol split into network / server / transfer (/api/v1/latency).
 // Every figure links to the exchanges or the packets behind it.
-import { latencySeries } from './series.js';
+import { latencySeries, fetchSeries } from './series.js';
 import { el, svg, api, link, jsonLines, parseJSON, fmtTime, fmtDur, fmtCount, fmtBytes, fmtRate, big, errorBox, setStatus } from './util.js';
 
 const HISTORY = 120;
@@ -55,7 +55,11 @@ export async function overview(main, params, ctx) {
     el('h2', {}, 'Latency by protocol'), lat,
     el('h2', {}, 'Latency over time'), lser);
   const healthDone = loadHealth(health, st, tz);
-  const xpsDone = loadXPS(xps, st, tz);
+  // One read of the window for exchanges per second and latency over
+  // time (the series' columns), beside the latency table's.
+  const seriesP = fetchSeries(st);
+  seriesP.catch(() => {}); // shown by the views below
+  const xpsDone = loadXPS(xps, st, tz, seriesP);
 
   // Live: stats every second over SSE; rates from the differences.
   const hist = { pps: [], bps: [] };
@@ -160,23 +164,20 @@ export async function overview(main, params, ctx) {
     lat.replaceChildren(errorBox(e));
   }
   await xpsDone;
-  await latencySeries(lser, st, tz);
+  await latencySeries(lser, st, tz, seriesP);
 }
 
 // The exchanges the latency groups count (not the connection records).
 const EXCHANGES = 'proto != tcp and class != flow';
 
-// loadXPS: exchanges per second over the window (by request time, the
-// heatmap's columns summed); a column lists its exchanges.
-async function loadXPS(out, st, tz) {
+// loadXPS: exchanges per second over the window (by request time: the
+// latency series' columns, each group's count, no response included); a
+// column lists its exchanges.
+async function loadXPS(out, st, tz, hp) {
   let h;
-  try {
-    h = parseJSON(await (await api('/api/v1/heatmap', { expr: EXCHANGES, from: st.from, to: st.to, cols: 120 })).text());
-  } catch (e) { out.replaceChildren(errorBox(e)); return; }
+  try { h = await hp; } catch (e) { out.replaceChildren(errorBox(e)); return; }
   const cols = Number(h.cols);
-  const per = new Array(cols).fill(0);
-  for (const [c, , n] of h.cells) per[c] += Number(n);
-  h.no_latency.forEach((n, c) => { per[c] += Number(n); });
+  const per = h.columns.map((groups) => groups.reduce((a, g) => a + Number(g.count), 0));
   const from = big(h.from); const step = big(h.step);
   const stepS = Number(step) / 1e9;
   const colWin = (c) => ({ from: (from + BigInt(c) * step).toString(), to: (from + BigInt(c + 1) * step - 1n).toString() });
@@ -184,7 +185,7 @@ async function loadXPS(out, st, tz) {
   const total = per.reduce((a, b) => a + b, 0);
   const peak = Math.max(0, ...per);
   out.replaceChildren(el('div', { class: 'card wide', id: 'xps-card', 'data-count': String(total), 'data-from': String(h.from), 'data-step': String(h.step) },
-    el('div', { class: 'title' }, `exchanges by request time, ${fmtTime(h.from, tz)} to ${fmtTime(h.to, tz)}; a column lists its exchanges`),
+    el('div', { class: 'title' }, `exchanges by request time, ${fmtTime(h.from, tz)} to ${fmtTime(h.to, tz)}, ${cols} columns; a column lists its exchanges`),
     el('div', { class: 'value' }, `${fmtCount(total)} exchanges, peak ${fmtRate(peak / stepS, '/s')}`),
     bars('series-xps', per, (c) => link('exchanges', { ...colWin(c), expr: colExpr(c), sort: '-latency_ns', tz: st.tz }),
       (c, v) => `${fmtCount(v)} exchanges, ${fmtRate(v / stepS, '/s')}, from ${fmtTime(colWin(c).from, tz)}`)));

@@ -50,11 +50,15 @@ function chart(name, cols, per, colLink, tz, colFrom) {
     svg('svg', { class: 'lseries', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none' }, g));
 }
 
-export async function latencySeries(out, st, tz) {
+// fetchSeries: the latency groups per column of the window, by protocol.
+export async function fetchSeries(st) {
+  return parseJSON(await (await api('/api/v1/latency_series', { by: 'proto', expr: EXCHANGES, from: st.from, to: st.to, cols: 30 })).text());
+}
+
+// latencySeries draws the charts of fetchSeries's answer (a promise).
+export async function latencySeries(out, st, tz, hp) {
   let h;
-  try {
-    h = parseJSON(await (await api('/api/v1/latency_series', { by: 'proto', expr: EXCHANGES, from: st.from, to: st.to, cols: 30 })).text());
-  } catch (e) { out.replaceChildren(errorBox(e)); return; }
+  try { h = await hp; } catch (e) { out.replaceChildren(errorBox(e)); return; }
   const cols = Number(h.cols);
   const from = big(h.from); const step = big(h.step);
   const colFrom = (c) => from + BigInt(c) * step;
