@@ -15,7 +15,8 @@ import (
 // each of its backend servers carry (the longest waits).
 const tierExamples = 3
 
-// tierFront is one front end's row of pathTiers: over its front exchanges
+// tierFront is one front end's row of pathTiers (a server and protocol of
+// front exchanges): over its front exchanges
 // (those the expression selects) with a tier split (msgquery.Tier, the
 // linking of tapvault messages --tiers), the sums of each part of the wait
 // (ReqLast -> RespFirst). With backend calls: before the first call,
@@ -170,10 +171,10 @@ func (s *Server) handleTiers(w http.ResponseWriter, r *http.Request) {
 			}
 			var row *tierFront
 			if expr == nil || expr.Match(rec) {
-				key := rec.Server.String()
+				key := rec.Proto + " " + rec.Server.String()
 				row = rows[key]
 				if row == nil {
-					row = &tierFront{Front: key, Proto: rec.Proto, backendsByName: map[string]*tierBackend{}}
+					row = &tierFront{Front: rec.Server.String(), Proto: rec.Proto, backendsByName: map[string]*tierBackend{}}
 					rows[key] = row
 				}
 				wait := rec.RespFirst - rec.ReqLast
@@ -227,7 +228,7 @@ func (s *Server) handleTiers(w http.ResponseWriter, r *http.Request) {
 		out = append(out, row)
 	}
 	slices.SortFunc(out, func(a, b *tierFront) int {
-		return cmp.Or(-cmp.Compare(a.WaitNS+a.NoBackendWait, b.WaitNS+b.NoBackendWait), cmp.Compare(a.Front, b.Front))
+		return cmp.Or(-cmp.Compare(a.WaitNS+a.NoBackendWait, b.WaitNS+b.NoBackendWait), cmp.Compare(a.Front, b.Front), cmp.Compare(a.Proto, b.Proto))
 	})
 	var b []byte
 	for _, row := range out {

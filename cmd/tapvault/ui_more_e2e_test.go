@@ -177,10 +177,11 @@ func TestUIBrowserTiers(t *testing.T) {
 		if !ok {
 			continue
 		}
-		f := want[r["server"].(string)]
+		fk := r["proto"].(string) + " " + r["server"].(string)
+		f := want[fk]
 		if f == nil {
 			f = &frontSum{backends: map[string][2]int64{}}
-			want[r["server"].(string)] = f
+			want[fk] = f
 		}
 		f.fronts++
 		wait := num(r, "resp_first_ns") - num(r, "req_last_ns")
@@ -226,7 +227,7 @@ func TestUIBrowserTiers(t *testing.T) {
 			run(t, ctx, "tiers", chromedp.Navigate("http://"+addr+"/#/tiers"), waitView("tiers"), waitFor("#tiers-table"))
 			screenshot(t, ctx, "tiers-view")
 		}
-		rows := eval[[]shownRow](t, ctx, `[...document.querySelectorAll('#tiers-table tbody tr')].map(tr => ({Front: tr.dataset.front, Backend: tr.dataset.backend || '',
+		rows := eval[[]shownRow](t, ctx, `[...document.querySelectorAll('#tiers-table tbody tr')].map(tr => ({Front: tr.dataset.proto + ' ' + tr.dataset.front, Backend: tr.dataset.backend || '',
 			V: Object.fromEntries([...tr.querySelectorAll('td[data-key]')].map(td => [td.dataset.key, td.dataset.ns || td.dataset.v || td.textContent])),
 			Examples: [...tr.querySelectorAll('a.example')].map(a => a.dataset.id)}))`)
 		fronts, wantFronts := 0, 0

@@ -67,7 +67,7 @@ export async function tiers(main, params) {
   const hidden = fronts.length - shown.length;
   for (const f of shown) {
     const wait = Number(f.wait_ns);
-    rows.push(el('tr', { class: 'front', 'data-front': f.front },
+    rows.push(el('tr', { class: 'front', 'data-front': f.front, 'data-proto': f.proto },
       el('td', { 'data-key': 'front' }, el('a', { href: ex(frontExpr(f)) }, f.front), ' ', el('span', { class: 'muted' }, f.proto)),
       el('td', { class: 'num', 'data-key': 'fronts', 'data-v': String(f.fronts) }, el('a', { href: ex(frontExpr(f)) }, fmtCount(f.fronts))),
       el('td', { class: 'num', 'data-key': 'with_backends', 'data-v': String(f.with_backends) }, fmtCount(f.with_backends)),
@@ -77,7 +77,7 @@ export async function tiers(main, params) {
       el('td', {}, bar(f)),
       el('td', { class: 'examples' }, f.examples.map((id, i) => [i ? ' ' : '', exLink(id, 'example')]))));
     for (const b of f.backends) {
-      rows.push(el('tr', { class: 'backend', 'data-front': f.front, 'data-backend': `${b.proto} ${b.server}` },
+      rows.push(el('tr', { class: 'backend', 'data-front': f.front, 'data-proto': f.proto, 'data-backend': `${b.proto} ${b.server}` },
         el('td', { class: 'indent' }, '↳ ', el('a', { href: ex(`server ${b.server} and proto ${b.proto} and client ${f.front.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1')}`) }, `${b.proto} ${b.server}`)),
         el('td', { class: 'num', 'data-key': 'calls', 'data-v': String(b.calls) }, fmtCount(b.calls), el('span', { class: 'muted' }, ' calls')),
         el('td', {}), el('td', {}), el('td', {}),
