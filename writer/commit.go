@@ -9,8 +9,9 @@ import (
 
 // maxGroups is the number of commit groups: the one being written and up to
 // maxGroups-1 whose fdatasync is in flight while the write goroutine goes on
-// writing the next. The write goroutine waits for the oldest when all are
-// taken: that is the disk pushing back.
+// writing the next. While all are taken the group being written grows
+// past SyncEvery and SyncBytes until one comes back: syncs that take longer
+// make groups larger instead of stopping the writes.
 const maxGroups = 4
 
 // group is one group commit: the blocks written one after another and made
@@ -46,11 +47,11 @@ func (w *Writer) open() *group { return w.groups[w.gOpen] }
 
 // endGroup hands the group being written, if it has blocks, to the syncer
 // (with O_DIRECT after sending what the staging buffers hold of it to be
-// written) and starts the next. When every group is taken it first
-// finishes the oldest.
+// written) and starts the next. When every other group is in flight it
+// does nothing: the group goes on growing until finish frees one.
 func (w *Writer) endGroup() {
 	g := w.open()
-	if len(g.pending) == 0 {
+	if len(g.pending) == 0 || w.inflight == maxGroups-1 {
 		return
 	}
 	if w.direct {
@@ -62,14 +63,21 @@ func (w *Writer) endGroup() {
 	w.syncQ <- g // room for every group: never waits
 	w.inflight++
 	w.gOpen = (w.gOpen + 1) % maxGroups
-	if w.inflight == maxGroups {
-		w.finish(<-w.resultQ)
-	}
+}
+
+// due says whether the group being written should end: it is SyncEvery
+// old or holds SyncBytes.
+func (w *Writer) due() bool {
+	g := w.open()
+	return len(g.pending) > 0 && (g.bytes >= w.opts.SyncBytes || time.Since(g.since) >= w.opts.SyncEvery)
 }
 
 // drain ends the group being written and finishes every group in flight:
 // afterwards everything written is committed or lost.
 func (w *Writer) drain() {
+	if w.inflight == maxGroups-1 {
+		w.finish(<-w.resultQ)
+	}
 	w.endGroup()
 	for w.inflight > 0 {
 		w.finish(<-w.resultQ)

@@ -2,6 +2,7 @@ package writer
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,8 @@ const (
 	dioChunk = 1 << 20
 	// DefaultWritesInFlight is the default of Options.WritesInFlight.
 	DefaultWritesInFlight = 4
+	// DefaultPreallocate is the default of Options.Preallocate.
+	DefaultPreallocate = 64 << 20
 )
 
 // alignedBuf returns n bytes (n a multiple of dioAlign) whose first byte is
@@ -78,13 +81,14 @@ type stage struct {
 	refs atomic.Int32
 }
 
-// dioJob is one direct write: s.b[lo:hi] at file offset off, for group g.
+// dioJob is one direct write of b at file offset off, for group g: a part
+// of staging buffer s, or (s nil) the copy of a group's last page.
 type dioJob struct {
-	f      *os.File
-	g      *group
-	s      *stage
-	lo, hi int
-	off    int64
+	f   *os.File
+	g   *group
+	s   *stage
+	b   []byte
+	off int64
 }
 
 // directIO is the O_DIRECT path of the write goroutine. It copies each
@@ -93,12 +97,12 @@ type dioJob struct {
 // that pwrite it while the write goroutine fills the next, so several writes
 // are in flight on disjoint ranges. When a group commit ends (endGroup) the
 // whole pages of the current buffer not yet written go out the same way,
-// and the last, partial page is written at once, zero-padded; the syncer
+// and so does a copy of the last, partial page, zero-padded; the syncer
 // waits for the group's writes, then fdatasyncs, while the write goroutine
 // goes on with the next group. The padded page is written again, with the
 // same committed bytes and more after them, by the next write that covers
-// it, which is never sent before that write returned: two writes of one
-// page are never in flight together. The commit marker names the exact
+// it, which is never sent before the padded one returned: two writes of
+// one page are never in flight together. The commit marker names the exact
 // committed size, so the zeros past it are an uncommitted tail that
 // recovery cuts and closing a segment truncates.
 //
@@ -108,16 +112,22 @@ type dioJob struct {
 // buffer is reused only when every write of it returned. Nothing allocates
 // in steady state.
 type directIO struct {
-	writeAt func(f *os.File, b []byte, off int64) (int, error)
-	free    chan *stage // staging buffers nobody holds
-	jobs    chan dioJob
-	workers sync.WaitGroup
+	writeAt   func(f *os.File, b []byte, off int64) (int, error)
+	fallocate func(f *os.File, off, n int64) error // nil: no preallocation
+	step      int64                                // bytes preallocated at a time
+	free      chan *stage                          // staging buffers nobody holds
+	jobs      chan dioJob
+	workers   sync.WaitGroup
 
 	f       *os.File
 	cur     *stage // staging buffer being filled: segment bytes [curOff, curOff+dioChunk)
 	curOff  int64
-	fill    int // cur.b[:fill] holds the segment's bytes
-	flushed int // cur.b[:flushed] is written or being written (a multiple of dioAlign)
+	fill    int   // cur.b[:fill] holds the segment's bytes
+	flushed int   // cur.b[:flushed] is written or being written (a multiple of dioAlign)
+	alloc   int64 // the segment is preallocated up to here
+
+	page     []byte         // the last group's padded last page, being written
+	pageBusy sync.WaitGroup // its write
 }
 
 func newDirectIO(inFlight int, writeAt func(*os.File, []byte, int64) (int, error)) *directIO {
@@ -125,6 +135,7 @@ func newDirectIO(inFlight int, writeAt func(*os.File, []byte, int64) (int, error
 		writeAt: writeAt,
 		free:    make(chan *stage, inFlight+1),
 		jobs:    make(chan dioJob, inFlight),
+		page:    alignedBuf(dioAlign),
 	}
 	for range inFlight + 1 {
 		d.free <- &stage{b: alignedBuf(dioChunk)}
@@ -141,11 +152,15 @@ func newDirectIO(inFlight int, writeAt func(*os.File, []byte, int64) (int, error
 func (d *directIO) run() {
 	defer d.workers.Done()
 	for j := range d.jobs {
-		if _, err := d.writeAt(j.f, j.s.b[j.lo:j.hi], j.off); err != nil {
+		if _, err := d.writeAt(j.f, j.b, j.off); err != nil {
 			j.g.setErr(fmt.Errorf("write segment %q at %d: %w", j.f.Name(), j.off, err))
 		}
 		j.g.writes.Done()
-		d.unref(j.s)
+		if j.s != nil {
+			d.unref(j.s)
+		} else {
+			d.pageBusy.Done()
+		}
 	}
 }
 
@@ -155,11 +170,33 @@ func (d *directIO) unref(s *stage) {
 	}
 }
 
+// preallocate makes sure the segment is allocated up to end, in steps, so
+// that direct writes do not extend the file: ext4 serialises extending
+// direct writes and journals each size change (docs/PERFORMANCE.md has the
+// measurements). Where fallocate fails (unsupported, or no space) the
+// segment goes on without: the writes themselves then find out.
+func (d *directIO) preallocate(end int64) {
+	if end <= d.alloc || d.fallocate == nil {
+		return
+	}
+	to := alignUp64(max(end, d.alloc&^(dioAlign-1)+d.step))
+	if err := d.fallocate(d.f, d.alloc, to-d.alloc); err != nil {
+		d.alloc = math.MaxInt64
+		return
+	}
+	d.alloc = to
+}
+
+func alignUp64(n int64) int64 { return (n + dioAlign - 1) &^ (dioAlign - 1) }
+
 // send sends cur.b[d.flushed:hi] to be written for group g.
+// It starts at the last group's padded page, which must be written first.
 func (d *directIO) send(g *group, hi int) {
+	d.preallocate(d.curOff + int64(hi))
+	d.pageBusy.Wait()
 	d.cur.refs.Add(1)
 	g.writes.Add(1)
-	d.jobs <- dioJob{f: d.f, g: g, s: d.cur, lo: d.flushed, hi: hi, off: d.curOff + int64(d.flushed)}
+	d.jobs <- dioJob{f: d.f, g: g, s: d.cur, b: d.cur.b[d.flushed:hi], off: d.curOff + int64(d.flushed)}
 	d.flushed = hi
 }
 
@@ -168,7 +205,7 @@ func (d *directIO) send(g *group, hi int) {
 // first blocks, by the first direct write. Every write of the last segment
 // has returned.
 func (d *directIO) start(f *os.File, hdr []byte) {
-	d.f, d.curOff, d.flushed = f, 0, 0
+	d.f, d.curOff, d.flushed, d.alloc = f, 0, 0, int64(len(hdr))
 	d.fill = copy(d.cur.b, hdr)
 }
 
@@ -191,18 +228,21 @@ func (d *directIO) append(g *group, rec []byte) {
 }
 
 // endGroup sends the whole pages of group g not yet sent to be written,
-// and writes the partial last page now, zero-padded. A failure is g's.
+// and a zero-padded copy of its partial last page: the records after it
+// go on filling that page in the staging buffer.
 func (d *directIO) endGroup(g *group) {
 	if whole := alignDown(d.fill); whole > d.flushed {
 		d.send(g, whole)
 	}
 	if d.fill > d.flushed {
-		end := alignUp(d.fill)
-		clear(d.cur.b[d.fill:end])
 		off := d.curOff + int64(d.flushed)
-		if _, err := d.writeAt(d.f, d.cur.b[d.flushed:end], off); err != nil {
-			g.setErr(fmt.Errorf("write segment %q at %d: %w", d.f.Name(), off, err))
-		}
+		d.preallocate(off + dioAlign)
+		d.pageBusy.Wait() // the page buffer, and the last write of this page
+		n := copy(d.page, d.cur.b[d.flushed:d.fill])
+		clear(d.page[n:])
+		d.pageBusy.Add(1)
+		g.writes.Add(1)
+		d.jobs <- dioJob{f: d.f, g: g, b: d.page, off: off}
 	}
 }
 

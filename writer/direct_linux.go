@@ -56,3 +56,22 @@ func probeDirect(segDir string) error {
 	}
 	return err
 }
+
+// fallocate allocates [off, off+n) of f, extending its size (mode 0).
+func fallocate(f *os.File, off, n int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = unix.Fallocate(int(fd), 0, off, n); serr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}

@@ -14,3 +14,5 @@ func setDirect(*os.File) error { return errNoDirect }
 const directProbe = "direct.probe"
 
 func probeDirect(string) error { return errNoDirect }
+
+func fallocate(*os.File, int64, int64) error { return errNoDirect }

@@ -3,6 +3,7 @@ package writer
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -48,18 +49,25 @@ func copyStore(t *testing.T, src string) string {
 }
 
 // TestDirectPaddedTail: with O_DIRECT a committed group ends in a page
-// padded with zeros. The marker names the exact committed size; a copy of
-// the live store (what a kill -9 leaves) recovers by cutting only the
-// zeros, keeping every committed block; Close leaves the segment exactly
-// its committed size.
+// padded with zeros, and the segment is preallocated further (Preallocate)
+// or not at all (negative). The marker names the exact committed size; a
+// copy of the live store (what a kill -9 leaves) recovers by cutting only
+// the zeros, keeping every committed block; Close leaves the segment
+// exactly its committed size.
 func TestDirectPaddedTail(t *testing.T) {
+	for _, pre := range []int64{-1, 1 << 20} {
+		t.Run(fmt.Sprintf("preallocate=%d", pre), func(t *testing.T) { testDirectPaddedTail(t, pre) })
+	}
+}
+
+func testDirectPaddedTail(t *testing.T, pre int64) {
 	skipNoDirect(t, IODirect)
 	dir := t.TempDir()
 	const n, size = 5, 20 << 10
 	pool := block.NewPool(n, size, 16)
 	var hl hookLog
 	w, err := Open(Options{Dir: dir, IO: IODirect, Compressors: 1, QueueLen: n, SyncEvery: time.Millisecond,
-		CommitHook: hl.hook, Logger: quietLog})
+		Preallocate: pre, CommitHook: hl.hook, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -85,8 +93,12 @@ func TestDirectPaddedTail(t *testing.T) {
 	if !mark.ok || mark.seg != 1 || mark.size%dioAlign == 0 {
 		t.Fatalf("marker: got %+v, want segment 1 at an unaligned size (the test's blocks end mid-page)", mark)
 	}
-	if int64(len(live)) != int64(alignUp(int(mark.size))) {
-		t.Fatalf("live segment: got %d bytes, want the committed %d rounded up to a page, %d", len(live), mark.size, alignUp(int(mark.size)))
+	want := int64(alignUp(int(mark.size))) // the last page padded
+	if pre > 0 {
+		want = pre // preallocated: the blocks are well inside the first step
+	}
+	if int64(len(live)) != want {
+		t.Fatalf("live segment: got %d bytes, want %d (committed %d, preallocate %d)", len(live), want, mark.size, pre)
 	}
 	if tail := live[mark.size:]; !bytes.Equal(tail, make([]byte, len(tail))) {
 		t.Fatalf("live segment: the %d bytes past the committed size are not zeros", len(tail))

@@ -14,16 +14,23 @@ import (
 // `dd bs=1M count=2048` does, and compare MB/s with dd on the same
 // filesystem (docs/PERFORMANCE.md).
 func BenchmarkWriterDisk(b *testing.B) {
-	for _, io := range []IOMode{IOBuffered, IODirect} {
-		b.Run("io="+io.String(), func(b *testing.B) {
-			benchWriterDisk(b, Options{IO: io})
-		})
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"io=buffered", Options{IO: IOBuffered}},
+		{"io=direct", Options{IO: IODirect}},
+		{"io=direct/preallocate=none", Options{IO: IODirect, Preallocate: -1}},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchWriterDisk(b, c.opts) })
 	}
 }
 
 func benchWriterDisk(b *testing.B, opts Options) {
 	tmpl := benchBlock(payloadRandom)
-	const poolN = 16
+	// As many blocks as a two-worker capture has (pipeline: 32 each):
+	// blocks return to the pool only once their group is synced.
+	const poolN = 64
 	pool := block.NewPool(poolN, block.DefaultSize, 64)
 	opts.Dir, opts.QueueLen, opts.Logger = b.TempDir(), poolN, quietLog
 	w, err := Open(opts)

@@ -68,8 +68,14 @@ type Options struct {
 	// WritesInFlight is how many direct writes of 1 MiB may be in flight
 	// at once (O_DIRECT only). Default DefaultWritesInFlight.
 	WritesInFlight int
-	CommitHook     CommitHook
-	Logger         *slog.Logger // default slog.Default()
+	// Preallocate is how far ahead of the writes a segment written with
+	// O_DIRECT is allocated (fallocate), in steps of this many bytes, at
+	// most the segment size. The file is longer than its blocks until the
+	// segment is closed (cut to its committed size): recovery cuts the
+	// rest. Default DefaultPreallocate; negative: none.
+	Preallocate int64
+	CommitHook  CommitHook
+	Logger      *slog.Logger // default slog.Default()
 
 	ops *fileOps // nil: the real file operations (tests inject faults)
 }
@@ -81,11 +87,12 @@ type fileOps struct {
 	sync       func(f *os.File) error
 	create     func(segDir string, seg uint32, created int64) (*os.File, string, error)
 	retry      time.Duration
-	avail      func(dir string) (int64, error) // free space, for Reserve
-	availEvery time.Duration                   // how often to ask it
-	availBytes int64                           // and after how many bytes appended at most
-	probe      func(segDir string) error       // does the filesystem take O_DIRECT? nil: probeDirect
-	setDirect  func(f *os.File) error          // turn O_DIRECT on; nil: setDirect
+	avail      func(dir string) (int64, error)      // free space, for Reserve
+	availEvery time.Duration                        // how often to ask it
+	availBytes int64                                // and after how many bytes appended at most
+	fallocate  func(f *os.File, off, n int64) error // preallocate; nil: fallocate
+	probe      func(segDir string) error            // does the filesystem take O_DIRECT? nil: probeDirect
+	setDirect  func(f *os.File) error               // turn O_DIRECT on; nil: setDirect
 }
 
 // DiskFullRetry is how often a writer that ran out of space tries the disk
@@ -303,6 +310,9 @@ func (o *Options) setDefaults() error {
 	if o.WritesInFlight <= 0 {
 		o.WritesInFlight = DefaultWritesInFlight
 	}
+	if o.Preallocate == 0 {
+		o.Preallocate = DefaultPreallocate
+	}
 	return nil
 }
 
@@ -435,9 +445,15 @@ func (w *Writer) chooseIO() error {
 		return nil
 	}
 	w.dio = newDirectIO(w.opts.WritesInFlight, w.ops.writeAt)
+	if w.opts.Preallocate > 0 {
+		w.dio.fallocate, w.dio.step = w.ops.fallocate, min(w.opts.Preallocate, alignUp64(w.opts.SegmentSize))
+		if w.dio.fallocate == nil {
+			w.dio.fallocate = fallocate
+		}
+	}
 	w.direct = true
 	w.st.direct.Store(true)
-	w.log.Info("writer: O_DIRECT segment writes", "dir", w.opts.Dir, "in_flight", w.opts.WritesInFlight, "chunk", dioChunk)
+	w.log.Info("writer: O_DIRECT segment writes", "dir", w.opts.Dir, "in_flight", w.opts.WritesInFlight, "chunk", dioChunk, "preallocate", max(0, w.opts.Preallocate))
 	return nil
 }
 
@@ -731,12 +747,17 @@ func (w *Writer) writeLoop() {
 				g.since = time.Now()
 				timer.Reset(w.opts.SyncEvery)
 			}
-			if g.bytes >= w.opts.SyncBytes || time.Since(g.since) >= w.opts.SyncEvery {
+			if w.due() {
 				w.endGroup()
-				timer.Stop()
+				if len(w.open().pending) == 0 { // ended: its deadline is moot
+					timer.Stop()
+				}
 			}
 		case g := <-w.resultQ:
 			w.finish(g)
+			if w.due() { // it waited for this group to come back
+				w.endGroup()
+			}
 		case <-timer.C:
 			w.endGroup()
 		case <-tick.C:

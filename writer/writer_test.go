@@ -647,15 +647,36 @@ func TestGroupCommit(t *testing.T) {
 	}
 	w.Close()
 
-	// SyncBytes ends a group early: here every block.
+	// SyncBytes ends a group early: here every block, as long as a group
+	// is free (blocks arrive one after another's commit).
 	w, err = Open(Options{Dir: t.TempDir(), SyncEvery: time.Hour, SyncBytes: 1, QueueLen: n, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	submitAll(w)
-	waitFor(t, "blocks committed by size", func() bool { return w.Stats().BlocksCommitted == n })
+	for i := 1; i <= n; i++ {
+		b := getBlock(t, pool)
+		fillBlock(b, uint64(i), 4<<10, payloadText)
+		w.Submit(b)
+		waitFor(t, "block committed by size", func() bool { return w.Stats().BlocksCommitted == uint64(i) })
+	}
 	if st := w.Stats(); st.Fsyncs != n || st.FsyncNanos == 0 || st.FsyncMaxNanos == 0 {
 		t.Fatalf("fsyncs with SyncBytes 1: got %d (%d ns, max %d), want %d with times", st.Fsyncs, st.FsyncNanos, st.FsyncMaxNanos, n)
+	}
+	w.Close()
+
+	// Syncs slower than the blocks arrive: the groups in flight are
+	// all taken, so the group being written grows past SyncBytes
+	// instead of the writer waiting: fewer syncs, every block committed.
+	ops := realOps
+	ops.sync = func(f *os.File) error { time.Sleep(20 * time.Millisecond); return fdatasync(f) }
+	w, err = Open(Options{Dir: t.TempDir(), SyncEvery: time.Hour, SyncBytes: 1, QueueLen: n, Logger: quietLog, ops: &ops})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	submitAll(w)
+	waitFor(t, "blocks committed by size, slow syncs", func() bool { return w.Stats().BlocksCommitted == n })
+	if st := w.Stats(); st.Fsyncs >= n || st.Fsyncs < maxGroups {
+		t.Fatalf("fsyncs with SyncBytes 1 and 20 ms syncs: got %d, want fewer than %d blocks and at least %d", st.Fsyncs, n, maxGroups)
 	}
 	w.Close()
 }
