@@ -65,7 +65,7 @@ type Options struct {
 	// O_DIRECT where the store's filesystem takes it and buffered writes
 	// where it does not; IODirect and IOBuffered force either.
 	IO IOMode
-	// WritesInFlight is how many direct writes of 1 MiB may be in flight
+	// WritesInFlight is how many direct writes of 4 MiB may be in flight
 	// at once (O_DIRECT only). Default DefaultWritesInFlight.
 	WritesInFlight int
 	// Preallocate is how far ahead of the writes a segment written with
