@@ -36,7 +36,8 @@ type Options struct {
 	SegmentAge  time.Duration
 	Compressors int
 	// WriterIO is how segments are written (writer.Options.IO): the zero
-	// value, writer.IOAuto, uses O_DIRECT where the filesystem takes it.
+	// value, writer.IOBuffered, through the page cache; writer.IOAuto
+	// with O_DIRECT where the filesystem takes it.
 	WriterIO writer.IOMode
 
 	// Index keeps the store's index (Dir/index) up to date: it is opened or

@@ -184,10 +184,29 @@ func TestDirectRotation(t *testing.T) {
 	}
 }
 
-// TestDirectFallback: where the filesystem refuses O_DIRECT, IOAuto writes
+// TestDirectFallback: the modes give what they say; where the filesystem
+// refuses O_DIRECT, IOAuto writes
 // buffered and IODirect fails Open; where a segment refuses it later, the
 // writer goes on buffered and loses nothing.
 func TestDirectFallback(t *testing.T) {
+	skipNoDirect(t, IODirect)
+	for _, tc := range []struct {
+		io     IOMode
+		direct bool
+	}{{IOBuffered, false}, {IOAuto, true}, {IODirect, true}} {
+		w, err := Open(Options{Dir: t.TempDir(), IO: tc.io, Logger: quietLog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Stats().Direct; got != tc.direct {
+			t.Fatalf("IO %v on a filesystem that takes O_DIRECT: Stats.Direct %v, want %v", tc.io, got, tc.direct)
+		}
+		w.Close()
+	}
+	if (Options{}).IO != IOBuffered {
+		t.Fatal("the default is not IOBuffered")
+	}
+
 	refuse := func(string) error { return &os.PathError{Op: "open", Path: "probe", Err: syscall.EINVAL} }
 	ops := realOps
 	ops.probe = refuse
@@ -196,11 +215,11 @@ func TestDirectFallback(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		name string
-		ops  func(*fileOps)
+		name, log string
+		ops       func(*fileOps)
 	}{
-		{"probe", func(o *fileOps) { o.probe = refuse }},
-		{"segment", func(o *fileOps) {
+		{"probe", "buffered segment writes: the filesystem refuses O_DIRECT", func(o *fileOps) { o.probe = refuse }},
+		{"segment", "O_DIRECT failed on a new segment: buffered writes from now on", func(o *fileOps) {
 			o.probe = func(string) error { return nil }
 			o.setDirect = func(*os.File) error { return syscall.EINVAL }
 		}},
@@ -212,14 +231,14 @@ func TestDirectFallback(t *testing.T) {
 			const n, size = 6, 32 << 10
 			pool := block.NewPool(2, size, 16)
 			var logs lockedBuf
-			opts := Options{Dir: dir, SegmentSize: 100 << 10, QueueLen: 2, Compressors: 1, ops: &ops,
+			opts := Options{Dir: dir, IO: IOAuto, SegmentSize: 100 << 10, QueueLen: 2, Compressors: 1, ops: &ops,
 				Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 			wants, metas := storeBlocks(t, opts, pool, n, size, func(int) int { return payloadRandom })
 			if len(metas) != n {
 				t.Fatalf("committed: got %d, want %d", len(metas), n)
 			}
-			if logs.count("buffered") == 0 {
-				t.Fatalf("no log line says the writes are buffered:\n%s", logs.b.String())
+			if logs.count(tc.log) != 1 {
+				t.Fatalf("log: want one line %q:\n%s", tc.log, logs.b.String())
 			}
 			r, err := OpenReader(dir)
 			if err != nil {

@@ -8,15 +8,30 @@
 // zstd encoder with one slot per compressor, EncodeAll into buffers each
 // compressor owns, frame CRC off because every record ends in its own
 // CRC32C); one write goroutine patches in the ref (segment<<32 | offset,
-// known only at write time), computes the CRCs, appends the record with one
-// write call, fdatasyncs in groups (at most every SyncEvery), and only then
-// calls the CommitHook and releases the block to its pool. So an index entry
-// never names a block that is not durable.
+// known only at write time), computes the CRCs and appends the record; a
+// syncer goroutine fdatasyncs in groups (a group ends after SyncEvery or
+// SyncBytes), and only then does the write goroutine move the commit marker,
+// call the CommitHook and release the block to its pool. So an index entry
+// never names a block that is not durable. Up to three groups are synced
+// while the next is written; when all are, the group being written grows
+// instead of the writer waiting (commit.go).
+//
+// Segments are written through the page cache by default, or with O_DIRECT
+// (Options.IO: IODirect, or IOAuto where the filesystem takes it; Open
+// probes and logs the mode, Stats.Direct), which measured slower on the one
+// machine here (docs/PERFORMANCE.md). With O_DIRECT records are
+// copied into 4 MiB aligned staging buffers, several writes of full buffers
+// are in flight on disjoint ranges, segments are preallocated in 64 MiB
+// steps, and a group's last partial page is written zero-padded and
+// rewritten by the next group (direct.go). Buffered, each record is one
+// pwrite.
 //
 // When the compressors fall behind, blocks go straight to the write queue
 // and are stored raw rather than dropped; when that queue is full too,
-// Submit refuses the block and the worker counts the drop. Memory is bounded
-// by the block pool and the two queues.
+// Submit refuses the block and the worker counts the drop. SubmitWait, for
+// lossless sources, does the same but waits for room in the write queue
+// instead of refusing: it waits for the disk, never for zstd. Memory is
+// bounded by the block pool, the two queues and the staging buffers.
 //
 // The commit marker (Dir/COMMITTED, rewritten after every group commit)
 // decides what is committed. Recovery on Open checks the last segment

@@ -61,9 +61,9 @@ type Options struct {
 	// memory-mapped files cannot fail cleanly on a full filesystem. 0: the
 	// writer fills the filesystem.
 	Reserve int64
-	// IO selects how segments are written: IOAuto (the default) uses
-	// O_DIRECT where the store's filesystem takes it and buffered writes
-	// where it does not; IODirect and IOBuffered force either.
+	// IO selects how segments are written: IOBuffered (the default,
+	// through the page cache), IOAuto (O_DIRECT where the store's
+	// filesystem takes it, else buffered) or IODirect.
 	IO IOMode
 	// WritesInFlight is how many direct writes of 4 MiB may be in flight
 	// at once (O_DIRECT only). Default DefaultWritesInFlight.
@@ -304,7 +304,7 @@ func (o *Options) setDefaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.IO < IOAuto || o.IO > IOBuffered {
+	if o.IO < IOBuffered || o.IO > IODirect {
 		return fmt.Errorf("writer options: %v", o.IO)
 	}
 	if o.WritesInFlight <= 0 {
