@@ -63,6 +63,8 @@ type pairFlow struct {
 	waiting bool
 	next    uint32 // TCP: the sequence number after the highest request byte seen
 	seen    bool
+	ansNext uint32 // TCP: the same for the server's bytes
+	ansSeen bool
 }
 
 // markers identify the timed requests (see cases.go's clients).
@@ -76,9 +78,22 @@ func (p *pairer) frame(seg segment, v int64) {
 	if p.flows == nil {
 		p.flows, p.pairs = map[string]*pairFlow{}, map[string][][2]int64{}
 	}
-	if fl := p.flows[dst+">"+src]; fl != nil && fl.waiting {
-		p.pairs[src] = append(p.pairs[src], [2]int64{fl.req, v})
-		fl.waiting = false
+	if fl := p.flows[dst+">"+src]; fl != nil {
+		// The server's side of a timed flow. A retransmitted answer (no
+		// byte beyond those seen; the loss case's server resends its
+		// last answer when the request carrying the client's ACK of it
+		// is dropped) is not the answer to the request now waiting.
+		if seg.tcp {
+			end := seg.seq + uint32(len(payload))
+			if fl.ansSeen && int32(end-fl.ansNext) <= 0 {
+				return
+			}
+			fl.ansNext, fl.ansSeen = end, true
+		}
+		if fl.waiting {
+			p.pairs[src] = append(p.pairs[src], [2]int64{fl.req, v})
+			fl.waiting = false
+		}
 		return
 	}
 	if _, port, _ := strings.Cut(dst, ":"); len(port) > 4 {

@@ -67,9 +67,14 @@ func TestPairer(t *testing.T) {
 	feed(false, 520, "HTTP/1.1 200 OK\r\n", 21)
 	feed(true, 162, "GET /sleep?d=0s HTTP/1.1\r\n\r\n", 30)
 	feed(false, 537, "HTTP/1.1 200 OK\r\n", 31)
+	// The loss case: the next request (carrying the ACK of the answer) is
+	// sent, the server resends its last answer, then answers the request.
+	feed(true, 190, "GET /sleep?d=0s HTTP/1.1\r\n\r\n", 40)
+	feed(false, 537, "HTTP/1.1 200 OK\r\n", 41) // the old answer again: not this request's
+	feed(false, 554, "HTTP/1.1 200 OK\r\n", 42)
 	got := p.take("10.11.0.2:8080")
-	want := [][2]int64{{2, 10}, {30, 31}}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+	want := [][2]int64{{2, 10}, {30, 31}, {40, 42}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Fatalf("got pairs %v, want %v", got, want)
 	}
 	if again := p.take("10.11.0.2:8080"); len(again) != 0 {
