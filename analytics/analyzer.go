@@ -201,7 +201,11 @@ func (a *Analyzer) Packet(p *dataplane.Packet, d *packet.Decoded, e *packet.Flow
 		if cut := int(p.WireLen) - len(p.Data); cut > 0 && d.PayloadOff >= 0 {
 			segLen += cut
 		}
-		if a.tcpPacket(c, s, d, payload, segLen, p.TS, ref) {
+		var opts []byte // TCP options
+		if d.L4Off >= 0 && d.PayloadOff > d.L4Off+20 && int(d.PayloadOff) <= len(p.Data) {
+			opts = p.Data[d.L4Off+20 : d.PayloadOff]
+		}
+		if a.tcpPacket(c, s, d, opts, payload, segLen, p.TS, ref) {
 			how := "fin"
 			if d.TCPFlags&tcpRST != 0 {
 				how = "rst"

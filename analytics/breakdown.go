@@ -230,7 +230,13 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 	}
 	bare := ackd >= 0 && req.ackPkt != resp.firstPkt
 	reqRtx := resp.rtx[Client] - req.rtx[Client]
-	if reqRtx > 0 || c.rtx[Server] != resp.rtx[Server] {
+	// The client's ACK of the response carried a D-SACK: it got the
+	// response twice, so the server's retransmission of it was spurious
+	// (its RTO fired because the client's ACK, or the request carrying
+	// it, was lost): the response was not late, and this ACK, sent on the
+	// second copy, is no sample of the client's leg.
+	dupResp := r.ClientAck != 0 && r.ClientAck == c.dsackTS
+	if reqRtx > 0 || c.rtx[Server] != resp.rtx[Server] && !dupResp {
 		r.Flags |= FlagRetrans
 	}
 	if c.zw[Client] != resp.zw[Client] {
@@ -292,7 +298,7 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 	// connection's.
 	cbase := c.cliBaseline()
 	cnet := int64(-1)
-	if r.ClientAck != 0 && r.ClientAck >= resp.LastTS {
+	if r.ClientAck != 0 && r.ClientAck >= resp.LastTS && !dupResp {
 		d := r.ClientAck - resp.LastTS
 		switch {
 		case cbase < 0 && d < int64(noBaseAck), cbase >= 0 && a.prompt(d, cbase):

@@ -15,6 +15,7 @@ type tcpConv struct {
 	cseq, sseq   uint32
 	cli, srv     netip.Addr
 	cport, sport uint16
+	sack         [][2]uint32 // SACK blocks for the next packet only
 }
 
 func (c *tcpConv) pkt(ts int64, fromClient bool, syn, ack, psh, fin bool, payload string) {
@@ -29,7 +30,8 @@ func (c *tcpConv) pkt(ts int64, fromClient bool, syn, ack, psh, fin bool, payloa
 		}
 	}
 	ip := &testframe.IPv4{Src: c.cli, Dst: c.srv}
-	tcp := &testframe.TCP{SrcPort: c.cport, DstPort: c.sport, Seq: c.cseq, Ack: c.sseq, Flags: fl, Window: 64240}
+	tcp := &testframe.TCP{SrcPort: c.cport, DstPort: c.sport, Seq: c.cseq, Ack: c.sseq, Flags: fl, Window: 64240, SACK: c.sack}
+	c.sack = nil
 	if !fromClient {
 		ip.Src, ip.Dst = c.srv, c.cli
 		tcp.SrcPort, tcp.DstPort = c.sport, c.cport
@@ -221,5 +223,48 @@ func TestVLANAsymmetric(t *testing.T) {
 	}
 	if https != 1 || tcps != 1 {
 		t.Fatalf("got %d http and %d tcp records, want 1 and 1 (one connection)", https, tcps)
+	}
+}
+
+// TestSpuriousResponseRetransmission, next to the server: the client's
+// next request, which carried its ACK of the response, is lost, so the
+// server resends the response on its RTO; the client ACKs the copy with a
+// D-SACK of it. The response was not late: the exchange is healthy, with
+// no retransmission flag, and the client's leg is the handshake's, not the
+// 220 ms until that ACK. The request lost after it is the slow one.
+func TestSpuriousResponseRetransmission(t *testing.T) {
+	src := new(frameSource)
+	c := &tcpConv{t: t, src: src, cseq: 1000, sseq: 5000, cli: netip.AddrFrom4([4]byte{10, 0, 0, 1}), srv: netip.AddrFrom4([4]byte{10, 0, 0, 2}), cport: 40300, sport: 80}
+	base := int64(1_700_000_000) * 1_000_000_000
+	c.pkt(base, true, true, false, false, false, "")
+	c.pkt(base+50_000, false, true, true, false, false, "")
+	c.pkt(base+50_000+2*ms, true, false, true, false, false, "")
+	const get, ok = "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	req := base + 100*ms
+	c.pkt(req, true, false, true, true, false, get)
+	respSeq := c.sseq
+	c.pkt(req+1*ms, false, false, true, true, false, ok)
+	// The client's next request (ACKing the response) is lost here.
+	c.sseq = respSeq // the server's RTO: the response again
+	c.pkt(req+221*ms, false, false, true, true, false, ok)
+	c.sack = [][2]uint32{{respSeq, respSeq + uint32(len(ok))}}
+	c.pkt(req+223*ms, true, false, true, false, false, "") // ACK of the copy, D-SACK
+	c.pkt(req+225*ms, true, false, true, true, false, get)  // the lost request, sent again
+	c.pkt(req+226*ms, false, false, true, true, false, ok)
+	c.pkt(req+228*ms, true, false, true, false, false, "")
+	recs, _ := analyze(t, src, analytics.DefaultConfig())
+	var https []*analytics.Record
+	for _, r := range recs {
+		if r.Proto == "http" {
+			https = append(https, r)
+		}
+	}
+	if len(https) != 2 {
+		t.Fatalf("%d http records, want 2", len(https))
+	}
+	r := https[0]
+	checkSplit(t, r)
+	if r.Class != analytics.ClassHealthy || r.Flags&analytics.FlagRetrans != 0 || r.ClientNet != 2*ms {
+		t.Fatalf("first exchange: class %s flags %#x client_net %d, want healthy, no retrans flag, client_net %d (the handshake's leg)", r.Class, r.Flags, r.ClientNet, 2*ms)
 	}
 }

@@ -1,6 +1,10 @@
 package analytics
 
-import "tapvault/packet"
+import (
+	"encoding/binary"
+
+	"tapvault/packet"
+)
 
 // TCP flag bits (packet.Decoded.TCPFlags).
 const (
@@ -52,8 +56,9 @@ type conn struct {
 	synTS, synackTS, ackTS int64
 	rttSrv, rttCli         int64 // -1 unknown (see baseline)
 	minAck, minCliAck      int64
-	hsInflated             bool // a response came sooner than the handshake's round trip
-	contradicted           bool // an ACK came faster than the handshake's round trip (NearNAT)
+	hsInflated             bool  // a response came sooner than the handshake's round trip
+	dsackTS                int64 // the client's last ACK with a D-SACK: it got some of the server's bytes twice
+	contradicted           bool  // an ACK came faster than the handshake's round trip (NearNAT)
 
 	s    [2]sideState
 	open [2][]*Message // begun, not ended
@@ -165,8 +170,11 @@ func (c *conn) oooThreshold() int64 {
 
 // tcpPacket is the TCP part of Packet: handshake, sequence analysis, ACK
 // timing, reassembly. It reports whether the connection ended.
-func (a *Analyzer) tcpPacket(c *conn, s Side, d *packet.Decoded, payload []byte, segLen int, ts int64, ref PktRef) bool {
+func (a *Analyzer) tcpPacket(c *conn, s Side, d *packet.Decoded, opts, payload []byte, segLen int, ts int64, ref PktRef) bool {
 	fl := d.TCPFlags
+	if s == Client && fl&tcpACK != 0 && len(opts) >= 10 && dsack(opts, d.Ack) {
+		c.dsackTS = ts
+	}
 	ss, os := &c.s[s], &c.s[s.Other()]
 	pkt := c.pkts
 	// Times compared between packets are step-free (a clock stepped back
@@ -316,6 +324,34 @@ func (a *Analyzer) tcpPacket(c *conn, s Side, d *packet.Decoded, payload []byte,
 	// The end: a RST, or both FINs, each ACKed by the other side.
 	done := fl&tcpRST != 0 || ss.finAcked && os.finAcked
 	return done
+}
+
+// dsack reports whether TCP options opts carry a D-SACK (RFC 2883): a
+// first SACK block at or below the cumulative ACK ack, bytes the receiver
+// got twice. Only the first block is looked at; a duplicate above the
+// cumulative ACK (a first block inside the second) is not reported.
+func dsack(opts []byte, ack uint32) bool {
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case 0: // end of options
+			return false
+		case 1: // NOP
+			i++
+			continue
+		}
+		if i+1 >= len(opts) {
+			return false
+		}
+		l := int(opts[i+1])
+		if l < 2 || i+l > len(opts) {
+			return false
+		}
+		if opts[i] == 5 && l >= 10 { // SACK
+			return seqLE(binary.BigEndian.Uint32(opts[i+6:]), ack)
+		}
+		i += l
+	}
+	return false
 }
 
 // acked handles an ACK number from side s: it times the other side's

@@ -1,6 +1,7 @@
 package testframe
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -100,6 +101,7 @@ type TCP struct {
 	Seq, Ack         uint32
 	Flags            TCPFlags
 	Window           uint16
+	SACK             [][2]uint32 // SACK blocks [left, right) (an option, padded with NOPs)
 }
 
 // UDP is a UDP header; length and checksum are computed.
@@ -273,6 +275,17 @@ func (f *Frame) serialize() ([]byte, error) {
 		h := f.TCP
 		tcp := &layers.TCP{SrcPort: layers.TCPPort(h.SrcPort), DstPort: layers.TCPPort(h.DstPort), Seq: h.Seq, Ack: h.Ack, Window: h.Window,
 			FIN: h.Flags&FIN != 0, SYN: h.Flags&SYN != 0, RST: h.Flags&RST != 0, PSH: h.Flags&PSH != 0, ACK: h.Flags&ACK != 0, URG: h.Flags&URG != 0}
+		if len(h.SACK) > 0 {
+			data := make([]byte, 0, 8*len(h.SACK))
+			for _, b := range h.SACK {
+				data = binary.BigEndian.AppendUint32(data, b[0])
+				data = binary.BigEndian.AppendUint32(data, b[1])
+			}
+			tcp.Options = append(tcp.Options,
+				layers.TCPOption{OptionType: layers.TCPOptionKindNop, OptionLength: 1},
+				layers.TCPOption{OptionType: layers.TCPOptionKindNop, OptionLength: 1},
+				layers.TCPOption{OptionType: layers.TCPOptionKindSACK, OptionLength: uint8(2 + len(data)), OptionData: data})
+		}
 		if err := tcp.SetNetworkLayerForChecksum(netLayer); err != nil {
 			return nil, err
 		}
