@@ -249,7 +249,7 @@ func TestSpuriousResponseRetransmission(t *testing.T) {
 	c.pkt(req+221*ms, false, false, true, true, false, ok)
 	c.sack = [][2]uint32{{respSeq, respSeq + uint32(len(ok))}}
 	c.pkt(req+223*ms, true, false, true, false, false, "") // ACK of the copy, D-SACK
-	c.pkt(req+225*ms, true, false, true, true, false, get)  // the lost request, sent again
+	c.pkt(req+225*ms, true, false, true, true, false, get) // the lost request, sent again
 	c.pkt(req+226*ms, false, false, true, true, false, ok)
 	c.pkt(req+228*ms, true, false, true, false, false, "")
 	recs, _ := analyze(t, src, analytics.DefaultConfig())
