@@ -61,8 +61,6 @@ const (
 	dioChunk = 4 << 20
 	// DefaultWritesInFlight is the default of Options.WritesInFlight.
 	DefaultWritesInFlight = 8
-	// DefaultPreallocate is the default of Options.Preallocate.
-	DefaultPreallocate = 64 << 20
 )
 
 // alignedBuf returns n bytes (n a multiple of dioAlign) whose first byte is

@@ -20,7 +20,7 @@ func BenchmarkWriterDisk(b *testing.B) {
 	}{
 		{"io=buffered", Options{IO: IOBuffered}},
 		{"io=direct", Options{IO: IODirect}},
-		{"io=direct/preallocate=none", Options{IO: IODirect, Preallocate: -1}},
+		{"io=direct/preallocate=64MiB", Options{IO: IODirect, Preallocate: 64 << 20}},
 	} {
 		b.Run(c.name, func(b *testing.B) { benchWriterDisk(b, c.opts) })
 	}
