@@ -22,6 +22,9 @@ type Report struct {
 	Peers    []Peer         `json:"peers"`
 	Goals    []GoalCheck    `json:"goals"`
 	Notes    []string       `json:"notes"`
+	// Disk is the store's filesystem measured in the same run
+	// (MeasureDisk); nil if it was not.
+	Disk *DiskSpeed `json:"disk,omitempty"`
 }
 
 // RunSummary is one maximum-speed replay, independent of DPDK's types.
@@ -319,6 +322,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if len(r.Runs) > 0 {
 		r.writeRuns(m)
 	}
+	if r.Disk != nil {
+		r.writeDisk(m)
+	}
 	if len(r.Searches) > 0 {
 		r.writeSearches(m)
 	}
@@ -362,6 +368,39 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		return fmt.Errorf("report markdown: %w", m.err)
 	}
 	return nil
+}
+
+// writeDisk sets each run's store write rate (stored bytes over its time)
+// beside the disk's figures.
+func (r *Report) writeDisk(m *mdWriter) {
+	ds := r.Disk
+	m.f("## Disk\n\nMeasured in this run in %s, %s.", ds.Dir, iec(ds.Bytes))
+	if ds.DirectErr != "" {
+		m.f(" No O_DIRECT figure: %s.", ds.DirectErr)
+	}
+	if ds.Err != "" {
+		m.f(" No buffered figure: %s.", ds.Err)
+	}
+	m.f("\n\n")
+	m.header("Write", ">MB/s")
+	m.row("`dd bs=1M oflag=direct` (no sync: a write cache counts)", fmt.Sprintf("%.0f", ds.Direct/1e6))
+	m.row("`dd bs=1M oflag=direct conv=fdatasync`", fmt.Sprintf("%.0f", ds.DirectSync/1e6))
+	m.row("`dd bs=1M conv=fdatasync`", fmt.Sprintf("%.0f", ds.BufferedSync/1e6))
+	m.f("\n")
+	if len(r.Runs) == 0 {
+		return
+	}
+	m.header("Run", ">Stored MB/s", ">of O_DIRECT", ">of O_DIRECT+fdatasync")
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		if run.Elapsed <= 0 {
+			continue
+		}
+		rate := float64(run.StoredBytes) / run.Elapsed.Seconds()
+		d, s := ds.Ratio(rate)
+		m.row(run.Name, fmt.Sprintf("%.0f", rate/1e6), fmt.Sprintf("%.2f", d), fmt.Sprintf("%.2f", s))
+	}
+	m.f("\n")
 }
 
 func (r *Report) writeMachine(m *mdWriter) {
