@@ -284,3 +284,49 @@ func TestFlowTableAgainstMap(t *testing.T) {
 		t.Fatalf("range saw %d flows, want %d", seen, len(model))
 	}
 }
+
+// TestClosedTCPFlowsLeaveTheTable: a server taking a new connection every
+// second (packet time; the clock hand comes round about every 36) through
+// a table of 64 flows with an idle timeout of an hour. Closed connections
+// (both FINs, or an RST) go CloseLinger after their last packet, so none
+// is refused; an open one still waits for the idle timeout.
+func TestClosedTCPFlowsLeaveTheTable(t *testing.T) {
+	w := NewWorker(Config{Pool: block.NewPool(4, 1<<20, 4096), Sink: &collectSink{}, MaxFlows: 64, FlowIdle: time.Hour, MaxBlockFlows: 4096})
+	cli, srv := netip.AddrFrom4([4]byte{10, 0, 0, 1}), netip.AddrFrom4([4]byte{10, 0, 0, 2})
+	seg := func(fromCli bool, port uint16, fl testframe.TCPFlags) []byte {
+		f := testframe.Frame{IPv4: &testframe.IPv4{Src: cli, Dst: srv}, TCP: &testframe.TCP{SrcPort: port, DstPort: 80, Flags: fl}}
+		if !fromCli {
+			f.IPv4.Src, f.IPv4.Dst = srv, cli
+			f.TCP.SrcPort, f.TCP.DstPort = 80, port
+		}
+		return f.Bytes()
+	}
+	const ms = int64(time.Millisecond)
+	ts := int64(1_700_000_000) * 1e9
+	var pkts []inPkt
+	for i := range 2000 {
+		port := uint16(10000 + i)
+		ts += 1000 * ms
+		pkts = append(pkts, inPkt{ts, 60, seg(true, port, testframe.SYN)}, inPkt{ts + 1, 60, seg(false, port, testframe.SYN|testframe.ACK)})
+		if i%2 == 0 {
+			pkts = append(pkts, inPkt{ts + 2, 60, seg(true, port, testframe.FIN|testframe.ACK)}, inPkt{ts + 3, 60, seg(false, port, testframe.FIN|testframe.ACK)})
+		} else {
+			pkts = append(pkts, inPkt{ts + 2, 60, seg(true, port, testframe.RST)})
+		}
+	}
+	// One connection stays open: it must outlive many lingers.
+	pkts = append([]inPkt{{ts - 2000*1000*ms - 5, 60, seg(true, 9999, testframe.SYN)}}, pkts...)
+	for i := 0; i < len(pkts); i += 32 {
+		feed(w, pkts[i:min(i+32, len(pkts))], 0)
+		w.Tick(0)
+	}
+	st := w.flows.Stats()
+	if st.Full != 0 {
+		t.Fatalf("%d packets found the table full; closed flows must leave after %v", st.Full, CloseLinger)
+	}
+	found := false
+	w.flows.Range(func(e *FlowEntry) { found = found || e.Key.PortA == 9999 || e.Key.PortB == 9999 })
+	if !found {
+		t.Fatal("the open connection was evicted before its idle timeout")
+	}
+}
