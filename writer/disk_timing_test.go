@@ -49,7 +49,7 @@ func benchWriterDisk(b *testing.B, opts Options) {
 		blk.Summary.Flows = append(blk.Summary.Flows[:0], tmpl.Summary.Flows...)
 		blk.Summary.NonFlow = tmpl.Summary.NonFlow
 		blk.Count, blk.MinTS, blk.MaxTS, blk.Bytes = tmpl.Count, tmpl.MinTS, tmpl.MaxTS, tmpl.Bytes
-		w.writeQ <- item{b: blk}
+		w.writeQ <- item{b: blk, seq: uint64(i)}
 	}
 	if err := w.Close(); err != nil {
 		b.Fatal(err)

@@ -41,10 +41,12 @@
 // Recovery never cuts a committed byte. Sealed segments are checked by
 // Verify.
 //
-// Refs increase with write order. Blocks may be written in a different
-// order than they were submitted (a block stored raw because the
-// compressors were behind, or one that compresses faster, overtakes), so
-// block order and segment order are not time order even within one queue:
+// Refs increase with write order, and blocks are written in the order
+// Submit and SubmitWait accepted them, whichever queue they took: the write
+// goroutine parks a block that arrives before its turn (one stored raw
+// because the compressors were behind, or one that compressed faster), so
+// what a crash leaves committed is a prefix of what was accepted. Blocks
+// of several workers interleave, and a worker's blocks overlap in time, so
 // order packets by timestamp, not by ref.
 //
 // Measured here (2 shared cores, loaded; writer_timing_test.go, 1 MiB

@@ -9,7 +9,8 @@ import "tapvault/block"
 // for room in the write queue, that is for the disk: compression never sets
 // the rate of a lossless replay (it capped one at about 180 MB/s when
 // SubmitWait waited for a compressor). It returns false only once the
-// writer is closed. Never call it from a live RX worker: RX never waits.
+// writer is closed. Never call it from a live RX worker: RX never waits
+// (and a Submit waits for a SubmitWait that holds the queues' order).
 // Close must not be called while a SubmitWait is waiting.
 func (w *Writer) SubmitWait(b *block.Block) bool {
 	w.mu.RLock()
@@ -18,11 +19,15 @@ func (w *Writer) SubmitWait(b *block.Block) bool {
 		w.st.rejected.Add(1)
 		return false
 	}
+	w.subMu.Lock()
+	it := item{b: b, seq: w.subSeq}
+	w.subSeq++
 	select {
-	case w.compressQ <- b:
+	case w.compressQ <- it:
 	default:
-		w.writeQ <- item{b: b}
+		w.writeQ <- it // the write goroutine parks what comes early: never a deadlock
 	}
+	w.subMu.Unlock()
 	return true
 }
 

@@ -11,7 +11,9 @@ import (
 // compressors (one, at zstd's slowest level, against submissions that take
 // microseconds) gets its overflow stored raw instead of waiting for zstd,
 // and loses nothing although it submits far more blocks than the two queues
-// hold: SubmitWait waits for the write queue when it is full.
+// hold: SubmitWait waits for the write queue when it is full. The raw
+// blocks do not overtake the compressed ones: blocks are written, and
+// committed, in the order submitted.
 func TestSubmitWaitStoresRawWhenBehind(t *testing.T) {
 	for _, io := range ioModes {
 		t.Run("io="+io.String(), func(t *testing.T) {
@@ -27,10 +29,12 @@ func TestSubmitWaitStoresRawWhenBehind(t *testing.T) {
 			}
 			blocks := make([]*block.Block, n)
 			wants := map[int64]want{}
+			var order []int64 // MinTS in submission order
 			for i := range blocks {
 				blocks[i] = getBlock(t, pool)
 				fillBlock(blocks[i], uint64(i+1), size, payloadText)
 				wants[blocks[i].MinTS] = wantOf(blocks[i])
+				order = append(order, blocks[i].MinTS)
 			}
 			for i, b := range blocks {
 				if !w.SubmitWait(b) {
@@ -51,8 +55,12 @@ func TestSubmitWaitStoresRawWhenBehind(t *testing.T) {
 			}
 			defer r.Close()
 			var buf BlockBuf
-			for _, m := range hl.all() {
+			for i, m := range hl.all() {
 				checkBlock(t, r, m.Ref, wants[m.MinTS], &buf)
+				// Written in the order submitted, raw or not.
+				if m.MinTS != order[i] {
+					t.Fatalf("block %d committed: MinTS %d, want %d (the order submitted)", i, m.MinTS, order[i])
+				}
 			}
 			if w.SubmitWait(getBlock(t, pool)) {
 				t.Fatal("SubmitWait after Close: got true")

@@ -191,7 +191,9 @@ type Writer struct {
 
 	mu        sync.RWMutex // guards closed against Submit
 	closed    bool
-	compressQ chan *block.Block
+	compressQ chan item
+	subMu     sync.Mutex // orders the queues' sequence numbers
+	subSeq    uint64     // the next block's, under subMu
 	writeQ    chan item
 	compWG    sync.WaitGroup
 	done      chan struct{}
@@ -207,6 +209,8 @@ type Writer struct {
 	segBlocks  int
 	segCreated time.Time
 	nextSeg    uint32
+	parked     []item            // blocks that came before their turn, by seq modulo its length
+	wantSeq    uint64            // the next block to write
 	groups     [maxGroups]*group // commit groups, a ring: see endGroup
 	gOpen      int               // the group being written
 	inflight   int               // groups handed to the syncer, not yet finished
@@ -246,11 +250,13 @@ type Writer struct {
 
 var _ block.Sink = (*Writer)(nil)
 
-// item is one unit on the write queue: a block, and the record a compressor
-// built for it (nil: store the block raw).
+// item is one unit on the queues: a block, the record a compressor built
+// for it (nil: store the block raw), and its place in the order blocks
+// were accepted, which is the order they are written in.
 type item struct {
-	b  *block.Block
-	rb *recBuf
+	b   *block.Block
+	rb  *recBuf
+	seq uint64
 }
 
 // pend is a block written but not yet synced.
@@ -326,7 +332,7 @@ func Open(opts Options) (*Writer, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		segDir:    segmentsDir(opts.Dir),
-		compressQ: make(chan *block.Block, opts.QueueLen),
+		compressQ: make(chan item, opts.QueueLen),
 		writeQ:    make(chan item, opts.QueueLen),
 		done:      make(chan struct{}),
 		nextSeg:   1,
@@ -338,6 +344,10 @@ func Open(opts Options) (*Writer, error) {
 	for i := range w.groups {
 		w.groups[i] = &group{}
 	}
+	// Room for the blocks that can overtake one being compressed: the
+	// two queues and one taken by each compressor. It grows (park) when
+	// more do, up to the blocks there are (the pool's).
+	w.parked = make([]item, 2*opts.QueueLen+opts.Compressors+1)
 	if opts.ops != nil {
 		w.ops = *opts.ops
 	}
@@ -608,19 +618,27 @@ func recoverSegmentFile(f *os.File, path string, seg uint32, mark commitMark, lo
 // stored raw (counted in RawBehind); if that is full too Submit returns false
 // and the caller keeps b (counts its packets as dropped and releases it).
 // Once Submit returns true the writer owns b and releases it after commit.
+// Blocks are written in the order Submit and SubmitWait accepted them,
+// whichever queue they took.
 func (w *Writer) Submit(b *block.Block) bool {
 	w.mu.RLock()
 	ok := !w.closed
 	if ok {
+		w.subMu.Lock()
+		it := item{b: b, seq: w.subSeq}
 		select {
-		case w.compressQ <- b:
+		case w.compressQ <- it:
 		default:
 			select {
-			case w.writeQ <- item{b: b}:
+			case w.writeQ <- it:
 			default:
 				ok = false
 			}
 		}
+		if ok {
+			w.subSeq++
+		}
+		w.subMu.Unlock()
 	}
 	w.mu.RUnlock()
 	if !ok {
@@ -704,12 +722,12 @@ func (w *Writer) Stats() Stats {
 // record buffers of free.
 func (w *Writer) compressLoop(free chan *recBuf) {
 	defer w.compWG.Done()
-	for b := range w.compressQ {
-		rb := <-free
+	for it := range w.compressQ {
+		it.rb = <-free
 		t0 := time.Now()
-		buildRecord(rb, b, w.enc)
+		buildRecord(it.rb, it.b, w.enc)
 		w.st.compressNanos.Add(uint64(time.Since(t0)))
-		w.writeQ <- item{b: b, rb: rb}
+		w.writeQ <- it
 	}
 }
 
@@ -728,28 +746,27 @@ func (w *Writer) writeLoop() {
 		select {
 		case it, ok := <-w.writeQ:
 			if !ok {
+				w.writeParked(timer)
 				w.drain()
 				w.closeSegment()
 				close(w.syncQ)
 				return
 			}
-			w.write(it)
-			if it.rb != nil {
-				it.rb.owner <- it.rb // written (or failed): the compressor may reuse it
-			}
-			g := w.open()
-			if len(g.pending) == 0 {
+			if it.seq != w.wantSeq { // an earlier block is still being compressed
+				w.park(it)
 				break
 			}
-			if g.since.IsZero() { // first of a new group: arm its deadline
-				g.since = time.Now()
-				timer.Reset(w.opts.SyncEvery)
-			}
-			if w.due() {
-				w.endGroup()
-				if len(w.open().pending) == 0 { // ended: its deadline is moot
-					timer.Stop()
+			w.writeItem(it, timer)
+			w.wantSeq++
+			for {
+				p := &w.parked[w.wantSeq%uint64(len(w.parked))]
+				if p.b == nil || p.seq != w.wantSeq {
+					break
 				}
+				it := *p
+				*p = item{}
+				w.writeItem(it, timer)
+				w.wantSeq++
 			}
 		case g := <-w.resultQ:
 			w.finish(g)
@@ -769,6 +786,64 @@ func (w *Writer) writeLoop() {
 			// MarkerSyncEvery plus a tick behind.
 			w.syncMarker(false)
 		}
+	}
+}
+
+// park keeps a block that came before its turn, growing the ring when the
+// blocks waiting span more than it holds (allocation only then: the blocks
+// in flight are bounded by their pool).
+func (w *Writer) park(it item) {
+	if span := it.seq - w.wantSeq; span >= uint64(len(w.parked)) {
+		old := w.parked
+		w.parked = make([]item, max(2*uint64(len(old)), span+1))
+		for _, p := range old {
+			if p.b != nil {
+				w.parked[p.seq%uint64(len(w.parked))] = p
+			}
+		}
+	}
+	w.parked[it.seq%uint64(len(w.parked))] = it
+}
+
+// writeItem writes one block in its turn and ends the group if it is due.
+func (w *Writer) writeItem(it item, timer *time.Timer) {
+	w.write(it)
+	if it.rb != nil {
+		it.rb.owner <- it.rb // written (or failed): the compressor may reuse it
+	}
+	g := w.open()
+	if len(g.pending) == 0 {
+		return
+	}
+	if g.since.IsZero() { // first of a new group: arm its deadline
+		g.since = time.Now()
+		timer.Reset(w.opts.SyncEvery)
+	}
+	if w.due() {
+		w.endGroup()
+		if len(w.open().pending) == 0 { // ended: its deadline is moot
+			timer.Stop()
+		}
+	}
+}
+
+// writeParked writes, in order, any block still parked when the queues
+// close. There should be none: every sequence number accepted arrives.
+func (w *Writer) writeParked(timer *time.Timer) {
+	for {
+		var next *item
+		for i := range w.parked {
+			if p := &w.parked[i]; p.b != nil && (next == nil || p.seq < next.seq) {
+				next = p
+			}
+		}
+		if next == nil {
+			return
+		}
+		w.log.Error("writer: BUG: a block's turn never came", "seq", next.seq, "want", w.wantSeq)
+		it := *next
+		*next = item{}
+		w.writeItem(it, timer)
 	}
 }
 
