@@ -58,6 +58,7 @@ type PeerResult struct {
 	Args     []string // the command line
 	File     string   // its output file
 	Captured uint64   // packets in File, counted by tapvault's own reader
+	Bytes    int64    // File's size
 
 	// What the peer says on exit (tcpdump: "received by filter", "dropped
 	// by kernel"; dumpcap: "received/dropped on interface"). Reported is
@@ -205,6 +206,9 @@ func RunPeer(ctx context.Context, kind, iface, outDir string, start func() error
 	}
 	n, err := CountPackets(res.File)
 	res.Captured = n
+	if fi, serr := os.Stat(res.File); serr == nil {
+		res.Bytes = fi.Size()
+	}
 	if err != nil {
 		err = fmt.Errorf("peer %s: %w (stderr: %s)", kind, err, lastLines(res.Stderr, 3))
 	}
@@ -315,6 +319,10 @@ func parseProcStat(b []byte) (time.Duration, error) {
 type Comparison struct {
 	Rate  Rate
 	Trace string
+	// Name labels tapvault's run: "tapvault" when empty; the bench names
+	// the PMD and the analytics setting, e.g. "tapvault af_xdp, analytics
+	// off".
+	Name string
 
 	Tapvault       *Result // nil when tapvault was not run
 	TapvaultReplay ReplayResult
@@ -373,6 +381,14 @@ func CompareOnVeth(ctx context.Context, v *Veth, trace string, rate Rate, outDir
 	return c, ctx.Err()
 }
 
+// TapvaultName is Name, or "tapvault".
+func (c *Comparison) TapvaultName() string {
+	if c.Name == "" {
+		return "tapvault"
+	}
+	return c.Name
+}
+
 // TapvaultCaptured is what tapvault's run stored (committed packets).
 func (c *Comparison) TapvaultCaptured() uint64 {
 	if c.Tapvault == nil {
@@ -402,12 +418,13 @@ func WriteComparison(w io.Writer, c *Comparison) {
 	}
 	tvCap := c.TapvaultCaptured()
 	var tvCPU time.Duration
+	name := c.TapvaultName()
 	if c.Tapvault != nil {
 		tvCPU = c.Tapvault.Report.ProcessCPU
 		drops := fmt.Sprintf("%d", c.Tapvault.Drops())
-		row("tapvault", c.TapvaultReplay, tvCap, drops, tvCPU, "-\t-\t", c.TapvaultErr)
+		row(name, c.TapvaultReplay, tvCap, drops, tvCPU, "-\t-\t", c.TapvaultErr)
 	} else if c.TapvaultErr != nil {
-		fmt.Fprintf(tw, "tapvault error: %v\t\t\t\t\t\t\t\t\t\t\t\n", c.TapvaultErr)
+		fmt.Fprintf(tw, "%s error: %v\t\t\t\t\t\t\t\t\t\t\t\n", name, c.TapvaultErr)
 	}
 	for _, p := range c.Peers {
 		drops := "?"
@@ -427,8 +444,12 @@ func WriteComparison(w io.Writer, c *Comparison) {
 	tw.Flush()
 	if t := c.Tapvault; t != nil {
 		rx := t.Report.RxPackets
-		fmt.Fprintf(w, "  tapvault: %d received from the port, %d lost before it (kernel ring: DPDK 22.11's af_packet PMD reports no imissed); dropped after it: %d no block buffer, %d writer queue\n",
-			rx, int64(c.TapvaultReplay.Packets)-int64(rx), t.Report.DropNoBuffer, t.Report.DropWriter)
+		before := "kernel ring: DPDK 22.11's af_packet PMD reports no imissed"
+		if t.Driver == "net_af_xdp" {
+			before = fmt.Sprintf("the AF_XDP socket's rx_dropped, as imissed: %d", t.PortStat.IMissed)
+		}
+		fmt.Fprintf(w, "  %s: %d received from the port, %d lost before it (%s); dropped after it: %d no block buffer, %d writer queue; %d B on disk\n",
+			name, rx, int64(c.TapvaultReplay.Packets)-int64(rx), before, t.Report.DropNoBuffer, t.Report.DropWriter, t.DiskSize)
 		fmt.Fprintln(w, "  tapvault CPU is the whole process during the run, including the worker's busy polling (a full core however low the rate)")
 	}
 }

@@ -183,6 +183,9 @@ func TestPeersOnVeth(t *testing.T) {
 		if !p.Reported || p.Received != p.Captured || p.KernelDrops != 0 {
 			t.Errorf("%s: reported %v received %d dropped %d, want received %d dropped 0\n%s", p.Kind, p.Reported, p.Received, p.KernelDrops, p.Captured, p.Stderr)
 		}
+		if fi, err := os.Stat(p.File); err != nil || fi.Size() != p.Bytes || p.Bytes < int64(gs.Bytes) {
+			t.Errorf("%s: Bytes %d, want the size of %s (%v), at least the trace's %d packet bytes", p.Kind, p.Bytes, p.File, err, gs.Bytes)
+		}
 		if p.CPU <= 0 || p.CPU > p.Elapsed {
 			t.Errorf("%s: CPU %s over %s, want more than 0 and at most the elapsed time", p.Kind, p.CPU, p.Elapsed)
 		}

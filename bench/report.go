@@ -172,6 +172,7 @@ type Peer struct {
 	Drops      uint64  `json:"drops"`       // drops the capturer itself reported
 	DropsKnown bool    `json:"drops_known"` // false: it reported none we could read
 	CPU        float64 `json:"cpu_seconds"` // the capturer's CPU over the run
+	DiskBytes  int64   `json:"disk_bytes"`  // what it wrote: tapvault's store directory, a peer's file
 	Error      string  `json:"error,omitempty"`
 }
 
@@ -194,16 +195,17 @@ func PeersFrom(c *Comparison) []Peer {
 		return err.Error()
 	}
 	if c.Tapvault != nil || c.TapvaultErr != nil {
-		p := Peer{Name: "tapvault", Rate: c.Rate.String(), Sent: c.TapvaultReplay.Packets, SentPPS: c.TapvaultReplay.PPS,
+		p := Peer{Name: c.TapvaultName(), Rate: c.Rate.String(), Sent: c.TapvaultReplay.Packets, SentPPS: c.TapvaultReplay.PPS,
 			Captured: c.TapvaultCaptured(), Error: errString(c.TapvaultErr)}
 		if c.Tapvault != nil {
 			p.Drops, p.DropsKnown, p.CPU = c.Tapvault.Drops(), true, c.Tapvault.Report.ProcessCPU.Seconds()
+			p.DiskBytes = c.Tapvault.DiskSize
 		}
 		out = append(out, p)
 	}
 	for _, r := range c.Peers {
 		out = append(out, Peer{Name: r.Kind, Rate: c.Rate.String(), Sent: r.Replay.Packets, SentPPS: r.Replay.PPS,
-			Captured: r.Captured, Drops: r.KernelDrops, DropsKnown: r.Reported, CPU: r.CPU.Seconds(), Error: errString(r.Err)})
+			Captured: r.Captured, Drops: r.KernelDrops, DropsKnown: r.Reported, CPU: r.CPU.Seconds(), DiskBytes: r.Bytes, Error: errString(r.Err)})
 	}
 	return out
 }
@@ -330,7 +332,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	if len(r.Peers) > 0 {
 		m.f("## Peers\n\nThe same traffic replayed into each capturer in turn, on this machine.\n\n")
-		m.header("Capturer", "Rate", ">Sent", ">Sent pps", ">Captured", ">Lost", ">Loss %", ">Reported drops", ">CPU s", ">CPU µs per packet", "Error")
+		m.header("Capturer", "Rate", ">Sent", ">Sent pps", ">Captured", ">Lost", ">Loss %", ">Reported drops", ">CPU s", ">CPU µs per packet", ">Disk bytes", "Error")
 		for i := range r.Peers {
 			p := &r.Peers[i]
 			drops, perPkt := "?", "-"
@@ -341,7 +343,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				perPkt = fmt.Sprintf("%.3f", p.CPU*1e6/float64(p.Captured))
 			}
 			m.row(p.Name, p.Rate, fmt.Sprint(p.Sent), fmt.Sprintf("%.0f", p.SentPPS), fmt.Sprint(p.Captured), fmt.Sprint(p.Lost()),
-				pct(float64(p.Lost()), float64(p.Sent)), drops, fmt.Sprintf("%.3f", p.CPU), perPkt, p.Error)
+				pct(float64(p.Lost()), float64(p.Sent)), drops, fmt.Sprintf("%.3f", p.CPU), perPkt, fmt.Sprint(p.DiskBytes), p.Error)
 		}
 		m.f("\n")
 	}

@@ -97,8 +97,8 @@ func sampleReport() *Report {
 		Runs:     []RunSummary{run},
 		Searches: []SearchResult{search},
 		Peers: []Peer{
-			{Name: "tapvault", Rate: "max", Sent: 1000, SentPPS: 250000, Captured: 1000, DropsKnown: true, CPU: 0.5},
-			{Name: "tcpdump", Rate: "max", Sent: 1000, SentPPS: 251000, Captured: 900, Drops: 100, DropsKnown: true, CPU: 0.2},
+			{Name: "tapvault", Rate: "max", Sent: 1000, SentPPS: 250000, Captured: 1000, DropsKnown: true, CPU: 0.5, DiskBytes: 61000},
+			{Name: "tcpdump", Rate: "max", Sent: 1000, SentPPS: 251000, Captured: 900, Drops: 100, DropsKnown: true, CPU: 0.2, DiskBytes: 240000},
 			{Name: "dumpcap", Rate: "max", Sent: 1000, Error: "exit status 1"},
 		},
 		Goals: []GoalCheck{
@@ -138,9 +138,9 @@ func TestWriteMarkdown(t *testing.T) {
 		"| 1 | 2.000 | 2.000 | 1.235 | 0.632 | 765433 | 38.2717 | imissed 765433 | worker 0.90 | fail |",
 		"| 2 | 1.000 | 1.000 | 1.000 | 0.512 | 0 | 0.0000 | 0 drops | worker 0.90 | pass |",
 		// Peers and goals.
-		"| tapvault | max | 1000 | 250000 | 1000 | 0 | 0.0000% | 0 | 0.500 | 500.000 |  |",
-		"| tcpdump | max | 1000 | 251000 | 900 | 100 | 10.0000% | 100 | 0.200 | 222.222 |  |",
-		"| dumpcap | max | 1000 | 0 | 0 | 1000 | 100.0000% | ? | 0.000 | - | exit status 1 |",
+		"| tapvault | max | 1000 | 250000 | 1000 | 0 | 0.0000% | 0 | 0.500 | 500.000 | 61000 |  |",
+		"| tcpdump | max | 1000 | 251000 | 900 | 100 | 10.0000% | 100 | 0.200 | 222.222 | 240000 |  |",
+		"| dumpcap | max | 1000 | 0 | 0 | 1000 | 100.0000% | ? | 0.000 | - | 0 | exit status 1 |",
 		"| worker CPU per Mpps | ≤ 0.5 s | 1 s | no |",
 		"- shared VM",
 	} {

@@ -30,6 +30,11 @@ type RunOptions struct {
 	// themselves, and a wrapper decides when the run is over (RunAFPacket).
 	Wrap func(dataplane.Source) dataplane.Source
 
+	// TxQueue sets up one TX queue beside the RX queue, which the ring
+	// path needs to feed itself and net_af_xdp needs in any case (its
+	// configure refuses RX and TX queue counts that differ: -EINVAL).
+	TxQueue bool
+
 	// During, if set, runs beside the capture (e.g. a query load) from the
 	// moment the pipeline is open until the run ends, when ctx is
 	// cancelled; Run waits for it to return.
@@ -75,7 +80,7 @@ func Run(opts RunOptions) (*Result, error) {
 	}
 	ring := len(opts.Frames) > 0
 	pc := dataplane.PortConfig{Name: opts.Port, RxQueues: 1}
-	if ring {
+	if ring || opts.TxQueue {
 		pc.TxQueues = 1
 	}
 	port, err := dataplane.OpenPort(pc)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -473,6 +474,64 @@ func AFPacketVdev(iface string) string {
 		iface, afPacketBlock, afPacketFrame, afPacketFrames)
 }
 
+// AFXDPVdev is the EAL --vdev value (without "--vdev=") that makes iface a
+// DPDK port named net_af_xdp0 over one AF_XDP socket bound to the
+// interface's queue 0 (DPDK 22.11 af_xdp PMD devargs: iface, start_queue,
+// queue_count, shared_umem, xdp_prog, busy_budget, force_copy). Without
+// xdp_prog the PMD has libxdp load its default program, which redirects
+// every frame arriving on the bound queue into the socket; the kernel
+// picks the attach mode (native where the driver has XDP, as veth does,
+// else generic/skb), and the XDP program comes off with the port's close.
+// A veth has one RX queue, so queue 0 sees all its traffic.
+func AFXDPVdev(iface string) string {
+	return fmt.Sprintf("net_af_xdp0,iface=%s,start_queue=0,queue_count=1", iface)
+}
+
+// AFXDPMaxMTU is the largest veth MTU at which the kernel attaches an XDP
+// program in native mode without multi-buffer support: a frame must fit
+// in one 4 KiB page with 258 bytes of headroom (XDP_PACKET_HEADROOM +
+// NET_IP_ALIGN), skb_shared_info (320) and the Ethernet header: 3504.
+// libxdp's default program is not frags-aware, so at the bench's 9000 the
+// attach fails ("Peer MTU is too large to set XDP"). SetMTU to it for the
+// af_xdp path.
+const AFXDPMaxMTU = 3498
+
+// SetMTU sets both ends' MTU.
+func (v *Veth) SetMTU(mtu int) error {
+	if err := run("ip", "link", "set", v.capture, "mtu", strconv.Itoa(mtu)); err != nil {
+		return fmt.Errorf("veth: %w", err)
+	}
+	if err := run("ip", "-n", v.ns, "link", "set", v.peer, "mtu", strconv.Itoa(mtu)); err != nil {
+		return fmt.Errorf("veth: %w", err)
+	}
+	return nil
+}
+
+// XDPMode says how an XDP program is attached to iface, from
+// `ip -d link show`: "native" (the driver runs it: xdp), "generic" (the
+// kernel's skb path: xdpgeneric), "offload", or "" when none is.
+func XDPMode(iface string) string {
+	out, err := exec.Command("ip", "-d", "link", "show", "dev", iface).Output()
+	if err != nil {
+		return ""
+	}
+	return xdpModeOf(string(out))
+}
+
+func xdpModeOf(ipLink string) string {
+	for _, f := range strings.Fields(ipLink) {
+		switch f {
+		case "xdp":
+			return "native"
+		case "xdpgeneric":
+			return "generic"
+		case "xdpoffload":
+			return "offload"
+		}
+	}
+	return ""
+}
+
 // ReplayIdle is how long a live replay capture keeps receiving after the
 // replay has ended, for packets still in the rings.
 const ReplayIdle = 500 * time.Millisecond
@@ -485,6 +544,15 @@ const ReplayIdle = 500 * time.Millisecond
 func RunAFPacket(opts RunOptions, start func() error) (*Result, error) {
 	if opts.Port == "" {
 		opts.Port = "net_af_packet0"
+	}
+	return RunLive(opts, start)
+}
+
+// RunLive is RunAFPacket for any live port (opts.Port must be set):
+// net_af_packet0, net_af_xdp0.
+func RunLive(opts RunOptions, start func() error) (*Result, error) {
+	if opts.Port == "" {
+		return nil, errors.New("live run: no port named")
 	}
 	opts.Wrap = func(s dataplane.Source) dataplane.Source {
 		return &replaySource{Source: s, start: start, idle: ReplayIdle}
@@ -546,4 +614,43 @@ func readLines(r io.Reader, fn func(string)) {
 	for sc.Scan() {
 		fn(sc.Text())
 	}
+}
+
+// afXDP is AF_XDP's address family number (linux/socket.h).
+const afXDP = 44
+
+// CheckAFXDP says why the af_xdp path cannot run here, before EAL starts:
+// the kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS), or no af_xdp PMD
+// is installed beside the other DPDK drivers. A nil error is no promise:
+// attaching the XDP program or binding the socket can still fail when the
+// port opens, and DPDK's log says why.
+func CheckAFXDP() error {
+	fd, err := syscall.Socket(afXDP, syscall.SOCK_RAW, 0)
+	if err != nil {
+		if errors.Is(err, syscall.EAFNOSUPPORT) {
+			return fmt.Errorf("af_xdp: the kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS is off): %w", err)
+		}
+		return fmt.Errorf("af_xdp: AF_XDP socket: %w", err)
+	}
+	syscall.Close(fd)
+	if dirs := dpdkPMDDirs(); len(dirs) > 0 {
+		for _, d := range dirs {
+			if m, _ := filepath.Glob(filepath.Join(d, "librte_net_af_xdp.so*")); len(m) > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("af_xdp: no librte_net_af_xdp in DPDK's driver directories %s: this DPDK was built without the af_xdp PMD (it needs libxdp and libbpf at build time)", strings.Join(dirs, ", "))
+	}
+	return nil
+}
+
+// dpdkPMDDirs are the directories DPDK loads its drivers from (Debian:
+// /usr/lib/<triplet>/dpdk/pmds-<ABI>).
+func dpdkPMDDirs() []string {
+	var dirs []string
+	for _, pat := range []string{"/usr/lib/*/dpdk/pmds-*", "/usr/lib/dpdk/pmds-*", "/usr/local/lib/*/dpdk/pmds-*", "/usr/local/lib/dpdk/pmds-*"} {
+		m, _ := filepath.Glob(pat)
+		dirs = append(dirs, m...)
+	}
+	return dirs
 }

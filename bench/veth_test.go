@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,4 +299,68 @@ func ifaceCounter(t *testing.T, iface, name string) uint64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func TestAFXDPVdev(t *testing.T) {
+	got := AFXDPVdev("tvb12c1")
+	want := "net_af_xdp0,iface=tvb12c1,start_queue=0,queue_count=1"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestXDPModeOf(t *testing.T) {
+	for _, tc := range []struct{ out, want string }{
+		{"7: tvb1c1@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 3498 xdp qdisc noqueue state UP mode DEFAULT\n    link/ether 5a:1e:aa:bb:cc:dd brd ff:ff:ff:ff:ff:ff link-netns tvb-1-1\n    prog/xdp id 41 name xsk_def_prog tag 03b13f331978c78c jited", "native"},
+		{"7: tvb1c1@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9000 xdpgeneric qdisc noqueue state UP\n    prog/xdp id 41", "generic"},
+		{"2: eth0: <BROADCAST> mtu 1500 xdpoffload qdisc mq", "offload"},
+		{"7: tvb1c1@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9000 qdisc noqueue state UP", ""},
+	} {
+		if got := xdpModeOf(tc.out); got != tc.want {
+			t.Errorf("xdpModeOf(%q): got %q, want %q", tc.out, got, tc.want)
+		}
+	}
+}
+
+func TestVethSetMTU(t *testing.T) {
+	vethTools(t)
+	v, err := NewVeth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.SetMTU(AFXDPMaxMTU); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/sys/class/net/" + v.CaptureIface() + "/mtu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != strconv.Itoa(AFXDPMaxMTU) {
+		t.Errorf("capture end MTU: got %s, want %d", got, AFXDPMaxMTU)
+	}
+	out, err := exec.Command("ip", "-n", v.Namespace(), "-o", "link", "show", "dev", v.PeerIface()).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), " mtu "+strconv.Itoa(AFXDPMaxMTU)+" ") {
+		t.Errorf("peer end: got %q, want mtu %d", out, AFXDPMaxMTU)
+	}
+	if m := XDPMode(v.CaptureIface()); m != "" {
+		t.Errorf("XDPMode with no program attached: got %q, want \"\"", m)
+	}
+}
+
+func TestCheckAFXDP(t *testing.T) {
+	err := CheckAFXDP()
+	fd, serr := syscall.Socket(afXDP, syscall.SOCK_RAW, 0)
+	if serr == nil {
+		syscall.Close(fd)
+	}
+	if errors.Is(serr, syscall.EAFNOSUPPORT) && err == nil {
+		t.Fatal("kernel without AF_XDP: got nil error, want one")
+	}
+	if err != nil {
+		t.Logf("af_xdp unavailable here: %v", err)
+	}
 }

@@ -52,6 +52,7 @@ type benchOptions struct {
 	trial      time.Duration
 	maxTrials  int
 	vethRates  []string
+	vethPMDs   []string
 	peers      []string
 	queryLoad  int
 	queryCLI   int
@@ -72,10 +73,11 @@ dataplane into fresh stores:
   ring  from memory through net_ring at maximum speed (a producer thread
         transmits into the ring, the pinned worker receives): the top rate
   pcap  from the trace file through net_pcap
-  veth  through net_af_packet on a veth pair whose peer sits in a network
-        namespace the bench creates and removes, fed by tcpreplay; with
-        --peers, tcpdump and dumpcap capture the same replays for comparison
-        (needs root, iproute2, tcpreplay)
+  veth  through net_af_packet (and/or net_af_xdp: --veth-pmds) on a veth
+        pair whose peer sits in a network namespace the bench creates and
+        removes, fed by tcpreplay; tcpdump and dumpcap capture the same
+        replays for comparison (--peers); with --decoders both tapvault runs
+        with analytics off and on (needs root, iproute2, tcpreplay)
 
 With --search it looks for the loss-free rate on the ring path, RFC 2544
 style: trials of --trial each, bisecting between the highest rate with no
@@ -103,6 +105,21 @@ measures the CPU path.`,
 				if _, err := bench.ParseRate(r); err != nil {
 					return fmt.Errorf("--veth-rates: %w", err)
 				}
+			}
+			for _, p := range o.vethPMDs {
+				if p != "af_packet" && p != "af_xdp" {
+					return fmt.Errorf("--veth-pmds: unknown PMD %q (want af_packet, af_xdp)", p)
+				}
+			}
+			// af_packet first: its socket opens when EAL probes the vdev
+			// and fills its ring with whatever the veth carries until
+			// the first af_packet run reads it (later runs re-create the
+			// vdev, and with it a fresh socket).
+			slices.SortStableFunc(o.vethPMDs, func(a, b string) int {
+				return boolInt(b == "af_packet") - boolInt(a == "af_packet")
+			})
+			if slices.Equal(o.peers, []string{"none"}) {
+				o.peers = []string{}
 			}
 			if o.decoders != "on" && o.decoders != "off" && o.decoders != "both" {
 				return fmt.Errorf("--decoders %q: want on, off or both", o.decoders)
@@ -134,6 +151,7 @@ measures the CPU path.`,
 	f.StringSliceVar(&o.queryRates, "query-rate", nil, "rates for the --query-load runs: packets/s, or a percentage of the loss-free rate found by --search (e.g. 50%,90%); default: the loss-free rate found, else half the maximum")
 	f.StringVar(&o.decoders, "decoders", "on", "in-stream analytics in the replays: on (as capture), off, or both (each max-speed run twice, off then on, to compare in the same run)")
 	f.IntVar(&o.repeat, "repeat", 1, "run each max-speed replay this many times (interleaved with --decoders both), for medians")
+	f.StringSliceVar(&o.vethPMDs, "veth-pmds", []string{"af_packet"}, "DPDK drivers tapvault captures the veth with: af_packet (net_af_packet), af_xdp (net_af_xdp; the veth MTU drops to 3498 for its XDP program)")
 	f.StringSliceVar(&o.peers, "peers", nil, "peers to run on the veth path (default: those installed of tcpdump, dumpcap; none to skip)")
 
 	var out string
@@ -269,7 +287,22 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 		}
 		defer v.Close()
 		veth = v
-		eal += " --vdev=" + bench.AFPacketVdev(v.CaptureIface())
+		for _, pmd := range o.vethPMDs {
+			switch pmd {
+			case "af_packet":
+				eal += " --vdev=" + bench.AFPacketVdev(v.CaptureIface())
+			case "af_xdp":
+				if err := bench.CheckAFXDP(); err != nil {
+					return fmt.Errorf("bench: veth path: %w", err)
+				}
+				// Every capturer then runs at this MTU, so they still
+				// see the same traffic.
+				if err := v.SetMTU(bench.AFXDPMaxMTU); err != nil {
+					return fmt.Errorf("bench: veth path: af_xdp: %w", err)
+				}
+				eal += " --vdev=" + bench.AFXDPVdev(v.CaptureIface())
+			}
+		}
 	}
 	args := ealArgs(eal)
 	if err := dataplane.InitEAL(args); err != nil {
@@ -337,30 +370,70 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 		if veth != nil {
 			for _, rs := range o.vethRates {
 				rate, _ := bench.ParseRate(rs)
-				dir := store("veth-" + kr.kind)
-				c, err := bench.CompareOnVeth(ctx, veth, kr.trace, rate, filepath.Join(o.data, "peers"), o.peers,
+				if err := benchVeth(ctx, w, rep, veth, kr, rate, base, o, store, done); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	addGoals(rep)
+	return writeBenchReport(w, rep, o.out)
+}
+
+// benchVeth replays one kind at one rate on the veth, --repeat times: each
+// time into tapvault once per --veth-pmds PMD and analytics setting, then
+// into each peer (their rows come with the first tapvault run's table).
+func benchVeth(ctx context.Context, w io.Writer, rep *bench.Report, veth *bench.Veth, kr *kindRun, rate bench.Rate, base bench.RunOptions, o benchOptions, store func(string) string, done func(string)) error {
+	for r := 0; r < o.repeat; r++ {
+		first := true
+		for _, pmd := range o.vethPMDs {
+			for _, dec := range decoderModes(o.decoders) {
+				peers := []string{}
+				if first {
+					peers, first = o.peers, false
+				}
+				name := "tapvault " + pmd
+				if o.decoders == "both" {
+					name += ", analytics " + dec
+				}
+				dir := store("veth-" + pmd + "-" + kr.kind)
+				var xdpMode string
+				c, err := bench.CompareOnVeth(ctx, veth, kr.trace, rate, filepath.Join(o.data, "peers"), peers,
 					func(start func() error) (*bench.Result, error) {
-						ro := base
-						ro.Port, ro.Dir = "net_af_packet0", dir
-						return bench.RunAFPacket(ro, start)
+						ro := withDecoders(base, dec)
+						ro.Port, ro.Dir = "net_"+pmd+"0", dir
+						if pmd == "af_xdp" {
+							ro.TxQueue = true
+							// The program is attached while the port is
+							// open: the pipeline opens after the port.
+							ro.During = func(context.Context, *pipeline.Pipeline) { xdpMode = bench.XDPMode(veth.CaptureIface()) }
+						}
+						res, err := bench.RunLive(ro, start)
+						if err != nil && pmd == "af_xdp" {
+							err = fmt.Errorf("af_xdp on %s: %w (DPDK's af_xdp log lines above say which step failed: the XDP program's attach, the UMEM or the socket's bind; with DPDK 22.11.11 a second net_af_xdp0 in one process fails in xsk_configure, \"Failed to create xsk socket\": run one af_xdp capture per bench process)", veth.CaptureIface(), err)
+						}
+						return res, err
 					})
 				if err != nil {
 					return fmt.Errorf("veth %s: %w", rate, err)
+				}
+				c.Name = name
+				if xdpMode != "" {
+					c.Name += " (XDP " + xdpMode + ")"
 				}
 				bench.WriteComparison(w, &c)
 				fmt.Fprintln(w)
 				rep.Peers = append(rep.Peers, bench.PeersFrom(&c)...)
 				if c.Tapvault != nil {
 					s := bench.RunSummaryFrom(c.Tapvault)
-					s.Name = fmt.Sprintf("%s veth %s", kr.kind, rate)
+					s.Name = fmt.Sprintf("%s veth %s %s", kr.kind, rate, c.Name)
 					rep.Runs = append(rep.Runs, s)
 				}
 				done(dir)
 			}
 		}
 	}
-	addGoals(rep)
-	return writeBenchReport(w, rep, o.out)
+	return nil
 }
 
 func benchRun(w io.Writer, rep *bench.Report, name string, ro bench.RunOptions, done func(string)) error {
@@ -616,6 +689,13 @@ func benchQueryLoadAt(w io.Writer, rep *bench.Report, kr *kindRun, base bench.Ru
 		}
 	}
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // decoderModes lists the analytics settings of the max-speed runs.

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+// TestBenchFlagErrors checks that bad --veth-pmds, --veth-rates and
+// --decoders values are refused before anything is generated or started.
+func TestBenchFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sources", "veth", "--veth-pmds", "af_xdp,pcap"}, `--veth-pmds: unknown PMD "pcap"`},
+		{[]string{"--sources", "veth", "--veth-pmds", "xdp"}, `--veth-pmds: unknown PMD "xdp"`},
+		{[]string{"--veth-rates", "fast"}, "--veth-rates"},
+		{[]string{"--decoders", "maybe"}, `--decoders "maybe"`},
+		{[]string{"--sources", "wire"}, `unknown source "wire"`},
+	} {
+		cmd := newBenchCmd()
+		cmd.SetArgs(append(tc.args, "--out", t.TempDir(), "--data", t.TempDir()))
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		err := cmd.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("bench %v: got %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
