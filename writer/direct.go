@@ -16,7 +16,7 @@ const (
 	// IOBuffered writes through the page cache: one pwrite per record,
 	// and the group's fdatasync writes the dirty pages back. It is the
 	// default: on the only machine measured (a VM's virtio disk, ext4) it
-	// wrote 1 GiB at a median 900 MB/s against 613 for IODirect and 724
+	// wrote 1 GiB at a median 1051 MB/s against 564 for IODirect and 652
 	// for dd oflag=direct conv=fdatasync (docs/PERFORMANCE.md, issue 14).
 	IOBuffered IOMode = iota
 	// IOAuto writes with O_DIRECT where the store's filesystem takes it

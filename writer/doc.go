@@ -59,9 +59,9 @@
 // commit syncing 4-12 blocks in 2-7 ms. Reading back decompresses at
 // ~0.5-1 GB/s. The compress, seal, write and read paths allocate nothing in
 // steady state. Disk-bound (disk_timing_test.go, 1 GiB of raw blocks, this
-// VM's virtio disk): 869 MB/s buffered, 562 with O_DIRECT, against 674 for
+// VM's virtio disk): 1051 MB/s buffered, 564 with O_DIRECT, against 652 for
 // dd oflag=direct conv=fdatasync and 1300 without the sync (the host's
-// cache); a lossless source 678 MB/s with one compressor (349 when
+// cache); a lossless source 530 MB/s with one compressor (384 when
 // SubmitWait waited for it). docs/PERFORMANCE.md has the runs.
 //
 // This package must not: decode packets or build summaries (workers does),
