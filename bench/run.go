@@ -30,6 +30,10 @@ type RunOptions struct {
 	// themselves, and a wrapper decides when the run is over (RunAFPacket).
 	Wrap func(dataplane.Source) dataplane.Source
 
+	// RxDesc and Mbufs size the port's RX ring and mempool (0: the
+	// dataplane's defaults, 1024 and 8191).
+	RxDesc, Mbufs int
+
 	// TxQueue sets up one TX queue beside the RX queue, which the ring
 	// path needs to feed itself and net_af_xdp needs in any case (its
 	// configure refuses RX and TX queue counts that differ: -EINVAL).
@@ -79,7 +83,7 @@ func Run(opts RunOptions) (*Result, error) {
 		opts.Logger = slog.Default()
 	}
 	ring := len(opts.Frames) > 0
-	pc := dataplane.PortConfig{Name: opts.Port, RxQueues: 1}
+	pc := dataplane.PortConfig{Name: opts.Port, RxQueues: 1, RxDesc: opts.RxDesc, Mbufs: opts.Mbufs}
 	if ring || opts.TxQueue {
 		pc.TxQueues = 1
 	}

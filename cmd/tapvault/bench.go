@@ -404,6 +404,7 @@ func benchVeth(ctx context.Context, w io.Writer, rep *bench.Report, veth *bench.
 						ro.Port, ro.Dir = "net_"+pmd+"0", dir
 						if pmd == "af_xdp" {
 							ro.TxQueue = true
+							ro.RxDesc, ro.Mbufs = bench.AFXDPRing, bench.AFXDPMbufs
 							// The program is attached while the port is
 							// open: the pipeline opens after the port.
 							ro.During = func(context.Context, *pipeline.Pipeline) { xdpMode = bench.XDPMode(veth.CaptureIface()) }
