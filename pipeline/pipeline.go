@@ -39,6 +39,10 @@ type Options struct {
 	// value, writer.IOBuffered, through the page cache; writer.IOAuto
 	// with O_DIRECT where the filesystem takes it.
 	WriterIO writer.IOMode
+	// WaitCompress and SubFrame are writer.Options': an import waits for
+	// the compressors; SubFrame sets the flow sub-frames (negative: none).
+	WaitCompress bool
+	SubFrame     int
 
 	// Index keeps the store's index (Dir/index) up to date: it is opened or
 	// created, catches up on blocks committed while nobody indexed them
@@ -188,6 +192,9 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		SegmentAge:  opts.SegmentAge,
 		Compressors: opts.Compressors,
 		IO:          opts.WriterIO,
+		// Only a lossless pipeline may wait for the compressors.
+		WaitCompress: opts.WaitCompress && opts.Lossless,
+		SubFrame:     opts.SubFrame,
 		// The compress queue is a quarter of the pool: when compression
 		// falls behind, blocks go to disk raw (counted) well before the
 		// workers run out of buffers and would have to drop packets.

@@ -421,8 +421,9 @@ func (m commitMark) committedEnd(n uint32) int64 {
 // for the CRC. With an encoder it writes version 2: the records in
 // sub-frames by flow hash, each compressed on its own, and their directory
 // in the header. enc nil (the compressor-behind path, which must stay
-// cheap) stores both sections raw in version 1.
-func buildRecord(rb *recBuf, b *block.Block, enc *zstd.Encoder) {
+// cheap) stores both sections raw in version 1. subFrame is the sub-frame
+// size (0: block.SubFrameTarget); negative writes version 1, one frame.
+func buildRecord(rb *recBuf, b *block.Block, enc *zstd.Encoder, subFrame int) {
 	rb.err, rb.incmp = nil, false
 	if len(b.Data) > maxSectionLen {
 		rb.err = fmt.Errorf("block of %d record bytes exceeds %d", len(b.Data), maxSectionLen)
@@ -446,10 +447,13 @@ func buildRecord(rb *recBuf, b *block.Block, enc *zstd.Encoder) {
 		recRaw:  uint32(len(b.Data)),
 	}
 	var part *block.Partition
-	if enc != nil && b.Count > 0 {
+	if subFrame == 0 {
+		subFrame = block.SubFrameTarget
+	}
+	if enc != nil && b.Count > 0 && subFrame > 0 {
 		part = partitions.Get().(*block.Partition)
 		defer partitions.Put(part)
-		if err := part.Build(b.Data, block.SubFrameTarget); err != nil {
+		if err := part.Build(b.Data, subFrame); err != nil {
 			rb.err = fmt.Errorf("block records: %w", err)
 			return
 		}

@@ -28,7 +28,7 @@ func FuzzSubFrameDirectory(f *testing.F) {
 		f.Fatal(err)
 	}
 	var rb recBuf
-	buildRecord(&rb, b, enc)
+	buildRecord(&rb, b, enc, 0)
 	enc.Close()
 	if rb.err != nil || rb.h.version != blockVersion2 || binary.LittleEndian.Uint16(rb.rec[offDirSubs:]) < 3 {
 		f.Fatalf("seed record: err %v, version %d, %d sub-frames, want at least 3", rb.err, rb.h.version, binary.LittleEndian.Uint16(rb.rec[offDirSubs:]))

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"tapvault/block"
 	"tapvault/packet"
 	"tapvault/pcap"
@@ -280,9 +282,29 @@ func TestRawPathWritesVersion1(t *testing.T) {
 	b := block.NewPool(1, 1<<20, block.DefaultMaxFlows).Get()
 	(&frameBlocks{frames: frames, tsOf: func(i int) int64 { return int64(i) }}).fill(b, 1<<20)
 	var rb recBuf
-	buildRecord(&rb, b, nil)
+	buildRecord(&rb, b, nil, 0)
 	if rb.err != nil || rb.rec[offVersion] != blockVersion || rb.h.hdrLen != blockHeaderLen || rb.h.recCodec != CodecRaw {
 		t.Fatalf("raw path: err %v, version %d, hlen %d, codec %d; want version 1, hlen 80, raw", rb.err, rb.rec[offVersion], rb.h.hdrLen, rb.h.recCodec)
+	}
+}
+
+// SubFrame < 0 keeps one compressed frame per block: version 1.
+func TestNoSubFramesWritesVersion1(t *testing.T) {
+	frames := traceFrames(t, tracegen.Options{Kind: tracegen.KindIMIX, Packets: 2000, Flows: 100, Seed: 9})
+	b := block.NewPool(1, 1<<20, block.DefaultMaxFlows).Get()
+	(&frameBlocks{frames: frames, tsOf: func(i int) int64 { return int64(i) }}).fill(b, 1<<20)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rb recBuf
+	buildRecord(&rb, b, enc, -1)
+	if rb.err != nil || rb.rec[offVersion] != blockVersion || rb.h.recCodec != CodecZstd {
+		t.Fatalf("SubFrame -1: err %v, version %d, codec %d; want version 1, zstd", rb.err, rb.rec[offVersion], rb.h.recCodec)
+	}
+	buildRecord(&rb, b, enc, 0)
+	if rb.err != nil || rb.rec[offVersion] != blockVersion2 {
+		t.Fatalf("SubFrame 0: err %v, version %d; want version 2", rb.err, rb.rec[offVersion])
 	}
 }
 

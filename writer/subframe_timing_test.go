@@ -43,7 +43,7 @@ func BenchmarkBuildRecordTrace(b *testing.B) {
 			var rb recBuf
 			var raw, stored int64
 			for _, blk := range blks {
-				buildRecord(&rb, blk, enc) // size the buffers
+				buildRecord(&rb, blk, enc, 0) // size the buffers
 				raw += int64(len(blk.Data)) + int64(rb.h.sumRaw)
 				stored += int64(len(rb.rec))
 			}
@@ -51,7 +51,7 @@ func BenchmarkBuildRecordTrace(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				buildRecord(&rb, blks[i%len(blks)], enc)
+				buildRecord(&rb, blks[i%len(blks)], enc, 0)
 			}
 			b.ReportMetric(float64(stored)/float64(raw), "ratio")
 		})

@@ -22,10 +22,14 @@ func (w *Writer) SubmitWait(b *block.Block) bool {
 	w.subMu.Lock()
 	it := item{b: b, seq: w.subSeq}
 	w.subSeq++
-	select {
-	case w.compressQ <- it:
-	default:
-		w.writeQ <- it // the write goroutine parks what comes early: never a deadlock
+	if w.opts.WaitCompress {
+		w.compressQ <- it // an import: the compressors set the rate
+	} else {
+		select {
+		case w.compressQ <- it:
+		default:
+			w.writeQ <- it // the write goroutine parks what comes early: never a deadlock
+		}
 	}
 	w.subMu.Unlock()
 	return true

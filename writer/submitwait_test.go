@@ -68,3 +68,28 @@ func TestSubmitWaitStoresRawWhenBehind(t *testing.T) {
 		})
 	}
 }
+
+// TestSubmitWaitCompressesAllWhenAsked: with WaitCompress (imports), the
+// same slow compressor sets the rate and no block goes raw.
+func TestSubmitWaitCompressesAllWhenAsked(t *testing.T) {
+	dir := t.TempDir()
+	const n, size = 12, 1 << 20
+	pool := block.NewPool(n, size, 16)
+	w, err := Open(Options{Dir: dir, Compressors: 1, QueueLen: 2, Level: zstd.SpeedBestCompression, WaitCompress: true, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		b := getBlock(t, pool)
+		fillBlock(b, uint64(i+1), size, payloadText)
+		if !w.SubmitWait(b) {
+			t.Fatalf("SubmitWait of block %d: false on an open writer", i)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if st := w.Stats(); st.BlocksCommitted != n || st.RawBehind != 0 || st.BlocksLost != 0 {
+		t.Fatalf("stats: %d committed, %d raw behind, %d lost; want %d, 0, 0", st.BlocksCommitted, st.RawBehind, st.BlocksLost, n)
+	}
+}

@@ -75,8 +75,19 @@ type Options struct {
 	// size); after a crash recovery cuts the rest. 0 or negative: none (the
 	// default: 64 MiB steps measured no faster here, docs/PERFORMANCE.md).
 	Preallocate int64
-	CommitHook  CommitHook
-	Logger      *slog.Logger // default slog.Default()
+	// WaitCompress makes SubmitWait wait for a compressor instead of
+	// storing a block raw when they are behind: for imports of files,
+	// where no packet is at stake and a smaller store (and version-2
+	// blocks, whose flow queries read only the flow) are worth the
+	// compressors' rate. Live captures and replays leave it off.
+	WaitCompress bool
+	// SubFrame is the raw size a compressed block's packets are cut into
+	// flow sub-frames at (docs/format/block.md, version 2): default
+	// block.SubFrameTarget (64 KiB); negative: one frame per block
+	// (version 1: the best ratio, and a flow query reads whole blocks).
+	SubFrame   int
+	CommitHook CommitHook
+	Logger     *slog.Logger // default slog.Default()
 
 	ops *fileOps // nil: the real file operations (tests inject faults)
 }
@@ -725,7 +736,7 @@ func (w *Writer) compressLoop(free chan *recBuf) {
 	for it := range w.compressQ {
 		it.rb = <-free
 		t0 := time.Now()
-		buildRecord(it.rb, it.b, w.enc)
+		buildRecord(it.rb, it.b, w.enc, w.opts.SubFrame)
 		w.st.compressNanos.Add(uint64(time.Since(t0)))
 		w.writeQ <- it
 	}
@@ -861,7 +872,7 @@ func (w *Writer) write(it item) {
 	rb := it.rb
 	if rb == nil {
 		rb = &w.rawRec
-		buildRecord(rb, it.b, nil)
+		buildRecord(rb, it.b, nil, 0)
 		if rb.err == nil {
 			w.st.rawBehind.Add(1)
 		}

@@ -37,12 +37,12 @@ func BenchmarkBuildRecord(b *testing.B) {
 					e = nil
 				}
 				var rb recBuf
-				buildRecord(&rb, blk, e) // size the buffers
+				buildRecord(&rb, blk, e, 0) // size the buffers
 				b.SetBytes(int64(len(blk.Data)))
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					buildRecord(&rb, blk, e)
+					buildRecord(&rb, blk, e, 0)
 				}
 				b.ReportMetric(float64(len(rb.rec))/float64(len(blk.Data)), "ratio")
 			})

@@ -61,6 +61,9 @@ type captureConfig struct {
 	RecordQueue  string        `yaml:"record_queue"`
 	MemoryLimit  string        `yaml:"memory_limit"`
 	StopTimeout  time.Duration `yaml:"stop_timeout"`
+	WriteIO      string        `yaml:"write_io"`
+	SubFrame     string        `yaml:"subframe_size"`
+	CompressWait *bool         `yaml:"compress_wait"`
 	Analytics    *struct {
 		Enabled      *bool             `yaml:"enabled"`
 		Decoders     []string          `yaml:"decoders"`
@@ -176,6 +179,11 @@ and print the summary.`,
 				set("record-queue", func() { so.recordQueue = orStr(c.RecordQueue, so.recordQueue) })
 				set("memory-limit", func() { so.memoryLimit = orStr(c.MemoryLimit, so.memoryLimit) })
 				set("stop-timeout", func() { so.stopTimeout = orDur(c.StopTimeout, so.stopTimeout) })
+				set("write-io", func() { so.writeIO = orStr(c.WriteIO, so.writeIO) })
+				set("subframe-size", func() { so.subFrame = orStr(c.SubFrame, so.subFrame) })
+				if c.CompressWait != nil {
+					set("compress-wait", func() { so.compressWait = *c.CompressWait })
+				}
 				if c.Listen != nil {
 					set("listen", func() { listen = *c.Listen })
 				}

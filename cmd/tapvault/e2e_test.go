@@ -376,3 +376,38 @@ func TestRetentionThroughTheCLI(t *testing.T) {
 		t.Fatalf("verify after retention:\n%s", vout)
 	}
 }
+
+// TestImportWriteOptions: an import compresses every block by default (no
+// raw "behind" blocks) and writes flow sub-frames; --subframe-size 0 keeps
+// one frame per block; the round trip and a flow query are the same either
+// way; bad values are refused naming the flag.
+func TestImportWriteOptions(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.pcap")
+	genTrace(t, trace, "imix", 20000)
+	var outs [2]string
+	for i, sub := range []string{"64KiB", "0"} {
+		store := filepath.Join(dir, "store"+strconv.Itoa(i))
+		out, _ := tv(t, false, "import", "--data", store, "--subframe-size", sub, "--compressors", "1", trace)
+		if !strings.Contains(out, "compressor behind 0;") {
+			t.Fatalf("import --subframe-size %s stored blocks raw while the compressor was behind:\n%s", sub, out)
+		}
+		exported := filepath.Join(dir, "out"+strconv.Itoa(i)+".pcap")
+		tv(t, false, "query", "--data", store, "-w", exported)
+		samePackets(t, readAll(t, exported), readAll(t, trace), 1000, true)
+		f, _ := tv(t, false, "query", "--data", store, "--count", "host 10.0.0.1 or host 10.0.0.2")
+		outs[i] = strings.TrimSpace(f)
+		if vout, _ := tv(t, false, "verify", "--data", store); !strings.Contains(vout, "verify: OK") {
+			t.Fatalf("verify --subframe-size %s:\n%s", sub, vout)
+		}
+	}
+	if outs[0] != outs[1] {
+		t.Fatalf("a host query counts %s with sub-frames, %s without", outs[0], outs[1])
+	}
+	for _, tc := range []struct{ flag, val string }{{"--subframe-size", "1KiB"}, {"--subframe-size", "lots"}, {"--write-io", "sideways"}} {
+		_, errOut := tv(t, true, "import", "--data", filepath.Join(dir, "bad"), tc.flag, tc.val, trace)
+		if !strings.Contains(errOut, tc.flag) {
+			t.Fatalf("%s %s: error %q does not name the flag", tc.flag, tc.val, errOut)
+		}
+	}
+}

@@ -36,6 +36,10 @@ keep the files' order exactly.`,
 		},
 	}
 	so.addFlags(cmd)
+	// An import compresses every block: no packet is at stake, and a
+	// smaller store with flow sub-frames beats a faster import.
+	so.compressWait = true
+	cmd.Flags().Lookup("compress-wait").DefValue = "true"
 	return cmd
 }
 

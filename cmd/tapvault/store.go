@@ -15,6 +15,7 @@ import (
 
 	"tapvault/analytics"
 	"tapvault/pipeline"
+	"tapvault/writer"
 )
 
 // storeOptions are the flags shared by everything that writes a store.
@@ -40,6 +41,11 @@ type storeOptions struct {
 	slowNetwork  time.Duration // analytics classes (0: the default)
 	slowServer   time.Duration
 	lateAck      time.Duration
+
+	// How blocks are written (writer.Options).
+	writeIO      string
+	subFrame     string
+	compressWait bool
 
 	// IP reassembly for the analytics (analytics.Config.Frag*).
 	fragDatagrams int    // -1: the default; 0 turns reassembly off
@@ -70,6 +76,9 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.retainAge, "retain-age", 0, "retention: drop segments and message files whose newest packet or record is older than this, relative to the newest one stored (e.g. 720h)")
 	f.DurationVar(&o.retainEvery, "retention-every", 10*time.Second, "retention: how often the limits are checked")
 	f.Float64Var(&o.keepFree, "keep-free", 0, "retention: keep this percentage of the store's filesystem free (e.g. 10)")
+	f.StringVar(&o.writeIO, "write-io", "buffered", "how segments are written: buffered (through the page cache), direct (O_DIRECT), or auto (O_DIRECT where the filesystem takes it); buffered measured fastest here (docs/PERFORMANCE.md, issue 14)")
+	f.StringVar(&o.subFrame, "subframe-size", "64KiB", "compressed blocks keep their packets in flow sub-frames of about this size, so a flow query decompresses only its flow's (docs/format/block.md); 0: one frame per block (smaller stores on compressible traffic, flow queries read whole blocks)")
+	f.BoolVar(&o.compressWait, "compress-wait", false, "lossless sources wait for a compressor instead of storing a block raw when the compressors fall behind (import's default: a file has no packets to lose; a replay's rate would be the compressors')")
 	f.BoolVar(&o.noIndex, "no-index", false, "do not maintain the index (queries then scan block headers; `tapvault reindex` builds it later)")
 	f.StringVar(&o.indexReserve, "index-reserve", "32MiB", "keep this much of the filesystem free for the index (Badger cannot fail cleanly when full): the index pauses below it, and blocks are dropped (counted as disk-full drops) below 1.5 times it; 0 turns it off")
 	f.BoolVar(&o.noAnalytics, "no-analytics", false, "do not decode application messages or measure latency in stream (tapvault reanalyze can do it later)")
@@ -189,6 +198,12 @@ func (o *storeOptions) check() error {
 	if _, err := o.reserve(); err != nil {
 		return err
 	}
+	if _, err := o.writerIO(); err != nil {
+		return err
+	}
+	if _, err := o.subFrameSize(); err != nil {
+		return err
+	}
 	if _, err := o.analyticsConfig(); err != nil {
 		return err
 	}
@@ -207,6 +222,32 @@ func (o *storeOptions) check() error {
 		return fmt.Errorf("--stop-timeout %s: must be positive", o.stopTimeout)
 	}
 	return nil
+}
+
+// writerIO reads --write-io.
+func (o *storeOptions) writerIO() (writer.IOMode, error) {
+	m, err := writer.ParseIOMode(o.writeIO)
+	if err != nil {
+		return 0, fmt.Errorf("--write-io: %w", err)
+	}
+	return m, nil
+}
+
+// subFrameSize reads --subframe-size: writer.Options.SubFrame (-1: none).
+func (o *storeOptions) subFrameSize() (int, error) {
+	if strings.TrimSpace(o.subFrame) == "0" {
+		return -1, nil
+	}
+	n, err := parseSize(o.subFrame)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("--subframe-size: %w", err)
+	case n == 0:
+		return -1, nil
+	case n < 4<<10 || n > 16<<20:
+		return 0, fmt.Errorf("--subframe-size %s: want 0 (none) or 4KiB to 16MiB", o.subFrame)
+	}
+	return int(n), nil
 }
 
 // memLimit reads --memory-limit: -1 for auto, 0 for none.
@@ -312,6 +353,8 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 	iq, _ := parseSize(o.indexQueue)
 	rq, _ := parseSize(o.recordQueue)
 	imt, _ := parseSize(o.indexMemTab)
+	wio, _ := o.writerIO()
+	sub, _ := o.subFrameSize()
 	po := pipeline.Options{
 		MaxFlows:         o.maxFlows,
 		IndexQueueBytes:  iq,
@@ -329,6 +372,9 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 		Compressors:      o.compressors,
 		Pin:              pin,
 		Lossless:         lossless,
+		WriterIO:         wio,
+		SubFrame:         sub,
+		WaitCompress:     o.compressWait,
 		Index:            !o.noIndex,
 		Retention:        ret,
 		Logger:           slog.Default(),
