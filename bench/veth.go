@@ -492,10 +492,12 @@ func AFXDPVdev(iface string) string {
 // absorb the same burst while the worker is off the CPU. Measured here
 // (2 vCPUs, 200k IMIX packets): with the dataplane's default 1024
 // descriptors and 8191 mbufs af_xdp lost 0.5-15% at 50-400 kpps with
-// the socket's rx_dropped (imissed) at 0, so in a ring DPDK 22.11 does
-// not count (the RX ring full); with 16384 it lost 1.6% at 200 kpps, all
-// of it in rx_dropped (no fill-ring buffer); af_packet lost nothing at
-// these rates. AFXDPMbufs is its mempool, which is also the UMEM: the
+// the socket's rx_dropped (imissed) at 0, so somewhere DPDK 22.11 does
+// not count (the RX ring full is a candidate: XDP_STATISTICS has it apart,
+// and the PMD does not read it); with 16384 it still lost (medians of 3:
+// 0-19k of 200k analytics off, 0-47k on, over 50k-max pps), all of it in
+// rx_dropped, which copy mode counts when the fill ring has no buffer;
+// af_packet with the same depth lost nothing in 25 of 30 runs. AFXDPMbufs is its mempool, which is also the UMEM: the
 // fill ring holds AFXDPRing of them, the worker's bursts the rest.
 const (
 	AFXDPRing  = afPacketFrames
