@@ -118,6 +118,15 @@ measures the CPU path.`,
 			slices.SortStableFunc(o.vethPMDs, func(a, b string) int {
 				return boolInt(b == "af_packet") - boolInt(a == "af_packet")
 			})
+			if slices.Contains(o.vethPMDs, "af_xdp") && slices.Contains(o.sources, "veth") {
+				kinds := len(o.kinds)
+				if len(o.traces) > 0 {
+					kinds = len(o.traces)
+				}
+				if n := kinds * len(o.vethRates) * o.repeat * len(decoderModes(o.decoders)); n > 1 {
+					return fmt.Errorf("--veth-pmds af_xdp: %d af_xdp captures asked for, but one process can open net_af_xdp0 only once (DPDK 22.11's af_xdp PMD leaves its AF_XDP socket bound to the queue after close, so the next bind fails): run the bench once per kind, rate and --decoders setting (on or off), with --repeat 1", n)
+				}
+			}
 			if slices.Equal(o.peers, []string{"none"}) {
 				o.peers = []string{}
 			}
