@@ -160,7 +160,7 @@ measures the CPU path.`,
 	f.StringSliceVar(&o.queryRates, "query-rate", nil, "rates for the --query-load runs: packets/s, or a percentage of the loss-free rate found by --search (e.g. 50%,90%); default: the loss-free rate found, else half the maximum")
 	f.StringVar(&o.decoders, "decoders", "on", "in-stream analytics in the replays: on (as capture), off, or both (each max-speed run twice, off then on, to compare in the same run)")
 	f.IntVar(&o.repeat, "repeat", 1, "run each max-speed replay this many times (interleaved with --decoders both), for medians")
-	f.StringSliceVar(&o.vethPMDs, "veth-pmds", []string{"af_packet"}, "DPDK drivers tapvault captures the veth with: af_packet (net_af_packet), af_xdp (net_af_xdp; the veth MTU drops to 3498 for its XDP program)")
+	f.StringSliceVar(&o.vethPMDs, "veth-pmds", []string{"af_packet"}, "DPDK drivers tapvault captures the veth with: af_packet (net_af_packet), af_xdp (net_af_xdp; the veth MTU drops to 3498 for its XDP program, and one process runs one af_xdp capture: one rate, --decoders on or off, --repeat 1)")
 	f.StringSliceVar(&o.peers, "peers", nil, "peers to run on the veth path (default: those installed of tcpdump, dumpcap; none to skip)")
 
 	var out string
