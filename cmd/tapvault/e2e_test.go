@@ -411,3 +411,49 @@ func TestImportWriteOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryWritesToAFIFO: -w onto something that is not a regular file (a
+// named pipe here; /dev/null and other devices the same) writes into it.
+// Writing a temporary file and renaming it over the target, as for regular
+// files, replaced a root user's /dev/null with a regular file.
+func TestQueryWritesToAFIFO(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.pcap")
+	genTrace(t, trace, "mixed", 3000)
+	store := filepath.Join(dir, "store")
+	tv(t, false, "import", "--data", store, trace)
+	file := filepath.Join(dir, "out.pcap")
+	tv(t, false, "query", "--data", store, "-w", file)
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	hold, err := os.OpenFile(fifo, os.O_WRONLY, 0) // so the reader sees no EOF before the query opens it
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(r)
+		got <- b
+	}()
+	tv(t, false, "query", "--data", store, "-w", fifo)
+	hold.Close()
+	b := <-got
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the named pipe was replaced: %v %v", fi.Mode(), err)
+	}
+	if !bytes.Equal(b, want) {
+		t.Fatalf("read %d bytes from the pipe, want the %d of -w to a file", len(b), len(want))
+	}
+}

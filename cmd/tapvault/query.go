@@ -86,6 +86,7 @@ func runQuery(cmd *cobra.Command, data string, req query.Request, out, format st
 		pw       query.PacketWriter
 		bw       *bufio.Writer
 		file     *os.File
+		devOut   *os.File // -w onto a device or FIFO
 		tmp      string
 		linkType = -1
 	)
@@ -93,6 +94,18 @@ func runQuery(cmd *cobra.Command, data string, req query.Request, out, format st
 		var w io.Writer
 		if out == "-" {
 			w = cmd.OutOrStdout()
+		} else if fi, serr := os.Stat(out); serr == nil && !fi.Mode().IsRegular() {
+			// A device, FIFO or socket (-w /dev/null, a named pipe to
+			// Wireshark): written in place. Renaming a file onto it would
+			// replace /dev/null with a regular file.
+			if fi.IsDir() {
+				return fmt.Errorf("create output: %s is a directory", out)
+			}
+			if devOut, err = os.OpenFile(out, os.O_WRONLY, 0); err != nil {
+				return fmt.Errorf("create output: %w", err)
+			}
+			defer devOut.Close()
+			w = devOut
 		} else {
 			// Write beside the target and rename on success, so a failed
 			// query never leaves a half file under the asked-for name.
