@@ -160,7 +160,9 @@ func Run(o Options) (rep *Report, err error) {
 	rep = &Report{}
 	defer func() {
 		if o.Keep {
-			rep.Dir = dir
+			if rep != nil { // nil when the run failed
+				rep.Dir = dir
+			}
 		} else {
 			os.RemoveAll(dir)
 		}
