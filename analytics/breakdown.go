@@ -21,8 +21,9 @@ package analytics
 //     passed, plus the round trip (a lost request is the network's time);
 //   - the server's bare ACK of the request, when it is prompt: within the
 //     connection's round trip plus max(LateAck, RTT/2);
-//   - else the connection's round trip: the least of the handshake's (SYN to SYN/ACK)
-//     and the prompt ACK delays seen on it (a min-RTT filter).
+//   - else the connection's round trip: the least of the handshake's (SYN to SYN/ACK),
+//     the prompt ACK delays and the response waits seen on it (a min-RTT
+//     filter: each is the round trip plus a time of the far end's).
 //
 // Kernels delay ACKs hoping to piggyback them on data: Linux up to 40 ms
 // and more (TCP_ATO_MIN, adapted to the RTT estimate and the data's
@@ -63,9 +64,10 @@ const (
 	NetHandshake                  // the handshake's round trip (SYN -> SYN/ACK)
 	NetMinAck                     // the least prompt ACK delay seen on the connection
 	NetWait                       // capped at the whole wait (the response came sooner than a round trip)
+	NetMinWait                    // the least response wait seen on the connection, below its handshake and ACKs
 )
 
-var netSourceNames = [...]string{"", "retrans", "bare_ack", "handshake", "min_ack", "wait"}
+var netSourceNames = [...]string{"", "retrans", "bare_ack", "handshake", "min_ack", "wait", "min_wait"}
 
 func (s NetSource) String() string {
 	if int(s) < len(netSourceNames) {
@@ -218,7 +220,10 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 	}
 	base := c.baseline() // the handshake's server leg, else the least prompt ACK delay
 	baseSrc := NetHandshake
-	if srvHS < 0 || base != c.rttSrvHS() {
+	switch {
+	case base >= 0 && base == c.minWait && base != c.rttSrvHS() && base != c.minAck:
+		baseSrc = NetMinWait
+	case srvHS < 0 || base != c.rttSrvHS():
 		baseSrc = NetMinAck
 	}
 	ackd := int64(-1)
@@ -323,6 +328,12 @@ func (a *Analyzer) split(c *conn, r *Record, req, resp *Message, wait int64) {
 
 	if net >= 0 {
 		r.Network, r.ServerTime = net, wait-net
+	}
+	// A response's wait is the round trip plus the server's time, so the
+	// least one seen is a round-trip sample too: after this exchange, so
+	// that its own wait does not become its network part.
+	if c.minWait < 0 || wait < c.minWait {
+		c.minWait = wait
 	}
 	r.SetEvidence(src, conf, c.position(), why)
 	r.Class = a.class(r, net)

@@ -36,7 +36,7 @@ func (a *Analyzer) open(e *packet.Flow, d *packet.Decoded, dir uint8, tcp bool) 
 	a.live++
 	a.ctotal++
 	c := a.conns.at(idx)
-	*c = conn{idx: idx, gen: c.gen + 1, refs: 1, key: e.Key, tcp: tcp, dec: dec, rttSrv: -1, rttCli: -1, minAck: -1, minCliAck: -1,
+	*c = conn{idx: idx, gen: c.gen + 1, refs: 1, key: e.Key, tcp: tcp, dec: dec, rttSrv: -1, rttCli: -1, minAck: -1, minCliAck: -1, minWait: -1,
 		open: c.open, pendAck: c.pendAck, waitAck: c.waitAck} // the slot's emptied queues, kept by closeConn
 	e.App = c.ref()
 	if tcp {

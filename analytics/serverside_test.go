@@ -268,3 +268,40 @@ func TestSpuriousResponseRetransmission(t *testing.T) {
 		t.Fatalf("first exchange: class %s flags %#x client_net %d, want healthy, no retrans flag, client_net %d (the handshake's leg)", r.Class, r.Flags, r.ClientNet, 2*ms)
 	}
 }
+
+// TestLeastWaitIsARoundTrip, next to the client: the handshake took 17 ms
+// (the first packets of a connection held up: seen on the ground-truth
+// delay line) and the server never sends a bare ACK, but one answer came
+// 3 ms after its request. Every wait is the round trip plus the server's
+// time, so the next exchange, whose ACK rides on a response 25 ms late, has
+// a 3 ms network part and 22 ms of server, not 17 and 8.
+func TestLeastWaitIsARoundTrip(t *testing.T) {
+	src := new(frameSource)
+	c := &tcpConv{t: t, src: src, cseq: 1000, sseq: 5000, cli: netip.AddrFrom4([4]byte{10, 0, 0, 1}), srv: netip.AddrFrom4([4]byte{10, 0, 0, 2}), cport: 40400, sport: 80}
+	base := int64(1_700_000_000) * 1_000_000_000
+	c.pkt(base, true, true, false, false, false, "")
+	c.pkt(base+17*ms, false, true, true, false, false, "")
+	c.pkt(base+17*ms+50_000, true, false, true, false, false, "")
+	const get, ok = "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	for i, wait := range []int64{3 * ms, 25 * ms} {
+		req := base + int64(100+100*i)*ms
+		c.pkt(req, true, false, true, true, false, get)
+		c.pkt(req+wait, false, false, true, true, false, ok)
+		c.pkt(req+wait+50_000, true, false, true, false, false, "")
+	}
+	recs, _ := analyze(t, src, analytics.DefaultConfig())
+	var https []*analytics.Record
+	for _, r := range recs {
+		if r.Proto == "http" {
+			https = append(https, r)
+		}
+	}
+	if len(https) != 2 {
+		t.Fatalf("%d http records, want 2", len(https))
+	}
+	r := https[1]
+	checkSplit(t, r)
+	if r.Network != 3*ms || r.ServerTime != 22*ms || r.NetFrom() != analytics.NetMinWait || r.Class != analytics.ClassSlowApp {
+		t.Fatalf("second exchange: network %d server %d from %s class %s; want %d, %d, min_wait, slow_app", r.Network, r.ServerTime, r.NetFrom(), r.Class, 3*ms, 22*ms)
+	}
+}

@@ -56,6 +56,7 @@ type conn struct {
 	synTS, synackTS, ackTS int64
 	rttSrv, rttCli         int64 // -1 unknown (see baseline)
 	minAck, minCliAck      int64
+	minWait                int64 // the least response wait seen (request's last packet to the response's first), -1: none
 	hsInflated             bool  // a response came sooner than the handshake's round trip
 	dsackTS                int64 // the client's last ACK with a D-SACK: it got some of the server's bytes twice
 	contradicted           bool  // an ACK came faster than the handshake's round trip (NearNAT)
@@ -101,8 +102,9 @@ func (c *conn) rttCliHS() int64 {
 // only ever add to a round-trip sample, so the least one is the path's (the
 // min-RTT filter of Linux's tcp_min_rtt and of BBR). A handshake a response
 // beat (hsInflated) overstated the round trip; the least ACK delay is below
-// it by then.
-func (c *conn) baseline() int64 { return leastRTT(c.rttSrvHS(), c.minAck) }
+// it by then. A response's wait (request's last packet to the response's
+// first) is the round trip plus the server's time: a sample too.
+func (c *conn) baseline() int64 { return leastRTT(leastRTT(c.rttSrvHS(), c.minAck), c.minWait) }
 
 // cliBaseline is baseline for the client's leg: the handshake's SYN/ACK ->
 // ACK and the client's prompt ACKs of responses.
