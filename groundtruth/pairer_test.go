@@ -112,6 +112,9 @@ func TestExpectedClassAndTolerance(t *testing.T) {
 	}{
 		{2 * ms, 0, Healthy}, {2 * ms, 9 * ms, Healthy}, {2 * ms, 20 * ms, SlowApp},
 		{60 * ms, ms, SlowNet}, {40 * ms, 100 * ms, SlowApp}, {213 * ms, ms, SlowNet},
+		// The analyser's thresholds: a 15 ms path is not slow (20 ms),
+		// a 10 ms server is; a slow path beside a slower server is slow_app.
+		{15 * ms, ms, Healthy}, {15 * ms, 10 * ms, SlowApp}, {20 * ms, 5 * ms, SlowNet}, {25 * ms, 30 * ms, SlowApp},
 	} {
 		if got := ExpectedClass(c.net, c.srv); got != c.want {
 			t.Errorf("ExpectedClass(%v, %v): got %s, want %s", c.net, c.srv, got, c.want)
