@@ -149,6 +149,11 @@ func openPort(cfg PortConfig) (*Port, error) {
 		return nil, fmt.Errorf("open port %q: %d rx queues asked, driver %s allows %d", cfg.Name, nrx, p.driver, info.max_rx_queues)
 	}
 	ntx := max(cfg.TxQueues, 0)
+	if p.driver == "net_af_xdp" && ntx < nrx {
+		// net_af_xdp's configure refuses fewer TX than RX queues (-EINVAL,
+		// DPDK 22.11): unused TX queues, so that capture can use it.
+		ntx = nrx
+	}
 	if ntx > int(info.max_tx_queues) {
 		return nil, fmt.Errorf("open port %q: %d tx queues asked, driver %s allows %d", cfg.Name, ntx, p.driver, info.max_tx_queues)
 	}
