@@ -45,6 +45,7 @@ type benchOptions struct {
 	kinds      []string
 	sources    []string
 	loops      int
+	diskBytes  string // --disk-bytes: the disk measurement ("0": none)
 	data       string
 	keep       bool
 	out        string
@@ -101,6 +102,11 @@ measures the CPU path.`,
 					return fmt.Errorf("--kinds: unknown kind %q (want udp64, imix, mixed, app)", k)
 				}
 			}
+			if t := strings.TrimSpace(o.diskBytes); t != "0" {
+				if _, err := parseSize(t); err != nil {
+					return fmt.Errorf("--disk-bytes: %w", err)
+				}
+			}
 			for _, r := range o.vethRates {
 				if _, err := bench.ParseRate(r); err != nil {
 					return fmt.Errorf("--veth-rates: %w", err)
@@ -147,6 +153,7 @@ measures the CPU path.`,
 	f.StringSliceVar(&o.kinds, "kinds", []string{"imix"}, "traffic kinds to run, in order (overrides --kind)")
 	f.StringSliceVar(&o.traces, "trace", nil, "replay your own pcap/pcapng file(s) instead of generated kinds (repeatable)")
 	f.StringSliceVar(&o.sources, "sources", []string{"ring", "pcap"}, "replay paths: ring, pcap, veth")
+	f.StringVar(&o.diskBytes, "disk-bytes", "1GiB", "measure the store's disk first (O_DIRECT, O_DIRECT+fdatasync, buffered+fdatasync, each this many bytes, as dd does) and report each run's stored MB/s against it; 0: skip")
 	f.IntVar(&o.loops, "loops", 3, "passes over the trace on the ring path at maximum speed")
 	f.StringVar(&o.data, "data", "", "directory for traces and stores (default: a temporary one, removed)")
 	f.BoolVar(&o.keep, "keep", false, "keep traces and stores")
@@ -218,6 +225,15 @@ func runBench(cmd *cobra.Command, o benchOptions, argv []string) error {
 		return err
 	}
 	rep := &bench.Report{Machine: bench.DescribeMachine(o.data), Command: bench.CommandLine(argv)}
+	if strings.TrimSpace(o.diskBytes) != "0" {
+		n, err := parseSize(o.diskBytes)
+		if err != nil {
+			return fmt.Errorf("--disk-bytes: %w", err)
+		}
+		fmt.Fprintf(w, "bench: measuring the disk under %s (%s written three ways)\n", o.data, o.diskBytes)
+		ds := bench.MeasureDisk(o.data, n)
+		rep.Disk = &ds
+	}
 
 	// Traces first: net_pcap opens its files when EAL starts.
 	var runs []*kindRun

@@ -18,6 +18,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--veth-rates", "fast"}, "--veth-rates"},
 		{[]string{"--decoders", "maybe"}, `--decoders "maybe"`},
 		{[]string{"--sources", "wire"}, `unknown source "wire"`},
+		{[]string{"--disk-bytes", "lots"}, "--disk-bytes"},
 		{[]string{"--sources", "veth", "--veth-pmds", "af_xdp", "--veth-rates", "pps=1000,max"}, "2 af_xdp captures asked for"},
 		{[]string{"--sources", "veth", "--veth-pmds", "af_packet,af_xdp", "--veth-rates", "max", "--decoders", "both"}, "2 af_xdp captures asked for"},
 	} {
