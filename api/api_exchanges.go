@@ -87,13 +87,6 @@ func addrKey(ap netip.AddrPort) sortKey {
 	return sortKey{str: true, s: string(a[:]) + string([]byte{byte(p >> 8), byte(p)})}
 }
 
-func latencyNS(r *analytics.Record) int64 {
-	if r.RespLast <= 0 || r.ReqLast <= 0 || r.RespLast < r.ReqLast {
-		return -1
-	}
-	return r.RespLast - r.ReqLast
-}
-
 // newSorter reads sort: a column, "-" first for descending. The columns are
 // the names of a record's JSON (docs/messages.md): its times, durations
 // (unknown ones last), counts, proto, class, transport, id, client and server
@@ -128,7 +121,7 @@ func newSorter(sort string) (*sorter, error) {
 	case "client_ack_ns":
 		o.key = i64(func(r *analytics.Record) int64 { return r.ClientAck })
 	case "latency_ns":
-		o.key = dur(latencyNS)
+		o.key = dur(msgquery.LatencyOf)
 	case "network_ns":
 		o.key = dur(func(r *analytics.Record) int64 { return r.Network })
 	case "server_ns":

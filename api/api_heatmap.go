@@ -156,10 +156,7 @@ func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 			}
 			total++
 			c := int((rec.ReqFirst - sel.From) / step)
-			lat := int64(-1)
-			if rec.RespLast > 0 && rec.ReqLast > 0 && rec.RespLast >= rec.ReqLast {
-				lat = rec.RespLast - rec.ReqLast // msgquery's latencyOf
-			}
+			lat := msgquery.LatencyOf(rec)
 			if lat < 0 {
 				noLat[c]++
 				return nil

@@ -931,9 +931,10 @@ func (n *node) match(r *analytics.Record) bool {
 	return n.c.match(r)
 }
 
-// latencyOf is RespLast - ReqLast, or -1 when the record has no response
-// or no request.
-func latencyOf(r *analytics.Record) int64 {
+// LatencyOf is a record's latency_ns: RespLast - ReqLast, or -1 when the
+// record has no response or no request. The API's sorting and heatmap use it
+// too, so every view means the same latency.
+func LatencyOf(r *analytics.Record) int64 {
 	if r.RespLast <= 0 || r.ReqLast <= 0 || r.RespLast < r.ReqLast {
 		return -1
 	}
@@ -992,7 +993,7 @@ func (c *cmp) match(r *analytics.Record) bool {
 	var v int64
 	switch c.key {
 	case kLatency:
-		v = latencyOf(r)
+		v = LatencyOf(r)
 	case kNetwork:
 		v = r.Network
 	case kServerTime:

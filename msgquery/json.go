@@ -59,7 +59,7 @@ func AppendJSON(dst []byte, r *analytics.Record, t *Tier) []byte {
 	dst = appendIntField(dst, "resp_last_ns", max(r.RespLast, 0))
 	dst = appendIntField(dst, "server_ack_ns", max(r.ServerAck, 0))
 	dst = appendIntField(dst, "client_ack_ns", max(r.ClientAck, 0))
-	dst = appendIntField(dst, "latency_ns", latencyOf(r))
+	dst = appendIntField(dst, "latency_ns", LatencyOf(r))
 	dst = appendIntField(dst, "network_ns", dur(r.Network))
 	dst = appendIntField(dst, "server_ns", dur(r.ServerTime))
 	dst = appendIntField(dst, "transfer_ns", dur(r.Transfer))
@@ -281,7 +281,7 @@ func AppendText(dst []byte, r *analytics.Record) []byte {
 	dst = append(dst, ' ')
 	dst = analytics.AppendSummary(dst, r)
 	dst = append(dst, " latency="...)
-	dst = analytics.AppendDuration(dst, latencyOf(r))
+	dst = analytics.AppendDuration(dst, LatencyOf(r))
 	dst = append(dst, " network="...)
 	dst = analytics.AppendDuration(dst, r.Network)
 	if src := r.NetFrom(); src != analytics.NetNone {

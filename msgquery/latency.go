@@ -241,7 +241,7 @@ func (a *Aggregator) Add(r *analytics.Record) {
 	g := a.groupOf(r)
 	g.count++
 	g.classes[r.Class]++
-	lat := latencyOf(r)
+	lat := LatencyOf(r)
 	if lat < 0 {
 		g.noResponse++
 		return
