@@ -29,6 +29,11 @@ const (
 	endFinBA  = 1 << packet.DirBA
 	endRST    = 4
 	endClosed = endFinAB | endFinBA
+
+	// TCP's flag bits (packet.Decoded.TCPFlags) that end a connection.
+	tcpFIN     = 0x01
+	tcpRST     = 0x04
+	ipProtoTCP = 6
 )
 
 // CloseLinger is how long a closed TCP flow (both FINs, or an RST) stays in
@@ -43,13 +48,13 @@ const CloseLinger = 5 * time.Second
 // closed reports whether e's TCP connection has ended.
 func (e *FlowEntry) closed() bool { return e.ended&endRST != 0 || e.ended&endClosed == endClosed }
 
-// TCPEnd records a TCP segment's FIN or RST (flags, TCP's flags byte) sent
+// tcpEnd records a TCP segment's FIN or RST (flags, TCP's flags byte) sent
 // in direction dir.
-func (e *FlowEntry) TCPEnd(flags uint8, dir uint8) {
-	if flags&0x04 != 0 {
+func (e *FlowEntry) tcpEnd(flags uint8, dir uint8) {
+	if flags&tcpRST != 0 {
 		e.ended |= endRST
 	}
-	if flags&0x01 != 0 {
+	if flags&tcpFIN != 0 {
 		e.ended |= 1 << (dir & 1)
 	}
 }

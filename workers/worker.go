@@ -300,8 +300,8 @@ func (w *Worker) classify(p *dataplane.Packet) (e *FlowEntry, h uint64, dir uint
 		e.LastTS = seen
 		e.Pkts[dir]++
 		e.Bytes[dir] += uint64(p.WireLen)
-		if d.TCPFlags&0x05 != 0 && d.Proto == 6 { // FIN or RST
-			e.TCPEnd(d.TCPFlags, dir)
+		if d.TCPFlags&(tcpFIN|tcpRST) != 0 && d.Proto == ipProtoTCP {
+			e.tcpEnd(d.TCPFlags, dir)
 		}
 	}
 	return e, h, dir, true
