@@ -252,16 +252,7 @@ func TestSpuriousResponseRetransmission(t *testing.T) {
 	c.pkt(req+225*ms, true, false, true, true, false, get) // the lost request, sent again
 	c.pkt(req+226*ms, false, false, true, true, false, ok)
 	c.pkt(req+228*ms, true, false, true, false, false, "")
-	recs, _ := analyze(t, src, analytics.DefaultConfig())
-	var https []*analytics.Record
-	for _, r := range recs {
-		if r.Proto == "http" {
-			https = append(https, r)
-		}
-	}
-	if len(https) != 2 {
-		t.Fatalf("%d http records, want 2", len(https))
-	}
+	https := httpRecords(t, src, 2)
 	r := https[0]
 	checkSplit(t, r)
 	if r.Class != analytics.ClassHealthy || r.Flags&analytics.FlagRetrans != 0 || r.ClientNet != 2*ms {
@@ -289,6 +280,18 @@ func TestLeastWaitIsARoundTrip(t *testing.T) {
 		c.pkt(req+wait, false, false, true, true, false, ok)
 		c.pkt(req+wait+50_000, true, false, true, false, false, "")
 	}
+	https := httpRecords(t, src, 2)
+	r := https[1]
+	checkSplit(t, r)
+	if r.Network != 3*ms || r.ServerTime != 22*ms || r.NetFrom() != analytics.NetMinWait || r.Class != analytics.ClassSlowApp {
+		t.Fatalf("second exchange: network %d server %d from %s class %s; want %d, %d, min_wait, slow_app", r.Network, r.ServerTime, r.NetFrom(), r.Class, 3*ms, 22*ms)
+	}
+}
+
+// httpRecords analyses src with the default configuration and returns its
+// http records, failing unless there are n.
+func httpRecords(t *testing.T, src *frameSource, n int) []*analytics.Record {
+	t.Helper()
 	recs, _ := analyze(t, src, analytics.DefaultConfig())
 	var https []*analytics.Record
 	for _, r := range recs {
@@ -296,12 +299,8 @@ func TestLeastWaitIsARoundTrip(t *testing.T) {
 			https = append(https, r)
 		}
 	}
-	if len(https) != 2 {
-		t.Fatalf("%d http records, want 2", len(https))
+	if len(https) != n {
+		t.Fatalf("%d http records, want %d", len(https), n)
 	}
-	r := https[1]
-	checkSplit(t, r)
-	if r.Network != 3*ms || r.ServerTime != 22*ms || r.NetFrom() != analytics.NetMinWait || r.Class != analytics.ClassSlowApp {
-		t.Fatalf("second exchange: network %d server %d from %s class %s; want %d, %d, min_wait, slow_app", r.Network, r.ServerTime, r.NetFrom(), r.Class, 3*ms, 22*ms)
-	}
+	return https
 }
