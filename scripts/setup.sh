@@ -29,8 +29,12 @@ say() { printf 'setup: %s\n' "$*"; }
 #     iputils-ping                   checks the namespaces' path
 #   chromium                 the web UI's browser tests (cmd/tapvault/ui_e2e_test.go,
 #                            docs/ui.md): headless, driven by chromedp from go test
+#   clickhouse-server        the fleet's metadata store (docs/fleet.md): the fleet
+#                            tests start their own servers on spare ports with
+#                            their own data directories; nothing runs as a service
 PKGS=(libdpdk-dev pkg-config gcc make git ca-certificates tcpdump libpcap0.8 procps iproute2 ethtool tcpreplay tshark curl
-	redis-server redis-tools postgresql mariadb-server mariadb-client bind9-dnsutils iptables iputils-ping chromium)
+	redis-server redis-tools postgresql mariadb-server mariadb-client bind9-dnsutils iptables iputils-ping chromium
+	clickhouse-server)
 
 missing=()
 for p in "${PKGS[@]}"; do
