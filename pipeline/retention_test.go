@@ -434,7 +434,9 @@ func TestFaultRetentionKillHelper(t *testing.T) {
 	store := parts[0]
 	killAt, _ := strconv.Atoi(parts[1])
 	budget, _ := strconv.ParseInt(parts[2], 10, 64)
-	empty := filepath.Join(t.TempDir(), "empty.pcap")
+	// Beside the store, in the parent test's TempDir: this process dies by
+	// SIGKILL, so a TempDir of its own would never be removed.
+	empty := filepath.Join(filepath.Dir(store), fmt.Sprintf("empty-%d.pcap", killAt))
 	hdr := []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}
 	if err := os.WriteFile(empty, hdr, 0o600); err != nil {
 		t.Fatal(err)
