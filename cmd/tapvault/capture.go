@@ -111,6 +111,7 @@ func newCaptureCmd() *cobra.Command {
 		statsInt time.Duration
 		lossless string
 		listen   string
+		fl       fleetListen
 		tokenF   string
 		tlsCert  string
 		tlsKey   string
@@ -229,7 +230,7 @@ and print the summary.`,
 			if err != nil {
 				return err
 			}
-			apiOpts := apiOptions{listen: listen, token: token, tlsCert: tlsCert, tlsKey: tlsKey, user: runAs}
+			apiOpts := apiOptions{listen: listen, token: token, tlsCert: tlsCert, tlsKey: tlsKey, user: runAs, fleet: fl}
 			// SIGHUP re-reads what can change on a running capture: the
 			// retention limits, the API token and the decoders (list, port
 			// map, limits). Flags given on the command line keep
@@ -303,6 +304,7 @@ and print the summary.`,
 	f.StringVar(&runAs, "user", "", "once DPDK, the port, the store and the API are set up, give the store to this user and run as it (needs root)")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve the API over TLS with this PEM certificate (with --tls-key)")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
+	fl.flags(f)
 	f.StringVar(&lossless, "lossless", "auto", "wait for buffers instead of dropping: auto = only for net_pcap replays, whose PMD reads the file only when polled, so waiting loses nothing; never use on a live port")
 	return cmd
 }
@@ -414,6 +416,7 @@ type apiOptions struct {
 	listen, token   string
 	tlsCert, tlsKey string
 	user            string // drop to this user once set up
+	fleet           fleetListen
 	reload          func() (reloaded, error)
 }
 
@@ -535,6 +538,14 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	apiCtx, apiStop := context.WithCancel(context.Background())
 	defer apiStop()
 	var srv *api.Server
+	fleetLn, serveFleet, err := apiOpts.fleet.listen()
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	if fleetLn != nil && apiOpts.listen == "" {
+		fleetLn.Close()
+		return errors.New("capture: --fleet-listen serves the API, which --listen \"\" turns off")
+	}
 	if apiOpts.listen != "" {
 		// The capture's own index: blocks are findable the moment the
 		// writer commits them.
@@ -566,6 +577,9 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 				slog.Error("HTTP API stopped; capture goes on", "addr", apiOpts.listen, "err", err)
 			}
 		}()
+		if fleetLn != nil {
+			go serveFleet(apiCtx, srv)
+		}
 	}
 
 	sigs := make(chan os.Signal, 1)

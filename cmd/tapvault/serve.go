@@ -28,6 +28,7 @@ func newServeCmd() *cobra.Command {
 		data, listen, tokenFile string
 		maxConcurrent           int
 		tlsCert, tlsKey         string
+		fl                      fleetListen
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--token-file FILE]",
@@ -77,6 +78,13 @@ shuts the server down.`,
 			}
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			ln, serveFleet, err := fl.listen()
+			if err != nil {
+				return err
+			}
+			if ln != nil {
+				go serveFleet(ctx, srv)
+			}
 			return srv.ListenAndServe(ctx)
 		},
 	}
@@ -87,6 +95,7 @@ shuts the server down.`,
 	f.StringVar(&tlsCert, "tls-cert", "", "serve over TLS with this PEM certificate (with --tls-key)")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	f.IntVar(&maxConcurrent, "max-queries", api.DefaultMaxConcurrent, "queries that may run at once; more wait briefly, then get 503")
+	fl.flags(f)
 	return cmd
 }
 
