@@ -73,6 +73,7 @@ func main() {
 		newDiagnoseCmd(),
 		newReanalyzeCmd(),
 		newBenchCmd(),
+		newHopsCmd(),
 	)
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "tapvault: %v\n", err)
