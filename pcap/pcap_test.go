@@ -424,3 +424,48 @@ func TestReadAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestNgNamedInterface: an interface's name survives a write and a read, and
+// an unnamed one stays byte-identical to what AddInterface always wrote.
+func TestNgNamedInterface(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewNgWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"sensor-a", "", "b"} {
+		id, err := w.AddNamedInterface(LinkTypeEthernet, 0, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WritePacket(int64(id+1)*1000, 4, id, []byte{1, 2, 3, 4}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(&buf, "named")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ifaces []uint16
+	pbuf := make([]byte, 64)
+	for {
+		ci, _, err := r.ReadPacket(pbuf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ifaces = append(ifaces, ci.Iface)
+	}
+	got := r.Interfaces()
+	if len(got) != 3 || got[0].Name != "sensor-a" || got[1].Name != "" || got[2].Name != "b" {
+		t.Fatalf("interfaces: got %+v, want sensor-a, \"\", b", got)
+	}
+	if len(ifaces) != 3 || ifaces[0] != 0 || ifaces[2] != 2 {
+		t.Errorf("packets' interfaces: got %v, want [0 1 2]", ifaces)
+	}
+}

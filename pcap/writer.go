@@ -199,17 +199,35 @@ func (p *NgWriter) putOption(b []byte, o int, code uint16, v string) int {
 // AddInterface writes an Interface Description Block and returns its number
 // within the section, for WritePacket. snaplen 0 means "no limit".
 func (p *NgWriter) AddInterface(linkType uint16, snaplen uint32) (uint32, error) {
-	const blen = 16 + 8 + 4 + 4 // fixed part, if_tsresol option, end of options, trailer
-	var b [blen]byte
+	return p.AddNamedInterface(linkType, snaplen, "")
+}
+
+// AddNamedInterface is AddInterface with an if_name option (name "" writes
+// none), which Wireshark shows per packet: the fleet centre names each
+// sensor's interface after the sensor.
+func (p *NgWriter) AddNamedInterface(linkType uint16, snaplen uint32, name string) (uint32, error) {
+	if len(name) > 0xffff {
+		return 0, fmt.Errorf("write pcapng interface: name of %d bytes is too long", len(name))
+	}
+	blen := 16 + 8 + 4 + 4 // fixed part, if_tsresol option, end of options, trailer
+	if name != "" {
+		blen += 4 + (len(name)+3)&^3
+	}
+	b := make([]byte, blen)
 	p.bo.PutUint32(b[0:], ngBlockIDB)
-	p.bo.PutUint32(b[4:], blen)
+	p.bo.PutUint32(b[4:], uint32(blen))
 	p.bo.PutUint16(b[8:], linkType)
 	p.bo.PutUint32(b[12:], snaplen)
 	p.bo.PutUint16(b[16:], ngOptTSResol)
 	p.bo.PutUint16(b[18:], 1)
-	b[20] = byte(p.resol) // b[21:24] padding, b[24:28] end of options
-	p.bo.PutUint32(b[28:], blen)
-	if _, err := p.w.Write(b[:]); err != nil {
+	b[20] = byte(p.resol) // b[21:24] padding
+	o := 24
+	if name != "" {
+		o = p.putOption(b, o, ngOptIfName, name)
+	}
+	o = p.putOption(b, o, ngOptEnd, "")
+	p.bo.PutUint32(b[o:], uint32(blen))
+	if _, err := p.w.Write(b); err != nil {
 		return 0, fmt.Errorf("write pcapng interface: %w", err)
 	}
 	id := p.nIfaces
