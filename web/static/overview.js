@@ -3,8 +3,8 @@
 // /metrics, which only capture serves), and latency percentiles by
 // protocol split into network / server / transfer (/api/v1/latency).
 // Every figure links to the exchanges or the packets behind it.
-import { latencySeries, fetchSeries } from './series.js';
-import { el, svg, api, link, jsonLines, parseJSON, fmtTime, fmtDur, fmtCount, fmtBytes, fmtRate, big, errorBox, setStatus } from './util.js';
+import { latencySeries } from './series.js';
+import { el, svg, api, link, parseJSON, fmtTime, fmtDur, fmtCount, fmtBytes, fmtRate, big, errorBox, setStatus } from './util.js';
 
 const HISTORY = 120;
 
@@ -55,9 +55,10 @@ export async function overview(main, params, ctx) {
     el('h2', {}, 'Latency by protocol'), lat,
     el('h2', {}, 'Latency over time'), lser);
   const healthDone = loadHealth(health, st, tz);
-  // One read of the window for exchanges per second and latency over
-  // time (the series' columns), beside the latency table's.
-  const seriesP = fetchSeries(st);
+  // One read of the window for exchanges per second, latency over time
+  // (the series' columns) and the latency table (its total: the groups of
+  // /api/v1/latency?by=proto), instead of two reads of every record.
+  const seriesP = fetchSeriesTotal(st);
   seriesP.catch(() => {}); // shown by the views below
   const xpsDone = loadXPS(xps, st, tz, seriesP);
 
@@ -124,7 +125,7 @@ export async function overview(main, params, ctx) {
   // Latency by protocol.
   const t0 = performance.now();
   try {
-    const groups = jsonLines(await (await api('/api/v1/latency', { by: 'proto', from: st.from, to: st.to })).text());
+    const groups = (await seriesP).total;
     const win = { from: st.from, to: st.to, tz: st.tz };
     const maxP = Math.max(1, ...groups.map((g) => Number(g.latency_ns.p99)));
     const rows = groups.map((g) => {
@@ -169,6 +170,12 @@ export async function overview(main, params, ctx) {
 
 // The exchanges the latency groups count (not the connection records).
 const EXCHANGES = 'proto != tcp and class != flow';
+
+// fetchSeriesTotal: series.js's fetchSeries with the window's groups as
+// well (total), which the latency table shows.
+async function fetchSeriesTotal(st) {
+  return parseJSON(await (await api('/api/v1/latency_series', { by: 'proto', expr: EXCHANGES, from: st.from, to: st.to, cols: 30, total: 'true' })).text());
+}
 
 // loadXPS: exchanges per second over the window (by request time: the
 // latency series' columns, each group's count, no response included); a
