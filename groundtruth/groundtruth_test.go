@@ -70,6 +70,11 @@ func TestGroundTruth(t *testing.T) {
 				row.Key(), check, row.GotNet, row.WantNet, row.GotSrv, row.WantSrv, row.ClassOK, row.N, row.TierOK, row.TierN, row.N, row.Want, row.Notes)
 		}
 	}
+	for _, h := range rep.Hops {
+		if h.Fail != "" {
+			t.Errorf("hop %s %s>%s: %s", h.Case, h.From, h.To, h.Fail)
+		}
+	}
 	for pattern := range stale {
 		t.Logf("KnownBad entry %q failed nowhere in this run: remove it once it stays fixed", pattern)
 	}

@@ -79,7 +79,10 @@ type Report struct {
 	// timed exchange at the server point: how far the capture's own clock
 	// alone moves a part, whatever the analyser does.
 	StampError []time.Duration
-	Elapsed    time.Duration
+	// Hops are the per-hop checks (hops.go): tapvault hops between the
+	// points' tcpdump stores against the delay line's holds.
+	Hops    []*HopRow
+	Elapsed time.Duration
 	Dir        string // the temporary directory, when kept
 }
 
@@ -87,6 +90,11 @@ type Report struct {
 func (r *Report) Failed() bool {
 	for _, row := range r.Rows {
 		if len(row.Fails) > 0 {
+			return true
+		}
+	}
+	for _, h := range r.Hops {
+		if h.Fail != "" {
 			return true
 		}
 	}
@@ -203,6 +211,14 @@ func Run(o Options) (rep *Report, err error) {
 		}
 		caps = append(caps, c)
 	}
+	if slices.ContainsFunc(o.Cases, func(c Case) bool { return slices.Contains(c.Protos, ProtoNAT) }) {
+		logf("tcpdump behind the NAT, for the per-hop check")
+		c, err := StartPcap(top, PointNAT, dir)
+		if err != nil {
+			return nil, err
+		}
+		caps = append(caps, c)
+	}
 
 	runs := make([]caseRun, len(o.Cases))
 	for i := range o.Cases {
@@ -250,9 +266,16 @@ func Run(o Options) (rep *Report, err error) {
 			return nil, err
 		}
 	}
+	pcapDirs := map[string]string{}
 	for _, c := range stopped {
 		if err := c.Store(o.Tapvault); err != nil {
 			return nil, err
+		}
+		if c.Source == SourcePcap {
+			pcapDirs[c.Point] = c.Dir
+		}
+		if c.Point == PointNAT {
+			continue // only for the per-hop check
 		}
 		recs, err := ReadRecords(o.Tapvault, c.Dir)
 		if err != nil {
@@ -271,6 +294,9 @@ func Run(o Options) (rep *Report, err error) {
 		}
 	}
 	rep.Rows = orderRows(rep.Rows, o.Cases)
+	if rep.Hops, err = hopChecks(o.Tapvault, o.Cases, runs, pcapDirs); err != nil {
+		return nil, err
+	}
 	rep.Elapsed = time.Since(began)
 	return rep, nil
 }
@@ -720,6 +746,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "tapvault's packet times against the kernel's at the server point (%d packets): |error| p50 %v, p90 %v, p99 %v, max %v\n",
 			len(abs), q(0.5).Round(time.Microsecond), q(0.9).Round(time.Microsecond), q(0.99).Round(time.Microsecond), abs[len(abs)-1].Round(time.Microsecond))
 	}
+	writeHops(w, r.Hops)
 	fmt.Fprintf(w, "elapsed %v\n", r.Elapsed.Round(time.Second))
 }
 

@@ -60,6 +60,8 @@ func (t *Topology) captureIface(point string) (ns, iface string) {
 		return t.C, "c0"
 	case PointMiddle:
 		return t.M, "xa"
+	case PointNAT:
+		return t.N, "n0"
 	default:
 		return t.S, "br0"
 	}
