@@ -83,7 +83,7 @@ type Report struct {
 	// points' tcpdump stores against the delay line's holds.
 	Hops    []*HopRow
 	Elapsed time.Duration
-	Dir        string // the temporary directory, when kept
+	Dir     string // the temporary directory, when kept
 }
 
 // Failed reports whether any check failed, known or not.
