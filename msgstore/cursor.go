@@ -88,7 +88,7 @@ func (r *Reader) ReadFrom(ctx context.Context, cur Cursor, opt ReadOptions, fn f
 	if err != nil {
 		return cur, err
 	}
-	s := &scanner{r: r, p: newPlan(Query{}), report: report}
+	rs := &cursorReader{r: r}
 	passed := 0
 	for i, fe := range files {
 		if fe.seq < cur.Seq {
@@ -146,17 +146,12 @@ func (r *Reader) ReadFrom(ctx context.Context, cur Cursor, opt ReadOptions, fn f
 				return cur, err
 			}
 			r.frames.Add(1)
-			n := 0
-			s.fn = func(rec *analytics.Record) error { n++; return fn(rec) }
-			if err := s.frame(ff, &h); err != nil {
-				if errors.Is(err, errStop) {
-					ff.close()
-					return cur, s.err
-				}
+			n, err := rs.frame(ff, &h, fn)
+			if err != nil {
 				var ce *CorruptionError
 				if !errors.As(err, &ce) {
 					ff.close()
-					return cur, err
+					return cur, err // fn's error: this frame is read again
 				}
 				r.corrupt.Add(1)
 				report(err)
@@ -168,6 +163,44 @@ func (r *Reader) ReadFrom(ctx context.Context, cur Cursor, opt ReadOptions, fn f
 		ff.close()
 	}
 	return cur, nil
+}
+
+// cursorReader decodes whole frames for ReadFrom, every record with its
+// Fields and Packets (ParseRecord), as the shipper needs them all.
+type cursorReader struct {
+	r    *Reader
+	rec  analytics.Record
+	dbuf []byte
+}
+
+// frame passes the records of the frame whose header is h to fn and
+// returns how many it passed. A *CorruptionError is damage in the frame
+// (some of its records may have been passed); any other error is fn's or
+// a failed read.
+func (c *cursorReader) frame(ff *frameFile, h *frameHeader, fn func(*analytics.Record) error) (int, error) {
+	data, err := ff.data(h, c.r.dec, c.dbuf)
+	if err != nil {
+		return 0, err
+	}
+	if h.codec == codecZstd {
+		c.dbuf = data[:0]
+	}
+	c.r.decoded.Add(1)
+	n := 0
+	for i := uint32(0); i < h.count; i++ {
+		if data, err = ParseRecord(data, &c.rec); err != nil {
+			return n, ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
+		}
+		c.r.records.Add(1)
+		if err := fn(&c.rec); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if len(data) != 0 {
+		return n, ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", len(data), h.count))
+	}
+	return n, nil
 }
 
 // Backlog is what lies after a cursor.

@@ -73,7 +73,8 @@ func StartWith(t testing.TB, opt Options) *Server {
 			t.Fatalf("chtest: %v", err)
 		}
 		if lastErr = s.start(); lastErr == nil {
-			t.Cleanup(s.Stop)
+			// At the end the data no longer matters: no graceful wait.
+			t.Cleanup(s.Kill)
 			return s
 		}
 	}
