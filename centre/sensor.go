@@ -1,0 +1,337 @@
+package centre
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tapvault/fleet"
+)
+
+// sensor is one configured sensor: two HTTP clients over the fleet's mutual
+// TLS, and what its last probe saw.
+//
+// Why two clients: a long packet pull holds a connection for as long as
+// the user downloads; a health probe on the same pool could wait behind it
+// and show a busy sensor as down (Security Onion #3279, #15650). Probes have
+// a transport of their own and a short timeout, and run in their own
+// goroutine, so nothing a user pulls delays them.
+type sensor struct {
+	name, addr string
+	pull       *http.Client // packet pulls: no overall timeout (streams), bounded dial/handshake/header waits
+	probe      *http.Client // health probes: ProbeTimeout end to end
+
+	mu    sync.Mutex
+	state probeState
+}
+
+// probeState is the last probe's outcome.
+type probeState struct {
+	Probed    bool
+	Reachable bool
+	Busy      bool  // answered 503: up, every query slot taken
+	Last      int64 // ns of the last probe
+	LastOK    int64 // ns of the last answer, 0: never
+	RTT       time.Duration
+	Err       string
+}
+
+func newSensor(name, addr string, conf *tls.Config, probeTimeout time.Duration) *sensor {
+	return &sensor{
+		name: name, addr: addr,
+		pull:  &http.Client{Transport: sensorTransport(conf)},
+		probe: &http.Client{Transport: sensorTransport(conf), Timeout: probeTimeout},
+	}
+}
+
+// url is a path on the sensor's fleet port.
+func (s *sensor) url(pathAndQuery string) string { return "https://" + s.addr + pathAndQuery }
+
+func (s *sensor) get() probeState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// reachable is what queries go by: a sensor never probed yet counts as
+// reachable (the query itself finds out).
+func (s *sensor) reachable() bool {
+	st := s.get()
+	return !st.Probed || st.Reachable
+}
+
+// probeOnce asks the sensor's /api/v1/stats. Any HTTP answer over a
+// verified TLS connection proves the sensor is there: a 503 (all query
+// slots busy with pulls) is "busy", not "down".
+func (s *sensor) probeOnce(ctx context.Context, now time.Time) {
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/api/v1/stats"), nil)
+	resp, err := s.probe.Do(req)
+	st := probeState{Probed: true, Last: now.UnixNano(), RTT: time.Since(start)}
+	if err == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		st.Reachable, st.Busy = true, resp.StatusCode == http.StatusServiceUnavailable
+		if resp.StatusCode != http.StatusOK && !st.Busy {
+			st.Err = fmt.Sprintf("stats answered %d", resp.StatusCode)
+		}
+	} else {
+		st.Err = err.Error()
+	}
+	s.mu.Lock()
+	if st.Reachable {
+		st.LastOK = st.Last
+	} else {
+		st.LastOK = s.state.LastOK
+	}
+	s.state = st
+	s.mu.Unlock()
+}
+
+// StartProbes probes every sensor now and then every ProbeInterval, each in
+// its own goroutine, and refreshes the health rows from ClickHouse on the
+// same beat. The returned stop waits for them.
+func (c *Centre) StartProbes(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	loop := func(fn func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(c.cfg.ProbeInterval)
+			defer t.Stop()
+			for {
+				fn()
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	for _, s := range c.sensors {
+		loop(func() { s.probeOnce(ctx, c.now()) })
+	}
+	loop(func() { c.refreshHealth(ctx) })
+	return func() { cancel(); wg.Wait() }
+}
+
+// ProbeNow probes every sensor once, in parallel, and waits (tests, and the
+// first answer after a start).
+func (c *Centre) ProbeNow(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range c.sensors {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.probeOnce(ctx, c.now()) }()
+	}
+	wg.Wait()
+	c.refreshHealth(ctx)
+}
+
+// missing lists the sensors whose last probe failed, sorted.
+func (c *Centre) missing() []string {
+	out := []string{}
+	for _, s := range c.sensors {
+		if !s.reachable() {
+			out = append(out, s.name)
+		}
+	}
+	return out
+}
+
+// healthCache is the sensors' shipped health, read from ClickHouse by the
+// probe loop (never by a request), so the sensors view answers at once.
+type healthCache struct {
+	mu     sync.Mutex
+	at     int64
+	err    string
+	values map[string]map[string]healthValue // sensor -> name -> latest
+	clocks map[string]clockState
+}
+
+type healthValue struct {
+	Value float64 `json:"value"`
+	TS    int64   `json:"ts"`
+}
+
+// healthWindow bounds the health and clock scans: the latest row of each
+// counter within a day is its current value.
+const healthWindow = 24 * time.Hour
+
+func (c *Centre) refreshHealth(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*c.cfg.ProbeTimeout+5*time.Second)
+	defer cancel()
+	since := c.now().Add(-healthWindow).UnixNano()
+	values := map[string]map[string]healthValue{}
+	err := c.meta.QueryFunc(ctx, fmt.Sprintf(
+		"SELECT sensor, name, argMax(value, ts) AS v, max(ts) AS t FROM %s.sensor_health WHERE ts >= %d GROUP BY sensor, name",
+		c.db, since), func(line []byte) error {
+		// Aliases differ from the columns: 18.16 resolves an alias that
+		// shadows a column inside the aggregate, and fails.
+		var row struct {
+			Sensor, Name string
+			V            flexFloat
+			T            flexInt
+		}
+		if err := json.Unmarshal(line, &row); err != nil {
+			return err
+		}
+		if values[row.Sensor] == nil {
+			values[row.Sensor] = map[string]healthValue{}
+		}
+		values[row.Sensor][row.Name] = healthValue{Value: float64(row.V), TS: int64(row.T)}
+		return nil
+	})
+	var clocks map[string]clockState
+	if err == nil {
+		clocks, err = c.clocks(ctx, since, c.now().UnixNano(), nil)
+	}
+	c.health.mu.Lock()
+	defer c.health.mu.Unlock()
+	c.health.at = c.now().UnixNano()
+	if err != nil {
+		c.health.err = err.Error() // keep the last good values beside the error
+		return
+	}
+	c.health.err, c.health.values, c.health.clocks = "", values, clocks
+}
+
+// clockOf is a sensor's clock now: the sync state and error of its newest
+// health report (the shipper reads adjtimex each time), and the source its
+// records of the last day carry. Caller holds c.health.mu.
+func (c *Centre) clockOf(name string, h map[string]healthValue) (clockState, bool) {
+	cl, fromRecords := c.health.clocks[name]
+	synced, ok1 := h[fleet.HealthClockSynced]
+	errNs, ok2 := h[fleet.HealthClockError]
+	if !ok1 || !ok2 {
+		return cl, fromRecords
+	}
+	if synced.TS >= errNs.TS { // one report: same ts
+		cl.Synced, cl.ErrorNs = synced.Value != 0, int64(errNs.Value)
+	}
+	return cl, true
+}
+
+// SensorHealth is one sensor in the sensors view.
+type SensorHealth struct {
+	Name      string  `json:"name"`
+	Addr      string  `json:"addr"`
+	Reachable bool    `json:"reachable"`
+	Busy      bool    `json:"busy"`
+	Probed    bool    `json:"probed"`
+	LastProbe int64   `json:"last_probe"` // ns
+	LastOK    int64   `json:"last_ok"`    // ns, 0: never
+	ProbeMs   float64 `json:"probe_ms"`
+	Error     string  `json:"error,omitempty"`
+	// Health is the latest value of each counter the sensor shipped
+	// (sensor_health: ship lag, drops, disk, ...), with its time.
+	Health map[string]healthValue `json:"health"`
+	// Clock is the sensor's clock state on its newest record.
+	Clock *clockState `json:"clock,omitempty"`
+}
+
+// SensorsAnswer is /api/v1/fleet/sensors.
+type SensorsAnswer struct {
+	Sensors []SensorHealth `json:"sensors"`
+	Missing []string       `json:"missing"`
+	// MetadataError is set when ClickHouse did not answer the last health
+	// refresh: the health values are then the last ones read.
+	MetadataError string `json:"metadata_error,omitempty"`
+	HealthAt      int64  `json:"health_at"` // ns of the last health refresh
+}
+
+func (c *Centre) sensorsAnswer() SensorsAnswer {
+	c.health.mu.Lock()
+	defer c.health.mu.Unlock()
+	a := SensorsAnswer{Missing: c.missing(), MetadataError: c.health.err, HealthAt: c.health.at}
+	for _, s := range c.sensors {
+		st := s.get()
+		h := SensorHealth{
+			Name: s.name, Addr: s.addr, Reachable: st.Reachable, Busy: st.Busy, Probed: st.Probed,
+			LastProbe: st.Last, LastOK: st.LastOK, ProbeMs: float64(st.RTT.Microseconds()) / 1000, Error: st.Err,
+			Health: c.health.values[s.name],
+		}
+		if h.Health == nil {
+			h.Health = map[string]healthValue{}
+		}
+		if cl, ok := c.clockOf(s.name, h.Health); ok {
+			h.Clock = &cl
+		}
+		a.Sensors = append(a.Sensors, h)
+	}
+	return a
+}
+
+func (c *Centre) handleSensors(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.RawQuery) > 0 {
+		writeError(w, http.StatusBadRequest, "this endpoint takes no parameters")
+		return
+	}
+	writeJSON(w, c.sensorsAnswer())
+}
+
+// handleMetrics serves the per-sensor gauges (docs/metrics.md): read at
+// scrape time from the probe state and the health cache.
+func (c *Centre) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&centreCollector{c: c})
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+var (
+	descReachable = prometheus.NewDesc("tapvault_fleet_sensor_reachable", "1 when the sensor's fleet port answered the last probe (a busy sensor is reachable), else 0.", []string{"sensor"}, nil)
+	descProbe     = prometheus.NewDesc("tapvault_fleet_sensor_probe_seconds", "Duration of the last probe of the sensor's fleet port.", []string{"sensor"}, nil)
+	descLag       = prometheus.NewDesc("tapvault_fleet_sensor_ship_lag_seconds", "The sensor's shipping lag as it last reported it (sensor_health), seconds.", []string{"sensor"}, nil)
+	descReport    = prometheus.NewDesc("tapvault_fleet_sensor_report_age_seconds", "Time since the sensor's newest health row reached ClickHouse's data (now minus its ts).", []string{"sensor"}, nil)
+)
+
+type centreCollector struct{ c *Centre }
+
+func (cc *centreCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descReachable
+	ch <- descProbe
+	ch <- descLag
+	ch <- descReport
+}
+
+func (cc *centreCollector) Collect(ch chan<- prometheus.Metric) {
+	a := cc.c.sensorsAnswer()
+	now := cc.c.now().UnixNano()
+	for _, s := range a.Sensors {
+		ch <- prometheus.MustNewConstMetric(descReachable, prometheus.GaugeValue, b2f(s.Reachable), s.Name)
+		ch <- prometheus.MustNewConstMetric(descProbe, prometheus.GaugeValue, s.ProbeMs/1000, s.Name)
+		if lag, ok := shipLag(s.Health); ok {
+			ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, lag, s.Name)
+		}
+		var newest int64
+		for _, v := range s.Health {
+			newest = max(newest, v.TS)
+		}
+		if newest > 0 {
+			ch <- prometheus.MustNewConstMetric(descReport, prometheus.GaugeValue, float64(now-newest)/1e9, s.Name)
+		}
+	}
+}
+
+// shipLag is the sensor's ship lag in seconds, as its shipper last
+// reported it.
+func shipLag(h map[string]healthValue) (float64, bool) {
+	v, ok := h[fleet.HealthLagNs]
+	return v.Value / 1e9, ok
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
