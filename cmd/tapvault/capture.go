@@ -116,6 +116,7 @@ func newCaptureCmd() *cobra.Command {
 		tlsCert  string
 		tlsKey   string
 		runAs    string
+		ship     fleetShipOptions // --fleet-clickhouse (fleet.go)
 	)
 	cmd := &cobra.Command{
 		Use:   "capture --eal \"EAL ARGS\" --data DIR",
@@ -220,6 +221,11 @@ and print the summary.`,
 			if err := so.check(); err != nil {
 				return err
 			}
+			stopShip, err := startCaptureShipping(ship, so.data)
+			if err != nil {
+				return err
+			}
+			defer stopShip()
 			if queues < 1 {
 				return fmt.Errorf("--queues %d: must be at least 1", queues)
 			}
@@ -305,6 +311,7 @@ and print the summary.`,
 	f.StringVar(&tlsCert, "tls-cert", "", "serve the API over TLS with this PEM certificate (with --tls-key)")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fl.flags(f)
+	ship.flags(f, "fleet-clickhouse")
 	f.StringVar(&lossless, "lossless", "auto", "wait for buffers instead of dropping: auto = only for net_pcap replays, whose PMD reads the file only when polled, so waiting loses nothing; never use on a live port")
 	return cmd
 }

@@ -74,6 +74,7 @@ func main() {
 		newReanalyzeCmd(),
 		newBenchCmd(),
 		newHopsCmd(),
+		newFleetCmd(),
 	)
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "tapvault: %v\n", err)

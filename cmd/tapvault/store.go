@@ -384,7 +384,9 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", o.data, err)
 	}
-	return &store{p: p}, nil
+	st := &store{p: p}
+	captureStore.Store(st) // the fleet shipper's health reports (fleet.go)
+	return st, nil
 }
 
 // finish flushes what follows the writer (the index). Call after Run.
