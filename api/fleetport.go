@@ -18,6 +18,18 @@ import (
 // the verified chain again, so a config that forgot to require it fails
 // closed. Only the API is served there: no UI, no sessions.
 
+// PathFleetPing is the fleet port's health probe. It takes no query slot,
+// so a sensor whose slots are all held by long pulls still answers it at
+// once (the centre would otherwise show a busy sensor as down).
+const PathFleetPing = "/api/v1/fleet/ping"
+
+// FleetPing is the answer of PathFleetPing.
+type FleetPing struct {
+	TimeNs         int64 `json:"time_ns"`         // the sensor's clock
+	QueriesRunning int   `json:"queries_running"` // query slots taken
+	MaxQueries     int   `json:"max_queries"`
+}
+
 // FleetHandler returns the API's routes for a listener whose TLS has
 // already authenticated the client (RequireAndVerifyClientCert against the
 // fleet CA): the request log, and no token check. A request that did not
@@ -26,6 +38,10 @@ func (s *Server) FleetHandler() http.Handler {
 	return s.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 			writeError(w, r, http.StatusForbidden, "the fleet port serves only clients with a fleet certificate")
+			return
+		}
+		if r.URL.Path == PathFleetPing && r.Method == http.MethodGet {
+			s.writeJSON(w, r, FleetPing{TimeNs: s.now().UnixNano(), QueriesRunning: len(s.sem), MaxQueries: cap(s.sem)})
 			return
 		}
 		s.route(w, r)

@@ -533,8 +533,14 @@ func TestCentre(t *testing.T) {
 			t.Fatalf("got %d %+v", resp.StatusCode, a)
 		}
 		for _, s := range a.Sensors {
-			if !s.Reachable {
-				t.Errorf("%s: not reachable: %s", s.Name, s.Error)
+			if !s.Reachable || s.Busy || s.Error != "" {
+				t.Errorf("%s: reachable %v busy %v error %q, want reachable, idle", s.Name, s.Reachable, s.Busy, s.Error)
+			}
+			// Sensors in this process share the centre's clock: the
+			// measured offset must lie within its stated uncertainty
+			// (plus the clock reads' own cost).
+			if o := s.ClockOffset; o == nil || abs(o.Ns) > o.UncertaintyNs+int64(time.Millisecond) || !o.Uncertain && abs(o.Ns) <= o.UncertaintyNs {
+				t.Errorf("%s: clock offset %+v, want |ns| within its uncertainty", s.Name, o)
 			}
 			if _, ok := s.Health[fleet.HealthLagNs]; !ok {
 				t.Errorf("%s: no %s in its health %v", s.Name, fleet.HealthLagNs, s.Health)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"tapvault/api"
 	"tapvault/fleet"
 )
 
@@ -42,6 +43,10 @@ type probeState struct {
 	LastOK    int64 // ns of the last answer, 0: never
 	RTT       time.Duration
 	Err       string
+	// OffsetNs is the sensor's clock minus the centre's at the probe,
+	// within OffsetErrNs (half the round trip).
+	OffsetNs, OffsetErrNs int64
+	OffsetKnown           bool
 }
 
 func newSensor(name, addr string, conf *tls.Config, probeTimeout time.Duration) *sensor {
@@ -68,20 +73,33 @@ func (s *sensor) reachable() bool {
 	return !st.Probed || st.Reachable
 }
 
-// probeOnce asks the sensor's /api/v1/stats. Any HTTP answer over a
-// verified TLS connection proves the sensor is there: a 503 (all query
-// slots busy with pulls) is "busy", not "down".
+// probeOnce asks the sensor's fleet ping (api.PathFleetPing), which takes
+// no query slot: a sensor whose slots are all held by long pulls still
+// answers at once, and shows as busy, not down.
 func (s *sensor) probeOnce(ctx context.Context, now time.Time) {
 	start := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url("/api/v1/stats"), nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url(api.PathFleetPing), nil)
 	resp, err := s.probe.Do(req)
-	st := probeState{Probed: true, Last: now.UnixNano(), RTT: time.Since(start)}
+	end := time.Now()
+	st := probeState{Probed: true, Last: now.UnixNano(), RTT: end.Sub(start)}
 	if err == nil {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		var p api.FleetPing
+		derr := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&p)
 		resp.Body.Close()
-		st.Reachable, st.Busy = true, resp.StatusCode == http.StatusServiceUnavailable
-		if resp.StatusCode != http.StatusOK && !st.Busy {
-			st.Err = fmt.Sprintf("stats answered %d", resp.StatusCode)
+		switch {
+		case resp.StatusCode != http.StatusOK:
+			// An answer over a verified connection: the sensor is there,
+			// but its fleet port is not what this centre expects.
+			st.Reachable, st.Err = true, fmt.Sprintf("ping answered %d", resp.StatusCode)
+		case derr != nil:
+			st.Reachable, st.Err = true, "ping: "+derr.Error()
+		default:
+			st.Reachable, st.Busy = true, p.MaxQueries > 0 && p.QueriesRunning >= p.MaxQueries
+			// The sensor's clock against the centre's, NTP-style: its
+			// reading is taken somewhere within the round trip.
+			st.OffsetNs = p.TimeNs - (start.UnixNano()+end.UnixNano())/2
+			st.OffsetErrNs = int64(st.RTT / 2)
+			st.OffsetKnown = true
 		}
 	} else {
 		st.Err = err.Error()
@@ -232,11 +250,23 @@ type SensorHealth struct {
 	LastOK    int64   `json:"last_ok"`    // ns, 0: never
 	ProbeMs   float64 `json:"probe_ms"`
 	Error     string  `json:"error,omitempty"`
+	// ClockOffset is the sensor's clock minus the centre's, measured by
+	// the last probe, with its uncertainty (half the probe's round trip);
+	// absent when the probe failed.
+	ClockOffset *Offset `json:"clock_offset,omitempty"`
 	// Health is the latest value of each counter the sensor shipped
 	// (sensor_health: ship lag, drops, disk, ...), with its time.
 	Health map[string]healthValue `json:"health"`
 	// Clock is the sensor's clock state on its newest record.
 	Clock *clockState `json:"clock,omitempty"`
+}
+
+// Offset is a clock offset with its uncertainty; Uncertain flags one no
+// larger than its uncertainty (its sign is not established).
+type Offset struct {
+	Ns            int64 `json:"ns"`
+	UncertaintyNs int64 `json:"uncertainty_ns"`
+	Uncertain     bool  `json:"uncertain"`
 }
 
 // SensorsAnswer is /api/v1/fleet/sensors.
@@ -259,6 +289,9 @@ func (c *Centre) sensorsAnswer() SensorsAnswer {
 			Name: s.name, Addr: s.addr, Reachable: st.Reachable, Busy: st.Busy, Probed: st.Probed,
 			LastProbe: st.Last, LastOK: st.LastOK, ProbeMs: float64(st.RTT.Microseconds()) / 1000, Error: st.Err,
 			Health: c.health.values[s.name],
+		}
+		if st.OffsetKnown {
+			h.ClockOffset = &Offset{Ns: st.OffsetNs, UncertaintyNs: st.OffsetErrNs, Uncertain: abs(st.OffsetNs) <= st.OffsetErrNs}
 		}
 		if h.Health == nil {
 			h.Health = map[string]healthValue{}
