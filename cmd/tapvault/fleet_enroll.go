@@ -90,3 +90,5 @@ fleet.yaml gives it, whatever address it dials.`,
 	f.IntVar(&days, "days", int(fleet.DefaultValidity/(24*time.Hour)), "validity in days")
 	return cmd
 }
+
+func init() { fleetSubcommands["enroll"] = newFleetEnrollCmd }

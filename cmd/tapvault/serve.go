@@ -29,6 +29,7 @@ func newServeCmd() *cobra.Command {
 		maxConcurrent           int
 		tlsCert, tlsKey         string
 		fl                      fleetListen
+		fleetFile               string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--token-file FILE]",
@@ -49,8 +50,18 @@ shuts the server down.`,
 			if len(args) > 0 {
 				return fmt.Errorf("serve takes no arguments, got %q", args)
 			}
+			if fleetFile != "" {
+				if data != "" || fl.addr != "" {
+					return errors.New("--fleet serves the fleet's centre, which has no store: drop --data and --fleet-listen")
+				}
+				token, err := loadToken(tokenFile, os.Getenv(tokenEnv))
+				if err != nil {
+					return err
+				}
+				return runCentre(cmd, fleetFile, listen, token)
+			}
 			if data == "" {
-				return errors.New("--data DIR is required")
+				return errors.New("--data DIR is required (or --fleet fleet.yaml for the fleet's centre)")
 			}
 			token, err := loadToken(tokenFile, os.Getenv(tokenEnv))
 			if err != nil {
@@ -96,6 +107,7 @@ shuts the server down.`,
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	f.IntVar(&maxConcurrent, "max-queries", api.DefaultMaxConcurrent, "queries that may run at once; more wait briefly, then get 503")
 	fl.flags(f)
+	f.StringVar(&fleetFile, "fleet", "", "serve the fleet's centre from this fleet.yaml instead of a store (docs/fleet.md): exchanges and health from ClickHouse, packets from the sensors over mutual TLS")
 	return cmd
 }
 
