@@ -143,6 +143,7 @@ func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	sel.NoDetail = sel.Expr == nil || !sel.Expr.UsesFields() // a cell reads no fields
 	rows := len(heatmapBounds)
 	counts := make([]int64, cols*rows)
 	noLat := make([]int64, cols)

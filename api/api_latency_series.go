@@ -68,6 +68,8 @@ func (s *Server) handleLatencySeries(w http.ResponseWriter, r *http.Request) {
 		}
 		aggs[i].MaxExact = max(1, msgquery.DefaultMaxExact/cols)
 	}
+	// Without a field in by or expr, the scan skips decoding them.
+	sel.NoDetail = !aggs[0].UsesFields() && (sel.Expr == nil || !sel.Expr.UsesFields())
 	var total *msgquery.Aggregator
 	if withTotal {
 		total, _ = msgquery.NewAggregator(by) // by was checked above

@@ -107,6 +107,8 @@ func (s *Server) handleTiers(w http.ResponseWriter, r *http.Request) {
 	}
 	expr := sel.Expr
 	sel.Expr, sel.Tiers = nil, true
+	// The rows read no fields or packets; the expression may.
+	sel.NoDetail = expr == nil || !expr.UsesFields()
 	release, ok := s.acquire(w, r)
 	if !ok {
 		return

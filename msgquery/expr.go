@@ -250,6 +250,21 @@ func (e *Expr) Match(r *analytics.Record) bool { return e.root.match(r) }
 // "=". The slice is shared: do not modify it.
 func (e *Expr) Terms() []string { return e.terms }
 
+// UsesFields reports whether matching reads the record's Fields (a
+// comparison on a field key such as method or host): without them a scan
+// can skip decoding them (msgstore.Query.NoDetail).
+func (e *Expr) UsesFields() bool { return e.root.usesFields() }
+
+func (n *node) usesFields() bool {
+	switch n.kind {
+	case nAnd, nOr:
+		return n.l.usesFields() || n.r.usesFields()
+	case nNot:
+		return n.l.usesFields()
+	}
+	return n.c.key == kField
+}
+
 // Protos returns the record protocols a matching record must have, sorted,
 // or nil when e does not constrain the protocol. An empty, non-nil slice
 // means no record can match (proto http and proto dns). Postgres is given

@@ -687,3 +687,36 @@ func protoList() string {
 	slices.Sort(names)
 	return strings.Join(names, ", ")
 }
+
+func TestExprUsesFields(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		want bool
+	}{
+		{"proto != tcp and class != flow", false},
+		{"server 10.0.0.5:80 and latency > 5ms", false},
+		{`proto http and method = "GET"`, true},
+		{`not (status >= 500 or proto dns)`, true},
+		{`client 10.0.0.0/8 or host ~ "x"`, true},
+	} {
+		e, err := Parse(tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		if got := e.UsesFields(); got != tc.want {
+			t.Errorf("%s: UsesFields got %v, want %v", tc.expr, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		by   []string
+		want bool
+	}{{[]string{"proto"}, false}, {[]string{"proto", "server", "class"}, false}, {[]string{"proto", "method"}, true}} {
+		a, err := NewAggregator(tc.by)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.UsesFields(); got != tc.want {
+			t.Errorf("by %v: UsesFields got %v, want %v", tc.by, got, tc.want)
+		}
+	}
+}

@@ -132,6 +132,17 @@ func NewAggregator(by []string) (*Aggregator, error) {
 	}, nil
 }
 
+// UsesFields reports whether grouping reads the record's Fields (a key
+// that is not one of proto, server, server_ip, client_ip and class).
+func (a *Aggregator) UsesFields() bool {
+	for _, k := range a.by {
+		if !slices.Contains(groupKeys, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // groupKeys are the grouping keys that are not record fields.
 var groupKeys = []string{"proto", "server", "server_ip", "client_ip", "class"}
 

@@ -354,11 +354,14 @@ func (d *decoder) addrPort(what string) netip.AddrPort {
 // caller kept from r's slices is overwritten. r's strings never alias b.
 // On error r holds a partial record and rest is nil. It never panics.
 func ParseRecord(b []byte, r *analytics.Record) (rest []byte, err error) {
-	return parseRecord(b, r, nil)
+	return parseRecord(b, r, nil, true)
 }
 
-// parseRecord is ParseRecord sharing strings through c (nil: none).
-func parseRecord(b []byte, r *analytics.Record, c *strCache) (rest []byte, err error) {
+// parseRecord is ParseRecord sharing strings through c (nil: none). Without
+// detail it checks the fields and packet refs as ParseRecord does but
+// leaves r.Fields and r.Packets empty: their strings and refs are most of
+// the work of a scan that reads neither (Query.NoDetail).
+func parseRecord(b []byte, r *analytics.Record, c *strCache, detail bool) (rest []byte, err error) {
 	d := decoder{b: b, cache: c}
 	if id := d.bytesN(8); id != nil {
 		r.ID = binary.LittleEndian.Uint64(id)
@@ -414,7 +417,12 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache) (rest []byte, err e
 	}
 	r.Fields = r.Fields[:0]
 	for i := 0; i < nf && d.err == nil; i++ {
-		f := analytics.Field{Key: d.str("field key")}
+		var f analytics.Field
+		if detail {
+			f.Key = d.str("field key")
+		} else {
+			d.rawString("field key")
+		}
 		kind := d.byte1()
 		if kind&^fieldKinds != 0 {
 			d.fail(fmt.Errorf("field %d: unknown kind %#02x", i, kind))
@@ -422,7 +430,14 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache) (rest []byte, err e
 		}
 		f.IsInt = kind&fieldInt != 0
 		if kind&fieldHasS != 0 {
-			if f.Str = d.str("field value"); f.Str == "" && d.err == nil {
+			var n int
+			if detail {
+				f.Str = d.str("field value")
+				n = len(f.Str)
+			} else {
+				n = len(d.rawString("field value"))
+			}
+			if n == 0 && d.err == nil {
 				d.fail(fmt.Errorf("field %d: empty string marked present", i))
 			}
 		}
@@ -431,7 +446,9 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache) (rest []byte, err e
 				d.fail(fmt.Errorf("field %d: zero integer marked present", i))
 			}
 		}
-		r.Fields = append(r.Fields, f)
+		if detail {
+			r.Fields = append(r.Fields, f)
+		}
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("parse record %016x: fields: %w", r.ID, d.err)
@@ -459,7 +476,9 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache) (rest []byte, err e
 			return nil, fmt.Errorf("parse record %016x: packet refs: %w", r.ID, d.err)
 		}
 		p.Ord = uint32(ord)
-		r.Packets = append(r.Packets, p)
+		if detail {
+			r.Packets = append(r.Packets, p)
+		}
 		prevBlock, prevOrd = p.Block, p.Ord
 	}
 	return d.b, nil
