@@ -168,6 +168,10 @@ var (
 	dRetentionByte = desc("retention_dropped_bytes_total", "Bytes of the segments and message files retention dropped, by reason.", "reason")
 	dStartTime     = desc("start_time_seconds", "Unix time the run started (0 before it does).")
 
+	// Retention of message files the fleet shipper has not shipped yet.
+	dUnshippedFiles = desc("fleet_unshipped_dropped_files_total", "Message files retention dropped before the fleet shipper had shipped them: only when the disk is at its limit (keep_free); otherwise unshipped files are kept.")
+	dUnshippedRecs  = desc("fleet_unshipped_dropped_records_total", "Records in those files: lost to the fleet's ClickHouse, still counted here.")
+
 	// Analytics (the latency histograms and per-protocol counts come from
 	// the record stage's own collectors).
 	dAnRecords  = desc("analytics_records_total", "Records the analyzers emitted (exchanges and tcp connection records).")
@@ -196,7 +200,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		dWriteErrors, dFsyncs, dFsyncSeconds, dFsyncMax, dCompressSeconds, dWriteSeconds, dSegmentsCreated, dSegment, dWriterQueue,
 		dIndexEnabled, dIndexBlocks, dIndexGroups, dIndexKeys, dIndexDeletes, dIndexDropped, dIndexLag, dIndexHoles,
 		dIndexBatch, dIndexCaughtUp, dIndexCatchUp, dIndexBytes, dTTQ, dIndexQBytes, dIndexStopShed,
-		dSegmentBytes, dFSSize, dFSAvail, dRetentionSegs, dRetentionByte, dStartTime,
+		dSegmentBytes, dFSSize, dFSAvail, dRetentionSegs, dRetentionByte, dStartTime, dUnshippedFiles, dUnshippedRecs,
 		dAnRecords, dAnDropped, dAnConns, dAnConnFull, dAnGapBytes, dAnBuffered, dTCPRetrans, dTCPOOO, dMsgBytes,
 		dAnParsers, dAnParsFull, dAnQBytes, dAnDefrag, dAnFragDrop, dAnFragHeld,
 	} {
@@ -325,6 +329,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, dRetentionByte, float64(retBytes[r]), r)
 	}
 	gauge(ch, dStartTime, float64(p.started.Load())/1e9)
+	if p.ret != nil {
+		counter(ch, dUnshippedFiles, float64(p.ret.unshippedFiles.Load()))
+		counter(ch, dUnshippedRecs, float64(p.ret.unshippedRecords.Load()))
+	}
 	if p.stage != nil {
 		c.collectAnalytics(ch)
 	}

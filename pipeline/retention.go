@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -142,6 +143,13 @@ type retainer struct {
 	bytes    atomic.Int64
 	msgDrops atomic.Int64 // message files
 	msgBytes atomic.Int64
+	// Message files dropped although not yet shipped to the fleet
+	// (keep_free only: the disk at its limit), and their records.
+	unshippedFiles   atomic.Int64
+	unshippedRecords atomic.Int64
+	// ship is the fleet shipper's cursor when the store is shipped
+	// (DIR/fleet/cursor exists), read at each check; nil otherwise.
+	ship *msgstore.Cursor
 
 	// step, in tests, is called after each durable step of a drop
 	// ("index", "unlink", "log", "msg-unlink", "msg-log"); a panic there
@@ -223,6 +231,7 @@ func (rt *retainer) check() error {
 	if !rt.opts.Enabled() {
 		return nil // no limit (yet: a reload may set one)
 	}
+	rt.ship = rt.shipCursor()
 	infos, err := rt.r.Segments()
 	if err != nil {
 		return err
@@ -481,6 +490,10 @@ func (rt *retainer) dropMessagesBefore(c *cands, ts int64, reason string) int64 
 // dropMessage removes a message file and records the action; it returns
 // the bytes freed (0 when the file could not go).
 func (rt *retainer) dropMessage(m msgCand, reason string) int64 {
+	unshipped := rt.ship != nil && !rt.ship.Covers(m.FileInfo)
+	if unshipped && reason != ReasonKeepFree {
+		return 0 // kept until the shipper has passed it
+	}
 	if err := msgstore.DropFile(rt.dir, m.FileInfo); err != nil {
 		if !errors.Is(err, msgstore.ErrLiveFile) {
 			rt.log.Error("retention: message file not dropped", "file", m.Path, "err", err)
@@ -490,6 +503,13 @@ func (rt *retainer) dropMessage(m msgCand, reason string) int64 {
 	rt.stepDone("msg-unlink")
 	rt.msgDrops.Add(1)
 	rt.msgBytes.Add(m.Size)
+	if unshipped {
+		// The disk is at its limit: records the fleet has not received
+		// go, counted and said, rather than the capture stalling.
+		rt.unshippedFiles.Add(1)
+		rt.unshippedRecords.Add(m.Records)
+		rt.log.Warn("retention: the disk is at its limit: dropped a message file not yet shipped to the fleet", "file", m.Path, "records", m.Records, "cursor", rt.ship.String())
+	}
 	a := RetentionAction{Time: time.Now().UTC(), MessageFile: filepath.Base(m.Path), Records: m.Records, Bytes: m.Size,
 		MinNS: m.MinTS, MaxNS: m.MaxTS, Reason: reason}
 	rt.log.Info("retention: message file dropped", "file", m.Path, "bytes", m.Size, "records", m.Records, "reason", reason,
@@ -592,6 +612,36 @@ func (rt *retainer) retryIndex() {
 		}
 	}
 	rt.ixPending = left
+}
+
+// fleetCursorFile is where the fleet shipper keeps its cursor
+// (fleet.CursorPath, fleet/cursor.go): a JSON object whose "messages" is a
+// msgstore.Cursor's text. Read here rather than through package fleet,
+// which is downstream of the pipeline.
+const fleetCursorFile = "fleet/cursor"
+
+// shipCursor returns the shipper's cursor, or nil when the store is not
+// shipped. A cursor file that cannot be read keeps every message file (the
+// zero cursor): unshipped records are not dropped on a guess.
+func (rt *retainer) shipCursor() *msgstore.Cursor {
+	b, err := os.ReadFile(filepath.Join(rt.dir, fleetCursorFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var f struct {
+		Messages string `json:"messages"`
+	}
+	var c msgstore.Cursor
+	if err == nil {
+		if err = json.Unmarshal(b, &f); err == nil {
+			c, err = msgstore.ParseCursor(f.Messages)
+		}
+	}
+	if err != nil {
+		rt.log.Error("retention: cannot read the fleet cursor: keeping every message file until it is fixed", "err", err)
+		return &msgstore.Cursor{}
+	}
+	return &c
 }
 
 // appendRetentionLog appends one action to DIR/retention.log and syncs it.
