@@ -63,6 +63,9 @@ type recordStage struct {
 	obs      map[[2]string]*[3]prometheus.Observer
 	cls      map[[2]string]prometheus.Counter
 	received atomic.Uint64
+	// tag, when set (SetRecordTagger), adds fields to each record before
+	// it is observed and stored (the probes' name and location).
+	tag      atomic.Pointer[func(*analytics.Record)]
 	maxBytes int64        // bound of queued (the record queue's memory)
 	queued   atomic.Int64 // recordBytes of the records in ch
 	done     chan struct{}
@@ -127,6 +130,9 @@ func (s *recordStage) run() {
 			}
 			s.received.Add(1)
 			s.queued.Add(-recordBytes(r))
+			if tag := s.tag.Load(); tag != nil {
+				(*tag)(r)
+			}
 			s.observe(r)
 			if s.ms != nil {
 				// The store counts what it loses (storeCounts); below its

@@ -74,6 +74,8 @@ func main() {
 		newReanalyzeCmd(),
 		newBenchCmd(),
 		newHopsCmd(),
+		newProbeCmd(),
+		newLocationsCmd(),
 		newFleetCmd(),
 	)
 	if err := root.ExecuteContext(context.Background()); err != nil {
