@@ -98,6 +98,10 @@ type Options struct {
 	// zero value takes its defaults.
 	Messages msgstore.Options
 
+	// HeadersOnly stores packets cut to their headers while the analytics
+	// see them whole (workers.Config.HeadersOnly).
+	HeadersOnly bool
+
 	// Pin, if set, is called on each worker's goroutine after it has been
 	// locked to its OS thread, to pin it (DPDK lcores).
 	Pin func(worker int) error
@@ -289,6 +293,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 			MaxFlows:      opts.MaxFlows,
 			FlowIdle:      opts.FlowIdle,
 			Lossless:      opts.Lossless,
+			HeadersOnly:   opts.HeadersOnly,
 		}))
 	}
 	return p, nil

@@ -32,6 +32,13 @@ type Config struct {
 	// being imported); a live port must never set it: RX never blocks.
 	Lossless bool
 
+	// HeadersOnly stores each packet cut to its headers (L2 to L4: up to
+	// the L4 payload) while the analytics still see it whole: the
+	// exchange and connection records are kept, the payloads are not
+	// (capture --metadata-only). The original length is kept, as for a
+	// snap length.
+	HeadersOnly bool
+
 	// RunID goes into the high half of every block ID (Block.ID): a value
 	// unique to this capture run, so IDs from different runs never collide.
 	RunID uint32
@@ -229,6 +236,9 @@ func (w *Worker) process(p *dataplane.Packet, now int64) {
 	if len(data) > block.MaxPacketSize {
 		data = data[:block.MaxPacketSize]
 		w.c.cut++
+	}
+	if w.cfg.HeadersOnly {
+		data = data[:HeaderLen(d, data)]
 	}
 	bl := w.b
 	if bl.cur != nil && !bl.fits(len(data)) {
@@ -439,4 +449,30 @@ func (w *Worker) Reanalyze(p *dataplane.Packet, ref block.PacketRef) {
 	if ok && w.an != nil {
 		w.an.Packet(p, &w.d, e.flow(), dir, ref)
 	}
+}
+
+// NonIPHeaderKeep is what HeadersOnly keeps of a frame with no IP header
+// (ARP, LLDP, ...): such frames are control traffic, and this holds an ARP
+// packet whole.
+const NonIPHeaderKeep = 64
+
+// HeaderLen is how many bytes of data, decoded into d, are headers: up to
+// the L4 payload; for an IP packet with no L4 header the decoder knows (a
+// later fragment, an unknown protocol), up to the end of the IP header; for
+// a frame with no IP header, at most NonIPHeaderKeep bytes.
+func HeaderLen(d *packet.Decoded, data []byte) int {
+	n := len(data)
+	switch {
+	case d.PayloadOff >= 0:
+		n = int(d.PayloadOff)
+	case d.L4Off >= 0:
+		n = int(d.L4Off)
+	case d.L3Off >= 0 && d.IPVer == 4 && int(d.L3Off) < len(data):
+		n = int(d.L3Off) + int(data[d.L3Off]&0x0f)*4
+	case d.L3Off >= 0 && d.IPVer == 6:
+		n = int(d.L3Off) + 40
+	case d.L3Off < 0 || d.IPVer == 0:
+		n = NonIPHeaderKeep
+	}
+	return min(max(n, 0), len(data))
 }

@@ -117,6 +117,8 @@ func newCaptureCmd() *cobra.Command {
 		tlsKey   string
 		runAs    string
 		ship     fleetShipOptions // --fleet-clickhouse (fleet.go)
+		probes   string           // --probes (probe.go)
+		ifo      ifaceOptions // --iface: kernel capture (capture_iface.go)
 	)
 	cmd := &cobra.Command{
 		Use:   "capture --eal \"EAL ARGS\" --data DIR",
@@ -131,12 +133,19 @@ net_null. Examples:
   tapvault capture --eal "-l 0-1 --no-pci --vdev=net_pcap0,rx_pcap=trace.pcap" --data store
   tapvault capture --eal "-l 0-1 --vdev=net_af_packet0,iface=veth1" --data store
 
+Without DPDK (a cloud VM, an endpoint), capture through the kernel instead:
+
+  tapvault capture --iface eth0 --data store [--filter EXPR --snaplen N --metadata-only]
+
 Without free hugepages tapvault adds --no-huge itself. It always uses a
 process-unique --file-prefix unless one is given, so tests, benchmarks and a
 running capture do not collide. SIGINT or SIGTERM drain every stage, flush,
 and print the summary.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ifo.set() {
+				endpointDefaults(cmd) // before the config file, which overrides them
+			}
 			if config != "" {
 				c, err := loadCaptureConfig(config)
 				if err != nil {
@@ -212,11 +221,14 @@ and print the summary.`,
 					}
 				}
 			}
-			if !dataplane.Available {
+			if err := ifo.check(cmd, eal); err != nil {
+				return err
+			}
+			if !dataplane.Available && !ifo.set() {
 				return fmt.Errorf("capture: %w", dataplane.ErrNoDPDK)
 			}
-			if eal == "" {
-				return errors.New("--eal is required (e.g. --eal \"-l 0-1 --no-pci --vdev=net_pcap0,rx_pcap=trace.pcap\")")
+			if eal == "" && !ifo.set() {
+				return errors.New("--eal (DPDK) or --iface (kernel capture) is required (e.g. --eal \"-l 0-1 --no-pci --vdev=net_pcap0,rx_pcap=trace.pcap\" or --iface eth0)")
 			}
 			if err := so.check(); err != nil {
 				return err
@@ -226,6 +238,11 @@ and print the summary.`,
 				return err
 			}
 			defer stopShip()
+			stopProbes, err := startCaptureProbes(probes)
+			if err != nil {
+				return err
+			}
+			defer stopProbes()
 			if queues < 1 {
 				return fmt.Errorf("--queues %d: must be at least 1", queues)
 			}
@@ -293,10 +310,14 @@ and print the summary.`,
 				out.token, err = loadToken(tf, os.Getenv(tokenEnv))
 				return out, err
 			}
+			if ifo.set() {
+				return runIfaceCapture(cmd, so, ifo, statsInt, apiOpts)
+			}
 			return runCapture(cmd, so, eal, port, queues, mbufs, rxDesc, statsInt, lossless, apiOpts)
 		},
 	}
 	so.addFlags(cmd)
+	ifo.addFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&eal, "eal", "", "DPDK EAL arguments, as one string")
 	f.StringVar(&port, "port", "", "DPDK device to capture from (default: the only --vdev or -a device)")
@@ -312,6 +333,7 @@ and print the summary.`,
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fl.flags(f)
 	ship.flags(f, "fleet-clickhouse")
+	f.StringVar(&probes, "probes", "", "run the probes of this file (docs/probes.md) while capturing, their exchanges tagged with probe and location")
 	f.StringVar(&lossless, "lossless", "auto", "wait for buffers instead of dropping: auto = only for net_pcap replays, whose PMD reads the file only when polled, so waiting loses nothing; never use on a live port")
 	return cmd
 }

@@ -46,6 +46,7 @@ type storeOptions struct {
 	writeIO      string
 	subFrame     string
 	compressWait bool
+	headersOnly  bool // store packets cut to their headers (capture --metadata-only)
 
 	// IP reassembly for the analytics (analytics.Config.Frag*).
 	fragDatagrams int    // -1: the default; 0 turns reassembly off
@@ -372,6 +373,7 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 		Compressors:      o.compressors,
 		Pin:              pin,
 		Lossless:         lossless,
+		HeadersOnly:      o.headersOnly,
 		WriterIO:         wio,
 		SubFrame:         sub,
 		WaitCompress:     o.compressWait,

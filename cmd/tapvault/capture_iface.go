@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"tapvault/api"
+	"tapvault/dataplane"
+	"tapvault/pipeline"
+	"tapvault/query"
+	"tapvault/web"
+)
+
+// Capture through the kernel (AF_PACKET, TPACKET_V3) for endpoints where
+// DPDK cannot own the NIC: cloud VMs. The workers sleep in poll(2) while
+// nothing arrives, and the rest of the pipeline (decode, analytics, blocks,
+// index) is the one DPDK capture feeds.
+
+// ifaceOptions are capture's --iface flags.
+type ifaceOptions struct {
+	iface        string
+	workers      int
+	snaplen      int
+	filter       string
+	metadataOnly bool
+	ring         string
+	noPromisc    bool
+}
+
+// Endpoint defaults, applied with --iface to the store flags the user did
+// not set. They bound the resident memory of a small sensor (issue 16: at
+// most 256 MiB; docs/PERFORMANCE.md, "Issue 16: endpoint capture", has the
+// measurement): the DPDK defaults size the queues for 10 Gbit/s.
+var endpointDefaultValues = []struct{ flag, value string }{
+	{"blocks", "8"},            // block buffers per worker (DPDK: 32): 8 MiB
+	{"index-queue", "8MiB"},    // DPDK: 32 MiB
+	{"index-memtable", "4MiB"}, // DPDK: 16 MiB; Badger keeps several
+	{"record-queue", "8MiB"},   // DPDK: 32 MiB
+	{"compressors", "1"},       // one zstd encoder's window and tables
+	{"max-flows", "65536"},     // flow table per worker (DPDK: 262144)
+	{"max-conns", "65536"},     // analysed connections per worker
+	{"frag-max-bytes", "1MiB"}, // IP reassembly per worker (default 4 MiB)
+	{"max-parsers", "2048"},    // parsers decoding at once per worker (8192)
+	{"segment-size", "256MiB"}, // smaller files for small disks
+	{"stop-timeout", "30s"},    // well inside the unit's TimeoutStopSec
+}
+
+func (o *ifaceOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.iface, "iface", "", "capture from this network interface through the kernel (AF_PACKET TPACKET_V3, no DPDK, no polling); excludes --eal")
+	f.IntVar(&o.workers, "workers", 1, "with --iface: sockets in one PACKET_FANOUT_HASH group, each feeding its own worker (flows stay on one worker)")
+	f.IntVar(&o.snaplen, "snaplen", 0, "with --iface: keep at most this many bytes of each packet, cut in the kernel; the original length is kept (0: whole packets)")
+	f.StringVar(&o.filter, "filter", "", "with --iface: tcpdump filter expression, compiled by tcpdump into classic BPF and run in the kernel (what it rejects costs nothing)")
+	f.BoolVar(&o.metadataOnly, "metadata-only", false, "with --iface: analyse whole packets (exchange and connection records) but store them cut to their headers (L2 to L4, no payload)")
+	f.StringVar(&o.ring, "ring", "8MiB", "with --iface: kernel ring per worker, in 1 MiB blocks (resident memory; a larger ring absorbs longer bursts)")
+	f.BoolVar(&o.noPromisc, "no-promisc", false, "with --iface: do not put the interface in promiscuous mode (see only the host's own traffic)")
+}
+
+// set reports whether capture is from an interface.
+func (o *ifaceOptions) set() bool { return o.iface != "" }
+
+// check refuses flags that belong to the other kind of capture.
+func (o *ifaceOptions) check(cmd *cobra.Command, eal string) error {
+	f := cmd.Flags()
+	if !o.set() {
+		for _, n := range []string{"workers", "snaplen", "filter", "metadata-only", "ring", "no-promisc"} {
+			if f.Changed(n) {
+				return fmt.Errorf("--%s applies to kernel capture: give --iface too", n)
+			}
+		}
+		return nil
+	}
+	if eal != "" {
+		return errors.New("--iface and --eal exclude each other: --iface captures through the kernel, --eal through DPDK (give one)")
+	}
+	for _, n := range []string{"port", "queues", "mbufs", "rx-desc", "lossless"} {
+		if f.Changed(n) {
+			return fmt.Errorf("--%s is a DPDK option; with --iface use --workers, --ring, --snaplen", n)
+		}
+	}
+	if o.workers < 1 || o.workers > 64 {
+		return fmt.Errorf("--workers %d: want 1 to 64", o.workers)
+	}
+	if o.snaplen < 0 {
+		return fmt.Errorf("--snaplen %d: must not be negative", o.snaplen)
+	}
+	if o.snaplen > 0 && o.snaplen < 64 {
+		// A shorter cut loses the TCP header behind options or tunnels,
+		// and with it the flow: say so rather than store packets no
+		// analysis can use.
+		return fmt.Errorf("--snaplen %d: at least 64 bytes (the headers); use --metadata-only to drop payloads", o.snaplen)
+	}
+	if _, err := o.ringBlocks(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ringBlocks is --ring in blocks of dataplane.DefaultAFBlockSize.
+func (o *ifaceOptions) ringBlocks() (int, error) {
+	n, err := parseSize(o.ring)
+	if err != nil {
+		return 0, fmt.Errorf("--ring: %w", err)
+	}
+	b := int(n / dataplane.DefaultAFBlockSize)
+	if b < 2 || n%dataplane.DefaultAFBlockSize != 0 {
+		return 0, fmt.Errorf("--ring %s: want a whole number of MiB, at least 2MiB", o.ring)
+	}
+	return b, nil
+}
+
+// endpointDefaults replaces the defaults of the store flags with the
+// endpoint's. It runs before the config file is read: a flag's Value is
+// set without marking it Changed, so the config file and the command line
+// still override it.
+func endpointDefaults(cmd *cobra.Command) {
+	f := cmd.Flags()
+	for _, d := range endpointDefaultValues {
+		fl := f.Lookup(d.flag)
+		if fl == nil || f.Changed(d.flag) {
+			continue
+		}
+		if err := fl.Value.Set(d.value); err != nil {
+			panic(fmt.Sprintf("BUG: endpoint default --%s %s: %v", d.flag, d.value, err))
+		}
+		fl.DefValue = d.value
+	}
+}
+
+// runIfaceCapture is runCapture for --iface: the sockets stand where the
+// DPDK port stands, and the rest (store, API, metrics, signals, summary)
+// is the same.
+func runIfaceCapture(cmd *cobra.Command, so storeOptions, o ifaceOptions, statsInt time.Duration, apiOpts apiOptions) error {
+	blocks, err := o.ringBlocks()
+	if err != nil {
+		return err
+	}
+	cfg := dataplane.AFPacketConfig{Iface: o.iface, Snaplen: o.snaplen, Blocks: blocks, NoPromisc: o.noPromisc}
+	if o.filter != "" {
+		lt, err := dataplane.IfaceLinkType(o.iface)
+		if err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+		if cfg.Filter, err = dataplane.CompileFilter(o.filter, lt, o.snaplen); err != nil {
+			return fmt.Errorf("capture: --filter: %w", err)
+		}
+	}
+	so.headersOnly = o.metadataOnly
+	socks, err := dataplane.OpenAFPacketGroup(cfg, o.workers)
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	// The pipeline closes each source once its worker has stopped; until
+	// Run starts, an error path closes them here.
+	started := false
+	defer func() {
+		if !started {
+			for _, s := range socks {
+				s.Close()
+			}
+		}
+	}()
+	slog.Info("capturing through the kernel", "iface", o.iface, "workers", o.workers, "ring_per_worker_mib", blocks,
+		"snaplen", o.snaplen, "filter", o.filter != "", "metadata_only", o.metadataOnly, "promisc", !o.noPromisc)
+
+	if so.retainBytes == "" && so.keepFree == 0 && so.retainAge == 0 {
+		slog.Warn("no retention limit (--keep-free, --retain-bytes, --retain-age): the store grows until the filesystem is nearly full, then new packets are dropped (counted) instead of replacing the oldest")
+	}
+	st, err := openStore(so, len(socks), nil, false)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+
+	// The sockets' kernel counters stand in for the NIC's: tp_drops (the
+	// ring was full) is counted where DPDK's imissed is.
+	var (
+		mu        sync.Mutex
+		lastStats dataplane.PortStats
+		statsRead bool
+	)
+	readStats := func() {
+		var ps dataplane.PortStats
+		for _, s := range socks {
+			a, err := s.Stats()
+			if err != nil {
+				slog.Warn("read socket statistics", "err", err)
+				return
+			}
+			ps.IPackets += a.Packets
+			ps.IMissed += a.Drops
+			ps.IBytes += a.Bytes
+		}
+		mu.Lock()
+		lastStats, statsRead = ps, true
+		mu.Unlock()
+	}
+	portStats := func() (dataplane.PortStats, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return lastStats, statsRead
+	}
+	statsDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(statsInt)
+		defer t.Stop()
+		for {
+			select {
+			case <-statsDone:
+				return
+			case <-t.C:
+				readStats()
+			}
+		}
+	}()
+
+	// The API, as for DPDK capture (runCapture).
+	apiCtx, apiStop := context.WithCancel(context.Background())
+	defer apiStop()
+	var srv *api.Server
+	if apiOpts.listen != "" {
+		qs, err := query.OpenStoreWithIndex(so.data, st.p.Index(), nil)
+		if err != nil {
+			return fmt.Errorf("capture: open store for the API: %w", err)
+		}
+		defer qs.Close()
+		query.ReserveQueryProcs(api.DefaultMaxConcurrent)
+		col := pipeline.NewCollector(st.p, portStats)
+		srv, err = api.NewServer(qs, api.ServerOptions{
+			Addr: apiOpts.listen, Token: apiOpts.token, Logger: slog.Default(),
+			CertFile: apiOpts.tlsCert, KeyFile: apiOpts.tlsKey, UI: web.FS(),
+			Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col))},
+		})
+		if err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+		go func() {
+			if err := srv.ListenAndServe(apiCtx); err != nil {
+				slog.Error("HTTP API stopped; capture goes on", "addr", apiOpts.listen, "err", err)
+			}
+		}()
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGHUP {
+				reloadCapture(st, srv, apiOpts.reload)
+				continue
+			}
+			slog.Info("signal received: draining", "signal", s.String(), "stop_timeout", so.stopTimeout)
+			st.p.Stop()
+			time.AfterFunc(so.stopTimeout+stopGrace, func() {
+				slog.Error("stop did not finish in time: exiting without the summary; the next start recovers and indexes what is missing",
+					"stop_timeout", so.stopTimeout, "grace", stopGrace)
+				os.Exit(1)
+			})
+			return
+		}
+	}()
+	defer signal.Stop(sigs)
+
+	if apiOpts.user != "" {
+		// The sockets are open: nothing further needs root.
+		if err := dropPrivileges(apiOpts.user, so.data); err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+	}
+	sources := make([]dataplane.Source, len(socks))
+	for i, s := range socks {
+		sources[i] = s
+	}
+	stopProgress := startProgress(cmd.ErrOrStderr(), func() string {
+		ps, read := portStats()
+		var port *dataplane.PortStats
+		if read {
+			port = &ps
+		}
+		return progressLine("capture", st.p.Live(), port)
+	})
+	started = true
+	rep, err := st.p.Run(sources)
+	stopProgress()
+	close(statsDone)
+	readStats()
+	if ferr := st.finish(); ferr != nil && err == nil {
+		err = ferr
+	}
+	ps, _ := portStats()
+	printReport(cmd.OutOrStdout(), rep, &ps)
+	return err
+}
