@@ -139,6 +139,9 @@ func runProbes(ctx context.Context, cfg *probe.Config, p *pipeline.Pipeline, log
 	log.Info("probes running", "location", cfg.Location, "probes", len(cfg.Probes))
 	r.Run(ctx, func(res probe.Result) {
 		if res.Err != nil {
+			if ctx.Err() != nil {
+				return // cut short by the capture's stop, not a failure
+			}
 			log.Warn("probe failed", "probe", res.Probe, "location", res.Location, "err", res.Err)
 			return
 		}
