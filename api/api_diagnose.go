@@ -61,6 +61,12 @@ func (s *Server) handleDiagnose(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	key := answerKey(pathDiagnose, s.store.Dir, i64(from), i64(to), i64(window), opts.Server.String(),
+		i64(opts.SlowNetwork), i64(opts.SlowServer), strconv.Itoa(opts.MinCount))
+	state, done := s.cachedAnswer(w, key)
+	if done {
+		return
+	}
 	release, ok := s.acquire(w, r)
 	if !ok {
 		return
@@ -84,13 +90,5 @@ func (s *Server) handleDiagnose(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusInternalServerError, "diagnose: "+err.Error())
 		return
 	}
-	b := msgquery.AppendDiagnosisJSON(nil, d)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	setWriteDeadline(http.NewResponseController(w), s.opts.StreamWriteTimeout)
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	s.keep(w, key, state, "application/json", msgquery.AppendDiagnosisJSON(nil, d), len(ws))
 }

@@ -138,6 +138,15 @@ func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	exprText := ""
+	if sel.Expr != nil {
+		exprText = sel.Expr.String()
+	}
+	key := answerKey(pathHeatmap, s.store.Dir, i64(sel.From), i64(sel.To), exprText, strconv.Itoa(cols))
+	state, done := s.cachedAnswer(w, key)
+	if done {
+		return
+	}
 	release, ok := s.acquire(w, r)
 	if !ok {
 		return
@@ -211,7 +220,7 @@ func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	b = append(b, "]}\n"...)
-	s.writeBytes(w, "application/json", b)
+	s.keep(w, key, state, "application/json", b, len(ws))
 }
 
 func appendInts(b []byte, v []int64) []byte {

@@ -51,6 +51,13 @@ func (s *Server) handleLatencySeries(w http.ResponseWriter, r *http.Request) {
 	if v := q["cols"]; len(v) == 0 {
 		q["cols"] = []string{strconv.Itoa(defaultSeriesCols)}
 	}
+	// The key has the window as asked: an open end is the store's span,
+	// which the store's state fixes.
+	exprText := ""
+	if sel.Expr != nil {
+		exprText = sel.Expr.String()
+	}
+	asked := []string{pathLatencySeries, s.store.Dir, i64(sel.From), i64(sel.To), exprText}
 	cols, step, err := s.window(q, &sel)
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, err.Error())
@@ -73,6 +80,11 @@ func (s *Server) handleLatencySeries(w http.ResponseWriter, r *http.Request) {
 	var total *msgquery.Aggregator
 	if withTotal {
 		total, _ = msgquery.NewAggregator(by) // by was checked above
+	}
+	key := answerKey(append(asked, strings.Join(by, ","), strconv.Itoa(cols), strconv.FormatBool(withTotal))...)
+	state, done := s.cachedAnswer(w, key)
+	if done {
+		return
 	}
 	release, ok := s.acquire(w, r)
 	if !ok {
@@ -140,5 +152,5 @@ func (s *Server) handleLatencySeries(w http.ResponseWriter, r *http.Request) {
 		b = append(b, ']')
 	}
 	b = append(b, "}\n"...)
-	s.writeBytes(w, "application/json", b)
+	s.keep(w, key, state, "application/json", b, len(ws))
 }

@@ -109,6 +109,15 @@ func (s *Server) handleTiers(w http.ResponseWriter, r *http.Request) {
 	sel.Expr, sel.Tiers = nil, true
 	// The rows read no fields or packets; the expression may.
 	sel.NoDetail = expr == nil || !expr.UsesFields()
+	exprText := ""
+	if expr != nil {
+		exprText = expr.String()
+	}
+	key := answerKey(pathTiers, s.store.Dir, i64(sel.From), i64(sel.To), i64(sel.Window), exprText)
+	state, done := s.cachedAnswer(w, key)
+	if done {
+		return
+	}
 	release, ok := s.acquire(w, r)
 	if !ok {
 		return
@@ -241,5 +250,5 @@ func (s *Server) handleTiers(w http.ResponseWriter, r *http.Request) {
 		}
 		b = append(append(b, j...), '\n')
 	}
-	s.writeBytes(w, "application/x-ndjson", b)
+	s.keep(w, key, state, "application/x-ndjson", b, len(ws))
 }
