@@ -369,6 +369,11 @@ func (r *Record) UpgradeClass() {
 // FlowProto is the proto of a TCP connection record (class flow).
 const FlowProto = "tcp"
 
+// TagFields are the keys of fields that the capture adds to records
+// after the analytics (the probes' tags, package probe): queryable like the
+// decoders' own.
+var TagFields = []string{"probe", "location"}
+
 // FlowFields are the keys of a connection record's fields (emitFlow). Do
 // not modify it.
 var FlowFields = []string{"syn_ns", "hs_server_ns", "hs_client_ns", "retrans", "ooo", "dupack", "zerowin", "rst", "gap_bytes", "close", "app"}

@@ -806,6 +806,7 @@ var knownNames = sync.OnceValue(func() *names {
 		fields = append(fields, d.Fields...)
 	}
 	fields = append(fields, analytics.FlowFields...)
+	fields = append(fields, analytics.TagFields...)
 	slices.Sort(n.protos)
 	slices.Sort(fields)
 	fields = slices.Compact(fields)

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,5 +245,13 @@ func TestDecide(t *testing.T) {
 	}
 	if w := Decide(gen("b", 60*ms, ms, 10), VerdictOptions{}).Locations[0].Worst; len(w) != 5 || w[0] != 10 {
 		t.Errorf("worst %v, want the 5 slowest, slowest first", w)
+	}
+}
+
+func TestTagFieldsDeclared(t *testing.T) {
+	for _, k := range []string{FieldProbe, FieldLocation} {
+		if !slices.Contains(analytics.TagFields, k) {
+			t.Errorf("%q is not in analytics.TagFields: message filters would refuse it", k)
+		}
 	}
 }

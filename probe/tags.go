@@ -9,7 +9,8 @@ import (
 	"tapvault/analytics"
 )
 
-// Field keys a probe's records carry.
+// Field keys a probe's records carry (analytics.TagFields lists them for
+// the message filters).
 const (
 	FieldProbe    = "probe"
 	FieldLocation = "location"
