@@ -201,3 +201,42 @@ func TestExchanges(t *testing.T) {
 		t.Fatalf("reversed: %+v", xs)
 	}
 }
+
+func TestLadderSteps(t *testing.T) {
+	var a, b []Seen
+	ts := int64(1e18)
+	for i, g := range conv {
+		ts += 10 * ms
+		at, bt := ts, ts+toServer
+		if !g.fromClient {
+			at, bt = ts+toClient, ts
+		}
+		if i != 6 { // A missed the last ACK
+			a = append(a, Seen{TS: at, LinkType: pcap.LinkTypeEthernet, Data: sideA.frame(g)})
+		}
+		b = append(b, Seen{TS: bt, LinkType: pcap.LinkTypeEthernet, Data: sideB.frame(g)})
+	}
+	steps, rev := LadderSteps(a, b, Endpoints{Src: sideA.client, Dst: sideA.server, Proto: 6})
+	if rev || len(steps) != len(conv) {
+		t.Fatalf("reversed %v, %d steps: %+v", rev, len(steps), steps)
+	}
+	for i, s := range steps {
+		if s.ToServer != conv[i].fromClient {
+			t.Errorf("step %d: ToServer %v", i, s.ToServer)
+		}
+		both := s.At[0] != 0 && s.At[1] != 0
+		if both != (i != 6) {
+			t.Errorf("step %d: times %v", i, s.At)
+		}
+		if both && s.ToServer && s.At[1]-s.At[0] != toServer || both && !s.ToServer && s.At[0]-s.At[1] != toClient {
+			t.Errorf("step %d: times %v", i, s.At)
+		}
+	}
+	if steps[3].Payload != len(conv[3].payload) {
+		t.Errorf("payload %d", steps[3].Payload)
+	}
+	// Seen from the other side, the points are reversed.
+	if _, rev := LadderSteps(b, a, Endpoints{Src: sideB.client}); !rev {
+		t.Error("B as A: not reversed")
+	}
+}
