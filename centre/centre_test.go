@@ -108,7 +108,11 @@ func buildStore(t *testing.T, dir string, seed, start int64) {
 	}
 }
 
-func newFleetEnv(t *testing.T) *fleetEnv {
+func newFleetEnv(t *testing.T) *fleetEnv { return newFleetEnvWith(t, Options{}) }
+
+// newFleetEnvWith is newFleetEnv with the centre's options (Logger is set
+// here).
+func newFleetEnvWith(t *testing.T, opts Options) *fleetEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &fleetEnv{sensors: map[string]*testSensor{}, certs: filepath.Join(t.TempDir(), "certs"), other: filepath.Join(t.TempDir(), "other")}
@@ -181,7 +185,8 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	if err := cfg.check(); err != nil {
 		t.Fatal(err)
 	}
-	e.centre, err = New(cfg, e.client, Options{Logger: quiet()})
+	opts.Logger = quiet()
+	e.centre, err = New(cfg, e.client, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

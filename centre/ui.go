@@ -8,12 +8,17 @@ import (
 	"strings"
 )
 
+// uiCSP is the single-node UI's policy (api/ui.go): scripts and styles from
+// this origin only, nothing inline.
+const uiCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
 // serveUI serves the web UI's files on the centre: the page, its scripts,
 // and /ui/session, which tells app.js it runs on a centre (fleet: true) so
 // it shows the fleet view only (the single-store views have no store here).
 func (c *Centre) serveUI(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", uiCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")

@@ -11,8 +11,9 @@ import { diagnose } from './diagnose.js';
 import { latency } from './latency.js';
 import { connections } from './connections.js';
 import { tiers } from './tiers.js';
+import { fleet } from './fleet.js';
 
-const views = { overview, latency, exchanges, exchange, packets, connections, tiers, diagnose };
+const views = { overview, latency, exchanges, exchange, packets, connections, tiers, diagnose, fleet };
 let cleanup = null;
 let renderSeq = 0;
 
@@ -62,8 +63,11 @@ async function render() {
   if (seq !== renderSeq) return;
   document.getElementById('logout').hidden = !s.token_required || !s.authenticated;
   if (s.token_required && !s.authenticated) { showLogin(); return; }
-  const { view, params } = route();
+  let { view, params } = route();
+  // A fleet centre has no store of its own: the fleet view is its only one.
+  if (s.fleet) view = 'fleet';
   for (const a of document.querySelectorAll('nav a')) {
+    a.hidden = !!s.fleet !== (a.dataset.view === 'fleet');
     a.classList.toggle('active', a.dataset.view === view || (view === 'exchange' && a.dataset.view === 'exchanges'));
   }
   document.getElementById('zone').textContent = 'times: ' + (params.get('tz') || 'UTC');

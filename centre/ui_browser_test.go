@@ -1,0 +1,153 @@
+package centre
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"tapvault/web"
+)
+
+// The fleet view in a real browser (Debian's chromium through chromedp, as
+// cmd/tapvault's UI tests): the sensors and their state, exchanges across
+// sensors, a drill-down link that lands on the sensor's own bytes, a
+// hostile record shown as text, and a stopped sensor named on the page.
+
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("no chromium on PATH: the browser test needs Debian's chromium package (make setup installs it)")
+	return ""
+}
+
+const hostileProto = `<img/src=x/onerror=window.__pwned=1>`
+
+func TestFleetViewBrowser(t *testing.T) {
+	exe := chromium(t)
+	e := newFleetEnvWith(t, Options{UI: web.FS()})
+	// A record whose text is markup, as a hostile sensor (or wire) could
+	// ship: the page must show it as text and never run it.
+	row := map[string]any{"sensor": "sensor-a", "id": 99, "kind": "exchange", "proto": hostileProto, "client_ip": "10.9.9.9", "client_port": 1,
+		"server_ip": "10.9.9.10", "server_port": 2, "req_first": traceStart, "req_last": traceStart, "resp_first": traceStart + 1,
+		"resp_last": traceStart + int64(time.Hour), "latency": int64(time.Hour), "class": `<script>window.__pwned=2</script>`, "fields": "{}", "ver": 1}
+	if err := e.client.Insert(context.Background(), "records", []any{row}); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.WindowSize(1400, 1000), chromedp.Flag("headless", "new"), chromedp.Flag("disable-dev-shm-usage", true),
+		// The servers under test run in this process, on threads that may
+		// exit (query threads): do not tie the browser's life to one.
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			if cmd.SysProcAttr != nil {
+				cmd.SysProcAttr.Pdeathsig = 0
+			}
+		}))
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer acancel()
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	defer cancel()
+	ctx, tcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer tcancel()
+
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	eval := func(js string, v any) {
+		t.Helper()
+		await := func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
+		if err := chromedp.Run(ctx, chromedp.Evaluate(js, v, await)); err != nil {
+			t.Fatalf("evaluate %s: %v", js, err)
+		}
+	}
+	waitReady := chromedp.WaitVisible(`main[data-view="fleet"][data-ready^="#"] #fleet-exchanges`, chromedp.ByQuery)
+
+	// The brand link goes to #/overview: a centre shows the fleet view.
+	run("open", chromedp.Navigate(e.web.URL+"/#/overview"), waitReady)
+	var states []string
+	eval(`[...document.querySelectorAll('#fleet-sensors tbody tr')].map(r => r.dataset.sensor + ' ' + r.cells[2].textContent)`, &states)
+	if strings.Join(states, ",") != "sensor-a up,sensor-b up,sensor-c up" {
+		t.Errorf("sensors: got %q", states)
+	}
+	var nav []string
+	eval(`[...document.querySelectorAll('nav a')].filter(a => !a.hidden).map(a => a.dataset.view)`, &nav)
+	if strings.Join(nav, ",") != "fleet" {
+		t.Errorf("visible views on a centre: got %v, want [fleet]", nav)
+	}
+	// Slowest first: the hostile hour-long record leads, as text.
+	var first []string
+	eval(`[...document.querySelector('#fleet-exchanges tbody tr').cells].map(c => c.textContent)`, &first)
+	if len(first) < 9 || first[0] != "sensor-a" || first[2] != hostileProto || first[8] != `<script>window.__pwned=2</script>` {
+		t.Errorf("first row: got %q, want the hostile record's text as text", first)
+	}
+	var pwned bool
+	eval(`window.__pwned !== undefined || document.querySelector('#fleet-exchanges img, #fleet-exchanges script') !== null`, &pwned)
+	if pwned {
+		t.Error("hostile record text became markup")
+	}
+	var rows []string
+	eval(`[...document.querySelectorAll('#fleet-exchanges tbody tr')].map(r => r.dataset.sensor)`, &rows)
+	if len(rows) != fleetPage {
+		t.Errorf("exchange rows: got %d, want a page of %d", len(rows), fleetPage)
+	}
+	// A drill-down link from the second row (a real record): fetched by the
+	// page, it is the sensor's own drill-down, byte for byte.
+	var link []string
+	eval(`(r => [r.dataset.sensor, r.dataset.id, r.querySelector('a.pcap').getAttribute('href')])(document.querySelectorAll('#fleet-exchanges tbody tr')[1])`, &link)
+	wantHref := fmt.Sprintf("/api/v1/messages/%s/packets?sensor=%s", link[1], link[0])
+	if link[2] != wantHref {
+		t.Errorf("drill-down href: got %q, want %q", link[2], wantHref)
+	}
+	var b64 string
+	eval(`fetch(`+strconv.Quote(link[2])+`).then(r => r.arrayBuffer()).then(b => { let s = ''; for (const x of new Uint8Array(b)) s += String.fromCharCode(x); return btoa(s); })`, &b64)
+	got, _ := base64.StdEncoding.DecodeString(b64)
+	own := e.sensorGet(t, link[0], fmt.Sprintf("/api/v1/messages/%s/packets", link[1]))
+	if string(got) != string(own) || len(own) < 24 {
+		t.Errorf("page's drill-down: %d bytes, the sensor's own %d: want the same bytes", len(got), len(own))
+	}
+	// The filter form: one sensor.
+	run("filter", chromedp.Evaluate(`document.querySelector('#fleet-sensor').value = 'sensor-b'; document.querySelector('#fleet-filter').requestSubmit()`, nil))
+	run("filtered", chromedp.WaitVisible(`main[data-ready*="sensor=sensor-b"] #fleet-exchanges`, chromedp.ByQuery))
+	eval(`[...new Set([...document.querySelectorAll('#fleet-exchanges tbody tr')].map(r => r.dataset.sensor))]`, &rows)
+	if strings.Join(rows, ",") != "sensor-b" {
+		t.Errorf("filtered to sensor-b: rows from %v", rows)
+	}
+
+	// A sensor down: named on the page, the rest still shown.
+	e.sensors["sensor-c"].halt()
+	e.centre.ProbeNow(context.Background())
+	run("reload", chromedp.Navigate(e.web.URL+"/#/fleet"), waitReady)
+	var missing string
+	eval(`(document.querySelector('#fleet-missing') || {}).textContent || ''`, &missing)
+	if !strings.Contains(missing, "sensor-c") {
+		t.Errorf("missing note: got %q, want it to name sensor-c", missing)
+	}
+	var cState string
+	eval(`document.querySelector('#fleet-sensors tr[data-sensor="sensor-c"]').cells[2].textContent`, &cState)
+	if cState != "down" {
+		t.Errorf("sensor-c state: got %q, want down", cState)
+	}
+	var n int
+	eval(`document.querySelectorAll('#fleet-exchanges tbody tr').length`, &n)
+	if n != fleetPage {
+		t.Errorf("exchange rows with sensor-c down: got %d, want a full page of %d", n, fleetPage)
+	}
+}
+
+// fleetPage is fleet.js's page size.
+const fleetPage = 100

@@ -1,0 +1,137 @@
+// Fleet: the centre's view (tapvault serve --fleet, docs/fleet.md). The
+// sensors and their health (/api/v1/fleet/sensors: reachable, ship lag,
+// disk, clock), then the exchanges across every sensor with a sensor
+// column (/api/v1/fleet/exchanges, sorted by latency, paged by the
+// server), each with a drill-down to its packets fetched by the centre from
+// the sensor that holds them. Sensors that did not answer are named above
+// the tables: answers go on without them. Every value shown is text.
+import { el, api, apiURL, link, parseJSON, fmtTime, fmtDur, fmtCount, fmtBytes, setStatus } from './util.js';
+
+const PAGE = 100;
+
+function health(s, name) {
+  const v = s.health && s.health[name];
+  return v ? Number(v.value) : null;
+}
+
+// state shows one sensor's reachability: up, busy (every query slot held
+// by pulls) or down.
+function state(s) {
+  if (!s.probed) return el('span', { class: 'muted' }, 'not probed yet');
+  if (!s.reachable) return el('span', { class: 'error', title: s.error || '' }, 'down');
+  return s.busy ? el('span', {}, 'busy') : el('span', {}, 'up');
+}
+
+function clock(s) {
+  if (!s.clock) return '-';
+  const c = s.clock;
+  if (!c.synced) return 'unsynchronised';
+  return `${c.source || 'synced'} ±${fmtDur(c.error_ns)}`;
+}
+
+// offset: the sensor's clock against the centre's, flagged when it is no
+// larger than what the probe can tell (half its round trip).
+function offset(s) {
+  const o = s.clock_offset;
+  if (!o) return '-';
+  const sign = o.ns < 0 ? '-' : '+';
+  const t = `${sign}${fmtDur(Math.abs(o.ns))} ±${fmtDur(o.uncertainty_ns)}`;
+  return o.uncertain ? el('span', { class: 'muted', title: 'within its uncertainty: the sign is not established' }, t + ' (uncertain)') : t;
+}
+
+function sensorsTable(a) {
+  const rows = a.sensors.map((s) => {
+    const lag = health(s, 'fleet_ship_lag_ns');
+    const free = health(s, 'disk_free_bytes');
+    const unshipped = health(s, 'fleet_unshipped_bytes');
+    return el('tr', { 'data-sensor': s.name },
+      el('td', {}, s.name),
+      el('td', {}, s.addr),
+      el('td', {}, state(s)),
+      el('td', {}, s.last_ok ? fmtTime(s.last_ok) : 'never'),
+      el('td', { class: 'num' }, lag === null ? '-' : fmtDur(lag)),
+      el('td', { class: 'num' }, unshipped === null ? '-' : fmtBytes(unshipped)),
+      el('td', { class: 'num' }, free === null ? '-' : fmtBytes(free)),
+      el('td', {}, clock(s)),
+      el('td', {}, offset(s)));
+  });
+  return el('table', { id: 'fleet-sensors', class: 'grid' },
+    el('thead', {}, el('tr', {}, ['Sensor', 'Fleet port', 'State', 'Last answer', 'Ship lag', 'Unshipped', 'Disk free', 'Clock', 'Offset to centre'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, rows));
+}
+
+function missingNote(missing) {
+  if (!missing || missing.length === 0) return null;
+  return el('p', { id: 'fleet-missing', class: 'error' },
+    'Not answering: ', missing.join(', '), '. Their newest records may not have reached ClickHouse, and their packets cannot be fetched now; everything else is shown.');
+}
+
+function filterForm(params, sensors) {
+  const f = {};
+  const field = (name, label, size) => {
+    f[name] = el('input', { name, id: 'fleet-' + name, size: size || 14, value: params.get(name) || '' });
+    return el('label', {}, label + ' ', f[name], ' ');
+  };
+  const sel = el('select', { name: 'sensor', id: 'fleet-sensor' }, el('option', { value: '' }, 'all sensors'),
+    sensors.map((s) => el('option', { value: s.name, selected: params.get('sensor') === s.name }, s.name)));
+  const form = el('form', { id: 'fleet-filter', class: 'query' },
+    el('label', {}, 'Sensor ', sel, ' '), field('proto', 'Proto', 8), field('server', 'Server'), field('client', 'Client'),
+    field('from', 'From', 22), field('to', 'To', 22), el('button', { type: 'submit' }, 'Show'));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const p = { sensor: sel.value };
+    for (const k of ['proto', 'server', 'client', 'from', 'to']) p[k] = f[k].value.trim();
+    if (params.get('tz')) p.tz = params.get('tz');
+    location.hash = link('fleet', p);
+  });
+  return form;
+}
+
+function exchangesTable(a) {
+  const rows = a.exchanges.map((x) => el('tr', { 'data-id': x.id, 'data-sensor': x.sensor },
+    el('td', {}, x.sensor),
+    el('td', {}, fmtTime(x.req_first)),
+    el('td', {}, x.proto),
+    el('td', {}, x.client),
+    el('td', {}, x.server),
+    el('td', { class: 'num' }, fmtDur(x.latency)),
+    el('td', { class: 'num' }, fmtDur(x.network)),
+    el('td', { class: 'num' }, fmtDur(x.server_time)),
+    el('td', {}, x.class),
+    el('td', {}, el('a', {
+      class: 'pcap', download: '',
+      href: apiURL('/api/v1/messages/' + encodeURIComponent(x.id) + '/packets', { sensor: x.sensor }),
+    }, 'pcap'))));
+  return el('table', { id: 'fleet-exchanges', class: 'grid' },
+    el('thead', {}, el('tr', {}, ['Sensor', 'Time', 'Proto', 'Client', 'Server', 'Latency', 'Network', 'Server time', 'Class', 'Packets'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, rows));
+}
+
+export async function fleet(main, params) {
+  const q = {};
+  for (const k of ['sensor', 'proto', 'server', 'client', 'from', 'to']) q[k] = params.get(k) || '';
+  const offset = Math.max(0, Number(params.get('offset')) || 0);
+  const [sr, xr] = await Promise.all([
+    api('/api/v1/fleet/sensors'),
+    api('/api/v1/fleet/exchanges', { ...q, sort: '-latency', offset, limit: PAGE }),
+  ]);
+  const sensors = parseJSON(await sr.text());
+  const xs = parseJSON(await xr.text());
+  const total = Number(xs.total);
+  const page = (off) => link('fleet', { ...q, offset: off, tz: params.get('tz') });
+  const nav = el('p', { class: 'pager' },
+    offset > 0 ? el('a', { href: page(Math.max(0, offset - PAGE)), id: 'fleet-prev' }, '← previous') : null, ' ',
+    `${fmtCount(total ? offset + 1 : 0)}–${fmtCount(offset + xs.exchanges.length)} of ${fmtCount(total)}, slowest first`, ' ',
+    offset + PAGE < total ? el('a', { href: page(offset + PAGE), id: 'fleet-next' }, 'next →') : null);
+  main.replaceChildren(
+    el('h1', {}, 'Fleet'),
+    missingNote(sensors.missing.length ? sensors.missing : xs.missing),
+    sensors.metadata_error ? el('p', { class: 'error', id: 'fleet-metadata-error' }, 'ClickHouse: ', sensors.metadata_error) : null,
+    el('h2', {}, 'Sensors'),
+    sensorsTable(sensors),
+    el('h2', {}, 'Exchanges across sensors'),
+    filterForm(params, sensors.sensors),
+    nav,
+    exchangesTable(xs));
+  setStatus(`${sensors.sensors.length} sensors, ${sensors.missing.length} not answering`);
+}
