@@ -49,3 +49,30 @@ func TestP5090Select(t *testing.T) {
 		}
 	}
 }
+
+// TestValueSetPercentilesSelect: the exact percentiles equal the nearest
+// ranks of the sorted values, whatever their order, and a second call
+// (after the first reordered them) gives the same.
+func TestValueSetPercentilesSelect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	a := &Aggregator{}
+	for _, n := range []int{1, 2, 5, 99, 100, 101, 1000, 54321} {
+		for _, spread := range []int64{2, 1 << 30} {
+			var s valueSet
+			for range n {
+				a.add(&s, rng.Int64N(spread))
+			}
+			sorted := slices.Clone(s.v)
+			slices.Sort(sorted)
+			r := func(p int) int64 { return sorted[max((p*n+99)/100, 1)-1] }
+			want := Percentiles{N: n, P50: r(50), P90: r(90), P99: r(99), Max: sorted[n-1]}
+			for call := range 2 {
+				got := s.percentiles()
+				got.Mean = 0
+				if got != want {
+					t.Errorf("n=%d spread=%d call %d: got %+v, want %+v", n, spread, call, got, want)
+				}
+			}
+		}
+	}
+}

@@ -368,11 +368,21 @@ func (s *valueSet) percentiles() Percentiles {
 	n := s.n
 	if s.hist == nil {
 		v := s.v
-		slices.Sort(v)
-		rank := func(p int) int64 {
-			// Nearest rank: the ceil(p/100 * n)-th smallest value.
-			k := (p*n + 99) / 100
-			return v[max(k, 1)-1]
+		// Nearest rank: the ceil(p/100 * n)-th smallest value. The three
+		// ranks are selected, not sorted for: sorting took a quarter of
+		// the overview's latency series on 1.1M records (profiled). Each
+		// selection leaves the values below its rank before it, so the
+		// next, lower, rank is selected among those.
+		idx := func(p int) int { return max((p*n+99)/100, 1) - 1 }
+		i99, i90, i50 := idx(99), idx(90), idx(50)
+		p99 := selectNth(v, i99)
+		p90 := p99
+		if i90 < i99 {
+			p90 = selectNth(v[:i99], i90)
+		}
+		p50 := p90
+		if i50 < i90 {
+			p50 = selectNth(v[:i90], i50)
 		}
 		// The mean without overflow: sum quotients and remainders separately.
 		var q, rem int64
@@ -380,7 +390,7 @@ func (s *valueSet) percentiles() Percentiles {
 			q += x / int64(n)
 			rem += x % int64(n)
 		}
-		return Percentiles{N: n, P50: rank(50), P90: rank(90), P99: rank(99), Max: v[n-1], Mean: q + rem/int64(n)}
+		return Percentiles{N: n, P50: p50, P90: p90, P99: p99, Max: s.max, Mean: q + rem/int64(n)}
 	}
 	keys := make([]int32, 0, len(s.hist))
 	for b := range s.hist {
