@@ -96,9 +96,31 @@ type MigrateResult struct {
 // themselves CREATE ... IF NOT EXISTS, so a run cut short between a
 // statement and its record is safe to repeat.
 func Migrate(ctx context.Context, c *Client, database string) (MigrateResult, error) {
+	return MigrateSharded(ctx, c, database, "")
+}
+
+// createTable finds the table a migration statement creates.
+var createTable = regexp.MustCompile(`^(CREATE TABLE IF NOT EXISTS )([A-Za-z_][A-Za-z0-9_]*)(\s)`)
+
+// LocalSuffix names a node's own table under a sharded layout: records
+// holds the node's shard in records_local, and records is a Distributed
+// table over every node's records_local.
+const LocalSuffix = "_local"
+
+// MigrateSharded is Migrate for one node of a cluster (cluster non-empty,
+// a name in the server's <remote_servers>): each table is created as
+// NAME_local, and NAME as a Distributed table over the cluster's NAME_local
+// tables, sharded by cityHash64(sensor) so that every copy of a sensor's
+// row lands on one shard, where ReplacingMergeTree finds it. Run it on
+// every node (18.16 has no ON CLUSTER without ZooKeeper); shippers and the
+// centre then use the usual names on any node.
+func MigrateSharded(ctx context.Context, c *Client, database, cluster string) (MigrateResult, error) {
 	var res MigrateResult
 	if !identifier.MatchString(database) {
 		return res, fmt.Errorf("database name %q: use letters, digits and _ only", database)
+	}
+	if cluster != "" && !identifier.MatchString(cluster) {
+		return res, fmt.Errorf("cluster name %q: use letters, digits and _ only", cluster)
 	}
 	migs, err := Migrations()
 	if err != nil {
@@ -139,8 +161,20 @@ func Migrate(ctx context.Context, c *Client, database string) (MigrateResult, er
 			continue
 		}
 		for _, st := range m.Statements {
-			if err := db.Exec(ctx, st); err != nil {
-				return res, fmt.Errorf("migrate: apply %s: %w", id, err)
+			stmts := []string{st}
+			if sm := createTable.FindStringSubmatch(st); cluster != "" && sm != nil {
+				name := sm[2]
+				local := name + LocalSuffix
+				stmts = []string{
+					createTable.ReplaceAllString(st, "${1}"+local+"${3}"),
+					fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s AS %s ENGINE = Distributed(%s, %s, %s, cityHash64(sensor))",
+						name, local, cluster, database, local),
+				}
+			}
+			for _, st := range stmts {
+				if err := db.Exec(ctx, st); err != nil {
+					return res, fmt.Errorf("migrate: apply %s: %w", id, err)
+				}
 			}
 		}
 		row := map[string]any{"version": m.Version, "name": m.Name, "applied_ns": time.Now().UnixNano()}

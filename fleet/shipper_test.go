@@ -283,3 +283,64 @@ func TestShipOutage(t *testing.T) {
 		t.Fatalf("after catching up: got %+v, want no lag, no backlog, no error", st)
 	}
 }
+
+// TestShardedLayout: two ClickHouse servers in one cluster, each with the
+// local tables and the Distributed ones (MigrateSharded). Stores of four
+// sensors shipped through the first server's Distributed tables are spread
+// over both shards, and every record is counted once from either server,
+// also after a re-ship.
+func TestShardedLayout(t *testing.T) {
+	a, b := chtest.Start(t), chtest.Start(t)
+	cluster := fmt.Sprintf(`<remote_servers><fleet>
+  <shard><replica><host>127.0.0.1</host><port>%d</port></replica></shard>
+  <shard><replica><host>127.0.0.1</host><port>%d</port></replica></shard>
+</fleet></remote_servers>`, a.TCPPort, b.TCPPort)
+	var clients []*Client
+	for _, s := range []*chtest.Server{a, b} {
+		s.AddConfig("cluster", cluster)
+		s.Stop()
+		s.Start()
+		c, err := NewClient(s.URL+"/?insert_distributed_sync=1", DefaultDatabase, WithTimeout(20*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := MigrateSharded(context.Background(), c, DefaultDatabase, "fleet"); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	const perSensor = 1000
+	t0 := time.Now().Add(-time.Hour).UnixNano()
+	for k := range 4 {
+		dir := t.TempDir()
+		w, err := msgstore.OpenWriter(dir, msgstore.Options{FrameRecords: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range perSensor {
+			w.Append(testRecord(i, t0+int64(i)*1e6)) // the same records on every sensor: sensor tells them apart
+		}
+		w.Close()
+		for range 2 { // the second ship, from a reset cursor, makes copies
+			os.Remove(CursorPath(dir))
+			sh, err := NewShipper(Options{Dir: dir, Sensor: fmt.Sprintf("s%d", k), Client: clients[0]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sh.Run(context.Background(), false); err != nil {
+				t.Fatal(err)
+			}
+			sh.Close()
+		}
+	}
+	for i, c := range clients {
+		if got := value(t, c, "SELECT count() FROM records FINAL"); got != strconv.Itoa(4*perSensor) {
+			t.Fatalf("server %d: records FINAL over the cluster: got %s, want %d", i, got, 4*perSensor)
+		}
+		local := value(t, c, "SELECT count() FROM records_local FINAL")
+		if local == "0" || local == strconv.Itoa(4*perSensor) {
+			t.Fatalf("server %d holds %s of %d rows: want a share, not none or all", i, local, 4*perSensor)
+		}
+		t.Logf("server %d: %s rows in its shard", i, local)
+	}
+}

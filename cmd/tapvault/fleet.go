@@ -57,13 +57,18 @@ health) goes to a shared ClickHouse, where the centre queries it.
 }
 
 func newFleetInitCmd() *cobra.Command {
-	var url, db string
+	var url, db, cluster string
 	cmd := &cobra.Command{
-		Use:   "init --clickhouse URL [--database tapvault]",
+		Use:   "init --clickhouse URL [--database tapvault] [--cluster NAME]",
 		Short: "Create the fleet's database and tables in ClickHouse, or bring them up to date",
 		Long: `Init creates the database and applies the schema migrations this tapvault
 carries (fleet/migrations) that the database does not have yet, recording
-each in schema_migrations. Running it again applies nothing and says so.`,
+each in schema_migrations. Running it again applies nothing and says so.
+
+With --cluster NAME (a cluster in the server's <remote_servers>), run it
+on every node: each table is created as NAME_local, holding that node's
+shard, and under its usual name as a Distributed table over all of them,
+sharded by sensor (docs/fleet.md, "Sharded layout").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := fleet.NewClient(url, db)
@@ -72,8 +77,11 @@ each in schema_migrations. Running it again applies nothing and says so.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
-			res, err := fleet.Migrate(ctx, c, db)
+			res, err := fleet.MigrateSharded(ctx, c, db, cluster)
 			if err != nil {
+				if fleet.Retryable(err) {
+					return fmt.Errorf("fleet init: is ClickHouse's HTTP interface at %s? %w", redactURL(url), err)
+				}
 				return fmt.Errorf("fleet init: %w", err)
 			}
 			out := cmd.OutOrStdout()
@@ -92,6 +100,7 @@ each in schema_migrations. Running it again applies nothing and says so.`,
 	f := cmd.Flags()
 	f.StringVar(&url, "clickhouse", "", "ClickHouse HTTP interface, http://[USER:PASSWORD@]HOST:8123 (required)")
 	f.StringVar(&db, "database", fleet.DefaultDatabase, "ClickHouse database")
+	f.StringVar(&cluster, "cluster", "", "sharded layout: local tables plus Distributed tables over this cluster (run on every node)")
 	cmd.MarkFlagRequired("clickhouse")
 	return cmd
 }

@@ -233,6 +233,33 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
+// AddConfig writes xml (elements that go inside <yandex>) to the server's
+// config.d/NAME.xml, which the server merges into its config at its next
+// start: for a config that needs other servers' ports, known only once they
+// started (a <remote_servers> cluster). Stop and Start the server after.
+func (s *Server) AddConfig(name, xml string) {
+	s.t.Helper()
+	dir := filepath.Join(s.Dir, "config.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Fatalf("chtest: %v", err)
+	}
+	body := "<?xml version=\"1.0\"?>\n<yandex>\n" + xml + "\n</yandex>\n"
+	if err := os.WriteFile(filepath.Join(dir, name+".xml"), []byte(body), 0o644); err != nil {
+		s.t.Fatalf("chtest: %v", err)
+	}
+}
+
+// PID is the server process's id (0 when stopped), for tests that measure
+// its CPU time.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Running reports whether the server process is up (not whether it answers).
 func (s *Server) Running() bool {
 	s.mu.Lock()
