@@ -317,15 +317,17 @@ func (c *Centre) metaError(w http.ResponseWriter, err error) {
 }
 
 // sensorTransport dials a sensor's fleet port with the centre's
-// certificate, checking the sensor's against its name.
+// certificate, checking the sensor's against its name. There is no
+// response-header timeout: a sensor sends its headers with the first
+// packets it finds, which for a sparse filter over a large store may take
+// long; the caller's context (the client leaving) ends a pull, and probes
+// have their own overall timeout.
 func sensorTransport(conf *tls.Config) *http.Transport {
 	return &http.Transport{
-		TLSClientConfig:       conf,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       60 * time.Second,
-		ForceAttemptHTTP2:     false,
+		TLSClientConfig:     conf,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 5 * time.Second,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     60 * time.Second,
 	}
 }
