@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -171,6 +172,8 @@ var (
 	// Retention of message files the fleet shipper has not shipped yet.
 	dUnshippedFiles = desc("fleet_unshipped_dropped_files_total", "Message files retention dropped before the fleet shipper had shipped them: only when the disk is at its limit (keep_free); otherwise unshipped files are kept.")
 	dUnshippedRecs  = desc("fleet_unshipped_dropped_records_total", "Records in those files: lost to the fleet's ClickHouse, still counted here.")
+	dUnshippedBytes = desc("fleet_unshipped_bytes", "Message bytes the fleet shipper has not shipped yet (after its cursor, DIR/fleet/cursor); absent when the store is not shipped.")
+	dShipLag        = desc("fleet_ship_lag_seconds", "Now minus the time of the oldest record not yet shipped to the fleet; 0 when caught up; absent when the store is not shipped.")
 
 	// Analytics (the latency histograms and per-protocol counts come from
 	// the record stage's own collectors).
@@ -200,7 +203,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		dWriteErrors, dFsyncs, dFsyncSeconds, dFsyncMax, dCompressSeconds, dWriteSeconds, dSegmentsCreated, dSegment, dWriterQueue,
 		dIndexEnabled, dIndexBlocks, dIndexGroups, dIndexKeys, dIndexDeletes, dIndexDropped, dIndexLag, dIndexHoles,
 		dIndexBatch, dIndexCaughtUp, dIndexCatchUp, dIndexBytes, dTTQ, dIndexQBytes, dIndexStopShed,
-		dSegmentBytes, dFSSize, dFSAvail, dRetentionSegs, dRetentionByte, dStartTime, dUnshippedFiles, dUnshippedRecs,
+		dSegmentBytes, dFSSize, dFSAvail, dRetentionSegs, dRetentionByte, dStartTime, dUnshippedFiles, dUnshippedRecs, dUnshippedBytes, dShipLag,
 		dAnRecords, dAnDropped, dAnConns, dAnConnFull, dAnGapBytes, dAnBuffered, dTCPRetrans, dTCPOOO, dMsgBytes,
 		dAnParsers, dAnParsFull, dAnQBytes, dAnDefrag, dAnFragDrop, dAnFragHeld,
 	} {
@@ -332,6 +335,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if p.ret != nil {
 		counter(ch, dUnshippedFiles, float64(p.ret.unshippedFiles.Load()))
 		counter(ch, dUnshippedRecs, float64(p.ret.unshippedRecords.Load()))
+	}
+	// The shipper may run in this process (capture --fleet-clickhouse) or
+	// another (fleet ship --follow): read its durable cursor, not its state.
+	if cur, err := fleetCursor(p.opts.Dir); err == nil && cur != nil {
+		if b, err := msgstore.BacklogAfter(p.opts.Dir, *cur); err == nil {
+			gauge(ch, dUnshippedBytes, float64(b.Bytes))
+			lag := 0.0
+			if b.Bytes > 0 && b.OldestTS > 0 {
+				lag = max(float64(time.Now().UnixNano()-b.OldestTS)/1e9, 0)
+			}
+			gauge(ch, dShipLag, lag)
+		}
 	}
 	if p.stage != nil {
 		c.collectAnalytics(ch)

@@ -624,24 +624,35 @@ const fleetCursorFile = "fleet/cursor"
 // shipped. A cursor file that cannot be read keeps every message file (the
 // zero cursor): unshipped records are not dropped on a guess.
 func (rt *retainer) shipCursor() *msgstore.Cursor {
-	b, err := os.ReadFile(filepath.Join(rt.dir, fleetCursorFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	var f struct {
-		Messages string `json:"messages"`
-	}
-	var c msgstore.Cursor
-	if err == nil {
-		if err = json.Unmarshal(b, &f); err == nil {
-			c, err = msgstore.ParseCursor(f.Messages)
-		}
-	}
+	c, err := fleetCursor(rt.dir)
 	if err != nil {
 		rt.log.Error("retention: cannot read the fleet cursor: keeping every message file until it is fixed", "err", err)
 		return &msgstore.Cursor{}
 	}
-	return &c
+	return c
+}
+
+// fleetCursor reads the message cursor of the fleet shipper of the store in
+// dir: nil when the store is not shipped.
+func fleetCursor(dir string) (*msgstore.Cursor, error) {
+	b, err := os.ReadFile(filepath.Join(dir, fleetCursorFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f struct {
+		Messages string `json:"messages"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("fleet cursor %s: %w", fleetCursorFile, err)
+	}
+	c, err := msgstore.ParseCursor(f.Messages)
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // appendRetentionLog appends one action to DIR/retention.log and syncs it.

@@ -17,6 +17,23 @@ import (
 	"tapvault/tracegen"
 )
 
+// unshippedBytes is the tapvault_fleet_unshipped_bytes gauge of p (-1:
+// absent).
+func unshippedBytes(t *testing.T, p *pipeline.Pipeline) float64 {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(pipeline.NewCollector(p, nil))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "tapvault_fleet_unshipped_bytes" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
 // importShipped imports an app trace into a store whose fleet cursor is cur
 // (as a shipper that has shipped nothing, or everything, would leave it),
 // with retention ret, and returns the retention actions and the two
@@ -69,6 +86,17 @@ func importShipped(t *testing.T, cur fleet.Cursor, ret pipeline.RetentionOptions
 	acts, err = pipeline.RetentionLog(store)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The backlog gauge is every message byte after the cursor.
+	var after int64
+	mf, _ := msgstore.Files(store)
+	for _, f := range mf {
+		if !cur.Messages.Covers(f) {
+			after += f.Size
+		}
+	}
+	if got := unshippedBytes(t, p); got != float64(after) {
+		t.Errorf("tapvault_fleet_unshipped_bytes: got %v, want %d", got, after)
 	}
 	return store, acts, files, records
 }
