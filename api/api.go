@@ -90,6 +90,11 @@ type ServerOptions struct {
 	// served at / and /ui/ (api/ui.go, docs/ui.md). Nil: no UI, and / is
 	// an unknown path like any other.
 	UI fs.FS
+	// Peers are other capture points' stores on this machine, by name
+	// (tapvault serve --peer NAME=DIR), for one exchange across the points
+	// (api_across.go); PointName names this server's own store there.
+	Peers     map[string]*query.Store
+	PointName string
 }
 
 // Server serves the HTTP API for a store.
@@ -448,6 +453,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	default:
 		if uh := s.uiAPIRoute(r.URL.Path); uh != nil {
 			h = uh
+			break
+		}
+		if r.URL.Path == pathPeers {
+			h = s.handlePeers
+			break
+		}
+		if id, ok := messageAcrossID(r.URL.Path); ok {
+			h = func(w http.ResponseWriter, r *http.Request) { s.handleAcross(w, r, id) }
 			break
 		}
 		if id, ok := messagePacketsID(r.URL.Path); ok {

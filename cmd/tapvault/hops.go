@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -207,4 +209,36 @@ func printHopExchanges(w io.Writer, xs []hops.Exchange, nameA, nameB string, asJ
 		return &exitError{code: 1, err: errors.New("no exchange had packets seen at both points")}
 	}
 	return nil
+}
+
+// openPeers opens serve's --peer NAME=DIR stores.
+func openPeers(specs []string, own string, log *slog.Logger) (map[string]*query.Store, func(), error) {
+	peers := map[string]*query.Store{}
+	closeAll := func() {
+		for _, st := range peers {
+			st.Close()
+		}
+	}
+	for _, sp := range specs {
+		name, dir, ok := strings.Cut(sp, "=")
+		if !ok || name == "" || dir == "" {
+			closeAll()
+			return nil, nil, fmt.Errorf("--peer %q: want NAME=DIR", sp)
+		}
+		if _, dup := peers[name]; dup {
+			closeAll()
+			return nil, nil, fmt.Errorf("--peer %q: two peers named %q", sp, name)
+		}
+		if filepath.Clean(dir) == filepath.Clean(own) {
+			closeAll()
+			return nil, nil, fmt.Errorf("--peer %q: that is the --data store itself", sp)
+		}
+		st, err := query.OpenStore(dir, log)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("--peer %s: %w", name, err)
+		}
+		peers[name] = st
+	}
+	return peers, closeAll, nil
 }

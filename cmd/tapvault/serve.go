@@ -30,6 +30,8 @@ func newServeCmd() *cobra.Command {
 		tlsCert, tlsKey         string
 		fl                      fleetListen
 		fleetFile               string
+		peers                   []string
+		pointName               string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--token-file FILE]",
@@ -73,9 +75,15 @@ shuts the server down.`,
 				return err
 			}
 			defer st.Close()
+			peerStores, closePeers, err := openPeers(peers, data, log)
+			if err != nil {
+				return err
+			}
+			defer closePeers()
 			srv, err := api.NewServer(st, api.ServerOptions{
 				Addr: listen, Token: token, MaxConcurrent: maxConcurrent, Logger: log,
 				CertFile: tlsCert, KeyFile: tlsKey, UI: web.FS(),
+				Peers: peerStores, PointName: pointName,
 				// Prometheus /metrics beside the API, behind the same
 				// token rule, as capture has it.
 				Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(&storeCollector{st: st, dir: data, log: log}))},
@@ -107,6 +115,8 @@ shuts the server down.`,
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	f.IntVar(&maxConcurrent, "max-queries", api.DefaultMaxConcurrent, "queries that may run at once; more wait briefly, then get 503")
 	fl.flags(f)
+	f.StringArrayVar(&peers, "peer", nil, "another capture point's store on this machine, NAME=DIR (repeatable): one exchange across the points (docs/hops.md)")
+	f.StringVar(&pointName, "name", "here", "this store's capture point name, beside --peer")
 	f.StringVar(&fleetFile, "fleet", "", "serve the fleet's centre from this fleet.yaml instead of a store (docs/fleet.md): exchanges and health from ClickHouse, packets from the sensors over mutual TLS")
 	return cmd
 }

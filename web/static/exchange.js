@@ -5,6 +5,7 @@ import { readPcap, decode } from './pcap.js';
 import { ladder } from './ladder.js';
 import { summary, builtin, connFilter } from './records.js';
 import { packetTable } from './packets.js';
+import { acrossSections } from './across.js';
 
 function kv(rows) {
   return el('table', { class: 'kv' }, el('tbody', {}, rows.filter((r) => r).map(([k, v, attrs]) => el('tr', attrs || {}, el('th', {}, k), el('td', {}, v)))));
@@ -119,6 +120,7 @@ export async function exchange(main, params) {
     el('h2', {}, 'Timing ladder'),
     ladder(r, lad),
     el('p', { class: 'muted' }, 'Packets cross the capture point at their captured times. The client and server lanes are placed half a round trip away (client_net_ns/2, network_ns/2), so the server\u2019s own time is the gap on its lane.'),
+    el('div', { id: 'across' }),
     el('h2', {}, 'Packets'),
     el('p', {},
       el('a', { href: pcapURL, download: `tapvault-message-${r.id}.pcap`, id: 'download' }, 'Download these packets (pcap)'),
@@ -127,4 +129,9 @@ export async function exchange(main, params) {
     pktErr ? errorBox(pktErr) : packetTable(pkts, tz || 'UTC'),
   );
   setStatus(`loaded in ${Math.round(performance.now() - t0)} ms`);
+  // Other capture points' view of it, when the server has any (after the
+  // page is up: each is a search through another store).
+  const across = await acrossSections(id);
+  const slot = document.getElementById('across');
+  if (slot && across.length) slot.replaceChildren(...across);
 }
