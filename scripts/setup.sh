@@ -49,6 +49,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Debian starts the ClickHouse service it just installed (ports 8123
+	# and 9000, half a GiB of memory). The tests start their own servers;
+	# one we installed is not left running for nothing. One that was
+	# already installed is the operator's, and left alone.
+	if [[ " ${missing[*]} " == *" clickhouse-server "* ]] && command -v systemctl >/dev/null && systemctl is-active -q clickhouse-server 2>/dev/null; then
+		systemctl disable -q --now clickhouse-server && say "stopped and disabled the clickhouse-server service it installed (the fleet tests start their own)"
+	fi
 else
 	say "Debian packages present"
 fi
