@@ -159,4 +159,5 @@ func TestFleetCaptureShips(t *testing.T) {
 	if got := chValue(t, srv, "SELECT count() FROM tapvault.sensor_health WHERE sensor = 'cap1' AND name LIKE 'dropped_packets_total%'"); got == 0 {
 		t.Fatal("the capture's drop counters were not shipped")
 	}
+	t.Logf("%d health names per report", chValue(t, srv, "SELECT uniqExact(name) FROM tapvault.sensor_health WHERE sensor = 'cap1'"))
 }
