@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"tapvault/clocklog"
 	"tapvault/hops"
 	"tapvault/msgquery"
 	"tapvault/query"
@@ -100,6 +101,9 @@ func (s *Server) handleAcross(w http.ResponseWriter, r *http.Request, idText str
 		writeError(w, r, http.StatusInternalServerError, "across: "+err.Error())
 		return
 	}
+	ea, _ := clocklog.Read(s.store.Dir)
+	eb, _ := clocklog.Read(peer.Dir)
+	clock := clocklog.Compare(ea, eb)
 	steps := make([]acrossStep, len(x.Steps))
 	for i, st := range x.Steps {
 		steps[i] = acrossStep{ToServer: st.ToServer, AtA: st.At[0], AtB: st.At[1], Payload: st.Payload, Flags: tcpFlagString(st.Flags)}
@@ -114,9 +118,14 @@ func (s *Server) handleAcross(w http.ResponseWriter, r *http.Request, idText str
 		AB       int64           `json:"a_b_ns"`
 		BServer  int64           `json:"b_server_ns"`
 		Matched  int             `json:"matched"`
-		Steps    []acrossStep    `json:"steps"`
+		// The two stores' clocks (clocklog): known, and the uncertainty
+		// of the between-points figures; a_b_ns below it is not a figure.
+		ClockKnown  bool         `json:"clock_known"`
+		Uncertainty int64        `json:"uncertainty_ns"`
+		Clock       string       `json:"clock"`
+		Steps       []acrossStep `json:"steps"`
 	}{s.opts.PointName, name, msgquery.AppendJSON(nil, x.RecordA, nil), msgquery.AppendJSON(nil, x.RecordB, nil),
-		x.Reversed, x.ClientA, x.AB, x.BServer, x.Matched, steps})
+		x.Reversed, x.ClientA, x.AB, x.BServer, x.Matched, clock.Known, clock.Uncertainty.Nanoseconds(), clock.Why, steps})
 }
 
 // tcpFlagString is tcpdump's flag letters (S, F, R, P, . for ACK).

@@ -243,6 +243,7 @@ and print the summary.`,
 				return err
 			}
 			defer stopProbes()
+			defer startClockLog(so.data)()
 			if queues < 1 {
 				return fmt.Errorf("--queues %d: must be at least 1", queues)
 			}

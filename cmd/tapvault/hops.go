@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tapvault/clocklog"
 	"tapvault/hops"
 	"tapvault/query"
 )
@@ -70,7 +71,20 @@ machine); figures below it are flagged "<unc", not given as figures.`,
 			if reqB.To != query.MaxTime {
 				reqB.To += md.Nanoseconds()
 			}
-			m := hops.NewMatcher(hops.Options{MaxDelay: maxDelay, Uncertainty: uncertainty, MaxPackets: maxPackets})
+			// The pair's clocks, from the stores' clock logs unless given.
+			ea, err := clocklog.Read(a)
+			if err != nil {
+				return fmt.Errorf("%s: %w", a, err)
+			}
+			eb, err := clocklog.Read(b)
+			if err != nil {
+				return fmt.Errorf("%s: %w", b, err)
+			}
+			clock := clocklog.Compare(ea, eb)
+			if cmd.Flags().Changed("uncertainty") {
+				clock = clocklog.Pair{Known: true, Uncertainty: uncertainty, Why: "given by --uncertainty"}
+			}
+			m := hops.NewMatcher(hops.Options{MaxDelay: maxDelay, Uncertainty: clock.Uncertainty, MaxPackets: maxPackets})
 			ctx := cmd.Context()
 			for _, s := range []struct {
 				p   hops.Point
@@ -100,7 +114,7 @@ machine); figures below it are flagged "<unc", not given as figures.`,
 				}
 				return printHopExchanges(w, m.Exchanges(ra, rb), nameA, nameB, asJSON)
 			}
-			return printHops(w, m.Report(), nameA, nameB, asJSON)
+			return printHops(w, m.Report(), clock, nameA, nameB, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -127,7 +141,7 @@ func hopDur(ns int64) string {
 	return fmt.Sprintf("%.3fms", float64(ns)/1e6)
 }
 
-func printHops(w io.Writer, r *hops.Report, nameA, nameB string, asJSON bool) error {
+func printHops(w io.Writer, r *hops.Report, clock clocklog.Pair, nameA, nameB string, asJSON bool) error {
 	name := func(p hops.Point) string {
 		if p == hops.A {
 			return nameA + ">" + nameB
@@ -147,7 +161,7 @@ func printHops(w io.Writer, r *hops.Report, nameA, nameB string, asJSON bool) er
 			}
 		}
 		return e.Encode(map[string]any{"summary": true, "packets_a": r.Packets[0], "packets_b": r.Packets[1], "matched": r.Matched,
-			"ambiguous": r.Ambiguous, "uncertainty_ns": r.Uncertainty.Nanoseconds(),
+			"ambiguous": r.Ambiguous, "uncertainty_ns": r.Uncertainty.Nanoseconds(), "clock_known": clock.Known, "clock": clock.Why,
 			"median_ab_ns": r.Total[0].Median, "median_ba_ns": r.Total[1].Median})
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
@@ -166,9 +180,14 @@ func printHops(w io.Writer, r *hops.Report, nameA, nameB string, asJSON bool) er
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%d packets at %s, %d at %s; %d matched (%d ambiguous keys left out); median %s %s, %s %s; clock uncertainty %s\n",
+	fmt.Fprintf(w, "%d packets at %s, %d at %s; %d matched (%d ambiguous keys left out); median %s %s, %s %s\n",
 		r.Packets[0], nameA, r.Packets[1], nameB, r.Matched, r.Ambiguous,
-		name(hops.A), med(r.Total[0]), name(hops.B), med(r.Total[1]), r.Uncertainty)
+		name(hops.A), med(r.Total[0]), name(hops.B), med(r.Total[1]))
+	if clock.Known {
+		fmt.Fprintf(w, "clocks: %s; uncertainty %v (figures below it shown as <unc)\n", clock.Why, clock.Uncertainty)
+	} else {
+		fmt.Fprintf(w, "clocks: %s; the figures assume they agree (--uncertainty D states how far they may not)\n", clock.Why)
+	}
 	if r.Matched == 0 {
 		return &exitError{code: 1, err: errors.New("no packet was seen at both points: are the stores of the same traffic and time?")}
 	}

@@ -41,12 +41,13 @@ function section(x) {
   const rec = x.reversed ? x.record_b : x.record_a;
   const legs = [
     ['client ↔ ' + near.name, x.client_a_ns],
-    [near.name + ' ↔ ' + far.name, x.a_b_ns],
+    [near.name + ' ↔ ' + far.name, x.clock_known && Number(x.a_b_ns) >= 0 && Number(x.a_b_ns) < Number(x.uncertainty_ns) ? -2 : x.a_b_ns],
     [far.name + ' ↔ server', x.b_server_ns],
   ];
   return el('section', { class: 'across', id: 'across-' + x.b },
     el('h2', {}, `Across capture points: ${x.a} and ${x.b}`),
-    el('table', { class: 'kv' }, el('tbody', {}, legs.map(([k, v]) => el('tr', { 'data-hop': k }, el('th', {}, k), el('td', {}, Number(v) >= 0 ? fmtDur(v) : '-'))))),
+    el('table', { class: 'kv' }, el('tbody', {}, legs.map(([k, v]) => el('tr', { 'data-hop': k }, el('th', {}, k), el('td', {}, Number(v) >= 0 ? fmtDur(v) : Number(v) === -2 ? 'below the clocks\u2019 uncertainty' : '-'))))),
+    el('p', { class: 'muted', id: 'across-clock-' + x.b }, 'Clocks: ' + x.clock + (x.clock_known ? ` (uncertainty ${fmtDur(x.uncertainty_ns)})` : '; the figures between the points assume they agree.')),
     el('p', { class: 'muted' }, `${x.matched} packets seen at both points; the same exchange is ${x.record_b.id} at ${x.b} (${x.record_b.client} → ${x.record_b.server} there).`),
     lanes(rec, near, far, x),
   );
