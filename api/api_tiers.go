@@ -109,6 +109,7 @@ func (s *Server) handleTiers(w http.ResponseWriter, r *http.Request) {
 	sel.Expr, sel.Tiers = nil, true
 	// The rows read no fields or packets; the expression may.
 	sel.NoDetail = expr == nil || !expr.UsesFields()
+	sel.Exchanges = true // a connection record is never a front end's or its backend's
 	exprText := ""
 	if expr != nil {
 		exprText = expr.String()

@@ -196,6 +196,27 @@ func (l *TierLinker) Push(r *analytics.Record) []Linked {
 	return l.out
 }
 
+// Skip is Push for a record the caller does not want back: one the
+// linker would never link (a "tcp" connection record). It is not held;
+// only its completion time advances the linker's clock, exactly as
+// pushing it would, so the other records are released, and linked, as
+// they would be had it been pushed. It returns the records now final, as
+// Push does.
+func (l *TierLinker) Skip(r *analytics.Record) []Linked {
+	l.out = l.out[:0]
+	l.newest = max(l.newest, completion(r))
+	for len(l.heap) > 0 && (l.newest-l.heap[0].done > l.window || len(l.heap) > max(l.MaxPending, 1)) {
+		l.release(l.heapPop())
+	}
+	return l.out
+}
+
+// IsConnection reports whether r is a "tcp" connection record, which the
+// linker never links (Skip takes it).
+func IsConnection(r *analytics.Record) bool {
+	return analytics.CanonicalProto(r.Proto) == analytics.FlowProto || analytics.CurrentClass(r) == analytics.ClassFlow
+}
+
 // Flush releases every record still held, in completion order. The
 // returned slice is valid until the next Push or Flush.
 func (l *TierLinker) Flush() []Linked {

@@ -397,3 +397,81 @@ func TestAggregatorApprox(t *testing.T) {
 		t.Errorf("JSON does not say approx: %s", b)
 	}
 }
+
+// TestTierSkipConnections: skipping the connection records instead of
+// pushing them releases the other records in the same order with the same
+// links, even when a connection record is what moves the clock past a
+// record's window; and the caller may reuse a record once it is released
+// (the linker keeps a released front's times, not its record).
+func TestTierSkipConnections(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var recs []*analytics.Record
+	for i := range int64(300) {
+		base := t0 + i*7*ms
+		recs = append(recs,
+			ex(uint64(3*i+1), "redis", "10.0.0.5:50000", "10.0.0.9:6379", base+2*ms, base+2*ms, base+3*ms, base+4*ms),
+			ex(uint64(3*i+2), "http", "10.1.2.3:40000", "10.0.0.5:80", base, base+1*ms, base+5*ms, base+6*ms))
+		// A connection record completing well after the exchanges: it
+		// alone advances the clock.
+		recs = append(recs, &analytics.Record{ID: uint64(3*i + 3), Proto: "tcp", Class: analytics.ClassFlow,
+			ReqFirst: base, RespLast: base + int64(rng.IntN(16))*ms, Client: netip.MustParseAddrPort("10.1.2.3:40000"), Server: netip.MustParseAddrPort("10.0.0.5:80")})
+	}
+	type out struct {
+		id   uint64
+		at   int // the input record whose Push or Skip released it
+		tier Tier
+	}
+	run := func(skip bool) []out {
+		l, err := NewTierLinker(20*ms, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []out
+		at := 0
+		take := func(ls []Linked) {
+			for _, x := range ls {
+				o := out{id: x.Rec.ID, at: at}
+				if x.Tier != nil {
+					o.tier = *x.Tier
+				}
+				got = append(got, o)
+				*x.Rec = analytics.Record{} // reused by the caller
+			}
+		}
+		for i, r := range recs {
+			at = i
+			c := *r
+			if skip && IsConnection(&c) {
+				take(l.Skip(&c))
+				continue
+			}
+			take(l.Push(&c))
+		}
+		at = len(recs)
+		take(l.Flush())
+		return got
+	}
+	pushed, skipped := run(false), run(true)
+	var want []out
+	for _, o := range pushed {
+		if o.id%3 != 0 {
+			want = append(want, o)
+		}
+	}
+	if len(skipped) != len(want) || len(want) != 600 {
+		t.Fatalf("got %d records back skipping, want %d (600)", len(skipped), len(want))
+	}
+	linked := 0
+	for i := range want {
+		a, b := want[i], skipped[i]
+		if a.id != b.id || a.at != b.at || !equalTier(&a.tier, &b.tier) {
+			t.Fatalf("record %d: got %d %+v, want %d %+v", i, b.id, b.tier, a.id, a.tier)
+		}
+		if len(a.tier.Backends) > 0 {
+			linked++
+		}
+	}
+	if linked != 300 {
+		t.Errorf("got %d fronts with their backend, want 300", linked)
+	}
+}

@@ -14,7 +14,7 @@ import (
 // and returned as warnings.
 func Diagnose(ctx context.Context, dir string, from, to, window int64, opts msgquery.DiagnoseOptions) (*msgquery.Diagnosis, []error, error) {
 	dg := msgquery.NewDiagnoser(opts)
-	sel := MessageSel{From: from, To: to, Tiers: true, Window: window, NoDetail: true} // a Diagnoser reads no fields or packets
+	sel := MessageSel{From: from, To: to, Tiers: true, Window: window, NoDetail: true, Exchanges: true} // a Diagnoser reads no fields, packets or connection records
 	ws, err := ScanMessages(ctx, dir, sel, func(r *analytics.Record, t *msgquery.Tier) error {
 		dg.Add(r, t)
 		return nil
