@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -46,6 +47,11 @@ func testRecord(i int, ts int64) *analytics.Record {
 	if i%5 == 0 {
 		r.Proto, r.Class, r.Fields = "tcp", analytics.ClassFlow, nil
 		r.RespFirst, r.RespLast = 0, 0
+	}
+	if i%7 == 3 {
+		// What a page would have to escape, and IPv6.
+		r.Client = netip.AddrPortFrom(netip.MustParseAddr("2001:db8::7"), 50000)
+		r.Fields = append(r.Fields, analytics.Field{Key: "user_agent", Str: "<script>\"&'é\u2028\\"})
 	}
 	r.SetID()
 	return r
@@ -170,6 +176,19 @@ func TestShipRecords(t *testing.T) {
 		if got := fmt.Sprint(rows[0][k]); got != v {
 			t.Errorf("column %s: got %q, want %q", k, got, v)
 		}
+	}
+	// Escapes and IPv6 survive JSONEachRow both ways.
+	r = testRecord(10, t0+10e6)
+	rows, err = c.Query(context.Background(), fmt.Sprintf("SELECT client_ip, fields FROM records WHERE id = %d", r.ID))
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("row of record 10: got %v, %v", rows, err)
+	}
+	if got := rows[0]["client_ip"]; got != "2001:db8::7" {
+		t.Errorf("IPv6 client: got %v", got)
+	}
+	var f map[string]any
+	if err := json.Unmarshal([]byte(fmt.Sprint(rows[0]["fields"])), &f); err != nil || f["user_agent"] != "<script>\"&'é\u2028\\" {
+		t.Errorf("fields with escapes: got %v (%v)", rows[0]["fields"], err)
 	}
 	// A second shipper from the saved cursor finds nothing new.
 	if st := ship(); st.Records != 0 {

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"tapvault/analytics"
 	"tapvault/fleet"
@@ -160,4 +164,52 @@ func TestFleetCaptureShips(t *testing.T) {
 		t.Fatal("the capture's drop counters were not shipped")
 	}
 	t.Logf("%d health names per report", chValue(t, srv, "SELECT uniqExact(name) FROM tapvault.sensor_health WHERE sensor = 'cap1'"))
+}
+
+// TestFleetShipFollowsAnotherProcess: tapvault fleet ship --follow ships
+// what a tapvault import in another process appends to the store, from the
+// live message file on; SIGINT stops it with its summary, exit 0.
+func TestFleetShipFollowsAnotherProcess(t *testing.T) {
+	srv := chtest.Start(t)
+	tv(t, false, "fleet", "init", "--clickhouse", srv.URL)
+	dir := t.TempDir()
+	var traces []string
+	for i, seed := range []int64{3, 4} {
+		tr := filepath.Join(dir, "app"+strconv.Itoa(i)+".pcap")
+		if _, err := tracegen.GenerateFile(tr, tracegen.Options{Kind: tracegen.KindApp, Packets: 20000, Seed: seed, PPS: 2000}); err != nil {
+			t.Fatal(err)
+		}
+		traces = append(traces, tr)
+	}
+	store := filepath.Join(dir, "store")
+	os.MkdirAll(store, 0o700)
+	ship := exec.Command(os.Args[0], "fleet", "ship", "--follow", "--data", store, "--sensor", "f1", "--clickhouse", srv.URL)
+	ship.Env = append(os.Environ(), "TAPVAULT_E2E_MAIN=1")
+	var out, errb bytes.Buffer
+	ship.Stdout, ship.Stderr = &out, &errb
+	if err := ship.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer ship.Process.Kill()
+	for _, tr := range traces { // two imports: two writers, one after the other
+		tv(t, false, "import", "--data", store, tr)
+	}
+	want := countStore(t, store)
+	deadline := time.Now().Add(30 * time.Second)
+	for chValue(t, srv, "SELECT count() FROM tapvault.records FINAL WHERE sensor = 'f1'") != want.distinct {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: %s of %d records shipped\nstderr:\n%s", srv.Query("SELECT count() FROM tapvault.records FINAL"), want.distinct, errb.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ship.Process.Signal(syscall.SIGINT)
+	if err := ship.Wait(); err != nil {
+		t.Fatalf("fleet ship --follow after SIGINT: %v\nstderr:\n%s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "shipped "+strconv.Itoa(want.records)+" records") {
+		t.Fatalf("summary: got %q, want %d records", out.String(), want.records)
+	}
+	if got := chValue(t, srv, "SELECT sum(packets) FROM tapvault.flow_blocks FINAL WHERE sensor = 'f1'"); uint64(got) != want.packets {
+		t.Fatalf("flow_blocks packets: got %d, want the %d stored", got, want.packets)
+	}
 }
