@@ -75,10 +75,33 @@ func TestFleetViewBrowser(t *testing.T) {
 			t.Fatalf("evaluate %s: %v", js, err)
 		}
 	}
-	waitReady := chromedp.WaitVisible(`main[data-view="fleet"][data-ready^="#"] #fleet-exchanges`, chromedp.ByQuery)
+	// waitJS polls a condition for 30 s; on failure it says where the page
+	// was, so a hang is not just "deadline exceeded".
+	waitJS := func(what, js string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			var ok bool
+			if err := chromedp.Run(ctx, chromedp.Evaluate(js, &ok)); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				var state string
+				chromedp.Run(ctx, chromedp.Evaluate(`location.hash + ' view=' + document.querySelector('main').dataset.view + ' ready=' + document.querySelector('main').dataset.ready + ' text=' + document.querySelector('main').textContent.slice(0, 300)`, &state))
+				t.Fatalf("%s: not true in 30 s: %s; page: %s", what, js, state)
+			}
+		}
+	}
+	ready := func(what, hashPart string) {
+		t.Helper()
+		waitJS(what, `(m => m.dataset.view === 'fleet' && m.dataset.ready === location.hash && location.hash.includes(`+strconv.Quote(hashPart)+`) && document.querySelector('#fleet-exchanges') !== null)(document.querySelector('main'))`)
+	}
 
 	// The brand link goes to #/overview: a centre shows the fleet view.
-	run("open", chromedp.Navigate(e.web.URL+"/#/overview"), waitReady)
+	run("open", chromedp.Navigate(e.web.URL+"/#/overview"))
+	ready("open", "#/overview")
 	var states []string
 	eval(`[...document.querySelectorAll('#fleet-sensors tbody tr')].map(r => r.dataset.sensor + ' ' + r.cells[2].textContent)`, &states)
 	if strings.Join(states, ",") != "sensor-a up,sensor-b up,sensor-c up" {
@@ -122,7 +145,7 @@ func TestFleetViewBrowser(t *testing.T) {
 	}
 	// The filter form: one sensor.
 	run("filter", chromedp.Evaluate(`document.querySelector('#fleet-sensor').value = 'sensor-b'; document.querySelector('#fleet-filter').requestSubmit()`, nil))
-	run("filtered", chromedp.WaitVisible(`main[data-ready*="sensor=sensor-b"] #fleet-exchanges`, chromedp.ByQuery))
+	ready("filtered", "sensor=sensor-b")
 	eval(`[...new Set([...document.querySelectorAll('#fleet-exchanges tbody tr')].map(r => r.dataset.sensor))]`, &rows)
 	if strings.Join(rows, ",") != "sensor-b" {
 		t.Errorf("filtered to sensor-b: rows from %v", rows)
@@ -131,7 +154,8 @@ func TestFleetViewBrowser(t *testing.T) {
 	// A sensor down: named on the page, the rest still shown.
 	e.sensors["sensor-c"].halt()
 	e.centre.ProbeNow(context.Background())
-	run("reload", chromedp.Navigate(e.web.URL+"/#/fleet"), waitReady)
+	run("reload", chromedp.Navigate(e.web.URL+"/#/fleet?reload=1"))
+	ready("reload", "reload=1")
 	var missing string
 	eval(`(document.querySelector('#fleet-missing') || {}).textContent || ''`, &missing)
 	if !strings.Contains(missing, "sensor-c") {
