@@ -118,7 +118,7 @@ func newCaptureCmd() *cobra.Command {
 		runAs    string
 		ship     fleetShipOptions // --fleet-clickhouse (fleet.go)
 		probes   string           // --probes (probe.go)
-		ifo      ifaceOptions // --iface: kernel capture (capture_iface.go)
+		ifo      ifaceOptions     // --iface: kernel capture (capture_iface.go)
 	)
 	cmd := &cobra.Command{
 		Use:   "capture --eal \"EAL ARGS\" --data DIR",
