@@ -116,8 +116,8 @@ func TestCursorTornAndDropped(t *testing.T) {
 	// The frame completes (the writer finished its write): read from the cursor.
 	os.WriteFile(filepath.Join(dir, fileName(1)), data, 0o600)
 	ids, cur = readIDs(t, rd, cur, 0)
-	if len(ids) != 20 || ids[0] != recs[40].ID {
-		t.Fatalf("completed frame: got %d records, want the last 20", len(ids))
+	if len(ids) != 20 || ids[0] != recs[40].ID || cur != (Cursor{1, int64(len(data))}) {
+		t.Fatalf("completed frame: got %d records, cursor %v; want the last 20, 1:%d", len(ids), cur, len(data))
 	}
 	// A crashed writer's torn file followed by a newer file: move on.
 	os.WriteFile(filepath.Join(dir, fileName(1)), data[:offs[1]+5], 0o600)
