@@ -143,6 +143,27 @@ func TestFleetViewBrowser(t *testing.T) {
 	if string(got) != string(own) || len(own) < 24 {
 		t.Errorf("page's drill-down: %d bytes, the sensor's own %d: want the same bytes", len(got), len(own))
 	}
+	// Latency per sensor, and the exchanges sensor-b saw 37 µs after
+	// sensor-a, with the clocks' statement.
+	var latRows []string
+	eval(`[...document.querySelectorAll('#fleet-latency tbody tr')].map(r => r.dataset.sensor)`, &latRows)
+	if !strings.Contains(strings.Join(latRows, ","), "sensor-c") || len(latRows) < 3 {
+		t.Errorf("latency rows: got %v, want groups of every sensor", latRows)
+	}
+	var transit [][]string
+	eval(`[...document.querySelectorAll('#fleet-transit tbody tr')].map(r => [...r.cells].map(c => c.textContent).concat([r.dataset.uncertain]))`, &transit)
+	ab := 0
+	for _, r := range transit {
+		if r[0] == "sensor-a" && r[1] == "sensor-b" {
+			ab++
+			if r[5] != "37.000 µs" || (r[7] == "uncertain") != (r[8] == "true") {
+				t.Errorf("transit row %q: want 37.000 µs later and the flag as the answer says", r)
+			}
+		}
+	}
+	if ab == 0 {
+		t.Errorf("transit rows: got %q, want sensor-a then sensor-b", transit)
+	}
 	// The filter form: one sensor.
 	run("filter", chromedp.Evaluate(`document.querySelector('#fleet-sensor').value = 'sensor-b'; document.querySelector('#fleet-filter').requestSubmit()`, nil))
 	ready("filtered", "sensor=sensor-b")

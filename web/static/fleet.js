@@ -3,8 +3,10 @@
 // disk, clock), then the exchanges across every sensor with a sensor
 // column (/api/v1/fleet/exchanges, sorted by latency, paged by the
 // server), each with a drill-down to its packets fetched by the centre from
-// the sensor that holds them. Sensors that did not answer are named above
-// the tables: answers go on without them. Every value shown is text.
+// the sensor that holds them; latency quantiles per sensor; and exchanges
+// seen by two sensors with the uncertainty their clocks allow. Sensors that
+// did not answer are named above the tables: answers go on without them.
+// Every value shown is text.
 import { el, api, apiURL, link, parseJSON, fmtTime, fmtDur, fmtCount, fmtBytes, setStatus } from './util.js';
 
 const PAGE = 100;
@@ -107,16 +109,45 @@ function exchangesTable(a) {
     el('tbody', {}, rows));
 }
 
+// latencyTable: exact quantiles per sensor and protocol. Each latency is
+// measured on one sensor's clock, so comparing rows carries no clock
+// offset between sensors.
+function latencyTable(a) {
+  return el('table', { id: 'fleet-latency', class: 'grid' },
+    el('thead', {}, el('tr', {}, ['Sensor', 'Proto', 'Exchanges', 'p50', 'p90', 'p99', 'Max', 'Network p50', 'Server p50'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, a.groups.map((g) => el('tr', { 'data-sensor': g.sensor, 'data-proto': g.proto },
+      el('td', {}, g.sensor), el('td', {}, g.proto), el('td', { class: 'num' }, fmtCount(g.count)),
+      el('td', { class: 'num' }, fmtDur(g.p50)), el('td', { class: 'num' }, fmtDur(g.p90)), el('td', { class: 'num' }, fmtDur(g.p99)),
+      el('td', { class: 'num' }, fmtDur(g.max)), el('td', { class: 'num' }, fmtDur(g.network_p50)), el('td', { class: 'num' }, fmtDur(g.server_time_p50))))));
+}
+
+// transitTable: exchanges seen by two sensors, how much later the second
+// saw the request, and whether the two clocks' errors allow saying so.
+function transitTable(a) {
+  if (a.transits.length === 0) return el('p', { class: 'muted', id: 'fleet-transit' }, 'No exchange was seen by two sensors in this selection.');
+  return el('table', { id: 'fleet-transit', class: 'grid' },
+    el('thead', {}, el('tr', {}, ['First', 'Second', 'Proto', 'Client', 'Server', 'Later by', 'Clocks allow ±', ''].map((h) => el('th', {}, h)))),
+    el('tbody', {}, a.transits.map((x) => el('tr', { 'data-uncertain': String(x.uncertain) },
+      el('td', {}, x.first), el('td', {}, x.second), el('td', {}, x.proto), el('td', {}, x.client), el('td', {}, x.server),
+      el('td', { class: 'num' }, fmtDur(x.delta_ns)),
+      el('td', { class: 'num' }, x.uncertainty_known ? fmtDur(x.uncertainty_ns) : 'unknown'),
+      el('td', {}, x.uncertain ? el('span', { class: 'error', title: 'not larger than the clocks\' combined error: not established' }, 'uncertain') : '')))));
+}
+
 export async function fleet(main, params) {
   const q = {};
   for (const k of ['sensor', 'proto', 'server', 'client', 'from', 'to']) q[k] = params.get(k) || '';
   const offset = Math.max(0, Number(params.get('offset')) || 0);
-  const [sr, xr] = await Promise.all([
+  const [sr, xr, lr, tr] = await Promise.all([
     api('/api/v1/fleet/sensors'),
     api('/api/v1/fleet/exchanges', { ...q, sort: '-latency', offset, limit: PAGE }),
+    api('/api/v1/fleet/latency', { ...q, by: 'sensor,proto' }),
+    api('/api/v1/fleet/transit', { ...q, limit: 20 }),
   ]);
   const sensors = parseJSON(await sr.text());
   const xs = parseJSON(await xr.text());
+  const lat = parseJSON(await lr.text());
+  const tra = parseJSON(await tr.text());
   const total = Number(xs.total);
   const page = (off) => link('fleet', { ...q, offset: off, tz: params.get('tz') });
   const nav = el('p', { class: 'pager' },
@@ -132,6 +163,11 @@ export async function fleet(main, params) {
     el('h2', {}, 'Exchanges across sensors'),
     filterForm(params, sensors.sensors),
     nav,
-    exchangesTable(xs));
+    exchangesTable(xs),
+    el('h2', {}, 'Latency by sensor'),
+    latencyTable(lat),
+    el('h2', {}, 'Seen by two sensors'),
+    el('p', { class: 'muted' }, 'The same exchange at two capture points: how much later the second saw its request. The clocks\' combined error bounds what this can tell; a figure within it is marked uncertain.'),
+    transitTable(tra));
   setStatus(`${sensors.sensors.length} sensors, ${sensors.missing.length} not answering`);
 }
