@@ -138,6 +138,12 @@ func (c *Client) do(ctx context.Context, query string, body io.Reader) (*http.Re
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// The request URL carries the password and the statement: the
+		// error names the server only (the caller adds the statement).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = c.base.Scheme + "://" + c.base.Host + "/"
+		}
 		return nil, fmt.Errorf("clickhouse %s: %w", c.base.Host, err)
 	}
 	if resp.StatusCode != http.StatusOK {

@@ -106,7 +106,7 @@ func TestClientErrors(t *testing.T) {
 	if !errors.As(err, &ce) || Retryable(err) {
 		t.Fatalf("bad row: got %v, want a ClickHouse error", err)
 	}
-	srv.Stop()
+	srv.Kill()
 	err = c.Ping(context.Background())
 	if err == nil || !Retryable(err) {
 		t.Fatalf("server down: got %v, want a retryable error", err)
@@ -114,6 +114,16 @@ func TestClientErrors(t *testing.T) {
 	srv.Start()
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatalf("after restart: %v", err)
+	}
+	// A password in the URL never shows in an error.
+	secret, _ := NewClient(strings.Replace(srv.URL, "http://", "http://default:s3cr3t@", 1), "")
+	srv.Kill()
+	if err := secret.Ping(context.Background()); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("server down, password in the URL: got %v, want an error without the password", err)
+	}
+	srv.Start()
+	if err := secret.Ping(context.Background()); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("wrong password: got %v, want ClickHouse's refusal without the password", err)
 	}
 	if _, err := NewClient("localhost:8123", ""); err == nil {
 		t.Fatal("NewClient accepted a URL without a scheme")
