@@ -41,8 +41,8 @@ type Options struct {
 	Token  string
 	Logger *slog.Logger
 	// UI, when set, holds the web UI's assets (web.FS()): the fleet view
-	// is served at / (only with no token: the centre has no login page
-	// yet; docs/fleet.md).
+	// is served at /, with the token login of a sensor's UI when a token
+	// is set (session.go).
 	UI fs.FS
 }
 
@@ -60,6 +60,8 @@ type Centre struct {
 	handler http.Handler
 	now     func() time.Time
 	health  healthCache
+	// sessions are the UI's logins (session.go).
+	sessions sessionTable
 
 	mu    sync.Mutex
 	bound string
@@ -183,6 +185,15 @@ const (
 )
 
 func (c *Centre) route(w http.ResponseWriter, r *http.Request) {
+	if c.opts.UI != nil && r.Method == http.MethodPost && (r.URL.Path == pathLogin || r.URL.Path == pathLogout) {
+		setUIHeaders(w)
+		if r.URL.Path == pathLogin {
+			c.handleLogin(w, r)
+		} else {
+			c.handleLogout(w, r)
+		}
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", http.MethodGet)
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: use GET", r.Method))
@@ -212,10 +223,12 @@ func (c *Centre) route(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authenticate requires the bearer token when one is set.
+// authenticate requires the bearer token, or a UI session's cookie, when a
+// token is set; the UI's page, files and login are public (they hold no
+// data).
 func (c *Centre) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !c.hasTok {
+		if !c.hasTok || c.isPublicUI(r.URL.Path) || c.sessionOK(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -223,7 +236,7 @@ func (c *Centre) authenticate(next http.Handler) http.Handler {
 		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], c.tokSum[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tapvault-centre"`)
-			writeError(w, http.StatusUnauthorized, "a valid bearer token is required (Authorization: Bearer TOKEN)")
+			writeError(w, http.StatusUnauthorized, "a valid bearer token is required (Authorization: Bearer TOKEN), or a session from the page's login")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -8,6 +8,15 @@ import (
 	"strings"
 )
 
+// setUIHeaders sets the security headers of every UI answer.
+func setUIHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", uiCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
 // uiCSP is the single-node UI's policy (api/ui.go): scripts and styles from
 // this origin only, nothing inline.
 const uiCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
@@ -15,16 +24,14 @@ const uiCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 
 
 // serveUI serves the web UI's files on the centre: the page, its scripts,
 // and /ui/session, which tells app.js it runs on a centre (fleet: true) so
-// it shows the fleet view only (the single-store views have no store here).
+// it shows the fleet view only (the single-store views have no store here),
+// and whether it must log in first.
 func (c *Centre) serveUI(w http.ResponseWriter, r *http.Request) {
+	setUIHeaders(w)
 	h := w.Header()
-	h.Set("Content-Security-Policy", uiCSP)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
 	p := r.URL.Path
 	if p == pathSession {
-		writeJSON(w, map[string]bool{"token_required": c.hasTok, "authenticated": true, "metrics": true, "fleet": true})
+		writeJSON(w, map[string]bool{"token_required": c.hasTok, "authenticated": !c.hasTok || c.sessionOK(r), "metrics": true, "fleet": true})
 		return
 	}
 	name := "index.html"

@@ -30,12 +30,7 @@ func runCentre(cmd *cobra.Command, fleetFile, listen, token string) error {
 	if err != nil {
 		return fmt.Errorf("fleet config %s: %w", fleetFile, err)
 	}
-	opts := centre.Options{Token: token, Logger: slog.Default()}
-	// The fleet view needs no login page only where no token is asked
-	// for (loopback); with a token the API is served, the page is not.
-	if token == "" {
-		opts.UI = web.FS()
-	}
+	opts := centre.Options{Token: token, Logger: slog.Default(), UI: web.FS()}
 	c, err := centre.New(cfg, ch, opts)
 	if err != nil {
 		return err
