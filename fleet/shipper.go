@@ -81,6 +81,7 @@ type Shipper struct {
 	log  *slog.Logger
 	rd   *msgstore.Reader
 	seg  *writer.Reader // nil until the store has segments
+	lock *os.File       // DIR/fleet/lock, flocked while the shipper lives
 
 	mu  sync.Mutex // guards cur, lastErr, lagNs, backlog
 	cur Cursor
@@ -112,30 +113,59 @@ func NewShipper(opts Options) (*Shipper, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	lock, err := lockShipping(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	cur, _, err := LoadCursor(opts.Dir)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	rd, err := msgstore.OpenReader(opts.Dir)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
-	s := &Shipper{opts: opts, log: opts.Logger, rd: rd, cur: cur}
+	s := &Shipper{opts: opts, log: opts.Logger, rd: rd, cur: cur, lock: lock}
 	// The cursor file exists from the start, so retention keeps the
 	// unshipped files even before the first batch is delivered.
 	if err := SaveCursor(opts.Dir, cur); err != nil {
-		rd.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Close releases the store's readers.
+// lockShipping takes DIR/fleet/lock for this process: two shippers of one
+// store would each save their own cursor, and one could move it back.
+func lockShipping(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "fleet", "lock")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("fleet shipper: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("fleet shipper: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another process ships the store in %s (a capture with --fleet-clickhouse, or tapvault fleet ship): one shipper per store", dir)
+		}
+		return nil, fmt.Errorf("fleet shipper: lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Close releases the store's readers and the shipping lock.
 func (s *Shipper) Close() error {
 	if s.seg != nil {
 		s.seg.Close()
 	}
-	return s.rd.Close()
+	err := s.rd.Close()
+	s.lock.Close() // releases the flock
+	return err
 }
 
 // Stats returns the shipper's counters.

@@ -200,6 +200,15 @@ func TestShipRecords(t *testing.T) {
 	if err := json.Unmarshal([]byte(fmt.Sprint(rows[0]["fields"])), &f); err != nil || f["user_agent"] != "<script>\"&'é\u2028\\" {
 		t.Errorf("fields with escapes: got %v (%v)", rows[0]["fields"], err)
 	}
+	// One shipper per store.
+	first, err := NewShipper(Options{Dir: dir, Sensor: "s1", Client: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewShipper(Options{Dir: dir, Sensor: "s1", Client: c}); err == nil || !strings.Contains(err.Error(), "one shipper per store") {
+		t.Fatalf("second shipper of one store: got %v, want refused", err)
+	}
+	first.Close()
 	// A second shipper from the saved cursor finds nothing new.
 	if st := ship(); st.Records != 0 {
 		t.Fatalf("second ship from the cursor: got %d records, want 0", st.Records)
