@@ -18,6 +18,11 @@
 // distinct term; per-record keys in Badger would cost more than the
 // records.
 //
+// A Cursor (cursor.go) is a durable position between frames: ReadFrom
+// reads whole frames after it, from the live file too, so a consumer in
+// another process (the fleet shipper) reads each record once per cursor
+// it persists.
+//
 // A Writer holds an flock on the file it appends to, and seals it (mode
 // 0400, after an fsync) when it closes it; a sealed file is complete, so a
 // torn tail in it is damage (Verify), while one in an unsealed file is the
