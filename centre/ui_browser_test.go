@@ -173,6 +173,16 @@ func TestFleetViewBrowser(t *testing.T) {
 	if ab == 0 {
 		t.Errorf("transit rows: got %q, want sensor-a then sensor-b", transit)
 	}
+	// "all sensors" on a sensor-a row: its connection from sensor-a and
+	// sensor-b (the same traffic 37 µs later), merged.
+	var merged []string
+	eval(`(async () => { const r = [...document.querySelectorAll('#fleet-exchanges tbody tr')].find(r => r.dataset.sensor === 'sensor-a' && r.cells[2].textContent === 'http');
+		const resp = await fetch(r.querySelector('a.merged').getAttribute('href'));
+		const b = new Uint8Array(await resp.arrayBuffer());
+		return [String(resp.status), resp.headers.get('X-Tapvault-Sensors') || '', String(b.length)]; })()`, &merged)
+	if len(merged) != 3 || merged[0] != "200" || !strings.Contains(merged[1], "sensor-a") || !strings.Contains(merged[1], "sensor-b") {
+		t.Errorf("merged link of a sensor-a http row: got %q, want 200 from sensor-a and sensor-b", merged)
+	}
 	// The filter form: one sensor.
 	run("filter", chromedp.Evaluate(`document.querySelector('#fleet-sensor').value = 'sensor-b'; document.querySelector('#fleet-filter').requestSubmit()`, nil))
 	ready("filtered", "sensor=sensor-b")

@@ -7,7 +7,7 @@
 // seen by two sensors with the uncertainty their clocks allow. Sensors that
 // did not answer are named above the tables: answers go on without them.
 // Every value shown is text.
-import { el, api, apiURL, link, parseJSON, fmtTime, fmtDur, fmtCount, fmtBytes, setStatus } from './util.js';
+import { el, api, apiURL, link, parseJSON, big, fmtTime, fmtDur, fmtCount, fmtBytes, setStatus } from './util.js';
 
 const PAGE = 100;
 
@@ -89,6 +89,28 @@ function filterForm(params, sensors) {
   return form;
 }
 
+// hostPort splits "10.0.0.1:80" or "[2001:db8::1]:443".
+function hostPort(s) {
+  const m = /^\[(.*)\]:(\d+)$/.exec(s) || /^(.*):(\d+)$/.exec(s);
+  return m ? [m[1], m[2]] : [s, ''];
+}
+
+// mergedURL: the exchange's connection at every sensor that holds it, a
+// second either side, merged in time order (one pcapng interface per
+// sensor): the centre's /api/v1/packets, narrowed by the client's address.
+function mergedURL(x) {
+  const [ch, cp] = hostPort(x.client);
+  const [sh, sp] = hostPort(x.server);
+  const t = x.transport === 17 ? 'udp' : 'tcp';
+  const end = big(x.resp_last) > 0n ? big(x.resp_last) : big(x.req_last);
+  return apiURL('/api/v1/packets', {
+    host: ch,
+    filter: `${t} and host ${sh} and port ${cp} and port ${sp}`,
+    from: String(big(x.req_first) - 1000000000n),
+    to: String(end + 1000000000n),
+  });
+}
+
 function exchangesTable(a) {
   const rows = a.exchanges.map((x) => el('tr', { 'data-id': x.id, 'data-sensor': x.sensor },
     el('td', {}, x.sensor),
@@ -103,7 +125,10 @@ function exchangesTable(a) {
     el('td', {}, el('a', {
       class: 'pcap', download: '',
       href: apiURL('/api/v1/messages/' + encodeURIComponent(x.id) + '/packets', { sensor: x.sensor }),
-    }, 'pcap'))));
+    }, 'pcap'), ' ', el('a', {
+      class: 'merged', download: '', href: mergedURL(x),
+      title: 'the connection at every sensor that holds it, merged in time order',
+    }, 'all sensors'))));
   return el('table', { id: 'fleet-exchanges', class: 'grid' },
     el('thead', {}, el('tr', {}, ['Sensor', 'Time', 'Proto', 'Client', 'Server', 'Latency', 'Network', 'Server time', 'Class', 'Packets'].map((h) => el('th', {}, h)))),
     el('tbody', {}, rows));
