@@ -556,6 +556,34 @@ func TestCentre(t *testing.T) {
 		}
 	})
 
+	t.Run("clickhouse-down", func(t *testing.T) {
+		e.ch.Stop()
+		defer func() {
+			e.ch.Start()
+			e.centre.ProbeNow(context.Background())
+		}()
+		e.centre.ProbeNow(context.Background())
+		if resp, b := e.get(t, pathExchanges, nil); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("exchanges with ClickHouse down: got %d %s, want 503", resp.StatusCode, b)
+		}
+		resp, b := e.get(t, pathSensors, nil)
+		a := decode[SensorsAnswer](t, b)
+		if resp.StatusCode != 200 || a.MetadataError == "" || len(a.Missing) != 0 || len(a.Sensors[0].Health) == 0 {
+			t.Errorf("sensors with ClickHouse down: got %d, metadata_error %q, missing %v, want 200, the error, none missing, the last health kept", resp.StatusCode, a.MetadataError, a.Missing)
+		}
+		// A drill-down naming its sensor needs no metadata.
+		var id uint64
+		for k := range want["sensor-b"] {
+			id = k
+			break
+		}
+		path := fmt.Sprintf("/api/v1/messages/%016x/packets", id)
+		own := e.sensorGet(t, "sensor-b", path)
+		if resp, b := e.get(t, path, url.Values{"sensor": {"sensor-b"}}); resp.StatusCode != 200 || !bytes.Equal(b, own) {
+			t.Errorf("drill-down with ClickHouse down: got %d, %d bytes, want the sensor's %d", resp.StatusCode, len(b), len(own))
+		}
+	})
+
 	// Last: it stops a sensor.
 	t.Run("missing", func(t *testing.T) {
 		e.sensors["sensor-c"].halt()
