@@ -47,6 +47,16 @@ func TestFleetViewBrowser(t *testing.T) {
 	if err := e.client.Insert(context.Background(), "records", []any{row}); err != nil {
 		t.Fatal(err)
 	}
+	// sensor-b reports drops, as a capture's shipper does.
+	now := time.Now().UnixNano()
+	drops := []any{
+		map[string]any{"sensor": "sensor-b", "ts": now, "name": "packets_dropped_total{stage=writer}", "value": 5},
+		map[string]any{"sensor": "sensor-b", "ts": now, "name": "analytics_records_dropped_total{stage=queue}", "value": 2},
+	}
+	if err := e.client.Insert(context.Background(), "sensor_health", drops); err != nil {
+		t.Fatal(err)
+	}
+	e.centre.ProbeNow(context.Background())
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.WindowSize(1400, 1000), chromedp.Flag("headless", "new"), chromedp.Flag("disable-dev-shm-usage", true),
@@ -115,6 +125,11 @@ func TestFleetViewBrowser(t *testing.T) {
 	eval(`[...document.querySelectorAll('#fleet-sensors tbody tr')].map(r => r.dataset.sensor + ' ' + r.cells[2].textContent)`, &states)
 	if strings.Join(states, ",") != "sensor-a up,sensor-b up,sensor-c up" {
 		t.Errorf("sensors: got %q", states)
+	}
+	var dropCells []string
+	eval(`[...document.querySelectorAll('#fleet-sensors tbody tr')].map(r => r.cells[7].textContent)`, &dropCells)
+	if strings.Join(dropCells, ",") != "-,7,-" {
+		t.Errorf("drops column: got %q, want -,7,- (sensor-b's two counters added)", dropCells)
 	}
 	var nav []string
 	eval(`[...document.querySelectorAll('nav a')].filter(a => !a.hidden).map(a => a.dataset.view)`, &nav)

@@ -24,6 +24,15 @@ function state(s) {
   return s.busy ? el('span', {}, 'busy') : el('span', {}, 'up');
 }
 
+// drops: the capture's drop and loss counters the sensor ships (running
+// totals since its start), added up; each one in the title.
+function drops(s) {
+  const parts = Object.entries(s.health || {}).filter(([k]) => /dropped|lost/.test(k));
+  if (parts.length === 0) return '-';
+  const total = parts.reduce((a, [, v]) => a + Number(v.value), 0);
+  return el('span', { title: parts.map(([k, v]) => `${k} ${v.value}`).join('\n') }, fmtCount(total));
+}
+
 function clock(s) {
   if (!s.clock) return '-';
   const c = s.clock;
@@ -54,11 +63,12 @@ function sensorsTable(a) {
       el('td', { class: 'num' }, lag === null ? '-' : fmtDur(lag)),
       el('td', { class: 'num' }, unshipped === null ? '-' : fmtBytes(unshipped)),
       el('td', { class: 'num' }, free === null ? '-' : fmtBytes(free)),
+      el('td', { class: 'num' }, drops(s)),
       el('td', {}, clock(s)),
       el('td', {}, offset(s)));
   });
   return el('table', { id: 'fleet-sensors', class: 'grid' },
-    el('thead', {}, el('tr', {}, ['Sensor', 'Fleet port', 'State', 'Last answer', 'Ship lag', 'Unshipped', 'Disk free', 'Clock', 'Offset to centre'].map((h) => el('th', {}, h)))),
+    el('thead', {}, el('tr', {}, ['Sensor', 'Fleet port', 'State', 'Last answer', 'Ship lag', 'Unshipped', 'Disk free', 'Drops', 'Clock', 'Offset to centre'].map((h) => el('th', {}, h)))),
     el('tbody', {}, rows));
 }
 
