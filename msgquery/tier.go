@@ -230,6 +230,23 @@ func IsConnection(r *analytics.Record) bool {
 	return analytics.CanonicalProto(r.Proto) == analytics.FlowProto || analytics.CurrentClass(r) == analytics.ClassFlow
 }
 
+// ConnTest is IsConnection for a stream of records: it remembers the last
+// protocol's answer (analytics.CanonicalProto walks the decoder registry,
+// and a scan's records come in runs of a few protocols). The zero value
+// is ready to use.
+type ConnTest struct {
+	proto string
+	tcp   bool
+}
+
+// Is reports whether r is a connection record.
+func (c *ConnTest) Is(r *analytics.Record) bool {
+	if r.Proto != c.proto || c.proto == "" {
+		c.proto, c.tcp = r.Proto, analytics.CanonicalProto(r.Proto) == analytics.FlowProto
+	}
+	return c.tcp || r.Class == analytics.ClassFlow || analytics.CurrentClass(r) == analytics.ClassFlow
+}
+
 // Flush releases every record still held, in completion order. The
 // returned slice is valid until the next Push or Flush.
 func (l *TierLinker) Flush() []Linked {

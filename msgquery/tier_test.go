@@ -475,3 +475,19 @@ func TestTierSkipConnections(t *testing.T) {
 		t.Errorf("got %d fronts with their backend, want 300", linked)
 	}
 }
+
+func TestConnTest(t *testing.T) {
+	var c ConnTest
+	for _, tc := range []struct {
+		proto, class string
+		want         bool
+	}{
+		{"tcp", analytics.ClassFlow, true}, {"http", "healthy", false}, {"TCP", "", true}, {"http", analytics.ClassFlow, true},
+		{"http", "slow_app", false}, {"redis", "", false}, {"tcp", "", true}, {"tcp", "", true}, {"pgsql", analytics.ClassFast, false},
+	} {
+		r := &analytics.Record{Proto: tc.proto, Class: tc.class}
+		if got, want := c.Is(r), IsConnection(r); got != tc.want || want != tc.want {
+			t.Errorf("%s/%s: ConnTest %v, IsConnection %v, want %v", tc.proto, tc.class, got, want, tc.want)
+		}
+	}
+}

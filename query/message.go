@@ -165,6 +165,7 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		return nil, err
 	}
 	q := msgstore.Query{From: sel.From, To: sel.To, NoDetail: sel.NoDetail, OnCorrupt: func(err error) { warnings = append(warnings, err) }}
+	var conn msgquery.ConnTest
 	if !sel.Tiers {
 		// Tier links need the backend exchanges whatever the expression
 		// selects, so the skip index prunes only without them.
@@ -172,7 +173,7 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 			q.Terms, q.Protos = sel.Expr.Terms(), sel.Expr.Protos()
 		}
 		err = rd.Scan(ctx, q, func(r *analytics.Record) error {
-			if !sel.match(r) || sel.Exchanges && msgquery.IsConnection(r) {
+			if !sel.match(r) || sel.Exchanges && conn.Is(r) {
 				return nil
 			}
 			r.UpgradeClass()
@@ -203,7 +204,7 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		return nil
 	}
 	err = rd.Scan(ctx, q, func(r *analytics.Record) error {
-		if sel.Exchanges && msgquery.IsConnection(r) {
+		if sel.Exchanges && conn.Is(r) {
 			return emit(tl.Skip(r))
 		}
 		var c *analytics.Record
