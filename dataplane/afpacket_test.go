@@ -51,13 +51,31 @@ func vethPair(t *testing.T) (send, capture string) {
 		os.WriteFile("/proc/sys/net/ipv6/conf/"+n+"/disable_ipv6", []byte("1"), 0)
 		run("ip", "link", "set", n, "up")
 	}
+	// The carrier comes up a moment after `ip link set up`; a veth drops
+	// what it is given before.
+	for _, n := range []string{send, capture} {
+		for i := 0; ; i++ {
+			b, _ := os.ReadFile("/sys/class/net/" + n + "/operstate")
+			if strings.TrimSpace(string(b)) == "up" {
+				break
+			}
+			if i == 500 {
+				t.Fatalf("%s: operstate %q after 5s", n, b)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	return send, capture
 }
 
 // sender is a raw AF_PACKET socket that sends whole frames on an interface.
+// It paces itself: a veth delivers through the per-CPU backlog, which drops
+// (before any packet socket sees them) what a tight loop sends faster than
+// a busy machine's softirq drains it.
 type sender struct {
 	fd int
 	sa unix.SockaddrLinklayer
+	n  int
 }
 
 func newSender(t *testing.T, iface string) *sender {
@@ -84,6 +102,9 @@ func (s *sender) send(t *testing.T, frame []byte) {
 		}
 		if err != nil {
 			t.Fatalf("send: %v", err)
+		}
+		if s.n++; s.n%8 == 0 {
+			time.Sleep(200 * time.Microsecond)
 		}
 		return
 	}
@@ -123,13 +144,21 @@ func udpFrame(f, i, n int, rev bool, vlan uint16) []byte {
 // second, copying each one.
 func afRecvAll(t *testing.T, s *AFPacket, want int) []Packet {
 	t.Helper()
+	out, err := recvUntilQuiet(s, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func recvUntilQuiet(s *AFPacket, want int) ([]Packet, error) {
 	var out []Packet
 	var b Burst
 	last := time.Now()
 	for len(out) < want && time.Since(last) < time.Second {
 		n, err := s.Recv(&b)
 		if err != nil {
-			t.Fatalf("Recv: %v", err)
+			return out, fmt.Errorf("Recv: %w", err)
 		}
 		if n > 0 {
 			last = time.Now()
@@ -140,7 +169,30 @@ func afRecvAll(t *testing.T, s *AFPacket, want int) []Packet {
 			out = append(out, p)
 		}
 	}
-	return out
+	return out, nil
+}
+
+// reading reads s in the background while the test sends: a ring that
+// nobody reads holds only Blocks block timeouts' worth of traffic. wait
+// returns what came.
+func reading(t *testing.T, s *AFPacket, want int) (wait func() []Packet) {
+	type res struct {
+		p   []Packet
+		err error
+	}
+	c := make(chan res, 1)
+	go func() {
+		p, err := recvUntilQuiet(s, want)
+		c <- res{p, err}
+	}()
+	return func() []Packet {
+		t.Helper()
+		r := <-c
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.p
+	}
 }
 
 func openAF(t *testing.T, cfg AFPacketConfig) *AFPacket {
@@ -164,13 +216,14 @@ func openAF(t *testing.T, cfg AFPacketConfig) *AFPacket {
 // took off put back.
 func TestAFPacketRecvBytes(t *testing.T) {
 	tx, rx := vethPair(t)
-	s := openAF(t, AFPacketConfig{Iface: rx, Blocks: 4, BlockSize: 64 << 10})
+	s := openAF(t, AFPacketConfig{Iface: rx, Blocks: 16, BlockSize: 64 << 10}) // holds all 300: nothing reads while they are sent
 	if s.LinkType() != pcap.LinkTypeEthernet {
 		t.Fatalf("link type: got %d, want Ethernet", s.LinkType())
 	}
 	snd := newSender(t, tx)
 	var sent [][]byte
 	t0 := time.Now().UnixNano()
+	wait := reading(t, s, 300)
 	for i := 0; i < 300; i++ {
 		var vlan uint16
 		if i%10 == 0 {
@@ -180,10 +233,11 @@ func TestAFPacketRecvBytes(t *testing.T) {
 		sent = append(sent, f)
 		snd.send(t, f)
 	}
-	got := afRecvAll(t, s, len(sent))
+	got := wait()
 	t1 := time.Now().UnixNano()
 	if len(got) != len(sent) {
-		t.Fatalf("packets: got %d, want %d", len(got), len(sent))
+		st, _ := s.Stats()
+		t.Fatalf("packets: got %d, want %d (socket %+v)", len(got), len(sent), st)
 	}
 	prev := int64(0)
 	for i, p := range got {
@@ -214,10 +268,11 @@ func TestAFPacketSnaplenAndFilter(t *testing.T) {
 	snd := newSender(t, tx)
 
 	s := openAF(t, AFPacketConfig{Iface: rx, Snaplen: 80})
+	wait := reading(t, s, 20)
 	for i := 0; i < 20; i++ {
 		snd.send(t, udpFrame(1, i, 500, false, 0))
 	}
-	got := afRecvAll(t, s, 20)
+	got := wait()
 	if len(got) != 20 {
 		t.Fatalf("snaplen: got %d packets, want 20", len(got))
 	}
@@ -237,14 +292,12 @@ func TestAFPacketSnaplenAndFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := openAF(t, AFPacketConfig{Iface: rx, Filter: prog})
-	want := 0
+	const want = 10 // i%6 == 3 of 60
+	wait = reading(t, f, want+1)
 	for i := 0; i < 60; i++ {
 		snd.send(t, udpFrame(i%6, i, 100, false, 0))
-		if i%6 == 3 {
-			want++
-		}
 	}
-	got = afRecvAll(t, f, want+1)
+	got = wait()
 	if len(got) != want {
 		t.Fatalf("filter: got %d packets, want %d", len(got), want)
 	}
@@ -271,13 +324,17 @@ func TestAFPacketGroupFanout(t *testing.T) {
 	}
 	snd := newSender(t, tx)
 	const flows, per = 40, 6
+	var waits []func() []Packet
+	for _, s := range socks {
+		waits = append(waits, reading(t, s, flows*per))
+	}
 	for i := 0; i < flows*per; i++ {
 		snd.send(t, udpFrame(i%flows, i, 64, i%2 == 1, 0))
 	}
 	where := map[int]int{} // flow -> socket
 	total := 0
-	for si, s := range socks {
-		got := afRecvAll(t, s, flows*per)
+	for si, wait := range waits {
+		got := wait()
 		if len(got) == 0 {
 			t.Errorf("socket %d of 3 got nothing from %d flows", si, flows)
 		}
@@ -328,8 +385,10 @@ func TestAFPacketDropsCounted(t *testing.T) {
 func TestAFPacketIdleSleeps(t *testing.T) {
 	_, rx := vethPair(t)
 	s := openAF(t, AFPacketConfig{Iface: rx, PollTimeout: 50 * time.Millisecond})
+	// The whole process: the goroutine parks on the network poller and
+	// may wake on another thread.
 	var ru0, ru1 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_THREAD, &ru0)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	var b Burst
 	t0 := time.Now()
 	calls := 0
@@ -339,7 +398,7 @@ func TestAFPacketIdleSleeps(t *testing.T) {
 		}
 		calls++
 	}
-	syscall.Getrusage(syscall.RUSAGE_THREAD, &ru1)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 	if calls > 10 {
 		t.Errorf("idle: %d Recv calls in 300ms with a 50ms poll timeout: it does not sleep", calls)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 
@@ -406,7 +407,8 @@ func TestIfaceCaptureWithCapabilitiesOnly(t *testing.T) {
 		t.Fatalf("without capabilities: err %v, output %q; want a failure naming CAP_NET_RAW", err, out)
 	}
 
-	argv := append(setpriv(",+net_raw,+net_admin"), bin, "capture", "--iface", v.CaptureIface(), "--data", data, "--listen", "", "--seal-after", "200ms")
+	// As the endpoint unit runs it: an empty --filter when none is set.
+	argv := append(setpriv(",+net_raw,+net_admin"), bin, "capture", "--iface", v.CaptureIface(), "--data", data, "--listen", "", "--seal-after", "200ms", "--filter", "")
 	c := startBg(t, ifaceReady, env, argv...)
 	replay(t, v, trace, 5000)
 	time.Sleep(700 * time.Millisecond)
@@ -432,5 +434,110 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+const endpointUnitPath = "../../scripts/tapvault-endpoint.service"
+
+// TestEndpointUnit: the endpoint unit has its budget and runs unprivileged
+// with CAP_NET_RAW and CAP_NET_ADMIN only (TestIfaceCaptureWithCapabilitiesOnly
+// shows that is enough), names only flags capture has, and systemd accepts
+// it when systemd-analyze is installed.
+func TestEndpointUnit(t *testing.T) {
+	b, err := os.ReadFile(endpointUnitPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || l[0] == '#' || l[0] == '[' {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			t.Fatalf("unit line %q: no =", l)
+		}
+		kv[k] = append(kv[k], v)
+	}
+	one := func(k string) string {
+		if len(kv[k]) != 1 {
+			t.Fatalf("%s= given %d times, want once", k, len(kv[k]))
+		}
+		return kv[k][0]
+	}
+	for k, want := range map[string]string{
+		"AmbientCapabilities":   "CAP_NET_RAW CAP_NET_ADMIN",
+		"CapabilityBoundingSet": "CAP_NET_RAW CAP_NET_ADMIN",
+		"NoNewPrivileges":       "yes",
+		"UMask":                 "0077",
+	} {
+		if got := one(k); got != want {
+			t.Errorf("%s=%s, want %s", k, got, want)
+		}
+	}
+	if u := one("User"); u == "" || u == "root" || u == "0" {
+		t.Errorf("User=%s: the endpoint runs unprivileged", u)
+	}
+	for _, k := range []string{"CPUQuota", "MemoryMax", "MemoryHigh"} {
+		if one(k) == "" {
+			t.Errorf("%s= is empty", k)
+		}
+	}
+	exec0 := one("ExecStart")
+	f := strings.Fields(exec0)
+	if len(f) < 3 || f[1] != "capture" || !slices.Contains(f, "--iface") {
+		t.Fatalf("ExecStart=%s: want tapvault capture --iface", exec0)
+	}
+	flags := newCaptureCmd().Flags()
+	for _, a := range f[2:] {
+		if name, ok := strings.CutPrefix(a, "--"); ok && flags.Lookup(name) == nil {
+			t.Errorf("ExecStart names --%s, which capture does not have", name)
+		}
+	}
+
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.ReplaceAll(b, []byte("/usr/local/bin/tapvault "), []byte(self+" "))
+	p := filepath.Join(t.TempDir(), "tapvault-endpoint.service")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(sa, "verify", p).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: err %v, output:\n%s", err, out)
+	}
+}
+
+// The endpoint defaults name flags capture has, with values they accept,
+// and leave what the command line set alone.
+func TestEndpointDefaults(t *testing.T) {
+	cmd := newCaptureCmd()
+	if err := cmd.Flags().Parse([]string{"--blocks", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	endpointDefaults(cmd) // panics on an unknown flag or a bad value
+	for _, d := range endpointDefaultValues {
+		fl := cmd.Flags().Lookup(d.flag)
+		if fl == nil {
+			t.Fatalf("--%s: no such flag", d.flag)
+		}
+		want := d.value
+		if d.flag == "blocks" {
+			want = "3"
+		}
+		if got := fl.Value.String(); got != want {
+			t.Errorf("--%s: got %s, want %s", d.flag, got, want)
+		}
+		if d.flag != "blocks" && cmd.Flags().Changed(d.flag) {
+			t.Errorf("--%s: marked as set by the user", d.flag)
+		}
 	}
 }
