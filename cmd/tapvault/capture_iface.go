@@ -233,6 +233,14 @@ func runIfaceCapture(cmd *cobra.Command, so storeOptions, o ifaceOptions, statsI
 	apiCtx, apiStop := context.WithCancel(context.Background())
 	defer apiStop()
 	var srv *api.Server
+	fleetLn, serveFleet, err := apiOpts.fleet.listen()
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	if fleetLn != nil && apiOpts.listen == "" {
+		fleetLn.Close()
+		return errors.New("capture: --fleet-listen serves the API, which --listen \"\" turns off")
+	}
 	if apiOpts.listen != "" {
 		qs, err := query.OpenStoreWithIndex(so.data, st.p.Index(), nil)
 		if err != nil {
@@ -254,6 +262,9 @@ func runIfaceCapture(cmd *cobra.Command, so storeOptions, o ifaceOptions, statsI
 				slog.Error("HTTP API stopped; capture goes on", "addr", apiOpts.listen, "err", err)
 			}
 		}()
+		if fleetLn != nil {
+			go serveFleet(apiCtx, srv)
+		}
 	}
 
 	sigs := make(chan os.Signal, 1)
