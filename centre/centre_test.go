@@ -135,6 +135,17 @@ func newFleetEnvWith(t *testing.T, opts Options) *fleetEnv {
 	}
 
 	e.ch = chtest.Start(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, f := range []string{"err.log", "server.log"} {
+				b, _ := os.ReadFile(filepath.Join(e.ch.Dir, "log", f))
+				if len(b) > 6000 {
+					b = b[len(b)-6000:]
+				}
+				t.Logf("clickhouse %s:\n%s", f, b)
+			}
+		}
+	})
 	e.client, err = fleet.NewClient(e.ch.URL, "tapvault")
 	if err != nil {
 		t.Fatal(err)

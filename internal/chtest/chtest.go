@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -170,12 +171,28 @@ func (s *Server) start() error {
 	cmd.Stdout, cmd.Stderr = out, out
 	// The server must not outlive a test binary that is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig fires when the OS thread that forked the server exits,
+	// not the process: a goroutine that exits locked to that thread (as
+	// query.RunLowPriority's do, in tests that serve queries in-process)
+	// would kill the server mid-test. So the server is started, and
+	// waited for, on a thread locked for as long as it runs.
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		cmd.Wait()
+		out.Close()
+		close(done)
+	}()
+	if err := <-started; err != nil {
 		out.Close()
 		return fmt.Errorf("start %s: %w", s.binary, err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); out.Close(); close(done) }()
 	s.cmd, s.done = cmd, done
 
 	deadline := time.Now().Add(readyTimeout)
