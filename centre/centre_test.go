@@ -638,7 +638,9 @@ func TestCentre(t *testing.T) {
 			}
 		}
 		_, b = e.get(t, pathMetrics, nil)
-		for _, line := range []string{`tapvault_fleet_sensor_reachable{sensor="sensor-c"} 0`, `tapvault_fleet_sensor_reachable{sensor="sensor-a"} 1`, `tapvault_fleet_sensor_ship_lag_seconds{sensor="sensor-a"}`} {
+		for _, line := range []string{`tapvault_fleet_sensor_reachable{sensor="sensor-c"} 0`, `tapvault_fleet_sensor_reachable{sensor="sensor-a"} 1`, `tapvault_fleet_sensor_ship_lag_seconds{sensor="sensor-a"}`,
+			`tapvault_fleet_sensor_disk_free_bytes{sensor="sensor-a"}`, `tapvault_fleet_sensor_clock_synced{sensor="sensor-b"}`,
+			`tapvault_fleet_sensor_clock_error_seconds{sensor="sensor-c"}`} {
 			if !strings.Contains(string(b), line) {
 				t.Errorf("metrics lack %q", line)
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -325,6 +326,10 @@ var (
 	descProbe     = prometheus.NewDesc("tapvault_fleet_sensor_probe_seconds", "Duration of the last probe of the sensor's fleet port.", []string{"sensor"}, nil)
 	descLag       = prometheus.NewDesc("tapvault_fleet_sensor_ship_lag_seconds", "The sensor's shipping lag as it last reported it (sensor_health), seconds.", []string{"sensor"}, nil)
 	descReport    = prometheus.NewDesc("tapvault_fleet_sensor_report_age_seconds", "Time since the sensor's newest health row reached ClickHouse's data (now minus its ts).", []string{"sensor"}, nil)
+	descDrops     = prometheus.NewDesc("tapvault_fleet_sensor_drops", "The sensor's drop and loss counters as it last reported them, added (running totals since its capture started).", []string{"sensor"}, nil)
+	descDisk      = prometheus.NewDesc("tapvault_fleet_sensor_disk_free_bytes", "Free space on the sensor's store file system as it last reported it.", []string{"sensor"}, nil)
+	descSynced    = prometheus.NewDesc("tapvault_fleet_sensor_clock_synced", "1 when the sensor's clock was synchronised at its last report, else 0.", []string{"sensor"}, nil)
+	descClockErr  = prometheus.NewDesc("tapvault_fleet_sensor_clock_error_seconds", "The sensor clock's estimated error at its last report (adjtimex esterror).", []string{"sensor"}, nil)
 )
 
 type centreCollector struct{ c *Centre }
@@ -334,6 +339,10 @@ func (cc *centreCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descProbe
 	ch <- descLag
 	ch <- descReport
+	ch <- descDrops
+	ch <- descDisk
+	ch <- descSynced
+	ch <- descClockErr
 }
 
 func (cc *centreCollector) Collect(ch chan<- prometheus.Metric) {
@@ -352,6 +361,18 @@ func (cc *centreCollector) Collect(ch chan<- prometheus.Metric) {
 		if newest > 0 {
 			ch <- prometheus.MustNewConstMetric(descReport, prometheus.GaugeValue, float64(now-newest)/1e9, s.Name)
 		}
+		if d, ok := dropsOf(s.Health); ok {
+			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.GaugeValue, d, s.Name)
+		}
+		if v, ok := s.Health[fleet.HealthDiskFree]; ok {
+			ch <- prometheus.MustNewConstMetric(descDisk, prometheus.GaugeValue, v.Value, s.Name)
+		}
+		if v, ok := s.Health[fleet.HealthClockSynced]; ok {
+			ch <- prometheus.MustNewConstMetric(descSynced, prometheus.GaugeValue, v.Value, s.Name)
+		}
+		if v, ok := s.Health[fleet.HealthClockError]; ok {
+			ch <- prometheus.MustNewConstMetric(descClockErr, prometheus.GaugeValue, v.Value/1e9, s.Name)
+		}
 	}
 }
 
@@ -360,6 +381,20 @@ func (cc *centreCollector) Collect(ch chan<- prometheus.Metric) {
 func shipLag(h map[string]healthValue) (float64, bool) {
 	v, ok := h[fleet.HealthLagNs]
 	return v.Value / 1e9, ok
+}
+
+// dropsOf adds up the drop and loss counters a capture's shipper reports
+// (names with "dropped" or "lost", fleet's captureHealth); false when the
+// sensor reports none (a store shipped by fleet ship, not a capture).
+func dropsOf(h map[string]healthValue) (float64, bool) {
+	var sum float64
+	found := false
+	for n, v := range h {
+		if strings.Contains(n, "dropped") || strings.Contains(n, "lost") {
+			sum, found = sum+v.Value, true
+		}
+	}
+	return sum, found
 }
 
 func b2f(b bool) float64 {

@@ -57,6 +57,9 @@ func TestFleetViewBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.centre.ProbeNow(context.Background())
+	if _, b := e.get(t, pathMetrics, nil); !strings.Contains(string(b), `tapvault_fleet_sensor_drops{sensor="sensor-b"} 7`) || strings.Contains(string(b), `tapvault_fleet_sensor_drops{sensor="sensor-a"}`) {
+		t.Errorf("metrics: want sensor-b's drops, 7, and none for sensor-a (which reports no drop counter)")
+	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.WindowSize(1400, 1000), chromedp.Flag("headless", "new"), chromedp.Flag("disable-dev-shm-usage", true),
