@@ -356,7 +356,18 @@ func TestCentre(t *testing.T) {
 				t.Fatalf("filtered list holds %s %s", x.Sensor, x.Proto)
 			}
 		}
-		for _, bad := range []url.Values{{"sensor": {"sensor-z"}}, {"proto": {"x'; DROP"}}, {"server": {"nope"}}, {"sort": {"id"}}, {"limit": {"0"}}, {"fliter": {"x"}}} {
+		// Connection records list and drill down too.
+		resp, b = e.get(t, pathExchanges, url.Values{"kind": {"connection"}, "sensor": {"sensor-a"}, "limit": {"1"}})
+		ca := decode[ExchangesAnswer](t, b)
+		if resp.StatusCode != 200 || ca.Total == 0 || len(ca.Exchanges) != 1 || ca.Exchanges[0].Proto != "tcp" {
+			t.Fatalf("connection records: got %d %s", resp.StatusCode, b)
+		}
+		cx := ca.Exchanges[0]
+		own := e.sensorGet(t, "sensor-a", "/api/v1/messages/"+cx.ID+"/packets")
+		if resp, b := e.get(t, cx.Packets, nil); resp.StatusCode != 200 || !bytes.Equal(b, own) || len(own) <= 24 {
+			t.Errorf("connection drill-down: got %d, %d bytes, want the sensor's %d", resp.StatusCode, len(b), len(own))
+		}
+		for _, bad := range []url.Values{{"kind": {"flow"}}, {"sensor": {"sensor-z"}}, {"proto": {"x'; DROP"}}, {"server": {"nope"}}, {"sort": {"id"}}, {"limit": {"0"}}, {"fliter": {"x"}}} {
 			if resp, b := e.get(t, pathExchanges, bad); resp.StatusCode != 400 {
 				t.Errorf("%v: got %d %s, want 400", bad, resp.StatusCode, b)
 			}

@@ -59,6 +59,9 @@ var protoRE = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
 // selection is a metadata request's checked filter.
 type selection struct {
 	from, to int64
+	// kind is the records' kind: "exchange" (the zero value's meaning),
+	// "connection" (the "tcp" connection records), or "any".
+	kind     string
 	sensors  []string // configured names; nil: all
 	proto    string
 	server   *endpoint
@@ -151,7 +154,15 @@ func (c *Centre) selectionOf(p map[string]string) (selection, error) {
 // only; latency needs both messages, so the rows that lack it stay in
 // lists and leave quantiles).
 func (sel selection) where() string {
-	w := []string{"kind = 'exchange'"}
+	var w []string
+	switch sel.kind {
+	case "", "exchange":
+		w = append(w, "kind = 'exchange'")
+	case "connection":
+		w = append(w, "kind = 'connection'")
+	default: // any
+		w = append(w, "1")
+	}
 	if sel.from != query.MinTime {
 		w = append(w, fmt.Sprintf("req_first >= %d", sel.from))
 	}
@@ -196,9 +207,9 @@ type clockState struct {
 // sync state, and its largest error, so an uncertainty built on it is an
 // upper bound for the range. sensors nil: all.
 func (c *Centre) clocks(ctx context.Context, from, to int64, sensors []string) (map[string]clockState, error) {
-	sel := selection{from: from, to: to, sensors: sensors}
+	sel := selection{from: from, to: to, sensors: sensors, kind: "any"}
 	out := map[string]clockState{}
-	where := strings.Replace(sel.where(), "kind = 'exchange'", "1", 1)
+	where := sel.where()
 	err := c.meta.QueryFunc(ctx, fmt.Sprintf(
 		"SELECT sensor, argMax(clock_source, req_first) AS src, min(clock_synced) AS synced, max(clock_error_ns) AS err FROM %s.records WHERE %s GROUP BY sensor",
 		c.db, where), func(line []byte) error {
@@ -353,7 +364,7 @@ const (
 )
 
 func (c *Centre) handleExchanges(w http.ResponseWriter, r *http.Request) {
-	p, err := params(r, "from", "to", "sensor", "proto", "server", "client", "sort", "offset", "limit")
+	p, err := params(r, "from", "to", "sensor", "proto", "server", "client", "sort", "offset", "limit", "kind")
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -361,6 +372,15 @@ func (c *Centre) handleExchanges(w http.ResponseWriter, r *http.Request) {
 	sel, err := c.selectionOf(p)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// The connection records (one per TCP connection, class flow) list
+	// and drill down like exchanges.
+	switch k := p["kind"]; k {
+	case "", "exchange", "connection", "any":
+		sel.kind = k
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("kind %q: want exchange (default), connection or any", k))
 		return
 	}
 	sortBy := p["sort"]
