@@ -111,6 +111,8 @@ type AFPacket struct {
 	next uintptr            // offset in the block of the next packet
 	left uint32             // packets of the held block not yet delivered
 
+	vlanRestored uint64 // tags put back (the worker's only; for tests)
+
 	// delivered counts since open; read by Stats from another goroutine.
 	pkts, bytes atomic.Uint64
 	// kernel counters: PACKET_STATISTICS resets on read, so they add up here.
@@ -352,6 +354,7 @@ func (s *AFPacket) Recv(b *Burst) (int, error) {
 			data[12], data[13] = byte(tpid>>8), byte(tpid)
 			data[14], data[15] = byte(ph.Hv1.Vlan_tci>>8), byte(ph.Hv1.Vlan_tci)
 			wire += vlanTagLen
+			s.vlanRestored++
 		}
 		p := &b.Pkts[n]
 		p.Data = data

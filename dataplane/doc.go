@@ -38,5 +38,16 @@
 //   - Producer feeds a TX queue from memory (net_ring loops TX queue q to RX
 //     queue q) for benchmarks.
 //
+// # Kernel capture
+//
+// AFPacket (afpacket.go, pure Go, Linux) is the live source where DPDK
+// cannot own the NIC: an AF_PACKET socket with a TPACKET_V3 ring. A Recv
+// hands out the packets of the ring's current block in place (valid until
+// the next Recv or Close) and parks on Go's network poller while no block
+// is ready, so an idle endpoint costs no polling. Several sockets share a
+// PACKET_FANOUT_HASH group (OpenAFPacketGroup); a classic BPF filter and the
+// snap length run in the kernel (CompileFilter uses tcpdump's compiler).
+// It builds and runs with CGO_ENABLED=0.
+//
 // docs/dataplane.md has the details and measurements.
 package dataplane
