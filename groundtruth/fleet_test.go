@@ -448,6 +448,21 @@ func TestFleetEndToEnd(t *testing.T) {
 		}
 		cl.CloseIdleConnections()
 	}
+	// The same with curl, an unenrolled client that is not Go's TLS.
+	if _, err := exec.LookPath("curl"); err == nil {
+		for _, c := range []struct{ who, args string }{
+			{"curl without a certificate", ""},
+			{"curl with a certificate from another CA", "--cert " + filepath.Join(otherCerts, "centre.crt") + " --key " + filepath.Join(otherCerts, "centre.key")},
+		} {
+			args := append([]string{"-sk", "--max-time", "10"}, strings.Fields(c.args)...)
+			out, err := exec.Command("curl", append(args, "https://"+sensors[0].portFwd.Addr()+"/api/v1/messages?limit=1")...).Output()
+			if err == nil || len(out) > 0 {
+				t.Errorf("%s: exit %v, %d bytes %q: want a failed handshake and nothing", c.who, err, len(out), out)
+			}
+		}
+	}
+	// (shipLag reads /metrics through the same forward with the centre's
+	// certificate: the refusals above are the certificates', not the path's.)
 
 	// 4. ClickHouse down for a minute while the captures run and traffic
 	// flows: the lag grows and the centre still answers the sensors view.
