@@ -90,6 +90,7 @@ type TierLinker struct {
 	out     []Linked
 	free    []*tierEntry // entries no list or heap holds, for reuse
 	tiers   []Tier       // allocated a slab at a time, handed out once
+	seq     uint64       // records pushed
 
 	// The last protocol's kind and host's front list: records come in
 	// runs of a few protocols and hosts, and the map lookups were a tenth
@@ -162,6 +163,10 @@ func NewTierLinker(window int64, backendProtos []string) (*TierLinker, error) {
 	return l, nil
 }
 
+// Completion is when r completed for the linker: RespLast, else the latest
+// time it has.
+func Completion(r *analytics.Record) int64 { return completion(r) }
+
 // completion is when r completed: RespLast, else the latest time it has.
 func completion(r *analytics.Record) int64 {
 	if r.RespLast > 0 {
@@ -202,7 +207,8 @@ func (l *TierLinker) Push(r *analytics.Record) []Linked {
 			l.addFront(e)
 		}
 	}
-	l.heapPush(heapItem{done: e.done, backend: e.role == roleBackend, e: e})
+	l.seq++
+	l.heapPush(heapItem{done: e.done, seq: l.seq, backend: e.role == roleBackend, e: e})
 	for len(l.heap) > 0 && (l.newest-l.heap[0].done > l.window || len(l.heap) > max(l.MaxPending, 1)) {
 		l.release(l.heapPop())
 	}
@@ -215,9 +221,13 @@ func (l *TierLinker) Push(r *analytics.Record) []Linked {
 // pushing it would, so the other records are released, and linked, as
 // they would be had it been pushed. It returns the records now final, as
 // Push does.
-func (l *TierLinker) Skip(r *analytics.Record) []Linked {
+func (l *TierLinker) Skip(r *analytics.Record) []Linked { return l.SkipUntil(completion(r)) }
+
+// SkipUntil is Skip for a record whose completion time is done
+// (Completion).
+func (l *TierLinker) SkipUntil(done int64) []Linked {
 	l.out = l.out[:0]
-	l.newest = max(l.newest, completion(r))
+	l.newest = max(l.newest, done)
 	for len(l.heap) > 0 && (l.newest-l.heap[0].done > l.window || len(l.heap) > max(l.MaxPending, 1)) {
 		l.release(l.heapPop())
 	}
@@ -437,18 +447,24 @@ func (l *TierLinker) dropFronts(a netip.Addr) {
 // (profiled).
 type heapItem struct {
 	done    int64
+	seq     uint64 // push order: ties are released first in, first out
 	backend bool
 	e       *tierEntry
 }
 
 // The heap orders entries by completion time, backends before others at
 // the same time (a backend ending when its front's response starts is
-// released first, so it is linked before the front's Tier is computed).
+// released first, so it is linked before the front's Tier is computed),
+// then in the order they were pushed: the order is total, so records not
+// pushed (Skip) change nothing in the order of the others.
 func entryLess(a, b *heapItem) bool {
 	if a.done != b.done {
 		return a.done < b.done
 	}
-	return a.backend && !b.backend
+	if a.backend != b.backend {
+		return a.backend
+	}
+	return a.seq < b.seq
 }
 
 func (l *TierLinker) heapPush(e heapItem) {

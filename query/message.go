@@ -185,13 +185,95 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 	if err != nil {
 		return nil, err
 	}
-	// The linker holds a copy of each record until its links are final
-	// and then gives it back; fn has it only during its call, so the copy
-	// (and its Fields and Packets arrays) is reused for a later record:
-	// about a window's worth of records are allocated, not one per record
-	// (which, with the garbage collection it caused, was a third of a
-	// diagnosis on 1.1M records).
-	var free []*analytics.Record
+	err = scanLinked(ctx, rd, q, sel, tl, fn)
+	return warnings, err
+}
+
+// linkBatch is a run of records from the scan to the linker: a copy of
+// each record, or, for a connection record left out (Exchanges), nil and
+// its completion time.
+type linkBatch struct {
+	recs []*analytics.Record
+	done []int64
+}
+
+const linkBatchLen = 256
+
+// scanLinked is ScanMessages with tiers. The store is read and decoded on
+// one goroutine, the records linked and passed to fn on another (this
+// one), in the same order: on two cores the decoding no longer adds to
+// the linking and the caller's work (the tiers and the diagnosis of the
+// 1.1M-record store, docs/PERFORMANCE.md). The reading goroutine runs at
+// the query priority (RunLowPriority) as its caller does.
+//
+// The linker holds a copy of each record until its links are final and
+// then gives it back; fn has it only during its call, so the copy (and its
+// Fields and Packets arrays) goes back to the reader for a later record:
+// about a window's worth of records are allocated, not one per record
+// (which, with the garbage collection it caused, was a third of a
+// diagnosis on 1.1M records).
+func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, sel MessageSel, tl *msgquery.TierLinker, fn func(r *analytics.Record, t *msgquery.Tier) error) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	full := make(chan linkBatch, 4)
+	freed := make(chan []*analytics.Record, 8)
+	var scanErr error
+	go RunLowPriority(func() {
+		defer close(full)
+		var (
+			conn msgquery.ConnTest
+			free []*analytics.Record
+			b    linkBatch
+		)
+		send := func() error {
+			select {
+			case full <- b:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), done: make([]int64, 0, linkBatchLen)}
+			return nil
+		}
+		b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), done: make([]int64, 0, linkBatchLen)}
+		scanErr = rd.Scan(ctx, q, func(r *analytics.Record) error {
+			if sel.Exchanges && conn.Is(r) {
+				b.recs = append(b.recs, nil)
+				b.done = append(b.done, msgquery.Completion(r))
+			} else {
+				if len(free) == 0 {
+					select {
+					case free = <-freed:
+					default:
+					}
+				}
+				var c *analytics.Record
+				if n := len(free); n > 0 {
+					c, free = free[n-1], free[:n-1]
+				} else {
+					c = new(analytics.Record)
+				}
+				fs, ps := c.Fields[:0], c.Packets[:0]
+				*c = *r
+				c.UpgradeClass()
+				c.Fields = append(fs, r.Fields...)
+				c.Packets = append(ps, r.Packets...)
+				b.recs = append(b.recs, c)
+				b.done = append(b.done, 0)
+			}
+			if len(b.recs) == linkBatchLen {
+				return send()
+			}
+			return nil
+		})
+		if scanErr == nil && len(b.recs) > 0 {
+			scanErr = send()
+		}
+	})
+	var (
+		free   []*analytics.Record
+		fnErr  error
+		failed bool
+	)
 	emit := func(ls []msgquery.Linked) error {
 		for _, l := range ls {
 			if sel.match(l.Rec) {
@@ -200,30 +282,49 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 				}
 			}
 			free = append(free, l.Rec)
+			if len(free) == linkBatchLen {
+				select {
+				case freed <- free:
+					free = make([]*analytics.Record, 0, linkBatchLen)
+				default:
+					free = free[:0] // the reader has enough: the rest is garbage
+				}
+			}
 		}
 		return nil
 	}
-	err = rd.Scan(ctx, q, func(r *analytics.Record) error {
-		if sel.Exchanges && conn.Is(r) {
-			return emit(tl.Skip(r))
+	for b := range full {
+		if failed {
+			continue // drain until the reader sees the cancel
 		}
-		var c *analytics.Record
-		if n := len(free); n > 0 {
-			c, free = free[n-1], free[:n-1]
-		} else {
-			c = new(analytics.Record)
+		if err := parent.Err(); err != nil {
+			// As the reader checks before each frame: the batches read
+			// ahead are not passed on after a cancel.
+			fnErr, failed = err, true
+			cancel()
+			continue
 		}
-		fs, ps := c.Fields[:0], c.Packets[:0]
-		*c = *r
-		c.UpgradeClass()
-		c.Fields = append(fs, r.Fields...)
-		c.Packets = append(ps, r.Packets...)
-		return emit(tl.Push(c))
-	})
-	if err != nil {
-		return warnings, err
+		for i, c := range b.recs {
+			var err error
+			if c == nil {
+				err = emit(tl.SkipUntil(b.done[i]))
+			} else {
+				err = emit(tl.Push(c))
+			}
+			if err != nil {
+				fnErr, failed = err, true
+				cancel()
+				break
+			}
+		}
 	}
-	return warnings, emit(tl.Flush())
+	if fnErr != nil {
+		return fnErr
+	}
+	if scanErr != nil {
+		return scanErr
+	}
+	return emit(tl.Flush())
 }
 
 // MessageDrill is what a drill-down found.
