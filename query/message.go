@@ -172,6 +172,10 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		if sel.Expr != nil {
 			q.Terms, q.Protos = sel.Expr.Terms(), sel.Expr.Protos()
 		}
+		if sel.NoDetail {
+			// Records without detail are cheap to copy: read ahead.
+			return warnings, scanLinked(ctx, rd, q, sel, nil, fn)
+		}
 		err = rd.Scan(ctx, q, func(r *analytics.Record) error {
 			if !sel.match(r) || sel.Exchanges && conn.Is(r) {
 				return nil
@@ -199,12 +203,14 @@ type linkBatch struct {
 
 const linkBatchLen = 256
 
-// scanLinked is ScanMessages with tiers. The store is read and decoded on
-// one goroutine, the records linked and passed to fn on another (this
-// one), in the same order: on two cores the decoding no longer adds to
-// the linking and the caller's work (the tiers and the diagnosis of the
-// 1.1M-record store, docs/PERFORMANCE.md). The reading goroutine runs at
-// the query priority (RunLowPriority) as its caller does.
+// scanLinked is ScanMessages with tiers (tl), or without (tl nil: then
+// only for records without detail, whose copies are cheap). The store is
+// read and decoded on one goroutine, the records linked and passed to fn
+// on another (this one), in the same order: on two cores the decoding no
+// longer adds to the linking and the caller's work (the tiers, the
+// diagnosis and the overview's series of the 1.1M-record store,
+// docs/PERFORMANCE.md). The reading goroutine runs at the query priority
+// (RunLowPriority) as its caller does.
 //
 // The linker holds a copy of each record until its links are final and
 // then gives it back; fn has it only during its call, so the copy (and its
@@ -236,6 +242,9 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 		}
 		b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), done: make([]int64, 0, linkBatchLen)}
 		scanErr = rd.Scan(ctx, q, func(r *analytics.Record) error {
+			if tl == nil && (!sel.match(r) || sel.Exchanges && conn.Is(r)) {
+				return nil
+			}
 			if sel.Exchanges && conn.Is(r) {
 				b.recs = append(b.recs, nil)
 				b.done = append(b.done, msgquery.Completion(r))
@@ -273,10 +282,11 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 		free   []*analytics.Record
 		fnErr  error
 		failed bool
+		one    [1]msgquery.Linked
 	)
 	emit := func(ls []msgquery.Linked) error {
 		for _, l := range ls {
-			if sel.match(l.Rec) {
+			if tl == nil || sel.match(l.Rec) { // without tiers the reader matched it
 				if err := fn(l.Rec, l.Tier); err != nil {
 					return err
 				}
@@ -306,9 +316,13 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 		}
 		for i, c := range b.recs {
 			var err error
-			if c == nil {
+			switch {
+			case tl == nil:
+				one[0] = msgquery.Linked{Rec: c}
+				err = emit(one[:])
+			case c == nil:
 				err = emit(tl.SkipUntil(b.done[i]))
-			} else {
+			default:
 				err = emit(tl.Push(c))
 			}
 			if err != nil {
@@ -323,6 +337,9 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 	}
 	if scanErr != nil {
 		return scanErr
+	}
+	if tl == nil {
+		return nil
 	}
 	return emit(tl.Flush())
 }

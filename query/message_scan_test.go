@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"tapvault/analytics"
@@ -153,6 +154,35 @@ func TestScanMessagesTiers(t *testing.T) {
 	same("tiers", MessageSel{Tiers: true}, all, true)
 	same("tiers, exchanges", MessageSel{Tiers: true, Exchanges: true}, exchanges, true)
 	same("tiers, exchanges, no detail", MessageSel{Tiers: true, Exchanges: true, NoDetail: true}, exchanges, false)
+
+	// Without tiers, read ahead (NoDetail): what reading one by one gives,
+	// in order, with the expression and Exchanges applied.
+	expr, err := msgquery.Parse("proto http or proto tcp or latency > 1ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plain []uint64
+	if err := rd.Scan(ctx, msgstore.Query{}, func(r *analytics.Record) error {
+		if expr.Match(r) && r.Proto != "tcp" {
+			plain = append(plain, r.ID)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var gotPlain []uint64
+	if _, err := ScanMessages(ctx, dir, MessageSel{Expr: expr, NoDetail: true, Exchanges: true}, func(r *analytics.Record, tr *msgquery.Tier) error {
+		if tr != nil || len(r.Fields) != 0 {
+			t.Fatalf("record %d: got tier %v and %d fields, want none", r.ID, tr, len(r.Fields))
+		}
+		gotPlain = append(gotPlain, r.ID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(plain) < 1000 || !slices.Equal(gotPlain, plain) {
+		t.Fatalf("without tiers: got %d records, want %d (the same, in order)", len(gotPlain), len(plain))
+	}
 
 	// fn's error ends the scan and is returned.
 	stop := errors.New("stop")
