@@ -209,6 +209,8 @@ func (c *Centre) route(w http.ResponseWriter, r *http.Request) {
 		c.handleLatency(w, r)
 	case p == pathTransit:
 		c.handleTransit(w, r)
+	case p == pathLocations:
+		c.handleLocations(w, r)
 	case p == pathPackets:
 		c.handlePackets(w, r)
 	case p == pathMetrics:

@@ -207,7 +207,7 @@ func RunLocations(tapvault string, specs []LocationSpec, dur time.Duration, log 
 		Text      string
 		Locations []struct {
 			Location string
-			N        int
+			N        int `json:"exchanges"`
 		}
 	}
 	if err := json.Unmarshal(out, &v); err != nil {

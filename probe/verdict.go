@@ -28,14 +28,19 @@ type VerdictOptions struct {
 
 // LocationStats is one location's probe exchanges.
 type LocationStats struct {
-	Location                 string
-	N                        int
-	NetP50, NetP90           int64
-	SrvP50                   int64
-	SlowNet, SlowSrv, Judged bool
+	Location string `json:"location"`
+	N        int    `json:"exchanges"`
+	NetP50   int64  `json:"network_p50_ns"`
+	NetP90   int64  `json:"network_p90_ns"`
+	SrvP50   int64  `json:"server_p50_ns"`
+	SlowNet  bool   `json:"slow_network"`
+	SlowSrv  bool   `json:"slow_server"`
+	Judged   bool   `json:"judged"`
 	// Worst are the IDs of the location's slowest exchanges by network
-	// time (up to 5): the drill-down behind the figure.
-	Worst []uint64
+	// time (up to 5): the drill-down behind the figure; WorstIDs the same
+	// as 16 hex digits, as record IDs are written everywhere else.
+	Worst    []uint64 `json:"-"`
+	WorstIDs []string `json:"slowest"`
 }
 
 // Blame values.
@@ -48,13 +53,13 @@ const (
 
 // Verdict is the diagnosis across locations.
 type Verdict struct {
-	Locations []LocationStats
-	Blame     string
-	Slow      []string // the locations with a slow network
+	Locations []LocationStats `json:"locations"`
+	Blame     string          `json:"blame"`
+	Slow      []string        `json:"slow"` // the locations with a slow network
 	// ServiceSlow: the server's own time is slow from every location
 	// judged (the service, whatever the network).
-	ServiceSlow bool
-	Text        string
+	ServiceSlow bool   `json:"service_slow"`
+	Text        string `json:"text"`
 }
 
 // Decide compares the locations' network times. A location's network is
@@ -92,6 +97,7 @@ func Decide(samples []Sample, o VerdictOptions) Verdict {
 		slices.SortFunc(ss, func(a, b Sample) int { return cmpInt(b.Network, a.Network) })
 		for i := 0; i < len(ss) && i < 5; i++ {
 			ls.Worst = append(ls.Worst, ss[i].ID)
+			ls.WorstIDs = append(ls.WorstIDs, fmt.Sprintf("%016x", ss[i].ID))
 		}
 		ls.NetP50, ls.NetP90 = quantile(net, 0.5), quantile(net, 0.9)
 		ls.SrvP50 = quantile(srv, 0.5)
