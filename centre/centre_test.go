@@ -52,7 +52,7 @@ type testSensor struct {
 	done            chan struct{}
 }
 
-func (s *testSensor) serve(t *testing.T) {
+func (s *testSensor) serve(t testing.TB) {
 	t.Helper()
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
@@ -84,10 +84,10 @@ type fleetEnv struct {
 	other   string // a second CA's enrolment of "centre"
 }
 
-func buildStore(t *testing.T, dir string, seed, start int64) {
+func buildStore(t testing.TB, dir string, seed, start int64, packets int) {
 	t.Helper()
 	trace := filepath.Join(t.TempDir(), "app.pcap")
-	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindApp, Packets: 3000, Seed: seed, StartNS: start, PPS: 2000}); err != nil {
+	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindApp, Packets: packets, Seed: seed, StartNS: start, PPS: 2000}); err != nil {
 		t.Fatal(err)
 	}
 	ac := analytics.DefaultConfig()
@@ -108,11 +108,11 @@ func buildStore(t *testing.T, dir string, seed, start int64) {
 	}
 }
 
-func newFleetEnv(t *testing.T) *fleetEnv { return newFleetEnvWith(t, Options{}) }
+func newFleetEnv(t *testing.T) *fleetEnv { return newFleetEnvWith(t, Options{}, 3000) }
 
 // newFleetEnvWith is newFleetEnv with the centre's options (Logger is set
 // here).
-func newFleetEnvWith(t *testing.T, opts Options) *fleetEnv {
+func newFleetEnvWith(t testing.TB, opts Options, packets int) *fleetEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &fleetEnv{sensors: map[string]*testSensor{}, certs: filepath.Join(t.TempDir(), "certs"), other: filepath.Join(t.TempDir(), "other")}
@@ -162,7 +162,7 @@ func newFleetEnvWith(t *testing.T, opts Options) *fleetEnv {
 		seed, start int64
 	}{{"sensor-a", 7, traceStart}, {"sensor-b", 7, traceStart + shiftB}, {"sensor-c", 8, traceStart}} {
 		s := &testSensor{name: sp.name, dir: filepath.Join(t.TempDir(), sp.name), addr: "127.0.0.1:0"}
-		buildStore(t, s.dir, sp.seed, sp.start)
+		buildStore(t, s.dir, sp.seed, sp.start, packets)
 		if s.st, err = query.OpenStore(s.dir, quiet()); err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func (e *fleetEnv) pem(name string) (string, string, string) {
 }
 
 // get asks the centre.
-func (e *fleetEnv) get(t *testing.T, path string, q url.Values) (*http.Response, []byte) {
+func (e *fleetEnv) get(t testing.TB, path string, q url.Values) (*http.Response, []byte) {
 	t.Helper()
 	u := e.web.URL + path
 	if len(q) > 0 {
@@ -231,7 +231,7 @@ func (e *fleetEnv) get(t *testing.T, path string, q url.Values) (*http.Response,
 }
 
 // sensorGet asks a sensor's fleet port directly, as the enrolled centre.
-func (e *fleetEnv) sensorGet(t *testing.T, name, path string) []byte {
+func (e *fleetEnv) sensorGet(t testing.TB, name, path string) []byte {
 	t.Helper()
 	conf, err := fleet.ClientTLSConfig(e.pem("centre"))
 	if err != nil {
@@ -252,7 +252,7 @@ func (e *fleetEnv) sensorGet(t *testing.T, name, path string) []byte {
 
 // exchangeIDs is what a sensor's own store holds: its exchange records
 // (every record but the "tcp" connection records), by ID.
-func exchangeIDs(t *testing.T, dir string) map[uint64]*analytics.Record {
+func exchangeIDs(t testing.TB, dir string) map[uint64]*analytics.Record {
 	t.Helper()
 	out := map[uint64]*analytics.Record{}
 	_, err := query.ScanMessages(context.Background(), dir, query.MessageSel{From: query.MinTime, To: query.MaxTime}, func(r *analytics.Record, _ *msgquery.Tier) error {

@@ -38,7 +38,7 @@ const hostileProto = `<img/src=x/onerror=window.__pwned=1>`
 
 func TestFleetViewBrowser(t *testing.T) {
 	exe := chromium(t)
-	e := newFleetEnvWith(t, Options{UI: web.FS()})
+	e := newFleetEnvWith(t, Options{UI: web.FS()}, 3000)
 	// A record whose text is markup, as a hostile sensor (or wire) could
 	// ship: the page must show it as text and never run it.
 	row := map[string]any{"sensor": "sensor-a", "id": 99, "kind": "exchange", "proto": hostileProto, "client_ip": "10.9.9.9", "client_port": 1,
