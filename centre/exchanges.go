@@ -61,11 +61,11 @@ type selection struct {
 	from, to int64
 	// kind is the records' kind: "exchange" (the zero value's meaning),
 	// "connection" (the "tcp" connection records), or "any".
-	kind     string
-	sensors  []string // configured names; nil: all
-	proto    string
-	server   *endpoint
-	client   *endpoint
+	kind    string
+	sensors []string // configured names; nil: all
+	proto   string
+	server  *endpoint
+	client  *endpoint
 }
 
 type endpoint struct {
