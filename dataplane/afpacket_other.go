@@ -26,8 +26,8 @@ type AFPacketConfig struct {
 }
 
 const (
-	DefaultAFBlockSize    = 1 << 20
-	DefaultAFBlocks       = 8
+	DefaultAFBlockSize    = 256 << 10
+	DefaultAFBlocks       = 32
 	DefaultAFBlockTimeout = 100 * time.Millisecond
 	DefaultAFPollTimeout  = 250 * time.Millisecond
 )
