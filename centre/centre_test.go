@@ -494,8 +494,26 @@ func TestCentre(t *testing.T) {
 		if perIface[0] != na || perIface[1] != nb {
 			t.Errorf("packets per interface: got %v, want %d and %d", perIface, na, nb)
 		}
-		if u := resp.Header.Get(hdrUncertainty); u == "" || u == "0" {
-			t.Errorf("%s: got %q, want the two clocks' errors added (or unknown)", hdrUncertainty, u)
+		// The statement: both sensors' largest reported clock errors added,
+		// unknown if either was unsynchronised, from their health reports.
+		rows, err := e.client.Query(context.Background(), "SELECT sensor, max(if(name = 'clock_error_ns', value, 0)) AS e, min(if(name = 'clock_synced', value, 1)) AS s FROM tapvault.sensor_health WHERE sensor IN ('sensor-a', 'sensor-b') GROUP BY sensor")
+		if err != nil || len(rows) != 2 {
+			t.Fatalf("health rows: %v %v", rows, err)
+		}
+		wantU, sum := "", int64(0)
+		for _, r := range rows {
+			ev, _ := r["e"].(json.Number).Float64()
+			sv, _ := r["s"].(json.Number).Float64()
+			if sv == 0 {
+				wantU = "unknown"
+			}
+			sum += int64(ev)
+		}
+		if wantU == "" {
+			wantU = fmt.Sprint(sum)
+		}
+		if u := resp.Header.Get(hdrUncertainty); u != wantU {
+			t.Errorf("%s: got %q, want %q (the two clocks' errors added, or unknown)", hdrUncertainty, u, wantU)
 		}
 	})
 

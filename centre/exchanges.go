@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"tapvault/fleet"
 	"tapvault/query"
 )
 
@@ -194,38 +195,62 @@ func (sel selection) where() string {
 	return strings.Join(w, " AND ")
 }
 
-// clockState is a sensor's clock as its records carry it (issue 15 §3).
+// clockState is a sensor's clock as its records and health reports carry
+// it (issue 15 §3).
 type clockState struct {
-	Source string `json:"source"`
+	Source string `json:"source,omitempty"` // ptp, ntp, unsynchronised; records carry it, health reports do not
 	Synced bool   `json:"synced"`
 	// ErrorNs is the largest estimated error the sensor reported in the
 	// range asked about (the newest, for the sensors view).
 	ErrorNs int64 `json:"error_ns"`
 }
 
-// clocks reads each sensor's clock over [from, to]: its newest source and
-// sync state, and its largest error, so an uncertainty built on it is an
-// upper bound for the range. sensors nil: all.
+// clocks reads each sensor's clock over [from, to] from its health
+// reports (sensor_health: clock_synced and clock_error_ns every report,
+// a small table beside records): the largest error it reported and
+// whether it stayed synchronised, so an uncertainty built on it bounds
+// the whole range. A sensor with no report in the range gets its latest
+// (the health cache): data imported long after it was captured has none.
+// sensors nil: all.
 func (c *Centre) clocks(ctx context.Context, from, to int64, sensors []string) (map[string]clockState, error) {
-	sel := selection{from: from, to: to, sensors: sensors, kind: "any"}
+	w := []string{fmt.Sprintf("name IN (%s, %s)", sqlString(fleet.HealthClockError), sqlString(fleet.HealthClockSynced)),
+		fmt.Sprintf("ts >= %d", from), fmt.Sprintf("ts <= %d", to)}
+	if len(sensors) > 0 {
+		q := make([]string, len(sensors))
+		for i, s := range sensors {
+			q[i] = sqlString(s)
+		}
+		w = append(w, "sensor IN ("+strings.Join(q, ", ")+")")
+	}
 	out := map[string]clockState{}
-	where := sel.where()
 	err := c.meta.QueryFunc(ctx, fmt.Sprintf(
-		"SELECT sensor, argMax(clock_source, req_first) AS src, min(clock_synced) AS synced, max(clock_error_ns) AS err FROM %s.records WHERE %s GROUP BY sensor",
-		c.db, where), func(line []byte) error {
+		"SELECT sensor, max(if(name = %s, value, 0)) AS err, min(if(name = %s, value, 1)) AS synced FROM %s.sensor_health WHERE %s GROUP BY sensor",
+		sqlString(fleet.HealthClockError), sqlString(fleet.HealthClockSynced), c.db, strings.Join(w, " AND ")), func(line []byte) error {
 		var row struct {
 			Sensor string
-			Src    string
-			Synced flexInt
-			Err    flexInt
+			Err    flexFloat
+			Synced flexFloat
 		}
 		if err := json.Unmarshal(line, &row); err != nil {
 			return err
 		}
-		out[row.Sensor] = clockState{Source: row.Src, Synced: row.Synced != 0, ErrorNs: int64(row.Err)}
+		out[row.Sensor] = clockState{Synced: row.Synced != 0, ErrorNs: int64(row.Err)}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	c.health.mu.Lock()
+	defer c.health.mu.Unlock()
+	for name, h := range c.health.values {
+		if _, ok := out[name]; ok {
+			continue
+		}
+		if cl, ok := clockOfHealth(h); ok {
+			out[name] = cl
+		}
+	}
+	return out, nil
 }
 
 // Uncertainty is the statement that goes with a figure compared across two
@@ -323,6 +348,12 @@ func hostPort(ip string, port int64) string {
 	return fmt.Sprintf("%s:%d", ip, port)
 }
 
+// clock is the record's clock state as shipped; Source "" when the row
+// carries none.
+func (r *exchangeRow) clock() clockState {
+	return clockState{Source: r.ClockSource, Synced: r.ClockSynced != 0, ErrorNs: int64(r.ClockErrorNs)}
+}
+
 func (r *exchangeRow) exchange() Exchange {
 	id := fmt.Sprintf("%016x", uint64(r.ID))
 	e := Exchange{
@@ -331,7 +362,7 @@ func (r *exchangeRow) exchange() Exchange {
 		ReqFirst: int64(r.ReqFirst), ReqLast: int64(r.ReqLast), RespFirst: int64(r.RespFirst), RespLast: int64(r.RespLast),
 		Latency: int64(r.Latency), Network: int64(r.Network), ServerTime: int64(r.ServerTime), Transfer: int64(r.Transfer),
 		RTT: int64(r.RTT), Class: r.Class, ReqBytes: int64(r.ReqBytes), RespBytes: int64(r.RespBytes), Flags: uint32(r.Flags),
-		Clock:   clockState{Source: r.ClockSource, Synced: r.ClockSynced != 0, ErrorNs: int64(r.ClockErrorNs)},
+		Clock:   r.clock(),
 		Packets: pathMessages + id + "/packets?sensor=" + r.Sensor,
 	}
 	if json.Valid([]byte(r.Fields)) && r.Fields != "" {
@@ -613,10 +644,6 @@ func (c *Centre) handleTransit(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, row)
 		return nil
 	})
-	var clocks map[string]clockState
-	if err == nil {
-		clocks, err = c.clocks(ctx, sel.from, sel.to, sel.sensors)
-	}
 	if err != nil {
 		c.metaError(w, err)
 		return
@@ -657,13 +684,14 @@ func (c *Centre) handleTransit(w http.ResponseWriter, r *http.Request) {
 					if y.ReqFirst < x.ReqFirst {
 						first, second = y, x
 					}
-					c1, ok1 := clocks[first.Sensor]
-					c2, ok2 := clocks[second.Sensor]
+					// Each record carries its sensor's clock state when
+					// it was shipped: the nearest statement there is.
+					c1, c2 := first.clock(), second.clock()
 					d := int64(second.ReqFirst - first.ReqFirst)
 					a.Transits = append(a.Transits, Transit{
 						Proto: x.Proto, Client: hostPort(x.ClientIP, int64(x.ClientPort)), Server: hostPort(x.ServerIP, int64(x.ServerPort)),
 						First: first.Sensor, Second: second.Sensor, FirstID: fmt.Sprintf("%016x", uint64(first.ID)), SecondID: fmt.Sprintf("%016x", uint64(second.ID)),
-						DeltaNs: d, Uncertainty: crossClock(d, c1, c2, ok1, ok2),
+						DeltaNs: d, Uncertainty: crossClock(d, c1, c2, c1.Source != "", c2.Source != ""),
 					})
 				}
 			}

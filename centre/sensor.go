@@ -174,7 +174,6 @@ type healthCache struct {
 	at     int64
 	err    string
 	values map[string]map[string]healthValue // sensor -> name -> latest
-	clocks map[string]clockState
 }
 
 type healthValue struct {
@@ -182,9 +181,11 @@ type healthValue struct {
 	TS    int64   `json:"ts"`
 }
 
-// healthWindow bounds the health and clock scans: the latest row of each
-// counter within a day is its current value.
-const healthWindow = 24 * time.Hour
+// healthWindow bounds the health scan, which runs every probe interval:
+// the latest row of each counter within it is its current value. Shippers
+// report every 10 s; a sensor silent for longer shows no values, and its
+// report age says since when.
+const healthWindow = time.Hour
 
 func (c *Centre) refreshHealth(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*c.cfg.ProbeTimeout+5*time.Second)
@@ -210,10 +211,6 @@ func (c *Centre) refreshHealth(ctx context.Context) {
 		values[row.Sensor][row.Name] = healthValue{Value: float64(row.V), TS: int64(row.T)}
 		return nil
 	})
-	var clocks map[string]clockState
-	if err == nil {
-		clocks, err = c.clocks(ctx, since, c.now().UnixNano(), nil)
-	}
 	c.health.mu.Lock()
 	defer c.health.mu.Unlock()
 	c.health.at = c.now().UnixNano()
@@ -221,23 +218,18 @@ func (c *Centre) refreshHealth(ctx context.Context) {
 		c.health.err = err.Error() // keep the last good values beside the error
 		return
 	}
-	c.health.err, c.health.values, c.health.clocks = "", values, clocks
+	c.health.err, c.health.values = "", values
 }
 
-// clockOf is a sensor's clock now: the sync state and error of its newest
-// health report (the shipper reads adjtimex each time), and the source its
-// records of the last day carry. Caller holds c.health.mu.
-func (c *Centre) clockOf(name string, h map[string]healthValue) (clockState, bool) {
-	cl, fromRecords := c.health.clocks[name]
+// clockOfHealth is a sensor's clock as its newest health report states
+// it (the shipper reads adjtimex for each report).
+func clockOfHealth(h map[string]healthValue) (clockState, bool) {
 	synced, ok1 := h[fleet.HealthClockSynced]
 	errNs, ok2 := h[fleet.HealthClockError]
 	if !ok1 || !ok2 {
-		return cl, fromRecords
+		return clockState{}, false
 	}
-	if synced.TS >= errNs.TS { // one report: same ts
-		cl.Synced, cl.ErrorNs = synced.Value != 0, int64(errNs.Value)
-	}
-	return cl, true
+	return clockState{Synced: synced.Value != 0, ErrorNs: int64(errNs.Value)}, true
 }
 
 // SensorHealth is one sensor in the sensors view.
@@ -258,7 +250,7 @@ type SensorHealth struct {
 	// Health is the latest value of each counter the sensor shipped
 	// (sensor_health: ship lag, drops, disk, ...), with its time.
 	Health map[string]healthValue `json:"health"`
-	// Clock is the sensor's clock state on its newest record.
+	// Clock is the sensor's clock state in its newest health report.
 	Clock *clockState `json:"clock,omitempty"`
 }
 
@@ -297,7 +289,7 @@ func (c *Centre) sensorsAnswer() SensorsAnswer {
 		if h.Health == nil {
 			h.Health = map[string]healthValue{}
 		}
-		if cl, ok := c.clockOf(s.name, h.Health); ok {
+		if cl, ok := clockOfHealth(h.Health); ok {
 			h.Clock = &cl
 		}
 		a.Sensors = append(a.Sensors, h)
