@@ -173,8 +173,10 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 			q.Terms, q.Protos = sel.Expr.Terms(), sel.Expr.Protos()
 		}
 		if sel.NoDetail {
-			// Records without detail are cheap to copy: read ahead.
-			return warnings, scanLinked(ctx, rd, q, sel, nil, fn)
+			// Records without detail are cheap to copy: read ahead. (The
+			// warnings are read after the scan, which appends them.)
+			err = scanLinked(ctx, rd, q, sel, nil, fn)
+			return warnings, err
 		}
 		err = rd.Scan(ctx, q, func(r *analytics.Record) error {
 			if !sel.match(r) || sel.Exchanges && conn.Is(r) {

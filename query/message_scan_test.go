@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 
@@ -207,5 +208,35 @@ func TestScanMessagesTiers(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) || n > 2000 {
 		t.Errorf("cancelled: got %v after %d calls, want context.Canceled", err, n)
+	}
+}
+
+// TestScanMessagesDamage: a damaged frame is skipped and returned as a
+// warning by every way of reading (one by one, read ahead, with tiers).
+func TestScanMessagesDamage(t *testing.T) {
+	dir := scanStore(t, 500)
+	files, err := msgstore.Files(dir)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("files: %v %v", files, err)
+	}
+	// A byte in the middle of the first file: inside some frame's data.
+	path := files[0].Path
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, sel := range []MessageSel{{}, {NoDetail: true}, {Tiers: true}, {Tiers: true, NoDetail: true, Exchanges: true}} {
+		n := 0
+		ws, err := ScanMessages(context.Background(), dir, sel, func(*analytics.Record, *msgquery.Tier) error { n++; return nil })
+		if err != nil || len(ws) == 0 || n == 0 {
+			t.Errorf("%+v: got %d records, warnings %v, error %v; want records and a warning", sel, n, ws, err)
+		}
 	}
 }
