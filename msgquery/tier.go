@@ -219,7 +219,8 @@ func (l *TierLinker) Push(r *analytics.Record) []Linked {
 // linker would never link (a "tcp" connection record). It is not held;
 // only its completion time advances the linker's clock, exactly as
 // pushing it would, so the other records are released, and linked, as
-// they would be had it been pushed. It returns the records now final, as
+// they would be had it been pushed (unless MaxPending is reached, which
+// counts only the records held). It returns the records now final, as
 // Push does.
 func (l *TierLinker) Skip(r *analytics.Record) []Linked { return l.SkipUntil(completion(r)) }
 
