@@ -247,8 +247,13 @@ func TestVethReplay(t *testing.T) {
 	if r.Packets != uint64(gs.Packets) || r.Failed != 0 {
 		t.Errorf("tcpreplay: got %d sent, %d failed, want %d sent, 0 failed", r.Packets, r.Failed, gs.Packets)
 	}
-	if r.PPS < 15000 || r.PPS > 25000 {
-		t.Errorf("tcpreplay rate: got %.0f pps, want about 20000", r.PPS)
+	// The rate reached tcpreplay if it paced the replay to it: faster
+	// would mean unpaced (2000 packets at 1e5 pps in the file). Slower is
+	// the machine's load, not a defect (timings are for benchmarks).
+	if r.PPS > 25000 {
+		t.Errorf("tcpreplay rate: got %.0f pps, want at most about 20000 (the rate asked)", r.PPS)
+	} else if r.PPS < 15000 {
+		t.Logf("tcpreplay reached %.0f pps of the 20000 asked: a loaded machine", r.PPS)
 	}
 	if rx := ifaceCounter(t, capIf, "rx_packets") - rx0; rx != uint64(gs.Packets) {
 		t.Errorf("capture end received %d packets, want %d (only the replay's)", rx, gs.Packets)
