@@ -222,6 +222,11 @@ func (s *AFPacket) setup(cfg AFPacketConfig, tov time.Duration) error {
 		// The snap length is a filter's return value: one instruction.
 		prog = []bpf.RawInstruction{{Op: unix.BPF_RET | unix.BPF_K, K: uint32(cfg.Snaplen)}}
 	}
+	if ll.Hatype == unix.ARPHRD_LOOPBACK {
+		// On loopback every packet passes twice, once going out and once
+		// coming in; keep one copy, the incoming (as libpcap does).
+		prog = skipOutgoing(prog)
+	}
 	if prog != nil {
 		if err := attachFilter(fd, prog); err != nil {
 			return err
@@ -279,6 +284,24 @@ func linkTypeOf(hatype uint16) (uint16, error) {
 		return pcap.LinkTypeRaw, nil
 	}
 	return 0, fmt.Errorf("interface link type ARPHRD %d is not supported (Ethernet, loopback and raw-IP interfaces are)", hatype)
+}
+
+// skipOutgoing puts in front of prog (nil: keep whole packets) the
+// instructions that drop packets the host sends (sll_pkttype
+// PACKET_OUTGOING, read through the kernel's ancillary load). prog's jumps
+// are relative and every load it makes sets A again, so it runs unchanged
+// after them.
+func skipOutgoing(prog []bpf.RawInstruction) []bpf.RawInstruction {
+	const adPktType = 0xfffff000 + 4 // SKF_AD_OFF + SKF_AD_PKTTYPE
+	head := []bpf.RawInstruction{
+		{Op: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: adPktType},
+		{Op: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: unix.PACKET_OUTGOING, Jt: 0, Jf: 1},
+		{Op: unix.BPF_RET | unix.BPF_K, K: 0},
+	}
+	if prog == nil {
+		prog = []bpf.RawInstruction{{Op: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}}
+	}
+	return append(head, prog...)
 }
 
 func attachFilter(fd int, prog []bpf.RawInstruction) error {

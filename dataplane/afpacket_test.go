@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -466,5 +467,78 @@ func TestParseDDD(t *testing.T) {
 		if _, err := parseDDD(bad); err == nil {
 			t.Errorf("parseDDD(%q): no error", bad)
 		}
+	}
+}
+
+// On loopback the kernel hands a packet socket every packet twice, going
+// out and coming in; the capture keeps one copy, with and without a filter
+// of its own (a snap length is one).
+func TestAFPacketLoopbackOnce(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_RAW)")
+	}
+	for _, snap := range []int{0, 50} {
+		t.Run(fmt.Sprintf("snaplen=%d", snap), func(t *testing.T) {
+			s := openAF(t, AFPacketConfig{Iface: "lo", Snaplen: snap})
+			if s.LinkType() != pcap.LinkTypeEthernet {
+				t.Fatalf("link type: got %d, want Ethernet", s.LinkType())
+			}
+			ln, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			port := ln.LocalAddr().(*net.UDPAddr).Port
+			c, err := net.DialUDP("udp4", nil, ln.LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			const sent = 40
+			marker := []byte("tapvault-lo-once")
+			for i := 0; i < sent; i++ {
+				if _, err := c.Write(append(marker, byte(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Other tests may use lo meanwhile: count only ours, for a
+			// second after the last one came.
+			ours, seen := 0, map[byte]int{}
+			var b Burst
+			last := time.Now()
+			for time.Since(last) < time.Second {
+				n, err := s.Recv(&b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < n; i++ {
+					d := b.Pkts[i].Data
+					if len(d) < 42 || d[12] != 0x08 || d[13] != 0 || d[23] != 17 {
+						continue
+					}
+					if int(d[36])<<8|int(d[37]) != port {
+						continue
+					}
+					ours++
+					last = time.Now()
+					if snap == 0 {
+						if len(d) != 42+len(marker)+1 || !bytes.Equal(d[42:42+len(marker)], marker) {
+							t.Fatalf("packet %d: got % x", ours, d)
+						}
+						seen[d[len(d)-1]]++
+					} else if len(d) != snap || int(b.Pkts[i].WireLen) != 42+len(marker)+1 {
+						t.Fatalf("packet %d: %d bytes, wire %d; want %d of %d", ours, len(d), b.Pkts[i].WireLen, snap, 42+len(marker)+1)
+					}
+				}
+			}
+			if ours != sent {
+				t.Fatalf("got %d copies of %d datagrams sent over lo, want each once", ours, sent)
+			}
+			for i, n := range seen {
+				if n != 1 {
+					t.Errorf("datagram %d seen %d times", i, n)
+				}
+			}
+		})
 	}
 }
