@@ -746,6 +746,23 @@ func TestConfig(t *testing.T) {
 			t.Errorf("accepted:\n%s", bad)
 		}
 	}
+
+	// Locations: checked against the sensors; the probes as a sensor
+	// would, without resolving names.
+	locs := good + "  sensor-b: 10.0.0.2:9443\nlocations:\n  paris:\n    sensors: [sensor-a]\n    allow: [10.20.0.0/16]\n    probes: [{name: web, kind: http, target: \"http://shop.internal/\"}]\n  lagos:\n    sensors: [sensor-b]\n"
+	if c, err := LoadConfig(write(locs)); err != nil || len(c.Locations) != 2 || c.Locations["paris"].Probes[0].Name != "web" {
+		t.Fatalf("locations: got %+v, %v", c, err)
+	}
+	for bad, want := range map[string]string{
+		strings.Replace(locs, "sensors: [sensor-b]", "sensors: [sensor-c]", 1):                                                                        `locations: lagos: sensor "sensor-c" is not in sensors:`,
+		strings.Replace(locs, "sensors: [sensor-b]", "sensors: [sensor-b, sensor-a]", 1):                                                              `sensor "sensor-a" is in two locations (lagos, paris)`,
+		strings.Replace(locs, "allow: [10.20.0.0/16]", "allow: [10.21.0.0/16]", 1) + "    probes: [{name: x, kind: tcp, target: \"10.20.0.9:80\"}]\n": "outside the allow-list",
+		strings.Replace(locs, "    allow:", "    alow:", 1):                                                                                           "field alow not found",
+	} {
+		if _, err := LoadConfig(write(bad)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error containing %q", err, want)
+		}
+	}
 }
 
 func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }

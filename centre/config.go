@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"tapvault/fleet"
+	"tapvault/probe"
 )
 
 // Config is fleet.yaml (docs/fleet.md, "The centre"):
@@ -32,6 +33,11 @@ import (
 //	  sensor-b: 10.0.2.7:9443
 //	probe_interval: 5s              # optional
 //	probe_timeout: 2s               # optional
+//	locations:                      # optional: where sensors stand, what they probe
+//	  paris:                        # (docs/probes.md; each sensor reads its part)
+//	    sensors: [sensor-a]
+//	    allow: [10.20.0.0/16]
+//	    probes: [{name: web, kind: http, target: "http://10.20.0.5/"}]
 //
 // Relative paths are read from the file's directory.
 type Config struct {
@@ -45,9 +51,15 @@ type Config struct {
 		Key  string `yaml:"key"`
 		CA   string `yaml:"ca"`
 	} `yaml:"tls"`
-	Sensors       map[string]string `yaml:"sensors"`
-	ProbeInterval time.Duration     `yaml:"probe_interval"`
-	ProbeTimeout  time.Duration     `yaml:"probe_timeout"`
+	Sensors map[string]string `yaml:"sensors"`
+	// Locations says where the sensors stand and what each location
+	// probes (docs/probes.md, "In the fleet configuration"): the sensors
+	// read their part of this file (capture --probes fleet.yaml --sensor
+	// NAME); the centre checks it.
+	LocationsYAML yaml.Node                 `yaml:"locations"`
+	Locations     map[string]probe.Location `yaml:"-"`
+	ProbeInterval time.Duration             `yaml:"probe_interval"`
+	ProbeTimeout  time.Duration             `yaml:"probe_timeout"`
 }
 
 // Defaults.
@@ -112,6 +124,25 @@ func (c *Config) check() error {
 			return fmt.Errorf("sensors: %s: address %q: want host:port", name, addr)
 		}
 	}
+	if !c.LocationsYAML.IsZero() {
+		locs, err := probe.DecodeLocations(&c.LocationsYAML)
+		if err != nil {
+			return err
+		}
+		where := map[string]string{}
+		for _, name := range sortedKeys(locs) {
+			for _, s := range locs[name].Sensors {
+				if _, ok := c.Sensors[s]; !ok {
+					return fmt.Errorf("locations: %s: sensor %q is not in sensors:", name, s)
+				}
+				if w, ok := where[s]; ok {
+					return fmt.Errorf("locations: sensor %q is in two locations (%s, %s): a sensor stands in one place", s, w, name)
+				}
+				where[s] = name
+			}
+		}
+		c.Locations = locs
+	}
 	if c.ProbeInterval == 0 {
 		c.ProbeInterval = DefaultProbeInterval
 	}
@@ -122,6 +153,15 @@ func (c *Config) check() error {
 		return fmt.Errorf("probe_interval %s, probe_timeout %s: want an interval of at least 100ms and a timeout above 0 and not above the interval", c.ProbeInterval, c.ProbeTimeout)
 	}
 	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for n := range m {
+		k = append(k, n)
+	}
+	sort.Strings(k)
+	return k
 }
 
 // sensorNames returns the configured names, sorted.

@@ -22,10 +22,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,7 +99,14 @@ func Load(path string) (*Config, error) {
 
 // Check validates c and fills its defaults. It resolves every target's
 // host and refuses one with an address outside the allow-list.
-func (c *Config) Check(ctx context.Context) error {
+func (c *Config) Check(ctx context.Context) error { return c.check(ctx, true) }
+
+// CheckStatic validates c as Check does but resolves no name: what a
+// configuration checked away from the sensor (the fleet centre's) can say.
+// An address literal is still held to the allow-list.
+func (c *Config) CheckStatic() error { return c.check(context.Background(), false) }
+
+func (c *Config) check(ctx context.Context, resolve bool) error {
 	if c.Location == "" {
 		return errors.New("probes: location is required (where this sensor is: the verdict across locations compares them)")
 	}
@@ -145,9 +154,13 @@ func (c *Config) Check(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("probe %s: %w", s.Name, err)
 		}
-		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			return fmt.Errorf("probe %s: resolve %q: %w", s.Name, host, err)
+		var addrs []netip.Addr
+		if a, err := netip.ParseAddr(host); err == nil {
+			addrs = []netip.Addr{a}
+		} else if resolve {
+			if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
+				return fmt.Errorf("probe %s: resolve %q: %w", s.Name, host, err)
+			}
 		}
 		for _, a := range addrs {
 			if !c.Allowed(a) {
@@ -156,6 +169,147 @@ func (c *Config) Check(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Location is one location of the fleet configuration's locations:
+// section (docs/probes.md, "In the fleet configuration"): the sensors that
+// stand there and what they probe from there.
+type Location struct {
+	Sensors []string `yaml:"sensors"`
+	Allow   []string `yaml:"allow"`
+	Probes  []Spec   `yaml:"probes"`
+}
+
+// Config returns the probe configuration of a sensor at location name.
+func (l *Location) Config(name string) *Config {
+	return &Config{Location: name, Allow: l.Allow, Probes: slices.Clone(l.Probes)}
+}
+
+// LoadFor reads a probe configuration for the sensor named sensor. The
+// file is either a sensor's own (location:, allow:, probes:), read as
+// Load reads it, or the fleet configuration (fleet.yaml), whose
+// locations: section lists each location's sensors and probes: the
+// sensor's location is the one that lists it. In the fleet form only
+// locations: is read (the rest is the centre's), strictly.
+func LoadFor(path, sensor string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	locs := mappingValue(&root, "locations")
+	if locs == nil {
+		return Load(path)
+	}
+	all, err := DecodeLocations(locs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if sensor == "" {
+		return nil, fmt.Errorf("%s: a fleet configuration: give the sensor's name (--sensor) to pick its location", path)
+	}
+	var found []string
+	for _, name := range sortedKeys(all) {
+		if slices.Contains(all[name].Sensors, sensor) {
+			found = append(found, name)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%s: sensor %q is in none of the locations (%s): add it to one location's sensors:", path, sensor, strings.Join(sortedKeys(all), ", "))
+	case 1:
+	default:
+		return nil, fmt.Errorf("%s: sensor %q is in two locations (%s): a sensor stands in one place", path, sensor, strings.Join(found, ", "))
+	}
+	l := all[found[0]]
+	c := l.Config(found[0])
+	if err := c.Check(context.Background()); err != nil {
+		return nil, fmt.Errorf("%s: location %s: %w", path, found[0], err)
+	}
+	return c, nil
+}
+
+// DecodeLocations decodes a locations: mapping strictly (an unknown key is
+// an error naming it) and checks each location without resolving names
+// (CheckStatic): sensors resolve their own targets when they load it.
+func DecodeLocations(n *yaml.Node) (map[string]Location, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("locations: line %d: want a mapping of location names", n.Line)
+	}
+	out := map[string]Location{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		name := n.Content[i].Value
+		// Marshalled alone, the location must carry what its aliases
+		// point to (probes: *common shares one list between locations).
+		b, err := yaml.Marshal(unalias(n.Content[i+1]))
+		if err != nil {
+			return nil, fmt.Errorf("locations: %s: %w", name, err)
+		}
+		var l Location
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&l); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("locations: %s (line %d): %w", name, n.Content[i].Line, err)
+		}
+		if len(l.Sensors) == 0 {
+			return nil, fmt.Errorf("locations: %s: no sensors: list the sensors that stand there", name)
+		}
+		if err := l.Config(name).CheckStatic(); err != nil {
+			return nil, fmt.Errorf("locations: %s: %w", name, err)
+		}
+		out[name] = l
+	}
+	return out, nil
+}
+
+// unalias returns a copy of n with every alias replaced by what it names,
+// to a depth of 64 (an alias inside its own anchor would never end; what
+// is left deeper fails to decode).
+func unalias(n *yaml.Node) *yaml.Node { return unaliasDepth(n, 64) }
+
+func unaliasDepth(n *yaml.Node, depth int) *yaml.Node {
+	if depth == 0 {
+		return n
+	}
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	c := *n
+	c.Anchor = ""
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, k := range n.Content {
+		c.Content[i] = unaliasDepth(k, depth-1)
+	}
+	return &c
+}
+
+// mappingValue returns the value of key in a document's top-level mapping.
+func mappingValue(doc *yaml.Node, key string) *yaml.Node {
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for n := range m {
+		k = append(k, n)
+	}
+	slices.Sort(k)
+	return k
 }
 
 // Allowed reports whether a is inside the allow-list.

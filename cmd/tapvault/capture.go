@@ -238,7 +238,7 @@ and print the summary.`,
 				return err
 			}
 			defer stopShip()
-			stopProbes, err := startCaptureProbes(probes)
+			stopProbes, err := startCaptureProbes(probes, ship.sensor)
 			if err != nil {
 				return err
 			}
@@ -334,7 +334,7 @@ and print the summary.`,
 	f.StringVar(&tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fl.flags(f)
 	ship.flags(f, "fleet-clickhouse")
-	f.StringVar(&probes, "probes", "", "run the probes of this file (docs/probes.md) while capturing, their exchanges tagged with probe and location")
+	f.StringVar(&probes, "probes", "", "run the probes of this file (docs/probes.md) while capturing, their exchanges tagged with probe and location; with the fleet configuration, those of the location that lists --sensor")
 	f.StringVar(&lossless, "lossless", "auto", "wait for buffers instead of dropping: auto = only for net_pcap replays, whose PMD reads the file only when polled, so waiting loses nothing; never use on a live port")
 	return cmd
 }

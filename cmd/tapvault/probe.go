@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"strings"
 	"sync"
@@ -25,11 +26,12 @@ import (
 func newProbeCmd() *cobra.Command {
 	var (
 		cfgPath string
+		sensor  string
 		once    bool
 		asJSON  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "probe --config probes.yaml [--once] [--json]",
+		Use:   "probe --config probes.yaml|fleet.yaml [--sensor NAME] [--once] [--json]",
 		Short: "Run synthetic requests (HTTP, DNS, TCP, Redis, PostgreSQL, MySQL) against services, from this location",
 		Long: `Probe runs the probes of a configuration on their schedules and prints each
 result. Targets must be inside the configuration's allow-list (loopback only
@@ -38,12 +40,17 @@ by default): a probe is traffic, and an operator opts in to where it goes.
 Run by itself it only times the requests. To have each probe recorded as an
 ordinary exchange, with its packets, tagged with the probe's name and the
 location, give the same file to the capture that sees the traffic:
-tapvault capture ... --probes probes.yaml (docs/probes.md).`,
+tapvault capture ... --probes probes.yaml (docs/probes.md).
+
+The file is a sensor's own (location:, allow:, probes:) or the fleet
+configuration, whose locations: section says which sensors stand where and
+what each location probes: --sensor (default: the hostname) picks the
+location that lists it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfgPath == "" {
 				return errors.New("--config FILE is required (docs/probes.md has the format)")
 			}
-			cfg, err := probe.Load(cfgPath)
+			cfg, err := probe.LoadFor(cfgPath, sensor)
 			if err != nil {
 				return err
 			}
@@ -75,7 +82,9 @@ tapvault capture ... --probes probes.yaml (docs/probes.md).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfgPath, "config", "", "probe configuration (YAML)")
+	host, _ := os.Hostname()
+	f.StringVar(&cfgPath, "config", "", "probe configuration (YAML): a sensor's own, or the fleet configuration with locations:")
+	f.StringVar(&sensor, "sensor", host, "with a fleet configuration: this sensor's name, which picks its location")
 	f.BoolVar(&once, "once", false, "run every probe once and exit (non-zero when one fails)")
 	f.BoolVar(&asJSON, "json", false, "one JSON object per result")
 	return cmd
@@ -103,11 +112,11 @@ func printProbeResult(w io.Writer, res probe.Result, asJSON bool) {
 // empty) before the capture starts, and runs its probes once the capture's
 // pipeline is open (captureStore), their records tagged through it, until
 // the returned stop is called.
-func startCaptureProbes(path string) (stop func(), err error) {
+func startCaptureProbes(path, sensor string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
 	}
-	cfg, err := probe.Load(path)
+	cfg, err := probe.LoadFor(path, sensor)
 	if err != nil {
 		return nil, fmt.Errorf("capture: --probes: %w", err)
 	}

@@ -44,3 +44,51 @@ func TestProbeAllowList(t *testing.T) {
 		t.Errorf("stdout %q", out)
 	}
 }
+
+// The fleet configuration's locations: the sensor named picks its
+// location's probes, and the runs say the location; a sensor that is in no
+// location is refused by probe and by capture before anything runs.
+func TestProbeFleetLocations(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	cfg := filepath.Join(dir, "fleet.yaml")
+	os.WriteFile(cfg, []byte(`clickhouse: {url: http://127.0.0.1:8123}
+sensors: {s-a: 127.0.0.1:1, s-b: 127.0.0.1:2}
+locations:
+  paris:
+    sensors: [s-a]
+    probes: [{name: connect, kind: tcp, target: "`+ln.Addr().String()+`"}]
+  lagos:
+    sensors: [s-b]
+    probes: [{name: other, kind: tcp, target: "`+ln.Addr().String()+`"}]
+`), 0o600)
+	out, _ := tv(t, false, "probe", "--config", cfg, "--sensor", "s-a", "--once")
+	if !strings.Contains(out, "connect") || !strings.Contains(out, "paris") || strings.Contains(out, "other") {
+		t.Errorf("s-a: stdout %q, want paris's probe only", out)
+	}
+	out, _ = tv(t, false, "probe", "--config", cfg, "--sensor", "s-b", "--once")
+	if !strings.Contains(out, "other") || !strings.Contains(out, "lagos") {
+		t.Errorf("s-b: stdout %q, want lagos's probe", out)
+	}
+	_, stderr := tv(t, true, "probe", "--config", cfg, "--sensor", "s-c", "--once")
+	if !strings.Contains(stderr, `sensor "s-c" is in none of the locations (lagos, paris)`) {
+		t.Errorf("s-c: stderr %q", stderr)
+	}
+	_, stderr = tv(t, true, "capture", "--iface", "lo", "--data", filepath.Join(dir, "s"), "--probes", cfg, "--sensor", "s-c")
+	if !strings.Contains(stderr, `sensor "s-c" is in none of the locations`) {
+		t.Errorf("capture s-c: stderr %q", stderr)
+	}
+}
