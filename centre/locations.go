@@ -26,6 +26,10 @@ type LocationsAnswer struct {
 	// Cut: more probe exchanges matched than were read (the newest are
 	// left out); narrow from/to.
 	Cut bool `json:"cut,omitempty"`
+	// SlowestSensor names the sensor that holds each of the locations'
+	// slowest exchanges (ID as in slowest): a location may have several
+	// sensors, and a drill-down goes to the one that has the packets.
+	SlowestSensor map[string]string `json:"slowest_sensor"`
 }
 
 func (c *Centre) handleLocations(w http.ResponseWriter, r *http.Request) {
@@ -59,6 +63,7 @@ func (c *Centre) handleLocations(w http.ResponseWriter, r *http.Request) {
 	}
 	a := LocationsAnswer{Probe: p["probe"]}
 	var samples []probe.Sample
+	var sensorOf []string // samples[i]'s sensor
 	err = c.meta.QueryFunc(r.Context(), fmt.Sprintf(
 		"SELECT sensor, id, network, server_time, visitParamExtractString(fields, 'location') AS location FROM %s.records FINAL WHERE %s AND position(fields, %s) > 0 ORDER BY req_first LIMIT %d",
 		c.db, sel.where(), sqlString(needle), maxLocationSamples+1), func(line []byte) error {
@@ -81,6 +86,7 @@ func (c *Centre) handleLocations(w http.ResponseWriter, r *http.Request) {
 			loc = row.Sensor // a record tagged without a location: its sensor's
 		}
 		samples = append(samples, probe.Sample{Location: loc, ID: uint64(row.ID), Network: int64(row.Network), Server: int64(row.ServerTime)})
+		sensorOf = append(sensorOf, row.Sensor)
 		return nil
 	})
 	if err != nil {
@@ -89,5 +95,17 @@ func (c *Centre) handleLocations(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Samples = len(samples)
 	a.Verdict = probe.Decide(samples, vo)
+	a.SlowestSensor = map[string]string{}
+	want := map[string]bool{}
+	for _, l := range a.Locations {
+		for _, id := range l.WorstIDs {
+			want[id] = true
+		}
+	}
+	for i, s := range samples {
+		if id := fmt.Sprintf("%016x", s.ID); want[id] {
+			a.SlowestSensor[id] = sensorOf[i]
+		}
+	}
 	writeJSON(w, a)
 }

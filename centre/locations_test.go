@@ -88,6 +88,11 @@ func TestLocations(t *testing.T) {
 		if l.Location == "lagos" && (len(l.WorstIDs) != 5 || l.WorstIDs[0] != fmt.Sprintf("%016x", 47)) {
 			t.Errorf("lagos's slowest %v, want 5 IDs, the last lagos row (47) first", l.WorstIDs)
 		}
+		for _, id := range l.WorstIDs {
+			if want := map[string]string{"paris": "s1", "lagos": "s2", "osaka": "s3"}[l.Location]; a.SlowestSensor[id] != want {
+				t.Errorf("%s's slowest %s: sensor %q, want %q", l.Location, id, a.SlowestSensor[id], want)
+			}
+		}
 	}
 	// Every probe: paris's dns probe is slow too, so paris and lagos.
 	if code, a = get(nil); code != 200 || a.Samples != 40 || !slices.Equal(a.Slow, []string{"lagos", "paris"}) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,6 +46,27 @@ func TestFleetViewBrowser(t *testing.T) {
 		"server_ip": "10.9.9.10", "server_port": 2, "req_first": traceStart, "req_last": traceStart, "resp_first": traceStart + 1,
 		"resp_last": traceStart + int64(time.Hour), "latency": int64(time.Hour), "class": `<script>window.__pwned=2</script>`, "fields": "{}", "ver": 1}
 	if err := e.client.Insert(context.Background(), "records", []any{row}); err != nil {
+		t.Fatal(err)
+	}
+	// Probe exchanges from three locations (docs/probes.md), lagos's network
+	// slow: the locations section names lagos alone and drills down to the
+	// sensor that holds each slowest exchange. Their own connections (no
+	// transit pairs) and an hour before the trace.
+	var probeRows []any
+	for i := range 10 {
+		for j, l := range []struct {
+			sensor, loc string
+			net         time.Duration
+		}{{"sensor-a", "paris", 2 * time.Millisecond}, {"sensor-b", "lagos", 30 * time.Millisecond}, {"sensor-c", "osaka", 3 * time.Millisecond}} {
+			ts := traceStart - int64(time.Hour) + int64(i*3+j)*int64(time.Second)
+			probeRows = append(probeRows, map[string]any{"sensor": l.sensor, "id": 1000 + i*3 + j, "kind": "exchange", "proto": "http",
+				"client_ip": "10.77.0.1", "client_port": 40000 + i*3 + j, "server_ip": "10.77.0.2", "server_port": 80,
+				"req_first": ts, "req_last": ts, "resp_first": ts + int64(l.net+time.Millisecond), "resp_last": ts + int64(l.net+time.Millisecond),
+				"latency": int64(l.net + time.Millisecond), "network": int64(l.net), "server_time": int64(time.Millisecond), "class": "healthy",
+				"fields": `{"probe":"web","location":"` + l.loc + `"}`, "ver": 1})
+		}
+	}
+	if err := e.client.Insert(context.Background(), "records", probeRows); err != nil {
 		t.Fatal(err)
 	}
 	// sensor-b reports drops, as a capture's shipper does.
@@ -172,6 +194,17 @@ func TestFleetViewBrowser(t *testing.T) {
 	}
 	// Latency per sensor, and the exchanges sensor-b saw 37 µs after
 	// sensor-a, with the clocks' statement.
+	var verdict []string
+	eval(`[document.querySelector('#fleet-verdict').dataset.blame, document.querySelector('#fleet-verdict').textContent]`, &verdict)
+	if len(verdict) != 2 || verdict[0] != "networks" || !strings.HasPrefix(verdict[1], "slow from lagos only (") {
+		t.Errorf("locations verdict: got %q, want lagos's network named alone", verdict)
+	}
+	var locs []string
+	eval(`[...document.querySelectorAll('#fleet-locations tbody tr')].map(r => r.dataset.location + ' ' + r.dataset.slow + ' ' + r.cells[1].textContent + ' ' + [...new Set([...r.querySelectorAll('a.pcap')].map(a => a.dataset.sensor + (a.getAttribute('href').includes('sensor=' + a.dataset.sensor) ? '' : '!')))].join('/'))`, &locs)
+	slices.Sort(locs)
+	if want := "lagos true 10 sensor-b,osaka false 10 sensor-c,paris false 10 sensor-a"; strings.Join(locs, ",") != want {
+		t.Errorf("locations rows: got %q, want %q", locs, want)
+	}
 	var latRows []string
 	eval(`[...document.querySelectorAll('#fleet-latency tbody tr')].map(r => r.dataset.sensor)`, &latRows)
 	if !strings.Contains(strings.Join(latRows, ","), "sensor-c") || len(latRows) < 3 {

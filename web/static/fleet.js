@@ -4,7 +4,8 @@
 // column (/api/v1/fleet/exchanges, sorted by latency, paged by the
 // server), each with a drill-down to its packets fetched by the centre from
 // the sensor that holds them; latency quantiles per sensor; and exchanges
-// seen by two sensors with the uncertainty their clocks allow. Sensors that
+// seen by two sensors with the uncertainty their clocks allow; the verdict
+// across locations from the probes (/api/v1/fleet/locations). Sensors that
 // did not answer are named above the tables: answers go on without them.
 // Every value shown is text.
 import { el, api, apiURL, link, parseJSON, big, fmtTime, fmtDur, fmtCount, fmtBytes, setStatus } from './util.js';
@@ -169,20 +170,55 @@ function transitTable(a) {
       el('td', {}, x.uncertain ? el('span', { class: 'error', title: 'not larger than the clocks\' combined error: not established' }, 'uncertain') : '')))));
 }
 
+// locationsSection: the verdict across locations from the probe exchanges
+// (/api/v1/fleet/locations, docs/probes.md): slow from every location is
+// the provider's, from some only their networks'. Each location's numbers,
+// and its slowest exchanges' packets from the sensor that holds them.
+function locationsSection(a) {
+  if (!a.samples) {
+    return el('p', { class: 'muted', id: 'fleet-verdict' }, 'No probe exchanges in this window: configure probes per location (docs/probes.md, "In the fleet configuration").');
+  }
+  const slow = new Set(a.slow || []);
+  const rows = (a.locations || []).map((l) => el('tr', { 'data-location': l.location, 'data-slow': String(slow.has(l.location)) },
+    el('td', {}, l.location),
+    el('td', { class: 'num' }, fmtCount(l.exchanges)),
+    el('td', { class: 'num' }, l.network_p50_ns >= 0 ? fmtDur(l.network_p50_ns) : '-'),
+    el('td', { class: 'num' }, l.network_p90_ns >= 0 ? fmtDur(l.network_p90_ns) : '-'),
+    el('td', { class: 'num' }, l.server_p50_ns >= 0 ? fmtDur(l.server_p50_ns) : '-'),
+    el('td', {}, !l.judged ? el('span', { class: 'muted' }, 'too few to judge') : [
+      l.slow_network ? el('span', { class: 'error' }, 'slow network') : 'network ok',
+      l.slow_server ? ', slow service' : '']),
+    el('td', {}, (l.slowest || []).map((id) => {
+      const sensor = (a.slowest_sensor || {})[id] || '';
+      return el('a', {
+        class: 'pcap', download: '', 'data-sensor': sensor, title: `exchange ${id} on ${sensor}: its packets`,
+        href: apiURL('/api/v1/messages/' + encodeURIComponent(id) + '/packets', { sensor }),
+      }, id, ' ');
+    }))));
+  return el('div', {},
+    el('p', { id: 'fleet-verdict', 'data-blame': a.blame || '' }, a.text || ''),
+    a.cut ? el('p', { class: 'muted' }, `Only the first ${fmtCount(a.samples)} probe exchanges were read: narrow the time range.`) : null,
+    el('table', { id: 'fleet-locations', class: 'grid' },
+      el('thead', {}, el('tr', {}, ['Location', 'Probe exchanges', 'Network p50', 'Network p90', 'Server p50', 'Verdict', 'Slowest (packets)'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, rows)));
+}
+
 export async function fleet(main, params) {
   const q = {};
   for (const k of ['sensor', 'proto', 'server', 'client', 'from', 'to']) q[k] = params.get(k) || '';
   const offset = Math.max(0, Number(params.get('offset')) || 0);
-  const [sr, xr, lr, tr] = await Promise.all([
+  const [sr, xr, lr, tr, lo] = await Promise.all([
     api('/api/v1/fleet/sensors'),
     api('/api/v1/fleet/exchanges', { ...q, sort: '-latency', offset, limit: PAGE }),
     api('/api/v1/fleet/latency', { ...q, by: 'sensor,proto' }),
     api('/api/v1/fleet/transit', { ...q, limit: 20 }),
+    api('/api/v1/fleet/locations', { from: q.from, to: q.to }),
   ]);
   const sensors = parseJSON(await sr.text());
   const xs = parseJSON(await xr.text());
   const lat = parseJSON(await lr.text());
   const tra = parseJSON(await tr.text());
+  const locs = parseJSON(await lo.text());
   const total = Number(xs.total);
   const page = (off) => link('fleet', { ...q, offset: off, tz: params.get('tz') });
   const nav = el('p', { class: 'pager' },
@@ -201,6 +237,9 @@ export async function fleet(main, params) {
     exchangesTable(xs),
     el('h2', {}, 'Latency by sensor'),
     latencyTable(lat),
+    el('h2', {}, 'Locations'),
+    el('p', { class: 'muted' }, 'The probes\' exchanges from each location: a slow network from every location is the provider\'s (or the path all share), from some only their own networks\'.'),
+    locationsSection(locs),
     el('h2', {}, 'Seen by two sensors'),
     el('p', { class: 'muted' }, 'The same exchange at two capture points: how much later the second saw its request. The clocks\' combined error bounds what this can tell; a figure within it is marked uncertain.'),
     transitTable(tra));
