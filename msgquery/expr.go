@@ -53,6 +53,8 @@ type Expr struct {
 	root   *node
 	canon  string
 	terms  []string
+	// anyTerms: the alternatives' terms (AnyTerms).
+	anyTerms [][]string
 	protos []string
 	protoC bool // protos constrains (protos may then be empty: nothing matches)
 }
@@ -223,6 +225,7 @@ func Parse(s string) (*Expr, error) {
 	root.write(&b)
 	e.canon = b.String()
 	e.terms = root.terms()
+	e.anyTerms = root.alternatives()
 	e.protos, e.protoC = root.protoSet()
 	return e, nil
 }
@@ -1181,6 +1184,48 @@ func (n *node) write(b *strings.Builder) {
 }
 
 // --- pruning ---
+
+// maxAlternatives bounds AnyTerms: an expression with more alternatives
+// is not worth a bloom check per alternative and frame.
+const maxAlternatives = 64
+
+// AnyTerms returns term lists of which a matching record has every term of
+// at least one: the alternatives of an "or" whose every branch requires
+// terms ("id A or id B" gives [[id=A] [id=B]]), where Terms has none. Nil
+// when some path requires no term or there are more than 64 lists. The
+// lists are shared: do not modify them.
+func (e *Expr) AnyTerms() [][]string { return e.anyTerms }
+
+// alternatives returns term lists of which a record matching n has every
+// term of at least one (nil: nothing known).
+func (n *node) alternatives() [][]string {
+	switch n.kind {
+	case nOr:
+		l, r := n.l.alternatives(), n.r.alternatives()
+		if l == nil || r == nil || len(l)+len(r) > maxAlternatives {
+			return nil
+		}
+		return append(slices.Clip(l), r...)
+	case nAnd:
+		// Every term both sides require is required; an alternative of
+		// one side is then narrowed by the other side's required terms.
+		// Keep it simple: the required terms as one alternative, else one
+		// side's alternatives.
+		if t := n.terms(); len(t) > 0 {
+			return [][]string{t}
+		}
+		if l := n.l.alternatives(); l != nil {
+			return l
+		}
+		return n.r.alternatives()
+	case nNot:
+		return nil
+	}
+	if t := n.terms(); len(t) > 0 {
+		return [][]string{t}
+	}
+	return nil
+}
 
 // terms returns the sorted terms every record matching n has.
 func (n *node) terms() []string {

@@ -430,7 +430,7 @@ func TestTermsConservative(t *testing.T) {
 	for i := range recs {
 		recs[i] = randRecord(rng)
 	}
-	matched, withTerms := 0, 0
+	matched, withTerms, withAlts := 0, 0, 0
 	for range 3000 {
 		s := randExpr(rng, 0)
 		e, err := Parse(s)
@@ -443,6 +443,10 @@ func TestTermsConservative(t *testing.T) {
 		terms, protos := e.Terms(), e.Protos()
 		if len(terms) > 0 {
 			withTerms++
+		}
+		alts := e.AnyTerms()
+		if len(alts) > 1 {
+			withAlts++
 		}
 		for _, r := range recs {
 			if !e.Match(r) {
@@ -458,12 +462,23 @@ func TestTermsConservative(t *testing.T) {
 			if protos != nil && !slices.Contains(protos, strings.ToLower(r.Proto)) {
 				t.Fatalf("%q matches proto %q, not in Protos %q", s, r.Proto, protos)
 			}
+			// AnyTerms: the record has every term of one alternative.
+			if alts != nil && !slices.ContainsFunc(alts, func(alt []string) bool {
+				for _, term := range alt {
+					if !rt[term] {
+						return false
+					}
+				}
+				return true
+			}) {
+				t.Fatalf("%q matches %+v but the record has no alternative of %q", s, r, alts)
+			}
 		}
 	}
-	if matched < 1000 || withTerms < 300 {
-		t.Errorf("weak test: %d matches, %d expressions with terms", matched, withTerms)
+	if matched < 1000 || withTerms < 300 || withAlts < 50 {
+		t.Errorf("weak test: %d matches, %d expressions with terms, %d with alternatives", matched, withTerms, withAlts)
 	}
-	t.Logf("%d matches, %d expressions with terms", matched, withTerms)
+	t.Logf("%d matches, %d expressions with terms, %d with alternatives", matched, withTerms, withAlts)
 }
 
 func TestMatchAllocs(t *testing.T) {

@@ -34,6 +34,11 @@ type Query struct {
 	// case-insensitively. Frames whose bloom filter lacks one are skipped
 	// without decompressing.
 	Terms []string
+	// AnyTerms, when not empty, are term lists of which a record must have
+	// every term of at least one (an expression's alternatives: id A or
+	// id B); frames whose bloom filter lacks a term of every list are
+	// skipped. Terms, when given too, must match as well.
+	AnyTerms [][]string
 	// Protos, when not empty, lists the protocols accepted (any of them).
 	Protos []string
 	// NoDetail passes records without their Fields and Packets (empty),
@@ -106,6 +111,8 @@ type plan struct {
 	q          Query
 	terms      []string // normalized
 	termHashes []uint64
+	anyTerms   [][]string // normalized
+	anyHashes  [][]uint64
 	protoMask  uint64
 }
 
@@ -115,6 +122,17 @@ func newPlan(q Query) *plan {
 		t = analytics.NormalizeTerm(t)
 		p.terms = append(p.terms, t)
 		p.termHashes = append(p.termHashes, termHash([]byte(t)))
+	}
+	for _, alt := range q.AnyTerms {
+		var ts []string
+		var hs []uint64
+		for _, t := range alt {
+			t = analytics.NormalizeTerm(t)
+			ts = append(ts, t)
+			hs = append(hs, termHash([]byte(t)))
+		}
+		p.anyTerms = append(p.anyTerms, ts)
+		p.anyHashes = append(p.anyHashes, hs)
 	}
 	for _, pr := range q.Protos {
 		p.protoMask |= protoBit(pr)
@@ -142,9 +160,14 @@ func (p *plan) recordMatches(r *analytics.Record, tb *analytics.TermBuf) bool {
 	if len(p.q.Protos) > 0 && !slices.Contains(p.q.Protos, r.Proto) {
 		return false
 	}
-	if len(p.terms) > 0 {
+	if len(p.terms) > 0 || len(p.anyTerms) > 0 {
 		tb.Build(r)
-		return tb.Has(p.terms)
+		if len(p.terms) > 0 && !tb.Has(p.terms) {
+			return false
+		}
+		if len(p.anyTerms) > 0 {
+			return slices.ContainsFunc(p.anyTerms, tb.Has)
+		}
 	}
 	return true
 }
@@ -329,7 +352,7 @@ func (r *Reader) Scan(ctx context.Context, q Query, fn func(rec *analytics.Recor
 	if report == nil {
 		report = func(err error) { slog.Warn("msgstore: skipping damaged messages", "err", err) }
 	}
-	s := &scanner{r: r, p: p, fn: fn, report: report, detail: !q.NoDetail || len(p.terms) > 0}
+	s := &scanner{r: r, p: p, fn: fn, report: report, detail: !q.NoDetail || len(p.terms) > 0 || len(p.anyTerms) > 0}
 	for _, fe := range files {
 		if err := s.file(ctx, fe.path); err != nil {
 			if errors.Is(err, errStop) {
@@ -426,6 +449,23 @@ func (s *scanner) frameCandidate(ff *frameFile, h *frameHeader) (bool, error) {
 				s.r.skipBloom.Add(1)
 				return false, nil
 			}
+		}
+	}
+	if len(s.p.anyHashes) > 0 {
+		f, err := ff.bloom(h)
+		if err != nil {
+			return false, err
+		}
+		if !slices.ContainsFunc(s.p.anyHashes, func(hs []uint64) bool {
+			for _, th := range hs {
+				if !bloomHas(f, int(h.hashes), th) {
+					return false
+				}
+			}
+			return true
+		}) {
+			s.r.skipBloom.Add(1)
+			return false, nil
 		}
 	}
 	return true, nil

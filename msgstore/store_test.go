@@ -171,6 +171,26 @@ func TestBloomPruning(t *testing.T) {
 		t.Fatalf("got %d frames decoded, want about 5 (stats %+v)", st.Decoded, st)
 	}
 
+	// Alternatives (id A or id B): each frame that may hold either is read,
+	// the others skipped by their bloom filters.
+	rd = openR(t, root)
+	got, _ = scanAll(t, rd, Query{AnyTerms: [][]string{{fmt.Sprintf("id=%016x", recs[10].ID)}, {fmt.Sprintf("ID=%016X", recs[4321].ID), "method=get"}}})
+	sameRecords(t, got, []*analytics.Record{recs[10], recs[4321]})
+	if st := rd.Stats(); st.Decoded > 3 || st.SkippedBloom < 17 {
+		t.Fatalf("alternatives: got %d frames decoded, %d skipped by bloom; want 2 (a false positive aside) and the other 18 skipped", st.Decoded, st.SkippedBloom)
+	}
+	// With Terms as well, both must hold.
+	got, _ = scanAll(t, openR(t, root), Query{Terms: []string{"status=404"}, AnyTerms: [][]string{{fmt.Sprintf("id=%016x", recs[10].ID)}, {fmt.Sprintf("id=%016x", recs[4321].ID)}}})
+	var want404 []*analytics.Record
+	for _, r := range []*analytics.Record{recs[10], recs[4321]} {
+		for _, f := range r.Fields {
+			if f.Key == "status" && f.Int == 404 {
+				want404 = append(want404, r)
+			}
+		}
+	}
+	sameRecords(t, got, want404)
+
 	// Integer fields, endpoint terms.
 	for _, tc := range []struct {
 		term string

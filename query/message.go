@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -171,6 +172,9 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		// selects, so the skip index prunes only without them.
 		if sel.Expr != nil {
 			q.Terms, q.Protos = sel.Expr.Terms(), sel.Expr.Protos()
+			if len(q.Terms) == 0 {
+				q.AnyTerms = sel.Expr.AnyTerms()
+			}
 		}
 		if sel.NoDetail {
 			// Records without detail are cheap to copy: read ahead. (The
@@ -191,8 +195,84 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 	if err != nil {
 		return nil, err
 	}
+	if sel.Expr != nil && (len(sel.Expr.Terms()) > 0 || len(sel.Expr.AnyTerms()) > 0) {
+		// The first pass's damaged frames are reported when it finds
+		// nothing; otherwise the second pass reports those it reads.
+		var preWarn []error
+		pq := q
+		pq.OnCorrupt = func(err error) { preWarn = append(preWarn, err) }
+		nq, none, err := narrowForTiers(ctx, rd, pq, sel)
+		if err != nil || none {
+			return preWarn, err
+		}
+		nq.OnCorrupt = q.OnCorrupt
+		q = nq
+	}
 	err = scanLinked(ctx, rd, q, sel, tl, fn)
 	return warnings, err
+}
+
+// maxNarrowed is how many matching records narrowForTiers looks for: past
+// it, the scan is not narrowed (the records it found are many, and their
+// time spans as good as the whole).
+const maxNarrowed = 1000
+
+// narrowForTiers narrows a scan with tier links to the time around the
+// records the expression selects, found first through the skip index (an
+// exchange's view asks for one ID with its tiers: reading every record of
+// a 1.4M-record store to link them took 5 s). A record's tier context is
+// the records whose spans overlap its own (the front exchange that holds a
+// backend call, the backend calls inside a front's wait, the other fronts
+// that hold those calls), and the linker links nothing more than Window
+// apart, so reading the records within Window of the selected ones' spans
+// gives them the same links. none: nothing matches.
+func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel MessageSel) (_ msgstore.Query, none bool, err error) {
+	pre := q
+	pre.Terms, pre.Protos = sel.Expr.Terms(), sel.Expr.Protos()
+	if len(pre.Terms) == 0 {
+		pre.AnyTerms = sel.Expr.AnyTerms()
+	}
+	pre.NoDetail = !sel.Expr.UsesFields()
+	lo, hi, n := int64(math.MaxInt64), int64(math.MinInt64), 0
+	errMany := errors.New("many")
+	err = rd.Scan(ctx, pre, func(r *analytics.Record) error {
+		if !sel.match(r) {
+			return nil
+		}
+		n++
+		if n > maxNarrowed {
+			return errMany
+		}
+		for _, t := range [4]int64{r.ReqFirst, r.ReqLast, r.RespFirst, r.RespLast} {
+			if t != 0 {
+				lo, hi = min(lo, t), max(hi, t)
+			}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errMany):
+		return q, false, nil
+	case err != nil:
+		return q, false, err
+	case n == 0:
+		return q, true, nil
+	case lo > hi:
+		return q, false, nil // matches without times: read everything
+	}
+	w := sel.Window
+	if w <= 0 {
+		w = msgquery.DefaultTierWindow
+	}
+	from, to := lo-w, hi+w
+	if q.From != 0 {
+		from = max(from, q.From)
+	}
+	if q.To != 0 {
+		to = min(to, q.To)
+	}
+	q.From, q.To = max(from, 1), to
+	return q, false, nil
 }
 
 // linkBatch is a run of records from the scan to the linker: a copy of

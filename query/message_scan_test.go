@@ -3,11 +3,14 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"tapvault/analytics"
 	"tapvault/msgquery"
@@ -155,6 +158,38 @@ func TestScanMessagesTiers(t *testing.T) {
 	same("tiers", MessageSel{Tiers: true}, all, true)
 	same("tiers, exchanges", MessageSel{Tiers: true, Exchanges: true}, exchanges, true)
 	same("tiers, exchanges, no detail", MessageSel{Tiers: true, Exchanges: true, NoDetail: true}, exchanges, false)
+
+	// One ID or a few with their tiers (an exchange's view): the store is
+	// read only around them (narrowForTiers) and the links are the full
+	// scan's: a front with its backends, a backend with its front, a flow
+	// record, two at once, and none.
+	for _, ids := range [][]uint64{{5002}, {7001}, {3003}, {5002, 19991}, {12345678}} {
+		var parts []string
+		set := map[uint64]bool{}
+		for _, id := range ids {
+			parts = append(parts, fmt.Sprintf("id %016x", id))
+			set[id] = true
+		}
+		e, err := msgquery.Parse(strings.Join(parts, " or "))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A 100 ms window (the store spans 6 s; fronts last 6 ms, so the
+		// links are those of the reference's 10 s).
+		sel := MessageSel{Tiers: true, Expr: e, Window: int64(100 * time.Millisecond)}
+		same(e.String(), sel, func(o linkedOut) bool { return set[o.id] }, true)
+		rd2, err := msgstore.OpenReader(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, none, err := narrowForTiers(ctx, rd2, msgstore.Query{}, sel)
+		if err != nil || none != (ids[0] == 12345678) {
+			t.Fatalf("%v: narrowForTiers: %v, none %v", ids, err, none)
+		}
+		if !none && (q.From == 0 || q.To == 0 || q.To-q.From > int64(300*time.Millisecond) && len(ids) == 1) {
+			t.Fatalf("%v: narrowed to [%d, %d], want the records' span and a window each side", ids, q.From, q.To)
+		}
+	}
 
 	// Without tiers, read ahead (NoDetail): what reading one by one gives,
 	// in order, with the expression and Exchanges applied.
