@@ -50,13 +50,13 @@ func (e *ParseError) Error() string {
 // Expr is a parsed expression. It is immutable after Parse and safe for
 // concurrent use by several goroutines.
 type Expr struct {
-	root   *node
-	canon  string
-	terms  []string
+	root  *node
+	canon string
+	terms []string
 	// anyTerms: the alternatives' terms (AnyTerms).
 	anyTerms [][]string
-	protos []string
-	protoC bool // protos constrains (protos may then be empty: nothing matches)
+	protos   []string
+	protoC   bool // protos constrains (protos may then be empty: nothing matches)
 }
 
 // nodeKind is the kind of a tree node.
