@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"tapvault/analytics"
 	"tapvault/block"
@@ -223,9 +224,14 @@ const maxNarrowed = 1000
 // a 1.4M-record store to link them took 5 s). A record's tier context is
 // the records whose spans overlap its own (the front exchange that holds a
 // backend call, the backend calls inside a front's wait, the other fronts
-// that hold those calls), and the linker links nothing more than Window
-// apart, so reading the records within Window of the selected ones' spans
-// gives them the same links. none: nothing matches.
+// that hold those calls), and the store's time filter keeps every record
+// that overlaps the range, so reading the selected records' spans with a
+// margin gives them the full scan's links: the records are pushed in the
+// same order, and with fewer of them the linker holds each at least as
+// long. (It can only link more where the full scan, past its documented
+// disorder bound, released a front too early.) The margin, the smaller of
+// the window and 1 s, is for records without a response, whose spans end
+// early. none: nothing matches.
 func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel MessageSel) (_ msgstore.Query, none bool, err error) {
 	pre := q
 	pre.Terms, pre.Protos = sel.Expr.Terms(), sel.Expr.Protos()
@@ -264,6 +270,7 @@ func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, 
 	if w <= 0 {
 		w = msgquery.DefaultTierWindow
 	}
+	w = min(w, int64(time.Second))
 	from, to := lo-w, hi+w
 	if q.From != 0 {
 		from = max(from, q.From)
