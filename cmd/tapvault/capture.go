@@ -548,6 +548,11 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 		lastStats, statsRead = s, true
 		mu.Unlock()
 	}
+	setCapturePort(func() (dataplane.PortStats, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return lastStats, statsRead
+	})
 	statsDone := make(chan struct{})
 	go func() {
 		t := time.NewTicker(statsInt)

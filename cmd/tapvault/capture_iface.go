@@ -241,6 +241,7 @@ func runIfaceCapture(cmd *cobra.Command, so storeOptions, o ifaceOptions, statsI
 		defer mu.Unlock()
 		return lastStats, statsRead
 	}
+	setCapturePort(portStats)
 	statsDone := make(chan struct{})
 	go func() {
 		t := time.NewTicker(statsInt)

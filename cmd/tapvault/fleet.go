@@ -199,10 +199,18 @@ func (o *fleetShipOptions) open(ctx context.Context, dir string, health func() m
 // the shipper that runs beside it (openStore sets it).
 var captureStore atomic.Pointer[store]
 
+// capturePort reads the capture's NIC (or socket) counters, for the health
+// reports: imissed and the other drops before the pipeline, which only the
+// port knows. Set by the capture before its store opens.
+var capturePort atomic.Pointer[pipeline.PortFunc]
+
+func setCapturePort(f pipeline.PortFunc) { capturePort.Store(&f) }
+
 var healthReg struct {
-	mu  sync.Mutex
-	st  *store
-	reg *prometheus.Registry
+	mu   sync.Mutex
+	port *pipeline.PortFunc
+	st   *store
+	reg  *prometheus.Registry
 }
 
 // healthKeepLabels are the labels a health row name keeps; others (queue,
@@ -211,8 +219,8 @@ var healthKeepLabels = map[string]bool{"stage": true, "cause": true, "reason": t
 
 // captureHealth returns the capture pipeline's drop, error and volume
 // counters, flattened to name{label=value}, for the fleet's sensor_health
-// table. The NIC's own counters (imissed) reach it only through the
-// pipeline's drop counters.
+// table, the port's (NIC or socket) counters included: imissed and the
+// other drops before the pipeline.
 func captureHealth() map[string]float64 {
 	st := captureStore.Load()
 	if st == nil {
@@ -221,13 +229,18 @@ func captureHealth() map[string]float64 {
 	// One collector per store: it tails the retention log from where it
 	// was made.
 	healthReg.mu.Lock()
-	if healthReg.st != st {
+	pf := capturePort.Load() // set after the store opens: a report between gets none
+	if healthReg.st != st || healthReg.port != pf {
 		reg := prometheus.NewRegistry()
-		if err := reg.Register(pipeline.NewCollector(st.p, nil)); err != nil {
+		var port pipeline.PortFunc
+		if pf != nil {
+			port = *pf
+		}
+		if err := reg.Register(pipeline.NewCollector(st.p, port)); err != nil {
 			healthReg.mu.Unlock()
 			return nil
 		}
-		healthReg.st, healthReg.reg = st, reg
+		healthReg.st, healthReg.reg, healthReg.port = st, reg, pf
 	}
 	reg := healthReg.reg
 	healthReg.mu.Unlock()

@@ -163,6 +163,14 @@ func TestFleetCaptureShips(t *testing.T) {
 	if got := chValue(t, srv, "SELECT count() FROM tapvault.sensor_health WHERE sensor = 'cap1' AND name LIKE 'dropped_packets_total%'"); got == 0 {
 		t.Fatal("the capture's drop counters were not shipped")
 	}
+	// The port's own counters too: what the NIC dropped (imissed) and
+	// received, which only the port knows.
+	if got := chValue(t, srv, "SELECT count() FROM tapvault.sensor_health WHERE sensor = 'cap1' AND name = 'dropped_packets_total{cause=imissed,stage=nic}'"); got == 0 {
+		t.Fatal("the NIC's imissed was not shipped")
+	}
+	if got := chValue(t, srv, "SELECT max(value) FROM tapvault.sensor_health WHERE sensor = 'cap1' AND name = 'nic_rx_packets_total'"); got != 20000 {
+		t.Errorf("nic_rx_packets_total: got %d, want the trace's 20000 packets", got)
+	}
 	t.Logf("%d health names per report", chValue(t, srv, "SELECT uniqExact(name) FROM tapvault.sensor_health WHERE sensor = 'cap1'"))
 }
 
