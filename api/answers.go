@@ -10,7 +10,8 @@ import (
 )
 
 // answers keeps the last answers of the endpoints that read every message
-// record of a window (tiers, diagnose, latency series, heatmap), each with
+// record of a window (tiers, diagnose, latency series, heatmap, latency,
+// exchanges pages), each with
 // the state of the message store it was computed from. A request whose
 // parameters (times resolved) and store state are those of a kept answer
 // gets it without a scan: on the 1.1M-record store a diagnosis costs about

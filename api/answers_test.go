@@ -64,6 +64,8 @@ func TestAnswersKept(t *testing.T) {
 		{pathDiagnose, url.Values{"min_count": {"5"}}},
 		{pathLatencySeries, url.Values{"total": {"true"}, "cols": {"5"}}},
 		{pathHeatmap, url.Values{"expr": {"proto http"}}},
+		{pathLatency, url.Values{"by": {"proto"}}},
+		{pathExchanges, url.Values{"sort": {"-latency_ns"}, "limit": {"5"}}},
 	}
 	hits := func() uint64 {
 		answers.mu.Lock()
@@ -92,6 +94,12 @@ func TestAnswersKept(t *testing.T) {
 	h := hits()
 	if b := get(pathHeatmap, url.Values{"expr": {"proto redis"}}); bytes.Equal(b, first[3]) || hits() != h {
 		t.Errorf("heatmap of redis: got the http answer or a kept one (%d served)", hits()-h)
+	}
+	if b := get(pathExchanges, url.Values{"sort": {"-latency_ns"}, "limit": {"5"}, "offset": {"5"}}); bytes.Equal(b, first[5]) || hits() != h {
+		t.Errorf("exchanges' second page: got the first or a kept one (%d served)", hits()-h)
+	}
+	if b := get(pathLatency, url.Values{"by": {"server"}}); bytes.Equal(b, first[4]) || hits() != h {
+		t.Errorf("latency by server: got the by-proto answer or a kept one (%d served)", hits()-h)
 	}
 	writeExchanges(t, dir, 40, 10)
 	h = hits()

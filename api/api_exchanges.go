@@ -247,6 +247,11 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("offset %d: pages end at record %d at most; narrow the selection or sort the other way", offset, maxPageEnd))
 		return
 	}
+	key := answerKey(pathExchanges, s.store.Dir, i64(sel.From), i64(sel.To), exprString(sel.Expr), sortBy, i64(int64(offset)), i64(int64(limit)))
+	state, done := s.cachedAnswer(w, key)
+	if done {
+		return
+	}
 	release, ok := s.acquire(w, r)
 	if !ok {
 		return
@@ -283,6 +288,7 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 	for _, wr := range ws {
 		s.log.Warn("api exchanges: skipped part of the message store", "err", wr)
 	}
+	warnings := len(ws)
 	if err != nil {
 		s.scanFailed(w, r, "exchanges", err)
 		return
@@ -341,6 +347,7 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 			s.scanFailed(w, r, "exchanges", err)
 			return
 		}
+		warnings += len(ws)
 	}
 	b := []byte(`{"total":`)
 	b = strconv.AppendInt(b, total, 10)
@@ -361,5 +368,5 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 		n++
 	}
 	b = append(b, "]}\n"...)
-	s.writeBytes(w, "application/json", b)
+	s.keep(w, key, state, "application/json", b, warnings)
 }

@@ -152,6 +152,12 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, "by: "+err.Error())
 		return
 	}
+	key := answerKey(pathLatency, s.store.Dir, i64(sel.From), i64(sel.To), exprString(sel.Expr), strings.Join(by, ","),
+		strconv.FormatBool(sel.Tiers), i64(sel.Window))
+	state, done := s.cachedAnswer(w, key)
+	if done {
+		return
+	}
 	release, ok := s.acquire(w, r)
 	if !ok {
 		return
@@ -176,15 +182,16 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusInternalServerError, "latency: "+err.Error())
 		return
 	}
-	b := msgquery.AppendGroupsJSON(nil, agg.By(), agg.Groups())
-	h := w.Header()
-	h.Set("Content-Type", "application/x-ndjson")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	setWriteDeadline(http.NewResponseController(w), s.opts.StreamWriteTimeout)
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	s.keep(w, key, state, "application/x-ndjson", msgquery.AppendGroupsJSON(nil, agg.By(), agg.Groups()), len(ws))
+}
+
+// exprString is an expression's canonical text for an answer's key ("" for
+// none).
+func exprString(e *msgquery.Expr) string {
+	if e == nil {
+		return ""
+	}
+	return e.String()
 }
 
 // handleMessagePackets is the drill-down: the packets of both messages of
