@@ -754,7 +754,7 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("locations: got %+v, %v", c, err)
 	}
 	for bad, want := range map[string]string{
-		strings.Replace(locs, "sensors: [sensor-b]", "sensors: [sensor-c]", 1):                                                                        `locations: lagos: sensor "sensor-c" is not in sensors:`,
+		strings.Replace(locs, "sensors: [sensor-b]", "sensors: [sensor-c]", 1):                                                                        `locations: lagos: sensor "sensor-c" is not among the sensors`,
 		strings.Replace(locs, "sensors: [sensor-b]", "sensors: [sensor-b, sensor-a]", 1):                                                              `sensor "sensor-a" is in two locations (lagos, paris)`,
 		strings.Replace(locs, "allow: [10.20.0.0/16]", "allow: [10.21.0.0/16]", 1) + "    probes: [{name: x, kind: tcp, target: \"10.20.0.9:80\"}]\n": "outside the allow-list",
 		strings.Replace(locs, "    allow:", "    alow:", 1):                                                                                           "field alow not found",

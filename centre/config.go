@@ -133,7 +133,7 @@ func (c *Config) check() error {
 		for _, name := range sortedKeys(locs) {
 			for _, s := range locs[name].Sensors {
 				if _, ok := c.Sensors[s]; !ok {
-					return fmt.Errorf("locations: %s: sensor %q is not in sensors:", name, s)
+					return fmt.Errorf("locations: %s: sensor %q is not among the sensors", name, s)
 				}
 				if w, ok := where[s]; ok {
 					return fmt.Errorf("locations: sensor %q is in two locations (%s, %s): a sensor stands in one place", s, w, name)

@@ -35,10 +35,6 @@ type Step struct {
 func LadderSteps(a, b []Seen, clientA Endpoints) (steps []Step, reversed bool) {
 	var dec packet.Decoder
 	var d packet.Decoded
-	type ent struct {
-		i   int
-		key uint64
-	}
 	keysB := map[uint64]int{}
 	dupB := map[uint64]bool{}
 	for i := range b {

@@ -219,7 +219,7 @@ func LoadFor(path, sensor string) (*Config, error) {
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%s: sensor %q is in none of the locations (%s): add it to one location's sensors:", path, sensor, strings.Join(sortedKeys(all), ", "))
+		return nil, fmt.Errorf("%s: sensor %q is in none of the locations (%s): add it to the sensors of one", path, sensor, strings.Join(sortedKeys(all), ", "))
 	case 1:
 	default:
 		return nil, fmt.Errorf("%s: sensor %q is in two locations (%s): a sensor stands in one place", path, sensor, strings.Join(found, ", "))
