@@ -12,6 +12,7 @@ import (
 
 	"tapvault/block"
 	"tapvault/index"
+	"tapvault/internal/procs"
 	"tapvault/writer"
 )
 
@@ -89,15 +90,15 @@ func (b *background) stopped() bool {
 func (b *background) start(ix *index.Index, opts Options) {
 	b.started.Store(true)
 	// A descheduled low-priority thread keeps its scheduler P while it
-	// waits for the CPU (query.ReserveQueryProcs says why): one more P
+	// waits for the CPU (internal/procs says why): one more P
 	// while it runs, so the capture's goroutines never go without.
-	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	procs.Add(1)
 	go func() {
 		runtime.LockOSThread()
 		// No UnlockOSThread: the thread dies with the goroutine, so its
 		// priority never passes to other goroutines.
 		defer func() {
-			runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)-1))
+			procs.Add(-1)
 			close(b.done)
 		}()
 		lowerPriority(opts)

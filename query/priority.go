@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
+
+	"tapvault/internal/procs"
 )
 
 // QueryNice is the nice value query threads run at: the lowest priority, so
@@ -21,10 +23,14 @@ var lowPriorityFailed atomic.Bool
 // discards the thread and its priority never leaks to other goroutines.
 //
 // A descheduled low-priority thread keeps its scheduler P while it waits for
-// the CPU; processes that serve queries beside capture therefore run with
-// GOMAXPROCS raised by the query concurrency (see ReserveQueryProcs), so the
-// capture's goroutines always have Ps of their own.
+// the CPU, so GOMAXPROCS is one higher while fn runs (internal/procs): the
+// capture's goroutines always have Ps of their own. (It was raised by the
+// query concurrency for the process's life before; idle Ps cost an endpoint
+// sensor wake-ups: 1.4 % of a core idle with the API on against 0.95 %
+// without, docs/PERFORMANCE.md "Issue 16".)
 func RunLowPriority(fn func()) {
+	procs.Add(1)
+	defer procs.Add(-1)
 	done := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
@@ -46,11 +52,8 @@ func RunLowPriority(fn func()) {
 	<-done
 }
 
-// ReserveQueryProcs raises GOMAXPROCS by n, the number of queries that may
-// run at once, so low-priority query threads never take a P from capture.
-// It returns the new value.
-func ReserveQueryProcs(n int) int {
-	p := runtime.GOMAXPROCS(0) + n
-	runtime.GOMAXPROCS(p)
-	return p
-}
+// ReserveQueryProcs raises GOMAXPROCS by n for the process's life and
+// returns the new value: for a benchmark's load of threads that are not
+// started through RunLowPriority. Queries need not call it: RunLowPriority
+// adds a P while it runs.
+func ReserveQueryProcs(n int) int { return procs.Add(n) }

@@ -589,9 +589,6 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 			return fmt.Errorf("capture: open store for the API: %w", err)
 		}
 		defer qs.Close()
-		// Queries run on nice-19 threads; give them Ps of their own so a
-		// descheduled query never holds one the capture needs.
-		query.ReserveQueryProcs(api.DefaultMaxConcurrent)
 		// Prometheus /metrics beside the API, behind the same token rule.
 		// The collector reads the live counters at scrape time only.
 		col := pipeline.NewCollector(st.p, func() (dataplane.PortStats, bool) {

@@ -154,9 +154,8 @@ func endpointDefaults(cmd *cobra.Command) {
 // does not set a second thread spinning for work. Measured at 10k pkt/s of
 // app traffic on a 2-vCPU VM with the API off, 3 runs interleaved: 6.1-6.4
 // % of a core against 6.8-8.4 % with GOMAXPROCS=2; idle 0.7-1.0 % against
-// 0.9-1.2 %. The API's query slots add a P each (query.ReserveQueryProcs),
-// which takes that gain back. GOMAXPROCS=N in the environment gives a busier
-// sensor more.
+// 0.9-1.2 %. A query adds a P while it runs (query.RunLowPriority).
+// GOMAXPROCS=N in the environment gives a busier sensor more.
 func endpointProcs(workers int) int {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return runtime.GOMAXPROCS(0)
@@ -274,7 +273,6 @@ func runIfaceCapture(cmd *cobra.Command, so storeOptions, o ifaceOptions, statsI
 			return fmt.Errorf("capture: open store for the API: %w", err)
 		}
 		defer qs.Close()
-		query.ReserveQueryProcs(api.DefaultMaxConcurrent)
 		col := pipeline.NewCollector(st.p, portStats)
 		srv, err = api.NewServer(qs, api.ServerOptions{
 			Addr: apiOpts.listen, Token: apiOpts.token, Logger: slog.Default(),
