@@ -62,6 +62,12 @@ type Drop struct {
 // LinkStats is what a Link did since its last Reset.
 type LinkStats struct {
 	Holds  [2][]time.Duration // achieved holds, [0] A→B, [1] B→A
+	// Sent are the same frames' times from arrival to the end of their
+	// write: the write runs the far side's receive path (a capture's
+	// timestamp included) or is preempted, so a point beyond the line may
+	// see a frame up to this late. A per-hop truth is the interval from
+	// the hold to this.
+	Sent [2][]time.Duration
 	Frames [2]int
 	Errors int // frames that could not be sent
 	Drop   *Drop
@@ -288,11 +294,15 @@ func (l *Link) send(dir int, ch <-chan heldFrame) {
 			l.pairs.frame(seg, int64(held))
 		}
 		l.mu.Unlock()
-		if _, err := unix.Write(out, f.data); err != nil {
-			l.mu.Lock()
+		_, err := unix.Write(out, f.data)
+		sent := time.Since(f.arrived)
+		l.mu.Lock()
+		if err != nil {
 			l.stats.Errors++
-			l.mu.Unlock()
+		} else {
+			l.stats.Sent[dir] = append(l.stats.Sent[dir], sent)
 		}
+		l.mu.Unlock()
 	}
 }
 
@@ -314,6 +324,7 @@ func (l *Link) Stats() LinkStats {
 	s := l.stats
 	for i := range s.Holds {
 		s.Holds[i] = slices.Clone(s.Holds[i])
+		s.Sent[i] = slices.Clone(s.Sent[i])
 	}
 	if s.Drop != nil {
 		d := *s.Drop
