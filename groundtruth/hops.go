@@ -29,9 +29,9 @@ type HopRow struct {
 	// median one-way delay tapvault hops measured. Got passes within the
 	// tolerance of [Held, Sent].
 	Asked, Held, Sent, Got time.Duration
-	Matched          int
-	NATSeen          bool // the flows' addresses differ at the two points
-	Fail             string
+	Matched                int
+	NATSeen                bool // the flows' addresses differ at the two points
+	Fail                   string
 }
 
 // hopTolerance is issue 16's bound: max(0.5 ms, 5 %).
