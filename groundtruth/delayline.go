@@ -61,13 +61,13 @@ type Drop struct {
 
 // LinkStats is what a Link did since its last Reset.
 type LinkStats struct {
-	Holds  [2][]time.Duration // achieved holds, [0] A→B, [1] B→A
+	Holds [2][]time.Duration // achieved holds, [0] A→B, [1] B→A
 	// Sent are the same frames' times from arrival to the end of their
 	// write: the write runs the far side's receive path (a capture's
 	// timestamp included) or is preempted, so a point beyond the line may
 	// see a frame up to this late. A per-hop truth is the interval from
 	// the hold to this.
-	Sent [2][]time.Duration
+	Sent   [2][]time.Duration
 	Frames [2]int
 	Errors int // frames that could not be sent
 	Drop   *Drop
