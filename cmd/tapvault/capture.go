@@ -64,7 +64,30 @@ type captureConfig struct {
 	WriteIO      string        `yaml:"write_io"`
 	SubFrame     string        `yaml:"subframe_size"`
 	CompressWait *bool         `yaml:"compress_wait"`
-	Analytics    *struct {
+	// Kernel capture (--iface and its flags), probes and the fleet: the
+	// endpoint unit's and a sensor's settings in one file.
+	Iface *struct {
+		Name         string `yaml:"name"`
+		Workers      int    `yaml:"workers"`
+		Snaplen      int    `yaml:"snaplen"`
+		Filter       string `yaml:"filter"`
+		MetadataOnly bool   `yaml:"metadata_only"`
+		Ring         string `yaml:"ring"`
+		NoPromisc    bool   `yaml:"no_promisc"`
+	} `yaml:"iface"`
+	Probes string `yaml:"probes"`
+	Fleet  *struct {
+		ClickHouse string `yaml:"clickhouse"`
+		Database   string `yaml:"database"`
+		Sensor     string `yaml:"sensor"`
+		Batch      int    `yaml:"batch"`
+		NoFlows    bool   `yaml:"no_flows"`
+		Listen     string `yaml:"listen"`
+		Cert       string `yaml:"cert"`
+		Key        string `yaml:"key"`
+		CA         string `yaml:"ca"`
+	} `yaml:"fleet"`
+	Analytics *struct {
 		Enabled      *bool             `yaml:"enabled"`
 		Decoders     []string          `yaml:"decoders"`
 		Ports        map[uint16]string `yaml:"ports"`
@@ -157,6 +180,12 @@ and print the summary.`,
 						apply()
 					}
 				}
+				if !ifo.set() && c.Iface != nil && c.Iface.Name != "" && !f.Changed("iface") {
+					// Kernel capture from the file: the endpoint's defaults,
+					// before the file's other keys override them.
+					ifo.iface = c.Iface.Name
+					endpointDefaults(cmd)
+				}
 				set("eal", func() { eal = orStr(c.EAL, eal) })
 				set("data", func() { so.data = orStr(c.Data, so.data) })
 				set("port", func() { port = orStr(c.Port, port) })
@@ -197,6 +226,27 @@ and print the summary.`,
 				}
 				if c.Listen != nil {
 					set("listen", func() { listen = *c.Listen })
+				}
+				if i := c.Iface; i != nil {
+					set("iface", func() { ifo.iface = orStr(i.Name, ifo.iface) })
+					set("workers", func() { ifo.workers = orInt(i.Workers, ifo.workers) })
+					set("snaplen", func() { ifo.snaplen = orInt(i.Snaplen, ifo.snaplen) })
+					set("filter", func() { ifo.filter = orStr(i.Filter, ifo.filter) })
+					set("metadata-only", func() { ifo.metadataOnly = ifo.metadataOnly || i.MetadataOnly })
+					set("ring", func() { ifo.ring = orStr(i.Ring, ifo.ring) })
+					set("no-promisc", func() { ifo.noPromisc = ifo.noPromisc || i.NoPromisc })
+				}
+				set("probes", func() { probes = orStr(c.Probes, probes) })
+				if fc := c.Fleet; fc != nil {
+					set("fleet-clickhouse", func() { ship.url = orStr(fc.ClickHouse, ship.url) })
+					set("fleet-database", func() { ship.db = orStr(fc.Database, ship.db) })
+					set("sensor", func() { ship.sensor = orStr(fc.Sensor, ship.sensor) })
+					set("fleet-batch", func() { ship.batch = orInt(fc.Batch, ship.batch) })
+					set("fleet-no-flows", func() { ship.noFlows = ship.noFlows || fc.NoFlows })
+					set("fleet-listen", func() { fl.addr = orStr(fc.Listen, fl.addr) })
+					set("fleet-cert", func() { fl.cert = orStr(fc.Cert, fl.cert) })
+					set("fleet-key", func() { fl.key = orStr(fc.Key, fl.key) })
+					set("fleet-ca", func() { fl.ca = orStr(fc.CA, fl.ca) })
 				}
 				if a := c.Analytics; a != nil {
 					if a.Enabled != nil {

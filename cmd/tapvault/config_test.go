@@ -68,3 +68,34 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		}
 	}
 }
+
+// The endpoint's, the probes' and the fleet's keys reach their flags: each
+// is seen by the check its flag has.
+func TestConfigIfaceFleetProbeKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte("data: "+filepath.Join(dir, "s")+"\nlisten: \"\"\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct{ body, want string }{
+		{"iface: {name: lo, snaplen: 10}\n", "--snaplen 10: at least 64"},
+		{"iface: {name: lo, ring: 1.5MiB}\n", "whole number of MiB"},
+		{"iface: {name: lo}\neal: \"-l 0\"\n", "exclude each other"},
+		{"iface: {name: lo}\nprobes: " + filepath.Join(dir, "none.yaml") + "\n", "none.yaml"},
+		{"iface: {name: lo}\nfleet: {cert: a.crt}\n", "need --fleet-listen"},
+		{"iface: {name: lo, bogus: 1}\n", "bogus"},
+	} {
+		_, stderr := tv(t, true, "capture", "--config", write(c.body))
+		if !strings.Contains(stderr, c.want) {
+			t.Errorf("%q: stderr %q, want %q", c.body, stderr, c.want)
+		}
+	}
+	// A flag still wins over the file.
+	_, stderr := tv(t, true, "capture", "--config", write("iface: {name: lo, snaplen: 10}\n"), "--snaplen", "20")
+	if !strings.Contains(stderr, "--snaplen 20") {
+		t.Errorf("--snaplen 20 over the file's 10: stderr %q", stderr)
+	}
+}
