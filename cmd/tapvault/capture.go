@@ -6,14 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,8 +19,6 @@ import (
 	"tapvault/api"
 	"tapvault/dataplane"
 	"tapvault/pipeline"
-	"tapvault/query"
-	"tapvault/web"
 )
 
 // captureConfig is the capture configuration file (YAML). Every key has the
@@ -583,111 +577,17 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 
 	// Port statistics are read periodically and kept; the last reading goes
 	// into the summary.
-	var (
-		mu        sync.Mutex
-		lastStats dataplane.PortStats
-		statsRead bool
-	)
-	readStats := func() {
-		s, err := p.Stats()
-		if err != nil {
-			slog.Warn("read port statistics", "err", err)
-			return
-		}
-		mu.Lock()
-		lastStats, statsRead = s, true
-		mu.Unlock()
-	}
-	setCapturePort(func() (dataplane.PortStats, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		return lastStats, statsRead
-	})
-	statsDone := make(chan struct{})
-	go func() {
-		t := time.NewTicker(statsInt)
-		defer t.Stop()
-		for {
-			select {
-			case <-statsDone:
-				return
-			case <-t.C:
-				readStats()
-			}
-		}
-	}()
+	stats := startPortPoller("port statistics", statsInt, p.Stats)
 
-	// The HTTP API reads committed blocks beside the capture. It never
-	// blocks capture: it only reads files, with bounded concurrency. A
-	// failure to serve is reported and capture goes on.
+	// The HTTP API reads committed blocks beside the capture.
 	apiCtx, apiStop := context.WithCancel(context.Background())
 	defer apiStop()
-	var srv *api.Server
-	fleetLn, serveFleet, err := apiOpts.fleet.listen()
+	srv, closeAPI, err := startCaptureAPI(apiCtx, apiOpts, so.data, st, stats.get)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
-	if fleetLn != nil && apiOpts.listen == "" {
-		fleetLn.Close()
-		return errors.New("capture: --fleet-listen serves the API, which --listen \"\" turns off")
-	}
-	if apiOpts.listen != "" {
-		// The capture's own index: blocks are findable the moment the
-		// writer commits them.
-		qs, err := query.OpenStoreWithIndex(so.data, st.p.Index(), nil)
-		if err != nil {
-			return fmt.Errorf("capture: open store for the API: %w", err)
-		}
-		defer qs.Close()
-		// Prometheus /metrics beside the API, behind the same token rule.
-		// The collector reads the live counters at scrape time only.
-		col := pipeline.NewCollector(st.p, func() (dataplane.PortStats, bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			return lastStats, statsRead
-		})
-		srv, err = api.NewServer(qs, api.ServerOptions{
-			Addr: apiOpts.listen, Token: apiOpts.token, Logger: slog.Default(),
-			CertFile: apiOpts.tlsCert, KeyFile: apiOpts.tlsKey, UI: web.FS(),
-			Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col))},
-		})
-		if err != nil {
-			return fmt.Errorf("capture: %w", err)
-		}
-		go func() {
-			if err := srv.ListenAndServe(apiCtx); err != nil {
-				slog.Error("HTTP API stopped; capture goes on", "addr", apiOpts.listen, "err", err)
-			}
-		}()
-		if fleetLn != nil {
-			go serveFleet(apiCtx, srv)
-		}
-	}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		for s := range sigs {
-			if s == syscall.SIGHUP {
-				reloadCapture(st, srv, apiOpts.reload)
-				continue
-			}
-			slog.Info("signal received: draining", "signal", s.String(), "stop_timeout", so.stopTimeout)
-			st.p.Stop()
-			// The pipeline ends its stop within stopTimeout (the index
-			// leaves what it has not written to the next start). Should a
-			// stage hang past it anyway (a disk that stopped answering),
-			// exit rather than be killed by the service manager: what was
-			// committed is durable and the next start recovers the rest.
-			time.AfterFunc(so.stopTimeout+stopGrace, func() {
-				slog.Error("stop did not finish in time: exiting without the summary; the next start recovers and indexes what is missing",
-					"stop_timeout", so.stopTimeout, "grace", stopGrace)
-				os.Exit(1)
-			})
-			return
-		}
-	}()
-	defer signal.Stop(sigs)
+	defer closeAPI()
+	defer watchCaptureSignals(st, srv, apiOpts.reload, so.stopTimeout)()
 
 	if apiOpts.user != "" {
 		// Everything that needs root is done; the workers have not
@@ -708,9 +608,7 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 		sources[i] = p.Source(i)
 	}
 	stopProgress := startProgress(cmd.ErrOrStderr(), func() string {
-		mu.Lock()
-		ps, read := lastStats, statsRead
-		mu.Unlock()
+		ps, read := stats.get()
 		var port *dataplane.PortStats
 		if read {
 			port = &ps
@@ -719,14 +617,11 @@ func runCapture(cmd *cobra.Command, so storeOptions, ealStr, port string, queues
 	})
 	rep, err := st.p.Run(sources)
 	stopProgress()
-	close(statsDone)
-	readStats()
+	stats.stop()
 	if ferr := st.finish(); ferr != nil && err == nil {
 		err = ferr
 	}
-	mu.Lock()
-	ps := lastStats
-	mu.Unlock()
+	ps, _ := stats.get()
 	printReport(cmd.OutOrStdout(), rep, &ps)
 	return err
 }

@@ -5,21 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"tapvault/api"
 	"tapvault/dataplane"
-	"tapvault/pipeline"
-	"tapvault/query"
-	"tapvault/web"
 )
 
 // Capture through the kernel (AF_PACKET, TPACKET_V3) for endpoints where
@@ -214,103 +206,29 @@ func runIfaceCapture(cmd *cobra.Command, so storeOptions, o ifaceOptions, statsI
 
 	// The sockets' kernel counters stand in for the NIC's: tp_drops (the
 	// ring was full) is counted where DPDK's imissed is.
-	var (
-		mu        sync.Mutex
-		lastStats dataplane.PortStats
-		statsRead bool
-	)
-	readStats := func() {
+	stats := startPortPoller("socket statistics", statsInt, func() (dataplane.PortStats, error) {
 		var ps dataplane.PortStats
 		for _, s := range socks {
 			a, err := s.Stats()
 			if err != nil {
-				slog.Warn("read socket statistics", "err", err)
-				return
+				return ps, err
 			}
 			ps.IPackets += a.Packets
 			ps.IMissed += a.Drops
 			ps.IBytes += a.Bytes
 		}
-		mu.Lock()
-		lastStats, statsRead = ps, true
-		mu.Unlock()
-	}
-	portStats := func() (dataplane.PortStats, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		return lastStats, statsRead
-	}
-	setCapturePort(portStats)
-	statsDone := make(chan struct{})
-	go func() {
-		t := time.NewTicker(statsInt)
-		defer t.Stop()
-		for {
-			select {
-			case <-statsDone:
-				return
-			case <-t.C:
-				readStats()
-			}
-		}
-	}()
+		return ps, nil
+	})
 
-	// The API, as for DPDK capture (runCapture).
+	// The API and the signals, as for DPDK capture (runCapture).
 	apiCtx, apiStop := context.WithCancel(context.Background())
 	defer apiStop()
-	var srv *api.Server
-	fleetLn, serveFleet, err := apiOpts.fleet.listen()
+	srv, closeAPI, err := startCaptureAPI(apiCtx, apiOpts, so.data, st, stats.get)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
-	if fleetLn != nil && apiOpts.listen == "" {
-		fleetLn.Close()
-		return errors.New("capture: --fleet-listen serves the API, which --listen \"\" turns off")
-	}
-	if apiOpts.listen != "" {
-		qs, err := query.OpenStoreWithIndex(so.data, st.p.Index(), nil)
-		if err != nil {
-			return fmt.Errorf("capture: open store for the API: %w", err)
-		}
-		defer qs.Close()
-		col := pipeline.NewCollector(st.p, portStats)
-		srv, err = api.NewServer(qs, api.ServerOptions{
-			Addr: apiOpts.listen, Token: apiOpts.token, Logger: slog.Default(),
-			CertFile: apiOpts.tlsCert, KeyFile: apiOpts.tlsKey, UI: web.FS(),
-			Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col))},
-		})
-		if err != nil {
-			return fmt.Errorf("capture: %w", err)
-		}
-		go func() {
-			if err := srv.ListenAndServe(apiCtx); err != nil {
-				slog.Error("HTTP API stopped; capture goes on", "addr", apiOpts.listen, "err", err)
-			}
-		}()
-		if fleetLn != nil {
-			go serveFleet(apiCtx, srv)
-		}
-	}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		for s := range sigs {
-			if s == syscall.SIGHUP {
-				reloadCapture(st, srv, apiOpts.reload)
-				continue
-			}
-			slog.Info("signal received: draining", "signal", s.String(), "stop_timeout", so.stopTimeout)
-			st.p.Stop()
-			time.AfterFunc(so.stopTimeout+stopGrace, func() {
-				slog.Error("stop did not finish in time: exiting without the summary; the next start recovers and indexes what is missing",
-					"stop_timeout", so.stopTimeout, "grace", stopGrace)
-				os.Exit(1)
-			})
-			return
-		}
-	}()
-	defer signal.Stop(sigs)
+	defer closeAPI()
+	defer watchCaptureSignals(st, srv, apiOpts.reload, so.stopTimeout)()
 
 	if apiOpts.user != "" {
 		// The sockets are open: nothing further needs root.
@@ -323,7 +241,7 @@ func runIfaceCapture(cmd *cobra.Command, so storeOptions, o ifaceOptions, statsI
 		sources[i] = s
 	}
 	stopProgress := startProgress(cmd.ErrOrStderr(), func() string {
-		ps, read := portStats()
+		ps, read := stats.get()
 		var port *dataplane.PortStats
 		if read {
 			port = &ps
@@ -333,12 +251,11 @@ func runIfaceCapture(cmd *cobra.Command, so storeOptions, o ifaceOptions, statsI
 	started = true
 	rep, err := st.p.Run(sources)
 	stopProgress()
-	close(statsDone)
-	readStats()
+	stats.stop()
 	if ferr := st.finish(); ferr != nil && err == nil {
 		err = ferr
 	}
-	ps, _ := portStats()
+	ps, _ := stats.get()
 	printReport(cmd.OutOrStdout(), rep, &ps)
 	return err
 }
