@@ -107,6 +107,22 @@ func params(r *http.Request, allowed ...string) (map[string]string, error) {
 }
 
 // selectionOf checks the shared filter parameters.
+// selectionParams reads the request's parameters (only allowed ones) and
+// its selection, answering 400 and false when either is bad.
+func (c *Centre) selectionParams(w http.ResponseWriter, r *http.Request, allowed ...string) (map[string]string, selection, bool) {
+	p, err := params(r, allowed...)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, selection{}, false
+	}
+	sel, err := c.selectionOf(p)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, selection{}, false
+	}
+	return p, sel, true
+}
+
 func (c *Centre) selectionOf(p map[string]string) (selection, error) {
 	sel := selection{from: query.MinTime, to: query.MaxTime}
 	now := c.now().UTC()
@@ -395,16 +411,11 @@ const (
 )
 
 func (c *Centre) handleExchanges(w http.ResponseWriter, r *http.Request) {
-	p, err := params(r, "from", "to", "sensor", "proto", "server", "client", "sort", "offset", "limit", "kind")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	p, sel, ok := c.selectionParams(w, r, "from", "to", "sensor", "proto", "server", "client", "sort", "offset", "limit", "kind")
+	if !ok {
 		return
 	}
-	sel, err := c.selectionOf(p)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	var err error
 	// The connection records (one per TCP connection, class flow) list
 	// and drill down like exchanges.
 	switch k := p["kind"]; k {
@@ -505,16 +516,11 @@ var latencyBy = map[string]string{
 }
 
 func (c *Centre) handleLatency(w http.ResponseWriter, r *http.Request) {
-	p, err := params(r, "from", "to", "sensor", "proto", "server", "client", "by")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	p, sel, ok := c.selectionParams(w, r, "from", "to", "sensor", "proto", "server", "client", "by")
+	if !ok {
 		return
 	}
-	sel, err := c.selectionOf(p)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	var err error
 	by := []string{"proto", "server", "sensor"}
 	if v := p["by"]; v != "" {
 		by = strings.Split(v, ",")
@@ -605,16 +611,11 @@ const (
 )
 
 func (c *Centre) handleTransit(w http.ResponseWriter, r *http.Request) {
-	p, err := params(r, "from", "to", "sensor", "proto", "server", "client", "limit", "window")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	p, sel, ok := c.selectionParams(w, r, "from", "to", "sensor", "proto", "server", "client", "limit", "window")
+	if !ok {
 		return
 	}
-	sel, err := c.selectionOf(p)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	var err error
 	window := defaultTransitWindow
 	if v, ok := p["window"]; ok {
 		if window, err = time.ParseDuration(v); err != nil || window <= 0 || window > maxTransitWindow {

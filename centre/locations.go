@@ -33,16 +33,11 @@ type LocationsAnswer struct {
 }
 
 func (c *Centre) handleLocations(w http.ResponseWriter, r *http.Request) {
-	p, err := params(r, "from", "to", "sensor", "probe", "slow_network", "slow_server")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	p, sel, ok := c.selectionParams(w, r, "from", "to", "sensor", "probe", "slow_network", "slow_server")
+	if !ok {
 		return
 	}
-	sel, err := c.selectionOf(p)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	var err error
 	var vo probe.VerdictOptions
 	for _, d := range []struct {
 		key string

@@ -220,16 +220,11 @@ func (c *Centre) holders(ctx context.Context, sel selection, host string) ([]str
 // its time range (flow_blocks), and merges their streams in time order into
 // one pcapng with an interface per sensor, named after it.
 func (c *Centre) handlePackets(w http.ResponseWriter, r *http.Request) {
-	p, err := params(r, "filter", "from", "to", "sensor", "host", "limit")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	p, sel, ok := c.selectionParams(w, r, "filter", "from", "to", "sensor", "host", "limit")
+	if !ok {
 		return
 	}
-	sel, err := c.selectionOf(p)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	var err error
 	filter := p["filter"]
 	var host string
 	if v := p["host"]; v != "" {
