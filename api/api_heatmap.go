@@ -138,10 +138,7 @@ func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	exprText := ""
-	if sel.Expr != nil {
-		exprText = sel.Expr.String()
-	}
+	exprText := exprString(sel.Expr)
 	key := answerKey(pathHeatmap, s.store.Dir, i64(sel.From), i64(sel.To), exprText, strconv.Itoa(cols))
 	state, done := s.cachedAnswer(w, key)
 	if done {

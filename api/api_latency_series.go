@@ -53,10 +53,7 @@ func (s *Server) handleLatencySeries(w http.ResponseWriter, r *http.Request) {
 	}
 	// The key has the window as asked: an open end is the store's span,
 	// which the store's state fixes.
-	exprText := ""
-	if sel.Expr != nil {
-		exprText = sel.Expr.String()
-	}
+	exprText := exprString(sel.Expr)
 	asked := []string{pathLatencySeries, s.store.Dir, i64(sel.From), i64(sel.To), exprText}
 	cols, step, err := s.window(q, &sel)
 	if err != nil {

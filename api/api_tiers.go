@@ -110,10 +110,7 @@ func (s *Server) handleTiers(w http.ResponseWriter, r *http.Request) {
 	// The rows read no fields or packets; the expression may.
 	sel.NoDetail = expr == nil || !expr.UsesFields()
 	sel.Exchanges = true // a connection record is never a front end's or its backend's
-	exprText := ""
-	if expr != nil {
-		exprText = expr.String()
-	}
+	exprText := exprString(expr)
 	key := answerKey(pathTiers, s.store.Dir, i64(sel.From), i64(sel.To), i64(sel.Window), exprText)
 	state, done := s.cachedAnswer(w, key)
 	if done {

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -130,7 +131,7 @@ func (c *Config) check() error {
 			return err
 		}
 		where := map[string]string{}
-		for _, name := range sortedKeys(locs) {
+		for _, name := range slices.Sorted(maps.Keys(locs)) {
 			for _, s := range locs[name].Sensors {
 				if _, ok := c.Sensors[s]; !ok {
 					return fmt.Errorf("locations: %s: sensor %q is not among the sensors", name, s)
@@ -155,21 +156,5 @@ func (c *Config) check() error {
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	k := make([]string, 0, len(m))
-	for n := range m {
-		k = append(k, n)
-	}
-	sort.Strings(k)
-	return k
-}
-
 // sensorNames returns the configured names, sorted.
-func (c *Config) sensorNames() []string {
-	names := make([]string, 0, len(c.Sensors))
-	for n := range c.Sensors {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (c *Config) sensorNames() []string { return slices.Sorted(maps.Keys(c.Sensors)) }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -212,14 +213,14 @@ func LoadFor(path, sensor string) (*Config, error) {
 		return nil, fmt.Errorf("%s: a fleet configuration: give the sensor's name (--sensor) to pick its location", path)
 	}
 	var found []string
-	for _, name := range sortedKeys(all) {
+	for _, name := range slices.Sorted(maps.Keys(all)) {
 		if slices.Contains(all[name].Sensors, sensor) {
 			found = append(found, name)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%s: sensor %q is in none of the locations (%s): add it to the sensors of one", path, sensor, strings.Join(sortedKeys(all), ", "))
+		return nil, fmt.Errorf("%s: sensor %q is in none of the locations (%s): add it to the sensors of one", path, sensor, strings.Join(slices.Sorted(maps.Keys(all)), ", "))
 	case 1:
 	default:
 		return nil, fmt.Errorf("%s: sensor %q is in two locations (%s): a sensor stands in one place", path, sensor, strings.Join(found, ", "))
@@ -301,15 +302,6 @@ func mappingValue(doc *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	k := make([]string, 0, len(m))
-	for n := range m {
-		k = append(k, n)
-	}
-	slices.Sort(k)
-	return k
 }
 
 // Allowed reports whether a is inside the allow-list.

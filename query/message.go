@@ -172,10 +172,7 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		// Tier links need the backend exchanges whatever the expression
 		// selects, so the skip index prunes only without them.
 		if sel.Expr != nil {
-			q.Terms, q.Protos = sel.Expr.Terms(), sel.Expr.Protos()
-			if len(q.Terms) == 0 {
-				q.AnyTerms = sel.Expr.AnyTerms()
-			}
+			pruneBy(&q, sel.Expr)
 		}
 		if sel.NoDetail {
 			// Records without detail are cheap to copy: read ahead. (The
@@ -213,6 +210,16 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 	return warnings, err
 }
 
+// pruneBy sets q to skip, through the message store's skip index, what e
+// cannot match: the terms every match has, or else the alternatives one of
+// which it has, and its protocols.
+func pruneBy(q *msgstore.Query, e *msgquery.Expr) {
+	q.Terms, q.Protos = e.Terms(), e.Protos()
+	if len(q.Terms) == 0 {
+		q.AnyTerms = e.AnyTerms()
+	}
+}
+
 // maxNarrowed is how many matching records narrowForTiers looks for: past
 // it, the scan is not narrowed (the records it found are many, and their
 // time spans as good as the whole).
@@ -234,10 +241,7 @@ const maxNarrowed = 1000
 // early. none: nothing matches.
 func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel MessageSel) (_ msgstore.Query, none bool, err error) {
 	pre := q
-	pre.Terms, pre.Protos = sel.Expr.Terms(), sel.Expr.Protos()
-	if len(pre.Terms) == 0 {
-		pre.AnyTerms = sel.Expr.AnyTerms()
-	}
+	pruneBy(&pre, sel.Expr)
 	pre.NoDetail = !sel.Expr.UsesFields()
 	lo, hi, n := int64(math.MaxInt64), int64(math.MinInt64), 0
 	errMany := errors.New("many")
