@@ -51,6 +51,17 @@ func bloomAdd(f []byte, k int, h uint64) {
 	}
 }
 
+// bloomHasAll reports whether every hash of hs may be in filter f (true
+// for none).
+func bloomHasAll(f []byte, k int, hs []uint64) bool {
+	for _, h := range hs {
+		if !bloomHas(f, k, h) {
+			return false
+		}
+	}
+	return true
+}
+
 // bloomHas reports whether h may be in filter f (false: certainly not).
 // An empty filter holds nothing.
 func bloomHas(f []byte, k int, h uint64) bool {

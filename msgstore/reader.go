@@ -439,34 +439,18 @@ func (s *scanner) frameCandidate(ff *frameFile, h *frameHeader) (bool, error) {
 		s.r.skipProto.Add(1)
 		return false, nil
 	}
-	if len(s.p.termHashes) > 0 {
-		f, err := ff.bloom(h)
-		if err != nil {
-			return false, err
-		}
-		for _, th := range s.p.termHashes {
-			if !bloomHas(f, int(h.hashes), th) {
-				s.r.skipBloom.Add(1)
-				return false, nil
-			}
-		}
+	if len(s.p.termHashes) == 0 && len(s.p.anyHashes) == 0 {
+		return true, nil
 	}
-	if len(s.p.anyHashes) > 0 {
-		f, err := ff.bloom(h)
-		if err != nil {
-			return false, err
-		}
-		if !slices.ContainsFunc(s.p.anyHashes, func(hs []uint64) bool {
-			for _, th := range hs {
-				if !bloomHas(f, int(h.hashes), th) {
-					return false
-				}
-			}
-			return true
-		}) {
-			s.r.skipBloom.Add(1)
-			return false, nil
-		}
+	f, err := ff.bloom(h) // read and checked once for both tests
+	if err != nil {
+		return false, err
+	}
+	k := int(h.hashes)
+	if !bloomHasAll(f, k, s.p.termHashes) ||
+		len(s.p.anyHashes) > 0 && !slices.ContainsFunc(s.p.anyHashes, func(hs []uint64) bool { return bloomHasAll(f, k, hs) }) {
+		s.r.skipBloom.Add(1)
+		return false, nil
 	}
 	return true, nil
 }
