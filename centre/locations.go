@@ -91,15 +91,15 @@ func (c *Centre) handleLocations(w http.ResponseWriter, r *http.Request) {
 	a.Samples = len(samples)
 	a.Verdict = probe.Decide(samples, vo)
 	a.SlowestSensor = map[string]string{}
-	want := map[string]bool{}
+	want := map[uint64]bool{}
 	for _, l := range a.Locations {
-		for _, id := range l.WorstIDs {
+		for _, id := range l.Worst {
 			want[id] = true
 		}
 	}
 	for i, s := range samples {
-		if id := fmt.Sprintf("%016x", s.ID); want[id] {
-			a.SlowestSensor[id] = sensorOf[i]
+		if want[s.ID] {
+			a.SlowestSensor[fmt.Sprintf("%016x", s.ID)] = sensorOf[i]
 		}
 	}
 	writeJSON(w, a)
