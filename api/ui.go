@@ -274,12 +274,13 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 }
 
-// sameOrigin is the CSRF check of the UI's POSTs: the browser's Origin
+// SameOrigin is the CSRF check of the UI's POSTs: the browser's Origin
 // header must name this server (scheme and host), and the body must be
 // JSON, which a cross-site HTML form cannot send and a cross-site fetch
 // cannot send without a CORS preflight this server never grants. With the
-// SameSite=Strict cookie, that is three independent guards.
-func (s *Server) sameOrigin(r *http.Request) error {
+// SameSite=Strict cookie, that is three independent guards. The fleet
+// centre's login uses it too.
+func SameOrigin(r *http.Request) error {
 	o := r.Header.Get("Origin")
 	if o == "" {
 		return errors.New("no Origin header: log in from the page")
@@ -311,7 +312,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !onlyMethod(w, r, http.MethodPost) {
 		return
 	}
-	if err := s.sameOrigin(r); err != nil {
+	if err := SameOrigin(r); err != nil {
 		writeError(w, r, http.StatusForbidden, err.Error())
 		return
 	}
@@ -352,7 +353,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if !onlyMethod(w, r, http.MethodPost) {
 		return
 	}
-	if err := s.sameOrigin(r); err != nil {
+	if err := SameOrigin(r); err != nil {
 		writeError(w, r, http.StatusForbidden, err.Error())
 		return
 	}

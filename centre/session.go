@@ -6,15 +6,14 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"tapvault/api"
 )
 
 // The centre's UI login: the same protocol as a sensor's UI (api/ui.go,
@@ -98,36 +97,8 @@ func (c *Centre) isPublicUI(p string) bool {
 	return c.opts.UI != nil && (p == "/" || strings.HasPrefix(p, "/ui/"))
 }
 
-// sameOrigin is api/ui.go's CSRF check: an Origin equal to the server's,
-// no cross-site Sec-Fetch-Site, and a JSON body (which a form cannot send
-// without a CORS preflight this server never grants).
-func sameOrigin(r *http.Request) error {
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return errors.New("no Origin header: log in from the page")
-	}
-	u, err := url.Parse(o)
-	if err != nil {
-		return fmt.Errorf("bad Origin %q", o)
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if u.Scheme != scheme || !strings.EqualFold(u.Host, r.Host) {
-		return fmt.Errorf("cross-origin request from %q refused", o)
-	}
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-		return fmt.Errorf("cross-site request (Sec-Fetch-Site %s) refused", site)
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return errors.New("the body must be application/json")
-	}
-	return nil
-}
-
 func (c *Centre) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if err := sameOrigin(r); err != nil {
+	if err := api.SameOrigin(r); err != nil {
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
@@ -162,7 +133,7 @@ func (c *Centre) handleLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Centre) handleLogout(w http.ResponseWriter, r *http.Request) {
-	if err := sameOrigin(r); err != nil {
+	if err := api.SameOrigin(r); err != nil {
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
