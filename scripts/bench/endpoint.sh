@@ -17,7 +17,8 @@
 # Environment: OUT (work dir, default /var/tmp/tv-endpoint), WINDOW (s, 20),
 # REPS (3), RATES ("0 1000 10000"), TAPVAULT_ARGS (extra capture flags),
 # VARIANTS (tapvault configurations, ';'-separated "name=flags", default
-# "tapvault=").
+# "tapvault="; "name@BINARY=flags" runs another tapvault binary, e.g. one
+# built from an older commit, interleaved with this one).
 set -euo pipefail
 OUT=${OUT:-/var/tmp/tv-endpoint}
 WINDOW=${WINDOW:-20}
@@ -65,12 +66,14 @@ for rep in $(seq 1 "$REPS"); do
 		IFS=';' read -ra vs <<< "tcpdump=;$VARIANTS"
 		for v in "${vs[@]}"; do
 			name=${v%%=*}; flags=${v#*=}
+			bin=$TV
+			if [[ $name == *@* ]]; then bin=${name#*@}; name=${name%%@*}; fi
 			rm -rf "$OUT/store" "$OUT/tcpdump.pcap"
 			if [ "$name" = tcpdump ]; then
 				tcpdump -i "$CAP" -w "$OUT/tcpdump.pcap" -n -Z root 2>"$OUT/cap.err" &
 			else
 				# shellcheck disable=SC2086
-				"$TV" capture --iface "$CAP" --data "$OUT/store" --listen "" $flags ${TAPVAULT_ARGS:-} >"$OUT/cap.out" 2>"$OUT/cap.err" &
+				"$bin" capture --iface "$CAP" --data "$OUT/store" --listen "" $flags ${TAPVAULT_ARGS:-} >"$OUT/cap.out" 2>"$OUT/cap.err" &
 			fi
 			CP=$!
 			sleep 3 # start-up (the store, the index) is not the steady state
