@@ -119,7 +119,8 @@ func newDNSParser(cfg *Config) *dnsParser {
 	return &dnsParser{cfg: cfg}
 }
 
-func (p *dnsParser) reset() { *p = dnsParser{cfg: p.cfg} }
+// reset keeps the queue of waiting queries, emptied.
+func (p *dnsParser) reset() { *p = dnsParser{cfg: p.cfg, waiting: reuseQueue(p.waiting)} }
 
 // SetUDP tells the parser that each Data call is one UDP datagram. The
 // core calls it (when the parser has it) before the first Data call of a

@@ -280,7 +280,15 @@ func newHTTPParser(cfg *Config) *httpParser {
 	return &httpParser{cfg: cfg}
 }
 
-func (p *httpParser) reset() { *p = httpParser{cfg: p.cfg} }
+// reset keeps, emptied, what a connection grew (the header buffers up to
+// spareBufMax, the pending queue, the fold scratch) and the last field
+// texts, which the next connection to the same service tends to repeat.
+func (p *httpParser) reset() {
+	*p = httpParser{cfg: p.cfg,
+		half:    [2]httpHalf{{hdr: keepBytes(p.half[0].hdr, spareBufMax)}, {hdr: keepBytes(p.half[1].hdr, spareBufMax)}},
+		pending: reuseQueue(p.pending), fold: keepBytes(p.fold, spareBufMax),
+		lastPath: p.lastPath, lastHost: p.lastHost, lastType: p.lastType}
+}
 
 func (p *httpParser) maxHeader() int {
 	if p.cfg.MaxHeader > 0 {

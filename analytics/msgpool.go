@@ -44,3 +44,17 @@ func clearFields(f []Field) []Field {
 	clear(f)
 	return f[:0]
 }
+
+// spareBufMax is the largest buffer a spare parser keeps (keepBytes): its
+// buffers stay small, while those of one that held a header block up to
+// MaxHeader go.
+const spareBufMax = 4 << 10
+
+// keepBytes empties b for reuse, or drops it when its capacity is over
+// limit.
+func keepBytes(b []byte, limit int) []byte {
+	if cap(b) > limit {
+		return nil
+	}
+	return b[:0]
+}

@@ -166,7 +166,13 @@ func newPGParser(cfg *Config) Parser {
 	return &pgParser{cfg: cfg}
 }
 
-func (p *pgParser) reset() { *p = pgParser{cfg: p.cfg} }
+// reset keeps, emptied, the body buffers and the pending queue, and the
+// last statement and tag, which the next connection tends to repeat.
+func (p *pgParser) reset() {
+	b0, b1 := keepBytes(p.fr[0].body, spareBufMax), keepBytes(p.fr[1].body, spareBufMax)
+	*p = pgParser{cfg: p.cfg, pend: reuseQueue(p.pend), lastStmt: p.lastStmt, lastTag: p.lastTag}
+	p.fr[0].body, p.fr[1].body = b0, b1
+}
 
 // Data decodes the next in-order bytes of side s. b is borrowed for the
 // call only: what the parser keeps is copied into its bounded buffers.

@@ -172,7 +172,19 @@ func (p *redisParser) init(cfg *Config) {
 	p.rd[Server].c1Limit = lim
 }
 
-func (p *redisParser) reset() { p.init(p.cfg) }
+// reset is init, keeping (emptied) the pending queue, the captures' buffers
+// when their limit is unchanged, and the last key.
+func (p *redisParser) reset() {
+	pending, last := reuseQueue(p.pending), p.lastKey
+	c1 := [2][]byte{p.rd[0].c1[:0], p.rd[1].c1[:0]}
+	p.init(p.cfg)
+	p.pending, p.lastKey = pending, last
+	for s := range p.rd {
+		if cap(c1[s]) == p.rd[s].c1Limit {
+			p.rd[s].c1 = c1[s]
+		}
+	}
+}
 
 func (p *redisParser) Data(s Side, b []byte, st Stream) {
 	if p.dead {
