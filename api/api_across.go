@@ -106,7 +106,7 @@ func (s *Server) handleAcross(w http.ResponseWriter, r *http.Request, idText str
 	clock := clocklog.Compare(ea, eb)
 	steps := make([]acrossStep, len(x.Steps))
 	for i, st := range x.Steps {
-		steps[i] = acrossStep{ToServer: st.ToServer, AtA: st.At[0], AtB: st.At[1], Payload: st.Payload, Flags: tcpFlagString(st.Flags)}
+		steps[i] = acrossStep{ToServer: st.ToServer, AtA: st.At[0], AtB: st.At[1], Payload: st.Payload, Flags: TCPFlagString(st.Flags)}
 	}
 	s.writeJSON(w, r, struct {
 		A        string          `json:"a"`
@@ -128,8 +128,9 @@ func (s *Server) handleAcross(w http.ResponseWriter, r *http.Request, idText str
 		x.Reversed, x.ClientA, x.AB, x.BServer, x.Matched, clock.Known, clock.Uncertainty.Nanoseconds(), clock.Why, steps})
 }
 
-// tcpFlagString is tcpdump's flag letters (S, F, R, P, . for ACK).
-func tcpFlagString(f uint8) string {
+// TCPFlagString is tcpdump's flag letters (S, F, R, P, . for ACK); the
+// fleet centre's across answer writes its steps' flags with it too.
+func TCPFlagString(f uint8) string {
 	var b []byte
 	for _, c := range []struct {
 		bit uint8

@@ -32,9 +32,9 @@ type Across struct {
 // exchange (no record there shares a packet with it).
 var ErrNotAcross = errors.New("the other capture point holds no record of this exchange")
 
-// maxCandidates bounds the records at B whose packets are read to find the
+// MaxCandidates bounds the records at B whose packets are read to find the
 // exchange's: those nearest in time to A's first request packet.
-const maxCandidates = 32
+const MaxCandidates = 32
 
 // ExchangeAcross finds the exchange with ID id of store a in store b (the
 // record at b that shares the most packets with it, among b's records of
@@ -48,15 +48,6 @@ func ExchangeAcross(ctx context.Context, a *query.Store, id uint64, b *query.Sto
 		return nil, err
 	}
 	ra := da.Record
-	keys := map[uint64]bool{}
-	var dec packet.Decoder
-	var d packet.Decoded
-	for _, s := range pa {
-		dec.Decode(s.Data, s.LinkType, &d)
-		if k, ok := Key(&d, s.Data); ok {
-			keys[k] = true
-		}
-	}
 	from, to := query.RecordSpan(ra)
 	md := maxDelay.Nanoseconds()
 	rd, err := msgstore.OpenReader(b.Dir)
@@ -86,16 +77,55 @@ func ExchangeAcross(ctx context.Context, a *query.Store, id uint64, b *query.Sto
 		return nil, err
 	}
 	slices.SortFunc(cands, func(x, y cand) int { return cmpI64(x.dist, y.dist) })
-	if len(cands) > maxCandidates {
-		cands = cands[:maxCandidates]
+	if len(cands) > MaxCandidates {
+		cands = cands[:MaxCandidates]
+	}
+	ids := make([]uint64, len(cands))
+	for i, c := range cands {
+		ids[i] = c.id
+	}
+	return FindAcross(ctx, ra, pa, ids, func(ctx context.Context, id uint64) (*analytics.Record, []Seen, error) {
+		pb, db, err := drill(ctx, b, id)
+		if err != nil {
+			return nil, nil, nil // damaged or gone since the scan: not this one
+		}
+		return db.Record, pb, nil
+	})
+}
+
+// FindAcross finds, among the candidate records at B (IDs, nearest in time
+// to ra first; at most MaxCandidates are read), the one whose packets share
+// the most keys with pa, ra's packets at A, and merges what both points
+// saw. fetch reads a candidate's record and packets; it returns a nil
+// record to pass one over (gone since it was listed), and an error to stop.
+// ExchangeAcross reads both from local stores; the fleet's centre fetches
+// them from two sensors.
+func FindAcross(ctx context.Context, ra *analytics.Record, pa []Seen, cands []uint64, fetch func(ctx context.Context, id uint64) (*analytics.Record, []Seen, error)) (*Across, error) {
+	keys := map[uint64]bool{}
+	var dec packet.Decoder
+	var d packet.Decoded
+	for _, s := range pa {
+		dec.Decode(s.Data, s.LinkType, &d)
+		if k, ok := Key(&d, s.Data); ok {
+			keys[k] = true
+		}
+	}
+	if len(cands) > MaxCandidates {
+		cands = cands[:MaxCandidates]
 	}
 	var best []Seen
 	var bestRec *analytics.Record
 	bestN := 0
-	for _, c := range cands {
-		pb, db, err := drill(ctx, b, c.id)
+	for _, id := range cands {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rb, pb, err := fetch(ctx, id)
 		if err != nil {
-			continue // damaged or gone since the scan: not this one
+			return nil, err
+		}
+		if rb == nil {
+			continue
 		}
 		n := 0
 		for _, s := range pb {
@@ -105,7 +135,7 @@ func ExchangeAcross(ctx context.Context, a *query.Store, id uint64, b *query.Sto
 			}
 		}
 		if n > bestN {
-			best, bestRec, bestN = pb, db.Record, n
+			best, bestRec, bestN = pb, rb, n
 			if n == len(keys) {
 				break
 			}
