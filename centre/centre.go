@@ -211,6 +211,8 @@ func (c *Centre) route(w http.ResponseWriter, r *http.Request) {
 		c.handleTransit(w, r)
 	case p == pathLocations:
 		c.handleLocations(w, r)
+	case p == pathAcross:
+		c.handleAcross(w, r)
 	case p == pathPackets:
 		c.handlePackets(w, r)
 	case p == pathMetrics:
@@ -220,8 +222,8 @@ func (c *Centre) route(w http.ResponseWriter, r *http.Request) {
 	case c.opts.UI != nil && (p == "/" || p == pathSession || strings.HasPrefix(p, "/ui/")):
 		c.serveUI(w, r)
 	default:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %q (have %s, %s, %s, %s, %s, %s{id}/packets?sensor=, %s)",
-			p, pathSensors, pathExchanges, pathLatency, pathTransit, pathPackets, pathMessages, pathMetrics))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %q (have %s, %s, %s, %s, %s, %s, %s{id}/packets?sensor=, %s)",
+			p, pathSensors, pathExchanges, pathLatency, pathTransit, pathAcross, pathPackets, pathMessages, pathMetrics))
 	}
 }
 

@@ -90,6 +90,13 @@ func buildStore(t testing.TB, dir string, seed, start int64, packets int) {
 	if _, err := tracegen.GenerateFile(trace, tracegen.Options{Kind: tracegen.KindApp, Packets: packets, Seed: seed, StartNS: start, PPS: 2000}); err != nil {
 		t.Fatal(err)
 	}
+	storeFrom(t, dir, trace)
+}
+
+// storeFrom builds the store dir from the capture file trace, with its
+// exchange records, as a capture would.
+func storeFrom(t testing.TB, dir, trace string) {
+	t.Helper()
 	ac := analytics.DefaultConfig()
 	p, err := pipeline.Open(pipeline.Options{Dir: dir, Logger: quiet(), Lossless: true, Index: true, Analytics: &ac}, 1)
 	if err != nil {
@@ -111,8 +118,30 @@ func buildStore(t testing.TB, dir string, seed, start int64, packets int) {
 func newFleetEnv(t *testing.T) *fleetEnv { return newFleetEnvWith(t, Options{}, 3000) }
 
 // newFleetEnvWith is newFleetEnv with the centre's options (Logger is set
-// here).
+// here): sensor-a and sensor-b hold the same generated trace, sensor-b
+// shiftB later; sensor-c another.
 func newFleetEnvWith(t testing.TB, opts Options, packets int) *fleetEnv {
+	t.Helper()
+	var specs []sensorSpec
+	for _, sp := range []struct {
+		name        string
+		seed, start int64
+	}{{"sensor-a", 7, traceStart}, {"sensor-b", 7, traceStart + shiftB}, {"sensor-c", 8, traceStart}} {
+		specs = append(specs, sensorSpec{sp.name, func(t testing.TB, dir string) { buildStore(t, dir, sp.seed, sp.start, packets) }})
+	}
+	return newFleetEnvOf(t, opts, specs)
+}
+
+// sensorSpec is one sensor of a test fleet: its name and how its store is
+// built.
+type sensorSpec struct {
+	name  string
+	build func(t testing.TB, dir string)
+}
+
+// newFleetEnvOf starts a ClickHouse, the sensors of specs (each store
+// built, served on a fleet port and shipped) and a centre over them.
+func newFleetEnvOf(t testing.TB, opts Options, specs []sensorSpec) *fleetEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &fleetEnv{sensors: map[string]*testSensor{}, certs: filepath.Join(t.TempDir(), "certs"), other: filepath.Join(t.TempDir(), "other")}
@@ -121,7 +150,11 @@ func newFleetEnvWith(t testing.TB, opts Options, packets int) *fleetEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"centre", "sensor-a", "sensor-b", "sensor-c"} {
+	names := []string{"centre"}
+	for _, sp := range specs {
+		names = append(names, sp.name)
+	}
+	for _, n := range names {
 		if _, _, err := ca.Enroll(e.certs, n, fleet.IssueOptions{}, now); err != nil {
 			t.Fatal(err)
 		}
@@ -157,12 +190,9 @@ func newFleetEnvWith(t testing.TB, opts Options, packets int) *fleetEnv {
 	cfg := &Config{Sensors: map[string]string{}, ProbeInterval: time.Hour, ProbeTimeout: 2 * time.Second}
 	cfg.ClickHouse.URL, cfg.ClickHouse.Database = e.ch.URL, "tapvault"
 	cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.CA = e.pem("centre")
-	for _, sp := range []struct {
-		name        string
-		seed, start int64
-	}{{"sensor-a", 7, traceStart}, {"sensor-b", 7, traceStart + shiftB}, {"sensor-c", 8, traceStart}} {
+	for _, sp := range specs {
 		s := &testSensor{name: sp.name, dir: filepath.Join(t.TempDir(), sp.name), addr: "127.0.0.1:0"}
-		buildStore(t, s.dir, sp.seed, sp.start, packets)
+		sp.build(t, s.dir)
 		if s.st, err = query.OpenStore(s.dir, quiet()); err != nil {
 			t.Fatal(err)
 		}

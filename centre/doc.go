@@ -5,7 +5,9 @@
 // fetched from the sensor that holds the packets, over the fleet's mutual
 // TLS, and streamed through: a drill-down unchanged, a flow or filter query
 // fanned out to the sensors flow_blocks names and merged in time order into
-// pcapng with one interface per sensor.
+// pcapng with one interface per sensor; one exchange across sensors
+// (across.go) is matched by package hops from the drill-downs of the
+// sensors that saw it, with candidates from ClickHouse.
 //
 // It owns the centre's HTTP side, its sensor health probes and the
 // statement of cross-sensor clock uncertainty. It must not read a store

@@ -344,6 +344,7 @@ type exchangeRow struct {
 	Network      flexInt
 	ServerTime   flexInt `json:"server_time"`
 	Transfer     flexInt
+	ClientNet    flexInt `json:"client_net"` // read by the view across sensors only (acrossCols)
 	RTT          flexInt `json:"rtt"`
 	Class        string
 	ReqBytes     flexInt `json:"req_bytes"`

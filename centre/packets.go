@@ -54,36 +54,11 @@ func (c *Centre) handleDrillDown(w http.ResponseWriter, r *http.Request, idText 
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want pcap or pcapng", f))
 		return
 	}
-	name := p["sensor"]
-	if name == "" {
-		// IDs are unique per sensor only: ask ClickHouse which holds it.
-		var holders []string
-		err := c.meta.QueryFunc(r.Context(), fmt.Sprintf("SELECT DISTINCT sensor FROM %s.records WHERE id = %d ORDER BY sensor LIMIT 10", c.db, id), func(line []byte) error {
-			var row struct{ Sensor string }
-			err := json.Unmarshal(line, &row)
-			holders = append(holders, row.Sensor)
-			return err
-		})
-		if err != nil {
-			c.metaError(w, err)
-			return
-		}
-		switch len(holders) {
-		case 0:
-			writeError(w, http.StatusNotFound, fmt.Sprintf("no sensor shipped record %016x", id))
-			return
-		case 1:
-			name = holders[0]
-		default:
-			writeError(w, http.StatusConflict, fmt.Sprintf("record %016x is on several sensors (%s): give sensor=", id, strings.Join(holders, ", ")))
-			return
-		}
-	}
-	s, ok := c.byName[name]
+	s, ok := c.recordSensor(w, r, id, p["sensor"])
 	if !ok {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("sensor %q: not in fleet.yaml (have %s)", name, strings.Join(c.cfg.sensorNames(), ", ")))
 		return
 	}
+	name := s.name
 	u := fmt.Sprintf("/api/v1/messages/%016x/packets", id)
 	if f, ok := p["format"]; ok {
 		u += "?format=" + url.QueryEscape(f)
@@ -113,6 +88,42 @@ func (c *Centre) handleDrillDown(w http.ResponseWriter, r *http.Request, idText 
 		// Never let a cut stream look like a whole file.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// recordSensor is the sensor that holds record id: the one named (which
+// must be in fleet.yaml), else the one ClickHouse knows it from (IDs are
+// unique per sensor only). It answers the error and false when there is
+// none or several.
+func (c *Centre) recordSensor(w http.ResponseWriter, r *http.Request, id uint64, name string) (*sensor, bool) {
+	if name == "" {
+		var holders []string
+		err := c.meta.QueryFunc(r.Context(), fmt.Sprintf("SELECT DISTINCT sensor FROM %s.records WHERE id = %d ORDER BY sensor LIMIT 10", c.db, id), func(line []byte) error {
+			var row struct{ Sensor string }
+			err := json.Unmarshal(line, &row)
+			holders = append(holders, row.Sensor)
+			return err
+		})
+		if err != nil {
+			c.metaError(w, err)
+			return nil, false
+		}
+		switch len(holders) {
+		case 0:
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no sensor shipped record %016x", id))
+			return nil, false
+		case 1:
+			name = holders[0]
+		default:
+			writeError(w, http.StatusConflict, fmt.Sprintf("record %016x is on several sensors (%s): give sensor=", id, strings.Join(holders, ", ")))
+			return nil, false
+		}
+	}
+	s, ok := c.byName[name]
+	if !ok {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("sensor %q: not in fleet.yaml (have %s)", name, strings.Join(c.cfg.sensorNames(), ", ")))
+		return nil, false
+	}
+	return s, true
 }
 
 // copyFlushing copies src to w, flushing at least every second so a slow

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,54 +84,8 @@ func TestFleetViewBrowser(t *testing.T) {
 		t.Errorf("metrics: want sensor-b's drops, 7, and none for sensor-a (which reports no drop counter)")
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.WindowSize(1400, 1000), chromedp.Flag("headless", "new"), chromedp.Flag("disable-dev-shm-usage", true),
-		// The servers under test run in this process, on threads that may
-		// exit (query threads): do not tie the browser's life to one.
-		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
-			if cmd.SysProcAttr != nil {
-				cmd.SysProcAttr.Pdeathsig = 0
-			}
-		}))
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	defer cancel()
-	ctx, tcancel := context.WithTimeout(ctx, 4*time.Minute)
-	defer tcancel()
-
-	run := func(what string, actions ...chromedp.Action) {
-		t.Helper()
-		if err := chromedp.Run(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	eval := func(js string, v any) {
-		t.Helper()
-		await := func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
-		if err := chromedp.Run(ctx, chromedp.Evaluate(js, v, await)); err != nil {
-			t.Fatalf("evaluate %s: %v", js, err)
-		}
-	}
-	// waitJS polls a condition for 60 s (the machine is shared); on failure it says where the page
-	// was, so a hang is not just "deadline exceeded".
-	waitJS := func(what, js string) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			var ok bool
-			if err := chromedp.Run(ctx, chromedp.Evaluate(js, &ok)); err != nil {
-				t.Fatalf("%s: %v", what, err)
-			}
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				var state string
-				chromedp.Run(ctx, chromedp.Evaluate(`location.hash + ' view=' + document.querySelector('main').dataset.view + ' ready=' + document.querySelector('main').dataset.ready + ' text=' + document.querySelector('main').textContent.slice(0, 300)`, &state))
-				t.Fatalf("%s: not true in 60 s: %s; page: %s", what, js, state)
-			}
-		}
-	}
+	pg := newPage(t, exe)
+	run, eval, waitJS := pg.run, pg.eval, pg.waitJS
 	ready := func(what, hashPart string) {
 		t.Helper()
 		waitJS(what, `(m => m.dataset.view === 'fleet' && m.dataset.ready === location.hash && location.hash.includes(`+strconv.Quote(hashPart)+`) && document.querySelector('#fleet-exchanges') !== null)(document.querySelector('main'))`)
@@ -266,5 +221,140 @@ func TestFleetViewBrowser(t *testing.T) {
 	}
 }
 
+// page is a headless chromium on one tab, for a test's lifetime.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func newPage(t *testing.T, exe string) *page {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.WindowSize(1400, 1000), chromedp.Flag("headless", "new"), chromedp.Flag("disable-dev-shm-usage", true),
+		// The servers under test run in this process, on threads that may
+		// exit (query threads): do not tie the browser's life to one.
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			if cmd.SysProcAttr != nil {
+				cmd.SysProcAttr.Pdeathsig = 0
+			}
+		}))
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(acancel)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	t.Cleanup(cancel)
+	ctx, tcancel := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(tcancel)
+	p := &page{t: t, ctx: ctx}
+	return p
+}
+
+func (p *page) run(what string, actions ...chromedp.Action) {
+	p.t.Helper()
+	if err := chromedp.Run(p.ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (p *page) eval(js string, v any) {
+	p.t.Helper()
+	await := func(e *runtime.EvaluateParams) *runtime.EvaluateParams { return e.WithAwaitPromise(true) }
+	if err := chromedp.Run(p.ctx, chromedp.Evaluate(js, v, await)); err != nil {
+		p.t.Fatalf("evaluate %s: %v", js, err)
+	}
+}
+
+// waitJS polls a condition for 60 s (the machine is shared); on failure it
+// says where the page was, so a hang is not just "deadline exceeded".
+func (p *page) waitJS(what, js string) {
+	p.t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var ok bool
+		if err := chromedp.Run(p.ctx, chromedp.Evaluate(js, &ok)); err != nil {
+			p.t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			var state string
+			chromedp.Run(p.ctx, chromedp.Evaluate(`location.hash + ' view=' + document.querySelector('main').dataset.view + ' ready=' + document.querySelector('main').dataset.ready + ' text=' + document.querySelector('main').textContent.slice(0, 300)`, &state))
+			p.t.Fatalf("%s: not true in 60 s: %s; page: %s", what, js, state)
+		}
+	}
+}
+
 // fleetPage is fleet.js's page size.
 const fleetPage = 100
+
+// TestFleetAcrossBrowser: an exchange's "across" link on the fleet view
+// opens it across the sensors: a ladder for far, which saw it, with a lane
+// per sensor between the client's and the server's (across.js, as for a
+// server's peer stores), the hop figures as the API has them, other named
+// as not having seen it; a figure the clocks do not allow is shown as
+// refused; the packets' bytes (a request that is markup) never become
+// markup.
+func TestFleetAcrossBrowser(t *testing.T) {
+	exe := chromium(t)
+	e := newHopFleet(t, Options{UI: web.FS()})
+	near := e.hopIDs(t, "near")
+	pg := newPage(t, exe)
+	pg.run("open", chromedp.Navigate(e.web.URL+"/#/fleet?sensor=near&proto=http"))
+	pg.waitJS("fleet", `(m => m.dataset.ready === location.hash && document.querySelector('#fleet-exchanges') !== null)(document.querySelector('main'))`)
+	// Nothing stray at the top of the page (the notes absent here were
+	// once written as "null").
+	strayText := func(what string) {
+		t.Helper()
+		var stray string
+		pg.eval(`[...document.querySelector('main').childNodes].filter(n => n.nodeType === 3).map(n => n.textContent).join('|')`, &stray)
+		if stray != "" {
+			t.Errorf("%s: text outside the page's elements: %q", what, stray)
+		}
+	}
+	strayText("fleet view")
+	var href string
+	pg.eval(`document.querySelector('#fleet-exchanges tr[data-id="`+near[0]+`"] a.across').getAttribute('href')`, &href)
+	if want := "#/fleet?across=" + near[0] + "&at=near"; href != want {
+		t.Fatalf("across link: got %q, want %q", href, want)
+	}
+	open := func(hash string) {
+		t.Helper()
+		pg.run("open "+hash, chromedp.Evaluate(`location.hash = `+strconv.Quote(hash), nil))
+		pg.waitJS("across "+hash, `(m => m.dataset.ready === location.hash && location.hash === `+strconv.Quote(hash)+` && document.querySelector('.across-ladder') !== null)(document.querySelector('main'))`)
+	}
+	hopsShown := func() map[string]string {
+		var m map[string]string
+		pg.eval(`Object.fromEntries([...document.querySelectorAll('.across tr[data-hop]')].map(tr => [tr.dataset.hop, tr.querySelector('td').textContent]))`, &m)
+		return m
+	}
+	open(href)
+	want := map[string]string{"client ↔ near": "20.000000 ms", "near ↔ far": "7.000000 ms", "far ↔ server": "13.000000 ms"}
+	if got := hopsShown(); !maps.Equal(got, want) {
+		t.Errorf("hops shown: got %v, want %v", got, want)
+	}
+	strayText("across view")
+	var lanes []string
+	pg.eval(`[...document.querySelectorAll('.across-ladder .lane-label')].map(t => t.textContent)`, &lanes)
+	if len(lanes) != 4 || lanes[1] != "near" || lanes[2] != "far" || !strings.HasPrefix(lanes[0], "client 10.0.0.1") || !strings.HasPrefix(lanes[3], "server 10.0.0.2") {
+		t.Errorf("lanes: got %q, want the client, near, far, the server", lanes)
+	}
+	var crossing int
+	pg.eval(`document.querySelectorAll('.across-ladder polyline.pkt:not(.one-point)').length`, &crossing)
+	if crossing != 3 {
+		t.Errorf("%d packets drawn across both sensors, want 3", crossing)
+	}
+	var notes []string
+	pg.eval(`[document.querySelector('#across-clock-far').textContent, (document.querySelector('#fleet-not-found') || {}).textContent || '', String(document.querySelectorAll('.across').length)]`, &notes)
+	if !strings.Contains(notes[0], "uncertainty 200.000 µs") || !strings.Contains(notes[1], "other") || notes[2] != "1" {
+		t.Errorf("clock note %q, not-found note %q, %s sections: want the 0.2 ms uncertainty, other named, one section", notes[0], notes[1], notes[2])
+	}
+	// Connection 1: the clocks allow 8 ms, more than the 7 ms measured.
+	open("#/fleet?across=" + near[1] + "&at=near")
+	if got := hopsShown()["near ↔ far"]; got != "below the clocks’ uncertainty" {
+		t.Errorf("connection 1, near ↔ far: got %q, want it refused", got)
+	}
+	var pwned bool
+	pg.eval(`window.__pwned !== undefined || document.querySelector('main img, main script') !== null`, &pwned)
+	if pwned {
+		t.Error("packet bytes became markup")
+	}
+}

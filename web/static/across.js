@@ -26,7 +26,7 @@ export async function acrossSections(id) {
   for (const name of peers.peers) {
     try {
       const x = parseJSON(await (await api(`/api/v1/messages/${id}/across`, { peer: name })).text());
-      out.push(section(x));
+      out.push(acrossSection(x));
     } catch (e) {
       out.push(el('section', { class: 'across' }, el('h2', {}, `Across capture points: ${peers.name} and ${name}`), errorBox(e)));
     }
@@ -34,14 +34,20 @@ export async function acrossSections(id) {
   return out;
 }
 
-function section(x) {
+// acrossSection draws one across answer: this server's with a peer's
+// (/api/v1/messages/{id}/across), or the fleet centre's for two sensors
+// (/api/v1/fleet/across, fleet.js), which have the same fields. A figure
+// between the points below the clocks' uncertainty is not shown as one:
+// the centre refuses it (below_uncertainty), a server's peer answer is
+// compared here.
+export function acrossSection(x) {
   // Lanes from the client's side: the nearer point first.
   const near = x.reversed ? { name: x.b, k: 'at_b_ns' } : { name: x.a, k: 'at_a_ns' };
   const far = x.reversed ? { name: x.a, k: 'at_a_ns' } : { name: x.b, k: 'at_b_ns' };
   const rec = x.reversed ? x.record_b : x.record_a;
   const legs = [
     ['client ↔ ' + near.name, x.client_a_ns],
-    [near.name + ' ↔ ' + far.name, x.clock_known && Number(x.a_b_ns) >= 0 && Number(x.a_b_ns) < Number(x.uncertainty_ns) ? -2 : x.a_b_ns],
+    [near.name + ' ↔ ' + far.name, x.below_uncertainty || (x.clock_known && Number(x.a_b_ns) >= 0 && Number(x.a_b_ns) < Number(x.uncertainty_ns)) ? -2 : x.a_b_ns],
     [far.name + ' ↔ server', x.b_server_ns],
   ];
   return el('section', { class: 'across', id: 'across-' + x.b },

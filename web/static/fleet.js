@@ -7,8 +7,10 @@
 // seen by two sensors with the uncertainty their clocks allow; the verdict
 // across locations from the probes (/api/v1/fleet/locations). Sensors that
 // did not answer are named above the tables: answers go on without them.
-// Every value shown is text.
+// An exchange's "across" link opens it across the sensors that saw it
+// (#/fleet?across=ID&at=SENSOR, acrossView). Every value shown is text.
 import { el, api, apiURL, link, parseJSON, big, fmtTime, fmtDur, fmtCount, fmtBytes, setStatus } from './util.js';
+import { acrossSection } from './across.js';
 
 const PAGE = 100;
 
@@ -122,7 +124,9 @@ function mergedURL(x) {
   });
 }
 
-function exchangesTable(a) {
+// acrossLink opens exchange x across the other sensors; null with one
+// sensor.
+function exchangesTable(a, acrossLink) {
   const rows = a.exchanges.map((x) => el('tr', { 'data-id': x.id, 'data-sensor': x.sensor },
     el('td', {}, x.sensor),
     el('td', {}, fmtTime(x.req_first)),
@@ -139,7 +143,10 @@ function exchangesTable(a) {
     }, 'pcap'), ' ', el('a', {
       class: 'merged', download: '', href: mergedURL(x),
       title: 'the connection at every sensor that holds it, merged in time order',
-    }, 'all sensors'))));
+    }, 'all sensors'), acrossLink ? [' ', el('a', {
+      class: 'across', href: acrossLink(x),
+      title: 'the exchange at every other sensor that saw it: one ladder with a lane per sensor, and the time between them',
+    }, 'across')] : null)));
   return el('table', { id: 'fleet-exchanges', class: 'grid' },
     el('thead', {}, el('tr', {}, ['Sensor', 'Time', 'Proto', 'Client', 'Server', 'Latency', 'Network', 'Server time', 'Class', 'Packets'].map((h) => el('th', {}, h)))),
     el('tbody', {}, rows));
@@ -203,7 +210,28 @@ function locationsSection(a) {
       el('tbody', {}, rows)));
 }
 
+// acrossView: one exchange across the sensors that saw it
+// (/api/v1/fleet/across): for each, the ladder across.js draws for a
+// server's peer stores, with a lane per sensor between the client's and
+// the server's, the time by hop and the two clocks' uncertainty.
+async function acrossView(main, params) {
+  const a = parseJSON(await (await api('/api/v1/fleet/across', { id: params.get('across'), sensor: params.get('at') })).text());
+  const r = a.record;
+  // replaceChildren, unlike el(), would write null and arrays as text.
+  main.replaceChildren(...[
+    el('h1', {}, `Exchange ${a.id} at ${a.sensor}, across sensors`),
+    el('p', {}, el('a', { href: link('fleet', { tz: params.get('tz') }), id: 'fleet-back' }, '← fleet')),
+    missingNote(a.missing),
+    el('p', { id: 'fleet-across-record' }, `${r.proto} ${r.client} → ${r.server} at ${fmtTime(r.req_first)}, latency ${fmtDur(r.latency)}.`),
+    a.across.length === 0 ? el('p', { class: 'muted', id: 'fleet-across-none' }, 'No other sensor that answered holds a record of this exchange.') : null,
+    a.across.map(acrossSection),
+    a.not_found.length ? el('p', { class: 'muted', id: 'fleet-not-found' }, 'Not seen by ', a.not_found.join(', '), '.') : null,
+  ].flat().filter((c) => c !== null));
+  setStatus(`seen by ${a.across.length + 1} sensors`);
+}
+
 export async function fleet(main, params) {
+  if (params.get('across')) return acrossView(main, params);
   const q = {};
   for (const k of ['sensor', 'proto', 'server', 'client', 'from', 'to']) q[k] = params.get(k) || '';
   const offset = Math.max(0, Number(params.get('offset')) || 0);
@@ -225,7 +253,7 @@ export async function fleet(main, params) {
     offset > 0 ? el('a', { href: page(Math.max(0, offset - PAGE)), id: 'fleet-prev' }, '← previous') : null, ' ',
     `${fmtCount(total ? offset + 1 : 0)}–${fmtCount(offset + xs.exchanges.length)} of ${fmtCount(total)}, slowest first`, ' ',
     offset + PAGE < total ? el('a', { href: page(offset + PAGE), id: 'fleet-next' }, 'next →') : null);
-  main.replaceChildren(
+  main.replaceChildren(...[
     el('h1', {}, 'Fleet'),
     missingNote(sensors.missing.length ? sensors.missing : xs.missing),
     sensors.metadata_error ? el('p', { class: 'error', id: 'fleet-metadata-error' }, 'ClickHouse: ', sensors.metadata_error) : null,
@@ -234,7 +262,7 @@ export async function fleet(main, params) {
     el('h2', {}, 'Exchanges across sensors'),
     filterForm(params, sensors.sensors),
     nav,
-    exchangesTable(xs),
+    exchangesTable(xs, sensors.sensors.length > 1 ? (x) => link('fleet', { across: x.id, at: x.sensor, tz: params.get('tz') }) : null),
     el('h2', {}, 'Latency by sensor'),
     latencyTable(lat),
     el('h2', {}, 'Locations'),
@@ -242,6 +270,7 @@ export async function fleet(main, params) {
     locationsSection(locs),
     el('h2', {}, 'Seen by two sensors'),
     el('p', { class: 'muted' }, 'The same exchange at two capture points: how much later the second saw its request. The clocks\' combined error bounds what this can tell; a figure within it is marked uncertain.'),
-    transitTable(tra));
+    transitTable(tra),
+  ].filter((c) => c !== null));
   setStatus(`${sensors.sensors.length} sensors, ${sensors.missing.length} not answering`);
 }
