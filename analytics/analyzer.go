@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"hash/maphash"
 	"math"
 	"sync/atomic"
 
@@ -58,6 +59,7 @@ type Analyzer struct {
 	pairs  map[packet.FlowKey]uint32 // VLAN-free key -> one-sided TCP conn (see join)
 	msgs   []*Message                // free messages, reused with their slices
 	spare  map[*Decoder][]reusable   // closed parsers, for the next connections (newParser)
+	text   textCache                 // the parsers' recent field texts
 	reload atomic.Pointer[Config]    // a new configuration, applied by the next Tick
 	clk    packet.Clock              // packet time without its steps back: the timers'
 	vt     int64                     // the current packet's time in clk
@@ -95,6 +97,7 @@ var _ Stream = (*Analyzer)(nil)
 // be valid (Config.Validate).
 func NewAnalyzer(cfg Config, out Emit) *Analyzer {
 	a := &Analyzer{out: out, due: math.MaxInt64}
+	a.text.seed = maphash.MakeSeed()
 	a.configure(cfg)
 	a.conns.add() // slot 0
 	return a

@@ -92,9 +92,13 @@ type dnsParser struct {
 	waiting []dnsQuery
 
 	name [dnsNameText]byte // scratch for a name's text, valid during one parse
+	txt  *textCache        // the analyzer's texts
 }
 
-var _ Parser = (*dnsParser)(nil)
+var (
+	_ Parser   = (*dnsParser)(nil)
+	_ usesText = (*dnsParser)(nil)
+)
 
 type dnsQuery struct {
 	m     *Message
@@ -119,8 +123,10 @@ func newDNSParser(cfg *Config) *dnsParser {
 	return &dnsParser{cfg: cfg}
 }
 
-// reset keeps the queue of waiting queries, emptied.
-func (p *dnsParser) reset() { *p = dnsParser{cfg: p.cfg, waiting: reuseQueue(p.waiting)} }
+// reset keeps the queue of waiting queries, emptied, and the texts.
+func (p *dnsParser) reset() { *p = dnsParser{cfg: p.cfg, waiting: reuseQueue(p.waiting), txt: p.txt} }
+
+func (p *dnsParser) useText(t *textCache) { p.txt = t }
 
 // SetUDP tells the parser that each Data call is one UDP datagram. The
 // core calls it (when the parser has it) before the first Data call of a
@@ -275,7 +281,7 @@ func (p *dnsParser) message(m *Message, msg []byte, st Stream) {
 	if !d.qr {
 		q := dnsQuery{m: m, id: d.id, qtype: d.qtype, hasQ: d.hasQ}
 		if d.hasQ {
-			q.qname = string(p.name[:d.nameLen])
+			q.qname = p.txt.of(p.name[:d.nameLen])
 			m.Str("qname", q.qname)
 			m.Str("qtype", dnsTypeName(d.qtype))
 		}

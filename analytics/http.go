@@ -270,11 +270,16 @@ type httpParser struct {
 	stopped bool
 	closed  bool
 
-	// The connection's last path, host and content type (lastString).
+	// The connection's last path, host and content type (lastString), and
+	// the analyzer's texts.
 	lastPath, lastHost, lastType lastString
+	txt                          *textCache
 }
 
-var _ Parser = (*httpParser)(nil)
+var (
+	_ Parser   = (*httpParser)(nil)
+	_ usesText = (*httpParser)(nil)
+)
 
 func newHTTPParser(cfg *Config) *httpParser {
 	return &httpParser{cfg: cfg}
@@ -287,8 +292,10 @@ func (p *httpParser) reset() {
 	*p = httpParser{cfg: p.cfg,
 		half:    [2]httpHalf{{hdr: keepBytes(p.half[0].hdr, spareBufMax)}, {hdr: keepBytes(p.half[1].hdr, spareBufMax)}},
 		pending: reuseQueue(p.pending), fold: keepBytes(p.fold, spareBufMax),
-		lastPath: p.lastPath, lastHost: p.lastHost, lastType: p.lastType}
+		lastPath: p.lastPath, lastHost: p.lastHost, lastType: p.lastType, txt: p.txt}
 }
+
+func (p *httpParser) useText(t *textCache) { p.txt = t }
 
 func (p *httpParser) maxHeader() int {
 	if p.cfg.MaxHeader > 0 {
@@ -564,7 +571,7 @@ func (p *httpParser) parseRequestLine(m *Message, line []byte) (method []byte, o
 		target = target[:n]
 	}
 	if len(target) > 0 {
-		m.Str("path", p.lastPath.of(target))
+		m.Str("path", p.lastPath.of(target, p.txt))
 	}
 	if ver != "" {
 		m.Str("version", ver)
@@ -653,12 +660,12 @@ func (p *httpParser) parseHeaders(s Side, m *Message, rest []byte) (f httpFramin
 			f.chunked = httpEqualFold(last, "chunked")
 		case s == Client && !host && httpEqualFold(name, "host"):
 			host = true
-			m.Str("host", httpLowerReuse(&p.lastHost, val))
+			m.Str("host", httpLowerReuse(&p.lastHost, p.txt, val))
 		case s == Server && httpEqualFold(name, "content-type"):
 			if n := p.cfg.MaxStatement; n > 0 && len(val) > n {
 				val = val[:n]
 			}
-			m.Str("content_type", p.lastType.of(val))
+			m.Str("content_type", p.lastType.of(val, p.txt))
 		}
 	}
 	return f, true
@@ -1097,8 +1104,8 @@ func httpEqualFold(b []byte, lower string) bool {
 }
 
 // httpLower returns b in lower case (one allocation).
-// httpLowerReuse is httpLower through last (lastString).
-func httpLowerReuse(last *lastString, b []byte) string {
+// httpLowerReuse is httpLower through last (lastString) and t.
+func httpLowerReuse(last *lastString, t *textCache, b []byte) string {
 	if len(b) > 128 {
 		return httpLower(b)
 	}
@@ -1110,7 +1117,7 @@ func httpLowerReuse(last *lastString, b []byte) string {
 		}
 		buf = append(buf, c)
 	}
-	return last.of(buf)
+	return last.of(buf, t)
 }
 
 func httpLower(b []byte) string {

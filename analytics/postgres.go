@@ -156,11 +156,16 @@ type pgParser struct {
 	errCode string
 	errSev  string
 
-	// The connection's last statement and tag (lastString).
+	// The connection's last statement and tag (lastString), and the
+	// analyzer's texts.
 	lastStmt, lastTag lastString
+	txt               *textCache
 }
 
-var _ Parser = (*pgParser)(nil)
+var (
+	_ Parser   = (*pgParser)(nil)
+	_ usesText = (*pgParser)(nil)
+)
 
 func newPGParser(cfg *Config) Parser {
 	return &pgParser{cfg: cfg}
@@ -168,9 +173,11 @@ func newPGParser(cfg *Config) Parser {
 
 // reset keeps, emptied, the body buffers and the pending queue, and the
 // last statement and tag, which the next connection tends to repeat.
+func (p *pgParser) useText(t *textCache) { p.txt = t }
+
 func (p *pgParser) reset() {
 	b0, b1 := keepBytes(p.fr[0].body, spareBufMax), keepBytes(p.fr[1].body, spareBufMax)
-	*p = pgParser{cfg: p.cfg, pend: reuseQueue(p.pend), lastStmt: p.lastStmt, lastTag: p.lastTag}
+	*p = pgParser{cfg: p.cfg, pend: reuseQueue(p.pend), lastStmt: p.lastStmt, lastTag: p.lastTag, txt: p.txt}
 	p.fr[0].body, p.fr[1].body = b0, b1
 }
 
@@ -456,7 +463,7 @@ func (p *pgParser) clientEnd(f *pgFrame, off int, st Stream) {
 		return
 	}
 	if f.typ == 0 { // StartupMessage
-		user, db := pgStartupParams(f.body)
+		user, db := pgStartupParams(f.body, p.txt)
 		if user != "" {
 			p.cur.Str("user", user)
 		}
@@ -525,7 +532,7 @@ func (p *pgParser) finish(off int, st Stream) {
 	p.pop()
 	if q.kind != pgStartup {
 		if p.ntag > 0 {
-			r.Str("tag", p.lastTag.of(p.tag[:p.ntag]))
+			r.Str("tag", p.lastTag.of(p.tag[:p.ntag], p.txt))
 		}
 		r.Int("rows", p.rows)
 	}
@@ -574,7 +581,7 @@ func (p *pgParser) cut(b []byte) string {
 		}
 		b = b[:n]
 	}
-	return p.lastStmt.of(b)
+	return p.lastStmt.of(b, p.txt)
 }
 
 // Gap: n bytes of side s were lost. Inside a message body the length is
@@ -669,7 +676,7 @@ func pgParseQuery(b []byte) ([]byte, bool) {
 
 // pgStartupParams returns the user and database of StartupMessage
 // parameters (name\0 value\0 ... \0).
-func pgStartupParams(b []byte) (user, db string) {
+func pgStartupParams(b []byte, t *textCache) (user, db string) {
 	for len(b) > 0 {
 		k := pgCStringBytes(b)
 		if len(k) == 0 || len(k) == len(b) {
@@ -679,9 +686,9 @@ func pgStartupParams(b []byte) (user, db string) {
 		v := pgCStringBytes(b)
 		switch string(k) {
 		case "user":
-			user = string(v)
+			user = t.of(v)
 		case "database":
-			db = string(v)
+			db = t.of(v)
 		}
 		if len(v) == len(b) {
 			return

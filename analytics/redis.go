@@ -108,9 +108,13 @@ type redisParser struct {
 	resyncNL   bool // the last byte seen while resyncing was '\n'
 
 	lastKey lastString // the connection's last key
+	txt     *textCache // the analyzer's texts
 }
 
-var _ Parser = (*redisParser)(nil)
+var (
+	_ Parser   = (*redisParser)(nil)
+	_ usesText = (*redisParser)(nil)
+)
 
 type redisReq struct {
 	m      *Message
@@ -173,12 +177,14 @@ func (p *redisParser) init(cfg *Config) {
 }
 
 // reset is init, keeping (emptied) the pending queue, the captures' buffers
-// when their limit is unchanged, and the last key.
+// when their limit is unchanged, the last key and the texts.
+func (p *redisParser) useText(t *textCache) { p.txt = t }
+
 func (p *redisParser) reset() {
-	pending, last := reuseQueue(p.pending), p.lastKey
+	pending, last, txt := reuseQueue(p.pending), p.lastKey, p.txt
 	c1 := [2][]byte{p.rd[0].c1[:0], p.rd[1].c1[:0]}
 	p.init(p.cfg)
-	p.pending, p.lastKey = pending, last
+	p.pending, p.lastKey, p.txt = pending, last, txt
 	for s := range p.rd {
 		if cap(c1[s]) == p.rd[s].c1Limit {
 			p.rd[s].c1 = c1[s]
@@ -589,7 +595,7 @@ func (p *redisParser) request(m *Message, cmd string, key []byte, argc int64, st
 	m.Str("command", cmd)
 	if argc >= 2 {
 		key = key[:min(len(key), max(p.cfg.MaxStatement, 16))]
-		m.Str("key", p.lastKey.of(key))
+		m.Str("key", p.lastKey.of(key, p.txt))
 	}
 	q := redisReq{m: m, expect: 1, sub: redisSubKind(cmd)}
 	if q.sub != "" {

@@ -43,7 +43,11 @@ func (a *Analyzer) newParser(dec *Decoder) Parser {
 		p.reset() // here, not when put back: with the configuration now in force
 		return p
 	}
-	return dec.New(&a.cfg)
+	p := dec.New(&a.cfg)
+	if u, ok := p.(usesText); ok {
+		u.useText(&a.text)
+	}
+	return p
 }
 
 // spareParser keeps the closed parser p of dec for a later connection.
