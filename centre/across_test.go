@@ -266,6 +266,16 @@ func TestAcross(t *testing.T) {
 		}
 	}
 
+	// A connection record is not an exchange to draw.
+	resp, b := e.get(t, pathExchanges, url.Values{"sensor": {"near"}, "kind": {"connection"}, "limit": {"1"}})
+	conns := decode[ExchangesAnswer](t, b).Exchanges
+	if resp.StatusCode != 200 || len(conns) != 1 {
+		t.Fatalf("near's connection records: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := e.get(t, pathAcross, url.Values{"sensor": {"near"}, "id": {conns[0].ID}}); resp.StatusCode != 400 {
+		t.Errorf("across of connection record %s: got %d %s, want 400", conns[0].ID, resp.StatusCode, b)
+	}
+
 	// far stopped: named missing, not "not found".
 	e.sensors["far"].halt()
 	a = across(url.Values{"sensor": {"near"}, "id": {near[0]}})

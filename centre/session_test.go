@@ -73,6 +73,10 @@ func TestCentreLogin(t *testing.T) {
 	if resp, _ := do("GET", pathSensors, "", nil); resp.StatusCode != 401 {
 		t.Errorf("sensors without a token: got %d, want 401", resp.StatusCode)
 	}
+	// The view across sensors holds packet times: the same rule.
+	if resp, _ := do("GET", pathAcross+"?id=00000000000000ff", "", nil); resp.StatusCode != 401 {
+		t.Errorf("across without a token: got %d, want 401", resp.StatusCode)
+	}
 	if resp, _ := do("GET", pathSensors, "", map[string]string{"Authorization": "Bearer " + tok}); resp.StatusCode != 200 {
 		t.Errorf("sensors with the bearer token: got %d, want 200", resp.StatusCode)
 	}
@@ -97,6 +101,9 @@ func TestCentreLogin(t *testing.T) {
 		t.Fatalf("login: got %d, cookie %+v, want 200 and an HttpOnly SameSite=Strict cookie", resp.StatusCode, ck)
 	}
 	withCookie := map[string]string{"Cookie": sessionCookie + "=" + ck.Value}
+	if resp, b := do("GET", pathAcross+"?id=00000000000000ff", "", withCookie); resp.StatusCode == 401 || resp.StatusCode == 403 {
+		t.Errorf("across with the cookie: got %d %s, past the login", resp.StatusCode, b)
+	}
 	if resp, _ := do("GET", pathSensors, "", withCookie); resp.StatusCode != 200 {
 		t.Errorf("sensors with the session cookie: got %d, want 200", resp.StatusCode)
 	}
