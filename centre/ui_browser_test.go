@@ -332,6 +332,13 @@ func TestFleetAcrossBrowser(t *testing.T) {
 		t.Errorf("hops shown: got %v, want %v", got, want)
 	}
 	strayText("across view")
+	if dir := os.Getenv("TAPVAULT_UI_SCREENSHOTS"); dir != "" {
+		var png []byte
+		pg.run("screenshot", chromedp.FullScreenshot(&png, 100)) // 100: PNG
+		if err := os.WriteFile(filepath.Join(dir, "ui-fleet-across.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var lanes []string
 	pg.eval(`[...document.querySelectorAll('.across-ladder .lane-label')].map(t => t.textContent)`, &lanes)
 	if len(lanes) != 4 || lanes[1] != "near" || lanes[2] != "far" || !strings.HasPrefix(lanes[0], "client 10.0.0.1") || !strings.HasPrefix(lanes[3], "server 10.0.0.2") {
