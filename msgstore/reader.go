@@ -46,6 +46,14 @@ type Query struct {
 	// (a latency table by protocol, a diagnosis), it halves the cost of a
 	// scan. Terms, which may name fields, turn it off.
 	NoDetail bool
+	// Workers, above 1, reads and decodes frames on that many goroutines
+	// (scan_parallel.go), each started through Spawn (nil: a plain go
+	// statement; a caller that runs its scans at low priority passes its
+	// way of starting low-priority goroutines). fn and OnCorrupt still run
+	// on the caller's goroutine, one record at a time, in the order of a
+	// sequential scan.
+	Workers int
+	Spawn   func(func())
 	// OnCorrupt receives each damaged frame (a *CorruptionError) or file
 	// that could not be read; Scan skips the rest of that file and goes on
 	// with the next. Nil logs them with slog.Default at Warn level.
@@ -352,7 +360,11 @@ func (r *Reader) Scan(ctx context.Context, q Query, fn func(rec *analytics.Recor
 	if report == nil {
 		report = func(err error) { slog.Warn("msgstore: skipping damaged messages", "err", err) }
 	}
-	s := &scanner{r: r, p: p, fn: fn, report: report, detail: !q.NoDetail || len(p.terms) > 0 || len(p.anyTerms) > 0}
+	detail := !q.NoDetail || len(p.terms) > 0 || len(p.anyTerms) > 0
+	if q.Workers > 1 {
+		return r.scanParallel(ctx, files, p, detail, q.Workers, q.Spawn, report, fn)
+	}
+	s := &scanner{r: r, p: p, fn: fn, report: report, detail: detail}
 	for _, fe := range files {
 		if err := s.file(ctx, fe.path); err != nil {
 			if errors.Is(err, errStop) {

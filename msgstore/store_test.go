@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,45 @@ func cloneRecord(r *analytics.Record) *analytics.Record {
 }
 
 // scanAll returns the records q selects, and the errors reported as corrupt.
+// A sequential query is also run in parallel (Workers 3), which must give
+// the same records and reports in the same order: every test that reads
+// through scanAll checks both.
 func scanAll(t testing.TB, rd *Reader, q Query) ([]*analytics.Record, []error) {
+	t.Helper()
+	out, bad := scanAllOnce(t, rd, q)
+	if q.Workers <= 1 {
+		q.Workers = 3
+		// A reader of its own, so that rd's stats count one scan.
+		prd := openR(t, filepath.Dir(rd.dir))
+		pout, pbad := scanAllOnce(t, prd, q)
+		if len(pout) != len(out) {
+			t.Fatalf("parallel scan: %d records, sequential %d", len(pout), len(out))
+		}
+		for i := range out {
+			if !reflect.DeepEqual(emptyNil(pout[i]), emptyNil(out[i])) {
+				t.Fatalf("parallel scan: record %d is %+v, sequential %+v", i, pout[i], out[i])
+			}
+		}
+		if fmt.Sprint(pbad) != fmt.Sprint(bad) {
+			t.Fatalf("parallel scan reported %v, sequential %v", pbad, bad)
+		}
+	}
+	return out, bad
+}
+
+// emptyNil is r with empty Fields and Packets nil, for reflect.DeepEqual.
+func emptyNil(r *analytics.Record) *analytics.Record {
+	c := *r
+	if len(c.Fields) == 0 {
+		c.Fields = nil
+	}
+	if len(c.Packets) == 0 {
+		c.Packets = nil
+	}
+	return &c
+}
+
+func scanAllOnce(t testing.TB, rd *Reader, q Query) ([]*analytics.Record, []error) {
 	t.Helper()
 	var out []*analytics.Record
 	var bad []error
@@ -618,14 +657,20 @@ func TestDropBefore(t *testing.T) {
 }
 
 func TestScanStops(t *testing.T) {
+	for _, workers := range []int{0, 2} {
+		t.Run(fmt.Sprint("workers=", workers), func(t *testing.T) { testScanStops(t, workers) })
+	}
+}
+
+func testScanStops(t *testing.T, workers int) {
 	root := t.TempDir()
-	w := openW(t, root, Options{FrameRecords: 10})
+	w := openW(t, root, Options{FrameRecords: 10, FileBytes: 4 << 10})
 	writeAll(t, w, httpRecords(100))
 	w.Close()
 	rd := openR(t, root)
 	stop := errors.New("enough")
 	n := 0
-	err := rd.Scan(context.Background(), Query{}, func(*analytics.Record) error {
+	err := rd.Scan(context.Background(), Query{Workers: workers}, func(*analytics.Record) error {
 		if n++; n == 15 {
 			return stop
 		}
@@ -636,7 +681,7 @@ func TestScanStops(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n = 0
-	err = rd.Scan(ctx, Query{}, func(*analytics.Record) error {
+	err = rd.Scan(ctx, Query{Workers: workers}, func(*analytics.Record) error {
 		if n++; n == 5 {
 			cancel()
 		}

@@ -166,7 +166,8 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 	if err != nil {
 		return nil, err
 	}
-	q := msgstore.Query{From: sel.From, To: sel.To, NoDetail: sel.NoDetail, OnCorrupt: func(err error) { warnings = append(warnings, err) }}
+	q := msgstore.Query{From: sel.From, To: sel.To, NoDetail: sel.NoDetail, Workers: scanWorkers(), Spawn: goLowPriority,
+		OnCorrupt: func(err error) { warnings = append(warnings, err) }}
 	var conn msgquery.ConnTest
 	if !sel.Tiers {
 		// Tier links need the backend exchanges whatever the expression

@@ -33,24 +33,47 @@ func RunLowPriority(fn func()) {
 	defer procs.Add(-1)
 	done := make(chan struct{})
 	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread: the thread dies with the goroutine.
 		defer close(done)
-		tid := syscall.Gettid()
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, QueryNice); err != nil {
-			lowPriorityFailed.Store(true)
-		}
-		// Idle I/O class: the query's reads wait for the disk to have
-		// nothing else to do, so they never delay the writer's appends
-		// and fsyncs (CFQ/BFQ honour it; other schedulers may not).
-		const ioprioWhoProcess, ioprioClassIdle = 1, 3
-		if _, _, e := syscall.Syscall(syscall.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), ioprioClassIdle<<13); e != 0 {
-			lowPriorityFailed.Store(true)
-		}
-		fn()
+		lowPriorityThread(fn)
 	}()
 	<-done
 }
+
+// goLowPriority starts fn as RunLowPriority runs it, without waiting for
+// it: a parallel scan's producer and workers (msgstore.Query.Spawn).
+func goLowPriority(fn func()) {
+	procs.Add(1)
+	go func() {
+		defer procs.Add(-1)
+		lowPriorityThread(fn)
+	}()
+}
+
+// lowPriorityThread locks the calling goroutine to its thread, lowers the
+// thread's CPU and I/O priority, and runs fn. The caller's goroutine must
+// end after it, so that Go discards the thread.
+func lowPriorityThread(fn func()) {
+	runtime.LockOSThread()
+	// No UnlockOSThread: the thread dies with the goroutine.
+	tid := syscall.Gettid()
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, QueryNice); err != nil {
+		lowPriorityFailed.Store(true)
+	}
+	// Idle I/O class: the query's reads wait for the disk to have
+	// nothing else to do, so they never delay the writer's appends
+	// and fsyncs (CFQ/BFQ honour it; other schedulers may not).
+	const ioprioWhoProcess, ioprioClassIdle = 1, 3
+	if _, _, e := syscall.Syscall(syscall.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), ioprioClassIdle<<13); e != 0 {
+		lowPriorityFailed.Store(true)
+	}
+	fn()
+}
+
+// scanWorkers is how many goroutines decode message frames for one scan
+// (msgstore.Query.Workers): reading the records is most of a full scan's
+// work, and it spreads over cores. At most 4: past that the one goroutine
+// that runs the query's own work on the records is the limit.
+func scanWorkers() int { return min(runtime.NumCPU(), 4) }
 
 // ReserveQueryProcs raises GOMAXPROCS by n for the process's life and
 // returns the new value: for a benchmark's load of threads that are not
