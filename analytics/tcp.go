@@ -32,35 +32,35 @@ func seqLE(a, b uint32) bool { return int32(a-b) <= 0 }
 func seqGT(a, b uint32) bool { return int32(a-b) > 0 }
 
 // conn is one analysed connection (or UDP flow).
+//
+// What every packet reads or writes comes first, in the first 7 of its 10
+// cache lines (a conn is 640 bytes, and the slab's chunks are page
+// aligned); what records, handshakes and rare events use comes after. On
+// IMIX (10k flows, 6 MiB of conns) the first touch of a conn was 7 % of the
+// samples (docs/PERFORMANCE.md, issue 14 section 3): the fewer lines a
+// packet touches, the fewer such misses.
 type conn struct {
-	idx    uint32 // slot; 0 = free
-	gen    uint8  // the slot's generation (FlowEntry.App's high byte)
-	refs   uint8  // flow entries using it: 2 for a VLAN-asymmetric pair
-	paired bool   // in Analyzer.pairs
-	key    packet.FlowKey
-	tcp    bool
-	cliDir uint8 // the FlowKey direction the client sends in
-	flags  uint32
+	// Hot: every packet.
+	idx          uint32 // slot; 0 = free
+	gen          uint8  // the slot's generation (FlowEntry.App's high byte)
+	refs         uint8  // flow entries using it: 2 for a VLAN-asymmetric pair
+	paired       bool   // in Analyzer.pairs
+	tcp          bool
+	cliDir       uint8 // the FlowKey direction the client sends in
+	detected     bool  // content detection was tried
+	attn         bool  // on the Analyzer's timer list
+	hsInflated   bool  // a response came sooner than the handshake's round trip
+	contradicted bool  // an ACK came faster than the handshake's round trip (NearNAT)
+	flags        uint32
 
-	dec      *Decoder
-	parser   Parser
-	detected bool // content detection was tried
-	attn     bool // on the Analyzer's timer list
+	parser Parser
 
-	pkts    uint64 // packets seen (numbers packets for the piggyback test)
-	npk     [2]uint64
-	nby     [2]uint64
-	firstTS int64
-	lastTS  int64
-	lastVT  int64 // step-free time of the last packet (idleness)
-
-	synTS, synackTS, ackTS int64
-	rttSrv, rttCli         int64 // -1 unknown (see baseline)
-	minAck, minCliAck      int64
-	minWait                int64 // the least response wait seen (request's last packet to the response's first), -1: none
-	hsInflated             bool  // a response came sooner than the handshake's round trip
-	dsackTS                int64 // the client's last ACK with a D-SACK: it got some of the server's bytes twice
-	contradicted           bool  // an ACK came faster than the handshake's round trip (NearNAT)
+	pkts   uint64 // packets seen (numbers packets for the piggyback test)
+	npk    [2]uint64
+	nby    [2]uint64
+	lastTS int64
+	lastVT int64 // step-free time of the last packet (idleness)
+	ackTS  int64 // the handshake's last ACK (with synTS, synackTS below)
 
 	s    [2]sideState
 	open [2][]*Message // begun, not ended
@@ -68,11 +68,24 @@ type conn struct {
 	pendAck []*Message // client messages ended, no server ACK of them yet
 	waitAck []pendEx   // exchanges waiting for the client's ACK of the response
 
+	// Cold: opening, handshake, records and rare events.
+	dec     *Decoder
+	key     packet.FlowKey
+	firstTS int64
+
+	synTS, synackTS   int64
+	rttSrv, rttCli    int64 // -1 unknown (see baseline)
+	minAck, minCliAck int64
+	minWait           int64 // the least response wait seen (request's last packet to the response's first), -1: none
+	dsackTS           int64 // the client's last ACK with a D-SACK: it got some of the server's bytes twice
+
 	retrans, ooo, dupack, zerowin, rst uint32
 	rtx                                [2]uint32 // retransmissions by side (retrans's)
 	rtxTS                              [2]int64  // the last one's time
 	zw                                 [2]uint32 // zero windows advertised by side
 	gapBytes                           uint64
+
+	_ [40]byte // to 640 bytes, so that every conn starts a cache line (TestConnLayout)
 }
 
 type pendEx struct {
@@ -131,23 +144,12 @@ func leastRTT(hs, s int64) int64 {
 	return hs
 }
 
-// sideState is one direction of a TCP connection.
+// sideState is one direction of a TCP connection: 8-byte fields first,
+// so that it packs into 104 bytes (conn's hot lines).
 type sideState struct {
-	init bool   // base is known
-	base uint32 // sequence number of stream offset 0
-	off  uint64 // stream bytes delivered to the parser (or skipped as a gap)
-
-	maxEnd   uint32 // highest sequence end seen (Wireshark's nextseq)
-	maxEndTS int64  // when it last advanced (step-free: Analyzer.vt)
-	fin      bool
-	finSeq   uint32
-	finAcked bool // the other side ACKed this side's FIN
-
-	ackSeen   bool
-	ackIn     bool // an ACK of this side's fell within what the other side was seen to send
-	lastAck   uint32
-	lastAckTS int64 // step-free (Analyzer.vt)
-	lastWin   uint16
+	off       uint64 // stream bytes delivered to the parser (or skipped as a gap)
+	maxEndTS  int64  // when maxEnd last advanced (step-free: Analyzer.vt)
+	lastAckTS int64  // step-free (Analyzer.vt)
 	dupAcks   int
 
 	ooo      []seg // out-of-order segments, by sequence number
@@ -155,6 +157,18 @@ type sideState struct {
 
 	lastTS  int64 // packet time of the last delivery
 	lastPkt uint64
+
+	base    uint32 // sequence number of stream offset 0
+	maxEnd  uint32 // highest sequence end seen (Wireshark's nextseq)
+	finSeq  uint32
+	lastAck uint32
+	lastWin uint16
+
+	init     bool // base is known
+	fin      bool
+	finAcked bool // the other side ACKed this side's FIN
+	ackSeen  bool
+	ackIn    bool // an ACK of this side's fell within what the other side was seen to send
 }
 
 type seg struct {
