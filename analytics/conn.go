@@ -38,6 +38,9 @@ func (a *Analyzer) open(e *packet.Flow, d *packet.Decoded, dir uint8, tcp bool) 
 	c := a.conns.at(idx)
 	*c = conn{idx: idx, gen: c.gen + 1, refs: 1, key: e.Key, tcp: tcp, dec: dec, rttSrv: -1, rttCli: -1, minAck: -1, minCliAck: -1, minWait: -1,
 		open: c.open, pendAck: c.pendAck, waitAck: c.waitAck} // the slot's emptied queues, kept by closeConn
+	if c.open[0] == nil {
+		c.open[0], c.open[1], c.pendAck = c.q0[0:0:1], c.q0[1:1:2], c.q0[2:2:4]
+	}
 	e.App = c.ref()
 	if tcp {
 		a.pair(c)

@@ -90,6 +90,7 @@ type dnsParser struct {
 	// most cfg.MaxPending. The messages are owned by the parser until
 	// they are handed to Exchange (then removed from here).
 	waiting []dnsQuery
+	wait0   [2]dnsQuery // waiting's first array: most flows have one query at a time
 
 	name [dnsNameText]byte // scratch for a name's text, valid during one parse
 	txt  *textCache        // the analyzer's texts
@@ -120,7 +121,9 @@ type dnsTCPSide struct {
 }
 
 func newDNSParser(cfg *Config) *dnsParser {
-	return &dnsParser{cfg: cfg}
+	p := &dnsParser{cfg: cfg}
+	p.waiting = p.wait0[:0]
+	return p
 }
 
 // reset keeps the queue of waiting queries, emptied, and the texts.

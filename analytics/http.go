@@ -1030,7 +1030,8 @@ func (p *httpParser) Close(st Stream) {
 			st.Discard(r.m)
 		}
 	}
-	p.pending = nil
+	clear(p.pending)
+	p.pending = p.pending[:0] // its array is reused (reset)
 	p.stopped = true
 }
 
