@@ -16,6 +16,7 @@
 #   flock /tmp/bench.lock scripts/bench/endpoint.sh
 # Environment: OUT (work dir, default /var/tmp/tv-endpoint), WINDOW (s, 20),
 # REPS (3), RATES ("0 1000 10000"), TAPVAULT_ARGS (extra capture flags),
+# TV (a tapvault binary to run instead of building one from the tree),
 # VARIANTS (tapvault configurations, ';'-separated "name=flags", default
 # "tapvault="; "name@BINARY=flags" runs another tapvault binary, e.g. one
 # built from an older commit, interleaved with this one).
@@ -35,8 +36,10 @@ for t in ip tcpreplay tcpdump; do command -v $t >/dev/null || { echo "endpoint.s
 
 mkdir -p "$OUT"
 cd "$(git rev-parse --show-toplevel)"
-CGO_ENABLED=0 go build -o "$OUT/tapvault" ./cmd/tapvault
-TV="$OUT/tapvault"
+if [ -z "${TV:-}" ]; then
+	CGO_ENABLED=0 go build -o "$OUT/tapvault" ./cmd/tapvault
+	TV="$OUT/tapvault"
+fi
 # A trace of 60 s at 10k pkt/s; tcpreplay loops it at the rate asked.
 [ -s "$OUT/app.pcap" ] || "$TV" bench gen --kind app --packets 600000 --flows 20000 --active 2000 --pps 10000 -o "$OUT/app.pcap" >/dev/null
 
