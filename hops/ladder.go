@@ -23,6 +23,12 @@ type Step struct {
 	// Payload is its payload length; Flags its TCP flags.
 	Payload int
 	Flags   uint8
+	// ia is the packet's index at A plus one (0: seen at B only); keyB,
+	// when hasKey, is the key of a packet seen at B only. MergeAcross
+	// joins the steps of several pairs by them.
+	ia     int
+	keyB   uint64
+	hasKey bool
 }
 
 // LadderSteps merges what two points saw of one exchange (A nearer the
@@ -52,7 +58,7 @@ func LadderSteps(a, b []Seen, clientA Endpoints) (steps []Step, reversed bool) {
 	for i := range a {
 		dec.Decode(a[i].Data, a[i].LinkType, &d)
 		e := EndpointsOf(&d)
-		st := Step{ToServer: e.Src == clientA.Src, Payload: int(max(d.PayloadLen, 0)), Flags: d.TCPFlags}
+		st := Step{ToServer: e.Src == clientA.Src, Payload: int(max(d.PayloadLen, 0)), Flags: d.TCPFlags, ia: i + 1}
 		st.At[0] = a[i].TS
 		if k, ok := Key(&d, a[i].Data); ok && !dupB[k] {
 			if j, ok := keysB[k]; ok && !used[j] {
@@ -77,7 +83,8 @@ func LadderSteps(a, b []Seen, clientA Endpoints) (steps []Step, reversed bool) {
 		if !ok {
 			continue // a packet of another conversation, or one A never saw from that side
 		}
-		steps = append(steps, Step{ToServer: to, Payload: int(max(d.PayloadLen, 0)), Flags: d.TCPFlags, At: [2]int64{0, b[j].TS}})
+		k, ok := Key(&d, b[j].Data)
+		steps = append(steps, Step{ToServer: to, Payload: int(max(d.PayloadLen, 0)), Flags: d.TCPFlags, At: [2]int64{0, b[j].TS}, keyB: k, hasKey: ok && !dupB[k]})
 	}
 	if len(delays) > 0 {
 		slices.Sort(delays)
