@@ -22,8 +22,13 @@
 // ClickHouse Debian ships (18.16) and on current servers, with no driver to
 // vendor; the ingest rate it reaches is measured in docs/fleet.md.
 //
+// Health reports have no store behind them: unsent ones wait in a bounded
+// in-memory queue (health.go) and go in order, once each, when ClickHouse
+// answers; overflow drops the oldest and counts it.
+//
 // It must not: write into the store except DIR/fleet/; keep more than one
-// batch (Options.BatchRecords) in memory; use SQL that 18.16 rejects
+// batch (Options.BatchRecords) and the health queue (Options.HealthQueue)
+// in memory; use SQL that 18.16 rejects
 // (LowCardinality, TTL, DateTime64 are documented as a current server's
 // additions, not used); log packet contents or credentials.
 package fleet

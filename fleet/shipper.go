@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -33,8 +32,15 @@ type Options struct {
 	// Poll is how often a caught-up shipper looks for new records
 	// (default 1 s).
 	Poll time.Duration
-	// HealthEvery is how often the health rows are shipped (default 10 s).
+	// HealthEvery is how often a health report is taken and shipped
+	// (default 10 s), whether ClickHouse answers or not.
 	HealthEvery time.Duration
+	// HealthQueue is the most health reports kept in memory while
+	// ClickHouse does not take them (default: an hour's at HealthEvery,
+	// 360 at 10 s, at most DefaultHealthQueue; about 3 KB a report). They
+	// are sent in order when it answers; past the bound the oldest is
+	// dropped and counted (health.go).
+	HealthQueue int
 	// MaxBackoff caps the wait between retries while ClickHouse fails
 	// (default 30 s; the first wait is 250 ms, doubling).
 	MaxBackoff time.Duration
@@ -62,7 +68,11 @@ type Stats struct {
 	FlowRows     uint64 // flow_blocks rows shipped
 	Batches      uint64 // successful inserts of records
 	Errors       uint64 // failed passes (each retried)
-	HealthErrors uint64 // health reports that could not be shipped (not retried)
+	HealthErrors uint64 // failed attempts to ship health reports (each retried)
+	// HealthSent is the health reports ClickHouse holds, HealthQueued those
+	// waiting for it, HealthDropped those the full queue dropped.
+	HealthSent, HealthDropped uint64
+	HealthQueued              int
 	// LagNs is now minus the time of the oldest record not yet shipped,
 	// 0 when caught up. BacklogBytes is the message bytes not yet shipped.
 	LagNs, BacklogBytes int64
@@ -90,6 +100,16 @@ type Shipper struct {
 	lagNs, backlog                                 int64
 	records, flowRows, batches, errs, healthErrors atomic.Uint64
 	buf                                            []byte
+
+	// The health queue (health.go): reports not yet in ClickHouse, oldest
+	// first, at most hcap. Only Run's goroutine sends; hmu guards hq for
+	// the readers of its length.
+	hmu                       sync.Mutex
+	hq                        []*healthReport
+	hcap                      int
+	names                     map[string]string // interned health names
+	dropLogged                bool              // a drop was logged since the last insert
+	healthSent, healthDropped atomic.Uint64
 }
 
 // NewShipper opens the store under opts.Dir for shipping from its saved
@@ -127,7 +147,8 @@ func NewShipper(opts Options) (*Shipper, error) {
 		lock.Close()
 		return nil, err
 	}
-	s := &Shipper{opts: opts, log: opts.Logger, rd: rd, cur: cur, lock: lock}
+	s := &Shipper{opts: opts, log: opts.Logger, rd: rd, cur: cur, lock: lock,
+		hcap: healthQueueCap(opts), names: map[string]string{}}
 	// The cursor file exists from the start, so retention keeps the
 	// unshipped files even before the first batch is delivered.
 	if err := SaveCursor(opts.Dir, cur); err != nil {
@@ -158,8 +179,12 @@ func lockShipping(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// Close releases the store's readers and the shipping lock.
+// Close releases the store's readers and the shipping lock. Health
+// reports still queued are lost with it, and logged.
 func (s *Shipper) Close() error {
+	if n := s.HealthQueued(); n > 0 {
+		s.log.Warn("fleet: health reports not shipped at close (kept in memory only)", "reports", n)
+	}
 	if s.seg != nil {
 		s.seg.Close()
 	}
@@ -170,11 +195,13 @@ func (s *Shipper) Close() error {
 
 // Stats returns the shipper's counters.
 func (s *Shipper) Stats() Stats {
+	queued := s.HealthQueued()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{
 		Records: s.records.Load(), FlowRows: s.flowRows.Load(), Batches: s.batches.Load(),
 		Errors: s.errs.Load(), HealthErrors: s.healthErrors.Load(),
+		HealthSent: s.healthSent.Load(), HealthDropped: s.healthDropped.Load(), HealthQueued: queued,
 		LagNs: s.lagNs, BacklogBytes: s.backlog, Cursor: s.cur, LastError: s.lastErr,
 	}
 }
@@ -182,11 +209,21 @@ func (s *Shipper) Stats() Stats {
 // Run ships until ctx ends (follow) or until it has caught up with the
 // store (not follow), retrying failures with capped exponential backoff
 // either way: a centre that is down for hours delays shipping, it does not
-// end it. It returns nil when caught up or stopped by ctx, or a failure
-// that retrying cannot fix (a damaged cursor file).
+// end it. A health report is taken every HealthEvery throughout, backoff
+// included, and queued until ClickHouse takes it (health.go). It returns
+// nil when caught up or stopped by ctx, or a failure that retrying cannot
+// fix (a damaged cursor file).
 func (s *Shipper) Run(ctx context.Context, follow bool) error {
 	backoff := time.Duration(0)
-	var lastHealth time.Time
+	nextHealth := time.Now()
+	var healthRetry time.Time // after a failed flush: when a good pass may try again
+	health := func() {
+		s.sampleHealth()
+		nextHealth = time.Now().Add(s.opts.HealthEvery)
+		if s.flushHealth(ctx) != nil {
+			healthRetry = time.Now().Add(time.Second)
+		}
+	}
 	for {
 		n, err := s.ShipOnce(ctx)
 		s.measureBacklog()
@@ -194,9 +231,14 @@ func (s *Shipper) Run(ctx context.Context, follow bool) error {
 			s.finalHealth()
 			return nil
 		}
-		if time.Since(lastHealth) >= s.opts.HealthEvery {
-			s.shipHealth(ctx)
-			lastHealth = time.Now()
+		switch {
+		case !time.Now().Before(nextHealth):
+			health()
+		case err == nil && s.HealthQueued() > 0 && !time.Now().Before(healthRetry):
+			// ClickHouse answers again: what waited goes now, in order.
+			if s.flushHealth(ctx) != nil {
+				healthRetry = time.Now().Add(time.Second)
+			}
 		}
 		var wait time.Duration
 		switch {
@@ -224,25 +266,30 @@ func (s *Shipper) Run(ctx context.Context, follow bool) error {
 			s.lastErr = ""
 			s.mu.Unlock()
 			if !follow {
-				s.shipHealth(ctx)
+				s.sampleHealth()
+				s.flushHealth(ctx)
 				return nil
 			}
 			wait = s.opts.Poll
 		}
-		select {
-		case <-ctx.Done():
-			s.finalHealth()
-			return nil
-		case <-time.After(wait):
+		retry := time.NewTimer(wait)
+	waiting:
+		for {
+			due := time.NewTimer(time.Until(nextHealth))
+			select {
+			case <-ctx.Done():
+				retry.Stop()
+				due.Stop()
+				s.finalHealth()
+				return nil
+			case <-retry.C:
+				due.Stop()
+				break waiting
+			case <-due.C:
+				health() // on time, even while a retry waits
+			}
 		}
 	}
-}
-
-// finalHealth ships one last health report after ctx ended, briefly.
-func (s *Shipper) finalHealth() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	s.shipHealth(ctx)
 }
 
 // ShipOnce ships one batch of records and one pass of flow summaries, then
@@ -415,68 +462,4 @@ func (s *Shipper) measureBacklog() {
 	s.mu.Lock()
 	s.lagNs, s.backlog = lag, b.Bytes
 	s.mu.Unlock()
-}
-
-// Health names the shipper reports itself, beside Options.Health's.
-const (
-	HealthLagNs        = "fleet_ship_lag_ns"
-	HealthBacklogBytes = "fleet_unshipped_bytes"
-	HealthShipped      = "fleet_shipped_records_total"
-	HealthShipErrors   = "fleet_ship_errors_total"
-	HealthDiskFree     = "disk_free_bytes"
-	HealthClockSynced  = "clock_synced"
-	HealthClockError   = "clock_error_ns"
-	HealthClockMaxErr  = "clock_max_error_ns"
-)
-
-// HealthValues is one health report: the capture's counters, the
-// shipper's, the store's disk and the clock.
-func (s *Shipper) HealthValues() map[string]float64 {
-	v := map[string]float64{}
-	if s.opts.Health != nil {
-		for k, x := range s.opts.Health() {
-			v[k] = x
-		}
-	}
-	st := s.Stats()
-	v[HealthLagNs] = float64(st.LagNs)
-	v[HealthBacklogBytes] = float64(st.BacklogBytes)
-	v[HealthShipped] = float64(st.Records)
-	v[HealthShipErrors] = float64(st.Errors)
-	var fs unix.Statfs_t
-	if unix.Statfs(s.opts.Dir, &fs) == nil {
-		v[HealthDiskFree] = float64(fs.Bavail) * float64(fs.Bsize)
-	}
-	clk := ReadClock()
-	v[HealthClockSynced] = 0
-	if clk.Synced {
-		v[HealthClockSynced] = 1
-	}
-	v[HealthClockError] = float64(clk.ErrorNs)
-	v[HealthClockMaxErr] = float64(clk.MaxErrorNs)
-	return v
-}
-
-type healthRow struct {
-	Sensor string  `json:"sensor"`
-	TS     int64   `json:"ts"`
-	Name   string  `json:"name"`
-	Value  float64 `json:"value"`
-}
-
-// shipHealth inserts one health report. A report that cannot be shipped is
-// counted and dropped: health is a sample, the next one replaces it.
-func (s *Shipper) shipHealth(ctx context.Context) {
-	ts := time.Now().UnixNano()
-	var rows []any
-	for k, x := range s.HealthValues() {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			continue // JSON has no NaN; an unreadable gauge is left out
-		}
-		rows = append(rows, healthRow{Sensor: s.opts.Sensor, TS: ts, Name: k, Value: x})
-	}
-	if err := s.opts.Client.Insert(ctx, "sensor_health", rows); err != nil {
-		s.healthErrors.Add(1)
-		s.log.Debug("fleet: health report not shipped", "err", err)
-	}
 }

@@ -108,7 +108,7 @@ func startCaptureAPI(ctx context.Context, o apiOptions, data string, st *store, 
 	srv, err = api.NewServer(qs, api.ServerOptions{
 		Addr: o.listen, Token: o.token, Logger: slog.Default(),
 		CertFile: o.tlsCert, KeyFile: o.tlsKey, UI: web.FS(),
-		Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col))},
+		Handlers: map[string]http.Handler{"/metrics": pipeline.MetricsHandler(pipeline.NewRegistry(col, shipperCollector{}))},
 	})
 	if err != nil {
 		qs.Close()

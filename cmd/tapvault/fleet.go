@@ -300,6 +300,7 @@ func startCaptureShipping(o fleetShipOptions, dir string) (stop func(), err erro
 		cancel()
 		return nil, fmt.Errorf("capture: ship to the fleet: %w", err)
 	}
+	captureShipper.Store(sh)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -318,6 +319,24 @@ func startCaptureShipping(o fleetShipOptions, dir string) (stop func(), err erro
 		sh.Run(ctx, false)
 		sh.Close()
 	}, nil
+}
+
+// captureShipper is the shipper running beside the capture, for /metrics
+// (its health queue: reports waiting, reports dropped).
+var captureShipper atomic.Pointer[fleet.Shipper]
+
+// shipperCollector exposes captureShipper's metrics on the capture's
+// /metrics; nothing while the capture does not ship.
+type shipperCollector struct{}
+
+func (shipperCollector) Describe(ch chan<- *prometheus.Desc) {
+	// Unchecked: the series exist only while a shipper does.
+}
+
+func (shipperCollector) Collect(ch chan<- prometheus.Metric) {
+	if sh := captureShipper.Load(); sh != nil {
+		sh.Collect(ch)
+	}
 }
 
 func redactURL(s string) string {
