@@ -104,6 +104,10 @@ func (s *Server) handleAcross(w http.ResponseWriter, r *http.Request, idText str
 	ea, _ := clocklog.Read(s.store.Dir)
 	eb, _ := clocklog.Read(peer.Dir)
 	clock := clocklog.Compare(ea, eb)
+	ladder, ok := s.acrossLadder(w, r, id, name, x, ea)
+	if !ok {
+		return
+	}
 	steps := make([]acrossStep, len(x.Steps))
 	for i, st := range x.Steps {
 		steps[i] = acrossStep{ToServer: st.ToServer, AtA: st.At[0], AtB: st.At[1], Payload: st.Payload, Flags: TCPFlagString(st.Flags)}
@@ -124,8 +128,136 @@ func (s *Server) handleAcross(w http.ResponseWriter, r *http.Request, idText str
 		Uncertainty int64        `json:"uncertainty_ns"`
 		Clock       string       `json:"clock"`
 		Steps       []acrossStep `json:"steps"`
+		// Ladder: the exchange at this point and every peer that holds
+		// it, as one ladder.
+		Ladder AcrossLadder `json:"ladder"`
 	}{s.opts.PointName, name, msgquery.AppendJSON(nil, x.RecordA, nil), msgquery.AppendJSON(nil, x.RecordB, nil),
-		x.Reversed, x.ClientA, x.AB, x.BServer, x.Matched, clock.Known, clock.Uncertainty.Nanoseconds(), clock.Why, steps})
+		x.Reversed, x.ClientA, x.AB, x.BServer, x.Matched, clock.Known, clock.Uncertainty.Nanoseconds(), clock.Why, steps, ladder})
+}
+
+// acrossLadder finds the exchange at the server's other peers too (x is
+// what the asked one, name, holds) and merges every point's into one
+// ladder; ea is the server's own clock log. It writes the error and
+// answers false when the request's context ends.
+func (s *Server) acrossLadder(w http.ResponseWriter, r *http.Request, id uint64, name string, x *hops.Across, ea []clocklog.Entry) (AcrossLadder, bool) {
+	names := []string{s.opts.PointName, name}
+	xs := []*hops.Across{x}
+	logs := [][]clocklog.Entry{ea, nil}
+	logs[1], _ = clocklog.Read(s.opts.Peers[name].Dir)
+	var notFound, missing []string
+	for _, n := range s.peerNames() {
+		if n == name {
+			continue
+		}
+		st := s.opts.Peers[n]
+		var y *hops.Across
+		var err error
+		query.RunLowPriority(func() { y, err = hops.ExchangeAcross(r.Context(), s.store, id, st, 0) })
+		switch {
+		case r.Context().Err() != nil:
+			writeError(w, r, http.StatusServiceUnavailable, "across: "+r.Context().Err().Error())
+			return AcrossLadder{}, false
+		case errors.Is(err, hops.ErrNotAcross):
+			notFound = append(notFound, n)
+			continue
+		case err != nil:
+			s.log.Warn("api: a peer left out of an exchange's ladder", "peer", n, "err", err)
+			missing = append(missing, n)
+			continue
+		}
+		e, _ := clocklog.Read(st.Dir)
+		names, xs, logs = append(names, n), append(xs, y), append(logs, e)
+	}
+	l := hops.MergeAcross(xs)
+	recs := make([]json.RawMessage, len(l.Records))
+	for i, rec := range l.Records {
+		recs[i] = msgquery.AppendJSON(nil, rec, nil)
+	}
+	return NewAcrossLadder(l, names, recs, notFound, missing, func(p, q int) LadderHop {
+		c := clocklog.Compare(logs[p], logs[q])
+		return LadderHop{ClockKnown: c.Known, UncertaintyNs: c.Uncertainty.Nanoseconds(), Clock: c.Why}
+	}), true
+}
+
+// AcrossLadder is the across answers' "ladder" (a server's with its peers,
+// the fleet centre's with its sensors): the exchange at every point that
+// holds it as one ladder, the points from the client's side to the
+// server's (hops.MergeAcross).
+type AcrossLadder struct {
+	Points []LadderPoint `json:"points"`
+	// The round trips client <-> the first point and the last point <->
+	// server, ns (-1 unknown); the ones between adjacent points are Hops.
+	ClientNs int64        `json:"client_ns"`
+	ServerNs int64        `json:"server_ns"`
+	Hops     []LadderHop  `json:"hops"`
+	Steps    []LadderStep `json:"steps"`
+	// NotFound names the points searched that hold no record of it,
+	// Missing those that could not be searched.
+	NotFound []string `json:"not_found"`
+	Missing  []string `json:"missing"`
+}
+
+// LadderPoint is one point of the ladder and its record of the exchange.
+type LadderPoint struct {
+	Name   string          `json:"name"`
+	Record json.RawMessage `json:"record"`
+}
+
+// LadderHop is the round trip between two adjacent points, with their
+// clocks' statement: a figure no larger than a known uncertainty is
+// refused (rtt_ns -1, below_uncertainty), as the pair's a_b_ns.
+type LadderHop struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	RTT  int64  `json:"rtt_ns"` // -1: unknown or refused
+	// ClockKnown: the two clocks' uncertainty is known; UncertaintyNs
+	// is then their errors added.
+	ClockKnown    bool   `json:"clock_known"`
+	UncertaintyNs int64  `json:"uncertainty_ns"`
+	Clock         string `json:"clock"`
+	// Uncertain: nothing bounds the clocks, or the figure is no larger
+	// than the uncertainty.
+	Uncertain        bool `json:"uncertain"`
+	BelowUncertainty bool `json:"below_uncertainty"`
+}
+
+// LadderStep is one packet of the ladder: its time at each point, in the
+// order of points (0: not seen there).
+type LadderStep struct {
+	ToServer bool    `json:"to_server"`
+	At       []int64 `json:"at_ns"`
+	Payload  int     `json:"payload"`
+	Flags    string  `json:"flags"`
+}
+
+// NewAcrossLadder writes l as the answers' ladder: names are the points
+// MergeAcross was given (0 the record's own), recs their records in
+// ladder order, and clock(p, q) states the clocks of two of them (by
+// MergeAcross's index), with From, To, RTT, Uncertain and
+// BelowUncertainty left for this to fill.
+func NewAcrossLadder(l *hops.Ladder, names []string, recs []json.RawMessage, notFound, missing []string, clock func(p, q int) LadderHop) AcrossLadder {
+	a := AcrossLadder{ClientNs: l.Client, ServerNs: l.Server, Points: make([]LadderPoint, len(l.Points)),
+		Hops: make([]LadderHop, len(l.Hops)), Steps: make([]LadderStep, len(l.Rungs)),
+		NotFound: append([]string{}, notFound...), Missing: append([]string{}, missing...)}
+	for i, k := range l.Points {
+		a.Points[i] = LadderPoint{Name: names[k], Record: recs[i]}
+	}
+	for i, rtt := range l.Hops {
+		h := clock(l.Points[i], l.Points[i+1])
+		h.From, h.To, h.RTT = names[l.Points[i]], names[l.Points[i+1]], rtt
+		h.Uncertain = !h.ClockKnown || rtt >= 0 && rtt <= h.UncertaintyNs
+		if !h.ClockKnown {
+			h.UncertaintyNs = -1
+		}
+		if h.ClockKnown && rtt >= 0 && rtt <= h.UncertaintyNs {
+			h.RTT, h.BelowUncertainty = -1, true
+		}
+		a.Hops[i] = h
+	}
+	for i, r := range l.Rungs {
+		a.Steps[i] = LadderStep{ToServer: r.ToServer, At: r.At, Payload: r.Payload, Flags: TCPFlagString(r.Flags)}
+	}
+	return a
 }
 
 // TCPFlagString is tcpdump's flag letters (S, F, R, P, . for ACK); the

@@ -8,11 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
+	"tapvault/clocklog"
 	"tapvault/internal/testframe"
 	"tapvault/pcap"
 )
@@ -247,5 +249,161 @@ func TestUIBrowserAcross(t *testing.T) {
 	}
 	if n := eval[int](t, ctx, `document.querySelectorAll('.across b').length`); n != 0 {
 		t.Errorf("the peer's name became markup")
+	}
+}
+
+// Three capture points of the same 20 HTTP connections (threePoints): mid,
+// whose store the server serves; edge on the client's side of it, which
+// sees a packet towards the server 2 ms before mid and one towards the
+// client 1 ms after; far behind a NAT, 3 ms after mid towards the server
+// and 4 ms before it towards the client. The clock logs make edge and mid
+// two clocks 0.2 ms apart at most, mid and far two 8 ms apart (far's clock
+// unsynchronised, its host name markup): the 3 ms hop is a figure, the 7
+// ms one is within the uncertainty and refused.
+const (
+	edgeToMid, midToEdge = int64(2e6), int64(1e6)
+	midToFar, farToMid   = int64(3e6), int64(4e6)
+)
+
+func threePoints(t *testing.T, dir string) (edge, mid, far string) {
+	t.Helper()
+	const base = int64(1_750_000_000) * 1e9
+	atMid := func(i, k int, _ bool) int64 { return base + int64(i)*1e9 + int64(k)*20e6 }
+	shift := func(toServer, toClient int64) func(i, k int, fromClient bool) int64 {
+		return func(i, k int, fromClient bool) int64 {
+			if fromClient {
+				return atMid(i, k, true) + toServer
+			}
+			return atMid(i, k, false) + toClient
+		}
+	}
+	client, server := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	sport := func(i int) uint16 { return uint16(40000 + i) }
+	pe, pm, pf := filepath.Join(dir, "edge.pcap"), filepath.Join(dir, "mid.pcap"), filepath.Join(dir, "far.pcap")
+	writeHopPoint(t, pe, client, server, sport, 8008, 0, shift(-edgeToMid, midToEdge))
+	writeHopPoint(t, pm, client, server, sport, 8008, 0, atMid)
+	writeHopPoint(t, pf, netip.MustParseAddr("192.168.7.1"), netip.MustParseAddr("192.168.7.2"), func(i int) uint16 { return uint16(61000 + i) }, 8080, 0, shift(midToFar, -farToMid))
+	edge, mid, far = filepath.Join(dir, "s-edge"), filepath.Join(dir, "s-mid"), filepath.Join(dir, "s-far")
+	for _, s := range [][2]string{{edge, pe}, {mid, pm}, {far, pf}} {
+		tv(t, false, "import", "--data", s[0], s[1])
+	}
+	for _, c := range []struct {
+		dir string
+		e   clocklog.Entry
+	}{
+		{edge, clocklog.Entry{Host: "edge-host", BootID: "b1", Source: "ptp", Synced: true, ErrorNs: 100_000}},
+		{mid, clocklog.Entry{Host: "mid-host", BootID: "b2", Source: "ptp", Synced: true, ErrorNs: 100_000}},
+		{far, clocklog.Entry{Host: "<i>far-host</i>", BootID: "b3", Source: "unsynchronised", MaxErrorNs: 7_900_000}},
+	} {
+		c.e.TS = base
+		if err := clocklog.Append(c.dir, c.e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return edge, mid, far
+}
+
+// acrossLadderJSON is the across answer's ladder.
+type acrossLadderJSON struct {
+	Points []struct {
+		Name   string
+		Record struct {
+			ID        string `json:"id"`
+			ClientNet int64  `json:"client_net_ns"`
+			Network   int64  `json:"network_ns"`
+		}
+	}
+	ClientNs int64 `json:"client_ns"`
+	ServerNs int64 `json:"server_ns"`
+	Hops     []struct {
+		From, To         string
+		RTT              int64 `json:"rtt_ns"`
+		ClockKnown       bool  `json:"clock_known"`
+		Uncertainty      int64 `json:"uncertainty_ns"`
+		Uncertain        bool
+		BelowUncertainty bool `json:"below_uncertainty"`
+	}
+	Steps []struct {
+		ToServer bool    `json:"to_server"`
+		At       []int64 `json:"at_ns"`
+	}
+	NotFound []string `json:"not_found"`
+	Missing  []string
+}
+
+// TestAcrossLadder: tapvault serve with two peers that saw the same
+// exchange (and one that did not) answers, asked for either peer, the
+// pair as before and one ladder of the three points ordered from the
+// client's side (edge, mid, far, whatever the peers' names), every
+// packet's time at each, the hops with their clocks' uncertainty (the one
+// within it refused) and the outer legs from the end points' records.
+func TestAcrossLadder(t *testing.T) {
+	dir := t.TempDir()
+	edge, mid, far := threePoints(t, dir)
+	other := filepath.Join(dir, "other.pcap")
+	writeHopPoint(t, other, netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.9.0.2"), func(i int) uint16 { return 1000 }, 80, 1<<30,
+		func(i, k int, _ bool) int64 { return int64(1_750_000_000)*1e9 + int64(i)*1e9 + int64(k)*20e6 + 7 })
+	so := filepath.Join(dir, "so")
+	tv(t, false, "import", "--data", so, other)
+	recs := jsonLines(t, mustTV(t, "messages", "--data", mid, "--json", "--limit", "1", "proto http"))
+	if len(recs) != 1 {
+		t.Fatal("no http exchange")
+	}
+	id := recs[0]["id"].(string)
+
+	addr := freeAddr(t, "127.0.0.1")
+	// The peers' names sort far before edge: the order is the packets'.
+	defer startServe(t, mid, addr, "--peer", "a-far="+far, "--peer", "z-edge="+edge, "--peer", "other="+so, "--name", "mid")()
+	for _, peer := range []string{"a-far", "z-edge"} {
+		resp, err := http.Get("http://" + addr + "/api/v1/messages/" + id + "/across?peer=" + peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var x struct {
+			A, B    string
+			Matched int
+			Steps   []json.RawMessage
+			Ladder  acrossLadderJSON
+		}
+		if err := json.Unmarshal(body, &x); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v: %s", peer, resp.StatusCode, err, body)
+		}
+		if x.A != "mid" || x.B != peer || x.Matched != 3 || len(x.Steps) != 3 {
+			t.Errorf("%s: the pair's fields: %s", peer, body)
+		}
+		l := x.Ladder
+		var names []string
+		for _, p := range l.Points {
+			names = append(names, p.Name)
+		}
+		if strings.Join(names, ",") != "z-edge,mid,a-far" || l.Points[1].Record.ID != id {
+			t.Fatalf("%s: points %v, want z-edge, mid, a-far: %s", peer, names, body)
+		}
+		if l.ClientNs != l.Points[0].Record.ClientNet || l.ServerNs != l.Points[2].Record.Network || l.ClientNs <= 0 || l.ServerNs <= 0 {
+			t.Errorf("%s: outer legs %d, %d; want edge's client leg and far's server leg: %s", peer, l.ClientNs, l.ServerNs, body)
+		}
+		if len(l.Hops) != 2 {
+			t.Fatalf("%s: %d hops, want 2: %s", peer, len(l.Hops), body)
+		}
+		if h := l.Hops[0]; h.From != "z-edge" || h.To != "mid" || h.RTT != edgeToMid+midToEdge || !h.ClockKnown || h.Uncertainty != 200_000 || h.Uncertain || h.BelowUncertainty {
+			t.Errorf("%s: edge-mid hop %+v, want 3 ms with a 0.2 ms uncertainty", peer, h)
+		}
+		if h := l.Hops[1]; h.From != "mid" || h.To != "a-far" || h.RTT != -1 || !h.BelowUncertainty || h.Uncertainty != 8_000_000 || !h.Uncertain {
+			t.Errorf("%s: mid-far hop %+v, want 7 ms refused within 8 ms", peer, h)
+		}
+		if len(l.Steps) != 3 {
+			t.Fatalf("%s: %d steps, want 3", peer, len(l.Steps))
+		}
+		for _, st := range l.Steps {
+			e, m, f := st.At[0], st.At[1], st.At[2]
+			if st.ToServer && (m-e != edgeToMid || f-m != midToFar) || !st.ToServer && (e-m != midToEdge || m-f != farToMid) {
+				t.Errorf("%s: step %+v: want edge, mid, far %d/%d ms apart towards the server, %d/%d towards the client", peer, st, edgeToMid/1e6, midToFar/1e6, farToMid/1e6, midToEdge/1e6)
+			}
+		}
+		if !slices.Equal(l.NotFound, []string{"other"}) || len(l.Missing) != 0 {
+			t.Errorf("%s: not found %v, missing %v; want other, none", peer, l.NotFound, l.Missing)
+		}
 	}
 }
