@@ -105,6 +105,11 @@ type AcrossAnswer struct {
 	// Missing names the sensors that could not be searched (down, busy,
 	// or their drill-down failed): whether they saw it is not known.
 	Missing []string `json:"missing"`
+	// Ladder is the exchange at the sensor and every other that saw it
+	// as one ladder, the sensors ordered from the client's side (the
+	// sensor API's across answer has the same); absent when no other
+	// sensor saw it.
+	Ladder *api.AcrossLadder `json:"ladder,omitempty"`
 }
 
 // acrossCols are the record columns the matching needs beyond a listed
@@ -186,6 +191,7 @@ func (c *Centre) handleAcross(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var search []string
+	var fs []found // the pairs' finds, in a.Across's order
 	for _, n := range peers {
 		switch {
 		case len(cands[n]) == 0:
@@ -215,6 +221,7 @@ func (c *Centre) handleAcross(w http.ResponseWriter, r *http.Request) {
 			switch x := pairs[i]; {
 			case x.err == nil:
 				a.Across = append(a.Across, c.acrossPair(ctx, sa.name, n, rowA, x))
+				fs = append(fs, x)
 			case errors.Is(x.err, hops.ErrNotAcross):
 				a.NotFound = append(a.NotFound, n)
 			default:
@@ -228,7 +235,54 @@ func (c *Centre) handleAcross(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(a.NotFound)
 	slices.Sort(a.Missing)
+	if len(a.Across) > 0 {
+		a.Ladder = c.acrossLadder(ctx, &a, rowA, fs)
+	}
 	writeJSON(w, &a)
+}
+
+// acrossLadder merges the exchange at a's sensor and at every other that
+// saw it (fs, in the order of a.Across) into one ladder, each hop with its
+// two sensors' clocks as acrossPair states a pair's.
+func (c *Centre) acrossLadder(ctx context.Context, a *AcrossAnswer, rowA *exchangeRow, fs []found) *api.AcrossLadder {
+	xs := make([]*hops.Across, len(fs))
+	names := []string{a.Sensor}
+	rows := []*exchangeRow{rowA}
+	from, to := int64(rowA.ReqFirst), int64(rowA.ReqFirst)
+	for i, f := range fs {
+		xs[i] = f.x
+		names, rows = append(names, a.Across[i].B), append(rows, f.row)
+		for _, st := range f.x.Steps {
+			for _, t := range st.At {
+				if t != 0 {
+					from, to = min(from, t), max(to, t)
+				}
+			}
+		}
+	}
+	l := hops.MergeAcross(xs)
+	recs := make([]json.RawMessage, len(l.Points))
+	for i, k := range l.Points {
+		recs[i], _ = json.Marshal(rows[k].exchange())
+	}
+	clocks, err := c.clocks(ctx, from-clockWindow.Nanoseconds(), to+clockWindow.Nanoseconds(), names)
+	if err != nil {
+		c.log.Warn("centre: the clocks of an exchange across sensors not read", "err", err)
+	}
+	x := api.NewAcrossLadder(l, names, recs, a.NotFound, a.Missing, func(p, q int) api.LadderHop {
+		cp, okP := clocks[names[p]]
+		cq, okQ := clocks[names[q]]
+		u := crossClock(0, cp, cq, okP, okQ)
+		h := api.LadderHop{ClockKnown: u.Known, UncertaintyNs: u.Ns, Clock: clockText(names[p], cp, okP) + "; " + clockText(names[q], cq, okQ)}
+		switch {
+		case err != nil:
+			h.Clock = "not read (ClickHouse: " + err.Error() + ")"
+		case !u.Known:
+			h.Clock += ": nothing bounds how far apart the two clocks are"
+		}
+		return h
+	})
+	return &x
 }
 
 // acrossCandidates reads, for each peer, its exchange records of ra's

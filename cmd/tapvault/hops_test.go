@@ -250,6 +250,51 @@ func TestUIBrowserAcross(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('.across b').length`); n != 0 {
 		t.Errorf("the peer's name became markup")
 	}
+
+	// Three points (threePoints): one ladder with a lane per point, in
+	// order from the client's side (labels cut at 20 characters), and each hop's figure with its clocks'
+	// uncertainty, the one within it refused.
+	edge, mid, far := threePoints(t, t.TempDir())
+	recs = jsonLines(t, mustTV(t, "messages", "--data", mid, "--json", "--limit", "1", "proto http"))
+	if len(recs) != 1 {
+		t.Fatal("no http exchange at mid")
+	}
+	addr3 := freeAddr(t, "127.0.0.1")
+	defer startServe(t, mid, addr3, "--peer", "<b>far</b>="+far, "--peer", "edge="+edge, "--name", "mid")()
+	run(t, ctx, "exchange across three points", chromedp.Navigate("http://"+addr3+"/#/exchange?id="+recs[0]["id"].(string)), waitView("exchange"), waitFor("#across-points .across-ladder"))
+	screenshot(t, ctx, "across-points")
+	if n := eval[int](t, ctx, `document.querySelectorAll('.across-ladder').length`); n != 1 {
+		t.Errorf("%d ladders across the points, want 1", n)
+	}
+	lanes := eval[[]string](t, ctx, `[...document.querySelectorAll('.across-ladder .lane-label')].map(e => e.textContent)`)
+	if want := []string{"client 10.0.0.1:400…", "edge", "mid", "<b>far</b>", "server 192.168.7.2:…"}; !slices.Equal(lanes, want) {
+		t.Errorf("lanes %q, want %q", lanes, want)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('.across-ladder .lane').length`); n != 5 {
+		t.Errorf("%d lanes, want 5", n)
+	}
+	hopsShown = eval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('#across-points tr[data-hop]')].map(tr => [tr.dataset.hop, [...tr.querySelectorAll('td')].map(td => td.textContent).join(' | ')]))`)
+	for hop, want := range map[string]string{
+		"edge ↔ mid":       "3.000000 ms | uncertainty 200.000 µs",
+		"mid ↔ <b>far</b>": "below the clocks\u2019 uncertainty | uncertainty 8.000000 ms",
+	} {
+		if hopsShown[hop] != want {
+			t.Errorf("hop %s shown %q, want %q (all: %q)", hop, hopsShown[hop], want, hopsShown)
+		}
+	}
+	if len(hopsShown) != 4 {
+		t.Errorf("%d hop rows, want 4 (client, two between the points, server): %q", len(hopsShown), hopsShown)
+	}
+	labels := eval[[]string](t, ctx, `[...document.querySelectorAll('.across-ladder [data-hop-label]')].map(e => e.textContent)`)
+	if len(labels) != 2 || !strings.HasPrefix(labels[0], "edge ↔ mid: 3.000000 ms") || !strings.HasPrefix(labels[1], "mid ↔ <b>far</b>: below") {
+		t.Errorf("hop labels on the ladder %q", labels)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('.across-ladder polyline.pkt[data-points="3"]').length`); n != 3 {
+		t.Errorf("%d packets across all three points, want 3", n)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('.across b, .across i').length`); n != 0 {
+		t.Errorf("a name became markup")
+	}
 }
 
 // Three capture points of the same 20 HTTP connections (threePoints): mid,

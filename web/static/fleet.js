@@ -10,7 +10,7 @@
 // An exchange's "across" link opens it across the sensors that saw it
 // (#/fleet?across=ID&at=SENSOR, acrossView). Every value shown is text.
 import { el, api, apiURL, link, parseJSON, big, fmtTime, fmtDur, fmtCount, fmtBytes, setStatus } from './util.js';
-import { acrossSection } from './across.js';
+import { acrossAnswerSections } from './across.js';
 
 const PAGE = 100;
 
@@ -224,7 +224,7 @@ async function acrossView(main, params) {
     missingNote(a.missing),
     el('p', { id: 'fleet-across-record' }, `${r.proto} ${r.client} → ${r.server} at ${fmtTime(r.req_first)}, latency ${fmtDur(r.latency)}.`),
     a.across.length === 0 ? el('p', { class: 'muted', id: 'fleet-across-none' }, 'No other sensor that answered holds a record of this exchange.') : null,
-    a.across.map(acrossSection),
+    acrossAnswerSections(a),
     a.not_found.length ? el('p', { class: 'muted', id: 'fleet-not-found' }, 'Not seen by ', a.not_found.join(', '), '.') : null,
   ].flat().filter((c) => c !== null));
   setStatus(`seen by ${a.across.length + 1} sensors`);
