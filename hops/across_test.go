@@ -67,9 +67,9 @@ func TestFindAcross(t *testing.T) {
 // TestMergeAcross: three points saw one exchange. The record is the
 // middle point's (A); near is on the client's side of it, with its clock
 // 1.5 ms behind (more than the 1 ms a packet takes from A to it); far is
-// behind a NAT that rewrote addresses and ports. A
-// packet towards the server is 2 ms from near to A and 3 ms from A to far,
-// one towards the client 4 ms from far to A and 1 ms from A to near. The
+// behind a NAT that rewrote addresses and ports. A packet towards the
+// server is 2 ms from near to A and 3 ms from A to far, one towards the
+// client 4 ms from far to A and 1 ms from A to near. The
 // Across answers are given far's first: the ladder puts near, A, far from
 // the client's side, each packet with its time at each, the packet A
 // missed one rung across near and far, and the hops 3 ms (the clock's

@@ -2,6 +2,8 @@
 // packets both of them saw: the one-way delay of each packet from one point
 // to the other, per flow and direction, and, for an exchange seen at both
 // points, where its network time went (client ↔ A, A ↔ B, B ↔ server).
+// An exchange seen at more points is their pairs with one of them
+// (MergeAcross): one ladder, the points in order from the client's side.
 //
 // Packets are matched by the bytes a path does not rewrite: the IPv4
 // identification, the TCP sequence and acknowledgement numbers and flags,
