@@ -75,7 +75,7 @@ const (
 	HealthClockMaxErr  = "clock_max_error_ns"
 	// HealthDropped is the health reports the queue dropped, in the
 	// flattened form of the capture's drop counters (and so in the
-	// centre's per-sensor drops).
+	// centre's per-sensor drops), once the first is dropped.
 	HealthDropped = "dropped_health_reports_total{cause=queue_full,stage=fleet_shipper}"
 )
 
@@ -93,7 +93,12 @@ func (s *Shipper) HealthValues() map[string]float64 {
 	v[HealthBacklogBytes] = float64(st.BacklogBytes)
 	v[HealthShipped] = float64(st.Records)
 	v[HealthShipErrors] = float64(st.Errors)
-	v[HealthDropped] = float64(st.HealthDropped)
+	if st.HealthDropped > 0 {
+		// Only once there is one: the centre reads a sensor without
+		// drop counters (a store shipped by fleet ship) as reporting no
+		// drops, not zero.
+		v[HealthDropped] = float64(st.HealthDropped)
+	}
 	var fs unix.Statfs_t
 	if unix.Statfs(s.opts.Dir, &fs) == nil {
 		v[HealthDiskFree] = float64(fs.Bavail) * float64(fs.Bsize)
