@@ -90,7 +90,7 @@ func New(cfg *Config, meta Metadata, opts Options) (*Centre, error) {
 	if !loop && opts.Token == "" {
 		return nil, fmt.Errorf("centre: refusing to listen on %q without a token: packets are sensitive; set a token, or listen on 127.0.0.1", opts.Addr)
 	}
-	tlsConf, err := fleet.ClientTLSConfig(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.CA)
+	tlsConf, err := fleet.ClientTLSConfig(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.CA, fleet.WithCRL(cfg.TLS.CRL))
 	if err != nil {
 		return nil, fmt.Errorf("centre: %w", err)
 	}
@@ -338,12 +338,14 @@ func (c *Centre) metaError(w http.ResponseWriter, err error) {
 // response-header timeout: a sensor sends its headers with the first
 // packets it finds, which for a sparse filter over a large store may take
 // long; the caller's context (the client leaving) ends a pull, and probes
-// have their own overall timeout.
+// have their own overall timeout. The TLS dial is the fleet's
+// (fleet.DialTLSContext): a sensor revoked while a connection to it is
+// open (the probes keep one alive) is cut off, not only refused at the
+// next handshake.
 func sensorTransport(conf *tls.Config) *http.Transport {
 	return &http.Transport{
 		TLSClientConfig:     conf,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout: 5 * time.Second,
+		DialTLSContext:      fleet.DialTLSContext(conf, &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}, 5*time.Second),
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     60 * time.Second,
 	}

@@ -29,6 +29,7 @@ import (
 //	  cert: /etc/tapvault/fleet/centre.crt
 //	  key:  /etc/tapvault/fleet/centre.key
 //	  ca:   /etc/tapvault/fleet/ca.crt
+//	  crl:  /etc/tapvault/fleet/crl.pem  # optional: tapvault fleet revoke's list
 //	sensors:                        # name (as enrolled) -> its fleet port
 //	  sensor-a: 10.0.1.7:9443
 //	  sensor-b: 10.0.2.7:9443
@@ -51,6 +52,9 @@ type Config struct {
 		Cert string `yaml:"cert"`
 		Key  string `yaml:"key"`
 		CA   string `yaml:"ca"`
+		// CRL is the fleet CA's revocation list (optional): a sensor
+		// whose certificate it revokes is refused in the handshake.
+		CRL string `yaml:"crl"`
 	} `yaml:"tls"`
 	Sensors map[string]string `yaml:"sensors"`
 	// Locations says where the sensors stand and what each location
@@ -89,7 +93,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("fleet config %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.TLS.Cert, &c.TLS.Key, &c.TLS.CA} {
+	for _, p := range []*string{&c.TLS.Cert, &c.TLS.Key, &c.TLS.CA, &c.TLS.CRL} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

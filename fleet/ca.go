@@ -31,8 +31,10 @@ import (
 //	OUT/NAME.key   its private key, PKCS#8 PEM, 0600
 //	OUT/ca.crt     a copy of the CA certificate, to hand over with the pair
 //
-// There is no revocation list: certificates are short-lived (DefaultValidity),
-// and a compromised CA key means a new CA and enrolling again.
+//	CADIR/crl.pem  the revocation list, from tapvault fleet revoke (revoke.go)
+//
+// A compromised member key is revoked (Revoke, and the CRL checked by both
+// ends: WithCRL); a compromised CA key means a new CA and enrolling again.
 
 // CA file names inside a CA directory.
 const (
@@ -68,6 +70,7 @@ type CA struct {
 	Cert    *x509.Certificate
 	CertPEM []byte
 	key     *ecdsa.PrivateKey
+	dir     string // where it was loaded from: the revocation list goes there
 }
 
 // InitCA creates a CA in dir (created 0700 if absent). It refuses to
@@ -120,7 +123,7 @@ func InitCA(dir string, now time.Time) (*CA, error) {
 		return nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
-	return &CA{Cert: cert, CertPEM: certPEM, key: key}, nil
+	return &CA{Cert: cert, CertPEM: certPEM, key: key, dir: dir}, nil
 }
 
 // LoadCA reads the CA in dir. A key readable by others is refused: it
@@ -157,7 +160,7 @@ func LoadCA(dir string) (*CA, error) {
 	if !cert.IsCA {
 		return nil, fmt.Errorf("fleet CA: %s is not a CA certificate", certPath)
 	}
-	return &CA{Cert: cert, CertPEM: certPEM, key: key}, nil
+	return &CA{Cert: cert, CertPEM: certPEM, key: key, dir: dir}, nil
 }
 
 // IssueOptions are a member certificate's extra names and validity.
@@ -254,34 +257,43 @@ func (ca *CA) Enroll(outDir, name string, opts IssueOptions, now time.Time) (cer
 // ServerTLSConfig is a sensor's fleet port: TLS 1.3, its own certificate,
 // and a client certificate from the fleet CA required and verified (client
 // auth EKU) before a byte of HTTP is read. A client without one never gets
-// past the handshake.
-func ServerTLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+// past the handshake, nor one whose certificate WithCRL's list revokes.
+func ServerTLSConfig(certFile, keyFile, caFile string, opts ...TLSOption) (*tls.Config, error) {
 	cert, pool, err := loadMember(certFile, keyFile, caFile)
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
+	conf := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS13,
-	}, nil
+	}
+	if err := applyTLSOptions(conf, caFile, "client", opts); err != nil {
+		return nil, err
+	}
+	return conf, nil
 }
 
 // ClientTLSConfig is the centre's side: its certificate, and the fleet CA
 // as the only root. The caller sets ServerName to the sensor's fleet name
 // (ForSensor), so a sensor is checked against the certificate issued for
-// that name, whatever address it is reached at.
-func ClientTLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+// that name, whatever address it is reached at; WithCRL refuses a sensor
+// whose certificate is revoked.
+func ClientTLSConfig(certFile, keyFile, caFile string, opts ...TLSOption) (*tls.Config, error) {
 	cert, pool, err := loadMember(certFile, keyFile, caFile)
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
+	conf := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
 		MinVersion:   tls.VersionTLS13,
-	}, nil
+	}
+	if err := applyTLSOptions(conf, caFile, "sensor", opts); err != nil {
+		return nil, err
+	}
+	return conf, nil
 }
 
 // ForSensor returns a copy of a ClientTLSConfig that accepts only the

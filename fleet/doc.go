@@ -7,8 +7,9 @@
 // recorded in schema_migrations), the shipper that sends a store's message
 // records, flow summaries and health to ClickHouse (shipper.go, rows.go),
 // the shipper's durable cursor (cursor.go, DIR/fleet/cursor), the clock
-// state a sensor reports (clock.go), and the fleet CA that the centre and
-// the sensors authenticate each other with (ca.go).
+// state a sensor reports (clock.go), the fleet CA that the centre and
+// the sensors authenticate each other with (ca.go), and its revocation list,
+// checked by both ends of every fleet connection (revoke.go).
 //
 // Delivery is at least once: a batch is inserted, then the cursor after it
 // is made durable; a crash between the two ships the batch again, and the

@@ -80,6 +80,7 @@ type captureConfig struct {
 		Cert       string `yaml:"cert"`
 		Key        string `yaml:"key"`
 		CA         string `yaml:"ca"`
+		CRL        string `yaml:"crl"`
 	} `yaml:"fleet"`
 	Analytics *struct {
 		Enabled      *bool             `yaml:"enabled"`
@@ -241,6 +242,7 @@ and print the summary.`,
 					set("fleet-cert", func() { fl.cert = orStr(fc.Cert, fl.cert) })
 					set("fleet-key", func() { fl.key = orStr(fc.Key, fl.key) })
 					set("fleet-ca", func() { fl.ca = orStr(fc.CA, fl.ca) })
+					set("fleet-crl", func() { fl.crl = orStr(fc.CRL, fl.crl) })
 				}
 				if a := c.Analytics; a != nil {
 					if a.Enabled != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"time"
 
@@ -77,7 +78,11 @@ fleet.yaml gives it, whatever address it dials.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "enrolled %s: %s, %s (0600), %s/%s; valid %d days\n", name, crt, key, out, fleet.CACertFile, days)
+			serial := "?"
+			if c, err := fleet.ReadCertificate(crt); err == nil {
+				serial = fleet.FormatSerial(c.SerialNumber)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "enrolled %s: %s (serial %s), %s (0600), %s/%s; valid %d days\n", name, crt, serial, key, out, fleet.CACertFile, days)
 			return nil
 		},
 	}
@@ -91,4 +96,87 @@ fleet.yaml gives it, whatever address it dials.`,
 	return cmd
 }
 
-func init() { fleetSubcommands["enroll"] = newFleetEnrollCmd }
+// newFleetRevokeCmd is tapvault fleet revoke: the CA's revocation list
+// (fleet/revoke.go).
+func newFleetRevokeCmd() *cobra.Command {
+	var (
+		caDir   string
+		certs   []string
+		serials []string
+	)
+	cmd := &cobra.Command{
+		Use:   "revoke --ca DIR (--cert NAME.crt | --serial HEX)...",
+		Short: "Revoke a member's certificate: add it to the fleet CA's revocation list (crl.pem)",
+		Long: `revoke adds certificates to the fleet CA's revocation list, DIR/crl.pem (an
+X.509 CRL signed by the CA, created at the first revocation), and says what
+to do with it (docs/fleet.md, "Revoking a member"):
+
+  tapvault fleet revoke --ca /etc/tapvault/fleet-ca --cert certs/sensor-b.crt
+  tapvault fleet revoke --ca /etc/tapvault/fleet-ca --serial 3F2A...   # openssl x509 -noout -serial
+
+Copy crl.pem, as ca.crt, to every sensor (capture/serve --fleet-crl
+crl.pem) and to the centre (tls.crl in fleet.yaml). Each reads it again
+when the file changes: the next handshake with a revoked member fails, on
+either side, without a restart. Revoking twice changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if caDir == "" {
+				return errors.New("--ca DIR is required")
+			}
+			if len(certs) == 0 && len(serials) == 0 {
+				return errors.New("--cert FILE or --serial HEX: which certificate to revoke")
+			}
+			ca, err := fleet.LoadCA(caDir)
+			if err != nil {
+				return err
+			}
+			var list []*big.Int
+			names := map[string]string{}
+			for _, p := range certs {
+				c, err := fleet.ReadCertificate(p)
+				if err != nil {
+					return err
+				}
+				if err := c.CheckSignatureFrom(ca.Cert); err != nil {
+					return fmt.Errorf("%s was not issued by the CA in %s: revoking it there would do nothing", p, caDir)
+				}
+				list = append(list, c.SerialNumber)
+				names[c.SerialNumber.String()] = c.Subject.CommonName
+			}
+			for _, s := range serials {
+				n, err := fleet.ParseSerial(s)
+				if err != nil {
+					return err
+				}
+				list = append(list, n)
+			}
+			path, added, err := ca.Revoke(list, time.Now())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, n := range added {
+				who := ""
+				if cn := names[n.String()]; cn != "" {
+					who = " (" + cn + ")"
+				}
+				fmt.Fprintf(out, "revoked serial %s%s\n", fleet.FormatSerial(n), who)
+			}
+			if len(added) < len(list) {
+				fmt.Fprintf(out, "%d already revoked\n", len(list)-len(added))
+			}
+			fmt.Fprintf(out, "revocation list %s: copy it to every sensor (--fleet-crl) and to the centre (tls.crl in fleet.yaml)\n", path)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&caDir, "ca", "", "the fleet CA's directory")
+	f.StringSliceVar(&certs, "cert", nil, "a member's certificate to revoke (NAME.crt from tapvault fleet enroll)")
+	f.StringSliceVar(&serials, "serial", nil, "a certificate serial to revoke, in hex (as enroll and openssl x509 -serial print it)")
+	return cmd
+}
+
+func init() {
+	fleetSubcommands["enroll"] = newFleetEnrollCmd
+	fleetSubcommands["revoke"] = newFleetRevokeCmd
+}
