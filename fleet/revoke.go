@@ -471,6 +471,11 @@ func TrackConns(ln net.Listener) net.Listener { return trackingListener{ln} }
 
 type trackingListener struct{ net.Listener }
 
+var (
+	_ net.Listener = trackingListener{}
+	_ net.Conn     = (*trackedConn)(nil)
+)
+
 func (l trackingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
