@@ -87,6 +87,15 @@ func (r *Reader) scanParallel(parent context.Context, files []fileEntry, p *plan
 		wg     sync.WaitGroup
 		opened []*scanFile // the producer's, read after wg.Wait
 	)
+	// Also when fn panics (an HTTP handler's panic is recovered): the
+	// goroutines stop on the cancelled context, and the files close.
+	defer func() {
+		cancel()
+		wg.Wait()
+		for _, sf := range opened {
+			sf.close()
+		}
+	}()
 	wg.Add(1 + workers)
 	spawn(func() {
 		defer wg.Done()
@@ -152,10 +161,6 @@ func (r *Reader) scanParallel(parent context.Context, files []fileEntry, p *plan
 			}
 		}
 		free <- batch
-	}
-	wg.Wait()
-	for _, sf := range opened {
-		sf.close()
 	}
 	if err == nil {
 		err = parent.Err()
