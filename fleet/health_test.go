@@ -113,8 +113,9 @@ func TestShipHealthOutage(t *testing.T) {
 		if i > 0 && x == ts[i-1] {
 			t.Fatalf("report at %d is in ClickHouse twice", x)
 		}
-		// Taken on time throughout: no hole where the outage was.
-		if i > 0 && time.Duration(x-ts[i-1]) > every+time.Second {
+		// Taken on time throughout: no hole where the 3 s outage was
+		// (the slack is for a loaded machine).
+		if i > 0 && time.Duration(x-ts[i-1]) > every+2*time.Second {
 			t.Errorf("reports %d and %d are %s apart: want about %s", i-1, i, time.Duration(x-ts[i-1]), every)
 		}
 		if x > down && x < up {
