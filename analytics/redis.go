@@ -1,6 +1,9 @@
 package analytics
 
-import "bytes"
+import (
+	"bytes"
+	"unicode/utf8"
+)
 
 // Redis: RESP2 and RESP3 (https://redis.io/docs/latest/develop/reference/protocol-spec/).
 //
@@ -505,6 +508,46 @@ func redisPubsubWord(w []byte) bool {
 	return false
 }
 
+// redisWords returns the first two of the words of an inline command line
+// and how many there are, as bytes.Fields splits them, without its
+// allocation for ASCII lines (text sent to a Redis port is parsed as inline
+// commands: on IMIX a thousand lines a run).
+func redisWords(b []byte) (words [2][]byte, n int64) {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			for _, w := range bytes.Fields(b) {
+				if n < 2 {
+					words[n] = w
+				}
+				n++
+			}
+			return words, n
+		}
+	}
+	for i := 0; i < len(b); {
+		for i < len(b) && redisSpace(b[i]) {
+			i++
+		}
+		j := i
+		for j < len(b) && !redisSpace(b[j]) {
+			j++
+		}
+		if j > i {
+			if n < 2 {
+				words[n] = b[i:j:j]
+			}
+			n++
+		}
+		i = j
+	}
+	return words, n
+}
+
+// redisSpace is bytes.Fields's ASCII space.
+func redisSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
+
 // redisUpper returns b upper-cased as a string, without a copy for the
 // common commands.
 func redisUpper(b []byte) string {
@@ -560,14 +603,7 @@ func redisUpper(b []byte) string {
 func (p *redisParser) inlineDone(r *redisReader, off int, st Stream) {
 	r.state = rsType
 	r.lineEnd()
-	var words [2][]byte
-	var nw int64
-	for _, w := range bytes.Fields(r.c1) { // allocates a slice header list; inline commands are rare
-		if nw < 2 {
-			words[nw] = w
-		}
-		nw++
-	}
+	words, nw := redisWords(r.c1)
 	m := r.m
 	r.m = nil
 	st.End(m, off)
