@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"tapvault/analytics"
@@ -297,6 +298,43 @@ type linkBatch struct {
 
 const linkBatchLen = 256
 
+// recycler passes the records the linker has released back to the reader,
+// in batches of linkBatchLen: a stack, up to a linker's most pending
+// records. The linker releases a window's worth at once when the records
+// jump ahead in time (a store imported from overlapping traces, a burst):
+// a channel of a few batches took 2048 of them and the rest became
+// garbage, and a diagnosis of 1.8M records allocated 257 MB of new ones
+// (its memory profile, /var/tmp/big).
+type recycler struct {
+	mu      sync.Mutex
+	batches [][]*analytics.Record
+}
+
+// put keeps b for the reader, or reports false when it has enough.
+func (r *recycler) put(b []*analytics.Record) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.batches) >= msgquery.DefaultMaxPending/linkBatchLen {
+		return false
+	}
+	r.batches = append(r.batches, b)
+	return true
+}
+
+// get returns a batch of released records, or nil when there is none.
+func (r *recycler) get() []*analytics.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(r.batches)
+	if n == 0 {
+		return nil
+	}
+	b := r.batches[n-1]
+	r.batches[n-1] = nil
+	r.batches = r.batches[:n-1]
+	return b
+}
+
 // scanLinked is ScanMessages with tiers (tl), or without (tl nil: then
 // only for records without detail, whose copies are cheap). The store is
 // read and decoded on one goroutine, the records linked and passed to fn
@@ -316,7 +354,7 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	full := make(chan linkBatch, 4)
-	freed := make(chan []*analytics.Record, 8)
+	var freed recycler
 	var scanErr error
 	go RunLowPriority(func() {
 		defer close(full)
@@ -344,10 +382,7 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 				b.done = append(b.done, msgquery.Completion(r))
 			} else {
 				if len(free) == 0 {
-					select {
-					case free = <-freed:
-					default:
-					}
+					free = freed.get()
 				}
 				var c *analytics.Record
 				if n := len(free); n > 0 {
@@ -387,10 +422,9 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 			}
 			free = append(free, l.Rec)
 			if len(free) == linkBatchLen {
-				select {
-				case freed <- free:
+				if freed.put(free) {
 					free = make([]*analytics.Record, 0, linkBatchLen)
-				default:
+				} else {
 					free = free[:0] // the reader has enough: the rest is garbage
 				}
 			}

@@ -40,11 +40,22 @@ func main() {
 	var (
 		verbose bool
 		cpuProf string
+		memProf string
 	)
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug messages")
 	root.PersistentFlags().StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile (pprof) of the command to FILE")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
-	root.PersistentPostRun = func(*cobra.Command, []string) { pprof.StopCPUProfile() }
+	root.PersistentFlags().StringVar(&memProf, "memprofile", "", "write an allocation profile (pprof) of the command to FILE when it ends")
+	_ = root.PersistentFlags().MarkHidden("memprofile")
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		pprof.StopCPUProfile()
+		if memProf != "" {
+			if f, err := os.Create(memProf); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
 	root.PersistentPreRun = func(*cobra.Command, []string) {
 		if cpuProf != "" {
 			if f, err := os.Create(cpuProf); err == nil {
