@@ -104,6 +104,9 @@ func httpCheckStart(s Side, p []byte, strict bool) int {
 		}
 		r := -1
 		for _, m := range httpMethods {
+			if m[0] != p[0] {
+				continue // -1: the common case, without the call
+			}
 			switch httpPrefix(p, m) {
 			case 1:
 				return 1
@@ -538,17 +541,22 @@ func (h *httpHalf) compact() {
 // httpKeepLine says whether the field line l (without its LF) may matter
 // to parseHeaders: its name up to its first colon is one it reads.
 func httpKeepLine(l []byte) bool {
-	colon := bytes.IndexByte(l, ':')
+	// The longest name is 17 bytes: a colon farther on ends a name that is
+	// none of them.
+	colon := bytes.IndexByte(l[:min(len(l), httpHeadNameMax+1)], ':')
 	if colon <= 0 {
 		return false
 	}
 	for _, n := range httpHeadNames {
-		if httpEqualFold(l[:colon], n) {
+		if len(n) == colon && httpEqualFold(l[:colon], n) {
 			return true
 		}
 	}
 	return false
 }
+
+// httpHeadNameMax is the length of the longest of httpHeadNames.
+const httpHeadNameMax = len("transfer-encoding")
 
 // scanBlock advances over the lines of b[i:] until the end of an empty
 // line. It returns the index after that line and true, or len(b) and false.

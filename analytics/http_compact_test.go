@@ -27,10 +27,15 @@ func TestHTTPCompact(t *testing.T) {
 			case 3:
 				fmt.Fprintf(&sb, "no colon here %d\r\n Content-Length: 999\r\n", i) // a fold: name "no colon here N Content-Length"
 			case 4:
-				fmt.Fprintf(&sb, "Content-Lengthy: 7\r\nHostname: not.this\r\n: empty name\r\n")
+				fmt.Fprintf(&sb, "Content-Lengthy: 7\r\nHostname: not.this\r\n: empty name\r\nTransfer-Encodings: chunked\r\n")
 			}
 		}
 		return sb.String()
+	}
+	for _, n := range httpHeadNames {
+		if len(n) > httpHeadNameMax {
+			t.Fatalf("httpHeadNameMax %d, but %q is %d bytes", httpHeadNameMax, n, len(n))
+		}
 	}
 	long := filler(3000)
 	req := func(fields string) string { return "POST /upload HTTP/1.1\r\n" + long + fields + filler(1500) + "\r\n" }
