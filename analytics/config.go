@@ -142,9 +142,20 @@ func (c *Config) Validate() error {
 // (messages beyond MaxHeader are not buffered), and the IP reassembly's
 // FragMaxBytes with its FragMaxDatagrams datagrams' bookkeeping. The open
 // requests a parser keeps (MaxPending) hold a few fields each, which the
-// per-parser 4 KiB margin covers on ordinary traffic.
+// per-parser 4 KiB margin covers on ordinary traffic. The closed parsers
+// kept for reuse (maxSpare a decoder, each with at most three buffers of
+// spareBufMax and its own state, within spareParserBytes) and the recent
+// field texts (textCacheSize of at most textCacheMax bytes) are counted
+// too.
 func (c *Config) MemoryBound() int64 {
 	return int64(c.MaxConns)*int64(unsafe.Sizeof(conn{})) + int64(c.MaxTotalBuffer) +
 		int64(c.MaxParsers)*(2*int64(c.MaxHeader)+4<<10) +
-		int64(c.FragMaxBytes) + int64(c.FragMaxDatagrams)*fragOverhead
+		int64(c.FragMaxBytes) + int64(c.FragMaxDatagrams)*fragOverhead +
+		int64(len(registry))*maxSpare*spareParserBytes +
+		textCacheSize*(textCacheMax+16)
 }
+
+// spareParserBytes bounds what one spare parser holds: three buffers of
+// spareBufMax (HTTP's two header blocks and its fold; PostgreSQL's two
+// bodies) and its own state (Redis's is the largest, 3.7 KB).
+const spareParserBytes = 3*spareBufMax + 4<<10
