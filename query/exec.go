@@ -148,8 +148,11 @@ func (s *Store) run(ctx context.Context, req Request, fn func(p *Packet) error) 
 		visited := 0
 		var br BlockReader = s.R
 		if !all {
-			if hashes, ok := req.Filter.Plan().FlowHashes(); ok {
+			plan := req.Filter.Plan()
+			if hashes, ok := plan.FlowHashes(); ok {
 				br = flowReader{r: s.R, hashes: hashes}
+			} else if plan.Op != PlanAll {
+				br = newSummaryFlowReader(s.R, plan)
 			}
 		}
 		ms, err = Merge(br, blocks, req.From, req.To, s.Log, func(p *Packet) error {

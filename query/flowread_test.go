@@ -343,3 +343,54 @@ func TestFlowQueryIndexWatermark(t *testing.T) {
 		})
 	}
 }
+
+// A filter that selects by host, net or port without naming a flow reads,
+// of each block, the sub-frames of the flows its summary lists that the
+// plan accepts (summaryFlowReader), and returns exactly what filtering
+// every packet of every block returns; one whose plan may match non-IP
+// packets (a VLAN term) reads blocks with such packets whole. The store is
+// a mixed trace (TCP, UDP, ICMP, ARP and other non-flow packets).
+func TestSummaryFlowReadMatchesFullRead(t *testing.T) {
+	dir := t.TempDir()
+	keys := writeTraceStore(t, dir, tracegen.Options{Kind: tracegen.KindMixed, Packets: 30000, Flows: 2000, Seed: 11},
+		func(i int) int64 { return 1e18 + int64(i)*1000 })
+	st, err := OpenStore(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var exprs []string
+	for i, k := range keys {
+		if i%211 != 0 || k.PortA == 0 || k.PortB == 0 || (k.Proto != 6 && k.Proto != 17) {
+			continue
+		}
+		a, b := netip.AddrFrom16(k.A), netip.AddrFrom16(k.B)
+		if k.IPVer == 4 {
+			a, b = a.Unmap(), b.Unmap()
+		}
+		exprs = append(exprs,
+			fmt.Sprintf("host %s and port %d", a, k.PortA),
+			fmt.Sprintf("host %s", b),
+			fmt.Sprintf("%s port %d and host %s", planProto(k.Proto), k.PortB, a),
+			fmt.Sprintf("host %s or host %s", a, b),
+			fmt.Sprintf("host %s and not port 1", a),
+		)
+		if k.IPVer == 4 {
+			exprs = append(exprs, fmt.Sprintf("net %s and port %d", netip.PrefixFrom(a, 24).Masked(), k.PortA))
+		}
+	}
+	if len(exprs) < 20 {
+		t.Fatalf("only %d expressions", len(exprs))
+	}
+	var partial int
+	for _, expr := range exprs {
+		res := flowQueryMatchesFullRead(t, st, expr)
+		if res.RawBytes*2 < int64(res.Blocks)*block.DefaultSize {
+			partial++
+		}
+	}
+	// Most of them read less than half of each block they opened.
+	if partial*2 < len(exprs) {
+		t.Fatalf("%d of %d queries read less than half of their blocks", partial, len(exprs))
+	}
+}

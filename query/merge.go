@@ -46,6 +46,48 @@ func (f flowReader) ReadBlock(ref writer.Ref, buf *writer.BlockBuf) (writer.Bloc
 	return f.r.ReadFlow(ref, f.hashes, buf)
 }
 
+// summaryFlowReader reads of each block only the sub-frames holding the
+// flows its summary lists that the plan accepts (Plan.MatchKey): a
+// BlockReader for filters that select by host, net or port but name no
+// flow ("host A and port P"), whose packets on an interleaved link lie in
+// most blocks. The summary is read first (a fraction of the block); a
+// block whose non-flow packets the plan may match is read whole. Merge
+// calls ReadBlock from one goroutine, so the scratch buffers are not
+// shared.
+type summaryFlowReader struct {
+	r      *writer.Reader
+	plan   Plan
+	sumBuf *writer.BlockBuf
+	sum    *block.Summary
+	hashes []uint32
+}
+
+func newSummaryFlowReader(r *writer.Reader, p Plan) *summaryFlowReader {
+	return &summaryFlowReader{r: r, plan: p, sumBuf: new(writer.BlockBuf), sum: new(block.Summary)}
+}
+
+func (f *summaryFlowReader) ReadBlock(ref writer.Ref, buf *writer.BlockBuf) (writer.BlockMeta, error) {
+	if _, err := f.r.ReadSummary(ref, f.sumBuf); err != nil {
+		return writer.BlockMeta{}, err
+	}
+	f.sum.Flows = f.sum.Flows[:0]
+	if err := block.ParseSummary(f.sumBuf.Summary(), f.sum); err != nil {
+		return f.r.ReadBlock(ref, buf) // its own checks say what is wrong
+	}
+	if f.sum.NonFlow > 0 && f.plan.mayMatchNonIP() {
+		return f.r.ReadBlock(ref, buf)
+	}
+	f.hashes = f.hashes[:0]
+	for i := range f.sum.Flows {
+		if k := &f.sum.Flows[i].Key; f.plan.MatchKey(k) {
+			f.hashes = append(f.hashes, block.FlowHash(k))
+		}
+	}
+	slices.Sort(f.hashes)
+	f.hashes = slices.Compact(f.hashes)
+	return f.r.ReadFlow(ref, f.hashes, buf)
+}
+
 // SortBlocks orders blocks for a merge: by first timestamp, then last, then
 // ref. Within one queue blocks are sealed in time order, so for time-ordered
 // input this also keeps packets with equal timestamps in arrival order

@@ -247,6 +247,78 @@ func (p Plan) FlowHashes() (hashes []uint32, ok bool) {
 	return nil, false
 }
 
+// MatchKey is MatchTerms for the packets of flow k, from the key alone:
+// false only when no packet of the flow can satisfy the plan. It errs
+// towards true where a key says less than a packet (a VLAN beyond the
+// key's two, a port term on a protocol without ports), so a reader that
+// keeps only the flows it accepts (summaryFlowReader) loses no packet the
+// filter matches.
+func (p Plan) MatchKey(k *packet.FlowKey) bool {
+	switch p.Op {
+	case PlanAnd:
+		for i := range p.Kids {
+			if !p.Kids[i].MatchKey(k) {
+				return false
+			}
+		}
+		return true
+	case PlanOr:
+		for i := range p.Kids {
+			if p.Kids[i].MatchKey(k) {
+				return true
+			}
+		}
+		return false
+	case PlanHost:
+		return k.A == p.IP || k.B == p.IP
+	case PlanNet:
+		a, b := netip.AddrFrom16(k.A), netip.AddrFrom16(k.B)
+		if k.IPVer == 4 {
+			a, b = a.Unmap(), b.Unmap()
+		}
+		return p.Prefix.Contains(a) || p.Prefix.Contains(b)
+	case PlanPort, PlanPortRange:
+		if p.Proto != 0 && k.Proto != p.Proto {
+			return false
+		}
+		hi := p.PortHi
+		if p.Op == PlanPort {
+			hi = p.Port
+		}
+		return (k.PortA >= p.Port && k.PortA <= hi) || (k.PortB >= p.Port && k.PortB <= hi)
+	case PlanFlow:
+		kk := *k
+		kk.VLAN, kk.VLAN2 = 0, 0
+		return kk == p.Flow
+	}
+	return true // PlanAll, PlanVLAN (a packet may carry more tags than its key)
+}
+
+// mayMatchNonIP reports whether a packet without an IP layer (a block's
+// non-flow packets: ARP and the like) may satisfy the plan: host, net, port
+// and flow terms need IP, a VLAN term does not.
+func (p Plan) mayMatchNonIP() bool {
+	switch p.Op {
+	case PlanAnd:
+		for i := range p.Kids {
+			if !p.Kids[i].mayMatchNonIP() {
+				return false
+			}
+		}
+		return true
+	case PlanOr:
+		for i := range p.Kids {
+			if p.Kids[i].mayMatchNonIP() {
+				return true
+			}
+		}
+		return false
+	case PlanHost, PlanNet, PlanPort, PlanPortRange, PlanFlow:
+		return false
+	}
+	return true
+}
+
 // String renders the plan for logs and tests, e.g.
 // and(host 10.0.0.1, port tcp/80).
 func (p Plan) String() string {
