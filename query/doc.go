@@ -7,7 +7,12 @@
 // an or of them, an and with one) reads, of each candidate block, only the
 // sub-frame that holds those flows' hash (writer.Reader.ReadFlow, version-2
 // blocks, docs/format/block.md), and filters its packets exactly as any
-// other query; packets keep their ordinals in the block.
+// other query; packets keep their ordinals in the block. A filter whose
+// plan prunes by host, net or port but names no flow ("host A and port P")
+// reads each candidate block's summary first and then only the sub-frames
+// of the flows whose keys the plan accepts (summaryFlowReader,
+// Plan.MatchKey); a block whose non-IP packets the plan may match is read
+// whole.
 //
 // The writers (pcapout.go, over package pcap's Writer and NgWriter) keep
 // what import and capture recorded: nanosecond timestamps, the original
