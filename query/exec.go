@@ -155,6 +155,9 @@ func (s *Store) run(ctx context.Context, req Request, fn func(p *Packet) error) 
 				br = newSummaryFlowReader(s.R, plan)
 			}
 		}
+		// The context is also checked before each block: a flow or
+		// summary read may visit no packet of a block at all.
+		br = ctxReader{BlockReader: br, ctx: ctx}
 		ms, err = Merge(br, blocks, req.From, req.To, s.Log, func(p *Packet) error {
 			if visited++; visited&255 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -178,5 +181,21 @@ func (s *Store) run(ctx context.Context, req Request, fn func(p *Packet) error) 
 		})
 	}
 	res.MergeStats = ms
+	if cerr := ctx.Err(); err != nil && cerr != nil && errors.Is(err, cerr) {
+		err = cerr // the caller gone, not a block that could not be read
+	}
 	return res, err
+}
+
+// ctxReader is a BlockReader that fails once ctx is done.
+type ctxReader struct {
+	BlockReader
+	ctx context.Context
+}
+
+func (c ctxReader) ReadBlock(ref writer.Ref, buf *writer.BlockBuf) (writer.BlockMeta, error) {
+	if err := c.ctx.Err(); err != nil {
+		return writer.BlockMeta{}, err
+	}
+	return c.BlockReader.ReadBlock(ref, buf)
 }
