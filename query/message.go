@@ -176,9 +176,10 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		if sel.Expr != nil {
 			pruneBy(&q, sel.Expr)
 		}
-		if sel.NoDetail {
+		if sel.NoDetail && q.Workers <= 1 {
 			// Records without detail are cheap to copy: read ahead. (The
-			// warnings are read after the scan, which appends them.)
+			// warnings are read after the scan, which appends them.) A
+			// parallel scan reads ahead itself.
 			err = scanLinked(ctx, rd, q, sel, nil, fn)
 			return warnings, err
 		}
