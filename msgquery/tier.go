@@ -82,15 +82,17 @@ type TierLinker struct {
 	// MaxPending bounds the records held (default DefaultMaxPending).
 	MaxPending int
 
-	window  int64
-	backend map[string]bool
-	heap    []heapItem
-	fronts  map[netip.Addr]*frontList
-	newest  int64
-	out     []Linked
-	free    []*tierEntry // entries no list or heap holds, for reuse
-	tiers   []Tier       // allocated a slab at a time, handed out once
-	seq     uint64       // records pushed
+	window   int64
+	backend  map[string]bool
+	fifo     []heapItem // pending, in release order (pendPush)
+	fifoHead int
+	heap     []heapItem // pending, pushed out of order
+	fronts   map[netip.Addr]*frontList
+	newest   int64
+	out      []Linked
+	free     []*tierEntry // entries no list or heap holds, for reuse
+	tiers    []Tier       // allocated a slab at a time, handed out once
+	seq      uint64       // records pushed
 
 	// The last protocol's kind and host's front list: records come in
 	// runs of a few protocols and hosts, and the map lookups were a tenth
@@ -208,10 +210,8 @@ func (l *TierLinker) Push(r *analytics.Record) []Linked {
 		}
 	}
 	l.seq++
-	l.heapPush(heapItem{done: e.done, seq: l.seq, backend: e.role == roleBackend, e: e})
-	for len(l.heap) > 0 && (l.newest-l.heap[0].done > l.window || len(l.heap) > max(l.MaxPending, 1)) {
-		l.release(l.heapPop())
-	}
+	l.pendPush(heapItem{done: e.done, seq: l.seq, backend: e.role == roleBackend, e: e})
+	l.releaseDue()
 	return l.out
 }
 
@@ -229,9 +229,7 @@ func (l *TierLinker) Skip(r *analytics.Record) []Linked { return l.SkipUntil(com
 func (l *TierLinker) SkipUntil(done int64) []Linked {
 	l.out = l.out[:0]
 	l.newest = max(l.newest, done)
-	for len(l.heap) > 0 && (l.newest-l.heap[0].done > l.window || len(l.heap) > max(l.MaxPending, 1)) {
-		l.release(l.heapPop())
-	}
+	l.releaseDue()
 	return l.out
 }
 
@@ -262,8 +260,8 @@ func (c *ConnTest) Is(r *analytics.Record) bool {
 // returned slice is valid until the next Push or Flush.
 func (l *TierLinker) Flush() []Linked {
 	l.out = l.out[:0]
-	for len(l.heap) > 0 {
-		l.release(l.heapPop())
+	for l.pending() > 0 {
+		l.release(l.pendPop())
 	}
 	return l.out
 }
@@ -466,6 +464,63 @@ func entryLess(a, b *heapItem) bool {
 		return a.backend
 	}
 	return a.seq < b.seq
+}
+
+// The pending records are held in two parts: fifo, the records pushed in
+// release order (each not before the one pushed before it: nearly all of
+// them, since records come about in completion order), and heap, the
+// others. The next to release is the lesser of the two heads: the same
+// total order as one heap, with a heap operation only for records that
+// came out of order (a heap of a window's records was a fifth of the
+// linker's time, profiled on 1.8M records).
+
+// pending is the number of records held.
+func (l *TierLinker) pending() int { return len(l.fifo) - l.fifoHead + len(l.heap) }
+
+// pendPush holds e.
+func (l *TierLinker) pendPush(e heapItem) {
+	if n := len(l.fifo); n == l.fifoHead || !entryLess(&e, &l.fifo[n-1]) {
+		l.fifo = append(l.fifo, e)
+		return
+	}
+	l.heapPush(e)
+}
+
+// pendTop is the next record to release (pending() > 0).
+func (l *TierLinker) pendTop() *heapItem {
+	switch {
+	case l.fifoHead == len(l.fifo):
+		return &l.heap[0]
+	case len(l.heap) == 0 || entryLess(&l.fifo[l.fifoHead], &l.heap[0]):
+		return &l.fifo[l.fifoHead]
+	}
+	return &l.heap[0]
+}
+
+// pendPop removes and returns the next record to release.
+func (l *TierLinker) pendPop() *tierEntry {
+	if l.fifoHead == len(l.fifo) || len(l.heap) > 0 && !entryLess(&l.fifo[l.fifoHead], &l.heap[0]) {
+		return l.heapPop()
+	}
+	e := l.fifo[l.fifoHead].e
+	l.fifo[l.fifoHead] = heapItem{}
+	l.fifoHead++
+	if l.fifoHead == len(l.fifo) {
+		l.fifo, l.fifoHead = l.fifo[:0], 0
+	} else if l.fifoHead > 1024 && l.fifoHead > len(l.fifo)/2 {
+		n := copy(l.fifo, l.fifo[l.fifoHead:])
+		clear(l.fifo[n:])
+		l.fifo, l.fifoHead = l.fifo[:n], 0
+	}
+	return e
+}
+
+// releaseDue releases the records whose links are final: more than window
+// before the newest completion, or beyond MaxPending.
+func (l *TierLinker) releaseDue() {
+	for l.pending() > 0 && (l.newest-l.pendTop().done > l.window || l.pending() > max(l.MaxPending, 1)) {
+		l.release(l.pendPop())
+	}
 }
 
 func (l *TierLinker) heapPush(e heapItem) {
