@@ -90,13 +90,7 @@ function pointLanes(l) {
   const ts = [];
   for (const s of l.steps) for (const t of s.at_ns) if (big(t) > 0n) ts.push(big(t));
   if (ts.length === 0) return el('p', {}, 'no packets');
-  let base = ts[0]; let end = ts[0];
-  for (const t of ts) { if (t < base) base = t; if (t > end) end = t; }
-  const lo = -cl; const hi = Math.max(Number(end - base) + sv, lo + 1000);
-  const pad = (hi - lo) * 0.04;
-  const d0 = lo - pad; const d1 = hi + pad;
-  const px = (rel) => LEFT + ((rel - d0) / (d1 - d0)) * (W - LEFT - RIGHT);
-  const rel = (t) => Number(big(t) - base);
+  const { px, rel } = timeAxis(ts, cl, sv);
   const r0 = l.points[0].record; const rn = l.points[n - 1].record;
   const names = ['client ' + r0.client, ...l.points.map((p) => p.name), 'server ' + rn.server];
   const y = (i) => 30 + i * LANE;
@@ -154,19 +148,29 @@ export function acrossSection(x) {
   );
 }
 
+// timeAxis places the packet times ts (BigInt ns, at least one) on a
+// ladder's x axis: rel gives a time's ns after the first, px an x for ns
+// from the first, with room for the client's half leg cl before it and
+// the server's sv after the last, and 4 % to spare each side.
+function timeAxis(ts, cl, sv) {
+  let base = ts[0]; let end = ts[0];
+  for (const t of ts) { if (t < base) base = t; if (t > end) end = t; }
+  const lo = -cl; const hi = Math.max(Number(end - base) + sv, lo + 1000);
+  const pad = (hi - lo) * 0.04;
+  const d0 = lo - pad; const d1 = hi + pad;
+  return {
+    px: (r) => LEFT + ((r - d0) / (d1 - d0)) * (W - LEFT - RIGHT),
+    rel: (t) => Number(big(t) - base),
+  };
+}
+
 function lanes(rec, near, far, x) {
   const cl = Number(x.client_a_ns) > 0 ? Number(x.client_a_ns) / 2 : 0;
   const sv = Number(x.b_server_ns) > 0 ? Number(x.b_server_ns) / 2 : 0;
   const ts = [];
   for (const s of x.steps) for (const k of ['at_a_ns', 'at_b_ns']) if (big(s[k]) > 0n) ts.push(big(s[k]));
   if (ts.length === 0) return el('p', {}, 'no packets');
-  let base = ts[0]; let end = ts[0];
-  for (const t of ts) { if (t < base) base = t; if (t > end) end = t; }
-  const lo = -cl; const hi = Math.max(Number(end - base) + sv, lo + 1000);
-  const pad = (hi - lo) * 0.04;
-  const d0 = lo - pad; const d1 = hi + pad;
-  const px = (rel) => LEFT + ((rel - d0) / (d1 - d0)) * (W - LEFT - RIGHT);
-  const rel = (t) => Number(big(t) - base);
+  const { px, rel } = timeAxis(ts, cl, sv);
   const names = ['client ' + rec.client, near.name, far.name, 'server ' + rec.server];
   const y = (i) => 30 + i * LANE;
   const g = [];
