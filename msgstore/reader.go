@@ -364,14 +364,23 @@ func (r *Reader) Scan(ctx context.Context, q Query, fn func(rec *analytics.Recor
 	if q.Workers > 1 {
 		return r.scanParallel(ctx, files, p, detail, q.Workers, q.Spawn, report, fn)
 	}
-	s := &scanner{r: r, p: p, fn: fn, report: report, detail: detail}
+	s := &scanner{r: r, p: p, fn: fn, detail: detail}
+	corrupt := func(err error) error {
+		r.corrupt.Add(1)
+		report(err)
+		return nil
+	}
 	for _, fe := range files {
-		if err := s.file(ctx, fe.path); err != nil {
+		ff, err := openScanFile(fe.path)
+		if err == nil && ff != nil {
+			err = s.walk(ctx, ff, func(h *frameHeader) error { return s.frame(ff, h) }, corrupt)
+			ff.close()
+		}
+		if err != nil {
 			if errors.Is(err, errStop) {
 				return s.err
 			}
-			r.corrupt.Add(1)
-			report(err)
+			corrupt(err)
 		}
 	}
 	return nil
@@ -380,63 +389,68 @@ func (r *Reader) Scan(ctx context.Context, q Query, fn func(rec *analytics.Recor
 // errStop wraps the end of a scan by fn or ctx; the cause is in scanner.err.
 var errStop = errors.New("scan stopped")
 
+// scanner is a scan's walk over the frames, and in a sequential scan its
+// decoding too.
 type scanner struct {
 	r      *Reader
 	p      *plan
 	fn     func(*analytics.Record) error
-	report func(error)
-	rec    analytics.Record
-	tb     analytics.TermBuf
-	dbuf   []byte
-	strs   strCache
+	w      scanWorker
+	b      scanBatch
 	detail bool // decode Fields and Packets (parseRecord)
 	err    error
 }
 
-// file scans one file; it returns errStop when the scan must end, nil at
-// the end of the file or a torn tail, or the error that ended the file.
-func (s *scanner) file(ctx context.Context, path string) error {
+// openScanFile opens a message file for a scan: nil, nil when retention
+// dropped it since the listing.
+func openScanFile(path string) (*frameFile, error) {
 	ff, err := openFrameFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil // dropped by retention since the listing
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("open message file %q: %w", path, err)
+		return nil, fmt.Errorf("open message file %q: %w", path, err)
 	}
-	defer ff.close()
+	return ff, nil
+}
+
+// walk walks the frames of ff in order, checking ctx before each (its
+// error goes to s.err, and walk returns errStop). Each header is counted;
+// a frame whose header and bloom filter the plan accepts goes to frame.
+// The header checked out (its CRC covers the lengths), so a damaged bloom
+// filter or data section (a *CorruptionError, from the bloom or from
+// frame) costs only that frame: it goes to corrupt, and the walk goes on
+// unless corrupt returns an error. walk returns nil at the end of the file
+// or at a torn tail of a file not sealed, errStop, or the error that ended
+// the file: a damaged header, a failed read, a torn sealed file, or
+// frame's or corrupt's other error.
+func (s *scanner) walk(ctx context.Context, ff *frameFile, frame func(*frameHeader) error, corrupt func(error) error) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			s.err = err
 			return errStop
 		}
 		h, err := ff.next()
-		if err == io.EOF && ff.size == 0 && ff.sealed {
+		switch {
+		case err == io.EOF && ff.size == 0 && ff.sealed, errors.Is(err, errTorn):
 			return ff.tornErr()
-		}
-		if err == io.EOF {
+		case err == io.EOF:
 			return nil
-		}
-		if errors.Is(err, errTorn) {
-			return ff.tornErr()
-		}
-		if err != nil {
+		case err != nil:
 			return err
 		}
 		s.r.frames.Add(1)
 		ok, err := s.frameCandidate(ff, &h)
 		if err == nil && ok {
-			err = s.frame(ff, &h)
+			err = frame(&h)
 		}
 		if err != nil {
-			// The header checked out (its CRC covers the lengths), so a
-			// damaged bloom filter or data section costs only this frame:
-			// report it and go on with the next.
-			var ce *CorruptionError
-			if !errors.As(err, &ce) {
+			if !isCorruption(err) {
 				return err
 			}
-			s.r.corrupt.Add(1)
-			s.report(err)
+			if err := corrupt(err); err != nil {
+				return err
+			}
 		}
 		ff.off += h.frameLen()
 	}
@@ -467,32 +481,14 @@ func (s *scanner) frameCandidate(ff *frameFile, h *frameHeader) (bool, error) {
 	return true, nil
 }
 
+// frame decodes the frame h of ff and passes its matching records to fn.
 func (s *scanner) frame(ff *frameFile, h *frameHeader) error {
-	data, err := ff.data(h, s.r.dec, s.dbuf)
-	if err != nil {
-		return err
+	s.r.decodeFrame(&s.w, ff, h, &s.b, s.p, s.detail)
+	if err := s.r.deliver(&s.b, s.fn); err != nil {
+		s.err = err
+		return errStop
 	}
-	if h.codec == codecZstd {
-		s.dbuf = data[:0]
-	}
-	s.r.decoded.Add(1)
-	for i := uint32(0); i < h.count; i++ {
-		if data, err = parseRecord(data, &s.rec, &s.strs, s.detail); err != nil {
-			return ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
-		}
-		if !s.p.recordMatches(&s.rec, &s.tb) {
-			continue
-		}
-		s.r.records.Add(1)
-		if err := s.fn(&s.rec); err != nil {
-			s.err = err
-			return errStop
-		}
-	}
-	if len(data) != 0 {
-		return ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", len(data), h.count))
-	}
-	return nil
+	return s.b.err
 }
 
 // Get returns the record with the given ID: the last one written if there

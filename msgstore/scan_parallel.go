@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"sync"
 
 	"tapvault/analytics"
@@ -109,7 +107,12 @@ func (r *Reader) scanParallel(parent context.Context, files []fileEntry, p *plan
 			w := &scanWorker{}
 			for j := range jobs {
 				if ctx.Err() == nil {
-					r.decodeFrame(w, j, p, detail)
+					// A private view of the file, so that the read
+					// buffer is the batch's, not the producer's.
+					b := j.batch
+					ff := frameFile{f: j.sf.ff.f, path: j.sf.ff.path, size: j.sf.ff.size, sealed: j.sf.ff.sealed, off: j.off, buf: b.rbuf}
+					r.decodeFrame(w, &ff, &j.h, b, p, detail)
+					b.rbuf = ff.buf
 				} else {
 					j.batch.n, j.batch.err = 0, nil // the consumer drops it
 				}
@@ -142,14 +145,10 @@ func (r *Reader) scanParallel(parent context.Context, files []fileEntry, p *plan
 		}
 		batch := <-j.done
 		// The records before a damaged one reach fn, as in a sequential
-		// scan, which hands them over as it parses.
-		for i := range batch.n {
-			r.records.Add(1)
-			if e := fn(&batch.recs[i]); e != nil {
-				err, stopped = e, true
-				cancel()
-				break
-			}
+		// scan.
+		if e := r.deliver(batch, fn); e != nil {
+			err, stopped = e, true
+			cancel()
 		}
 		if batch.err != nil && !stopped {
 			r.corrupt.Add(1)
@@ -188,17 +187,18 @@ func skipFile(order <-chan *scanJob, free chan<- *scanBatch, sf *scanFile) {
 	}
 }
 
-// produce walks the files' frames in order and queues the events: a frame
-// to the workers first, then to the consumer, so that every frame the
-// consumer waits for is one a worker will finish. It returns the files it
+// produce walks the files' frames in order (scanner.walk) and queues the
+// events: a frame to the workers first, then to the consumer, so that
+// every frame the consumer waits for is one a worker will finish; the
+// errors a sequential scan reports, in its order. It returns the files it
 // opened.
 func (r *Reader) produce(ctx context.Context, files []fileEntry, p *plan, jobs, order chan<- *scanJob, free <-chan *scanBatch) (opened []*scanFile) {
-	send := func(ch chan<- *scanJob, j *scanJob) bool {
+	send := func(ch chan<- *scanJob, j *scanJob) error {
 		select {
 		case ch <- j:
-			return true
+			return nil
 		case <-ctx.Done():
-			return false
+			return errStop
 		}
 	}
 	s := &scanner{r: r, p: p}
@@ -206,95 +206,66 @@ func (r *Reader) produce(ctx context.Context, files []fileEntry, p *plan, jobs, 
 		if ctx.Err() != nil {
 			return opened
 		}
-		ff, err := openFrameFile(fe.path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // dropped by retention since the listing
-		}
+		ff, err := openScanFile(fe.path)
 		if err != nil {
-			if !send(order, &scanJob{err: fmt.Errorf("open message file %q: %w", fe.path, err)}) {
+			if send(order, &scanJob{err: err}) != nil {
 				return opened
 			}
 			continue
 		}
+		if ff == nil {
+			continue
+		}
 		sf := &scanFile{ff: ff}
 		opened = append(opened, sf)
-		for {
-			if ctx.Err() != nil {
+		frame := func(h *frameHeader) error {
+			var batch *scanBatch
+			select {
+			case batch = <-free:
+			case <-ctx.Done():
+				return errStop
+			}
+			j := &scanJob{sf: sf, h: *h, off: ff.off, batch: batch, done: make(chan *scanBatch, 1)}
+			if err := send(jobs, j); err != nil {
+				return err
+			}
+			return send(order, j)
+		}
+		corrupt := func(err error) error { return send(order, &scanJob{sf: sf, err: err}) }
+		if err := s.walk(ctx, ff, frame, corrupt); err != nil {
+			if errors.Is(err, errStop) || corrupt(err) != nil {
 				return opened
 			}
-			h, err := ff.next()
-			if err != nil {
-				// As scanner.file: the end, a torn tail (an error only in a
-				// sealed file), or a damaged header or failed read, which
-				// end the file.
-				var ferr error
-				switch {
-				case err == io.EOF && ff.size == 0 && ff.sealed, errors.Is(err, errTorn):
-					ferr = ff.tornErr()
-				case err != io.EOF:
-					ferr = err
-				}
-				if ferr != nil && !send(order, &scanJob{sf: sf, err: ferr}) {
-					return opened
-				}
-				break
-			}
-			r.frames.Add(1)
-			ok, err := s.frameCandidate(ff, &h)
-			if err != nil {
-				if !send(order, &scanJob{sf: sf, err: err}) {
-					return opened
-				}
-				if !isCorruption(err) {
-					break // a failed read ends the file
-				}
-			} else if ok {
-				var batch *scanBatch
-				select {
-				case batch = <-free:
-				case <-ctx.Done():
-					return opened
-				}
-				j := &scanJob{sf: sf, h: h, off: ff.off, batch: batch, done: make(chan *scanBatch, 1)}
-				if !send(jobs, j) || !send(order, j) {
-					return opened
-				}
-			}
-			ff.off += h.frameLen()
 		}
-		if !send(order, &scanJob{sf: sf, end: true}) {
+		if send(order, &scanJob{sf: sf, end: true}) != nil {
 			return opened
 		}
 	}
 	return opened
 }
 
-// decodeFrame reads, checks and parses job j's frame into j.batch,
-// keeping the records p matches. On a damaged record it keeps those
-// before it and sets the batch's error.
-func (r *Reader) decodeFrame(w *scanWorker, j *scanJob, p *plan, detail bool) {
-	b := j.batch
+// decodeFrame reads and checks the frame h of ff and parses its records
+// into b, keeping those p matches. On a damaged record it keeps those
+// before it and sets b.err; a failed read or a damaged frame sets b.err
+// alone.
+func (r *Reader) decodeFrame(w *scanWorker, ff *frameFile, h *frameHeader, b *scanBatch, p *plan, detail bool) {
 	b.n, b.err = 0, nil
-	// A private view of the file, so that the read buffer is this
-	// batch's, not the producer's.
-	ff := frameFile{f: j.sf.ff.f, path: j.sf.ff.path, size: j.sf.ff.size, sealed: j.sf.ff.sealed, off: j.off, buf: b.rbuf}
-	data, err := ff.data(&j.h, r.dec, b.dbuf)
-	b.rbuf = ff.buf
+	data, err := ff.data(h, r.dec, b.dbuf)
 	if err != nil {
 		b.err = err
 		return
 	}
-	if j.h.codec == codecZstd {
+	if h.codec == codecZstd {
 		b.dbuf = data[:0]
 	}
 	r.decoded.Add(1)
-	for i := uint32(0); i < j.h.count; i++ {
+	for i := uint32(0); i < h.count; i++ {
 		if b.n == len(b.recs) {
 			b.recs = append(b.recs, analytics.Record{})
 		}
 		rec := &b.recs[b.n]
 		if data, err = parseRecord(data, rec, &w.strs, detail); err != nil {
-			b.err = ff.corrupt(fmt.Errorf("record %d of %d: %w", i, j.h.count, err))
+			b.err = ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
 			return
 		}
 		if p.recordMatches(rec, &w.tb) {
@@ -302,6 +273,18 @@ func (r *Reader) decodeFrame(w *scanWorker, j *scanJob, p *plan, detail bool) {
 		}
 	}
 	if len(data) != 0 {
-		b.err = ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", len(data), j.h.count))
+		b.err = ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", len(data), h.count))
 	}
+}
+
+// deliver passes b's matching records to fn in order, until fn returns an
+// error.
+func (r *Reader) deliver(b *scanBatch, fn func(*analytics.Record) error) error {
+	for i := range b.n {
+		r.records.Add(1)
+		if err := fn(&b.recs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
