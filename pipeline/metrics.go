@@ -315,7 +315,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- c.ttqHistogram()
 	}
 
-	if n, err := writer.DirSize(filepath.Join(p.opts.Dir, "segments")); err == nil {
+	if n, err := writer.SegmentBytes(p.opts.Dir); err == nil {
 		gauge(ch, dSegmentBytes, float64(n))
 	} else {
 		ch <- prometheus.NewInvalidMetric(dSegmentBytes, err)

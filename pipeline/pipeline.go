@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -39,6 +38,9 @@ type Options struct {
 	// value, writer.IOBuffered, through the page cache; writer.IOAuto
 	// with O_DIRECT where the filesystem takes it.
 	WriterIO writer.IOMode
+	// SegmentDirs are where new segments go, one directory per disk, in
+	// turn (writer.Options.SegmentDirs); empty: Dir/segments.
+	SegmentDirs []string
 	// WaitCompress and SubFrame are writer.Options': an import waits for
 	// the compressors; SubFrame sets the flow sub-frames (negative: none).
 	WaitCompress bool
@@ -196,6 +198,7 @@ func Open(opts Options, n int) (*Pipeline, error) {
 		SegmentAge:  opts.SegmentAge,
 		Compressors: opts.Compressors,
 		IO:          opts.WriterIO,
+		SegmentDirs: opts.SegmentDirs,
 		// Only a lossless pipeline may wait for the compressors.
 		WaitCompress: opts.WaitCompress && opts.Lossless,
 		SubFrame:     opts.SubFrame,
@@ -548,7 +551,7 @@ func (p *Pipeline) report() Report {
 		lsm, vlog := p.ix.Size()
 		r.IndexBytes = lsm + vlog
 		// The index covers the whole store, not only this run.
-		if n, err := writer.DirSize(filepath.Join(p.opts.Dir, "segments")); err == nil {
+		if n, err := writer.SegmentBytes(p.opts.Dir); err == nil {
 			r.SegmentBytes = n
 		}
 		r.TimeToQueryable = p.ttq.summary()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -362,6 +363,35 @@ func (rt *retainer) check() error {
 			excess = max(excess, int64(want-avail-freed))
 			rt.logStuck("keep_free", "avail_bytes", avail+freed, "want_bytes", want)
 		}
+		// Each further segment directory (a disk of its own) keeps the
+		// same share free, by dropping the oldest segments it holds:
+		// those on other disks would free nothing there. A segment
+		// that is not the store's oldest may go, since records go only
+		// with the packets of every segment kept (cands.floor).
+		dirs, err := writer.SegmentDirs(rt.dir)
+		if err != nil {
+			return err
+		}
+		for _, d := range dirs[1:] {
+			size, avail, err := rt.opts.Statfs(d)
+			if err != nil {
+				rt.logStuck("keep_free", "dir", d, "err", err)
+				continue
+			}
+			want := uint64(rt.opts.KeepFreePercent / 100 * float64(size))
+			var freed uint64
+			for avail+freed < want {
+				n, ok := rt.dropOldestIn(&c, d, ReasonKeepFree)
+				if !ok {
+					break
+				}
+				freed += uint64(n)
+			}
+			if avail+freed < want {
+				stuck = true
+				rt.logStuck("keep_free", "dir", d, "avail_bytes", avail+freed, "want_bytes", want)
+			}
+		}
 	}
 	if stuck && rt.ms != nil && newestMsg >= excess {
 		// The message file being written holds the limit back: the writer
@@ -469,6 +499,20 @@ func (rt *retainer) dropOldest(c *cands, reason string) int64 {
 	m := c.msgs[0]
 	c.msgs = c.msgs[1:]
 	return rt.dropMessage(m, reason)
+}
+
+// dropOldestIn drops the oldest candidate segment in segment directory
+// dir, if there is one, and returns the bytes freed there.
+func (rt *retainer) dropOldestIn(c *cands, dir, reason string) (int64, bool) {
+	for i, sp := range c.segs {
+		if filepath.Dir(sp.Path) == dir {
+			c.segs = slices.Delete(c.segs, i, i+1)
+			// drop's count includes message files, which are on the
+			// store directory's filesystem; 0 if the segment stayed.
+			return min(rt.drop(c, sp, reason), sp.Size), true
+		}
+	}
+	return 0, false
 }
 
 // dropMessagesBefore drops the message candidates whose records all end

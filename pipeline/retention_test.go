@@ -697,3 +697,76 @@ func TestRetentionKeepsRecordsOfKeptPackets(t *testing.T) {
 		t.Fatalf("got %d retention actions, %d of %d records left, first file %d; want none dropped", len(log), records, rep.Analytics.Stored, files[0].Seq)
 	}
 }
+
+// TestRetentionKeepFreeSegmentDirs: with segments on two disks, keep_free
+// holds on each. The small disk's oldest segments go, the big disk's stay
+// (dropping them would free nothing where space is short), and every
+// packet left reads back through the index and verifies.
+func TestRetentionKeepFreeSegmentDirs(t *testing.T) {
+	dir := t.TempDir()
+	trace := retTrace(t, dir)
+	store := filepath.Join(dir, "store")
+	small, big := filepath.Join(dir, "small"), filepath.Join(dir, "big")
+	const smallFS = 32 << 20 // 95 % free leaves 1.6 MiB for segments
+	used := func(d string) int64 {
+		ents, _ := os.ReadDir(d)
+		var n int64
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".seg") {
+				n += fi.Size()
+			}
+		}
+		return n
+	}
+	statfs := func(path string) (uint64, uint64, error) {
+		switch path {
+		case small:
+			return smallFS, uint64(max(0, smallFS-used(small))), nil
+		case store, big:
+			return 1 << 40, 1<<40 - 1<<20, nil
+		}
+		return 0, 0, fmt.Errorf("statfs of %q", path)
+	}
+	opts := retOptions(pipeline.RetentionOptions{KeepFreePercent: 95, Every: time.Hour, Statfs: statfs})
+	opts.SegmentDirs = []string{small, big}
+	rep := importFile(t, store, trace, opts)
+
+	left := spans(t, store)
+	log, err := pipeline.RetentionLog(store)
+	if err != nil || len(log) == 0 || rep.RetentionDrops != len(log) {
+		t.Fatalf("retention log: %d actions, %v; report %d drops: want some, the same", len(log), err, rep.RetentionDrops)
+	}
+	if u := used(small); u > smallFS*5/100 {
+		t.Fatalf("small disk: %d segment bytes left, want at most 5%% of %d", u, smallFS)
+	}
+	var kept, onBig uint64
+	for _, sp := range left {
+		kept += sp.Packets
+		if filepath.Dir(sp.Path) == big {
+			onBig += sp.Packets
+		}
+	}
+	var dropped uint64
+	for _, a := range log {
+		if a.Reason != pipeline.ReasonKeepFree || a.Segment%2 != 1 {
+			// Segments alternate small (odd), big (even).
+			t.Fatalf("retention action %+v: want keep_free drops of the small disk's segments only", a)
+		}
+		dropped += a.Packets
+	}
+	if kept+dropped != retPackets || onBig == 0 {
+		t.Fatalf("packets: %d kept (%d on the big disk) + %d dropped, want %d in all", kept, onBig, dropped, retPackets)
+	}
+	st, err := query.OpenStore(store, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	res, err := st.Run(context.Background(), query.Request{From: query.MinTime, To: query.MaxTime}, func(*query.Packet) error { return nil })
+	if err != nil || res.Matched != kept || res.SkippedCorrupt != 0 || res.SkippedGone != 0 {
+		t.Fatalf("query: %d packets (%d corrupt, %d gone), %v: want %d", res.Matched, res.SkippedCorrupt, res.SkippedGone, err, kept)
+	}
+	if vr, err := writer.Verify(store, nil); err != nil || !vr.OK() || vr.Packets != kept {
+		t.Fatalf("verify: %d packets, %d bad blocks, %v: want %d", vr.Packets, vr.BadBlocks, err, kept)
+	}
+}

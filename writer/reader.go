@@ -25,8 +25,11 @@ type Reader struct {
 	log    *slog.Logger
 	dec    *zstd.Decoder
 
-	mu    sync.Mutex
-	files map[uint32]*os.File
+	mu      sync.Mutex
+	files   map[uint32]*os.File
+	dirs    segDirs           // the store's segment directories (segdirs.go)
+	where   map[uint32]string // segment -> its directory, when there are several
+	missing map[string]bool   // listed directories found missing, warned about once
 }
 
 // ReaderOption configures OpenReader.
@@ -41,6 +44,10 @@ func OpenReader(dir string, opts ...ReaderOption) (*Reader, error) {
 	r := &Reader{dir: dir, segDir: segmentsDir(dir), log: slog.Default(), files: make(map[uint32]*os.File)}
 	for _, o := range opts {
 		o(r)
+	}
+	var err error
+	if r.dirs, err = loadSegDirs(dir); err != nil {
+		return nil, fmt.Errorf("open store %q: %w", dir, err)
 	}
 	fi, err := os.Stat(r.segDir)
 	if err != nil {
@@ -78,10 +85,13 @@ func (r *Reader) Close() error {
 // header is damaged is listed with Err set and Created 0 (its blocks are
 // still read, by their own checks; Verify reports it).
 func (r *Reader) Segments() ([]SegmentInfo, error) {
-	nums, err := listSegments(r.segDir)
+	r.mu.Lock()
+	locs, err := r.listLocked()
+	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	nums := segNums(locs)
 	out := make([]SegmentInfo, 0, len(nums))
 	for _, n := range nums {
 		si, err := r.segmentInfo(n)
@@ -95,6 +105,63 @@ func (r *Reader) Segments() ([]SegmentInfo, error) {
 	}
 	r.forgetRemoved(nums)
 	return out, nil
+}
+
+// listLocked lists the segments of every segment directory (re-reading
+// the store's list of them, which a writer may have grown) and remembers
+// where each is. A listed directory that is missing is warned about once
+// and skipped: the other disks' segments are still read. r.mu must be held.
+func (r *Reader) listLocked() ([]segLoc, error) {
+	if ds, err := loadSegDirs(r.dir); err == nil {
+		r.dirs = ds
+	}
+	locs, err := r.dirs.list(true, func(d string, err error) {
+		if r.missing == nil {
+			r.missing = make(map[string]bool)
+		}
+		if !r.missing[d] {
+			r.missing[d] = true
+			r.log.Error("segment directory unreadable: its segments are not read", "dir", d, "err", err)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(r.dirs) > 1 {
+		if r.where == nil {
+			r.where = make(map[uint32]string, len(locs))
+		}
+		clear(r.where)
+		for _, l := range locs {
+			r.where[l.n] = l.dir
+		}
+	}
+	return locs, nil
+}
+
+// pathLocked is the path of segment n: in DIR/segments, or in the segment
+// directory the last listing found it in, listing again if it found none
+// (a segment created since). r.mu must be held.
+func (r *Reader) pathLocked(n uint32) string {
+	if len(r.dirs) > 1 || r.where != nil {
+		d, ok := r.where[n]
+		if !ok {
+			if _, err := r.listLocked(); err == nil {
+				d, ok = r.where[n]
+			}
+		}
+		if ok {
+			return filepath.Join(d, segmentName(n))
+		}
+	}
+	return filepath.Join(r.segDir, segmentName(n))
+}
+
+// segPath is pathLocked for callers that do not hold r.mu.
+func (r *Reader) segPath(n uint32) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pathLocked(n)
 }
 
 // forgetRemoved closes the cached files of segments that are no longer in
@@ -128,7 +195,7 @@ func goneErr(err error) error {
 }
 
 func (r *Reader) segmentInfo(n uint32) (SegmentInfo, error) {
-	path := filepath.Join(r.segDir, segmentName(n))
+	path := r.segPath(n)
 	f, err := os.Open(path)
 	if err != nil {
 		return SegmentInfo{}, fmt.Errorf("open segment %q: %w", path, err)
@@ -156,7 +223,7 @@ func (r *Reader) file(n uint32) (*os.File, error) {
 	if f, ok := r.files[n]; ok {
 		return f, nil
 	}
-	path := filepath.Join(r.segDir, segmentName(n))
+	path := r.pathLocked(n)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("open segment %q: %w: %w", path, ErrSegmentGone, err)

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"slices"
 )
 
 // ErrSegmentGone says a segment was removed (by retention) after it was
@@ -36,18 +36,22 @@ func (w *Writer) DropSegment(n uint32) error {
 	if cur := w.st.segment.Load(); n == cur {
 		return fmt.Errorf("drop segment %d: %w", n, ErrLiveSegment)
 	}
-	nums, err := listSegments(w.segDir)
+	locs, err := w.dirs.list(false, nil)
 	if err != nil {
 		return fmt.Errorf("drop segment %d: %w", n, err)
 	}
-	if len(nums) == 0 || n >= nums[len(nums)-1] {
+	if len(locs) == 0 || n >= locs[len(locs)-1].n {
 		return fmt.Errorf("drop segment %d: %w", n, ErrLiveSegment)
 	}
-	path := filepath.Join(w.segDir, segmentName(n))
+	i, found := slices.BinarySearchFunc(locs, n, func(l segLoc, n uint32) int { return cmpU32(l.n, n) })
+	if !found {
+		return fmt.Errorf("drop segment %d: %w", n, os.ErrNotExist)
+	}
+	path := locs[i].path()
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("drop segment %q: %w", path, err)
 	}
-	if err := syncDir(w.segDir); err != nil {
+	if err := syncDir(locs[i].dir); err != nil {
 		return fmt.Errorf("drop segment %q: %w", path, err)
 	}
 	return nil

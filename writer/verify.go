@@ -78,10 +78,21 @@ func Verify(dir string, progress func(done, total int64)) (VerifyReport, error) 
 	}
 	defer r.Close()
 	mark := readMarker(dir)
-	nums, err := listSegments(r.segDir)
+	// Strict: a segment directory that cannot be read (a disk not
+	// mounted) is an error here, not a warning as for queries.
+	locs, err := r.dirs.list(false, nil)
 	if err != nil {
 		return rep, err
 	}
+	if len(r.dirs) > 1 {
+		r.mu.Lock()
+		r.where = make(map[uint32]string, len(locs))
+		for _, l := range locs {
+			r.where[l.n] = l.dir
+		}
+		r.mu.Unlock()
+	}
+	nums := segNums(locs)
 	var last uint32
 	if len(nums) > 0 {
 		last = nums[len(nums)-1]
@@ -97,8 +108,8 @@ func Verify(dir string, progress func(done, total int64)) (VerifyReport, error) 
 	rep.MarkerSegment, rep.MarkerSize = mark.seg, mark.size
 	var total int64
 	sizes := make([]int64, len(nums))
-	for i, n := range nums {
-		fi, err := os.Stat(segPath(r.segDir, n))
+	for i := range nums {
+		fi, err := os.Stat(locs[i].path())
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return rep, fmt.Errorf("stat segment: %w", err)
 		}
@@ -153,7 +164,7 @@ type verifier struct {
 // segment checks segment n, of which the commit marker says the first end
 // bytes are committed (wholeSegment: all of it; -1: the marker cannot say).
 func (v *verifier) segment(n uint32, end int64, progress func(off int64)) (SegmentReport, error) {
-	path := segPath(v.r.segDir, n)
+	path := v.r.segPath(n)
 	sr := SegmentReport{Number: n, Path: path}
 	f, err := os.Open(path)
 	if err != nil {
@@ -307,5 +318,3 @@ func (v *verifier) partition() error {
 	}
 	return nil
 }
-
-func segPath(segDir string, n uint32) string { return filepath.Join(segDir, segmentName(n)) }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,7 +39,11 @@ const incompressiblePct = 95
 // Options configure a Writer. The zero value of every field but Dir means its
 // default.
 type Options struct {
-	Dir         string        // store directory; segments go in Dir/segments/ (created 0700, files 0600)
+	Dir string // store directory; segments go in Dir/segments/ (created 0700, files 0600)
+	// SegmentDirs are the directories new segments go to, one per disk,
+	// in turn (segdirs.go); empty: Dir/segments. The store records them
+	// (Dir/SEGMENT_DIRS) so readers find its segments without being told.
+	SegmentDirs []string
 	SegmentSize int64         // rotate before a segment would exceed this; default 1 GiB; at most MaxSegmentSize
 	SegmentAge  time.Duration // rotate a segment older than this; default 1 h
 	// Compressors is the number of compression goroutines. The default is
@@ -195,6 +200,9 @@ type Writer struct {
 	log      *slog.Logger
 	segDir   string
 	lockFile *os.File
+	dirs     segDirs    // every directory the store's segments are in
+	active   []string   // those new segments go to (Options.SegmentDirs)
+	nextDir  int        // active[nextDir] is the next one's, room permitting
 	marker   *os.File   // Dir/COMMITTED, see publish
 	mark     commitMark // the marker as Open found it
 	enc      *zstd.Encoder
@@ -376,6 +384,10 @@ func Open(opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("lock store %q: %w", opts.Dir, err)
 	}
 	w.lockFile = lf
+	if w.dirs, w.active, err = setupSegDirs(opts.Dir, opts.SegmentDirs); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("store %q: %w", opts.Dir, err)
+	}
 	if err := w.recover(); err != nil {
 		lf.Close()
 		return nil, err
@@ -451,7 +463,11 @@ func (w *Writer) chooseIO() error {
 		if probe == nil {
 			probe = probeDirect
 		}
-		probeErr = probe(w.segDir)
+		for _, d := range w.active {
+			if probeErr = probe(d); probeErr != nil {
+				break // one refuses: buffered everywhere, one mode for all
+			}
+		}
 	}
 	switch {
 	case mode == IODirect && probeErr != nil:
@@ -480,13 +496,16 @@ func (w *Writer) chooseIO() error {
 // by record against the commit marker. Older segments were sealed by
 // rotation (synced before the next was created); Verify checks them.
 func (w *Writer) recover() error {
-	if err := removeTempSegments(w.segDir); err != nil {
-		return err
+	for _, d := range w.dirs {
+		if err := removeTempSegments(d); err != nil {
+			return err
+		}
 	}
-	nums, err := listSegments(w.segDir)
+	locs, err := w.dirs.list(false, nil)
 	if err != nil {
 		return err
 	}
+	nums := segNums(locs)
 	mark := readMarker(w.opts.Dir)
 	w.mark = mark
 	if mark.err != nil {
@@ -499,7 +518,7 @@ func (w *Writer) recover() error {
 	if mark.ok && mark.seg > last {
 		// The newest committed segments are gone (deleted by hand: the
 		// writer never removes its newest). Never reuse their numbers.
-		err := &CorruptionError{Path: filepath.Join(w.segDir, segmentName(mark.seg)),
+		err := &CorruptionError{Path: filepath.Join(w.dirs[0], segmentName(mark.seg)),
 			Err: fmt.Errorf("committed segments %d to %d are missing (the commit marker names segment %d)", last+1, mark.seg, mark.seg)}
 		w.log.Error("committed segments missing", "err", err)
 		w.recovery.Corrupt = append(w.recovery.Corrupt, err)
@@ -512,7 +531,11 @@ func (w *Writer) recover() error {
 		return fmt.Errorf("store %q: segment numbers exhausted", w.opts.Dir)
 	}
 	w.nextSeg = max(w.nextSeg, last+1)
-	rec, err := recoverSegment(filepath.Join(w.segDir, segmentName(last)), last, mark, w.log)
+	lastLoc := locs[len(locs)-1]
+	if i := slices.Index(w.active, lastLoc.dir); i >= 0 {
+		w.nextDir = (i + 1) % len(w.active) // go on in turn from where the last run left off
+	}
+	rec, err := recoverSegment(lastLoc.path(), last, mark, w.log)
 	rec.Corrupt = append(w.recovery.Corrupt, rec.Corrupt...)
 	w.recovery = rec
 	return err
@@ -862,8 +885,11 @@ func (w *Writer) writeParked(timer *time.Timer) {
 // the segment is full or old.
 func (w *Writer) write(it item) {
 	if !w.fullAt.IsZero() && time.Now().Before(w.retryAt) {
-		w.lose(it.b, "block not stored", errDiskFull)
-		return
+		if w.f != nil || !w.roomElsewhere() {
+			w.lose(it.b, "block not stored", errDiskFull)
+			return
+		}
+		w.retryAt = time.Time{} // another disk has room: try it now
 	}
 	if w.belowReserve() {
 		w.lose(it.b, "block not stored", w.errReserve)
@@ -911,8 +937,10 @@ func (w *Writer) write(it item) {
 		w.st.writeErrors.Add(1)
 		w.lose(it.b, "block not stored", fmt.Errorf("write segment %q at %d: %w", w.path, w.size, err))
 		// Cut what may have been written, so the next record follows a
-		// clean end; if even that fails give the segment up.
-		if terr := w.f.Truncate(w.size); terr != nil {
+		// clean end; if even that fails give the segment up. A full disk
+		// among several gives it up too: the next block goes to a new
+		// segment on a disk with room (pickDir).
+		if terr := w.f.Truncate(w.size); terr != nil || (isDiskFull(err) && len(w.active) > 1) {
 			w.drain()
 			w.closeSegment()
 		}
@@ -1055,6 +1083,52 @@ func (w *Writer) spaceBack() {
 	w.st.full.Store(false)
 }
 
+// pickDir is the directory for the next segment: the next of the active
+// segment directories in turn that has room for a whole segment; where
+// none has, the one with the most space (a write that then fails is a
+// disk-full drop, counted as any other).
+func (w *Writer) pickDir() string {
+	n := len(w.active)
+	best := w.nextDir % n
+	if n > 1 && w.ops.avail != nil {
+		var bestAvail int64 = -1
+		for k := range n {
+			i := (w.nextDir + k) % n
+			a, err := w.ops.avail(w.active[i])
+			if err != nil {
+				continue
+			}
+			if a >= w.opts.SegmentSize {
+				best = i
+				break
+			}
+			if a > bestAvail {
+				best, bestAvail = i, a
+			}
+		}
+	}
+	w.nextDir = (best + 1) % n
+	return w.active[best]
+}
+
+// roomElsewhere says, while the disk is full and no segment is open,
+// whether another active segment directory has room for a segment, so the
+// writer goes on there at once instead of waiting to retry the full one.
+func (w *Writer) roomElsewhere() bool {
+	if len(w.active) < 2 || w.ops.avail == nil {
+		return false
+	}
+	for _, d := range w.active {
+		if d == w.segDir {
+			continue
+		}
+		if a, err := w.ops.avail(d); err == nil && a >= w.opts.SegmentSize {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *Writer) openSegment() error {
 	seg := w.nextSeg
 	if seg == 0 {
@@ -1062,6 +1136,7 @@ func (w *Writer) openSegment() error {
 	}
 	w.nextSeg++
 	now := time.Now()
+	w.segDir = w.pickDir()
 	f, path, err := w.ops.create(w.segDir, seg, now.UnixNano())
 	if err != nil {
 		return err

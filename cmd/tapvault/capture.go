@@ -56,6 +56,7 @@ type captureConfig struct {
 	MemoryLimit  string        `yaml:"memory_limit"`
 	StopTimeout  time.Duration `yaml:"stop_timeout"`
 	WriteIO      string        `yaml:"write_io"`
+	SegmentDirs  []string      `yaml:"segment_dirs"`
 	SubFrame     string        `yaml:"subframe_size"`
 	CompressWait *bool         `yaml:"compress_wait"`
 	// Kernel capture (--iface and its flags), probes and the fleet: the
@@ -215,6 +216,11 @@ and print the summary.`,
 				set("memory-limit", func() { so.memoryLimit = orStr(c.MemoryLimit, so.memoryLimit) })
 				set("stop-timeout", func() { so.stopTimeout = orDur(c.StopTimeout, so.stopTimeout) })
 				set("write-io", func() { so.writeIO = orStr(c.WriteIO, so.writeIO) })
+				set("segment-dir", func() {
+					if len(c.SegmentDirs) > 0 {
+						so.segmentDirs = c.SegmentDirs
+					}
+				})
 				set("subframe-size", func() { so.subFrame = orStr(c.SubFrame, so.subFrame) })
 				if c.CompressWait != nil {
 					set("compress-wait", func() { so.compressWait = *c.CompressWait })

@@ -44,6 +44,7 @@ type storeOptions struct {
 
 	// How blocks are written (writer.Options).
 	writeIO      string
+	segmentDirs  []string
 	subFrame     string
 	compressWait bool
 	headersOnly  bool // store packets cut to their headers (capture --metadata-only)
@@ -77,6 +78,7 @@ func (o *storeOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.retainAge, "retain-age", 0, "retention: drop segments and message files whose newest packet or record is older than this, relative to the newest one stored (e.g. 720h)")
 	f.DurationVar(&o.retainEvery, "retention-every", 10*time.Second, "retention: how often the limits are checked")
 	f.Float64Var(&o.keepFree, "keep-free", 0, "retention: keep this percentage of the store's filesystem free (e.g. 10)")
+	f.StringArrayVar(&o.segmentDirs, "segment-dir", nil, "a directory for segment files, one per disk (repeatable): new segments go to them in turn, skipping one without room for a segment; the store records them (DATA/SEGMENT_DIRS) so queries, retention and verify find every segment (default DATA/segments; docs/format/segment.md)")
 	f.StringVar(&o.writeIO, "write-io", "buffered", "how segments are written: buffered (through the page cache), direct (O_DIRECT), or auto (O_DIRECT where the filesystem takes it); buffered measured fastest here (docs/PERFORMANCE.md, issue 14)")
 	f.StringVar(&o.subFrame, "subframe-size", "64KiB", "compressed blocks keep their packets in flow sub-frames of about this size, so a flow query decompresses only its flow's (docs/format/block.md); 0: one frame per block (smaller stores on compressible traffic, flow queries read whole blocks)")
 	f.BoolVar(&o.compressWait, "compress-wait", false, "lossless sources wait for a compressor instead of storing a block raw when the compressors fall behind (import's default: a file has no packets to lose; a replay's rate would be the compressors')")
@@ -375,6 +377,7 @@ func openStore(o storeOptions, workers int, pin func(int) error, lossless bool) 
 		Lossless:         lossless,
 		HeadersOnly:      o.headersOnly,
 		WriterIO:         wio,
+		SegmentDirs:      o.segmentDirs,
 		SubFrame:         sub,
 		WaitCompress:     o.compressWait,
 		Index:            !o.noIndex,
