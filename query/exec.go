@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 
 	"tapvault/index"
 	"tapvault/packet"
@@ -22,6 +24,11 @@ type Store struct {
 	Ix         *index.Index
 	IndexState string
 	sharedIx   bool
+
+	// ReadAhead is how many threads read a query's blocks ahead of its
+	// merge (MergeOptions.Workers); OpenStore sets min(CPUs, 4), 0 turns
+	// it off.
+	ReadAhead int
 }
 
 // OpenStore opens the store in dir for reading. It sees committed blocks
@@ -34,7 +41,7 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{Dir: dir, R: r, Log: log}
+	s := &Store{Dir: dir, R: r, Log: log, ReadAhead: readAheadDefault()}
 	s.openIndex()
 	return s, nil
 }
@@ -50,11 +57,20 @@ func OpenStoreWithIndex(dir string, ix *index.Index, log *slog.Logger) (*Store, 
 	if err != nil {
 		return nil, err
 	}
-	st := &Store{Dir: dir, R: r, Log: log, Ix: ix, IndexState: IndexOK, sharedIx: true}
+	st := &Store{Dir: dir, R: r, Log: log, Ix: ix, IndexState: IndexOK, sharedIx: true, ReadAhead: readAheadDefault()}
 	if ix == nil {
 		st.IndexState = IndexOff
 	}
 	return st, nil
+}
+
+// readAheadDefault is Store.ReadAhead's default. TAPVAULT_READ_AHEAD
+// overrides it (measurements).
+func readAheadDefault() int {
+	if v, err := strconv.Atoi(os.Getenv("TAPVAULT_READ_AHEAD")); err == nil && v >= 0 {
+		return v
+	}
+	return scanWorkers()
 }
 
 // Close releases the store (and its index, unless it was lent).
@@ -146,19 +162,27 @@ func (s *Store) run(ctx context.Context, req Request, fn func(p *Packet) error) 
 			f = req.Filter.Clone()
 		}
 		visited := 0
-		var br BlockReader = s.R
-		if !all {
-			plan := req.Filter.Plan()
-			if hashes, ok := plan.FlowHashes(); ok {
-				br = flowReader{r: s.R, hashes: hashes}
-			} else if plan.Op != PlanAll {
-				br = newSummaryFlowReader(s.R, plan)
+		newReader := func() BlockReader {
+			var br BlockReader = s.R
+			if !all {
+				plan := req.Filter.Plan()
+				if hashes, ok := plan.FlowHashes(); ok {
+					br = flowReader{r: s.R, hashes: hashes}
+				} else if plan.Op != PlanAll {
+					br = newSummaryFlowReader(s.R, plan)
+				}
 			}
+			// The context is also checked before each block: a flow or
+			// summary read may visit no packet of a block at all.
+			return ctxReader{BlockReader: br, ctx: ctx}
 		}
-		// The context is also checked before each block: a flow or
-		// summary read may visit no packet of a block at all.
-		br = ctxReader{BlockReader: br, ctx: ctx}
-		ms, err = Merge(br, blocks, req.From, req.To, s.Log, func(p *Packet) error {
+		// Blocks are read ahead on other threads (each with a reader of
+		// its own), so decompression overlaps the filter and the output.
+		mo := MergeOptions{NewReader: newReader, Workers: s.ReadAhead, Spawn: goLowPriority}
+		if len(blocks) < 2 {
+			mo.Workers = 0
+		}
+		ms, err = merge(mo, newReader(), blocks, req.From, req.To, s.Log, func(p *Packet) error {
 			if visited++; visited&255 == 0 {
 				if err := ctx.Err(); err != nil {
 					return err

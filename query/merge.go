@@ -243,41 +243,103 @@ type MergeStats struct {
 // segment retention removed since it was planned; everything else is
 // returned.
 func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.Logger, fn func(p *Packet) error) (st MergeStats, err error) {
+	return merge(MergeOptions{}, r, blocks, from, to, log, fn)
+}
+
+// MergeOptions let a merge read blocks ahead of it on other goroutines.
+type MergeOptions struct {
+	// NewReader gives each read-ahead worker a BlockReader of its own.
+	NewReader func() BlockReader
+	// Workers read blocks ahead, up to Depth blocks past the merge
+	// (default 2 x Workers). 0: the merge reads each block when it
+	// opens it.
+	Workers, Depth int
+	// Spawn starts a worker (nil: a goroutine).
+	Spawn func(func())
+}
+
+// MergeAhead is Merge with blocks read ahead by opts.Workers goroutines:
+// the same packets in the same order, the same skips and errors.
+func MergeAhead(opts MergeOptions, blocks []writer.BlockMeta, from, to int64, log *slog.Logger, fn func(p *Packet) error) (MergeStats, error) {
+	return merge(opts, nil, blocks, from, to, log, fn)
+}
+
+func merge(opts MergeOptions, r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.Logger, fn func(p *Packet) error) (st MergeStats, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	SortBlocks(blocks)
-	var free, bufs []*writer.BlockBuf
-	defer func() {
-		for _, b := range bufs {
-			st.Frames += b.Frames
-			st.RawBytes += b.RawBytes
+	inRange := func(i int) bool { return blocks[i].MaxTS >= from && blocks[i].MinTS <= to }
+
+	// read reads the next block to open, i; release takes a buffer back.
+	var (
+		read    func(i int) (*writer.BlockBuf, writer.BlockMeta, error)
+		release func(*writer.BlockBuf)
+	)
+	if opts.Workers > 0 && opts.NewReader != nil {
+		var order []int
+		for i := range blocks {
+			if inRange(i) {
+				order = append(order, i)
+			}
 		}
-	}()
+		depth := opts.Depth
+		if depth <= 0 {
+			depth = 2 * opts.Workers
+		}
+		ra := startReadAhead(opts.NewReader, blocks, order, min(opts.Workers, len(order)), depth, opts.Spawn)
+		defer func() {
+			ra.stop()
+			for _, b := range ra.all {
+				st.Frames += b.Frames
+				st.RawBytes += b.RawBytes
+			}
+		}()
+		k := 0
+		read = func(int) (*writer.BlockBuf, writer.BlockMeta, error) {
+			res := ra.get(k)
+			k++
+			return res.buf, res.meta, res.err
+		}
+		release = ra.putBuf
+	} else {
+		var free, bufs []*writer.BlockBuf
+		defer func() {
+			for _, b := range bufs {
+				st.Frames += b.Frames
+				st.RawBytes += b.RawBytes
+			}
+		}()
+		read = func(i int) (*writer.BlockBuf, writer.BlockMeta, error) {
+			var buf *writer.BlockBuf
+			if n := len(free); n > 0 {
+				buf, free = free[n-1], free[:n-1]
+			} else {
+				buf = new(writer.BlockBuf)
+				bufs = append(bufs, buf)
+			}
+			m, err := r.ReadBlock(blocks[i].Ref, buf)
+			return buf, m, err
+		}
+		release = func(b *writer.BlockBuf) { free = append(free, b) }
+	}
 	h := &cursorHeap{}
 	next := 0 // next block to open
 
 	open := func(i int) error {
 		meta := blocks[i]
-		var buf *writer.BlockBuf
-		if n := len(free); n > 0 {
-			buf, free = free[n-1], free[:n-1]
-		} else {
-			buf = new(writer.BlockBuf)
-			bufs = append(bufs, buf)
-		}
-		m, err := r.ReadBlock(meta.Ref, buf)
+		buf, m, err := read(i)
 		if err != nil {
 			if errors.Is(err, writer.ErrSegmentGone) {
 				st.SkippedGone++
-				free = append(free, buf)
+				release(buf)
 				return nil
 			}
 			var ce *writer.CorruptionError
 			if errors.As(err, &ce) {
 				log.Warn("skipping corrupt block", "ref", meta.Ref.String(), "err", err)
 				st.SkippedCorrupt++
-				free = append(free, buf)
+				release(buf)
 				return nil
 			}
 			return fmt.Errorf("read block %s: %w", meta.Ref, err)
@@ -295,11 +357,11 @@ func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.L
 			if err != nil {
 				log.Warn("skipping rest of corrupt block", "ref", meta.Ref.String(), "err", err)
 				st.SkippedCorrupt++
-				free = append(free, buf)
+				release(buf)
 				return nil
 			}
 			if !ok {
-				free = append(free, buf)
+				release(buf)
 				return nil
 			}
 			if c.cur.TS >= from && c.cur.TS <= to {
@@ -313,7 +375,7 @@ func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.L
 		// Open every block that starts at or before the smallest pending
 		// timestamp: one of its packets may come first.
 		for next < len(blocks) && (h.Len() == 0 || blocks[next].MinTS <= (*h)[0].cur.TS) {
-			if blocks[next].MaxTS >= from && blocks[next].MinTS <= to {
+			if inRange(next) {
 				if err := open(next); err != nil {
 					return st, err
 				}
@@ -340,7 +402,7 @@ func Merge(r BlockReader, blocks []writer.BlockMeta, from, to int64, log *slog.L
 			}
 			if !ok {
 				heap.Pop(h)
-				free = append(free, c.buf)
+				release(c.buf)
 				break
 			}
 			if c.cur.TS >= from && c.cur.TS <= to {
