@@ -1,7 +1,10 @@
 package query
 
 import (
+	"path/filepath"
+
 	"tapvault/index"
+	"tapvault/writer"
 )
 
 // StoreStats is what a store holds.
@@ -18,6 +21,16 @@ type StoreStats struct {
 	SegmentBytes int64   `json:"segment_bytes"` // segment files on disk
 	IndexBytes   int64   `json:"index_bytes"`   // index on disk, 0 without one
 	IndexState   string  `json:"index_state"`   // "ok", "missing", "behind", ...
+	// SegmentDirs are the directories the segments are in, when there
+	// are several (one per disk: docs/format/segment.md).
+	SegmentDirs []SegmentDirStats `json:"segment_dirs,omitempty"`
+}
+
+// SegmentDirStats is one segment directory's share of the store.
+type SegmentDirStats struct {
+	Dir      string `json:"dir"`
+	Segments int    `json:"segments"`
+	Bytes    int64  `json:"bytes"`
 }
 
 // Stats adds up the block headers of the whole store.
@@ -30,6 +43,18 @@ func (s *Store) Stats() (StoreStats, error) {
 	st.Segments = len(segs)
 	for _, seg := range segs {
 		st.SegmentBytes += seg.Size
+	}
+	if dirs, err := writer.SegmentDirs(s.Dir); err == nil && len(dirs) > 1 {
+		for _, d := range dirs {
+			ds := SegmentDirStats{Dir: d}
+			for _, seg := range segs {
+				if filepath.Dir(seg.Path) == d {
+					ds.Segments++
+					ds.Bytes += seg.Size
+				}
+			}
+			st.SegmentDirs = append(st.SegmentDirs, ds)
+		}
 	}
 	blocks, err := s.Blocks(MinTime, MaxTime)
 	if err != nil {

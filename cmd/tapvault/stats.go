@@ -11,6 +11,7 @@ import (
 	"tapvault/msgstore"
 	"tapvault/pipeline"
 	"tapvault/query"
+	"tapvault/writer"
 )
 
 func newStatsCmd() *cobra.Command {
@@ -66,6 +67,13 @@ func newStatsCmd() *cobra.Command {
 			// records with headers; verify checks the segment files.
 			fmt.Fprintf(w, "bytes         raw %d, compressed payload %d (compression %.2fx)\n", s.RawBytes, s.StoredBytes, s.Ratio)
 			fmt.Fprintf(w, "blocks        %d in %d segments (segment files %d bytes, %s)\n", s.Blocks, s.Segments, s.SegmentBytes, humanBytes(s.SegmentBytes))
+			for _, d := range s.SegmentDirs {
+				free := "free space unknown"
+				if n, err := writer.AvailBytes(d.Dir); err == nil {
+					free = humanBytes(n) + " free"
+				}
+				fmt.Fprintf(w, "  in %s: %d segments, %s; %s\n", d.Dir, d.Segments, humanBytes(d.Bytes), free)
+			}
 			fmt.Fprintf(w, "index         %s (%s)%s\n", s.IndexState, humanBytes(s.IndexBytes), indexNote(s.IndexState))
 			if ms.Files > 0 {
 				fmt.Fprintf(w, "messages      %d records in %d files (%s)", ms.Records, ms.Files, humanBytes(ms.Bytes))
