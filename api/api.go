@@ -41,8 +41,11 @@ import (
 
 // API defaults.
 const (
-	DefaultAPIAddr            = "127.0.0.1:8080"
-	DefaultMaxConcurrent      = 2
+	DefaultAPIAddr       = "127.0.0.1:8080"
+	DefaultMaxConcurrent = 2
+	// DefaultShareScans is ServerOptions.ShareScans' default: a view's
+	// requests leave the browser within a few milliseconds of each other.
+	DefaultShareScans         = 15 * time.Millisecond
 	DefaultQueueWait          = 2 * time.Second
 	DefaultStreamWriteTimeout = 30 * time.Second
 	// DefaultFlowLimit bounds a flows answer when the request gives no
@@ -72,7 +75,12 @@ type ServerOptions struct {
 	// QueueWait is how long a request waits for a query slot before it is
 	// answered 503 with Retry-After; default 2 s.
 	QueueWait time.Duration
-	Logger    *slog.Logger // default slog.Default()
+	// ShareScans is how long a message scan waits for others of the
+	// store to start before it reads, so that the requests a view makes
+	// together read the records once (query.ScanShare); default
+	// DefaultShareScans, negative: never shared.
+	ShareScans time.Duration
+	Logger     *slog.Logger // default slog.Default()
 	// CertFile and KeyFile, when both are set, serve the API over TLS
 	// (PEM files; TLS 1.2 at least). They are loaded by NewServer, so a
 	// bad pair is an error at start, not at the first request.
@@ -103,6 +111,7 @@ type Server struct {
 	opts     ServerOptions
 	log      *slog.Logger
 	sem      chan struct{}
+	share    *query.ScanShare           // message scans that start together read once
 	tok      atomic.Pointer[tokenState] // swapped by SetToken (a SIGHUP reload)
 	tls      *tls.Config                // nil: plain HTTP
 	handler  http.Handler
@@ -124,6 +133,9 @@ func NewServer(store *query.Store, opts ServerOptions) (*Server, error) {
 	}
 	if opts.Addr == "" {
 		opts.Addr = DefaultAPIAddr
+	}
+	if opts.ShareScans == 0 {
+		opts.ShareScans = DefaultShareScans
 	}
 	if opts.MaxConcurrent == 0 {
 		opts.MaxConcurrent = DefaultMaxConcurrent
@@ -186,6 +198,7 @@ func NewServer(store *query.Store, opts ServerOptions) (*Server, error) {
 		opts:  opts,
 		log:   opts.Logger,
 		sem:   make(chan struct{}, opts.MaxConcurrent),
+		share: &query.ScanShare{Gather: max(0, opts.ShareScans)},
 		now:   time.Now,
 		bound: opts.Addr,
 		ready: make(chan struct{}),

@@ -265,7 +265,7 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 		ws    []error
 	)
 	query.RunLowPriority(func() {
-		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
+		ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
 			k := o.key(rec)
 			k.seq, k.id = total, rec.ID
 			total++
@@ -322,7 +322,7 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 	if !onePass && len(page) > 0 {
 		var seq int64
 		query.RunLowPriority(func() {
-			ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
+			ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
 				i, ok := bySeq[seq]
 				seq++
 				if !ok || page[i].id != rec.ID {

@@ -156,7 +156,7 @@ func (s *Server) handleHeatmap(w http.ResponseWriter, r *http.Request) {
 	var total, outside int64
 	var ws []error
 	query.RunLowPriority(func() {
-		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, _ *msgquery.Tier) error {
+		ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, _ *msgquery.Tier) error {
 			if rec.ReqFirst < sel.From || rec.ReqFirst > sel.To {
 				outside++
 				return nil

@@ -93,7 +93,7 @@ func (s *Server) handleLatencySeries(w http.ResponseWriter, r *http.Request) {
 		ws      []error
 	)
 	query.RunLowPriority(func() {
-		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, _ *msgquery.Tier) error {
+		ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, _ *msgquery.Tier) error {
 			if total != nil {
 				total.Add(rec)
 			}

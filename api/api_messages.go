@@ -90,7 +90,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	var ws []error
 	query.RunLowPriority(func() {
-		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
+		ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
 			buf = msgquery.AppendJSON(buf, rec, t)
 			buf = append(buf, '\n')
 			n++
@@ -168,7 +168,7 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	var ws []error
 	query.RunLowPriority(func() {
-		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
+		ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
 			agg.Add(rec)
 			agg.AddTier(rec, t)
 			return nil

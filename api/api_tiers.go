@@ -159,7 +159,7 @@ func (s *Server) handleTiers(w http.ResponseWriter, r *http.Request) {
 		b.ex = addExample(b.ex, tierExample{f.id, c.ns}, tierExamples)
 	}
 	query.RunLowPriority(func() {
-		ws, err = query.ScanMessages(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
+		ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
 			if t == nil {
 				return nil
 			}

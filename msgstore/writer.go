@@ -371,6 +371,16 @@ func syncDir(dir string) error {
 	return err
 }
 
+// InWindow says whether a query with From and To (0: unbounded) selects
+// r by time: whether r's span overlaps [from, to], as Query does.
+func InWindow(r *analytics.Record, from, to int64) bool {
+	if from == 0 && to == 0 {
+		return true
+	}
+	lo, hi, ok := recordSpan(r)
+	return ok && (from == 0 || hi >= from) && (to == 0 || lo <= to)
+}
+
 // recordSpan returns the least and greatest of r's nonzero ReqFirst,
 // ReqLast, RespFirst and RespLast; ok is false when all are zero.
 func recordSpan(r *analytics.Record) (lo, hi int64, ok bool) {

@@ -1,0 +1,185 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"tapvault/analytics"
+	"tapvault/msgquery"
+	"tapvault/msgstore"
+)
+
+// ScanShare runs message scans that start together as one pass over the
+// store. A view of the UI asks for two answers at once over the same
+// records (the latency table and its heatmap, a page of exchanges and its
+// time strip, the overview's table and series); on two cores two scans
+// each decoding every record took twice the CPU of one
+// (docs/PERFORMANCE.md, issue 13). A scan waits Gather for others of the
+// same store to start, then one pass reads the union of their time
+// windows, with detail if any of them needs it, and hands each record to
+// every member whose own window, expression and connection test select
+// it, in store order: each member gets the records, in the order, that its
+// own scan would have given it (store order does not depend on the
+// expression; the skip index only leaves out frames without a match). A
+// member whose callback returns an error, or whose context ends, leaves
+// the pass with that error; the pass ends when nobody is left. Scans with
+// tier links are not shared (the linker's window and order are the
+// scan's). The zero value shares nothing; a nil ScanShare is ScanMessages.
+type ScanShare struct {
+	Gather time.Duration
+
+	mu   sync.Mutex
+	open map[string]*shareGroup // by store directory: groups still gathering
+
+	joined atomic.Int64 // scans that ran in another's pass (tests)
+}
+
+type shareGroup struct {
+	members  []*shareMember
+	done     chan struct{}
+	warnings []error
+}
+
+type shareMember struct {
+	ctx  context.Context
+	sel  MessageSel
+	fn   func(*analytics.Record, *msgquery.Tier) error
+	conn msgquery.ConnTest
+	err  error
+	out  bool
+}
+
+// Joined is how many scans ran in another scan's pass.
+func (sh *ScanShare) Joined() int64 { return sh.joined.Load() }
+
+// errAllOut ends a shared pass that has no member left.
+var errAllOut = errors.New("every scan of the pass has ended")
+
+// Scan is ScanMessages, sharing its pass with the scans of the same store
+// that start within Gather of it.
+func (sh *ScanShare) Scan(ctx context.Context, dir string, sel MessageSel, fn func(r *analytics.Record, t *msgquery.Tier) error) (warnings []error, err error) {
+	if sh == nil || sh.Gather <= 0 || sel.Tiers {
+		return ScanMessages(ctx, dir, sel, fn)
+	}
+	m := &shareMember{ctx: ctx, sel: sel, fn: fn}
+	sh.mu.Lock()
+	if g := sh.open[dir]; g != nil {
+		g.members = append(g.members, m)
+		sh.mu.Unlock()
+		sh.joined.Add(1)
+		<-g.done
+		return g.warnings, m.err
+	}
+	if sh.open == nil {
+		sh.open = make(map[string]*shareGroup)
+	}
+	g := &shareGroup{members: []*shareMember{m}, done: make(chan struct{})}
+	sh.open[dir] = g
+	sh.mu.Unlock()
+	t := time.NewTimer(sh.Gather)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	sh.mu.Lock()
+	delete(sh.open, dir)
+	members := g.members
+	sh.mu.Unlock()
+	defer close(g.done)
+	if len(members) == 1 {
+		g.warnings, m.err = ScanMessages(ctx, dir, sel, fn)
+		return g.warnings, m.err
+	}
+	g.warnings, err = sharedPass(dir, members)
+	for _, x := range members {
+		if !x.out {
+			x.err = err
+		}
+	}
+	return g.warnings, m.err
+}
+
+// deliver hands r to the member: without its detail if the member asked
+// for none and the pass read it for another (as its own scan would give
+// it), restored for the next member.
+func (x *shareMember) deliver(r *analytics.Record, passNoDetail bool) error {
+	if !x.sel.NoDetail || passNoDetail {
+		return x.fn(r, nil)
+	}
+	fields, pkts := r.Fields, r.Packets
+	r.Fields, r.Packets = nil, nil
+	err := x.fn(r, nil)
+	r.Fields, r.Packets = fields, pkts
+	return err
+}
+
+// sharedPass reads, once, the records every member's scan would read, and
+// hands each to the members that select it.
+func sharedPass(dir string, members []*shareMember) ([]error, error) {
+	// A window that takes in every member's (0: unbounded, as msgstore
+	// takes it), with detail if any member needs it.
+	all := MessageSel{From: members[0].sel.From, To: members[0].sel.To, NoDetail: true}
+	for _, x := range members {
+		if all.From != 0 && (x.sel.From == 0 || x.sel.From < all.From) {
+			all.From = x.sel.From
+		}
+		if all.To != 0 && (x.sel.To == 0 || x.sel.To > all.To) {
+			all.To = x.sel.To
+		}
+		all.NoDetail = all.NoDetail && x.sel.NoDetail
+	}
+	// The pass's context ends once every member's has.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var left atomic.Int64
+	left.Store(int64(len(members)))
+	for _, x := range members {
+		stop := context.AfterFunc(x.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
+	ws, err := ScanMessages(ctx, dir, all, func(r *analytics.Record, _ *msgquery.Tier) error {
+		live := 0
+		for _, x := range members {
+			if x.out {
+				continue
+			}
+			if err := x.ctx.Err(); err != nil {
+				x.out, x.err = true, err
+				continue
+			}
+			live++
+			if !msgstore.InWindow(r, x.sel.From, x.sel.To) ||
+				!x.sel.match(r) || x.sel.Exchanges && x.conn.Is(r) {
+				continue
+			}
+			err := x.deliver(r, all.NoDetail)
+			if err != nil {
+				x.out, x.err = true, err
+				live--
+			}
+		}
+		if live == 0 {
+			return errAllOut
+		}
+		return nil
+	})
+	if errors.Is(err, errAllOut) {
+		err = nil
+	}
+	for _, x := range members {
+		if !x.out {
+			if cerr := x.ctx.Err(); cerr != nil {
+				x.out, x.err = true, cerr
+			}
+		}
+	}
+	return ws, err
+}
