@@ -31,6 +31,7 @@ const (
 	// hostileReq is the request: packet bytes are hostile, and the page
 	// must never run them.
 	hostileReq = "GET /<img/src=x/onerror=window.__pwned=3> HTTP/1.1\r\nHost: h\r\n\r\n"
+	hopResp    = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 )
 
 // hopAt is when packet k of connection i passed near.
@@ -59,7 +60,7 @@ func writeHopPoint(t testing.TB, path string, client, server netip.Addr, sport, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, resp := hostileReq, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	req, resp := hostileReq, hopResp
 	for i := range hopConns {
 		cs, ss := seqBase+uint32(1000*i+1), seqBase+uint32(900000+1000*i)
 		segs := []struct {
@@ -106,24 +107,14 @@ func writeHopPoint(t testing.TB, path string, client, server netip.Addr, sport, 
 // 2 with far unsynchronised (nothing bounds it).
 func newHopFleet(t *testing.T, opts Options) *fleetEnv {
 	t.Helper()
-	point := func(client, server string, sport, dport uint16, seqBase uint32, at func(i, k int, fromClient bool) int64) func(testing.TB, string) {
-		return func(t testing.TB, dir string) {
-			trace := filepath.Join(t.TempDir(), "point.pcap")
-			writeHopPoint(t, trace, netip.MustParseAddr(client), netip.MustParseAddr(server), sport, dport, seqBase, at)
-			storeFrom(t, dir, trace)
-		}
-	}
 	e := newFleetEnvOf(t, opts, []sensorSpec{
-		{"near", point("10.0.0.1", "10.0.0.2", 40000, 8008, 0, hopAt)},
-		{"far", point("192.168.7.1", "192.168.7.2", 61000, 8080, 0, hopAtFar)},
-		{"other", point("10.9.0.1", "10.9.0.2", 1000, 80, 1<<30, func(i, k int, b bool) int64 { return hopAt(i, k, b) + 7 })},
+		{"near", hopPoint("10.0.0.1", "10.0.0.2", 40000, 8008, 0, hopAt)},
+		{"far", hopPoint("192.168.7.1", "192.168.7.2", 61000, 8080, 0, hopAtFar)},
+		{"other", hopPoint("10.9.0.1", "10.9.0.2", 1000, 80, 1<<30, func(i, k int, b bool) int64 { return hopAt(i, k, b) + 7 })},
 	})
 	var rows []any
 	report := func(sensor string, i int, synced bool, errNs int64) {
-		ts := hopAt(i, 0, true)
-		rows = append(rows,
-			map[string]any{"sensor": sensor, "ts": ts, "name": fleet.HealthClockSynced, "value": map[bool]int{false: 0, true: 1}[synced]},
-			map[string]any{"sensor": sensor, "ts": ts, "name": fleet.HealthClockError, "value": errNs})
+		rows = append(rows, hopClock(sensor, i, synced, errNs)...)
 	}
 	report("near", 0, true, 100_000)
 	report("far", 0, true, 100_000)
@@ -135,6 +126,25 @@ func newHopFleet(t *testing.T, opts Options) *fleetEnv {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// hopPoint builds a sensor's store of what writeHopPoint writes.
+func hopPoint(client, server string, sport, dport uint16, seqBase uint32, at func(i, k int, fromClient bool) int64) func(testing.TB, string) {
+	return func(t testing.TB, dir string) {
+		trace := filepath.Join(t.TempDir(), "point.pcap")
+		writeHopPoint(t, trace, netip.MustParseAddr(client), netip.MustParseAddr(server), sport, dport, seqBase, at)
+		storeFrom(t, dir, trace)
+	}
+}
+
+// hopClock is a sensor's clock report (sensor_health rows) at connection
+// i: synchronised or not, with its error up to errNs.
+func hopClock(sensor string, i int, synced bool, errNs int64) []any {
+	ts := hopAt(i, 0, true)
+	return []any{
+		map[string]any{"sensor": sensor, "ts": ts, "name": fleet.HealthClockSynced, "value": map[bool]int{false: 0, true: 1}[synced]},
+		map[string]any{"sensor": sensor, "ts": ts, "name": fleet.HealthClockError, "value": errNs},
+	}
 }
 
 // hopIDs are a sensor's http exchange IDs in time order, from the centre.
