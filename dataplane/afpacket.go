@@ -79,15 +79,21 @@ type AFPacketConfig struct {
 }
 
 // Defaults for AFPacketConfig fields left zero. The ring is small because
-// the workers never wait for the disk: 8 MiB holds 100 ms at 650 Mbit/s.
-// The blocks are small because at low rates the kernel retires each one by
+// the workers never wait for the disk: 16 MiB holds 200 ms at 650 Mbit/s.
+// There are many blocks because at low rates the kernel retires each one by
 // its timeout, partly filled, and a partly filled block holds the ring's
 // room all the same: with 8 blocks of 1 MiB, 10k pkt/s of app traffic
 // (~300 KiB per 100 ms) filled the ring in 0.8 s, and one run of four
-// dropped 483 packets; 32 blocks of 256 KiB hold 2.7 s of it. A block still
-// holds the largest GRO packet (64 KiB).
+// dropped 483 packets; 32 blocks hold 3.2 s at any rate up to a block per
+// timeout. The blocks are 512 KiB, not smaller, because every block handed
+// over wakes the process (the poller's thread, then the worker's), and at
+// an endpoint's rates a wake-up costs more than the packets in it: at 10k
+// pkt/s of app traffic, two captures side by side on their own veths,
+// 512 KiB blocks took 3.00-3.23 % of a core against 3.27-3.60 % for 256 KiB
+// ones (6 pairs, 0.31 points less at the median; docs/PERFORMANCE.md,
+// issue 16). A block holds the largest GRO packet (64 KiB) several times.
 const (
-	DefaultAFBlockSize    = 256 << 10
+	DefaultAFBlockSize    = 512 << 10
 	DefaultAFBlocks       = 32
 	DefaultAFBlockTimeout = 100 * time.Millisecond
 	DefaultAFPollTimeout  = 250 * time.Millisecond

@@ -26,7 +26,7 @@ type AFPacketConfig struct {
 }
 
 const (
-	DefaultAFBlockSize    = 256 << 10
+	DefaultAFBlockSize    = 512 << 10
 	DefaultAFBlocks       = 32
 	DefaultAFBlockTimeout = 100 * time.Millisecond
 	DefaultAFPollTimeout  = 250 * time.Millisecond

@@ -65,7 +65,7 @@ func (o *ifaceOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.snaplen, "snaplen", 0, "with --iface: keep at most this many bytes of each packet, cut in the kernel; the original length is kept (0: whole packets)")
 	f.StringVar(&o.filter, "filter", "", "with --iface: tcpdump filter expression, compiled by tcpdump into classic BPF and run in the kernel (what it rejects costs nothing)")
 	f.BoolVar(&o.metadataOnly, "metadata-only", false, "with --iface: analyse whole packets (exchange and connection records) but store them cut to their headers (L2 to L4, no payload)")
-	f.StringVar(&o.ring, "ring", "8MiB", "with --iface: kernel ring per worker, in 256 KiB blocks (resident memory; a larger ring absorbs longer bursts)")
+	f.StringVar(&o.ring, "ring", "16MiB", "with --iface: kernel ring per worker, in 512 KiB blocks (resident memory; a larger ring absorbs longer bursts)")
 	f.BoolVar(&o.noPromisc, "no-promisc", false, "with --iface: do not put the interface in promiscuous mode (see only the host's own traffic)")
 }
 
