@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 
 	"tapvault/index"
 	"tapvault/packet"
@@ -29,6 +30,13 @@ type Store struct {
 	// merge (MergeOptions.Workers); OpenStore sets min(CPUs, 4), 0 turns
 	// it off.
 	ReadAhead int
+
+	// sealed are the block totals of sealed segments (Stats), which never
+	// change: a health sample every 10 s and each /metrics scrape walked
+	// every block header of the store (3850 of them, ~0.2 s of CPU, on a
+	// 14M-packet store; a week of capture has 100 times more).
+	statsMu sync.Mutex
+	sealed  map[uint32]segTotals
 }
 
 // OpenStore opens the store in dir for reading. It sees committed blocks

@@ -1,7 +1,10 @@
 package query
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
+	"sync/atomic"
 
 	"tapvault/index"
 	"tapvault/writer"
@@ -56,22 +59,48 @@ func (s *Store) Stats() (StoreStats, error) {
 			st.SegmentDirs = append(st.SegmentDirs, ds)
 		}
 	}
-	blocks, err := s.Blocks(MinTime, MaxTime)
-	if err != nil {
-		return st, err
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	listed := make(map[uint32]bool, len(segs))
+	first := true
+	for i, seg := range segs {
+		listed[seg.Number] = true
+		// Only the newest segment can still grow: a writer appends to
+		// nothing else, so the others' totals are kept, checked against
+		// their size (a segment cut by recovery is the newest anyway).
+		t, ok := s.sealed[seg.Number]
+		if !ok || t.size != seg.Size {
+			var whole bool
+			if t, whole, err = s.segmentTotals(seg); err != nil {
+				return st, err
+			}
+			if whole && i < len(segs)-1 {
+				if s.sealed == nil {
+					s.sealed = make(map[uint32]segTotals)
+				}
+				s.sealed[seg.Number] = t
+			}
+		}
+		if t.blocks == 0 {
+			continue
+		}
+		st.Blocks += t.blocks
+		st.Packets += t.packets
+		st.WireBytes += t.wire
+		st.RawBytes += t.raw
+		st.StoredBytes += t.stored
+		if first || t.minTS < st.FirstNS {
+			st.FirstNS = t.minTS
+		}
+		if first || t.maxTS > st.LastNS {
+			st.LastNS = t.maxTS
+		}
+		first = false
 	}
-	st.Blocks = len(blocks)
-	for i, b := range blocks {
-		if i == 0 || b.MinTS < st.FirstNS {
-			st.FirstNS = b.MinTS
+	for n := range s.sealed {
+		if !listed[n] {
+			delete(s.sealed, n) // dropped by retention
 		}
-		if i == 0 || b.MaxTS > st.LastNS {
-			st.LastNS = b.MaxTS
-		}
-		st.Packets += uint64(b.Count)
-		st.WireBytes += b.WireBytes
-		st.RawBytes += uint64(b.RawLen)
-		st.StoredBytes += uint64(b.StoredLen)
 	}
 	if st.StoredBytes > 0 {
 		st.Ratio = float64(st.RawBytes) / float64(st.StoredBytes)
@@ -88,3 +117,48 @@ func (s *Store) Stats() (StoreStats, error) {
 	}
 	return st, nil
 }
+
+// segTotals are the block totals of one segment.
+type segTotals struct {
+	size                       int64 // the segment file's size when read
+	blocks                     int
+	packets, wire, raw, stored uint64
+	minTS, maxTS               int64
+}
+
+// segmentTotals adds up the block headers of one segment, as Blocks lists
+// them. whole is false when the walk stopped short (a corrupt block: read
+// again next time, as Blocks does, so the warning is not lost).
+func (s *Store) segmentTotals(seg writer.SegmentInfo) (t segTotals, whole bool, err error) {
+	t.size = seg.Size
+	err = s.R.ScanSegment(seg.Number, func(m writer.BlockMeta) error {
+		if t.blocks == 0 || m.MinTS < t.minTS {
+			t.minTS = m.MinTS
+		}
+		if t.blocks == 0 || m.MaxTS > t.maxTS {
+			t.maxTS = m.MaxTS
+		}
+		t.blocks++
+		t.packets += uint64(m.Count)
+		t.wire += m.WireBytes
+		t.raw += uint64(m.RawLen)
+		t.stored += uint64(m.StoredLen)
+		return nil
+	})
+	if errors.Is(err, writer.ErrSegmentGone) {
+		return segTotals{}, false, nil // removed by retention since listed
+	}
+	if err != nil {
+		var ce *writer.CorruptionError
+		if errors.As(err, &ce) {
+			s.Log.Warn("segment scan stopped at a corrupt block; later blocks of this segment are not counted", "err", err)
+			return t, false, nil
+		}
+		return t, false, fmt.Errorf("scan segment %d: %w", seg.Number, err)
+	}
+	statsScans.Add(1)
+	return t, true, nil
+}
+
+// statsScans counts the segments Stats read whole (tests).
+var statsScans atomic.Int64
