@@ -225,6 +225,20 @@ func (r *Reader) file(n uint32) (*os.File, error) {
 	}
 	path := r.pathLocked(n)
 	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) && len(r.dirs) == 1 && r.where == nil {
+		// The store may have gained segment directories since this
+		// reader last listed (a writer started with --segment-dir): a
+		// segment there is not gone. pathLocked lists again itself
+		// only once it knows of several.
+		if ds, lerr := loadSegDirs(r.dir); lerr == nil && len(ds) > 1 {
+			if _, lerr := r.listLocked(); lerr == nil {
+				if p := r.pathLocked(n); p != path {
+					path = p
+					f, err = os.Open(path)
+				}
+			}
+		}
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("open segment %q: %w: %w", path, ErrSegmentGone, err)
 	}

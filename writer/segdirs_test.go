@@ -247,3 +247,58 @@ func TestSegmentDirsDiskFull(t *testing.T) {
 		t.Fatalf("segments per directory %v: want the first in disk1, the rest in disk2", perDir)
 	}
 }
+
+// TestSegmentDirsReaderBefore: a Reader opened while the store had only
+// segments/ reads, by ref, a block of a segment that a writer later put in
+// a new segment directory, without listing first (a query planned from the
+// index does not list). It must not take the block for one retention
+// removed.
+func TestSegmentDirsReaderBefore(t *testing.T) {
+	dir := t.TempDir()
+	d1 := filepath.Join(t.TempDir(), "disk1")
+	pool := block.NewPool(8, 32<<10, 16)
+	wants := make(map[int64]want)
+	w, err := Open(Options{Dir: dir, SegmentSize: MinSegmentSize, Compressors: 1, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeBlocks(t, w, pool, 1, 1, wants)
+	w.Close()
+	r, err := OpenReader(dir, WithReaderLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Segments(); err != nil {
+		t.Fatal(err)
+	}
+
+	w, err = Open(Options{Dir: dir, SegmentDirs: []string{d1}, SegmentSize: MinSegmentSize, Compressors: 1, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeBlocks(t, w, pool, 100, 1, wants)
+	w.Close()
+	// The new block's ref, through a reader of its own.
+	r2, err := OpenReader(dir, WithReaderLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	segs, err := r2.Segments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := segs[len(segs)-1]
+	if filepath.Dir(last.Path) != d1 {
+		t.Fatalf("newest segment %s: want it in %s", last.Path, d1)
+	}
+	var refs []Ref
+	if err := r2.ScanSegment(last.Number, func(m BlockMeta) error { refs = append(refs, m.Ref); return nil }); err != nil || len(refs) != 1 {
+		t.Fatalf("segment %d: %d blocks, %v: want 1", last.Number, len(refs), err)
+	}
+	var buf BlockBuf
+	if _, err := r.ReadBlock(refs[0], &buf); err != nil {
+		t.Fatalf("ReadBlock(%s) through the reader opened before %s was added: %v", refs[0], d1, err)
+	}
+}
