@@ -86,12 +86,12 @@ type AFPacketConfig struct {
 // (~300 KiB per 100 ms) filled the ring in 0.8 s, and one run of four
 // dropped 483 packets; 32 blocks hold 3.2 s at any rate up to a block per
 // timeout. The blocks are 512 KiB, not smaller, because every block handed
-// over wakes the process (the poller's thread, then the worker's), and at
-// an endpoint's rates a wake-up costs more than the packets in it: at 10k
-// pkt/s of app traffic, two captures side by side on their own veths,
-// 512 KiB blocks took 3.00-3.23 % of a core against 3.27-3.60 % for 256 KiB
-// ones (6 pairs, 0.31 points less at the median; docs/PERFORMANCE.md,
-// issue 16). A block holds the largest GRO packet (64 KiB) several times.
+// over wakes the process (the poller's thread, then the worker's): at 10k
+// pkt/s of app traffic 256 KiB blocks came 20 times a second, 512 KiB ones
+// 10, and the capture took about 0.1 point of a core less (two captures
+// side by side on their own veths, 6 pairs: 2.90-3.27 % against
+// 3.07-3.37 %; docs/PERFORMANCE.md, issue 16 §1). A block holds the largest
+// GRO packet (64 KiB) several times.
 const (
 	DefaultAFBlockSize    = 512 << 10
 	DefaultAFBlocks       = 32
