@@ -38,9 +38,7 @@ type ScanShare struct {
 }
 
 type shareGroup struct {
-	members  []*shareMember
-	done     chan struct{}
-	warnings []error
+	members []*shareMember
 }
 
 type shareMember struct {
@@ -48,8 +46,38 @@ type shareMember struct {
 	sel  MessageSel
 	fn   func(*analytics.Record, *msgquery.Tier) error
 	conn msgquery.ConnTest
-	err  error
-	out  bool
+
+	// mu is held while the pass calls fn, and to leave: once out, fn is
+	// not called again, so the member returns as soon as it is out
+	// (its error, its context) while others' callbacks hold the pass.
+	mu       sync.Mutex
+	out      bool
+	err      error
+	warnings []error       // the pass's, for a member still in at its end
+	left     chan struct{} // closed when out
+}
+
+// leaveLocked takes x out of the pass with err; x.mu must be held.
+func (x *shareMember) leaveLocked(err error) {
+	if !x.out {
+		x.out, x.err = true, err
+		close(x.left)
+	}
+}
+
+// wait returns once x is out of the pass, or its context has ended (then
+// after a call of its callback in progress returns).
+func (x *shareMember) wait() ([]error, error) {
+	select {
+	case <-x.left:
+	case <-x.ctx.Done():
+		x.mu.Lock()
+		x.leaveLocked(x.ctx.Err())
+		x.mu.Unlock()
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.warnings, x.err
 }
 
 // Joined is how many scans ran in another scan's pass.
@@ -64,19 +92,18 @@ func (sh *ScanShare) Scan(ctx context.Context, dir string, sel MessageSel, fn fu
 	if sh == nil || sh.Gather <= 0 || sel.Tiers {
 		return ScanMessages(ctx, dir, sel, fn)
 	}
-	m := &shareMember{ctx: ctx, sel: sel, fn: fn}
+	m := &shareMember{ctx: ctx, sel: sel, fn: fn, left: make(chan struct{})}
 	sh.mu.Lock()
 	if g := sh.open[dir]; g != nil {
 		g.members = append(g.members, m)
 		sh.mu.Unlock()
 		sh.joined.Add(1)
-		<-g.done
-		return g.warnings, m.err
+		return m.wait()
 	}
 	if sh.open == nil {
 		sh.open = make(map[string]*shareGroup)
 	}
-	g := &shareGroup{members: []*shareMember{m}, done: make(chan struct{})}
+	g := &shareGroup{members: []*shareMember{m}}
 	sh.open[dir] = g
 	sh.mu.Unlock()
 	t := time.NewTimer(sh.Gather)
@@ -89,18 +116,23 @@ func (sh *ScanShare) Scan(ctx context.Context, dir string, sel MessageSel, fn fu
 	delete(sh.open, dir)
 	members := g.members
 	sh.mu.Unlock()
-	defer close(g.done)
 	if len(members) == 1 {
-		g.warnings, m.err = ScanMessages(ctx, dir, sel, fn)
-		return g.warnings, m.err
+		return ScanMessages(ctx, dir, sel, fn)
 	}
-	g.warnings, err = sharedPass(dir, members)
-	for _, x := range members {
-		if !x.out {
-			x.err = err
+	// The pass runs on a goroutine of its own, so that the leader, as
+	// any member, returns once it is out of it.
+	goLowPriority(func() {
+		ws, err := sharedPass(dir, members)
+		for _, x := range members {
+			x.mu.Lock()
+			if !x.out {
+				x.warnings = ws
+				x.leaveLocked(err)
+			}
+			x.mu.Unlock()
 		}
-	}
-	return g.warnings, m.err
+	})
+	return m.wait()
 }
 
 // deliver hands r to the member: without its detail if the member asked
@@ -148,23 +180,25 @@ func sharedPass(dir string, members []*shareMember) ([]error, error) {
 	ws, err := ScanMessages(ctx, dir, all, func(r *analytics.Record, _ *msgquery.Tier) error {
 		live := 0
 		for _, x := range members {
+			x.mu.Lock()
 			if x.out {
+				x.mu.Unlock()
 				continue
 			}
 			if err := x.ctx.Err(); err != nil {
-				x.out, x.err = true, err
+				x.leaveLocked(err)
+				x.mu.Unlock()
 				continue
 			}
 			live++
-			if !msgstore.InWindow(r, x.sel.From, x.sel.To) ||
-				!x.sel.match(r) || x.sel.Exchanges && x.conn.Is(r) {
-				continue
+			if msgstore.InWindow(r, x.sel.From, x.sel.To) &&
+				x.sel.match(r) && !(x.sel.Exchanges && x.conn.Is(r)) {
+				if err := x.deliver(r, all.NoDetail); err != nil {
+					x.leaveLocked(err)
+					live--
+				}
 			}
-			err := x.deliver(r, all.NoDetail)
-			if err != nil {
-				x.out, x.err = true, err
-				live--
-			}
+			x.mu.Unlock()
 		}
 		if live == 0 {
 			return errAllOut
@@ -175,11 +209,11 @@ func sharedPass(dir string, members []*shareMember) ([]error, error) {
 		err = nil
 	}
 	for _, x := range members {
-		if !x.out {
-			if cerr := x.ctx.Err(); cerr != nil {
-				x.out, x.err = true, cerr
-			}
+		x.mu.Lock()
+		if cerr := x.ctx.Err(); cerr != nil {
+			x.leaveLocked(cerr)
 		}
+		x.mu.Unlock()
 	}
 	return ws, err
 }

@@ -101,3 +101,67 @@ func TestScanShare(t *testing.T) {
 		t.Fatalf("lone scan: %v, %d joined", err, sh.Joined())
 	}
 }
+
+// TestScanShareLeaves: a member that stops early, or whose context ends,
+// returns at once, though another member's callback holds the pass (a
+// slow client of a streamed answer); whichever of them led the pass.
+func TestScanShareLeaves(t *testing.T) {
+	dir := scanStore(t, 300)
+	errEnough := errors.New("enough")
+	for _, blockedLeads := range []bool{true, false} {
+		sh := &ScanShare{Gather: 200 * time.Millisecond}
+		release := make(chan struct{})
+		blocked := make(chan struct{})
+		slowDone := make(chan error, 1)
+		startSlow := func() {
+			go func() {
+				n := 0
+				_, err := sh.Scan(context.Background(), dir, MessageSel{}, func(*analytics.Record, *msgquery.Tier) error {
+					if n++; n == 2 {
+						close(blocked)
+						<-release
+					}
+					return nil
+				})
+				slowDone <- err
+			}()
+		}
+		if blockedLeads {
+			startSlow()
+			time.Sleep(20 * time.Millisecond)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped, cancelled := make(chan error, 1), make(chan error, 1)
+		go func() {
+			_, err := sh.Scan(context.Background(), dir, MessageSel{}, func(*analytics.Record, *msgquery.Tier) error { return errEnough })
+			stopped <- err
+		}()
+		go func() {
+			_, err := sh.Scan(ctx, dir, MessageSel{}, func(*analytics.Record, *msgquery.Tier) error { return nil })
+			cancelled <- err
+		}()
+		if !blockedLeads {
+			time.Sleep(20 * time.Millisecond)
+			startSlow()
+		}
+		<-blocked
+		cancel()
+		for what, ch := range map[string]chan error{"stopped": stopped, "cancelled": cancelled} {
+			select {
+			case err := <-ch:
+				if err == nil {
+					t.Errorf("blocked member leads %v: %s member: no error", blockedLeads, what)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("blocked member leads %v: %s member still waits for the pass another member's callback holds", blockedLeads, what)
+			}
+		}
+		close(release)
+		if err := <-slowDone; err != nil {
+			t.Fatalf("blocked member: %v", err)
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
