@@ -154,6 +154,11 @@ type MessageSel struct {
 	Window    int64
 	NoDetail  bool
 	Exchanges bool
+
+	// prune, when Expr is nil, lets the skip index leave out what it
+	// cannot match (pruneBy) without matching records by it: a shared
+	// pass (share.go) whose members all prune alike.
+	prune *msgquery.Expr
 }
 
 func (s *MessageSel) match(r *analytics.Record) bool { return s.Expr == nil || s.Expr.Match(r) }
@@ -175,6 +180,8 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		// selects, so the skip index prunes only without them.
 		if sel.Expr != nil {
 			pruneBy(&q, sel.Expr)
+		} else if sel.prune != nil {
+			pruneBy(&q, sel.prune)
 		}
 		if sel.NoDetail && q.Workers <= 1 {
 			// Records without detail are cheap to copy: read ahead. (The

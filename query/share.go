@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,8 +94,12 @@ func (sh *ScanShare) Scan(ctx context.Context, dir string, sel MessageSel, fn fu
 		return ScanMessages(ctx, dir, sel, fn)
 	}
 	m := &shareMember{ctx: ctx, sel: sel, fn: fn, left: make(chan struct{})}
+	// Only scans the skip index prunes alike share a pass, which prunes
+	// as each of them would: a selective scan (an ID, a rare host) must
+	// not read the whole window because a broad one started beside it.
+	key := dir + "\x00" + pruneSig(sel.Expr)
 	sh.mu.Lock()
-	if g := sh.open[dir]; g != nil {
+	if g := sh.open[key]; g != nil {
 		g.members = append(g.members, m)
 		sh.mu.Unlock()
 		sh.joined.Add(1)
@@ -104,7 +109,7 @@ func (sh *ScanShare) Scan(ctx context.Context, dir string, sel MessageSel, fn fu
 		sh.open = make(map[string]*shareGroup)
 	}
 	g := &shareGroup{members: []*shareMember{m}}
-	sh.open[dir] = g
+	sh.open[key] = g
 	sh.mu.Unlock()
 	t := time.NewTimer(sh.Gather)
 	select {
@@ -113,7 +118,7 @@ func (sh *ScanShare) Scan(ctx context.Context, dir string, sel MessageSel, fn fu
 		t.Stop()
 	}
 	sh.mu.Lock()
-	delete(sh.open, dir)
+	delete(sh.open, key)
 	members := g.members
 	sh.mu.Unlock()
 	if len(members) == 1 {
@@ -164,6 +169,8 @@ func sharedPass(dir string, members []*shareMember) ([]error, error) {
 		}
 		all.NoDetail = all.NoDetail && x.sel.NoDetail
 	}
+	// Every member prunes alike (the group's key): the pass prunes so.
+	all.prune = members[0].sel.Expr
 	// The pass's context ends once every member's has.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -216,4 +223,15 @@ func sharedPass(dir string, members []*shareMember) ([]error, error) {
 		x.mu.Unlock()
 	}
 	return ws, err
+}
+
+// pruneSig is what the skip index would prune a scan with expression e by
+// (pruneBy), as a string: scans with the same one may share a pass.
+func pruneSig(e *msgquery.Expr) string {
+	if e == nil {
+		return ""
+	}
+	var q msgstore.Query
+	pruneBy(&q, e)
+	return fmt.Sprintf("%q|%q|%q", q.Terms, q.AnyTerms, q.Protos)
 }
