@@ -36,7 +36,13 @@ func (w *Writer) DropSegment(n uint32) error {
 	if cur := w.st.segment.Load(); n == cur {
 		return fmt.Errorf("drop segment %d: %w", n, ErrLiveSegment)
 	}
-	locs, err := w.dirs.list(false, nil)
+	// A segment directory gone while capturing (a disk failed) must not
+	// stop retention on the others: it is skipped here (the readers log
+	// it). The newest segment listed stays refused, so the writer's is
+	// never taken for an old one.
+	locs, err := w.dirs.list(true, func(d string, err error) {
+		w.log.Debug("drop segment: segment directory unreadable, skipped", "dir", d, "err", err)
+	})
 	if err != nil {
 		return fmt.Errorf("drop segment %d: %w", n, err)
 	}

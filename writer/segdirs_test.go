@@ -302,3 +302,32 @@ func TestSegmentDirsReaderBefore(t *testing.T) {
 		t.Fatalf("ReadBlock(%s) through the reader opened before %s was added: %v", refs[0], d1, err)
 	}
 }
+
+// TestSegmentDirsDropWithDiskGone: a segment directory that disappears
+// while the writer runs (a failed disk) does not stop retention on the
+// others.
+func TestSegmentDirsDropWithDiskGone(t *testing.T) {
+	dir := t.TempDir()
+	base := t.TempDir()
+	d1, d2 := filepath.Join(base, "disk1"), filepath.Join(base, "disk2")
+	w, err := Open(Options{Dir: dir, SegmentDirs: []string{d1, d2}, SegmentSize: MinSegmentSize, Compressors: 1, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	pool := block.NewPool(4, 32<<10, 16)
+	writeBlocks(t, w, pool, 1, 5, make(map[int64]want)) // segments 1, 3, 5 in disk1; 2, 4 in disk2
+	if err := os.Rename(d2, d2+".failed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.DropSegment(1); err != nil {
+		t.Fatalf("DropSegment(1) with disk2 gone: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(d1, segmentName(1))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("segment 1 still on disk1: %v", err)
+	}
+	if err := w.DropSegment(5); !errors.Is(err, ErrLiveSegment) {
+		t.Fatalf("DropSegment of the newest segment listed: %v, want ErrLiveSegment", err)
+	}
+	os.Rename(d2+".failed", d2)
+}
