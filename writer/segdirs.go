@@ -168,8 +168,8 @@ func setupSegDirs(dir string, want []string) (all segDirs, active []string, err 
 		if err != nil {
 			return nil, nil, fmt.Errorf("segment directory %q: %w", w, err)
 		}
-		if p == absOwn {
-			active = append(active, own)
+		if p == absOwn || sameDir(p, absOwn) {
+			active = append(active, own) // segments/ itself, maybe through a symlink
 			continue
 		}
 		if slices.Contains(active, p) {
@@ -219,14 +219,20 @@ func setupSegDirs(dir string, want []string) (all segDirs, active []string, err 
 // claimSegDir creates segment directory d if missing and marks it as the
 // store's, refusing one another store has marked.
 func claimSegDir(d, store string) error {
-	if err := os.MkdirAll(d, 0o700); err != nil {
-		return fmt.Errorf("create segment directory %q: %w", d, err)
+	if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create segment directory %q: %w", d, err)
+		}
+		// Its name must survive a crash, as a segment's does.
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
 	}
 	b, err := os.ReadFile(filepath.Join(d, ownerName))
 	switch {
 	case err == nil:
 		if got := strings.TrimSpace(string(b)); got != store {
-			return fmt.Errorf("segment directory %q belongs to the store %q (its %s), not %q: give each store directories of its own", d, got, ownerName, store)
+			return fmt.Errorf("segment directory %q belongs to the store %q (its %s), not %q: give each store directories of its own (if that store was moved here, write its new path into %s)", d, got, ownerName, store, filepath.Join(d, ownerName))
 		}
 		return nil
 	case !errors.Is(err, os.ErrNotExist):
@@ -269,4 +275,15 @@ func writeFileDurable(dir, name string, b []byte) error {
 		return fmt.Errorf("write %q: %w", path, err)
 	}
 	return syncDir(dir)
+}
+
+// sameDir says whether a and b are the same directory (one may be a
+// symlink to the other); false if either cannot be read.
+func sameDir(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }

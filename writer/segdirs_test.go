@@ -331,3 +331,31 @@ func TestSegmentDirsDropWithDiskGone(t *testing.T) {
 	}
 	os.Rename(d2+".failed", d2)
 }
+
+// TestSegmentDirsOwnBySymlink: the store's own segments/ given through a
+// symlink is segments/, not a second directory holding the same files.
+func TestSegmentDirsOwnBySymlink(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(segmentsDir(dir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "segs")
+	if err := os.Symlink(segmentsDir(dir), link); err != nil {
+		t.Fatal(err)
+	}
+	d2 := filepath.Join(t.TempDir(), "disk2")
+	w, err := Open(Options{Dir: dir, SegmentDirs: []string{link, d2}, SegmentSize: MinSegmentSize, Compressors: 1, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := block.NewPool(4, 32<<10, 16)
+	wants := make(map[int64]want)
+	writeBlocks(t, w, pool, 1, 4, wants)
+	w.Close()
+	if perDir := readAll(t, dir, wants); perDir[segmentsDir(dir)] != 2 || perDir[d2] != 2 {
+		t.Fatalf("segments per directory %v: want 2 in segments/ and 2 in disk2", perDir)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, segDirsName)); strings.Contains(string(b), link) {
+		t.Fatalf("%s lists the symlink to segments/: %q", segDirsName, b)
+	}
+}
