@@ -115,6 +115,11 @@ func (r *Reader) listLocked() ([]segLoc, error) {
 	if ds, err := loadSegDirs(r.dir); err == nil {
 		r.dirs = ds
 	}
+	return r.listDirsLocked()
+}
+
+// listDirsLocked is listLocked without re-reading SEGMENT_DIRS.
+func (r *Reader) listDirsLocked() ([]segLoc, error) {
 	locs, err := r.dirs.list(true, func(d string, err error) {
 		if r.missing == nil {
 			r.missing = make(map[string]bool)
@@ -127,34 +132,46 @@ func (r *Reader) listLocked() ([]segLoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(r.dirs) > 1 {
-		if r.where == nil {
-			r.where = make(map[uint32]string, len(locs))
-		}
-		clear(r.where)
-		for _, l := range locs {
-			r.where[l.n] = l.dir
-		}
-	}
+	r.rememberLocked(locs)
 	return locs, nil
 }
 
-// pathLocked is the path of segment n: in DIR/segments, or in the segment
-// directory the last listing found it in, listing again if it found none
-// (a segment created since). r.mu must be held.
+// rememberLocked keeps where a listing found each segment, when the store
+// has several segment directories (with one, every segment is in
+// DIR/segments). r.mu must be held.
+func (r *Reader) rememberLocked(locs []segLoc) {
+	if len(r.dirs) < 2 {
+		return
+	}
+	if r.where == nil {
+		r.where = make(map[uint32]string, len(locs))
+	}
+	clear(r.where)
+	for _, l := range locs {
+		r.where[l.n] = l.dir
+	}
+}
+
+// pathLocked is the path of segment n: in the segment directory the last
+// listing found it in, else in DIR/segments. r.mu must be held.
 func (r *Reader) pathLocked(n uint32) string {
-	if len(r.dirs) > 1 || r.where != nil {
-		d, ok := r.where[n]
-		if !ok {
-			if _, err := r.listLocked(); err == nil {
-				d, ok = r.where[n]
-			}
-		}
-		if ok {
-			return filepath.Join(d, segmentName(n))
-		}
+	if d, ok := r.where[n]; ok {
+		return filepath.Join(d, segmentName(n))
 	}
 	return filepath.Join(r.segDir, segmentName(n))
+}
+
+// relocateLocked is where segment n is now, for one not found where the
+// last listing put it: created since in another segment directory (one the
+// store may have gained since this reader listed), or gone. A store with
+// segments/ alone is not listed again: its segments have nowhere else to
+// be. r.mu must be held.
+func (r *Reader) relocateLocked(n uint32) string {
+	if ds, err := loadSegDirs(r.dir); err == nil && len(ds) > 1 {
+		r.dirs = ds
+		r.listDirsLocked() // on failure, where segments were stays
+	}
+	return r.pathLocked(n)
 }
 
 // segPath is pathLocked for callers that do not hold r.mu.
@@ -225,18 +242,10 @@ func (r *Reader) file(n uint32) (*os.File, error) {
 	}
 	path := r.pathLocked(n)
 	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) && len(r.dirs) == 1 && r.where == nil {
-		// The store may have gained segment directories since this
-		// reader last listed (a writer started with --segment-dir): a
-		// segment there is not gone. pathLocked lists again itself
-		// only once it knows of several.
-		if ds, lerr := loadSegDirs(r.dir); lerr == nil && len(ds) > 1 {
-			if _, lerr := r.listLocked(); lerr == nil {
-				if p := r.pathLocked(n); p != path {
-					path = p
-					f, err = os.Open(path)
-				}
-			}
+	if errors.Is(err, os.ErrNotExist) {
+		if p := r.relocateLocked(n); p != path {
+			path = p
+			f, err = os.Open(path)
 		}
 	}
 	if errors.Is(err, os.ErrNotExist) {

@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -49,7 +50,7 @@ func (w *Writer) DropSegment(n uint32) error {
 	if len(locs) == 0 || n >= locs[len(locs)-1].n {
 		return fmt.Errorf("drop segment %d: %w", n, ErrLiveSegment)
 	}
-	i, found := slices.BinarySearchFunc(locs, n, func(l segLoc, n uint32) int { return cmpU32(l.n, n) })
+	i, found := slices.BinarySearchFunc(locs, n, func(l segLoc, n uint32) int { return cmp.Compare(l.n, n) })
 	if !found {
 		return fmt.Errorf("drop segment %d: %w", n, os.ErrNotExist)
 	}

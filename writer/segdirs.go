@@ -3,6 +3,7 @@ package writer
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -92,7 +93,7 @@ func (ds segDirs) list(lenient bool, missing func(dir string, err error)) ([]seg
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b segLoc) int { return cmpU32(a.n, b.n) })
+	slices.SortFunc(out, func(a, b segLoc) int { return cmp.Compare(a.n, b.n) })
 	for i := 1; i < len(out); i++ {
 		if out[i].n == out[i-1].n {
 			return nil, &CorruptionError{Path: out[i].path(), Err: fmt.Errorf(
@@ -100,16 +101,6 @@ func (ds segDirs) list(lenient bool, missing func(dir string, err error)) ([]seg
 		}
 	}
 	return out, nil
-}
-
-func cmpU32(a, b uint32) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func segNums(locs []segLoc) []uint32 {

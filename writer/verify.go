@@ -84,14 +84,9 @@ func Verify(dir string, progress func(done, total int64)) (VerifyReport, error) 
 	if err != nil {
 		return rep, err
 	}
-	if len(r.dirs) > 1 {
-		r.mu.Lock()
-		r.where = make(map[uint32]string, len(locs))
-		for _, l := range locs {
-			r.where[l.n] = l.dir
-		}
-		r.mu.Unlock()
-	}
+	r.mu.Lock()
+	r.rememberLocked(locs)
+	r.mu.Unlock()
 	nums := segNums(locs)
 	var last uint32
 	if len(nums) > 0 {
