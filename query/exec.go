@@ -101,25 +101,36 @@ func (s *Store) Blocks(from, to int64) ([]writer.BlockMeta, error) {
 	}
 	var out []writer.BlockMeta
 	for _, seg := range segs {
-		err := s.R.ScanSegment(seg.Number, func(m writer.BlockMeta) error {
+		_, _, err := s.walkSegment(seg.Number, func(m writer.BlockMeta) {
 			if m.MaxTS >= from && m.MinTS <= to {
 				out = append(out, m)
 			}
-			return nil
 		})
-		if errors.Is(err, writer.ErrSegmentGone) {
-			continue // removed by retention since listed
-		}
 		if err != nil {
-			var ce *writer.CorruptionError
-			if errors.As(err, &ce) {
-				s.Log.Warn("segment scan stopped at a corrupt block; later blocks of this segment are not listed", "err", err)
-				continue
-			}
-			return nil, fmt.Errorf("scan segment %d: %w", seg.Number, err)
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// walkSegment calls fn with the header of every committed block of
+// segment n. Neither a segment that retention removed since it was listed
+// (gone) nor one whose walk stopped at a corrupt block (logged) is an
+// error; whole says fn saw every block.
+func (s *Store) walkSegment(n uint32, fn func(writer.BlockMeta)) (whole, gone bool, err error) {
+	err = s.R.ScanSegment(n, func(m writer.BlockMeta) error { fn(m); return nil })
+	if errors.Is(err, writer.ErrSegmentGone) {
+		return false, true, nil
+	}
+	var ce *writer.CorruptionError
+	if errors.As(err, &ce) {
+		s.Log.Warn("segment scan stopped at a corrupt block; later blocks of this segment are skipped", "err", err)
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("scan segment %d: %w", n, err)
+	}
+	return true, false, nil
 }
 
 // Request selects packets.

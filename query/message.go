@@ -163,6 +163,13 @@ type MessageSel struct {
 
 func (s *MessageSel) match(r *analytics.Record) bool { return s.Expr == nil || s.Expr.Match(r) }
 
+// keeps says whether a scan without tier links hands r to its caller: the
+// expression selects it, and it is not a connection record left out
+// (Exchanges). conn is the scan's own.
+func (s *MessageSel) keeps(r *analytics.Record, conn *msgquery.ConnTest) bool {
+	return s.match(r) && !(s.Exchanges && conn.Is(r))
+}
+
 // ScanMessages calls fn for each stored record sel selects, in store order
 // (about the order exchanges completed), with its tier links when
 // sel.Tiers. The record is fn's only during the call. Parts of the message
@@ -191,7 +198,7 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 			return warnings, err
 		}
 		err = rd.Scan(ctx, q, func(r *analytics.Record) error {
-			if !sel.match(r) || sel.Exchanges && conn.Is(r) {
+			if !sel.keeps(r, &conn) {
 				return nil
 			}
 			r.UpgradeClass()
@@ -382,7 +389,7 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 		}
 		b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), done: make([]int64, 0, linkBatchLen)}
 		scanErr = rd.Scan(ctx, q, func(r *analytics.Record) error {
-			if tl == nil && (!sel.match(r) || sel.Exchanges && conn.Is(r)) {
+			if tl == nil && !sel.keeps(r, &conn) {
 				return nil
 			}
 			if sel.Exchanges && conn.Is(r) {

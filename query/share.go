@@ -33,7 +33,7 @@ type ScanShare struct {
 	Gather time.Duration
 
 	mu   sync.Mutex
-	open map[string]*shareGroup // by store directory: groups still gathering
+	open map[string]*shareGroup // groups still gathering, by store directory and pruning (pruneSig)
 
 	joined atomic.Int64 // scans that ran in another's pass (tests)
 }
@@ -198,8 +198,7 @@ func sharedPass(dir string, members []*shareMember) ([]error, error) {
 				continue
 			}
 			live++
-			if msgstore.InWindow(r, x.sel.From, x.sel.To) &&
-				x.sel.match(r) && !(x.sel.Exchanges && x.conn.Is(r)) {
+			if msgstore.InWindow(r, x.sel.From, x.sel.To) && x.sel.keeps(r, &x.conn) {
 				if err := x.deliver(r, all.NoDetail); err != nil {
 					x.leaveLocked(err)
 					live--

@@ -1,8 +1,6 @@
 package query
 
 import (
-	"errors"
-	"fmt"
 	"path/filepath"
 	"sync/atomic"
 
@@ -131,7 +129,7 @@ type segTotals struct {
 // again next time, as Blocks does, so the warning is not lost).
 func (s *Store) segmentTotals(seg writer.SegmentInfo) (t segTotals, whole bool, err error) {
 	t.size = seg.Size
-	err = s.R.ScanSegment(seg.Number, func(m writer.BlockMeta) error {
+	whole, gone, err := s.walkSegment(seg.Number, func(m writer.BlockMeta) {
 		if t.blocks == 0 || m.MinTS < t.minTS {
 			t.minTS = m.MinTS
 		}
@@ -143,21 +141,16 @@ func (s *Store) segmentTotals(seg writer.SegmentInfo) (t segTotals, whole bool, 
 		t.wire += m.WireBytes
 		t.raw += uint64(m.RawLen)
 		t.stored += uint64(m.StoredLen)
-		return nil
 	})
-	if errors.Is(err, writer.ErrSegmentGone) {
+	switch {
+	case err != nil:
+		return t, false, err
+	case gone:
 		return segTotals{}, false, nil // removed by retention since listed
+	case whole:
+		statsScans.Add(1)
 	}
-	if err != nil {
-		var ce *writer.CorruptionError
-		if errors.As(err, &ce) {
-			s.Log.Warn("segment scan stopped at a corrupt block; later blocks of this segment are not counted", "err", err)
-			return t, false, nil
-		}
-		return t, false, fmt.Errorf("scan segment %d: %w", seg.Number, err)
-	}
-	statsScans.Add(1)
-	return t, true, nil
+	return t, whole, nil
 }
 
 // statsScans counts the segments Stats read whole (tests).
