@@ -359,3 +359,33 @@ func TestSegmentDirsOwnBySymlink(t *testing.T) {
 		t.Fatalf("%s lists the symlink to segments/: %q", segDirsName, b)
 	}
 }
+
+// FuzzLoadSegDirs: whatever SEGMENT_DIRS holds, loadSegDirs returns an
+// error or a list that starts with DIR/segments and holds only clean,
+// absolute, distinct paths; it never panics.
+func FuzzLoadSegDirs(f *testing.F) {
+	f.Add([]byte("# comment\n/disk1/tv\n/disk2/tv\n"))
+	f.Add([]byte("relative/dir\n"))
+	f.Add([]byte("/a//b/../c\n/a/c\n\n  /d  \n"))
+	f.Add([]byte{0xff, '\n', '/', 0})
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, segDirsName), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := loadSegDirs(dir)
+		if err != nil {
+			return
+		}
+		if len(ds) == 0 || ds[0] != segmentsDir(dir) {
+			t.Fatalf("list %q does not start with %q", ds, segmentsDir(dir))
+		}
+		seen := map[string]bool{}
+		for _, d := range ds[1:] {
+			if !filepath.IsAbs(d) || filepath.Clean(d) != d || seen[d] {
+				t.Fatalf("entry %q of %q: want clean, absolute and distinct", d, ds)
+			}
+			seen[d] = true
+		}
+	})
+}
