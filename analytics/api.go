@@ -357,6 +357,13 @@ func CurrentClass(r *Record) string {
 	return n
 }
 
+// IsConnection reports whether r is a connection record: proto "tcp"
+// (FlowProto, one record per TCP connection) or a flow-class record, as
+// against an exchange (a request and its response).
+func IsConnection(r *Record) bool {
+	return CanonicalProto(r.Proto) == FlowProto || CurrentClass(r) == ClassFlow
+}
+
 // UpgradeClass renames an older record's class (OldClasses) in place, for
 // answers; the message store keeps what was written.
 func (r *Record) UpgradeClass() {

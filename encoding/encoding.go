@@ -43,7 +43,8 @@ type Header struct {
 	What       string // "block header", "frame header": names errors
 	Size       int    // fixed size in bytes
 	Magic      uint32 // little-endian at OffMagic
-	Version    byte   // at OffVersion
+	Version    byte   // at OffVersion: the newest version read
+	MinVersion byte   // the oldest version still read (0: Version only)
 	OffMagic   int
 	OffVersion int
 	OffCRC     int // the CRC32C of b[:OffCRC], little-endian
@@ -61,7 +62,11 @@ func (h *Header) Check(b []byte) error {
 	if got, want := binary.LittleEndian.Uint32(b[h.OffCRC:]), CRC(b[:h.OffCRC]); got != want {
 		return fmt.Errorf("%s: crc %#08x, want %#08x", h.What, got, want)
 	}
-	if v := b[h.OffVersion]; v != h.Version {
+	lo := h.MinVersion
+	if lo == 0 {
+		lo = h.Version
+	}
+	if v := b[h.OffVersion]; v < lo || v > h.Version {
 		return fmt.Errorf("%s: unsupported version %d", h.What, v)
 	}
 	return nil

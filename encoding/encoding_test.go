@@ -52,9 +52,18 @@ func TestHeaderCheck(t *testing.T) {
 		{bad(func(b []byte) { b[0] ^= 1; reseal(b) }), "test header: bad magic"},
 		{bad(func(b []byte) { b[7] ^= 1 }), "test header: crc"},
 		{bad(func(b []byte) { b[4] = 3; reseal(b) }), "test header: unsupported version 3"},
+		{bad(func(b []byte) { b[4] = 1; reseal(b) }), "test header: unsupported version 1"},
 	} {
 		if err := h.Check(tc.b); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Check: %v, want an error containing %q", err, tc.want)
+		}
+	}
+	// MinVersion: versions from it to Version read, others do not.
+	h.MinVersion = 1
+	for v, ok := range map[byte]bool{0: false, 1: true, 2: true, 3: false} {
+		err := h.Check(bad(func(b []byte) { b[4] = v; reseal(b) }))
+		if (err == nil) != ok {
+			t.Errorf("MinVersion 1, Version 2: version %d: got %v, want accepted %v", v, err, ok)
 		}
 	}
 }

@@ -235,9 +235,7 @@ func (l *TierLinker) SkipUntil(done int64) []Linked {
 
 // IsConnection reports whether r is a "tcp" connection record, which the
 // linker never links (Skip takes it).
-func IsConnection(r *analytics.Record) bool {
-	return analytics.CanonicalProto(r.Proto) == analytics.FlowProto || analytics.CurrentClass(r) == analytics.ClassFlow
-}
+func IsConnection(r *analytics.Record) bool { return analytics.IsConnection(r) }
 
 // ConnTest is IsConnection for a stream of records: it remembers the last
 // protocol's answer (analytics.CanonicalProto walks the decoder registry,

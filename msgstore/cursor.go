@@ -63,7 +63,8 @@ type ReadOptions struct {
 	OnCorrupt func(error)
 }
 
-// ReadFrom passes to fn, in write order, every record of the whole frames
+// ReadFrom passes to fn, in frame order (each kind of record in write
+// order, as Scan), every record of the whole frames
 // from cur to the store's current end (or until opt.MaxRecords), and
 // returns the cursor after the last frame whose records all went to fn.
 //
@@ -170,7 +171,7 @@ func (r *Reader) ReadFrom(ctx context.Context, cur Cursor, opt ReadOptions, fn f
 type cursorReader struct {
 	r    *Reader
 	rec  analytics.Record
-	dbuf []byte
+	bufs decodeBufs
 }
 
 // frame passes the records of the frame whose header is h to fn and
@@ -178,17 +179,14 @@ type cursorReader struct {
 // (some of its records may have been passed); any other error is fn's or
 // a failed read.
 func (c *cursorReader) frame(ff *frameFile, h *frameHeader, fn func(*analytics.Record) error) (int, error) {
-	data, err := ff.data(h, c.r.dec, c.dbuf)
+	fr, err := ff.records(h, c.r.dec, &c.bufs, true, nil)
 	if err != nil {
 		return 0, err
-	}
-	if h.codec == codecZstd {
-		c.dbuf = data[:0]
 	}
 	c.r.decoded.Add(1)
 	n := 0
 	for i := uint32(0); i < h.count; i++ {
-		if data, err = ParseRecord(data, &c.rec); err != nil {
+		if err := fr.next(&c.rec); err != nil {
 			return n, ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
 		}
 		c.r.records.Add(1)
@@ -197,8 +195,8 @@ func (c *cursorReader) frame(ff *frameFile, h *frameHeader, fn func(*analytics.R
 		}
 		n++
 	}
-	if len(data) != 0 {
-		return n, ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", len(data), h.count))
+	if left := fr.left(); left != 0 {
+		return n, ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", left, h.count))
 	}
 	return n, nil
 }

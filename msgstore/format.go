@@ -21,16 +21,23 @@ import (
 //	+-----+---+---+-----+------+---+---+-----+-------+-------+---------+
 //	40        44        48       52       56       60       64
 //	+---------+---------+--------+--------+--------+--------+
-//	|bloomLen |bloomCRC |stored  |raw     |  rsv   |hdrCRC  |
+//	|bloomLen |bloomCRC |stored  |raw     |  core  |hdrCRC  |
 //	+---------+---------+--------+--------+--------+--------+
 //	| bloom (bloomLen) | data (stored) | CRC32C |
 //
 // hdrCRC covers bytes [0,60) and bloomCRC the bloom, so a reader trusts a
 // header and its bloom (and skips the frame) without reading the data; the
 // trailing CRC covers everything before it.
+//
+// In version 2 the data section is two sections back to back, each
+// compressed on its own: the records' cores (core bytes stored), then
+// their details (the rest; record.go). A scan without detail decompresses
+// and parses only the first. In version 1 (core 0) it is one section of
+// whole records.
 const (
 	frameMagic      uint32 = 0x524d5654 // "TVMR"
-	frameVersion    uint8  = 1
+	frameVersion    uint8  = 2          // what the writer writes; readers read 1 too
+	frameVersion1   uint8  = 1          // records as rows: each one's core, then its detail
 	frameHeaderSize        = 64
 	maxHeaderSize          = 4096 // a reader accepts longer (future) headers up to this
 	crcSize                = 4
@@ -42,6 +49,14 @@ const (
 	maxFrameBytes = 16 << 20
 	maxRecordLen  = 32 << 20
 	maxCount      = 1 << 24
+
+	// Frame flags (flg). A frame holds only exchanges or only connection
+	// records (analytics.IsConnection), so a scan of one kind skips the
+	// other's frames unread. Frames written before the flags hold both
+	// kinds and carry neither.
+	flagExchanges   uint8 = 1 << 0
+	flagConnections uint8 = 1 << 1
+	knownFlags            = flagExchanges | flagConnections
 
 	codecRaw  uint8 = 0
 	codecZstd uint8 = 1
@@ -63,6 +78,7 @@ const (
 	offBloomCRC = 44
 	offStored   = 48
 	offRaw      = 52
+	offCore     = 56
 	offHdrCRC   = 60
 )
 
@@ -85,9 +101,11 @@ var errTorn = errors.New("frame extends past end of file")
 
 // frameHeader is the decoded fixed header of a frame.
 type frameHeader struct {
+	version  uint8
 	hdrLen   uint16
 	codec    uint8
 	hashes   uint8
+	flags    uint8
 	count    uint32
 	minTS    int64
 	maxTS    int64
@@ -96,6 +114,7 @@ type frameHeader struct {
 	bloomCRC uint32
 	stored   uint32
 	raw      uint32
+	core     uint32 // version 2: stored bytes of the core section
 }
 
 // frameLen is the full on-disk length of the frame, trailing CRC included.
@@ -104,16 +123,20 @@ func (h *frameHeader) frameLen() int64 {
 }
 
 // putFrameHeader writes h at the start of b (frameHeaderSize bytes),
-// header CRC included.
-func putFrameHeader(b []byte, h *frameHeader) {
+// header CRC included: a version 2 header, or version 1 with v1.
+func putFrameHeader(b []byte, h *frameHeader, v1 bool) {
 	_ = b[frameHeaderSize-1]
 	clear(b[:frameHeaderSize])
 	binary.LittleEndian.PutUint32(b[offMagic:], frameMagic)
 	b[offVersion] = frameVersion
+	if v1 {
+		b[offVersion] = frameVersion1
+	}
 	b[offCodec] = h.codec
 	binary.LittleEndian.PutUint16(b[offHdrLen:], frameHeaderSize)
 	binary.LittleEndian.PutUint32(b[offCount:], h.count)
 	b[offHashes] = h.hashes
+	b[offFlags] = h.flags
 	binary.LittleEndian.PutUint64(b[offMinTS:], uint64(h.minTS))
 	binary.LittleEndian.PutUint64(b[offMaxTS:], uint64(h.maxTS))
 	binary.LittleEndian.PutUint64(b[offProtos:], h.protos)
@@ -121,6 +144,7 @@ func putFrameHeader(b []byte, h *frameHeader) {
 	binary.LittleEndian.PutUint32(b[offBloomCRC:], h.bloomCRC)
 	binary.LittleEndian.PutUint32(b[offStored:], h.stored)
 	binary.LittleEndian.PutUint32(b[offRaw:], h.raw)
+	binary.LittleEndian.PutUint32(b[offCore:], h.core)
 	binary.LittleEndian.PutUint32(b[offHdrCRC:], crc32.Checksum(b[:offHdrCRC], castagnoli))
 }
 
@@ -128,7 +152,7 @@ func putFrameHeader(b []byte, h *frameHeader) {
 // (at least frameHeaderSize bytes): header CRC and field bounds, not the
 
 // frameLayout is the fixed part of the header that encoding checks.
-var frameLayout = encoding.Header{What: "frame header", Size: frameHeaderSize, Magic: frameMagic, Version: frameVersion,
+var frameLayout = encoding.Header{What: "frame header", Size: frameHeaderSize, Magic: frameMagic, Version: frameVersion, MinVersion: frameVersion1,
 	OffMagic: offMagic, OffVersion: offVersion, OffCRC: offHdrCRC}
 
 // bloom or the data.
@@ -137,6 +161,7 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 	if err := frameLayout.Check(b); err != nil {
 		return h, err
 	}
+	h.version = b[offVersion]
 	h.hdrLen = binary.LittleEndian.Uint16(b[offHdrLen:])
 	if h.hdrLen < frameHeaderSize || h.hdrLen > maxHeaderSize {
 		return h, fmt.Errorf("frame header: header length %d out of range", h.hdrLen)
@@ -144,6 +169,7 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 	h.codec = b[offCodec]
 	h.count = binary.LittleEndian.Uint32(b[offCount:])
 	h.hashes = b[offHashes]
+	h.flags = b[offFlags]
 	h.minTS = int64(binary.LittleEndian.Uint64(b[offMinTS:]))
 	h.maxTS = int64(binary.LittleEndian.Uint64(b[offMaxTS:]))
 	h.protos = binary.LittleEndian.Uint64(b[offProtos:])
@@ -151,9 +177,16 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 	h.bloomCRC = binary.LittleEndian.Uint32(b[offBloomCRC:])
 	h.stored = binary.LittleEndian.Uint32(b[offStored:])
 	h.raw = binary.LittleEndian.Uint32(b[offRaw:])
+	h.core = binary.LittleEndian.Uint32(b[offCore:])
 	switch {
+	case h.version == frameVersion1 && h.core != 0:
+		return h, fmt.Errorf("frame header: version 1 with a core section of %d bytes", h.core)
+	case h.core > h.stored:
+		return h, fmt.Errorf("frame header: core section of %d bytes in %d stored", h.core, h.stored)
 	case h.count > maxCount:
 		return h, fmt.Errorf("frame header: %d records exceeds %d", h.count, maxCount)
+	case h.flags&^knownFlags != 0 || h.flags == knownFlags:
+		return h, fmt.Errorf("frame header: flags %#02x", h.flags)
 	case h.hashes == 0 || h.hashes > 32:
 		return h, fmt.Errorf("frame header: %d bloom hashes out of range", h.hashes)
 	case h.bloomLen > maxBloomBytes:

@@ -41,10 +41,17 @@ type Query struct {
 	AnyTerms [][]string
 	// Protos, when not empty, lists the protocols accepted (any of them).
 	Protos []string
-	// NoDetail passes records without their Fields and Packets (empty),
-	// which are checked but not decoded: for a caller that reads neither
-	// (a latency table by protocol, a diagnosis), it halves the cost of a
-	// scan. Terms, which may name fields, turn it off.
+	// Kind, when not AllRecords, passes only exchanges or only connection
+	// records (analytics.IsConnection). The writer keeps the two kinds in
+	// frames of their own, so the other kind's frames are skipped unread;
+	// a frame written before that holds both, and its records are tested
+	// one by one.
+	Kind RecordKind
+	// NoDetail passes records without their Fields and Packets (empty):
+	// a frame's detail section is neither decompressed nor parsed (in a
+	// version 1 frame, which has none, they are checked but not decoded).
+	// For a caller that reads neither (a latency table by protocol, a
+	// diagnosis). Terms, which may name fields, turn it off.
 	NoDetail bool
 	// Workers, above 1, reads and decodes frames on that many goroutines
 	// (scan_parallel.go), each started through Spawn (nil: a plain go
@@ -60,11 +67,33 @@ type Query struct {
 	OnCorrupt func(error)
 }
 
+// RecordKind selects exchanges or connection records (Query.Kind).
+type RecordKind uint8
+
+const (
+	AllRecords  RecordKind = iota
+	Exchanges              // request/response exchanges: not analytics.IsConnection
+	Connections            // connection records: analytics.IsConnection
+)
+
+// skipFlag is the frame flag of the frames a scan of kind k skips (0:
+// none).
+func (k RecordKind) skipFlag() uint8 {
+	switch k {
+	case Exchanges:
+		return flagConnections
+	case Connections:
+		return flagExchanges
+	}
+	return 0
+}
+
 // ScanStats count a Reader's frame decisions since OpenReader.
 type ScanStats struct {
 	Frames       uint64 // frame headers read
 	SkippedTime  uint64 // frames skipped by their time range
 	SkippedProto uint64 // frames skipped by their protocol bitmap
+	SkippedKind  uint64 // frames skipped as holding only the other kind of record (Query.Kind)
 	SkippedBloom uint64 // frames skipped by their bloom filter
 	Decoded      uint64 // frames read whole (and decompressed when zstd)
 	Records      uint64 // records passed to Scan callbacks
@@ -78,7 +107,7 @@ type Reader struct {
 	dir string // root/messages
 	dec *zstd.Decoder
 
-	frames, skipTime, skipProto, skipBloom, decoded, records, corrupt atomic.Uint64
+	frames, skipTime, skipProto, skipKind, skipBloom, decoded, records, corrupt atomic.Uint64
 }
 
 // OpenReader opens the message store under root. A root without a messages
@@ -107,6 +136,7 @@ func (r *Reader) Stats() ScanStats {
 		Frames:       r.frames.Load(),
 		SkippedTime:  r.skipTime.Load(),
 		SkippedProto: r.skipProto.Load(),
+		SkippedKind:  r.skipKind.Load(),
 		SkippedBloom: r.skipBloom.Load(),
 		Decoded:      r.decoded.Load(),
 		Records:      r.records.Load(),
@@ -158,7 +188,9 @@ func (p *plan) frameInTime(h *frameHeader) bool {
 	return (p.q.From == 0 || h.maxTS >= p.q.From) && (p.q.To == 0 || h.minTS <= p.q.To)
 }
 
-func (p *plan) recordMatches(r *analytics.Record, tb *analytics.TermBuf) bool {
+// recordMatches tests r of a frame with flags (which say whether its
+// records need a test of their kind).
+func (p *plan) recordMatches(r *analytics.Record, tb *analytics.TermBuf, flags uint8) bool {
 	if p.q.From != 0 || p.q.To != 0 {
 		lo, hi, ok := recordSpan(r)
 		if !ok || (p.q.From != 0 && hi < p.q.From) || (p.q.To != 0 && lo > p.q.To) {
@@ -166,6 +198,9 @@ func (p *plan) recordMatches(r *analytics.Record, tb *analytics.TermBuf) bool {
 		}
 	}
 	if len(p.q.Protos) > 0 && !slices.Contains(p.q.Protos, r.Proto) {
+		return false
+	}
+	if p.q.Kind != AllRecords && flags == 0 && analytics.IsConnection(r) != (p.q.Kind == Connections) {
 		return false
 	}
 	if len(p.terms) > 0 || len(p.anyTerms) > 0 {
@@ -313,35 +348,109 @@ func (ff *frameFile) bloom(h *frameHeader) ([]byte, error) {
 	return b, nil
 }
 
-// data reads the whole frame, checks its CRC and returns the decoded data
-// section (in dst's storage when it was compressed, else in ff.buf).
-func (ff *frameFile) data(h *frameHeader, dec *zstd.Decoder, dst []byte) ([]byte, error) {
+// decodeBufs are the buffers a frame's sections decompress into, kept
+// for the next frame.
+type decodeBufs struct{ core, det []byte }
+
+// frameRecords reads the records of a decoded frame one by one (next),
+// sharing strings through the decoders' strCache.
+type frameRecords struct {
+	core   decoder // version 1: the whole records; version 2: the cores
+	det    decoder // version 2 with detail: the details
+	split  bool    // version 2
+	detail bool    // decode Fields and Packets (else they are left empty)
+}
+
+// next decodes the next record into r (ParseRecord's contract; without
+// detail, r.Fields and r.Packets are empty).
+func (fr *frameRecords) next(r *analytics.Record) error {
+	if err := fr.core.core(r); err != nil {
+		return err
+	}
+	switch {
+	case !fr.split:
+		return fr.core.detail(r, fr.detail) // checked even when not kept
+	case fr.detail:
+		return fr.det.detail(r, true)
+	}
+	r.Fields, r.Packets = r.Fields[:0], r.Packets[:0]
+	return nil
+}
+
+// left is how many decoded bytes no record took, after the last.
+func (fr *frameRecords) left() int { return len(fr.core.rest()) + len(fr.det.rest()) }
+
+// records reads the whole frame, checks its CRC and decodes its data
+// section for frameRecords: in a version 2 frame, the detail section only
+// with detail. The decoded bytes are in bufs' storage when compressed,
+// else in ff.buf; c (nil: none) shares strings.
+func (ff *frameFile) records(h *frameHeader, dec *zstd.Decoder, bufs *decodeBufs, detail bool, c *strCache) (frameRecords, error) {
+	fr := frameRecords{detail: detail, split: h.version != frameVersion1}
 	b, err := ff.readAt(int(h.frameLen()), ff.off)
 	if err != nil {
-		return nil, err
+		return fr, err
 	}
 	end := len(b) - crcSize
 	if got, want := binary.LittleEndian.Uint32(b[end:]), crc32.Checksum(b[:end], castagnoli); got != want {
-		return nil, ff.corrupt(fmt.Errorf("frame crc %#08x, want %#08x", got, want))
+		return fr, ff.corrupt(fmt.Errorf("frame crc %#08x, want %#08x", got, want))
 	}
 	data := b[int(h.hdrLen)+int(h.bloomLen) : end]
-	if h.codec == codecZstd {
-		if cap(dst) < int(h.raw) {
-			dst = make([]byte, 0, h.raw)
-		}
-		data, err = dec.DecodeAll(data, dst[:0])
+	if !fr.split {
+		rows, err := ff.section(h, data, dec, &bufs.core, int(h.raw), "data")
 		if err != nil {
-			return nil, ff.corrupt(fmt.Errorf("decompress data: %w", err))
+			return fr, err
 		}
+		if len(rows) != int(h.raw) {
+			return fr, ff.corrupt(fmt.Errorf("data is %d bytes, header says %d", len(rows), h.raw))
+		}
+		fr.core = decoder{b: rows, cache: c}
+		return fr, nil
 	}
-	if len(data) != int(h.raw) {
-		return nil, ff.corrupt(fmt.Errorf("data is %d bytes, header says %d", len(data), h.raw))
+	core, err := ff.section(h, data[:h.core], dec, &bufs.core, int(h.raw), "core section")
+	if err != nil {
+		return fr, err
 	}
-	return data, nil
+	fr.core = decoder{b: core, cache: c}
+	if !detail {
+		if len(core) > int(h.raw) {
+			return fr, ff.corrupt(fmt.Errorf("core section is %d bytes, header says %d for both", len(core), h.raw))
+		}
+		return fr, nil
+	}
+	det, err := ff.section(h, data[h.core:], dec, &bufs.det, int(h.raw)-len(core), "detail section")
+	if err != nil {
+		return fr, err
+	}
+	if len(core)+len(det) != int(h.raw) {
+		return fr, ff.corrupt(fmt.Errorf("sections are %d and %d bytes, header says %d", len(core), len(det), h.raw))
+	}
+	fr.det = decoder{b: det, cache: c}
+	return fr, nil
+}
+
+// section decodes one stored section of the frame h: b itself when raw,
+// else decompressed into *buf (grown to at least size bytes), which keeps
+// the storage for the next frame.
+func (ff *frameFile) section(h *frameHeader, b []byte, dec *zstd.Decoder, buf *[]byte, size int, what string) ([]byte, error) {
+	if h.codec != codecZstd {
+		return b, nil
+	}
+	dst := *buf
+	if cap(dst) < size {
+		dst = make([]byte, 0, max(size, 0))
+	}
+	out, err := dec.DecodeAll(b, dst[:0])
+	if err != nil {
+		return nil, ff.corrupt(fmt.Errorf("decompress %s: %w", what, err))
+	}
+	*buf = out[:0]
+	return out, nil
 }
 
 // Scan calls fn for each record matching q, file by file in sequence order
-// and in write order within a file. The *Record passed to fn, with its
+// and frame by frame within a file: each kind of record (exchanges,
+// connection records, which the writer keeps in frames of their own) in
+// write order. The *Record passed to fn, with its
 // Fields and Packets, is reused for the next record: fn must copy what it
 // keeps. A frame cut short at the end of a file (being written, or torn by
 // a crash) ends that file quietly. A frame whose bloom filter or data is
@@ -463,6 +572,10 @@ func (s *scanner) frameCandidate(ff *frameFile, h *frameHeader) (bool, error) {
 	}
 	if s.p.protoMask != 0 && h.protos&s.p.protoMask == 0 {
 		s.r.skipProto.Add(1)
+		return false, nil
+	}
+	if f := s.p.q.Kind.skipFlag(); f != 0 && h.flags == f {
+		s.r.skipKind.Add(1)
 		return false, nil
 	}
 	if len(s.p.termHashes) == 0 && len(s.p.anyHashes) == 0 {
@@ -759,16 +872,13 @@ func Verify(root string) (Report, error) {
 type verifier struct {
 	rec  analytics.Record
 	tb   analytics.TermBuf
-	dbuf []byte
+	bufs decodeBufs
 }
 
 func (v *verifier) frame(ff *frameFile, h *frameHeader, dec *zstd.Decoder) error {
-	data, err := ff.data(h, dec, v.dbuf)
+	fr, err := ff.records(h, dec, &v.bufs, true, nil)
 	if err != nil {
 		return err
-	}
-	if h.codec == codecZstd {
-		v.dbuf = data[:0]
 	}
 	// The bloom lies inside the frame just read into ff.buf (data may
 	// alias ff.buf too, a later part of it); nothing reads into ff.buf
@@ -778,7 +888,7 @@ func (v *verifier) frame(ff *frameFile, h *frameHeader, dec *zstd.Decoder) error
 		return ff.corrupt(fmt.Errorf("bloom crc %#08x, want %#08x", got, h.bloomCRC))
 	}
 	for i := uint32(0); i < h.count; i++ {
-		if data, err = ParseRecord(data, &v.rec); err != nil {
+		if err := fr.next(&v.rec); err != nil {
 			return ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
 		}
 		if lo, hi, ok := recordSpan(&v.rec); ok && (lo < h.minTS || hi > h.maxTS) {
@@ -787,6 +897,13 @@ func (v *verifier) frame(ff *frameFile, h *frameHeader, dec *zstd.Decoder) error
 		if h.protos&protoBit(v.rec.Proto) == 0 {
 			return ff.corrupt(fmt.Errorf("record %d: proto %q not in the frame's bitmap", i, v.rec.Proto))
 		}
+		if conn := analytics.IsConnection(&v.rec); h.flags != 0 && conn != (h.flags == flagConnections) {
+			what := "an exchange in a frame of connection records"
+			if conn {
+				what = "a connection record in a frame of exchanges"
+			}
+			return ff.corrupt(fmt.Errorf("record %d: %s", i, what))
+		}
 		v.tb.Build(&v.rec)
 		for k := range v.tb.Len() {
 			if t := v.tb.Term(k); !bloomHas(bloom, int(h.hashes), termHash(t)) {
@@ -794,8 +911,8 @@ func (v *verifier) frame(ff *frameFile, h *frameHeader, dec *zstd.Decoder) error
 			}
 		}
 	}
-	if len(data) != 0 {
-		return ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", len(data), h.count))
+	if n := fr.left(); n != 0 {
+		return ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", n, h.count))
 	}
 	return nil
 }

@@ -68,6 +68,12 @@ var errTruncated = errors.New("record truncated")
 // extended slice. It does not check the limits (see checkRecord); it never
 // fails.
 func AppendRecord(dst []byte, r *analytics.Record) []byte {
+	return appendDetail(appendCore(dst, r), r)
+}
+
+// appendCore appends the core of r's encoding (AppendRecord): everything
+// up to and including Flags.
+func appendCore(dst []byte, r *analytics.Record) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, r.ID)
 	dst = appendString(dst, r.Proto)
 	dst = append(dst, r.Transport)
@@ -102,7 +108,12 @@ func AppendRecord(dst []byte, r *analytics.Record) []byte {
 	dst = binary.AppendVarint(dst, int64(r.ReqPkts))
 	dst = binary.AppendVarint(dst, int64(r.RespPkts))
 	dst = binary.AppendUvarint(dst, uint64(r.Flags))
+	return dst
+}
 
+// appendDetail appends the detail of r's encoding (AppendRecord): its
+// Fields and Packets.
+func appendDetail(dst []byte, r *analytics.Record) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(r.Fields)))
 	for i := range r.Fields {
 		f := &r.Fields[i]
@@ -186,10 +197,15 @@ func checkRecord(r *analytics.Record) error {
 	return nil
 }
 
-// decoder walks an encoded record. The first error sticks; later reads
-// return zero values, so ParseRecord checks err once per section.
+// decoder walks an encoded record: b from offset p. The first error
+// sticks (and empties what is left); later reads return zero values, so
+// parseRecord checks err once per section. Reads advance an offset rather
+// than reslicing b, and one-byte varints (lengths, kinds, counts, small
+// durations: most of them) take a branch-only fast path: a scan's records
+// are a row of varints, and this loop is most of its time.
 type decoder struct {
 	b     []byte
+	p     int
 	err   error
 	cache *strCache // nil: allocate every string not interned
 }
@@ -239,31 +255,44 @@ func (d *decoder) fail(err error) {
 	if d.err == nil {
 		d.err = err
 	}
-	d.b = nil
+	d.b, d.p = nil, 0
 }
 
+// rest is what is left after the reads so far.
+func (d *decoder) rest() []byte { return d.b[d.p:] }
+
 func (d *decoder) byte1() byte {
-	if len(d.b) < 1 {
+	if d.p >= len(d.b) {
 		d.fail(errTruncated)
 		return 0
 	}
-	c := d.b[0]
-	d.b = d.b[1:]
+	c := d.b[d.p]
+	d.p++
 	return c
 }
 
 func (d *decoder) bytesN(n int) []byte {
-	if len(d.b) < n {
+	if n > len(d.b)-d.p {
 		d.fail(errTruncated)
 		return nil
 	}
-	p := d.b[:n]
-	d.b = d.b[n:]
+	p := d.b[d.p : d.p+n : d.p+n]
+	d.p += n
 	return p
 }
 
 func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
+	if d.p < len(d.b) {
+		if c := d.b[d.p]; c < 0x80 {
+			d.p++
+			return uint64(c)
+		}
+	}
+	return d.uvarintSlow()
+}
+
+func (d *decoder) uvarintSlow() uint64 {
+	v, n := binary.Uvarint(d.b[d.p:])
 	if n <= 0 {
 		if n == 0 {
 			d.fail(errTruncated)
@@ -272,22 +301,17 @@ func (d *decoder) uvarint() uint64 {
 		}
 		return 0
 	}
-	d.b = d.b[n:]
+	d.p += n
 	return v
 }
 
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		if n == 0 {
-			d.fail(errTruncated)
-		} else {
-			d.fail(errors.New("varint overflows 64 bits"))
-		}
-		return 0
+	ux := d.uvarint()
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
 	}
-	d.b = d.b[n:]
-	return v
+	return x
 }
 
 // bounded reads a uvarint that must be at most max.
@@ -384,12 +408,22 @@ func ParseRecord(b []byte, r *analytics.Record) (rest []byte, err error) {
 	return parseRecord(b, r, nil, true)
 }
 
-// parseRecord is ParseRecord sharing strings through c (nil: none). Without
-// detail it checks the fields and packet refs as ParseRecord does but
-// leaves r.Fields and r.Packets empty: their strings and refs are most of
-// the work of a scan that reads neither (Query.NoDetail).
+// parseRecord is ParseRecord sharing strings through c (nil: none), and
+// without detail leaving r.Fields and r.Packets empty (decoder.detail).
 func parseRecord(b []byte, r *analytics.Record, c *strCache, detail bool) (rest []byte, err error) {
 	d := decoder{b: b, cache: c}
+	if err := d.core(r); err != nil {
+		return nil, err
+	}
+	if err := d.detail(r, detail); err != nil {
+		return nil, err
+	}
+	return d.rest(), nil
+}
+
+// core decodes the core of a record into r: everything but its Fields and
+// Packets.
+func (d *decoder) core(r *analytics.Record) error {
 	if id := d.bytesN(8); id != nil {
 		r.ID = binary.LittleEndian.Uint64(id)
 	}
@@ -399,7 +433,7 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache, detail bool) (rest 
 	r.Client = d.addrPort("client")
 	r.Server = d.addrPort("server")
 	if d.err != nil {
-		return nil, fmt.Errorf("parse record: %w", d.err)
+		return fmt.Errorf("parse record: %w", d.err)
 	}
 
 	mask := d.byte1()
@@ -432,20 +466,27 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache, detail bool) (rest 
 	r.RespPkts = d.int32v("response packets")
 	r.Flags = uint32(d.bounded("flags", math.MaxUint32))
 	if d.err != nil {
-		return nil, fmt.Errorf("parse record %016x: %w", r.ID, d.err)
+		return fmt.Errorf("parse record %016x: %w", r.ID, d.err)
 	}
+	return nil
+}
 
+// detail decodes the detail of the record r (whose core came before):
+// its Fields and Packets. Without keep it checks them as it would decode
+// them but leaves r.Fields and r.Packets empty: their strings and refs are
+// most of the work of a scan that reads neither (Query.NoDetail).
+func (d *decoder) detail(r *analytics.Record, keep bool) error {
 	// Each field takes at least 2 bytes: bound the count by what is left
 	// before growing the slice.
 	nf := d.bounded("field count", MaxFields)
-	if nf > len(d.b)/2 {
+	if nf > (len(d.b)-d.p)/2 {
 		d.fail(fmt.Errorf("field count %d: %w", nf, errTruncated))
 		nf = 0
 	}
 	r.Fields = r.Fields[:0]
 	for i := 0; i < nf && d.err == nil; i++ {
 		var f analytics.Field
-		if detail {
+		if keep {
 			f.Key = d.str("field key")
 		} else {
 			d.rawString("field key")
@@ -458,7 +499,7 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache, detail bool) (rest 
 		f.IsInt = kind&fieldInt != 0
 		if kind&fieldHasS != 0 {
 			var n int
-			if detail {
+			if keep {
 				f.Str = d.str("field value")
 				n = len(f.Str)
 			} else {
@@ -473,21 +514,21 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache, detail bool) (rest 
 				d.fail(fmt.Errorf("field %d: zero integer marked present", i))
 			}
 		}
-		if detail {
+		if keep {
 			r.Fields = append(r.Fields, f)
 		}
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("parse record %016x: fields: %w", r.ID, d.err)
+		return fmt.Errorf("parse record %016x: fields: %w", r.ID, d.err)
 	}
 
 	// Each ref takes at least 3 bytes.
 	np := d.bounded("packet ref count", MaxRefs)
 	if d.err != nil {
-		return nil, fmt.Errorf("parse record %016x: packet refs: %w", r.ID, d.err)
+		return fmt.Errorf("parse record %016x: packet refs: %w", r.ID, d.err)
 	}
-	if np > len(d.b)/3 {
-		return nil, fmt.Errorf("parse record %016x: packet ref count %d: %w", r.ID, np, errTruncated)
+	if np > (len(d.b)-d.p)/3 {
+		return fmt.Errorf("parse record %016x: packet ref count %d: %w", r.ID, np, errTruncated)
 	}
 	r.Packets = r.Packets[:0]
 	var prevBlock uint64
@@ -500,13 +541,13 @@ func parseRecord(b []byte, r *analytics.Record, c *strCache, detail bool) (rest 
 			d.fail(fmt.Errorf("packet ref %d: ordinal %d out of range", i, ord))
 		}
 		if d.err != nil {
-			return nil, fmt.Errorf("parse record %016x: packet refs: %w", r.ID, d.err)
+			return fmt.Errorf("parse record %016x: packet refs: %w", r.ID, d.err)
 		}
 		p.Ord = uint32(ord)
-		if detail {
+		if keep {
 			r.Packets = append(r.Packets, p)
 		}
 		prevBlock, prevOrd = p.Block, p.Ord
 	}
-	return d.b, nil
+	return nil
 }

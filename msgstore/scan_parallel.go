@@ -59,7 +59,7 @@ type scanBatch struct {
 	n    int   // matching records in recs
 	err  error // the frame's corruption (*CorruptionError), or a read error
 	rbuf []byte
-	dbuf []byte
+	bufs decodeBufs
 }
 
 // scanWorker is one decoding goroutine's state.
@@ -250,13 +250,10 @@ func (r *Reader) produce(ctx context.Context, files []fileEntry, p *plan, jobs, 
 // alone.
 func (r *Reader) decodeFrame(w *scanWorker, ff *frameFile, h *frameHeader, b *scanBatch, p *plan, detail bool) {
 	b.n, b.err = 0, nil
-	data, err := ff.data(h, r.dec, b.dbuf)
+	fr, err := ff.records(h, r.dec, &b.bufs, detail, &w.strs)
 	if err != nil {
 		b.err = err
 		return
-	}
-	if h.codec == codecZstd {
-		b.dbuf = data[:0]
 	}
 	r.decoded.Add(1)
 	for i := uint32(0); i < h.count; i++ {
@@ -264,16 +261,16 @@ func (r *Reader) decodeFrame(w *scanWorker, ff *frameFile, h *frameHeader, b *sc
 			b.recs = append(b.recs, analytics.Record{})
 		}
 		rec := &b.recs[b.n]
-		if data, err = parseRecord(data, rec, &w.strs, detail); err != nil {
+		if err := fr.next(rec); err != nil {
 			b.err = ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
 			return
 		}
-		if p.recordMatches(rec, &w.tb) {
+		if p.recordMatches(rec, &w.tb, h.flags) {
 			b.n++
 		}
 	}
-	if len(data) != 0 {
-		b.err = ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", len(data), h.count))
+	if n := fr.left(); n != 0 {
+		b.err = ff.corrupt(fmt.Errorf("%d bytes after the last of %d records", n, h.count))
 	}
 }
 

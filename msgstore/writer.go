@@ -128,16 +128,13 @@ type Writer struct {
 	low        bool        // the free space was below Reserve at that check
 	rollReq    atomic.Bool // Roll: start a new file at the next frame
 
-	// The open frame. raw holds the records' encodings back to back;
-	// hashes the term hashes of all of them (deduplicated at seal).
-	raw          []byte
-	n            int
-	minTS, maxTS int64
-	hasTS        bool
-	protos       uint64
-	hashes       []uint64
-	terms        analytics.TermBuf
-	out          []byte // the frame being sealed; reused
+	// The open frames: one for exchanges, one for connection records
+	// (frameKind), so a scan of either kind skips the other's frames
+	// unread.
+	open  [2]openFrame
+	terms analytics.TermBuf
+	out   []byte // the frame being sealed; reused
+	rows  bool   // write version 1 frames (records as rows): tests of old stores
 
 	records, frames, bytes, files, writeErrors, dropped, rejected, reserveDropped, recovered atomic.Uint64
 }
@@ -410,31 +407,76 @@ func (w *Writer) Append(r *analytics.Record) error {
 		w.rejected.Add(1)
 		return fmt.Errorf("append message record: %w", err)
 	}
-	start := len(w.raw)
-	w.raw = AppendRecord(w.raw, r)
-	if len(w.raw)-start > maxRecordLen {
-		w.raw = w.raw[:start]
+	k := frameKind(r)
+	if w.rows {
+		k = kindExchanges // version 1: one frame for both kinds, no flags
+	}
+	f := &w.open[k]
+	startC, startD := len(f.core), len(f.det)
+	if w.rows {
+		f.core = AppendRecord(f.core, r) // version 1: whole records in one section
+	} else {
+		f.core = appendCore(f.core, r)
+		f.det = appendDetail(f.det, r)
+	}
+	if len(f.core)-startC+len(f.det)-startD > maxRecordLen {
+		f.core, f.det = f.core[:startC], f.det[:startD]
 		w.rejected.Add(1)
 		return fmt.Errorf("append message record %016x: encoding exceeds %d bytes", r.ID, maxRecordLen)
 	}
 	if lo, hi, ok := recordSpan(r); ok {
-		if !w.hasTS {
-			w.minTS, w.maxTS, w.hasTS = lo, hi, true
+		if !f.hasTS {
+			f.minTS, f.maxTS, f.hasTS = lo, hi, true
 		} else {
-			w.minTS, w.maxTS = min(w.minTS, lo), max(w.maxTS, hi)
+			f.minTS, f.maxTS = min(f.minTS, lo), max(f.maxTS, hi)
 		}
 	}
-	w.protos |= protoBit(r.Proto)
+	f.protos |= protoBit(r.Proto)
 	w.terms.Build(r)
 	for i := range w.terms.Len() {
-		w.hashes = append(w.hashes, termHash(w.terms.Term(i)))
+		f.hashes = append(f.hashes, termHash(w.terms.Term(i)))
 	}
-	w.n++
-	if w.n >= w.opts.FrameRecords || len(w.raw) >= w.opts.FrameBytes {
-		return w.seal()
+	f.n++
+	if f.n >= w.opts.FrameRecords || len(f.core)+len(f.det) >= w.opts.FrameBytes {
+		return w.sealKind(k)
 	}
 	return nil
 }
+
+// openFrame is a frame being filled: core and det hold its records' cores
+// and details back to back (format.go's two sections), hashes the term
+// hashes of all of them (deduplicated at seal).
+type openFrame struct {
+	core, det    []byte
+	n            int
+	minTS, maxTS int64
+	hasTS        bool
+	protos       uint64
+	hashes       []uint64
+}
+
+func (f *openFrame) reset() {
+	f.core, f.det, f.n, f.hashes = f.core[:0], f.det[:0], 0, f.hashes[:0]
+	f.minTS, f.maxTS, f.hasTS, f.protos = 0, 0, false, 0
+}
+
+// Frame kinds: which open frame a record goes to, and the flag its frames
+// carry.
+const (
+	kindExchanges   = 0
+	kindConnections = 1
+)
+
+// frameKind is kindConnections for a connection record (proto "tcp", or a
+// flow-class record: analytics.IsConnection), else kindExchanges.
+func frameKind(r *analytics.Record) int {
+	if analytics.IsConnection(r) {
+		return kindConnections
+	}
+	return kindExchanges
+}
+
+var kindFlags = [2]uint8{flagExchanges, flagConnections}
 
 // Flush writes the open frame now, so its records become readable.
 func (w *Writer) Flush() error {
@@ -506,12 +548,24 @@ func (w *Writer) Stats() WriterStats {
 // write succeeded or not (a failed frame's records are dropped and
 // counted). With no open frame it only runs a due periodic fsync.
 func (w *Writer) seal() error {
-	if w.n == 0 {
+	// The older frame first, so a reader sees records in about the order
+	// they completed.
+	first := kindExchanges
+	if f := &w.open; f[kindConnections].n > 0 && (f[kindExchanges].n == 0 || f[kindConnections].minTS < f[kindExchanges].minTS) {
+		first = kindConnections
+	}
+	return errors.Join(w.sealKind(first), w.sealKind(1-first))
+}
+
+// sealKind is seal for the open frame of kind k.
+func (w *Writer) sealKind(k int) error {
+	f := &w.open[k]
+	if f.n == 0 {
 		return w.maybeSync()
 	}
-	n := w.n
-	frame := w.buildFrame()
-	w.resetFrame()
+	n := f.n
+	frame := w.buildFrame(f, kindFlags[k])
+	f.reset()
 	if w.belowReserve(int64(len(frame))) {
 		w.dropped.Add(uint64(n))
 		w.reserveDropped.Add(uint64(n))
@@ -564,35 +618,43 @@ func (w *Writer) maybeSync() error {
 	return nil
 }
 
-func (w *Writer) resetFrame() {
-	w.raw, w.n, w.hashes = w.raw[:0], 0, w.hashes[:0]
-	w.minTS, w.maxTS, w.hasTS, w.protos = 0, 0, false, 0
-}
-
-// buildFrame encodes the open frame into w.out and returns it (valid until
+// buildFrame encodes f, with flags, into w.out and returns it (valid until
 // the next buildFrame).
-func (w *Writer) buildFrame() []byte {
+func (w *Writer) buildFrame(f *openFrame, flags uint8) []byte {
+	raw := len(f.core) + len(f.det)
 	h := frameHeader{
 		hdrLen: frameHeaderSize,
 		hashes: bloomHashes,
-		count:  uint32(w.n),
-		minTS:  w.minTS,
-		maxTS:  w.maxTS,
-		protos: w.protos,
-		raw:    uint32(len(w.raw)),
+		flags:  flags,
+		count:  uint32(f.n),
+		minTS:  f.minTS,
+		maxTS:  f.maxTS,
+		protos: f.protos,
+		raw:    uint32(raw),
 	}
 	out := append(w.out[:0], make([]byte, frameHeaderSize)...)
-	out = appendBloom(out, w.hashes)
+	out = appendBloom(out, f.hashes)
 	h.bloomLen = uint32(len(out) - frameHeaderSize)
 	h.bloomCRC = crc32.Checksum(out[frameHeaderSize:], castagnoli)
 	dataStart := len(out)
-	out = w.enc.EncodeAll(w.raw, out)
-	if h.codec = codecZstd; (len(out)-dataStart)*100 > len(w.raw)*incompressiblePct {
-		out = append(out[:dataStart], w.raw...)
+	h.codec = codecZstd
+	if w.rows {
+		out = w.enc.EncodeAll(f.core, out) // f.det is empty
+		h.flags = 0
+	} else {
+		out = w.enc.EncodeAll(f.core, out)
+		h.core = uint32(len(out) - dataStart)
+		out = w.enc.EncodeAll(f.det, out)
+	}
+	if (len(out)-dataStart)*100 > raw*incompressiblePct {
+		out = append(append(out[:dataStart], f.core...), f.det...)
 		h.codec = codecRaw
+		if !w.rows {
+			h.core = uint32(len(f.core))
+		}
 	}
 	h.stored = uint32(len(out) - dataStart)
-	putFrameHeader(out, &h)
+	putFrameHeader(out, &h, w.rows)
 	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 	w.out = out
 	return out

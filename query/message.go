@@ -146,7 +146,9 @@ func (s *Store) packets(ctx context.Context, refs []analytics.PktRef, from, to i
 // Exchanges leaves out the tcp connection records (msgquery.IsConnection),
 // which the tier linker then never holds: for callers that ignore them (a
 // diagnosis, the tiers), that is four records in ten fewer to copy and
-// order on the 1.1M-record store of docs/PERFORMANCE.md.
+// order on the 1.1M-record store of docs/PERFORMANCE.md, and fewer to
+// read: the message store keeps them in frames of their own, which the
+// scan skips (msgstore.Query.Kind).
 type MessageSel struct {
 	From, To  int64
 	Expr      *msgquery.Expr
@@ -181,6 +183,9 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 	}
 	q := msgstore.Query{From: sel.From, To: sel.To, NoDetail: sel.NoDetail, Workers: scanWorkers(), Spawn: goLowPriority,
 		OnCorrupt: func(err error) { warnings = append(warnings, err) }}
+	if sel.Exchanges {
+		q.Kind = msgstore.Exchanges // the connection records' frames are skipped unread
+	}
 	var conn msgquery.ConnTest
 	if !sel.Tiers {
 		// Tier links need the backend exchanges whatever the expression
@@ -304,11 +309,11 @@ func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, 
 }
 
 // linkBatch is a run of records from the scan to the linker: a copy of
-// each record, or, for a connection record left out (Exchanges), nil and
-// its completion time.
+// each record, and whether it is a connection record (which the linker
+// never links: it passes straight to fn).
 type linkBatch struct {
 	recs []*analytics.Record
-	done []int64
+	conn []bool
 }
 
 const linkBatchLen = 256
@@ -352,12 +357,12 @@ func (r *recycler) get() []*analytics.Record {
 
 // scanLinked is ScanMessages with tiers (tl), or without (tl nil: then
 // only for records without detail, whose copies are cheap). The store is
-// read and decoded on one goroutine, the records linked and passed to fn
-// on another (this one), in the same order: on two cores the decoding no
-// longer adds to the linking and the caller's work (the tiers, the
-// diagnosis and the overview's series of the 1.1M-record store,
-// docs/PERFORMANCE.md). The reading goroutine runs at the query priority
-// (RunLowPriority) as its caller does.
+// read and decoded on one goroutine, the records linked on another (this
+// one) and passed to fn on a third, in the same order, one call at a time:
+// on two cores the decoding, the linking and the caller's work (the
+// tiers, the diagnosis and the overview's series of the 1.1M-record store,
+// docs/PERFORMANCE.md) overlap. The reading goroutine and fn's run at the
+// query priority (RunLowPriority) as the caller does.
 //
 // The linker holds a copy of each record until its links are final and
 // then gives it back; fn has it only during its call, so the copy (and its
@@ -384,35 +389,35 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), done: make([]int64, 0, linkBatchLen)}
+			b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), conn: make([]bool, 0, linkBatchLen)}
 			return nil
 		}
-		b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), done: make([]int64, 0, linkBatchLen)}
+		b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), conn: make([]bool, 0, linkBatchLen)}
 		scanErr = rd.Scan(ctx, q, func(r *analytics.Record) error {
-			if tl == nil && !sel.keeps(r, &conn) {
-				return nil
+			switch {
+			case tl == nil:
+				if !sel.keeps(r, &conn) {
+					return nil
+				}
+			case sel.Exchanges && conn.Is(r):
+				return nil // (q.Kind has the reader leave them out already)
 			}
-			if sel.Exchanges && conn.Is(r) {
-				b.recs = append(b.recs, nil)
-				b.done = append(b.done, msgquery.Completion(r))
+			if len(free) == 0 {
+				free = freed.get()
+			}
+			var c *analytics.Record
+			if n := len(free); n > 0 {
+				c, free = free[n-1], free[:n-1]
 			} else {
-				if len(free) == 0 {
-					free = freed.get()
-				}
-				var c *analytics.Record
-				if n := len(free); n > 0 {
-					c, free = free[n-1], free[:n-1]
-				} else {
-					c = new(analytics.Record)
-				}
-				fs, ps := c.Fields[:0], c.Packets[:0]
-				*c = *r
-				c.UpgradeClass()
-				c.Fields = append(fs, r.Fields...)
-				c.Packets = append(ps, r.Packets...)
-				b.recs = append(b.recs, c)
-				b.done = append(b.done, 0)
+				c = new(analytics.Record)
 			}
+			fs, ps := c.Fields[:0], c.Packets[:0]
+			*c = *r
+			c.UpgradeClass()
+			c.Fields = append(fs, r.Fields...)
+			c.Packets = append(ps, r.Packets...)
+			b.recs = append(b.recs, c)
+			b.conn = append(b.conn, tl != nil && conn.Is(r))
 			if len(b.recs) == linkBatchLen {
 				return send()
 			}
@@ -422,30 +427,68 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 			scanErr = send()
 		}
 	})
+	// fn runs on a goroutine of its own, fed in batches: the linking
+	// (this goroutine) and the caller's work (a diagnosis, the tiers) each
+	// took half a second of one thread on the 1.8M-record store of
+	// docs/PERFORMANCE.md, and on two cores they now overlap.
+	out := make(chan []msgquery.Linked, 4)
+	spare := make(chan []msgquery.Linked, 6)
+	fnDone := make(chan struct{})
+	var fnErr error
+	goLowPriority(func() {
+		defer close(fnDone)
+		var free []*analytics.Record
+		for ls := range out {
+			for _, l := range ls {
+				if fnErr == nil && (tl == nil || sel.match(l.Rec)) { // without tiers the reader matched it
+					if err := fn(l.Rec, l.Tier); err != nil {
+						fnErr = err
+						cancel()
+					}
+				}
+				free = append(free, l.Rec)
+				if len(free) == linkBatchLen {
+					if freed.put(free) {
+						free = make([]*analytics.Record, 0, linkBatchLen)
+					} else {
+						free = free[:0] // the reader has enough: the rest is garbage
+					}
+				}
+			}
+			clear(ls)
+			select {
+			case spare <- ls[:0]:
+			default:
+			}
+		}
+	})
 	var (
-		free   []*analytics.Record
-		fnErr  error
+		batch  []msgquery.Linked
 		failed bool
 		one    [1]msgquery.Linked
 	)
-	emit := func(ls []msgquery.Linked) error {
-		for _, l := range ls {
-			if tl == nil || sel.match(l.Rec) { // without tiers the reader matched it
-				if err := fn(l.Rec, l.Tier); err != nil {
-					return err
-				}
-			}
-			free = append(free, l.Rec)
-			if len(free) == linkBatchLen {
-				if freed.put(free) {
-					free = make([]*analytics.Record, 0, linkBatchLen)
-				} else {
-					free = free[:0] // the reader has enough: the rest is garbage
-				}
+	send := func() {
+		if len(batch) == 0 {
+			return
+		}
+		out <- batch // fn's goroutine reads to the end, even after an error
+		select {
+		case batch = <-spare:
+		default:
+			batch = make([]msgquery.Linked, 0, linkBatchLen)
+		}
+	}
+	emit := func(ls []msgquery.Linked) {
+		for len(ls) > 0 {
+			n := min(len(ls), linkBatchLen-len(batch))
+			batch = append(batch, ls[:n]...)
+			ls = ls[n:]
+			if len(batch) == linkBatchLen {
+				send()
 			}
 		}
-		return nil
 	}
+	var parentErr error
 	for b := range full {
 		if failed {
 			continue // drain until the reader sees the cancel
@@ -453,38 +496,40 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 		if err := parent.Err(); err != nil {
 			// As the reader checks before each frame: the batches read
 			// ahead are not passed on after a cancel.
-			fnErr, failed = err, true
+			parentErr, failed = err, true
 			cancel()
 			continue
 		}
+		if ctx.Err() != nil {
+			failed = true // fn failed
+			continue
+		}
 		for i, c := range b.recs {
-			var err error
-			switch {
-			case tl == nil:
+			if tl == nil || b.conn[i] {
+				// A connection record is never linked, nor held: its
+				// frames are not in time order with the exchanges' (the
+				// writer keeps them apart), and one pushed would move
+				// the linker's clock past exchanges still to come.
 				one[0] = msgquery.Linked{Rec: c}
-				err = emit(one[:])
-			case c == nil:
-				err = emit(tl.SkipUntil(b.done[i]))
-			default:
-				err = emit(tl.Push(c))
+				emit(one[:])
+				continue
 			}
-			if err != nil {
-				fnErr, failed = err, true
-				cancel()
-				break
-			}
+			emit(tl.Push(c))
 		}
 	}
-	if fnErr != nil {
+	if !failed && scanErr == nil && tl != nil {
+		emit(tl.Flush())
+	}
+	send()
+	close(out)
+	<-fnDone
+	switch {
+	case fnErr != nil:
 		return fnErr
+	case parentErr != nil:
+		return parentErr
 	}
-	if scanErr != nil {
-		return scanErr
-	}
-	if tl == nil {
-		return nil
-	}
-	return emit(tl.Flush())
+	return scanErr
 }
 
 // MessageDrill is what a drill-down found.

@@ -158,8 +158,9 @@ func (x *shareMember) deliver(r *analytics.Record, passNoDetail bool) error {
 // hands each to the members that select it.
 func sharedPass(dir string, members []*shareMember) ([]error, error) {
 	// A window that takes in every member's (0: unbounded, as msgstore
-	// takes it), with detail if any member needs it.
-	all := MessageSel{From: members[0].sel.From, To: members[0].sel.To, NoDetail: true}
+	// takes it), with detail if any member needs it, and the connection
+	// records unless every member leaves them out.
+	all := MessageSel{From: members[0].sel.From, To: members[0].sel.To, NoDetail: true, Exchanges: true}
 	for _, x := range members {
 		if all.From != 0 && (x.sel.From == 0 || x.sel.From < all.From) {
 			all.From = x.sel.From
@@ -168,6 +169,7 @@ func sharedPass(dir string, members []*shareMember) ([]error, error) {
 			all.To = x.sel.To
 		}
 		all.NoDetail = all.NoDetail && x.sel.NoDetail
+		all.Exchanges = all.Exchanges && x.sel.Exchanges
 	}
 	// Every member prunes alike (the group's key): the pass prunes so.
 	all.prune = members[0].sel.Expr
