@@ -3,7 +3,6 @@ package api
 import (
 	"cmp"
 	"container/heap"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 
 	"tapvault/analytics"
 	"tapvault/msgquery"
+	"tapvault/msgstore"
 	"tapvault/query"
 )
 
@@ -21,11 +21,8 @@ const (
 	defaultPageLimit = 100
 	maxPageLimit     = 1000
 	// maxPageEnd bounds offset+limit: the first pass keeps that many sort
-	// keys (about 64 bytes each).
+	// keys (about 80 bytes each).
 	maxPageEnd = 10_000_000
-	// onePassEnd: a page ending this early keeps its records' JSON in the
-	// heap, so one pass answers it (the first pages, the usual case).
-	onePassEnd = 1000
 )
 
 // sortKey is one record's place in the order: its value (an integer, or a
@@ -38,13 +35,14 @@ type sortKey struct {
 	s       string
 	seq     int64
 	id      uint64
-	json    []byte // the record's JSON, when the page is answered in one pass
+	pos     msgstore.Pos // where the record lies, to read it whole for the page
 }
 
 // sorter reads the key of the column named by a sort parameter.
 type sorter struct {
-	desc bool
-	key  func(r *analytics.Record) sortKey
+	desc   bool
+	fields bool // key reads the record's fields
+	key    func(r *analytics.Record) sortKey
 }
 
 // less: a before b in the page order.
@@ -162,6 +160,7 @@ func newSorter(sort string) (*sorter, error) {
 	case "server":
 		o.key = func(r *analytics.Record) sortKey { return addrKey(r.Server) }
 	case "summary":
+		o.fields = true
 		var buf []byte
 		o.key = func(r *analytics.Record) sortKey {
 			buf = analytics.AppendSummary(buf[:0], r)
@@ -173,6 +172,7 @@ func newSorter(sort string) (*sorter, error) {
 			return nil, fmt.Errorf("sort %q: want a record's column (latency_ns, server, a protocol field...), - first for descending", sort)
 		}
 		ns := strings.HasSuffix(field, "_ns") // a duration field: negative is unknown
+		o.fields = true
 		o.key = func(r *analytics.Record) sortKey {
 			f, ok := r.Get(field)
 			switch {
@@ -211,10 +211,13 @@ func (h *keyHeap) Pop() any {
 // with the objects of tapvault messages --json. A streamed pass over the
 // message store counts the records and keeps the sort keys of the first
 // offset+limit in a heap (so memory grows with the page's depth, never
-// with the number of records). A page that ends within onePassEnd keeps
-// its candidates' JSON there too and is answered from it; a deeper one
-// takes a second pass that writes the page's records. Ties keep store order, so a page is what a stable sort of
-// tapvault messages' output gives.
+// with the number of records), with each one's place in the store; then
+// the page's records alone are read whole from there (msgstore.ReadAt) and
+// written. The pass reads no fields unless the expression or the sort
+// does: on the 1.8M-record store of docs/PERFORMANCE.md it decodes only
+// the records' cores (msgstore's frame version 2), and a page of 100
+// reads at most 100 frames whole. Ties keep store order, so a page is
+// what a stable sort of tapvault messages' output gives.
 func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 	sel, _, q, err := s.messageParams(r, "expr", "from", "to", "sort", "offset", "limit")
 	if err != nil {
@@ -257,28 +260,27 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	// The pass keeps sort keys and places; the page's records are read
+	// whole afterwards, so it needs no fields unless the order or the
+	// expression does.
+	sel.NoDetail = !o.fields && (sel.Expr == nil || !sel.Expr.UsesFields())
+	var pos msgstore.Pos
+	sel.Pos = &pos
 	h := &keyHeap{o: o}
 	end := offset + limit
-	onePass := end <= onePassEnd
 	var (
 		total int64
 		ws    []error
 	)
 	query.RunLowPriority(func() {
-		ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
+		ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, _ *msgquery.Tier) error {
 			k := o.key(rec)
-			k.seq, k.id = total, rec.ID
+			k.seq, k.id, k.pos = total, rec.ID, pos
 			total++
 			switch {
 			case h.Len() < end:
-				if onePass {
-					k.json = msgquery.AppendJSON(nil, rec, t)
-				}
 				heap.Push(h, k)
 			case o.less(&k, &h.keys[0]):
-				if onePass {
-					k.json = msgquery.AppendJSON(h.keys[0].json[:0], rec, t)
-				}
 				h.keys[0] = k
 				heap.Fix(h, 0)
 			}
@@ -302,52 +304,32 @@ func (s *Server) handleExchanges(w http.ResponseWriter, r *http.Request) {
 	if offset < len(keys) {
 		page = keys[offset:]
 	}
-	// The second pass finds them by store position, checked by ID (records
-	// appended meanwhile come after; if retention dropped a file between
-	// the passes, the IDs still find them).
-	bySeq := make(map[int64]int, len(page))
-	byID := make(map[uint64]int, len(page))
+	// Their records, whole, from where the pass found them (checked by ID;
+	// one whose file retention dropped meanwhile is left out).
+	byPos := make(map[msgstore.Pos]int, len(page))
+	ps := make([]msgstore.Pos, len(page))
 	for i, k := range page {
-		bySeq[k.seq] = i
-		byID[k.id] = i
+		byPos[k.pos] = i
+		ps[i] = k.pos
 	}
 	out := make([][]byte, len(page))
-	found := 0
-	errDone := errors.New("done")
-	if onePass {
-		for i, k := range page {
-			out[i] = k.json
-		}
-	}
-	if !onePass && len(page) > 0 {
-		var seq int64
+	if len(page) > 0 {
 		query.RunLowPriority(func() {
-			ws, err = s.share.Scan(r.Context(), s.store.Dir, sel, func(rec *analytics.Record, t *msgquery.Tier) error {
-				i, ok := bySeq[seq]
-				seq++
-				if !ok || page[i].id != rec.ID {
-					if i, ok = byID[rec.ID]; !ok {
-						return nil
-					}
-				}
-				if out[i] == nil {
-					out[i] = msgquery.AppendJSON(nil, rec, t)
-					found++
-				}
-				if found == len(page) {
-					return errDone
+			ws, err = query.ReadMessagesAt(r.Context(), s.store.Dir, ps, func(rec *analytics.Record, p msgstore.Pos) error {
+				if i, ok := byPos[p]; ok && page[i].id == rec.ID {
+					out[i] = msgquery.AppendJSON(nil, rec, nil)
 				}
 				return nil
 			})
 		})
-		if errors.Is(err, errDone) {
-			err = nil
+		for _, wr := range ws {
+			s.log.Warn("api exchanges: skipped part of the message store", "err", wr)
 		}
+		warnings += len(ws)
 		if err != nil {
 			s.scanFailed(w, r, "exchanges", err)
 			return
 		}
-		warnings += len(ws)
 	}
 	b := []byte(`{"total":`)
 	b = strconv.AppendInt(b, total, 10)

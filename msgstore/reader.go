@@ -1,6 +1,7 @@
 package msgstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -65,6 +66,20 @@ type Query struct {
 	// that could not be read; Scan skips the rest of that file and goes on
 	// with the next. Nil logs them with slog.Default at Warn level.
 	OnCorrupt func(error)
+	// Pos, when not nil, is set to each record's position just before fn
+	// is called with it: for ReadAt to read the record again, with its
+	// detail, without another scan.
+	Pos *Pos
+}
+
+// Pos is where a record lies in the store: its file's sequence number,
+// its frame's offset in the file, and its index in the frame. A position
+// stays valid as long as its file is kept (files are never rewritten;
+// retention removes whole files).
+type Pos struct {
+	File  uint64
+	Off   int64
+	Index uint32
 }
 
 // RecordKind selects exchanges or connection records (Query.Kind).
@@ -597,11 +612,113 @@ func (s *scanner) frameCandidate(ff *frameFile, h *frameHeader) (bool, error) {
 // frame decodes the frame h of ff and passes its matching records to fn.
 func (s *scanner) frame(ff *frameFile, h *frameHeader) error {
 	s.r.decodeFrame(&s.w, ff, h, &s.b, s.p, s.detail)
-	if err := s.r.deliver(&s.b, s.fn); err != nil {
+	if err := s.r.deliver(&s.b, s.fn, s.p.q.Pos); err != nil {
 		s.err = err
 		return errStop
 	}
 	return s.b.err
+}
+
+// ReadAt passes to fn, with its detail, each record at ps (positions a
+// scan gave through Query.Pos), in store order and each once. A position
+// whose file is gone (retention dropped it), or beyond what its file
+// holds, is skipped; a damaged frame goes to onCorrupt (nil: logged) and
+// its records are skipped. ReadAt returns fn's first error, ctx's
+// (checked before each frame), or a failure to read a file.
+func (r *Reader) ReadAt(ctx context.Context, ps []Pos, onCorrupt func(error), fn func(*analytics.Record, Pos) error) error {
+	if onCorrupt == nil {
+		onCorrupt = func(err error) { slog.Warn("msgstore: skipping damaged messages", "err", err) }
+	}
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(a, b Pos) int {
+		if c := cmp.Compare(a.File, b.File); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Off, b.Off); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Index, b.Index)
+	})
+	ps = slices.Compact(ps)
+	var (
+		ff   *frameFile
+		bufs decodeBufs
+		rec  analytics.Record
+	)
+	defer func() {
+		if ff != nil {
+			ff.close()
+		}
+	}()
+	for len(ps) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// The positions in one frame.
+		n := 1
+		for n < len(ps) && ps[n].File == ps[0].File && ps[n].Off == ps[0].Off {
+			n++
+		}
+		frame := ps[:n]
+		ps = ps[n:]
+		if ff == nil || ff.path != filepath.Join(r.dir, fileName(frame[0].File)) {
+			if ff != nil {
+				ff.close()
+			}
+			var err error
+			if ff, err = openScanFile(filepath.Join(r.dir, fileName(frame[0].File))); err != nil {
+				return err
+			}
+			if ff == nil { // gone: skip its positions
+				for len(ps) > 0 && ps[0].File == frame[0].File {
+					ps = ps[1:]
+				}
+				continue
+			}
+		}
+		if frame[0].Off < 0 {
+			continue
+		}
+		ff.off = frame[0].Off
+		h, err := ff.next()
+		switch {
+		case err == io.EOF || errors.Is(err, errTorn):
+			continue // not (yet) a whole frame there
+		case err != nil:
+			if !isCorruption(err) {
+				return err
+			}
+			r.corrupt.Add(1)
+			onCorrupt(err)
+			continue
+		}
+		fr, err := ff.records(&h, r.dec, &bufs, true, nil)
+		if err != nil {
+			if !isCorruption(err) {
+				return err
+			}
+			r.corrupt.Add(1)
+			onCorrupt(err)
+			continue
+		}
+		r.decoded.Add(1)
+		for i := uint32(0); i < h.count && len(frame) > 0; i++ {
+			if err := fr.next(&rec); err != nil {
+				r.corrupt.Add(1)
+				onCorrupt(ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err)))
+				break
+			}
+			if frame[0].Index != i {
+				continue
+			}
+			r.records.Add(1)
+			if err := fn(&rec, frame[0]); err != nil {
+				return err
+			}
+			frame = frame[1:]
+		}
+	}
+	return nil
 }
 
 // Get returns the record with the given ID: the last one written if there

@@ -56,8 +56,11 @@ type scanJob struct {
 // decoded it, recycled through the scan's free list.
 type scanBatch struct {
 	recs []analytics.Record
-	n    int   // matching records in recs
-	err  error // the frame's corruption (*CorruptionError), or a read error
+	n    int      // matching records in recs
+	file uint64   // the frame's position (Query.Pos)
+	off  int64    //
+	idx  []uint32 // each matching record's index in the frame (Query.Pos)
+	err  error    // the frame's corruption (*CorruptionError), or a read error
 	rbuf []byte
 	bufs decodeBufs
 }
@@ -146,7 +149,7 @@ func (r *Reader) scanParallel(parent context.Context, files []fileEntry, p *plan
 		batch := <-j.done
 		// The records before a damaged one reach fn, as in a sequential
 		// scan.
-		if e := r.deliver(batch, fn); e != nil {
+		if e := r.deliver(batch, fn, p.q.Pos); e != nil {
 			err, stopped = e, true
 			cancel()
 		}
@@ -249,7 +252,11 @@ func (r *Reader) produce(ctx context.Context, files []fileEntry, p *plan, jobs, 
 // before it and sets b.err; a failed read or a damaged frame sets b.err
 // alone.
 func (r *Reader) decodeFrame(w *scanWorker, ff *frameFile, h *frameHeader, b *scanBatch, p *plan, detail bool) {
-	b.n, b.err = 0, nil
+	b.n, b.err, b.idx = 0, nil, b.idx[:0]
+	if p.q.Pos != nil {
+		b.file, _ = parseFileName(ff.path)
+		b.off = ff.off
+	}
 	fr, err := ff.records(h, r.dec, &b.bufs, detail, &w.strs)
 	if err != nil {
 		b.err = err
@@ -267,6 +274,9 @@ func (r *Reader) decodeFrame(w *scanWorker, ff *frameFile, h *frameHeader, b *sc
 		}
 		if p.recordMatches(rec, &w.tb, h.flags) {
 			b.n++
+			if p.q.Pos != nil {
+				b.idx = append(b.idx, i)
+			}
 		}
 	}
 	if n := fr.left(); n != 0 {
@@ -275,10 +285,13 @@ func (r *Reader) decodeFrame(w *scanWorker, ff *frameFile, h *frameHeader, b *sc
 }
 
 // deliver passes b's matching records to fn in order, until fn returns an
-// error.
-func (r *Reader) deliver(b *scanBatch, fn func(*analytics.Record) error) error {
+// error, each with its position in *pos when pos is not nil.
+func (r *Reader) deliver(b *scanBatch, fn func(*analytics.Record) error, pos *Pos) error {
 	for i := range b.n {
 		r.records.Add(1)
+		if pos != nil {
+			*pos = Pos{File: b.file, Off: b.off, Index: b.idx[i]}
+		}
 		if err := fn(&b.recs[i]); err != nil {
 			return err
 		}

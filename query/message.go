@@ -156,6 +156,10 @@ type MessageSel struct {
 	Window    int64
 	NoDetail  bool
 	Exchanges bool
+	// Pos, when not nil and without Tiers, is set to each record's place
+	// in the store before fn gets it (msgstore.Query.Pos): ReadMessagesAt
+	// reads it again with its detail.
+	Pos *msgstore.Pos
 
 	// prune, when Expr is nil, lets the skip index leave out what it
 	// cannot match (pruneBy) without matching records by it: a shared
@@ -195,7 +199,8 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		} else if sel.prune != nil {
 			pruneBy(&q, sel.prune)
 		}
-		if sel.NoDetail && q.Workers <= 1 {
+		q.Pos = sel.Pos
+		if sel.NoDetail && q.Workers <= 1 && sel.Pos == nil {
 			// Records without detail are cheap to copy: read ahead. (The
 			// warnings are read after the scan, which appends them.) A
 			// parallel scan reads ahead itself.
@@ -229,6 +234,23 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		q = nq
 	}
 	err = scanLinked(ctx, rd, q, sel, tl, fn)
+	return warnings, err
+}
+
+// ReadMessagesAt calls fn for each record at ps (positions a scan gave
+// through MessageSel.Pos), with its fields and refs, in store order. A
+// record whose file retention removed since is skipped; damaged parts of
+// the store are skipped and returned as warnings.
+func ReadMessagesAt(ctx context.Context, dir string, ps []msgstore.Pos, fn func(r *analytics.Record, pos msgstore.Pos) error) (warnings []error, err error) {
+	rd, err := msgstore.OpenReader(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	err = rd.ReadAt(ctx, ps, func(err error) { warnings = append(warnings, err) }, func(r *analytics.Record, pos msgstore.Pos) error {
+		r.UpgradeClass()
+		return fn(r, pos)
+	})
 	return warnings, err
 }
 
@@ -357,12 +379,14 @@ func (r *recycler) get() []*analytics.Record {
 
 // scanLinked is ScanMessages with tiers (tl), or without (tl nil: then
 // only for records without detail, whose copies are cheap). The store is
-// read and decoded on one goroutine, the records linked on another (this
-// one) and passed to fn on a third, in the same order, one call at a time:
-// on two cores the decoding, the linking and the caller's work (the
-// tiers, the diagnosis and the overview's series of the 1.1M-record store,
-// docs/PERFORMANCE.md) overlap. The reading goroutine and fn's run at the
-// query priority (RunLowPriority) as the caller does.
+// read and decoded on one goroutine, the records linked and passed to fn
+// on another (this one), in the same order: on two cores the decoding no
+// longer adds to the linking and the caller's work (the tiers, the
+// diagnosis and the overview's series of the 1.1M-record store,
+// docs/PERFORMANCE.md). The reading goroutine runs at the query priority
+// (RunLowPriority) as its caller does. (fn on a third goroutine, fed in
+// batches, cost 0.3 s more CPU and 0.25 s more wall time on a diagnosis
+// of the 1.8M-record store: measured and left out.)
 //
 // The linker holds a copy of each record until its links are final and
 // then gives it back; fn has it only during its call, so the copy (and its
@@ -427,68 +451,30 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 			scanErr = send()
 		}
 	})
-	// fn runs on a goroutine of its own, fed in batches: the linking
-	// (this goroutine) and the caller's work (a diagnosis, the tiers) each
-	// took half a second of one thread on the 1.8M-record store of
-	// docs/PERFORMANCE.md, and on two cores they now overlap.
-	out := make(chan []msgquery.Linked, 4)
-	spare := make(chan []msgquery.Linked, 6)
-	fnDone := make(chan struct{})
-	var fnErr error
-	goLowPriority(func() {
-		defer close(fnDone)
-		var free []*analytics.Record
-		for ls := range out {
-			for _, l := range ls {
-				if fnErr == nil && (tl == nil || sel.match(l.Rec)) { // without tiers the reader matched it
-					if err := fn(l.Rec, l.Tier); err != nil {
-						fnErr = err
-						cancel()
-					}
-				}
-				free = append(free, l.Rec)
-				if len(free) == linkBatchLen {
-					if freed.put(free) {
-						free = make([]*analytics.Record, 0, linkBatchLen)
-					} else {
-						free = free[:0] // the reader has enough: the rest is garbage
-					}
-				}
-			}
-			clear(ls)
-			select {
-			case spare <- ls[:0]:
-			default:
-			}
-		}
-	})
 	var (
-		batch  []msgquery.Linked
+		free   []*analytics.Record
+		fnErr  error
 		failed bool
 		one    [1]msgquery.Linked
 	)
-	send := func() {
-		if len(batch) == 0 {
-			return
-		}
-		out <- batch // fn's goroutine reads to the end, even after an error
-		select {
-		case batch = <-spare:
-		default:
-			batch = make([]msgquery.Linked, 0, linkBatchLen)
-		}
-	}
-	emit := func(ls []msgquery.Linked) {
-		for len(ls) > 0 {
-			n := min(len(ls), linkBatchLen-len(batch))
-			batch = append(batch, ls[:n]...)
-			ls = ls[n:]
-			if len(batch) == linkBatchLen {
-				send()
+	emit := func(ls []msgquery.Linked) error {
+		for _, l := range ls {
+			if tl == nil || sel.match(l.Rec) { // without tiers the reader matched it
+				if err := fn(l.Rec, l.Tier); err != nil {
+					return err
+				}
+			}
+			free = append(free, l.Rec)
+			if len(free) == linkBatchLen {
+				if freed.put(free) {
+					free = make([]*analytics.Record, 0, linkBatchLen)
+				} else {
+					free = free[:0] // the reader has enough: the rest is garbage
+				}
 			}
 		}
+		return nil
 	}
-	var parentErr error
 	for b := range full {
 		if failed {
 			continue // drain until the reader sees the cancel
@@ -496,40 +482,39 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 		if err := parent.Err(); err != nil {
 			// As the reader checks before each frame: the batches read
 			// ahead are not passed on after a cancel.
-			parentErr, failed = err, true
+			fnErr, failed = err, true
 			cancel()
 			continue
 		}
-		if ctx.Err() != nil {
-			failed = true // fn failed
-			continue
-		}
 		for i, c := range b.recs {
+			var err error
 			if tl == nil || b.conn[i] {
 				// A connection record is never linked, nor held: its
 				// frames are not in time order with the exchanges' (the
 				// writer keeps them apart), and one pushed would move
 				// the linker's clock past exchanges still to come.
 				one[0] = msgquery.Linked{Rec: c}
-				emit(one[:])
-				continue
+				err = emit(one[:])
+			} else {
+				err = emit(tl.Push(c))
 			}
-			emit(tl.Push(c))
+			if err != nil {
+				fnErr, failed = err, true
+				cancel()
+				break
+			}
 		}
 	}
-	if !failed && scanErr == nil && tl != nil {
-		emit(tl.Flush())
-	}
-	send()
-	close(out)
-	<-fnDone
-	switch {
-	case fnErr != nil:
+	if fnErr != nil {
 		return fnErr
-	case parentErr != nil:
-		return parentErr
 	}
-	return scanErr
+	if scanErr != nil {
+		return scanErr
+	}
+	if tl == nil {
+		return nil
+	}
+	return emit(tl.Flush())
 }
 
 // MessageDrill is what a drill-down found.

@@ -73,7 +73,7 @@ type linkedOut struct {
 }
 
 // TestScanMessagesTiers: the tier scan (reading on one goroutine, linking
-// on the caller's, fn on a third) gives the records, their links and their
+// and fn on the caller's) gives the records, their links and their
 // order that linking the store's exchanges one by one gives, the
 // connection records passed on as read; with Exchanges, the same
 // without the connection records; with NoDetail, without fields and refs;

@@ -173,6 +173,13 @@ func sharedPass(dir string, members []*shareMember) ([]error, error) {
 	}
 	// Every member prunes alike (the group's key): the pass prunes so.
 	all.prune = members[0].sel.Expr
+	// Each record's place, for the members that want it.
+	var pos msgstore.Pos
+	for _, x := range members {
+		if x.sel.Pos != nil {
+			all.Pos = &pos
+		}
+	}
 	// The pass's context ends once every member's has.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -201,6 +208,9 @@ func sharedPass(dir string, members []*shareMember) ([]error, error) {
 			}
 			live++
 			if msgstore.InWindow(r, x.sel.From, x.sel.To) && x.sel.keeps(r, &x.conn) {
+				if x.sel.Pos != nil {
+					*x.sel.Pos = pos
+				}
 				if err := x.deliver(r, all.NoDetail); err != nil {
 					x.leaveLocked(err)
 					live--
