@@ -361,7 +361,9 @@ func CurrentClass(r *Record) string {
 // (FlowProto, one record per TCP connection) or a flow-class record, as
 // against an exchange (a request and its response).
 func IsConnection(r *Record) bool {
-	return CanonicalProto(r.Proto) == FlowProto || CurrentClass(r) == ClassFlow
+	// r.Class, not CurrentClass: no older class became ClassFlow
+	// (TestOldClassesNotFlow), and this runs for every record of a scan.
+	return CanonicalProto(r.Proto) == FlowProto || r.Class == ClassFlow
 }
 
 // UpgradeClass renames an older record's class (OldClasses) in place, for

@@ -251,7 +251,7 @@ func (c *ConnTest) Is(r *analytics.Record) bool {
 	if r.Proto != c.proto || c.proto == "" {
 		c.proto, c.tcp = r.Proto, analytics.CanonicalProto(r.Proto) == analytics.FlowProto
 	}
-	return c.tcp || r.Class == analytics.ClassFlow || analytics.CurrentClass(r) == analytics.ClassFlow
+	return c.tcp || r.Class == analytics.ClassFlow // (analytics.IsConnection: no older class is flow)
 }
 
 // Flush releases every record still held, in completion order. The

@@ -418,12 +418,12 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 		}
 		b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), conn: make([]bool, 0, linkBatchLen)}
 		scanErr = rd.Scan(ctx, q, func(r *analytics.Record) error {
-			switch {
-			case tl == nil:
+			isConn := false
+			if tl == nil {
 				if !sel.keeps(r, &conn) {
 					return nil
 				}
-			case sel.Exchanges && conn.Is(r):
+			} else if isConn = conn.Is(r); isConn && sel.Exchanges {
 				return nil // (q.Kind has the reader leave them out already)
 			}
 			if len(free) == 0 {
@@ -441,7 +441,7 @@ func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, s
 			c.Fields = append(fs, r.Fields...)
 			c.Packets = append(ps, r.Packets...)
 			b.recs = append(b.recs, c)
-			b.conn = append(b.conn, tl != nil && conn.Is(r))
+			b.conn = append(b.conn, isConn)
 			if len(b.recs) == linkBatchLen {
 				return send()
 			}
