@@ -3,6 +3,8 @@ package msgstore
 import (
 	"context"
 	"os"
+	"reflect"
+	"sync"
 	"testing"
 
 	"tapvault/analytics"
@@ -101,6 +103,54 @@ func TestScanPosReadAt(t *testing.T) {
 			})
 			if err != nil || len(got) != n || n == len(ps) || len(bad) != 1 {
 				t.Fatalf("after retention: %v, %d records (want %d), reports %v (want the frame at offset 3)", err, len(got), n, bad)
+			}
+		}
+	}
+}
+
+// TestScanRecordsOwned: with Query.Records, each record passed to fn is
+// fn's: kept without a copy, none is overwritten by the rest of the scan
+// (sequential and parallel, with and without detail), and the records
+// come from Records.
+func TestScanRecordsOwned(t *testing.T) {
+	root := t.TempDir()
+	recs := mixedRecords(31, 700)
+	w := openW(t, root, Options{FrameRecords: 40})
+	writeAll(t, w, recs)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rd := openR(t, root)
+	for _, q := range []Query{{}, {Workers: 3}, {NoDetail: true, Workers: 2}, {Kind: Connections}} {
+		var mu sync.Mutex
+		given := map[*analytics.Record]bool{}
+		q.Records = func() *analytics.Record {
+			r := &analytics.Record{Class: "left over", Fields: make([]analytics.Field, 3)}
+			mu.Lock()
+			given[r] = true
+			mu.Unlock()
+			return r
+		}
+		var kept []*analytics.Record
+		if err := rd.Scan(context.Background(), q, func(r *analytics.Record) error {
+			mu.Lock()
+			ok := given[r]
+			mu.Unlock()
+			if !ok {
+				t.Fatalf("%+v: a record Records did not give", q)
+			}
+			kept = append(kept, r)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := scanAllOnce(t, rd, Query{NoDetail: q.NoDetail, Kind: q.Kind})
+		if len(kept) != len(want) || len(want) == 0 {
+			t.Fatalf("%+v: kept %d records, want %d", q, len(kept), len(want))
+		}
+		for i := range want {
+			if !reflect.DeepEqual(emptyNil(kept[i]), emptyNil(want[i])) {
+				t.Fatalf("%+v: record %d kept as %+v, want %+v", q, i, kept[i], want[i])
 			}
 		}
 	}

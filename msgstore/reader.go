@@ -66,6 +66,14 @@ type Query struct {
 	// that could not be read; Scan skips the rest of that file and goes on
 	// with the next. Nil logs them with slog.Default at Warn level.
 	OnCorrupt func(error)
+	// Records, when not nil, gives the records a scan decodes into, and
+	// each record passed to fn is then fn's to keep (with its Fields and
+	// Packets arrays): Scan asks Records for another. For a caller that
+	// holds records (the tier linker holds a window of them), it saves a
+	// copy of each. Called from the scan's workers: it must be safe for
+	// concurrent use. A record from it may hold anything: Scan overwrites
+	// every field.
+	Records func() *analytics.Record
 	// Pos, when not nil, is set to each record's position just before fn
 	// is called with it: for ReadAt to read the record again, with its
 	// detail, without another scan.
@@ -467,7 +475,7 @@ func (ff *frameFile) section(h *frameHeader, b []byte, dec *zstd.Decoder, buf *[
 // connection records, which the writer keeps in frames of their own) in
 // write order. The *Record passed to fn, with its
 // Fields and Packets, is reused for the next record: fn must copy what it
-// keeps. A frame cut short at the end of a file (being written, or torn by
+// keeps (unless Query.Records gives the records: then each is fn's). A frame cut short at the end of a file (being written, or torn by
 // a crash) ends that file quietly. A frame whose bloom filter or data is
 // damaged is reported to q.OnCorrupt and skipped (its header gives its
 // length); a damaged header is reported and ends that file. Scan goes on
@@ -612,7 +620,7 @@ func (s *scanner) frameCandidate(ff *frameFile, h *frameHeader) (bool, error) {
 // frame decodes the frame h of ff and passes its matching records to fn.
 func (s *scanner) frame(ff *frameFile, h *frameHeader) error {
 	s.r.decodeFrame(&s.w, ff, h, &s.b, s.p, s.detail)
-	if err := s.r.deliver(&s.b, s.fn, s.p.q.Pos); err != nil {
+	if err := s.r.deliver(&s.b, s.fn, s.p.q.Pos, s.p.q.Records != nil); err != nil {
 		s.err = err
 		return errStop
 	}

@@ -55,12 +55,12 @@ type scanJob struct {
 // scanBatch is a decoded frame's matching records, and the buffers that
 // decoded it, recycled through the scan's free list.
 type scanBatch struct {
-	recs []analytics.Record
-	n    int      // matching records in recs
-	file uint64   // the frame's position (Query.Pos)
-	off  int64    //
-	idx  []uint32 // each matching record's index in the frame (Query.Pos)
-	err  error    // the frame's corruption (*CorruptionError), or a read error
+	recs []*analytics.Record // a nil slot: its record went to fn for good (Query.Records)
+	n    int                 // matching records in recs
+	file uint64              // the frame's position (Query.Pos)
+	off  int64               //
+	idx  []uint32            // each matching record's index in the frame (Query.Pos)
+	err  error               // the frame's corruption (*CorruptionError), or a read error
 	rbuf []byte
 	bufs decodeBufs
 }
@@ -149,7 +149,7 @@ func (r *Reader) scanParallel(parent context.Context, files []fileEntry, p *plan
 		batch := <-j.done
 		// The records before a damaged one reach fn, as in a sequential
 		// scan.
-		if e := r.deliver(batch, fn, p.q.Pos); e != nil {
+		if e := r.deliver(batch, fn, p.q.Pos, p.q.Records != nil); e != nil {
 			err, stopped = e, true
 			cancel()
 		}
@@ -265,9 +265,16 @@ func (r *Reader) decodeFrame(w *scanWorker, ff *frameFile, h *frameHeader, b *sc
 	r.decoded.Add(1)
 	for i := uint32(0); i < h.count; i++ {
 		if b.n == len(b.recs) {
-			b.recs = append(b.recs, analytics.Record{})
+			b.recs = append(b.recs, nil)
 		}
-		rec := &b.recs[b.n]
+		if b.recs[b.n] == nil {
+			if p.q.Records != nil {
+				b.recs[b.n] = p.q.Records()
+			} else {
+				b.recs[b.n] = new(analytics.Record)
+			}
+		}
+		rec := b.recs[b.n]
 		if err := fr.next(rec); err != nil {
 			b.err = ff.corrupt(fmt.Errorf("record %d of %d: %w", i, h.count, err))
 			return
@@ -285,14 +292,19 @@ func (r *Reader) decodeFrame(w *scanWorker, ff *frameFile, h *frameHeader, b *sc
 }
 
 // deliver passes b's matching records to fn in order, until fn returns an
-// error, each with its position in *pos when pos is not nil.
-func (r *Reader) deliver(b *scanBatch, fn func(*analytics.Record) error, pos *Pos) error {
+// error, each with its position in *pos when pos is not nil; with
+// own (Query.Records) each record is fn's from then on.
+func (r *Reader) deliver(b *scanBatch, fn func(*analytics.Record) error, pos *Pos, own bool) error {
 	for i := range b.n {
 		r.records.Add(1)
 		if pos != nil {
 			*pos = Pos{File: b.file, Off: b.off, Index: b.idx[i]}
 		}
-		if err := fn(&b.recs[i]); err != nil {
+		rec := b.recs[i]
+		if own {
+			b.recs[i] = nil
+		}
+		if err := fn(rec); err != nil {
 			return err
 		}
 	}

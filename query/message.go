@@ -200,13 +200,6 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 			pruneBy(&q, sel.prune)
 		}
 		q.Pos = sel.Pos
-		if sel.NoDetail && q.Workers <= 1 && sel.Pos == nil {
-			// Records without detail are cheap to copy: read ahead. (The
-			// warnings are read after the scan, which appends them.) A
-			// parallel scan reads ahead itself.
-			err = scanLinked(ctx, rd, q, sel, nil, fn)
-			return warnings, err
-		}
 		err = rd.Scan(ctx, q, func(r *analytics.Record) error {
 			if !sel.keeps(r, &conn) {
 				return nil
@@ -330,29 +323,25 @@ func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, 
 	return q, false, nil
 }
 
-// linkBatch is a run of records from the scan to the linker: a copy of
-// each record, and whether it is a connection record (which the linker
-// never links: it passes straight to fn).
-type linkBatch struct {
-	recs []*analytics.Record
-	conn []bool
-}
-
+// linkBatchLen is how many released records go back to the scan at a
+// time.
 const linkBatchLen = 256
 
-// recycler passes the records the linker has released back to the reader,
-// in batches of linkBatchLen: a stack, up to a linker's most pending
-// records. The linker releases a window's worth at once when the records
-// jump ahead in time (a store imported from overlapping traces, a burst):
-// a channel of a few batches took 2048 of them and the rest became
-// garbage, and a diagnosis of 1.8M records allocated 257 MB of new ones
-// (its memory profile, /var/tmp/big).
+// recycler passes the records the linker has released back to the scan,
+// which decodes the next records into them (msgstore.Query.Records): a
+// stack of batches of linkBatchLen, up to a linker's most pending records.
+// The linker releases a window's worth at once when the records jump
+// ahead in time (a store imported from overlapping traces, a burst): a
+// channel of a few batches took 2048 of them and the rest became garbage,
+// and a diagnosis of 1.8M records allocated 257 MB of new ones (its
+// memory profile, /var/tmp/big).
 type recycler struct {
 	mu      sync.Mutex
 	batches [][]*analytics.Record
+	cur     []*analytics.Record // the batch records are taken from
 }
 
-// put keeps b for the reader, or reports false when it has enough.
+// put keeps b for the scan, or reports false when it has enough.
 func (r *recycler) put(b []*analytics.Record) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -363,156 +352,86 @@ func (r *recycler) put(b []*analytics.Record) bool {
 	return true
 }
 
-// get returns a batch of released records, or nil when there is none.
-func (r *recycler) get() []*analytics.Record {
+// record returns a released record, or a new one: the scan's workers
+// decode into it (msgstore.Query.Records).
+func (r *recycler) record() *analytics.Record {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := len(r.batches)
-	if n == 0 {
-		return nil
+	if len(r.cur) == 0 {
+		n := len(r.batches)
+		if n == 0 {
+			return new(analytics.Record)
+		}
+		r.cur = r.batches[n-1]
+		r.batches[n-1] = nil
+		r.batches = r.batches[:n-1]
 	}
-	b := r.batches[n-1]
-	r.batches[n-1] = nil
-	r.batches = r.batches[:n-1]
-	return b
+	n := len(r.cur) - 1
+	rec := r.cur[n]
+	r.cur[n] = nil
+	r.cur = r.cur[:n]
+	return rec
 }
 
-// scanLinked is ScanMessages with tiers (tl), or without (tl nil: then
-// only for records without detail, whose copies are cheap). The store is
-// read and decoded on one goroutine, the records linked and passed to fn
-// on another (this one), in the same order: on two cores the decoding no
-// longer adds to the linking and the caller's work (the tiers, the
-// diagnosis and the overview's series of the 1.1M-record store,
-// docs/PERFORMANCE.md). The reading goroutine runs at the query priority
-// (RunLowPriority) as its caller does. (fn on a third goroutine, fed in
-// batches, cost 0.3 s more CPU and 0.25 s more wall time on a diagnosis
-// of the 1.8M-record store: measured and left out.)
-//
-// The linker holds a copy of each record until its links are final and
-// then gives it back; fn has it only during its call, so the copy (and its
-// Fields and Packets arrays) goes back to the reader for a later record:
-// about a window's worth of records are allocated, not one per record
-// (which, with the garbage collection it caused, was a third of a
-// diagnosis on 1.1M records).
-func scanLinked(parent context.Context, rd *msgstore.Reader, q msgstore.Query, sel MessageSel, tl *msgquery.TierLinker, fn func(r *analytics.Record, t *msgquery.Tier) error) error {
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	full := make(chan linkBatch, 4)
-	var freed recycler
-	var scanErr error
-	go RunLowPriority(func() {
-		defer close(full)
-		var (
-			conn msgquery.ConnTest
-			free []*analytics.Record
-			b    linkBatch
-		)
-		send := func() error {
-			select {
-			case full <- b:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), conn: make([]bool, 0, linkBatchLen)}
-			return nil
-		}
-		b = linkBatch{recs: make([]*analytics.Record, 0, linkBatchLen), conn: make([]bool, 0, linkBatchLen)}
-		scanErr = rd.Scan(ctx, q, func(r *analytics.Record) error {
-			isConn := false
-			if tl == nil {
-				if !sel.keeps(r, &conn) {
-					return nil
-				}
-			} else if isConn = conn.Is(r); isConn && sel.Exchanges {
-				return nil // (q.Kind has the reader leave them out already)
-			}
-			if len(free) == 0 {
-				free = freed.get()
-			}
-			var c *analytics.Record
-			if n := len(free); n > 0 {
-				c, free = free[n-1], free[:n-1]
-			} else {
-				c = new(analytics.Record)
-			}
-			fs, ps := c.Fields[:0], c.Packets[:0]
-			*c = *r
-			c.UpgradeClass()
-			c.Fields = append(fs, r.Fields...)
-			c.Packets = append(ps, r.Packets...)
-			b.recs = append(b.recs, c)
-			b.conn = append(b.conn, isConn)
-			if len(b.recs) == linkBatchLen {
-				return send()
-			}
-			return nil
-		})
-		if scanErr == nil && len(b.recs) > 0 {
-			scanErr = send()
-		}
-	})
+// scanLinked is ScanMessages with tiers. The scan's workers decode each record
+// into one of the records the linker released before
+// (msgstore.Query.Records), and the linker, on this goroutine, holds it
+// without a copy until its links are final; fn has it only during its
+// call, and it goes back to the workers for a later record: about a
+// window's worth of records are allocated, not one per record (which,
+// with the garbage collection it caused, was a third of a diagnosis on
+// 1.1M records). Decoding spreads over the workers; linking and fn's work
+// stay on one goroutine (fn on a goroutine of its own, fed in batches,
+// cost 0.3 s more CPU and 0.25 s more wall time on a diagnosis of the
+// 1.8M-record store: measured and left out).
+func scanLinked(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel MessageSel, tl *msgquery.TierLinker, fn func(r *analytics.Record, t *msgquery.Tier) error) error {
 	var (
-		free   []*analytics.Record
-		fnErr  error
-		failed bool
-		one    [1]msgquery.Linked
+		freed recycler
+		free  []*analytics.Record
+		conn  msgquery.ConnTest
+		one   [1]msgquery.Linked
 	)
+	back := func(r *analytics.Record) {
+		free = append(free, r)
+		if len(free) == linkBatchLen {
+			if freed.put(free) {
+				free = make([]*analytics.Record, 0, linkBatchLen)
+			} else {
+				free = free[:0] // the scan has enough: the rest is garbage
+			}
+		}
+	}
 	emit := func(ls []msgquery.Linked) error {
 		for _, l := range ls {
-			if tl == nil || sel.match(l.Rec) { // without tiers the reader matched it
+			if sel.match(l.Rec) {
 				if err := fn(l.Rec, l.Tier); err != nil {
 					return err
 				}
 			}
-			free = append(free, l.Rec)
-			if len(free) == linkBatchLen {
-				if freed.put(free) {
-					free = make([]*analytics.Record, 0, linkBatchLen)
-				} else {
-					free = free[:0] // the reader has enough: the rest is garbage
-				}
-			}
+			back(l.Rec)
 		}
 		return nil
 	}
-	for b := range full {
-		if failed {
-			continue // drain until the reader sees the cancel
+	q.Records = freed.record
+	err := rd.Scan(ctx, q, func(r *analytics.Record) error {
+		isConn := conn.Is(r)
+		if isConn && sel.Exchanges {
+			back(r) // (q.Kind has the reader leave them out already)
+			return nil
 		}
-		if err := parent.Err(); err != nil {
-			// As the reader checks before each frame: the batches read
-			// ahead are not passed on after a cancel.
-			fnErr, failed = err, true
-			cancel()
-			continue
+		r.UpgradeClass()
+		if isConn {
+			// A connection record is never linked, nor held: its frames
+			// are not in time order with the exchanges' (the writer keeps
+			// them apart), and one pushed would move the linker's clock
+			// past exchanges still to come.
+			one[0] = msgquery.Linked{Rec: r}
+			return emit(one[:])
 		}
-		for i, c := range b.recs {
-			var err error
-			if tl == nil || b.conn[i] {
-				// A connection record is never linked, nor held: its
-				// frames are not in time order with the exchanges' (the
-				// writer keeps them apart), and one pushed would move
-				// the linker's clock past exchanges still to come.
-				one[0] = msgquery.Linked{Rec: c}
-				err = emit(one[:])
-			} else {
-				err = emit(tl.Push(c))
-			}
-			if err != nil {
-				fnErr, failed = err, true
-				cancel()
-				break
-			}
-		}
-	}
-	if fnErr != nil {
-		return fnErr
-	}
-	if scanErr != nil {
-		return scanErr
-	}
-	if tl == nil {
-		return nil
+		return emit(tl.Push(r))
+	})
+	if err != nil {
+		return err
 	}
 	return emit(tl.Flush())
 }
