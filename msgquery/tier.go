@@ -233,8 +233,8 @@ func (l *TierLinker) SkipUntil(done int64) []Linked {
 	return l.out
 }
 
-// IsConnection reports whether r is a "tcp" connection record, which the
-// linker never links (Skip takes it).
+// IsConnection reports whether r is a connection record (proto "tcp", or
+// class flow: analytics.IsConnection), which the linker never links.
 func IsConnection(r *analytics.Record) bool { return analytics.IsConnection(r) }
 
 // ConnTest is IsConnection for a stream of records: it remembers the last

@@ -36,5 +36,6 @@
 // file's lock); delete anything but whole files (DropFile, DropBefore),
 // never the newest nor one a Writer holds; block its caller on anything but
 // the frame write, the periodic fsync and a statfs every 250 ms. It
-// depends on analytics only for the Record type.
+// depends on analytics for the Record type, its terms and which records
+// are connection records (analytics.IsConnection).
 package msgstore

@@ -429,7 +429,7 @@ func (ff *frameFile) records(h *frameHeader, dec *zstd.Decoder, bufs *decodeBufs
 		fr.core = decoder{b: rows, cache: c}
 		return fr, nil
 	}
-	core, err := ff.section(h, data[:h.core], dec, &bufs.core, int(h.raw), "core section")
+	core, err := ff.section(h, data[:h.core], dec, &bufs.core, 0, "core section") // grown by DecodeAll as needed
 	if err != nil {
 		return fr, err
 	}
@@ -440,7 +440,7 @@ func (ff *frameFile) records(h *frameHeader, dec *zstd.Decoder, bufs *decodeBufs
 		}
 		return fr, nil
 	}
-	det, err := ff.section(h, data[h.core:], dec, &bufs.det, int(h.raw)-len(core), "detail section")
+	det, err := ff.section(h, data[h.core:], dec, &bufs.det, 0, "detail section")
 	if err != nil {
 		return fr, err
 	}
@@ -628,10 +628,12 @@ func (s *scanner) frame(ff *frameFile, h *frameHeader) error {
 }
 
 // ReadAt passes to fn, with its detail, each record at ps (positions a
-// scan gave through Query.Pos), in store order and each once. A position
-// whose file is gone (retention dropped it), or beyond what its file
-// holds, is skipped; a damaged frame goes to onCorrupt (nil: logged) and
-// its records are skipped. ReadAt returns fn's first error, ctx's
+// scan gave through Query.Pos), in store order and each once. The *Record
+// passed to fn is reused for the next one: fn must copy what it keeps. A
+// position whose file is gone (retention dropped it), or beyond what its
+// file holds, is skipped; a damaged frame goes to onCorrupt (nil: logged)
+// and its records are skipped. (An offset that is not a frame's start,
+// which no scan gives, reads as a damaged frame.) ReadAt returns fn's first error, ctx's
 // (checked before each frame), or a failure to read a file.
 func (r *Reader) ReadAt(ctx context.Context, ps []Pos, onCorrupt func(error), fn func(*analytics.Record, Pos) error) error {
 	if onCorrupt == nil {

@@ -2,6 +2,8 @@ package msgstore
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
@@ -206,4 +208,113 @@ func firstHeader(t *testing.T, path string) ([]byte, frameHeader) {
 		t.Fatal(err)
 	}
 	return b, h
+}
+
+// TestRawFrames: records that do not compress are stored raw, in both
+// versions, and read back the same every way: with and without detail, by
+// kind, by position, and through Verify.
+func TestRawFrames(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	noise := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return string(b)
+	}
+	var recs []*analytics.Record
+	for i := range 60 {
+		r := httpRecord(i, t0+int64(i)*1000)
+		r.ID = rng.Uint64()
+		r.Fields = []analytics.Field{{Key: "path", Str: noise(3000)}, {Key: "host", Str: noise(40)}}
+		if i%4 == 0 {
+			r.Proto = analytics.FlowProto
+		}
+		recs = append(recs, r)
+	}
+	for _, rows := range []bool{true, false} {
+		root := t.TempDir()
+		w := openW(t, root, Options{FrameRecords: 16})
+		w.rows = rows
+		writeAll(t, w, recs)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := Files(root)
+		_, h := firstHeader(t, files[0].Path)
+		if h.codec != codecRaw || rows != (h.version == frameVersion1) || !rows && h.core == 0 {
+			t.Fatalf("rows %v: frame codec %d, version %d, core %d: want raw sections", rows, h.codec, h.version, h.core)
+		}
+		if rep, err := Verify(root); err != nil || len(rep.Corrupt) != 0 || rep.Records != int64(len(recs)) {
+			t.Fatalf("rows %v: verify %+v (%v)", rows, rep, err)
+		}
+		rd := openR(t, root)
+		for _, q := range []Query{{}, {NoDetail: true}, {Kind: Exchanges}} {
+			got, bad := scanAll(t, rd, q)
+			var want []*analytics.Record
+			for _, r := range recs {
+				if q.Kind == Exchanges && analytics.IsConnection(r) {
+					continue
+				}
+				c := cloneRecord(r)
+				if q.NoDetail {
+					c.Fields, c.Packets = nil, nil
+				}
+				want = append(want, emptyNil(c))
+			}
+			for i := range got {
+				got[i] = emptyNil(got[i])
+			}
+			if len(bad) != 0 {
+				t.Fatalf("rows %v, %+v: corruption %v", rows, q, bad)
+			}
+			sameRecords(t, got, want)
+		}
+		var pos Pos
+		var ps []Pos
+		if err := rd.Scan(t.Context(), Query{NoDetail: true, Pos: &pos}, func(*analytics.Record) error { ps = append(ps, pos); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		if err := rd.ReadAt(t.Context(), ps, func(err error) { t.Errorf("corruption %v", err) }, func(r *analytics.Record, _ Pos) error {
+			n++
+			if len(r.Fields) != 2 || len(r.Fields[0].Str) != 3000 {
+				t.Fatalf("rows %v: record %016x read back with fields %d", rows, r.ID, len(r.Fields))
+			}
+			return nil
+		}); err != nil || n != len(recs) {
+			t.Fatalf("rows %v: ReadAt %v, %d records", rows, err, n)
+		}
+	}
+}
+
+// TestSealErr: of the two frames a seal writes, a write error is what the
+// caller sees when the other frame fell below the reserve (the capture
+// does not log ErrReserve); two of a kind are both kept.
+func TestSealErr(t *testing.T) {
+	reserve := fmt.Errorf("write message frame (3 records dropped): %w", ErrReserve)
+	eio := errors.New("write message frame (2 records dropped): input/output error")
+	for _, tc := range []struct {
+		e1, e2      error
+		want        []error
+		wantReserve bool
+	}{
+		{nil, nil, nil, false},
+		{reserve, nil, []error{reserve}, true},
+		{nil, reserve, []error{reserve}, true},
+		{reserve, eio, []error{eio}, false},
+		{eio, reserve, []error{eio}, false},
+		{reserve, reserve, []error{reserve}, true},
+		{eio, eio, []error{eio}, false},
+	} {
+		err := sealErr(tc.e1, tc.e2)
+		if (err == nil) != (tc.want == nil) || errors.Is(err, ErrReserve) != tc.wantReserve {
+			t.Fatalf("sealErr(%v, %v) = %v: want reserve %v", tc.e1, tc.e2, err, tc.wantReserve)
+		}
+		for _, w := range tc.want {
+			if !errors.Is(err, w) {
+				t.Fatalf("sealErr(%v, %v) = %v: want it to hold %v", tc.e1, tc.e2, err, w)
+			}
+		}
+	}
 }

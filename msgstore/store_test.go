@@ -752,7 +752,10 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add([]byte("TVMR"))
 	// A version 1 file (records as rows), as older stores hold.
 	root1 := f.TempDir()
-	w1, _ := OpenWriter(root1, Options{FrameRecords: 3})
+	w1, err := OpenWriter(root1, Options{FrameRecords: 3})
+	if err != nil {
+		f.Fatal(err)
+	}
 	w1.rows = true
 	for i := 0; i < 5; i++ {
 		w1.Append(randRecord(rng))

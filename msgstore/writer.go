@@ -394,7 +394,7 @@ func recordSpan(r *analytics.Record) (lo, hi int64, ok bool) {
 	return lo, hi, ok
 }
 
-// Append adds r to the open frame (it copies what it needs; r may be reused
+// Append adds r to the open frame of its kind (it copies what it needs; r may be reused
 // at once) and writes the frame when it is full. An error means r was
 // refused (beyond the codec limits: counted in Rejected) or that the frame
 // it completed could not be written (its records are counted in Dropped;
@@ -478,7 +478,7 @@ func frameKind(r *analytics.Record) int {
 
 var kindFlags = [2]uint8{flagExchanges, flagConnections}
 
-// Flush writes the open frame now, so its records become readable.
+// Flush writes the open frames now, so their records become readable.
 func (w *Writer) Flush() error {
 	if w.closed {
 		return errors.New("flush message records: writer closed")
@@ -486,7 +486,7 @@ func (w *Writer) Flush() error {
 	return w.seal()
 }
 
-// Sync writes the open frame and fsyncs the file.
+// Sync writes the open frames and fsyncs the file.
 func (w *Writer) Sync() error {
 	if w.closed {
 		return errors.New("sync message records: writer closed")
@@ -513,7 +513,7 @@ func (w *Writer) sync() error {
 	return nil
 }
 
-// Close writes the open frame, fsyncs and closes the file. The writer is
+// Close writes the open frames, fsyncs and closes the file. The writer is
 // unusable afterwards.
 func (w *Writer) Close() error {
 	if w.closed {
@@ -544,7 +544,7 @@ func (w *Writer) Stats() WriterStats {
 	}
 }
 
-// seal builds the open frame, writes it, and resets the frame whether the
+// seal builds the open frames, writes them, and resets each whether the
 // write succeeded or not (a failed frame's records are dropped and
 // counted). With no open frame it only runs a due periodic fsync.
 func (w *Writer) seal() error {
@@ -554,7 +554,20 @@ func (w *Writer) seal() error {
 	if f := &w.open; f[kindConnections].n > 0 && (f[kindExchanges].n == 0 || f[kindConnections].minTS < f[kindExchanges].minTS) {
 		first = kindConnections
 	}
-	return errors.Join(w.sealKind(first), w.sealKind(1-first))
+	return sealErr(w.sealKind(first), w.sealKind(1-first))
+}
+
+// sealErr is the error of a seal whose two frames failed with e1 and e2: a
+// write error never hides behind ErrReserve, which the capture does not
+// log (both frames' records are counted either way).
+func sealErr(e1, e2 error) error {
+	switch {
+	case e1 == nil || errors.Is(e1, ErrReserve) && e2 != nil && !errors.Is(e2, ErrReserve):
+		return e2
+	case e2 == nil || errors.Is(e2, ErrReserve) && !errors.Is(e1, ErrReserve):
+		return e1
+	}
+	return errors.Join(e1, e2)
 }
 
 // sealKind is seal for the open frame of kind k.

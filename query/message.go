@@ -177,8 +177,10 @@ func (s *MessageSel) keeps(r *analytics.Record, conn *msgquery.ConnTest) bool {
 }
 
 // ScanMessages calls fn for each stored record sel selects, in store order
-// (about the order exchanges completed), with its tier links when
-// sel.Tiers. The record is fn's only during the call. Parts of the message
+// (about the order exchanges completed; msgstore.Reader.Scan), with its
+// tier links when sel.Tiers: then each exchange comes once its links are
+// final, a window after it was read, and a connection record (never
+// linked) as it is read, so ahead of exchanges read before it. The record is fn's only during the call. Parts of the message
 // store that are damaged are skipped and returned as warnings.
 func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *analytics.Record, t *msgquery.Tier) error) (warnings []error, err error) {
 	rd, err := msgstore.OpenReader(dir)
