@@ -291,7 +291,7 @@ func (c *Centre) acrossLadder(ctx context.Context, a *AcrossAnswer, rowA *exchan
 // hops.ExchangeAcross reads from a local store).
 func (c *Centre) acrossCandidates(ctx context.Context, ra *analytics.Record, peers []string) (map[string][]exchangeRow, error) {
 	out := map[string][]exchangeRow{}
-	if len(peers) == 0 || !protoRE.MatchString(ra.Proto) {
+	if len(peers) == 0 || !protoRE().MatchString(ra.Proto) {
 		return out, nil
 	}
 	q := make([]string, len(peers))

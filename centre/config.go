@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -77,7 +78,7 @@ const (
 
 // dbNameRE keeps the database name a plain identifier: it is written into
 // every statement.
-var dbNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+var dbNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`) })
 
 // LoadConfig reads and checks fleet.yaml. Unknown keys are errors: a typo
 // must not silently drop a sensor or the TLS settings.
@@ -112,7 +113,7 @@ func (c *Config) check() error {
 	if c.ClickHouse.Database == "" {
 		c.ClickHouse.Database = DefaultDatabase
 	}
-	if !dbNameRE.MatchString(c.ClickHouse.Database) {
+	if !dbNameRE().MatchString(c.ClickHouse.Database) {
 		return fmt.Errorf("clickhouse.database %q: want a plain name (letters, digits, _)", c.ClickHouse.Database)
 	}
 	if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "" {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"tapvault/fleet"
@@ -55,7 +56,7 @@ func sqlString(s string) string {
 	return "'" + r.Replace(s) + "'"
 }
 
-var protoRE = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+var protoRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_]{1,32}$`) })
 
 // selection is a metadata request's checked filter.
 type selection struct {
@@ -149,7 +150,7 @@ func (c *Centre) selectionOf(p map[string]string) (selection, error) {
 		}
 	}
 	if v := p["proto"]; v != "" {
-		if !protoRE.MatchString(v) {
+		if !protoRE().MatchString(v) {
 			return sel, fmt.Errorf("proto %q: want a protocol name such as http, dns, postgres", v)
 		}
 		sel.proto = v

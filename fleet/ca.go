@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -54,12 +55,14 @@ const (
 // nameRE is what a member name may be: it is the certificate's common name
 // and a DNS SAN (the centre checks a sensor's certificate against the name
 // it was configured with), so it must be a valid DNS name.
-var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+})
 
 // CheckName returns an error unless name can name a fleet member (a sensor
 // or the centre): lower-case letters, digits, '-' and '.', as a DNS name.
 func CheckName(name string) error {
-	if len(name) > 253 || !nameRE.MatchString(name) {
+	if len(name) > 253 || !nameRE().MatchString(name) {
 		return fmt.Errorf("name %q: use lower-case letters, digits, '-' and '.', like a DNS name (sensor-a, dc1.tap3)", name)
 	}
 	return nil

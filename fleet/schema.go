@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,7 +28,7 @@ type Migration struct {
 	Statements []string
 }
 
-var migrationName = regexp.MustCompile(`^(\d{3})_([a-z0-9_]+)\.sql$`)
+var migrationName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d{3})_([a-z0-9_]+)\.sql$`) })
 
 // Migrations returns the embedded migrations in version order.
 func Migrations() ([]Migration, error) {
@@ -37,7 +38,7 @@ func Migrations() ([]Migration, error) {
 	}
 	var out []Migration
 	for _, e := range ents {
-		m := migrationName.FindStringSubmatch(e.Name())
+		m := migrationName().FindStringSubmatch(e.Name())
 		if m == nil {
 			return nil, fmt.Errorf("BUG: migration file %q is not named NNN_name.sql", e.Name())
 		}
@@ -81,7 +82,7 @@ func splitStatements(sql string) []string {
 	return out
 }
 
-var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var identifier = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // MigrateResult says what Migrate did.
 type MigrateResult struct {
@@ -100,7 +101,9 @@ func Migrate(ctx context.Context, c *Client, database string) (MigrateResult, er
 }
 
 // createTable finds the table a migration statement creates.
-var createTable = regexp.MustCompile(`^(CREATE TABLE IF NOT EXISTS )([A-Za-z_][A-Za-z0-9_]*)(\s)`)
+var createTable = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(CREATE TABLE IF NOT EXISTS )([A-Za-z_][A-Za-z0-9_]*)(\s)`)
+})
 
 // LocalSuffix names a node's own table under a sharded layout: records
 // holds the node's shard in records_local, and records is a Distributed
@@ -116,10 +119,10 @@ const LocalSuffix = "_local"
 // centre then use the usual names on any node.
 func MigrateSharded(ctx context.Context, c *Client, database, cluster string) (MigrateResult, error) {
 	var res MigrateResult
-	if !identifier.MatchString(database) {
+	if !identifier().MatchString(database) {
 		return res, fmt.Errorf("database name %q: use letters, digits and _ only", database)
 	}
-	if cluster != "" && !identifier.MatchString(cluster) {
+	if cluster != "" && !identifier().MatchString(cluster) {
 		return res, fmt.Errorf("cluster name %q: use letters, digits and _ only", cluster)
 	}
 	migs, err := Migrations()
@@ -162,11 +165,11 @@ func MigrateSharded(ctx context.Context, c *Client, database, cluster string) (M
 		}
 		for _, st := range m.Statements {
 			stmts := []string{st}
-			if sm := createTable.FindStringSubmatch(st); cluster != "" && sm != nil {
+			if sm := createTable().FindStringSubmatch(st); cluster != "" && sm != nil {
 				name := sm[2]
 				local := name + LocalSuffix
 				stmts = []string{
-					createTable.ReplaceAllString(st, "${1}"+local+"${3}"),
+					createTable().ReplaceAllString(st, "${1}"+local+"${3}"),
 					fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s AS %s ENGINE = Distributed(%s, %s, %s, cityHash64(sensor))",
 						name, local, cluster, database, local),
 				}
