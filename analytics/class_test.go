@@ -23,3 +23,25 @@ func TestOldClassesNotFlow(t *testing.T) {
 		}
 	}
 }
+
+// TestCurrentClassIsOldClasses: CurrentClass renames exactly the classes
+// OldClasses lists, to what it says (ClassUnknown with FlagNoRequest to
+// ClassNoRequest), and leaves today's classes as they are.
+func TestCurrentClassIsOldClasses(t *testing.T) {
+	for old, cur := range OldClasses {
+		if got := CurrentClass(&Record{Class: old}); got != cur {
+			t.Errorf("class %q: CurrentClass %q, OldClasses %q", old, got, cur)
+		}
+	}
+	if got := CurrentClass(&Record{Class: ClassUnknown, Flags: FlagNoRequest}); got != ClassNoRequest {
+		t.Errorf("class %q with FlagNoRequest: CurrentClass %q, want %q", ClassUnknown, got, ClassNoRequest)
+	}
+	for _, c := range append(Classes, "", "something new") {
+		if _, old := OldClasses[c]; old {
+			t.Errorf("class %q is both today's and an older one", c)
+		}
+		if got := CurrentClass(&Record{Class: c, Flags: FlagNoRequest}); got != c {
+			t.Errorf("class %q: CurrentClass %q, want it unchanged", c, got)
+		}
+	}
+}
