@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"tapvault/internal/durable"
 	"tapvault/msgstore"
 	"tapvault/writer"
 )
@@ -71,32 +72,8 @@ func SaveCursor(dir string, c Cursor) error {
 		return fmt.Errorf("save fleet cursor: %w", err)
 	}
 	b, _ := json.Marshal(cursorFile{Version: 1, Messages: c.Messages.String(), Flows: c.Flows.String(), FlowsBlocks: c.FlowsBlocks})
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := durable.WriteFile(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("save fleet cursor: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save fleet cursor: %w", err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("save fleet cursor: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save fleet cursor: sync dir: %w", err)
 	}
 	return nil
 }

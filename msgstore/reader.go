@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"tapvault/analytics"
+	"tapvault/internal/durable"
 )
 
 // ErrNotFound is returned by Get when no record has the ID.
@@ -865,7 +866,7 @@ func DropFile(root string, fi FileInfo) error {
 	if err := os.Remove(fi.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("drop message file %q: %w", fi.Path, err)
 	}
-	if err := syncDir(messagesDir(root)); err != nil {
+	if err := durable.SyncDir(messagesDir(root)); err != nil {
 		return fmt.Errorf("drop message file %q: sync messages dir: %w", fi.Path, err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"tapvault/analytics"
+	"tapvault/internal/durable"
 )
 
 // Options configure a Writer. Zero values take the defaults.
@@ -196,7 +197,7 @@ func (w *Writer) newFile() error {
 		}
 		w.f, w.path, w.size, w.suspect, w.dirty = f, path, 0, false, false
 		w.files.Add(1)
-		if err := syncDir(w.dir); err != nil {
+		if err := durable.SyncDir(w.dir); err != nil {
 			w.log.Warn("msgstore: sync messages dir", "dir", w.dir, "err", err)
 		}
 		return nil
@@ -217,7 +218,7 @@ func (w *Writer) closeFile() error {
 		if err := os.Remove(w.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove empty message file %q: %w", w.path, err)
 		}
-		if err := syncDir(w.dir); err != nil {
+		if err := durable.SyncDir(w.dir); err != nil {
 			w.log.Warn("msgstore: sync messages dir", "dir", w.dir, "err", err)
 		}
 		return nil
@@ -323,7 +324,7 @@ func (w *Writer) recover(files []fileEntry) {
 		f.Close()
 	}
 	if removed {
-		if err := syncDir(w.dir); err != nil {
+		if err := durable.SyncDir(w.dir); err != nil {
 			w.log.Warn("msgstore: sync messages dir", "dir", w.dir, "err", err)
 		}
 	}
@@ -355,18 +356,6 @@ func completeEnd(f *os.File, path string) (int64, error) {
 // then drop the current one once it is no longer the newest). Safe from any
 // goroutine.
 func (w *Writer) Roll() { w.rollReq.Store(true) }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
 
 // InWindow says whether a query with From and To (0: unbounded) selects
 // r by time: whether r's span overlaps [from, to], as Query does.

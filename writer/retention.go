@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+
+	"tapvault/internal/durable"
 )
 
 // ErrSegmentGone says a segment was removed (by retention) after it was
@@ -58,7 +60,7 @@ func (w *Writer) DropSegment(n uint32) error {
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("drop segment %q: %w", path, err)
 	}
-	if err := syncDir(locs[i].dir); err != nil {
+	if err := durable.SyncDir(locs[i].dir); err != nil {
 		return fmt.Errorf("drop segment %q: %w", path, err)
 	}
 	return nil

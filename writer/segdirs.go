@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"tapvault/internal/durable"
 )
 
 // A store keeps its segments in one or more directories, one per disk as
@@ -200,7 +202,7 @@ func setupSegDirs(dir string, want []string) (all segDirs, active []string, err 
 			b.WriteString(d)
 			b.WriteByte('\n')
 		}
-		if err := writeFileDurable(dir, segDirsName, []byte(b.String())); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, segDirsName), []byte(b.String())); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -215,7 +217,7 @@ func claimSegDir(d, store string) error {
 			return fmt.Errorf("create segment directory %q: %w", d, err)
 		}
 		// Its name must survive a crash, as a segment's does.
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
 	}
@@ -238,34 +240,7 @@ func claimSegDir(d, store string) error {
 			return fmt.Errorf("segment directory %q already holds segments of no known store (%s): give an empty directory", d, e.Name())
 		}
 	}
-	return writeFileDurable(d, ownerName, []byte(store+"\n"))
-}
-
-// writeFileDurable writes dir/name through a temporary file, renamed into
-// place, and syncs the directory: the file is the old one or the new one
-// after a crash.
-func writeFileDurable(dir, name string, b []byte) error {
-	path := filepath.Join(dir, name)
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	return syncDir(dir)
+	return durable.WriteFile(filepath.Join(d, ownerName), []byte(store+"\n"))
 }
 
 // sameDir says whether a and b are the same directory (one may be a

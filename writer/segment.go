@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"tapvault/internal/durable"
 )
 
 // SegmentInfo describes one segment file.
@@ -252,22 +254,6 @@ func grow(b []byte, n int) []byte {
 	return b[:n]
 }
 
-// syncDir fsyncs a directory, making renames and creations in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %q: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %q: %w", dir, err)
-	}
-	return nil
-}
-
 // createSegment durably creates segment seg in segDir: the header is written
 // to a temporary file, fsynced, renamed into place and the directory
 // fsynced, so a segment file either does not exist or has a whole header.
@@ -293,7 +279,7 @@ func createSegment(segDir string, seg uint32, created int64) (*os.File, string, 
 	if err := os.Rename(tmp, path); err != nil {
 		return fail(fmt.Errorf("rename segment %q: %w", tmp, err))
 	}
-	if err := syncDir(segDir); err != nil {
+	if err := durable.SyncDir(segDir); err != nil {
 		f.Close()
 		return nil, "", err
 	}

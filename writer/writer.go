@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"tapvault/block"
+	"tapvault/internal/durable"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -399,7 +400,7 @@ func Open(opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("open commit marker %q: %w", markPath, err)
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
-		err = syncDir(opts.Dir) // the marker's name must survive a crash too
+		err = durable.SyncDir(opts.Dir) // the marker's name must survive a crash too
 	}
 	if err == nil {
 		// What recovery kept is committed from now on. A marker that names
