@@ -222,21 +222,18 @@ func ScanMessages(ctx context.Context, dir string, sel MessageSel, fn func(r *an
 		var preWarn []error
 		pq := q
 		pq.OnCorrupt = func(err error) { preWarn = append(preWarn, err) }
-		nq, none, err := narrowForTiers(ctx, rd, pq, sel)
-		if err != nil || none {
+		nq, found, err := narrowForTiers(ctx, rd, pq, sel)
+		if err != nil || found == 0 {
 			return preWarn, err
 		}
-		if nq.From != pq.From || nq.To != pq.To {
-			if !sel.NoDetail && !sel.Expr.UsesFields() {
-				// A few records selected (an exchange's view): the window
-				// around them is linked without detail, and only the
-				// selected ones are read whole (scanLinked): decoding
-				// every record of the window with its detail was 0.5 s
-				// of the 0.6 s one ID's tiers took on the 1.8M-record
-				// store.
-				nq.NoDetail = true
-				whole = true
-			}
+		if found > 0 && found <= maxWhole && !sel.NoDetail && !sel.Expr.UsesFields() {
+			// A few records selected (an exchange's view): the window
+			// around them is linked without detail, and only the
+			// selected ones are read whole (scanLinked): decoding every
+			// record of the window with its detail was 0.5 s of the
+			// 0.6 s one ID's tiers took on the 1.8M-record store.
+			nq.NoDetail = true
+			whole = true
 		}
 		nq.OnCorrupt = q.OnCorrupt
 		q = nq
@@ -272,6 +269,10 @@ func pruneBy(q *msgstore.Query, e *msgquery.Expr) {
 	}
 }
 
+// maxWhole is how many selected records a narrowed tier scan reads whole
+// one by one (a frame each) instead of decoding the whole window's detail.
+const maxWhole = 16
+
 // maxNarrowed is how many matching records narrowForTiers looks for: past
 // it, the scan is not narrowed (the records it found are many, and their
 // time spans as good as the whole).
@@ -290,8 +291,10 @@ const maxNarrowed = 1000
 // long. (It can only link more where the full scan, past its documented
 // disorder bound, released a front too early.) The margin, the smaller of
 // the window and 1 s, is for records without a response, whose spans end
-// early. none: nothing matches.
-func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel MessageSel) (_ msgstore.Query, none bool, err error) {
+// early. found is how many records match (0: none, and nothing to read),
+// or -1 when the scan is not narrowed (more than maxNarrowed, or matches
+// without times).
+func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel MessageSel) (_ msgstore.Query, found int, err error) {
 	pre := q
 	pruneBy(&pre, sel.Expr)
 	pre.NoDetail = !sel.Expr.UsesFields()
@@ -314,13 +317,13 @@ func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, 
 	})
 	switch {
 	case errors.Is(err, errMany):
-		return q, false, nil
+		return q, -1, nil
 	case err != nil:
-		return q, false, err
+		return q, -1, err
 	case n == 0:
-		return q, true, nil
+		return q, 0, nil
 	case lo > hi:
-		return q, false, nil // matches without times: read everything
+		return q, -1, nil // matches without times: read everything
 	}
 	w := sel.Window
 	if w <= 0 {
@@ -335,7 +338,7 @@ func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, 
 		to = min(to, q.To)
 	}
 	q.From, q.To = max(from, 1), to
-	return q, false, nil
+	return q, n, nil
 }
 
 // linkBatchLen is how many released records go back to the scan at a
