@@ -18,6 +18,33 @@ const QueryNice = 19
 // warning is not repeated.
 var lowPriorityFailed atomic.Bool
 
+// protect, when set, says whether there is capture to protect now; query
+// threads run at QueryNice only when it says so (SetProtectCapture).
+var protect atomic.Pointer[func() bool]
+
+// SetProtectCapture sets the test RunLowPriority asks before it lowers a
+// query thread's priority: the low priority exists to keep capture's CPU
+// and disk first, so where no capture runs (tapvault serve on a store no
+// capture writes) queries need not yield to everything else on the
+// machine, a browser on the same host included. nil (the default, and
+// what tapvault capture keeps) lowers every query thread. The test is
+// asked once per query thread, when it starts: a capture that starts
+// meanwhile has the CPU first from the next query on.
+func SetProtectCapture(f func() bool) {
+	if f == nil {
+		protect.Store(nil)
+		return
+	}
+	protect.Store(&f)
+}
+
+// lowPriority reports whether a query thread starting now should yield to
+// capture.
+func lowPriority() bool {
+	f := protect.Load()
+	return f == nil || (*f)()
+}
+
 // RunLowPriority runs fn on a fresh OS thread whose nice value is QueryNice
 // and waits for it. The goroutine exits still locked to that thread, so Go
 // discards the thread and its priority never leaks to other goroutines.
@@ -55,6 +82,10 @@ func goLowPriority(fn func()) {
 func lowPriorityThread(fn func()) {
 	runtime.LockOSThread()
 	// No UnlockOSThread: the thread dies with the goroutine.
+	if !lowPriority() {
+		fn()
+		return
+	}
 	tid := syscall.Gettid()
 	if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, QueryNice); err != nil {
 		lowPriorityFailed.Store(true)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -63,3 +64,9 @@ func AvailBytes(dir string) (int64, error) {
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
+
+// Capturing reports whether a writer (a capture, an import) holds the store
+// at dir open now. It probes the store's LOCK with a shared lock for a few
+// microseconds, which a writer opening the store at that moment waits out
+// (lockFile).
+func Capturing(dir string) bool { return writerLive(filepath.Join(dir, "LOCK")) }

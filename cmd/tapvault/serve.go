@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +20,7 @@ import (
 	"tapvault/pipeline"
 	"tapvault/query"
 	"tapvault/web"
+	"tapvault/writer"
 )
 
 // tokenEnv names the environment variable that may carry the API token. A
@@ -32,6 +36,7 @@ func newServeCmd() *cobra.Command {
 		fleetFile               string
 		peers                   []string
 		pointName               string
+		priority                string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--listen 127.0.0.1:8080] [--token-file FILE]",
@@ -69,6 +74,18 @@ shuts the server down.`,
 			if err != nil {
 				return err
 			}
+			dirs := []string{data}
+			for _, p := range peers {
+				if _, dir, ok := strings.Cut(p, "="); ok {
+					dirs = append(dirs, dir)
+				}
+			}
+			yield, err := captureYield(priority, dirs)
+			if err != nil {
+				return err
+			}
+			query.SetProtectCapture(yield)
+			defer query.SetProtectCapture(nil)
 			log := slog.Default()
 			st, err := query.OpenStore(data, log)
 			if err != nil {
@@ -117,6 +134,7 @@ shuts the server down.`,
 	fl.flags(f)
 	f.StringArrayVar(&peers, "peer", nil, "another capture point's store on this machine, NAME=DIR (repeatable): one exchange across the points (docs/hops.md)")
 	f.StringVar(&pointName, "name", "here", "this store's capture point name, beside --peer")
+	f.StringVar(&priority, "query-priority", "auto", "CPU and disk priority of queries: low (nice 19, idle I/O: capture first), normal, or auto: low while a capture writes the store (or a --peer store), normal otherwise")
 	f.StringVar(&fleetFile, "fleet", "", "serve the fleet's centre from this fleet.yaml instead of a store (docs/fleet.md): exchanges and health from ClickHouse, packets from the sensors over mutual TLS")
 	return cmd
 }
@@ -154,4 +172,33 @@ func loadToken(file, env string) (string, error) {
 		slog.Warn("the token file is readable by other users; chmod 600 it", "file", file, "mode", fi.Mode().Perm().String())
 	}
 	return tok, nil
+}
+
+// captureYield is serve's --query-priority as the test
+// query.SetProtectCapture takes: low always yields (nil), normal never,
+// auto while a capture (or an import) writes one of dirs, asked at most
+// once a second.
+func captureYield(mode string, dirs []string) (func() bool, error) {
+	switch mode {
+	case "low":
+		return nil, nil
+	case "normal":
+		return func() bool { return false }, nil
+	case "auto":
+	default:
+		return nil, fmt.Errorf("--query-priority %q: want auto, low or normal", mode)
+	}
+	var (
+		mu    sync.Mutex
+		asked time.Time
+		live  bool
+	)
+	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if now := time.Now(); now.Sub(asked) >= time.Second {
+			asked, live = now, slices.ContainsFunc(dirs, writer.Capturing)
+		}
+		return live
+	}, nil
 }
