@@ -161,9 +161,17 @@ func equalRefs(a, b []writer.Ref) bool {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// openTest opens an index whose groups are all exact keys, for the tests
+// that compare answers with brute force exactly (sketch_test.go has the
+// sketches: synthetic blocks of a few KB would be sketched).
 func openTest(t testing.TB, dir string) *Index {
 	t.Helper()
-	ix, err := Open(Options{Dir: dir, Create: true, Logger: quietLogger()})
+	return openTestOpts(t, Options{Dir: dir, Create: true, Logger: quietLogger(), SketchAbove: -1})
+}
+
+func openTestOpts(t testing.TB, opts Options) *Index {
+	t.Helper()
+	ix, err := Open(opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

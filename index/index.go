@@ -88,6 +88,11 @@ type Options struct {
 	// the watermark, and by CatchUp once there is room). Default 4 x
 	// MemTableSize + 64 MiB; negative: never pause.
 	MinFree int64
+	// SketchAbove is the share of a group's stored bytes above which its
+	// exact keys (by writeGroup's estimate: about 35 bytes a key) make it
+	// be written as sketches, when they are also less than half the size
+	// (sketch.go). Default 0.02; negative: never (exact keys always).
+	SketchAbove float64
 	// VerifyAll makes Open verify every block checksum of every table,
 	// whatever the VERIFIED list says (see verifiedFile): for verify.
 	VerifyAll bool
@@ -132,6 +137,7 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 type Stats struct {
 	Blocks     uint64        // blocks written to the index
 	Groups     uint64        // groups written
+	Sketched   uint64        // of them, written as sketches (sketch.go)
 	Keys       uint64        // keys set
 	Deletes    uint64        // keys deleted (retention, hole markers)
 	QueueDrops uint64        // blocks the hook dropped: "index queue full" (QueueLen or QueueBytes)
@@ -179,7 +185,10 @@ type Index struct {
 	wmu       sync.Mutex
 	arena     []byte
 	keyList   [][]byte
+	vals      map[string][]byte // writeGroup's sketch values by key
 	attrs     *attrSet
+	sketches  sketchBuilder
+	sketched  atomic.Uint64      // groups written as sketches
 	diskSegs  map[uint32]segInfo // S keys as persisted
 	wm        writer.Ref
 	hasWM     bool
@@ -219,6 +228,9 @@ func Open(opts Options) (*Index, error) {
 	}
 	if opts.QueueBytes <= 0 {
 		opts.QueueBytes = DefaultQueueBytes
+	}
+	if opts.SketchAbove == 0 {
+		opts.SketchAbove = 0.02
 	}
 	if opts.MaxGroupAge <= 0 {
 		opts.MaxGroupAge = 10 * time.Second
@@ -329,6 +341,13 @@ func hasBadgerFiles(dir string) (bool, error) {
 	return false, err
 }
 
+// valueThreshold is the largest value kept in Badger's tables: 128 KiB,
+// or less where the memtable is small (below 15 % of it, half of Badger's
+// batch limit), and never below the 1 KiB of before sketches.
+func valueThreshold(memTable int64) int64 {
+	return max(1<<10, min(128<<10, memTable*15/100/2))
+}
+
 // badgerOptions are the Badger options of an index with opts.
 func badgerOptions(opts Options) badger.Options {
 	bo := badger.DefaultOptions(opts.Dir).
@@ -341,9 +360,12 @@ func badgerOptions(opts Options) badger.Options {
 		WithNumCompactors(2).
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithIndexCacheSize(indexCacheSize).
-		// Keys only, no values: a threshold below Badger's batch limit
-		// (15% of the memtable) lets small memtables open.
-		WithValueThreshold(1 << 10).
+		// Keys only but for the sketches (sketch.go, up to about 100 KB
+		// a block): they stay in the tables, so that dropping a segment's
+		// keys frees them in compactions, up to a threshold below
+		// Badger's batch limit (15% of the memtable), which lets small
+		// memtables open.
+		WithValueThreshold(valueThreshold(opts.MemTableSize)).
 		WithBloomFalsePositive(0). // only prefix scans: blooms never help
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
@@ -374,14 +396,26 @@ func (ix *Index) load(created bool) error {
 		txnFn = ix.db.View
 	}
 	return txnFn(func(txn *badger.Txn) error {
-		var found bool
+		var found, older bool
+		fk2 := appendFormatKeyVersion(nil, formatVersionNoSketch)
 		err := scanPrefix(txn, []byte{kindFormat}, func(k []byte) error {
-			if string(k) != string(fk) {
+			switch string(k) {
+			case string(fk):
+			case string(fk2):
+				older = true
+			default:
 				return fmt.Errorf("format marker %x, this build writes %x", k, fk)
 			}
 			found = true
 			return nil
 		})
+		if err == nil && older && !ix.opts.ReadOnly {
+			// Sketch keys may follow: an older build must not take the
+			// index for one it knows (formatVersion).
+			if err = txn.Set(fk, nil); err == nil {
+				err = txn.Delete(fk2)
+			}
+		}
 		if err == nil {
 			err = scanPrefix(txn, []byte{kindSegment}, func(k []byte) error {
 				s, err := parseSegmentKey(k)

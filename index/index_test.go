@@ -195,7 +195,7 @@ func TestQueriesMatchBruteForce(t *testing.T) {
 		t.Fatalf("close read-only: %v", err)
 	}
 
-	ix, err = Open(Options{Dir: dir, Logger: quietLogger()})
+	ix, err = Open(Options{Dir: dir, Logger: quietLogger(), SketchAbove: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestDropsWatermarkCatchUp(t *testing.T) {
 	pop := genFlows(rng, 100)
 	blocks := genBlocks(rng, genConfig{segs: 2, perSeg: 100, flowsPerBlock: 10, firstSeg: 1, startTS: 5000}, pop)
 	dir := t.TempDir()
-	ix, err := Open(Options{Dir: dir, Create: true, QueueLen: 4, Logger: quietLogger()})
+	ix, err := Open(Options{Dir: dir, Create: true, QueueLen: 4, Logger: quietLogger(), SketchAbove: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +478,7 @@ func TestDropsWatermarkCatchUp(t *testing.T) {
 	if err := ix.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ix, err = Open(Options{Dir: dir, Logger: quietLogger()})
+	ix, err = Open(Options{Dir: dir, Logger: quietLogger(), SketchAbove: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -403,9 +403,24 @@ func (ix *Index) writeGroup(g *group) error {
 		b := g.flows.bitmap(i)
 		attrs.addFlow(&g.flows.keys[i], &b)
 	}
-	nkeys := len(g.members) + g.flows.len() + len(attrs.hosts) + len(attrs.ports) + len(attrs.vlans)
+	exactKeys := g.flows.len() + len(attrs.hosts) + len(attrs.ports) + len(attrs.vlans)
+	var sketchVals [][]byte
+	var stored int64
+	for i := range g.members {
+		stored += int64(g.members[i].Meta.StoredLen)
+	}
+	if sketchWorth(exactKeys, sketchEntries(&g.flows), len(g.members), stored, ix.opts.SketchAbove) {
+		if _, sketchVals, err = ix.sketches.build(g); err != nil {
+			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		}
+	}
+	nkeys := len(g.members) + exactKeys
 	size := len(g.members)*blockKeySize + g.flows.len()*flowKeySize + len(attrs.hosts)*hostKeySize +
 		len(attrs.ports)*portKeySize + len(attrs.vlans)*vlanKeySize + 2*segmentKeySize
+	if sketchVals != nil {
+		nkeys = len(g.members) + len(sketchVals)
+		size = len(g.members)*(blockKeySize+sketchKeySize) + 2*segmentKeySize
+	}
 	// Badger keeps the key slices until the batch is flushed, so they live
 	// in one arena that is reused only after Flush returns.
 	if cap(ix.arena) < size {
@@ -429,8 +444,31 @@ func (ix *Index) writeGroup(g *group) error {
 			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
 		}
 	}
+	if ix.vals == nil {
+		ix.vals = make(map[string][]byte)
+	}
+	clear(ix.vals)
+	for k, v := range sketchVals {
+		if v == nil {
+			continue // a block without flows: no value holds for it
+		}
+		start := len(buf)
+		buf = appendSketchKey(buf, g.id, uint16(k))
+		ix.vals[string(buf[start:])] = v
+		if err := set(start); err != nil {
+			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		}
+	}
+	if sketchVals != nil {
+		clear(attrs.hosts)
+		clear(attrs.ports)
+		clear(attrs.vlans)
+	}
 	var attr [flowAttrSize]byte
 	for i := range g.flows.keys {
+		if sketchVals != nil {
+			break
+		}
 		start := len(buf)
 		b := g.flows.bitmap(i)
 		buf = appendAttrKey(buf, kindFlow, appendFlowAttr(attr[:0], &g.flows.keys[i]), g.id, &b)
@@ -480,7 +518,7 @@ func (ix *Index) writeGroup(g *group) error {
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, k := range keys {
-		if err := wb.Set(k, nil); err != nil {
+		if err := wb.Set(k, ix.vals[string(k)]); err != nil {
 			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
 		}
 	}
@@ -495,6 +533,10 @@ func (ix *Index) writeGroup(g *group) error {
 	ix.diskSegs[g.seg] = seg
 	ix.blocks.Add(uint64(len(g.members)))
 	ix.groups.Add(1)
+	if sketchVals != nil {
+		ix.sketched.Add(1)
+	}
+	clear(ix.vals)
 	ix.keys.Add(uint64(nkeys))
 	return nil
 }
@@ -767,6 +809,7 @@ func (ix *Index) Stats() Stats {
 	s := Stats{
 		Blocks:     ix.blocks.Load(),
 		Groups:     ix.groups.Load(),
+		Sketched:   ix.sketched.Load(),
 		Keys:       ix.keys.Load(),
 		Deletes:    ix.deletes.Load(),
 		QueueDrops: ix.drops.Load(),

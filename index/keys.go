@@ -34,6 +34,10 @@ const (
 	kindHost  byte = 'H' // D | seg | H | ip (16) | goff | gen | bits
 	kindPort  byte = 'P' // D | seg | P | proto | port | goff | gen | bits
 	kindVLAN  byte = 'V' // D | seg | V | vlan | goff | gen | bits
+
+	// kindSketch: D | seg | Q | goff | gen | k, valued: the filter of a
+	// group written as sketches (sketch.go), one key a block.
+	kindSketch byte = 'Q'
 )
 
 // GroupBlocks is how many consecutive blocks of one segment share one set of
@@ -49,8 +53,15 @@ const (
 	bitmapBytes = GroupBlocks / 8
 )
 
-// formatVersion is bumped on any change of key layout.
-const formatVersion = 2
+// formatVersion is bumped on any change of key layout. Version 3 added the
+// sketch keys (Q): a version 2 index is read as it is, and marked 3 when
+// opened for writing, so that an older tapvault, which would not look at
+// sketches and miss their blocks, reads it as another format (and
+// rebuilds it) instead.
+const formatVersion = 3
+
+// formatVersionNoSketch is the last version without sketch keys.
+const formatVersionNoSketch = 2
 
 // Attribute widths and key sizes.
 const (
@@ -281,9 +292,11 @@ func parseRefKey(b []byte, kind byte) (writer.Ref, error) {
 	return writer.Ref(binary.BigEndian.Uint64(b[1:])), nil
 }
 
-func appendFormatKey(dst []byte) []byte {
+func appendFormatKey(dst []byte) []byte { return appendFormatKeyVersion(dst, formatVersion) }
+
+func appendFormatKeyVersion(dst []byte, v uint16) []byte {
 	dst = append(dst, kindFormat)
-	dst = binary.BigEndian.AppendUint16(dst, formatVersion)
+	dst = binary.BigEndian.AppendUint16(dst, v)
 	return binary.BigEndian.AppendUint16(dst, GroupBlocks)
 }
 

@@ -370,6 +370,58 @@ func (d *diskIter) loadAttr(seg uint32) error {
 			return err
 		}
 	}
+	return d.loadSketches(seg)
+}
+
+// loadSketches adds the blocks of seg's sketched groups (sketch.go) that
+// overlap the query's time range and may hold its value: each whose
+// filter has it when the query is on one value, every one when it is on
+// a range.
+func (d *diskIter) loadSketches(seg uint32) error {
+	prefix := appendDataPrefix(nil, seg, kindSketch)
+	one := bytes.Equal(d.lo, d.hi)
+	hs := []uint64{attrHash(d.kind, d.lo)}
+	if d.kind == kindFlow && one {
+		k, ok := packet.ParseFlowKey(d.lo)
+		if !ok {
+			return fmt.Errorf("index query: flow key of %d bytes", len(d.lo))
+		}
+		hs = flowHashes(&k)
+	}
+	for d.it.Seek(prefix); d.it.ValidForPrefix(prefix); d.it.Next() {
+		item := d.it.Item()
+		g, k, err := parseSketchKey(item.Key())
+		if err != nil {
+			return fmt.Errorf("index query: %w", err)
+		}
+		ms, err := d.groupMembers(g)
+		if err != nil {
+			return err
+		}
+		if int(k) >= len(ms) || ms[k].MinTS > d.to || ms[k].MaxTS < d.from {
+			continue
+		}
+		keep := !one
+		if one {
+			err = item.Value(func(v []byte) error {
+				s, err := parseSketch(v)
+				if err != nil {
+					return fmt.Errorf("index query: group %v block %d: %w", g.Ref, k, err)
+				}
+				keep = true
+				for _, h := range hs {
+					keep = keep && s.has(h)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if keep {
+			d.buf = append(d.buf, ms[k].Ref)
+		}
+	}
 	return nil
 }
 
