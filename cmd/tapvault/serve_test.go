@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tapvault/writer"
 )
 
 func TestLoadToken(t *testing.T) {
@@ -213,5 +216,38 @@ func serveStore(t *testing.T, store string) func(path string) (int, []byte) {
 		if time.Now().After(deadline) {
 			t.Fatal("serve did not answer within 10s")
 		}
+	}
+}
+
+// serve --query-priority: auto asks whether a capture writes one of the
+// stores (at most once a second), low always yields (nil), normal never;
+// anything else is refused.
+func TestCaptureYield(t *testing.T) {
+	dir := t.TempDir()
+	if f, err := captureYield("low", []string{dir}); err != nil || f != nil {
+		t.Errorf("low: got %v, %v; want nil, nil", f != nil, err)
+	}
+	if f, err := captureYield("normal", []string{dir}); err != nil || f == nil || f() {
+		t.Errorf("normal: got %v; want a test that says false", err)
+	}
+	if _, err := captureYield("nice", []string{dir}); err == nil || !strings.Contains(err.Error(), "want auto, low or normal") {
+		t.Errorf("nice: got %v, want the modes named", err)
+	}
+	other := t.TempDir()
+	f, err := captureYield("auto", []string{other, dir})
+	if err != nil || f == nil || f() {
+		t.Fatalf("auto, nothing writing: got %v, want false", err)
+	}
+	w, err := writer.Open(writer.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if f() {
+		t.Error("auto: asked again within a second: true, want the cached false")
+	}
+	f, _ = captureYield("auto", []string{other, dir})
+	if !f() {
+		t.Error("auto, a writer on the second store: false, want true")
 	}
 }
