@@ -16,9 +16,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"tapvault/analytics"
@@ -548,9 +551,17 @@ func (d *Diagnoser) Diagnosis() *Diagnosis {
 		}
 		return x.ap.Compare(y.ap)
 	})
-	for _, i := range order {
+	// Each server is judged on its own samples, reading d only: the
+	// servers are judged in parallel (a fifth of a diagnosis of 1.1M
+	// records was this loop, on one thread) and collected in order.
+	type judged struct {
+		sum ServerSummary
+		fs  []Finding
+	}
+	out := make([]judged, len(order))
+	judge := func(k int) {
+		i := order[k]
 		acc := d.servers[i]
-		dg.Split += acc.split
 		ss := bySrv[i]
 		var split []*dsample
 		for _, s := range ss {
@@ -573,15 +584,35 @@ func (d *Diagnoser) Diagnosis() *Diagnosis {
 			fs = d.judgeServer(&sum, split, tiersBySrv[i])
 		case acc.answered >= o.MinCount:
 			fs = []Finding{d.cantSplit(&sum, ss)}
-		default:
-			dg.NotEnoughServers++
-			dg.NotEnoughExchanges += acc.exchanges
 		}
 		for _, f := range fs {
 			sum.Verdicts = append(sum.Verdicts, f.Kind)
 		}
-		dg.Findings = append(dg.Findings, fs...)
-		dg.Servers = append(dg.Servers, sum)
+		out[k] = judged{sum, fs}
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), len(order)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := int(next.Add(1) - 1); k < len(order); k = int(next.Add(1) - 1) {
+				judge(k)
+			}
+		}()
+	}
+	wg.Wait()
+	for k, i := range order {
+		acc := d.servers[i]
+		dg.Split += acc.split
+		if acc.split < o.MinCount && acc.answered < o.MinCount {
+			dg.NotEnoughServers++
+			dg.NotEnoughExchanges += acc.exchanges
+		}
+		dg.Findings = append(dg.Findings, out[k].fs...)
+		dg.Servers = append(dg.Servers, out[k].sum)
 	}
 	slices.SortStableFunc(dg.Findings, func(a, b Finding) int { return stdcmp.Compare(b.Impact, a.Impact) })
 	if len(dg.Findings) == 0 {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tapvault/analytics"
@@ -341,6 +342,12 @@ func narrowForTiers(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, 
 	return q, n, nil
 }
 
+// pipeBatchLen is how many linked records go to fn's stage at a time.
+const pipeBatchLen = 512
+
+// errPipeStopped stops a scan whose fn stage has failed.
+var errPipeStopped = errors.New("fn stopped")
+
 // linkBatchLen is how many released records go back to the scan at a
 // time.
 const linkBatchLen = 256
@@ -466,6 +473,117 @@ func scanLinked(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel 
 			back(l.Rec)
 		}
 		return nil
+	}
+	if !whole {
+		// fn's stage on a goroutine of its own (a query thread, as the
+		// scan's), fed batches of pipeBatchLen in order: the linker and
+		// fn each had this goroutine to themselves, the scan's one thread
+		// (diagnosis of the 14M-packet store, 4 rounds alternating: 1.54
+		// -> 1.35 s median, answers identical). It hands each record back
+		// to the scan's workers itself.
+		var (
+			batch   []msgquery.Linked
+			batches = make(chan []msgquery.Linked, 8)
+			spare   = make(chan []msgquery.Linked, 10)
+			done    = make(chan struct{})
+			ferr    error
+			failed  atomic.Bool // fn failed: the scan stops
+			stopped atomic.Bool // the scan failed: fn is called no more
+		)
+		goLowPriority(func() {
+			defer close(done)
+			var free []*analytics.Record
+			for b := range batches {
+				if ferr == nil && !stopped.Load() {
+					for _, l := range b {
+						if sel.match(l.Rec) {
+							if ferr = fn(l.Rec, l.Tier); ferr != nil {
+								failed.Store(true)
+								break
+							}
+						}
+					}
+				}
+				for _, l := range b {
+					free = append(free, l.Rec)
+					if len(free) == linkBatchLen {
+						if freed.put(free) {
+							free = make([]*analytics.Record, 0, linkBatchLen)
+						} else {
+							free = free[:0]
+						}
+					}
+				}
+				select {
+				case spare <- b[:0]:
+				default:
+				}
+			}
+		})
+		flush := func() {
+			if len(batch) > 0 {
+				batches <- batch
+				select {
+				case batch = <-spare:
+				default:
+					batch = make([]msgquery.Linked, 0, pipeBatchLen)
+				}
+			}
+		}
+		emit = func(ls []msgquery.Linked) error {
+			if failed.Load() {
+				return errPipeStopped
+			}
+			batch = append(batch, ls...)
+			if len(batch) >= pipeBatchLen {
+				flush()
+			}
+			return nil
+		}
+		defer func() {
+			// Always: the goroutine ends, and fn is not called after
+			// scanLinked returns.
+			select {
+			case <-done:
+			default:
+				close(batches)
+				<-done
+			}
+		}()
+		finish := func(err error) error {
+			if err == nil {
+				flush()
+			} else {
+				stopped.Store(true)
+			}
+			close(batches)
+			<-done
+			if ferr != nil {
+				return ferr
+			}
+			if errors.Is(err, errPipeStopped) {
+				return nil
+			}
+			return err
+		}
+		q.Records = freed.record
+		err := rd.Scan(ctx, q, func(r *analytics.Record) error {
+			isConn := conn.Is(r)
+			if isConn && sel.Exchanges {
+				back(r)
+				return nil
+			}
+			r.UpgradeClass()
+			if isConn {
+				one[0] = msgquery.Linked{Rec: r}
+				return emit(one[:])
+			}
+			return emit(tl.Push(r))
+		})
+		if err == nil {
+			err = emit(tl.Flush())
+		}
+		return finish(err)
 	}
 	q.Records = freed.record
 	err := rd.Scan(ctx, q, func(r *analytics.Record) error {
