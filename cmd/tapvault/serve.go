@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,6 +88,7 @@ shuts the server down.`,
 			}
 			query.SetProtectCapture(yield)
 			defer query.SetProtectCapture(nil)
+			serveGC()
 			log := slog.Default()
 			st, err := query.OpenStore(data, log)
 			if err != nil {
@@ -201,4 +204,44 @@ func captureYield(mode string, dirs []string) (func() bool, error) {
 		}
 		return live
 	}, nil
+}
+
+// serveGC sets serve's garbage collector: GOGC 400 (unless $GOGC says
+// otherwise), with a soft memory limit of a quarter of the machine's
+// memory (unless $GOMEMLIMIT) so that the heap it allows stays bounded. A
+// full scan holds a window of decoded records, a heap of 100-250 MB that is
+// live and full of pointers, and at the default GOGC 100 each collection
+// marked it again: a diagnosis of the 14M-packet store took 1.40 s (2.2 s
+// CPU) at 100 and 1.10 s (1.74 s) at 400, tiers 1.08 -> 0.98 s, for 270
+// against 240 MB of peak RSS (medians of 3, fresh serve each). capture
+// keeps the default: an endpoint sensor's memory budget is tighter.
+func serveGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		if total := physicalMemory(); total > 0 {
+			debug.SetMemoryLimit(total / 4)
+		}
+	}
+}
+
+// physicalMemory is the machine's memory in bytes (MemTotal of
+// /proc/meminfo), or 0 where it cannot be read.
+func physicalMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 2 && f[1] == "kB" {
+				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -251,3 +251,15 @@ func TestCaptureYield(t *testing.T) {
 		t.Error("auto, a writer on the second store: false, want true")
 	}
 }
+
+func TestPhysicalMemory(t *testing.T) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Skip("no /proc/meminfo")
+	}
+	var kb int64
+	fmt.Sscanf(string(b), "MemTotal: %d kB", &kb)
+	if got := physicalMemory(); got != kb<<10 || got <= 0 {
+		t.Fatalf("physicalMemory: %d, want %d (MemTotal)", got, kb<<10)
+	}
+}
