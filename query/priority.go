@@ -55,7 +55,19 @@ func lowPriority() bool {
 // query concurrency for the process's life before; idle Ps cost an endpoint
 // sensor wake-ups: 1.4 % of a core idle with the API on against 0.95 %
 // without, docs/PERFORMANCE.md "Issue 16".)
+//
+// Where there is no capture to yield to (SetProtectCapture), fn runs on the
+// caller's goroutine, with neither a thread nor a P of its own.
 func RunLowPriority(fn func()) {
+	if !lowPriority() {
+		// No capture to yield to (SetProtectCapture): fn runs here, an
+		// ordinary goroutine with no P of its own. A P added for each of
+		// a scan's goroutines made GOMAXPROCS 7 on 2 CPUs, and the
+		// scheduler's preemption of the extra threads 6 % of a
+		// diagnosis's CPU (profiled).
+		fn()
+		return
+	}
 	procs.Add(1)
 	defer procs.Add(-1)
 	done := make(chan struct{})
@@ -69,6 +81,10 @@ func RunLowPriority(fn func()) {
 // goLowPriority starts fn as RunLowPriority runs it, without waiting for
 // it: a parallel scan's producer and workers (msgstore.Query.Spawn).
 func goLowPriority(fn func()) {
+	if !lowPriority() {
+		go fn()
+		return
+	}
 	procs.Add(1)
 	go func() {
 		defer procs.Add(-1)
@@ -77,19 +93,13 @@ func goLowPriority(fn func()) {
 }
 
 // lowPriorityThread locks the calling goroutine to its thread, lowers the
-// thread's CPU and I/O priority, and runs fn; or, when there is no capture
-// to yield to (SetProtectCapture), just runs fn. The caller's goroutine
-// must end after it, so that Go discards the thread.
+// thread's CPU and I/O priority, and runs fn. The caller's goroutine must
+// end after it, so that Go discards the thread. (Where there is no capture
+// to yield to, RunLowPriority and goLowPriority run fn on an ordinary
+// goroutine instead: locked to threads of their own, a scan's producer,
+// workers and consumer handed each frame over with a futex wake-up, a
+// third of a latency series' CPU in the scheduler, profiled.)
 func lowPriorityThread(fn func()) {
-	if !lowPriority() {
-		// No capture to yield to: an ordinary goroutine. Locked to
-		// threads of their own, a scan's producer, workers and consumer
-		// hand each frame over with a futex wake-up instead of a
-		// goroutine switch (a third of a latency series' CPU in the
-		// scheduler and futex calls, profiled).
-		fn()
-		return
-	}
 	runtime.LockOSThread()
 	// No UnlockOSThread: the thread dies with the goroutine.
 	tid := syscall.Gettid()
