@@ -413,12 +413,26 @@ func (ix *Index) writeGroup(g *group) error {
 		if _, sketchVals, err = ix.sketches.build(g); err != nil {
 			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
 		}
+		// A sketch past the value threshold would go to Badger's value
+		// log, whose space nothing reclaims once retention drops it:
+		// such a group keeps its exact keys.
+		for _, v := range sketchVals {
+			if int64(len(v)) > valueThreshold(ix.opts.MemTableSize) {
+				sketchVals = nil
+				break
+			}
+		}
 	}
 	nkeys := len(g.members) + exactKeys
 	size := len(g.members)*blockKeySize + g.flows.len()*flowKeySize + len(attrs.hosts)*hostKeySize +
 		len(attrs.ports)*portKeySize + len(attrs.vlans)*vlanKeySize + 2*segmentKeySize
 	if sketchVals != nil {
-		nkeys = len(g.members) + len(sketchVals)
+		nkeys = len(g.members)
+		for _, v := range sketchVals {
+			if v != nil {
+				nkeys++
+			}
+		}
 		size = len(g.members)*(blockKeySize+sketchKeySize) + 2*segmentKeySize
 	}
 	// Badger keeps the key slices until the batch is flushed, so they live

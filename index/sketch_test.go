@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/FastFilter/xorfilter"
 	"github.com/dgraph-io/badger/v4"
 
 	"tapvault/block"
@@ -285,5 +286,14 @@ func TestFormatVersion2(t *testing.T) {
 	ix.Close()
 	if got, want := marker(), appendFormatKey(nil); string(got) != string(want) {
 		t.Fatalf("after a read-write open: marker %x, want %x", got, want)
+	}
+}
+
+// TestSketchCountLength: a count length that is not a multiple of the
+// segment length lets Contains read past the fingerprints: refused.
+func TestSketchCountLength(t *testing.T) {
+	v := appendSketch(nil, &xorfilter.BinaryFuse8{SegmentLength: 4, SegmentLengthMask: 3, SegmentCountLength: 5, Fingerprints: make([]uint8, 13)})
+	if _, err := parseSketch(v); err == nil {
+		t.Fatal("count length 5 with segment length 4: parsed")
 	}
 }

@@ -16,12 +16,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"tapvault/analytics"
@@ -590,20 +587,7 @@ func (d *Diagnoser) Diagnosis() *Diagnosis {
 		}
 		out[k] = judged{sum, fs}
 	}
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range min(runtime.GOMAXPROCS(0), len(order)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := int(next.Add(1) - 1); k < len(order); k = int(next.Add(1) - 1) {
-				judge(k)
-			}
-		}()
-	}
-	wg.Wait()
+	parallel(len(order), judge)
 	for k, i := range order {
 		acc := d.servers[i]
 		dg.Split += acc.split

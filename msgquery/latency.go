@@ -445,20 +445,7 @@ func (a *Aggregator) Groups() []Group {
 	// Each group's figures are its own (a selection moves only its own
 	// values): they are computed in parallel, a tenth of the overview's
 	// latency series after its scan, on one thread (profiled).
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range min(runtime.GOMAXPROCS(0), len(gs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(gs); i = int(next.Add(1) - 1) {
-				add(i, gs[i])
-			}
-		}()
-	}
-	wg.Wait()
+	parallel(len(gs), func(i int) { add(i, gs[i]) })
 	slices.SortFunc(out, func(x, y Group) int {
 		if x.Count != y.Count {
 			return cmpI64(y.Count, x.Count)
@@ -648,4 +635,29 @@ func (g *Group) approx() bool {
 		}
 	}
 	return false
+}
+
+// Spawn starts the goroutines msgquery spreads its work over (a
+// diagnosis's servers, an Aggregator's groups). The query package sets it
+// to start them as its query threads are (at the lowest priority while a
+// capture runs); by default a plain go statement.
+var Spawn = func(f func()) { go f() }
+
+// parallel calls f(0..n-1) on up to one goroutine per CPU (started by
+// Spawn) and waits for them.
+func parallel(n int, f func(i int)) {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.NumCPU(), n) {
+		wg.Add(1)
+		Spawn(func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -492,8 +492,22 @@ func scanLinked(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel 
 		)
 		goLowPriority(func() {
 			defer close(done)
+			// A panic in fn is this scan's error, as it was on the
+			// caller's goroutine (where an HTTP handler recovers it),
+			// not the process's end.
+			defer func() {
+				if p := recover(); p != nil {
+					ferr = fmt.Errorf("scan: panic in the records' callback: %v", p)
+					failed.Store(true)
+					for range batches {
+					}
+				}
+			}()
 			var free []*analytics.Record
 			for b := range batches {
+				if ferr == nil && ctx.Err() != nil {
+					stopped.Store(true) // the scan ends on it
+				}
 				if ferr == nil && !stopped.Load() {
 					for _, l := range b {
 						if sel.match(l.Rec) {

@@ -282,3 +282,20 @@ func TestScanMessagesDamage(t *testing.T) {
 		}
 	}
 }
+
+// TestScanMessagesTiersPanic: fn runs on a goroutine of the scan's own in a
+// tier scan; its panic comes back as the scan's error instead of ending
+// the process.
+func TestScanMessagesTiersPanic(t *testing.T) {
+	dir := scanStore(t, 500)
+	n := 0
+	_, err := ScanMessages(context.Background(), dir, MessageSel{Tiers: true}, func(*analytics.Record, *msgquery.Tier) error {
+		if n++; n == 100 {
+			panic("boom")
+		}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "panic") || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("fn panicking: got %v, want the panic as an error", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"tapvault/internal/procs"
+	"tapvault/msgquery"
 )
 
 // QueryNice is the nice value query threads run at: the lowest priority, so
@@ -76,6 +77,12 @@ func RunLowPriority(fn func()) {
 		lowPriorityThread(fn)
 	}()
 	<-done
+}
+
+func init() {
+	// msgquery's parallel work (a diagnosis's servers, an Aggregator's
+	// groups) runs as the query that calls it does.
+	msgquery.Spawn = goLowPriority
 }
 
 // goLowPriority starts fn as RunLowPriority runs it, without waiting for

@@ -207,8 +207,8 @@ func captureYield(mode string, dirs []string) (func() bool, error) {
 }
 
 // serveGC sets serve's garbage collector: GOGC 400 (unless $GOGC says
-// otherwise), with a soft memory limit of a quarter of the machine's
-// memory (unless $GOMEMLIMIT) so that the heap it allows stays bounded. A
+// otherwise), with a soft memory limit of a quarter of the machine's (or
+// its cgroup's) memory (unless $GOMEMLIMIT) so that the heap it allows stays bounded. A
 // full scan holds a window of decoded records, a heap of 100-250 MB that is
 // live and full of pointers, and at the default GOGC 100 each collection
 // marked it again: a diagnosis of the 14M-packet store took 1.40 s (2.2 s
@@ -226,9 +226,26 @@ func serveGC() {
 	}
 }
 
-// physicalMemory is the machine's memory in bytes (MemTotal of
-// /proc/meminfo), or 0 where it cannot be read.
+// physicalMemory is the memory serve may use in bytes: the machine's
+// (MemTotal of /proc/meminfo), or its cgroup's limit where that is lower
+// (cgroup v2 memory.max, v1 memory.limit_in_bytes: a container); 0 where
+// neither can be read.
 func physicalMemory() int64 {
+	total := memTotal()
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 && (total == 0 || n < total) {
+			total = n // "max" (no limit) does not parse
+		}
+	}
+	return total
+}
+
+// memTotal is MemTotal of /proc/meminfo in bytes, or 0.
+func memTotal() int64 {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0

@@ -259,7 +259,10 @@ func TestPhysicalMemory(t *testing.T) {
 	}
 	var kb int64
 	fmt.Sscanf(string(b), "MemTotal: %d kB", &kb)
-	if got := physicalMemory(); got != kb<<10 || got <= 0 {
-		t.Fatalf("physicalMemory: %d, want %d (MemTotal)", got, kb<<10)
+	if got := memTotal(); got != kb<<10 || got <= 0 {
+		t.Fatalf("memTotal: %d, want %d (MemTotal)", got, kb<<10)
+	}
+	if got := physicalMemory(); got <= 0 || got > kb<<10 {
+		t.Fatalf("physicalMemory: %d, want at most MemTotal %d", got, kb<<10)
 	}
 }
