@@ -373,6 +373,14 @@ func (d *diskIter) loadAttr(seg uint32) error {
 	return d.loadSketches(seg)
 }
 
+// anyVLAN reports whether the flow key range [lo, hi] is FlowAnyVLAN's: one
+// 5-tuple, VLAN ids 0/0 to 0xffff/0xffff.
+func anyVLAN(lo, hi []byte) bool {
+	const v = flowAttrSize - 4
+	return len(lo) == flowAttrSize && len(hi) == flowAttrSize && bytes.Equal(lo[:v], hi[:v]) &&
+		bytes.Equal(lo[v:], []byte{0, 0, 0, 0}) && bytes.Equal(hi[v:], []byte{0xff, 0xff, 0xff, 0xff})
+}
+
 // loadSketches adds the blocks of seg's sketched groups (sketch.go) that
 // overlap the query's time range and may hold its value: each whose
 // filter has it when the query is on one value, every one when it is on
@@ -381,12 +389,15 @@ func (d *diskIter) loadSketches(seg uint32) error {
 	prefix := appendDataPrefix(nil, seg, kindSketch)
 	one := bytes.Equal(d.lo, d.hi)
 	hs := []uint64{attrHash(d.kind, d.lo)}
-	if d.kind == kindFlow && one {
+	if d.kind == kindFlow && (one || anyVLAN(d.lo, d.hi)) {
+		// One flow, or one 5-tuple on any VLAN stack (FlowAnyVLAN, the
+		// planner's `flow A <> B`): its hosts and ports (and VLANs for
+		// one flow; lo's are 0, which are not hashed).
 		k, ok := packet.ParseFlowKey(d.lo)
 		if !ok {
 			return fmt.Errorf("index query: flow key of %d bytes", len(d.lo))
 		}
-		hs = flowHashes(&k)
+		hs, one = flowHashes(&k), true
 	}
 	for d.it.Seek(prefix); d.it.ValidForPrefix(prefix); d.it.Next() {
 		item := d.it.Item()

@@ -22,9 +22,9 @@ import (
 // false positives) over the hashes of every attribute value the block
 // holds: its hosts, ports and VLANs, each hashed with its sub-kind
 // (attrHash). A query on one value tests each sketch of the segment and
-// keeps the blocks whose filter may hold it, a query on one flow the
-// blocks whose filter may hold each of the flow's values; a query on a
-// range (a network, a port range, a flow on any VLAN) keeps every
+// keeps the blocks whose filter may hold it, a query on one flow (or one
+// 5-tuple on any VLAN stack) the blocks whose filter may hold each of the
+// flow's values; a query on a range (a network, a port range) keeps every
 // sketched block. Both are
 // supersets, as the index's answers may be: the query reads the blocks and
 // matches every packet. writeGroup picks, per group, whichever of the two

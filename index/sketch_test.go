@@ -76,9 +76,13 @@ func TestSketchGroups(t *testing.T) {
 				it   Iterator
 				pred func(k *packet.FlowKey) bool
 			)
-			switch q % 5 {
+			switch q % 6 {
 			case 0:
 				it, pred = ix.Flow(f, from, to), func(k *packet.FlowKey) bool { return *k == f }
+			case 5:
+				it, pred = ix.FlowAnyVLAN(f, from, to), func(k *packet.FlowKey) bool {
+					return k.A == f.A && k.B == f.B && k.PortA == f.PortA && k.PortB == f.PortB && k.Proto == f.Proto && k.IPVer == f.IPVer
+				}
 			case 1:
 				it, pred = ix.Host(f.A, from, to), func(k *packet.FlowKey) bool { return k.A == f.A || k.B == f.A }
 			case 2:
