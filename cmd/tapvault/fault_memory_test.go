@@ -39,13 +39,16 @@ func boundsTotal(t *testing.T, logs string) int64 {
 }
 
 // vmRSS reads a process's resident set size from /proc.
-func vmRSS(pid int) int64 {
+func vmRSS(pid int) int64 { return procStatus(pid, "VmRSS:") }
+
+// procStatus is a field of /proc/PID/status in bytes (its kB value), or 0.
+func procStatus(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return n << 10
 		}
@@ -55,7 +58,11 @@ func vmRSS(pid int) int64 {
 
 // runSampled runs tapvault with args, sampling its RSS every 20 ms; it
 // returns stdout, stderr, the highest sample and the peak the kernel
-// accounted (getrusage's ru_maxrss, the process's VmHWM).
+// accounted (the process's VmHWM, as last sampled: it only grows). Not
+// wait4's ru_maxrss: os/exec starts the child with vfork, and exec then
+// takes the parent's high-water mark into the child's (the test binary's
+// own RSS, after other tests: 583 MiB reported for a child whose VmRSS
+// never passed 157 MiB).
 func runSampled(t *testing.T, args ...string) (string, string, int64, int64) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
@@ -66,28 +73,29 @@ func runSampled(t *testing.T, args ...string) (string, string, int64, int64) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	peak := make(chan int64)
+	peak := make(chan [2]int64)
 	go func() {
-		var p int64
+		var p, h int64
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
-				peak <- p
+				peak <- [2]int64{p, h}
 				return
 			case <-tick.C:
 				p = max(p, vmRSS(cmd.Process.Pid))
+				h = max(h, procStatus(cmd.Process.Pid, "VmHWM:"))
 			}
 		}
 	}()
 	err := cmd.Wait()
 	close(done)
-	sampled := <-peak
+	pk := <-peak
+	sampled, hwm := pk[0], pk[1]
 	if err != nil {
 		t.Fatalf("tapvault %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errb.String())
 	}
-	hwm := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
 	return out.String(), errb.String(), sampled, hwm
 }
 
