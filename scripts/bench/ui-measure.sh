@@ -9,9 +9,9 @@
 # instead of building one each run.
 set -euo pipefail
 BIN=$(realpath "$1")
-STORE=${STORE:-/var/tmp/big/store}
+STORE=$(realpath "${STORE:-/var/tmp/big/store}")
 PORT=${PORT:-18083}
-cd "$(git rev-parse --show-toplevel)"
+cd "$(dirname "$(realpath "$0")")/../.."
 if [ -n "${TEST:-}" ]; then
 	test=$(realpath "$TEST")
 else
