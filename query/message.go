@@ -405,10 +405,8 @@ func (r *recycler) record() *analytics.Record {
 // call, and it goes back to the workers for a later record: about a
 // window's worth of records are allocated, not one per record (which,
 // with the garbage collection it caused, was a third of a diagnosis on
-// 1.1M records). Decoding spreads over the workers; linking and fn's work
-// stay on one goroutine (fn on a goroutine of its own, fed in batches,
-// cost 0.3 s more CPU and 0.25 s more wall time on a diagnosis of the
-// 1.8M-record store: measured and left out).
+// 1.1M records). Decoding spreads over the workers; linking stays on this
+// goroutine and fn's work has one of its own (fnStage), but for whole.
 //
 // With whole, the scan reads no detail (q.NoDetail) and each record the
 // expression selects (one that uses no fields) is read again whole, from
@@ -416,57 +414,46 @@ func (r *recycler) record() *analytics.Record {
 func scanLinked(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel MessageSel, tl *msgquery.TierLinker, whole bool, fn func(r *analytics.Record, t *msgquery.Tier) error) error {
 	var (
 		freed recycler
-		free  []*analytics.Record
 		conn  msgquery.ConnTest
 		one   [1]msgquery.Linked
 		pos   msgstore.Pos
 		posOf map[*analytics.Record]msgstore.Pos // whole: the selected records held
 	)
+	back := (&freeList{r: &freed}).add
 	if whole {
 		q.Pos, posOf = &pos, map[*analytics.Record]msgstore.Pos{}
-	}
-	call := func(r *analytics.Record, t *msgquery.Tier) error {
-		if !whole {
-			return fn(r, t)
-		}
-		p, ok := posOf[r]
-		if !ok {
-			return nil
-		}
-		delete(posOf, r)
-		var err error
-		found := false
-		rerr := rd.ReadAt(ctx, []msgstore.Pos{p}, q.OnCorrupt, func(w *analytics.Record, _ msgstore.Pos) error {
-			if w.ID != r.ID {
+		// Each selected record read again whole, here: they are few.
+		inner := fn
+		fn = func(r *analytics.Record, t *msgquery.Tier) error {
+			p, ok := posOf[r]
+			if !ok {
 				return nil
 			}
-			found = true
-			w.UpgradeClass()
-			err = fn(w, t)
-			return nil
-		})
-		switch {
-		case rerr != nil:
-			return rerr
-		case !found:
-			return nil // its file went (retention) since the scan read it
-		}
-		return err
-	}
-	back := func(r *analytics.Record) {
-		free = append(free, r)
-		if len(free) == linkBatchLen {
-			if freed.put(free) {
-				free = make([]*analytics.Record, 0, linkBatchLen)
-			} else {
-				free = free[:0] // the scan has enough: the rest is garbage
+			delete(posOf, r)
+			var err error
+			found := false
+			rerr := rd.ReadAt(ctx, []msgstore.Pos{p}, q.OnCorrupt, func(w *analytics.Record, _ msgstore.Pos) error {
+				if w.ID != r.ID {
+					return nil
+				}
+				found = true
+				w.UpgradeClass()
+				err = inner(w, t)
+				return nil
+			})
+			switch {
+			case rerr != nil:
+				return rerr
+			case !found:
+				return nil // its file went (retention) since the scan read it
 			}
+			return err
 		}
 	}
 	emit := func(ls []msgquery.Linked) error {
 		for _, l := range ls {
 			if sel.match(l.Rec) {
-				if err := call(l.Rec, l.Tier); err != nil {
+				if err := fn(l.Rec, l.Tier); err != nil {
 					return err
 				}
 			}
@@ -474,130 +461,11 @@ func scanLinked(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel 
 		}
 		return nil
 	}
+	finish := func(err error) error { return err }
 	if !whole {
-		// fn's stage on a goroutine of its own (a query thread, as the
-		// scan's), fed batches of pipeBatchLen in order: the linker and
-		// fn each had this goroutine to themselves, the scan's one thread
-		// (diagnosis of the 14M-packet store, 4 rounds alternating: 1.54
-		// -> 1.35 s median, answers identical). It hands each record back
-		// to the scan's workers itself.
-		var (
-			batch   []msgquery.Linked
-			batches = make(chan []msgquery.Linked, 8)
-			spare   = make(chan []msgquery.Linked, 10)
-			done    = make(chan struct{})
-			ferr    error
-			failed  atomic.Bool // fn failed: the scan stops
-			stopped atomic.Bool // the scan failed: fn is called no more
-		)
-		goLowPriority(func() {
-			defer close(done)
-			// A panic in fn is this scan's error, as it was on the
-			// caller's goroutine (where an HTTP handler recovers it),
-			// not the process's end.
-			defer func() {
-				if p := recover(); p != nil {
-					ferr = fmt.Errorf("scan: panic in the records' callback: %v", p)
-					failed.Store(true)
-					for range batches {
-					}
-				}
-			}()
-			var free []*analytics.Record
-			for b := range batches {
-				if ferr == nil && ctx.Err() != nil {
-					stopped.Store(true) // the scan ends on it
-				}
-				if ferr == nil && !stopped.Load() {
-					for _, l := range b {
-						if sel.match(l.Rec) {
-							if ferr = fn(l.Rec, l.Tier); ferr != nil {
-								failed.Store(true)
-								break
-							}
-						}
-					}
-				}
-				for _, l := range b {
-					free = append(free, l.Rec)
-					if len(free) == linkBatchLen {
-						if freed.put(free) {
-							free = make([]*analytics.Record, 0, linkBatchLen)
-						} else {
-							free = free[:0]
-						}
-					}
-				}
-				select {
-				case spare <- b[:0]:
-				default:
-				}
-			}
-		})
-		flush := func() {
-			if len(batch) > 0 {
-				batches <- batch
-				select {
-				case batch = <-spare:
-				default:
-					batch = make([]msgquery.Linked, 0, pipeBatchLen)
-				}
-			}
-		}
-		emit = func(ls []msgquery.Linked) error {
-			if failed.Load() {
-				return errPipeStopped
-			}
-			batch = append(batch, ls...)
-			if len(batch) >= pipeBatchLen {
-				flush()
-			}
-			return nil
-		}
-		defer func() {
-			// Always: the goroutine ends, and fn is not called after
-			// scanLinked returns.
-			select {
-			case <-done:
-			default:
-				close(batches)
-				<-done
-			}
-		}()
-		finish := func(err error) error {
-			if err == nil {
-				flush()
-			} else {
-				stopped.Store(true)
-			}
-			close(batches)
-			<-done
-			if ferr != nil {
-				return ferr
-			}
-			if errors.Is(err, errPipeStopped) {
-				return nil
-			}
-			return err
-		}
-		q.Records = freed.record
-		err := rd.Scan(ctx, q, func(r *analytics.Record) error {
-			isConn := conn.Is(r)
-			if isConn && sel.Exchanges {
-				back(r)
-				return nil
-			}
-			r.UpgradeClass()
-			if isConn {
-				one[0] = msgquery.Linked{Rec: r}
-				return emit(one[:])
-			}
-			return emit(tl.Push(r))
-		})
-		if err == nil {
-			err = emit(tl.Flush())
-		}
-		return finish(err)
+		st := startFnStage(ctx, sel, fn, &freed)
+		defer st.close()
+		emit, finish = st.emit, st.finish
 	}
 	q.Records = freed.record
 	err := rd.Scan(ctx, q, func(r *analytics.Record) error {
@@ -620,10 +488,141 @@ func scanLinked(ctx context.Context, rd *msgstore.Reader, q msgstore.Query, sel 
 		}
 		return emit(tl.Push(r))
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		err = emit(tl.Flush())
 	}
-	return emit(tl.Flush())
+	return finish(err)
+}
+
+// freeList gathers released records and hands them back to the scan's
+// recycler linkBatchLen at a time. It is used from one goroutine.
+type freeList struct {
+	r *recycler
+	b []*analytics.Record
+}
+
+func (f *freeList) add(rec *analytics.Record) {
+	f.b = append(f.b, rec)
+	if len(f.b) == linkBatchLen {
+		if f.r.put(f.b) {
+			f.b = make([]*analytics.Record, 0, linkBatchLen)
+		} else {
+			f.b = f.b[:0] // the scan has enough: the rest is garbage
+		}
+	}
+}
+
+// fnStage runs a linked scan's fn on a goroutine of its own (a query
+// thread, as the scan's), fed batches of pipeBatchLen linked records in
+// order: the linker and fn had shared the scan's one goroutine
+// (diagnosis of the 14M-packet store, 4 rounds alternating: 1.54 -> 1.35 s
+// median, answers identical). The stage hands each record back to the
+// scan's workers itself.
+type fnStage struct {
+	ctx     context.Context
+	batch   []msgquery.Linked
+	batches chan []msgquery.Linked
+	spare   chan []msgquery.Linked
+	done    chan struct{}
+	ferr    error       // fn's error (read after done)
+	failed  atomic.Bool // fn failed: the scan stops
+	stopped atomic.Bool // the scan failed: fn is called no more
+}
+
+func startFnStage(ctx context.Context, sel MessageSel, fn func(*analytics.Record, *msgquery.Tier) error, freed *recycler) *fnStage {
+	st := &fnStage{ctx: ctx, batches: make(chan []msgquery.Linked, 8), spare: make(chan []msgquery.Linked, 10), done: make(chan struct{})}
+	goLowPriority(func() {
+		defer close(st.done)
+		// A panic in fn is this scan's error, as it was on the caller's
+		// goroutine (where an HTTP handler recovers it), not the
+		// process's end.
+		defer func() {
+			if p := recover(); p != nil {
+				st.ferr = fmt.Errorf("scan: panic in the records' callback: %v", p)
+				st.failed.Store(true)
+				for range st.batches {
+				}
+			}
+		}()
+		free := freeList{r: freed}
+		for b := range st.batches {
+			if st.ferr == nil && ctx.Err() != nil {
+				st.stopped.Store(true) // the scan ends on it
+			}
+			if st.ferr == nil && !st.stopped.Load() {
+				for _, l := range b {
+					if sel.match(l.Rec) {
+						if st.ferr = fn(l.Rec, l.Tier); st.ferr != nil {
+							st.failed.Store(true)
+							break
+						}
+					}
+				}
+			}
+			for _, l := range b {
+				free.add(l.Rec)
+			}
+			select {
+			case st.spare <- b[:0]:
+			default:
+			}
+		}
+	})
+	return st
+}
+
+// emit queues linked records for fn; errPipeStopped once fn has failed.
+func (st *fnStage) emit(ls []msgquery.Linked) error {
+	if st.failed.Load() {
+		return errPipeStopped
+	}
+	st.batch = append(st.batch, ls...)
+	if len(st.batch) >= pipeBatchLen {
+		st.flush()
+	}
+	return nil
+}
+
+func (st *fnStage) flush() {
+	if len(st.batch) > 0 {
+		st.batches <- st.batch
+		select {
+		case st.batch = <-st.spare:
+		default:
+			st.batch = make([]msgquery.Linked, 0, pipeBatchLen)
+		}
+	}
+}
+
+// finish ends the stage after the scan returned err: the rest queued goes
+// to fn if the scan succeeded, and fn's error, if any, wins.
+func (st *fnStage) finish(err error) error {
+	if err == nil {
+		st.flush()
+	} else {
+		st.stopped.Store(true)
+	}
+	close(st.batches)
+	<-st.done
+	if st.ferr != nil {
+		return st.ferr
+	}
+	if errors.Is(err, errPipeStopped) {
+		return nil
+	}
+	return err
+}
+
+// close ends the stage if finish did not (the scan panicked): the goroutine
+// ends, and fn is not called after scanLinked returns.
+func (st *fnStage) close() {
+	select {
+	case <-st.done:
+	default:
+		st.stopped.Store(true)
+		close(st.batches)
+		<-st.done
+	}
 }
 
 // MessageDrill is what a drill-down found.
