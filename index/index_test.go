@@ -78,6 +78,18 @@ func randomQueries(rng *rand.Rand, pop []packet.FlowKey) []query {
 // force intersects the two block sets.
 func checkQueries(t *testing.T, rng *rand.Rand, ix *Index, blocks []testBlock, pop []packet.FlowKey, state string) {
 	t.Helper()
+	eachQuery(t, rng, ix, blocks, pop, func(name string, from, to int64, got, want []writer.Ref) {
+		if !equalRefs(got, want) {
+			t.Fatalf("%s: %s [%d, %d]: got %d refs %v, want %d refs %v", state, name, from, to, len(got), trim(got), len(want), trim(want))
+		}
+	})
+}
+
+// eachQuery runs 8 rounds of randomQueries on ix over random time ranges
+// (the first the whole store) and calls check with each answer and its
+// brute force.
+func eachQuery(t *testing.T, rng *rand.Rand, ix *Index, blocks []testBlock, pop []packet.FlowKey, check func(name string, from, to int64, got, want []writer.Ref)) {
+	t.Helper()
 	first, last := blocks[0].meta.MinTS, blocks[len(blocks)-1].meta.MaxTS
 	for round := 0; round < 8; round++ {
 		from := first + rng.Int64N(last-first+1)
@@ -93,10 +105,7 @@ func checkQueries(t *testing.T, rng *rand.Rand, ix *Index, blocks []testBlock, p
 			} else {
 				want = expect(blocks, q.pred, from, to)
 			}
-			got := drain(t, q.run(ix, from, to))
-			if !equalRefs(got, want) {
-				t.Fatalf("%s: %s [%d, %d]: got %d refs %v, want %d refs %v", state, q.name, from, to, len(got), trim(got), len(want), trim(want))
-			}
+			check(q.name, from, to, drain(t, q.run(ix, from, to)), want)
 		}
 	}
 }

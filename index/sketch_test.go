@@ -207,26 +207,10 @@ func TestSketchQueriesSuperset(t *testing.T) {
 		}
 	}
 	run := func(state string) {
-		first, last := blocks[0].meta.MinTS, blocks[len(blocks)-1].meta.MaxTS
-		for round := range 8 {
-			from := first + rng.Int64N(last-first+1)
-			to := from + rng.Int64N(last-from+1)
-			if round == 0 {
-				from, to = first-1, last+1
-			}
-			qs := randomQueries(rng, pop)
-			for _, q := range qs {
-				var want []writer.Ref
-				if q.name == "host-and-port" {
-					want = intersectRefs(expect(blocks, qs[3].pred, from, to), expect(blocks, qs[7].pred, from, to))
-				} else {
-					want = expect(blocks, q.pred, from, to)
-				}
-				got := drain(t, q.run(ix, from, to))
-				subset(t, state, q.name, want, got)
-				subset(t, state, q.name+" in time", got, expect(blocks, nil, from, to))
-			}
-		}
+		eachQuery(t, rng, ix, blocks, pop, func(name string, from, to int64, got, want []writer.Ref) {
+			subset(t, state, name, want, got)
+			subset(t, state, name+" in time", got, expect(blocks, nil, from, to))
+		})
 	}
 	run("in memory")
 	if err := ix.Flush(); err != nil {

@@ -78,18 +78,7 @@ func TestVersion1Frames(t *testing.T) {
 		if len(bad1)+len(bad2) != 0 {
 			t.Fatalf("%+v: corruption %v %v", q, bad1, bad2)
 		}
-		var want []*analytics.Record
-		for _, r := range recs {
-			if q.Kind != AllRecords && analytics.IsConnection(r) != (q.Kind == Connections) ||
-				len(q.Protos) > 0 && r.Proto != q.Protos[0] {
-				continue
-			}
-			c := cloneRecord(r)
-			if q.NoDetail {
-				c.Fields, c.Packets = nil, nil
-			}
-			want = append(want, emptyNil(c))
-		}
+		want := wantScan(recs, q)
 		for i := range old {
 			old[i], cur[i] = emptyNil(old[i]), emptyNil(cur[i])
 		}
@@ -251,17 +240,7 @@ func TestRawFrames(t *testing.T) {
 		rd := openR(t, root)
 		for _, q := range []Query{{}, {NoDetail: true}, {Kind: Exchanges}} {
 			got, bad := scanAll(t, rd, q)
-			var want []*analytics.Record
-			for _, r := range recs {
-				if q.Kind == Exchanges && analytics.IsConnection(r) {
-					continue
-				}
-				c := cloneRecord(r)
-				if q.NoDetail {
-					c.Fields, c.Packets = nil, nil
-				}
-				want = append(want, emptyNil(c))
-			}
+			want := wantScan(recs, q)
 			for i := range got {
 				got[i] = emptyNil(got[i])
 			}
@@ -317,4 +296,22 @@ func TestSealErr(t *testing.T) {
 			}
 		}
 	}
+}
+
+// wantScan is what a scan with q (its Kind, its first protocol, NoDetail)
+// gives of recs, written in that order, as emptyNil copies.
+func wantScan(recs []*analytics.Record, q Query) []*analytics.Record {
+	var want []*analytics.Record
+	for _, r := range recs {
+		if q.Kind != AllRecords && analytics.IsConnection(r) != (q.Kind == Connections) ||
+			len(q.Protos) > 0 && r.Proto != q.Protos[0] {
+			continue
+		}
+		c := cloneRecord(r)
+		if q.NoDetail {
+			c.Fields, c.Packets = nil, nil
+		}
+		want = append(want, emptyNil(c))
+	}
+	return want
 }
