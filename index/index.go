@@ -158,6 +158,9 @@ type entry struct {
 	flows   []packet.FlowKey
 }
 
+// keyValue is a key writeGroup sets, with its value (nil but for sketches).
+type keyValue struct{ k, v []byte }
+
 // Index is the Badger index of one store. It is safe for concurrent use.
 type Index struct {
 	db   *badger.DB
@@ -184,8 +187,7 @@ type Index struct {
 	// wmu serialises group writes, and guards what they update.
 	wmu       sync.Mutex
 	arena     []byte
-	keyList   [][]byte
-	vals      map[string][]byte // writeGroup's sketch values by key
+	keyList   []keyValue
 	attrs     *attrSet
 	sketches  sketchBuilder
 	sketched  atomic.Uint64      // groups written as sketches

@@ -410,7 +410,7 @@ func (ix *Index) writeGroup(g *group) error {
 		stored += int64(g.members[i].Meta.StoredLen)
 	}
 	if sketchWorth(exactKeys, sketchEntries(&g.flows), len(g.members), stored, ix.opts.SketchAbove) {
-		if _, sketchVals, err = ix.sketches.build(g); err != nil {
+		if sketchVals, err = ix.sketches.build(g); err != nil {
 			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
 		}
 		// A sketch past the value threshold would go to Badger's value
@@ -445,10 +445,11 @@ func (ix *Index) writeGroup(g *group) error {
 	// sorted keys faster (neighbouring inserts share their search path), and
 	// kind B sorts first, so the group is claimed before it is used.
 	keys := ix.keyList[:0]
-	set := func(start int) error {
-		keys = append(keys, buf[start:len(buf):len(buf)])
+	setValue := func(start int, v []byte) error {
+		keys = append(keys, keyValue{buf[start:len(buf):len(buf)], v})
 		return nil
 	}
+	set := func(start int) error { return setValue(start, nil) }
 
 	for i := range g.members {
 		m := &g.members[i]
@@ -458,57 +459,46 @@ func (ix *Index) writeGroup(g *group) error {
 			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
 		}
 	}
-	if ix.vals == nil {
-		ix.vals = make(map[string][]byte)
-	}
-	clear(ix.vals)
 	for k, v := range sketchVals {
 		if v == nil {
 			continue // a block without flows: no value holds for it
 		}
 		start := len(buf)
 		buf = appendSketchKey(buf, g.id, uint16(k))
-		ix.vals[string(buf[start:])] = v
-		if err := set(start); err != nil {
+		if err := setValue(start, v); err != nil {
 			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
 		}
 	}
-	if sketchVals != nil {
-		clear(attrs.hosts)
-		clear(attrs.ports)
-		clear(attrs.vlans)
-	}
-	var attr [flowAttrSize]byte
-	for i := range g.flows.keys {
-		if sketchVals != nil {
-			break
+	if sketchVals == nil {
+		var attr [flowAttrSize]byte
+		for i := range g.flows.keys {
+			start := len(buf)
+			b := g.flows.bitmap(i)
+			buf = appendAttrKey(buf, kindFlow, appendFlowAttr(attr[:0], &g.flows.keys[i]), g.id, &b)
+			if err := set(start); err != nil {
+				return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+			}
 		}
-		start := len(buf)
-		b := g.flows.bitmap(i)
-		buf = appendAttrKey(buf, kindFlow, appendFlowAttr(attr[:0], &g.flows.keys[i]), g.id, &b)
-		if err := set(start); err != nil {
-			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		for ip, b := range attrs.hosts {
+			start := len(buf)
+			buf = appendAttrKey(buf, kindHost, appendHostAttr(attr[:0], &ip), g.id, &b)
+			if err := set(start); err != nil {
+				return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+			}
 		}
-	}
-	for ip, b := range attrs.hosts {
-		start := len(buf)
-		buf = appendAttrKey(buf, kindHost, appendHostAttr(attr[:0], &ip), g.id, &b)
-		if err := set(start); err != nil {
-			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		for pp, b := range attrs.ports {
+			start := len(buf)
+			buf = appendAttrKey(buf, kindPort, appendPortAttr(attr[:0], uint8(pp>>16), uint16(pp)), g.id, &b)
+			if err := set(start); err != nil {
+				return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+			}
 		}
-	}
-	for pp, b := range attrs.ports {
-		start := len(buf)
-		buf = appendAttrKey(buf, kindPort, appendPortAttr(attr[:0], uint8(pp>>16), uint16(pp)), g.id, &b)
-		if err := set(start); err != nil {
-			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
-		}
-	}
-	for v, b := range attrs.vlans {
-		start := len(buf)
-		buf = appendAttrKey(buf, kindVLAN, appendVLANAttr(attr[:0], v), g.id, &b)
-		if err := set(start); err != nil {
-			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+		for v, b := range attrs.vlans {
+			start := len(buf)
+			buf = appendAttrKey(buf, kindVLAN, appendVLANAttr(attr[:0], v), g.id, &b)
+			if err := set(start); err != nil {
+				return fmt.Errorf("index group %v: %w", g.id.Ref, err)
+			}
 		}
 	}
 
@@ -527,12 +517,12 @@ func (ix *Index) writeGroup(g *group) error {
 		}
 		nkeys++
 	}
-	slices.SortFunc(keys, bytes.Compare)
+	slices.SortFunc(keys, func(a, b keyValue) int { return bytes.Compare(a.k, b.k) })
 	ix.keyList = keys[:0]
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, k := range keys {
-		if err := wb.Set(k, ix.vals[string(k)]); err != nil {
+	for _, kv := range keys {
+		if err := wb.Set(kv.k, kv.v); err != nil {
 			return fmt.Errorf("index group %v: %w", g.id.Ref, err)
 		}
 	}
@@ -550,7 +540,6 @@ func (ix *Index) writeGroup(g *group) error {
 	if sketchVals != nil {
 		ix.sketched.Add(1)
 	}
-	clear(ix.vals)
 	ix.keys.Add(uint64(nkeys))
 	return nil
 }

@@ -175,10 +175,10 @@ func sketchWorth(exactKeys, entries, nblocks int, stored int64, above float64) b
 	return float64(exact) > above*float64(stored) && 2*sketchBytes < exact
 }
 
-// build returns the sketch values of g's blocks, in block order, appended
-// to one buffer; values[k] is block k's. A block without any flow (only
-// packets without one) has an empty value and gets no key.
-func (b *sketchBuilder) build(g *group) (buf []byte, values [][]byte, err error) {
+// build returns the sketch values of g's blocks, in block order: values[k]
+// is block k's, nil for a block without any flow (only packets without
+// one), which gets no key.
+func (b *sketchBuilder) build(g *group) (values [][]byte, err error) {
 	n := len(g.members)
 	for len(b.hashes) < n {
 		b.hashes = append(b.hashes, nil)
@@ -198,55 +198,40 @@ func (b *sketchBuilder) build(g *group) (buf []byte, values [][]byte, err error)
 				k := w*64 + bits.TrailingZeros64(word)
 				word &= word - 1
 				if k < n {
-					b.hashes[k] = b.appendFlowHashes(b.hashes[k], fk)
+					b.hashes[k] = appendAttrHashes(b.hashes[k], b.attr[:0], fk)
 				}
 			}
 		}
 	}
 	values = make([][]byte, n)
-	var offs []int
 	for k := range n {
 		hs := b.hashes[k]
 		if len(hs) == 0 {
-			offs = append(offs, len(buf), len(buf))
 			continue
 		}
 		slices.Sort(hs)
 		hs = slices.Compact(hs)
 		f, err := xorfilter.BuildBinaryFuse[uint8](&b.fuse, hs)
 		if err != nil {
-			return nil, nil, fmt.Errorf("sketch of block %d (%d values): %w", k, len(hs), err)
+			return nil, fmt.Errorf("sketch of block %d (%d values): %w", k, len(hs), err)
 		}
-		start := len(buf)
 		f8 := xorfilter.BinaryFuse8(f)
-		buf = appendSketch(buf, &f8)
-		offs = append(offs, start, len(buf))
+		values[k] = appendSketch(nil, &f8)
 		b.hashes[k] = hs[:0]
 	}
-	for k := range n {
-		if offs[2*k] != offs[2*k+1] {
-			values[k] = buf[offs[2*k]:offs[2*k+1]:offs[2*k+1]]
-		}
-	}
-	return buf, values, nil
-}
-
-// appendFlowHashes appends the hashes of flow k's attribute values, as
-// attrSet.addFlow derives them: its hosts, ports and VLANs. The flow
-// itself is not hashed: a query on a flow keeps the blocks whose sketch may
-// hold each of its values (flowHashes), and with single-packet flows a
-// flow's entry would be a third of a sketch (measured on 500k packets of
-// udp64: 5.2 % of the stored bytes with it).
-func (b *sketchBuilder) appendFlowHashes(dst []uint64, k *packet.FlowKey) []uint64 {
-	return appendAttrHashes(dst, b.attr[:0], k)
+	return values, nil
 }
 
 // flowHashes is the hashes a sketch holds for flow k: a block may hold k
 // only if its sketch has every one.
 func flowHashes(k *packet.FlowKey) []uint64 { return appendAttrHashes(nil, nil, k) }
 
-// appendAttrHashes appends the hashes of k's hosts, ports and VLANs,
-// using attr as scratch.
+// appendAttrHashes appends the hashes of flow k's hosts, ports and VLANs,
+// as attrSet.addFlow derives them, using attr as scratch. The flow itself
+// is not hashed: a query on a flow keeps the blocks whose sketch may hold
+// each of its values (flowHashes), and with single-packet flows a flow's
+// entry would be a third of a sketch (measured on 500k packets of udp64:
+// 5.2 % of the stored bytes with it).
 func appendAttrHashes(dst []uint64, attr []byte, k *packet.FlowKey) []uint64 {
 	dst = append(dst, attrHash(kindHost, appendHostAttr(attr[:0], &k.A)))
 	if k.B != k.A {

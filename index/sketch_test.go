@@ -155,7 +155,7 @@ func TestSketchValueDamage(t *testing.T) {
 	blocks, _ := singleFlowBlocks(rand.New(rand.NewPCG(1, 2)), 1, 500)
 	g := &group{}
 	g.add(blocks[0].meta, 0, flowKeys(blocks[0].sum.Flows), 0)
-	_, vals, err := b.build(g)
+	vals, err := b.build(g)
 	if err != nil {
 		t.Fatal(err)
 	}
