@@ -96,9 +96,11 @@ func appendSketch(dst []byte, f *xorfilter.BinaryFuse8) []byte {
 // parseSketch decodes a sketch value, borrowing b. It checks what Contains
 // relies on, so that a damaged value is an error and never an index out of
 // range: the segment length a power of two with its mask, the count length
-// a multiple of it (Contains XORs a position with the mask, which stays
-// below the next multiple), and the last position a hash can reach (count
-// length + 2 segment lengths) inside the fingerprints.
+// a whole number (at least one) of segments, as xorfilter makes it
+// (Contains XORs a position with the mask, which stays below the next
+// multiple; with a count length of 0 the first position is 0, not below
+// it), and the last position a hash can reach (count length + 2 segment
+// lengths) inside the fingerprints.
 func parseSketch(b []byte) (s sketch, err error) {
 	if len(b) < sketchHeaderSize || b[0] != sketchVersion {
 		return s, fmt.Errorf("parse sketch: %d bytes, version %d, want %d", len(b), firstByte(b), sketchVersion)
@@ -111,9 +113,10 @@ func parseSketch(b []byte) (s sketch, err error) {
 	f.SegmentCountLength = binary.LittleEndian.Uint32(b[21:])
 	f.Fingerprints = b[sketchHeaderSize:]
 	sl := f.SegmentLength
-	if sl == 0 || bits.OnesCount32(sl) != 1 || f.SegmentLengthMask != sl-1 || f.SegmentCountLength%sl != 0 ||
+	if sl == 0 || bits.OnesCount32(sl) != 1 || f.SegmentLengthMask != sl-1 || f.SegmentCount == 0 ||
+		uint64(f.SegmentCountLength) != uint64(f.SegmentCount)*uint64(sl) ||
 		uint64(f.SegmentCountLength)+2*uint64(sl) > uint64(len(f.Fingerprints)) {
-		return s, fmt.Errorf("parse sketch: segment length %d mask %d count length %d over %d fingerprints", sl, f.SegmentLengthMask, f.SegmentCountLength, len(f.Fingerprints))
+		return s, fmt.Errorf("parse sketch: segment length %d mask %d count %d count length %d over %d fingerprints", sl, f.SegmentLengthMask, f.SegmentCount, f.SegmentCountLength, len(f.Fingerprints))
 	}
 	return s, nil
 }

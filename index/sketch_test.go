@@ -284,4 +284,35 @@ func TestSketchCountLength(t *testing.T) {
 	if _, err := parseSketch(v); err == nil {
 		t.Fatal("count length 5 with segment length 4: parsed")
 	}
+	// A count length of 0: the first position is 0 and the last 3 segment
+	// lengths on (found by FuzzParseSketch).
+	v = appendSketch(nil, &xorfilter.BinaryFuse8{SegmentLength: 64, SegmentLengthMask: 63, Fingerprints: make([]uint8, 128)})
+	if _, err := parseSketch(v); err == nil {
+		t.Fatal("count length 0: parsed")
+	}
+}
+
+// FuzzParseSketch: any value either fails to parse or answers every hash
+// without a panic (a damaged index never crashes a query).
+func FuzzParseSketch(f *testing.F) {
+	var b sketchBuilder
+	blocks, _ := singleFlowBlocks(rand.New(rand.NewPCG(3, 4)), 1, 50)
+	g := &group{}
+	g.add(blocks[0].meta, 0, flowKeys(blocks[0].sum.Flows), 0)
+	vals, err := b.build(g)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(vals[0])
+	f.Add(vals[0][:sketchHeaderSize])
+	f.Add([]byte{sketchVersion})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		s, err := parseSketch(v)
+		if err != nil {
+			return
+		}
+		for h := range uint64(512) {
+			s.has(h * 0x9E3779B97F4A7C15)
+		}
+	})
 }
